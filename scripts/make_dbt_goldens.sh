@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Regenerate the dbt-parity goldens under tests/fixtures/projects/*/golden
+# and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
+# using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
+#
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced ...]
+# Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
+#         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
+#
+# Idempotent: every run starts from a fresh copy of each project and a fresh
+# duckdb file, and replaces the golden/ outputs (golden/ls/SELECTORS.txt is an input).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DBT_VENV="${DBT_VENV:-/work/venv-dbt}"
+export DP_DBT_WORKDIR="${DP_DBT_WORKDIR:-/tmp/dp-dbt-goldens}"
+export DO_NOT_TRACK=1
+export DBT_SEND_ANONYMOUS_USAGE_STATS=false
+# the `advanced` project renders env_var('DP_TEST_ENV', 'fallback'): goldens use the fallback
+unset DP_TEST_ENV
+# keep dbt output free of colour codes
+export DBT_USE_COLORS=false
+
+FIXTURES="$REPO/tests/fixtures/projects"
+SCHEMA="$REPO/tests/fixtures/schemas/manifest.v12.json"
+HELPER="$REPO/scripts/export_tables.py"
+
+# ---------------------------------------------------------------- venv
+if [ ! -x "$DBT_VENV/bin/dbt" ] || ! "$DBT_VENV/bin/python" -c 'import jsonschema, duckdb' 2>/dev/null; then
+    python3 -m venv "$DBT_VENV"
+    "$DBT_VENV/bin/pip" install --quiet 'dbt-core~=1.11.0' 'dbt-duckdb~=1.11.0' duckdb jsonschema
+fi
+PY="$DBT_VENV/bin/python"
+DBT="$DBT_VENV/bin/dbt"
+"$DBT" --version
+
+# ---------------------------------------------------------------- schema
+"$PY" "$HELPER" schema "$SCHEMA"
+
+# ---------------------------------------------------------------- helpers
+mkdir -p "$DP_DBT_WORKDIR"
+
+# fresh copy of a fixture project (without golden/) into the scratch dir
+prepare() {
+    local name="$1"
+    W="$DP_DBT_WORKDIR/$name"
+    G="$FIXTURES/$name/golden"
+    rm -rf "$W" "$DP_DBT_WORKDIR/$name.duckdb" "$DP_DBT_WORKDIR/$name.duckdb.wal"
+    mkdir -p "$W"
+    (cd "$FIXTURES/$name" && tar --exclude=./golden -cf - .) | tar -xf - -C "$W"
+    find "$G" -mindepth 1 -maxdepth 1 ! -name ls -exec rm -rf {} +
+    find "$G/ls" -name '[0-9]*.txt' -delete 2>/dev/null || true
+    mkdir -p "$G/ls"
+}
+
+dbt_() { (cd "$W" && "$DBT" "$@" --profiles-dir .); }
+
+# golden/<dir> <- target/compiled/<project>
+copy_compiled() {
+    local name="$1" dest="$2"
+    rm -rf "$G/$dest"
+    cp -r "$W/target/compiled/$name" "$G/$dest"
+}
+
+export_tables() { (cd "$W" && "$PY" "$HELPER" tables target/manifest.json "$DP_DBT_WORKDIR/$1.duckdb" "$G/$2"); }
+
+# one golden/ls/NN.txt per line of golden/ls/SELECTORS.txt (each line = argv tail of `dbt ls`)
+run_ls() {
+    local n=0 line
+    while IFS= read -r line || [ -n "$line" ]; do
+        [ -z "$line" ] && continue
+        n=$((n + 1))
+        local out; out="$(printf '%s/ls/%02d.txt' "$G" "$n")"
+        eval "set -- $line"
+        dbt_ -q ls --resource-type all --output json --output-keys unique_id "$@" > "$W/ls.raw" || true
+        "$PY" "$HELPER" ls "$W/ls.raw" "$out"
+        echo "ls [$line] -> $(basename "$out") ($(wc -l < "$out") ids)"
+    done < "$G/ls/SELECTORS.txt"
+}
+
+test_results() {
+    dbt_ test "$@" || echo "NOTE: dbt test exited non-zero (failing tests are part of the golden)"
+    "$PY" "$HELPER" test-results "$W/target/run_results.json" "$G/test_results.json"
+}
+
+# ---------------------------------------------------------------- jaffle
+do_jaffle() {
+    prepare jaffle
+    dbt_ compile --no-partial-parse
+    copy_compiled jaffle compiled
+    cp "$W/target/manifest.json" "$G/manifest.json"
+    "$PY" "$HELPER" validate "$SCHEMA" "$G/manifest.json"
+    run_ls
+    dbt_ seed
+    dbt_ run
+    export_tables jaffle tables
+    test_results
+}
+
+# ---------------------------------------------------------------- advanced
+do_advanced() {
+    prepare advanced
+    # compile against an empty database: is_incremental() is false
+    dbt_ compile --no-partial-parse
+    copy_compiled advanced compiled
+    cp "$W/target/manifest.json" "$G/manifest.json"
+    "$PY" "$HELPER" validate "$SCHEMA" "$G/manifest.json"
+    run_ls
+    # run 1: load up to 2024-01-15
+    dbt_ run --vars '{cutoff: 2024-01-15}'
+    export_tables advanced tables_run1
+    # compile again now that fct_events exists: is_incremental() is true
+    rm -rf "$W/target/compiled"
+    dbt_ compile --vars '{cutoff: 2024-01-31}'
+    copy_compiled advanced compiled_incremental
+    # run 2: incremental up to 2024-01-31
+    dbt_ run --vars '{cutoff: 2024-01-31}'
+    export_tables advanced tables
+    test_results --vars '{cutoff: 2024-01-31}'
+    # full refresh must give the same tables as the incremental run
+    dbt_ run --full-refresh --vars '{cutoff: 2024-01-31}'
+    export_tables advanced tables_full_refresh
+    diff -r "$G/tables" "$G/tables_full_refresh"
+    echo "advanced: incremental == full refresh"
+}
+
+projects=("$@")
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced)
+for p in "${projects[@]}"; do
+    "do_$p"
+done
+echo "goldens written under $FIXTURES"

@@ -1,0 +1,35 @@
+//! `dp compile`: render selected nodes into target/compiled/ (ephemeral
+//! models inlined as CTEs) and write the manifest.
+
+use indexmap::IndexSet;
+use std::process::ExitCode;
+
+use crate::cli::Printer;
+use crate::cli::args::{GlobalArgs, SelectArgs};
+use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::compile::{CompileOptions, compile};
+use crate::project::nodes::ResourceType;
+
+pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let t = std::time::Instant::now();
+    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "compile" }, printer)?;
+    let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false };
+    if let Some(sql) = inline {
+        let out = crate::engine::compile_inline(&l.project, sql)?;
+        printer.data(out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ids: IndexSet<String> = select(&l, s, vec![])?
+        .into_iter()
+        .filter(|u| l.project.nodes.get(u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis)))
+        .collect();
+    let compiled = compile(&l.project, &ids, &opts)?;
+    write_compiled(&l, &compiled)?;
+    write_manifest(&l, Some(&compiled))?;
+    if ids.len() == 1 {
+        let uid = ids.first().unwrap();
+        printer.data(&compiled.sql[uid]);
+    }
+    printer.info(format!("Compiled {} nodes in {:.2}s", compiled.sql.len(), t.elapsed().as_secs_f64()));
+    Ok(ExitCode::SUCCESS)
+}

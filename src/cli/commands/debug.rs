@@ -1,0 +1,52 @@
+//! `dp debug`: the resolved settings (secrets masked) and checks that the
+//! project loads and the warehouse location is reachable and writable.
+
+use std::process::ExitCode;
+
+use crate::cli::Printer;
+use crate::cli::args::GlobalArgs;
+use crate::cli::context::settings;
+
+pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let s = settings(g, None)?;
+    let mut ok = true;
+    printer.data(format!("dp version:      {}", env!("CARGO_PKG_VERSION")));
+    printer.data(format!("project:         {} ({})", s.project_name, s.root.join(&s.project_file).display()));
+    printer.data(format!("target:          {} (defined: {})", s.target.name, if s.targets.is_empty() { "-".into() } else { s.targets.join(", ") }));
+    printer.data(format!("warehouse:       {}", s.warehouse_url()));
+    printer.data(format!("schema:          {}", s.target.schema));
+    printer.data(format!("threads:         {}", s.target.threads));
+    printer.data(format!("model paths:     {}", s.paths.models.join(", ")));
+    printer.data(format!("seed paths:      {}", s.paths.seeds.join(", ")));
+    printer.data(format!("macro paths:     {}", s.paths.macros.join(", ")));
+    printer.data(format!("vars:            {}", serde_json::to_string(&s.vars).unwrap_or_default()));
+    if let Some(pg) = &s.target.postgres {
+        let pw_var = pg.password_env.clone().unwrap_or_else(|| "PGPASSWORD".into());
+        let pw = if std::env::var_os(&pw_var).is_some() { "****" } else { "(not set)" };
+        printer.data(format!(
+            "postgres:        host={} port={} dbname={} user={} password=${pw_var} {pw} sslmode={}",
+            pg.host.clone().or_else(|| std::env::var("PGHOST").ok()).unwrap_or("localhost".into()),
+            pg.port.map(|p| p.to_string()).or_else(|| std::env::var("PGPORT").ok()).unwrap_or("5432".into()),
+            pg.dbname.clone().or_else(|| std::env::var("PGDATABASE").ok()).unwrap_or("-".into()),
+            pg.user.clone().or_else(|| std::env::var("PGUSER").ok()).unwrap_or("-".into()),
+            pg.sslmode.clone().unwrap_or("prefer".into()),
+        ));
+    }
+    // Checks.
+    match crate::engine::check_warehouse(&s).await {
+        Ok(msg) => printer.data(format!("warehouse check: {} {msg}", printer.good("OK"))),
+        Err(e) => {
+            ok = false;
+            printer.data(format!("warehouse check: {} {e:#}", printer.bad("ERROR")));
+        }
+    }
+    let fs = crate::fs::OsFs::new(&s.root);
+    match crate::project::load::load_project(s.clone(), &fs, &Default::default()) {
+        Ok(p) => printer.data(format!("project check:   {} {} nodes, {} macros", printer.good("OK"), p.nodes.len(), p.macros.len())),
+        Err(e) => {
+            ok = false;
+            printer.data(format!("project check:   {} {e}", printer.bad("ERROR")));
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

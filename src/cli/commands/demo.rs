@@ -1,0 +1,47 @@
+//! `dp demo`: the main job on the embedded default. Generates the bronze
+//! data if it is absent, then seeds and runs the demo project.
+//! `dp demo generate` only writes the bronze files.
+
+use std::process::ExitCode;
+
+use crate::cli::Printer;
+use crate::cli::args::{DemoAction, GlobalArgs, RunArgs};
+use crate::cli::context::project_root;
+use crate::demo::generate::{GenerateOptions, generate};
+
+use super::run::{Kind, run as run_cmd};
+
+pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads: Option<usize>, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let root = project_root(g)?;
+    match action {
+        Some(DemoAction::Generate { scale, seed, out }) => {
+            let dir = out.unwrap_or_else(|| root.join("bronze"));
+            write_bronze(&dir, scale, seed, printer)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let bronze = root.join("bronze");
+            if !bronze.join("postgres").exists() {
+                write_bronze(&bronze, scale, 42, printer)?;
+            } else {
+                printer.info(format!("Using existing bronze data in {} (delete it to regenerate)", bronze.display()));
+            }
+            let args = RunArgs { threads, ..Default::default() };
+            let code = run_cmd(g, &args, Kind::Seed, printer).await?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            run_cmd(g, &args, Kind::Run, printer).await
+        }
+    }
+}
+
+fn write_bronze(dir: &std::path::Path, scale: f64, seed: u64, printer: &Printer) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    printer.info(format!("Generating demo bronze data (scale {scale}) in {}", dir.display()));
+    let opts = GenerateOptions { scale, seed, ..GenerateOptions::default() };
+    let report = generate(dir, &opts)?;
+    let rows: u64 = report.files.iter().map(|(_, r)| *r).sum();
+    printer.info(format!("Wrote {} files, {} rows in {:.2}s", report.files.len(), crate::runner::fmt_thousands(rows), t.elapsed().as_secs_f64()));
+    Ok(())
+}

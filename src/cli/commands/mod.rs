@@ -1,0 +1,28 @@
+//! One module per subcommand; each returns the process exit code.
+
+mod compile;
+mod debug;
+mod demo;
+mod ls;
+mod parse;
+mod run;
+mod show;
+
+use std::process::ExitCode;
+
+use super::Printer;
+use super::args::{Cli, Command};
+
+pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Parse => parse::run(g, printer),
+        Command::Compile { select, inline } => compile::run(g, &select, inline.as_deref(), printer),
+        Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, &output, &output_keys, &resource_type, printer),
+        Command::Debug => debug::run(g, printer).await,
+        Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
+        Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
+        Command::Show { select, inline, limit } => show::run(g, &select, inline.as_deref(), limit, printer).await,
+        Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
+    }
+}

@@ -1,0 +1,28 @@
+//! `dp parse`: load the project, check the DAG, write target/manifest.json.
+
+use std::process::ExitCode;
+
+use crate::cli::Printer;
+use crate::cli::args::GlobalArgs;
+use crate::cli::context::{LoadArgs, load, write_manifest};
+
+pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let t = std::time::Instant::now();
+    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "parse" }, printer)?;
+    let path = write_manifest(&l, None)?;
+    let count = |rt: crate::project::nodes::ResourceType| l.project.nodes.values().filter(|n| n.resource_type == rt).count();
+    use crate::project::nodes::ResourceType as R;
+    printer.info(format!(
+        "Found {} models, {} seeds, {} data tests, {} sources, {} snapshots, {} unit tests, {} macros in {:.2}s",
+        count(R::Model),
+        count(R::Seed),
+        count(R::Test),
+        count(R::Source),
+        count(R::Snapshot),
+        count(R::UnitTest),
+        l.project.macros.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    printer.info(format!("Wrote {}", path.strip_prefix(&l.project.settings.root).unwrap_or(&path).display()));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! `dp run` and `dp seed`: compile, then build the selected models or seeds
+//! in parallel, with dbt-style output and target/run_results.json.
+
+use indexmap::IndexSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::cli::Printer;
+use crate::cli::args::{GlobalArgs, RunArgs};
+use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::compile::{CompileOptions, compile};
+use crate::engine::{Engine, existing_relations, parse_size};
+use crate::project::nodes::ResourceType;
+use crate::runner::{RunOptions, execute, results, run_statements, summarize};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Run,
+    Seed,
+}
+
+pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let t = std::time::Instant::now();
+    let which = if kind == Kind::Run { "run" } else { "seed" };
+    let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which }, printer)?;
+    let rt = if kind == Kind::Run { ResourceType::Model } else { ResourceType::Seed };
+    let chosen: IndexSet<String> = select(&l, &a.select, vec![rt])?
+        .into_iter()
+        .filter(|u| l.project.nodes.get(u).is_some_and(|n| n.resource_type == rt && n.materialized() != "ephemeral"))
+        .collect();
+    let order = l.dag.topo_order(&chosen);
+    let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
+    let compiled = compile(&l.project, &order.iter().cloned().collect(), &opts)?;
+    write_compiled(&l, &compiled)?;
+    write_manifest(&l, Some(&compiled))?;
+    let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
+    printer.info(format!(
+        "Found {} models, {} seeds, {} data tests, {} sources, {} macros",
+        count(ResourceType::Model),
+        count(ResourceType::Seed),
+        count(ResourceType::Test),
+        count(ResourceType::Source),
+        l.project.macros.len()
+    ));
+    if order.is_empty() {
+        printer.warn("nothing to do: the selection matched no nodes");
+        return Ok(ExitCode::SUCCESS);
+    }
+    printer.info(format!("Concurrency: {} threads (target='{}')", l.project.settings.target.threads, l.project.settings.target.name));
+    printer.info("");
+    let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
+    let engine = Arc::new(Engine::new(&l.project, memory)?);
+    let hooks_ctx = |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
+        list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect()
+    };
+    if kind == Kind::Run {
+        let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
+        run_statements(&engine, "on-run-start", &start).await?;
+    }
+    let threads = l.project.settings.target.threads;
+    let project = Arc::new(l.project);
+    let res = execute(project.clone(), &l.dag, &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast }).await;
+    if kind == Kind::Run {
+        let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
+        if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
+            printer.error(format!("{e:#}"));
+        }
+    }
+    let elapsed = t.elapsed();
+    let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
+    results::write(&project.settings.target_dir(), &rr)?;
+    let ok = summarize(printer, &res, elapsed, &project);
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

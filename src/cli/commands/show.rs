@@ -1,0 +1,43 @@
+//! `dp show`: preview the rows of a model's query or of `--inline` SQL.
+
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use std::process::ExitCode;
+
+use crate::cli::Printer;
+use crate::cli::args::{GlobalArgs, SelectArgs};
+use crate::cli::context::{LoadArgs, load, select};
+use crate::compile::{CompileOptions, compile};
+use crate::engine::{Engine, existing_relations};
+use crate::project::nodes::ResourceType;
+
+pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "show" }, printer)?;
+    let (label, sql) = match inline {
+        Some(q) => ("inline query".to_string(), crate::engine::compile_inline(&l.project, q)?),
+        None => {
+            let ids: Vec<String> = select(&l, s, vec![ResourceType::Model, ResourceType::Seed])?
+                .into_iter()
+                .filter(|u| matches!(l.project.nodes[u].resource_type, ResourceType::Model | ResourceType::Seed))
+                .collect();
+            let uid = match ids.as_slice() {
+                [one] => one.clone(),
+                [] => anyhow::bail!("dp show: --select matched no model\n  hint: pass --select <model> or --inline \"select ...\""),
+                many => anyhow::bail!("dp show: --select matched {} nodes; select exactly one", many.len()),
+            };
+            let n = &l.project.nodes[&uid];
+            if n.resource_type == ResourceType::Seed {
+                (format!("seed {}", n.name), format!("select * from {}", n.relation_name()))
+            } else {
+                let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false };
+                let c = compile(&l.project, &[uid.clone()].into_iter().collect(), &opts)?;
+                (format!("model {}", n.name), c.sql[&uid].clone())
+            }
+        }
+    };
+    let engine = Engine::new(&l.project, None)?;
+    let df = engine.ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let batches = df.limit(0, Some(limit))?.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    printer.info(format!("Previewing {label}:"));
+    printer.data(pretty_format_batches(&batches)?.to_string());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+//! Shared set-up of commands: settings, project, DAG, selection, artifacts.
+
+use anyhow::Context as _;
+use indexmap::IndexSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::args::{GlobalArgs, SelectArgs};
+use crate::config::{Overrides, Settings};
+use crate::fs::OsFs;
+use crate::graph::select::{IndirectSelection, SelectionSpec};
+use crate::graph::{Dag, resolve_dependencies};
+use crate::project::load::{LoadOptions, Project, load_project};
+use crate::project::nodes::ResourceType;
+
+pub struct Loaded {
+    pub project: Project,
+    pub dag: Dag,
+    pub fs: OsFs,
+    pub invocation_id: String,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+pub struct LoadArgs<'a> {
+    pub threads: Option<usize>,
+    pub full_refresh: bool,
+    pub which: &'a str,
+}
+
+pub fn project_root(g: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    let p = if g.project_dir.is_absolute() { g.project_dir.clone() } else { std::env::current_dir()?.join(&g.project_dir) };
+    Ok(crate::config::normalize_path(&p))
+}
+
+pub fn settings(g: &GlobalArgs, threads: Option<usize>) -> anyhow::Result<Settings> {
+    let root = project_root(g)?;
+    let fs = OsFs::new(&root);
+    let overrides = Overrides { target: g.target.clone(), threads, warehouse: None, vars: g.vars.clone() };
+    Ok(Settings::load(&root, &fs, &overrides, &|k| std::env::var(k).ok())?)
+}
+
+pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow::Result<Loaded> {
+    let settings = settings(g, a.threads)?;
+    let fs = OsFs::new(&settings.root);
+    let opts = LoadOptions {
+        env: Arc::new(|k| std::env::var(k).ok()),
+        invocation_id: uuid::Uuid::new_v4().to_string(),
+        run_started_at: chrono::Utc::now(),
+        full_refresh: a.full_refresh,
+        which: a.which.to_string(),
+        store_failures: false,
+    };
+    let invocation_id = opts.invocation_id.clone();
+    let started = opts.run_started_at;
+    let mut project = load_project(settings, &fs, &opts)?;
+    for w in &project.warnings {
+        printer.warn(w);
+    }
+    resolve_dependencies(&mut project)?;
+    let dag = Dag::build(&project)?;
+    Ok(Loaded { project, dag, fs, invocation_id, started })
+}
+
+pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
+    let indirect = match s.indirect_selection.as_str() {
+        "eager" | "" => IndirectSelection::Eager,
+        "cautious" => IndirectSelection::Cautious,
+        "buildable" => IndirectSelection::Buildable,
+        "empty" => IndirectSelection::Empty,
+        other => anyhow::bail!("--indirect-selection must be eager, cautious, buildable or empty, not '{other}'"),
+    };
+    Ok(SelectionSpec { select: s.select.clone(), exclude: s.exclude.clone(), selector: s.selector.clone(), resource_types, indirect })
+}
+
+pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>) -> anyhow::Result<IndexSet<String>> {
+    let spec = spec(s, types)?;
+    Ok(crate::graph::select::select(&l.project, &l.dag, &spec, &l.fs)?)
+}
+
+/// Writes target/manifest.json (and returns its path).
+pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -> anyhow::Result<PathBuf> {
+    let dir = l.project.settings.target_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let m = crate::compile::manifest::manifest(
+        &l.project,
+        &l.dag,
+        compiled,
+        &l.invocation_id,
+        &l.started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    );
+    let path = dir.join("manifest.json");
+    let tmp = dir.join("manifest.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&m)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Writes each compiled node to target/compiled/<pkg>/<path>.
+pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
+    let base = l.project.settings.target_dir().join("compiled");
+    for (uid, sql) in &compiled.sql {
+        let Some(n) = l.project.nodes.get(uid) else { continue };
+        let path = base.join(crate::compile::compiled_path(n));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, sql).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

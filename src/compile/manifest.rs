@@ -1,0 +1,275 @@
+//! `target/manifest.json` in dbt's v12 shape, so tools that read dbt
+//! artifacts (docs sites, lineage tools, state comparison) can consume it.
+
+use serde_json::{Map, Value, json};
+
+use super::Compiled;
+use crate::graph::Dag;
+use crate::project::load::Project;
+use crate::project::nodes::{Node, ResourceType};
+
+pub const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
+
+fn checksum(text: &str) -> Value {
+    use std::fmt::Write;
+    let digest = md5::compute(text.as_bytes());
+    let mut hex = String::new();
+    for b in digest.0 {
+        let _ = write!(hex, "{b:02x}");
+    }
+    json!({"name": "md5", "checksum": hex})
+}
+
+/// Hooks as dbt stores them: `[{sql, transaction, index}]`.
+fn hooks(v: Option<&Value>) -> Value {
+    let items: Vec<Value> = match v {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Null) | None => vec![],
+        Some(other) => vec![other.clone()],
+    };
+    Value::Array(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| match h {
+                Value::Object(o) => Value::Object(o),
+                Value::String(s) => json!({"sql": s, "transaction": true, "index": i}),
+                other => json!({"sql": other.to_string(), "transaction": true, "index": i}),
+            })
+            .collect(),
+    )
+}
+
+fn config(n: &Node) -> Value {
+    let mut c = n.config.clone();
+    for k in ["pre-hook", "post-hook"] {
+        if n.resource_type != ResourceType::Source {
+            c.insert(k.into(), hooks(n.config.get(k)));
+        }
+    }
+    if let Some(Value::String(t)) = c.get("tags").cloned() {
+        c.insert("tags".into(), json!([t]));
+    }
+    Value::Object(c)
+}
+
+fn columns(n: &Node) -> Value {
+    let mut m = Map::new();
+    for (k, c) in &n.columns {
+        m.insert(
+            k.clone(),
+            json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
+                   "constraints": [], "quote": c.quote, "tags": c.tags}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value {
+    let mut o = Map::new();
+    o.insert("database".into(), json!(n.database));
+    o.insert("schema".into(), json!(n.schema));
+    o.insert("name".into(), json!(n.name));
+    o.insert("resource_type".into(), json!(n.resource_type.as_str()));
+    o.insert("package_name".into(), json!(n.package_name));
+    o.insert("path".into(), json!(n.path));
+    o.insert("original_file_path".into(), json!(n.original_file_path));
+    o.insert("unique_id".into(), json!(n.unique_id));
+    o.insert("fqn".into(), json!(n.fqn));
+    o.insert("alias".into(), json!(n.alias));
+    o.insert("checksum".into(), checksum(&n.raw_code));
+    o.insert("config".into(), config(n));
+    o.insert("tags".into(), json!(n.tags()));
+    o.insert("description".into(), json!(n.description));
+    o.insert("columns".into(), columns(n));
+    o.insert("meta".into(), n.config.get("meta").cloned().unwrap_or(json!({})));
+    o.insert("docs".into(), json!({"show": true, "node_color": null}));
+    o.insert("patch_path".into(), json!(n.patch_path.as_ref().map(|p| format!("{}://{}", n.package_name, p))));
+    o.insert("unrendered_config".into(), json!({}));
+    o.insert("created_at".into(), json!(0.0));
+    let relation = match n.resource_type {
+        ResourceType::Test | ResourceType::Analysis => Value::Null,
+        _ if n.materialized() == "ephemeral" => Value::Null,
+        _ => json!(n.relation_name()),
+    };
+    o.insert("relation_name".into(), relation);
+    o.insert("raw_code".into(), json!(n.raw_code));
+    let macros: Vec<String> = vec![];
+    if n.resource_type == ResourceType::Seed {
+        o.insert("depends_on".into(), json!({"macros": macros}));
+    } else {
+        o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
+    }
+    if n.resource_type != ResourceType::Seed {
+        o.insert("language".into(), json!("sql"));
+        o.insert(
+            "refs".into(),
+            Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()),
+        );
+        o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
+        o.insert("metrics".into(), json!([]));
+        o.insert("contract".into(), json!({"enforced": false, "alias_types": true}));
+        let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
+        o.insert("compiled".into(), json!(code.is_some()));
+        if let Some(code) = code {
+            o.insert("compiled_code".into(), json!(code));
+            o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
+            let ctes: Vec<Value> = compiled
+                .and_then(|c| c.ephemerals.get(&n.unique_id))
+                .map(|e| e.iter().map(|id| json!({"id": id, "sql": ""})).collect())
+                .unwrap_or_default();
+            o.insert("extra_ctes_injected".into(), json!(true));
+            o.insert("extra_ctes".into(), Value::Array(ctes));
+        }
+    } else {
+        o.insert("root_path".into(), json!(project.settings.root.display().to_string()));
+    }
+    match n.resource_type {
+        ResourceType::Model => {
+            o.insert("access".into(), json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
+            o.insert("constraints".into(), json!([]));
+            o.insert("version".into(), json!(n.version));
+            o.insert("latest_version".into(), Value::Null);
+            o.insert("deprecation_date".into(), Value::Null);
+        }
+        ResourceType::Test if n.test_metadata.is_some() => {
+            let tm = n.test_metadata.as_ref().unwrap();
+            o.insert("column_name".into(), json!(n.column_name));
+            o.insert("file_key_name".into(), json!(n.attached_node.as_ref().map(|a| {
+                if a.starts_with("source.") { format!("sources.{}", a.split('.').nth(2).unwrap_or("")) } else { format!("models.{}", crate::graph::short_name(a)) }
+            })));
+            o.insert("attached_node".into(), json!(n.attached_node.clone().filter(|a| !a.starts_with("source."))));
+            o.insert("test_metadata".into(), json!({"name": tm.name, "kwargs": tm.kwargs, "namespace": tm.namespace}));
+        }
+        _ => {}
+    }
+    Value::Object(o)
+}
+
+fn source_json(n: &Node) -> Value {
+    let s = n.source.as_ref().unwrap();
+    json!({
+        "database": n.database, "schema": n.schema, "name": n.name, "resource_type": "source",
+        "package_name": n.package_name, "path": n.path, "original_file_path": n.original_file_path,
+        "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
+        "source_description": s.source_description, "loader": "", "identifier": s.identifier,
+        "loaded_at_field": s.loaded_at_field, "freshness": s.freshness,
+        "external": s.location.as_ref().map(|l| json!({"location": l, "file_format": s.format})),
+        "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
+        "tags": n.tags(), "config": {"enabled": true}, "patch_path": null, "unrendered_config": {},
+        "relation_name": n.relation_name(), "created_at": 0.0,
+    })
+}
+
+/// Builds the manifest JSON.
+pub fn manifest(project: &Project, dag: &Dag, compiled: Option<&Compiled>, invocation_id: &str, generated_at: &str) -> Value {
+    let mut nodes = Map::new();
+    let mut sources = Map::new();
+    let mut exposures = Map::new();
+    let mut unit_tests = Map::new();
+    for (uid, n) in &project.nodes {
+        match n.resource_type {
+            ResourceType::Source => {
+                sources.insert(uid.clone(), source_json(n));
+            }
+            ResourceType::Exposure => {
+                let e = &n.extra;
+                exposures.insert(
+                    uid.clone(),
+                    json!({
+                        "name": n.name, "resource_type": "exposure", "package_name": n.package_name,
+                        "path": n.original_file_path, "original_file_path": n.original_file_path,
+                        "unique_id": uid, "fqn": n.fqn,
+                        "type": e.get("type").cloned().unwrap_or(json!("dashboard")),
+                        "owner": e.get("owner").cloned().unwrap_or(json!({})),
+                        "description": n.description,
+                        "label": e.get("label").cloned().unwrap_or(Value::Null),
+                        "maturity": e.get("maturity").cloned().unwrap_or(Value::Null),
+                        "url": e.get("url").cloned().unwrap_or(Value::Null),
+                        "depends_on": {"macros": [], "nodes": n.depends_on},
+                        "refs": n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect::<Vec<_>>(),
+                        "sources": n.sources.iter().map(|(s, t)| json!([s, t])).collect::<Vec<_>>(),
+                        "meta": e.get("meta").cloned().unwrap_or(json!({})), "tags": [], "config": {"enabled": true},
+                    }),
+                );
+            }
+            ResourceType::UnitTest => {
+                let e = &n.extra;
+                unit_tests.insert(
+                    uid.clone(),
+                    json!({
+                        "model": e.get("model").cloned().unwrap_or(Value::Null),
+                        "given": e.get("given").cloned().unwrap_or(json!([])),
+                        "expect": e.get("expect").cloned().unwrap_or(json!({})),
+                        "name": n.name, "resource_type": "unit_test", "package_name": n.package_name,
+                        "path": n.path, "original_file_path": n.original_file_path, "unique_id": uid,
+                        "fqn": n.fqn, "description": n.description,
+                        "overrides": e.get("overrides").cloned().unwrap_or(Value::Null),
+                        "depends_on": {"macros": [], "nodes": n.depends_on},
+                        "config": {"tags": [], "meta": {}, "enabled": true},
+                        "schema": n.schema,
+                    }),
+                );
+            }
+            _ => {
+                nodes.insert(uid.clone(), node_json(project, n, compiled));
+            }
+        }
+    }
+    let mut macros = Map::new();
+    for (uid, m) in &project.macros {
+        macros.insert(
+            uid.clone(),
+            json!({
+                "name": m.name, "resource_type": "macro", "package_name": m.package_name, "path": m.path,
+                "original_file_path": m.original_file_path, "unique_id": uid, "macro_sql": m.macro_sql,
+                "depends_on": {"macros": []}, "description": m.description, "meta": {},
+                "docs": {"show": true, "node_color": null}, "patch_path": null,
+                "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
+                "created_at": 0.0, "supported_languages": null,
+            }),
+        );
+    }
+    let mut docs = Map::new();
+    for (uid, d) in &project.docs {
+        docs.insert(
+            uid.clone(),
+            json!({"name": d.name, "resource_type": "doc", "package_name": d.package_name, "path": d.path,
+                   "original_file_path": d.original_file_path, "unique_id": uid, "block_contents": d.block_contents}),
+        );
+    }
+    let mut disabled = Map::new();
+    for (uid, n) in &project.disabled {
+        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None) };
+        disabled.insert(uid.clone(), json!([v]));
+    }
+    json!({
+        "metadata": {
+            "dbt_schema_version": SCHEMA_URL,
+            "dbt_version": "1.11.0",
+            "generated_at": generated_at,
+            "invocation_id": invocation_id,
+            "env": {},
+            "project_name": project.settings.project_name,
+            "project_id": format!("{:x}", md5::compute(project.settings.project_name.as_bytes())),
+            "user_id": null,
+            "send_anonymous_usage_stats": false,
+            "adapter_type": crate::jinja::ADAPTER_TYPE,
+        },
+        "nodes": nodes,
+        "sources": sources,
+        "macros": macros,
+        "docs": docs,
+        "exposures": exposures,
+        "metrics": {},
+        "groups": {},
+        "selectors": {},
+        "disabled": disabled,
+        "parent_map": dag.parents,
+        "child_map": dag.children,
+        "group_map": {},
+        "saved_queries": {},
+        "semantic_models": {},
+        "unit_tests": unit_tests,
+    })
+}

@@ -1,0 +1,298 @@
+//! Compilation: renders every selected node with `execute = true`, resolving
+//! `ref()`/`source()` to DataFusion relation names, inlining ephemeral models
+//! as `__dbt__cte__<name>` CTEs exactly where dbt puts them, and rendering
+//! generic tests from their macros. I/O-free: which relations already exist
+//! (for `is_incremental()`) is passed in.
+
+pub mod ctes;
+pub mod manifest;
+
+use indexmap::{IndexMap, IndexSet};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::jinja::{Phase, Relation, RenderCtx, RenderError, Resolver};
+use crate::project::load::{Project, model_value};
+use crate::project::nodes::{Node, RefCall, ResourceType};
+
+/// The compiled SQL of each node, by unique id.
+#[derive(Debug, Default, Clone)]
+pub struct Compiled {
+    pub sql: IndexMap<String, String>,
+    /// Ephemeral models each node inlines (in CTE order).
+    pub ephemerals: IndexMap<String, Vec<String>>,
+    /// Whether `is_incremental()` was true for the node.
+    pub incremental: HashSet<String>,
+    /// Rendered pre- and post-hooks of each model.
+    pub hooks: IndexMap<String, (Vec<String>, Vec<String>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
+    Many(Vec<CompileError>),
+}
+
+/// What compilation needs from outside: existing relations and flags.
+#[derive(Debug, Default, Clone)]
+pub struct CompileOptions {
+    /// unique ids whose relation exists in the warehouse.
+    pub existing: HashSet<String>,
+    pub full_refresh: bool,
+}
+
+struct ProjectResolver {
+    refable: HashMap<String, Vec<(String, String)>>,
+    relations: HashMap<String, (Relation, bool)>,
+    sources: HashMap<(String, String), Relation>,
+}
+
+impl Resolver for ProjectResolver {
+    fn resolve_ref(&self, _from: &str, call: &RefCall) -> Result<Relation, String> {
+        let cands = self.refable.get(&call.name).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+        let uid = cands
+            .iter()
+            .find(|(_, pkg)| call.package.as_ref().is_none_or(|p| p == pkg))
+            .map(|(u, _)| u)
+            .ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+        let (rel, ephemeral) = &self.relations[uid];
+        if *ephemeral { Ok(Relation::cte(&format!("__dbt__cte__{}", rel.identifier))) } else { Ok(rel.clone()) }
+    }
+
+    fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
+        self.sources
+            .get(&(source.to_string(), table.to_string()))
+            .cloned()
+            .ok_or_else(|| format!("source('{source}', '{table}') was not found"))
+    }
+}
+
+fn resolver(project: &Project) -> Arc<ProjectResolver> {
+    let mut refable: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut relations = HashMap::new();
+    let mut sources = HashMap::new();
+    for (uid, n) in &project.nodes {
+        match n.resource_type {
+            ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot => {
+                refable.entry(n.name.clone()).or_default().push((uid.clone(), n.package_name.clone()));
+                let eph = n.materialized() == "ephemeral";
+                relations.insert(uid.clone(), (Relation::new(&n.database, &n.schema, &n.alias), eph));
+            }
+            ResourceType::Source => {
+                let s = n.source.as_ref().unwrap();
+                sources.insert((s.source_name.clone(), n.name.clone()), Relation::new(&n.database, &n.schema, &s.identifier));
+            }
+            _ => {}
+        }
+    }
+    Arc::new(ProjectResolver { refable, relations, sources })
+}
+
+/// Compiles `ids` (and the ephemeral models they inline).
+pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    let resolver = resolver(project);
+    // Ephemeral models are needed by whoever inlines them.
+    let mut todo: IndexSet<String> = ids.clone();
+    let mut stack: Vec<String> = ids.iter().cloned().collect();
+    while let Some(u) = stack.pop() {
+        if let Some(n) = project.nodes.get(&u) {
+            for d in &n.depends_on {
+                if project.nodes.get(d).is_some_and(|p| p.materialized() == "ephemeral") && todo.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+    }
+    let renderable: Vec<&String> = todo
+        .iter()
+        .filter(|u| {
+            project.nodes.get(*u).is_some_and(|n| {
+                matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis)
+            })
+        })
+        .collect();
+    #[allow(clippy::type_complexity)]
+    let results: Vec<Result<(String, String, Vec<String>, bool, (Vec<String>, Vec<String>)), CompileError>> = renderable
+        .par_iter()
+        .map(|uid| {
+            let n = &project.nodes[*uid];
+            let incremental = n.materialized() == "incremental" && !opts.full_refresh && opts.existing.contains(*uid);
+            let (sql, ephemerals) = render_one(project, n, resolver.clone(), incremental)?;
+            let hooks = render_hooks(project, n, resolver.clone(), incremental)?;
+            Ok(((*uid).clone(), sql, ephemerals, incremental, hooks))
+        })
+        .collect();
+    let mut pre: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
+    let mut out = Compiled::default();
+    let mut errors = vec![];
+    for r in results {
+        match r {
+            Ok((uid, sql, eph, inc, hooks)) => {
+                if !hooks.0.is_empty() || !hooks.1.is_empty() {
+                    out.hooks.insert(uid.clone(), hooks);
+                }
+                if inc {
+                    out.incremental.insert(uid.clone());
+                }
+                pre.insert(uid, (sql, eph));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(if errors.len() == 1 { errors.pop().unwrap() } else { CompileError::Many(errors) });
+    }
+    // Inject ephemeral CTEs (recursively, as dbt's _recursively_prepend_ctes).
+    for uid in pre.keys() {
+        let mut ctes: IndexMap<String, String> = IndexMap::new();
+        collect_ctes(project, &pre, uid, &mut ctes);
+        let (sql, _) = &pre[uid];
+        let injected = ctes::inject_ctes(sql, &ctes.values().cloned().collect::<Vec<_>>());
+        out.ephemerals.insert(uid.clone(), ctes.keys().cloned().collect());
+        out.sql.insert(uid.clone(), injected);
+    }
+    // Keep the caller's order.
+    let mut ordered = IndexMap::new();
+    for u in todo.iter() {
+        if let Some(s) = out.sql.shift_remove(u) {
+            ordered.insert(u.clone(), s);
+        }
+    }
+    out.sql = ordered;
+    Ok(out)
+}
+
+fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {
+    let Some((_, ephs)) = pre.get(uid) else { return };
+    for e in ephs {
+        if out.contains_key(e) {
+            continue;
+        }
+        // The ephemeral's own prepended CTEs come first.
+        collect_ctes(project, pre, e, out);
+        let n = &project.nodes[e];
+        let sql = &pre[e].0;
+        out.insert(e.clone(), format!(" __dbt__cte__{} as (\n{}\n)", n.alias, sql));
+    }
+}
+
+fn render_ctx(n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Arc<RenderCtx> {
+    let mut rctx = RenderCtx::new(&n.unique_id, &n.package_name, Phase::Compile);
+    rctx.resolver = Some(resolver);
+    rctx.is_incremental = incremental;
+    rctx.config = n.config.clone();
+    rctx.this = minijinja::Value::from_object(Relation::new(&n.database, &n.schema, &n.alias));
+    rctx.model = model_value(n);
+    Arc::new(rctx)
+}
+
+/// Renders a model's `pre-hook` / `post-hook` SQL.
+fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(Vec<String>, Vec<String>), CompileError> {
+    let mut out = (vec![], vec![]);
+    for (key, dst) in [("pre-hook", &mut out.0), ("post-hook", &mut out.1)] {
+        let hooks: Vec<String> = match n.config.get(key) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|h| match h {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Object(o) => o.get("sql").and_then(|v| v.as_str()).map(String::from),
+                    _ => None,
+                })
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => vec![],
+        };
+        for h in hooks {
+            let rctx = render_ctx(n, resolver.clone(), incremental);
+            let sql = project.jinja.render_str(&format!("{} ({key})", n.original_file_path), &h, Some(rctx), &[])?;
+            if !sql.trim().is_empty() {
+                dst.push(sql);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(String, Vec<String>), CompileError> {
+    let rctx = render_ctx(n, resolver.clone(), incremental);
+    let sql = match &n.test_metadata {
+        Some(tm) => {
+            // Generic test: call its macro with the rendered kwargs.
+            let mut args: Vec<(String, minijinja::Value)> = vec![];
+            for (k, v) in &tm.kwargs {
+                let val = match v {
+                    serde_json::Value::String(s) if s.contains("{{") => {
+                        minijinja::Value::from_safe_string(project.jinja.render_str(&n.original_file_path, s, Some(rctx.clone()), &[])?)
+                    }
+                    serde_json::Value::String(s) if s.trim_start().starts_with("ref(") || s.trim_start().starts_with("source(") => {
+                        minijinja::Value::from_safe_string(project.jinja.render_str(
+                            &n.original_file_path,
+                            &format!("{{{{ {s} }}}}"),
+                            Some(rctx.clone()),
+                            &[],
+                        )?)
+                    }
+                    other => minijinja::Value::from_serialize(other),
+                };
+                args.push((k.clone(), val));
+            }
+            let callee = match &tm.namespace {
+                Some(ns) => format!("{ns}.test_{}", tm.name),
+                None => format!("test_{}", tm.name),
+            };
+            let params: Vec<String> = args.iter().enumerate().map(|(i, (k, _))| format!("{k}=__a{i}")).collect();
+            let src = format!("{{{{ {callee}({}) }}}}", params.join(", "));
+            let extra: Vec<(String, minijinja::Value)> = args.into_iter().enumerate().map(|(i, (_, v))| (format!("__a{i}"), v)).collect();
+            let extra_ref: Vec<(&str, minijinja::Value)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            project.jinja.render_str(n.patch_path.as_deref().unwrap_or(&n.original_file_path), &src, Some(rctx.clone()), &extra_ref)?
+        }
+        None => project.jinja.render_node(&n.original_file_path, &n.raw_code, rctx.clone())?,
+    };
+    let captured = rctx.take_captured();
+    let mut ephemerals = vec![];
+    for r in &captured.refs {
+        if let Some(cands) = resolver.refable.get(&r.name) {
+            for (uid, pkg) in cands {
+                if r.package.as_ref().is_none_or(|p| p == pkg) && resolver.relations[uid].1 && !ephemerals.contains(uid) {
+                    ephemerals.push(uid.clone());
+                }
+            }
+        }
+    }
+    Ok((sql, ephemerals))
+}
+
+/// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
+pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
+    let resolver = resolver(project);
+    let (sql, ephs) = render_one(project, n, resolver, false)?;
+    if ephs.is_empty() {
+        return Ok(sql);
+    }
+    let ids: IndexSet<String> = ephs.iter().cloned().collect();
+    let c = compile(project, &ids, &CompileOptions::default())?;
+    let ctes: Vec<String> = ephs
+        .iter()
+        .flat_map(|e| {
+            let mut v: Vec<String> = c.ephemerals.get(e).cloned().unwrap_or_default();
+            v.push(e.clone());
+            v
+        })
+        .filter_map(|e| c.sql.get(&e).map(|s| format!(" __dbt__cte__{} as (\n{}\n)", project.nodes[&e].alias, s)))
+        .collect();
+    Ok(ctes::inject_ctes(&sql, &ctes))
+}
+
+/// Where dbt writes a node's compiled SQL: `target/compiled/<pkg>/<path>`.
+pub fn compiled_path(n: &Node) -> String {
+    let base = if n.test_metadata.is_some() {
+        // Generic tests live under their YAML file's path.
+        format!("{}/{}", n.patch_path.as_deref().unwrap_or(&n.original_file_path), n.path)
+    } else {
+        n.original_file_path.clone()
+    };
+    format!("{}/{}", n.package_name, base)
+}

@@ -1,0 +1,2 @@
+//! The demo medallion project: deterministic bronze data generator.
+pub mod generate;

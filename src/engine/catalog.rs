@@ -1,0 +1,152 @@
+//! The warehouse as a DataFusion catalog: one schema per folder of the
+//! warehouse, each folder a Delta table (`_delta_log/`) or a stored view
+//! (`_dp_view.sql`), opened lazily on first use; plus sources (bronze files)
+//! overlaid into their schema as listing tables.
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::datasource::TableProvider;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use super::sources::SourceTable;
+
+pub const VIEW_FILE: &str = "_dp_view.sql";
+
+/// The session a catalog plans views and infers source schemas with.
+pub type SessionCell = Arc<OnceLock<SessionContext>>;
+
+/// The `dp` catalog.
+pub struct WarehouseCatalog {
+    root: PathBuf,
+    schemas: RwLock<HashMap<String, Arc<WarehouseSchema>>>,
+    ctx: Arc<OnceLock<SessionContext>>,
+}
+
+impl WarehouseCatalog {
+    pub fn new(root: PathBuf, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseCatalog {
+        WarehouseCatalog { root, schemas: RwLock::new(HashMap::new()), ctx }
+    }
+
+    pub fn schema_provider(&self, name: &str) -> Arc<WarehouseSchema> {
+        let mut s = self.schemas.write().unwrap();
+        s.entry(name.to_string())
+            .or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.join(name), name, self.ctx.clone())))
+            .clone()
+    }
+
+    pub fn add_source(&self, schema: &str, name: &str, table: SourceTable) {
+        self.schema_provider(schema).sources.lock().unwrap().insert(name.to_string(), Arc::new(table));
+    }
+
+    /// Forgets a cached table so the next query reads its newest version.
+    pub fn invalidate(&self, schema: &str, table: &str) {
+        if let Some(s) = self.schemas.read().unwrap().get(schema) {
+            s.cache.lock().unwrap().remove(table);
+        }
+    }
+}
+
+impl std::fmt::Debug for WarehouseCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WarehouseCatalog({})", self.root.display())
+    }
+}
+
+impl std::fmt::Debug for WarehouseSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WarehouseSchema({})", self.name)
+    }
+}
+
+impl CatalogProvider for WarehouseCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.schemas.read().unwrap().keys().cloned().collect();
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    names.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        Some(self.schema_provider(name) as Arc<dyn SchemaProvider>)
+    }
+}
+
+/// One schema: a folder of the warehouse plus the sources declared in it.
+pub struct WarehouseSchema {
+    dir: PathBuf,
+    name: String,
+    ctx: Arc<OnceLock<SessionContext>>,
+    pub sources: Mutex<HashMap<String, Arc<SourceTable>>>,
+    cache: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+}
+
+impl WarehouseSchema {
+    fn new(dir: PathBuf, name: &str, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseSchema {
+        WarehouseSchema { dir, name: name.to_string(), ctx, sources: Mutex::new(HashMap::new()), cache: Mutex::new(HashMap::new()) }
+    }
+
+    fn ctx(&self) -> Result<SessionContext> {
+        self.ctx.get().cloned().ok_or_else(|| DataFusionError::Internal("warehouse catalog used before its session was set".into()))
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WarehouseSchema {
+    fn table_names(&self) -> Vec<String> {
+        let mut names: BTreeSet<String> = self.sources.lock().unwrap().keys().cloned().collect();
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.join("_delta_log").is_dir() || p.join(VIEW_FILE).is_file() {
+                    names.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.cache.lock().unwrap().get(name) {
+            return Ok(Some(t.clone()));
+        }
+        let dir = self.dir.join(name);
+        let provider: Arc<dyn TableProvider> = if dir.join("_delta_log").is_dir() {
+            let ctx = self.ctx()?;
+            super::open_delta_provider(&dir, &ctx).await.map_err(|e| {
+                DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {}: {e}", self.name, dir.display()))
+            })?
+        } else if dir.join(VIEW_FILE).is_file() {
+            let sql = std::fs::read_to_string(dir.join(VIEW_FILE))?;
+            let ctx = self.ctx()?;
+            let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
+                DataFusionError::Plan(format!("view {}.{name} ({}): {e}", self.name, dir.join(VIEW_FILE).display()))
+            })?;
+            Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql)))
+        } else {
+            let src = self.sources.lock().unwrap().get(name).cloned();
+            match src {
+                Some(s) => {
+                    let ctx = self.ctx()?;
+                    s.provider(&ctx).await?
+                }
+                None => return Ok(None),
+            }
+        };
+        self.cache.lock().unwrap().insert(name.to_string(), provider.clone());
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        let dir = self.dir.join(name);
+        dir.join("_delta_log").is_dir() || dir.join(VIEW_FILE).is_file() || self.sources.lock().unwrap().contains_key(name)
+    }
+}

@@ -1,0 +1,99 @@
+//! Sources backed by files (bronze): Parquet, CSV or NDJSON, one file, a
+//! folder or a glob such as `bronze/postgres/orders/*/orders.parquet`,
+//! registered as DataFusion listing tables with their inferred schema.
+
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::file_format::{FileFormat, csv::CsvFormat, json::JsonFormat, parquet::ParquetFormat};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    /// `source_name.table` for messages.
+    pub label: String,
+    /// The location as written in YAML.
+    pub declared: String,
+    /// Absolute path (or URL), possibly with a glob.
+    pub location: String,
+    pub format: String,
+    pub delimiter: Option<u8>,
+    pub has_header: bool,
+}
+
+impl SourceTable {
+    pub fn new(label: &str, declared: &str, location: String, format: Option<&str>, options: &serde_json::Map<String, serde_json::Value>) -> SourceTable {
+        let fmt = format.map(str::to_string).unwrap_or_else(|| infer_format(&location));
+        let delimiter = options.get("delimiter").and_then(|v| v.as_str()).and_then(|s| s.bytes().next());
+        let has_header = options.get("header").or(options.get("has_header")).and_then(|v| v.as_bool()).unwrap_or(true);
+        SourceTable { label: label.into(), declared: declared.into(), location, format: fmt, delimiter, has_header }
+    }
+
+    fn format(&self) -> Result<Arc<dyn FileFormat>> {
+        Ok(match self.format.as_str() {
+            "parquet" => Arc::new(ParquetFormat::default()),
+            "csv" | "tsv" => {
+                let mut f = CsvFormat::default().with_has_header(self.has_header);
+                if let Some(d) = self.delimiter.or(if self.format == "tsv" { Some(b'\t') } else { None }) {
+                    f = f.with_delimiter(d);
+                }
+                Arc::new(f)
+            }
+            "json" | "ndjson" | "jsonl" => Arc::new(JsonFormat::default()),
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "source {}: unknown file format '{other}'\n  hint: set meta.format to parquet, csv or json",
+                    self.label
+                )));
+            }
+        })
+    }
+
+    pub async fn provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+        let url = ListingTableUrl::parse(&self.location)?;
+        let ext = extension_of(&self.location);
+        let options = ListingOptions::new(self.format()?).with_file_extension(ext);
+        let state = ctx.state();
+        let schema = options.infer_schema(&state, &url).await.map_err(|e| {
+            DataFusionError::Plan(format!(
+                "source {}: no readable files at '{}' (resolved to {}): {e}\n  hint: check meta.external_location in the source's YAML, or generate the demo data with `dp demo generate`",
+                self.label, self.declared, self.location
+            ))
+        })?;
+        if schema.fields().is_empty() {
+            return Err(DataFusionError::Plan(format!(
+                "source {}: no files match '{}' (resolved to {})\n  hint: check meta.external_location in the source's YAML, or generate the demo data with `dp demo generate`",
+                self.label, self.declared, self.location
+            )));
+        }
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+}
+
+fn infer_format(loc: &str) -> String {
+    let l = loc.to_ascii_lowercase();
+    if l.ends_with(".csv") || l.ends_with(".csv.gz") {
+        "csv".into()
+    } else if l.ends_with(".tsv") {
+        "tsv".into()
+    } else if l.ends_with(".json") || l.ends_with(".ndjson") || l.ends_with(".jsonl") {
+        "json".into()
+    } else {
+        "parquet".into()
+    }
+}
+
+fn extension_of(loc: &str) -> String {
+    let last = loc.rsplit('/').next().unwrap_or(loc);
+    if last.contains('*') || !last.contains('.') {
+        // A glob or a folder: let the glob (or nothing) decide.
+        match last.rsplit_once('.') {
+            Some((_, e)) if !e.contains('*') => format!(".{e}"),
+            _ => String::new(),
+        }
+    } else {
+        format!(".{}", last.rsplit_once('.').map(|(_, e)| e).unwrap_or(""))
+    }
+}

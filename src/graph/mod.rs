@@ -1,0 +1,246 @@
+//! The DAG: resolves every `ref()`/`source()` to a unique id (with the file,
+//! line and closest existing name when one is missing), rejects cycles with
+//! their path, and orders nodes for execution. Selection lives in [`select`].
+
+pub mod select;
+
+use indexmap::{IndexMap, IndexSet};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+
+use crate::project::load::Project;
+use crate::project::nodes::{Node, RefCall, ResourceType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{file}:{line}: {what} '{name}' was not found{hint}")]
+    Missing { file: String, line: usize, what: &'static str, name: String, hint: String },
+    #[error("found a cycle: {0}\n  hint: a model cannot depend on itself, directly or through other models")]
+    Cycle(String),
+    #[error("{file}:{line}: {message}")]
+    Invalid { file: String, line: usize, message: String },
+}
+
+/// The closest name to `name` among `candidates` (for "did you mean").
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+/// The dependency graph of a project's enabled nodes.
+pub struct Dag {
+    pub graph: DiGraph<String, ()>,
+    pub index: HashMap<String, NodeIndex>,
+    /// parent → children, by unique id (the manifest's child_map).
+    pub children: IndexMap<String, Vec<String>>,
+    /// child → parents (the manifest's parent_map).
+    pub parents: IndexMap<String, Vec<String>>,
+}
+
+fn line_of_call(raw: &str, needle: &str) -> usize {
+    raw.find(needle).map(|i| raw[..i].bytes().filter(|b| *b == b'\n').count() + 1).unwrap_or(1)
+}
+
+/// Resolves refs and sources of every node into `depends_on`.
+pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
+    // name → unique ids of refable nodes.
+    let mut refable: HashMap<String, Vec<String>> = HashMap::new();
+    for (uid, n) in &project.nodes {
+        if matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
+            refable.entry(n.name.clone()).or_default().push(uid.clone());
+        }
+    }
+    let sources: HashMap<(String, String), String> = project
+        .nodes
+        .iter()
+        .filter_map(|(uid, n)| n.source.as_ref().map(|s| ((s.source_name.clone(), n.name.clone()), uid.clone())))
+        .collect();
+    let disabled_names: IndexSet<String> = project.disabled.values().map(|n| n.name.clone()).collect();
+
+    let mut updates: Vec<(String, Vec<String>)> = vec![];
+    for (uid, n) in &project.nodes {
+        let mut deps: Vec<String> = vec![];
+        for r in &n.refs {
+            deps.push(resolve_ref(project, n, r, &refable, &disabled_names)?);
+        }
+        for (s, t) in &n.sources {
+            match sources.get(&(s.clone(), t.clone())) {
+                Some(id) => deps.push(id.clone()),
+                None => {
+                    let names: Vec<String> = sources.keys().map(|(a, b)| format!("{a}.{b}")).collect();
+                    let hint = suggest(&format!("{s}.{t}"), names.iter().map(String::as_str))
+                        .map(|x| format!("\n  hint: did you mean source('{}', '{}')?", x.split_once('.').unwrap().0, x.split_once('.').unwrap().1))
+                        .unwrap_or_else(|| "\n  hint: declare it under `sources:` in a YAML file of models/".into());
+                    let (file, line) = locate(n, &format!("'{t}'"));
+                    return Err(GraphError::Missing { file, line, what: "source", name: format!("{s}.{t}"), hint });
+                }
+            }
+        }
+        // Exposures and tests may name the same parent twice.
+        let mut seen = IndexSet::new();
+        deps.retain(|d| seen.insert(d.clone()));
+        updates.push((uid.clone(), deps));
+    }
+    for (uid, deps) in updates {
+        project.nodes.get_mut(&uid).unwrap().depends_on = deps;
+    }
+    Ok(())
+}
+
+fn locate(n: &Node, needle: &str) -> (String, usize) {
+    if n.resource_type == ResourceType::Test && n.test_metadata.is_some() || n.resource_type == ResourceType::Exposure {
+        (n.patch_path.clone().unwrap_or(n.original_file_path.clone()), n.line.unwrap_or(1))
+    } else {
+        (n.original_file_path.clone(), line_of_call(&n.raw_code, needle) + n.line.unwrap_or(1).saturating_sub(1))
+    }
+}
+
+fn resolve_ref(
+    project: &Project,
+    from: &Node,
+    r: &RefCall,
+    refable: &HashMap<String, Vec<String>>,
+    disabled: &IndexSet<String>,
+) -> Result<String, GraphError> {
+    let candidates = refable.get(&r.name).cloned().unwrap_or_default();
+    let candidates: Vec<String> = candidates
+        .into_iter()
+        .filter(|id| r.package.as_ref().is_none_or(|p| project.nodes[id].package_name == *p))
+        .filter(|id| r.version.as_ref().is_none_or(|v| project.nodes[id].version.as_ref() == Some(v)))
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => {
+            let (file, line) = locate(from, &format!("'{}'", r.name));
+            let hint = if disabled.contains(&r.name) {
+                format!("\n  hint: '{}' is disabled; enable it or remove the ref", r.name)
+            } else {
+                suggest(&r.name, refable.keys().map(String::as_str))
+                    .map(|s| format!("\n  hint: did you mean ref('{s}')?"))
+                    .unwrap_or_default()
+            };
+            let what = if from.resource_type == ResourceType::Test { "ref in test" } else { "ref" };
+            Err(GraphError::Missing { file, line, what, name: r.name.clone(), hint })
+        }
+        many => {
+            // Prefer the caller's own package, then the root project.
+            let own: Vec<&String> = many.iter().filter(|id| project.nodes[*id].package_name == from.package_name).collect();
+            if own.len() == 1 {
+                return Ok(own[0].clone());
+            }
+            let (file, line) = locate(from, &r.name);
+            Err(GraphError::Invalid { file, line, message: format!("ref('{}') is ambiguous: {}", r.name, many.join(", ")) })
+        }
+    }
+}
+
+impl Dag {
+    /// Builds the DAG from resolved `depends_on`; errors on cycles.
+    pub fn build(project: &Project) -> Result<Dag, GraphError> {
+        let mut graph = DiGraph::new();
+        let mut index = HashMap::new();
+        for uid in project.nodes.keys() {
+            index.insert(uid.clone(), graph.add_node(uid.clone()));
+        }
+        let mut children: IndexMap<String, Vec<String>> = project.nodes.keys().map(|k| (k.clone(), vec![])).collect();
+        let mut parents: IndexMap<String, Vec<String>> = IndexMap::new();
+        for (uid, n) in &project.nodes {
+            parents.insert(uid.clone(), n.depends_on.clone());
+            for d in &n.depends_on {
+                if let (Some(a), Some(b)) = (index.get(d), index.get(uid)) {
+                    graph.add_edge(*a, *b, ());
+                    children.get_mut(d).unwrap().push(uid.clone());
+                }
+            }
+        }
+        for v in children.values_mut() {
+            v.sort();
+        }
+        let dag = Dag { graph, index, children, parents };
+        if let Some(cycle) = dag.find_cycle() {
+            return Err(GraphError::Cycle(cycle));
+        }
+        Ok(dag)
+    }
+
+    fn find_cycle(&self) -> Option<String> {
+        let sccs = petgraph::algo::tarjan_scc(&self.graph);
+        for scc in sccs {
+            let self_loop = scc.len() == 1 && self.graph.contains_edge(scc[0], scc[0]);
+            if scc.len() > 1 || self_loop {
+                // Walk the cycle in edge order starting from the smallest name.
+                let set: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
+                let start = *scc.iter().min_by_key(|i| &self.graph[**i]).unwrap();
+                let mut path = vec![start];
+                let mut cur = start;
+                loop {
+                    let next = self
+                        .graph
+                        .neighbors(cur)
+                        .filter(|n| set.contains(n))
+                        .min_by_key(|n| &self.graph[*n])
+                        .unwrap();
+                    if next == start || path.contains(&next) {
+                        path.push(next);
+                        break;
+                    }
+                    path.push(next);
+                    cur = next;
+                }
+                let names: Vec<String> = path.iter().map(|i| short_name(&self.graph[*i])).collect();
+                return Some(names.join(" -> "));
+            }
+        }
+        None
+    }
+
+    /// Nodes in dependency order (parents first), restricted to `subset`.
+    pub fn topo_order(&self, subset: &IndexSet<String>) -> Vec<String> {
+        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        order.into_iter().map(|i| self.graph[i].clone()).filter(|u| subset.contains(u)).collect()
+    }
+
+    pub fn ancestors(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {
+        self.walk(uid, depth, petgraph::Direction::Incoming)
+    }
+
+    pub fn descendants(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {
+        self.walk(uid, depth, petgraph::Direction::Outgoing)
+    }
+
+    fn walk(&self, uid: &str, depth: Option<usize>, dir: petgraph::Direction) -> IndexSet<String> {
+        let mut out = IndexSet::new();
+        let Some(&start) = self.index.get(uid) else { return out };
+        let mut frontier = vec![start];
+        let mut level = 0;
+        while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
+            let mut next = vec![];
+            for n in frontier {
+                for m in self.graph.neighbors_directed(n, dir) {
+                    if out.insert(self.graph[m].clone()) {
+                        next.push(m);
+                    }
+                }
+            }
+            frontier = next;
+            level += 1;
+        }
+        out
+    }
+}
+
+/// `model.proj.stg_x` → `stg_x`; sources keep `source.table`.
+pub fn short_name(uid: &str) -> String {
+    let parts: Vec<&str> = uid.split('.').collect();
+    match parts.first() {
+        Some(&"source") if parts.len() >= 4 => format!("{}.{}", parts[2], parts[3]),
+        _ if parts.len() >= 3 => parts[2].to_string(),
+        _ => uid.to_string(),
+    }
+}

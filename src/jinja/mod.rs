@@ -1,0 +1,481 @@
+//! dbt's Jinja on minijinja: one [`JinjaEnv`] per command, built once, with
+//! every macro of the project, its packages and dp's built-in `dbt` macros
+//! registered as templates, and the dbt context functions as globals.
+//!
+//! Rendering a node gives it a [`RenderCtx`] (as `__dp` in the context) that
+//! `ref`, `source`, `config` and `is_incremental` use. Macros are called
+//! through [`MacroFn`], which evaluates the macro's own template with the
+//! caller's root context and turns `{{ return(x) }}` into the call's value.
+//!
+//! Differences from Python Jinja that dbt code meets are bridged here:
+//! `{% set xs = [] %}` / `{% set d = {} %}` literals become mutable so
+//! `{% do xs.append(x) %}` works; Python string/dict methods come from
+//! minijinja-contrib's pycompat.
+
+mod functions;
+pub mod modules;
+pub mod objects;
+
+pub use objects::{Captured, Phase, Relation, RenderCtx, Resolver};
+
+use indexmap::IndexMap;
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use crate::project::blocks::{find_blocks, parse_args};
+
+/// The built-in `dbt` package: cross-database macros as DataFusion SQL,
+/// and the default `generate_*_name` macros.
+pub const BUILTIN_MACROS: &str = include_str!("builtins.sql");
+pub const BUILTIN_PACKAGE: &str = "dbt";
+pub const ADAPTER_TYPE: &str = "datafusion";
+
+/// A macro to register: its package, name, file and full `{% macro %}` text.
+#[derive(Debug, Clone)]
+pub struct MacroSource {
+    pub package: String,
+    pub name: String,
+    pub file: String,
+    pub line: usize,
+    pub text: String,
+}
+
+/// What the environment needs from the project and the invocation.
+pub struct EnvInputs {
+    pub root_package: String,
+    pub packages: Vec<String>,
+    pub macros: Vec<MacroSource>,
+    pub target: serde_json::Value,
+    pub vars: IndexMap<String, serde_json::Value>,
+    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub dispatch: Vec<crate::config::Dispatch>,
+    pub invocation_id: String,
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    pub flags: serde_json::Value,
+}
+
+/// An error while rendering, located in a file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct RenderError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+    pub source_line: Option<String>,
+}
+
+impl RenderError {
+    fn render(&self) -> String {
+        let mut s = match self.line {
+            Some(l) => format!("{}:{}: {}", self.file, l, self.message),
+            None => format!("{}: {}", self.file, self.message),
+        };
+        if let (Some(l), Some(text)) = (self.line, &self.source_line) {
+            s.push_str(&format!("\n  {l:>4} | {}", text.trim_end()));
+        }
+        s
+    }
+}
+
+/// A registered macro, callable from Jinja.
+#[derive(Debug)]
+pub struct MacroFn {
+    pub package: String,
+    pub name: String,
+    pub template: String,
+    pub file: String,
+}
+
+thread_local! {
+    static RETURN_SLOT: RefCell<Option<Value>> = const { RefCell::new(None) };
+}
+
+const RETURN_MARKER: &str = "__dp_return__";
+
+pub(crate) fn return_error(v: Value) -> Error {
+    RETURN_SLOT.with(|s| *s.borrow_mut() = Some(v));
+    Error::new(ErrorKind::InvalidOperation, RETURN_MARKER)
+}
+
+fn is_return(e: &Error) -> bool {
+    e.detail() == Some(RETURN_MARKER)
+}
+
+impl Object for MacroFn {
+    fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let rctx = RenderCtx::from_state(state);
+        if let Some(r) = &rctx {
+            if let Some(v) = r.overrides.get(&self.name) {
+                return Ok(v.clone());
+            }
+            if self.name == "is_incremental" {
+                return Ok(Value::from(r.is_incremental));
+            }
+        }
+        let ctx = match &rctx {
+            Some(r) => r.context(),
+            None => Value::from(()),
+        };
+        let tmpl = state.env().get_template(&self.template)?;
+        #[allow(deprecated)]
+        let st = tmpl.eval_to_state(ctx)?;
+        let m = st.lookup(&self.name).ok_or_else(|| {
+            Error::new(ErrorKind::UnknownFunction, format!("macro '{}' is not defined in {}", self.name, self.file))
+        })?;
+        // `caller` (from `{% call %}`) belongs to the calling template's
+        // state; let the macro call it back through that state.
+        let guard = CallerGuard::default();
+        let args: Vec<Value> = args.iter().map(|a| wrap_caller(a, state, &guard)).collect();
+        let result = m.call(&st, &args);
+        guard.close();
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) if is_return(&e) => Ok(RETURN_SLOT.with(|s| s.borrow_mut().take()).unwrap_or(Value::from(()))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<macro {}.{}>", self.package, self.name)
+    }
+}
+
+/// Marks the calling state as gone once a macro call returns.
+#[derive(Default, Clone)]
+struct CallerGuard(Arc<std::sync::atomic::AtomicBool>);
+
+impl CallerGuard {
+    fn close(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn closed(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A `caller` macro bound to the state that defined it.
+struct BoundCaller {
+    inner: Value,
+    state: *const (),
+    guard: CallerGuard,
+}
+
+// SAFETY: the pointer is only dereferenced while `guard` is open, i.e.
+// during the macro call whose caller state is alive on the same thread.
+unsafe impl Send for BoundCaller {}
+unsafe impl Sync for BoundCaller {}
+
+impl std::fmt::Debug for BoundCaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<caller>")
+    }
+}
+
+impl Object for BoundCaller {
+    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        if self.guard.closed() {
+            return Err(Error::new(ErrorKind::InvalidOperation, "caller() used after its {% call %} block ended"));
+        }
+        // SAFETY: see the Send/Sync note above.
+        let state: &State<'_, '_> = unsafe { &*(self.state as *const State<'_, '_>) };
+        self.inner.call(state, args)
+    }
+}
+
+fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
+    if v.is_kwargs() {
+        if let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone()) {
+            if kw.has("caller") {
+                let pairs: Vec<(String, Value)> = kw
+                    .args()
+                    .map(|k| {
+                        let val: Value = kw.peek(k).unwrap_or_default();
+                        let val = if k == "caller" {
+                            Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
+                        } else {
+                            val
+                        };
+                        (k.to_string(), val)
+                    })
+                    .collect();
+                return Value::from(minijinja::value::Kwargs::from_iter(pairs));
+            }
+        }
+    }
+    v.clone()
+}
+
+/// Every macro by package and name, and the dispatch search orders.
+#[derive(Debug, Default)]
+pub struct MacroTable {
+    pub root: String,
+    pub by_package: HashMap<String, IndexMap<String, Arc<MacroFn>>>,
+    pub dispatch: HashMap<String, Vec<String>>,
+    pub packages: Vec<String>,
+}
+
+impl MacroTable {
+    pub fn get(&self, package: &str, name: &str) -> Option<&Arc<MacroFn>> {
+        self.by_package.get(package).and_then(|m| m.get(name))
+    }
+
+    /// dbt's `adapter.dispatch` search: for each package in the search
+    /// order, `datafusion__<name>` then `default__<name>`.
+    pub fn dispatch(&self, name: &str, namespace: Option<&str>) -> Result<Arc<MacroFn>, String> {
+        let order: Vec<String> = match namespace {
+            Some(ns) => match self.dispatch.get(ns) {
+                Some(o) => o.clone(),
+                None if ns == BUILTIN_PACKAGE => vec![self.root.clone(), BUILTIN_PACKAGE.into()],
+                None => vec![ns.to_string()],
+            },
+            None => {
+                let mut o = vec![self.root.clone(), BUILTIN_PACKAGE.to_string()];
+                o.extend(self.packages.iter().cloned());
+                o
+            }
+        };
+        let mut searched = vec![];
+        for pkg in &order {
+            for prefix in [ADAPTER_TYPE, "default"] {
+                let candidate = format!("{prefix}__{name}");
+                if let Some(m) = self.get(pkg, &candidate) {
+                    return Ok(m.clone());
+                }
+                searched.push(format!("'{pkg}.{candidate}'"));
+            }
+        }
+        Err(format!(
+            "In dispatch: no macro named '{name}' found within namespace '{}'\n    searched for: {}",
+            namespace.unwrap_or(&self.root),
+            searched.join(", ")
+        ))
+    }
+}
+
+/// The Jinja environment of one command.
+pub struct JinjaEnv {
+    env: Environment<'static>,
+    pub macros: Arc<MacroTable>,
+}
+
+static SET_LITERAL: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap()
+});
+
+/// Makes `{% set x = [...] %}` and `{% set x = {...} %}` mutable lists/dicts.
+pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
+    if !source.contains("set") {
+        return std::borrow::Cow::Borrowed(source);
+    }
+    SET_LITERAL.replace_all(source, "${1}__dp_mut(${2})${3}")
+}
+
+impl JinjaEnv {
+    pub fn new(inputs: EnvInputs) -> Result<JinjaEnv, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        // SQL is never escaped, whatever the file name (`.yml` would mean JSON).
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_recursion_limit(500);
+        minijinja_contrib::add_to_environment(&mut env);
+
+        let mut table = MacroTable {
+            root: inputs.root_package.clone(),
+            packages: inputs.packages.clone(),
+            dispatch: inputs
+                .dispatch
+                .iter()
+                .map(|d| (d.macro_namespace.clone(), d.search_order.clone()))
+                .collect(),
+            ..Default::default()
+        };
+
+        // Built-in dbt macros first; project and package macros may override
+        // them by name (unqualified lookup prefers the root project).
+        let mut all = builtin_macros()?;
+        all.extend(inputs.macros.iter().cloned());
+        for m in &all {
+            let template = format!("{}::{}.{}", m.file, m.package, m.name);
+            let padded = format!("{}{}", "\n".repeat(m.line.saturating_sub(1)), rewrite_mutables(&m.text));
+            env.add_template_owned(template.clone(), padded).map_err(|e| to_render_error(&e, &m.file, &m.text, m.line))?;
+            table.by_package.entry(m.package.clone()).or_default().insert(
+                m.name.clone(),
+                Arc::new(MacroFn { package: m.package.clone(), name: m.name.clone(), template, file: m.file.clone() }),
+            );
+        }
+
+        // Unqualified names: root project, then dbt, then other packages.
+        let mut order = vec![inputs.root_package.clone(), BUILTIN_PACKAGE.to_string()];
+        order.extend(inputs.packages.iter().filter(|p| **p != inputs.root_package).cloned());
+        let mut seen = std::collections::HashSet::new();
+        for pkg in &order {
+            if let Some(ms) = table.by_package.get(pkg) {
+                for (name, m) in ms {
+                    if seen.insert(name.clone()) {
+                        env.add_global(name.clone(), Value::from_dyn_object(m.clone()));
+                    }
+                }
+            }
+        }
+        // Namespaces: `dbt.x`, `dbt_utils.x`, `<project>.x`.
+        for (pkg, ms) in &table.by_package {
+            let ns: IndexMap<String, Value> =
+                ms.iter().map(|(n, m)| (n.clone(), Value::from_dyn_object(m.clone()))).collect();
+            env.add_global(pkg.clone(), Value::from_iter(ns));
+        }
+
+        let table = Arc::new(table);
+        functions::register(&mut env, &inputs, table.clone());
+        Ok(JinjaEnv { env, macros: table })
+    }
+
+    /// Renders `source` (the text of `file`) for one node.
+    pub fn render_node(&self, file: &str, source: &str, rctx: Arc<RenderCtx>) -> Result<String, RenderError> {
+        let src = rewrite_mutables(source);
+        let tmpl = self.env.template_from_named_str(file, &src).map_err(|e| to_render_error(&e, file, source, 1))?;
+        let ctx = rctx.context();
+        match tmpl.render(ctx) {
+            Ok(s) => Ok(s),
+            Err(e) if is_return(&e) => Ok(RETURN_SLOT
+                .with(|s| s.borrow_mut().take())
+                .map(|v| v.to_string())
+                .unwrap_or_default()),
+            Err(e) => Err(to_render_error(&e, file, source, 1)),
+        }
+    }
+
+    /// Renders a string with extra context variables (hooks, config values).
+    pub fn render_str(
+        &self,
+        what: &str,
+        source: &str,
+        rctx: Option<Arc<RenderCtx>>,
+        extra: &[(&str, Value)],
+    ) -> Result<String, RenderError> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(source.to_string());
+        }
+        let src = rewrite_mutables(source);
+        let tmpl = self.env.template_from_named_str(what, &src).map_err(|e| to_render_error(&e, what, source, 1))?;
+        let mut ctx: IndexMap<String, Value> = IndexMap::new();
+        if let Some(r) = &rctx {
+            if let Ok(items) = r.context().try_iter_pairs_owned() {
+                for (k, v) in items {
+                    ctx.insert(k.to_string(), v);
+                }
+            }
+        }
+        for (k, v) in extra {
+            ctx.insert(k.to_string(), v.clone());
+        }
+        tmpl.render(Value::from_iter(ctx)).map_err(|e| to_render_error(&e, what, source, 1))
+    }
+
+    /// Calls a macro by (unqualified) name with positional arguments and
+    /// returns its output as a trimmed string.
+    pub fn call_macro_str(&self, name: &str, args: &[(&str, Value)], rctx: Option<Arc<RenderCtx>>) -> Result<String, RenderError> {
+        let params: Vec<&str> = args.iter().map(|(n, _)| *n).collect();
+        let src = format!("{{{{ {}({}) }}}}", name, params.join(", "));
+        Ok(self.render_str(name, &src, rctx, args)?.trim().to_string())
+    }
+
+    pub fn env(&self) -> &Environment<'static> {
+        &self.env
+    }
+}
+
+trait PairsOwned {
+    fn try_iter_pairs_owned(&self) -> Result<Vec<(Value, Value)>, Error>;
+}
+
+impl PairsOwned for Value {
+    fn try_iter_pairs_owned(&self) -> Result<Vec<(Value, Value)>, Error> {
+        let mut out = vec![];
+        for k in self.try_iter()? {
+            let v = self.get_item(&k)?;
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+}
+
+fn builtin_macros() -> Result<Vec<MacroSource>, RenderError> {
+    let blocks = find_blocks(BUILTIN_MACROS, &["macro", "test"]).map_err(|e| RenderError {
+        file: "<dp builtins>".into(),
+        line: Some(e.line),
+        message: e.message,
+        source_line: None,
+    })?;
+    Ok(blocks.iter().map(|b| block_to_macro(b, BUILTIN_PACKAGE, "<dp builtins>/dbt.sql")).collect())
+}
+
+/// Turns a `{% test name(...) %}` block into the macro `test_name`.
+pub fn block_to_macro(b: &crate::project::blocks::Block, package: &str, file: &str) -> MacroSource {
+    if b.kind == "test" {
+        let args = b.args.clone().unwrap_or_default();
+        let text = format!("{{% macro test_{}({}) %}}{}{{% endmacro %}}", b.name, args, b.body);
+        MacroSource { package: package.into(), name: format!("test_{}", b.name), file: file.into(), line: b.line, text }
+    } else {
+        MacroSource { package: package.into(), name: b.name.clone(), file: file.into(), line: b.line, text: b.full.clone() }
+    }
+}
+
+/// Argument names of a macro signature (for the manifest).
+pub fn macro_arguments(args: Option<&str>) -> Vec<String> {
+    args.map(|a| parse_args(a).into_iter().map(|(n, _)| n).collect()).unwrap_or_default()
+}
+
+/// Turns a minijinja error into a located [`RenderError`].
+pub fn to_render_error(e: &Error, file: &str, source: &str, _first_line: usize) -> RenderError {
+    // Find the innermost error that has a location.
+    let mut located: Option<&Error> = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(me) = err.downcast_ref::<Error>() {
+            if me.line().is_some() {
+                located = Some(me);
+            }
+        }
+        cur = err.source();
+    }
+    let at = located.unwrap_or(e);
+    let (name, line) = (at.name().unwrap_or(file), at.line());
+    let shown_file = name.split("::").next().unwrap_or(name).to_string();
+    let text = if shown_file == file { Some(source.to_string()) } else { at.template_source().map(String::from) };
+    let source_line = match (line, text) {
+        (Some(l), Some(t)) => t.lines().nth(l.saturating_sub(1)).map(String::from),
+        _ => None,
+    };
+    let mut message = describe(e);
+    if !std::ptr::eq(at, e) && at.detail() != e.detail() {
+        message = describe(at);
+    }
+    RenderError { file: shown_file, line, message, source_line }
+}
+
+fn describe(e: &Error) -> String {
+    let detail = e.detail().unwrap_or("");
+    match e.kind() {
+        ErrorKind::SyntaxError => format!("Jinja syntax error: {detail}"),
+        ErrorKind::UnknownFunction => format!("undefined macro or function: {detail}"),
+        ErrorKind::TooManyArguments => format!("macro called with too many arguments{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+        ErrorKind::MissingArgument => format!("macro called without a required argument{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+        ErrorKind::UndefinedError => format!("undefined value: {detail}"),
+        ErrorKind::UnknownMethod => format!("unknown method: {detail}"),
+        ErrorKind::InvalidOperation if !detail.is_empty() => detail.to_string(),
+        _ => {
+            if detail.is_empty() {
+                e.kind().to_string()
+            } else {
+                format!("{}: {detail}", e.kind())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

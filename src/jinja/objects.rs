@@ -1,0 +1,420 @@
+//! The objects dbt's Jinja context exposes: relations (`this`, `ref()`),
+//! the per-render context behind `ref`/`source`/`config`, mutable lists and
+//! dicts (`{% do xs.append(x) %}`), and macro handles.
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args, Kwargs};
+use minijinja::{Error, ErrorKind, State};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::project::nodes::RefCall;
+use crate::project::relation::relation_name;
+
+/// A relation (`schema.identifier`), as `this`, `ref()` and `source()` return.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub database: String,
+    pub schema: String,
+    pub identifier: String,
+    /// Rendered text override (ephemeral CTE names render bare).
+    pub rendered: Option<String>,
+}
+
+impl Relation {
+    pub fn new(database: &str, schema: &str, identifier: &str) -> Relation {
+        Relation {
+            database: database.into(),
+            schema: schema.into(),
+            identifier: identifier.into(),
+            rendered: None,
+        }
+    }
+    pub fn cte(name: &str) -> Relation {
+        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()) }
+    }
+    pub fn render_name(&self) -> String {
+        self.rendered.clone().unwrap_or_else(|| relation_name(&self.schema, &self.identifier))
+    }
+}
+
+impl Object for Relation {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        Some(match key.as_str()? {
+            "database" => Value::from(self.database.clone()),
+            "schema" => Value::from(self.schema.clone()),
+            "identifier" | "name" | "table" => Value::from(self.identifier.clone()),
+            "is_table" | "is_view" | "is_cte" => Value::from(false),
+            "type" => Value::from(()),
+            _ => return None,
+        })
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "include" | "quote" | "incorporate" => {
+                let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
+                let mut r = (**self).clone();
+                if method == "include" {
+                    // include(database=False, schema=False) drops parts.
+                    if let Ok(Some(false)) = kwargs.get::<Option<bool>>("schema") {
+                        r.schema.clear();
+                    }
+                    if let Ok(Some(path)) = kwargs.get::<Option<Value>>("path") {
+                        let _ = path;
+                    }
+                } else if method == "incorporate" {
+                    if let Ok(Some(p)) = kwargs.get::<Option<Value>>("path") {
+                        if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
+                            r.identifier = id;
+                        }
+                        if let Ok(Some(s)) = p.get_attr("schema").map(|v| v.as_str().map(String::from)) {
+                            r.schema = s;
+                        }
+                    }
+                }
+                let _ = kwargs.args().count();
+                Ok(Value::from_object(r))
+            }
+            "render" => Ok(Value::from(self.render_name())),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("relation has no method '{method}'"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render_name())
+    }
+}
+
+/// Which rendering pass is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Discover refs, sources and config() calls (`execute` is false).
+    Parse,
+    /// Produce the SQL that runs (`execute` is true).
+    Compile,
+}
+
+/// Answers `ref()` / `source()` during compilation.
+pub trait Resolver: Send + Sync {
+    fn resolve_ref(&self, from: &str, call: &RefCall) -> Result<Relation, String>;
+    fn resolve_source(&self, from: &str, source: &str, table: &str) -> Result<Relation, String>;
+}
+
+/// What a parse-pass render found.
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<(String, String)>,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub macros: Vec<String>,
+}
+
+/// The per-render state behind `ref`, `source`, `config`, `this` and
+/// `is_incremental()`; stored in the context as `__dp`.
+pub struct RenderCtx {
+    pub node_id: String,
+    pub package: String,
+    pub phase: Phase,
+    pub resolver: Option<Arc<dyn Resolver>>,
+    pub is_incremental: bool,
+    /// The node's resolved config (compile pass) for `config.get`.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub captured: Mutex<Captured>,
+    pub this: Value,
+    pub model: Value,
+    /// Macro overrides (unit tests): name → value returned.
+    pub overrides: IndexMap<String, Value>,
+}
+
+impl fmt::Debug for RenderCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RenderCtx({})", self.node_id)
+    }
+}
+
+impl Object for RenderCtx {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+}
+
+impl RenderCtx {
+    pub fn new(node_id: &str, package: &str, phase: Phase) -> RenderCtx {
+        RenderCtx {
+            node_id: node_id.into(),
+            package: package.into(),
+            phase,
+            resolver: None,
+            is_incremental: false,
+            config: Default::default(),
+            captured: Mutex::new(Captured::default()),
+            this: Value::from(()),
+            model: Value::from(()),
+            overrides: IndexMap::new(),
+        }
+    }
+
+    pub fn from_state(state: &State) -> Option<Arc<RenderCtx>> {
+        state.lookup("__dp").and_then(|v| v.downcast_object::<RenderCtx>())
+    }
+
+    /// The root context passed to macros called from this render.
+    pub fn context(self: &Arc<Self>) -> Value {
+        let mut m: IndexMap<&str, Value> = IndexMap::new();
+        m.insert("__dp", Value::from_dyn_object(self.clone()));
+        m.insert("this", self.this.clone());
+        m.insert("model", self.model.clone());
+        m.insert("execute", Value::from(self.phase == Phase::Compile));
+        m.insert("config", Value::from_object(ConfigObj { ctx: self.clone() }));
+        Value::from_iter(m)
+    }
+
+    pub fn take_captured(&self) -> Captured {
+        std::mem::take(&mut *self.captured.lock().unwrap())
+    }
+}
+
+/// `config(...)`, `config.get(k, default)`, `config.require(k)`.
+#[derive(Debug)]
+pub struct ConfigObj {
+    pub ctx: Arc<RenderCtx>,
+}
+
+impl ConfigObj {
+    fn lookup(&self, key: &str) -> Option<serde_json::Value> {
+        if let Some(v) = self.ctx.captured.lock().unwrap().config.get(key) {
+            return Some(v.clone());
+        }
+        self.ctx.config.get(key).cloned()
+    }
+}
+
+impl Object for ConfigObj {
+    fn call(self: &Arc<Self>, _state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kwargs): (&[Value], Kwargs) = from_args(args)?;
+        let mut cap = self.ctx.captured.lock().unwrap();
+        let mut apply = |k: &str, v: &Value| -> Result<(), Error> {
+            let json = serde_json::to_value(v).map_err(|e| {
+                Error::new(ErrorKind::InvalidOperation, format!("config({k}=...): value cannot be stored: {e}"))
+            })?;
+            let mut one = serde_json::Map::new();
+            one.insert(k.to_string(), json);
+            crate::config::merge_config(&mut cap.config, &one);
+            Ok(())
+        };
+        // config({'materialized': 'table'}) as a positional dict.
+        for p in pos {
+            if let Ok(items) = p.try_iter() {
+                for k in items {
+                    let v = p.get_item(&k)?;
+                    if let Some(k) = k.as_str() {
+                        apply(k, &v)?;
+                    }
+                }
+            }
+        }
+        for k in kwargs.args().map(String::from).collect::<Vec<_>>() {
+            let v: Value = kwargs.get(&k)?;
+            apply(&k, &v)?;
+        }
+        Ok(Value::from(""))
+    }
+
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (key, default, kwargs): (String, Option<Value>, Kwargs) = from_args(args)?;
+                let default = match default {
+                    Some(d) => d,
+                    None => kwargs.get::<Option<Value>>("default")?.unwrap_or(Value::from(())),
+                };
+                Ok(self.lookup(&key).map(|v| Value::from_serialize(&v)).unwrap_or(default))
+            }
+            "require" => {
+                let (key,): (String,) = from_args(args)?;
+                match self.lookup(&key) {
+                    Some(v) => Ok(Value::from_serialize(&v)),
+                    None if self.ctx.phase == Phase::Parse => Ok(Value::from(())),
+                    None => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("required config '{key}' was not set for {}", self.ctx.node_id),
+                    )),
+                }
+            }
+            "set" => {
+                let (key, value): (String, Value) = from_args(args)?;
+                let json = serde_json::to_value(&value).unwrap_or(serde_json::Value::Null);
+                self.ctx.captured.lock().unwrap().config.insert(key, json);
+                Ok(Value::from(""))
+            }
+            "persist_relation_docs" | "persist_column_docs" => Ok(Value::from(false)),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("config has no method '{method}'"))),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("")
+    }
+}
+
+/// A list that `append`/`extend`/`pop` can change, as in Python's Jinja.
+#[derive(Debug, Default)]
+pub struct MutList(pub Mutex<Vec<Value>>);
+
+impl Object for MutList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = self.0.lock().unwrap();
+        let idx = key.as_i64()?;
+        let idx = if idx < 0 { items.len() as i64 + idx } else { idx };
+        items.get(usize::try_from(idx).ok()?).cloned()
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.lock().unwrap().clone())
+    }
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let mut items = self.0.lock().unwrap();
+        match method {
+            "append" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.push(v);
+                Ok(Value::from(()))
+            }
+            "extend" => {
+                let (v,): (Value,) = from_args(args)?;
+                items.extend(v.try_iter()?);
+                Ok(Value::from(()))
+            }
+            "insert" => {
+                let (i, v): (usize, Value) = from_args(args)?;
+                let i = i.min(items.len());
+                items.insert(i, v);
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                let (i,): (Option<i64>,) = from_args(args)?;
+                let len = items.len() as i64;
+                let i = match i {
+                    None => len - 1,
+                    Some(i) if i < 0 => len + i,
+                    Some(i) => i,
+                };
+                if i < 0 || i >= len {
+                    return Err(Error::new(ErrorKind::InvalidOperation, "pop index out of range"));
+                }
+                Ok(items.remove(i as usize))
+            }
+            "remove" => {
+                let (v,): (Value,) = from_args(args)?;
+                if let Some(pos) = items.iter().position(|x| *x == v) {
+                    items.remove(pos);
+                }
+                Ok(Value::from(()))
+            }
+            "index" => {
+                let (v,): (Value,) = from_args(args)?;
+                items
+                    .iter()
+                    .position(|x| *x == v)
+                    .map(Value::from)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{v} is not in list")))
+            }
+            "count" => {
+                let (v,): (Value,) = from_args(args)?;
+                Ok(Value::from(items.iter().filter(|x| **x == v).count()))
+            }
+            "reverse" => {
+                items.reverse();
+                Ok(Value::from(()))
+            }
+            "copy" => Ok(Value::from(items.clone())),
+            "clear" => {
+                items.clear();
+                Ok(Value::from(()))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("list has no method '{method}'"))),
+        }
+    }
+}
+
+/// A dict that `update`/`pop`/`setdefault` can change.
+#[derive(Debug, Default)]
+pub struct MutMap(pub Mutex<IndexMap<Value, Value>>);
+
+impl Object for MutMap {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.0.lock().unwrap().keys().cloned().collect())
+    }
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        let mut map = self.0.lock().unwrap();
+        match method {
+            "update" => {
+                let (other, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+                if let Some(other) = other {
+                    for k in other.try_iter()? {
+                        let v = other.get_item(&k)?;
+                        map.insert(k, v);
+                    }
+                }
+                for k in kwargs.args().map(String::from).collect::<Vec<_>>() {
+                    let v: Value = kwargs.get(&k)?;
+                    map.insert(Value::from(k), v);
+                }
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(map.shift_remove(&k).or(default).unwrap_or(Value::from(())))
+            }
+            "get" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(map.get(&k).cloned().or(default).unwrap_or(Value::from(())))
+            }
+            "setdefault" => {
+                let (k, default): (Value, Option<Value>) = from_args(args)?;
+                Ok(map.entry(k).or_insert(default.unwrap_or(Value::from(()))).clone())
+            }
+            "keys" => Ok(Value::from(map.keys().cloned().collect::<Vec<_>>())),
+            "values" => Ok(Value::from(map.values().cloned().collect::<Vec<_>>())),
+            "items" => Ok(Value::from(
+                map.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>(),
+            )),
+            "copy" => Ok(Value::from_iter(map.iter().map(|(k, v)| (k.clone(), v.clone())))),
+            "clear" => {
+                map.clear();
+                Ok(Value::from(()))
+            }
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("dict has no method '{method}'"))),
+        }
+    }
+}
+
+/// Wraps a list or dict literal so Jinja code can mutate it.
+pub fn make_mutable(v: Value) -> Result<Value, Error> {
+    match v.kind() {
+        minijinja::value::ValueKind::Seq => Ok(Value::from_object(MutList(Mutex::new(v.try_iter()?.collect())))),
+        minijinja::value::ValueKind::Map => {
+            let mut m = IndexMap::new();
+            for k in v.try_iter()? {
+                let val = v.get_item(&k)?;
+                m.insert(k, val);
+            }
+            Ok(Value::from_object(MutMap(Mutex::new(m))))
+        }
+        _ => Ok(v),
+    }
+}
+
+/// Renders an identifier the way `adapter.quote` does.
+pub fn quote(ident: &str) -> String {
+    crate::project::relation::force_quote(ident)
+}

@@ -1,0 +1,15 @@
+//! dp: an embedded lakehouse. Parse → graph → compile stages are I/O-free
+//! behind [`fs::FileSystem`]; the engine, materializations and runner
+//! execute on DataFusion and Delta Lake.
+pub mod compile;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod fs;
+pub mod graph;
+pub mod jinja;
+pub mod materialize;
+pub mod project;
+pub mod runner;
+pub mod seed;

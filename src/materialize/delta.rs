@@ -1,0 +1,422 @@
+//! Delta Lake materializations: `table` (one overwrite commit streamed from
+//! the query plan), `view` (SQL stored beside the tables), `incremental`
+//! (`append`, `merge` via Delta MERGE, `delete+insert`) with
+//! `on_schema_change`, and seeds.
+
+use anyhow::{Context as _, bail};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::DataFrame;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use deltalake::DeltaTable;
+use futures::StreamExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::engine::catalog::VIEW_FILE;
+use crate::engine::{Engine, dir_url};
+use crate::project::nodes::Node;
+use crate::project::relation::quote_ident;
+
+/// The outcome of building one relation.
+#[derive(Debug, Clone, Default)]
+pub struct Materialized {
+    pub rows: Option<u64>,
+    /// e.g. `CREATE TABLE`, `MERGE`, `INSERT`, `CREATE VIEW`.
+    pub message: String,
+    pub version: Option<i64>,
+}
+
+fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
+    let comp = node.config_str("compression").unwrap_or("zstd").to_ascii_lowercase();
+    let c = match comp.as_str() {
+        "zstd" => Compression::ZSTD(ZstdLevel::try_new(3)?),
+        "snappy" => Compression::SNAPPY,
+        "gzip" => Compression::GZIP(Default::default()),
+        "lz4" => Compression::LZ4_RAW,
+        "none" | "uncompressed" => Compression::UNCOMPRESSED,
+        other => bail!("model {}: compression '{other}' is not supported; use zstd, snappy, gzip, lz4 or none", node.name),
+    };
+    Ok(WriterProperties::builder().set_compression(c).build())
+}
+
+fn partition_by(node: &Node) -> Vec<String> {
+    match node.config.get("partition_by") {
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(serde_json::Value::Object(o)) => o.get("field").and_then(|f| f.as_str()).map(|s| vec![s.to_string()]).unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+fn unique_key(node: &Node) -> Vec<String> {
+    match node.config.get("unique_key") {
+        Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => vec![],
+    }
+}
+
+async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
+    let mut h = table.history(Some(1));
+    let info = h.next().await?.ok()?;
+    let m = info.info.get("operationMetrics")?;
+    for k in ["num_added_rows", "num_output_rows", "numOutputRows"] {
+        if let Some(v) = m.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Writes a plan as the table's new version (one overwrite commit).
+pub async fn overwrite(engine: &Engine, dir: &Path, plan: LogicalPlan, node: &Node) -> anyhow::Result<Materialized> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    remove_view(dir)?;
+    let plan = delta_compatible(engine, plan)?;
+    let table = DeltaTable::try_from_url(dir_url(dir)?).await?;
+    let existed = table.version().is_some();
+    let parts = partition_by(node);
+    let mut b = table
+        .write(vec![])
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(engine.ctx.state()))
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_writer_properties(writer_properties(node)?)
+        .with_table_name(node.alias.clone());
+    if !parts.is_empty() {
+        b = b.with_partition_columns(parts);
+    }
+    let table = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Materialized {
+        rows: rows_of_last_commit(&table).await,
+        message: if existed { "REPLACE TABLE".into() } else { "CREATE TABLE".into() },
+        version: table.version().map(|v| v as i64),
+    })
+}
+
+/// Delta has no unsigned, nanosecond or view types: cast them to the
+/// nearest type it stores (UInt64 → BIGINT, timestamps → microseconds,
+/// Utf8View → Utf8).
+pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::{DataType as D, TimeUnit};
+    fn target(dt: &D) -> Option<D> {
+        Some(match dt {
+            D::UInt8 => D::Int16,
+            D::UInt16 => D::Int32,
+            D::UInt32 | D::UInt64 => D::Int64,
+            D::Float16 => D::Float32,
+            D::Utf8View | D::LargeUtf8 => D::Utf8,
+            D::BinaryView | D::LargeBinary => D::Binary,
+            D::Date64 => D::Date32,
+            D::Timestamp(u, tz) if *u != TimeUnit::Microsecond => D::Timestamp(TimeUnit::Microsecond, tz.clone()),
+            D::Dictionary(_, v) => target(v).unwrap_or((**v).clone()),
+            D::Null => D::Utf8,
+            _ => return None,
+        })
+    }
+    let df = DataFrame::new(engine.ctx.state(), plan);
+    let fields = df.schema().fields().clone();
+    if !fields.iter().any(|f| target(f.data_type()).is_some()) {
+        return Ok(df.into_unoptimized_plan());
+    }
+    let exprs: Vec<datafusion::prelude::Expr> = df
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let col = datafusion::prelude::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+            match target(f.data_type()) {
+                Some(t) => datafusion::prelude::cast(col, t).alias(f.name()),
+                None => col,
+            }
+        })
+        .collect();
+    Ok(df.select(exprs)?.into_unoptimized_plan())
+}
+
+fn remove_view(dir: &Path) -> anyhow::Result<()> {
+    let v = dir.join(VIEW_FILE);
+    if v.exists() {
+        std::fs::remove_file(&v).with_context(|| format!("removing view definition {}", v.display()))?;
+    }
+    Ok(())
+}
+
+/// Stores a view's SQL (atomically, by rename).
+pub fn write_view(dir: &Path, sql: &str) -> anyhow::Result<Materialized> {
+    std::fs::create_dir_all(dir)?;
+    let log = dir.join("_delta_log");
+    if log.exists() {
+        // The relation changes type: drop the old table, as dbt does.
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)?;
+            } else {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
+    let tmp = dir.join(format!(".{VIEW_FILE}.tmp"));
+    std::fs::write(&tmp, sql)?;
+    std::fs::rename(&tmp, dir.join(VIEW_FILE))?;
+    Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None })
+}
+
+/// Builds one model according to its `materialized` config.
+pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: bool) -> anyhow::Result<Materialized> {
+    let dir = engine.warehouse.join(&node.schema).join(&node.alias);
+    match node.materialized() {
+        "view" => {
+            // Plan it now so a broken view fails its own node, not a later one.
+            engine.ctx.state().create_logical_plan(sql).await?;
+            write_view(&dir, sql)
+        }
+        "table" => {
+            let df = engine.ctx.sql(sql).await?;
+            overwrite(engine, &dir, df.into_unoptimized_plan(), node).await
+        }
+        "incremental" => {
+            let df = engine.ctx.sql(sql).await?;
+            if !incremental {
+                return overwrite(engine, &dir, df.into_unoptimized_plan(), node).await;
+            }
+            incremental_update(engine, &dir, df, node).await
+        }
+        "ephemeral" => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None }),
+        other => bail!(
+            "model {}: materialization '{other}' is not supported\n  hint: use table, view, incremental or ephemeral",
+            node.name
+        ),
+    }
+}
+
+/// How the new rows' schema relates to the existing table's.
+fn schema_change(existing: &SchemaRef, new: &SchemaRef) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut added = vec![];
+    let mut removed = vec![];
+    let mut changed = vec![];
+    for f in new.fields() {
+        match existing.field_with_name(f.name()) {
+            Ok(e) if e.data_type() != f.data_type() => changed.push(format!("{} ({} -> {})", f.name(), e.data_type(), f.data_type())),
+            Ok(_) => {}
+            Err(_) => added.push(f.name().clone()),
+        }
+    }
+    for f in existing.fields() {
+        if new.field_with_name(f.name()).is_err() {
+            removed.push(f.name().clone());
+        }
+    }
+    (added, removed, changed)
+}
+
+async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &Node) -> anyhow::Result<Materialized> {
+    let df = DataFrame::new(engine.ctx.state(), delta_compatible(engine, df.into_unoptimized_plan())?);
+    let table = deltalake::open_table(dir_url(dir)?).await?;
+    let existing: SchemaRef = table.snapshot()?.snapshot().arrow_schema();
+    let new_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let (added, removed, changed) = schema_change(&existing, &new_schema);
+    let mode = node.config_str("on_schema_change").unwrap_or("ignore");
+    let differs = !added.is_empty() || !removed.is_empty() || !changed.is_empty();
+    let mut df = df;
+    let mut schema_mode = None;
+    if differs {
+        match mode {
+            "fail" => bail!(
+                "model {}: the incremental model's columns changed (added: [{}], removed: [{}], changed: [{}]) and on_schema_change is 'fail'\n  hint: run with --full-refresh, or set on_schema_change to append_new_columns or sync_all_columns",
+                node.name,
+                added.join(", "),
+                removed.join(", "),
+                changed.join(", ")
+            ),
+            "append_new_columns" => {
+                if !changed.is_empty() {
+                    bail!(
+                        "model {}: column types changed ({}); append_new_columns cannot change types\n  hint: run with --full-refresh or use on_schema_change='sync_all_columns'",
+                        node.name,
+                        changed.join(", ")
+                    );
+                }
+                schema_mode = Some(SchemaMode::Merge);
+            }
+            "sync_all_columns" => {
+                // Rewrite the table with the new shape: existing rows keep
+                // shared columns, new columns are NULL, removed ones go.
+                return sync_all_columns(engine, dir, df, node, &existing).await;
+            }
+            _ => {
+                // ignore: keep the table's columns; drop new ones, NULL for missing.
+                let exprs: Vec<datafusion::prelude::Expr> = existing
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        if new_schema.field_with_name(f.name()).is_ok() {
+                            datafusion::prelude::cast(datafusion::prelude::ident(f.name()), f.data_type().clone()).alias(f.name())
+                        } else {
+                            datafusion::prelude::cast(datafusion::prelude::lit(datafusion::scalar::ScalarValue::Null), f.data_type().clone()).alias(f.name())
+                        }
+                    })
+                    .collect();
+                df = df.select(exprs)?;
+            }
+        }
+    }
+    let strategy = node.config_str("incremental_strategy").unwrap_or(if unique_key(node).is_empty() { "append" } else { "merge" });
+    let keys = unique_key(node);
+    match strategy {
+        "append" => {
+            let mut b = table
+                .write(vec![])
+                .with_input_plan(df.into_unoptimized_plan())
+                .with_session_state(Arc::new(engine.ctx.state()))
+                .with_save_mode(SaveMode::Append)
+                .with_writer_properties(writer_properties(node)?);
+            if let Some(m) = schema_mode {
+                b = b.with_schema_mode(m);
+            }
+            let t = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64) })
+        }
+        "merge" => {
+            if keys.is_empty() {
+                bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
+            }
+            let cols: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+            let update_cols: Vec<String> = match node.config.get("merge_update_columns") {
+                Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                _ => {
+                    let excl: Vec<String> = match node.config.get("merge_exclude_columns") {
+                        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                        _ => vec![],
+                    };
+                    cols.iter().filter(|c| !excl.contains(c)).cloned().collect()
+                }
+            };
+            let mut mb = table
+                .merge(df, predicate)
+                .with_source_alias("source")
+                .with_target_alias("target")
+                .with_session_state(Arc::new(engine.ctx.state()))
+                .with_writer_properties(writer_properties(node)?)
+                .with_merge_schema(schema_mode.is_some());
+            let uc = update_cols.clone();
+            mb = mb.when_matched_update(move |mut u| {
+                for c in &uc {
+                    u = u.update(quote_ident(c), format!("source.{}", quote_ident(c)));
+                }
+                u
+            })?;
+            let ic = cols.clone();
+            mb = mb.when_not_matched_insert(move |mut i| {
+                for c in &ic {
+                    i = i.set(quote_ident(c), format!("source.{}", quote_ident(c)));
+                }
+                i
+            })?;
+            let (t, metrics) = mb.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Materialized {
+                rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
+                message: "MERGE".into(),
+                version: t.version().map(|v| v as i64),
+            })
+        }
+        "delete+insert" => {
+            if keys.is_empty() {
+                bail!("model {}: incremental_strategy 'delete+insert' needs a unique_key", node.name);
+            }
+            // One overwrite commit: old rows whose key is not in the new
+            // batch, plus every new row.
+            let new_tbl = format!("__dp_new_{}", node.alias);
+            engine.ctx.register_table(&new_tbl, df.into_view())?;
+            let cur_tbl = format!("__dp_cur_{}", node.alias);
+            engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
+            let cols: Vec<String> = existing.fields().iter().map(|f| quote_ident(f.name())).collect();
+            let key_list = keys.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "SELECT {cols} FROM {cur} WHERE ({keys}) NOT IN (SELECT {keys} FROM {new}) UNION ALL SELECT {cols} FROM {new}",
+                cols = cols.join(", "),
+                cur = quote_ident(&cur_tbl),
+                new = quote_ident(&new_tbl),
+                keys = key_list
+            );
+            let sql = if keys.len() == 1 { sql.replace(&format!("({key_list}) NOT IN"), &format!("{key_list} NOT IN")) } else { sql };
+            let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
+            let r = overwrite(engine, dir, plan, node).await;
+            let _ = engine.ctx.deregister_table(&new_tbl);
+            let _ = engine.ctx.deregister_table(&cur_tbl);
+            let mut m = r?;
+            m.message = "DELETE+INSERT".into();
+            Ok(m)
+        }
+        other => bail!(
+            "model {}: incremental_strategy '{other}' is not supported\n  hint: use append, merge or delete+insert",
+            node.name
+        ),
+    }
+}
+
+async fn sync_all_columns(engine: &Engine, dir: &Path, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
+    let keys = unique_key(node);
+    let new_tbl = format!("__dp_new_{}", node.alias);
+    let new_schema = df.schema().as_arrow().clone();
+    engine.ctx.register_table(&new_tbl, df.into_view())?;
+    let table = deltalake::open_table(dir_url(dir)?).await?;
+    let cur_tbl = format!("__dp_cur_{}", node.alias);
+    engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
+    let old_cols: Vec<String> = new_schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if existing.field_with_name(f.name()).is_ok() {
+                format!("CAST({} AS {}) AS {}", quote_ident(f.name()), sql_type(f.data_type()), quote_ident(f.name()))
+            } else {
+                format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), quote_ident(f.name()))
+            }
+        })
+        .collect();
+    let all: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+    let filter = if keys.is_empty() {
+        String::new()
+    } else {
+        let k = keys.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ");
+        format!(" WHERE {k} NOT IN (SELECT {k} FROM {})", quote_ident(&new_tbl))
+    };
+    let sql = format!(
+        "SELECT {} FROM {}{} UNION ALL SELECT {} FROM {}",
+        old_cols.join(", "),
+        quote_ident(&cur_tbl),
+        filter,
+        all.join(", "),
+        quote_ident(&new_tbl)
+    );
+    let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
+    let r = overwrite(engine, dir, plan, node).await;
+    let _ = engine.ctx.deregister_table(&new_tbl);
+    let _ = engine.ctx.deregister_table(&cur_tbl);
+    let mut m = r?;
+    m.message = "SYNC COLUMNS".into();
+    Ok(m)
+}
+
+fn sql_type(dt: &datafusion::arrow::datatypes::DataType) -> String {
+    use datafusion::arrow::datatypes::DataType as D;
+    match dt {
+        D::Boolean => "BOOLEAN".into(),
+        D::Int8 | D::Int16 => "SMALLINT".into(),
+        D::Int32 => "INT".into(),
+        D::Int64 => "BIGINT".into(),
+        D::Float32 => "REAL".into(),
+        D::Float64 => "DOUBLE".into(),
+        D::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        D::Date32 => "DATE".into(),
+        D::Timestamp(_, None) => "TIMESTAMP".into(),
+        D::Timestamp(_, Some(_)) => "TIMESTAMPTZ".into(),
+        _ => "VARCHAR".into(),
+    }
+}

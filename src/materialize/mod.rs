@@ -1,0 +1,7 @@
+//! Materializations: how a compiled model becomes a relation in the
+//! warehouse. Every write is one Delta commit (or one atomic file rename
+//! for views), so a failed or killed run leaves the previous version.
+
+pub mod delta;
+
+pub use delta::{Materialized, materialize};

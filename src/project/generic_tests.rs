@@ -1,0 +1,233 @@
+//! Generic data tests declared in YAML (`data_tests:` / `tests:`): parsing
+//! each entry into a test name, arguments and config, and naming the test
+//! node exactly as dbt does (names, 64-char truncation with an md5, and the
+//! 10-hex-digit hash in the unique_id).
+
+use serde_json::{Map, Value};
+
+/// Config keys dbt lifts out of a test's arguments.
+const CONFIG_ARGS: &[&str] = &[
+    "severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc",
+    "store_failures", "store_failures_as", "meta", "database", "schema", "alias",
+];
+
+/// One test entry from YAML.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestEntry {
+    /// Test name without namespace (`unique`, `expression_is_true`).
+    pub name: String,
+    pub namespace: Option<String>,
+    /// Arguments (without `model`/`column_name`), in YAML order.
+    pub args: Map<String, Value>,
+    pub config: Map<String, Value>,
+    /// A user-given name (`name:` in the entry).
+    pub custom_name: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Parses a YAML test entry: `unique`, `{not_null: {config: ...}}`,
+/// `{relationships: {arguments: {to: ..., field: ...}}}`, legacy
+/// `{relationships: {to: ..., field: ...}}`, or `{name: x, test_name: y, ...}`.
+pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
+    let (full_name, body) = match v {
+        Value::String(s) => (s.clone(), Map::new()),
+        Value::Object(m) if m.contains_key("test_name") => {
+            let name = m["test_name"].as_str().ok_or("test_name must be a string")?.to_string();
+            let mut body = m.clone();
+            body.remove("test_name");
+            (name, body)
+        }
+        Value::Object(m) if m.len() == 1 => {
+            let (k, v) = m.iter().next().unwrap();
+            let body = match v {
+                Value::Object(b) => b.clone(),
+                Value::Null => Map::new(),
+                other => return Err(format!("test '{k}' must map to its arguments, got {other}")),
+            };
+            (k.clone(), body)
+        }
+        Value::Object(m) => {
+            return Err(format!(
+                "a test entry must have exactly one key (the test name), got {}",
+                m.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        other => return Err(format!("a test entry must be a name or a mapping, got {other}")),
+    };
+    let (namespace, name) = match full_name.rsplit_once('.') {
+        Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
+        None => (None, full_name.clone()),
+    };
+    let mut args = Map::new();
+    let mut config = Map::new();
+    let mut custom_name = None;
+    let mut description = None;
+    for (k, v) in body {
+        match k.as_str() {
+            "config" => {
+                if let Value::Object(c) = v {
+                    config.extend(c);
+                } else {
+                    return Err(format!("test '{full_name}': config must be a mapping"));
+                }
+            }
+            "arguments" => {
+                if let Value::Object(a) = v {
+                    args.extend(a);
+                } else {
+                    return Err(format!("test '{full_name}': arguments must be a mapping"));
+                }
+            }
+            "name" => custom_name = v.as_str().map(String::from),
+            "description" => description = v.as_str().map(String::from),
+            k if CONFIG_ARGS.contains(&k) => {
+                config.insert(k.to_string(), v);
+            }
+            _ => {
+                args.insert(k, v);
+            }
+        }
+    }
+    Ok(TestEntry { name, namespace, args, config, custom_name, description })
+}
+
+/// dbt's `synthesize_generic_test_names`: (short name for files, full name).
+pub fn synthesize_names(test_type: &str, target_name: &str, args: &Map<String, Value>) -> (String, String) {
+    let mut keys: Vec<&String> = args.keys().filter(|k| *k != "model").collect();
+    keys.sort();
+    let mut flat: Vec<String> = vec![];
+    for k in keys {
+        match &args[k] {
+            Value::Object(m) => flat.extend(m.values().map(py_str)),
+            Value::Array(a) => flat.extend(a.iter().map(py_str)),
+            other => flat.push(py_str(other)),
+        }
+    }
+    let re = regex::Regex::new("[^0-9a-zA-Z_]+").unwrap();
+    let clean: Vec<String> = flat.iter().map(|a| re.replace_all(a, "_").into_owned()).collect();
+    let unique = clean.join("__");
+    let identifier = format!("{test_type}_{target_name}");
+    let full_name = format!("{identifier}_{unique}");
+    if full_name.len() >= 64 {
+        let trunc: String = identifier.chars().take(30).collect();
+        (format!("{trunc}_{:x}", md5::compute(full_name.as_bytes())), full_name)
+    } else {
+        (full_name.clone(), full_name)
+    }
+}
+
+/// dbt's unique_id hash: md5(name + repr(hashable(test_metadata)))[-10:].
+pub fn test_hash(name: &str, metadata_name: &str, kwargs: &Map<String, Value>, namespace: Option<&str>) -> String {
+    let mut md = Map::new();
+    md.insert("kwargs".into(), Value::Object(kwargs.clone()));
+    md.insert("name".into(), Value::String(metadata_name.into()));
+    md.insert("namespace".into(), namespace.map(|n| Value::String(n.into())).unwrap_or(Value::Null));
+    let repr = py_repr_hashable(&Value::Object(md));
+    let digest = format!("{:x}", md5::compute(format!("{name}{repr}").as_bytes()));
+    digest[digest.len() - 10..].to_string()
+}
+
+/// Python's `str(x)` for a JSON scalar (lists/dicts as their repr).
+pub fn py_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Python's `repr(x)`.
+pub fn py_repr(v: &Value) -> String {
+    match v {
+        Value::String(s) => py_repr_str(s),
+        other => py_str(other),
+    }
+}
+
+/// repr() of dbt's `get_hashable_md(x)`: dict keys sorted, leaves str()'d.
+fn py_repr_hashable(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            format!(
+                "{{{}}}",
+                keys.iter().map(|k| format!("{}: {}", py_repr_str(k), py_repr_hashable(&m[*k]))).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr_hashable).collect::<Vec<_>>().join(", ")),
+        other => py_repr_str(&py_str(other)),
+    }
+}
+
+/// Python's repr of a str.
+pub fn py_repr_str(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_and_hashes_match_dbt() {
+        // From dbt-core 1.11's manifest for tests/fixtures/projects/jaffle.
+        let mut args = Map::new();
+        args.insert("column_name".into(), json!("customer_segment"));
+        args.insert("values".into(), json!(["none", "new", "repeat", "loyal"]));
+        let (short, full) = synthesize_names("accepted_values", "customers", &args);
+        assert_eq!(full, "accepted_values_customers_customer_segment__none__new__repeat__loyal");
+        assert_eq!(short, "accepted_values_customers_0d6351e16af31ef4cd64a9d8afcd1bd7");
+        let mut kwargs = args.clone();
+        kwargs.insert("model".into(), json!("{{ get_where_subquery(ref('customers')) }}"));
+        assert_eq!(test_hash(&full, "accepted_values", &kwargs, None), "75d0be6a41");
+
+        let mut args = Map::new();
+        args.insert("to".into(), json!("ref('customers')"));
+        args.insert("field".into(), json!("customer_id"));
+        args.insert("column_name".into(), json!("customer_id"));
+        let (_, full) = synthesize_names("relationships", "orders", &args);
+        assert_eq!(full, "relationships_orders_customer_id__customer_id__ref_customers_");
+        let mut kwargs = args.clone();
+        kwargs.insert("model".into(), json!("{{ get_where_subquery(ref('orders')) }}"));
+        assert_eq!(test_hash(&full, "relationships", &kwargs, None), "c6ec7f58f2");
+    }
+
+    #[test]
+    fn parses_entry_styles() {
+        let e = parse_entry(&json!({"relationships": {"to": "ref('x')", "field": "id", "severity": "warn"}})).unwrap();
+        assert_eq!(e.name, "relationships");
+        assert_eq!(e.args.len(), 2);
+        assert_eq!(e.config["severity"], json!("warn"));
+        let e = parse_entry(&json!({"dbt_utils.expression_is_true": {"arguments": {"expression": "a > 0"}}})).unwrap();
+        assert_eq!(e.namespace.as_deref(), Some("dbt_utils"));
+        assert_eq!(e.name, "expression_is_true");
+        assert!(parse_entry(&json!({"a": 1, "b": 2})).is_err());
+    }
+}

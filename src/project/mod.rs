@@ -1,0 +1,13 @@
+//! Loading a project: settings, files, YAML properties and Jinja discovery
+//! of dependencies, into typed [`nodes`]. No I/O beyond the [`FileSystem`]
+//! seam.
+//!
+//! [`FileSystem`]: crate::fs::FileSystem
+
+pub mod blocks;
+pub mod nodes;
+pub mod relation;
+pub mod yaml;
+pub mod generic_tests;
+pub mod load;
+pub mod properties;

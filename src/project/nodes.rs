@@ -1,0 +1,259 @@
+//! The typed nodes of a loaded project: what the graph, the compiler, the
+//! runner and the manifest all work on.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceType {
+    Model,
+    Seed,
+    Source,
+    Snapshot,
+    Test,
+    UnitTest,
+    Analysis,
+    Exposure,
+    Metric,
+    SemanticModel,
+    SavedQuery,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Model => "model",
+            ResourceType::Seed => "seed",
+            ResourceType::Source => "source",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Test => "test",
+            ResourceType::UnitTest => "unit_test",
+            ResourceType::Analysis => "analysis",
+            ResourceType::Exposure => "exposure",
+            ResourceType::Metric => "metric",
+            ResourceType::SemanticModel => "semantic_model",
+            ResourceType::SavedQuery => "saved_query",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceType> {
+        Some(match s {
+            "model" => ResourceType::Model,
+            "seed" => ResourceType::Seed,
+            "source" => ResourceType::Source,
+            "snapshot" => ResourceType::Snapshot,
+            "test" | "data_test" => ResourceType::Test,
+            "unit_test" => ResourceType::UnitTest,
+            "analysis" => ResourceType::Analysis,
+            "exposure" => ResourceType::Exposure,
+            "metric" => ResourceType::Metric,
+            "semantic_model" => ResourceType::SemanticModel,
+            "saved_query" => ResourceType::SavedQuery,
+            _ => return None,
+        })
+    }
+
+    /// Resources that run SQL and produce (or check) a relation.
+    pub fn is_executable(self) -> bool {
+        matches!(
+            self,
+            ResourceType::Model
+                | ResourceType::Seed
+                | ResourceType::Snapshot
+                | ResourceType::Test
+                | ResourceType::UnitTest
+        )
+    }
+}
+
+impl std::fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `ref(...)` call found while rendering.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct RefCall {
+    pub name: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+}
+
+/// A column documented in YAML.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub description: String,
+    pub data_type: Option<String>,
+    pub meta: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub quote: Option<bool>,
+}
+
+/// What a generic test was generated from.
+#[derive(Clone, Debug, Serialize)]
+pub struct TestMetadata {
+    pub name: String,
+    pub kwargs: Map<String, Value>,
+    pub namespace: Option<String>,
+}
+
+/// Source-only fields.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SourceInfo {
+    pub source_name: String,
+    pub source_description: String,
+    pub identifier: String,
+    pub loaded_at_field: Option<String>,
+    pub freshness: Option<Value>,
+    pub meta: Map<String, Value>,
+    pub source_meta: Map<String, Value>,
+    /// Where the source's files are (project-relative path, glob or URL).
+    pub location: Option<String>,
+    /// `parquet`, `csv` or `json` (inferred from the location when absent).
+    pub format: Option<String>,
+    /// Extra reader options (`delimiter`, `has_header`, ...).
+    pub options: Map<String, Value>,
+}
+
+/// A node of the project: model, seed, source, snapshot, test, unit test,
+/// analysis, exposure, ... (one shape, optional parts by kind).
+#[derive(Clone, Debug, Serialize)]
+pub struct Node {
+    pub unique_id: String,
+    pub resource_type: ResourceType,
+    pub package_name: String,
+    pub name: String,
+    /// Path relative to the resource folder, e.g. `staging/stg_orders.sql`.
+    pub path: String,
+    /// Path relative to the project root, e.g. `models/staging/stg_orders.sql`.
+    pub original_file_path: String,
+    /// The YAML file that described this node, if any.
+    pub patch_path: Option<String>,
+    pub fqn: Vec<String>,
+    pub raw_code: String,
+    pub description: String,
+    pub columns: IndexMap<String, Column>,
+    /// Resolved config (tree < YAML < in-file `config()`).
+    pub config: Map<String, Value>,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<(String, String)>,
+    pub macro_deps: Vec<String>,
+    /// Unique ids this node depends on (filled by the graph stage).
+    pub depends_on: Vec<String>,
+    pub database: String,
+    pub schema: String,
+    pub alias: String,
+    pub version: Option<String>,
+    pub test_metadata: Option<TestMetadata>,
+    pub column_name: Option<String>,
+    /// The node a generic test is attached to.
+    pub attached_node: Option<String>,
+    pub source: Option<SourceInfo>,
+    /// Anything else kept verbatim for the manifest (exposures, unit tests...).
+    pub extra: Map<String, Value>,
+    /// 1-based line in `patch_path` (or the file) where the node is defined.
+    pub line: Option<usize>,
+}
+
+impl Node {
+    pub fn new(resource_type: ResourceType, package: &str, name: &str, file: &str) -> Node {
+        Node {
+            unique_id: format!("{}.{}.{}", resource_type.as_str(), package, name),
+            resource_type,
+            package_name: package.to_string(),
+            name: name.to_string(),
+            path: String::new(),
+            original_file_path: file.to_string(),
+            patch_path: None,
+            fqn: vec![],
+            raw_code: String::new(),
+            description: String::new(),
+            columns: IndexMap::new(),
+            config: Map::new(),
+            refs: vec![],
+            sources: vec![],
+            macro_deps: vec![],
+            depends_on: vec![],
+            database: String::new(),
+            schema: String::new(),
+            alias: name.to_string(),
+            version: None,
+            test_metadata: None,
+            column_name: None,
+            attached_node: None,
+            source: None,
+            extra: Map::new(),
+            line: None,
+        }
+    }
+
+    pub fn config_str(&self, key: &str) -> Option<&str> {
+        self.config.get(key).and_then(Value::as_str)
+    }
+
+    pub fn materialized(&self) -> &str {
+        self.config_str("materialized").unwrap_or(match self.resource_type {
+            ResourceType::Seed => "seed",
+            ResourceType::Test | ResourceType::UnitTest => "test",
+            ResourceType::Snapshot => "snapshot",
+            _ => "view",
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        match self.config.get("enabled") {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => !matches!(s.trim().to_ascii_lowercase().as_str(), "false" | "0" | "no" | ""),
+            _ => true,
+        }
+    }
+
+    pub fn tags(&self) -> Vec<String> {
+        match self.config.get("tags") {
+            Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => vec![],
+        }
+    }
+
+    /// `schema.alias`, quoted where needed: the name DataFusion resolves.
+    pub fn relation_name(&self) -> String {
+        crate::project::relation::relation_name(&self.schema, &self.alias)
+    }
+
+    /// A short label for messages: `model stg_orders (models/staging/stg_orders.sql)`.
+    pub fn label(&self) -> String {
+        format!("{} {} ({})", self.resource_type, self.name, self.original_file_path)
+    }
+}
+
+/// A macro (or generic test definition, stored as `test_<name>`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Macro {
+    pub unique_id: String,
+    pub name: String,
+    pub package_name: String,
+    pub path: String,
+    pub original_file_path: String,
+    pub macro_sql: String,
+    /// Argument names in order (defaults kept out).
+    pub arguments: Vec<String>,
+    pub description: String,
+    /// 1-based line of the `{% macro %}` tag in its file.
+    pub line: usize,
+}
+
+/// A `{% docs name %}` block.
+#[derive(Clone, Debug, Serialize)]
+pub struct DocBlock {
+    pub unique_id: String,
+    pub name: String,
+    pub package_name: String,
+    pub path: String,
+    pub original_file_path: String,
+    pub block_contents: String,
+}

@@ -1,0 +1,166 @@
+//! YAML property files (`version: 2`): models, seeds, snapshots and
+//! analyses patches, sources, macros docs, unit tests, exposures, groups,
+//! metrics, semantic models and saved queries.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, Deserialize, Default)]
+pub struct PropertiesFile {
+    pub version: Option<Value>,
+    #[serde(default)]
+    pub models: Vec<NodePatch>,
+    #[serde(default)]
+    pub seeds: Vec<NodePatch>,
+    #[serde(default)]
+    pub snapshots: Vec<NodePatch>,
+    #[serde(default)]
+    pub analyses: Vec<NodePatch>,
+    #[serde(default)]
+    pub sources: Vec<SourceDef>,
+    #[serde(default)]
+    pub macros: Vec<MacroPatch>,
+    #[serde(default)]
+    pub unit_tests: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub exposures: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub groups: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub metrics: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub semantic_models: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub saved_queries: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub data_tests: Vec<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct NodePatch {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    pub columns: Vec<ColumnDef>,
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    #[serde(default)]
+    pub docs: Option<Value>,
+    #[serde(default)]
+    pub versions: Vec<Map<String, Value>>,
+    #[serde(default)]
+    pub latest_version: Option<Value>,
+    #[serde(default)]
+    pub access: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub constraints: Vec<Value>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct ColumnDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub data_type: Option<String>,
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub quote: Option<bool>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl ColumnDef {
+    pub fn all_tests(&self) -> Vec<Value> {
+        self.data_tests.iter().chain(self.tests.iter()).cloned().collect()
+    }
+}
+
+impl NodePatch {
+    pub fn all_tests(&self) -> Vec<Value> {
+        self.data_tests.iter().chain(self.tests.iter()).cloned().collect()
+    }
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct SourceDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub schema: Option<String>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub loader: Option<String>,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub freshness: Option<Value>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub tables: Vec<SourceTableDef>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct SourceTableDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub loaded_at_field: Option<String>,
+    #[serde(default)]
+    pub freshness: Option<Value>,
+    #[serde(default)]
+    pub meta: Map<String, Value>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default)]
+    pub external: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub columns: Vec<ColumnDef>,
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
+    #[serde(default)]
+    pub tests: Vec<Value>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct MacroPatch {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}

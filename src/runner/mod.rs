@@ -1,0 +1,291 @@
+//! Executes selected nodes in dependency order with up to `threads` at
+//! once. A failed node skips its descendants while independent branches go
+//! on; `--fail-fast` stops launching new work after the first failure.
+//! Results feed the dbt-style output and `target/run_results.json`.
+
+pub mod results;
+
+use indexmap::{IndexMap, IndexSet};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+use crate::cli::Printer;
+use crate::cli::printer::Tone;
+use crate::compile::Compiled;
+use crate::engine::Engine;
+use crate::graph::Dag;
+use crate::project::load::Project;
+use crate::project::nodes::{Node, ResourceType};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Error,
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeResult {
+    pub unique_id: String,
+    pub status: Status,
+    pub message: String,
+    pub rows: Option<u64>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub completed_at: chrono::DateTime<chrono::Utc>,
+    pub execution_time: Duration,
+    pub thread: usize,
+    pub compiled_code: Option<String>,
+}
+
+pub struct RunOptions {
+    pub threads: usize,
+    pub fail_fast: bool,
+}
+
+/// What a node does when it runs.
+pub type Job = Arc<dyn Fn(Arc<Node>, Option<String>, bool) -> futures::future::BoxFuture<'static, anyhow::Result<crate::materialize::Materialized>> + Send + Sync>;
+
+/// Runs `ids` (a topologically ordered selection).
+pub async fn execute(
+    project: Arc<Project>,
+    dag: &Dag,
+    ids: &[String],
+    compiled: Arc<Compiled>,
+    engine: Arc<Engine>,
+    printer: &Printer,
+    opts: &RunOptions,
+) -> Vec<NodeResult> {
+    let selected: IndexSet<String> = ids.iter().cloned().collect();
+    let total = ids.len();
+    let index: HashMap<String, usize> = ids.iter().enumerate().map(|(i, u)| (u.clone(), i + 1)).collect();
+    // Parents within the selection that must finish first.
+    let mut waiting: HashMap<String, usize> = HashMap::new();
+    for u in ids {
+        let n = project.nodes[u].depends_on.iter().filter(|d| selected.contains(*d)).count();
+        waiting.insert(u.clone(), n);
+    }
+    let mut results: IndexMap<String, NodeResult> = IndexMap::new();
+    let sem = Arc::new(Semaphore::new(opts.threads.max(1)));
+    let mut ready: Vec<String> = ids.iter().filter(|u| waiting[*u] == 0).cloned().collect();
+    ready.reverse();
+    let mut running = tokio::task::JoinSet::new();
+    let mut stop = false;
+    printer.progress(total as u64, "running");
+    let mut next_thread = 0usize;
+    loop {
+        while !stop {
+            let Some(uid) = ready.pop() else { break };
+            let node = Arc::new(project.nodes[&uid].clone());
+            let sql = compiled.sql.get(&uid).cloned();
+            let incremental = compiled.incremental.contains(&uid);
+            let hooks = compiled.hooks.get(&uid).cloned().unwrap_or_default();
+            let i = index[&uid];
+            printer.info(start_line(i, total, &node));
+            let engine = engine.clone();
+            let permit = sem.clone().acquire_owned().await.unwrap();
+            next_thread = next_thread % opts.threads.max(1) + 1;
+            let thread = next_thread;
+            running.spawn(async move {
+                let started_at = chrono::Utc::now();
+                let t = Instant::now();
+                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks).await;
+                drop(permit);
+                (node, sql, r, started_at, t.elapsed(), thread)
+            });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (node, sql, r, started_at, elapsed, thread) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                printer.error(format!("a worker task failed: {e}"));
+                continue;
+            }
+        };
+        let uid = node.unique_id.clone();
+        let i = index[&uid];
+        printer.tick();
+        let (status, message, rows) = match r {
+            Ok(m) => {
+                engine.catalog.invalidate(&node.schema, &node.alias);
+                (Status::Success, m.message, m.rows)
+            }
+            Err(e) => (Status::Error, format!("{e:#}"), None),
+        };
+        let result = NodeResult {
+            unique_id: uid.clone(),
+            status,
+            message: message.clone(),
+            rows,
+            started_at,
+            completed_at: chrono::Utc::now(),
+            execution_time: elapsed,
+            thread,
+            compiled_code: sql,
+        };
+        print_result(printer, i, total, &node, &result);
+        results.insert(uid.clone(), result);
+        if status == Status::Error {
+            if opts.fail_fast {
+                stop = true;
+            }
+            // Skip everything downstream.
+            for d in dag.descendants(&uid, None) {
+                if selected.contains(&d) && !results.contains_key(&d) {
+                    waiting.insert(d.clone(), usize::MAX);
+                }
+            }
+        } else {
+            for c in dag.children.get(&uid).cloned().unwrap_or_default() {
+                if let Some(w) = waiting.get_mut(&c) {
+                    if *w != usize::MAX && *w > 0 {
+                        *w -= 1;
+                        if *w == 0 {
+                            ready.push(c.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    printer.finish_progress();
+    // Whatever did not run was skipped.
+    for u in ids {
+        if !results.contains_key(u) {
+            let node = &project.nodes[u];
+            let now = chrono::Utc::now();
+            let r = NodeResult {
+                unique_id: u.clone(),
+                status: Status::Skipped,
+                message: "SKIPPED".into(),
+                rows: None,
+                started_at: now,
+                completed_at: now,
+                execution_time: Duration::ZERO,
+                thread: 0,
+                compiled_code: compiled.sql.get(u).cloned(),
+            };
+            print_result(printer, index[u], total, node, &r);
+            results.insert(u.clone(), r);
+        }
+    }
+    ids.iter().filter_map(|u| results.shift_remove(u)).collect()
+}
+
+/// Runs SQL statements (hooks) in the session, one after another.
+pub async fn run_statements(engine: &Engine, what: &str, stmts: &[String]) -> anyhow::Result<()> {
+    for s in stmts {
+        engine.ctx.sql(s).await.map_err(|e| anyhow::anyhow!("{what}: {e}\n  statement: {s}"))?.collect().await?;
+    }
+    Ok(())
+}
+
+async fn run_node(
+    engine: &Engine,
+    node: &Node,
+    sql: Option<&str>,
+    incremental: bool,
+    hooks: &(Vec<String>, Vec<String>),
+) -> anyhow::Result<crate::materialize::Materialized> {
+    run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
+    let r = run_node_body(engine, node, sql, incremental).await?;
+    run_statements(engine, &format!("post-hook of {}", node.name), &hooks.1).await?;
+    Ok(r)
+}
+
+async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremental: bool) -> anyhow::Result<crate::materialize::Materialized> {
+    match node.resource_type {
+        ResourceType::Seed => crate::seed::load_seed(engine, node).await,
+        ResourceType::Model => {
+            let sql = sql.ok_or_else(|| anyhow::anyhow!("model {} was not compiled", node.name))?;
+            crate::materialize::materialize(engine, node, sql, incremental).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n  in model {} ({}); compiled SQL: target/compiled/{}",
+                    node.name,
+                    node.original_file_path,
+                    crate::compile::compiled_path(node)
+                )
+            })
+        }
+        other => anyhow::bail!("{} {}: running {other} nodes is not supported yet", other, node.name),
+    }
+}
+
+fn describe(node: &Node) -> String {
+    match node.resource_type {
+        ResourceType::Seed => format!("seed file {}", node.relation_name()),
+        _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
+    }
+}
+
+fn start_line(i: usize, total: usize, node: &Node) -> String {
+    format!("{i} of {total} START {}", describe(node))
+}
+
+fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &NodeResult) {
+    let fields = serde_json::json!({"unique_id": r.unique_id, "status": r.status.as_str(), "rows": r.rows, "execution_time": r.execution_time.as_secs_f64()});
+    match r.status {
+        Status::Success => {
+            let verb = match node.resource_type {
+                ResourceType::Seed => "OK loaded",
+                _ if node.materialized() == "ephemeral" => "OK",
+                _ => "OK created",
+            };
+            let tag = match r.rows {
+                Some(n) => format!("{} {} rows", r.message.split_whitespace().next().unwrap_or("OK"), fmt_thousands(n)),
+                None => r.message.clone(),
+            };
+            printer.node_line(i, total, verb, &describe(node), &tag, Tone::Good, Some(r.execution_time), fields);
+        }
+        Status::Error => {
+            printer.node_line(i, total, "ERROR creating", &describe(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
+        }
+        Status::Skipped => {
+            printer.node_line(i, total, "SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None, fields);
+        }
+    }
+}
+
+pub fn fmt_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Prints the closing summary and returns whether everything succeeded.
+pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, project: &Project) -> bool {
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (pass, err, skip) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+    printer.info("");
+    printer.info(format!("Finished running {} nodes in {:.2}s.", results.len(), elapsed.as_secs_f64()));
+    if err > 0 {
+        printer.info("");
+        printer.info(printer.bad("Completed with errors:"));
+        for r in results.iter().filter(|r| r.status == Status::Error) {
+            let n = &project.nodes[&r.unique_id];
+            printer.error(format!("{} {}: {}", n.resource_type, n.name, r.message));
+        }
+    } else {
+        printer.info(printer.good("Completed successfully"));
+    }
+    printer.info("");
+    printer.info(format!("Done. PASS={pass} WARN=0 ERROR={err} SKIP={skip} TOTAL={}", results.len()));
+    err == 0
+}

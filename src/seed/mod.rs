@@ -1,0 +1,64 @@
+//! Seeds: CSV files under `seeds/` loaded as Delta tables, with dbt's type
+//! inference and `column_types` overrides ([`infer`]). A seed is always
+//! replaced whole, in one commit.
+
+pub mod infer;
+
+use anyhow::Context as _;
+use std::sync::Arc;
+
+use crate::engine::{Engine, dir_url};
+use crate::materialize::Materialized;
+use crate::project::nodes::Node;
+
+/// The options a seed's config gives the CSV reader.
+pub fn options(node: &Node) -> anyhow::Result<infer::SeedOptions> {
+    let mut o = infer::SeedOptions::default();
+    if let Some(d) = node.config_str("delimiter") {
+        let mut b = d.bytes();
+        o.delimiter = match (b.next(), b.next()) {
+            (Some(c), None) => c,
+            _ => anyhow::bail!("seed {}: delimiter must be a single character, got '{d}'", node.name),
+        };
+    }
+    if let Some(serde_json::Value::Object(ct)) = node.config.get("column_types") {
+        for (k, v) in ct {
+            let ty = v.as_str().ok_or_else(|| anyhow::anyhow!("seed {}: column_types.{k} must be a type name string", node.name))?;
+            o.column_types.insert(k.clone(), ty.to_string());
+        }
+    }
+    Ok(o)
+}
+
+/// Reads the seed's CSV and replaces its Delta table.
+pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materialized> {
+    let root = engine.project_root.clone();
+    let path = root.join(&node.original_file_path);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading seed {}", node.original_file_path))?;
+    let data = infer::read_seed(&node.original_file_path, &bytes, &options(node)?)?;
+    let dir = engine.warehouse.join(&node.schema).join(&node.alias);
+    std::fs::create_dir_all(&dir)?;
+    let view = dir.join(crate::engine::catalog::VIEW_FILE);
+    if view.exists() {
+        std::fs::remove_file(&view)?;
+    }
+    let table = deltalake::DeltaTable::try_from_url(dir_url(&dir)?).await?;
+    let existed = table.version().is_some();
+    let mem = datafusion::datasource::MemTable::try_new(data.schema.clone(), vec![data.batches])?;
+    let df = engine.ctx.read_table(Arc::new(mem))?;
+    let plan = crate::materialize::delta::delta_compatible(engine, df.into_unoptimized_plan())?;
+    let table = table
+        .write(vec![])
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(engine.ctx.state()))
+        .with_save_mode(deltalake::protocol::SaveMode::Overwrite)
+        .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
+        .with_table_name(node.alias.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Materialized {
+        rows: Some(data.rows as u64),
+        message: if existed { "INSERT".into() } else { "INSERT".into() },
+        version: table.version().map(|v| v as i64),
+    })
+}

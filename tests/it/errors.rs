@@ -1,0 +1,126 @@
+//! Bad input: every mistake names the file (and line) and exits 1; CLI
+//! usage errors exit 2; nothing panics.
+
+use crate::common::*;
+
+const TOML: &str = "[project]\nname = \"p\"\n";
+
+fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = project(files);
+    let o = run(dir.path(), args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}\n{err}", o.status.code());
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn missing_ref_names_file_line_and_suggests() {
+    let err = fails(
+        &[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")],
+        &["parse"],
+    );
+    assert_eq!(err.trim(), "error: models/x.sql:2: ref 'order' was not found\n  hint: did you mean ref('orders')?");
+}
+
+#[test]
+fn missing_source_names_file() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/x.sql", "select * from {{ source('raw', 'nope') }}")], &["parse"]);
+    assert!(err.starts_with("error: models/x.sql:1: source 'raw.nope' was not found"), "{err}");
+}
+
+#[test]
+fn cycle_prints_the_path() {
+    let err = fails(
+        &[
+            ("warehouse.toml", TOML),
+            ("models/a.sql", "select * from {{ ref('c') }}"),
+            ("models/b.sql", "select * from {{ ref('a') }}"),
+            ("models/c.sql", "select * from {{ ref('b') }}"),
+        ],
+        &["parse"],
+    );
+    assert!(err.contains("found a cycle: a -> b -> c -> a"), "{err}");
+}
+
+#[test]
+fn duplicate_model_names_both_paths() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/a/m.sql", "select 1"), ("models/b/m.sql", "select 2")], &["parse"]);
+    assert!(err.contains("two models with the name 'm':\n  - models/a/m.sql\n  - models/b/m.sql"), "{err}");
+}
+
+#[test]
+fn malformed_yaml_has_line_and_column() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/m.sql", "select 1"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n   description: x\n")], &["parse"]);
+    assert!(err.starts_with("error: models/s.yml: invalid YAML:"), "{err}");
+    assert!(err.contains("line 4 column"), "{err}");
+}
+
+#[test]
+fn jinja_syntax_error_shows_line_text() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/m.sql", "select 1\n{% if x %}\nselect 2")], &["parse"]);
+    assert!(err.contains("models/m.sql:"), "{err}");
+    assert!(err.contains("Jinja syntax error"), "{err}");
+}
+
+#[test]
+fn undefined_var_names_it() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/m.sql", "select {{ var('start_date') }}")], &["parse"]);
+    assert!(err.contains("models/m.sql:1: required var 'start_date' is not defined (used by model.p.m)"), "{err}");
+}
+
+#[test]
+fn unknown_generic_test_names_yaml_line() {
+    let err = fails(
+        &[("warehouse.toml", TOML), ("models/m.sql", "select 1 as id"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: id\n        data_tests: [uniqe]\n")],
+        &["parse"],
+    );
+    assert!(err.contains("models/s.yml:5: unknown generic test 'uniqe' on column 'id' of 'm'\n  hint: did you mean 'unique'?"), "{err}");
+}
+
+#[test]
+fn wrong_config_type_in_warehouse_toml() {
+    let err = fails(&[("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev]\nthreads = \"four\"\n")], &["parse"]);
+    assert!(err.contains("warehouse.toml:"), "{err}");
+    assert!(err.contains("threads"), "{err}");
+}
+
+#[test]
+fn no_project_file() {
+    let err = fails(&[("README.md", "x")], &["parse"]);
+    assert!(err.contains("no warehouse.toml or dbt_project.yml in"), "{err}");
+    assert!(err.contains("hint: run dp inside a project directory, or pass --project-dir"), "{err}");
+}
+
+#[test]
+fn usage_error_exits_2() {
+    let dir = project(&[("warehouse.toml", TOML)]);
+    let o = run(dir.path(), &["run", "--no-such-flag"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn runtime_sql_error_names_model_and_compiled_path() {
+    let err = fails(&[("warehouse.toml", TOML), ("models/m.sql", "select missing_col from (select 1 as a) t")], &["run"]);
+    assert!(err.contains("in model m (models/m.sql); compiled SQL: target/compiled/p/models/m.sql"), "{err}");
+}
+
+#[test]
+fn missing_bronze_path_names_source_and_path() {
+    let err = fails(
+        &[
+            ("warehouse.toml", TOML),
+            ("models/src.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n        meta: {external_location: 'bronze/none/*.parquet'}\n"),
+            ("models/m.sql", "select * from {{ source('raw', 't') }}"),
+        ],
+        &["run"],
+    );
+    assert!(err.contains("source raw.t: no"), "{err}");
+    assert!(err.contains("bronze/none/*.parquet"), "{err}");
+}
+
+#[test]
+fn seed_ragged_row_names_file_and_line() {
+    let err = fails(&[("warehouse.toml", TOML), ("seeds/s.csv", "a,b\n1,2\n3,4,5\n")], &["seed"]);
+    assert!(err.contains("seeds/s.csv:3: row has 3 fields, header has 2"), "{err}");
+}

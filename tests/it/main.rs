@@ -1,0 +1,8 @@
+//! The one integration test binary: drives the real `dp` binary on
+//! fixture projects and the demo.
+
+mod common;
+mod compile_parity;
+mod demo;
+mod errors;
+mod manifest;
