@@ -117,6 +117,9 @@ pub enum Command {
         inline: Option<String>,
         #[arg(long, default_value_t = 5)]
         limit: usize,
+        /// table (default), csv or json (one object per line).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// The demo: generate bronze data if absent, then seed and run.
     Demo {

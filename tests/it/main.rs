@@ -1,8 +1,10 @@
 //! The one integration test binary: drives the real `dp` binary on
 //! fixture projects and the demo.
 
+mod atomicity;
 mod common;
 mod compile_parity;
 mod demo;
 mod errors;
 mod manifest;
+mod parity_tables;

@@ -22,7 +22,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Debug => debug::run(g, printer).await,
         Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
-        Command::Show { select, inline, limit } => show::run(g, &select, inline.as_deref(), limit, printer).await,
+        Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, &format, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
     }
 }

@@ -10,7 +10,7 @@ use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations};
 use crate::project::nodes::ResourceType;
 
-pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, printer: &Printer) -> anyhow::Result<ExitCode> {
+pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: &str, printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "show" }, printer)?;
     let (label, sql) = match inline {
         Some(q) => ("inline query".to_string(), crate::engine::compile_inline(&l.project, q)?),
@@ -38,6 +38,33 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
     let df = engine.ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let batches = df.limit(0, Some(limit))?.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     printer.info(format!("Previewing {label}:"));
-    printer.data(pretty_format_batches(&batches)?.to_string());
+    match format {
+        "table" => printer.data(pretty_format_batches(&batches)?.to_string()),
+        "csv" => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into())
+                    .build(&mut buf);
+                for b in &batches {
+                    w.write(b)?;
+                }
+            }
+            printer.data(String::from_utf8_lossy(&buf).trim_end());
+        }
+        "json" => {
+            let mut buf = Vec::new();
+            {
+                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+                for b in &batches {
+                    w.write(b)?;
+                }
+                w.finish()?;
+            }
+            printer.data(String::from_utf8_lossy(&buf).trim_end());
+        }
+        other => anyhow::bail!("--format must be table, csv or json, not '{other}'"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,1 @@
+//! A killed run leaves every table at its previous version.
