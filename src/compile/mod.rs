@@ -30,7 +30,7 @@ pub struct Compiled {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    #[error("{0}")]
+    #[error(transparent)]
     Render(#[from] RenderError),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
     Many(Vec<CompileError>),

@@ -87,11 +87,20 @@ pub struct WarehouseSchema {
     ctx: Arc<OnceLock<SessionContext>>,
     pub sources: Mutex<HashMap<String, Arc<SourceTable>>>,
     cache: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+    /// Session-only tables (temporary views, staging relations).
+    temp: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl WarehouseSchema {
     fn new(dir: PathBuf, name: &str, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseSchema {
-        WarehouseSchema { dir, name: name.to_string(), ctx, sources: Mutex::new(HashMap::new()), cache: Mutex::new(HashMap::new()) }
+        WarehouseSchema {
+            dir,
+            name: name.to_string(),
+            ctx,
+            sources: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            temp: Mutex::new(HashMap::new()),
+        }
     }
 
     fn ctx(&self) -> Result<SessionContext> {
@@ -115,6 +124,9 @@ impl SchemaProvider for WarehouseSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(t) = self.temp.lock().unwrap().get(name) {
+            return Ok(Some(t.clone()));
+        }
         if let Some(t) = self.cache.lock().unwrap().get(name) {
             return Ok(Some(t.clone()));
         }
@@ -145,7 +157,18 @@ impl SchemaProvider for WarehouseSchema {
         Ok(Some(provider))
     }
 
+    fn register_table(&self, name: String, table: Arc<dyn TableProvider>) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.temp.lock().unwrap().insert(name, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.temp.lock().unwrap().remove(name))
+    }
+
     fn table_exist(&self, name: &str) -> bool {
+        if self.temp.lock().unwrap().contains_key(name) {
+            return true;
+        }
         let dir = self.dir.join(name);
         dir.join("_delta_log").is_dir() || dir.join(VIEW_FILE).is_file() || self.sources.lock().unwrap().contains_key(name)
     }

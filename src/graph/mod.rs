@@ -200,10 +200,31 @@ impl Dag {
         None
     }
 
-    /// Nodes in dependency order (parents first), restricted to `subset`.
+    /// Nodes in dependency order (parents first), restricted to `subset`;
+    /// ties are broken by unique id so the order is stable.
     pub fn topo_order(&self, subset: &IndexSet<String>) -> Vec<String> {
-        let order = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
-        order.into_iter().map(|i| self.graph[i].clone()).filter(|u| subset.contains(u)).collect()
+        let mut indegree: HashMap<NodeIndex, usize> = HashMap::new();
+        for i in self.graph.node_indices() {
+            indegree.insert(i, self.graph.neighbors_directed(i, petgraph::Direction::Incoming).count());
+        }
+        let mut ready: std::collections::BTreeSet<(String, NodeIndex)> =
+            indegree.iter().filter(|(_, d)| **d == 0).map(|(i, _)| (self.graph[*i].clone(), *i)).collect();
+        let mut out = vec![];
+        while let Some(first) = ready.iter().next().cloned() {
+            ready.remove(&first);
+            let (uid, i) = first;
+            if subset.contains(&uid) {
+                out.push(uid);
+            }
+            for c in self.graph.neighbors_directed(i, petgraph::Direction::Outgoing) {
+                let d = indegree.get_mut(&c).unwrap();
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert((self.graph[c].clone(), c));
+                }
+            }
+        }
+        out
     }
 
     pub fn ancestors(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {

@@ -25,7 +25,7 @@ pub enum LoadError {
     Io { file: String, message: String },
     #[error("{file}: invalid YAML: {message}")]
     Yaml { file: String, message: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Render(#[from] RenderError),
     #[error("{file}:{line}: {message}")]
     Located { file: String, line: usize, message: String },

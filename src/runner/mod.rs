@@ -9,7 +9,6 @@ use indexmap::{IndexMap, IndexSet};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 
 use crate::cli::Printer;
 use crate::cli::printer::Tone;
@@ -77,16 +76,17 @@ pub async fn execute(
         waiting.insert(u.clone(), n);
     }
     let mut results: IndexMap<String, NodeResult> = IndexMap::new();
-    let sem = Arc::new(Semaphore::new(opts.threads.max(1)));
-    let mut ready: Vec<String> = ids.iter().filter(|u| waiting[*u] == 0).cloned().collect();
-    ready.reverse();
+    let threads = opts.threads.max(1);
+    // Ready nodes, launched in selection (topological) order.
+    let mut ready: std::collections::BTreeSet<usize> = ids.iter().filter(|u| waiting[*u] == 0).map(|u| index[u]).collect();
     let mut running = tokio::task::JoinSet::new();
     let mut stop = false;
     printer.progress(total as u64, "running");
     let mut next_thread = 0usize;
     loop {
-        while !stop {
-            let Some(uid) = ready.pop() else { break };
+        while !stop && running.len() < threads {
+            let Some(pos) = ready.pop_first() else { break };
+            let uid = ids[pos - 1].clone();
             let node = Arc::new(project.nodes[&uid].clone());
             let sql = compiled.sql.get(&uid).cloned();
             let incremental = compiled.incremental.contains(&uid);
@@ -94,14 +94,12 @@ pub async fn execute(
             let i = index[&uid];
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
-            let permit = sem.clone().acquire_owned().await.unwrap();
-            next_thread = next_thread % opts.threads.max(1) + 1;
+            next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
                 let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks).await;
-                drop(permit);
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -152,7 +150,7 @@ pub async fn execute(
                     if *w != usize::MAX && *w > 0 {
                         *w -= 1;
                         if *w == 0 {
-                            ready.push(c.clone());
+                            ready.insert(index[&c]);
                         }
                     }
                 }

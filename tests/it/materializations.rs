@@ -1,0 +1,134 @@
+//! Materializations and run options: incremental strategies and
+//! on_schema_change, partition_by, hooks, views, --fail-fast.
+
+use crate::common::*;
+use std::path::Path;
+
+const TOML: &str = "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n";
+
+fn csv(dir: &Path, sql: &str) -> String {
+    let o = run(dir, &["show", "--inline", sql, "--limit", "1000", "--format", "csv"]);
+    ok(&o);
+    stdout(&o).trim_end().to_string()
+}
+
+fn incremental_project(strategy: &str) -> tempfile::TempDir {
+    let model = format!(
+        "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='{strategy}') }}}}\n\
+         select id, v from (values (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd')) as t(id, v)\n\
+         where id <= {{{{ var('upto', 0) }}}}\n\
+         {{% if is_incremental() %}} and id >= {{{{ var('from', 0) }}}} {{% endif %}}"
+    );
+    project(&[("warehouse.toml", TOML), ("models/inc.sql", &model)])
+}
+
+#[test]
+fn merge_updates_and_inserts_by_key() {
+    let dir = incremental_project("merge");
+    let p = dir.path();
+    ok(&run(p, &["run", "--vars", "{upto: 2, from: 0}"]));
+    // Second run re-sends id 2 and adds 3: one row updated, one inserted.
+    let o = run(p, &["run", "--vars", "{upto: 3, from: 2}"]);
+    ok(&o);
+    assert!(stderr(&o).contains("[MERGE 2 rows"), "{}", stderr(&o));
+    assert_eq!(csv(p, "select id, v from main.inc order by id"), "id,v\n1,a\n2,b\n3,c");
+}
+
+#[test]
+fn append_adds_rows_even_when_repeated() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/inc.sql", "{{ config(materialized='incremental', incremental_strategy='append') }}\nselect {{ var('n', 0) }} as id"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run", "--vars", "{n: 1}"]));
+    ok(&run(p, &["run", "--vars", "{n: 2}"]));
+    ok(&run(p, &["run", "--vars", "{n: 2}"]));
+    assert_eq!(csv(p, "select id, count(*) as c from main.inc group by id order by id"), "id,c\n1,1\n2,2");
+    // --full-refresh rebuilds from scratch.
+    ok(&run(p, &["run", "--full-refresh", "--vars", "{n: 7}"]));
+    assert_eq!(csv(p, "select id from main.inc"), "id\n7");
+}
+
+#[test]
+fn delete_insert_replaces_matching_keys() {
+    let dir = incremental_project("delete+insert");
+    let p = dir.path();
+    ok(&run(p, &["run", "--vars", "{upto: 3, from: 0}"]));
+    let o = run(p, &["run", "--vars", "{upto: 4, from: 3}"]);
+    ok(&o);
+    assert_eq!(csv(p, "select id, v from main.inc order by id"), "id,v\n1,a\n2,b\n3,c\n4,d");
+}
+
+#[test]
+fn on_schema_change_fail_and_append_new_columns() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/inc.sql", "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 1 as id"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    std::fs::write(p.join("models/inc.sql"), "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 2 as id, 'x' as extra").unwrap();
+    let o = run(p, &["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("model inc: the incremental model's columns changed (added: [extra], removed: [], changed: []) and on_schema_change is 'fail'"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(csv(p, "select * from main.inc"), "id\n1", "the failed run must leave the table as it was");
+    std::fs::write(p.join("models/inc.sql"), "{{ config(materialized='incremental', on_schema_change='append_new_columns') }}\nselect 2 as id, 'x' as extra").unwrap();
+    ok(&run(p, &["run"]));
+    assert_eq!(csv(p, "select id, extra from main.inc order by id"), "id,extra\n1,\n2,x");
+}
+
+#[test]
+fn partition_by_writes_partition_folders_and_hooks_run() {
+    let dir = project(&[
+        ("warehouse.toml", "on-run-start = [\"select 1\"]\n[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        (
+            "models/part.sql",
+            "{{ config(partition_by='region', compression='snappy', post_hook=\"select count(*) from {{ this }}\") }}\nselect * from (values (1, 'eu'), (2, 'us'), (3, 'eu')) as t(id, region)",
+        ),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["run"]);
+    ok(&o);
+    let t = p.join("warehouse/main/part");
+    assert!(t.join("region=eu").is_dir() && t.join("region=us").is_dir(), "no partition folders in {}", t.display());
+    assert_eq!(csv(p, "select region, count(*) as n from main.part group by region order by region"), "region,n\neu,2\nus,1");
+    // Hooks really run: a failing pre-hook fails its model (and names itself).
+    std::fs::write(p.join("models/hooked.sql"), "{{ config(pre_hook='select * from main.no_such_table') }}\nselect 1 as id").unwrap();
+    let o = run(p, &["run", "-s", "hooked"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pre-hook of hooked: Error during planning: table 'dp.main.no_such_table' not found"), "{}", stderr(&o));
+}
+
+#[test]
+fn views_resolve_in_later_commands() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/base.sql", "select 1 as id union all select 2"),
+        ("models/v.sql", "{{ config(materialized='view') }}\nselect id * 10 as x from {{ ref('base') }}"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    assert!(p.join("warehouse/main/v/_dp_view.sql").is_file());
+    assert_eq!(csv(p, "select x from main.v order by x"), "x\n10\n20");
+}
+
+#[test]
+fn fail_fast_stops_launching_work() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev]\nthreads = 1\n[models]\nmaterialized = \"table\"\n"),
+        ("models/a_bad.sql", "select nope from (select 1 as x) t"),
+        ("models/b.sql", "select 1 as id"),
+        ("models/c.sql", "select 2 as id"),
+    ]);
+    let o = run(dir.path(), &["run", "--fail-fast"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("ERROR=1"), "{err}");
+    // a_bad runs first (stable order); with one thread nothing else starts.
+    assert!(err.contains("Done. PASS=0 WARN=0 ERROR=1 SKIP=2 TOTAL=3"), "{err}");
+}
