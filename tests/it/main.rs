@@ -7,4 +7,5 @@ mod compile_parity;
 mod demo;
 mod errors;
 mod manifest;
+mod materializations;
 mod parity_tables;
