@@ -8,4 +8,5 @@ mod demo;
 mod errors;
 mod manifest;
 mod materializations;
+mod packages;
 mod parity_tables;
