@@ -73,6 +73,9 @@ pub struct RunArgs {
     /// Memory limit for query execution (e.g. 2GB); DataFusion spills beyond it.
     #[arg(long)]
     pub memory_limit: Option<String>,
+    /// Keep failing test rows as tables in `<schema>_dbt_test__audit`.
+    #[arg(long)]
+    pub store_failures: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +111,10 @@ pub enum Command {
     Run(RunArgs),
     /// Load seeds (CSV) into Delta tables.
     Seed(RunArgs),
+    /// Run data tests on the selected nodes.
+    Test(RunArgs),
+    /// Seeds, models and their tests in DAG order; failing tests skip downstream nodes.
+    Build(RunArgs),
     /// Preview a model's or a query's rows.
     Show {
         #[command(flatten)]
@@ -121,6 +128,8 @@ pub enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// A SQL shell over every layer of the warehouse (DataFusion).
+    Sql(SqlArgs),
     /// The demo: generate bronze data if absent, then seed and run.
     Demo {
         #[command(subcommand)]
@@ -131,6 +140,22 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SqlArgs {
+    /// Run these statements and exit.
+    #[arg(long, short = 'e')]
+    pub execute: Option<String>,
+    /// Run a SQL file and exit.
+    #[arg(long, short = 'f')]
+    pub file: Option<std::path::PathBuf>,
+    /// Output format: table, csv, tsv, json, ndjson, markdown.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Allow statements that write warehouse tables.
+    #[arg(long)]
+    pub allow_writes: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,10 +21,12 @@ pub struct Loaded {
     pub started: chrono::DateTime<chrono::Utc>,
 }
 
+#[derive(Default)]
 pub struct LoadArgs<'a> {
     pub threads: Option<usize>,
     pub full_refresh: bool,
     pub which: &'a str,
+    pub store_failures: bool,
 }
 
 pub fn project_root(g: &GlobalArgs) -> anyhow::Result<PathBuf> {
@@ -48,7 +50,7 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
         run_started_at: chrono::Utc::now(),
         full_refresh: a.full_refresh,
         which: a.which.to_string(),
-        store_failures: false,
+        store_failures: a.store_failures,
     };
     let invocation_id = opts.invocation_id.clone();
     let started = opts.run_started_at;

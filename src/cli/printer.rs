@@ -54,6 +54,9 @@ impl Printer {
         if self.quiet && level == Level::Info {
             return;
         }
+        if self.json && text.is_empty() {
+            return;
+        }
         let line = if self.json {
             let mut o = serde_json::json!({
                 "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

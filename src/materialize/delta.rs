@@ -28,6 +28,8 @@ pub struct Materialized {
     /// e.g. `CREATE TABLE`, `MERGE`, `INSERT`, `CREATE VIEW`.
     pub message: String,
     pub version: Option<i64>,
+    /// For tests: the outcome and the failure count.
+    pub test: Option<(crate::runner::Status, u64)>,
 }
 
 fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
@@ -96,6 +98,7 @@ pub async fn overwrite(engine: &Engine, dir: &Path, plan: LogicalPlan, node: &No
         rows: rows_of_last_commit(&table).await,
         message: if existed { "REPLACE TABLE".into() } else { "CREATE TABLE".into() },
         version: table.version().map(|v| v as i64),
+        test: None,
     })
 }
 
@@ -164,7 +167,7 @@ pub fn write_view(dir: &Path, sql: &str) -> anyhow::Result<Materialized> {
     let tmp = dir.join(format!(".{VIEW_FILE}.tmp"));
     std::fs::write(&tmp, sql)?;
     std::fs::rename(&tmp, dir.join(VIEW_FILE))?;
-    Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None })
+    Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None, test: None })
 }
 
 /// Builds one model according to its `materialized` config.
@@ -187,7 +190,7 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
             }
             incremental_update(engine, &dir, df, node).await
         }
-        "ephemeral" => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None }),
+        "ephemeral" => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None, test: None }),
         other => bail!(
             "model {}: materialization '{other}' is not supported\n  hint: use table, view, incremental or ephemeral",
             node.name
@@ -280,7 +283,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
                 b = b.with_schema_mode(m);
             }
             let t = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64) })
+            Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64), test: None })
         }
         "merge" => {
             if keys.is_empty() {
@@ -324,6 +327,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
                 rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
                 message: "MERGE".into(),
                 version: t.version().map(|v| v as i64),
+                test: None,
             })
         }
         "delete+insert" => {

@@ -4,6 +4,7 @@
 //! Results feed the dbt-style output and `target/run_results.json`.
 
 pub mod results;
+pub mod test;
 
 use indexmap::{IndexMap, IndexSet};
 use std::collections::HashMap;
@@ -23,6 +24,9 @@ pub enum Status {
     Success,
     Error,
     Skipped,
+    Pass,
+    Warn,
+    Fail,
 }
 
 impl Status {
@@ -31,7 +35,15 @@ impl Status {
             Status::Success => "success",
             Status::Error => "error",
             Status::Skipped => "skipped",
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
         }
+    }
+
+    /// Whether this outcome blocks the node's dependants.
+    pub fn blocks(self) -> bool {
+        matches!(self, Status::Error | Status::Fail)
     }
 }
 
@@ -46,11 +58,19 @@ pub struct NodeResult {
     pub execution_time: Duration,
     pub thread: usize,
     pub compiled_code: Option<String>,
+    /// Failing rows of a test.
+    pub failures: Option<u64>,
 }
 
+#[derive(Default)]
 pub struct RunOptions {
     pub threads: usize,
     pub fail_fast: bool,
+    /// `--store-failures`.
+    pub store_failures: bool,
+    /// Extra ordering edges (parent, child) beyond the DAG: `dp build`
+    /// makes each node's children wait for its tests.
+    pub extra_edges: Vec<(String, String)>,
 }
 
 /// What a node does when it runs.
@@ -69,12 +89,24 @@ pub async fn execute(
     let selected: IndexSet<String> = ids.iter().cloned().collect();
     let total = ids.len();
     let index: HashMap<String, usize> = ids.iter().enumerate().map(|(i, u)| (u.clone(), i + 1)).collect();
-    // Parents within the selection that must finish first.
-    let mut waiting: HashMap<String, usize> = HashMap::new();
+    // Edges within the selection: the DAG's plus the extra ones.
+    let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    let mut waiting: HashMap<String, usize> = ids.iter().map(|u| (u.clone(), 0)).collect();
+    let mut add_edge = |p: &String, c: &String, children: &mut HashMap<String, Vec<String>>| {
+        if selected.contains(p) && selected.contains(c) && !children.get(p).is_some_and(|v| v.contains(c)) {
+            children.entry(p.clone()).or_default().push(c.clone());
+            *waiting.get_mut(c).unwrap() += 1;
+        }
+    };
     for u in ids {
-        let n = project.nodes[u].depends_on.iter().filter(|d| selected.contains(*d)).count();
-        waiting.insert(u.clone(), n);
+        for d in &project.nodes[u].depends_on {
+            add_edge(d, u, &mut children);
+        }
     }
+    for (p, c) in &opts.extra_edges {
+        add_edge(p, c, &mut children);
+    }
+    let _ = dag;
     let mut results: IndexMap<String, NodeResult> = IndexMap::new();
     let threads = opts.threads.max(1);
     // Ready nodes, launched in selection (topological) order.
@@ -94,12 +126,13 @@ pub async fn execute(
             let i = index[&uid];
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
+            let store = opts.store_failures;
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks).await;
+                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, store).await;
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -114,12 +147,15 @@ pub async fn execute(
         let uid = node.unique_id.clone();
         let i = index[&uid];
         printer.tick();
-        let (status, message, rows) = match r {
+        let (status, message, rows, failures) = match r {
             Ok(m) => {
                 engine.catalog.invalidate(&node.schema, &node.alias);
-                (Status::Success, m.message, m.rows)
+                match m.test {
+                    Some((st, n)) => (st, m.message, None, Some(n)),
+                    None => (Status::Success, m.message, m.rows, None),
+                }
             }
-            Err(e) => (Status::Error, format!("{e:#}"), None),
+            Err(e) => (Status::Error, format!("{e:#}"), None, None),
         };
         let result = NodeResult {
             unique_id: uid.clone(),
@@ -131,21 +167,25 @@ pub async fn execute(
             execution_time: elapsed,
             thread,
             compiled_code: sql,
+            failures,
         };
         print_result(printer, i, total, &node, &result);
         results.insert(uid.clone(), result);
-        if status == Status::Error {
+        if status.blocks() {
             if opts.fail_fast {
                 stop = true;
             }
             // Skip everything downstream.
-            for d in dag.descendants(&uid, None) {
-                if selected.contains(&d) && !results.contains_key(&d) {
-                    waiting.insert(d.clone(), usize::MAX);
+            let mut stack = vec![uid.clone()];
+            while let Some(x) = stack.pop() {
+                for c in children.get(&x).cloned().unwrap_or_default() {
+                    if !results.contains_key(&c) && waiting.insert(c.clone(), usize::MAX) != Some(usize::MAX) {
+                        stack.push(c);
+                    }
                 }
             }
         } else {
-            for c in dag.children.get(&uid).cloned().unwrap_or_default() {
+            for c in children.get(&uid).cloned().unwrap_or_default() {
                 if let Some(w) = waiting.get_mut(&c) {
                     if *w != usize::MAX && *w > 0 {
                         *w -= 1;
@@ -173,6 +213,7 @@ pub async fn execute(
                 execution_time: Duration::ZERO,
                 thread: 0,
                 compiled_code: compiled.sql.get(u).cloned(),
+                failures: None,
             };
             print_result(printer, index[u], total, node, &r);
             results.insert(u.clone(), r);
@@ -195,7 +236,14 @@ async fn run_node(
     sql: Option<&str>,
     incremental: bool,
     hooks: &(Vec<String>, Vec<String>),
+    store_failures: bool,
 ) -> anyhow::Result<crate::materialize::Materialized> {
+    if node.resource_type == ResourceType::Test {
+        let sql = sql.ok_or_else(|| anyhow::anyhow!("test {} was not compiled", node.name))?;
+        return test::run_test(engine, node, sql, store_failures).await.map_err(|e| {
+            anyhow::anyhow!("{e}\n  in test {} ({}); compiled SQL: target/compiled/{}", node.name, node.original_file_path, crate::compile::compiled_path(node))
+        });
+    }
     run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
     let r = run_node_body(engine, node, sql, incremental).await?;
     run_statements(engine, &format!("post-hook of {}", node.name), &hooks.1).await?;
@@ -223,6 +271,7 @@ async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremen
 fn describe(node: &Node) -> String {
     match node.resource_type {
         ResourceType::Seed => format!("seed file {}", node.relation_name()),
+        ResourceType::Test => format!("test {}", node.name),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }
 }
@@ -249,8 +298,20 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
         Status::Error => {
             printer.node_line(i, total, "ERROR creating", &describe(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
         }
+        Status::Skipped if node.resource_type == ResourceType::Test => {
+            printer.node_line(i, total, "SKIP test", &node.name, "SKIP", Tone::Warn, None, fields);
+        }
         Status::Skipped => {
             printer.node_line(i, total, "SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None, fields);
+        }
+        Status::Pass => printer.node_line(i, total, "PASS", &node.name, "PASS", Tone::Good, Some(r.execution_time), fields),
+        Status::Warn => {
+            let n = r.failures.unwrap_or(0);
+            printer.node_line(i, total, &format!("WARN {n}"), &node.name, &format!("WARN {n}"), Tone::Warn, Some(r.execution_time), fields);
+        }
+        Status::Fail => {
+            let n = r.failures.unwrap_or(0);
+            printer.node_line(i, total, &format!("FAIL {n}"), &node.name, &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
         }
     }
 }
@@ -270,20 +331,42 @@ pub fn fmt_thousands(n: u64) -> String {
 /// Prints the closing summary and returns whether everything succeeded.
 pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, project: &Project) -> bool {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
-    let (pass, err, skip) = (count(Status::Success), count(Status::Error), count(Status::Skipped));
+    let pass = count(Status::Success) + count(Status::Pass);
+    let warn = count(Status::Warn);
+    let err = count(Status::Error) + count(Status::Fail);
+    let skip = count(Status::Skipped);
     printer.info("");
     printer.info(format!("Finished running {} nodes in {:.2}s.", results.len(), elapsed.as_secs_f64()));
     if err > 0 {
         printer.info("");
         printer.info(printer.bad("Completed with errors:"));
-        for r in results.iter().filter(|r| r.status == Status::Error) {
+        for r in results.iter().filter(|r| r.status.blocks()) {
             let n = &project.nodes[&r.unique_id];
-            printer.error(format!("{} {}: {}", n.resource_type, n.name, r.message));
+            if r.status == Status::Fail {
+                let stored = if r.message.is_empty() { String::new() } else { format!("\n  {}", r.message) };
+                printer.error(format!(
+                    "Failure in test {} ({})\n  Got {} result{}, configured to fail if {}\n  compiled code at target/compiled/{}{stored}",
+                    n.name,
+                    n.patch_path.as_deref().unwrap_or(&n.original_file_path),
+                    r.failures.unwrap_or(0),
+                    if r.failures == Some(1) { "" } else { "s" },
+                    n.config_str("error_if").unwrap_or("!= 0"),
+                    crate::compile::compiled_path(n)
+                ));
+            } else {
+                printer.error(format!("{} {}: {}", n.resource_type, n.name, r.message));
+            }
         }
     } else {
         printer.info(printer.good("Completed successfully"));
     }
     printer.info("");
-    printer.info(format!("Done. PASS={pass} WARN=0 ERROR={err} SKIP={skip} TOTAL={}", results.len()));
+    if warn > 0 {
+        for r in results.iter().filter(|r| r.status == Status::Warn) {
+            let n = &project.nodes[&r.unique_id];
+            printer.warn(format!("Warning in test {}: got {} result{}, configured to warn if {}", n.name, r.failures.unwrap_or(0), if r.failures == Some(1) { "" } else { "s" }, n.config_str("warn_if").unwrap_or("!= 0")));
+        }
+    }
+    printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} TOTAL={}", results.len()));
     err == 0
 }

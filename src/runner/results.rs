@@ -20,13 +20,13 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
                 ]) },
                 "thread_id": format!("Thread-{}", r.thread),
                 "execution_time": r.execution_time.as_secs_f64(),
-                "adapter_response": if r.status == Status::Success { json!({
+                "adapter_response": if matches!(r.status, Status::Success | Status::Pass | Status::Warn | Status::Fail) { json!({
                     "_message": format!("{} {}", r.message, r.rows.map(|x| x.to_string()).unwrap_or_default()).trim().to_string(),
                     "code": r.message,
                     "rows_affected": r.rows,
                 }) } else { json!({}) },
                 "message": if r.status == Status::Success { Value::String(r.message.clone()) } else { Value::String(r.message.clone()) },
-                "failures": null,
+                "failures": r.failures,
                 "unique_id": r.unique_id,
                 "compiled": r.compiled_code.is_some(),
                 "compiled_code": r.compiled_code,

@@ -58,7 +58,8 @@ pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materiali
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Materialized {
         rows: Some(data.rows as u64),
-        message: if existed { "INSERT".into() } else { "INSERT".into() },
+        message: if existed { "REPLACE".into() } else { "INSERT".into() },
         version: table.version().map(|v| v as i64),
+        test: None,
     })
 }

@@ -4,6 +4,7 @@
 mod atomicity;
 mod common;
 mod compile_parity;
+mod data_tests;
 mod demo;
 mod errors;
 mod manifest;

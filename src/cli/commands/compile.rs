@@ -12,7 +12,7 @@ use crate::project::nodes::ResourceType;
 
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
-    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "compile" }, printer)?;
+    let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
     let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false };
     if let Some(sql) = inline {
         let out = crate::engine::compile_inline(&l.project, sql)?;

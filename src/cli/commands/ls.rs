@@ -8,7 +8,7 @@ use crate::cli::context::{LoadArgs, load, select};
 use crate::project::nodes::{Node, ResourceType};
 
 pub fn run(g: &GlobalArgs, s: &SelectArgs, output: &str, keys: &[String], types: &[String], printer: &Printer) -> anyhow::Result<ExitCode> {
-    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "list" }, printer)?;
+    let l = load(g, LoadArgs { which: "list", ..Default::default() }, printer)?;
     let mut rts = vec![];
     for t in types {
         if t == "all" || t == "default" {

@@ -7,6 +7,7 @@ mod ls;
 mod parse;
 mod run;
 mod show;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -22,7 +23,10 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Debug => debug::run(g, printer).await,
         Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
+        Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
+        Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, &format, printer).await,
+        Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
     }
 }

@@ -8,7 +8,7 @@ use crate::cli::context::{LoadArgs, load, write_manifest};
 
 pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
-    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "parse" }, printer)?;
+    let l = load(g, LoadArgs { which: "parse", ..Default::default() }, printer)?;
     let path = write_manifest(&l, None)?;
     let count = |rt: crate::project::nodes::ResourceType| l.project.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::project::nodes::ResourceType as R;

@@ -1,5 +1,7 @@
-//! `dp run` and `dp seed`: compile, then build the selected models or seeds
-//! in parallel, with dbt-style output and target/run_results.json.
+//! `dp run`, `dp seed`, `dp test` and `dp build`: compile, then execute the
+//! selected nodes in parallel in DAG order, with dbt-style output and
+//! target/run_results.json. `build` makes each node's children wait for its
+//! tests, so an error-severity failure skips what depends on it.
 
 use indexmap::IndexSet;
 use std::process::ExitCode;
@@ -17,18 +19,41 @@ use crate::runner::{RunOptions, execute, results, run_statements, summarize};
 pub enum Kind {
     Run,
     Seed,
+    Test,
+    Build,
+}
+
+impl Kind {
+    fn which(self) -> &'static str {
+        match self {
+            Kind::Run => "run",
+            Kind::Seed => "seed",
+            Kind::Test => "test",
+            Kind::Build => "build",
+        }
+    }
+
+    fn types(self) -> Vec<ResourceType> {
+        match self {
+            Kind::Run => vec![ResourceType::Model],
+            Kind::Seed => vec![ResourceType::Seed],
+            Kind::Test => vec![ResourceType::Test],
+            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Test],
+        }
+    }
 }
 
 pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
-    let which = if kind == Kind::Run { "run" } else { "seed" };
-    let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which }, printer)?;
-    let rt = if kind == Kind::Run { ResourceType::Model } else { ResourceType::Seed };
-    let chosen: IndexSet<String> = select(&l, &a.select, vec![rt])?
+    let which = kind.which();
+    let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
+    let types = kind.types();
+    let chosen: IndexSet<String> = select(&l, &a.select, types.clone())?
         .into_iter()
-        .filter(|u| l.project.nodes.get(u).is_some_and(|n| n.resource_type == rt && n.materialized() != "ephemeral"))
+        .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != "ephemeral"))
         .collect();
     let order = l.dag.topo_order(&chosen);
+    let extra_edges = if kind == Kind::Build { test_gates(&l, &chosen) } else { vec![] };
     let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
     let compiled = compile(&l.project, &order.iter().cloned().collect(), &opts)?;
     write_compiled(&l, &compiled)?;
@@ -53,14 +78,14 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let hooks_ctx = |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
         list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect()
     };
-    if kind == Kind::Run {
+    if matches!(kind, Kind::Run | Kind::Build) {
         let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
         run_statements(&engine, "on-run-start", &start).await?;
     }
     let threads = l.project.settings.target.threads;
     let project = Arc::new(l.project);
-    let res = execute(project.clone(), &l.dag, &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast }).await;
-    if kind == Kind::Run {
+    let res = execute(project.clone(), &l.dag, &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges }).await;
+    if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
             printer.error(format!("{e:#}"));
@@ -71,4 +96,26 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     results::write(&project.settings.target_dir(), &rr)?;
     let ok = summarize(printer, &res, elapsed, &project);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `dp build`'s extra edges: a test runs before the children of the nodes
+/// it tests (unless that child is one of the test's own ancestors).
+fn test_gates(l: &crate::cli::context::Loaded, chosen: &IndexSet<String>) -> Vec<(String, String)> {
+    let mut edges = vec![];
+    for t in chosen {
+        let n = &l.project.nodes[t];
+        if n.resource_type != ResourceType::Test {
+            continue;
+        }
+        let ancestors = l.dag.ancestors(t, None);
+        for p in &n.depends_on {
+            for c in l.dag.children.get(p).into_iter().flatten() {
+                let cn = &l.project.nodes[c];
+                if chosen.contains(c) && cn.resource_type != ResourceType::Test && !ancestors.contains(c) {
+                    edges.push((t.clone(), c.clone()));
+                }
+            }
+        }
+    }
+    edges
 }

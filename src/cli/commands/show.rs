@@ -11,7 +11,7 @@ use crate::engine::{Engine, existing_relations};
 use crate::project::nodes::ResourceType;
 
 pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: &str, printer: &Printer) -> anyhow::Result<ExitCode> {
-    let l = load(g, LoadArgs { threads: None, full_refresh: false, which: "show" }, printer)?;
+    let l = load(g, LoadArgs { which: "show", ..Default::default() }, printer)?;
     let (label, sql) = match inline {
         Some(q) => ("inline query".to_string(), crate::engine::compile_inline(&l.project, q)?),
         None => {
