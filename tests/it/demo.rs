@@ -27,8 +27,8 @@ fn demo_runs_end_to_end() {
     let o = run(p, &["demo", "--scale", "0.05"]);
     ok(&o);
     let err = stderr(&o);
-    assert!(err.contains("Done. PASS=3 WARN=0 ERROR=0 SKIP=0 TOTAL=3"), "{err}");
-    assert!(err.contains("Done. PASS=13 WARN=0 ERROR=0 SKIP=0 TOTAL=13"), "{err}");
+    // 3 seeds, 13 models and their 104 data tests.
+    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 TOTAL=120"), "{err}");
     assert!(err.contains("OK created sql incremental model marts.fct_orders"), "{err}");
     for t in ["staging/stg_customers", "intermediate/int_daily_aggregates", "marts/fct_orders", "raw/category_mapping"] {
         assert!(p.join("warehouse").join(t).join("_delta_log").is_dir(), "{t} is not a Delta table");

@@ -1,5 +1,6 @@
 //! `dp demo`: the main job on the embedded default. Generates the bronze
-//! data if it is absent, then seeds and runs the demo project.
+//! data if it is absent, then builds the demo project (seeds, models and
+//! their data tests, in DAG order).
 //! `dp demo generate` only writes the bronze files.
 
 use std::process::ExitCode;
@@ -27,11 +28,7 @@ pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads
                 printer.info(format!("Using existing bronze data in {} (delete it to regenerate)", bronze.display()));
             }
             let args = RunArgs { threads, ..Default::default() };
-            let code = run_cmd(g, &args, Kind::Seed, printer).await?;
-            if code != ExitCode::SUCCESS {
-                return Ok(code);
-            }
-            run_cmd(g, &args, Kind::Run, printer).await
+            run_cmd(g, &args, Kind::Build, printer).await
         }
     }
 }
