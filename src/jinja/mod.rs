@@ -479,3 +479,5 @@ fn describe(e: &Error) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod builtins_tests;
