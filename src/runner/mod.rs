@@ -99,8 +99,8 @@ pub async fn execute(
         }
     };
     for u in ids {
-        for d in &project.nodes[u].depends_on {
-            add_edge(d, u, &mut children);
+        for d in effective_parents(&project, u) {
+            add_edge(&d, u, &mut children);
         }
     }
     for (p, c) in &opts.extra_edges {
@@ -220,6 +220,24 @@ pub async fn execute(
         }
     }
     ids.iter().filter_map(|u| results.shift_remove(u)).collect()
+}
+
+/// A node's parents, looking through ephemeral models (which are inlined,
+/// not run) to what they read.
+fn effective_parents(project: &Project, uid: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut stack: Vec<String> = project.nodes[uid].depends_on.clone();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(d) = stack.pop() {
+        if !seen.insert(d.clone()) {
+            continue;
+        }
+        match project.nodes.get(&d) {
+            Some(n) if n.materialized() == "ephemeral" => stack.extend(n.depends_on.iter().cloned()),
+            _ => out.push(d),
+        }
+    }
+    out
 }
 
 /// Runs SQL statements (hooks) in the session, one after another.
