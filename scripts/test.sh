@@ -2,10 +2,17 @@
 # The project's one test command (README.md). Prepares what the tests need
 # on a fresh machine, then runs the whole suite in the debug profile.
 #
-# Today the suite needs only the Rust toolchain: the dbt goldens it compares
-# against are committed (regenerate them with scripts/make_dbt_goldens.sh).
+# The dbt goldens the suite compares against are committed (regenerate them
+# with scripts/make_dbt_goldens.sh); the shell's REPL test drives `dp sql`
+# through tmux, installed here when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "installing tmux (for the dp sql REPL test)" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null
+fi
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

@@ -13,3 +13,4 @@ pub mod materialize;
 pub mod project;
 pub mod runner;
 pub mod seed;
+pub mod shell;

@@ -11,3 +11,4 @@ mod manifest;
 mod materializations;
 mod packages;
 mod parity_tables;
+mod shell;

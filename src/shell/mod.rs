@@ -1,0 +1,565 @@
+//! `dp sql`: a DataFusion SQL shell over every layer of the warehouse.
+//!
+//! Split like datafusion-cli: [`statement`] (splitting, parsing, syntax
+//! errors), [`guard`] (read-only mode), [`resolve`] (bare model names,
+//! close-name suggestions), [`command`] (backslash commands), [`format`]
+//! (result formats), [`delta`] (time travel), [`helper`] and [`repl`] (the
+//! interactive loop). This file holds the session and runs scripts.
+//!
+//! Output: data (and the output of backslash commands) goes to stdout, or
+//! to the `\o` file; errors go to stderr. In `table` format a footer with
+//! the row count and elapsed time goes to stderr (not in other formats, so
+//! they stay machine-readable; `--quiet` drops it).
+
+pub mod command;
+pub mod delta;
+pub mod format;
+pub mod guard;
+pub mod helper;
+pub mod repl;
+pub mod resolve;
+pub mod statement;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::error::DataFusionError;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::StreamExt;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use crate::engine::Engine;
+use crate::project::load::Project;
+use command::Command;
+use format::{Format, Limits, ResultWriter};
+use statement::{Completeness, Origin, Piece};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error("syntax error{}: {message}{snippet}", position(*line, *column))]
+    Syntax { message: String, line: Option<u64>, column: Option<u64>, snippet: String },
+    #[error("dp sql is read-only: {0} would write to the warehouse\n  hint: pass --allow-writes to run it; CREATE TEMP VIEW and COPY (query) TO 'file.parquet' are allowed")]
+    ReadOnly(String),
+    #[error("table '{name}' not found{}", hint(suggestions))]
+    UnknownTable { name: String, suggestions: Vec<String> },
+    #[error("{0}")]
+    Engine(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("query cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Other(String),
+    #[error("writing output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn position(line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        _ => String::new(),
+    }
+}
+
+fn hint(s: &[String]) -> String {
+    if s.is_empty() { "\n  hint: \\dt lists the tables".to_string() } else { format!("\n  hint: did you mean {}?", s.join(", ")) }
+}
+
+/// Runs a future to completion on a private thread and runtime: for the
+/// synchronous hooks (table functions, tab completion) that need async I/O
+/// while the main runtime is busy planning or reading a line.
+pub fn run_blocking<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(f))
+            .join()
+            .expect("shell helper thread panicked")
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    pub allow_writes: bool,
+    /// No footer.
+    pub quiet: bool,
+    /// Elapsed time in the footer.
+    pub timing: bool,
+}
+
+/// What to do after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+/// A piece of a script: a backslash command line or SQL text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Item {
+    Command(String),
+    Sql(String, Origin),
+}
+
+/// Splits a script into backslash-command lines (at the start of a
+/// statement) and SQL text (complete statements, or the tail).
+pub fn script_items(text: &str, dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut buf = String::new();
+    let mut buf_line = 1;
+    for (i, line) in text.lines().enumerate() {
+        let blank = statement::completeness(&buf, dialect) == Completeness::Empty;
+        if blank && line.trim_start().starts_with('\\') {
+            items.push(Item::Command(line.trim().to_string()));
+            buf.clear();
+            continue;
+        }
+        if blank {
+            buf.clear();
+            buf_line = i as u64 + 1;
+        }
+        buf.push_str(line);
+        buf.push('\n');
+        if line.contains('\\')
+            && let Some(at) = statement::command_start(&buf, dialect)
+        {
+            let command = buf.split_off(at);
+            items.push(Item::Sql(std::mem::take(&mut buf), Origin { line: buf_line, column: 1 }));
+            items.push(Item::Command(command.trim().to_string()));
+            continue;
+        }
+        if statement::completeness(&buf, dialect) == Completeness::Complete {
+            items.push(Item::Sql(std::mem::take(&mut buf), Origin { line: buf_line, column: 1 }));
+        }
+    }
+    if statement::completeness(&buf, dialect) != Completeness::Empty {
+        items.push(Item::Sql(buf, Origin { line: buf_line, column: 1 }));
+    }
+    items
+}
+
+pub struct Shell {
+    pub engine: Engine,
+    project: Project,
+    default_schema: String,
+    pub options: Options,
+    pub limits: Limits,
+    out: Box<dyn Write + Send>,
+    out_path: Option<PathBuf>,
+    temp_views: BTreeSet<String>,
+    tables: delta::TableLocator,
+    depth: usize,
+}
+
+impl Shell {
+    pub fn new(project: Project, options: Options) -> anyhow::Result<Shell> {
+        let engine = Engine::new(&project, None)?;
+        // Spans let planning errors (unknown column, ...) point into the SQL.
+        engine.ctx.state_ref().write().config_mut().options_mut().sql_parser.collect_spans = true;
+        let default_schema = project.settings.target.schema.clone();
+        let tables = delta::TableLocator { warehouse: engine.warehouse.clone(), default_schema: default_schema.clone(), catalog: engine.catalog.clone() };
+        engine.ctx.register_udtf("delta_version", Arc::new(delta::DeltaVersion { tables: tables.clone() }));
+        Ok(Shell {
+            engine,
+            project,
+            default_schema,
+            options,
+            limits: Limits::default(),
+            out: Box::new(std::io::stdout()),
+            out_path: None,
+            temp_views: BTreeSet::new(),
+            tables,
+            depth: 0,
+        })
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn default_schema(&self) -> &str {
+        &self.default_schema
+    }
+
+    /// Results go to stdout (not a `\o` file).
+    pub fn output_is_stdout(&self) -> bool {
+        self.out_path.is_none()
+    }
+
+    fn dialect_name(&self) -> String {
+        self.engine.ctx.state().config().options().sql_parser.dialect.to_string()
+    }
+
+    pub fn dialect(&self) -> Box<dyn datafusion::sql::sqlparser::dialect::Dialect> {
+        statement::dialect(&self.dialect_name())
+    }
+
+    fn names(&self) -> resolve::Names<'_> {
+        resolve::Names { catalog: &self.engine.catalog, default_schema: &self.default_schema }
+    }
+
+    /// Runs a script (backslash commands and SQL). Stops at the first error.
+    pub async fn run_script(&mut self, text: &str) -> Result<Flow, ShellError> {
+        let dialect = self.dialect();
+        for item in script_items(text, dialect.as_ref()) {
+            match item {
+                Item::Command(line) => {
+                    if self.run_command(Command::parse(&line)?).await? == Flow::Quit {
+                        return Ok(Flow::Quit);
+                    }
+                }
+                Item::Sql(sql, origin) => self.run_sql(&sql, origin).await?,
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Runs the statements of `sql`, whose first line is line `base.line` of its input.
+    pub async fn run_sql(&mut self, sql: &str, base: Origin) -> Result<(), ShellError> {
+        let dialect = self.dialect();
+        for piece in statement::split(sql, dialect.as_ref()) {
+            self.run_piece(piece, sql, base, dialect.as_ref()).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_piece(&mut self, piece: Piece, full: &str, base: Origin, dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect) -> Result<(), ShellError> {
+        let started = Instant::now();
+        let piece = if piece.sql.contains("{{") || piece.sql.contains("{%") {
+            let sql = crate::engine::compile_inline(&self.project, &piece.sql).map_err(|e| ShellError::Other(format!("{e:#}")))?;
+            Piece { sql, origin: piece.origin }
+        } else {
+            piece
+        };
+        let mut stmt = statement::parse(&piece, dialect, full, base)?;
+        let refused = guard::refusal(&stmt, &self.engine.warehouse, &self.temp_views);
+        if let Some(what) = &refused
+            && !self.options.allow_writes
+        {
+            return Err(ShellError::ReadOnly(what.clone()));
+        }
+        resolve::qualify_bare_names(&mut stmt, &self.names());
+        let temp_view = created_temp_view(&stmt);
+        // DataFusion refuses TEMP views; every view of the dp catalog made in
+        // a session lives only in that session, so plan it as a plain view.
+        if let DFStatement::Statement(s) = &mut stmt
+            && let Statement::CreateView(v) = s.as_mut()
+        {
+            v.temporary = false;
+        }
+        let dropped = dropped_views(&stmt);
+        let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
+        let state = self.engine.ctx.state();
+        let plan = match state.statement_to_plan(stmt).await {
+            Ok(p) => p,
+            Err(e) => {
+                let span = e.diagnostic().and_then(|d| d.span).filter(|s| s.start.line > 0);
+                return Err(match (self.engine_error(e), span) {
+                    (ShellError::Engine(text), Some(span)) => {
+                        let (l, c, snippet) = statement::place(full, base, piece.origin, span.start.line, span.start.column);
+                        ShellError::Engine(format!("{text}\n  at line {l}, column {c}:{snippet}"))
+                    }
+                    (other, _) => other,
+                });
+            }
+        };
+        let df = self.engine.ctx.execute_logical_plan(plan).await.map_err(|e| self.engine_error(e))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await.map_err(|e| self.engine_error(e))?;
+        let format = self.options.format;
+        let limits = self.limits;
+        let (rows, shown) = {
+            let mut w = ResultWriter::new(format, limits, schema.clone(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| ShellError::Engine(strip(&e)))?;
+                w.write(&b).map_err(|e| ShellError::Other(e.to_string()))?;
+            }
+            w.finish().map_err(|e| ShellError::Other(e.to_string()))?
+        };
+        if let Some(v) = temp_view {
+            self.temp_views.insert(v);
+        }
+        for v in dropped {
+            self.temp_views.remove(&v);
+        }
+        for (s, t) in written {
+            self.engine.catalog.invalidate(s.as_deref().unwrap_or(&self.default_schema), &t);
+        }
+        self.footer(rows, shown, schema.fields().is_empty(), started);
+        Ok(())
+    }
+
+    fn footer(&self, rows: usize, shown: usize, no_columns: bool, started: Instant) {
+        if self.options.format != Format::Table || self.options.quiet {
+            return;
+        }
+        let time = if self.options.timing { format!(" in {:.3}s", started.elapsed().as_secs_f64()) } else { String::new() };
+        let what = if no_columns {
+            "OK".to_string()
+        } else if shown < rows {
+            format!("{rows} rows, {shown} shown; \\pset maxrows 0 shows all")
+        } else {
+            format!("{rows} row{}", if rows == 1 { "" } else { "s" })
+        };
+        eprintln!("({what}{time})");
+    }
+
+    fn engine_error(&self, e: DataFusionError) -> ShellError {
+        static NOT_FOUND: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"table '([^']+)' not found").unwrap());
+        let text = strip(&e);
+        if let Some(c) = NOT_FOUND.captures(&text) {
+            let name = c[1].strip_prefix(&format!("{}.", crate::engine::CATALOG)).unwrap_or(&c[1]).to_string();
+            let suggestions = self.names().close_names(&name);
+            return ShellError::UnknownTable { name, suggestions };
+        }
+        ShellError::Engine(text)
+    }
+
+    /// Writes a batch through the current format (for backslash commands).
+    fn print_batch(&mut self, batch: &RecordBatch) -> Result<(), ShellError> {
+        let mut w = ResultWriter::new(self.options.format, self.limits, batch.schema(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
+        w.write(batch).map_err(|e| ShellError::Other(e.to_string()))?;
+        w.finish().map_err(|e| ShellError::Other(e.to_string()))?;
+        Ok(())
+    }
+
+    pub async fn run_command(&mut self, cmd: Command) -> Result<Flow, ShellError> {
+        match cmd {
+            Command::Quit => return Ok(Flow::Quit),
+            Command::Help => {
+                self.out.write_all(Command::help().as_bytes())?;
+                self.out.flush()?;
+            }
+            Command::Describe(None) => {
+                let b = self.relations(None)?;
+                self.print_batch(&b)?;
+            }
+            Command::Describe(Some(name)) => {
+                let b = self.columns(&name).await?;
+                self.print_batch(&b)?;
+            }
+            Command::ListTables(pattern) => {
+                let b = self.relations(pattern.as_deref())?;
+                self.print_batch(&b)?;
+            }
+            Command::ListSchemas => {
+                let mut names = Vec::new();
+                let mut counts = Vec::new();
+                for s in self.engine.catalog.schema_names() {
+                    if s.starts_with('.') || s.starts_with('_') {
+                        continue;
+                    }
+                    counts.push(self.engine.catalog.schema_provider(&s).table_names().len().to_string());
+                    names.push(s);
+                }
+                let b = string_batch(&["schema", "tables"], vec![names, counts])?;
+                self.print_batch(&b)?;
+            }
+            Command::Timing(v) => {
+                self.options.timing = v.unwrap_or(!self.options.timing);
+                eprintln!("Timing is {}.", if self.options.timing { "on" } else { "off" });
+            }
+            Command::PSet(None, _) => {
+                let rows = self.limits.max_rows.map_or("all".to_string(), |n| n.to_string());
+                eprintln!("format  {}\nmaxrows {rows}", self.options.format.name());
+            }
+            Command::PSet(Some(key), value) => match key.as_str() {
+                "format" => {
+                    self.options.format = command::pset_format(value.as_deref())?;
+                    eprintln!("Output format is {}.", self.options.format.name());
+                }
+                "maxrows" => {
+                    let n: usize = value.as_deref().unwrap_or("").parse().map_err(|_| ShellError::Usage("\\pset maxrows needs a number (0: all rows)".into()))?;
+                    self.limits.max_rows = if n == 0 { None } else { Some(n) };
+                }
+                other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME or \\pset maxrows N"))),
+            },
+            Command::Output(None) => {
+                self.out.flush()?;
+                self.out = Box::new(std::io::stdout());
+                self.out_path = None;
+            }
+            Command::Output(Some(path)) => {
+                let file = std::fs::File::create(&path).map_err(|e| ShellError::Usage(format!("\\o {path}: {e}")))?;
+                self.out.flush()?;
+                self.out = Box::new(std::io::BufWriter::new(file));
+                self.out_path = Some(PathBuf::from(path));
+            }
+            Command::Include(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| ShellError::Usage(format!("\\i {path}: {e}")))?;
+                if self.depth >= 16 {
+                    return Err(ShellError::Usage(format!("\\i {path}: files include each other too deeply")));
+                }
+                self.depth += 1;
+                let r = Box::pin(self.run_script(&text)).await;
+                self.depth -= 1;
+                return r.map_err(|e| ShellError::Other(format!("{path}: {e}")));
+            }
+            Command::History(name) => {
+                let b = delta::history(&self.tables, &name).await.map_err(ShellError::Other)?;
+                self.print_batch(&b)?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Relations as (schema, name, type), filtered by a glob on `name` or `schema.name`.
+    fn relations(&self, pattern: Option<&str>) -> Result<RecordBatch, ShellError> {
+        let matcher = match pattern {
+            Some(p) => Some(
+                globset::GlobBuilder::new(p)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| ShellError::Usage(format!("pattern '{p}': {e}")))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        let qualified = pattern.is_some_and(|p| p.contains('.'));
+        let mut cols: Vec<Vec<String>> = vec![Vec::new(), Vec::new(), Vec::new()];
+        let mut all: Vec<(String, String, String)> = self
+            .names()
+            .all_tables()
+            .into_iter()
+            .map(|(s, t)| {
+                let kind = self.kind(&s, &t);
+                (s, t, kind)
+            })
+            .collect();
+        all.extend(self.temp_views.iter().map(|v| (self.default_schema.clone(), v.clone(), "temp view".to_string())));
+        all.sort();
+        for (s, t, kind) in all {
+            if let Some(m) = &matcher {
+                let key = if qualified { format!("{s}.{t}") } else { t.clone() };
+                if !m.is_match(&key) {
+                    continue;
+                }
+            }
+            cols[0].push(s);
+            cols[1].push(t);
+            cols[2].push(kind);
+        }
+        string_batch(&["schema", "name", "type"], cols)
+    }
+
+    fn kind(&self, schema: &str, table: &str) -> String {
+        let dir = self.engine.warehouse.join(schema).join(table);
+        if dir.join("_delta_log").is_dir() {
+            "table"
+        } else if dir.join(crate::engine::catalog::VIEW_FILE).is_file() {
+            "view"
+        } else {
+            "source"
+        }
+        .to_string()
+    }
+
+    /// Resolves a table name the way queries do: `schema.table`, or a bare
+    /// name from the default schema or the one schema holding it.
+    pub fn locate(&self, name: &str) -> (String, String) {
+        let parts: Vec<String> = name.split('.').map(|p| p.trim_matches('"').to_string()).collect();
+        match parts.as_slice() {
+            [t] => {
+                let t = t.to_lowercase();
+                (self.names().unique_schema(&t).unwrap_or_else(|| self.default_schema.clone()), t)
+            }
+            [.., s, t] => (s.clone(), t.clone()),
+            [] => (self.default_schema.clone(), String::new()),
+        }
+    }
+
+    async fn columns(&self, name: &str) -> Result<RecordBatch, ShellError> {
+        let (schema, table) = self.locate(name);
+        let provider = self.engine.catalog.schema_provider(&schema).table(&table).await.map_err(|e| ShellError::Engine(strip(&e)))?;
+        let Some(provider) = provider else {
+            return Err(ShellError::UnknownTable { name: format!("{schema}.{table}"), suggestions: self.names().close_names(name) });
+        };
+        let s = provider.schema();
+        let cols = vec![
+            s.fields().iter().map(|f| f.name().clone()).collect(),
+            s.fields().iter().map(|f| f.data_type().to_string()).collect(),
+            s.fields().iter().map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string()).collect(),
+        ];
+        string_batch(&["column", "type", "nullable"], cols)
+    }
+}
+
+fn string_batch(names: &[&str], cols: Vec<Vec<String>>) -> Result<RecordBatch, ShellError> {
+    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
+    let arrays: Vec<ArrayRef> = cols.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
+    RecordBatch::try_new(schema, arrays).map_err(|e| ShellError::Other(e.to_string()))
+}
+
+/// DataFusion's message without its backtrace.
+fn strip(e: &DataFusionError) -> String {
+    e.strip_backtrace()
+}
+
+fn created_temp_view(stmt: &DFStatement) -> Option<String> {
+    match stmt {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::CreateView(v) if v.temporary => Some(v.name.to_string().to_lowercase()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn dropped_views(stmt: &DFStatement) -> Vec<String> {
+    match stmt {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Drop { names, .. } => names.iter().map(|n| n.to_string().to_lowercase()).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Relations a statement names, as (schema, table): to forget cached
+/// providers after a write.
+fn relations(stmt: &DFStatement) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    if let DFStatement::Statement(s) = stmt {
+        let _ = datafusion::sql::sqlparser::ast::visit_relations(s.as_ref(), |n| {
+            let parts: Vec<String> = n.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
+            match parts.as_slice() {
+                [t] => out.push((None, t.clone())),
+                [.., s, t] => out.push((Some(s.clone()), t.clone())),
+                [] => {}
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+    #[test]
+    fn scripts_mix_commands_and_statements() {
+        let items = script_items("\\timing off\nselect 0; \\dn\nselect 1;\n\n-- c\nselect\n  2; select 3;\n\\dt\nselect 4", &GenericDialect {});
+        assert_eq!(
+            items,
+            vec![
+                Item::Command("\\timing off".into()),
+                Item::Sql("select 0; ".into(), Origin { line: 2, column: 1 }),
+                Item::Command("\\dn".into()),
+                Item::Sql("select 1;\n".into(), Origin { line: 3, column: 1 }),
+                Item::Sql("select\n  2; select 3;\n".into(), Origin { line: 6, column: 1 }),
+                Item::Command("\\dt".into()),
+                Item::Sql("select 4\n".into(), Origin { line: 9, column: 1 }),
+            ]
+        );
+    }
+}

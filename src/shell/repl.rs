@@ -1,0 +1,76 @@
+//! The interactive loop: rustyline with the SQL helper, a history file,
+//! Ctrl-C cancelling the running query (not the shell), Ctrl-D quitting.
+
+use rustyline::config::{CompletionType, Config};
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
+use rustyline::{Editor, Result as RlResult};
+use std::path::Path;
+
+use super::format::Limits;
+use super::helper::SqlHelper;
+use super::{Flow, Shell, ShellError};
+
+/// Rows and cell width shown on a terminal (`\pset maxrows 0` shows all).
+pub const TERMINAL_LIMITS: Limits = Limits { max_rows: Some(40), max_cell_chars: Some(60) };
+
+fn editor(shell: &Shell) -> RlResult<Editor<SqlHelper, FileHistory>> {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .max_history_size(10_000)?
+        .history_ignore_dups(true)?
+        .history_ignore_space(true)
+        .completion_type(CompletionType::List)
+        .build();
+    let mut rl: Editor<SqlHelper, FileHistory> = Editor::with_config(config)?;
+    rl.set_helper(Some(SqlHelper::new(shell.engine.catalog.clone(), shell.default_schema(), &shell.dialect_name())));
+    Ok(rl)
+}
+
+/// Runs the REPL until `\q` or Ctrl-D. `history` is the history file.
+pub async fn run(shell: &mut Shell, history: &Path, printer: &crate::cli::Printer) -> anyhow::Result<()> {
+    shell.limits = TERMINAL_LIMITS;
+    let mut rl = editor(shell)?;
+    if let Some(dir) = history.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = rl.load_history(history);
+    printer.info(format!(
+        "dp sql: project {}, default schema {}. Type \\? for help, \\q or Ctrl-D to quit.",
+        shell.project().settings.project_name,
+        shell.default_schema()
+    ));
+    let prompt = format!("{}> ", shell.project().settings.project_name);
+    loop {
+        match rl.readline(&prompt) {
+            Ok(line) => {
+                let text = line.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                let _ = rl.add_history_entry(text);
+                let _ = rl.save_history(history);
+                if matches!(text.to_lowercase().as_str(), "quit" | "exit") {
+                    break;
+                }
+                let result = tokio::select! {
+                    r = shell.run_script(text) => r,
+                    _ = tokio::signal::ctrl_c() => Err(ShellError::Cancelled),
+                };
+                match result {
+                    Ok(Flow::Quit) => break,
+                    Ok(Flow::Continue) => {}
+                    Err(e) => printer.error(e.to_string()),
+                }
+            }
+            Err(ReadlineError::Interrupted) => {
+                // Ctrl-C at the prompt drops the line being typed.
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = rl.save_history(history);
+    Ok(())
+}
