@@ -83,30 +83,36 @@ pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>) -> anyhow::R
 pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -> anyhow::Result<PathBuf> {
     let dir = l.project.settings.target_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let m = crate::compile::manifest::manifest(
+    let path = dir.join("manifest.json");
+    let tmp = dir.join("manifest.json.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    crate::compile::manifest::write_manifest(
+        &mut w,
         &l.project,
         &l.dag,
         compiled,
         &l.invocation_id,
         &l.started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    );
-    let path = dir.join("manifest.json");
-    let tmp = dir.join("manifest.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&m)?).with_context(|| format!("writing {}", tmp.display()))?;
+    )
+    .with_context(|| format!("writing {}", tmp.display()))?;
+    std::io::Write::flush(&mut w)?;
+    drop(w);
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
 
 /// Writes each compiled node to target/compiled/<pkg>/<path>.
 pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
+    use rayon::prelude::*;
     let base = l.project.settings.target_dir().join("compiled");
-    for (uid, sql) in &compiled.sql {
-        let Some(n) = l.project.nodes.get(uid) else { continue };
+    compiled.sql.par_iter().try_for_each(|(uid, sql)| -> anyhow::Result<()> {
+        let Some(n) = l.project.nodes.get(uid) else { return Ok(()) };
         let path = base.join(crate::compile::compiled_path(n));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, sql).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+        Ok(())
+    })
 }

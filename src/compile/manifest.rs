@@ -161,9 +161,51 @@ fn source_json(n: &Node) -> Value {
     })
 }
 
-/// Builds the manifest JSON.
-pub fn manifest(project: &Project, dag: &Dag, compiled: Option<&Compiled>, invocation_id: &str, generated_at: &str) -> Value {
-    let mut nodes = Map::new();
+/// Writes the manifest, streaming the nodes (the bulk of a large project)
+/// one at a time instead of building them all in memory.
+pub fn write_manifest<W: std::io::Write>(
+    w: &mut W,
+    project: &Project,
+    dag: &Dag,
+    compiled: Option<&Compiled>,
+    invocation_id: &str,
+    generated_at: &str,
+) -> std::io::Result<()> {
+    let rest = manifest_without_nodes(project, dag, invocation_id, generated_at);
+    let Value::Object(rest) = rest else { unreachable!() };
+    w.write_all(b"{\"metadata\":")?;
+    serde_json::to_writer(&mut *w, &rest["metadata"])?;
+    w.write_all(b",\"nodes\":{")?;
+    let mut first = true;
+    for (uid, n) in &project.nodes {
+        if matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest) {
+            continue;
+        }
+        if !first {
+            w.write_all(b",")?;
+        }
+        first = false;
+        serde_json::to_writer(&mut *w, uid)?;
+        w.write_all(b":")?;
+        serde_json::to_writer(&mut *w, &node_json(project, n, compiled))?;
+    }
+    w.write_all(b"}")?;
+    for (k, v) in &rest {
+        if k == "metadata" || k == "nodes" {
+            continue;
+        }
+        w.write_all(b",")?;
+        serde_json::to_writer(&mut *w, k)?;
+        w.write_all(b":")?;
+        serde_json::to_writer(&mut *w, v)?;
+    }
+    w.write_all(b"}")?;
+    Ok(())
+}
+
+/// The manifest with an empty `nodes` map (see [`write_manifest`]).
+fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str) -> Value {
+    let nodes = Map::new();
     let mut sources = Map::new();
     let mut exposures = Map::new();
     let mut unit_tests = Map::new();
@@ -211,9 +253,7 @@ pub fn manifest(project: &Project, dag: &Dag, compiled: Option<&Compiled>, invoc
                     }),
                 );
             }
-            _ => {
-                nodes.insert(uid.clone(), node_json(project, n, compiled));
-            }
+            _ => {}
         }
     }
     let mut macros = Map::new();

@@ -103,8 +103,8 @@ pub fn synthesize_names(test_type: &str, target_name: &str, args: &Map<String, V
             other => flat.push(py_str(other)),
         }
     }
-    let re = regex::Regex::new("[^0-9a-zA-Z_]+").unwrap();
-    let clean: Vec<String> = flat.iter().map(|a| re.replace_all(a, "_").into_owned()).collect();
+    static NON_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new("[^0-9a-zA-Z_]+").unwrap());
+    let clean: Vec<String> = flat.iter().map(|a| NON_WORD.replace_all(a, "_").into_owned()).collect();
     let unique = clean.join("__");
     let identifier = format!("{test_type}_{target_name}");
     let full_name = format!("{identifier}_{unique}");

@@ -11,7 +11,7 @@ use super::blocks::find_blocks;
 use super::generic_tests::{parse_entry, synthesize_names, test_hash};
 use super::nodes::{Column, DocBlock, Macro, Node, RefCall, ResourceType, SourceInfo};
 use super::properties::{ColumnDef, NodePatch, PropertiesFile, SourceDef};
-use super::yaml::find_name_line;
+use super::yaml::{NameIndex, find_name_line};
 use crate::config::{ConfigTree, Settings, merge_config};
 use crate::fs::FileSystem;
 use crate::jinja::{EnvInputs, JinjaEnv, MacroSource, Phase, RenderCtx, RenderError, block_to_macro};
@@ -361,6 +361,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     let mut macro_patches: Vec<(String, super::properties::MacroPatch)> = vec![];
     for (base, file, pf) in props {
         let text = read(fs, &file)?;
+        let idx = NameIndex::new(&text);
         let (_, dirs, _) = split_path(&base, &file);
         let groups = [
             (ResourceType::Model, &pf.models),
@@ -375,7 +376,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
                 let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
                     warnings.push(format!(
                         "{file}:{}: {} '{}' is described here but no such {} exists",
-                        find_name_line(&text, &patch.name).unwrap_or(1),
+                        idx.first(&patch.name).unwrap_or(1),
                         rt,
                         patch.name,
                         rt
@@ -391,16 +392,16 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
                         second: file.clone(),
                     });
                 }
-                apply_patch(node, patch, &file, &text);
+                apply_patch(node, patch, &file, &idx);
                 let target = TestTarget::Node { name: patch.name.clone(), uid: uid.clone() };
-                collect_tests(&mut yaml_tests, &target, &file, &text, &dirs, patch.all_tests(), &patch.columns)?;
+                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, patch.all_tests(), &patch.columns)?;
             }
         }
         for src in &pf.sources {
             for t in &src.tables {
-                let n = source_node(&root_pkg, src, t, &file, &text, &dirs);
+                let n = source_node(&root_pkg, src, t, &file, &idx, &dirs);
                 let target = TestTarget::Source { source: src.name.clone(), table: t.name.clone(), uid: n.unique_id.clone() };
-                collect_tests(&mut yaml_tests, &target, &file, &text, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
+                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
                 if nodes.contains_key(&n.unique_id) {
                     return Err(LoadError::Duplicate {
                         kind: "source".into(),
@@ -653,9 +654,9 @@ fn render_config_values(jinja: &JinjaEnv, cfg: Map<String, Value>, file: &str) -
     Ok(out)
 }
 
-fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, text: &str) {
+fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {
     node.patch_path = Some(file.to_string());
-    node.line = find_name_line(text, &patch.name);
+    node.line = idx.first(&patch.name);
     if let Some(d) = &patch.description {
         node.description = d.clone();
     }
@@ -685,7 +686,7 @@ fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
         .collect()
 }
 
-fn source_node(pkg: &str, src: &SourceDef, t: &super::properties::SourceTableDef, file: &str, text: &str, dirs: &[String]) -> Node {
+fn source_node(pkg: &str, src: &SourceDef, t: &super::properties::SourceTableDef, file: &str, idx: &NameIndex, dirs: &[String]) -> Node {
     let name = format!("{}.{}", src.name, t.name);
     let mut n = Node::new(ResourceType::Source, pkg, &name, file);
     n.name = t.name.clone();
@@ -698,7 +699,7 @@ fn source_node(pkg: &str, src: &SourceDef, t: &super::properties::SourceTableDef
     n.database = src.database.clone().unwrap_or_default();
     let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
     n.alias = identifier.clone();
-    n.line = find_name_line(text, &t.name);
+    n.line = idx.first(&t.name);
     let mut cfg = src.config.clone();
     merge_config(&mut cfg, &t.config);
     n.config = cfg;
@@ -760,7 +761,7 @@ fn collect_tests(
     out: &mut Vec<PendingTest>,
     target: &TestTarget,
     file: &str,
-    text: &str,
+    idx: &NameIndex,
     dirs: &[String],
     model_tests: Vec<Value>,
     cols: &[ColumnDef],
@@ -771,18 +772,9 @@ fn collect_tests(
             (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone())
         }
     };
-    let base_line = find_name_line(text, &model_name).unwrap_or(1);
+    let base_line = idx.first(&model_name).unwrap_or(1);
     let mut push = |entry: Value, column: Option<String>| {
-        let line = column
-            .as_ref()
-            .and_then(|c| {
-                text.lines().enumerate().skip(base_line).find(|(_, l)| {
-                    let t = l.trim_start().trim_start_matches("- ").trim();
-                    t.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(|ch| ch == '"' || ch == '\'') == c)
-                })
-            })
-            .map(|(i, _)| i + 1)
-            .unwrap_or(base_line);
+        let line = column.as_ref().and_then(|c| idx.after(c, base_line)).unwrap_or(base_line);
         out.push(PendingTest {
             target_name: target_name.clone(),
             target_uid: uid.clone(),
