@@ -885,9 +885,19 @@ fn build_generic_test(
         }
     }
     n.config = cfg;
-    // Dependencies: the target plus refs/sources inside the arguments.
-    let mut src = model_expr;
+    // Dependencies: the target plus refs/sources inside the arguments. The
+    // target needs no rendering; arguments that call ref()/source() do.
+    match &t.source {
+        Some((s, tb)) => n.sources = vec![(s.clone(), tb.clone())],
+        None => n.refs = vec![RefCall { name: t.model_name.clone(), package: None, version: None }],
+    }
+    let mut src = String::new();
     collect_arg_exprs(&Value::Object(entry.args.clone()), &mut src);
+    if src.is_empty() {
+        let _ = nodes;
+        return Ok(Some(n));
+    }
+    let src = format!("{model_expr}{src}");
     let rctx = Arc::new(RenderCtx::new(&n.unique_id, pkg, Phase::Parse));
     jinja.render_node(&t.file, &src, rctx.clone()).map_err(|e| LoadError::Located {
         file: t.file.clone(),
