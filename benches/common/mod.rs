@@ -173,18 +173,8 @@ pub fn fmt_mb(mb: Option<f64>) -> String {
     mb.map(|m| format!("{m:.0}")).unwrap_or_else(|| "?".into())
 }
 
-/// `12,345,678`
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// `12,345,678` (the runner's own formatting).
+pub use dp::runner::fmt_thousands as thousands;
 
 /// Copies a directory tree (files and folders only).
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -336,25 +336,8 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
             }
             // One overwrite commit: old rows whose key is not in the new
             // batch, plus every new row.
-            let new_tbl = format!("__dp_new_{}", node.alias);
-            engine.ctx.register_table(&new_tbl, df.into_view())?;
-            let cur_tbl = format!("__dp_cur_{}", node.alias);
-            engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
             let cols: Vec<String> = existing.fields().iter().map(|f| quote_ident(f.name())).collect();
-            let key_list = keys.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ");
-            let sql = format!(
-                "SELECT {cols} FROM {cur} WHERE ({keys}) NOT IN (SELECT {keys} FROM {new}) UNION ALL SELECT {cols} FROM {new}",
-                cols = cols.join(", "),
-                cur = quote_ident(&cur_tbl),
-                new = quote_ident(&new_tbl),
-                keys = key_list
-            );
-            let sql = if keys.len() == 1 { sql.replace(&format!("({key_list}) NOT IN"), &format!("{key_list} NOT IN")) } else { sql };
-            let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
-            let r = overwrite(engine, dir, plan, node).await;
-            let _ = engine.ctx.deregister_table(&new_tbl);
-            let _ = engine.ctx.deregister_table(&cur_tbl);
-            let mut m = r?;
+            let mut m = rewrite_keeping(engine, dir, node, df, &cols, &cols, &keys).await?;
             m.message = "DELETE+INSERT".into();
             Ok(m)
         }
@@ -366,13 +349,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
 }
 
 async fn sync_all_columns(engine: &Engine, dir: &Path, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
-    let keys = unique_key(node);
-    let new_tbl = format!("__dp_new_{}", node.alias);
     let new_schema = df.schema().as_arrow().clone();
-    engine.ctx.register_table(&new_tbl, df.into_view())?;
-    let table = deltalake::open_table(dir_url(dir)?).await?;
-    let cur_tbl = format!("__dp_cur_{}", node.alias);
-    engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
     let old_cols: Vec<String> = new_schema
         .fields()
         .iter()
@@ -384,28 +361,50 @@ async fn sync_all_columns(engine: &Engine, dir: &Path, df: DataFrame, node: &Nod
             }
         })
         .collect();
-    let all: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+    let new_cols: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+    let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, &unique_key(node)).await?;
+    m.message = "SYNC COLUMNS".into();
+    Ok(m)
+}
+
+/// Rewrites the table in one overwrite commit as its current rows whose
+/// key is not among the new rows (all of them when there is no key),
+/// projected with `current_cols`, followed by the new rows (`new_cols`).
+async fn rewrite_keeping(
+    engine: &Engine,
+    dir: &Path,
+    node: &Node,
+    new_rows: DataFrame,
+    current_cols: &[String],
+    new_cols: &[String],
+    keys: &[String],
+) -> anyhow::Result<Materialized> {
+    let new_tbl = format!("__dp_new_{}", node.alias);
+    let cur_tbl = format!("__dp_cur_{}", node.alias);
+    let current = deltalake::open_table(dir_url(dir)?).await?.table_provider().await?;
+    engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
+    engine.ctx.register_table(&cur_tbl, current)?;
     let filter = if keys.is_empty() {
         String::new()
     } else {
-        let k = keys.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ");
-        format!(" WHERE {k} NOT IN (SELECT {k} FROM {})", quote_ident(&new_tbl))
+        let on = keys.iter().map(|k| format!("n.{q} = c.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+        format!(" WHERE NOT EXISTS (SELECT 1 FROM {} n WHERE {on})", quote_ident(&new_tbl))
     };
     let sql = format!(
-        "SELECT {} FROM {}{} UNION ALL SELECT {} FROM {}",
-        old_cols.join(", "),
+        "SELECT {} FROM {} c{filter} UNION ALL SELECT {} FROM {}",
+        current_cols.join(", "),
         quote_ident(&cur_tbl),
-        filter,
-        all.join(", "),
+        new_cols.join(", "),
         quote_ident(&new_tbl)
     );
-    let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
-    let r = overwrite(engine, dir, plan, node).await;
+    let result = async {
+        let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
+        overwrite(engine, dir, plan, node).await
+    }
+    .await;
     let _ = engine.ctx.deregister_table(&new_tbl);
     let _ = engine.ctx.deregister_table(&cur_tbl);
-    let mut m = r?;
-    m.message = "SYNC COLUMNS".into();
-    Ok(m)
+    result
 }
 
 fn sql_type(dt: &datafusion::arrow::datatypes::DataType) -> String {

@@ -132,3 +132,23 @@ fn fail_fast_stops_launching_work() {
     // a_bad runs first (stable order); with one thread nothing else starts.
     assert!(err.contains("Done. PASS=0 WARN=0 ERROR=1 SKIP=2 TOTAL=3"), "{err}");
 }
+
+#[test]
+fn composite_unique_keys_for_merge_and_delete_insert() {
+    for strategy in ["merge", "delete+insert"] {
+        let model = format!(
+            "{{{{ config(materialized='incremental', unique_key=['k1', 'k2'], incremental_strategy='{strategy}') }}}}\n\
+             select * from (values (1, 'a', 'old'), (1, 'b', 'old'), (2, 'a', 'old')) as t(k1, k2, v)\n\
+             {{% if is_incremental() %}} where false union all select 1, 'b', 'new' union all select 3, 'c', 'new' {{% endif %}}"
+        );
+        let dir = project(&[("warehouse.toml", TOML), ("models/inc.sql", &model)]);
+        let p = dir.path();
+        ok(&run(p, &["run"]));
+        ok(&run(p, &["run"]));
+        assert_eq!(
+            csv(p, "select k1, k2, v from main.inc order by k1, k2"),
+            "k1,k2,v\n1,a,old\n1,b,new\n2,a,old\n3,c,new",
+            "strategy {strategy}"
+        );
+    }
+}
