@@ -174,6 +174,7 @@ pub fn fmt_mb(mb: Option<f64>) -> String {
 }
 
 /// `12,345,678` (the runner's own formatting).
+#[allow(unused_imports)]
 pub use dp::runner::fmt_thousands as thousands;
 
 /// Copies a directory tree (files and folders only).

@@ -161,6 +161,25 @@ fn source_json(n: &Node) -> Value {
     })
 }
 
+/// `groups:` from YAML, in dbt's shape.
+fn groups(project: &Project) -> Value {
+    let mut out = Map::new();
+    for (uid, g) in project.other.get("groups").into_iter().flatten() {
+        let name = g.get("name").cloned().unwrap_or(Value::Null);
+        let file = g.get("original_file_path").cloned().unwrap_or(Value::Null);
+        out.insert(
+            uid.clone(),
+            json!({
+                "name": name, "resource_type": "group", "package_name": project.settings.project_name,
+                "path": file, "original_file_path": file, "unique_id": uid,
+                "owner": g.get("owner").cloned().unwrap_or(json!({})),
+                "description": g.get("description").cloned().unwrap_or(Value::Null),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
 /// Writes the manifest, streaming the nodes (the bulk of a large project)
 /// one at a time instead of building them all in memory.
 pub fn write_manifest<W: std::io::Write>(
@@ -302,7 +321,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "docs": docs,
         "exposures": exposures,
         "metrics": {},
-        "groups": {},
+        "groups": groups(project),
         "selectors": {},
         "disabled": disabled,
         "parent_map": dag.parents,

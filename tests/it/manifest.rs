@@ -19,3 +19,32 @@ fn manifest_matches_dbt_v12_schema() {
         assert!(m["parent_map"].is_object() && m["child_map"].is_object());
     }
 }
+
+#[test]
+fn exposures_groups_and_semantic_layer_load_and_validate() {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/orders.sql", "select 1 as id"),
+        (
+            "models/schema.yml",
+            "version: 2\ngroups:\n  - name: finance\n    owner: {name: Fin, email: fin@example.com}\n\
+             exposures:\n  - name: weekly\n    type: dashboard\n    owner: {name: Ana}\n    depends_on: [\"ref('orders')\"]\n\
+             semantic_models:\n  - name: orders_sm\n    model: ref('orders')\n\
+             metrics:\n  - name: order_count\n    type: simple\n    type_params: {measure: orders}\n\
+             saved_queries:\n  - name: q1\n",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&m).take(5).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(m["groups"]["group.p.finance"]["owner"]["email"], "fin@example.com");
+    assert_eq!(m["exposures"]["exposure.p.weekly"]["depends_on"]["nodes"], serde_json::json!(["model.p.orders"]));
+    let o = run(p, &["ls", "-s", "+exposure:weekly"]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "exposure:p.weekly\np.orders");
+}
