@@ -33,6 +33,9 @@ pub const BUILTIN_MACROS: &str = include_str!("builtins.sql");
 pub const BUILTIN_PACKAGE: &str = "dbt";
 pub const ADAPTER_TYPE: &str = "datafusion";
 
+/// Prefix of template names that carry their own source (see `render_str`).
+const INLINE: &str = "\u{0}inline:";
+
 /// A macro to register: its package, name, file and full `{% macro %}` text.
 #[derive(Debug, Clone)]
 pub struct MacroSource {
@@ -282,6 +285,8 @@ impl JinjaEnv {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.set_recursion_limit(500);
         minijinja_contrib::add_to_environment(&mut env);
+        // Snippets rendered by `render_str` are named by their own source.
+        env.set_loader(|name| Ok(name.strip_prefix(INLINE).map(str::to_string)));
 
         let mut table = MacroTable {
             root: inputs.root_package.clone(),
@@ -359,8 +364,10 @@ impl JinjaEnv {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
-        let src = rewrite_mutables(source);
-        let tmpl = self.env.template_from_named_str(what, &src).map_err(|e| to_render_error(&e, what, source, 1))?;
+        // The same snippets (generate_schema_name calls, test macro calls,
+        // folder config values) render once per node: compile each once.
+        let key = format!("{INLINE}{}", rewrite_mutables(source));
+        let tmpl = self.env.get_template(&key).map_err(|e| to_render_error(&e, what, source, 1))?;
         let mut ctx: IndexMap<String, Value> = IndexMap::new();
         if let Some(r) = &rctx {
             if let Ok(items) = r.context().try_iter_pairs_owned() {
@@ -444,7 +451,7 @@ pub fn to_render_error(e: &Error, file: &str, source: &str, _first_line: usize) 
     }
     let at = located.unwrap_or(e);
     let (name, line) = (at.name().unwrap_or(file), at.line());
-    let shown_file = name.split("::").next().unwrap_or(name).to_string();
+    let shown_file = if name.starts_with(INLINE) { file.to_string() } else { name.split("::").next().unwrap_or(name).to_string() };
     let text = if shown_file == file { Some(source.to_string()) } else { at.template_source().map(String::from) };
     let source_line = match (line, text) {
         (Some(l), Some(t)) => t.lines().nth(l.saturating_sub(1)).map(String::from),
