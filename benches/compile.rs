@@ -424,6 +424,9 @@ fn mem_ratio(base: f64, x: Option<f64>) -> String {
 }
 
 fn main() {
+    if !common::invoked_by_cargo_bench() {
+        return;
+    }
     let o = parse_opts();
     let dp = dp_binary();
     let root = tempfile::Builder::new().prefix("dp-bench-compile-").tempdir().expect("tempdir");

@@ -126,6 +126,9 @@ fn rate(rows: Option<u64>, secs: f64) -> String {
 }
 
 fn main() {
+    if !common::invoked_by_cargo_bench() {
+        return;
+    }
     let o = parse_opts();
     let dp = dp_binary();
     let repo = repo_root();

@@ -26,7 +26,10 @@ fn time(dp: &Path, dir: &Path, sql: &str) -> f64 {
 }
 
 fn main() {
-    let tables: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(500);
+    if !common::invoked_by_cargo_bench() {
+        return;
+    }
+    let tables: usize = common::bench_args().iter().find_map(|a| a.parse().ok()).unwrap_or(500);
     let dp = dp_binary();
     let empty = tempfile::tempdir().unwrap();
     project(empty.path());

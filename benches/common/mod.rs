@@ -194,6 +194,13 @@ pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Command-line args after cargo's own: drops the `--bench` flag that `cargo bench` appends.
+/// True when `cargo bench` started us (it passes `--bench`); under
+/// `cargo test --all-targets` the benches are only built and checked, so
+/// `main` returns at once.
+pub fn invoked_by_cargo_bench() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
 pub fn bench_args() -> Vec<String> {
     std::env::args().skip(1).filter(|a| a != "--bench").collect()
 }
