@@ -499,7 +499,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
 
     // Generic tests from YAML.
     for t in yaml_tests {
-        let node = build_generic_test(&t, &root_pkg, &nodes, &jinja, &settings.tests)?;
+        let node = build_generic_test(&t, &root_pkg, &jinja, &settings.tests)?;
         let Some(node) = node else { continue };
         if nodes.contains_key(&node.unique_id) {
             continue;
@@ -802,7 +802,6 @@ fn collect_tests(
 fn build_generic_test(
     t: &PendingTest,
     pkg: &str,
-    nodes: &IndexMap<String, Node>,
     jinja: &JinjaEnv,
     tests_tree: &ConfigTree,
 ) -> Result<Option<Node>, LoadError> {
@@ -894,7 +893,6 @@ fn build_generic_test(
     let mut src = String::new();
     collect_arg_exprs(&Value::Object(entry.args.clone()), &mut src);
     if src.is_empty() {
-        let _ = nodes;
         return Ok(Some(n));
     }
     let src = format!("{model_expr}{src}");
@@ -907,7 +905,6 @@ fn build_generic_test(
     let cap = rctx.take_captured();
     n.refs = cap.refs;
     n.sources = cap.sources;
-    let _ = nodes;
     Ok(Some(n))
 }
 

@@ -15,7 +15,6 @@ use crate::cli::Printer;
 use crate::cli::printer::Tone;
 use crate::compile::Compiled;
 use crate::engine::Engine;
-use crate::graph::Dag;
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 
@@ -79,7 +78,6 @@ pub type Job = Arc<dyn Fn(Arc<Node>, Option<String>, bool) -> futures::future::B
 /// Runs `ids` (a topologically ordered selection).
 pub async fn execute(
     project: Arc<Project>,
-    dag: &Dag,
     ids: &[String],
     compiled: Arc<Compiled>,
     engine: Arc<Engine>,
@@ -106,7 +104,6 @@ pub async fn execute(
     for (p, c) in &opts.extra_edges {
         add_edge(p, c, &mut children);
     }
-    let _ = dag;
     let mut results: IndexMap<String, NodeResult> = IndexMap::new();
     let threads = opts.threads.max(1);
     // Ready nodes, launched in selection (topological) order.

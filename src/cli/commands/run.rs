@@ -84,7 +84,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     }
     let threads = l.project.settings.target.threads;
     let project = Arc::new(l.project);
-    let res = execute(project.clone(), &l.dag, &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges }).await;
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges }).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
