@@ -14,11 +14,19 @@ if ! command -v tmux >/dev/null 2>&1; then
     $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tmux >/dev/null
 fi
 
+# Servers the tests talk to, started for real on loopback; each script
+# exports the variables its tests read and registers its own cleanup.
+CLEANUPS=()
+cleanup() { for c in "${CLEANUPS[@]}"; do eval "$c" || true; done; }
+trap cleanup EXIT
+. scripts/services/postgres.sh
+. scripts/services/s3.sh
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+CLEANUPS+=("rm -f '$log'")
 set +e
 cargo test --locked --all-targets "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
