@@ -10,6 +10,7 @@ pub mod fs;
 pub mod graph;
 pub mod jinja;
 pub mod materialize;
+pub mod postgres;
 pub mod project;
 pub mod runner;
 pub mod seed;

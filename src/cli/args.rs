@@ -128,6 +128,10 @@ pub enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Copy the selected models' warehouse tables into PostgreSQL.
+    Publish(PublishArgs),
+    /// Copy bronze files of sources into PostgreSQL tables.
+    Load(LoadCmdArgs),
     /// A SQL shell over every layer of the warehouse (DataFusion).
     Sql(SqlArgs),
     /// The demo: generate bronze data if absent, then seed and run.
@@ -140,6 +144,31 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Publish every selected model and seed, not only those configured with publish = ["postgres"].
+    #[arg(long)]
+    pub all: bool,
+    /// Copy whole tables even when PostgreSQL already holds the current version.
+    #[arg(long, short = 'f')]
+    pub full_refresh: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LoadCmdArgs {
+    /// Sources to load (dbt selection syntax, e.g. source:raw.orders); default: all.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// replace: swap in a new table atomically; append: add the rows.
+    #[arg(long, value_enum, default_value = "replace")]
+    pub mode: crate::postgres::load::LoadMode,
+    /// PostgreSQL schema to load into (default: the source's schema).
+    #[arg(long)]
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -69,9 +69,10 @@ impl Default for Paths {
     }
 }
 
-/// PostgreSQL connection settings of a target. The password is never stored
-/// here: it comes from the environment variable `password_env`, falling back
-/// to `PGPASSWORD`.
+/// PostgreSQL connection settings of a target (`[targets.<name>.postgres]`).
+/// Unset fields fall back to libpq's `PGHOST`, `PGPORT`, `PGDATABASE`,
+/// `PGUSER`, `PGSSLMODE`. The password is never stored here: it comes from
+/// the environment variable named by `password_env`, else `PGPASSWORD`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
@@ -80,7 +81,14 @@ pub struct PostgresConfig {
     pub dbname: Option<String>,
     pub user: Option<String>,
     pub password_env: Option<String>,
+    /// disable, prefer (default), require, verify-ca, verify-full.
     pub sslmode: Option<String>,
+    /// Attempts after the first one for transient errors (default 3).
+    pub retries: Option<u32>,
+    /// First back-off delay in milliseconds, doubled per attempt (default 500).
+    pub retry_backoff_ms: Option<u64>,
+    /// Seconds to wait for a connection (default 10).
+    pub connect_timeout_s: Option<u64>,
 }
 
 /// One resolved target (`[targets.<name>]`).

@@ -45,7 +45,7 @@ fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
     Ok(WriterProperties::builder().set_compression(c).build())
 }
 
-fn partition_by(node: &Node) -> Vec<String> {
+pub fn partition_by(node: &Node) -> Vec<String> {
     match node.config.get("partition_by") {
         Some(serde_json::Value::String(s)) => vec![s.clone()],
         Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
@@ -54,7 +54,7 @@ fn partition_by(node: &Node) -> Vec<String> {
     }
 }
 
-fn unique_key(node: &Node) -> Vec<String> {
+pub fn unique_key(node: &Node) -> Vec<String> {
     match node.config.get("unique_key") {
         Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
         Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
@@ -93,7 +93,11 @@ pub async fn overwrite(engine: &Engine, dir: &Path, plan: LogicalPlan, node: &No
     if !parts.is_empty() {
         b = b.with_partition_columns(parts);
     }
-    let table = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut table = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if table.version().is_none() {
+        // A table created by this write comes back without its state.
+        table.load().await?;
+    }
     Ok(Materialized {
         rows: rows_of_last_commit(&table).await,
         message: if existed { "REPLACE TABLE".into() } else { "CREATE TABLE".into() },

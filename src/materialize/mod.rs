@@ -4,4 +4,4 @@
 
 pub mod delta;
 
-pub use delta::{Materialized, materialize};
+pub use delta::{Materialized, materialize, partition_by, unique_key};

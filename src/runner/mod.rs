@@ -59,6 +59,8 @@ pub struct NodeResult {
     pub compiled_code: Option<String>,
     /// Failing rows of a test.
     pub failures: Option<u64>,
+    /// What publishing to PostgreSQL did (shown after the node's tag).
+    pub note: Option<String>,
 }
 
 #[derive(Default)]
@@ -70,6 +72,8 @@ pub struct RunOptions {
     /// Extra ordering edges (parent, child) beyond the DAG: `dp build`
     /// makes each node's children wait for its tests.
     pub extra_edges: Vec<(String, String)>,
+    /// Publishes nodes configured with `publish = ["postgres"]`.
+    pub publisher: Option<Arc<crate::postgres::Publisher>>,
 }
 
 /// What a node does when it runs.
@@ -124,12 +128,13 @@ pub async fn execute(
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
             let store = opts.store_failures;
+            let publisher = opts.publisher.clone();
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, store).await;
+                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, store, publisher.as_deref()).await;
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -144,12 +149,32 @@ pub async fn execute(
         let uid = node.unique_id.clone();
         let i = index[&uid];
         printer.tick();
+        let mut note = None;
+        // A failed publish leaves the Delta table committed: the node is an
+        // error, but what depends on it can still build.
+        let mut publish_failed = false;
         let (status, message, rows, failures) = match r {
-            Ok(m) => {
+            Ok((m, published)) => {
                 engine.catalog.invalidate(&node.schema, &node.alias);
-                match m.test {
-                    Some((st, n)) => (st, m.message, None, Some(n)),
-                    None => (Status::Success, m.message, m.rows, None),
+                match (m.test, published) {
+                    (Some((st, n)), _) => (st, m.message, None, Some(n)),
+                    (None, Some(Err(e))) => {
+                        publish_failed = true;
+                        let version = m.version.map(|v| format!(" (version {v})")).unwrap_or_default();
+                        (
+                            Status::Error,
+                            format!(
+                                "the warehouse table is built{version}, but publishing to PostgreSQL failed: {e:#}\n  hint: once PostgreSQL is reachable, `dp publish -s {}` (or the next `dp run`) brings it up to date",
+                                node.name
+                            ),
+                            m.rows,
+                            None,
+                        )
+                    }
+                    (None, published) => {
+                        note = published.and_then(Result::ok).map(|p| p.to_string());
+                        (Status::Success, m.message, m.rows, None)
+                    }
                 }
             }
             Err(e) => (Status::Error, format!("{e:#}"), None, None),
@@ -165,10 +190,11 @@ pub async fn execute(
             thread,
             compiled_code: sql,
             failures,
+            note,
         };
         print_result(printer, i, total, &node, &result);
         results.insert(uid.clone(), result);
-        if status.blocks() {
+        if status.blocks() && !publish_failed {
             if opts.fail_fast {
                 stop = true;
             }
@@ -211,6 +237,7 @@ pub async fn execute(
                 thread: 0,
                 compiled_code: compiled.sql.get(u).cloned(),
                 failures: None,
+                note: None,
             };
             print_result(printer, index[u], total, node, &r);
             results.insert(u.clone(), r);
@@ -252,17 +279,27 @@ async fn run_node(
     incremental: bool,
     hooks: &(Vec<String>, Vec<String>),
     store_failures: bool,
-) -> anyhow::Result<crate::materialize::Materialized> {
+    publisher: Option<&crate::postgres::Publisher>,
+) -> anyhow::Result<(crate::materialize::Materialized, Option<anyhow::Result<crate::postgres::publish::Published>>)> {
     if node.resource_type == ResourceType::Test {
         let sql = sql.ok_or_else(|| anyhow::anyhow!("test {} was not compiled", node.name))?;
-        return test::run_test(engine, node, sql, store_failures).await.map_err(|e| {
+        let m = test::run_test(engine, node, sql, store_failures).await.map_err(|e| {
             anyhow::anyhow!("{e}\n  in test {} ({}); compiled SQL: target/compiled/{}", node.name, node.original_file_path, crate::compile::compiled_path(node))
-        });
+        })?;
+        return Ok((m, None));
     }
     run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
     let r = run_node_body(engine, node, sql, incremental).await?;
     run_statements(engine, &format!("post-hook of {}", node.name), &hooks.1).await?;
-    Ok(r)
+    let published = match publisher {
+        Some(p) if crate::postgres::publish::wants_postgres(node) && node.materialized() != "ephemeral" => {
+            // The session must see the version just committed.
+            engine.catalog.invalidate(&node.schema, &node.alias);
+            Some(p.publish(engine, node, r.version, incremental, false).await)
+        }
+        _ => None,
+    };
+    Ok((r, published))
 }
 
 async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremental: bool) -> anyhow::Result<crate::materialize::Materialized> {
@@ -304,10 +341,13 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
                 _ if node.materialized() == "ephemeral" => "OK",
                 _ => "OK created",
             };
-            let tag = match r.rows {
+            let mut tag = match r.rows {
                 Some(n) => format!("{} {} rows", r.message.split_whitespace().next().unwrap_or("OK"), fmt_thousands(n)),
                 None => r.message.clone(),
             };
+            if let Some(note) = &r.note {
+                tag.push_str(&format!("; {note}"));
+            }
             printer.node_line(i, total, verb, &describe(node), &tag, Tone::Good, Some(r.execution_time), fields);
         }
         Status::Error => {

@@ -1,5 +1,6 @@
 //! `dp debug`: the resolved settings (secrets masked) and checks that the
-//! project loads and the warehouse location is reachable and writable.
+//! project loads, the warehouse location is reachable and writable, and the
+//! target's PostgreSQL (when configured) accepts a connection.
 
 use std::process::ExitCode;
 
@@ -21,16 +22,13 @@ pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> 
     printer.data(format!("macro paths:     {}", s.paths.macros.join(", ")));
     printer.data(format!("vars:            {}", serde_json::to_string(&s.vars).unwrap_or_default()));
     if let Some(pg) = &s.target.postgres {
-        let pw_var = pg.password_env.clone().unwrap_or_else(|| "PGPASSWORD".into());
-        let pw = if std::env::var_os(&pw_var).is_some() { "****" } else { "(not set)" };
-        printer.data(format!(
-            "postgres:        host={} port={} dbname={} user={} password=${pw_var} {pw} sslmode={}",
-            pg.host.clone().or_else(|| std::env::var("PGHOST").ok()).unwrap_or("localhost".into()),
-            pg.port.map(|p| p.to_string()).or_else(|| std::env::var("PGPORT").ok()).unwrap_or("5432".into()),
-            pg.dbname.clone().or_else(|| std::env::var("PGDATABASE").ok()).unwrap_or("-".into()),
-            pg.user.clone().or_else(|| std::env::var("PGUSER").ok()).unwrap_or("-".into()),
-            pg.sslmode.clone().unwrap_or("prefer".into()),
-        ));
+        match crate::postgres::PgSettings::resolve(pg) {
+            Ok(p) => {
+                let pw = if std::env::var_os(&p.password_env).is_some() { "****" } else { "(not set)" };
+                printer.data(format!("postgres:        {} password=${} {pw} sslmode={}", p.describe(), p.password_env, p.sslmode));
+            }
+            Err(e) => printer.data(format!("postgres:        {e:#}")),
+        }
     }
     // Checks.
     match crate::engine::check_warehouse(&s).await {
@@ -38,6 +36,22 @@ pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> 
         Err(e) => {
             ok = false;
             printer.data(format!("warehouse check: {} {e:#}", printer.bad("ERROR")));
+        }
+    }
+    if let Some(pg) = &s.target.postgres {
+        let check = async {
+            let settings = crate::postgres::PgSettings::resolve(pg)?;
+            let pool = crate::postgres::PgPool::new(settings, 1)?;
+            let c = pool.get().await?;
+            let v: String = c.query_one("SELECT current_setting('server_version')", &[]).await.map_err(crate::postgres::connect::pg_err("querying the server"))?.get(0);
+            anyhow::Ok(format!("PostgreSQL {v} at {}", pool.settings.describe()))
+        };
+        match check.await {
+            Ok(msg) => printer.data(format!("postgres check:  {} {msg}", printer.good("OK"))),
+            Err(e) => {
+                ok = false;
+                printer.data(format!("postgres check:  {} {e:#}", printer.bad("ERROR")));
+            }
         }
     }
     let fs = crate::fs::OsFs::new(&s.root);

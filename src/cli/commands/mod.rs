@@ -3,8 +3,10 @@
 mod compile;
 mod debug;
 mod demo;
+mod load;
 mod ls;
 mod parse;
+mod publish;
 mod run;
 mod show;
 mod sql;
@@ -26,6 +28,8 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, &format, printer).await,
+        Command::Publish(a) => publish::run(g, &a, printer).await,
+        Command::Load(a) => load::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
     }

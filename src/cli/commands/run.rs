@@ -83,8 +83,10 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         run_statements(&engine, "on-run-start", &start).await?;
     }
     let threads = l.project.settings.target.threads;
+    let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges }).await;
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges, publisher };
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &opts).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {

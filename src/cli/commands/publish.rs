@@ -1,0 +1,75 @@
+//! `dp publish`: copies the selected models' and seeds' current warehouse
+//! tables into PostgreSQL (those configured with `publish = ["postgres"]`,
+//! or every selected one with `--all`), skipping tables PostgreSQL already
+//! holds at the current Delta version unless `--full-refresh`. This is how
+//! PostgreSQL catches up after a publish failed during `dp run`.
+
+use futures::StreamExt;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::Printer;
+use crate::cli::args::{GlobalArgs, PublishArgs};
+use crate::cli::context::{LoadArgs, load, select};
+use crate::cli::printer::Tone;
+use crate::engine::Engine;
+use crate::postgres::publish::wants_postgres;
+use crate::project::nodes::ResourceType;
+
+pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let t = Instant::now();
+    let l = load(g, LoadArgs { which: "publish", ..Default::default() }, printer)?;
+    let Some(publisher) = crate::postgres::publisher(&l.project.settings)? else {
+        anyhow::bail!(
+            "target '{}' has no [postgres] settings\n  hint: add [targets.{}.postgres] to warehouse.toml (host, port, dbname, user) or use a target that has them, e.g. --target pg",
+            l.project.settings.target.name,
+            l.project.settings.target.name
+        );
+    };
+    let ids: Vec<String> = select(&l, &a.select, vec![ResourceType::Model, ResourceType::Seed])?
+        .into_iter()
+        .filter(|u| {
+            let n = &l.project.nodes[u];
+            matches!(n.resource_type, ResourceType::Model | ResourceType::Seed) && n.materialized() != "ephemeral" && (a.all || wants_postgres(n))
+        })
+        .collect();
+    if ids.is_empty() {
+        printer.warn("nothing to publish: no selected model or seed has publish = [\"postgres\"] (pass --all to publish them anyway)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    printer.info(format!("Publishing {} relations to {}", ids.len(), publisher.describe()));
+    let engine = Arc::new(Engine::new(&l.project, None)?);
+    let total = ids.len();
+    let threads = l.project.settings.target.threads.max(1);
+    let project = &l.project;
+    let mut results = futures::stream::iter(ids.iter().enumerate().map(|(i, u)| {
+        let node = &project.nodes[u];
+        let engine = engine.clone();
+        let publisher = publisher.clone();
+        let full = a.full_refresh;
+        async move {
+            let t = Instant::now();
+            let version = crate::postgres::publish::current_version(&engine, node).await;
+            let r = publisher.publish(&engine, node, version, false, full).await;
+            (i + 1, node, r, t.elapsed())
+        }
+    }))
+    .buffer_unordered(threads);
+    let mut failed = 0;
+    while let Some((i, node, r, elapsed)) = results.next().await {
+        let what = format!("{}.{}", node.schema, node.alias);
+        let fields = serde_json::json!({"unique_id": node.unique_id, "status": if r.is_ok() { "success" } else { "error" }});
+        match r {
+            Ok(p) => printer.node_line(i, total, "OK published", &what, &p.to_string(), Tone::Good, Some(elapsed), fields),
+            Err(e) => {
+                failed += 1;
+                printer.node_line(i, total, "ERROR publishing", &what, "ERROR", Tone::Bad, Some(elapsed), fields);
+                printer.error(format!("{e:#}"));
+            }
+        }
+    }
+    printer.info("");
+    printer.info(format!("Done in {:.2}s. PUBLISHED={} ERROR={failed}", t.elapsed().as_secs_f64(), total - failed));
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
