@@ -25,11 +25,36 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 
 /// Streams `stream` into `COPY <target> FROM STDIN (FORMAT binary)` and
 /// returns the number of rows copied. `target` is the quoted table name with
-/// an optional column list.
-pub async fn copy_in(client: &tokio_postgres::Client, target: &str, mut stream: SendableRecordBatchStream) -> anyhow::Result<u64> {
+/// an optional column list. Encoding runs in its own task, a few chunks
+/// ahead of the socket, so reading, encoding and the server's work overlap.
+pub async fn copy_in(client: &tokio_postgres::Client, target: &str, stream: SendableRecordBatchStream) -> anyhow::Result<u64> {
     let sql = format!("COPY {target} FROM STDIN (FORMAT binary)");
     let sink = client.copy_in::<_, bytes::Bytes>(&sql).await.map_err(pg_err(format!("could not start COPY into {target}")))?;
     futures::pin_mut!(sink);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
+    let producer = tokio::spawn(encode_chunks(stream, tx));
+    let sent = async {
+        while let Some(chunk) = rx.recv().await {
+            sink.send(chunk).await.map_err(pg_err(format!("COPY into {target} failed")))?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = sent {
+        producer.abort();
+        return Err(e);
+    }
+    let sent = producer.await.context("the COPY encoder stopped")??;
+    let copied = sink.as_mut().finish().await.map_err(pg_err(format!("COPY into {target} failed")))?;
+    if copied != sent {
+        bail!("COPY into {target}: PostgreSQL stored {copied} rows but {sent} were sent");
+    }
+    Ok(copied)
+}
+
+/// Encodes the stream into COPY chunks of about 1 MiB (header first,
+/// trailer last); returns the rows encoded.
+async fn encode_chunks(mut stream: SendableRecordBatchStream, tx: tokio::sync::mpsc::Sender<bytes::Bytes>) -> anyhow::Result<u64> {
     let mut buf = BytesMut::with_capacity(CHUNK + CHUNK / 4);
     buf.put_slice(b"PGCOPY\n\xff\r\n\0");
     buf.put_i32(0);
@@ -40,17 +65,13 @@ pub async fn copy_in(client: &tokio_postgres::Client, target: &str, mut stream: 
         let batch = batch.context("reading the rows to copy")?;
         sent += batch.num_rows() as u64;
         encode_batch(&batch, &mut buf, &mut scratch)?;
-        if buf.len() >= CHUNK {
-            sink.send(buf.split().freeze()).await.map_err(pg_err(format!("COPY into {target} failed")))?;
+        if buf.len() >= CHUNK && tx.send(buf.split().freeze()).await.is_err() {
+            return Ok(sent);
         }
     }
     buf.put_i16(-1);
-    sink.send(buf.split().freeze()).await.map_err(pg_err(format!("COPY into {target} failed")))?;
-    let copied = sink.as_mut().finish().await.map_err(pg_err(format!("COPY into {target} failed")))?;
-    if copied != sent {
-        bail!("COPY into {target}: PostgreSQL stored {copied} rows but {sent} were sent");
-    }
-    Ok(copied)
+    let _ = tx.send(buf.split().freeze()).await;
+    Ok(sent)
 }
 
 /// One column, ready to encode.

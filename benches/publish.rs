@@ -1,0 +1,282 @@
+//! Publishing to PostgreSQL: `dp publish` of a 10M-row, 16-column table
+//! (the shape of the demo's `fct_orders`) against `psql \copy ... (FORMAT
+//! binary)` of the same rows from a file, and against pandas `to_sql` (the
+//! seed platform's loader) on 1M rows, all in the same run.
+//!
+//!     cargo bench --bench publish
+//!     cargo bench --bench publish -- --rows 2000000 --pandas-rows 200000
+//!
+//! Options (after `--`): `--rows N` (default 10,000,000); `--pandas-rows N`
+//! (default 1,000,000); `--no-pandas`; `--keep`. The server: the one named by
+//! `DP_TEST_PG_HOST/PORT/USER` when set, else a throwaway PostgreSQL 15
+//! cluster started here (initdb under /tmp, fsync off, as `postgres` when
+//! run as root) and stopped at the end. pandas, SQLAlchemy and psycopg2 come
+//! from the venv `DP_BENCH_VENV` (default /work/venv-bench), installed with
+//! pip when missing.
+//!
+//! Steps: `dp run` builds the table as Delta (not timed), then
+//! - `dp publish --full-refresh`: Delta → binary COPY into a new table →
+//!   swap, one transaction (wall time and peak RSS of the process);
+//! - psql: the same rows exported once with `\copy ... TO (FORMAT binary)`,
+//!   then timed: `BEGIN; CREATE TABLE ...; \copy ... FROM (FORMAT binary);
+//!   COMMIT` (psql only pipes the file: the server's COPY is the limit);
+//! - pandas: the first N rows as Parquet, `read_parquet` (not timed) and
+//!   `DataFrame.to_sql(if_exists="replace", index=False, chunksize=10000)`.
+//!
+//! Target: dp ≥ 0.9× psql's rows/s with bounded memory, printed PASS/MISS.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Server {
+    host: String,
+    port: String,
+    user: String,
+    /// The cluster this bench started (stopped on drop) and whether it
+    /// runs as the postgres user.
+    owned: Option<(PathBuf, bool)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some((dir, root)) = &self.owned {
+            let _ = pg_command(*root, "/usr/lib/postgresql/15/bin/pg_ctl").arg("-D").arg(dir.join("data")).args(["-m", "fast", "stop"]).output();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+/// `program`, run as the postgres user when we are root.
+fn pg_command(root: bool, program: &str) -> Command {
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn server() -> Server {
+    if let Ok(port) = std::env::var("DP_TEST_PG_PORT") {
+        return Server {
+            host: std::env::var("DP_TEST_PG_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+            port,
+            user: std::env::var("DP_TEST_PG_USER").unwrap_or_else(|_| "postgres".into()),
+            owned: None,
+        };
+    }
+    let bin = "/usr/lib/postgresql/15/bin";
+    assert!(Path::new(bin).join("initdb").exists(), "PostgreSQL 15 is not installed: apt-get install postgresql-15 (or run scripts/test.sh once)");
+    let root = is_root();
+    let dir = PathBuf::from(format!("/tmp/dp-bench-pg.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if root {
+        Command::new("chown").args(["postgres:"]).arg(&dir).status().unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let st = pg_command(root, &format!("{bin}/initdb"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "initdb failed: {}", String::from_utf8_lossy(&st.stderr));
+    let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB", dir.display());
+    let st = pg_command(root, &format!("{bin}/pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["-w", "-o", &opts, "start"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&st.stderr));
+    Server { host: "127.0.0.1".into(), port, user: "postgres".into(), owned: Some((dir, root)) }
+}
+
+impl Server {
+    fn psql(&self, db: &str) -> Command {
+        let mut c = Command::new("psql");
+        c.args(["-h", &self.host, "-p", &self.port, "-U", &self.user, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt"]);
+        c
+    }
+
+    fn sql(&self, db: &str, sql: &str) -> String {
+        let o = self.psql(db).args(["-c", sql]).output().expect("psql");
+        assert!(o.status.success(), "{sql}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn env<'a>(&'a self, db: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![("PGHOST", self.host.as_str()), ("PGPORT", self.port.as_str()), ("PGUSER", self.user.as_str()), ("PGDATABASE", db)]
+    }
+}
+
+const MODEL: &str = "{{ config(materialized='table') }}
+select
+  value as order_id,
+  value % 50000 as customer_id,
+  to_timestamp_micros(1672531200000000 + value * 3000000) as order_date,
+  cast(to_timestamp_micros(1672531200000000 + value * 3000000) as date) as order_day,
+  case value % 5 when 0 then 'delivered' when 1 then 'shipped' when 2 then 'processing' when 3 then 'cancelled' else 'returned' end as status,
+  value % 5 <> 3 as is_revenue,
+  cast((value % 100000) / 100.0 as decimal(12,2)) as total_amount,
+  value % 7 + 1 as line_count,
+  value % 13 + 1 as item_count,
+  cast((value % 120000) / 100.0 as decimal(18,2)) as gross_line_amount,
+  cast((value % 2000) / 100.0 as decimal(18,2)) as discount_amount,
+  cast((value % 100000) / 100.0 as decimal(18,2)) as net_line_amount,
+  value % 20 + 1 as customer_order_number,
+  value % 20 = 0 as is_first_order,
+  cast(value % 365 as double) / 3.0 as days_since_previous_order,
+  to_timestamp_micros(1672531200000000 + value * 3000000 + 86400000000) as updated_at
+from generate_series(1, {{ var('rows') }})";
+
+fn main() {
+    if !invoked_by_cargo_bench() {
+        return;
+    }
+    let mut rows: u64 = 10_000_000;
+    let mut pandas_rows: u64 = 1_000_000;
+    let mut pandas = true;
+    let mut keep = false;
+    let args = bench_args();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            "--pandas-rows" => pandas_rows = it.next().and_then(|v| v.parse().ok()).expect("--pandas-rows N"),
+            "--no-pandas" => pandas = false,
+            "--keep" => keep = true,
+            other => eprintln!("publish bench: ignoring unknown argument {other}"),
+        }
+    }
+    let dp = dp_binary();
+    println!("publish bench: {} rows, dp = {}, load {} on {} cpus", thousands(rows), dp.display(), loadavg(), cpus());
+    let srv = server();
+    let db = format!("dp_bench_{}", std::process::id());
+    srv.sql("postgres", &format!("CREATE DATABASE {db}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    std::fs::create_dir_all(p.join("models")).unwrap();
+    std::fs::write(
+        p.join("warehouse.toml"),
+        "[project]\nname = \"bench\"\n\n[targets.dev]\nwarehouse = \"./warehouse\"\nschema = \"main\"\n\n[targets.dev.postgres]\n\n[models]\npublish = [\"postgres\"]\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("models/wide.sql"), MODEL).unwrap();
+    let env = srv.env(&db);
+    let vars = format!("{{rows: {rows}}}");
+
+    // Build the Delta table (dp run also publishes it once: a warm-up).
+    let m = measure(&dp, &["run", "--vars", &vars], p, &env);
+    m.expect_ok("dp run");
+    println!("dp run (Delta build + first publish): {:.2} s", m.wall_s);
+
+    // dp publish --full-refresh: Delta → COPY → swap.
+    let m = measure(&dp, &["publish", "--full-refresh", "--vars", &vars], p, &env);
+    m.expect_ok("dp publish");
+    let count: u64 = srv.sql(&db, "select count(*) from main.wide").parse().unwrap();
+    assert_eq!(count, rows, "published row count");
+    let dp_rate = rows as f64 / m.wall_s;
+    println!("dp publish:   {:>7.2} s  {:>12} rows/s  peak {} MB", m.wall_s, thousands(dp_rate as u64), fmt_mb(m.peak_mb));
+
+    // psql \copy of the same rows from a binary file.
+    let file = p.join("wide.bin");
+    let o = srv.psql(&db).args(["-c", &format!("\\copy main.wide TO '{}' (FORMAT binary)", file.display())]).output().unwrap();
+    assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+    let script = p.join("copy.sql");
+    std::fs::write(
+        &script,
+        format!("BEGIN;\nCREATE TABLE public.wide_psql (LIKE main.wide);\n\\copy public.wide_psql FROM '{}' (FORMAT binary)\nCOMMIT;\n", file.display()),
+    )
+    .unwrap();
+    let psql = PathBuf::from("psql");
+    let script_s = script.display().to_string();
+    let psql_args = ["-h", &srv.host, "-p", &srv.port, "-U", &srv.user, "-d", &db, "-v", "ON_ERROR_STOP=1", "-q", "-f", &script_s];
+    let which = Command::new("which").arg("psql").output().unwrap();
+    let psql = if which.status.success() { PathBuf::from(String::from_utf8_lossy(&which.stdout).trim()) } else { psql };
+    let mp = measure(&psql, &psql_args, p, &[]);
+    mp.expect_ok("psql \\copy");
+    let psql_rate = rows as f64 / mp.wall_s;
+    println!("psql \\copy:   {:>7.2} s  {:>12} rows/s  (binary file of {} MB)", mp.wall_s, thousands(psql_rate as u64), std::fs::metadata(&file).map(|m| m.len() >> 20).unwrap_or(0));
+    let ratio = dp_rate / psql_rate;
+    println!("dp / psql rows/s = {ratio:.2}  (target >= 0.90: {})", if ratio >= 0.9 { "PASS" } else { "MISS" });
+    let _ = std::fs::remove_file(&file);
+
+    if pandas {
+        match pandas_python() {
+            Ok(py) => {
+                let parquet = p.join("sample.parquet");
+                let o = measure(
+                    &dp,
+                    &["sql", "--vars", &vars, "-e", &format!("COPY (select * from main.wide order by order_id limit {pandas_rows}) TO '{}'", parquet.display())],
+                    p,
+                    &env,
+                );
+                o.expect_ok("export sample");
+                let script = p.join("pandas_load.py");
+                std::fs::write(
+                    &script,
+                    format!(
+                        "import time, pandas as pd, sqlalchemy as sa\n\
+                         df = pd.read_parquet({parquet:?})\n\
+                         eng = sa.create_engine('postgresql+psycopg2://{user}@{host}:{port}/{db}')\n\
+                         t = time.perf_counter()\n\
+                         df.to_sql('wide_pandas', eng, schema='public', if_exists='replace', index=False, chunksize=10000)\n\
+                         print(f'{{len(df)}} {{time.perf_counter() - t:.3f}}')\n",
+                        parquet = parquet.display().to_string(),
+                        user = srv.user,
+                        host = srv.host,
+                        port = srv.port,
+                    ),
+                )
+                .unwrap();
+                let m = measure(&py, &[script.to_str().unwrap()], p, &[]);
+                m.expect_ok("pandas to_sql");
+                let parts: Vec<&str> = m.stdout.split_whitespace().collect();
+                let n: f64 = parts[0].parse().unwrap();
+                let secs: f64 = parts[1].parse().unwrap();
+                let pandas_rate = n / secs;
+                println!("pandas to_sql: {:>7.2} s  {:>12} rows/s  ({} rows, to_sql only)", secs, thousands(pandas_rate as u64), thousands(n as u64));
+                println!("dp / pandas rows/s = {:.1}", dp_rate / pandas_rate);
+            }
+            Err(e) => println!("pandas: skipped ({e})"),
+        }
+    }
+    println!("load at end: {}", loadavg());
+    if keep {
+        println!("kept {}", tmp.keep().display());
+    } else {
+        srv.sql("postgres", &format!("DROP DATABASE {db}"));
+    }
+}
+
+fn pandas_python() -> Result<PathBuf, String> {
+    let venv = std::env::var_os("DP_BENCH_VENV").map(PathBuf::from).unwrap_or_else(|| "/work/venv-bench".into());
+    let py = venv.join("bin/python");
+    let ready = |py: &Path| Command::new(py).args(["-c", "import pandas, sqlalchemy, psycopg2, pyarrow"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if py.is_file() && ready(&py) {
+        return Ok(py);
+    }
+    if !py.is_file() {
+        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("python3 -m venv failed".into());
+        }
+    }
+    eprintln!("pip install pandas sqlalchemy psycopg2-binary pyarrow into {} ...", venv.display());
+    let st = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "pandas", "sqlalchemy", "psycopg2-binary", "pyarrow"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if st.success() && ready(&py) { Ok(py) } else { Err("pip install failed".into()) }
+}
