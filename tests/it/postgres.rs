@@ -465,3 +465,23 @@ fn load_copies_bronze_files_into_raw() {
     );
     assert_eq!(pg.one("select count(*) from raw.orders"), "6");
 }
+
+#[test]
+fn debug_checks_the_connection_and_masks_the_password() {
+    let Some(pg) = pg() else { return };
+    let dir = project(&[("warehouse.toml", PG_PROJECT)]);
+    let p = dir.path();
+    let mut c = dp();
+    let o = pg.env(&mut c).env("PGPASSWORD", "s3cret-pw").current_dir(p).arg("debug").output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains(&format!("postgres:        postgres://postgres@{}:{}/{} password=$PGPASSWORD **** sslmode=prefer", pg.host, pg.port, pg.db)), "{out}");
+    assert!(out.contains("postgres check:  OK PostgreSQL 15."), "{out}");
+    assert!(!out.contains("s3cret-pw") && !stderr(&o).contains("s3cret-pw"));
+    // The test server has no TLS: sslmode=require must say so, not fall back.
+    let mut c = dp();
+    let o = pg.env(&mut c).env("PGSSLMODE", "require").current_dir(p).arg("debug").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains(&format!("postgres check:  ERROR could not connect to postgres://postgres@{}:{}/{}: error performing TLS handshake: server does not support TLS", pg.host, pg.port, pg.db)), "{out}");
+}
