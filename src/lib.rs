@@ -14,3 +14,4 @@ pub mod project;
 pub mod runner;
 pub mod seed;
 pub mod shell;
+pub mod storage;

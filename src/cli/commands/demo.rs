@@ -2,12 +2,18 @@
 //! data if it is absent, then builds the demo project (seeds, models and
 //! their data tests, in DAG order).
 //! `dp demo generate` only writes the bronze files.
+//!
+//! The bronze data lives under `<source_root>/bronze` (the project root when
+//! the target sets no `source_root`). When that is an object store
+//! (`--target s3`), the files are generated in a local scratch folder and
+//! uploaded (multipart for large files) unless `bronze/postgres/` already
+//! has objects there.
 
 use std::process::ExitCode;
 
 use crate::cli::Printer;
 use crate::cli::args::{DemoAction, GlobalArgs, RunArgs};
-use crate::cli::context::project_root;
+use crate::cli::context::{project_root, settings};
 use crate::demo::generate::{GenerateOptions, generate};
 
 use super::run::{Kind, run as run_cmd};
@@ -21,7 +27,26 @@ pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let bronze = root.join("bronze");
+            let s = settings(g, threads)?;
+            let bronze_loc = crate::engine::resolve_source_location(&s, "bronze");
+            if bronze_loc.contains("://") {
+                let dest = url::Url::parse(&format!("{bronze_loc}/"))?;
+                let existing = url::Url::parse(&format!("{bronze_loc}/postgres/"))?;
+                if crate::storage::has_objects(&existing, &s).await? {
+                    printer.info(format!("Using existing bronze data in {bronze_loc} (delete it to regenerate)"));
+                } else {
+                    let scratch = s.target_dir().join("demo-bronze");
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    write_bronze(&scratch, scale, 42, printer)?;
+                    let t = std::time::Instant::now();
+                    let n = crate::storage::upload_dir(&scratch, &dest, &s).await?;
+                    printer.info(format!("Uploaded {n} files to {bronze_loc} in {:.2}s", t.elapsed().as_secs_f64()));
+                    let _ = std::fs::remove_dir_all(&scratch);
+                }
+                let args = RunArgs { threads, ..Default::default() };
+                return run_cmd(g, &args, Kind::Build, printer).await;
+            }
+            let bronze = std::path::PathBuf::from(bronze_loc);
             if !bronze.join("postgres").exists() {
                 write_bronze(&bronze, scale, 42, printer)?;
             } else {

@@ -1,0 +1,128 @@
+//! S3-compatible object storage (AWS, MinIO, moto) through object_store's
+//! `AmazonS3`, shared by DataFusion (registered in the session's runtime for
+//! sources) and deltalake (an object-store and log-store factory for the
+//! `s3://` scheme).
+//!
+//! - Credentials come from the `AWS_*` environment variables only and never
+//!   appear in messages; the endpoint, region and addressing style come from
+//!   the target's `[s3]` table ([`S3Config`]).
+//! - Delta commits use deltalake's default log store, which writes each
+//!   `_delta_log/<version>.json` with put-if-absent (`PutMode::Create`):
+//!   object_store sends `If-None-Match: *` (its default `conditional_put =
+//!   etag`), so of two writers racing for one version the server accepts
+//!   exactly one; the other gets `AlreadyExists`, and deltalake re-reads the
+//!   log and retries or reports a conflict. No DynamoDB lock is needed.
+//! - Transient failures (5xx, timeouts, connection resets) are retried a few
+//!   times with backoff, bounded so an unreachable endpoint fails in seconds.
+
+use deltalake::logstore::{LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig};
+use deltalake::{DeltaResult, DeltaTableError};
+use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use url::Url;
+
+use crate::config::S3Config;
+
+/// One client per bucket, built from the target's settings and the `AWS_*`
+/// environment.
+#[derive(Debug, Default)]
+struct Registry {
+    config: Option<S3Config>,
+    stores: HashMap<String, Arc<dyn ObjectStore>>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Makes `s3://` URLs usable by deltalake with these settings (idempotent;
+/// the last configuration wins for buckets not opened yet).
+pub fn configure(config: &S3Config) {
+    {
+        let mut r = registry().lock().unwrap();
+        if r.config.as_ref() != Some(config) {
+            r.config = Some(config.clone());
+            r.stores.clear();
+        }
+    }
+    static FACTORIES: OnceLock<()> = OnceLock::new();
+    FACTORIES.get_or_init(|| {
+        let scheme = Url::parse("s3://").expect("static URL");
+        deltalake::logstore::object_store_factories().insert(scheme.clone(), Arc::new(S3Factory));
+        deltalake::logstore::logstore_factories().insert(scheme, Arc::new(S3Factory));
+    });
+}
+
+/// The client of one bucket (cached).
+pub fn store(bucket: &str) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    let mut r = registry().lock().unwrap();
+    if let Some(s) = r.stores.get(bucket) {
+        return Ok(s.clone());
+    }
+    let config = r.config.clone().unwrap_or_default();
+    let s: Arc<dyn ObjectStore> = Arc::new(build(bucket, &config)?);
+    r.stores.insert(bucket.to_string(), s.clone());
+    Ok(s)
+}
+
+fn build(bucket: &str, c: &S3Config) -> Result<object_store::aws::AmazonS3, object_store::Error> {
+    // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, ...
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(e) = &c.endpoint {
+        b = b.with_endpoint(e.trim_end_matches('/'));
+    }
+    let region = c.region.clone().or_else(|| std::env::var("AWS_REGION").ok()).or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
+    b = b.with_virtual_hosted_style_request(!c.path_style).with_allow_http(c.allow_http);
+    let retry = RetryConfig {
+        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+    };
+    let client = ClientOptions::new()
+        .with_allow_http(c.allow_http)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(120));
+    b.with_retry(retry).with_client_options(client).build()
+}
+
+/// deltalake's hook for `s3://` table locations.
+#[derive(Debug)]
+struct S3Factory;
+
+impl ObjectStoreFactory for S3Factory {
+    fn parse_url_opts(&self, url: &Url, _config: &StorageConfig) -> DeltaResult<(ObjectStoreRef, object_store::path::Path)> {
+        let bucket = url.host_str().ok_or_else(|| DeltaTableError::InvalidTableLocation(format!("{url}: no bucket name")))?;
+        let s = store(bucket).map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
+        let path = object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
+        Ok((s, path))
+    }
+}
+
+impl LogStoreFactory for S3Factory {
+    fn with_options(&self, prefixed: ObjectStoreRef, root: ObjectStoreRef, location: &Url, options: &StorageConfig) -> DeltaResult<Arc<dyn LogStore>> {
+        Ok(deltalake::logstore::default_logstore(prefixed, root, location, options))
+    }
+}
+
+/// What to do about an S3 failure, from its message: a hint line naming the
+/// likely cause, or `None` when nothing specific is recognised.
+pub fn hint(message: &str) -> Option<&'static str> {
+    let m = message;
+    if m.contains("InvalidAccessKeyId") || m.contains("SignatureDoesNotMatch") || m.contains("403") || m.contains("AccessDenied") {
+        Some("the server refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)")
+    } else if m.contains("NoSuchBucket") {
+        Some("the bucket does not exist: create it (e.g. `docker compose up` creates the demo's) or fix the bucket in the target's location")
+    } else if m.contains("Missing bucket") {
+        Some("the location has no bucket: write it as s3://bucket/prefix")
+    } else if m.contains("error sending request") || m.contains("connect") || m.contains("timed out") || m.contains("dns error") {
+        Some("the endpoint did not answer: check the target's s3.endpoint (or DP_S3_ENDPOINT) and that the server is running")
+    } else {
+        None
+    }
+}
