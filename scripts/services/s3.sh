@@ -35,6 +35,7 @@ dp_s3_start() {
     for i in $(seq 1 100); do
         if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" >/dev/null 2>&1; then
             export DP_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+            export DP_TEST_MOTO_SERVER="$bin"
             export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-dp-test}"
             export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-dp-test-secret}"
             export AWS_REGION="${AWS_REGION:-us-east-1}"

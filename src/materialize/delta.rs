@@ -142,11 +142,12 @@ pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<Lo
 /// A failed Delta write, naming the table and, for storage failures and
 /// lost commit races, what to do next.
 pub fn write_error(loc: &TableLoc, e: deltalake::DeltaTableError) -> anyhow::Error {
-    let text = e.to_string();
+    let full = e.to_string();
+    let text = crate::storage::s3::summarize(&full);
     let hint = if matches!(e, deltalake::DeltaTableError::Transaction { .. }) || text.contains("concurrent") || text.contains("Concurrent") {
         Some("another writer committed to this table at the same time; nothing of this write was committed: run it again")
     } else {
-        crate::storage::s3::hint(&text)
+        crate::storage::s3::hint(&full)
     };
     match hint {
         Some(h) => anyhow::anyhow!("writing {loc}: {text}\n  hint: {h}"),

@@ -41,8 +41,8 @@ fn hint_line(h: &Option<&'static str>) -> String {
 impl StorageError {
     /// An object-store failure at `location` (a URL without secrets).
     pub fn remote(location: impl std::fmt::Display, e: impl std::fmt::Display) -> StorageError {
-        let message = e.to_string();
-        StorageError::Remote { location: location.to_string(), hint: s3::hint(&message), message }
+        let full = e.to_string();
+        StorageError::Remote { location: location.to_string(), hint: s3::hint(&full), message: s3::summarize(&full) }
     }
 }
 

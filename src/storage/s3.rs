@@ -110,11 +110,51 @@ impl LogStoreFactory for S3Factory {
     }
 }
 
+/// Shortens an object_store error for people: the S3 error code and message
+/// instead of the XML body, the request without its query string. Secrets
+/// never appear in these messages (requests are signed in headers).
+pub fn summarize(message: &str) -> String {
+    let tag = |t: &str| -> Option<&str> {
+        let open = format!("<{t}>");
+        let start = message.find(&open)? + open.len();
+        let end = message[start..].find(&format!("</{t}>"))?;
+        Some(&message[start..start + end])
+    };
+    let request = message.match_indices("Error performing ").find_map(|(i, _)| {
+        let rest = &message[i + "Error performing ".len()..];
+        let mut parts = rest.split_whitespace();
+        let method = parts.next()?;
+        let url = parts.next()?;
+        if !url.contains("://") {
+            return None;
+        }
+        Some(format!("{method} {}", url.split('?').next().unwrap_or(url)))
+    });
+    let status = message.find("status code: ").map(|i| {
+        let rest = &message[i + "status code: ".len()..];
+        rest.split(':').next().unwrap_or(rest).trim().to_string()
+    });
+    let retries = message.find("after ").and_then(|i| message[i..].split(',').next()).filter(|s| s.contains("retries"));
+    match (tag("Code"), request) {
+        (Some(code), Some(req)) => {
+            let msg = tag("Message").map(|m| format!(": {m}")).unwrap_or_default();
+            format!("{code}{msg} (HTTP {}, {req})", status.unwrap_or_default())
+        }
+        (None, Some(req)) if message.contains("error sending request") || message.contains("HTTP error") => {
+            format!("no answer from the endpoint ({req}{})", retries.map(|r| format!(", {r}")).unwrap_or_default())
+        }
+        (None, Some(req)) if status.is_some() => format!("HTTP {} ({req})", status.unwrap_or_default()),
+        _ => message.to_string(),
+    }
+}
+
 /// What to do about an S3 failure, from its message: a hint line naming the
 /// likely cause, or `None` when nothing specific is recognised.
 pub fn hint(message: &str) -> Option<&'static str> {
     let m = message;
-    if m.contains("InvalidAccessKeyId") || m.contains("SignatureDoesNotMatch") || m.contains("403") || m.contains("AccessDenied") {
+    if m.contains("169.254.169.254") {
+        Some("no credentials were found: export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    } else if m.contains("InvalidAccessKeyId") || m.contains("SignatureDoesNotMatch") || m.contains("403 Forbidden") || m.contains("AccessDenied") {
         Some("the server refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)")
     } else if m.contains("NoSuchBucket") {
         Some("the bucket does not exist: create it (e.g. `docker compose up` creates the demo's) or fix the bucket in the target's location")

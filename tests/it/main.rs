@@ -11,4 +11,5 @@ mod manifest;
 mod materializations;
 mod packages;
 mod parity_tables;
+mod s3;
 mod shell;
