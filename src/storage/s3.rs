@@ -166,3 +166,19 @@ pub fn hint(message: &str) -> Option<&'static str> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_keep_the_code_and_request_and_drop_the_xml() {
+        let e = "Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:9/b?delimiter=%2F&list-type=2 in 4ms - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(summarize(e), "NoSuchBucket: The specified bucket does not exist (HTTP 404 Not Found, GET http://127.0.0.1:9/b)");
+        assert_eq!(hint(e), Some("the bucket does not exist: create it (e.g. `docker compose up` creates the demo's) or fix the bucket in the target's location"));
+        let e = "Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:1/b?x=1 in 391ms, after 3 retries, max_retries: 3, retry_timeout: 30s  - HTTP error: error sending request";
+        assert_eq!(summarize(e), "no answer from the endpoint (GET http://127.0.0.1:1/b, after 3 retries)");
+        assert_eq!(summarize("something else"), "something else");
+        assert_eq!(hint("something else"), None);
+    }
+}

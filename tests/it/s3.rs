@@ -393,3 +393,42 @@ fn a_failed_model_keeps_the_previous_version_on_s3() {
     let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "select id from main.t", "--format", "csv"]));
     assert_eq!(out, "id\n7\n");
 }
+
+#[test]
+fn docker_compose_file_is_valid_and_matches_the_docker_target() {
+    let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).expect("docker-compose.yml parses as YAML");
+    let services = doc["services"].as_object().expect("services");
+    for s in ["minio", "minio-init", "postgres", "superset"] {
+        assert!(services.contains_key(s), "service {s} missing");
+        assert!(services[s]["image"].is_string(), "service {s} has no image");
+    }
+    assert_eq!(doc["services"]["postgres"]["image"], "postgres:15");
+    assert!(doc["services"]["minio"]["ports"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().starts_with("9000:9000")));
+    assert!(doc["services"]["postgres"]["ports"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().starts_with("5432:5432")));
+    // The init container creates the bucket the docker target uses.
+    let init = serde_json::to_string(&doc["services"]["minio-init"]["entrypoint"]).unwrap();
+    assert!(init.contains("mc mb --ignore-existing local/dp"), "{init}");
+    assert_eq!(doc["services"]["minio-init"]["depends_on"]["minio"]["condition"], "service_healthy");
+    // Superset is connected to the Postgres service.
+    let superset = serde_json::to_string(&doc["services"]["superset"]).unwrap();
+    assert!(superset.contains("set_database_uri") && superset.contains("@postgres:5432/dp"), "{superset}");
+    assert_eq!(doc["services"]["superset"]["depends_on"]["postgres"]["condition"], "service_healthy");
+    // No secret is written in the file: passwords come from variables (with local defaults).
+    for (k, v) in [("MINIO_ROOT_PASSWORD", &doc["services"]["minio"]["environment"]), ("POSTGRES_PASSWORD", &doc["services"]["postgres"]["environment"])] {
+        assert!(v[k].as_str().unwrap().starts_with("${"), "{k} is not taken from a variable");
+    }
+
+    // warehouse.toml's docker target points at these services.
+    let dir = project(&[("warehouse.toml", &std::fs::read_to_string(repo().join("warehouse.toml")).unwrap())]);
+    let o = dp().current_dir(dir.path()).args(["--target", "docker", "debug"]).env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", SECRET).output().unwrap();
+    assert_no_secret(&o);
+    let out = stdout(&o);
+    assert!(out.contains("warehouse:       s3://dp/warehouse"), "{out}");
+    assert!(out.contains("s3:              endpoint=http://localhost:9000 region=us-east-1 path_style=true allow_http=true"), "{out}");
+    assert!(out.contains("source root:     s3://dp"), "{out}");
+    let pg = out.lines().find(|l| l.starts_with("postgres:")).unwrap_or_default();
+    for part in ["host=localhost", "port=5432", "dbname=dp", "user=dp", "DP_PG_PASSWORD"] {
+        assert!(pg.contains(part), "{part} not in: {out}");
+    }
+}
