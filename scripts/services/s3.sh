@@ -21,7 +21,7 @@ dp_s3_start() {
             $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv >/dev/null
             python3 -m venv "$venv"
         fi
-        "$venv/bin/pip" install -q 'moto[server]' >&2
+        PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q 'moto[server]' >&2
         bin="$venv/bin/moto_server"
     fi
 
