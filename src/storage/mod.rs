@@ -10,8 +10,18 @@
 //! Local warehouses use `std::fs` (fast, as before); remote ones go through
 //! object_store. Catalog listings are synchronous in DataFusion, so remote
 //! listings run on the current runtime with `block_in_place`.
+//!
+//! Data moves the same way on both: deltalake writes Parquet through
+//! object_store's buffered writer (multipart uploads of 5 MB parts for large
+//! files) and commits with put-if-absent ([`s3`]); scans (deltalake's and
+//! DataFusion's listing tables for sources) read with ranged GETs and keep
+//! Parquet footers in the session runtime's file-metadata cache, so a file's
+//! metadata is fetched once per process.
 
 pub mod s3;
+mod transfer;
+
+pub use transfer::{has_objects, object_exists, put_bytes, upload_dir};
 
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -389,45 +399,4 @@ where
                 .expect("storage listing thread")
         }),
     }
-}
-
-/// Whether any object exists under the URL's prefix.
-pub async fn has_objects(url: &Url, settings: &Settings) -> Result<bool, StorageError> {
-    use futures::StreamExt;
-    let store = store_for(url, settings)?;
-    let prefix = ObjPath::from_url_path(url.path()).map_err(|e| StorageError::remote(url, e))?;
-    match store.list(Some(&prefix)).next().await {
-        None => Ok(false),
-        Some(Ok(_)) => Ok(true),
-        Some(Err(e)) => Err(StorageError::remote(url, e)),
-    }
-}
-
-/// Uploads a local folder's files under `dest` (an `s3://` URL), large
-/// files in multipart uploads; returns the number of files.
-pub async fn upload_dir(src: &Path, dest: &Url, settings: &Settings) -> Result<usize, StorageError> {
-    let store = store_for(dest, settings)?;
-    let base = ObjPath::from_url_path(dest.path()).map_err(|e| StorageError::remote(dest, e))?;
-    let mut n = 0;
-    for e in walkdir::WalkDir::new(src).into_iter().flatten().filter(|e| e.file_type().is_file()) {
-        let rel = e.path().strip_prefix(src).expect("walkdir stays under its root");
-        let mut key = base.clone();
-        for c in rel.components() {
-            key = key.join(c.as_os_str().to_string_lossy().as_ref());
-        }
-        let label = format!("{}/{}", dest.as_str().trim_end_matches('/'), rel.display());
-        let mut w = object_store::buffered::BufWriter::new(store.clone(), key);
-        let mut f = tokio::fs::File::open(e.path()).await.map_err(|source| StorageError::Local { location: e.path().display().to_string(), source })?;
-        let r = async {
-            tokio::io::copy(&mut f, &mut w).await?;
-            tokio::io::AsyncWriteExt::shutdown(&mut w).await
-        }
-        .await;
-        if let Err(err) = r {
-            let _ = w.abort().await;
-            return Err(StorageError::remote(label, err));
-        }
-        n += 1;
-    }
-    Ok(n)
 }

@@ -8,7 +8,7 @@
 use crate::common::*;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -143,6 +143,7 @@ fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
     assert_no_secret(&o);
     let err = stderr(&o);
     assert!(err.contains(&format!("Uploaded 6 files to s3://{bucket}/bronze")), "{err}");
+    assert!(list(&client(&ep, &bucket), "bronze").contains(&"bronze/_dp_demo_uploaded".to_string()), "no upload marker");
     assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 TOTAL=120"), "{err}");
     // Nothing on local disk: bronze and the warehouse are in the bucket.
     assert!(!p.join("warehouse").exists() && !p.join("bronze").exists() && !p.join("target/demo-bronze").exists());
@@ -154,10 +155,18 @@ fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
         assert!(keys.iter().any(|k| k.ends_with("00000000000000000000.json")), "{t} has no Delta log in the bucket: {keys:?}");
     }
 
-    // A second run merges into the incremental table.
-    let o = run_s3(p, &ep, &bucket, &["run"]);
+    // An upload cut short (no marker) is redone; the second build merges
+    // into the incremental table.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.delete(&ObjPath::from("bronze/_dp_demo_uploaded"))).unwrap();
+    let o = run_s3(p, &ep, &bucket, &["demo", "--scale", "0.05"]);
     ok(&o);
-    assert!(stderr(&o).contains("[MERGE 0 rows"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("s3://{bucket}/bronze holds an incomplete upload (no _dp_demo_uploaded); uploading it again")), "{err}");
+    assert!(err.contains("[MERGE 0 rows"), "{err}");
+    let o = run_s3(p, &ep, &bucket, &["demo", "--scale", "0.05"]);
+    ok(&o);
+    assert!(stderr(&o).contains(&format!("Using existing bronze data in s3://{bucket}/bronze")), "{}", stderr(&o));
 
     // The same demo on local disk gives the same rows.
     let local = demo_project();
