@@ -441,3 +441,26 @@ fn docker_compose_file_is_valid_and_matches_the_docker_target() {
         assert!(pg.contains(part), "{part} not in: {out}");
     }
 }
+
+#[test]
+fn incremental_merge_updates_and_inserts_on_s3() {
+    let Some(ep) = endpoint() else { return };
+    let bucket = new_bucket(&ep);
+    let dir = project(&[
+        ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"m\"\n{S3_TARGET}")),
+        (
+            "models/m.sql",
+            "{{ config(materialized='incremental', unique_key='id') }}\nselect value as id, {{ var('v', 1) }} as v from generate_series(1, {{ var('n', 3) }})",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run_s3(p, &ep, &bucket, &["run"]));
+    let o = run_s3(p, &ep, &bucket, &["run", "--vars", "{n: 5, v: 2}"]);
+    ok(&o);
+    assert!(stderr(&o).contains("OK created sql incremental model main.m"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[MERGE 5 rows"), "{}", stderr(&o));
+    let out = show(run_s3(p, &ep, &bucket, &["show", "--inline", "select v, count(*) as n from main.m group by v", "--format", "csv"]));
+    assert_eq!(out, "v,n\n2,5\n");
+    let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "\\history main.m", "--format", "csv"]));
+    assert!(out.contains(",MERGE,") && out.contains(",WRITE,"), "{out}");
+}
