@@ -112,3 +112,16 @@ fn extension_of(loc: &str) -> String {
         format!(".{}", last.rsplit_once('.').map(|(_, e)| e).unwrap_or(""))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_globs_list_the_prefix_before_the_first_glob() {
+        let u = super::listing_url("s3://b/bronze/postgres/orders/*/orders.parquet").unwrap();
+        assert_eq!(u.as_str(), "s3://b/bronze/postgres/orders/");
+        assert_eq!(u.prefix().as_ref(), "bronze/postgres/orders");
+        assert_eq!(u.get_glob().as_ref().map(|g| g.as_str()), Some("*/orders.parquet"));
+        let u = super::listing_url("s3://b/bronze/files/sales/").unwrap();
+        assert!(u.get_glob().is_none());
+    }
+}

@@ -118,7 +118,7 @@ fn dir_url(s: &str) -> Result<Url, StorageError> {
 /// The object-store client for a remote URL (configuring S3 from the target).
 pub fn store_for(url: &Url, settings: &Settings) -> Result<Arc<dyn ObjectStore>, StorageError> {
     match url.scheme() {
-        "s3" | "s3a" => {
+        "s3" => {
             s3::configure(&settings.target.s3.clone().unwrap_or_default());
             let bucket = url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| StorageError::Remote {
                 location: url.to_string(),
@@ -127,7 +127,7 @@ pub fn store_for(url: &Url, settings: &Settings) -> Result<Arc<dyn ObjectStore>,
             })?;
             s3::store(bucket).map_err(|e| StorageError::remote(url, e))
         }
-        _ => Err(StorageError::Unsupported(url.to_string())),
+        _ => Err(StorageError::Unsupported(url.as_str().trim_end_matches('/').to_string())),
     }
 }
 
