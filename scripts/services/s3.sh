@@ -30,7 +30,7 @@ dp_s3_start() {
     local log="${TMPDIR:-/tmp}/dp-test-moto-$port.log"
     "$bin" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
     local pid=$!
-    CLEANUPS+=("kill $pid 2>/dev/null; rm -f '$log'")
+    CLEANUPS+=("kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f '$log'")
     local i
     for i in $(seq 1 100); do
         if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/', timeout=1)" >/dev/null 2>&1; then
