@@ -368,7 +368,11 @@ fn wrong_credentials_fail_clearly_without_printing_them() {
     if endpoint().is_none() {
         return;
     }
-    let server = auth_server().expect("DP_TEST_MOTO_SERVER (set by scripts/services/s3.sh) must start moto with authentication");
+    let Some(server) = auth_server() else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "DP_TEST_MOTO_SERVER (set by scripts/services/s3.sh) must start moto with authentication");
+        eprintln!("skipping: DP_TEST_MOTO_SERVER is not set (scripts/test.sh sets it)");
+        return;
+    };
     let dir = writers_project(S3_TARGET);
     let o = run_s3(dir.path(), &server.endpoint, "any-bucket", &["run"]);
     assert_eq!(o.status.code(), Some(1));
