@@ -15,3 +15,4 @@ pub mod project;
 pub mod runner;
 pub mod seed;
 pub mod shell;
+pub mod storage;

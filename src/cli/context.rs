@@ -84,7 +84,9 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
     let dir = l.project.settings.target_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("manifest.json");
-    let tmp = dir.join("manifest.json.tmp");
+    // Per-process temporary name: concurrent runs in one project must not
+    // rename each other's file away.
+    let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
     let file = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     crate::compile::manifest::write_manifest(

@@ -7,8 +7,10 @@
 //! `DP_THREADS`), command-line flags. Secrets (the Postgres password, S3
 //! keys) are never read from files: only environment variables hold them.
 
+mod storage;
 mod tree;
 
+pub use storage::{S3Config, expand_env};
 pub use tree::{ConfigTree, is_config_key, merge_config};
 
 use indexmap::IndexMap;
@@ -101,6 +103,11 @@ pub struct Target {
     pub database: String,
     pub threads: usize,
     pub postgres: Option<PostgresConfig>,
+    /// `[targets.<name>.s3]`: how to reach `s3://` locations.
+    pub s3: Option<S3Config>,
+    /// Where relative source locations (`meta.external_location`) resolve:
+    /// a path or URL; `None` is the project root.
+    pub source_root: Option<String>,
     /// Any other key of the target table, visible to Jinja as `target.<key>`.
     pub extra: IndexMap<String, JsonValue>,
 }
@@ -204,6 +211,8 @@ struct TargetSection {
     database: Option<String>,
     threads: Option<usize>,
     postgres: Option<PostgresConfig>,
+    s3: Option<storage::S3Section>,
+    source_root: Option<String>,
     #[serde(default)]
     extra: IndexMap<String, JsonValue>,
 }
@@ -400,18 +409,28 @@ impl Settings {
                 message: "threads must be at least 1".into(),
             });
         }
+        let what = |k: &str| format!("target '{target_name}' {k}");
+        let warehouse = match overrides.warehouse.clone().or_else(|| env("DP_WAREHOUSE")) {
+            Some(w) => w,
+            None => expand_env(section.warehouse.as_deref().unwrap_or("./warehouse"), &what("warehouse"), env)?,
+        };
+        let source_root = match section.source_root.as_deref() {
+            Some(r) => Some(expand_env(r, &what("source_root"), env)?),
+            None => None,
+        };
+        let s3 = match section.s3 {
+            Some(s) => Some(s.resolve(&target_name, env)?),
+            None => None,
+        };
         let target = Target {
             name: target_name,
-            warehouse: overrides
-                .warehouse
-                .clone()
-                .or_else(|| env("DP_WAREHOUSE"))
-                .or(section.warehouse)
-                .unwrap_or_else(|| "./warehouse".into()),
+            warehouse,
             schema: env("DP_SCHEMA").or(section.schema).unwrap_or_else(|| "main".into()),
             database: section.database.unwrap_or_else(|| "dp".into()),
             threads,
             postgres: section.postgres,
+            s3,
+            source_root,
             extra: section.extra,
         };
 

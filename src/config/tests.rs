@@ -52,3 +52,25 @@ fn bad_config_types_and_missing_project() {
     let fs = MemFs::new().with("warehouse.toml", "[project]\nname = \"1bad\"\n");
     assert!(load(&fs, &Overrides::default(), &[]).unwrap_err().to_string().contains("project name '1bad' is not valid"));
 }
+
+#[test]
+fn s3_settings_expand_env_and_refuse_secrets() {
+    let toml = "[project]\nname = \"p\"\n[targets.s3]\nwarehouse = \"s3://${B}/wh\"\nsource_root = \"s3://${B}\"\n[targets.s3.s3]\nendpoint = \"${E:-http://127.0.0.1:9000}\"\nallow_http = true\n";
+    let fs = MemFs::new().with("warehouse.toml", toml);
+    let s = load(&fs, &Overrides { target: Some("s3".into()), ..Default::default() }, &[("B", "bkt")]).unwrap();
+    assert_eq!(s.warehouse_url(), "s3://bkt/wh");
+    assert_eq!(s.target.source_root.as_deref(), Some("s3://bkt"));
+    let s3 = s.target.s3.unwrap();
+    assert_eq!(s3, S3Config { endpoint: Some("http://127.0.0.1:9000".into()), region: None, path_style: true, allow_http: true });
+
+    let e = load(&fs, &Overrides { target: Some("s3".into()), ..Default::default() }, &[]).unwrap_err().to_string();
+    assert_eq!(e, "target 's3' warehouse: 's3://${B}/wh' uses ${B}, which is not set\n  hint: export B=... (or write ${B:-default})");
+
+    let fs = MemFs::new().with("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev.s3]\nsecret_access_key = \"x\"\n");
+    let e = load(&fs, &Overrides::default(), &[]).unwrap_err().to_string();
+    assert_eq!(e, "target 'dev' s3.secret_access_key: credentials are never read from warehouse.toml\n  hint: remove the key and export AWS_SECRET_ACCESS_KEY instead");
+
+    let fs = MemFs::new().with("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev.s3]\nendpoint = \"http://minio:9000\"\n");
+    let e = load(&fs, &Overrides::default(), &[]).unwrap_err().to_string();
+    assert_eq!(e, "target 'dev' s3.endpoint: 'http://minio:9000' is plain HTTP but allow_http is not set\n  hint: add `allow_http = true` for a local server, or use https://");
+}

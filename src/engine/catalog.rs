@@ -1,7 +1,8 @@
-//! The warehouse as a DataFusion catalog: one schema per folder of the
-//! warehouse, each folder a Delta table (`_delta_log/`) or a stored view
-//! (`_dp_view.sql`), opened lazily on first use; plus sources (bronze files)
-//! overlaid into their schema as listing tables.
+//! The warehouse as a DataFusion catalog: one schema per folder (prefix) of
+//! the warehouse, on local disk or S3, each folder a Delta table
+//! (`_delta_log/`) or a stored view (`_dp_view.sql`), opened lazily on first
+//! use; plus sources (bronze files) overlaid into their schema as listing
+//! tables.
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
@@ -9,32 +10,32 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::sources::SourceTable;
+use crate::storage::{RelKind, Warehouse};
 
-pub const VIEW_FILE: &str = "_dp_view.sql";
+pub use crate::storage::VIEW_FILE;
 
 /// The session a catalog plans views and infers source schemas with.
 pub type SessionCell = Arc<OnceLock<SessionContext>>;
 
 /// The `dp` catalog.
 pub struct WarehouseCatalog {
-    root: PathBuf,
+    root: Warehouse,
     schemas: RwLock<HashMap<String, Arc<WarehouseSchema>>>,
     ctx: Arc<OnceLock<SessionContext>>,
 }
 
 impl WarehouseCatalog {
-    pub fn new(root: PathBuf, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseCatalog {
+    pub fn new(root: Warehouse, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseCatalog {
         WarehouseCatalog { root, schemas: RwLock::new(HashMap::new()), ctx }
     }
 
     pub fn schema_provider(&self, name: &str) -> Arc<WarehouseSchema> {
         let mut s = self.schemas.write().unwrap();
         s.entry(name.to_string())
-            .or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.join(name), name, self.ctx.clone())))
+            .or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.clone(), name, self.ctx.clone())))
             .clone()
     }
 
@@ -52,7 +53,7 @@ impl WarehouseCatalog {
 
 impl std::fmt::Debug for WarehouseCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WarehouseCatalog({})", self.root.display())
+        write!(f, "WarehouseCatalog({})", self.root)
     }
 }
 
@@ -65,13 +66,7 @@ impl std::fmt::Debug for WarehouseSchema {
 impl CatalogProvider for WarehouseCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: BTreeSet<String> = self.schemas.read().unwrap().keys().cloned().collect();
-        if let Ok(rd) = std::fs::read_dir(&self.root) {
-            for e in rd.flatten() {
-                if e.path().is_dir() {
-                    names.insert(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
+        names.extend(self.root.schemas_blocking());
         names.into_iter().collect()
     }
 
@@ -82,7 +77,7 @@ impl CatalogProvider for WarehouseCatalog {
 
 /// One schema: a folder of the warehouse plus the sources declared in it.
 pub struct WarehouseSchema {
-    dir: PathBuf,
+    warehouse: Warehouse,
     name: String,
     ctx: Arc<OnceLock<SessionContext>>,
     pub sources: Mutex<HashMap<String, Arc<SourceTable>>>,
@@ -92,9 +87,9 @@ pub struct WarehouseSchema {
 }
 
 impl WarehouseSchema {
-    fn new(dir: PathBuf, name: &str, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseSchema {
+    fn new(warehouse: Warehouse, name: &str, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseSchema {
         WarehouseSchema {
-            dir,
+            warehouse,
             name: name.to_string(),
             ctx,
             sources: Mutex::new(HashMap::new()),
@@ -112,14 +107,7 @@ impl WarehouseSchema {
 impl SchemaProvider for WarehouseSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names: BTreeSet<String> = self.sources.lock().unwrap().keys().cloned().collect();
-        if let Ok(rd) = std::fs::read_dir(&self.dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.join("_delta_log").is_dir() || p.join(VIEW_FILE).is_file() {
-                    names.insert(e.file_name().to_string_lossy().into_owned());
-                }
-            }
-        }
+        names.extend(self.warehouse.relations_blocking(&self.name).into_iter().map(|(t, _)| t));
         names.into_iter().collect()
     }
 
@@ -130,17 +118,18 @@ impl SchemaProvider for WarehouseSchema {
         if let Some(t) = self.cache.lock().unwrap().get(name) {
             return Ok(Some(t.clone()));
         }
-        let dir = self.dir.join(name);
-        let provider: Arc<dyn TableProvider> = if dir.join("_delta_log").is_dir() {
+        let loc = self.warehouse.table(&self.name, name);
+        let kind = self.warehouse.kind(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let provider: Arc<dyn TableProvider> = if kind == Some(RelKind::Table) {
             let ctx = self.ctx()?;
-            super::open_delta_provider(&dir, &ctx).await.map_err(|e| {
-                DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {}: {e}", self.name, dir.display()))
+            super::open_delta_provider(&loc.url, &ctx).await.map_err(|e| {
+                DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {loc}: {e}", self.name))
             })?
-        } else if dir.join(VIEW_FILE).is_file() {
-            let sql = std::fs::read_to_string(dir.join(VIEW_FILE))?;
+        } else if kind == Some(RelKind::View) {
+            let sql = self.warehouse.read_view(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
             let ctx = self.ctx()?;
             let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
-                DataFusionError::Plan(format!("view {}.{name} ({}): {e}", self.name, dir.join(VIEW_FILE).display()))
+                DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name))
             })?;
             Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql)))
         } else {
@@ -169,7 +158,6 @@ impl SchemaProvider for WarehouseSchema {
         if self.temp.lock().unwrap().contains_key(name) {
             return true;
         }
-        let dir = self.dir.join(name);
-        dir.join("_delta_log").is_dir() || dir.join(VIEW_FILE).is_file() || self.sources.lock().unwrap().contains_key(name)
+        self.sources.lock().unwrap().contains_key(name) || self.warehouse.kind_blocking(&self.name, name).is_some()
     }
 }

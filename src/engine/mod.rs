@@ -17,38 +17,25 @@ use std::sync::{Arc, OnceLock};
 use crate::config::Settings;
 use crate::project::load::Project;
 use crate::project::nodes::ResourceType;
-use catalog::{VIEW_FILE, WarehouseCatalog};
+use crate::storage::Warehouse;
+use catalog::WarehouseCatalog;
 
 pub const CATALOG: &str = "dp";
 
-/// The warehouse location on local disk.
-pub fn warehouse_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
-    let url = settings.warehouse_url();
-    if let Some(rest) = url.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
-    }
-    if url.contains("://") {
-        anyhow::bail!(
-            "warehouse '{url}': object-store warehouses are not supported by this build yet\n  hint: use a local path such as ./warehouse"
-        );
-    }
-    Ok(PathBuf::from(url))
-}
-
-pub fn table_dir(settings: &Settings, schema: &str, table: &str) -> anyhow::Result<PathBuf> {
-    Ok(warehouse_dir(settings)?.join(schema).join(table))
-}
-
-/// Unique ids of models/seeds/snapshots whose relation exists.
+/// Unique ids of models/seeds/snapshots whose relation exists (a Delta
+/// table or a view), listing each schema of the warehouse once.
 pub fn existing_relations(project: &Project) -> HashSet<String> {
-    let Ok(root) = warehouse_dir(&project.settings) else { return HashSet::new() };
+    let Ok(wh) = Warehouse::open(&project.settings) else { return HashSet::new() };
+    let mut by_schema: std::collections::HashMap<&str, HashSet<String>> = Default::default();
     project
         .nodes
         .iter()
         .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
         .filter(|(_, n)| {
-            let d = root.join(&n.schema).join(&n.alias);
-            d.join("_delta_log").is_dir() || d.join(VIEW_FILE).is_file()
+            let names = by_schema
+                .entry(n.schema.as_str())
+                .or_insert_with(|| wh.relations_blocking(&n.schema).into_iter().map(|(t, _)| t).collect());
+            names.contains(&n.alias)
         })
         .map(|(u, _)| u.clone())
         .collect()
@@ -56,21 +43,7 @@ pub fn existing_relations(project: &Project) -> HashSet<String> {
 
 /// Checks the warehouse location is usable (creating it if needed).
 pub async fn check_warehouse(settings: &Settings) -> anyhow::Result<String> {
-    let dir = warehouse_dir(settings)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create warehouse folder {}", dir.display()))?;
-    let probe = dir.join(format!(".dp_probe_{}", std::process::id()));
-    std::fs::write(&probe, b"ok").with_context(|| format!("warehouse folder {} is not writable", dir.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    let tables = walk_tables(&dir);
-    Ok(format!("{} is writable ({} tables)", dir.display(), tables))
-}
-
-fn walk_tables(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|s| std::fs::read_dir(s.path()).map(|r| r.flatten().filter(|t| t.path().join("_delta_log").is_dir() || t.path().join(VIEW_FILE).is_file()).count()).unwrap_or(0))
-        .sum()
+    Ok(Warehouse::open(settings)?.check().await?)
 }
 
 /// Compiles an ad-hoc query (for `--inline`) with ref()/source() resolved.
@@ -82,29 +55,42 @@ pub fn compile_inline(project: &Project, sql: &str) -> anyhow::Result<String> {
 }
 
 /// Opens a Delta table as a DataFusion table provider.
-pub async fn open_delta_provider(dir: &Path, ctx: &SessionContext) -> anyhow::Result<Arc<dyn TableProvider>> {
-    let url = dir_url(dir)?;
-    let table = deltalake::open_table(url).await?;
+pub async fn open_delta_provider(url: &url::Url, ctx: &SessionContext) -> anyhow::Result<Arc<dyn TableProvider>> {
+    let table = deltalake::open_table(url.clone()).await?;
     table.update_datafusion_session(&ctx.state())?;
     Ok(table.table_provider().await?)
 }
 
-pub fn dir_url(dir: &Path) -> anyhow::Result<url::Url> {
-    url::Url::from_directory_path(dir).map_err(|_| anyhow::anyhow!("{} is not an absolute path", dir.display()))
+/// Where a source's relative location resolves: the target's `source_root`
+/// (a path or URL), else the project root.
+pub fn resolve_source_location(settings: &Settings, loc: &str) -> String {
+    if loc.contains("://") || loc.starts_with('/') {
+        return loc.to_string();
+    }
+    match settings.target.source_root.as_deref() {
+        Some(r) if r.contains("://") => format!("{}/{}", r.trim_end_matches('/'), loc.trim_start_matches("./")),
+        Some(r) => {
+            let base = if Path::new(r).is_absolute() { PathBuf::from(r) } else { settings.root.join(r) };
+            crate::config::normalize_path(&base.join(loc)).display().to_string()
+        }
+        None => crate::config::normalize_path(&settings.root.join(loc)).display().to_string(),
+    }
 }
 
 /// The session every command executes in.
 pub struct Engine {
     pub ctx: SessionContext,
     pub catalog: Arc<WarehouseCatalog>,
-    pub warehouse: PathBuf,
+    pub warehouse: Warehouse,
     pub project_root: PathBuf,
 }
 
 impl Engine {
     pub fn new(project: &Project, memory_limit: Option<usize>) -> anyhow::Result<Engine> {
-        let warehouse = warehouse_dir(&project.settings)?;
-        std::fs::create_dir_all(&warehouse).with_context(|| format!("creating warehouse folder {}", warehouse.display()))?;
+        let warehouse = Warehouse::open(&project.settings)?;
+        if let Some(dir) = warehouse.local_dir() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating warehouse folder {}", dir.display()))?;
+        }
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, &project.settings.target.schema)
             .with_information_schema(true)
@@ -116,6 +102,11 @@ impl Engine {
             rt = rt.with_memory_limit(limit, 1.0);
         }
         let runtime = rt.build_arc()?;
+        // Object stores for s3:// locations (the warehouse's bucket, and the
+        // buckets of sources), shared by DataFusion's scans and deltalake.
+        if let Some((url, store)) = warehouse.remote_store() {
+            runtime.register_object_store(&url, store);
+        }
         // deltalake's planner lowers its write/merge nodes to physical plans.
         let state = datafusion::execution::session_state::SessionStateBuilder::new()
             .with_default_features()
@@ -131,16 +122,27 @@ impl Engine {
         for n in project.nodes.values() {
             let Some(s) = &n.source else { continue };
             let Some(loc) = &s.location else { continue };
-            let abs = if loc.contains("://") || loc.starts_with('/') {
-                loc.clone()
-            } else {
-                crate::config::normalize_path(&project.settings.root.join(loc)).display().to_string()
-            };
+            let abs = resolve_source_location(&project.settings, loc);
+            if let Some(url) = abs.split_once("://").and_then(|_| url::Url::parse(&abs).ok()) {
+                let mut root = url.clone();
+                root.set_path("/");
+                let store = crate::storage::store_for(&url, &project.settings)?;
+                ctx.runtime_env().register_object_store(&root, store);
+            }
             let label = format!("{}.{}", s.source_name, n.name);
             let t = sources::SourceTable::new(&label, loc, abs, s.format.as_deref(), &s.options);
             catalog.add_source(&n.schema, &s.identifier, t);
         }
         Ok(Engine { ctx, catalog, warehouse, project_root: project.settings.root.clone() })
+    }
+
+    /// Fails early, with the URL and a hint, when a remote warehouse is
+    /// unreachable, its bucket missing or the credentials refused.
+    pub async fn preflight(&self) -> anyhow::Result<()> {
+        if self.warehouse.local_dir().is_none() {
+            self.warehouse.schemas().await?;
+        }
+        Ok(())
     }
 }
 

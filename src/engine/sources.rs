@@ -1,6 +1,8 @@
 //! Sources backed by files (bronze): Parquet, CSV or NDJSON, one file, a
 //! folder or a glob such as `bronze/postgres/orders/*/orders.parquet`,
-//! registered as DataFusion listing tables with their inferred schema.
+//! registered as DataFusion listing tables with their inferred schema. The
+//! location may be a URL (`s3://bucket/bronze/orders/*/orders.parquet`):
+//! the part before the first glob is listed, the rest filters it.
 
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::file_format::{FileFormat, csv::CsvFormat, json::JsonFormat, parquet::ParquetFormat};
@@ -51,7 +53,7 @@ impl SourceTable {
     }
 
     pub async fn provider(&self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
-        let url = ListingTableUrl::parse(&self.location)?;
+        let url = listing_url(&self.location)?;
         let ext = extension_of(&self.location);
         let options = ListingOptions::new(self.format()?).with_file_extension(ext);
         let state = ctx.state();
@@ -70,6 +72,19 @@ impl SourceTable {
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
         Ok(Arc::new(ListingTable::try_new(config)?))
     }
+}
+
+/// DataFusion only splits globs off plain paths; do the same for URLs.
+fn listing_url(loc: &str) -> Result<ListingTableUrl> {
+    if !loc.contains("://") || loc.starts_with("file://") {
+        return ListingTableUrl::parse(loc);
+    }
+    let Some(g) = loc.find(['*', '?', '[']) else { return ListingTableUrl::parse(loc) };
+    let cut = loc[..g].rfind('/').map(|i| i + 1).unwrap_or(g);
+    let (base, glob) = loc.split_at(cut);
+    let url = url::Url::parse(base).map_err(|e| DataFusionError::Plan(format!("'{loc}' is not a valid URL: {e}")))?;
+    let pattern = glob::Pattern::new(glob).map_err(|e| DataFusionError::Plan(format!("'{loc}': bad glob: {e}")))?;
+    ListingTableUrl::try_new(url, Some(pattern))
 }
 
 fn infer_format(loc: &str) -> String {
@@ -95,5 +110,18 @@ fn extension_of(loc: &str) -> String {
         }
     } else {
         format!(".{}", last.rsplit_once('.').map(|(_, e)| e).unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn url_globs_list_the_prefix_before_the_first_glob() {
+        let u = super::listing_url("s3://b/bronze/postgres/orders/*/orders.parquet").unwrap();
+        assert_eq!(u.as_str(), "s3://b/bronze/postgres/orders/");
+        assert_eq!(u.prefix().as_ref(), "bronze/postgres/orders");
+        assert_eq!(u.get_glob().as_ref().map(|g| g.as_str()), Some("*/orders.parquet"));
+        let u = super::listing_url("s3://b/bronze/files/sales/").unwrap();
+        assert!(u.get_glob().is_none());
     }
 }

@@ -13,11 +13,10 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use deltalake::DeltaTable;
 use futures::StreamExt;
-use std::path::Path;
 use std::sync::Arc;
 
-use crate::engine::catalog::VIEW_FILE;
-use crate::engine::{Engine, dir_url};
+use crate::engine::Engine;
+use crate::storage::TableLoc;
 use crate::project::nodes::Node;
 use crate::project::relation::quote_ident;
 
@@ -75,11 +74,10 @@ async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
 }
 
 /// Writes a plan as the table's new version (one overwrite commit).
-pub async fn overwrite(engine: &Engine, dir: &Path, plan: LogicalPlan, node: &Node) -> anyhow::Result<Materialized> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    remove_view(dir)?;
+pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node: &Node) -> anyhow::Result<Materialized> {
+    engine.warehouse.prepare_table(loc).await?;
     let plan = delta_compatible(engine, plan)?;
-    let table = DeltaTable::try_from_url(dir_url(dir)?).await?;
+    let table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
     let existed = table.version().is_some();
     let parts = partition_by(node);
     let mut b = table
@@ -93,7 +91,7 @@ pub async fn overwrite(engine: &Engine, dir: &Path, plan: LogicalPlan, node: &No
     if !parts.is_empty() {
         b = b.with_partition_columns(parts);
     }
-    let mut table = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut table = b.await.map_err(|e| write_error(loc, e))?;
     if table.version().is_none() {
         // A table created by this write comes back without its state.
         table.load().await?;
@@ -145,43 +143,36 @@ pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<Lo
     Ok(df.select(exprs)?.into_unoptimized_plan())
 }
 
-fn remove_view(dir: &Path) -> anyhow::Result<()> {
-    let v = dir.join(VIEW_FILE);
-    if v.exists() {
-        std::fs::remove_file(&v).with_context(|| format!("removing view definition {}", v.display()))?;
+/// A failed Delta write, naming the table and, for storage failures and
+/// lost commit races, what to do next.
+pub fn write_error(loc: &TableLoc, e: deltalake::DeltaTableError) -> anyhow::Error {
+    let full = e.to_string();
+    let text = crate::storage::s3::summarize(&full);
+    let hint = if matches!(e, deltalake::DeltaTableError::Transaction { .. }) || text.contains("concurrent") || text.contains("Concurrent") {
+        Some("another writer committed to this table at the same time; nothing of this write was committed: run it again")
+    } else {
+        crate::storage::s3::hint(&full)
+    };
+    match hint {
+        Some(h) => anyhow::anyhow!("writing {loc}: {text}\n  hint: {h}"),
+        None => anyhow::anyhow!("writing {loc}: {text}"),
     }
-    Ok(())
 }
 
-/// Stores a view's SQL (atomically, by rename).
-pub fn write_view(dir: &Path, sql: &str) -> anyhow::Result<Materialized> {
-    std::fs::create_dir_all(dir)?;
-    let log = dir.join("_delta_log");
-    if log.exists() {
-        // The relation changes type: drop the old table, as dbt does.
-        for e in std::fs::read_dir(dir)?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p)?;
-            } else {
-                std::fs::remove_file(&p)?;
-            }
-        }
-    }
-    let tmp = dir.join(format!(".{VIEW_FILE}.tmp"));
-    std::fs::write(&tmp, sql)?;
-    std::fs::rename(&tmp, dir.join(VIEW_FILE))?;
+/// Stores a view's SQL (atomically).
+pub async fn write_view(engine: &Engine, loc: &TableLoc, sql: &str) -> anyhow::Result<Materialized> {
+    engine.warehouse.write_view(loc, sql).await?;
     Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None, test: None })
 }
 
 /// Builds one model according to its `materialized` config.
 pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: bool) -> anyhow::Result<Materialized> {
-    let dir = engine.warehouse.join(&node.schema).join(&node.alias);
+    let dir = engine.warehouse.table(&node.schema, &node.alias);
     match node.materialized() {
         "view" => {
             // Plan it now so a broken view fails its own node, not a later one.
             engine.ctx.state().create_logical_plan(sql).await?;
-            write_view(&dir, sql)
+            write_view(engine, &dir, sql).await
         }
         "table" => {
             let df = engine.ctx.sql(sql).await?;
@@ -222,9 +213,9 @@ fn schema_change(existing: &SchemaRef, new: &SchemaRef) -> (Vec<String>, Vec<Str
     (added, removed, changed)
 }
 
-async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &Node) -> anyhow::Result<Materialized> {
+async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node: &Node) -> anyhow::Result<Materialized> {
     let df = DataFrame::new(engine.ctx.state(), delta_compatible(engine, df.into_unoptimized_plan())?);
-    let table = deltalake::open_table(dir_url(dir)?).await?;
+    let table = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?;
     let existing: SchemaRef = table.snapshot()?.snapshot().arrow_schema();
     let new_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let (added, removed, changed) = schema_change(&existing, &new_schema);
@@ -286,7 +277,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
             if let Some(m) = schema_mode {
                 b = b.with_schema_mode(m);
             }
-            let t = b.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = b.await.map_err(|e| write_error(dir, e))?;
             Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64), test: None })
         }
         "merge" => {
@@ -326,7 +317,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
                 }
                 i
             })?;
-            let (t, metrics) = mb.await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (t, metrics) = mb.await.map_err(|e| write_error(dir, e))?;
             Ok(Materialized {
                 rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
                 message: "MERGE".into(),
@@ -352,7 +343,7 @@ async fn incremental_update(engine: &Engine, dir: &Path, df: DataFrame, node: &N
     }
 }
 
-async fn sync_all_columns(engine: &Engine, dir: &Path, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
+async fn sync_all_columns(engine: &Engine, dir: &TableLoc, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
     let new_schema = df.schema().as_arrow().clone();
     let old_cols: Vec<String> = new_schema
         .fields()
@@ -376,7 +367,7 @@ async fn sync_all_columns(engine: &Engine, dir: &Path, df: DataFrame, node: &Nod
 /// projected with `current_cols`, followed by the new rows (`new_cols`).
 async fn rewrite_keeping(
     engine: &Engine,
-    dir: &Path,
+    dir: &TableLoc,
     node: &Node,
     new_rows: DataFrame,
     current_cols: &[String],
@@ -385,7 +376,7 @@ async fn rewrite_keeping(
 ) -> anyhow::Result<Materialized> {
     let new_tbl = format!("__dp_new_{}", node.alias);
     let cur_tbl = format!("__dp_cur_{}", node.alias);
-    let current = deltalake::open_table(dir_url(dir)?).await?.table_provider().await?;
+    let current = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?.table_provider().await?;
     engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
     engine.ctx.register_table(&cur_tbl, current)?;
     let filter = if keys.is_empty() {

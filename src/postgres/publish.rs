@@ -34,7 +34,7 @@ use tokio::sync::OnceCell;
 
 use super::connect::{PgClient, PgPool, pg_err};
 use super::{check_identifier, copy, ident, literal, qualified, types};
-use crate::engine::{Engine, dir_url};
+use crate::engine::Engine;
 use crate::project::nodes::Node;
 
 /// What a publish did, for the node's output line.
@@ -210,7 +210,7 @@ pub async fn current_version(engine: &Engine, node: &Node) -> Option<i64> {
     if node.materialized() == "view" {
         return None;
     }
-    let url = dir_url(&engine.warehouse.join(&node.schema).join(&node.alias)).ok()?;
+    let url = engine.warehouse.table(&node.schema, &node.alias).url;
     let t = deltalake::open_table(url).await.ok()?;
     t.version().map(|v| v as i64)
 }
@@ -374,7 +374,7 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
     if !(strategy == "append" || (strategy == "merge" && !keys.is_empty())) {
         return Ok(None);
     }
-    let url = dir_url(&engine.warehouse.join(&node.schema).join(&node.alias))?;
+    let url = engine.warehouse.table(&node.schema, &node.alias).url;
     let Ok(old) = deltalake::open_table_with_version(url.clone(), p as u64).await else { return Ok(None) };
     let new = deltalake::open_table_with_version(url, v as u64).await?;
     let schema: SchemaRef = new.snapshot()?.snapshot().arrow_schema();

@@ -51,7 +51,7 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
 
 pub fn write(dir: &Path, v: &Value) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join("run_results.json.tmp");
+    let tmp = dir.join(format!("run_results.json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)?;
     std::fs::rename(&tmp, dir.join("run_results.json"))?;
     Ok(())

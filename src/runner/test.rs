@@ -57,7 +57,7 @@ pub async fn run_test(engine: &Engine, node: &Node, sql: &str, store_flag: bool)
     };
     let mut message = String::new();
     if stores_failures(node, store_flag) {
-        let dir = engine.warehouse.join(&node.schema).join(&node.alias);
+        let dir = engine.warehouse.table(&node.schema, &node.alias);
         let plan = engine.ctx.sql(sql).await?.into_unoptimized_plan();
         crate::materialize::delta::overwrite(engine, &dir, plan, node).await?;
         engine.catalog.invalidate(&node.schema, &node.alias);

@@ -7,7 +7,7 @@ pub mod infer;
 use anyhow::Context as _;
 use std::sync::Arc;
 
-use crate::engine::{Engine, dir_url};
+use crate::engine::Engine;
 use crate::materialize::Materialized;
 use crate::project::nodes::Node;
 
@@ -36,13 +36,9 @@ pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materiali
     let path = root.join(&node.original_file_path);
     let bytes = std::fs::read(&path).with_context(|| format!("reading seed {}", node.original_file_path))?;
     let data = infer::read_seed(&node.original_file_path, &bytes, &options(node)?)?;
-    let dir = engine.warehouse.join(&node.schema).join(&node.alias);
-    std::fs::create_dir_all(&dir)?;
-    let view = dir.join(crate::engine::catalog::VIEW_FILE);
-    if view.exists() {
-        std::fs::remove_file(&view)?;
-    }
-    let table = deltalake::DeltaTable::try_from_url(dir_url(&dir)?).await?;
+    let loc = engine.warehouse.table(&node.schema, &node.alias);
+    engine.warehouse.prepare_table(&loc).await?;
+    let table = deltalake::DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
     let existed = table.version().is_some();
     let mem = datafusion::datasource::MemTable::try_new(data.schema.clone(), vec![data.batches])?;
     let df = engine.ctx.read_table(Arc::new(mem))?;
@@ -55,7 +51,7 @@ pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materiali
         .with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite)
         .with_table_name(node.alias.clone())
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
     Ok(Materialized {
         rows: Some(data.rows as u64),
         message: if existed { "REPLACE".into() } else { "INSERT".into() },

@@ -9,22 +9,23 @@ use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::Expr;
 use futures::TryStreamExt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::storage::{RelKind, TableLoc, Warehouse};
 
 use super::run_blocking;
 
 /// Where a `schema.table` (or a bare name, resolved like queries) lives.
 #[derive(Debug, Clone)]
 pub struct TableLocator {
-    pub warehouse: PathBuf,
+    pub warehouse: Warehouse,
     pub default_schema: String,
     pub catalog: Arc<crate::engine::catalog::WarehouseCatalog>,
 }
 
 impl TableLocator {
     /// The Delta table folder of `name`, or an error naming the table.
-    pub fn delta_dir(&self, name: &str) -> std::result::Result<(String, PathBuf), String> {
+    pub fn delta_dir(&self, name: &str) -> std::result::Result<(String, TableLoc), String> {
         let parts: Vec<&str> = name.trim().split('.').map(|p| p.trim_matches('"')).collect();
         let (schema, table) = match parts.as_slice() {
             [t] => {
@@ -35,18 +36,19 @@ impl TableLocator {
             [_, s, t] => (s.to_string(), t.to_string()),
             _ => return Err(format!("'{name}' is not a table name; use schema.table")),
         };
-        let dir = self.warehouse.join(&schema).join(&table);
+        let dir = self.warehouse.table(&schema, &table);
         let label = format!("{schema}.{table}");
-        if dir.join("_delta_log").is_dir() {
+        let kind = self.warehouse.kind_blocking(&schema, &table);
+        if kind == Some(RelKind::Table) {
             return Ok((label, dir));
         }
         let names = super::resolve::Names { catalog: &self.catalog, default_schema: &self.default_schema };
         let close = names.close_names(&label);
         let hint = if close.is_empty() { String::new() } else { format!("\n  hint: did you mean {}?", close.join(", ")) };
-        if dir.join(crate::engine::catalog::VIEW_FILE).is_file() {
+        if kind == Some(RelKind::View) {
             return Err(format!("{label} is a view, not a Delta table: it has no versions"));
         }
-        Err(format!("Delta table {label} not found in {}{hint}", self.warehouse.display()))
+        Err(format!("Delta table {label} not found in {}{hint}", self.warehouse))
     }
 }
 
@@ -87,7 +89,7 @@ impl TableFunctionImpl for DeltaVersion {
             _ => return Err(usage()),
         };
         let (label, dir) = self.tables.delta_dir(&name).map_err(DataFusionError::Plan)?;
-        let url = crate::engine::dir_url(&dir).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let url = dir.url.clone();
         let what = match &at {
             At::Version(v) => format!("version {v}"),
             At::Timestamp(t) => format!("timestamp '{t}'"),
@@ -116,7 +118,7 @@ impl TableFunctionImpl for DeltaVersion {
 /// `\history schema.table`: version, timestamp, operation, parameters, rows.
 pub async fn history(tables: &TableLocator, name: &str) -> std::result::Result<RecordBatch, String> {
     let (label, dir) = tables.delta_dir(name)?;
-    let infos = read_history(&dir).await.map_err(|e| format!("table {label}: could not read its Delta log at {}: {e}", dir.display()))?;
+    let infos = read_history(&dir).await.map_err(|e| format!("table {label}: could not read its Delta log at {dir}: {e}"))?;
     let mut version = Vec::new();
     let mut ts = Vec::new();
     let mut op = Vec::new();
@@ -151,9 +153,8 @@ pub async fn history(tables: &TableLocator, name: &str) -> std::result::Result<R
 }
 
 /// Commits newest first, with their versions.
-async fn read_history(dir: &Path) -> std::result::Result<Vec<(i64, deltalake::kernel::CommitInfo)>, deltalake::DeltaTableError> {
-    let url = crate::engine::dir_url(dir).map_err(|e| deltalake::DeltaTableError::Generic(e.to_string()))?;
-    let table = deltalake::open_table(url).await?;
+async fn read_history(dir: &TableLoc) -> std::result::Result<Vec<(i64, deltalake::kernel::CommitInfo)>, deltalake::DeltaTableError> {
+    let table = deltalake::open_table(dir.url.clone()).await?;
     let latest = table.version().unwrap_or(0) as i64;
     let infos: Vec<_> = table.history(None).try_collect().await?;
     Ok(infos.into_iter().enumerate().map(|(i, c)| (latest - i as i64, c)).collect())

@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Why a statement is refused in read-only mode, or `None` if it may run.
-/// `temp_views` are the session's temporary views (which may be dropped).
-pub fn refusal(stmt: &DFStatement, warehouse: &Path, temp_views: &BTreeSet<String>) -> Option<String> {
+/// `temp_views` are the session's temporary views (which may be dropped);
+/// `warehouse` is a local folder or a URL such as `s3://bucket/warehouse`.
+pub fn refusal(stmt: &DFStatement, warehouse: &str, temp_views: &BTreeSet<String>) -> Option<String> {
     match stmt {
         DFStatement::Statement(s) => refusal_sql(s, temp_views),
         // Session-only: registers files as a table of this session.
@@ -21,8 +22,13 @@ pub fn refusal(stmt: &DFStatement, warehouse: &Path, temp_views: &BTreeSet<Strin
                 std::env::current_dir().map(|d| d.join(target)).unwrap_or_else(|_| target.to_path_buf())
             };
             let abs = crate::config::normalize_path(&abs);
-            if !c.target.contains("://") && abs.starts_with(warehouse) {
-                Some(format!("COPY TO '{}' would write inside the warehouse ({})", c.target, warehouse.display()))
+            let inside = if c.target.contains("://") {
+                warehouse.contains("://") && format!("{}/", c.target.trim_end_matches('/')).starts_with(&format!("{}/", warehouse.trim_end_matches('/')))
+            } else {
+                !warehouse.contains("://") && abs.starts_with(warehouse)
+            };
+            if inside {
+                Some(format!("COPY TO '{}' would write inside the warehouse ({warehouse})", c.target))
             } else {
                 match &c.source {
                     CopyToSource::Relation(_) | CopyToSource::Query(_) => None,
@@ -92,7 +98,7 @@ mod tests {
 
     fn check(sql: &str) -> Option<String> {
         let mut s = DFParser::parse_sql(sql).unwrap();
-        refusal(&s.pop_front().unwrap(), Path::new("/wh"), &["v".to_string()].into_iter().collect())
+        refusal(&s.pop_front().unwrap(), "/wh", &["v".to_string()].into_iter().collect())
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Shell {
             piece
         };
         let mut stmt = statement::parse(&piece, dialect, full, base)?;
-        let refused = guard::refusal(&stmt, &self.engine.warehouse, &self.temp_views);
+        let refused = guard::refusal(&stmt, &self.engine.warehouse.to_string(), &self.temp_views);
         if let Some(what) = &refused
             && !self.options.allow_writes
         {
@@ -451,13 +451,10 @@ impl Shell {
     }
 
     fn kind(&self, schema: &str, table: &str) -> String {
-        let dir = self.engine.warehouse.join(schema).join(table);
-        if dir.join("_delta_log").is_dir() {
-            "table"
-        } else if dir.join(crate::engine::catalog::VIEW_FILE).is_file() {
-            "view"
-        } else {
-            "source"
+        match self.engine.warehouse.kind_blocking(schema, table) {
+            Some(crate::storage::RelKind::Table) => "table",
+            Some(crate::storage::RelKind::View) => "view",
+            None => "source",
         }
         .to_string()
     }

@@ -12,4 +12,5 @@ mod materializations;
 mod packages;
 mod parity_tables;
 mod postgres;
+mod s3;
 mod shell;

@@ -30,6 +30,21 @@ pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> 
             Err(e) => printer.data(format!("postgres:        {e:#}")),
         }
     }
+    if let Some(s3) = &s.target.s3 {
+        let set = |k: &str| if std::env::var_os(k).is_some() { "****" } else { "(not set)" };
+        printer.data(format!(
+            "s3:              endpoint={} region={} path_style={} allow_http={} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+            s3.endpoint.as_deref().unwrap_or("(AWS)"),
+            s3.region.as_deref().unwrap_or("us-east-1"),
+            s3.path_style,
+            s3.allow_http,
+            set("AWS_ACCESS_KEY_ID"),
+            set("AWS_SECRET_ACCESS_KEY"),
+        ));
+    }
+    if let Some(r) = &s.target.source_root {
+        printer.data(format!("source root:     {r}"));
+    }
     // Checks.
     match crate::engine::check_warehouse(&s).await {
         Ok(msg) => printer.data(format!("warehouse check: {} {msg}", printer.good("OK"))),

@@ -75,6 +75,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     printer.info("");
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
     let engine = Arc::new(Engine::new(&l.project, memory)?);
+    engine.preflight().await?;
     let hooks_ctx = |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
         list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect()
     };

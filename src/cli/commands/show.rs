@@ -35,6 +35,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
         }
     };
     let engine = Engine::new(&l.project, None)?;
+    engine.preflight().await?;
     let df = engine.ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let batches = df.limit(0, Some(limit))?.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     printer.info(format!("Previewing {label}:"));

@@ -17,6 +17,7 @@ pub async fn run(g: &GlobalArgs, a: &SqlArgs, printer: &Printer) -> anyhow::Resu
     let l = load(g, LoadArgs { which: "sql", ..Default::default() }, printer)?;
     let history = l.project.settings.target_dir().join(".dp_sql_history");
     let mut shell = Shell::new(l.project, Options { format, allow_writes: a.allow_writes, quiet: g.quiet, timing: true })?;
+    shell.engine.preflight().await?;
 
     let mut scripts: Vec<(String, String)> = Vec::new();
     if let Some(e) = &a.execute {
