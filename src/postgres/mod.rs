@@ -31,6 +31,16 @@ pub fn publisher(settings: &crate::config::Settings) -> anyhow::Result<Option<st
     Ok(Some(std::sync::Arc::new(Publisher::new(pool))))
 }
 
+/// The publisher, for commands that cannot work without one.
+pub fn require_publisher(settings: &crate::config::Settings) -> anyhow::Result<std::sync::Arc<Publisher>> {
+    publisher(settings)?.ok_or_else(|| {
+        let t = &settings.target.name;
+        anyhow::anyhow!(
+            "target '{t}' has no [postgres] settings\n  hint: add [targets.{t}.postgres] to warehouse.toml (host, port, dbname, user; empty to use PGHOST, PGPORT, ...) or pick a target that has them, e.g. --target pg"
+        )
+    })
+}
+
 /// A double-quoted identifier.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -36,6 +36,18 @@ pub fn fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A scratch copy of the demo project at the repository root (models,
+/// seeds, macros, warehouse.toml; no data).
+pub fn demo_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = repo();
+    for d in ["models", "seeds", "macros"] {
+        copy_tree(&root.join(d), &dir.path().join(d));
+    }
+    std::fs::copy(root.join("warehouse.toml"), dir.path().join("warehouse.toml")).unwrap();
+    dir
+}
+
 /// A scratch project from in-line files.
 pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -4,16 +4,6 @@
 use crate::common::*;
 use std::path::Path;
 
-fn demo_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo();
-    for d in ["models", "seeds", "macros"] {
-        copy_tree(&root.join(d), &dir.path().join(d));
-    }
-    std::fs::copy(root.join("warehouse.toml"), dir.path().join("warehouse.toml")).unwrap();
-    dir
-}
-
 fn query(dir: &Path, sql: &str) -> String {
     let o = run(dir, &["show", "--inline", sql, "--limit", "100"]);
     ok(&o);

@@ -117,16 +117,6 @@ fn assert_same_rows(pg: &Pg, dir: &Path, schema: &str, table: &str) -> usize {
     lake.len()
 }
 
-fn demo_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo();
-    for d in ["models", "seeds", "macros"] {
-        copy_tree(&root.join(d), &dir.path().join(d));
-    }
-    std::fs::copy(root.join("warehouse.toml"), dir.path().join("warehouse.toml")).unwrap();
-    dir
-}
-
 #[test]
 fn demo_marts_are_published_with_the_warehouse_rows() {
     let Some(pg) = pg() else { return };
@@ -164,12 +154,6 @@ fn demo_marts_are_published_with_the_warehouse_rows() {
     let o = pg.dp(p, &["run", "--target", "pg", "-s", "fct_orders"]);
     ok(&o);
     assert!(stderr(&o).contains("; postgres up to date"), "{}", stderr(&o));
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let p = dir.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
 }
 
 const PG_PROJECT: &str = r#"

@@ -107,16 +107,6 @@ fn assert_no_secret(o: &Output) {
     assert!(!stdout(o).contains(SECRET) && !stderr(o).contains(SECRET), "the secret key was printed:\n{}{}", stdout(o), stderr(o));
 }
 
-fn demo_project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let root = repo();
-    for d in ["models", "seeds", "macros"] {
-        copy_tree(&root.join(d), &dir.path().join(d));
-    }
-    std::fs::copy(root.join("warehouse.toml"), dir.path().join("warehouse.toml")).unwrap();
-    dir
-}
-
 /// Row-level results the demo must give on any warehouse.
 const CHECKS: &[&str] = &[
     "select count(*) as n, count(distinct order_id) as d, sum(total_amount) as amount from {{ ref('fct_orders') }}",

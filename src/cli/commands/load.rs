@@ -15,13 +15,7 @@ use crate::project::nodes::ResourceType;
 pub async fn run(g: &GlobalArgs, a: &LoadCmdArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let l = load(g, LoadArgs { which: "load", ..Default::default() }, printer)?;
-    let Some(publisher) = crate::postgres::publisher(&l.project.settings)? else {
-        anyhow::bail!(
-            "target '{}' has no [postgres] settings\n  hint: add [targets.{}.postgres] to warehouse.toml or use a target that has them, e.g. --target pg",
-            l.project.settings.target.name,
-            l.project.settings.target.name
-        );
-    };
+    let publisher = crate::postgres::require_publisher(&l.project.settings)?;
     let mut s = a.select.clone();
     if s.select.is_empty() {
         s.select = vec!["resource_type:source".into()];

@@ -20,13 +20,7 @@ use crate::project::nodes::ResourceType;
 pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let l = load(g, LoadArgs { which: "publish", ..Default::default() }, printer)?;
-    let Some(publisher) = crate::postgres::publisher(&l.project.settings)? else {
-        anyhow::bail!(
-            "target '{}' has no [postgres] settings\n  hint: add [targets.{}.postgres] to warehouse.toml (host, port, dbname, user) or use a target that has them, e.g. --target pg",
-            l.project.settings.target.name,
-            l.project.settings.target.name
-        );
-    };
+    let publisher = crate::postgres::require_publisher(&l.project.settings)?;
     let ids: Vec<String> = select(&l, &a.select, vec![ResourceType::Model, ResourceType::Seed])?
         .into_iter()
         .filter(|u| {
