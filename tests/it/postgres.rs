@@ -469,3 +469,29 @@ fn debug_checks_the_connection_and_masks_the_password() {
     let out = stdout(&o);
     assert!(out.contains(&format!("postgres check:  ERROR could not connect to postgres://postgres@{}:{}/{}: error performing TLS handshake: server does not support TLS", pg.host, pg.port, pg.db)), "{out}");
 }
+
+#[test]
+fn a_killed_publish_leaves_the_previous_table() {
+    let Some(pg) = pg() else { return };
+    let dir = project(&[("warehouse.toml", PG_PROJECT), ("models/big.sql", "{{ config(materialized='table') }}\nselect value as id from generate_series(1, 3000000)")]);
+    let p = dir.path();
+    ok(&pg.dp(p, &["run"]));
+    // What readers had before: 1,000 rows.
+    pg.exec("TRUNCATE main.big; INSERT INTO main.big SELECT generate_series(1, 1000)");
+    let mut c = dp();
+    let mut child = pg.env(&mut c).current_dir(p).args(["publish", "--full-refresh"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Kill dp once its COPY is under way.
+    let started = std::time::Instant::now();
+    while pg.one("select count(*) from pg_stat_activity where query like 'COPY %'") == "0" {
+        assert!(started.elapsed().as_secs() < 60, "the COPY never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // PostgreSQL rolls the transaction back: the old rows, no staging table.
+    while pg.one("select count(*) from pg_stat_activity where query like 'COPY %'") != "0" {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(pg.one("select count(*) from main.big"), "1000");
+    assert_eq!(pg.one("select string_agg(tablename, ',') from pg_tables where schemaname = 'main'"), "big");
+}
