@@ -3,6 +3,7 @@
 //! on; `--fail-fast` stops launching new work after the first failure.
 //! Results feed the dbt-style output and `target/run_results.json`.
 
+pub mod failures;
 pub mod results;
 pub mod test;
 
@@ -59,14 +60,18 @@ pub struct NodeResult {
     pub compiled_code: Option<String>,
     /// Failing rows of a test.
     pub failures: Option<u64>,
+    /// Where a test's failing rows were stored.
+    pub stored_in: Option<String>,
+    /// A test's first failing rows (`--show-failures`).
+    pub sample: Option<Vec<datafusion::arrow::record_batch::RecordBatch>>,
 }
 
 #[derive(Default)]
 pub struct RunOptions {
     pub threads: usize,
     pub fail_fast: bool,
-    /// `--store-failures`.
-    pub store_failures: bool,
+    /// `--store-failures` and `--show-failures`.
+    pub tests: test::TestFlags,
     /// Extra ordering edges (parent, child) beyond the DAG: `dp build`
     /// makes each node's children wait for its tests.
     pub extra_edges: Vec<(String, String)>,
@@ -123,13 +128,13 @@ pub async fn execute(
             let i = index[&uid];
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
-            let store = opts.store_failures;
+            let flags = opts.tests;
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, store).await;
+                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags).await;
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -144,15 +149,15 @@ pub async fn execute(
         let uid = node.unique_id.clone();
         let i = index[&uid];
         printer.tick();
-        let (status, message, rows, failures) = match r {
+        let (status, message, rows, failures, stored_in, sample) = match r {
             Ok(m) => {
                 engine.catalog.invalidate(&node.schema, &node.alias);
                 match m.test {
-                    Some((st, n)) => (st, m.message, None, Some(n)),
-                    None => (Status::Success, m.message, m.rows, None),
+                    Some(t) => (t.status, t.message.unwrap_or_default(), None, Some(t.failures), t.stored_in, t.sample),
+                    None => (Status::Success, m.message, m.rows, None, None, None),
                 }
             }
-            Err(e) => (Status::Error, format!("{e:#}"), None, None),
+            Err(e) => (Status::Error, format!("{e:#}"), None, None, None, None),
         };
         let result = NodeResult {
             unique_id: uid.clone(),
@@ -165,6 +170,8 @@ pub async fn execute(
             thread,
             compiled_code: sql,
             failures,
+            stored_in,
+            sample,
         };
         print_result(printer, i, total, &node, &result);
         results.insert(uid.clone(), result);
@@ -211,6 +218,8 @@ pub async fn execute(
                 thread: 0,
                 compiled_code: compiled.sql.get(u).cloned(),
                 failures: None,
+                stored_in: None,
+                sample: None,
             };
             print_result(printer, index[u], total, node, &r);
             results.insert(u.clone(), r);
@@ -251,13 +260,11 @@ async fn run_node(
     sql: Option<&str>,
     incremental: bool,
     hooks: &(Vec<String>, Vec<String>),
-    store_failures: bool,
+    flags: test::TestFlags,
 ) -> anyhow::Result<crate::materialize::Materialized> {
     if node.resource_type == ResourceType::Test {
         let sql = sql.ok_or_else(|| anyhow::anyhow!("test {} was not compiled", node.name))?;
-        return test::run_test(engine, node, sql, store_failures).await.map_err(|e| {
-            anyhow::anyhow!("{e}\n  in test {} ({}); compiled SQL: target/compiled/{}", node.name, node.original_file_path, crate::compile::compiled_path(node))
-        });
+        return test::run_test(engine, node, sql, flags).await.map_err(|e| test::explain_error(node, &e));
     }
     run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
     let r = run_node_body(engine, node, sql, incremental).await?;
@@ -358,14 +365,12 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
         for r in results.iter().filter(|r| r.status.blocks()) {
             let n = &project.nodes[&r.unique_id];
             if r.status == Status::Fail {
-                let stored = if r.message.is_empty() { String::new() } else { format!("\n  {}", r.message) };
+                let stored = r.stored_in.as_ref().map(|s| format!("\n  failures stored in {s}")).unwrap_or_default();
                 printer.error(format!(
-                    "Failure in test {} ({})\n  Got {} result{}, configured to fail if {}\n  compiled code at target/compiled/{}{stored}",
+                    "Failure in test {} ({})\n  {}\n  compiled code at target/compiled/{}{stored}",
                     n.name,
                     n.patch_path.as_deref().unwrap_or(&n.original_file_path),
-                    r.failures.unwrap_or(0),
-                    if r.failures == Some(1) { "" } else { "s" },
-                    n.config_str("error_if").unwrap_or("!= 0"),
+                    r.message,
                     crate::compile::compiled_path(n)
                 ));
             } else {
@@ -379,7 +384,7 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
     if warn > 0 {
         for r in results.iter().filter(|r| r.status == Status::Warn) {
             let n = &project.nodes[&r.unique_id];
-            printer.warn(format!("Warning in test {}: got {} result{}, configured to warn if {}", n.name, r.failures.unwrap_or(0), if r.failures == Some(1) { "" } else { "s" }, n.config_str("warn_if").unwrap_or("!= 0")));
+            printer.warn(format!("Warning in test {}: {}", n.name, r.message));
         }
     }
     printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} TOTAL={}", results.len()));

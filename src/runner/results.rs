@@ -25,7 +25,7 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
                     "code": r.message,
                     "rows_affected": r.rows,
                 }) } else { json!({}) },
-                "message": if r.status == Status::Success { Value::String(r.message.clone()) } else { Value::String(r.message.clone()) },
+                "message": if r.status == Status::Pass { Value::Null } else { Value::String(r.message.clone()) },
                 "failures": r.failures,
                 "unique_id": r.unique_id,
                 "compiled": r.compiled_code.is_some(),

@@ -12,3 +12,4 @@ mod materializations;
 mod packages;
 mod parity_tables;
 mod shell;
+mod test_suite;

@@ -13,6 +13,7 @@ use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
 use crate::project::nodes::ResourceType;
+use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, results, run_statements, summarize};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     }
     let threads = l.project.settings.target.threads;
     let project = Arc::new(l.project);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, store_failures: a.store_failures, extra_edges }).await;
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, tests: TestFlags { store_failures: a.store_failures, show_failures: a.show_failures }, extra_edges }).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
@@ -95,6 +96,9 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
     results::write(&project.settings.target_dir(), &rr)?;
     let ok = summarize(printer, &res, elapsed, &project);
+    if a.show_failures {
+        crate::runner::failures::print(printer, &res, &project)?;
+    }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
