@@ -3,6 +3,7 @@
 //! on; `--fail-fast` stops launching new work after the first failure.
 //! Results feed the dbt-style output and `target/run_results.json`.
 
+pub mod batch;
 pub mod failures;
 pub mod results;
 pub mod test;
@@ -72,6 +73,8 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// `--store-failures` and `--show-failures`.
     pub tests: test::TestFlags,
+    /// Column tests judged together, one query per relation.
+    pub batches: Arc<batch::Batches>,
     /// Extra ordering edges (parent, child) beyond the DAG: `dp build`
     /// makes each node's children wait for its tests.
     pub extra_edges: Vec<(String, String)>,
@@ -129,12 +132,13 @@ pub async fn execute(
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
             let flags = opts.tests;
+            let batches = opts.batches.clone();
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags).await;
+                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags, &batches).await;
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -261,10 +265,12 @@ async fn run_node(
     incremental: bool,
     hooks: &(Vec<String>, Vec<String>),
     flags: test::TestFlags,
+    batches: &batch::Batches,
 ) -> anyhow::Result<crate::materialize::Materialized> {
     if node.resource_type == ResourceType::Test {
         let sql = sql.ok_or_else(|| anyhow::anyhow!("test {} was not compiled", node.name))?;
-        return test::run_test(engine, node, sql, flags).await.map_err(|e| test::explain_error(node, &e));
+        let counted = batches.counted(engine, &node.unique_id).await;
+        return test::run_test(engine, node, sql, flags, counted).await.map_err(|e| test::explain_error(node, &e));
     }
     run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
     let r = run_node_body(engine, node, sql, incremental).await?;

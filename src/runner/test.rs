@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::Status;
+use super::batch::Counted;
 use crate::engine::Engine;
 use crate::materialize::Materialized;
 use crate::project::nodes::Node;
@@ -73,25 +74,13 @@ pub fn judge(node: &Node, failures: i64, should_warn: bool, should_error: bool) 
     }
 }
 
-pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags) -> anyhow::Result<Materialized> {
-    let fail_calc = cfg(node, "fail_calc", "count(*)");
-    let warn_if = cfg(node, "warn_if", "!= 0");
-    let error_if = cfg(node, "error_if", "!= 0");
-    let limit = match node.config.get("limit") {
-        Some(serde_json::Value::Number(n)) => format!("\nlimit {n}"),
-        _ => String::new(),
+/// Runs one test; `counted` carries its verdict inputs when a batched query
+/// (`batch.rs`) already computed them.
+pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, counted: Option<Counted>) -> anyhow::Result<Materialized> {
+    let Counted { failures, should_warn: warn, should_error: error } = match counted {
+        Some(c) => c,
+        None => count_failures(engine, node, sql).await?,
     };
-    let wrapped = format!(
-        "select\n  cast({fail_calc} as bigint) as failures,\n  case when {fail_calc} {warn_if} then 1 else 0 end as should_warn,\n  case when {fail_calc} {error_if} then 1 else 0 end as should_error\nfrom (\n{sql}{limit}\n) dbt_internal_test"
-    );
-    let batches = engine.ctx.sql(&wrapped).await?.collect().await?;
-    let (mut failures, mut warn, mut error) = (0i64, false, false);
-    if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
-        let f = b.column(0).as_primitive::<Int64Type>();
-        failures = if f.is_null(0) { 0 } else { f.value(0) };
-        warn = b.column(1).as_primitive::<Int64Type>().value(0) == 1;
-        error = b.column(2).as_primitive::<Int64Type>().value(0) == 1;
-    }
     let (status, failures, message) = judge(node, failures, warn, error);
     let mut outcome = TestOutcome { status, failures, message, stored_in: None, sample: None };
     finish(engine, node, sql, flags, &mut outcome).await?;
@@ -121,6 +110,29 @@ pub fn explain_error(node: &Node, e: &anyhow::Error) -> anyhow::Error {
         );
     }
     anyhow::anyhow!("{text}\n  in test {} ({at}); {compiled}", node.name)
+}
+
+/// The test's own query, wrapped as dbt's test materialization does.
+async fn count_failures(engine: &Engine, node: &Node, sql: &str) -> anyhow::Result<Counted> {
+    let fail_calc = cfg(node, "fail_calc", "count(*)");
+    let warn_if = cfg(node, "warn_if", "!= 0");
+    let error_if = cfg(node, "error_if", "!= 0");
+    let limit = match node.config.get("limit") {
+        Some(serde_json::Value::Number(n)) => format!("\nlimit {n}"),
+        _ => String::new(),
+    };
+    let wrapped = format!(
+        "select\n  cast({fail_calc} as bigint) as failures,\n  case when {fail_calc} {warn_if} then 1 else 0 end as should_warn,\n  case when {fail_calc} {error_if} then 1 else 0 end as should_error\nfrom (\n{sql}{limit}\n) dbt_internal_test"
+    );
+    let batches = engine.ctx.sql(&wrapped).await?.collect().await?;
+    let mut c = Counted { failures: 0, should_warn: false, should_error: false };
+    if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
+        let f = b.column(0).as_primitive::<Int64Type>();
+        c.failures = if f.is_null(0) { 0 } else { f.value(0) };
+        c.should_warn = b.column(1).as_primitive::<Int64Type>().value(0) == 1;
+        c.should_error = b.column(2).as_primitive::<Int64Type>().value(0) == 1;
+    }
+    Ok(c)
 }
 
 /// What follows the verdict: storing failing rows and sampling them.

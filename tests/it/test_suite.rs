@@ -84,3 +84,40 @@ fn show_failures_prints_first_failing_rows_on_stdout() {
     let o = run(p, &["test", "-s", "orders"]);
     assert_eq!(stdout(&o), "");
 }
+
+/// `[{unique_id, status, failures, message}]` of target/run_results.json, sorted.
+fn outcomes_with_messages(dir: &Path) -> Vec<serde_json::Value> {
+    let rr: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
+    let mut items: Vec<serde_json::Value> = rr["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!({"unique_id": r["unique_id"], "status": r["status"], "failures": r["failures"], "message": r["message"]}))
+        .collect();
+    items.sort_by(|a, b| a["unique_id"].as_str().cmp(&b["unique_id"].as_str()));
+    items
+}
+
+#[test]
+fn batched_column_tests_equal_one_by_one() {
+    let dir = built_test_suite();
+    let p = dir.path();
+    // batched (the default): 25 column tests share one query per relation
+    let o = dp().current_dir(p).args(["-v", "test"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("column tests batched by relation tests=25"), "{err}");
+    // the group on order_totals holds a missing column: its tests run alone
+    assert!(err.contains("batched tests failed; running them one by one from=main.order_totals"), "{err}");
+    let batched = outcomes_with_messages(p);
+    // one query per test
+    let o = dp().current_dir(p).env("DP_TEST_BATCH", "off").args(["-v", "test"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("column tests batched"), "{}", stderr(&o));
+    let alone = outcomes_with_messages(p);
+    assert_eq!(batched.len(), 44);
+    for (b, a) in batched.iter().zip(&alone) {
+        assert_eq!(b, a);
+    }
+    assert_eq!(outcomes(p), golden("test_results.json"));
+}

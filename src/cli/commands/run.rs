@@ -13,6 +13,7 @@ use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
 use crate::project::nodes::ResourceType;
+use crate::runner::batch::{self, Batches};
 use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, results, run_statements, summarize};
 
@@ -85,7 +86,13 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     }
     let threads = l.project.settings.target.threads;
     let project = Arc::new(l.project);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &RunOptions { threads, fail_fast: a.fail_fast, tests: TestFlags { store_failures: a.store_failures, show_failures: a.show_failures }, extra_edges }).await;
+    let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
+    let batches = if batch::enabled() { Batches::plan(&project, &order, &compiled, tests) } else { Batches::default() };
+    if !batches.is_empty() {
+        tracing::debug!(tests = batches.len(), "column tests batched by relation");
+    }
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges };
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &opts).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
