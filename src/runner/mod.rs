@@ -7,6 +7,7 @@ pub mod batch;
 pub mod failures;
 pub mod results;
 pub mod test;
+pub mod unit;
 
 use indexmap::{IndexMap, IndexSet};
 use std::collections::HashMap;
@@ -133,12 +134,21 @@ pub async fn execute(
             let engine = engine.clone();
             let flags = opts.tests;
             let batches = opts.batches.clone();
+            let project = project.clone();
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags, &batches).await;
+                let mut sql = sql;
+                let r = if node.resource_type == ResourceType::UnitTest {
+                    unit::run_unit_test(&engine, &project, &node).await.map(|(m, compiled)| {
+                        sql = Some(compiled);
+                        m
+                    })
+                } else {
+                    run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags, &batches).await
+                };
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -236,7 +246,13 @@ pub async fn execute(
 /// not run) to what they read.
 fn effective_parents(project: &Project, uid: &str) -> Vec<String> {
     let mut out = vec![];
-    let mut stack: Vec<String> = project.nodes[uid].depends_on.clone();
+    let node = &project.nodes[uid];
+    let mut stack: Vec<String> = if node.resource_type == ResourceType::UnitTest {
+        // a unit test runs before its model, after the model's inputs
+        node.depends_on.iter().filter_map(|m| project.nodes.get(m)).flat_map(|m| m.depends_on.clone()).collect()
+    } else {
+        node.depends_on.clone()
+    };
     let mut seen = std::collections::HashSet::new();
     while let Some(d) = stack.pop() {
         if !seen.insert(d.clone()) {
@@ -300,6 +316,7 @@ fn describe(node: &Node) -> String {
     match node.resource_type {
         ResourceType::Seed => format!("seed file {}", node.relation_name()),
         ResourceType::Test => format!("test {}", node.name),
+        ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }
 }
@@ -323,25 +340,36 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
             };
             printer.node_line(i, total, verb, &describe(node), &tag, Tone::Good, Some(r.execution_time), fields);
         }
+        Status::Error if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) => {
+            printer.node_line(i, total, "ERROR", &test_label(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
+        }
         Status::Error => {
             printer.node_line(i, total, "ERROR creating", &describe(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
         }
         Status::Skipped if node.resource_type == ResourceType::Test => {
             printer.node_line(i, total, "SKIP test", &node.name, "SKIP", Tone::Warn, None, fields);
         }
+        Status::Skipped if node.resource_type == ResourceType::UnitTest => {
+            printer.node_line(i, total, "SKIP unit_test", &unit::display_name(node), "SKIP", Tone::Warn, None, fields);
+        }
         Status::Skipped => {
             printer.node_line(i, total, "SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None, fields);
         }
-        Status::Pass => printer.node_line(i, total, "PASS", &node.name, "PASS", Tone::Good, Some(r.execution_time), fields),
+        Status::Pass => printer.node_line(i, total, "PASS", &test_label(node), "PASS", Tone::Good, Some(r.execution_time), fields),
         Status::Warn => {
             let n = r.failures.unwrap_or(0);
-            printer.node_line(i, total, &format!("WARN {n}"), &node.name, &format!("WARN {n}"), Tone::Warn, Some(r.execution_time), fields);
+            printer.node_line(i, total, &format!("WARN {n}"), &test_label(node), &format!("WARN {n}"), Tone::Warn, Some(r.execution_time), fields);
         }
         Status::Fail => {
             let n = r.failures.unwrap_or(0);
-            printer.node_line(i, total, &format!("FAIL {n}"), &node.name, &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
+            printer.node_line(i, total, &format!("FAIL {n}"), &test_label(node), &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
         }
     }
+}
+
+/// A test's name in output lines (`model::test` for unit tests).
+fn test_label(node: &Node) -> String {
+    if node.resource_type == ResourceType::UnitTest { unit::display_name(node) } else { node.name.clone() }
 }
 
 pub fn fmt_thousands(n: u64) -> String {
@@ -370,7 +398,14 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
         printer.info(printer.bad("Completed with errors:"));
         for r in results.iter().filter(|r| r.status.blocks()) {
             let n = &project.nodes[&r.unique_id];
-            if r.status == Status::Fail {
+            if r.status == Status::Fail && n.resource_type == ResourceType::UnitTest {
+                printer.error(format!(
+                    "Failure in unit_test {} ({})\n\n{}\n",
+                    n.name,
+                    n.patch_path.as_deref().unwrap_or(&n.original_file_path),
+                    r.message
+                ));
+            } else if r.status == Status::Fail {
                 let stored = r.stored_in.as_ref().map(|s| format!("\n  failures stored in {s}")).unwrap_or_default();
                 printer.error(format!(
                     "Failure in test {} ({})\n  {}\n  compiled code at target/compiled/{}{stored}",

@@ -13,3 +13,4 @@ mod packages;
 mod parity_tables;
 mod shell;
 mod test_suite;
+mod unit_tests;

@@ -39,8 +39,8 @@ impl Kind {
         match self {
             Kind::Run => vec![ResourceType::Model],
             Kind::Seed => vec![ResourceType::Seed],
-            Kind::Test => vec![ResourceType::Test],
-            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Test],
+            Kind::Test => vec![ResourceType::Test, ResourceType::UnitTest],
+            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Test, ResourceType::UnitTest],
         }
     }
 }
@@ -55,17 +55,25 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != "ephemeral"))
         .collect();
     let order = l.dag.topo_order(&chosen);
-    let extra_edges = if kind == Kind::Build { test_gates(&l, &chosen) } else { vec![] };
+    let extra_edges = if kind == Kind::Build {
+        let mut e = test_gates(&l, &chosen);
+        e.extend(crate::runner::unit::gates(&l.project, &chosen));
+        e
+    } else {
+        vec![]
+    };
     let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
     let compiled = compile(&l.project, &order.iter().cloned().collect(), &opts)?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
+    let units = count(ResourceType::UnitTest);
     printer.info(format!(
-        "Found {} models, {} seeds, {} data tests, {} sources, {} macros",
+        "Found {} models, {} seeds, {} data tests, {}{} sources, {} macros",
         count(ResourceType::Model),
         count(ResourceType::Seed),
         count(ResourceType::Test),
+        if units > 0 { format!("{units} unit tests, ") } else { String::new() },
         count(ResourceType::Source),
         l.project.macros.len()
     ));
@@ -110,8 +118,14 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
 }
 
 /// `dp build`'s extra edges: a test runs before the children of the nodes
-/// it tests (unless that child is one of the test's own ancestors).
+/// it tests (unless that child is one of the test's own ancestors) and
+/// before those children's unit tests.
 fn test_gates(l: &crate::cli::context::Loaded, chosen: &IndexSet<String>) -> Vec<(String, String)> {
+    // unit tests of each model: they wait like the model does
+    let mut units: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (u, m) in crate::runner::unit::gates(&l.project, chosen) {
+        units.entry(m).or_default().push(u);
+    }
     let mut edges = vec![];
     for t in chosen {
         let n = &l.project.nodes[t];
@@ -122,8 +136,11 @@ fn test_gates(l: &crate::cli::context::Loaded, chosen: &IndexSet<String>) -> Vec
         for p in &n.depends_on {
             for c in l.dag.children.get(p).into_iter().flatten() {
                 let cn = &l.project.nodes[c];
-                if chosen.contains(c) && cn.resource_type != ResourceType::Test && !ancestors.contains(c) {
+                if chosen.contains(c) && !matches!(cn.resource_type, ResourceType::Test | ResourceType::UnitTest) && !ancestors.contains(c) {
                     edges.push((t.clone(), c.clone()));
+                    for u in units.get(c).into_iter().flatten() {
+                        edges.push((t.clone(), u.clone()));
+                    }
                 }
             }
         }
