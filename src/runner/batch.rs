@@ -70,6 +70,9 @@ struct Group {
     result: tokio::sync::OnceCell<Option<HashMap<String, Option<Counted>>>>,
 }
 
+/// A group being planned: its distinct count expressions (→ index) and members.
+type Pending = (IndexMap<(String, Check), usize>, Vec<Member>);
+
 /// The batched groups of one invocation, keyed by test unique_id.
 #[derive(Debug, Default)]
 pub struct Batches {
@@ -84,18 +87,19 @@ pub fn enabled() -> bool {
 impl Batches {
     /// Groups the batchable tests among `ids` (groups of one stay alone).
     pub fn plan(project: &Project, ids: &[String], compiled: &Compiled, flags: TestFlags) -> Batches {
-        let mut groups: IndexMap<String, (String, IndexMap<(String, Check), usize>, Vec<Member>)> = IndexMap::new();
+        // from → (distinct count expressions → index, members)
+        let mut groups: IndexMap<String, Pending> = IndexMap::new();
         for uid in ids {
             let Some(node) = project.nodes.get(uid) else { continue };
             let Some((from, column, check)) = batchable(project, node, compiled, flags) else { continue };
-            let g = groups.entry(from.clone()).or_insert_with(|| (from, IndexMap::new(), vec![]));
+            let g = groups.entry(from).or_default();
             let unique = check == Check::Unique;
-            let n = g.1.len();
-            let expr = *g.1.entry((column, check)).or_insert(n);
-            g.2.push(Member { uid: uid.clone(), expr, warn_if: cfg(node, "warn_if", "!= 0"), error_if: cfg(node, "error_if", "!= 0"), unique });
+            let n = g.0.len();
+            let expr = *g.0.entry((column, check)).or_insert(n);
+            g.1.push(Member { uid: uid.clone(), expr, warn_if: cfg(node, "warn_if", "!= 0"), error_if: cfg(node, "error_if", "!= 0"), unique });
         }
         let mut by_test = HashMap::new();
-        for (_, (from, exprs, members)) in groups {
+        for (from, (exprs, members)) in groups {
             if members.len() < 2 {
                 continue;
             }

@@ -121,3 +121,20 @@ fn batched_column_tests_equal_one_by_one() {
     }
     assert_eq!(outcomes(p), golden("test_results.json"));
 }
+
+#[test]
+fn a_singular_test_with_bad_sql_names_its_file() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/m.sql", "select 1 as id"),
+        ("tests/broken.sql", "select id from {{ ref('m') }} where nope > 1"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    let o = run(p, &["test"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("ERROR broken"), "{err}");
+    assert!(err.contains("in test broken (tests/broken.sql); compiled SQL: target/compiled/p/tests/broken.sql"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

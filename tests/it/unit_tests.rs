@@ -138,3 +138,22 @@ fn unit_tests_are_in_the_manifest() {
     assert_eq!(u["model"], "adults");
     assert_eq!(u["overrides"]["vars"]["cutoff"], "2020-01-01");
 }
+
+#[test]
+fn fixture_files_and_sql_expectations() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/a.sql", "select 1 as id, 'x' as tag"),
+        ("models/b.sql", "select id * 10 as id10, tag from {{ ref('a') }}"),
+        ("tests/fixtures/a_rows.csv", "id,tag\n1,p\n2,\n"),
+        (
+            "models/unit.yml",
+            "unit_tests:\n  - name: from_file\n    model: b\n    given:\n      - input: ref('a')\n        format: csv\n        fixture: a_rows\n    expect:\n      format: sql\n      rows: \"select 20 as id10, null as tag union all select 10, 'p'\"\n",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    let o = run(p, &["test"]);
+    ok(&o);
+    assert!(stderr(&o).contains("PASS b::from_file"), "{}", stderr(&o));
+}
