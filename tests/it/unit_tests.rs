@@ -104,6 +104,9 @@ fn build_runs_unit_tests_before_their_model_and_skips_it_on_failure() {
     let unit = err.find("FAIL 1 adults::adults_cutoff_var").expect(&err);
     let seed = err.find("OK loaded seed file main.people").expect(&err);
     assert!(seed < unit, "{err}");
+    // numbered as dbt does: the model's unit tests right before it
+    assert!(err.contains("2 of 5 START unit_test adults::adults_cutoff_var\n"), "{err}");
+    assert!(err.contains("3 of 5 START unit_test adults::adults_pass\n"), "{err}");
     assert!(err.contains("SKIP relation main.adults"), "{err}");
     assert!(err.contains("SKIP relation main.names"), "{err}");
     assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=2 TOTAL=5"), "{err}");

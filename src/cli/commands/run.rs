@@ -54,7 +54,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         .into_iter()
         .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != "ephemeral"))
         .collect();
-    let order = l.dag.topo_order(&chosen);
+    let order = units_before_models(&l.project, l.dag.topo_order(&chosen));
     let extra_edges = if kind == Kind::Build {
         let mut e = test_gates(&l, &chosen);
         e.extend(crate::runner::unit::gates(&l.project, &chosen));
@@ -115,6 +115,30 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         crate::runner::failures::print(printer, &res, &project)?;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Each unit test just before its model in the run order (as dbt numbers them).
+fn units_before_models(project: &crate::project::load::Project, order: Vec<String>) -> Vec<String> {
+    let set: IndexSet<String> = order.iter().cloned().collect();
+    let gates = crate::runner::unit::gates(project, &set);
+    let mut by_model: std::collections::HashMap<&str, Vec<&String>> = std::collections::HashMap::new();
+    for (u, m) in &gates {
+        if set.contains(m) {
+            by_model.entry(m.as_str()).or_default().push(u);
+        }
+    }
+    let moved: std::collections::HashSet<&String> = by_model.values().flatten().copied().collect();
+    let mut out = Vec::with_capacity(order.len());
+    for u in &order {
+        if moved.contains(u) {
+            continue;
+        }
+        for t in by_model.get(u.as_str()).into_iter().flatten() {
+            out.push((*t).clone());
+        }
+        out.push(u.clone());
+    }
+    out
 }
 
 /// `dp build`'s extra edges: a test runs before the children of the nodes
