@@ -129,6 +129,8 @@ do_advanced() {
 # and `dbt build` on a fresh database (skips behind error-severity failures)
 do_test_suite() {
     prepare test_suite
+    dbt_ parse --no-partial-parse
+    run_ls
     dbt_ seed
     dbt_ run
     test_results
