@@ -365,6 +365,9 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
             printer.node_line(i, total, &format!("FAIL {n}"), &test_label(node), &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
         }
     }
+    if let (Status::Warn | Status::Fail, Some(rel)) = (r.status, &r.stored_in) {
+        printer.info(format!("{i} of {total}   failing rows in {rel}"));
+    }
 }
 
 /// A test's name in output lines (`model::test` for unit tests).

@@ -138,3 +138,32 @@ fn a_singular_test_with_bad_sql_names_its_file() {
     assert!(err.contains("in test broken (tests/broken.sql); compiled SQL: target/compiled/p/tests/broken.sql"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn overridden_test_macros_and_stored_failures_are_not_batched() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/m.sql", "select * from (values (1, 'a'), (1, null), (2, 'c')) t(id, v)"),
+        // the project's not_null ignores NULLs in `v`: it must be used, not the batch
+        ("macros/not_null.sql", "{% test not_null(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} is null and false\n{% endtest %}"),
+        (
+            "models/s.yml",
+            "models:\n  - name: m\n    columns:\n      - name: id\n        data_tests:\n          - not_null\n          - unique\n          - accepted_values:\n              arguments: {values: [1, 2], quote: false}\n          - unique:\n              name: unique_id_stored\n              config: {store_failures: true}\n      - name: v\n        data_tests: [not_null]\n",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    let o = dp().current_dir(p).args(["-v", "test"]).output().unwrap();
+    let err = stderr(&o);
+    // unique + accepted_values batch; not_null (overridden) and the stored test run alone
+    assert!(err.contains("column tests batched by relation tests=2"), "{err}");
+    assert!(err.contains("PASS not_null_m_v"), "{err}");
+    assert!(err.contains("FAIL 1 unique_m_id"), "{err}");
+    assert!(err.contains("FAIL 1 unique_id_stored"), "{err}");
+    assert!(err.contains("failures stored in main_dbt_test__audit.unique_id_stored"), "{err}");
+    // the test line is followed by where its rows went
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines.iter().position(|l| l.contains("FAIL 1 unique_id_stored")).expect(&err);
+    assert!(lines[at + 1].ends_with("   failing rows in main_dbt_test__audit.unique_id_stored"), "{err}");
+    assert!(err.contains("Done. PASS=3 WARN=0 ERROR=2 SKIP=0 TOTAL=5"), "{err}");
+}
