@@ -403,10 +403,11 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
             let n = &project.nodes[&r.unique_id];
             if r.status == Status::Fail && n.resource_type == ResourceType::UnitTest {
                 printer.error(format!(
-                    "Failure in unit_test {} ({})\n\n{}\n",
+                    "Failure in unit_test {} ({})\n\n{}\n\n  compiled code at target/compiled/{}",
                     n.name,
                     n.patch_path.as_deref().unwrap_or(&n.original_file_path),
-                    r.message
+                    r.message,
+                    crate::compile::compiled_path(n)
                 ));
             } else if r.status == Status::Fail {
                 let stored = r.stored_in.as_ref().map(|s| format!("\n  failures stored in {s}")).unwrap_or_default();

@@ -59,11 +59,14 @@ fn unit_tests_pass_and_fail_with_a_row_diff_without_building_upstream() {
     assert!(err.contains("FAIL 1 adults::adults_cutoff_var"), "{err}");
     assert!(
         err.contains(
-            "Failure in unit_test adults_cutoff_var (models/unit.yml)\n\nactual differs from expected:\n\n@@  | next_id | name\n    | 2       | CY\n+++ | 3       | DI\n"
+            "Failure in unit_test adults_cutoff_var (models/unit.yml)\n\nactual differs from expected:\n\n@@  | next_id | name\n    | 2       | CY\n+++ | 3       | DI\n\n  compiled code at target/compiled/p/models/unit.yml/models/adults_cutoff_var.sql\n"
         ),
         "{err}"
     );
     assert!(err.contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=0 TOTAL=2"), "{err}");
+    let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/unit.yml/models/adults_cutoff_var.sql")).unwrap();
+    assert!(compiled.contains("with __dbt__cte__people as ("), "{compiled}");
+    assert!(compiled.contains("date '2020-01-01'"), "{compiled}");
     let rr = results(p);
     let r: Vec<(String, String, u64)> = rr["results"]
         .as_array()

@@ -107,6 +107,16 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
             printer.error(format!("{e:#}"));
         }
     }
+    // unit tests are compiled as they run
+    for r in res.iter().filter(|r| project.nodes[&r.unique_id].resource_type == ResourceType::UnitTest) {
+        if let Some(sql) = &r.compiled_code {
+            let path = project.settings.target_dir().join("compiled").join(crate::compile::compiled_path(&project.nodes[&r.unique_id]));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, sql)?;
+        }
+    }
     let elapsed = t.elapsed();
     let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
     results::write(&project.settings.target_dir(), &rr)?;
