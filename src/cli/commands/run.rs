@@ -69,13 +69,13 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
     let units = count(ResourceType::UnitTest);
     printer.info(format!(
-        "Found {} models, {} seeds, {} data tests, {}{} sources, {} macros",
+        "Found {} models, {} seeds, {} data tests, {} sources, {} macros{}",
         count(ResourceType::Model),
         count(ResourceType::Seed),
         count(ResourceType::Test),
-        if units > 0 { format!("{units} unit tests, ") } else { String::new() },
         count(ResourceType::Source),
-        l.project.macros.len()
+        l.project.macros.len(),
+        if units > 0 { format!(", {units} unit tests") } else { String::new() },
     ));
     if order.is_empty() {
         printer.warn("nothing to do: the selection matched no nodes");
