@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -124,8 +124,23 @@ do_advanced() {
     echo "advanced: incremental == full refresh"
 }
 
+# ---------------------------------------------------------------- test_suite
+# every data-test kind, passing and failing: `dbt test` after seed + run,
+# and `dbt build` on a fresh database (skips behind error-severity failures)
+do_test_suite() {
+    prepare test_suite
+    dbt_ parse --no-partial-parse
+    run_ls
+    dbt_ seed
+    dbt_ run
+    test_results
+    rm -f "$DP_DBT_WORKDIR/test_suite.duckdb" "$DP_DBT_WORKDIR/test_suite.duckdb.wal"
+    dbt_ build || echo "NOTE: dbt build exited non-zero (failing tests are part of the golden)"
+    "$PY" "$HELPER" test-results "$W/target/run_results.json" "$G/build_results.json"
+}
+
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite)
 for p in "${projects[@]}"; do
     "do_$p"
 done

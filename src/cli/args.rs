@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Keep failing test rows as tables in `<schema>_dbt_test__audit`.
     #[arg(long)]
     pub store_failures: bool,
+    /// After the summary, print the first failing rows of each warning or failing test (stdout).
+    #[arg(long)]
+    pub show_failures: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 
 pub mod ctes;
 pub mod manifest;
+pub mod unit;
 
 use indexmap::{IndexMap, IndexSet};
 use rayon::prelude::*;
@@ -288,7 +289,11 @@ pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> 
 
 /// Where dbt writes a node's compiled SQL: `target/compiled/<pkg>/<path>`.
 pub fn compiled_path(n: &Node) -> String {
-    let base = if n.test_metadata.is_some() {
+    let base = if n.resource_type == ResourceType::UnitTest {
+        // dbt's pseudo path: <yml>/<yml's folder>/<test>.sql
+        let dir = n.original_file_path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
+        format!("{}/{dir}{}.sql", n.original_file_path, n.name)
+    } else if n.test_metadata.is_some() {
         // Generic tests live under their YAML file's path.
         format!("{}/{}", n.patch_path.as_deref().unwrap_or(&n.original_file_path), n.path)
     } else {

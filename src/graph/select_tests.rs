@@ -236,6 +236,13 @@ fn advanced_ls_goldens() {
     assert_goldens("advanced", &project, &dag);
 }
 
+/// Test selectors (test_type, test_name, tags on tests, unit tests).
+#[test]
+fn test_suite_ls_goldens() {
+    let (project, dag) = load("test_suite");
+    assert_goldens("test_suite", &project, &dag);
+}
+
 // ---------------------------------------------------------------- helpers
 
 /// Project files from disk, plus in-memory overrides (e.g. a selectors.yml).

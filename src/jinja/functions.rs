@@ -23,6 +23,9 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     {
         let vars = vars.clone();
         env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+            if let Some(v) = RenderCtx::from_state(state).and_then(|r| r.var_overrides.get(&name).cloned()) {
+                return Ok(Value::from_serialize(&v));
+            }
             match vars.get(&name) {
                 Some(v) => Ok(Value::from_serialize(v)),
                 None => match default {
@@ -39,7 +42,10 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
         });
     }
     let envf = inputs.env.clone();
-    env.add_function("env_var", move |name: String, default: Option<Value>| -> Result<Value, Error> {
+    env.add_function("env_var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
+        if let Some(v) = RenderCtx::from_state(state).and_then(|r| r.env_overrides.get(&name).cloned()) {
+            return Ok(Value::from(v));
+        }
         match envf(&name) {
             Some(v) => Ok(Value::from(v)),
             None => default.ok_or_else(|| {

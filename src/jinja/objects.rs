@@ -125,6 +125,10 @@ pub struct RenderCtx {
     pub model: Value,
     /// Macro overrides (unit tests): name → value returned.
     pub overrides: IndexMap<String, Value>,
+    /// `var()` overrides (unit tests), before the project's vars.
+    pub var_overrides: serde_json::Map<String, serde_json::Value>,
+    /// `env_var()` overrides (unit tests), before the environment.
+    pub env_overrides: IndexMap<String, String>,
 }
 
 impl fmt::Debug for RenderCtx {
@@ -152,6 +156,8 @@ impl RenderCtx {
             this: Value::from(()),
             model: Value::from(()),
             overrides: IndexMap::new(),
+            var_overrides: Default::default(),
+            env_overrides: IndexMap::new(),
         }
     }
 

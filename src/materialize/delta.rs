@@ -27,8 +27,8 @@ pub struct Materialized {
     /// e.g. `CREATE TABLE`, `MERGE`, `INSERT`, `CREATE VIEW`.
     pub message: String,
     pub version: Option<i64>,
-    /// For tests: the outcome and the failure count.
-    pub test: Option<(crate::runner::Status, u64)>,
+    /// For tests: the verdict, failure count, message and failing rows.
+    pub test: Option<crate::runner::test::TestOutcome>,
 }
 
 fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {

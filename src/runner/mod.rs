@@ -3,8 +3,11 @@
 //! on; `--fail-fast` stops launching new work after the first failure.
 //! Results feed the dbt-style output and `target/run_results.json`.
 
+pub mod batch;
+pub mod failures;
 pub mod results;
 pub mod test;
+pub mod unit;
 
 use indexmap::{IndexMap, IndexSet};
 use std::collections::HashMap;
@@ -59,6 +62,10 @@ pub struct NodeResult {
     pub compiled_code: Option<String>,
     /// Failing rows of a test.
     pub failures: Option<u64>,
+    /// Where a test's failing rows were stored.
+    pub stored_in: Option<String>,
+    /// A test's first failing rows (`--show-failures`).
+    pub sample: Option<Vec<datafusion::arrow::record_batch::RecordBatch>>,
     /// What publishing to PostgreSQL did (shown after the node's tag).
     pub note: Option<String>,
 }
@@ -67,8 +74,10 @@ pub struct NodeResult {
 pub struct RunOptions {
     pub threads: usize,
     pub fail_fast: bool,
-    /// `--store-failures`.
-    pub store_failures: bool,
+    /// `--store-failures` and `--show-failures`.
+    pub tests: test::TestFlags,
+    /// Column tests judged together, one query per relation.
+    pub batches: Arc<batch::Batches>,
     /// Extra ordering edges (parent, child) beyond the DAG: `dp build`
     /// makes each node's children wait for its tests.
     pub extra_edges: Vec<(String, String)>,
@@ -127,14 +136,24 @@ pub async fn execute(
             let i = index[&uid];
             printer.info(start_line(i, total, &node));
             let engine = engine.clone();
-            let store = opts.store_failures;
+            let flags = opts.tests;
+            let batches = opts.batches.clone();
+            let project = project.clone();
             let publisher = opts.publisher.clone();
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
-                let r = run_node(&engine, &node, sql.as_deref(), incremental, &hooks, store, publisher.as_deref()).await;
+                let mut sql = sql;
+                let r = if node.resource_type == ResourceType::UnitTest {
+                    unit::run_unit_test(&engine, &project, &node).await.map(|(m, compiled)| {
+                        sql = Some(compiled);
+                        (m, None)
+                    })
+                } else {
+                    run_node(&engine, &node, sql.as_deref(), incremental, &hooks, flags, &batches, publisher.as_deref()).await
+                };
                 (node, sql, r, started_at, t.elapsed(), thread)
             });
         }
@@ -153,11 +172,11 @@ pub async fn execute(
         // A failed publish leaves the Delta table committed: the node is an
         // error, but what depends on it can still build.
         let mut publish_failed = false;
-        let (status, message, rows, failures) = match r {
+        let (status, message, rows, failures, stored_in, sample) = match r {
             Ok((m, published)) => {
                 engine.catalog.invalidate(&node.schema, &node.alias);
                 match (m.test, published) {
-                    (Some((st, n)), _) => (st, m.message, None, Some(n)),
+                    (Some(t), _) => (t.status, t.message.unwrap_or_default(), None, Some(t.failures), t.stored_in, t.sample),
                     (None, Some(Err(e))) => {
                         publish_failed = true;
                         let version = m.version.map(|v| format!(" (version {v})")).unwrap_or_default();
@@ -169,15 +188,17 @@ pub async fn execute(
                             ),
                             m.rows,
                             None,
+                            None,
+                            None,
                         )
                     }
                     (None, published) => {
                         note = published.and_then(Result::ok).map(|p| p.to_string());
-                        (Status::Success, m.message, m.rows, None)
+                        (Status::Success, m.message, m.rows, None, None, None)
                     }
                 }
             }
-            Err(e) => (Status::Error, format!("{e:#}"), None, None),
+            Err(e) => (Status::Error, format!("{e:#}"), None, None, None, None),
         };
         let result = NodeResult {
             unique_id: uid.clone(),
@@ -190,6 +211,8 @@ pub async fn execute(
             thread,
             compiled_code: sql,
             failures,
+            stored_in,
+            sample,
             note,
         };
         print_result(printer, i, total, &node, &result);
@@ -237,6 +260,8 @@ pub async fn execute(
                 thread: 0,
                 compiled_code: compiled.sql.get(u).cloned(),
                 failures: None,
+                stored_in: None,
+                sample: None,
                 note: None,
             };
             print_result(printer, index[u], total, node, &r);
@@ -250,7 +275,13 @@ pub async fn execute(
 /// not run) to what they read.
 fn effective_parents(project: &Project, uid: &str) -> Vec<String> {
     let mut out = vec![];
-    let mut stack: Vec<String> = project.nodes[uid].depends_on.clone();
+    let node = &project.nodes[uid];
+    let mut stack: Vec<String> = if node.resource_type == ResourceType::UnitTest {
+        // a unit test runs before its model, after the model's inputs
+        node.depends_on.iter().filter_map(|m| project.nodes.get(m)).flat_map(|m| m.depends_on.clone()).collect()
+    } else {
+        node.depends_on.clone()
+    };
     let mut seen = std::collections::HashSet::new();
     while let Some(d) = stack.pop() {
         if !seen.insert(d.clone()) {
@@ -278,14 +309,14 @@ async fn run_node(
     sql: Option<&str>,
     incremental: bool,
     hooks: &(Vec<String>, Vec<String>),
-    store_failures: bool,
+    flags: test::TestFlags,
+    batches: &batch::Batches,
     publisher: Option<&crate::postgres::Publisher>,
 ) -> anyhow::Result<(crate::materialize::Materialized, Option<anyhow::Result<crate::postgres::publish::Published>>)> {
     if node.resource_type == ResourceType::Test {
         let sql = sql.ok_or_else(|| anyhow::anyhow!("test {} was not compiled", node.name))?;
-        let m = test::run_test(engine, node, sql, store_failures).await.map_err(|e| {
-            anyhow::anyhow!("{e}\n  in test {} ({}); compiled SQL: target/compiled/{}", node.name, node.original_file_path, crate::compile::compiled_path(node))
-        })?;
+        let counted = batches.counted(engine, &node.unique_id).await;
+        let m = test::run_test(engine, node, sql, flags, counted).await.map_err(|e| test::explain_error(node, &e))?;
         return Ok((m, None));
     }
     run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
@@ -324,6 +355,7 @@ fn describe(node: &Node) -> String {
     match node.resource_type {
         ResourceType::Seed => format!("seed file {}", node.relation_name()),
         ResourceType::Test => format!("test {}", node.name),
+        ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }
 }
@@ -350,25 +382,39 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
             }
             printer.node_line(i, total, verb, &describe(node), &tag, Tone::Good, Some(r.execution_time), fields);
         }
+        Status::Error if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) => {
+            printer.node_line(i, total, "ERROR", &test_label(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
+        }
         Status::Error => {
             printer.node_line(i, total, "ERROR creating", &describe(node), "ERROR", Tone::Bad, Some(r.execution_time), fields);
         }
         Status::Skipped if node.resource_type == ResourceType::Test => {
             printer.node_line(i, total, "SKIP test", &node.name, "SKIP", Tone::Warn, None, fields);
         }
+        Status::Skipped if node.resource_type == ResourceType::UnitTest => {
+            printer.node_line(i, total, "SKIP unit_test", &unit::display_name(node), "SKIP", Tone::Warn, None, fields);
+        }
         Status::Skipped => {
             printer.node_line(i, total, "SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None, fields);
         }
-        Status::Pass => printer.node_line(i, total, "PASS", &node.name, "PASS", Tone::Good, Some(r.execution_time), fields),
+        Status::Pass => printer.node_line(i, total, "PASS", &test_label(node), "PASS", Tone::Good, Some(r.execution_time), fields),
         Status::Warn => {
             let n = r.failures.unwrap_or(0);
-            printer.node_line(i, total, &format!("WARN {n}"), &node.name, &format!("WARN {n}"), Tone::Warn, Some(r.execution_time), fields);
+            printer.node_line(i, total, &format!("WARN {n}"), &test_label(node), &format!("WARN {n}"), Tone::Warn, Some(r.execution_time), fields);
         }
         Status::Fail => {
             let n = r.failures.unwrap_or(0);
-            printer.node_line(i, total, &format!("FAIL {n}"), &node.name, &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
+            printer.node_line(i, total, &format!("FAIL {n}"), &test_label(node), &format!("FAIL {n}"), Tone::Bad, Some(r.execution_time), fields);
         }
     }
+    if let (Status::Warn | Status::Fail, Some(rel)) = (r.status, &r.stored_in) {
+        printer.info(format!("{i} of {total}   failing rows in {rel}"));
+    }
+}
+
+/// A test's name in output lines (`model::test` for unit tests).
+fn test_label(node: &Node) -> String {
+    if node.resource_type == ResourceType::UnitTest { unit::display_name(node) } else { node.name.clone() }
 }
 
 pub fn fmt_thousands(n: u64) -> String {
@@ -397,15 +443,21 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
         printer.info(printer.bad("Completed with errors:"));
         for r in results.iter().filter(|r| r.status.blocks()) {
             let n = &project.nodes[&r.unique_id];
-            if r.status == Status::Fail {
-                let stored = if r.message.is_empty() { String::new() } else { format!("\n  {}", r.message) };
+            if r.status == Status::Fail && n.resource_type == ResourceType::UnitTest {
                 printer.error(format!(
-                    "Failure in test {} ({})\n  Got {} result{}, configured to fail if {}\n  compiled code at target/compiled/{}{stored}",
+                    "Failure in unit_test {} ({})\n\n{}\n\n  compiled code at target/compiled/{}",
                     n.name,
                     n.patch_path.as_deref().unwrap_or(&n.original_file_path),
-                    r.failures.unwrap_or(0),
-                    if r.failures == Some(1) { "" } else { "s" },
-                    n.config_str("error_if").unwrap_or("!= 0"),
+                    r.message,
+                    crate::compile::compiled_path(n)
+                ));
+            } else if r.status == Status::Fail {
+                let stored = r.stored_in.as_ref().map(|s| format!("\n  failures stored in {s}")).unwrap_or_default();
+                printer.error(format!(
+                    "Failure in test {} ({})\n  {}\n  compiled code at target/compiled/{}{stored}",
+                    n.name,
+                    n.patch_path.as_deref().unwrap_or(&n.original_file_path),
+                    r.message,
                     crate::compile::compiled_path(n)
                 ));
             } else {
@@ -419,7 +471,7 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
     if warn > 0 {
         for r in results.iter().filter(|r| r.status == Status::Warn) {
             let n = &project.nodes[&r.unique_id];
-            printer.warn(format!("Warning in test {}: got {} result{}, configured to warn if {}", n.name, r.failures.unwrap_or(0), if r.failures == Some(1) { "" } else { "s" }, n.config_str("warn_if").unwrap_or("!= 0")));
+            printer.warn(format!("Warning in test {}: {}", n.name, r.message));
         }
     }
     printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} TOTAL={}", results.len()));

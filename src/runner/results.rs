@@ -25,12 +25,12 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
                     "code": r.message,
                     "rows_affected": r.rows,
                 }) } else { json!({}) },
-                "message": if r.status == Status::Success { Value::String(r.message.clone()) } else { Value::String(r.message.clone()) },
+                "message": if r.status == Status::Pass { Value::Null } else { Value::String(r.message.clone()) },
                 "failures": r.failures,
                 "unique_id": r.unique_id,
                 "compiled": r.compiled_code.is_some(),
                 "compiled_code": r.compiled_code,
-                "relation_name": if n.resource_type == crate::project::nodes::ResourceType::Test { Value::Null } else { json!(n.relation_name()) },
+                "relation_name": if matches!(n.resource_type, crate::project::nodes::ResourceType::Test | crate::project::nodes::ResourceType::UnitTest) { Value::Null } else { json!(n.relation_name()) },
                 "batch_results": null,
             })
         })

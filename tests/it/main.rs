@@ -14,3 +14,5 @@ mod parity_tables;
 mod postgres;
 mod s3;
 mod shell;
+mod test_suite;
+mod unit_tests;
