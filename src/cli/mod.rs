@@ -25,14 +25,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli, &printer)) {
+    let code = match runtime.block_on(commands::dispatch(cli, &printer)) {
         Ok(code) => code,
         Err(e) => {
             printer.finish_progress();
             printer.error(format!("{e:#}"));
             ExitCode::from(1)
         }
-    }
+    };
+    // Exit without waiting for tasks still inside a poll (a query cancelled
+    // with Ctrl-C may compute until its next yield point).
+    runtime.shutdown_background();
+    code
 }
 
 fn init_tracing(g: &args::GlobalArgs) {
