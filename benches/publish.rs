@@ -7,7 +7,8 @@
 //!     cargo bench --bench publish -- --rows 2000000 --pandas-rows 200000
 //!
 //! Options (after `--`): `--rows N` (default 10,000,000); `--pandas-rows N`
-//! (default 1,000,000); `--no-pandas`; `--keep`. The server: the one named by
+//! (default 1,000,000); `--repeat R` (dp and psql runs, alternating, each
+//! after a CHECKPOINT; medians; default 3); `--no-pandas`; `--keep`. The server: the one named by
 //! `DP_TEST_PG_HOST/PORT/USER` when set, else a throwaway PostgreSQL 15
 //! cluster started here (initdb under /tmp, fsync off, as `postgres` when
 //! run as root) and stopped at the end. pandas, SQLAlchemy and psycopg2 come
@@ -148,6 +149,7 @@ fn main() {
     let mut pandas_rows: u64 = 1_000_000;
     let mut pandas = true;
     let mut keep = false;
+    let mut repeat = 3usize;
     let args = bench_args();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -156,6 +158,7 @@ fn main() {
             "--pandas-rows" => pandas_rows = it.next().and_then(|v| v.parse().ok()).expect("--pandas-rows N"),
             "--no-pandas" => pandas = false,
             "--keep" => keep = true,
+            "--repeat" => repeat = it.next().and_then(|v| v.parse().ok()).expect("--repeat R"),
             other => eprintln!("publish bench: ignoring unknown argument {other}"),
         }
     }
@@ -181,15 +184,7 @@ fn main() {
     m.expect_ok("dp run");
     println!("dp run (Delta build + first publish): {:.2} s", m.wall_s);
 
-    // dp publish --full-refresh: Delta → COPY → swap.
-    let m = measure(&dp, &["publish", "--full-refresh", "--vars", &vars], p, &env);
-    m.expect_ok("dp publish");
-    let count: u64 = srv.sql(&db, "select count(*) from main.wide").parse().unwrap();
-    assert_eq!(count, rows, "published row count");
-    let dp_rate = rows as f64 / m.wall_s;
-    println!("dp publish:   {:>7.2} s  {:>12} rows/s  peak {} MB", m.wall_s, thousands(dp_rate as u64), fmt_mb(m.peak_mb));
-
-    // psql \copy of the same rows from a binary file.
+    // The binary file psql loads: the same rows, exported once.
     let file = p.join("wide.bin");
     let o = srv.psql(&db).args(["-c", &format!("\\copy main.wide TO '{}' (FORMAT binary)", file.display())]).output().unwrap();
     assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
@@ -199,15 +194,33 @@ fn main() {
         format!("BEGIN;\nCREATE TABLE public.wide_psql (LIKE main.wide);\n\\copy public.wide_psql FROM '{}' (FORMAT binary)\nCOMMIT;\n", file.display()),
     )
     .unwrap();
-    let psql = PathBuf::from("psql");
+    let which = Command::new("which").arg("psql").output().unwrap();
+    let psql = PathBuf::from(String::from_utf8_lossy(&which.stdout).trim());
     let script_s = script.display().to_string();
     let psql_args = ["-h", &srv.host, "-p", &srv.port, "-U", &srv.user, "-d", &db, "-v", "ON_ERROR_STOP=1", "-q", "-f", &script_s];
-    let which = Command::new("which").arg("psql").output().unwrap();
-    let psql = if which.status.success() { PathBuf::from(String::from_utf8_lossy(&which.stdout).trim()) } else { psql };
-    let mp = measure(&psql, &psql_args, p, &[]);
-    mp.expect_ok("psql \\copy");
+
+    // Alternate the two, each after a CHECKPOINT (so neither pays for the
+    // other's dirty buffers), `repeat` times; medians.
+    let (mut dp_runs, mut psql_runs) = (vec![], vec![]);
+    for _ in 0..repeat {
+        srv.sql(&db, "CHECKPOINT");
+        let m = measure(&dp, &["publish", "--full-refresh", "--vars", &vars], p, &env);
+        m.expect_ok("dp publish");
+        let count: u64 = srv.sql(&db, "select count(*) from main.wide").parse().unwrap();
+        assert_eq!(count, rows, "published row count");
+        dp_runs.push(m);
+        srv.sql(&db, "DROP TABLE IF EXISTS public.wide_psql");
+        srv.sql(&db, "CHECKPOINT");
+        let m = measure(&psql, &psql_args, p, &[]);
+        m.expect_ok("psql \\copy");
+        psql_runs.push(m);
+    }
+    let m = median(dp_runs);
+    let dp_rate = rows as f64 / m.wall_s;
+    println!("dp publish:   {:>7.2} s  {:>12} rows/s  peak {} MB  (median of {repeat})", m.wall_s, thousands(dp_rate as u64), fmt_mb(m.peak_mb));
+    let mp = median(psql_runs);
     let psql_rate = rows as f64 / mp.wall_s;
-    println!("psql \\copy:   {:>7.2} s  {:>12} rows/s  (binary file of {} MB)", mp.wall_s, thousands(psql_rate as u64), std::fs::metadata(&file).map(|m| m.len() >> 20).unwrap_or(0));
+    println!("psql \\copy:   {:>7.2} s  {:>12} rows/s  (binary file of {} MB; median of {repeat})", mp.wall_s, thousands(psql_rate as u64), std::fs::metadata(&file).map(|m| m.len() >> 20).unwrap_or(0));
     let ratio = dp_rate / psql_rate;
     println!("dp / psql rows/s = {ratio:.2}  (target >= 0.90: {})", if ratio >= 0.9 { "PASS" } else { "MISS" });
     let _ = std::fs::remove_file(&file);
