@@ -8,17 +8,26 @@
 //!
 //! Output: data (and the output of backslash commands) goes to stdout, or
 //! to the `\o` file; errors go to stderr. In `table` format a footer with
-//! the row count and elapsed time goes to stderr (not in other formats, so
-//! they stay machine-readable; `--quiet` drops it).
+//! the row count, rows shown and elapsed time goes to stderr (not in other
+//! formats, so they stay machine-readable; `--quiet` drops it); a persisted
+//! write reports one line on stderr instead. In the REPL, results taller
+//! than the terminal go through the [`pager`].
+//!
+//! Ctrl-C in the REPL cancels the statement (parsing, planning, opening
+//! Delta tables, executing, printing) and keeps the shell: the REPL drops
+//! the statement's future, and the synchronous hooks that wait on I/O
+//! (`delta_version()`) give up through [`run_cancellable`].
 
 pub mod command;
 pub mod delta;
 pub mod format;
 pub mod guard;
 pub mod helper;
+pub mod pager;
 pub mod repl;
 pub mod resolve;
 pub mod statement;
+pub mod write;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -30,6 +39,7 @@ use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -83,6 +93,53 @@ where
             .join()
             .expect("shell helper thread panicked")
     })
+}
+
+/// Set by the REPL's Ctrl-C listener; cleared before each input.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running statement to stop (Ctrl-C in the REPL).
+pub fn request_cancel() {
+    CANCEL.store(true, Ordering::SeqCst);
+}
+
+pub fn cancel_requested() -> bool {
+    CANCEL.load(Ordering::SeqCst)
+}
+
+pub fn clear_cancel() {
+    CANCEL.store(false, Ordering::SeqCst);
+}
+
+/// Like [`run_blocking`] for synchronous hooks that open tables (slow on
+/// S3, or stuck): returns [`ShellError::Cancelled`] as soon as Ctrl-C is
+/// pressed, leaving the work to finish on its thread.
+pub fn run_cancellable<F>(f: F) -> Result<F::Output, ShellError>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use std::sync::mpsc::RecvTimeoutError;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("dp-sql-open".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let _ = match rt {
+                Ok(rt) => tx.send(Ok(rt.block_on(f))),
+                Err(e) => tx.send(Err(e.to_string())),
+            };
+        })
+        .map_err(|e| ShellError::Other(format!("starting a thread: {e}")))?;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => return Err(ShellError::Other(format!("starting a runtime: {e}"))),
+            Err(RecvTimeoutError::Timeout) if cancel_requested() => return Err(ShellError::Cancelled),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(ShellError::Other("a helper thread of dp sql stopped unexpectedly".into())),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +214,10 @@ pub struct Shell {
     temp_views: BTreeSet<String>,
     tables: delta::TableLocator,
     depth: usize,
+    /// The REPL: results may go through the pager.
+    pub interactive: bool,
+    /// `\pset pager on|off`.
+    pub pager: bool,
 }
 
 impl Shell {
@@ -178,6 +239,8 @@ impl Shell {
             temp_views: BTreeSet::new(),
             tables,
             depth: 0,
+            interactive: false,
+            pager: true,
         })
     }
 
@@ -248,12 +311,22 @@ impl Shell {
         }
         resolve::qualify_bare_names(&mut stmt, &self.names());
         let temp_view = created_temp_view(&stmt);
-        // DataFusion refuses TEMP views; every view of the dp catalog made in
-        // a session lives only in that session, so plan it as a plain view.
-        if let DFStatement::Statement(s) = &mut stmt
-            && let Statement::CreateView(v) = s.as_mut()
-        {
-            v.temporary = false;
+        let session_only = temp_view.is_some() || drops_only_temp(&stmt, &self.temp_views);
+        let mut view = None;
+        // DataFusion refuses TEMP views and tables; what DataFusion itself
+        // creates in the dp catalog lives only in this session, so plan them
+        // as plain ones. Persisted views keep their SQL (see `write`).
+        if let DFStatement::Statement(s) = &mut stmt {
+            match s.as_mut() {
+                Statement::CreateView(v) => {
+                    if !v.temporary && self.options.allow_writes {
+                        view = Some(write::view_def(v, &self.default_schema, &self.temp_views)?);
+                    }
+                    v.temporary = false;
+                }
+                Statement::CreateTable(t) => t.temporary = false,
+                _ => {}
+            }
         }
         let dropped = dropped_views(&stmt);
         let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
@@ -271,19 +344,34 @@ impl Shell {
                 });
             }
         };
+        if self.options.allow_writes
+            && !session_only
+            && let Some(line) = self.persist(&plan, view.as_ref()).await?
+        {
+            if !self.options.quiet {
+                eprintln!("{line}");
+            }
+            return Ok(());
+        }
         let df = self.engine.ctx.execute_logical_plan(plan).await.map_err(|e| self.engine_error(e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(|e| self.engine_error(e))?;
         let format = self.options.format;
         let limits = self.limits;
-        let (rows, shown) = {
-            let mut w = ResultWriter::new(format, limits, schema.clone(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
+        let page_rows = self.page_rows();
+        let mut buf = Vec::new();
+        let summary = {
+            let out: &mut dyn Write = if page_rows.is_some() { &mut buf } else { &mut *self.out };
+            let mut w = ResultWriter::new(format, limits, schema.clone(), out).map_err(|e| ShellError::Other(e.to_string()))?;
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| ShellError::Engine(strip(&e)))?;
+                let b = b.map_err(|e| if cancel_requested() { ShellError::Cancelled } else { ShellError::Engine(strip(&e)) })?;
                 w.write(&b).map_err(|e| ShellError::Other(e.to_string()))?;
             }
             w.finish().map_err(|e| ShellError::Other(e.to_string()))?
         };
+        if let Some(rows) = page_rows {
+            self.show_paged(&buf, rows)?;
+        }
         if let Some(v) = temp_view {
             self.temp_views.insert(v);
         }
@@ -293,26 +381,47 @@ impl Shell {
         for (s, t) in written {
             self.engine.catalog.invalidate(s.as_deref().unwrap_or(&self.default_schema), &t);
         }
-        self.footer(rows, shown, schema.fields().is_empty(), started);
+        self.footer(summary, schema.fields().is_empty(), started);
         Ok(())
     }
 
-    fn footer(&self, rows: usize, shown: usize, no_columns: bool, started: Instant) {
+    fn footer(&self, summary: format::Summary, no_columns: bool, started: Instant) {
         if self.options.format != Format::Table || self.options.quiet {
             return;
         }
-        let time = if self.options.timing { format!(" in {:.3}s", started.elapsed().as_secs_f64()) } else { String::new() };
-        let what = if no_columns {
-            "OK".to_string()
-        } else if shown < rows {
-            format!("{rows} rows, {shown} shown; \\pset maxrows 0 shows all")
-        } else {
-            format!("{rows} row{}", if rows == 1 { "" } else { "s" })
-        };
-        eprintln!("({what}{time})");
+        let time = self.options.timing.then(|| started.elapsed().as_secs_f64());
+        eprintln!("{}", format::footer(summary, self.limits, no_columns, time));
+    }
+
+    /// The terminal's height when results should be buffered for the
+    /// pager (the REPL, `table` format, stdout a terminal, pager on).
+    fn page_rows(&self) -> Option<usize> {
+        if !self.interactive || !self.pager || self.out_path.is_some() || self.options.format != Format::Table {
+            return None;
+        }
+        pager::terminal_rows()
+    }
+
+    /// Prints a buffered result, through the pager if it is too tall.
+    fn show_paged(&mut self, text: &[u8], rows: usize) -> Result<(), ShellError> {
+        if pager::too_tall(text, rows)
+            && let Some(cmd) = pager::command()
+        {
+            self.out.flush()?;
+            match pager::page(text, &cmd) {
+                Ok(()) => return Ok(()),
+                Err(e) => eprintln!("warning: pager '{cmd}' failed ({e}); printing directly\n  hint: set PAGER, or \\pset pager off"),
+            }
+        }
+        self.out.write_all(text)?;
+        self.out.flush()?;
+        Ok(())
     }
 
     fn engine_error(&self, e: DataFusionError) -> ShellError {
+        if cancel_requested() {
+            return ShellError::Cancelled;
+        }
         static NOT_FOUND: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"table '([^']+)' not found").unwrap());
         let text = strip(&e);
         if let Some(c) = NOT_FOUND.captures(&text) {
@@ -325,9 +434,17 @@ impl Shell {
 
     /// Writes a batch through the current format (for backslash commands).
     fn print_batch(&mut self, batch: &RecordBatch) -> Result<(), ShellError> {
-        let mut w = ResultWriter::new(self.options.format, self.limits, batch.schema(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
-        w.write(batch).map_err(|e| ShellError::Other(e.to_string()))?;
-        w.finish().map_err(|e| ShellError::Other(e.to_string()))?;
+        let page_rows = self.page_rows();
+        let mut buf = Vec::new();
+        {
+            let out: &mut dyn Write = if page_rows.is_some() { &mut buf } else { &mut *self.out };
+            let mut w = ResultWriter::new(self.options.format, self.limits, batch.schema(), out).map_err(|e| ShellError::Other(e.to_string()))?;
+            w.write(batch).map_err(|e| ShellError::Other(e.to_string()))?;
+            w.finish().map_err(|e| ShellError::Other(e.to_string()))?;
+        }
+        if let Some(rows) = page_rows {
+            self.show_paged(&buf, rows)?;
+        }
         Ok(())
     }
 
@@ -368,19 +485,24 @@ impl Shell {
                 eprintln!("Timing is {}.", if self.options.timing { "on" } else { "off" });
             }
             Command::PSet(None, _) => {
-                let rows = self.limits.max_rows.map_or("all".to_string(), |n| n.to_string());
-                eprintln!("format  {}\nmaxrows {rows}", self.options.format.name());
+                let all = |n: Option<usize>| n.map_or("0 (all)".to_string(), |n| n.to_string());
+                eprintln!(
+                    "format   {}\nmaxrows  {}\nmaxwidth {}\npager    {}",
+                    self.options.format.name(),
+                    all(self.limits.max_rows),
+                    all(self.limits.max_cell_chars),
+                    if self.pager { "on" } else { "off" }
+                );
             }
             Command::PSet(Some(key), value) => match key.as_str() {
                 "format" => {
                     self.options.format = command::pset_format(value.as_deref())?;
                     eprintln!("Output format is {}.", self.options.format.name());
                 }
-                "maxrows" => {
-                    let n: usize = value.as_deref().unwrap_or("").parse().map_err(|_| ShellError::Usage("\\pset maxrows needs a number (0: all rows)".into()))?;
-                    self.limits.max_rows = if n == 0 { None } else { Some(n) };
-                }
-                other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME or \\pset maxrows N"))),
+                "maxrows" => self.limits.max_rows = command::pset_count("maxrows", value.as_deref())?,
+                "maxwidth" => self.limits.max_cell_chars = command::pset_count("maxwidth", value.as_deref())?,
+                "pager" => self.pager = command::pset_switch("pager", value.as_deref(), self.pager)?,
+                other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME, maxrows N, maxwidth N or pager on|off"))),
             },
             Command::Output(None) => {
                 self.out.flush()?;
@@ -500,13 +622,26 @@ fn strip(e: &DataFusionError) -> String {
     e.strip_backtrace()
 }
 
+/// The name of a session-only relation a statement creates (TEMP view or table).
 fn created_temp_view(stmt: &DFStatement) -> Option<String> {
     match stmt {
         DFStatement::Statement(s) => match s.as_ref() {
             Statement::CreateView(v) if v.temporary => Some(v.name.to_string().to_lowercase()),
+            Statement::CreateTable(t) if t.temporary => Some(t.name.to_string().to_lowercase()),
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// A DROP of session-only relations only.
+fn drops_only_temp(stmt: &DFStatement, temp: &BTreeSet<String>) -> bool {
+    match stmt {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Drop { names, .. } => !names.is_empty() && names.iter().all(|n| write::is_temp(n, temp)),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

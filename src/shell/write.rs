@@ -1,0 +1,277 @@
+//! Writes that persist under `--allow-writes` (without it they are refused
+//! by [`super::guard`]). Unqualified names go to the target's schema; a
+//! relation is `<warehouse>/<schema>/<name>`, on local disk or S3, always
+//! through the storage layer.
+//!
+//! - `CREATE [OR REPLACE] TABLE s.t AS query` (or with a column list and no
+//!   query: an empty table) writes a Delta table in one overwrite commit,
+//!   the `table` materialization's path. If `s.t` exists it is an error,
+//!   unless `OR REPLACE` (a new Delta version; the history stays) or
+//!   `IF NOT EXISTS` (nothing is done). A source's name is refused.
+//! - `CREATE [OR REPLACE] VIEW s.v AS query` stores the query, with every
+//!   table name qualified, as the view's `_dp_view.sql` (the file a `view`
+//!   model writes). A view that reads a session-only (TEMP) relation is
+//!   refused: other processes could not read it.
+//! - `DROP TABLE|VIEW [IF EXISTS] s.t` removes the relation's folder
+//!   (prefix); the kind must match (`DROP TABLE` of a view is an error).
+//! - `INSERT INTO s.t ...` runs through DataFusion into deltalake's table
+//!   provider: one append commit (`INSERT OVERWRITE`: one overwrite
+//!   commit). Only Delta tables of the warehouse and session tables take
+//!   rows; a source does not.
+//! - `CREATE TEMP VIEW`, `CREATE TEMPORARY TABLE` and dropping them stay in
+//!   the session (and are allowed without `--allow-writes`).
+//!
+//! A persisted write reports one line on stderr (`CREATE TABLE main.t (2
+//! rows, Delta version 0)`), not with `--quiet`.
+
+use datafusion::common::TableReference;
+use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
+use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectNamePart, Query, TableFactor, VisitMut, VisitorMut};
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use super::{Shell, ShellError};
+use crate::project::nodes::{Node, ResourceType};
+use crate::storage::RelKind;
+
+/// A persisted view as written: its SQL and `IF NOT EXISTS`.
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    pub sql: String,
+    pub if_not_exists: bool,
+}
+
+/// The SQL a `CREATE VIEW` stores: the query with every bare table name
+/// qualified by `default_schema` (CTE names excepted), a column list as
+/// aliases. Reading a session-only relation (in `temp`) is an error.
+pub fn view_def(v: &CreateView, default_schema: &str, temp: &BTreeSet<String>) -> Result<ViewDef, ShellError> {
+    let mut query: Query = (*v.query).clone();
+    let ctes = super::resolve::cte_names(&query);
+    let mut q = Qualifier { schema: default_schema, ctes: &ctes, temp, used_temp: None };
+    let _ = VisitMut::visit(&mut query, &mut q);
+    if let Some(t) = q.used_temp {
+        return Err(ShellError::Usage(format!(
+            "view {}: it reads {t}, a temporary relation of this session that other sessions cannot see\n  hint: create {t} as a view or table (CREATE VIEW / CREATE TABLE), or make this view TEMP",
+            v.name
+        )));
+    }
+    let sql = if v.columns.is_empty() {
+        query.to_string()
+    } else {
+        let cols: Vec<String> = v.columns.iter().map(|c| c.name.to_string()).collect();
+        format!("SELECT * FROM ({query}) AS \"_dp_view\"({})", cols.join(", "))
+    };
+    Ok(ViewDef { sql, if_not_exists: v.if_not_exists })
+}
+
+struct Qualifier<'a> {
+    schema: &'a str,
+    ctes: &'a std::collections::HashSet<String>,
+    temp: &'a BTreeSet<String>,
+    used_temp: Option<String>,
+}
+
+impl VisitorMut for Qualifier<'_> {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args: None, .. } = tf
+            && let [ObjectNamePart::Identifier(i)] = name.0.as_slice()
+        {
+            let key = if i.quote_style.is_some() { i.value.clone() } else { i.value.to_lowercase() };
+            if self.ctes.contains(&key) {
+                return ControlFlow::Continue(());
+            }
+            if self.temp.contains(&key) {
+                self.used_temp.get_or_insert(key);
+                return ControlFlow::Continue(());
+            }
+            name.0.insert(0, ObjectNamePart::Identifier(Ident::with_quote('"', self.schema)));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether an `ObjectName` names one of the session's temporary relations.
+pub fn is_temp(name: &ObjectName, temp: &BTreeSet<String>) -> bool {
+    temp.contains(&name.to_string().to_lowercase())
+}
+
+/// Names may not leave their folder or hide themselves.
+fn check_name(kind: &str, name: &str) -> Result<(), ShellError> {
+    let bad = name.is_empty() || name.starts_with('.') || name.contains(['/', '\\', '\0']) || (kind == "schema" && name.starts_with('_'));
+    if bad {
+        return Err(ShellError::Usage(format!(
+            "'{name}' cannot be a {kind} name in the warehouse (it names a folder)\n  hint: use letters, digits and '_' (a schema may not start with '_' or '.')"
+        )));
+    }
+    Ok(())
+}
+
+fn kind_name(k: RelKind) -> &'static str {
+    match k {
+        RelKind::Table => "table",
+        RelKind::View => "view",
+    }
+}
+
+impl Shell {
+    /// `(schema, name)` of a relation a statement writes.
+    fn target(&self, r: &TableReference) -> Result<(String, String), ShellError> {
+        if let Some(c) = r.catalog()
+            && c != crate::engine::CATALOG
+        {
+            return Err(ShellError::Usage(format!(
+                "{r}: catalog '{c}' is not the warehouse\n  hint: write schema.name (the warehouse catalog is '{}')",
+                crate::engine::CATALOG
+            )));
+        }
+        let schema = r.schema().unwrap_or(&self.default_schema).to_string();
+        let table = r.table().to_string();
+        check_name("schema", &schema)?;
+        check_name("table", &table)?;
+        Ok((schema, table))
+    }
+
+    async fn kind_of(&self, schema: &str, table: &str) -> Result<Option<RelKind>, ShellError> {
+        self.engine.warehouse.kind(schema, table).await.map_err(|e| ShellError::Other(e.to_string()))
+    }
+
+    fn is_source(&self, schema: &str, table: &str) -> bool {
+        self.engine.catalog.schema_provider(schema).sources.lock().unwrap().contains_key(table)
+    }
+
+    /// Persists a planned write (see the module docs). `Ok(None)`: not a
+    /// persisted write, DataFusion runs the plan. `Ok(Some(line))`: done.
+    pub(super) async fn persist(&mut self, plan: &LogicalPlan, view: Option<&ViewDef>) -> Result<Option<String>, ShellError> {
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => {
+                let (s, t) = self.target(&c.name)?;
+                if !c.constraints.is_empty() || !c.column_defaults.is_empty() {
+                    return Err(ShellError::Usage(format!(
+                        "CREATE TABLE {s}.{t}: constraints and column defaults are not kept by Delta tables\n  hint: remove them from the statement"
+                    )));
+                }
+                if self.is_source(&s, &t) {
+                    return Err(ShellError::Usage(format!("CREATE TABLE {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name")));
+                }
+                if let Some(k) = self.kind_of(&s, &t).await? {
+                    if c.if_not_exists {
+                        return Ok(Some(format!("CREATE TABLE {s}.{t}: a {} of that name exists, nothing done", kind_name(k))));
+                    }
+                    if !c.or_replace {
+                        return Err(exists(&s, &t, k, "TABLE"));
+                    }
+                }
+                let loc = self.engine.warehouse.table(&s, &t);
+                let node = Node::new(ResourceType::Model, &self.project.settings.project_name, &t, "<dp sql>");
+                let m = crate::materialize::delta::overwrite(&self.engine, &loc, (*c.input).clone(), &node)
+                    .await
+                    .map_err(|e| ShellError::Other(format!("CREATE TABLE {s}.{t}: {e:#}")))?;
+                self.engine.catalog.invalidate(&s, &t);
+                let rows = m.rows.map(|n| format!("{n} row{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
+                let version = m.version.map(|v| format!("Delta version {v}")).unwrap_or_default();
+                Ok(Some(format!("{} {s}.{t} ({rows}{version})", m.message)))
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(v)) => {
+                let Some(def) = view else { return Ok(None) };
+                let (s, t) = self.target(&v.name)?;
+                if self.is_source(&s, &t) {
+                    return Err(ShellError::Usage(format!("CREATE VIEW {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name")));
+                }
+                let existing = self.kind_of(&s, &t).await?;
+                if let Some(k) = existing {
+                    if def.if_not_exists {
+                        return Ok(Some(format!("CREATE VIEW {s}.{t}: a {} of that name exists, nothing done", kind_name(k))));
+                    }
+                    if !v.or_replace {
+                        return Err(exists(&s, &t, k, "VIEW"));
+                    }
+                }
+                let loc = self.engine.warehouse.table(&s, &t);
+                crate::materialize::delta::write_view(&self.engine, &loc, &def.sql)
+                    .await
+                    .map_err(|e| ShellError::Other(format!("CREATE VIEW {s}.{t}: {e:#}")))?;
+                self.engine.catalog.invalidate(&s, &t);
+                let verb = if existing.is_some() { "REPLACE VIEW" } else { "CREATE VIEW" };
+                Ok(Some(format!("{verb} {s}.{t}")))
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(d)) => self.drop(&d.name, d.if_exists, RelKind::Table).await.map(Some),
+            LogicalPlan::Ddl(DdlStatement::DropView(d)) => self.drop(&d.name, d.if_exists, RelKind::View).await.map(Some),
+            LogicalPlan::Dml(DmlStatement { table_name, op: WriteOp::Insert(_), .. }) => {
+                let (s, t) = self.target(table_name)?;
+                if self.kind_of(&s, &t).await?.is_none() && self.is_source(&s, &t) {
+                    return Err(ShellError::Usage(format!(
+                        "INSERT INTO {s}.{t}: {s}.{t} is a source (files declared in the project's YAML); dp sql writes only warehouse tables\n  hint: CREATE TABLE {s}.copy AS SELECT * FROM {s}.{t}, then insert into that"
+                    )));
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn drop(&mut self, name: &TableReference, if_exists: bool, want: RelKind) -> Result<String, ShellError> {
+        let (s, t) = self.target(name)?;
+        let what = if want == RelKind::Table { "DROP TABLE" } else { "DROP VIEW" };
+        match self.kind_of(&s, &t).await? {
+            Some(k) if k == want => {
+                let loc = self.engine.warehouse.table(&s, &t);
+                self.engine.warehouse.drop_relation(&loc).await.map_err(|e| ShellError::Other(format!("{what} {s}.{t}: {e}")))?;
+                self.engine.catalog.invalidate(&s, &t);
+                Ok(format!("{what} {s}.{t}"))
+            }
+            Some(k) => Err(ShellError::Usage(format!(
+                "{what} {s}.{t}: {s}.{t} is a {}\n  hint: DROP {} {s}.{t}",
+                kind_name(k),
+                kind_name(k).to_uppercase()
+            ))),
+            None if self.is_source(&s, &t) => Err(ShellError::Usage(format!(
+                "{what} {s}.{t}: {s}.{t} is a source (files declared in the project's YAML), not a warehouse relation\n  hint: remove it from the YAML to stop reading it"
+            ))),
+            None if if_exists => Ok(format!("{what} {s}.{t}: it does not exist, nothing done")),
+            None => Err(ShellError::UnknownTable { name: format!("{s}.{t}"), suggestions: self.names().close_names(&format!("{s}.{t}")) }),
+        }
+    }
+}
+
+fn exists(s: &str, t: &str, k: RelKind, creating: &str) -> ShellError {
+    ShellError::Usage(format!(
+        "CREATE {creating} {s}.{t}: a {} of that name already exists\n  hint: CREATE OR REPLACE {creating} {s}.{t} replaces it; DROP {} {s}.{t} removes it",
+        kind_name(k),
+        kind_name(k).to_uppercase()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+    use datafusion::sql::sqlparser::ast::Statement;
+
+    fn def(sql: &str) -> Result<String, String> {
+        let mut s = DFParser::parse_sql(sql).unwrap();
+        let DFStatement::Statement(s) = s.pop_front().unwrap() else { panic!("not SQL") };
+        let Statement::CreateView(v) = *s else { panic!("not a view") };
+        view_def(&v, "main", &["tv".to_string()].into_iter().collect()).map(|d| d.sql).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn stored_views_qualify_names() {
+        assert_eq!(
+            def("create view v as with c as (select id from base) select * from c join marts.f using (id)").unwrap(),
+            "WITH c AS (SELECT id FROM \"main\".base) SELECT * FROM c JOIN marts.f USING(id)"
+        );
+        assert_eq!(def("create view v (a) as select 1").unwrap(), "SELECT * FROM (SELECT 1) AS \"_dp_view\"(a)");
+        let e = def("create view v as select * from tv").unwrap_err();
+        assert!(e.starts_with("view v: it reads tv, a temporary relation of this session"), "{e}");
+    }
+
+    #[test]
+    fn names_stay_in_their_folder() {
+        assert!(check_name("table", "t_1").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden"] {
+            assert!(check_name("table", bad).is_err(), "{bad}");
+        }
+        assert!(check_name("schema", "_dp").is_err());
+    }
+}
