@@ -20,6 +20,7 @@
 
 pub mod command;
 pub mod delta;
+pub mod describe;
 pub mod format;
 pub mod guard;
 pub mod helper;
@@ -29,8 +30,8 @@ pub mod resolve;
 pub mod statement;
 pub mod write;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::error::DataFusionError;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -46,6 +47,7 @@ use std::time::Instant;
 use crate::engine::Engine;
 use crate::project::load::Project;
 use command::Command;
+use describe::string_batch;
 use format::{Format, Limits, ResultWriter};
 use statement::{Completeness, Origin, Piece};
 
@@ -532,89 +534,6 @@ impl Shell {
         }
         Ok(Flow::Continue)
     }
-
-    /// Relations as (schema, name, type), filtered by a glob on `name` or `schema.name`.
-    fn relations(&self, pattern: Option<&str>) -> Result<RecordBatch, ShellError> {
-        let matcher = match pattern {
-            Some(p) => Some(
-                globset::GlobBuilder::new(p)
-                    .case_insensitive(true)
-                    .build()
-                    .map_err(|e| ShellError::Usage(format!("pattern '{p}': {e}")))?
-                    .compile_matcher(),
-            ),
-            None => None,
-        };
-        let qualified = pattern.is_some_and(|p| p.contains('.'));
-        let mut cols: Vec<Vec<String>> = vec![Vec::new(), Vec::new(), Vec::new()];
-        let mut all: Vec<(String, String, String)> = self
-            .names()
-            .all_tables()
-            .into_iter()
-            .map(|(s, t)| {
-                let kind = self.kind(&s, &t);
-                (s, t, kind)
-            })
-            .collect();
-        all.extend(self.temp_views.iter().map(|v| (self.default_schema.clone(), v.clone(), "temp view".to_string())));
-        all.sort();
-        for (s, t, kind) in all {
-            if let Some(m) = &matcher {
-                let key = if qualified { format!("{s}.{t}") } else { t.clone() };
-                if !m.is_match(&key) {
-                    continue;
-                }
-            }
-            cols[0].push(s);
-            cols[1].push(t);
-            cols[2].push(kind);
-        }
-        string_batch(&["schema", "name", "type"], cols)
-    }
-
-    fn kind(&self, schema: &str, table: &str) -> String {
-        match self.engine.warehouse.kind_blocking(schema, table) {
-            Some(crate::storage::RelKind::Table) => "table",
-            Some(crate::storage::RelKind::View) => "view",
-            None => "source",
-        }
-        .to_string()
-    }
-
-    /// Resolves a table name the way queries do: `schema.table`, or a bare
-    /// name from the default schema or the one schema holding it.
-    pub fn locate(&self, name: &str) -> (String, String) {
-        let parts: Vec<String> = name.split('.').map(|p| p.trim_matches('"').to_string()).collect();
-        match parts.as_slice() {
-            [t] => {
-                let t = t.to_lowercase();
-                (self.names().unique_schema(&t).unwrap_or_else(|| self.default_schema.clone()), t)
-            }
-            [.., s, t] => (s.clone(), t.clone()),
-            [] => (self.default_schema.clone(), String::new()),
-        }
-    }
-
-    async fn columns(&self, name: &str) -> Result<RecordBatch, ShellError> {
-        let (schema, table) = self.locate(name);
-        let provider = self.engine.catalog.schema_provider(&schema).table(&table).await.map_err(|e| ShellError::Engine(strip(&e)))?;
-        let Some(provider) = provider else {
-            return Err(ShellError::UnknownTable { name: format!("{schema}.{table}"), suggestions: self.names().close_names(name) });
-        };
-        let s = provider.schema();
-        let cols = vec![
-            s.fields().iter().map(|f| f.name().clone()).collect(),
-            s.fields().iter().map(|f| f.data_type().to_string()).collect(),
-            s.fields().iter().map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string()).collect(),
-        ];
-        string_batch(&["column", "type", "nullable"], cols)
-    }
-}
-
-fn string_batch(names: &[&str], cols: Vec<Vec<String>>) -> Result<RecordBatch, ShellError> {
-    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let arrays: Vec<ArrayRef> = cols.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
-    RecordBatch::try_new(schema, arrays).map_err(|e| ShellError::Other(e.to_string()))
 }
 
 /// DataFusion's message without its backtrace.

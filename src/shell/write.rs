@@ -20,6 +20,9 @@
 //!   rows; a source does not.
 //! - `CREATE TEMP VIEW`, `CREATE TEMPORARY TABLE` and dropping them stay in
 //!   the session (and are allowed without `--allow-writes`).
+//! - `CREATE SCHEMA s` does nothing: a schema is the folder its first
+//!   relation creates. `UPDATE` and `DELETE` are refused with a hint
+//!   (rewrite the table with `CREATE OR REPLACE TABLE ... AS SELECT`).
 //!
 //! A persisted write reports one line on stderr (`CREATE TABLE main.t (2
 //! rows, Delta version 0)`), not with `--quiet`.
@@ -205,6 +208,17 @@ impl Shell {
                     )));
                 }
                 Ok(None)
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateCatalogSchema(c)) => {
+                check_name("schema", &c.schema_name)?;
+                Ok(Some(format!("CREATE SCHEMA {}: nothing to do (a schema is the folder its first table or view creates)", c.schema_name)))
+            }
+            LogicalPlan::Dml(DmlStatement { table_name, op: op @ (WriteOp::Update | WriteOp::Delete), .. }) => {
+                let (s, t) = self.target(table_name)?;
+                Err(ShellError::Usage(format!(
+                    "{} {s}.{t}: dp sql does not change rows of warehouse tables in place\n  hint: CREATE OR REPLACE TABLE {s}.{t} AS SELECT ... (the rows to keep, one commit; the old version stays in \\history)",
+                    op.name().to_uppercase()
+                )))
             }
             _ => Ok(None),
         }
