@@ -16,8 +16,9 @@
 //! Ctrl-C in the REPL cancels the statement (parsing, planning, opening
 //! Delta tables, executing, printing) and keeps the shell: the REPL drops
 //! the statement's future, and the synchronous hooks that wait on I/O
-//! (`delta_version()`) give up through [`run_cancellable`].
+//! (`delta_version()`) give up through [`cancel::run_cancellable`].
 
+pub mod cancel;
 pub mod command;
 pub mod delta;
 pub mod describe;
@@ -40,11 +41,11 @@ use futures::StreamExt;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use crate::engine::Engine;
+pub use cancel::{cancel_requested, clear_cancel, request_cancel, run_blocking, run_cancellable};
 use crate::project::load::Project;
 use command::Command;
 use describe::string_batch;
@@ -80,68 +81,6 @@ fn position(line: Option<u64>, column: Option<u64>) -> String {
 
 fn hint(s: &[String]) -> String {
     if s.is_empty() { "\n  hint: \\dt lists the tables".to_string() } else { format!("\n  hint: did you mean {}?", s.join(", ")) }
-}
-
-/// Runs a future to completion on a private thread and runtime: for the
-/// synchronous hooks (table functions, tab completion) that need async I/O
-/// while the main runtime is busy planning or reading a line.
-pub fn run_blocking<F>(f: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(f))
-            .join()
-            .expect("shell helper thread panicked")
-    })
-}
-
-/// Set by the REPL's Ctrl-C listener; cleared before each input.
-static CANCEL: AtomicBool = AtomicBool::new(false);
-
-/// Asks the running statement to stop (Ctrl-C in the REPL).
-pub fn request_cancel() {
-    CANCEL.store(true, Ordering::SeqCst);
-}
-
-pub fn cancel_requested() -> bool {
-    CANCEL.load(Ordering::SeqCst)
-}
-
-pub fn clear_cancel() {
-    CANCEL.store(false, Ordering::SeqCst);
-}
-
-/// Like [`run_blocking`] for synchronous hooks that open tables (slow on
-/// S3, or stuck): returns [`ShellError::Cancelled`] as soon as Ctrl-C is
-/// pressed, leaving the work to finish on its thread.
-pub fn run_cancellable<F>(f: F) -> Result<F::Output, ShellError>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    use std::sync::mpsc::RecvTimeoutError;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("dp-sql-open".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-            let _ = match rt {
-                Ok(rt) => tx.send(Ok(rt.block_on(f))),
-                Err(e) => tx.send(Err(e.to_string())),
-            };
-        })
-        .map_err(|e| ShellError::Other(format!("starting a thread: {e}")))?;
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_millis(20)) {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => return Err(ShellError::Other(format!("starting a runtime: {e}"))),
-            Err(RecvTimeoutError::Timeout) if cancel_requested() => return Err(ShellError::Cancelled),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err(ShellError::Other("a helper thread of dp sql stopped unexpectedly".into())),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
