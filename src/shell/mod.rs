@@ -269,6 +269,10 @@ impl Shell {
                 _ => {}
             }
         }
+        let rows = match &stmt {
+            DFStatement::Statement(s) if self.options.allow_writes => write::row_change(s),
+            _ => None,
+        };
         let dropped = dropped_views(&stmt);
         let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
         let state = self.engine.ctx.state();
@@ -287,7 +291,7 @@ impl Shell {
         };
         if self.options.allow_writes
             && !session_only
-            && let Some(line) = self.persist(&plan, view.as_ref()).await?
+            && let Some(line) = self.persist(&plan, view.as_ref(), rows.as_ref()).await?
         {
             if !self.options.quiet {
                 eprintln!("{line}");

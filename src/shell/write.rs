@@ -20,18 +20,24 @@
 //!   rows; a source does not.
 //! - `CREATE TEMP VIEW`, `CREATE TEMPORARY TABLE` and dropping them stay in
 //!   the session (and are allowed without `--allow-writes`).
+//! - `DELETE FROM s.t [WHERE ...]`, `UPDATE s.t SET c = expr [WHERE ...]`
+//!   and `TRUNCATE s.t` on a Delta table: one commit by deltalake's delete
+//!   and update operations (the WHERE clause and expressions are parsed by
+//!   deltalake against the table's columns). `UPDATE ... FROM`, `DELETE
+//!   ... USING`, `ORDER BY`/`LIMIT` and `RETURNING` are refused.
 //! - `CREATE SCHEMA s` does nothing: a schema is the folder its first
-//!   relation creates. `UPDATE` and `DELETE` are refused with a hint
-//!   (rewrite the table with `CREATE OR REPLACE TABLE ... AS SELECT`).
+//!   relation creates.
 //!
 //! A persisted write reports one line on stderr (`CREATE TABLE main.t (2
 //! rows, Delta version 0)`), not with `--quiet`.
 
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
-use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectNamePart, Query, TableFactor, VisitMut, VisitorMut};
+use datafusion::catalog::Session;
+use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectNamePart, Query, Statement, TableFactor, VisitMut, VisitorMut};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use super::{Shell, ShellError};
 use crate::project::nodes::{Node, ResourceType};
@@ -94,6 +100,52 @@ impl VisitorMut for Qualifier<'_> {
     }
 }
 
+/// What deltalake needs of an UPDATE or DELETE, as SQL text it parses
+/// against the table's columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowChange {
+    pub predicate: Option<String>,
+    /// `(column, expression)`; empty for DELETE.
+    pub assignments: Vec<(String, String)>,
+    /// A clause dp cannot run (`UPDATE ... FROM`, `DELETE ... USING`, ...).
+    pub unsupported: Option<&'static str>,
+}
+
+/// The row change of an UPDATE, DELETE or TRUNCATE statement.
+pub fn row_change(stmt: &Statement) -> Option<RowChange> {
+    let text = |e: &Option<datafusion::sql::sqlparser::ast::Expr>| e.as_ref().map(|e| e.to_string());
+    match stmt {
+        Statement::Delete(d) => Some(RowChange {
+            predicate: text(&d.selection),
+            assignments: Vec::new(),
+            unsupported: if d.using.is_some() {
+                Some("DELETE ... USING")
+            } else if d.limit.is_some() || !d.order_by.is_empty() {
+                Some("DELETE ... ORDER BY/LIMIT")
+            } else if d.returning.is_some() {
+                Some("RETURNING")
+            } else {
+                None
+            },
+        }),
+        Statement::Update(u) => Some(RowChange {
+            predicate: text(&u.selection),
+            assignments: u.assignments.iter().map(|a| (a.target.to_string(), a.value.to_string())).collect(),
+            unsupported: if u.from.is_some() {
+                Some("UPDATE ... FROM")
+            } else if u.limit.is_some() || !u.order_by.is_empty() {
+                Some("UPDATE ... ORDER BY/LIMIT")
+            } else if u.returning.is_some() {
+                Some("RETURNING")
+            } else {
+                None
+            },
+        }),
+        Statement::Truncate(_) => Some(RowChange::default()),
+        _ => None,
+    }
+}
+
 /// Whether an `ObjectName` names one of the session's temporary relations.
 pub fn is_temp(name: &ObjectName, temp: &BTreeSet<String>) -> bool {
     temp.contains(&name.to_string().to_lowercase())
@@ -145,7 +197,7 @@ impl Shell {
 
     /// Persists a planned write (see the module docs). `Ok(None)`: not a
     /// persisted write, DataFusion runs the plan. `Ok(Some(line))`: done.
-    pub(super) async fn persist(&mut self, plan: &LogicalPlan, view: Option<&ViewDef>) -> Result<Option<String>, ShellError> {
+    pub(super) async fn persist(&mut self, plan: &LogicalPlan, view: Option<&ViewDef>, rows: Option<&RowChange>) -> Result<Option<String>, ShellError> {
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => {
                 let (s, t) = self.target(&c.name)?;
@@ -213,15 +265,56 @@ impl Shell {
                 check_name("schema", &c.schema_name)?;
                 Ok(Some(format!("CREATE SCHEMA {}: nothing to do (a schema is the folder its first table or view creates)", c.schema_name)))
             }
-            LogicalPlan::Dml(DmlStatement { table_name, op: op @ (WriteOp::Update | WriteOp::Delete), .. }) => {
+            LogicalPlan::Dml(DmlStatement { table_name, op: op @ (WriteOp::Update | WriteOp::Delete | WriteOp::Truncate), .. }) => {
                 let (s, t) = self.target(table_name)?;
-                Err(ShellError::Usage(format!(
-                    "{} {s}.{t}: dp sql does not change rows of warehouse tables in place\n  hint: CREATE OR REPLACE TABLE {s}.{t} AS SELECT ... (the rows to keep, one commit; the old version stays in \\history)",
-                    op.name().to_uppercase()
-                )))
+                let verb = op.name().to_uppercase();
+                let is_table = self.kind_of(&s, &t).await? == Some(RelKind::Table);
+                let Some(change) = rows.filter(|_| is_table) else {
+                    // Temporary tables, sources and views: DataFusion says what it supports.
+                    return Ok(None);
+                };
+                if let Some(what) = &change.unsupported {
+                    return Err(ShellError::Usage(format!(
+                        "{verb} {s}.{t}: {what} is not supported on warehouse tables\n  hint: CREATE OR REPLACE TABLE {s}.{t} AS SELECT ... with the rows you want (one commit; the old version stays in \\history)"
+                    )));
+                }
+                self.change_rows(&s, &t, &verb, change).await.map(Some)
             }
             _ => Ok(None),
         }
+    }
+
+    /// DELETE / UPDATE / TRUNCATE of a Delta table: one commit by deltalake
+    /// (files without matching rows are kept as they are).
+    async fn change_rows(&mut self, s: &str, t: &str, verb: &str, change: &RowChange) -> Result<String, ShellError> {
+        let loc = self.engine.warehouse.table(s, t);
+        let table = deltalake::open_table(loc.url.clone())
+            .await
+            .map_err(|e| ShellError::Other(format!("{verb} {s}.{t}: could not open its Delta log at {loc}: {e}")))?;
+        let state: Arc<dyn Session> = Arc::new(self.engine.ctx.state());
+        let failed = |e| ShellError::Other(format!("{verb} {s}.{t}: {:#}", crate::materialize::delta::write_error(&loc, e)));
+        let (table, n) = if change.assignments.is_empty() {
+            let mut b = table.delete().with_session_state(state);
+            if let Some(p) = &change.predicate {
+                b = b.with_predicate(p.as_str());
+            }
+            let (table, m) = b.await.map_err(failed)?;
+            (table, m.num_deleted_rows)
+        } else {
+            let mut b = table.update().with_session_state(state);
+            if let Some(p) = &change.predicate {
+                b = b.with_predicate(p.as_str());
+            }
+            for (column, value) in &change.assignments {
+                b = b.with_update(column.as_str(), value.as_str());
+            }
+            let (table, m) = b.await.map_err(failed)?;
+            (table, Some(m.num_updated_rows))
+        };
+        self.engine.catalog.invalidate(s, t);
+        let rows = n.map(|n| format!("{n} row{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
+        let version = table.version().map(|v| format!("Delta version {v}")).unwrap_or_default();
+        Ok(format!("{verb} {s}.{t} ({rows}{version})"))
     }
 
     async fn drop(&mut self, name: &TableReference, if_exists: bool, want: RelKind) -> Result<String, ShellError> {
@@ -278,6 +371,23 @@ mod tests {
         assert_eq!(def("create view v (a) as select 1").unwrap(), "SELECT * FROM (SELECT 1) AS \"_dp_view\"(a)");
         let e = def("create view v as select * from tv").unwrap_err();
         assert!(e.starts_with("view v: it reads tv, a temporary relation of this session"), "{e}");
+    }
+
+    fn change(sql: &str) -> RowChange {
+        let mut s = DFParser::parse_sql(sql).unwrap();
+        let DFStatement::Statement(s) = s.pop_front().unwrap() else { panic!("not SQL") };
+        row_change(&s).unwrap()
+    }
+
+    #[test]
+    fn row_changes_for_deltalake() {
+        assert_eq!(change("delete from t where a = 1"), RowChange { predicate: Some("a = 1".into()), ..Default::default() });
+        assert_eq!(
+            change("update t set a = a + 1, b = 'x' where c > 2"),
+            RowChange { predicate: Some("c > 2".into()), assignments: vec![("a".into(), "a + 1".into()), ("b".into(), "'x'".into())], unsupported: None }
+        );
+        assert_eq!(change("truncate table t"), RowChange::default());
+        assert_eq!(change("delete from t using u where t.a = u.a").unsupported, Some("DELETE ... USING"));
     }
 
     #[test]
