@@ -45,8 +45,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use crate::engine::Engine;
-pub use cancel::{cancel_requested, clear_cancel, request_cancel, run_blocking, run_cancellable};
 use crate::project::load::Project;
+pub use cancel::{cancel_requested, clear_cancel, request_cancel, run_blocking, run_cancellable};
 use command::Command;
 use describe::string_batch;
 use format::{Format, Limits, ResultWriter};

@@ -338,7 +338,7 @@ impl Warehouse {
     }
 
     /// Removes a relation (Delta table or view) and everything in its
-    /// folder. Readers never see a table with missing data: on disk the
+    /// folder (and the schema's folder if that leaves it empty). Readers never see a table with missing data: on disk the
     /// folder is first renamed out of the schema (`.dp_trash/`, hidden from
     /// the catalog); on S3 the Delta log goes before the data files, so
     /// leftovers of an interrupted drop are not a table.
@@ -355,8 +355,10 @@ impl Warehouse {
                 let gone = trash.join(format!("{}.{}.{}", loc.schema, loc.table, uuid::Uuid::new_v4()));
                 std::fs::rename(&dir, &gone).map_err(io(&dir))?;
                 std::fs::remove_dir_all(&gone).map_err(io(&gone))?;
-                // Empty unless another drop is under way.
+                // Empty unless another drop is under way; an empty schema
+                // folder goes too, as an S3 prefix does with its last object.
                 let _ = std::fs::remove_dir(&trash);
+                let _ = std::fs::remove_dir(p.join(&loc.schema));
                 Ok(())
             }
             Place::Remote { store, prefix, .. } => {

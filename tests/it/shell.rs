@@ -288,6 +288,10 @@ fn allow_writes_persist_tables_and_views() {
     ok(&o);
     assert_eq!(stderr(&o), "DROP TABLE main_marts.t2\n");
     assert!(!p.join("warehouse/main_marts/t2").exists());
+    assert!(p.join("warehouse/main_marts/fct_orders").exists());
+    // The last relation of a schema takes the schema's folder with it.
+    ok(&w("create table sandbox.x as select 1 as one; drop table sandbox.x"));
+    assert!(!p.join("warehouse/sandbox").exists());
     let o = sql(p, &["-e", "select * from main_marts.t2"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("table 'main_marts.t2' not found"), "{}", stderr(&o));
