@@ -444,9 +444,24 @@ impl Shell {
                     self.options.format = command::pset_format(value.as_deref())?;
                     eprintln!("Output format is {}.", self.options.format.name());
                 }
-                "maxrows" => self.limits.max_rows = command::pset_count("maxrows", value.as_deref())?,
-                "maxwidth" => self.limits.max_cell_chars = command::pset_count("maxwidth", value.as_deref())?,
-                "pager" => self.pager = command::pset_switch("pager", value.as_deref(), self.pager)?,
+                "maxrows" => {
+                    self.limits.max_rows = command::pset_count("maxrows", value.as_deref())?;
+                    match self.limits.max_rows {
+                        Some(n) => eprintln!("Table rows shown: {n} (the first {} and the last {}).", n - n / 2, n / 2),
+                        None => eprintln!("Table rows shown: all."),
+                    }
+                }
+                "maxwidth" => {
+                    self.limits.max_cell_chars = command::pset_count("maxwidth", value.as_deref())?;
+                    match self.limits.max_cell_chars {
+                        Some(n) => eprintln!("Table values cut at {n} characters."),
+                        None => eprintln!("Table values shown whole."),
+                    }
+                }
+                "pager" => {
+                    self.pager = command::pset_switch("pager", value.as_deref(), self.pager)?;
+                    eprintln!("Pager is {}.", if self.pager { "on" } else { "off" });
+                }
                 other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME, maxrows N, maxwidth N or pager on|off"))),
             },
             Command::Output(None) => {

@@ -358,7 +358,7 @@ fn long_and_wide_results_in_table_format() {
     );
     assert_eq!(
         stderr(&o),
-        "Timing is off.\n(10 rows, 4 shown; \\pset maxrows 0 shows all rows; values cut at 5 characters: \\pset maxwidth 0 shows them whole)\n"
+        "Timing is off.\nTable rows shown: 4 (the first 2 and the last 2).\nTable values cut at 5 characters.\n(10 rows, 4 shown; \\pset maxrows 0 shows all rows; values cut at 5 characters: \\pset maxwidth 0 shows them whole)\n"
     );
     // Scripts print everything by default, and data formats never cut.
     let o = sql(p, &["-e", "select value from generate_series(1, 100) as t(value)"]);
@@ -538,9 +538,12 @@ mod repl {
         assert!(screen.contains("values cut at 40 characters: \\pset maxwidth 0 shows them whole)"), "{screen}");
         // Taller than the terminal: through $PAGER; not with \pset pager off.
         t.keys(&["\\pset maxrows 0", "Enter"]);
+        // Keys typed before the prompt is back may be dropped by the line editor.
+        t.wait("\\pset maxrows", |s| s.contains("Table rows shown: all."));
         t.keys(&["select value * 1000 as big from generate_series(1, 60) as t(value);", "Enter"]);
         t.wait("the paged result", |s| s.contains("paged:| 60000 |"));
         t.keys(&["\\pset pager off", "Enter"]);
+        t.wait("\\pset pager", |s| s.contains("Pager is off."));
         t.keys(&["select value * 1001 as big from generate_series(1, 60) as t(value);", "Enter"]);
         let screen = t.wait("the unpaged result", |s| s.contains("| 60060 |"));
         assert!(!screen.contains("paged:| 60060"), "{screen}");
