@@ -29,18 +29,54 @@ fn editor(shell: &Shell) -> RlResult<Editor<SqlHelper, FileHistory>> {
     Ok(rl)
 }
 
+/// Ctrl-C while a statement runs sets the cancel flag: the REPL's select
+/// then drops the statement's future, and synchronous hooks blocked on I/O
+/// give up. The listener has its own thread and runtime, so a worker thread
+/// blocked in such a hook (or in the line editor) cannot delay it; this
+/// returns once the handler is installed, so Ctrl-C never kills the shell.
+fn listen_for_ctrl_c() -> std::io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("dp-sql-ctrl-c".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::interrupt()) {
+                    Ok(mut sigint) => {
+                        let _ = tx.send(Ok(()));
+                        while sigint.recv().await.is_some() {
+                            super::request_cancel();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tx.send(Ok(()));
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    super::request_cancel();
+                }
+            }
+        });
+    })?;
+    rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the Ctrl-C listener thread stopped")))
+}
+
 /// Runs the REPL until `\q` or Ctrl-D. `history` is the history file.
 pub async fn run(shell: &mut Shell, history: &Path, printer: &crate::cli::Printer) -> anyhow::Result<()> {
     shell.limits = TERMINAL_LIMITS;
     shell.interactive = true;
-    // Ctrl-C while a statement runs sets the cancel flag: the select below
-    // then drops the statement's future, and synchronous hooks blocked on
-    // I/O (their thread may be the one the select runs on) give up.
-    tokio::spawn(async {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            super::request_cancel();
-        }
-    });
+    listen_for_ctrl_c()?;
     let mut rl = editor(shell)?;
     if let Some(dir) = history.parent() {
         let _ = std::fs::create_dir_all(dir);

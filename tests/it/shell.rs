@@ -431,6 +431,13 @@ mod repl {
     }
 
     impl Tmux {
+        /// Waits for a fresh, empty prompt: keys typed while the line
+        /// editor is not reading (just after Ctrl-C or Enter) may be lost.
+        #[track_caller]
+        fn prompt(&self) {
+            self.wait("a fresh prompt", |s| s.lines().rev().find(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_end() == "p>"));
+        }
+
         /// Presses Ctrl-C until the screen shows `count` cancel messages: a
         /// Ctrl-C read together with the Enter before it (on a loaded
         /// machine) reaches the line editor as a key, not as a signal.
@@ -501,22 +508,26 @@ mod repl {
         t.keys(&["select main_marts.fct_orders.", "Tab", "Tab"]);
         t.wait("column candidates", |s| s.contains("main_marts.fct_orders.id") && s.contains("main_marts.fct_orders.n"));
         t.keys(&["C-c"]);
+        t.prompt();
 
         // Ctrl-C cancels a running query and keeps the shell.
         t.keys(&["select count(*) from generate_series(1, 100000000000);", "Enter"]);
         std::thread::sleep(Duration::from_millis(700));
         t.cancel(1);
+        t.prompt();
         t.keys(&["select 'still here' as s;", "Enter"]);
         t.wait("the shell after Ctrl-C", |s| s.contains("| still here |"));
 
         // Ctrl-C while a Delta table is being opened (planning), through the
         // catalog and through delta_version().
         for (i, q) in ["select count(*) from main_marts.slow;", "select count(*) from delta_version('main_marts.slow', 0);"].iter().enumerate() {
+            t.prompt();
             t.keys(&[q, "Enter"]);
             std::thread::sleep(Duration::from_millis(700));
             // One cancel message above already (the long query).
             t.cancel(i + 2);
             assert_eq!(t.screen().matches("error: query cancelled").count(), i + 2, "{}", t.screen());
+            t.prompt();
             t.keys(&["select 'alive' as s;", "Enter"]);
             t.wait("the shell after cancelling", |s| s.matches("| alive |").count() == i + 1);
         }
@@ -532,16 +543,19 @@ mod repl {
         }
 
         // Long and wide results: first and last rows, cut values, a footer.
+        t.prompt();
         t.keys(&["select value as n, repeat('x', 100) as s from generate_series(1, 45) as t(value);", "Enter"]);
         let screen = t.wait("the cut result", |s| s.contains("(45 rows, 40 shown in "));
         assert!(screen.contains(&format!("| 20 | {}… |\n| …  | …", "x".repeat(39))), "{screen}");
         assert!(screen.contains("values cut at 40 characters: \\pset maxwidth 0 shows them whole)"), "{screen}");
         // Taller than the terminal: through $PAGER; not with \pset pager off.
+        t.prompt();
         t.keys(&["\\pset maxrows 0", "Enter"]);
         // Keys typed before the prompt is back may be dropped by the line editor.
         t.wait("\\pset maxrows", |s| s.contains("Table rows shown: all."));
         t.keys(&["select value * 1000 as big from generate_series(1, 60) as t(value);", "Enter"]);
         t.wait("the paged result", |s| s.contains("paged:| 60000 |"));
+        t.prompt();
         t.keys(&["\\pset pager off", "Enter"]);
         t.wait("\\pset pager", |s| s.contains("Pager is off."));
         t.keys(&["select value * 1001 as big from generate_series(1, 60) as t(value);", "Enter"]);
