@@ -185,7 +185,8 @@ pub struct SqlArgs {
     /// Output format: table, csv, tsv, json, ndjson, markdown.
     #[arg(long, default_value = "table")]
     pub format: String,
-    /// Allow statements that write warehouse tables.
+    /// Allow statements that write the warehouse: CREATE TABLE/VIEW, INSERT
+    /// and DROP persist (without it they are refused).
     #[arg(long)]
     pub allow_writes: bool,
 }

@@ -40,7 +40,10 @@ impl Command {
             Command::ListSchemas => ("\\dn", "list schemas"),
             Command::History(_) => ("\\history schema.table", "versions of a Delta table (see delta_version())"),
             Command::Timing(_) => ("\\timing [on|off]", "toggle the elapsed time in the table footer"),
-            Command::PSet(_, _) => ("\\pset [format NAME | maxrows N]", "output format (table, csv, tsv, json, ndjson, markdown) or rows shown"),
+            Command::PSet(_, _) => (
+                "\\pset [format NAME | maxrows N | maxwidth N | pager on|off]",
+                "output format (table, csv, tsv, json, ndjson, markdown); table rows and characters per value shown (0: all); the pager",
+            ),
             Command::Output(_) => ("\\o [file]", "send results to a file (no file: back to stdout)"),
             Command::Include(_) => ("\\i file.sql", "run the statements of a file"),
             Command::Help => ("\\?", "this help"),
@@ -99,6 +102,25 @@ impl Command {
 pub fn pset_format(value: Option<&str>) -> Result<Format, ShellError> {
     let v = value.ok_or_else(|| ShellError::Usage(format!("\\pset format needs a name: {}", Format::NAMES)))?;
     v.parse().map_err(ShellError::Usage)
+}
+
+/// Parses `\pset maxrows N` / `\pset maxwidth N`: 0 means no limit.
+pub fn pset_count(key: &str, value: Option<&str>) -> Result<Option<usize>, ShellError> {
+    let n: usize = value
+        .unwrap_or("")
+        .parse()
+        .map_err(|_| ShellError::Usage(format!("\\pset {key} needs a number (0: no limit), e.g. \\pset {key} 100")))?;
+    Ok(if n == 0 { None } else { Some(n) })
+}
+
+/// Parses `\pset pager [on|off]` (no value toggles).
+pub fn pset_switch(key: &str, value: Option<&str>, current: bool) -> Result<bool, ShellError> {
+    match value {
+        None => Ok(!current),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(v) => Err(ShellError::Usage(format!("\\pset {key} takes on or off, not '{v}'"))),
+    }
 }
 
 #[cfg(test)]

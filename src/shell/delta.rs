@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::storage::{RelKind, TableLoc, Warehouse};
 
-use super::run_blocking;
+use super::{ShellError, run_cancellable};
 
 /// Where a `schema.table` (or a bare name, resolved like queries) lives.
 #[derive(Debug, Clone)]
@@ -94,7 +94,9 @@ impl TableFunctionImpl for DeltaVersion {
             At::Version(v) => format!("version {v}"),
             At::Timestamp(t) => format!("timestamp '{t}'"),
         };
-        let table = run_blocking(async move {
+        // Opening may wait on storage: Ctrl-C gives up (see run_cancellable).
+        let cancelled = |e: ShellError| DataFusionError::Plan(e.to_string());
+        let table = run_cancellable(async move {
             let mut t = deltalake::open_table(url).await?;
             match at {
                 At::Version(v) => t.load_version(v as u64).await?,
@@ -109,9 +111,12 @@ impl TableFunctionImpl for DeltaVersion {
             }
             Ok::<_, deltalake::DeltaTableError>(t)
         })
+        .map_err(cancelled)?
         .map_err(|e| DataFusionError::Plan(format!("delta_version: table {label} at {what}: {e}")))?;
         table.update_datafusion_session(args.session()).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        run_blocking(async move { table.table_provider().await }).map_err(|e| DataFusionError::Plan(format!("delta_version: table {label}: {e}")))
+        run_cancellable(async move { table.table_provider().await })
+            .map_err(cancelled)?
+            .map_err(|e| DataFusionError::Plan(format!("delta_version: table {label}: {e}")))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Read-only by default: which statements may run without `--allow-writes`,
-//! decided on the parsed statement (never on the text).
+//! decided on the parsed statement (never on the text). Session-only
+//! relations (`CREATE TEMP VIEW`, `CREATE TEMPORARY TABLE`, dropping them)
+//! do not write the warehouse; [`super::write`] says what the others do.
 
 use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
@@ -66,7 +68,8 @@ fn refusal_sql(s: &Statement, temp_views: &BTreeSet<String>) -> Option<String> {
         | Statement::Reset(_) => return None,
         Statement::Explain { analyze, statement, .. } => return if *analyze { refusal_sql(statement, temp_views) } else { None },
         Statement::CreateView(v) if v.temporary && !v.materialized => return None,
-        Statement::Drop { object_type: ObjectType::View, names, .. }
+        Statement::CreateTable(t) if t.temporary => return None,
+        Statement::Drop { object_type: ObjectType::View | ObjectType::Table, names, .. }
             if names.iter().all(|n| temp_views.contains(&n.to_string().to_lowercase())) =>
         {
             return None;
@@ -112,7 +115,9 @@ mod tests {
             "set datafusion.execution.batch_size = 10",
             "create temp view v2 as select 1",
             "create temporary view v2 as select 1",
+            "create temporary table t2 as select 1",
             "drop view v",
+            "drop table v",
             "copy (select 1) to '/tmp/x.parquet'",
             "copy t to 'out.csv'",
         ] {

@@ -8,20 +8,31 @@
 //!
 //! Output: data (and the output of backslash commands) goes to stdout, or
 //! to the `\o` file; errors go to stderr. In `table` format a footer with
-//! the row count and elapsed time goes to stderr (not in other formats, so
-//! they stay machine-readable; `--quiet` drops it).
+//! the row count, rows shown and elapsed time goes to stderr (not in other
+//! formats, so they stay machine-readable; `--quiet` drops it); a persisted
+//! write reports one line on stderr instead. In the REPL, results taller
+//! than the terminal go through the [`pager`].
+//!
+//! Ctrl-C in the REPL cancels the statement (parsing, planning, opening
+//! Delta tables, executing, printing) and keeps the shell: the REPL drops
+//! the statement's future, and the synchronous hooks that wait on I/O
+//! (`delta_version()`) give up through [`cancel::run_cancellable`].
 
+pub mod cancel;
 pub mod command;
 pub mod delta;
+pub mod describe;
 pub mod format;
 pub mod guard;
 pub mod helper;
+pub mod pager;
 pub mod repl;
 pub mod resolve;
 pub mod statement;
+pub mod write;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::error::DataFusionError;
 use datafusion::sql::parser::Statement as DFStatement;
@@ -35,7 +46,9 @@ use std::time::Instant;
 
 use crate::engine::Engine;
 use crate::project::load::Project;
+pub use cancel::{cancel_requested, clear_cancel, request_cancel, run_blocking, run_cancellable};
 use command::Command;
+use describe::string_batch;
 use format::{Format, Limits, ResultWriter};
 use statement::{Completeness, Origin, Piece};
 
@@ -68,21 +81,6 @@ fn position(line: Option<u64>, column: Option<u64>) -> String {
 
 fn hint(s: &[String]) -> String {
     if s.is_empty() { "\n  hint: \\dt lists the tables".to_string() } else { format!("\n  hint: did you mean {}?", s.join(", ")) }
-}
-
-/// Runs a future to completion on a private thread and runtime: for the
-/// synchronous hooks (table functions, tab completion) that need async I/O
-/// while the main runtime is busy planning or reading a line.
-pub fn run_blocking<F>(f: F) -> F::Output
-where
-    F: std::future::Future + Send,
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(f))
-            .join()
-            .expect("shell helper thread panicked")
-    })
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +155,10 @@ pub struct Shell {
     temp_views: BTreeSet<String>,
     tables: delta::TableLocator,
     depth: usize,
+    /// The REPL: results may go through the pager.
+    pub interactive: bool,
+    /// `\pset pager on|off`.
+    pub pager: bool,
 }
 
 impl Shell {
@@ -178,6 +180,8 @@ impl Shell {
             temp_views: BTreeSet::new(),
             tables,
             depth: 0,
+            interactive: false,
+            pager: true,
         })
     }
 
@@ -248,13 +252,27 @@ impl Shell {
         }
         resolve::qualify_bare_names(&mut stmt, &self.names());
         let temp_view = created_temp_view(&stmt);
-        // DataFusion refuses TEMP views; every view of the dp catalog made in
-        // a session lives only in that session, so plan it as a plain view.
-        if let DFStatement::Statement(s) = &mut stmt
-            && let Statement::CreateView(v) = s.as_mut()
-        {
-            v.temporary = false;
+        let session_only = temp_view.is_some() || drops_only_temp(&stmt, &self.temp_views);
+        let mut view = None;
+        // DataFusion refuses TEMP views and tables; what DataFusion itself
+        // creates in the dp catalog lives only in this session, so plan them
+        // as plain ones. Persisted views keep their SQL (see `write`).
+        if let DFStatement::Statement(s) = &mut stmt {
+            match s.as_mut() {
+                Statement::CreateView(v) => {
+                    if !v.temporary && self.options.allow_writes {
+                        view = Some(write::view_def(v, &self.default_schema, &self.temp_views)?);
+                    }
+                    v.temporary = false;
+                }
+                Statement::CreateTable(t) => t.temporary = false,
+                _ => {}
+            }
         }
+        let rows = match &stmt {
+            DFStatement::Statement(s) if self.options.allow_writes => write::row_change(s),
+            _ => None,
+        };
         let dropped = dropped_views(&stmt);
         let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
         let state = self.engine.ctx.state();
@@ -271,19 +289,34 @@ impl Shell {
                 });
             }
         };
+        if self.options.allow_writes
+            && !session_only
+            && let Some(line) = self.persist(&plan, view.as_ref(), rows.as_ref()).await?
+        {
+            if !self.options.quiet {
+                eprintln!("{line}");
+            }
+            return Ok(());
+        }
         let df = self.engine.ctx.execute_logical_plan(plan).await.map_err(|e| self.engine_error(e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await.map_err(|e| self.engine_error(e))?;
         let format = self.options.format;
         let limits = self.limits;
-        let (rows, shown) = {
-            let mut w = ResultWriter::new(format, limits, schema.clone(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
+        let page_rows = self.page_rows();
+        let mut buf = Vec::new();
+        let summary = {
+            let out: &mut dyn Write = if page_rows.is_some() { &mut buf } else { &mut *self.out };
+            let mut w = ResultWriter::new(format, limits, schema.clone(), out).map_err(|e| ShellError::Other(e.to_string()))?;
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| ShellError::Engine(strip(&e)))?;
+                let b = b.map_err(|e| if cancel_requested() { ShellError::Cancelled } else { ShellError::Engine(strip(&e)) })?;
                 w.write(&b).map_err(|e| ShellError::Other(e.to_string()))?;
             }
             w.finish().map_err(|e| ShellError::Other(e.to_string()))?
         };
+        if let Some(rows) = page_rows {
+            self.show_paged(&buf, rows)?;
+        }
         if let Some(v) = temp_view {
             self.temp_views.insert(v);
         }
@@ -293,26 +326,47 @@ impl Shell {
         for (s, t) in written {
             self.engine.catalog.invalidate(s.as_deref().unwrap_or(&self.default_schema), &t);
         }
-        self.footer(rows, shown, schema.fields().is_empty(), started);
+        self.footer(summary, schema.fields().is_empty(), started);
         Ok(())
     }
 
-    fn footer(&self, rows: usize, shown: usize, no_columns: bool, started: Instant) {
+    fn footer(&self, summary: format::Summary, no_columns: bool, started: Instant) {
         if self.options.format != Format::Table || self.options.quiet {
             return;
         }
-        let time = if self.options.timing { format!(" in {:.3}s", started.elapsed().as_secs_f64()) } else { String::new() };
-        let what = if no_columns {
-            "OK".to_string()
-        } else if shown < rows {
-            format!("{rows} rows, {shown} shown; \\pset maxrows 0 shows all")
-        } else {
-            format!("{rows} row{}", if rows == 1 { "" } else { "s" })
-        };
-        eprintln!("({what}{time})");
+        let time = self.options.timing.then(|| started.elapsed().as_secs_f64());
+        eprintln!("{}", format::footer(summary, self.limits, no_columns, time));
+    }
+
+    /// The terminal's height when results should be buffered for the
+    /// pager (the REPL, `table` format, stdout a terminal, pager on).
+    fn page_rows(&self) -> Option<usize> {
+        if !self.interactive || !self.pager || self.out_path.is_some() || self.options.format != Format::Table {
+            return None;
+        }
+        pager::terminal_rows()
+    }
+
+    /// Prints a buffered result, through the pager if it is too tall.
+    fn show_paged(&mut self, text: &[u8], rows: usize) -> Result<(), ShellError> {
+        if pager::too_tall(text, rows)
+            && let Some(cmd) = pager::command()
+        {
+            self.out.flush()?;
+            match pager::page(text, &cmd) {
+                Ok(()) => return Ok(()),
+                Err(e) => eprintln!("warning: pager '{cmd}' failed ({e}); printing directly\n  hint: set PAGER, or \\pset pager off"),
+            }
+        }
+        self.out.write_all(text)?;
+        self.out.flush()?;
+        Ok(())
     }
 
     fn engine_error(&self, e: DataFusionError) -> ShellError {
+        if cancel_requested() {
+            return ShellError::Cancelled;
+        }
         static NOT_FOUND: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"table '([^']+)' not found").unwrap());
         let text = strip(&e);
         if let Some(c) = NOT_FOUND.captures(&text) {
@@ -325,9 +379,17 @@ impl Shell {
 
     /// Writes a batch through the current format (for backslash commands).
     fn print_batch(&mut self, batch: &RecordBatch) -> Result<(), ShellError> {
-        let mut w = ResultWriter::new(self.options.format, self.limits, batch.schema(), &mut *self.out).map_err(|e| ShellError::Other(e.to_string()))?;
-        w.write(batch).map_err(|e| ShellError::Other(e.to_string()))?;
-        w.finish().map_err(|e| ShellError::Other(e.to_string()))?;
+        let page_rows = self.page_rows();
+        let mut buf = Vec::new();
+        {
+            let out: &mut dyn Write = if page_rows.is_some() { &mut buf } else { &mut *self.out };
+            let mut w = ResultWriter::new(self.options.format, self.limits, batch.schema(), out).map_err(|e| ShellError::Other(e.to_string()))?;
+            w.write(batch).map_err(|e| ShellError::Other(e.to_string()))?;
+            w.finish().map_err(|e| ShellError::Other(e.to_string()))?;
+        }
+        if let Some(rows) = page_rows {
+            self.show_paged(&buf, rows)?;
+        }
         Ok(())
     }
 
@@ -368,8 +430,14 @@ impl Shell {
                 eprintln!("Timing is {}.", if self.options.timing { "on" } else { "off" });
             }
             Command::PSet(None, _) => {
-                let rows = self.limits.max_rows.map_or("all".to_string(), |n| n.to_string());
-                eprintln!("format  {}\nmaxrows {rows}", self.options.format.name());
+                let all = |n: Option<usize>| n.map_or("0 (all)".to_string(), |n| n.to_string());
+                eprintln!(
+                    "format   {}\nmaxrows  {}\nmaxwidth {}\npager    {}",
+                    self.options.format.name(),
+                    all(self.limits.max_rows),
+                    all(self.limits.max_cell_chars),
+                    if self.pager { "on" } else { "off" }
+                );
             }
             Command::PSet(Some(key), value) => match key.as_str() {
                 "format" => {
@@ -377,10 +445,24 @@ impl Shell {
                     eprintln!("Output format is {}.", self.options.format.name());
                 }
                 "maxrows" => {
-                    let n: usize = value.as_deref().unwrap_or("").parse().map_err(|_| ShellError::Usage("\\pset maxrows needs a number (0: all rows)".into()))?;
-                    self.limits.max_rows = if n == 0 { None } else { Some(n) };
+                    self.limits.max_rows = command::pset_count("maxrows", value.as_deref())?;
+                    match self.limits.max_rows {
+                        Some(n) => eprintln!("Table rows shown: {n} (the first {} and the last {}).", n - n / 2, n / 2),
+                        None => eprintln!("Table rows shown: all."),
+                    }
                 }
-                other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME or \\pset maxrows N"))),
+                "maxwidth" => {
+                    self.limits.max_cell_chars = command::pset_count("maxwidth", value.as_deref())?;
+                    match self.limits.max_cell_chars {
+                        Some(n) => eprintln!("Table values cut at {n} characters."),
+                        None => eprintln!("Table values shown whole."),
+                    }
+                }
+                "pager" => {
+                    self.pager = command::pset_switch("pager", value.as_deref(), self.pager)?;
+                    eprintln!("Pager is {}.", if self.pager { "on" } else { "off" });
+                }
+                other => return Err(ShellError::Usage(format!("\\pset {other}: use \\pset format NAME, maxrows N, maxwidth N or pager on|off"))),
             },
             Command::Output(None) => {
                 self.out.flush()?;
@@ -410,89 +492,6 @@ impl Shell {
         }
         Ok(Flow::Continue)
     }
-
-    /// Relations as (schema, name, type), filtered by a glob on `name` or `schema.name`.
-    fn relations(&self, pattern: Option<&str>) -> Result<RecordBatch, ShellError> {
-        let matcher = match pattern {
-            Some(p) => Some(
-                globset::GlobBuilder::new(p)
-                    .case_insensitive(true)
-                    .build()
-                    .map_err(|e| ShellError::Usage(format!("pattern '{p}': {e}")))?
-                    .compile_matcher(),
-            ),
-            None => None,
-        };
-        let qualified = pattern.is_some_and(|p| p.contains('.'));
-        let mut cols: Vec<Vec<String>> = vec![Vec::new(), Vec::new(), Vec::new()];
-        let mut all: Vec<(String, String, String)> = self
-            .names()
-            .all_tables()
-            .into_iter()
-            .map(|(s, t)| {
-                let kind = self.kind(&s, &t);
-                (s, t, kind)
-            })
-            .collect();
-        all.extend(self.temp_views.iter().map(|v| (self.default_schema.clone(), v.clone(), "temp view".to_string())));
-        all.sort();
-        for (s, t, kind) in all {
-            if let Some(m) = &matcher {
-                let key = if qualified { format!("{s}.{t}") } else { t.clone() };
-                if !m.is_match(&key) {
-                    continue;
-                }
-            }
-            cols[0].push(s);
-            cols[1].push(t);
-            cols[2].push(kind);
-        }
-        string_batch(&["schema", "name", "type"], cols)
-    }
-
-    fn kind(&self, schema: &str, table: &str) -> String {
-        match self.engine.warehouse.kind_blocking(schema, table) {
-            Some(crate::storage::RelKind::Table) => "table",
-            Some(crate::storage::RelKind::View) => "view",
-            None => "source",
-        }
-        .to_string()
-    }
-
-    /// Resolves a table name the way queries do: `schema.table`, or a bare
-    /// name from the default schema or the one schema holding it.
-    pub fn locate(&self, name: &str) -> (String, String) {
-        let parts: Vec<String> = name.split('.').map(|p| p.trim_matches('"').to_string()).collect();
-        match parts.as_slice() {
-            [t] => {
-                let t = t.to_lowercase();
-                (self.names().unique_schema(&t).unwrap_or_else(|| self.default_schema.clone()), t)
-            }
-            [.., s, t] => (s.clone(), t.clone()),
-            [] => (self.default_schema.clone(), String::new()),
-        }
-    }
-
-    async fn columns(&self, name: &str) -> Result<RecordBatch, ShellError> {
-        let (schema, table) = self.locate(name);
-        let provider = self.engine.catalog.schema_provider(&schema).table(&table).await.map_err(|e| ShellError::Engine(strip(&e)))?;
-        let Some(provider) = provider else {
-            return Err(ShellError::UnknownTable { name: format!("{schema}.{table}"), suggestions: self.names().close_names(name) });
-        };
-        let s = provider.schema();
-        let cols = vec![
-            s.fields().iter().map(|f| f.name().clone()).collect(),
-            s.fields().iter().map(|f| f.data_type().to_string()).collect(),
-            s.fields().iter().map(|f| if f.is_nullable() { "YES" } else { "NO" }.to_string()).collect(),
-        ];
-        string_batch(&["column", "type", "nullable"], cols)
-    }
-}
-
-fn string_batch(names: &[&str], cols: Vec<Vec<String>>) -> Result<RecordBatch, ShellError> {
-    let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
-    let arrays: Vec<ArrayRef> = cols.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
-    RecordBatch::try_new(schema, arrays).map_err(|e| ShellError::Other(e.to_string()))
 }
 
 /// DataFusion's message without its backtrace.
@@ -500,13 +499,26 @@ fn strip(e: &DataFusionError) -> String {
     e.strip_backtrace()
 }
 
+/// The name of a session-only relation a statement creates (TEMP view or table).
 fn created_temp_view(stmt: &DFStatement) -> Option<String> {
     match stmt {
         DFStatement::Statement(s) => match s.as_ref() {
             Statement::CreateView(v) if v.temporary => Some(v.name.to_string().to_lowercase()),
+            Statement::CreateTable(t) if t.temporary => Some(t.name.to_string().to_lowercase()),
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// A DROP of session-only relations only.
+fn drops_only_temp(stmt: &DFStatement, temp: &BTreeSet<String>) -> bool {
+    match stmt {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Drop { names, .. } => !names.is_empty() && names.iter().all(|n| write::is_temp(n, temp)),
+            _ => false,
+        },
+        _ => false,
     }
 }
 

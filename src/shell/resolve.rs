@@ -87,6 +87,13 @@ impl Visitor for Ctes {
     }
 }
 
+/// The names of the CTEs defined anywhere in a query.
+pub fn cte_names(q: &Query) -> HashSet<String> {
+    let mut ctes = Ctes(HashSet::new());
+    let _ = Visit::visit(q, &mut ctes);
+    ctes.0
+}
+
 struct Rewriter<'a, 'b> {
     names: &'a Names<'b>,
     ctes: HashSet<String>,

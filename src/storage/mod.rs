@@ -337,6 +337,38 @@ impl Warehouse {
         }
     }
 
+    /// Removes a relation (Delta table or view) and everything in its
+    /// folder (and the schema's folder if that leaves it empty). Readers never see a table with missing data: on disk the
+    /// folder is first renamed out of the schema (`.dp_trash/`, hidden from
+    /// the catalog); on S3 the Delta log goes before the data files, so
+    /// leftovers of an interrupted drop are not a table.
+    pub async fn drop_relation(&self, loc: &TableLoc) -> Result<(), StorageError> {
+        match &self.place {
+            Place::Local(p) => {
+                let dir = p.join(&loc.schema).join(&loc.table);
+                let trash = p.join(".dp_trash");
+                let io = |at: &Path| {
+                    let location = at.display().to_string();
+                    move |source| StorageError::Local { location, source }
+                };
+                std::fs::create_dir_all(&trash).map_err(io(&trash))?;
+                let gone = trash.join(format!("{}.{}.{}", loc.schema, loc.table, uuid::Uuid::new_v4()));
+                std::fs::rename(&dir, &gone).map_err(io(&dir))?;
+                std::fs::remove_dir_all(&gone).map_err(io(&gone))?;
+                // Empty unless another drop is under way; an empty schema
+                // folder goes too, as an S3 prefix does with its last object.
+                let _ = std::fs::remove_dir(&trash);
+                let _ = std::fs::remove_dir(p.join(&loc.schema));
+                Ok(())
+            }
+            Place::Remote { store, prefix, .. } => {
+                let label = loc.to_string();
+                self.delete_prefix(store, &self.obj(prefix, &[&loc.schema, &loc.table, LOG_DIR]), &label).await?;
+                self.delete_prefix(store, &self.obj(prefix, &[&loc.schema, &loc.table]), &label).await
+            }
+        }
+    }
+
     async fn delete_prefix(&self, store: &Arc<dyn ObjectStore>, dir: &ObjPath, label: &str) -> Result<(), StorageError> {
         use futures::{StreamExt, TryStreamExt};
         let locations = store.list(Some(dir)).map_ok(|m| m.location).boxed();

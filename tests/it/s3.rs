@@ -455,3 +455,29 @@ fn incremental_merge_updates_and_inserts_on_s3() {
     let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "\\history main.m", "--format", "csv"]));
     assert!(out.contains(",MERGE,") && out.contains(",WRITE,"), "{out}");
 }
+
+#[test]
+fn shell_writes_persist_on_s3() {
+    let Some(ep) = endpoint() else { return };
+    let bucket = new_bucket(&ep);
+    let dir = writers_project(S3_TARGET);
+    let p = dir.path();
+    let w = |q: &str| run_s3(p, &ep, &bucket, &["sql", "--allow-writes", "--format", "csv", "-e", q]);
+    let o = w("create table main.st as select value as id from generate_series(1, 3) as t(value)");
+    ok(&o);
+    assert_eq!(stderr(&o), "CREATE TABLE main.st (3 rows, Delta version 0)\n");
+    ok(&w("insert into main.st values (4)"));
+    ok(&w("create view main.sv as select count(*) as n from st"));
+    let store = client(&ep, &bucket);
+    assert_eq!(log_versions(&store, "st"), vec![0, 1]);
+    assert_eq!(list(&store, "warehouse/main/sv"), vec!["warehouse/main/sv/_dp_view.sql".to_string()]);
+    // A new process sees both.
+    let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "select n from main.sv", "--format", "csv"]));
+    assert_eq!(out, "n\n4\n");
+    ok(&w("drop view main.sv; drop table main.st"));
+    assert!(list(&store, "warehouse/main/st").is_empty());
+    assert!(list(&store, "warehouse/main/sv").is_empty());
+    let o = run_s3(p, &ep, &bucket, &["sql", "-e", "select * from main.st"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("table 'main.st' not found"), "{}", stderr(&o));
+}

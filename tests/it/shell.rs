@@ -212,6 +212,164 @@ fn backslash_commands() {
     assert!(stderr(&o).contains("unknown command \\dx"), "{}", stderr(&o));
 }
 
+#[test]
+fn allow_writes_persist_tables_and_views() {
+    let dir = built();
+    let p = dir.path();
+    let w = |q: &str| sql(p, &["--allow-writes", "--format", "csv", "-e", q]);
+    let read = |q: &str| {
+        let o = sql(p, &["--format", "csv", "-e", q]);
+        ok(&o);
+        stdout(&o)
+    };
+
+    // CREATE TABLE AS: one Delta commit that a new process reads.
+    let o = w("create table main_marts.t2 as select id, v from base where id = 2");
+    ok(&o);
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", "CREATE TABLE main_marts.t2 (1 row, Delta version 0)\n"));
+    assert!(p.join("warehouse/main_marts/t2/_delta_log/00000000000000000000.json").is_file());
+    assert_eq!(read("select id, v from main_marts.t2"), "id,v\n2,b\n");
+    // dp show reads it too.
+    let o = run(p, &["show", "--inline", "select count(*) as c from main_marts.t2", "--format", "csv"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "c\n1\n");
+
+    // An existing name: an error, unless OR REPLACE or IF NOT EXISTS.
+    let o = w("create table main_marts.t2 as select 1 as x");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: CREATE TABLE main_marts.t2: a table of that name already exists\n  hint: CREATE OR REPLACE TABLE main_marts.t2 replaces it; DROP TABLE main_marts.t2 removes it\n"
+    );
+    let o = w("create table if not exists main_marts.t2 as select 1 as x");
+    ok(&o);
+    assert_eq!(stderr(&o), "CREATE TABLE main_marts.t2: a table of that name exists, nothing done\n");
+    let o = w("create or replace table main_marts.t2 as select id * 10 as id from base");
+    ok(&o);
+    assert_eq!(stderr(&o), "REPLACE TABLE main_marts.t2 (2 rows, Delta version 1)\n");
+
+    // INSERT appends in one commit.
+    let o = w("insert into main_marts.t2 values (30), (40)");
+    ok(&o);
+    assert_eq!(stdout(&o), "count\n2\n");
+    assert_eq!(read("select id from main_marts.t2 order by id"), "id\n10\n20\n30\n40\n");
+    let history = read("\\history main_marts.t2");
+    let versions: Vec<&str> = history.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(versions, ["2", "1", "0"], "{history}");
+    assert!(history.lines().nth(1).unwrap().contains("Append"), "{history}");
+
+    // Unqualified names go to the target's schema; an empty table from columns.
+    let o = w("create table t3 (a int, b varchar)");
+    ok(&o);
+    assert_eq!(stderr(&o), "CREATE TABLE main.t3 (0 rows, Delta version 0)\n");
+    ok(&w("insert into t3 values (1, 'x')"));
+    assert_eq!(read("select a, b from main.t3"), "a,b\n1,x\n");
+
+    // CREATE VIEW stores its SQL, with table names qualified.
+    let o = w("create view vv as select count(*) as n from base");
+    ok(&o);
+    assert_eq!(stderr(&o), "CREATE VIEW main.vv\n");
+    assert_eq!(std::fs::read_to_string(p.join("warehouse/main/vv/_dp_view.sql")).unwrap(), "SELECT count(*) AS n FROM \"main\".base");
+    assert_eq!(read("select n from vv"), "n\n2\n");
+    assert_eq!(
+        read("\\dt"),
+        "schema,name,type\nmain,base,table\nmain,t3,table\nmain,vv,view\nmain_marts,fct_orders,table\nmain_marts,t2,table\n"
+    );
+    let o = w("create view vv as select 1 as n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error: CREATE VIEW main.vv: a view of that name already exists\n"), "{}", stderr(&o));
+    let o = w("create temp view tv as select 1 as x; create view pv as select * from tv");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error: view pv: it reads tv, a temporary relation of this session"), "{}", stderr(&o));
+    assert!(!p.join("warehouse/main/pv").exists());
+
+    // DROP removes the folder; the kind must match.
+    let o = w("drop table main_marts.t2");
+    ok(&o);
+    assert_eq!(stderr(&o), "DROP TABLE main_marts.t2\n");
+    assert!(!p.join("warehouse/main_marts/t2").exists());
+    assert!(p.join("warehouse/main_marts/fct_orders").exists());
+    // The last relation of a schema takes the schema's folder with it.
+    ok(&w("create table sandbox.x as select 1 as one; drop table sandbox.x"));
+    assert!(!p.join("warehouse/sandbox").exists());
+    let o = sql(p, &["-e", "select * from main_marts.t2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("table 'main_marts.t2' not found"), "{}", stderr(&o));
+    let o = w("drop table vv");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "error: DROP TABLE main.vv: main.vv is a view\n  hint: DROP VIEW main.vv\n");
+    ok(&w("drop view vv"));
+    assert!(!p.join("warehouse/main/vv").exists());
+    let o = w("drop view if exists vv");
+    ok(&o);
+    assert_eq!(stderr(&o), "DROP VIEW main.vv: it does not exist, nothing done\n");
+    let o = w("drop table nope");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error: table 'main.nope' not found"), "{}", stderr(&o));
+
+    // DELETE, UPDATE and TRUNCATE of a Delta table: one commit each.
+    let o = w("delete from base where id = 1");
+    ok(&o);
+    assert_eq!(stderr(&o), "DELETE main.base (1 row, Delta version 1)\n");
+    let o = w("update base set v = upper(v) || '!' where id = 2");
+    ok(&o);
+    assert_eq!(stderr(&o), "UPDATE main.base (1 row, Delta version 2)\n");
+    assert_eq!(read("select id, v from base"), "id,v\n2,B!\n");
+    let o = w("truncate table t3");
+    ok(&o);
+    assert_eq!(stderr(&o), "TRUNCATE main.t3 (1 row, Delta version 2)\n");
+    assert_eq!(read("select count(*) as c from t3"), "c\n0\n");
+    let o = w("delete from base where nope = 1");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No field named nope"), "{}", stderr(&o));
+    let o = w("create schema sandbox");
+    ok(&o);
+    assert_eq!(stderr(&o), "CREATE SCHEMA sandbox: nothing to do (a schema is the folder its first table or view creates)\n");
+
+    // Temporary tables stay in the session, without --allow-writes too.
+    let o = sql(p, &["--format", "csv", "-e", "create temporary table tt as select 5 as x; select x from tt; drop table tt"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "x\n5\n");
+    assert!(!p.join("warehouse/main/tt").exists());
+    // Without --allow-writes the refusal is unchanged.
+    let o = sql(p, &["-e", "create table t4 as select 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).starts_with("error: dp sql is read-only: CREATE TABLE would write to the warehouse\n"), "{}", stderr(&o));
+}
+
+#[test]
+fn long_and_wide_results_in_table_format() {
+    let dir = built();
+    let p = dir.path();
+    let q = "\\timing off\n\\pset maxrows 4\n\\pset maxwidth 5\nselect value as n, repeat('ab', value::int) as s from generate_series(1, 10) as t(value)";
+    let o = sql(p, &["-e", q]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "+----+-------+\n\
+         | n  | s     |\n\
+         +----+-------+\n\
+         | 1  | ab    |\n\
+         | 2  | abab  |\n\
+         | …  | …     |\n\
+         | 9  | abab… |\n\
+         | 10 | abab… |\n\
+         +----+-------+\n"
+    );
+    assert_eq!(
+        stderr(&o),
+        "Timing is off.\nTable rows shown: 4 (the first 2 and the last 2).\nTable values cut at 5 characters.\n(10 rows, 4 shown; \\pset maxrows 0 shows all rows; values cut at 5 characters: \\pset maxwidth 0 shows them whole)\n"
+    );
+    // Scripts print everything by default, and data formats never cut.
+    let o = sql(p, &["-e", "select value from generate_series(1, 100) as t(value)"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 104);
+    let o = sql(p, &["--format", "csv", "-e", "\\pset maxrows 2\n\\pset maxwidth 3\nselect value, repeat('x', 50) as s from generate_series(1, 100) as t(value)"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 101);
+    assert!(stdout(&o).ends_with(&format!("100,{}\n", "x".repeat(50))), "{}", stdout(&o));
+}
+
 /// The REPL in a pseudo-terminal: tmux runs `dp sql`, send-keys types,
 /// capture-pane reads the screen.
 mod repl {
@@ -272,6 +430,36 @@ mod repl {
         }
     }
 
+    impl Tmux {
+        /// Waits for a fresh, empty prompt: keys typed while the line
+        /// editor is not reading (just after Ctrl-C or Enter) may be lost.
+        #[track_caller]
+        fn prompt(&self) {
+            self.wait("a fresh prompt", |s| s.lines().rev().find(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_end() == "p>"));
+        }
+
+        /// Presses Ctrl-C until the screen shows `count` cancel messages: a
+        /// Ctrl-C read together with the Enter before it (on a loaded
+        /// machine) reaches the line editor as a key, not as a signal.
+        #[track_caller]
+        fn cancel(&self, count: usize) {
+            let start = Instant::now();
+            loop {
+                self.keys(&["C-c"]);
+                let pressed = Instant::now();
+                while pressed.elapsed() < Duration::from_secs(2) {
+                    if self.screen().matches("error: query cancelled").count() >= count {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if start.elapsed() > Duration::from_secs(20) {
+                    panic!("Ctrl-C did not cancel; screen:\n{}", self.screen());
+                }
+            }
+        }
+    }
+
     impl Drop for Tmux {
         fn drop(&mut self) {
             let _ = self.tmux().args(["kill-server"]).status();
@@ -291,8 +479,15 @@ mod repl {
         }
         let dir = built();
         let p = dir.path();
+        // A Delta table whose log cannot be read yet: opening it waits until
+        // a writer opens the FIFO, as a stuck storage request would.
+        let slow = p.join("warehouse/main_marts/slow");
+        copy_tree(&p.join("warehouse/main_marts/fct_orders"), &slow);
+        let fifo = slow.join("_delta_log/_last_checkpoint");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         let t = Tmux { socket: format!("dp-test-{}", std::process::id()), session: "s".into() };
-        let cmd = format!("cd '{}' && NO_COLOR=1 '{}' sql", p.display(), env!("CARGO_BIN_EXE_dp"));
+        // The pager marks its lines.
+        let cmd = format!("cd '{}' && NO_COLOR=1 PAGER='sed s/^/paged:/' '{}' sql", p.display(), env!("CARGO_BIN_EXE_dp"));
         let st = t.tmux().args(["new-session", "-d", "-s", &t.session, "-x", "160", "-y", "50", &cmd]).status().unwrap();
         assert!(st.success());
         t.wait("the prompt", |s| s.contains("p> "));
@@ -313,14 +508,59 @@ mod repl {
         t.keys(&["select main_marts.fct_orders.", "Tab", "Tab"]);
         t.wait("column candidates", |s| s.contains("main_marts.fct_orders.id") && s.contains("main_marts.fct_orders.n"));
         t.keys(&["C-c"]);
+        t.prompt();
 
         // Ctrl-C cancels a running query and keeps the shell.
         t.keys(&["select count(*) from generate_series(1, 100000000000);", "Enter"]);
         std::thread::sleep(Duration::from_millis(700));
-        t.keys(&["C-c"]);
-        t.wait("the cancel message", |s| s.contains("error: query cancelled"));
+        t.cancel(1);
+        t.prompt();
         t.keys(&["select 'still here' as s;", "Enter"]);
         t.wait("the shell after Ctrl-C", |s| s.contains("| still here |"));
+
+        // Ctrl-C while a Delta table is being opened (planning), through the
+        // catalog and through delta_version().
+        for (i, q) in ["select count(*) from main_marts.slow;", "select count(*) from delta_version('main_marts.slow', 0);"].iter().enumerate() {
+            t.prompt();
+            t.keys(&[q, "Enter"]);
+            std::thread::sleep(Duration::from_millis(700));
+            // One cancel message above already (the long query).
+            t.cancel(i + 2);
+            assert_eq!(t.screen().matches("error: query cancelled").count(), i + 2, "{}", t.screen());
+            t.prompt();
+            t.keys(&["select 'alive' as s;", "Enter"]);
+            t.wait("the shell after cancelling", |s| s.matches("| alive |").count() == i + 1);
+        }
+        // Let the abandoned reads of the FIFO finish so the process can exit:
+        // opening for writing (O_NONBLOCK, Linux) wakes the readers blocked in open.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let start = Instant::now();
+            while std::fs::OpenOptions::new().write(true).custom_flags(0o4000).open(&fifo).is_err() {
+                assert!(start.elapsed() < Duration::from_secs(10), "no reader waits on {}", fifo.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        // Long and wide results: first and last rows, cut values, a footer.
+        t.prompt();
+        t.keys(&["select value as n, repeat('x', 100) as s from generate_series(1, 45) as t(value);", "Enter"]);
+        let screen = t.wait("the cut result", |s| s.contains("(45 rows, 40 shown in "));
+        assert!(screen.contains(&format!("| 20 | {}… |\n| …  | …", "x".repeat(39))), "{screen}");
+        assert!(screen.contains("values cut at 40 characters: \\pset maxwidth 0 shows them whole)"), "{screen}");
+        // Taller than the terminal: through $PAGER; not with \pset pager off.
+        t.prompt();
+        t.keys(&["\\pset maxrows 0", "Enter"]);
+        // Keys typed before the prompt is back may be dropped by the line editor.
+        t.wait("\\pset maxrows", |s| s.contains("Table rows shown: all."));
+        t.keys(&["select value * 1000 as big from generate_series(1, 60) as t(value);", "Enter"]);
+        t.wait("the paged result", |s| s.contains("paged:| 60000 |"));
+        t.prompt();
+        t.keys(&["\\pset pager off", "Enter"]);
+        t.wait("\\pset pager", |s| s.contains("Pager is off."));
+        t.keys(&["select value * 1001 as big from generate_series(1, 60) as t(value);", "Enter"]);
+        let screen = t.wait("the unpaged result", |s| s.contains("| 60060 |"));
+        assert!(!screen.contains("paged:| 60060"), "{screen}");
 
         // Ctrl-D exits; the history file keeps the statements.
         t.keys(&["C-d"]);
