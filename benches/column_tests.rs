@@ -118,13 +118,7 @@ fn main() {
     }
     let o = parse_opts();
     let dp = dp_binary();
-    let repo = repo_root();
-    let tmp = tempfile::Builder::new().prefix("dp-bench-column-tests-").tempdir().expect("tempdir");
-    let proj = tmp.path().to_path_buf();
-    for d in ["models", "seeds", "macros"] {
-        copy_tree(&repo.join(d), &proj.join(d)).unwrap_or_else(|e| panic!("copy {d}: {e}"));
-    }
-    std::fs::copy(repo.join("warehouse.toml"), proj.join("warehouse.toml")).expect("copy warehouse.toml");
+    let (tmp, proj) = demo_copy("dp-bench-column-tests-");
     let pd = proj.to_str().unwrap().to_string();
     println!("dp column-tests benchmark ({} tests on fct_orders, demo scale {})", o.tests, o.scale);
     println!("  dp binary : {}", dp.display());

@@ -216,3 +216,17 @@ pub fn loadavg() -> String {
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// A temp copy of the demo project at the repository root (models/,
+/// seeds/, macros/, warehouse.toml), in a folder named `<prefix>...`.
+#[allow(dead_code)]
+pub fn demo_copy(prefix: &str) -> (tempfile::TempDir, PathBuf) {
+    let repo = repo_root();
+    let tmp = tempfile::Builder::new().prefix(prefix).tempdir().expect("tempdir");
+    let proj = tmp.path().to_path_buf();
+    for d in ["models", "seeds", "macros"] {
+        copy_tree(&repo.join(d), &proj.join(d)).unwrap_or_else(|e| panic!("copy {d}: {e}"));
+    }
+    std::fs::copy(repo.join("warehouse.toml"), proj.join("warehouse.toml")).expect("copy warehouse.toml");
+    (tmp, proj)
+}

@@ -75,3 +75,16 @@ pub fn stdout(o: &Output) -> String {
 pub fn ok(o: &Output) {
     assert!(o.status.success(), "dp failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), stderr(o));
 }
+
+/// `[{unique_id, status, failures}]` of target/run_results.json, sorted.
+pub fn outcomes(dir: &Path) -> serde_json::Value {
+    let rr: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("target/run_results.json")).unwrap()).unwrap();
+    let mut items: Vec<serde_json::Value> = rr["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!({"unique_id": r["unique_id"], "status": r["status"], "failures": r["failures"]}))
+        .collect();
+    items.sort_by(|a, b| a["unique_id"].as_str().cmp(&b["unique_id"].as_str()));
+    serde_json::Value::Array(items)
+}
