@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use std::sync::Arc;
 
 use super::connect::{PgPool, pg_err};
-use super::publish::{create_schema, replace_table};
+use super::publish::{create_schema, replace_table, table_columns};
 use super::{check_identifier, copy, ident, qualified, types};
 use crate::engine::Engine;
 use crate::project::nodes::Node;
@@ -54,17 +54,7 @@ async fn append(c: &mut super::connect::PgClient, df: datafusion::prelude::DataF
     let arrow: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     create_schema(c, schema).await?;
     c.batch_execute("BEGIN").await.map_err(pg_err("BEGIN"))?;
-    let existing: Vec<String> = c
-        .query(
-            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
-             WHERE n.nspname = $1 AND t.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&schema, &name],
-        )
-        .await
-        .map_err(pg_err("reading the table's columns"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let existing = table_columns(c, schema, name).await?;
     let wanted: Vec<String> = arrow.fields().iter().map(|f| f.name().clone()).collect();
     if existing.is_empty() {
         c.batch_execute(&format!("CREATE TABLE {target} ({})", types::column_defs(&arrow)?)).await.map_err(pg_err(format!("creating {target}")))?;

@@ -141,7 +141,7 @@ async fn publish_once(c: &mut PgClient, engine: &Engine, node: &Node, version: O
     }
     if incremental && node.materialized() == "incremental" {
         if let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await? {
-            return apply_incremental(c, engine, node, &target, version, p).await;
+            return apply_incremental(c, node, &target, version, p).await;
         }
     }
     swap(c, engine, node, &target, version).await
@@ -160,21 +160,26 @@ async fn published_state(c: &PgClient, node: &Node) -> anyhow::Result<Option<Sta
         .await
         .map_err(pg_err("reading dp_meta.published"))?;
     let Some(row) = row else { return Ok(None) };
-    let columns: Vec<String> = c
-        .query(
-            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
-             WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&node.schema, &node.alias],
-        )
-        .await
-        .map_err(pg_err("reading the published table's columns"))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let columns = table_columns(c, &node.schema, &node.alias).await?;
     if columns.is_empty() {
         return Ok(None);
     }
     Ok(Some(State { version: row.get(0), rows: row.get(1), columns }))
+}
+
+/// A table's column names in order (empty when there is no such table).
+pub(crate) async fn table_columns(c: &PgClient, schema: &str, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(c
+        .query(
+            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&schema, &name],
+        )
+        .await
+        .map_err(pg_err(format!("reading the columns of {}", qualified(schema, name))))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 async fn record(c: &PgClient, node: &Node, version: Option<i64>, rows: Option<i64>) -> anyhow::Result<()> {
@@ -404,7 +409,7 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
     Ok(Some(IncrementalPlan { rows, schema, strategy, keys, before: st.rows }))
 }
 
-async fn apply_incremental(c: &mut PgClient, _engine: &Engine, node: &Node, target: &str, version: Option<i64>, p: IncrementalPlan) -> anyhow::Result<Published> {
+async fn apply_incremental(c: &mut PgClient, node: &Node, target: &str, version: Option<i64>, p: IncrementalPlan) -> anyhow::Result<Published> {
     let columns = types::column_defs(&p.schema)?;
     let names: Vec<String> = p.schema.fields().iter().map(|f| ident(f.name())).collect();
     let list = names.join(", ");
