@@ -184,7 +184,8 @@ fn encode_batch(batch: &RecordBatch, buf: &mut BytesMut, scratch: &mut Vec<u8>) 
     for row in 0..batch.num_rows() {
         buf.put_i16(ncols);
         for (col, nulls) in cols.iter_mut() {
-            if matches!(col, Col::Null) || nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+            // A Null column's logical nulls are all set.
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
                 buf.put_i32(-1);
                 continue;
             }
@@ -391,6 +392,13 @@ mod tests {
             let d = v.unsigned_abs().to_string();
             assert_eq!(numeric(v, s), numeric_text(v < 0, &d, s), "{v} scale {s}");
         }
+    }
+
+    #[test]
+    fn a_null_typed_column_is_all_nulls() {
+        let batch = RecordBatch::try_from_iter([("n", Arc::new(datafusion::arrow::array::NullArray::new(2)) as ArrayRef)]).unwrap();
+        let row = [&[0, 1][..], &(-1i32).to_be_bytes()].concat();
+        assert_eq!(encode_for_test(&batch), [row.clone(), row].concat());
     }
 
     #[test]

@@ -39,16 +39,18 @@ use crate::project::nodes::Node;
 
 /// What a publish did, for the node's output line.
 #[derive(Debug, Clone)]
-pub struct Published {
-    pub action: &'static str,
-    pub rows: u64,
+pub enum Published {
+    /// PostgreSQL already held this Delta version.
+    UpToDate,
+    /// Rows copied: `verb` is replaced, appended or merged.
+    Copied { verb: &'static str, rows: u64 },
 }
 
 impl std::fmt::Display for Published {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.action {
-            "up to date" => write!(f, "postgres up to date"),
-            a => write!(f, "postgres {a} {} rows", crate::runner::fmt_thousands(self.rows)),
+        match self {
+            Published::UpToDate => write!(f, "postgres up to date"),
+            Published::Copied { verb, rows } => write!(f, "postgres {verb} {} rows", crate::runner::fmt_thousands(*rows)),
         }
     }
 }
@@ -129,22 +131,21 @@ pub(crate) fn is_duplicate(e: &tokio_postgres::Error) -> bool {
 }
 
 async fn publish_once(c: &mut PgClient, engine: &Engine, node: &Node, version: Option<i64>, incremental: bool, force: bool) -> anyhow::Result<Published> {
-    let target = qualified(&node.schema, &node.alias);
     if force {
-        return swap(c, engine, node, &target, version).await;
+        return swap(c, engine, node, version).await;
     }
     let state = published_state(c, node).await?;
     if let (Some(v), Some(st)) = (version, &state) {
         if st.version == Some(v) {
-            return Ok(Published { action: "up to date", rows: st.rows.unwrap_or(0) as u64 });
+            return Ok(Published::UpToDate);
         }
     }
     if incremental && node.materialized() == "incremental" {
         if let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await? {
-            return apply_incremental(c, node, &target, version, p).await;
+            return apply_incremental(c, node, version, p).await;
         }
     }
-    swap(c, engine, node, &target, version).await
+    swap(c, engine, node, version).await
 }
 
 struct State {
@@ -227,15 +228,14 @@ async fn read_relation(engine: &Engine, node: &Node) -> anyhow::Result<DataFrame
 }
 
 /// Full copy into a new table, then the swap, in one transaction.
-async fn swap(c: &mut PgClient, engine: &Engine, node: &Node, target: &str, version: Option<i64>) -> anyhow::Result<Published> {
+async fn swap(c: &mut PgClient, engine: &Engine, node: &Node, version: Option<i64>) -> anyhow::Result<Published> {
     let df = read_relation(engine, node).await?;
     let rows = replace_table(c, df, &node.schema, &node.alias, node, Some(version)).await?;
-    tracing::debug!("published {target}: {rows} rows");
-    Ok(Published { action: "replaced", rows })
+    Ok(Published::Copied { verb: "replaced", rows })
 }
 
 /// Copies `df` into a new table and swaps it in as `schema.name` in one
-/// transaction, with `node`'s indexes, comments and grants. `record` is the
+/// transaction, with `node`'s indexes, comments and grants. `record_version` is the
 /// Delta version to note in `dp_meta.published` (`None`: do not note).
 pub(crate) async fn replace_table(c: &mut PgClient, df: DataFrame, schema_name: &str, name: &str, node: &Node, record_version: Option<Option<i64>>) -> anyhow::Result<u64> {
     let target = qualified(schema_name, name);
@@ -409,7 +409,8 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
     Ok(Some(IncrementalPlan { rows, schema, strategy, keys, before: st.rows }))
 }
 
-async fn apply_incremental(c: &mut PgClient, node: &Node, target: &str, version: Option<i64>, p: IncrementalPlan) -> anyhow::Result<Published> {
+async fn apply_incremental(c: &mut PgClient, node: &Node, version: Option<i64>, p: IncrementalPlan) -> anyhow::Result<Published> {
+    let target = &qualified(&node.schema, &node.alias);
     let columns = types::column_defs(&p.schema)?;
     let names: Vec<String> = p.schema.fields().iter().map(|f| ident(f.name())).collect();
     let list = names.join(", ");
@@ -449,8 +450,5 @@ async fn apply_incremental(c: &mut PgClient, node: &Node, target: &str, version:
     };
     record(c, node, version, total).await?;
     c.batch_execute("COMMIT").await.map_err(pg_err("COMMIT"))?;
-    Ok(Published {
-        action: if p.strategy == "append" { "appended" } else { "merged" },
-        rows,
-    })
+    Ok(Published::Copied { verb: if p.strategy == "append" { "appended" } else { "merged" }, rows })
 }

@@ -85,9 +85,6 @@ pub struct RunOptions {
     pub publisher: Option<Arc<crate::postgres::Publisher>>,
 }
 
-/// What a node does when it runs.
-pub type Job = Arc<dyn Fn(Arc<Node>, Option<String>, bool) -> futures::future::BoxFuture<'static, anyhow::Result<crate::materialize::Materialized>> + Send + Sync>;
-
 /// Runs `ids` (a topologically ordered selection).
 pub async fn execute(
     project: Arc<Project>,
