@@ -48,9 +48,22 @@ fn parse_opts() -> Opts {
 }
 
 const COLUMNS: &[&str] = &[
-    "order_id", "customer_id", "order_date", "order_day", "status", "is_revenue", "total_amount", "line_count",
-    "item_count", "gross_line_amount", "discount_amount", "net_line_amount", "customer_order_number",
-    "is_first_order", "days_since_previous_order", "updated_at",
+    "order_id",
+    "customer_id",
+    "order_date",
+    "order_day",
+    "status",
+    "is_revenue",
+    "total_amount",
+    "line_count",
+    "item_count",
+    "gross_line_amount",
+    "discount_amount",
+    "net_line_amount",
+    "customer_order_number",
+    "is_first_order",
+    "days_since_previous_order",
+    "updated_at",
 ];
 const STATUSES: &[&str] = &["pending", "shipped", "delivered", "cancelled", "returned"];
 
@@ -126,8 +139,7 @@ fn main() {
 
     let scale = o.scale.to_string();
     let bronze = proj.join("bronze");
-    measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[])
-        .expect_ok("dp demo generate");
+    measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[]).expect_ok("dp demo generate");
     measure(&dp, &["--project-dir", &pd, "seed"], &proj, &[]).expect_ok("dp seed");
     let run = measure(&dp, &["--project-dir", &pd, "run", "-s", "+fct_orders"], &proj, &[]);
     run.expect_ok("dp run -s +fct_orders");

@@ -333,11 +333,8 @@ where a.amount * {{{{ var('amount_multiplier') }}}} >= 0
         } else {
             ""
         };
-        let inc_filter = if incremental {
-            "\n{% if is_incremental() %}\nwhere x.updated_at > (select max(updated_at) from {{ this }})\n{% endif %}"
-        } else {
-            ""
-        };
+        let inc_filter =
+            if incremental { "\n{% if is_incremental() %}\nwhere x.updated_at > (select max(updated_at) from {{ this }})\n{% endif %}" } else { "" };
         let sql = format!(
             r#"{config}-- mart model {m}
 select
@@ -408,11 +405,7 @@ fn ratio(base: f64, x: f64, faster: &str, slower: &str) -> String {
         return "-".into();
     }
     let r = x / base;
-    if r <= 1.0 {
-        format!("dp/base = {r:.3} ({:.1}x {faster})", base / x)
-    } else {
-        format!("dp/base = {r:.3} ({r:.2}x {slower})")
-    }
+    if r <= 1.0 { format!("dp/base = {r:.3} ({:.1}x {faster})", base / x) } else { format!("dp/base = {r:.3} ({r:.2}x {slower})") }
 }
 
 fn time_ratio(base: f64, x: f64) -> String {
@@ -515,17 +508,11 @@ fn main() {
         "Baseline: dbt-core 1.11 published figures on this 2-core machine at N = {REF_N} \
          (reference figures, NOT measured in this run):"
     );
-    println!(
-        "  parse {REF_PARSE_S:.0} s / {REF_PARSE_MB:.0} MB, compile {REF_COMPILE_S:.0} s / 1 GB ({REF_COMPILE_MB:.0} MB)"
-    );
+    println!("  parse {REF_PARSE_S:.0} s / {REF_PARSE_MB:.0} MB, compile {REF_COMPILE_S:.0} s / 1 GB ({REF_COMPILE_MB:.0} MB)");
     match rows.iter().find(|r| r.n == REF_N) {
         Some(r) => {
             println!("  N={REF_N}: parse   time {}, peak RSS {}", time_ratio(REF_PARSE_S, r.parse.wall_s), mem_ratio(REF_PARSE_MB, r.parse.peak_mb));
-            println!(
-                "  N={REF_N}: compile time {}, peak RSS {}",
-                time_ratio(REF_COMPILE_S, r.compile.wall_s),
-                mem_ratio(REF_COMPILE_MB, r.compile.peak_mb)
-            );
+            println!("  N={REF_N}: compile time {}, peak RSS {}", time_ratio(REF_COMPILE_S, r.compile.wall_s), mem_ratio(REF_COMPILE_MB, r.compile.peak_mb));
         }
         None => println!("  (no N = {REF_N} in this run: no ratio against the reference figures)"),
     }
@@ -540,13 +527,7 @@ fn main() {
     } else {
         println!("In-run baseline: real dbt on the same generated project ({}):", dbt_version(dbt.as_ref().unwrap()));
         for (n, d, what, mine) in &dbt_rows {
-            println!(
-                "  N={n}: dbt {what} {:.2} s / {} MB vs dp {what} {:.3} s / {} MB",
-                d.wall_s,
-                fmt_mb(d.peak_mb),
-                mine.wall_s,
-                fmt_mb(mine.peak_mb)
-            );
+            println!("  N={n}: dbt {what} {:.2} s / {} MB vs dp {what} {:.3} s / {} MB", d.wall_s, fmt_mb(d.peak_mb), mine.wall_s, fmt_mb(mine.peak_mb));
             println!(
                 "  N={n}: {what} time {}, peak RSS {}",
                 time_ratio(d.wall_s, mine.wall_s),
@@ -587,9 +568,7 @@ fn main() {
 
 fn walk_count(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
-        .sum()
+    rd.flatten().map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 }).sum()
 }
 
 fn dbt_version(dbt: &Path) -> String {
@@ -599,9 +578,7 @@ fn dbt_version(dbt: &Path) -> String {
         .ok()
         .and_then(|o| {
             let s = String::from_utf8_lossy(&o.stdout).to_string();
-            s.lines()
-                .find(|l| l.contains("installed"))
-                .map(|l| format!("dbt-core {}", l.split(':').nth(1).unwrap_or("").trim()))
+            s.lines().find(|l| l.contains("installed")).map(|l| format!("dbt-core {}", l.split(':').nth(1).unwrap_or("").trim()))
         })
         .unwrap_or_else(|| dbt.display().to_string())
 }

@@ -82,32 +82,19 @@ fn venv_dir() -> PathBuf {
 fn ensure_duckdb_python() -> Result<PathBuf, String> {
     let venv = venv_dir();
     let py = venv.join("bin/python");
-    let has_duckdb = |py: &Path| {
-        std::process::Command::new(py)
-            .args(["-c", "import duckdb"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
+    let has_duckdb = |py: &Path| std::process::Command::new(py).args(["-c", "import duckdb"]).output().map(|o| o.status.success()).unwrap_or(false);
     if py.is_file() && has_duckdb(&py) {
         return Ok(py);
     }
     if !py.is_file() {
         eprintln!("creating venv {} ...", venv.display());
-        let st = std::process::Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .map_err(|e| format!("python3 -m venv: {e}"))?;
+        let st = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().map_err(|e| format!("python3 -m venv: {e}"))?;
         if !st.success() {
             return Err(format!("python3 -m venv {} failed", venv.display()));
         }
     }
     eprintln!("pip install duckdb into {} ...", venv.display());
-    let st = std::process::Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "duckdb"])
-        .status()
-        .map_err(|e| format!("pip: {e}"))?;
+    let st = std::process::Command::new(venv.join("bin/pip")).args(["install", "--quiet", "duckdb"]).status().map_err(|e| format!("pip: {e}"))?;
     if !st.success() || !has_duckdb(&py) {
         return Err("pip install duckdb failed".into());
     }
@@ -143,12 +130,7 @@ fn main() {
     // Bronze data (not part of the comparison).
     let scale = o.scale.to_string();
     let bronze = proj.join("bronze");
-    let generate = measure(
-        &dp,
-        &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()],
-        &proj,
-        &[],
-    );
+    let generate = measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[]);
     generate.expect_ok("dp demo generate");
     println!("  bronze    : generated in {:.2}s ({})", generate.wall_s, generate.stderr.trim().lines().last().unwrap_or("").trim());
 
@@ -230,10 +212,7 @@ fn main() {
 
     // Per-model table, in dp's completion order.
     println!();
-    println!(
-        "{:<36} {:>11} {:>8} {:>12} | {:>8} {:>12} | {:>7}",
-        "model", "rows", "dp s", "dp rows/s", "duck s", "duck rows/s", "dp/duck"
-    );
+    println!("{:<36} {:>11} {:>8} {:>12} | {:>8} {:>12} | {:>7}", "model", "rows", "dp s", "dp rows/s", "duck s", "duck rows/s", "dp/duck");
     println!("{}", "-".repeat(104));
     let mut mismatches = vec![];
     for (uid, st) in &dp_models {
@@ -254,8 +233,7 @@ fn main() {
             rate(st.rows, st.secs),
             d.map(|(_, s)| format!("{:.3}", s.secs)).unwrap_or("-".into()),
             d.map(|(_, s)| rate(s.rows, s.secs)).unwrap_or("-".into()),
-            d.map(|(_, s)| if s.secs > 0.0 { format!("{:.2}", st.secs / s.secs) } else { "-".into() })
-                .unwrap_or("-".into()),
+            d.map(|(_, s)| if s.secs > 0.0 { format!("{:.2}", st.secs / s.secs) } else { "-".into() }).unwrap_or("-".into()),
         );
     }
     println!("{}", "-".repeat(104));
@@ -273,8 +251,15 @@ fn main() {
     println!("(dp runs independent models concurrently, so its sum exceeds its run's wall time.)");
 
     println!();
-    println!("dp   : seed {:.3}s / {} MB peak ({} seeds), run {:.3}s / {} MB peak ({} models) -- process wall, incl. startup",
-        seed.wall_s, fmt_mb(seed.peak_mb), dp_seeds.len(), run.wall_s, fmt_mb(run.peak_mb), dp_models.len());
+    println!(
+        "dp   : seed {:.3}s / {} MB peak ({} seeds), run {:.3}s / {} MB peak ({} models) -- process wall, incl. startup",
+        seed.wall_s,
+        fmt_mb(seed.peak_mb),
+        dp_seeds.len(),
+        run.wall_s,
+        fmt_mb(run.peak_mb),
+        dp_models.len()
+    );
     let dp_total = seed.wall_s + run.wall_s;
     println!("dp   : total (seed + run) {dp_total:.3}s");
     if let Some((m, v)) = &duck {
@@ -293,10 +278,7 @@ fn main() {
         let duck_total = m.wall_s;
         println!();
         println!("Ratios dp/DuckDB (< 1 means dp is faster):");
-        println!(
-            "  end to end (dp seed+run processes vs DuckDB python process): {dp_total:.3}s / {duck_total:.3}s = {:.2}",
-            dp_total / duck_total
-        );
+        println!("  end to end (dp seed+run processes vs DuckDB python process): {dp_total:.3}s / {duck_total:.3}s = {:.2}", dp_total / duck_total);
         if let (Some(setup), Some(models)) = (dget("setup_s"), dget("models_s")) {
             let dm = setup + models;
             println!("  run only (dp run process vs DuckDB sources + model loop)   : {:.3}s / {dm:.3}s = {:.2}", run.wall_s, run.wall_s / dm);
@@ -304,11 +286,7 @@ fn main() {
         if let (Some(a), Some(b)) = (run.peak_mb, m.peak_mb) {
             println!("  peak RSS (dp run vs DuckDB process)                        : {a:.0} MB / {b:.0} MB = {:.2}", a / b);
         }
-        println!(
-            "Target: dp total <= DuckDB's: {} ({:.2})",
-            if dp_total <= duck_total { "PASS" } else { "MISS" },
-            dp_total / duck_total
-        );
+        println!("Target: dp total <= DuckDB's: {} ({:.2})", if dp_total <= duck_total { "PASS" } else { "MISS" }, dp_total / duck_total);
         if mismatches.is_empty() {
             println!("Row counts: dp and DuckDB agree on every model.");
         } else {

@@ -90,7 +90,10 @@ fn server() -> Server {
         .output()
         .unwrap();
     assert!(st.status.success(), "initdb failed: {}", String::from_utf8_lossy(&st.stderr));
-    let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB", dir.display());
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=4GB",
+        dir.display()
+    );
     let st = pg_command(root, &format!("{bin}/pg_ctl"))
         .arg("-D")
         .arg(dir.join("data"))
@@ -220,7 +223,12 @@ fn main() {
     println!("dp publish:   {:>7.2} s  {:>12} rows/s  peak {} MB  (median of {repeat})", m.wall_s, thousands(dp_rate as u64), fmt_mb(m.peak_mb));
     let mp = median(psql_runs);
     let psql_rate = rows as f64 / mp.wall_s;
-    println!("psql \\copy:   {:>7.2} s  {:>12} rows/s  (binary file of {} MB; median of {repeat})", mp.wall_s, thousands(psql_rate as u64), std::fs::metadata(&file).map(|m| m.len() >> 20).unwrap_or(0));
+    println!(
+        "psql \\copy:   {:>7.2} s  {:>12} rows/s  (binary file of {} MB; median of {repeat})",
+        mp.wall_s,
+        thousands(psql_rate as u64),
+        std::fs::metadata(&file).map(|m| m.len() >> 20).unwrap_or(0)
+    );
     let ratio = dp_rate / psql_rate;
     println!("dp / psql rows/s = {ratio:.2}  (target >= 0.90: {})", if ratio >= 0.9 { "PASS" } else { "MISS" });
     let _ = std::fs::remove_file(&file);
@@ -231,7 +239,13 @@ fn main() {
                 let parquet = p.join("sample.parquet");
                 let o = measure(
                     &dp,
-                    &["sql", "--vars", &vars, "-e", &format!("COPY (select * from main.wide order by order_id limit {pandas_rows}) TO '{}'", parquet.display())],
+                    &[
+                        "sql",
+                        "--vars",
+                        &vars,
+                        "-e",
+                        &format!("COPY (select * from main.wide order by order_id limit {pandas_rows}) TO '{}'", parquet.display()),
+                    ],
                     p,
                     &env,
                 );

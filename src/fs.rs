@@ -33,12 +33,8 @@ impl OsFs {
 impl FileSystem for OsFs {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
         let bytes = std::fs::read(self.root.join(path))?;
-        String::from_utf8(bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("file is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
-            )
-        })
+        String::from_utf8(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("file is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to())))
     }
 
     fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
@@ -89,20 +85,12 @@ impl MemFs {
 
 impl FileSystem for MemFs {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: not found")))
+        self.files.get(path).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: not found")))
     }
 
     fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
-        Ok(self
-            .files
-            .keys()
-            .filter(|p| p.starts_with(&prefix) && exts.iter().any(|e| p.ends_with(e)))
-            .cloned()
-            .collect())
+        Ok(self.files.keys().filter(|p| p.starts_with(&prefix) && exts.iter().any(|e| p.ends_with(e))).cloned().collect())
     }
 
     fn exists(&self, path: &str) -> bool {

@@ -1,8 +1,8 @@
 //! dp: an embedded lakehouse. Parse → graph → compile stages are I/O-free
 //! behind [`fs::FileSystem`]; the engine, materializations and runner
 //! execute on DataFusion and Delta Lake.
-pub mod compile;
 pub mod cli;
+pub mod compile;
 pub mod config;
 pub mod demo;
 pub mod engine;

@@ -117,18 +117,12 @@ pub fn measure(program: &Path, args: &[&str], cwd: &Path, envs: &[(&str, &str)])
         }
         None => Command::new(program),
     };
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out_f))
-        .stderr(Stdio::from(err_f));
+    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::from(out_f)).stderr(Stdio::from(err_f));
     for (k, v) in envs {
         cmd.env(k, v);
     }
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
     let pid = child.id();
     let mut hwm_kb: u64 = 0;
     let status = loop {
@@ -207,9 +201,7 @@ pub fn bench_args() -> Vec<String> {
 
 /// The 1/5/15-minute load averages, to show whether other work shared the machine.
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
 }
 
 /// Logical CPUs.

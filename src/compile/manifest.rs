@@ -102,10 +102,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     }
     if n.resource_type != ResourceType::Seed {
         o.insert("language".into(), json!("sql"));
-        o.insert(
-            "refs".into(),
-            Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()),
-        );
+        o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
         o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
         o.insert("contract".into(), json!({"enforced": false, "alias_types": true}));
@@ -114,10 +111,8 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
         if let Some(code) = code {
             o.insert("compiled_code".into(), json!(code));
             o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
-            let ctes: Vec<Value> = compiled
-                .and_then(|c| c.ephemerals.get(&n.unique_id))
-                .map(|e| e.iter().map(|id| json!({"id": id, "sql": ""})).collect())
-                .unwrap_or_default();
+            let ctes: Vec<Value> =
+                compiled.and_then(|c| c.ephemerals.get(&n.unique_id)).map(|e| e.iter().map(|id| json!({"id": id, "sql": ""})).collect()).unwrap_or_default();
             o.insert("extra_ctes_injected".into(), json!(true));
             o.insert("extra_ctes".into(), Value::Array(ctes));
         }
@@ -135,9 +130,16 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();
             o.insert("column_name".into(), json!(n.column_name));
-            o.insert("file_key_name".into(), json!(n.attached_node.as_ref().map(|a| {
-                if a.starts_with("source.") { format!("sources.{}", a.split('.').nth(2).unwrap_or("")) } else { format!("models.{}", crate::graph::short_name(a)) }
-            })));
+            o.insert(
+                "file_key_name".into(),
+                json!(n.attached_node.as_ref().map(|a| {
+                    if a.starts_with("source.") {
+                        format!("sources.{}", a.split('.').nth(2).unwrap_or(""))
+                    } else {
+                        format!("models.{}", crate::graph::short_name(a))
+                    }
+                })),
+            );
             o.insert("attached_node".into(), json!(n.attached_node.clone().filter(|a| !a.starts_with("source."))));
             o.insert("test_metadata".into(), json!({"name": tm.name, "kwargs": tm.kwargs, "namespace": tm.namespace}));
         }

@@ -64,10 +64,7 @@ impl Resolver for ProjectResolver {
     }
 
     fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
-        self.sources
-            .get(&(source.to_string(), table.to_string()))
-            .cloned()
-            .ok_or_else(|| format!("source('{source}', '{table}') was not found"))
+        self.sources.get(&(source.to_string(), table.to_string())).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))
     }
 }
 
@@ -110,9 +107,10 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
     let renderable: Vec<&String> = todo
         .iter()
         .filter(|u| {
-            project.nodes.get(*u).is_some_and(|n| {
-                matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis)
-            })
+            project
+                .nodes
+                .get(*u)
+                .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
     #[allow(clippy::type_complexity)]

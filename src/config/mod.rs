@@ -22,17 +22,13 @@ use crate::fs::FileSystem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "no warehouse.toml or dbt_project.yml in {dir}\n  hint: run dp inside a project directory, or pass --project-dir"
-    )]
+    #[error("no warehouse.toml or dbt_project.yml in {dir}\n  hint: run dp inside a project directory, or pass --project-dir")]
     NoProject { dir: String },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
     #[error("{file}: could not read: {source}")]
     Read { file: String, source: std::io::Error },
-    #[error(
-        "target '{name}' is not defined in {file}\n  hint: defined targets are: {available}"
-    )]
+    #[error("target '{name}' is not defined in {file}\n  hint: defined targets are: {available}")]
     UnknownTarget { name: String, file: String, available: String },
     #[error("{what}: {message}")]
     Invalid { what: String, message: String },
@@ -276,56 +272,35 @@ pub const DBT_PROJECT_YML: &str = "dbt_project.yml";
 
 impl Settings {
     /// Loads the project at `root` (through `fs`, whose root it is).
-    pub fn load(
-        root: &Path,
-        fs: &dyn FileSystem,
-        overrides: &Overrides,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Settings, ConfigError> {
+    pub fn load(root: &Path, fs: &dyn FileSystem, overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
         let has_toml = fs.exists(WAREHOUSE_TOML);
         let has_dbt = fs.exists(DBT_PROJECT_YML);
         if !has_toml && !has_dbt {
             return Err(ConfigError::NoProject { dir: root.display().to_string() });
         }
-        let read = |file: &str| {
-            fs.read_to_string(file)
-                .map_err(|source| ConfigError::Read { file: file.to_string(), source })
-        };
+        let read = |file: &str| fs.read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_string(), source });
         let dbt: DbtProjectYml = if has_dbt {
             let text = read(DBT_PROJECT_YML)?;
-            crate::project::yaml::from_str(&text).map_err(|message| ConfigError::Parse {
-                file: DBT_PROJECT_YML.into(),
-                message,
-            })?
+            crate::project::yaml::from_str(&text).map_err(|message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message })?
         } else {
             DbtProjectYml::default()
         };
         let wt: WarehouseToml = if has_toml {
             let text = read(WAREHOUSE_TOML)?;
-            toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                file: WAREHOUSE_TOML.into(),
-                message: e.to_string().trim_end().to_string(),
-            })?
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { file: WAREHOUSE_TOML.into(), message: e.to_string().trim_end().to_string() })?
         } else {
             WarehouseToml::default()
         };
         let project_file = if has_toml { WAREHOUSE_TOML } else { DBT_PROJECT_YML }.to_string();
 
-        let project_name = wt
-            .project
-            .name
-            .clone()
-            .or(dbt.name.clone())
-            .ok_or_else(|| ConfigError::Invalid {
-                what: project_file.clone(),
-                message: "the project has no name\n  hint: set `[project] name = \"...\"` in warehouse.toml (or `name:` in dbt_project.yml)".into(),
-            })?;
+        let project_name = wt.project.name.clone().or(dbt.name.clone()).ok_or_else(|| ConfigError::Invalid {
+            what: project_file.clone(),
+            message: "the project has no name\n  hint: set `[project] name = \"...\"` in warehouse.toml (or `name:` in dbt_project.yml)".into(),
+        })?;
         validate_identifier(&project_name, &project_file)?;
 
         let mut paths = Paths::default();
-        let pick = |toml: Option<StringOrList>, yml: Option<Vec<String>>, default: Vec<String>| {
-            toml.map(StringOrList::into_vec).or(yml).unwrap_or(default)
-        };
+        let pick = |toml: Option<StringOrList>, yml: Option<Vec<String>>, default: Vec<String>| toml.map(StringOrList::into_vec).or(yml).unwrap_or(default);
         let p = wt.paths;
         paths.models = pick(p.models, dbt.model_paths, paths.models);
         paths.seeds = pick(p.seeds, dbt.seed_paths, paths.seeds);
@@ -376,12 +351,7 @@ impl Settings {
 
         // Target.
         let targets: Vec<String> = wt.targets.keys().cloned().collect();
-        let target_name = overrides
-            .target
-            .clone()
-            .or_else(|| env("DP_TARGET"))
-            .or(wt.default_target.clone())
-            .unwrap_or_else(|| "dev".into());
+        let target_name = overrides.target.clone().or_else(|| env("DP_TARGET")).or(wt.default_target.clone()).unwrap_or_else(|| "dev".into());
         let section = match wt.targets.get(&target_name) {
             Some(s) => s.clone(),
             None if wt.targets.is_empty() && target_name == "dev" => TargetSection::default(),
@@ -396,18 +366,14 @@ impl Settings {
         let threads = match overrides.threads {
             Some(t) => t,
             None => match env("DP_THREADS") {
-                Some(t) => t.parse().map_err(|_| ConfigError::Invalid {
-                    what: "DP_THREADS".into(),
-                    message: format!("'{t}' is not a whole number of threads"),
-                })?,
+                Some(t) => {
+                    t.parse().map_err(|_| ConfigError::Invalid { what: "DP_THREADS".into(), message: format!("'{t}' is not a whole number of threads") })?
+                }
                 None => section.threads.unwrap_or(4),
             },
         };
         if threads == 0 {
-            return Err(ConfigError::Invalid {
-                what: format!("target '{target_name}'"),
-                message: "threads must be at least 1".into(),
-            });
+            return Err(ConfigError::Invalid { what: format!("target '{target_name}'"), message: "threads must be at least 1".into() });
         }
         let what = |k: &str| format!("target '{target_name}' {k}");
         let warehouse = match overrides.warehouse.clone().or_else(|| env("DP_WAREHOUSE")) {
@@ -478,34 +444,25 @@ impl Settings {
 
 /// Parses `--vars` (YAML or JSON: `{key: value}` or `key: value`).
 pub fn parse_cli_vars(text: &str) -> Result<IndexMap<String, JsonValue>, ConfigError> {
-    let v: JsonValue = crate::project::yaml::from_str(text).map_err(|message| ConfigError::Parse {
-        file: "--vars".into(),
-        message,
-    })?;
+    let v: JsonValue = crate::project::yaml::from_str(text).map_err(|message| ConfigError::Parse { file: "--vars".into(), message })?;
     match v {
         JsonValue::Object(m) => Ok(m.into_iter().collect()),
         JsonValue::Null => Ok(IndexMap::new()),
         other => Err(ConfigError::Invalid {
             what: "--vars".into(),
-            message: format!(
-                "expected a mapping like '{{key: value}}', got {other}\n  hint: pass --vars '{{\"start_date\": \"2024-01-01\"}}'"
-            ),
+            message: format!("expected a mapping like '{{key: value}}', got {other}\n  hint: pass --vars '{{\"start_date\": \"2024-01-01\"}}'"),
         }),
     }
 }
 
 fn validate_identifier(name: &str, file: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.starts_with(|c: char| c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
         Err(ConfigError::Invalid {
             what: file.into(),
-            message: format!(
-                "project name '{name}' is not valid: use letters, digits and underscores, not starting with a digit"
-            ),
+            message: format!("project name '{name}' is not valid: use letters, digits and underscores, not starting with a digit"),
         })
     }
 }

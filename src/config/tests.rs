@@ -68,9 +68,15 @@ fn s3_settings_expand_env_and_refuse_secrets() {
 
     let fs = MemFs::new().with("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev.s3]\nsecret_access_key = \"x\"\n");
     let e = load(&fs, &Overrides::default(), &[]).unwrap_err().to_string();
-    assert_eq!(e, "target 'dev' s3.secret_access_key: credentials are never read from warehouse.toml\n  hint: remove the key and export AWS_SECRET_ACCESS_KEY instead");
+    assert_eq!(
+        e,
+        "target 'dev' s3.secret_access_key: credentials are never read from warehouse.toml\n  hint: remove the key and export AWS_SECRET_ACCESS_KEY instead"
+    );
 
     let fs = MemFs::new().with("warehouse.toml", "[project]\nname = \"p\"\n[targets.dev.s3]\nendpoint = \"http://minio:9000\"\n");
     let e = load(&fs, &Overrides::default(), &[]).unwrap_err().to_string();
-    assert_eq!(e, "target 'dev' s3.endpoint: 'http://minio:9000' is plain HTTP but allow_http is not set\n  hint: add `allow_http = true` for a local server, or use https://");
+    assert_eq!(
+        e,
+        "target 'dev' s3.endpoint: 'http://minio:9000' is plain HTTP but allow_http is not set\n  hint: add `allow_http = true` for a local server, or use https://"
+    );
 }

@@ -11,23 +11,73 @@
 use serde_json::{Map, Value};
 
 /// Config keys whose values may be tables but are configs, not folders.
-const DICT_CONFIGS: &[&str] = &[
-    "meta", "docs", "persist_docs", "grants", "column_types", "contract", "quoting",
-    "partition_by", "indexes", "labels", "freshness", "external",
-];
+const DICT_CONFIGS: &[&str] =
+    &["meta", "docs", "persist_docs", "grants", "column_types", "contract", "quoting", "partition_by", "indexes", "labels", "freshness", "external"];
 
 /// Config names dp knows (used to tell configs from folders without `+`).
 const KNOWN: &[&str] = &[
-    "materialized", "schema", "alias", "database", "tags", "enabled", "meta", "docs",
-    "persist_docs", "pre-hook", "post-hook", "pre_hook", "post_hook", "unique_key",
-    "incremental_strategy", "on_schema_change", "full_refresh", "partition_by", "grants",
-    "contract", "quoting", "column_types", "delimiter", "quote_columns", "severity", "warn_if",
-    "error_if", "fail_calc", "limit", "where", "store_failures", "store_failures_as", "publish",
-    "indexes", "compression", "group", "access", "sql_header", "strategy", "updated_at",
-    "check_cols", "target_schema", "target_database", "invalidate_hard_deletes", "snapshot_meta_column_names",
-    "dbt_valid_to_current", "hard_deletes", "event_time", "batch_size", "lookback", "begin",
-    "concurrent_batches", "incremental_predicates", "merge_update_columns", "merge_exclude_columns",
-    "docs", "labels", "freshness", "loaded_at_field", "external", "identifier", "location",
+    "materialized",
+    "schema",
+    "alias",
+    "database",
+    "tags",
+    "enabled",
+    "meta",
+    "docs",
+    "persist_docs",
+    "pre-hook",
+    "post-hook",
+    "pre_hook",
+    "post_hook",
+    "unique_key",
+    "incremental_strategy",
+    "on_schema_change",
+    "full_refresh",
+    "partition_by",
+    "grants",
+    "contract",
+    "quoting",
+    "column_types",
+    "delimiter",
+    "quote_columns",
+    "severity",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "limit",
+    "where",
+    "store_failures",
+    "store_failures_as",
+    "publish",
+    "indexes",
+    "compression",
+    "group",
+    "access",
+    "sql_header",
+    "strategy",
+    "updated_at",
+    "check_cols",
+    "target_schema",
+    "target_database",
+    "invalidate_hard_deletes",
+    "snapshot_meta_column_names",
+    "dbt_valid_to_current",
+    "hard_deletes",
+    "event_time",
+    "batch_size",
+    "lookback",
+    "begin",
+    "concurrent_batches",
+    "incremental_predicates",
+    "merge_update_columns",
+    "merge_exclude_columns",
+    "docs",
+    "labels",
+    "freshness",
+    "loaded_at_field",
+    "external",
+    "identifier",
+    "location",
 ];
 
 pub fn is_config_key(key: &str, value: &Value) -> bool {
@@ -71,11 +121,7 @@ impl ConfigTree {
             let Some(obj) = node.as_object() else { break };
             let Some(child) = obj.get(part) else { break };
             if let Some(c) = child.as_object() {
-                let level: Map<String, Value> = c
-                    .iter()
-                    .filter(|(k, v)| is_config_key(k, v))
-                    .map(|(k, v)| (canonical_key(k), v.clone()))
-                    .collect();
+                let level: Map<String, Value> = c.iter().filter(|(k, v)| is_config_key(k, v)).map(|(k, v)| (canonical_key(k), v.clone())).collect();
                 merge_config(&mut out, &level);
             }
             node = child;

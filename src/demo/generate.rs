@@ -27,9 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
-use datafusion::arrow::array::{
-    ArrayRef, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-};
+use datafusion::arrow::array::{ArrayRef, Decimal128Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -72,11 +70,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self {
-            scale: 1.0,
-            seed: 42,
-            date: NaiveDate::from_ymd_opt(2024, 1, 15).expect("valid date"),
-        }
+        Self { scale: 1.0, seed: 42, date: NaiveDate::from_ymd_opt(2024, 1, 15).expect("valid date") }
     }
 }
 
@@ -106,15 +100,9 @@ pub enum GenerateError {
          sits where a directory is expected",
         path.display()
     )]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}; check free disk space and write permissions", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot write CSV file {}: {source}; check free disk space and write permissions", path.display())]
     Csv { path: PathBuf, source: csv::Error },
     #[error(
@@ -135,27 +123,15 @@ type Result<T> = std::result::Result<T, GenerateError>;
 pub fn generate(bronze_root: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     let sizes = Sizes::for_scale(opts.scale)?;
     let d0 = opts.date;
-    let d1 = d0
-        .succ_opt()
-        .filter(|d| d.succ_opt().is_some())
-        .ok_or(GenerateError::InvalidDate { date: d0 })?;
-    let d0_us = d0
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc()
-        .timestamp_micros();
+    let d1 = d0.succ_opt().filter(|d| d.succ_opt().is_some()).ok_or(GenerateError::InvalidDate { date: d0 })?;
+    let d0_us = d0.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_micros();
     let prices: Vec<(i64, i64)> = (1..=sizes.products)
         .map(|id| {
             let p = make_product(opts.seed, id, d0_us);
             (p.price_cents, p.cost_cents)
         })
         .collect();
-    let ctx = Ctx {
-        seed: opts.seed,
-        sizes,
-        d0_us,
-        prices,
-    };
+    let ctx = Ctx { seed: opts.seed, sizes, d0_us, prices };
 
     let mut report = GenerateReport::default();
     let folder = |parts: &[&str], date: NaiveDate| {
@@ -167,19 +143,10 @@ pub fn generate(bronze_root: &Path, opts: &GenerateOptions) -> Result<GenerateRe
         p
     };
 
-    report.files.push(write_customers(
-        &folder(&["postgres", "customers"], d0).join("customers.parquet"),
-        &ctx,
-    )?);
-    report.files.push(write_products(
-        &folder(&["postgres", "products"], d0).join("products.parquet"),
-        &ctx,
-    )?);
-    let (orders_full, tx_full) = write_orders_full(
-        &folder(&["postgres", "orders"], d0).join("orders.parquet"),
-        &folder(&["files", "sales"], d0).join("transactions.csv"),
-        &ctx,
-    )?;
+    report.files.push(write_customers(&folder(&["postgres", "customers"], d0).join("customers.parquet"), &ctx)?);
+    report.files.push(write_products(&folder(&["postgres", "products"], d0).join("products.parquet"), &ctx)?);
+    let (orders_full, tx_full) =
+        write_orders_full(&folder(&["postgres", "orders"], d0).join("orders.parquet"), &folder(&["files", "sales"], d0).join("transactions.csv"), &ctx)?;
     let (orders_incr, tx_incr) = write_orders_incremental(
         &folder(&["postgres", "orders"], d1).join("orders.parquet"),
         &folder(&["files", "sales"], d1).join("transactions.csv"),
@@ -218,12 +185,7 @@ impl Sizes {
         // The incremental extract holds one more day of orders than the year in the full one.
         let new_orders = ((orders as f64 / (ORDER_HISTORY_DAYS + 1) as f64).round() as u64).max(1);
         let full_orders = orders - new_orders;
-        Ok(Self {
-            customers,
-            products,
-            full_orders,
-            orders,
-        })
+        Ok(Self { customers, products, full_orders, orders })
     }
 }
 
@@ -236,9 +198,7 @@ fn splitmix64(x: u64) -> u64 {
 
 /// The random stream of one row: a pure function of (seed, stream, id).
 fn row_rng(seed: u64, stream: u64, id: u64) -> SmallRng {
-    SmallRng::seed_from_u64(splitmix64(
-        seed ^ splitmix64(stream.wrapping_mul(0x0100_0000_01B3) ^ splitmix64(id)),
-    ))
+    SmallRng::seed_from_u64(splitmix64(seed ^ splitmix64(stream.wrapping_mul(0x0100_0000_01B3) ^ splitmix64(id))))
 }
 
 /// Pick from `(item, weight)` pairs.
@@ -282,11 +242,7 @@ fn money(cents: i64) -> String {
 }
 
 fn iso_ts(us: i64) -> String {
-    DateTime::from_timestamp_micros(us)
-        .expect("generated timestamps are in range")
-        .naive_utc()
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string()
+    DateTime::from_timestamp_micros(us).expect("generated timestamps are in range").naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
 struct Ctx {
@@ -303,10 +259,7 @@ struct Ctx {
 
 fn create_parent(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| GenerateError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        fs::create_dir_all(dir).map_err(|source| GenerateError::CreateDir { path: dir.to_path_buf(), source })?;
     }
     Ok(())
 }
@@ -331,68 +284,28 @@ impl ParquetSink {
     fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
         create_parent(path)?;
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|source| GenerateError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_created_by("dp demo generator".to_string())
-            .build();
-        let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            schema.clone(),
-            Some(props),
-        )
-        .map_err(|source| GenerateError::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
-            schema,
-            writer,
-            rows: 0,
-        })
+        let file = File::create(&tmp).map_err(|source| GenerateError::Io { path: tmp.clone(), source })?;
+        let props =
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).set_created_by("dp demo generator".to_string()).build();
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(props))
+            .map_err(|source| GenerateError::Parquet { path: path.to_path_buf(), source })?;
+        Ok(Self { path: path.to_path_buf(), tmp, schema, writer, rows: 0 })
     }
 
     fn write(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| {
-            GenerateError::Arrow {
-                path: self.path.clone(),
-                source,
-            }
-        })?;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|source| GenerateError::Arrow { path: self.path.clone(), source })?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        self.writer
-            .write(&batch)
-            .map_err(|source| GenerateError::Parquet {
-                path: self.path.clone(),
-                source,
-            })
+        self.writer.write(&batch).map_err(|source| GenerateError::Parquet { path: self.path.clone(), source })
     }
 
     fn finish(self) -> Result<(PathBuf, u64)> {
-        let buf = self
-            .writer
-            .into_inner()
-            .map_err(|source| GenerateError::Parquet {
-                path: self.path.clone(),
-                source,
-            })?;
-        let file = buf.into_inner().map_err(|e| GenerateError::Io {
-            path: self.tmp.clone(),
-            source: e.into_error(),
-        })?;
+        let buf = self.writer.into_inner().map_err(|source| GenerateError::Parquet { path: self.path.clone(), source })?;
+        let file = buf.into_inner().map_err(|e| GenerateError::Io { path: self.tmp.clone(), source: e.into_error() })?;
         drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|source| GenerateError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        fs::rename(&self.tmp, &self.path).map_err(|source| GenerateError::Io { path: self.path.clone(), source })?;
         Ok((self.path, self.rows))
     }
 }
@@ -409,26 +322,10 @@ impl CsvSink {
     fn create(path: &Path, header: &[&str], first_transaction_id: u64) -> Result<Self> {
         create_parent(path)?;
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|source| GenerateError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
-        let mut writer = csv::WriterBuilder::new()
-            .buffer_capacity(1 << 20)
-            .from_writer(BufWriter::with_capacity(1 << 20, file));
-        writer
-            .write_record(header)
-            .map_err(|source| GenerateError::Csv {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            tmp,
-            writer,
-            rows: 0,
-            next_transaction_id: first_transaction_id,
-        })
+        let file = File::create(&tmp).map_err(|source| GenerateError::Io { path: tmp.clone(), source })?;
+        let mut writer = csv::WriterBuilder::new().buffer_capacity(1 << 20).from_writer(BufWriter::with_capacity(1 << 20, file));
+        writer.write_record(header).map_err(|source| GenerateError::Csv { path: path.to_path_buf(), source })?;
+        Ok(Self { path: path.to_path_buf(), tmp, writer, rows: 0, next_transaction_id: first_transaction_id })
     }
 
     fn write_order_lines(&mut self, order: &Order) -> Result<()> {
@@ -448,10 +345,7 @@ impl CsvSink {
                     ts.as_str(),
                     order.payment_method.as_str(),
                 ])
-                .map_err(|source| GenerateError::Csv {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                .map_err(|source| GenerateError::Csv { path: self.path.clone(), source })?;
             self.rows += 1;
         }
         Ok(())
@@ -459,23 +353,11 @@ impl CsvSink {
 
     /// Returns (path, rows, next transaction id).
     fn finish(self) -> Result<(PathBuf, u64, u64)> {
-        let buf = self.writer.into_inner().map_err(|e| GenerateError::Io {
-            path: self.tmp.clone(),
-            source: e.into_error(),
-        })?;
-        let mut file = buf.into_inner().map_err(|e| GenerateError::Io {
-            path: self.tmp.clone(),
-            source: e.into_error(),
-        })?;
-        file.flush().map_err(|source| GenerateError::Io {
-            path: self.tmp.clone(),
-            source,
-        })?;
+        let buf = self.writer.into_inner().map_err(|e| GenerateError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let mut file = buf.into_inner().map_err(|e| GenerateError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        file.flush().map_err(|source| GenerateError::Io { path: self.tmp.clone(), source })?;
         drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|source| GenerateError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        fs::rename(&self.tmp, &self.path).map_err(|source| GenerateError::Io { path: self.path.clone(), source })?;
         Ok((self.path, self.rows, self.next_transaction_id))
     }
 }
@@ -616,15 +498,7 @@ const LAST_NAMES: &[&str] = &[
     "wang",
 ];
 
-const EMAIL_DOMAINS: &[&str] = &[
-    "gmail.com",
-    "yahoo.com",
-    "outlook.com",
-    "example.com",
-    "proton.me",
-    "icloud.com",
-    "mail.de",
-];
+const EMAIL_DOMAINS: &[&str] = &["gmail.com", "yahoo.com", "outlook.com", "example.com", "proton.me", "icloud.com", "mail.de"];
 
 /// Weights roughly follow an international web shop; codes match `seeds/country_codes.csv`.
 const COUNTRIES: &[(&str, u32)] = &[
@@ -666,11 +540,7 @@ fn customer_created_at(id: u64, n: u64, d0_us: i64, jitter: f64) -> i64 {
 /// When customer `id` stops ordering (`i64::MAX` for customers who never churn).
 fn customer_churn_at(seed: u64, id: u64, n: u64, d0_us: i64) -> i64 {
     let mut r = row_rng(seed, STREAM_CHURN, id);
-    if r.random_bool(CHURN_SHARE) {
-        customer_created_at(id, n, d0_us, 0.0) + r.random_range(30..400) * MICROS_PER_DAY
-    } else {
-        i64::MAX
-    }
+    if r.random_bool(CHURN_SHARE) { customer_created_at(id, n, d0_us, 0.0) + r.random_range(30..400) * MICROS_PER_DAY } else { i64::MAX }
 }
 
 fn dirty_name(rng: &mut SmallRng, name: &str) -> Option<String> {
@@ -704,7 +574,7 @@ fn make_customer(seed: u64, id: u64, n: u64, d0_us: i64) -> Customer {
             let host = domain.split('.').next().unwrap_or(domain);
             Some(format!("{local}@{host}"))
         }
-        42..=101 => Some(format!("  {local}@{domain}")), // stray spaces
+        42..=101 => Some(format!("  {local}@{domain}")),               // stray spaces
         102..=181 => Some(format!("{local}@{domain}").to_uppercase()), // shouting
         182..=261 => {
             let mut s = format!("{local}@{domain}");
@@ -726,22 +596,9 @@ fn make_customer(seed: u64, id: u64, n: u64, d0_us: i64) -> Customer {
     };
     let created_at = customer_created_at(id, n, d0_us, r.random::<f64>());
     let max_update = (d0_us - MICROS_PER_SEC - created_at).max(0);
-    let updated_at = if r.random_bool(0.3) {
-        created_at + r.random_range(0..=max_update)
-    } else {
-        created_at
-    };
+    let updated_at = if r.random_bool(0.3) { created_at + r.random_range(0..=max_update) } else { created_at };
     let duplicated = r.random_bool(0.01);
-    Customer {
-        id: id as i64,
-        email,
-        first_name,
-        last_name,
-        country_code,
-        created_at,
-        updated_at,
-        duplicated,
-    }
+    Customer { id: id as i64, email, first_name, last_name, country_code, created_at, updated_at, duplicated }
 }
 
 fn write_customers(path: &Path, ctx: &Ctx) -> Result<(PathBuf, u64)> {
@@ -815,13 +672,7 @@ struct CategorySpec {
 
 const CATEGORIES: &[CategorySpec] = &[
     CategorySpec {
-        spellings: &[
-            "Electronics",
-            "electronics",
-            " Electronics",
-            "ELECTRONICS",
-            "Electronic ",
-        ],
+        spellings: &["Electronics", "electronics", " Electronics", "ELECTRONICS", "Electronic "],
         items: &[
             "Wireless Mouse",
             "Bluetooth Speaker",
@@ -837,104 +688,44 @@ const CATEGORIES: &[CategorySpec] = &[
         weight: 20,
     },
     CategorySpec {
-        spellings: &[
-            "Home & Garden",
-            "home & garden",
-            "home_garden",
-            "Home and Garden",
-            "HOME & GARDEN",
-        ],
-        items: &[
-            "Ceramic Planter",
-            "Garden Hose",
-            "LED Desk Lamp",
-            "Throw Pillow",
-            "Cast Iron Skillet",
-            "Scented Candle",
-            "Pruning Shears",
-            "Bath Towel Set",
-        ],
+        spellings: &["Home & Garden", "home & garden", "home_garden", "Home and Garden", "HOME & GARDEN"],
+        items: &["Ceramic Planter", "Garden Hose", "LED Desk Lamp", "Throw Pillow", "Cast Iron Skillet", "Scented Candle", "Pruning Shears", "Bath Towel Set"],
         price_cents: (999, 24_999),
         weight: 16,
     },
     CategorySpec {
         spellings: &["Clothing", "clothing", "CLOTHING", "Apparel", " apparel"],
-        items: &[
-            "Denim Jacket",
-            "Wool Sweater",
-            "Running Socks",
-            "Linen Shirt",
-            "Rain Coat",
-            "Chinos",
-            "Beanie",
-        ],
+        items: &["Denim Jacket", "Wool Sweater", "Running Socks", "Linen Shirt", "Rain Coat", "Chinos", "Beanie"],
         price_cents: (999, 19_999),
         weight: 16,
     },
     CategorySpec {
-        spellings: &[
-            "Sports & Outdoors",
-            "sports",
-            "Sports",
-            "sports_outdoors",
-            "SPORTS & OUTDOORS ",
-        ],
-        items: &[
-            "Yoga Mat",
-            "Camping Tent",
-            "Trail Backpack",
-            "Water Bottle",
-            "Dumbbell Set",
-            "Cycling Helmet",
-        ],
+        spellings: &["Sports & Outdoors", "sports", "Sports", "sports_outdoors", "SPORTS & OUTDOORS "],
+        items: &["Yoga Mat", "Camping Tent", "Trail Backpack", "Water Bottle", "Dumbbell Set", "Cycling Helmet"],
         price_cents: (1_499, 39_999),
         weight: 12,
     },
     CategorySpec {
         spellings: &["Books", "books", "BOOKS", " Books "],
-        items: &[
-            "Cookbook",
-            "Mystery Novel",
-            "Travel Guide",
-            "Sci-Fi Anthology",
-            "Biography",
-        ],
+        items: &["Cookbook", "Mystery Novel", "Travel Guide", "Sci-Fi Anthology", "Biography"],
         price_cents: (499, 5_999),
         weight: 12,
     },
     CategorySpec {
         spellings: &["Toys & Games", "toys", "Toys and Games", "toys_games"],
-        items: &[
-            "Board Game",
-            "Puzzle 1000pc",
-            "Building Blocks",
-            "Plush Bear",
-            "RC Car",
-        ],
+        items: &["Board Game", "Puzzle 1000pc", "Building Blocks", "Plush Bear", "RC Car"],
         price_cents: (799, 14_999),
         weight: 8,
     },
     CategorySpec {
         spellings: &["Beauty", "beauty", "Health & Beauty", "BEAUTY"],
-        items: &[
-            "Face Serum",
-            "Shampoo",
-            "Lip Balm",
-            "Sunscreen SPF50",
-            "Hair Dryer",
-        ],
+        items: &["Face Serum", "Shampoo", "Lip Balm", "Sunscreen SPF50", "Hair Dryer"],
         price_cents: (499, 9_999),
         weight: 8,
     },
     CategorySpec {
         spellings: &["Grocery", "grocery", "Food & Grocery", "GROCERY "],
-        items: &[
-            "Espresso Beans",
-            "Olive Oil",
-            "Green Tea",
-            "Dark Chocolate",
-            "Maple Syrup",
-        ],
+        items: &["Espresso Beans", "Olive Oil", "Green Tea", "Dark Chocolate", "Maple Syrup"],
         price_cents: (199, 3_999),
         weight: 8,
     },
@@ -943,18 +734,7 @@ const CATEGORIES: &[CategorySpec] = &[
 /// Spellings that are in no mapping: staging falls back to 'Other'.
 const UNMAPPED_CATEGORIES: &[&str] = &["Misc", "misc.", "N/A"];
 
-const PRODUCT_ADJECTIVES: &[&str] = &[
-    "Classic",
-    "Pro",
-    "Eco",
-    "Deluxe",
-    "Compact",
-    "Ultra",
-    "Essential",
-    "Premium",
-    "Smart",
-    "Lite",
-];
+const PRODUCT_ADJECTIVES: &[&str] = &["Classic", "Pro", "Eco", "Deluxe", "Compact", "Ultra", "Essential", "Premium", "Smart", "Lite"];
 
 struct Product {
     id: i64,
@@ -992,22 +772,9 @@ fn make_product(seed: u64, id: u64, d0_us: i64) -> Product {
     let price_cents = ((lo + ((hi - lo) as f64 * u * u) as i64) / 100) * 100 + 99;
     let cost_pct = r.random_range(35..=75i64);
     let cost_cents = price_cents * cost_pct / 100;
-    let created_at =
-        d0_us - r.random_range(400..1_500i64) * MICROS_PER_DAY + r.random_range(0..MICROS_PER_DAY);
-    let updated_at = if r.random_bool(0.4) {
-        created_at + r.random_range(0..(d0_us - MICROS_PER_SEC - created_at))
-    } else {
-        created_at
-    };
-    Product {
-        id: id as i64,
-        name,
-        category,
-        price_cents,
-        cost_cents,
-        created_at,
-        updated_at,
-    }
+    let created_at = d0_us - r.random_range(400..1_500i64) * MICROS_PER_DAY + r.random_range(0..MICROS_PER_DAY);
+    let updated_at = if r.random_bool(0.4) { created_at + r.random_range(0..(d0_us - MICROS_PER_SEC - created_at)) } else { created_at };
+    Product { id: id as i64, name, category, price_cents, cost_cents, created_at, updated_at }
 }
 
 fn write_products(path: &Path, ctx: &Ctx) -> Result<(PathBuf, u64)> {
@@ -1082,13 +849,7 @@ impl Status {
     }
 }
 
-const PAYMENT_METHODS: &[(&str, u32)] = &[
-    ("credit_card", 45),
-    ("debit_card", 20),
-    ("paypal", 20),
-    ("bank_transfer", 10),
-    ("gift_card", 5),
-];
+const PAYMENT_METHODS: &[(&str, u32)] = &[("credit_card", 45), ("debit_card", 20), ("paypal", 20), ("bank_transfer", 10), ("gift_card", 5)];
 
 struct Line {
     product_id: u64,
@@ -1127,11 +888,7 @@ fn make_order(ctx: &Ctx, id: u64) -> Order {
         let slot = span as f64 / s.full_orders as f64;
         d0 - span + (((id - 1) as f64 + r.random::<f64>()) * slot) as i64
     })
-    .min(if is_new {
-        d0 + MICROS_PER_DAY - MICROS_PER_SEC
-    } else {
-        d0 - MICROS_PER_SEC
-    });
+    .min(if is_new { d0 + MICROS_PER_DAY - MICROS_PER_SEC } else { d0 - MICROS_PER_SEC });
 
     // Only customers who signed up before the order can place it; earlier customers order more.
     let customer_id = if r.random_bool(0.004) {
@@ -1139,9 +896,7 @@ fn make_order(ctx: &Ctx, id: u64) -> Order {
     } else {
         let span = CUSTOMER_HISTORY_DAYS * MICROS_PER_DAY;
         let start = d0 - span;
-        let eligible = ((((order_date_us - start) as f64 / span as f64) * s.customers as f64)
-            as u64)
-            .clamp(1, s.customers);
+        let eligible = ((((order_date_us - start) as f64 / span as f64) * s.customers as f64) as u64).clamp(1, s.customers);
         // Churned customers place no more orders: re-draw a few times.
         let mut candidate = 1;
         for _ in 0..6 {
@@ -1156,43 +911,13 @@ fn make_order(ctx: &Ctx, id: u64) -> Order {
 
     let age_days = (d0 - order_date_us) / MICROS_PER_DAY;
     let status = if is_new {
-        *weighted(
-            &mut r,
-            &[
-                (Status::Pending, 85),
-                (Status::Shipped, 10),
-                (Status::Cancelled, 5),
-            ],
-        )
+        *weighted(&mut r, &[(Status::Pending, 85), (Status::Shipped, 10), (Status::Cancelled, 5)])
     } else if age_days < 2 {
-        *weighted(
-            &mut r,
-            &[
-                (Status::Pending, 60),
-                (Status::Shipped, 35),
-                (Status::Cancelled, 5),
-            ],
-        )
+        *weighted(&mut r, &[(Status::Pending, 60), (Status::Shipped, 35), (Status::Cancelled, 5)])
     } else if age_days < 8 {
-        *weighted(
-            &mut r,
-            &[
-                (Status::Pending, 10),
-                (Status::Shipped, 50),
-                (Status::Delivered, 35),
-                (Status::Cancelled, 5),
-            ],
-        )
+        *weighted(&mut r, &[(Status::Pending, 10), (Status::Shipped, 50), (Status::Delivered, 35), (Status::Cancelled, 5)])
     } else {
-        *weighted(
-            &mut r,
-            &[
-                (Status::Delivered, 85),
-                (Status::Cancelled, 6),
-                (Status::Returned, 6),
-                (Status::Shipped, 3),
-            ],
-        )
+        *weighted(&mut r, &[(Status::Delivered, 85), (Status::Cancelled, 6), (Status::Returned, 6), (Status::Shipped, 3)])
     };
     let status_text = dirty_case(&mut r, status.as_str());
     let delay_us = match status {
@@ -1206,11 +931,7 @@ fn make_order(ctx: &Ctx, id: u64) -> Order {
     let updated_us = (order_date_us + delay_us).min(horizon).max(order_date_us);
 
     let payment = *weighted(&mut r, PAYMENT_METHODS);
-    let payment_method = if r.random_bool(0.03) {
-        payment.to_uppercase()
-    } else {
-        payment.to_string()
-    };
+    let payment_method = if r.random_bool(0.03) { payment.to_uppercase() } else { payment.to_string() };
 
     let n_lines = r.random_range(1..=5usize);
     let mut lines = Vec::with_capacity(n_lines);
@@ -1234,25 +955,10 @@ fn make_order(ctx: &Ctx, id: u64) -> Order {
         if quantity > 0 {
             total_cents += gross - discount_cents.unwrap_or(0);
         }
-        lines.push(Line {
-            product_id,
-            quantity,
-            unit_price_cents,
-            discount_cents,
-        });
+        lines.push(Line { product_id, quantity, unit_price_cents, discount_cents });
     }
 
-    Order {
-        id,
-        customer_id,
-        order_date_us,
-        status,
-        status_text,
-        total_cents,
-        updated_us,
-        payment_method,
-        lines,
-    }
+    Order { id, customer_id, order_date_us, status, status_text, total_cents, updated_us, payment_method, lines }
 }
 
 /// A late update seen by the incremental extract of day d0+1, if any.
@@ -1270,10 +976,7 @@ fn order_update(ctx: &Ctx, order: &Order) -> Option<(Status, i64)> {
         Status::Delivered if r.random_bool(0.004) => Status::Returned,
         _ => return None,
     };
-    Some((
-        next,
-        ctx.d0_us + r.random_range(0..MICROS_PER_DAY - MICROS_PER_SEC),
-    ))
+    Some((next, ctx.d0_us + r.random_range(0..MICROS_PER_DAY - MICROS_PER_SEC)))
 }
 
 struct OrderCols {
@@ -1334,16 +1037,7 @@ fn orders_schema() -> SchemaRef {
     ]))
 }
 
-const TRANSACTION_HEADER: &[&str] = &[
-    "transaction_id",
-    "order_id",
-    "product_id",
-    "quantity",
-    "unit_price",
-    "discount",
-    "transaction_ts",
-    "payment_method",
-];
+const TRANSACTION_HEADER: &[&str] = &["transaction_id", "order_id", "product_id", "quantity", "unit_price", "discount", "transaction_ts", "payment_method"];
 
 type OrdersOut = ((PathBuf, u64), (PathBuf, u64, u64));
 
@@ -1363,12 +1057,7 @@ fn write_orders_full(orders_path: &Path, tx_path: &Path, ctx: &Ctx) -> Result<Or
     Ok((sink.finish()?, tx.finish()?))
 }
 
-fn write_orders_incremental(
-    orders_path: &Path,
-    tx_path: &Path,
-    ctx: &Ctx,
-    first_transaction_id: u64,
-) -> Result<OrdersOut> {
+fn write_orders_incremental(orders_path: &Path, tx_path: &Path, ctx: &Ctx, first_transaction_id: u64) -> Result<OrdersOut> {
     let mut sink = ParquetSink::create(orders_path, orders_schema())?;
     let mut tx = CsvSink::create(tx_path, TRANSACTION_HEADER, first_transaction_id)?;
     let mut cols = OrderCols::new();
@@ -1406,21 +1095,12 @@ mod tests {
     use std::collections::HashSet;
 
     fn opts(scale: f64, seed: u64) -> GenerateOptions {
-        GenerateOptions {
-            scale,
-            seed,
-            ..Default::default()
-        }
+        GenerateOptions { scale, seed, ..Default::default() }
     }
 
     fn read_parquet(path: &Path) -> Vec<RecordBatch> {
         let file = File::open(path).unwrap();
-        ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap()
-            .map(|b| b.unwrap())
-            .collect()
+        ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
     }
 
     fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
@@ -1428,32 +1108,17 @@ mod tests {
             .iter()
             .flat_map(|b| {
                 let a = b.column_by_name(col).unwrap().as_string::<i32>().clone();
-                (0..a.len())
-                    .map(|i| (!a.is_null(i)).then(|| a.value(i).to_string()))
-                    .collect::<Vec<_>>()
+                (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i).to_string())).collect::<Vec<_>>()
             })
             .collect()
     }
 
     fn ints(batches: &[RecordBatch], col: &str) -> Vec<i64> {
-        batches
-            .iter()
-            .flat_map(|b| {
-                b.column_by_name(col)
-                    .unwrap()
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect()
+        batches.iter().flat_map(|b| b.column_by_name(col).unwrap().as_primitive::<Int64Type>().values().to_vec()).collect()
     }
 
     fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
-        csv::Reader::from_path(path)
-            .unwrap()
-            .records()
-            .map(|r| r.unwrap())
-            .collect()
+        csv::Reader::from_path(path).unwrap().records().map(|r| r.unwrap()).collect()
     }
 
     #[test]
@@ -1464,41 +1129,21 @@ mod tests {
         let rb = generate(b.path(), &opts(0.02, 7)).unwrap();
         assert_eq!(ra.files.len(), rb.files.len());
         for ((pa, na), (pb, nb)) in ra.files.iter().zip(&rb.files) {
-            assert_eq!(
-                pa.strip_prefix(a.path()).unwrap(),
-                pb.strip_prefix(b.path()).unwrap()
-            );
+            assert_eq!(pa.strip_prefix(a.path()).unwrap(), pb.strip_prefix(b.path()).unwrap());
             assert_eq!(na, nb);
-            assert_eq!(
-                fs::read(pa).unwrap(),
-                fs::read(pb).unwrap(),
-                "{}",
-                pa.display()
-            );
+            assert_eq!(fs::read(pa).unwrap(), fs::read(pb).unwrap(), "{}", pa.display());
         }
         // A different seed gives different data.
         let c = tempfile::tempdir().unwrap();
         let rc = generate(c.path(), &opts(0.02, 8)).unwrap();
-        assert_ne!(
-            fs::read(&ra.files[0].0).unwrap(),
-            fs::read(&rc.files[0].0).unwrap()
-        );
+        assert_ne!(fs::read(&ra.files[0].0).unwrap(), fs::read(&rc.files[0].0).unwrap());
     }
 
     #[test]
     fn files_land_at_documented_paths() {
         let dir = tempfile::tempdir().unwrap();
         let report = generate(dir.path(), &opts(0.01, 42)).unwrap();
-        let rel: Vec<String> = report
-            .files
-            .iter()
-            .map(|(p, _)| {
-                p.strip_prefix(dir.path())
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/")
-            })
-            .collect();
+        let rel: Vec<String> = report.files.iter().map(|(p, _)| p.strip_prefix(dir.path()).unwrap().to_string_lossy().replace('\\', "/")).collect();
         assert_eq!(
             rel,
             vec![
@@ -1516,21 +1161,10 @@ mod tests {
         }
         // Custom date moves the folders.
         let dir2 = tempfile::tempdir().unwrap();
-        let o = GenerateOptions {
-            date: NaiveDate::from_ymd_opt(2025, 3, 31).unwrap(),
-            ..opts(0.01, 1)
-        };
+        let o = GenerateOptions { date: NaiveDate::from_ymd_opt(2025, 3, 31).unwrap(), ..opts(0.01, 1) };
         generate(dir2.path(), &o).unwrap();
-        assert!(
-            dir2.path()
-                .join("postgres/orders/2025-04-01/orders.parquet")
-                .is_file()
-        );
-        assert!(
-            dir2.path()
-                .join("files/sales/2025-03-31/transactions.csv")
-                .is_file()
-        );
+        assert!(dir2.path().join("postgres/orders/2025-04-01/orders.parquet").is_file());
+        assert!(dir2.path().join("files/sales/2025-03-31/transactions.csv").is_file());
     }
 
     #[test]
@@ -1548,15 +1182,10 @@ mod tests {
         assert!((2_500..=3_500).contains(&tx), "transactions {tx}");
         // Reported counts match the files.
         let customers = read_parquet(&report.files[0].0);
-        assert_eq!(
-            customers.iter().map(|b| b.num_rows() as u64).sum::<u64>(),
-            n(0)
-        );
+        assert_eq!(customers.iter().map(|b| b.num_rows() as u64).sum::<u64>(), n(0));
         assert_eq!(csv_rows(&report.files[4].0).len() as u64, n(4));
         // Distinct orders across both extracts == 1000.
-        let mut ids: HashSet<i64> = ints(&read_parquet(&report.files[2].0), "id")
-            .into_iter()
-            .collect();
+        let mut ids: HashSet<i64> = ints(&read_parquet(&report.files[2].0), "id").into_iter().collect();
         ids.extend(ints(&read_parquet(&report.files[3].0), "id"));
         assert_eq!(ids.len(), 1000);
         // Transaction ids are unique across folders.
@@ -1596,30 +1225,17 @@ mod tests {
             })
             .count();
         let nulls = emails.iter().filter(|e| e.is_none()).count();
-        assert!(
-            invalid > 0 && invalid < emails.len() / 10,
-            "invalid emails {invalid}"
-        );
+        assert!(invalid > 0 && invalid < emails.len() / 10, "invalid emails {invalid}");
         assert!(nulls > 0, "null emails");
-        assert!(
-            strings(&customers, "first_name")
-                .iter()
-                .any(|n| n.is_none())
-        );
+        assert!(strings(&customers, "first_name").iter().any(|n| n.is_none()));
         let ids = ints(&customers, "id");
         let distinct: HashSet<_> = ids.iter().collect();
         assert!(distinct.len() < ids.len(), "exact duplicate customers");
 
         let products = read_parquet(&report.files[1].0);
-        let cats: HashSet<String> = strings(&products, "category")
-            .into_iter()
-            .flatten()
-            .collect();
+        let cats: HashSet<String> = strings(&products, "category").into_iter().flatten().collect();
         assert!(cats.contains("electronics") || cats.contains("ELECTRONICS"));
-        assert!(
-            cats.iter().any(|c| c != c.trim()),
-            "stray spaces in categories"
-        );
+        assert!(cats.iter().any(|c| c != c.trim()), "stray spaces in categories");
 
         let full = read_parquet(&report.files[2].0);
         let statuses: HashSet<String> = strings(&full, "status").into_iter().flatten().collect();
@@ -1630,17 +1246,11 @@ mod tests {
         // Late updates: same id in both extracts with a newer updated_at.
         let incr = read_parquet(&report.files[3].0);
         let full_ids: HashSet<i64> = ints(&full, "id").into_iter().collect();
-        let updated = ints(&incr, "id")
-            .into_iter()
-            .filter(|i| full_ids.contains(i))
-            .count();
+        let updated = ints(&incr, "id").into_iter().filter(|i| full_ids.contains(i)).count();
         assert!(updated > 0, "late updates");
 
         let tx = csv_rows(&report.files[4].0);
-        assert!(
-            tx.iter().any(|r| r[3].parse::<i64>().unwrap() <= 0),
-            "non-positive quantity"
-        );
+        assert!(tx.iter().any(|r| r[3].parse::<i64>().unwrap() <= 0), "non-positive quantity");
         assert!(tx.iter().any(|r| r[5].is_empty()), "NULL discount");
         assert!(tx.iter().any(|r| !r[5].is_empty()), "some discounts");
     }

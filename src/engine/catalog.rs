@@ -34,9 +34,7 @@ impl WarehouseCatalog {
 
     pub fn schema_provider(&self, name: &str) -> Arc<WarehouseSchema> {
         let mut s = self.schemas.write().unwrap();
-        s.entry(name.to_string())
-            .or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.clone(), name, self.ctx.clone())))
-            .clone()
+        s.entry(name.to_string()).or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.clone(), name, self.ctx.clone()))).clone()
     }
 
     pub fn add_source(&self, schema: &str, name: &str, table: SourceTable) {
@@ -122,15 +120,17 @@ impl SchemaProvider for WarehouseSchema {
         let kind = self.warehouse.kind(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
         let provider: Arc<dyn TableProvider> = if kind == Some(RelKind::Table) {
             let ctx = self.ctx()?;
-            super::open_delta_provider(&loc.url, &ctx).await.map_err(|e| {
-                DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {loc}: {e}", self.name))
-            })?
+            super::open_delta_provider(&loc.url, &ctx)
+                .await
+                .map_err(|e| DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {loc}: {e}", self.name)))?
         } else if kind == Some(RelKind::View) {
             let sql = self.warehouse.read_view(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
             let ctx = self.ctx()?;
-            let plan = ctx.state().create_logical_plan(&sql).await.map_err(|e| {
-                DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name))
-            })?;
+            let plan = ctx
+                .state()
+                .create_logical_plan(&sql)
+                .await
+                .map_err(|e| DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name)))?;
             Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql)))
         } else {
             let src = self.sources.lock().unwrap().get(name).cloned();

@@ -32,9 +32,7 @@ pub fn existing_relations(project: &Project) -> HashSet<String> {
         .iter()
         .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
         .filter(|(_, n)| {
-            let names = by_schema
-                .entry(n.schema.as_str())
-                .or_insert_with(|| wh.relations_blocking(&n.schema).into_iter().map(|(t, _)| t).collect());
+            let names = by_schema.entry(n.schema.as_str()).or_insert_with(|| wh.relations_blocking(&n.schema).into_iter().map(|(t, _)| t).collect());
             names.contains(&n.alias)
         })
         .map(|(u, _)| u.clone())

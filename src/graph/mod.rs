@@ -56,11 +56,8 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
             refable.entry(n.name.clone()).or_default().push(uid.clone());
         }
     }
-    let sources: HashMap<(String, String), String> = project
-        .nodes
-        .iter()
-        .filter_map(|(uid, n)| n.source.as_ref().map(|s| ((s.source_name.clone(), n.name.clone()), uid.clone())))
-        .collect();
+    let sources: HashMap<(String, String), String> =
+        project.nodes.iter().filter_map(|(uid, n)| n.source.as_ref().map(|s| ((s.source_name.clone(), n.name.clone()), uid.clone()))).collect();
     let disabled_names: IndexSet<String> = project.disabled.values().map(|n| n.name.clone()).collect();
 
     let mut updates: Vec<(String, Vec<String>)> = vec![];
@@ -101,13 +98,7 @@ fn locate(n: &Node, needle: &str) -> (String, usize) {
     }
 }
 
-fn resolve_ref(
-    project: &Project,
-    from: &Node,
-    r: &RefCall,
-    refable: &HashMap<String, Vec<String>>,
-    disabled: &IndexSet<String>,
-) -> Result<String, GraphError> {
+fn resolve_ref(project: &Project, from: &Node, r: &RefCall, refable: &HashMap<String, Vec<String>>, disabled: &IndexSet<String>) -> Result<String, GraphError> {
     let candidates = refable.get(&r.name).cloned().unwrap_or_default();
     let candidates: Vec<String> = candidates
         .into_iter()
@@ -121,9 +112,7 @@ fn resolve_ref(
             let hint = if disabled.contains(&r.name) {
                 format!("\n  hint: '{}' is disabled; enable it or remove the ref", r.name)
             } else {
-                suggest(&r.name, refable.keys().map(String::as_str))
-                    .map(|s| format!("\n  hint: did you mean ref('{s}')?"))
-                    .unwrap_or_default()
+                suggest(&r.name, refable.keys().map(String::as_str)).map(|s| format!("\n  hint: did you mean ref('{s}')?")).unwrap_or_default()
             };
             let what = if from.resource_type == ResourceType::Test { "ref in test" } else { "ref" };
             Err(GraphError::Missing { file, line, what, name: r.name.clone(), hint })
@@ -180,12 +169,7 @@ impl Dag {
                 let mut path = vec![start];
                 let mut cur = start;
                 loop {
-                    let next = self
-                        .graph
-                        .neighbors(cur)
-                        .filter(|n| set.contains(n))
-                        .min_by_key(|n| &self.graph[*n])
-                        .unwrap();
+                    let next = self.graph.neighbors(cur).filter(|n| set.contains(n)).min_by_key(|n| &self.graph[*n]).unwrap();
                     if next == start || path.contains(&next) {
                         path.push(next);
                         break;

@@ -133,9 +133,7 @@ pub fn select_detailed(project: &Project, dag: &Dag, spec: &SelectionSpec, fs: &
                 return Err(SelectError::UnknownSelector { file: SELECTORS_FILE.into(), name: name.clone(), defined });
             }
         }
-    } else if let (true, true, Some(def)) =
-        (spec.select.is_empty(), spec.exclude.is_empty(), selectors.as_ref().and_then(|s| s.iter().find(|d| d.default)))
-    {
+    } else if let (true, true, Some(def)) = (spec.select.is_empty(), spec.exclude.is_empty(), selectors.as_ref().and_then(|s| s.iter().find(|d| d.default))) {
         default_selector = Some(def.name.clone());
         def.definition.clone()
     } else {
@@ -355,10 +353,8 @@ fn criteria_from_dict(raw: &str, d: &Map<String, Value>, default_indirect: Indir
             Value::String(s) => s.trim().parse::<u64>().ok(),
             _ => None,
         };
-        n.map(|n| Some(n as usize)).ok_or_else(|| SelectError::Syntax {
-            raw: raw.into(),
-            message: format!("could not handle {} {}", key.replace('_', " "), py_str(v)),
-        })
+        n.map(|n| Some(n as usize))
+            .ok_or_else(|| SelectError::Syntax { raw: raw.into(), message: format!("could not handle {} {}", key.replace('_', " "), py_str(v)) })
     };
     let parents_depth = to_int("parents_depth")?;
     let children_depth = to_int("children_depth")?;
@@ -446,9 +442,7 @@ fn load_selectors(project: &Project, fs: &dyn FileSystem, indirect: IndirectSele
         line: 1,
         message: format!("could not read: {e}"),
     })?;
-    let render = |s: &str| -> Result<String, String> {
-        project.jinja.render_str(SELECTORS_FILE, s, None, &[]).map_err(|e| e.to_string())
-    };
+    let render = |s: &str| -> Result<String, String> { project.jinja.render_str(SELECTORS_FILE, s, None, &[]).map_err(|e| e.to_string()) };
     parse_selectors_text(&text, &render, indirect).map(Some)
 }
 
@@ -508,14 +502,9 @@ fn parse_selectors_text(text: &str, render: &dyn Fn(&str) -> Result<String, Stri
             return Err(err(line, format!("selector '{name}': `description` must be a string")));
         }
         if !definition.is_string() && !definition.is_object() {
-            return Err(err(
-                line,
-                format!("selector '{name}': valid root-level selector definitions are union, intersection, string, dictionary (no lists)"),
-            ));
+            return Err(err(line, format!("selector '{name}': valid root-level selector definitions are union, intersection, string, dictionary (no lists)")));
         }
-        if default
-            && let Some(prev) = out.iter().find(|d| d.default)
-        {
+        if default && let Some(prev) = out.iter().find(|d| d.default) {
             return Err(err(line, format!("found multiple selectors with `default: true`: {} and {name}", prev.name)));
         }
         if out.iter().any(|d| d.name == name) {
@@ -662,16 +651,10 @@ impl<'a> Selector<'a> {
         let mut children: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
         for uid in project.nodes.keys() {
             let uid = uid.as_str();
-            let ps: Vec<&'a str> = dag
-                .parents
-                .get(uid)
-                .map(|v| v.iter().filter(|p| project.nodes.contains_key(p.as_str())).map(String::as_str).collect())
-                .unwrap_or_default();
-            let cs: Vec<&'a str> = dag
-                .children
-                .get(uid)
-                .map(|v| v.iter().filter(|c| project.nodes.contains_key(c.as_str())).map(String::as_str).collect())
-                .unwrap_or_default();
+            let ps: Vec<&'a str> =
+                dag.parents.get(uid).map(|v| v.iter().filter(|p| project.nodes.contains_key(p.as_str())).map(String::as_str).collect()).unwrap_or_default();
+            let cs: Vec<&'a str> =
+                dag.children.get(uid).map(|v| v.iter().filter(|c| project.nodes.contains_key(c.as_str())).map(String::as_str).collect()).unwrap_or_default();
             parents.insert(uid, ps);
             children.insert(uid, cs);
         }
@@ -772,8 +755,7 @@ impl<'a> Selector<'a> {
         if mode == IndirectSelection::Buildable {
             selected_and_parents = selected.clone();
             selected_and_parents.extend(self.select_parents(&selected, None));
-            selected_and_parents
-                .extend(self.project.nodes.iter().filter(|(_, n)| n.resource_type == ResourceType::Source).map(|(k, _)| k.as_str()));
+            selected_and_parents.extend(self.project.nodes.iter().filter(|(_, n)| n.resource_type == ResourceType::Source).map(|(k, _)| k.as_str()));
         }
         let mut successors: Vec<&'a str> = vec![];
         for s in &selected {
@@ -842,9 +824,7 @@ impl<'a> Selector<'a> {
                 (is_manifest_node(n.resource_type) || n.resource_type == ResourceType::Metric)
                     && n.config.get("group").and_then(Value::as_str).is_some_and(|g| !g.is_empty() && fnmatch(g, sel))
             }),
-            "access" => pick(&|n| {
-                n.resource_type == ResourceType::Model && n.config.get("access").and_then(Value::as_str).unwrap_or("protected") == sel
-            }),
+            "access" => pick(&|n| n.resource_type == ResourceType::Model && n.config.get("access").and_then(Value::as_str).unwrap_or("protected") == sel),
             "source" => {
                 let parts: Vec<&str> = sel.split('.').collect();
                 let (pkg, src, table) = match parts.as_slice() {
@@ -876,9 +856,7 @@ impl<'a> Selector<'a> {
                 let target = if sel == "this" { self.project.settings.project_name.as_str() } else { sel };
                 pick(&|n| fnmatch(&n.package_name, target))
             }
-            "config" => pick(&|n| {
-                (is_manifest_node(n.resource_type) || n.resource_type == ResourceType::Source) && config_matches(n, &c.args, &c.value)
-            }),
+            "config" => pick(&|n| (is_manifest_node(n.resource_type) || n.resource_type == ResourceType::Source) && config_matches(n, &c.args, &c.value)),
             "test_name" => pick(&|n| match n.resource_type {
                 ResourceType::Test => n.test_metadata.as_ref().is_some_and(|m| fnmatch(&m.name, sel)),
                 ResourceType::UnitTest => fnmatch(&n.name, sel),
@@ -1092,9 +1070,7 @@ fn config_matches(n: &Node, args: &[String], selector: &Value) -> bool {
     let sel_upper = py_str(selector).to_uppercase();
     match &value {
         Value::Array(items) => {
-            items.iter().any(eq)
-                || (sel_upper == "TRUE" && items.contains(&Value::Bool(true)))
-                || (sel_upper == "FALSE" && items.contains(&Value::Bool(false)))
+            items.iter().any(eq) || (sel_upper == "TRUE" && items.contains(&Value::Bool(true))) || (sel_upper == "FALSE" && items.contains(&Value::Bool(false)))
         }
         v => eq(v) || (sel_upper == "TRUE" && *v == Value::Bool(true)) || (sel_upper == "FALSE" && *v == Value::Bool(false)),
     }

@@ -503,4 +503,3 @@ fn extra_cases() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
-

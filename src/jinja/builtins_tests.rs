@@ -6,8 +6,8 @@
 //! dbt-postgres's macro SQL (where it differs from dbt-duckdb's, e.g.
 //! negative week counts, Postgres is the reference).
 
-use super::tests::env_with;
 use super::JinjaEnv;
+use super::tests::env_with;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 
@@ -49,13 +49,49 @@ async fn column(env: &JinjaEnv, src: &str) -> Vec<String> {
 }
 
 const MACROS: &[&str] = &[
-    "any_value", "array_append", "array_concat", "array_construct", "bool_or", "cast", "cast_bool_to_text",
-    "concat", "current_timestamp", "current_timestamp_backcompat", "current_timestamp_in_utc_backcompat",
-    "snapshot_get_time", "date", "date_spine", "generate_series", "get_intervals_between", "get_powers_of_two",
-    "date_trunc", "dateadd", "datediff", "escape_single_quotes", "except", "hash", "intersect", "last_day",
-    "default_last_day", "length", "listagg", "position", "replace", "right", "safe_cast", "split_part",
-    "_split_part_negative", "string_literal", "type_bigint", "type_boolean", "type_float", "type_int",
-    "type_numeric", "type_string", "type_timestamp", "equals",
+    "any_value",
+    "array_append",
+    "array_concat",
+    "array_construct",
+    "bool_or",
+    "cast",
+    "cast_bool_to_text",
+    "concat",
+    "current_timestamp",
+    "current_timestamp_backcompat",
+    "current_timestamp_in_utc_backcompat",
+    "snapshot_get_time",
+    "date",
+    "date_spine",
+    "generate_series",
+    "get_intervals_between",
+    "get_powers_of_two",
+    "date_trunc",
+    "dateadd",
+    "datediff",
+    "escape_single_quotes",
+    "except",
+    "hash",
+    "intersect",
+    "last_day",
+    "default_last_day",
+    "length",
+    "listagg",
+    "position",
+    "replace",
+    "right",
+    "safe_cast",
+    "split_part",
+    "_split_part_negative",
+    "string_literal",
+    "type_bigint",
+    "type_boolean",
+    "type_float",
+    "type_int",
+    "type_numeric",
+    "type_string",
+    "type_timestamp",
+    "equals",
 ];
 
 #[test]
@@ -151,11 +187,7 @@ async fn dateadd_every_datepart() {
         assert_eq!(got, *want, "dateadd({part}, {n}, {from})");
     }
     // the interval from a column, unqualified
-    let got = column(
-        &env,
-        "select {{ dateadd('month', 'n', \"date '2024-01-31'\") }} from (values (1), (2), (-1)) t(n) order by n",
-    )
-    .await;
+    let got = column(&env, "select {{ dateadd('month', 'n', \"date '2024-01-31'\") }} from (values (1), (2), (-1)) t(n) order by n").await;
     assert_eq!(got, ["2023-12-31T00:00:00", "2024-02-29T00:00:00", "2024-03-31T00:00:00"]);
 }
 
@@ -177,9 +209,11 @@ async fn date_spine_rows() {
     // dbt-duckdb: the end date is excluded; one row per period from the start.
     let got = column(&env, "select * from ({{ dbt.date_spine('day', \"cast('2024-01-01' as date)\", \"cast('2024-01-05' as date)\") }}) s order by 1").await;
     assert_eq!(got, ["2024-01-01T00:00:00", "2024-01-02T00:00:00", "2024-01-03T00:00:00", "2024-01-04T00:00:00"]);
-    let got = column(&env, "select date_month from ({{ date_spine('month', \"cast('2024-01-15' as date)\", \"cast('2024-04-01' as date)\") }}) s order by 1").await;
+    let got =
+        column(&env, "select date_month from ({{ date_spine('month', \"cast('2024-01-15' as date)\", \"cast('2024-04-01' as date)\") }}) s order by 1").await;
     assert_eq!(got, ["2024-01-15T00:00:00", "2024-02-15T00:00:00", "2024-03-15T00:00:00"]);
-    let got = column(&env, "select date_week from ({{ date_spine('week', \"cast('2024-01-03' as date)\", \"cast('2024-01-31' as date)\") }}) s order by 1").await;
+    let got =
+        column(&env, "select date_week from ({{ date_spine('week', \"cast('2024-01-03' as date)\", \"cast('2024-01-31' as date)\") }}) s order by 1").await;
     assert_eq!(got, ["2024-01-03T00:00:00", "2024-01-10T00:00:00", "2024-01-17T00:00:00", "2024-01-24T00:00:00"]);
     // as a CTE of a model, bounds from expressions
     let r = run(
@@ -227,11 +261,7 @@ async fn listagg_variants() {
     got.sort();
     assert_eq!(got, ["a", "b", "c"]);
     // grouped
-    let r = run(
-        &env,
-        "select g, {{ listagg('x', \"'-'\", 'order by x') }} from (values (1, 'b'), (1, 'a'), (2, 'z')) t(g, x) group by g order by g",
-    )
-    .await;
+    let r = run(&env, "select g, {{ listagg('x', \"'-'\", 'order by x') }} from (values (1, 'b'), (1, 'a'), (2, 'z')) t(g, x) group by g order by g").await;
     assert_eq!(r, vec![vec!["1".to_string(), "a-b".into()], vec!["2".into(), "z".into()]]);
 }
 
@@ -330,10 +360,7 @@ async fn a_project_overrides_a_dispatched_macro() {
         "{% macro datafusion__hash(field) %}sha256(cast({{ field }} as varchar)){% endmacro %}\
          {% macro default__right(s, n) %}'overridden'{% endmacro %}",
     )]);
-    assert_eq!(
-        value(&env, "{{ dbt.hash(\"'a'\") }}").await,
-        "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
-    );
+    assert_eq!(value(&env, "{{ dbt.hash(\"'a'\") }}").await, "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
     assert_eq!(value(&env, "{{ right(\"'abc'\", 1) }}").await, "overridden");
     // and dbt's own datafusion__ implementations keep serving the rest
     assert_eq!(value(&env, "{{ dbt.split_part(\"'a,b'\", \"','\", 1) }}").await, "a");

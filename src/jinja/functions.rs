@@ -53,12 +53,8 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             }),
         }
     });
-    env.add_function("is_incremental", |state: &State| -> Value {
-        Value::from(RenderCtx::from_state(state).is_some_and(|r| r.is_incremental))
-    });
-    env.add_function("return", |v: Option<Value>| -> Result<Value, Error> {
-        Err(super::return_error(v.unwrap_or(Value::from(()))))
-    });
+    env.add_function("is_incremental", |state: &State| -> Value { Value::from(RenderCtx::from_state(state).is_some_and(|r| r.is_incremental)) });
+    env.add_function("return", |v: Option<Value>| -> Result<Value, Error> { Err(super::return_error(v.unwrap_or(Value::from(())))) });
     env.add_function("log", |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
         let info: Option<bool> = kwargs.get("info")?;
         if info.unwrap_or(false) {
@@ -87,9 +83,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             Err(e) => default.ok_or_else(|| err(format!("fromjson: {e}"))),
         }
     });
-    env.add_function("toyaml", |v: Value| -> Result<Value, Error> {
-        serde_yaml_ng::to_string(&v).map(Value::from).map_err(|e| err(format!("toyaml: {e}")))
-    });
+    env.add_function("toyaml", |v: Value| -> Result<Value, Error> { serde_yaml_ng::to_string(&v).map(Value::from).map_err(|e| err(format!("toyaml: {e}"))) });
     env.add_function("fromyaml", |s: String, default: Option<Value>| -> Result<Value, Error> {
         match serde_yaml_ng::from_str::<serde_json::Value>(&s) {
             Ok(v) => Ok(Value::from_serialize(&v)),
@@ -113,9 +107,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     env.add_function("local_md5", |s: String| -> Value { Value::from(format!("{:x}", md5::compute(s.as_bytes()))) });
     env.add_function("run_query", |state: &State, _sql: Value| -> Result<Value, Error> {
         match RenderCtx::from_state(state).map(|r| r.phase) {
-            Some(Phase::Compile) => Err(err(
-                "run_query() is not supported by dp yet: macros that query the warehouse while compiling cannot run",
-            )),
+            Some(Phase::Compile) => Err(err("run_query() is not supported by dp yet: macros that query the warehouse while compiling cannot run")),
             _ => Ok(Value::from(())),
         }
     });
@@ -125,14 +117,8 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
 
     // exceptions.*
     let mut exc: IndexMap<&str, Value> = IndexMap::new();
-    exc.insert(
-        "raise_compiler_error",
-        Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Compilation Error: {msg}"))) }),
-    );
-    exc.insert(
-        "raise_not_implemented",
-        Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Not implemented: {msg}"))) }),
-    );
+    exc.insert("raise_compiler_error", Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Compilation Error: {msg}"))) }));
+    exc.insert("raise_not_implemented", Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Not implemented: {msg}"))) }));
     exc.insert(
         "warn",
         Value::from_function(|msg: Value| -> Value {
@@ -162,11 +148,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             let schema: Option<String> = kwargs.get("schema")?;
             let identifier: Option<String> = kwargs.get("identifier")?;
             let _ = kwargs.get::<Option<Value>>("type")?;
-            Ok(Value::from_object(Relation::new(
-                &database.unwrap_or_default(),
-                &schema.unwrap_or_default(),
-                &identifier.unwrap_or_default(),
-            )))
+            Ok(Value::from_object(Relation::new(&database.unwrap_or_default(), &schema.unwrap_or_default(), &identifier.unwrap_or_default())))
         }),
     );
     let mut api = IndexMap::new();
@@ -189,10 +171,7 @@ fn sort_json(v: serde_json::Value) -> serde_json::Value {
 
 fn ref_fn(state: &State, args: Rest<Value>) -> Result<Value, Error> {
     let (pos, kwargs): (&[Value], Kwargs) = from_args(&args)?;
-    let version = kwargs
-        .get::<Option<Value>>("v")?
-        .or(kwargs.get::<Option<Value>>("version")?)
-        .map(|v| v.to_string());
+    let version = kwargs.get::<Option<Value>>("v")?.or(kwargs.get::<Option<Value>>("version")?).map(|v| v.to_string());
     let strs: Vec<String> = pos.iter().map(|v| v.to_string()).collect();
     let call = match strs.as_slice() {
         [name] => RefCall { name: name.clone(), package: None, version },

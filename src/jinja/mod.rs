@@ -125,9 +125,8 @@ impl Object for MacroFn {
         let tmpl = state.env().get_template(&self.template)?;
         #[allow(deprecated)]
         let st = tmpl.eval_to_state(ctx)?;
-        let m = st.lookup(&self.name).ok_or_else(|| {
-            Error::new(ErrorKind::UnknownFunction, format!("macro '{}' is not defined in {}", self.name, self.file))
-        })?;
+        let m =
+            st.lookup(&self.name).ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("macro '{}' is not defined in {}", self.name, self.file)))?;
         // `caller` (from `{% call %}`) belongs to the calling template's
         // state; let the macro call it back through that state.
         let guard = CallerGuard::default();
@@ -264,9 +263,8 @@ pub struct JinjaEnv {
     pub macros: Arc<MacroTable>,
 }
 
-static SET_LITERAL: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap()
-});
+static SET_LITERAL: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap());
 
 /// Makes `{% set x = [...] %}` and `{% set x = {...} %}` mutable lists/dicts.
 pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
@@ -291,11 +289,7 @@ impl JinjaEnv {
         let mut table = MacroTable {
             root: inputs.root_package.clone(),
             packages: inputs.packages.clone(),
-            dispatch: inputs
-                .dispatch
-                .iter()
-                .map(|d| (d.macro_namespace.clone(), d.search_order.clone()))
-                .collect(),
+            dispatch: inputs.dispatch.iter().map(|d| (d.macro_namespace.clone(), d.search_order.clone())).collect(),
             ..Default::default()
         };
 
@@ -307,10 +301,11 @@ impl JinjaEnv {
             let template = format!("{}::{}.{}", m.file, m.package, m.name);
             let padded = format!("{}{}", "\n".repeat(m.line.saturating_sub(1)), rewrite_mutables(&m.text));
             env.add_template_owned(template.clone(), padded).map_err(|e| to_render_error(&e, &m.file, &m.text, m.line))?;
-            table.by_package.entry(m.package.clone()).or_default().insert(
-                m.name.clone(),
-                Arc::new(MacroFn { package: m.package.clone(), name: m.name.clone(), template, file: m.file.clone() }),
-            );
+            table
+                .by_package
+                .entry(m.package.clone())
+                .or_default()
+                .insert(m.name.clone(), Arc::new(MacroFn { package: m.package.clone(), name: m.name.clone(), template, file: m.file.clone() }));
         }
 
         // Unqualified names: root project, then dbt, then other packages.
@@ -328,8 +323,7 @@ impl JinjaEnv {
         }
         // Namespaces: `dbt.x`, `dbt_utils.x`, `<project>.x`.
         for (pkg, ms) in &table.by_package {
-            let ns: IndexMap<String, Value> =
-                ms.iter().map(|(n, m)| (n.clone(), Value::from_dyn_object(m.clone()))).collect();
+            let ns: IndexMap<String, Value> = ms.iter().map(|(n, m)| (n.clone(), Value::from_dyn_object(m.clone()))).collect();
             env.add_global(pkg.clone(), Value::from_iter(ns));
         }
 
@@ -345,22 +339,13 @@ impl JinjaEnv {
         let ctx = rctx.context();
         match tmpl.render(ctx) {
             Ok(s) => Ok(s),
-            Err(e) if is_return(&e) => Ok(RETURN_SLOT
-                .with(|s| s.borrow_mut().take())
-                .map(|v| v.to_string())
-                .unwrap_or_default()),
+            Err(e) if is_return(&e) => Ok(RETURN_SLOT.with(|s| s.borrow_mut().take()).map(|v| v.to_string()).unwrap_or_default()),
             Err(e) => Err(to_render_error(&e, file, source, 1)),
         }
     }
 
     /// Renders a string with extra context variables (hooks, config values).
-    pub fn render_str(
-        &self,
-        what: &str,
-        source: &str,
-        rctx: Option<Arc<RenderCtx>>,
-        extra: &[(&str, Value)],
-    ) -> Result<String, RenderError> {
+    pub fn render_str(&self, what: &str, source: &str, rctx: Option<Arc<RenderCtx>>, extra: &[(&str, Value)]) -> Result<String, RenderError> {
         if !source.contains("{{") && !source.contains("{%") {
             return Ok(source.to_string());
         }
@@ -470,7 +455,9 @@ fn describe(e: &Error) -> String {
         ErrorKind::SyntaxError => format!("Jinja syntax error: {detail}"),
         ErrorKind::UnknownFunction => format!("undefined macro or function: {detail}"),
         ErrorKind::TooManyArguments => format!("macro called with too many arguments{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
-        ErrorKind::MissingArgument => format!("macro called without a required argument{}", if detail.is_empty() { String::new() } else { format!(": {detail}") }),
+        ErrorKind::MissingArgument => {
+            format!("macro called without a required argument{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })
+        }
         ErrorKind::UndefinedError => format!("undefined value: {detail}"),
         ErrorKind::UnknownMethod => format!("unknown method: {detail}"),
         ErrorKind::InvalidOperation if !detail.is_empty() => detail.to_string(),
@@ -485,6 +472,6 @@ fn describe(e: &Error) -> String {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod builtins_tests;
+#[cfg(test)]
+mod tests;

@@ -128,8 +128,7 @@ impl Object for PyDate {
 fn strftime(dt: &NaiveDateTime, fmt: &str) -> Result<String, Error> {
     use std::fmt::Write;
     let mut out = String::new();
-    write!(out, "{}", dt.format(fmt))
-        .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid strftime format '{fmt}'")))?;
+    write!(out, "{}", dt.format(fmt)).map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid strftime format '{fmt}'")))?;
     Ok(out)
 }
 
@@ -243,9 +242,7 @@ impl PyRegex {
                     return Ok(Value::from(()));
                 }
                 let c = caps.unwrap();
-                let groups: Vec<Value> = (0..c.len())
-                    .map(|i| c.get(i).map(|m| Value::from(m.as_str())).unwrap_or(Value::from(())))
-                    .collect();
+                let groups: Vec<Value> = (0..c.len()).map(|i| c.get(i).map(|m| Value::from(m.as_str())).unwrap_or(Value::from(()))).collect();
                 Ok(Value::from_object(PyMatch(groups)))
             }
             "findall" => {

@@ -3,7 +3,7 @@
 //! dicts (`{% do xs.append(x) %}`), and macro handles.
 
 use indexmap::IndexMap;
-use minijinja::value::{Enumerator, Object, ObjectRepr, Value, from_args, Kwargs};
+use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -23,12 +23,7 @@ pub struct Relation {
 
 impl Relation {
     pub fn new(database: &str, schema: &str, identifier: &str) -> Relation {
-        Relation {
-            database: database.into(),
-            schema: schema.into(),
-            identifier: identifier.into(),
-            rendered: None,
-        }
+        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None }
     }
     pub fn cte(name: &str) -> Relation {
         Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()) }
@@ -201,9 +196,7 @@ impl Object for ConfigObj {
         let (pos, kwargs): (&[Value], Kwargs) = from_args(args)?;
         let mut cap = self.ctx.captured.lock().unwrap();
         let mut apply = |k: &str, v: &Value| -> Result<(), Error> {
-            let json = serde_json::to_value(v).map_err(|e| {
-                Error::new(ErrorKind::InvalidOperation, format!("config({k}=...): value cannot be stored: {e}"))
-            })?;
+            let json = serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("config({k}=...): value cannot be stored: {e}")))?;
             let mut one = serde_json::Map::new();
             one.insert(k.to_string(), json);
             crate::config::merge_config(&mut cap.config, &one);
@@ -242,10 +235,7 @@ impl Object for ConfigObj {
                 match self.lookup(&key) {
                     Some(v) => Ok(Value::from_serialize(&v)),
                     None if self.ctx.phase == Phase::Parse => Ok(Value::from(())),
-                    None => Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("required config '{key}' was not set for {}", self.ctx.node_id),
-                    )),
+                    None => Err(Error::new(ErrorKind::InvalidOperation, format!("required config '{key}' was not set for {}", self.ctx.node_id))),
                 }
             }
             "set" => {
@@ -322,11 +312,7 @@ impl Object for MutList {
             }
             "index" => {
                 let (v,): (Value,) = from_args(args)?;
-                items
-                    .iter()
-                    .position(|x| *x == v)
-                    .map(Value::from)
-                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{v} is not in list")))
+                items.iter().position(|x| *x == v).map(Value::from).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("{v} is not in list")))
             }
             "count" => {
                 let (v,): (Value,) = from_args(args)?;
@@ -391,9 +377,7 @@ impl Object for MutMap {
             }
             "keys" => Ok(Value::from(map.keys().cloned().collect::<Vec<_>>())),
             "values" => Ok(Value::from(map.values().cloned().collect::<Vec<_>>())),
-            "items" => Ok(Value::from(
-                map.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>(),
-            )),
+            "items" => Ok(Value::from(map.iter().map(|(k, v)| Value::from(vec![k.clone(), v.clone()])).collect::<Vec<_>>())),
             "copy" => Ok(Value::from_iter(map.iter().map(|(k, v)| (k.clone(), v.clone())))),
             "clear" => {
                 map.clear();

@@ -32,7 +32,12 @@ fn render(env: &JinjaEnv, src: &str) -> String {
 fn generic_test_macro_with_kwargs() {
     let env = env_with(&[]);
     let out = env
-        .render_str("t", "{{ test_unique(column_name=__a0, model=__a1) }}", None, &[("__a0", Value::from("id")), ("__a1", Value::from_safe_string("main.t".into()))])
+        .render_str(
+            "t",
+            "{{ test_unique(column_name=__a0, model=__a1) }}",
+            None,
+            &[("__a0", Value::from("id")), ("__a1", Value::from_safe_string("main.t".into()))],
+        )
         .unwrap();
     assert!(out.contains("from main.t"), "{out}");
     assert!(out.contains("id as unique_field"), "{out}");
@@ -71,7 +76,12 @@ fn generic_test_macro_with_render_ctx() {
     let mut r = RenderCtx::new("test.proj.t", "proj", Phase::Compile);
     r.model = Value::from_serialize(serde_json::json!({"name": "t"}));
     let out = env
-        .render_str("t", "{{ test_unique(column_name=__a0, model=__a1) }}", Some(Arc::new(r)), &[("__a0", Value::from("id")), ("__a1", Value::from_safe_string("main.t".into()))])
+        .render_str(
+            "t",
+            "{{ test_unique(column_name=__a0, model=__a1) }}",
+            Some(Arc::new(r)),
+            &[("__a0", Value::from("id")), ("__a1", Value::from_safe_string("main.t".into()))],
+        )
         .unwrap();
     assert!(out.contains("from main.t"), "{out}");
 }
@@ -79,7 +89,8 @@ fn generic_test_macro_with_render_ctx() {
 #[test]
 fn relations_render_through_return() {
     let env = env_with(&[]);
-    let out = render(&env, "{{ api.Relation.create(schema='main', identifier='t') }}|{{ get_where_subquery(api.Relation.create(schema='main', identifier='t')) }}");
+    let out =
+        render(&env, "{{ api.Relation.create(schema='main', identifier='t') }}|{{ get_where_subquery(api.Relation.create(schema='main', identifier='t')) }}");
     assert_eq!(out, "main.t|main.t");
 }
 
@@ -107,7 +118,9 @@ fn compile_phase_with_test_config() {
     let env = env_with(&[]);
     let mut r = RenderCtx::new("test.proj.t", "proj", Phase::Compile);
     r.resolver = Some(Arc::new(FakeResolver));
-    r.config = serde_json::from_value(serde_json::json!({"enabled": true, "tags": [], "materialized": "test", "severity": "ERROR", "schema": "dbt_test__audit"})).unwrap();
+    r.config =
+        serde_json::from_value(serde_json::json!({"enabled": true, "tags": [], "materialized": "test", "severity": "ERROR", "schema": "dbt_test__audit"}))
+            .unwrap();
     r.this = Value::from_object(Relation::new("dp", "main_dbt_test__audit", "t"));
     r.model = Value::from_serialize(serde_json::json!({"name": "t", "config": {"x": 1}}));
     let out = env.render_str("models/schema.yml", "{{ get_where_subquery(ref('orders')) }}", Some(Arc::new(r)), &[]).unwrap();

@@ -9,16 +9,16 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::DataFrame;
+use deltalake::DeltaTable;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use deltalake::DeltaTable;
 use futures::StreamExt;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::storage::TableLoc;
 use crate::project::nodes::Node;
 use crate::project::relation::quote_ident;
+use crate::storage::TableLoc;
 
 /// The outcome of building one relation.
 #[derive(Debug, Clone, Default)]
@@ -186,10 +186,7 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
             incremental_update(engine, &dir, df, node).await
         }
         "ephemeral" => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None, test: None }),
-        other => bail!(
-            "model {}: materialization '{other}' is not supported\n  hint: use table, view, incremental or ephemeral",
-            node.name
-        ),
+        other => bail!("model {}: materialization '{other}' is not supported\n  hint: use table, view, incremental or ephemeral", node.name),
     }
 }
 
@@ -336,10 +333,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             m.message = "DELETE+INSERT".into();
             Ok(m)
         }
-        other => bail!(
-            "model {}: incremental_strategy '{other}' is not supported\n  hint: use append, merge or delete+insert",
-            node.name
-        ),
+        other => bail!("model {}: incremental_strategy '{other}' is not supported\n  hint: use append, merge or delete+insert", node.name),
     }
 }
 

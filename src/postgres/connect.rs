@@ -72,17 +72,13 @@ impl PgSettings {
 
     fn pg_config(&self) -> tokio_postgres::Config {
         let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&self.host)
-            .port(self.port)
-            .dbname(&self.dbname)
-            .user(&self.user)
-            .application_name("dp")
-            .connect_timeout(self.connect_timeout)
-            .ssl_mode(match self.sslmode.as_str() {
+        cfg.host(&self.host).port(self.port).dbname(&self.dbname).user(&self.user).application_name("dp").connect_timeout(self.connect_timeout).ssl_mode(
+            match self.sslmode.as_str() {
                 "disable" => SslMode::Disable,
                 "allow" | "prefer" => SslMode::Prefer,
                 _ => SslMode::Require,
-            });
+            },
+        );
         if let Some(pw) = env(&self.password_env) {
             cfg.password(pw);
         }
@@ -222,9 +218,7 @@ pub fn pg_err(what: impl std::fmt::Display) -> impl FnOnce(tokio_postgres::Error
 
 fn tls(sslmode: &str) -> anyhow::Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .context("TLS set-up failed")?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().context("TLS set-up failed")?;
     let config = if sslmode.starts_with("verify") {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {

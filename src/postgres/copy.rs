@@ -172,9 +172,13 @@ fn encode_batch(batch: &RecordBatch, buf: &mut BytesMut, scratch: &mut Vec<u8>) 
                 },
                 *unit,
             ),
-            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) | DataType::ListView(_) | DataType::LargeListView(_) | DataType::Struct(_) | DataType::Map(..) => {
-                Col::Json(make_encoder(f, a.as_ref(), &json_opts).with_context(|| format!("column {}: encoding as JSON", f.name()))?)
-            }
+            DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::FixedSizeList(..)
+            | DataType::ListView(_)
+            | DataType::LargeListView(_)
+            | DataType::Struct(_)
+            | DataType::Map(..) => Col::Json(make_encoder(f, a.as_ref(), &json_opts).with_context(|| format!("column {}: encoding as JSON", f.name()))?),
             other => bail!("column {}: type {other} cannot be published to PostgreSQL\n  hint: cast it in the model", f.name()),
         };
         cols.push((col, nulls));
@@ -342,7 +346,6 @@ pub(crate) fn encode_for_test(batch: &RecordBatch) -> Vec<u8> {
     encode_batch(batch, &mut buf, &mut Vec::new()).unwrap();
     buf.to_vec()
 }
-
 
 #[cfg(test)]
 mod tests {

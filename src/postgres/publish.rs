@@ -170,17 +170,16 @@ async fn published_state(c: &PgClient, node: &Node) -> anyhow::Result<Option<Sta
 
 /// A table's column names in order (empty when there is no such table).
 pub(crate) async fn table_columns(c: &PgClient, schema: &str, name: &str) -> anyhow::Result<Vec<String>> {
-    Ok(c
-        .query(
-            "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+    Ok(c.query(
+        "SELECT a.attname::text FROM pg_attribute a JOIN pg_class t ON t.oid = a.attrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
              WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&schema, &name],
-        )
-        .await
-        .map_err(pg_err(format!("reading the columns of {}", qualified(schema, name))))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+        &[&schema, &name],
+    )
+    .await
+    .map_err(pg_err(format!("reading the columns of {}", qualified(schema, name))))?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
 }
 
 async fn record(c: &PgClient, node: &Node, version: Option<i64>, rows: Option<i64>) -> anyhow::Result<()> {
@@ -195,11 +194,7 @@ async fn record(c: &PgClient, node: &Node, version: Option<i64>, rows: Option<i6
 }
 
 pub(crate) async fn create_schema(c: &PgClient, schema: &str) -> anyhow::Result<()> {
-    let exists = c
-        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
-        .await
-        .map_err(pg_err("looking up the schema"))?
-        .is_some();
+    let exists = c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema]).await.map_err(pg_err("looking up the schema"))?.is_some();
     if !exists {
         if let Err(e) = c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema))).await {
             if !is_duplicate(&e) {
@@ -237,7 +232,14 @@ async fn swap(c: &mut PgClient, engine: &Engine, node: &Node, version: Option<i6
 /// Copies `df` into a new table and swaps it in as `schema.name` in one
 /// transaction, with `node`'s indexes, comments and grants. `record_version` is the
 /// Delta version to note in `dp_meta.published` (`None`: do not note).
-pub(crate) async fn replace_table(c: &mut PgClient, df: DataFrame, schema_name: &str, name: &str, node: &Node, record_version: Option<Option<i64>>) -> anyhow::Result<u64> {
+pub(crate) async fn replace_table(
+    c: &mut PgClient,
+    df: DataFrame,
+    schema_name: &str,
+    name: &str,
+    node: &Node,
+    record_version: Option<Option<i64>>,
+) -> anyhow::Result<u64> {
     let target = qualified(schema_name, name);
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let columns = types::column_defs(&schema).with_context(|| format!("{} {}", node.resource_type, node.name))?;
@@ -402,7 +404,9 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
         let exprs: Vec<datafusion::prelude::Expr> = schema
             .fields()
             .iter()
-            .map(|f| datafusion::prelude::cast(datafusion::prelude::col(datafusion::common::Column::from_name(f.name())), f.data_type().clone()).alias(f.name()))
+            .map(|f| {
+                datafusion::prelude::cast(datafusion::prelude::col(datafusion::common::Column::from_name(f.name())), f.data_type().clone()).alias(f.name())
+            })
             .collect();
         df.select(exprs)?
     };

@@ -40,7 +40,11 @@ pub fn pg_type(dt: &DataType) -> anyhow::Result<String> {
         Float16 | Float32 => "real".into(),
         Float64 => "double precision".into(),
         Decimal32(p, s) | Decimal64(p, s) | Decimal128(p, s) | Decimal256(p, s) => {
-            if *s < 0 || *s as i16 > *p as i16 { "numeric".into() } else { format!("numeric({p},{s})") }
+            if *s < 0 || *s as i16 > *p as i16 {
+                "numeric".into()
+            } else {
+                format!("numeric({p},{s})")
+            }
         }
         Utf8 | LargeUtf8 | Utf8View | Null => "text".into(),
         Binary | LargeBinary | BinaryView | FixedSizeBinary(_) => "bytea".into(),
@@ -58,11 +62,7 @@ pub fn pg_type(dt: &DataType) -> anyhow::Result<String> {
 
 /// The column list of `CREATE TABLE` for a schema.
 pub fn column_defs(schema: &Schema) -> anyhow::Result<String> {
-    let cols: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|f| column_def(f))
-        .collect::<anyhow::Result<_>>()?;
+    let cols: Vec<String> = schema.fields().iter().map(|f| column_def(f)).collect::<anyhow::Result<_>>()?;
     Ok(cols.join(", "))
 }
 

@@ -54,20 +54,14 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
         let rest = inner[word.len()..].trim_start();
         let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
         if name.is_empty() {
-            return Err(BlockError {
-                line: line_of(text, start),
-                message: format!("'{{% {word} %}}' needs a name, e.g. '{{% {word} my_name(...) %}}'"),
-            });
+            return Err(BlockError { line: line_of(text, start), message: format!("'{{% {word} %}}' needs a name, e.g. '{{% {word} my_name(...) %}}'") });
         }
         let after_name = rest[name.len()..].trim();
         let args = if after_name.starts_with('(') {
             match matching_paren(after_name) {
                 Some(end) => Some(after_name[1..end].to_string()),
                 None => {
-                    return Err(BlockError {
-                        line: line_of(text, start),
-                        message: format!("{word} '{name}': unbalanced parentheses in its argument list"),
-                    });
+                    return Err(BlockError { line: line_of(text, start), message: format!("{word} '{name}': unbalanced parentheses in its argument list") });
                 }
             }
         } else {
@@ -75,10 +69,7 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
         };
         let end_word = format!("end{word}");
         let Some((end_start, end_after)) = find_end_tag(text, tag_end, &end_word) else {
-            return Err(BlockError {
-                line: line_of(text, start),
-                message: format!("{word} '{name}' has no '{{% {end_word} %}}'"),
-            });
+            return Err(BlockError { line: line_of(text, start), message: format!("{word} '{name}' has no '{{% {end_word} %}}'") });
         };
         out.push(Block {
             kind: word.clone(),

@@ -7,8 +7,20 @@ use serde_json::{Map, Value};
 
 /// Config keys dbt lifts out of a test's arguments.
 const CONFIG_ARGS: &[&str] = &[
-    "severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc",
-    "store_failures", "store_failures_as", "meta", "database", "schema", "alias",
+    "severity",
+    "tags",
+    "enabled",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "meta",
+    "database",
+    "schema",
+    "alias",
 ];
 
 /// One test entry from YAML.
@@ -47,10 +59,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
             (k.clone(), body)
         }
         Value::Object(m) => {
-            return Err(format!(
-                "a test entry must have exactly one key (the test name), got {}",
-                m.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(format!("a test entry must have exactly one key (the test name), got {}", m.keys().cloned().collect::<Vec<_>>().join(", ")));
         }
         other => return Err(format!("a test entry must be a name or a mapping, got {other}")),
     };
@@ -136,10 +145,7 @@ pub fn py_str(v: &Value) -> String {
         Value::Bool(false) => "False".into(),
         Value::Number(n) => n.to_string(),
         Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(m) => format!(
-            "{{{}}}",
-            m.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Object(m) => format!("{{{}}}", m.iter().map(|(k, v)| format!("{}: {}", py_repr_str(k), py_repr(v))).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -157,10 +163,7 @@ fn py_repr_hashable(v: &Value) -> String {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            format!(
-                "{{{}}}",
-                keys.iter().map(|k| format!("{}: {}", py_repr_str(k), py_repr_hashable(&m[*k]))).collect::<Vec<_>>().join(", ")
-            )
+            format!("{{{}}}", keys.iter().map(|k| format!("{}: {}", py_repr_str(k), py_repr_hashable(&m[*k]))).collect::<Vec<_>>().join(", "))
         }
         Value::Array(a) => format!("[{}]", a.iter().map(py_repr_hashable).collect::<Vec<_>>().join(", ")),
         other => py_repr_str(&py_str(other)),

@@ -148,8 +148,8 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
         if !text.contains("{%") {
             continue;
         }
-        let blocks = find_blocks(&text, &["macro", "test", "materialization"])
-            .map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
+        let blocks =
+            find_blocks(&text, &["macro", "test", "materialization"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
         for b in blocks {
             if b.kind == "materialization" {
                 warnings.push(format!("{f}:{}: custom materialization '{}' is not supported by dp and was ignored", b.line, b.name));
@@ -269,8 +269,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
         for f in fs.list_files(base, &[".sql"]).unwrap_or_default() {
             let text = read(fs, &f)?;
             let (rel, dirs, _) = split_path(base, &f);
-            let blocks = find_blocks(&text, &["snapshot"])
-                .map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
+            let blocks = find_blocks(&text, &["snapshot"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
             for b in blocks {
                 let mut n = Node::new(ResourceType::Snapshot, &root_pkg, &b.name, &f);
                 n.path = rel.clone();
@@ -335,7 +334,9 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
 
     // YAML property files.
     let mut yaml_dirs: Vec<&String> = vec![];
-    for group in [&settings.paths.models, &settings.paths.seeds, &settings.paths.snapshots, &settings.paths.analyses, &settings.paths.macros, &settings.paths.tests] {
+    for group in
+        [&settings.paths.models, &settings.paths.seeds, &settings.paths.snapshots, &settings.paths.analyses, &settings.paths.macros, &settings.paths.tests]
+    {
         yaml_dirs.extend(group.iter());
     }
     let mut props: Vec<(String, String, PropertiesFile)> = vec![];
@@ -385,12 +386,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
                 };
                 let node = nodes.get_mut(&uid).unwrap();
                 if let Some(prev) = &node.patch_path {
-                    return Err(LoadError::Duplicate {
-                        kind: format!("{rt} patche"),
-                        name: patch.name.clone(),
-                        first: prev.clone(),
-                        second: file.clone(),
-                    });
+                    return Err(LoadError::Duplicate { kind: format!("{rt} patche"), name: patch.name.clone(), first: prev.clone(), second: file.clone() });
                 }
                 apply_patch(node, patch, &file, &idx);
                 let target = TestTarget::Node { name: patch.name.clone(), uid: uid.clone() };
@@ -557,11 +553,8 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
             disabled.insert(k, n);
         }
     }
-    let orphan: Vec<String> = nodes
-        .iter()
-        .filter(|(_, n)| n.attached_node.as_ref().is_some_and(|a| disabled.contains_key(a)))
-        .map(|(k, _)| k.clone())
-        .collect();
+    let orphan: Vec<String> =
+        nodes.iter().filter(|(_, n)| n.attached_node.as_ref().is_some_and(|a| disabled.contains_key(a))).map(|(k, _)| k.clone()).collect();
     for k in orphan {
         if let Some(n) = nodes.shift_remove(&k) {
             disabled.insert(k, n);
@@ -591,17 +584,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
         n.alias = alias;
     }
 
-    Ok(Project {
-        settings,
-        nodes,
-        disabled,
-        macros,
-        docs,
-        other,
-        packages: packages.into_iter().map(|p| p.name).collect(),
-        jinja,
-        warnings,
-    })
+    Ok(Project { settings, nodes, disabled, macros, docs, other, packages: packages.into_iter().map(|p| p.name).collect(), jinja, warnings })
 }
 
 /// Config every node of a kind starts with (as dbt's defaults).
@@ -713,13 +696,8 @@ fn source_node(pkg: &str, src: &SourceDef, t: &super::properties::SourceTableDef
         .or_else(|| n.config.get("external_location").and_then(Value::as_str))
         .or_else(|| meta.get("external_location").and_then(Value::as_str))
         .map(fmt_loc);
-    let format = ext
-        .get("file_format")
-        .or(ext.get("format"))
-        .or(meta.get("format"))
-        .or(n.config.get("format"))
-        .and_then(Value::as_str)
-        .map(|s| s.to_ascii_lowercase());
+    let format =
+        ext.get("file_format").or(ext.get("format")).or(meta.get("format")).or(n.config.get("format")).and_then(Value::as_str).map(|s| s.to_ascii_lowercase());
     let mut options = Map::new();
     if let Some(Value::Object(o)) = ext.get("options").or(meta.get("options")) {
         options = o.clone();
@@ -768,9 +746,7 @@ fn collect_tests(
 ) -> Result<(), LoadError> {
     let (target_name, uid, is_source, source, model_name) = match target {
         TestTarget::Node { name, uid } => (name.clone(), uid.clone(), false, None, name.clone()),
-        TestTarget::Source { source, table, uid } => {
-            (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone())
-        }
+        TestTarget::Source { source, table, uid } => (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone()),
     };
     let base_line = idx.first(&model_name).unwrap_or(1);
     let mut push = |entry: Value, column: Option<String>| {
@@ -799,34 +775,24 @@ fn collect_tests(
     Ok(())
 }
 
-fn build_generic_test(
-    t: &PendingTest,
-    pkg: &str,
-    jinja: &JinjaEnv,
-    tests_tree: &ConfigTree,
-) -> Result<Option<Node>, LoadError> {
+fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: &ConfigTree) -> Result<Option<Node>, LoadError> {
     let entry = parse_entry(&t.entry).map_err(|message| LoadError::Located { file: t.file.clone(), line: t.line, message })?;
     // The test macro must exist.
     let macro_name = format!("test_{}", entry.name);
     let ns_pkg = entry.namespace.clone();
     let found = match &ns_pkg {
         Some(ns) => jinja.macros.get(ns, &macro_name).is_some(),
-        None => [pkg, crate::jinja::BUILTIN_PACKAGE]
-            .iter()
-            .any(|p| jinja.macros.get(p, &macro_name).is_some())
-            || jinja.macros.by_package.values().any(|m| m.contains_key(&macro_name)),
+        None => {
+            [pkg, crate::jinja::BUILTIN_PACKAGE].iter().any(|p| jinja.macros.get(p, &macro_name).is_some())
+                || jinja.macros.by_package.values().any(|m| m.contains_key(&macro_name))
+        }
     };
     if !found {
-        let known: Vec<String> = jinja
-            .macros
-            .by_package
-            .values()
-            .flat_map(|m| m.keys())
-            .filter_map(|k| k.strip_prefix("test_").map(String::from))
-            .collect();
-        let hint = crate::graph::suggest(&entry.name, known.iter().map(String::as_str))
-            .map(|s| format!("\n  hint: did you mean '{s}'?"))
-            .unwrap_or_else(|| "\n  hint: define it with {% test name(model, column_name) %} in macros/ or tests/generic/, or install the package that provides it".into());
+        let known: Vec<String> = jinja.macros.by_package.values().flat_map(|m| m.keys()).filter_map(|k| k.strip_prefix("test_").map(String::from)).collect();
+        let hint =
+            crate::graph::suggest(&entry.name, known.iter().map(String::as_str)).map(|s| format!("\n  hint: did you mean '{s}'?")).unwrap_or_else(|| {
+                "\n  hint: define it with {% test name(model, column_name) %} in macros/ or tests/generic/, or install the package that provides it".into()
+            });
         let what = match &t.column {
             Some(c) => format!("column '{}' of '{}'", c, t.model_name),
             None => format!("'{}'", t.model_name),
@@ -834,7 +800,10 @@ fn build_generic_test(
         return Err(LoadError::Located {
             file: t.file.clone(),
             line: t.line,
-            message: format!("unknown generic test '{}' on {what}{hint}", entry.namespace.as_ref().map(|n| format!("{n}.{}", entry.name)).unwrap_or(entry.name.clone())),
+            message: format!(
+                "unknown generic test '{}' on {what}{hint}",
+                entry.namespace.as_ref().map(|n| format!("{n}.{}", entry.name)).unwrap_or(entry.name.clone())
+            ),
         });
     }
     let test_type = match &entry.namespace {

@@ -5,9 +5,9 @@
 //! [`FileSystem`]: crate::fs::FileSystem
 
 pub mod blocks;
-pub mod nodes;
-pub mod relation;
-pub mod yaml;
 pub mod generic_tests;
 pub mod load;
+pub mod nodes;
 pub mod properties;
+pub mod relation;
+pub mod yaml;

@@ -57,14 +57,7 @@ impl ResourceType {
 
     /// Resources that run SQL and produce (or check) a relation.
     pub fn is_executable(self) -> bool {
-        matches!(
-            self,
-            ResourceType::Model
-                | ResourceType::Seed
-                | ResourceType::Snapshot
-                | ResourceType::Test
-                | ResourceType::UnitTest
-        )
+        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot | ResourceType::Test | ResourceType::UnitTest)
     }
 }
 

@@ -3,14 +3,80 @@
 
 /// SQL keywords that may not appear bare as identifiers.
 const RESERVED: &[&str] = &[
-    "all", "and", "any", "as", "asc", "between", "by", "case", "cast", "check", "collate",
-    "column", "constraint", "create", "cross", "current_date", "current_time",
-    "current_timestamp", "default", "delete", "desc", "distinct", "drop", "else", "end",
-    "except", "exists", "false", "fetch", "for", "foreign", "from", "full", "group", "having",
-    "in", "inner", "insert", "intersect", "interval", "into", "is", "join", "lateral", "left",
-    "like", "limit", "natural", "not", "null", "offset", "on", "or", "order", "outer", "primary",
-    "references", "right", "select", "set", "table", "then", "to", "true", "union", "unique",
-    "update", "user", "using", "values", "when", "where", "window", "with",
+    "all",
+    "and",
+    "any",
+    "as",
+    "asc",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "cross",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "default",
+    "delete",
+    "desc",
+    "distinct",
+    "drop",
+    "else",
+    "end",
+    "except",
+    "exists",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "full",
+    "group",
+    "having",
+    "in",
+    "inner",
+    "insert",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "join",
+    "lateral",
+    "left",
+    "like",
+    "limit",
+    "natural",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "primary",
+    "references",
+    "right",
+    "select",
+    "set",
+    "table",
+    "then",
+    "to",
+    "true",
+    "union",
+    "unique",
+    "update",
+    "user",
+    "using",
+    "values",
+    "when",
+    "where",
+    "window",
+    "with",
 ];
 
 pub fn needs_quotes(ident: &str) -> bool {
@@ -27,11 +93,7 @@ pub fn needs_quotes(ident: &str) -> bool {
 
 /// Quotes `ident` with double quotes when needed.
 pub fn quote_ident(ident: &str) -> String {
-    if needs_quotes(ident) {
-        format!("\"{}\"", ident.replace('"', "\"\""))
-    } else {
-        ident.to_string()
-    }
+    if needs_quotes(ident) { format!("\"{}\"", ident.replace('"', "\"\"")) } else { ident.to_string() }
 }
 
 /// Always quotes (for `adapter.quote`).
@@ -40,11 +102,7 @@ pub fn force_quote(ident: &str) -> String {
 }
 
 pub fn relation_name(schema: &str, table: &str) -> String {
-    if schema.is_empty() {
-        quote_ident(table)
-    } else {
-        format!("{}.{}", quote_ident(schema), quote_ident(table))
-    }
+    if schema.is_empty() { quote_ident(table) } else { format!("{}.{}", quote_ident(schema), quote_ident(table)) }
 }
 
 #[cfg(test)]

@@ -16,13 +16,12 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 /// The 1-based line of the first line whose trimmed text starts with
 /// `- name: <name>` or `name: <name>` (for locating YAML entries).
 pub fn find_name_line(text: &str, name: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim_start().trim_start_matches("- ").trim();
-        t.strip_prefix("name:")
-            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == name)
-            .unwrap_or(false)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ").trim();
+            t.strip_prefix("name:").map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == name).unwrap_or(false)
+        })
+        .map(|i| i + 1)
 }
 
 /// Every `name: <x>` line of a YAML file, indexed once (a file may describe

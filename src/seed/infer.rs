@@ -40,9 +40,8 @@ use std::sync::{Arc, LazyLock};
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike};
 use datafusion::arrow::{
     array::{
-        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
-        Int8Array, Int16Array, Int32Array, Int64Array, StringBuilder, Time64MicrosecondArray,
-        TimestampMicrosecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, StringBuilder,
+        Time64MicrosecondArray, TimestampMicrosecondArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
     },
     datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit},
     error::ArrowError,
@@ -66,10 +65,7 @@ pub struct SeedOptions {
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        SeedOptions {
-            delimiter: b',',
-            column_types: IndexMap::new(),
-        }
+        SeedOptions { delimiter: b',', column_types: IndexMap::new() }
     }
 }
 
@@ -89,61 +85,28 @@ pub enum SeedError {
     #[error("{file}: the file is empty — a seed needs a header row naming its columns")]
     Empty { file: String },
 
-    #[error(
-        "{file}:{line}: row has {found} fields, header has {expected} — fix the row or quote the field containing the delimiter"
-    )]
-    TooManyFields {
-        file: String,
-        line: u64,
-        found: usize,
-        expected: usize,
-    },
+    #[error("{file}:{line}: row has {found} fields, header has {expected} — fix the row or quote the field containing the delimiter")]
+    TooManyFields { file: String, line: u64, found: usize, expected: usize },
 
-    #[error(
-        "{file}:{line}: row has {found} fields, header has {expected} — add the missing fields (leave a field empty for NULL)"
-    )]
-    TooFewFields {
-        file: String,
-        line: u64,
-        found: usize,
-        expected: usize,
-    },
+    #[error("{file}:{line}: row has {found} fields, header has {expected} — add the missing fields (leave a field empty for NULL)")]
+    TooFewFields { file: String, line: u64, found: usize, expected: usize },
 
     #[error("{file}:{line}: invalid UTF-8 in {what} — save the file as UTF-8")]
-    InvalidUtf8 {
-        file: String,
-        line: u64,
-        what: String,
-    },
+    InvalidUtf8 { file: String, line: u64, what: String },
 
     #[error("{file}:{line}: malformed CSV: {message}")]
-    Csv {
-        file: String,
-        line: u64,
-        message: String,
-    },
+    Csv { file: String, line: u64, message: String },
 
     #[error("{file}:1: header field {index} is empty — give every column a name")]
     EmptyHeader { file: String, index: usize },
 
-    #[error(
-        "{file}:1: duplicate column name \"{name}\" (header fields {first} and {second}; names are compared case-insensitively) — rename one of them"
-    )]
-    DuplicateHeader {
-        file: String,
-        name: String,
-        first: usize,
-        second: usize,
-    },
+    #[error("{file}:1: duplicate column name \"{name}\" (header fields {first} and {second}; names are compared case-insensitively) — rename one of them")]
+    DuplicateHeader { file: String, name: String, first: usize, second: usize },
 
     #[error(
         "{file}: column_types: {message} for column \"{column}\" — use a type such as varchar, integer, bigint, double, decimal(p,s), boolean, date, timestamp or timestamptz"
     )]
-    UnknownType {
-        file: String,
-        column: String,
-        message: String,
-    },
+    UnknownType { file: String, column: String, message: String },
 
     /// A value that does not parse as its column's type (boxed to keep results small).
     #[error(transparent)]
@@ -185,11 +148,7 @@ pub struct BadValue {
 /// microseconds. Matching is case-insensitive; length arguments on string types
 /// (`varchar(255)`) are accepted and ignored.
 pub fn sql_type_to_arrow(ty: &str) -> Result<DataType, String> {
-    let norm = ty
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_lowercase();
+    let norm = ty.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
     if norm.is_empty() {
         return Err("empty type name".to_string());
     }
@@ -204,12 +163,7 @@ pub fn sql_type_to_arrow(ty: &str) -> Result<DataType, String> {
         None => (norm.as_str(), None),
     };
     let parse_args = |args: &[&str]| -> Result<Vec<i64>, String> {
-        args.iter()
-            .map(|a| {
-                a.parse::<i64>()
-                    .map_err(|_| format!("invalid type argument \"{a}\" in \"{ty}\""))
-            })
-            .collect()
+        args.iter().map(|a| a.parse::<i64>().map_err(|_| format!("invalid type argument \"{a}\" in \"{ty}\""))).collect()
     };
     let no_args = |dt: DataType| -> Result<DataType, String> {
         match &args {
@@ -218,8 +172,7 @@ pub fn sql_type_to_arrow(ty: &str) -> Result<DataType, String> {
         }
     };
     match base {
-        "varchar" | "text" | "string" | "char" | "bpchar" | "character" | "character varying"
-        | "nvarchar" | "nchar" => {
+        "varchar" | "text" | "string" | "char" | "bpchar" | "character" | "character varying" | "nvarchar" | "nchar" => {
             if let Some(a) = &args {
                 parse_args(a)?;
             }
@@ -239,9 +192,7 @@ pub fn sql_type_to_arrow(ty: &str) -> Result<DataType, String> {
             Some(a) => match parse_args(a)?.as_slice() {
                 [p] if (1..=24).contains(p) => Ok(DataType::Float32),
                 [p] if (25..=53).contains(p) => Ok(DataType::Float64),
-                _ => Err(format!(
-                    "invalid float precision in \"{ty}\" (expected 1 to 53)"
-                )),
+                _ => Err(format!("invalid float precision in \"{ty}\" (expected 1 to 53)")),
             },
         },
         "double" | "float8" | "double precision" => no_args(DataType::Float64),
@@ -252,33 +203,22 @@ pub fn sql_type_to_arrow(ty: &str) -> Result<DataType, String> {
                     [p] => (*p, 0),
                     [p, s] => (*p, *s),
                     _ => {
-                        return Err(format!(
-                            "\"{ty}\": decimal takes (precision) or (precision, scale)"
-                        ));
+                        return Err(format!("\"{ty}\": decimal takes (precision) or (precision, scale)"));
                     }
                 },
             };
             if !(1..=38).contains(&p) {
-                return Err(format!(
-                    "\"{ty}\": decimal precision must be between 1 and 38"
-                ));
+                return Err(format!("\"{ty}\": decimal precision must be between 1 and 38"));
             }
             if !(0..=p).contains(&s) {
-                return Err(format!(
-                    "\"{ty}\": decimal scale must be between 0 and the precision"
-                ));
+                return Err(format!("\"{ty}\": decimal scale must be between 0 and the precision"));
             }
             Ok(DataType::Decimal128(p as u8, s as i8))
         }
         "boolean" | "bool" | "logical" => no_args(DataType::Boolean),
         "date" => no_args(DataType::Date32),
-        "timestamp" | "datetime" | "timestamp without time zone" => {
-            no_args(DataType::Timestamp(TimeUnit::Microsecond, None))
-        }
-        "timestamptz" | "timestamp with time zone" => no_args(DataType::Timestamp(
-            TimeUnit::Microsecond,
-            Some("UTC".into()),
-        )),
+        "timestamp" | "datetime" | "timestamp without time zone" => no_args(DataType::Timestamp(TimeUnit::Microsecond, None)),
+        "timestamptz" | "timestamp with time zone" => no_args(DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))),
         "time" | "time without time zone" => no_args(DataType::Time64(TimeUnit::Microsecond)),
         _ => Err(format!("unknown type \"{ty}\"")),
     }
@@ -357,11 +297,7 @@ impl Num {
                 v = v * 10 + i128::from(b - b'0');
             }
             // First dropped digit decides the rounding (half away from zero).
-            let first_dropped = if drop > digits.len() {
-                b'0'
-            } else {
-                digits.as_bytes()[keep]
-            };
+            let first_dropped = if drop > digits.len() { b'0' } else { digits.as_bytes()[keep] };
             if first_dropped >= b'5' {
                 v = v.checked_add(1)?;
             }
@@ -385,10 +321,7 @@ fn py_decimal(s: &str) -> Option<Num> {
         return Some(Num::Inf { neg });
     }
     if let Some(payload) = lower.strip_prefix("nan") {
-        return payload
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then_some(Num::NaN);
+        return payload.bytes().all(|b| b.is_ascii_digit()).then_some(Num::NaN);
     }
     // decimal-part [exponent-part]
     let (mantissa, exponent) = match body.find(['e', 'E']) {
@@ -402,9 +335,7 @@ fn py_decimal(s: &str) -> Option<Num> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let mut exp: i64 = match exponent {
@@ -428,15 +359,9 @@ fn py_decimal(s: &str) -> Option<Num> {
         }
     };
     exp -= frac_part.len() as i64;
-    let mut digits: String = format!("{int_part}{frac_part}")
-        .trim_start_matches('0')
-        .to_string();
+    let mut digits: String = format!("{int_part}{frac_part}").trim_start_matches('0').to_string();
     if digits.is_empty() {
-        return Some(Num::Finite {
-            neg,
-            digits: "0".into(),
-            exp: 0,
-        });
+        return Some(Num::Finite { neg, digits: "0".into(), exp: 0 });
     }
     // Context rounding to 28 significant digits (ROUND_HALF_EVEN).
     if digits.len() > DEC_PREC {
@@ -471,17 +396,11 @@ fn py_decimal(s: &str) -> Option<Num> {
     // normalize(): strip trailing zeros into the exponent.
     let trimmed = digits.trim_end_matches('0');
     exp += (digits.len() - trimmed.len()) as i64;
-    Some(Num::Finite {
-        neg,
-        digits: trimmed.to_string(),
-        exp,
-    })
+    Some(Num::Finite { neg, digits: trimmed.to_string(), exp })
 }
 
 /// agate's currency symbols (`agate.data_types.number.DEFAULT_CURRENCY_SYMBOLS`).
-const CURRENCY_SYMBOLS: [char; 19] = [
-    '؋', '$', 'ƒ', '៛', '¥', '₡', '₱', '£', '€', '¢', '﷼', '₪', '₩', '₭', '₮', '₦', '฿', '₤', '₫',
-];
+const CURRENCY_SYMBOLS: [char; 19] = ['؋', '$', 'ƒ', '៛', '¥', '₡', '₱', '£', '€', '¢', '﷼', '₪', '₩', '₭', '₮', '₦', '฿', '₤', '₫'];
 
 /// `agate.Number(null_values=("null", "")).cast` (locale en_US): `Some(None)` is NULL,
 /// `None` is "not a number".
@@ -527,28 +446,17 @@ fn agate_boolean(raw: &str) -> Option<Option<bool>> {
 
 // Python `_strptime` regexes for %Y, %m, %d, %H, %M, %S (ASCII digits).
 const PY_YMD: &str = r"([0-9]{4})-(1[0-2]|0[1-9]|[1-9])-(3[01]|[12][0-9]|0[1-9]|[1-9]| [1-9])";
-static STRPTIME_DATE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!("^{PY_YMD}$")).expect("valid regex"));
-static STRPTIME_DATETIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(
-        r"^{PY_YMD}\s+(2[0-3]|[0-1][0-9]|[0-9]):([0-5][0-9]|[0-9]):(6[0-1]|[0-5][0-9]|[0-9])$"
-    ))
-    .expect("valid regex")
-});
+static STRPTIME_DATE: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!("^{PY_YMD}$")).expect("valid regex"));
+static STRPTIME_DATETIME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"^{PY_YMD}\s+(2[0-3]|[0-1][0-9]|[0-9]):([0-5][0-9]|[0-9]):(6[0-1]|[0-5][0-9]|[0-9])$")).expect("valid regex"));
 
 fn cap_u32(c: &regex::Captures<'_>, i: usize) -> u32 {
-    c.get(i)
-        .map(|m| m.as_str().trim().parse().unwrap_or(0))
-        .unwrap_or(0)
+    c.get(i).map(|m| m.as_str().trim().parse().unwrap_or(0)).unwrap_or(0)
 }
 
 fn py_date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
     // Python's date starts at year 1.
-    if y < 1 {
-        None
-    } else {
-        NaiveDate::from_ymd_opt(y, m, d)
-    }
+    if y < 1 { None } else { NaiveDate::from_ymd_opt(y, m, d) }
 }
 
 /// `agate.Date(date_format="%Y-%m-%d")` on a stripped, non-null value.
@@ -588,8 +496,7 @@ static ISO_DATES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 // isodate 0.7 `parse_time` patterns, in order (TZ_REGEX appended).
 static ISO_TIMES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    const TZ: &str =
-        r"(?P<tzname>(Z|(?P<tzsign>[+-])(?P<tzhour>[0-9]{2})(:?(?P<tzmin>[0-9]{2}))?)?)";
+    const TZ: &str = r"(?P<tzname>(Z|(?P<tzsign>[+-])(?P<tzhour>[0-9]{2})(:?(?P<tzmin>[0-9]{2}))?)?)";
     [
         r"T?(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?P<frac>[,.][0-9]+)?",
         r"T?(?P<hour>[0-9]{2})(?P<minute>[0-9]{2})(?P<second>[0-9]{2})(?P<frac>[,.][0-9]+)?",
@@ -650,27 +557,15 @@ fn iso_time(s: &str) -> Option<NaiveTime> {
     let (num, den) = fraction(frac);
     let (minute, second, micro) = if let Some(second) = named_u32(&c, "second") {
         // Decimal(second).quantize(Decimal(".000001"), ROUND_FLOOR)
-        (
-            named_u32(&c, "minute")?,
-            second,
-            (num * 1_000_000 / den) as u32,
-        )
+        (named_u32(&c, "minute")?, second, (num * 1_000_000 / den) as u32)
     } else if let Some(minute) = named_u32(&c, "minute") {
         let micros = num * 60_000_000 / den; // floor
-        (
-            minute,
-            (micros / 1_000_000) as u32,
-            (micros % 1_000_000) as u32,
-        )
+        (minute, (micros / 1_000_000) as u32, (micros % 1_000_000) as u32)
     } else {
         // hour fraction; microseconds rounded half-even by `to_integral()`
         let scaled = num * 3_600_000_000;
         let (q, r) = (scaled / den, scaled % den);
-        let micros = if r * 2 > den || (r * 2 == den && q % 2 == 1) {
-            q + 1
-        } else {
-            q
-        };
+        let micros = if r * 2 > den || (r * 2 == den && q % 2 == 1) { q + 1 } else { q };
         let m = micros / 60_000_000;
         let rest = micros % 60_000_000;
         let (sec, us) = (rest / 1_000_000, rest % 1_000_000);
@@ -702,10 +597,8 @@ static DUCK_TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
-static DUCK_TIME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?P<h>[0-9]{1,2}):(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]+))?)?$")
-        .expect("valid regex")
-});
+static DUCK_TIME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?P<h>[0-9]{1,2}):(?P<mi>[0-9]{1,2})(?::(?P<s>[0-9]{1,2})(?:\.(?P<f>[0-9]+))?)?$").expect("valid regex"));
 
 fn micros_of_fraction(c: &regex::Captures<'_>) -> u32 {
     c.name("f")
@@ -721,11 +614,7 @@ fn micros_of_fraction(c: &regex::Captures<'_>) -> u32 {
 /// Returns the wall-clock time and the UTC offset in seconds, if any.
 fn duck_timestamp(s: &str) -> Option<(NaiveDateTime, Option<i64>)> {
     let c = DUCK_TIMESTAMP.captures(s)?;
-    let date = NaiveDate::from_ymd_opt(
-        named_u32(&c, "y")? as i32,
-        named_u32(&c, "mo")?,
-        named_u32(&c, "d")?,
-    )?;
+    let date = NaiveDate::from_ymd_opt(named_u32(&c, "y")? as i32, named_u32(&c, "mo")?, named_u32(&c, "d")?)?;
     let time = NaiveTime::from_hms_micro_opt(
         named_u32(&c, "h").unwrap_or(0),
         named_u32(&c, "mi").unwrap_or(0),
@@ -733,13 +622,8 @@ fn duck_timestamp(s: &str) -> Option<(NaiveDateTime, Option<i64>)> {
         micros_of_fraction(&c),
     )?;
     let offset = c.name("tz").map(|_| {
-        let sign = if c.name("sign").map(|m| m.as_str()) == Some("-") {
-            -1
-        } else {
-            1
-        };
-        sign * (i64::from(named_u32(&c, "th").unwrap_or(0)) * 3600
-            + i64::from(named_u32(&c, "tm").unwrap_or(0)) * 60)
+        let sign = if c.name("sign").map(|m| m.as_str()) == Some("-") { -1 } else { 1 };
+        sign * (i64::from(named_u32(&c, "th").unwrap_or(0)) * 3600 + i64::from(named_u32(&c, "tm").unwrap_or(0)) * 60)
     });
     Some((date.and_time(time), offset))
 }
@@ -785,12 +669,7 @@ struct Inference {
 
 impl Inference {
     fn new() -> Self {
-        Inference {
-            candidates: ALL,
-            max_whole: 1,
-            max_decimals: 0,
-            non_finite: false,
-        }
+        Inference { candidates: ALL, max_whole: 1, max_decimals: 0, non_finite: false }
     }
 
     fn observe(&mut self, raw: &str) {
@@ -833,11 +712,7 @@ impl Inference {
             if self.max_whole + decimals > DEC_PREC as i64 {
                 decimals = DEC_PREC as i64 - self.max_whole;
             }
-            if decimals != 0 || self.non_finite {
-                Kind::Float
-            } else {
-                Kind::Integer
-            }
+            if decimals != 0 || self.non_finite { Kind::Float } else { Kind::Integer }
         } else if self.candidates & DATE != 0 {
             Kind::Date
         } else if self.candidates & DATETIME != 0 {
@@ -934,11 +809,7 @@ impl Buf {
             Buf::Float(v) => {
                 let v = std::mem::take(v);
                 match dt {
-                    DataType::Float32 => Arc::new(
-                        v.iter()
-                            .map(|x| x.map(|x| x as f32))
-                            .collect::<Float32Array>(),
-                    ),
+                    DataType::Float32 => Arc::new(v.iter().map(|x| x.map(|x| x as f32)).collect::<Float32Array>()),
                     _ => Arc::new(Float64Array::from(v)),
                 }
             }
@@ -954,23 +825,11 @@ impl Buf {
                     DataType::UInt32 => Arc::new(ints(&v, |x| x as u32).collect::<UInt32Array>()),
                     DataType::UInt64 => Arc::new(ints(&v, |x| x as u64).collect::<UInt64Array>()),
                     DataType::Date32 => Arc::new(ints(&v, |x| x as i32).collect::<Date32Array>()),
-                    DataType::Time64(_) => {
-                        Arc::new(ints(&v, |x| x as i64).collect::<Time64MicrosecondArray>())
-                    }
-                    DataType::Timestamp(_, tz) => Arc::new(
-                        ints(&v, |x| x as i64)
-                            .collect::<TimestampMicrosecondArray>()
-                            .with_timezone_opt(tz.clone()),
-                    ),
-                    DataType::Decimal128(p, s) => Arc::new(
-                        ints(&v, |x| x)
-                            .collect::<Decimal128Array>()
-                            .with_precision_and_scale(*p, *s)?,
-                    ),
+                    DataType::Time64(_) => Arc::new(ints(&v, |x| x as i64).collect::<Time64MicrosecondArray>()),
+                    DataType::Timestamp(_, tz) => Arc::new(ints(&v, |x| x as i64).collect::<TimestampMicrosecondArray>().with_timezone_opt(tz.clone())),
+                    DataType::Decimal128(p, s) => Arc::new(ints(&v, |x| x).collect::<Decimal128Array>().with_precision_and_scale(*p, *s)?),
                     other => {
-                        return Err(ArrowError::NotYetImplemented(format!(
-                            "seed column type {other}"
-                        )));
+                        return Err(ArrowError::NotYetImplemented(format!("seed column type {other}")));
                     }
                 }
             }
@@ -1002,38 +861,22 @@ fn int_range(dt: &DataType) -> (i128, i128) {
 /// Parse one raw field for a column. `column` is the header name (for hints).
 fn parse_value<'a>(kind: &Kind, column: &str, raw: &'a str) -> Result<Val<'a>, ParseFail> {
     // Text: DuckDB's COPY keeps the raw field; only an empty field is NULL.
-    let is_text = matches!(kind, Kind::Text)
-        || matches!(
-            kind,
-            Kind::Override {
-                dt: DataType::Utf8,
-                ..
-            }
-        );
+    let is_text = matches!(kind, Kind::Text) || matches!(kind, Kind::Override { dt: DataType::Utf8, .. });
     if is_text {
-        return Ok(if raw.is_empty() {
-            Val::Null
-        } else {
-            Val::Str(raw)
-        });
+        return Ok(if raw.is_empty() { Val::Null } else { Val::Str(raw) });
     }
     let stripped = py_strip(raw);
     if is_null_token(stripped) {
         return Ok(Val::Null);
     }
-    let not_a =
-        |what: &str| -> ParseFail { (format!("not a valid {what}"), "fix the value".to_string()) };
+    let not_a = |what: &str| -> ParseFail { (format!("not a valid {what}"), "fix the value".to_string()) };
     match kind {
         Kind::Integer => match agate_number(raw) {
             Some(Some(n)) => match n.to_scaled_i128(0) {
-                Some(v) if (i128::from(i64::MIN)..=i128::from(i64::MAX)).contains(&v) => {
-                    Ok(Val::Int(v))
-                }
+                Some(v) if (i128::from(i64::MIN)..=i128::from(i64::MAX)).contains(&v) => Ok(Val::Int(v)),
                 _ => Err((
                     "out of range for a 64-bit integer".to_string(),
-                    format!(
-                        "declare the column in column_types (e.g. {column}: varchar or decimal(38,0))"
-                    ),
+                    format!("declare the column in column_types (e.g. {column}: varchar or decimal(38,0))"),
                 )),
             },
             _ => Err(not_a("number")),
@@ -1042,15 +885,9 @@ fn parse_value<'a>(kind: &Kind, column: &str, raw: &'a str) -> Result<Val<'a>, P
             Some(Some(n)) => Ok(Val::Float(n.to_f64())),
             _ => Err(not_a("number")),
         },
-        Kind::Date => strptime_date(stripped)
-            .map(|d| Val::Int(date32(d).into()))
-            .ok_or_else(|| not_a("date")),
-        Kind::DateTime => strptime_datetime(stripped)
-            .map(|t| Val::Int(micros(t).into()))
-            .ok_or_else(|| not_a("timestamp")),
-        Kind::IsoDateTime => iso_datetime(stripped)
-            .map(|t| Val::Int(micros(t).into()))
-            .ok_or_else(|| not_a("timestamp")),
+        Kind::Date => strptime_date(stripped).map(|d| Val::Int(date32(d).into())).ok_or_else(|| not_a("date")),
+        Kind::DateTime => strptime_datetime(stripped).map(|t| Val::Int(micros(t).into())).ok_or_else(|| not_a("timestamp")),
+        Kind::IsoDateTime => iso_datetime(stripped).map(|t| Val::Int(micros(t).into())).ok_or_else(|| not_a("timestamp")),
         Kind::Boolean => match agate_boolean(raw) {
             Some(Some(b)) => Ok(Val::Bool(b)),
             // agate.Boolean drops commas before its null check: "," is NULL.
@@ -1065,18 +902,9 @@ fn parse_value<'a>(kind: &Kind, column: &str, raw: &'a str) -> Result<Val<'a>, P
 fn parse_override<'a>(dt: &DataType, column: &str, s: &str) -> Result<Val<'a>, ParseFail> {
     let fail = |reason: &str| (reason.to_string(), override_hint(column));
     match dt {
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64 => {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             let n = py_decimal(s).ok_or_else(|| fail("not a number"))?;
-            let v = n
-                .to_scaled_i128(0)
-                .ok_or_else(|| fail("not a finite number in range"))?;
+            let v = n.to_scaled_i128(0).ok_or_else(|| fail("not a finite number in range"))?;
             let (lo, hi) = int_range(dt);
             if v < lo || v > hi {
                 return Err(fail(&format!("out of range ({lo} to {hi})")));
@@ -1089,23 +917,16 @@ fn parse_override<'a>(dt: &DataType, column: &str, s: &str) -> Result<Val<'a>, P
         }
         DataType::Decimal128(p, sc) => {
             let n = py_decimal(s).ok_or_else(|| fail("not a number"))?;
-            let v = n
-                .to_scaled_i128(i64::from(*sc))
-                .ok_or_else(|| fail("not a finite number in range"))?;
+            let v = n.to_scaled_i128(i64::from(*sc)).ok_or_else(|| fail("not a finite number in range"))?;
             if v.unsigned_abs() >= 10u128.pow(u32::from(*p)) {
                 return Err(fail(&format!("does not fit in precision {p}")));
             }
             Ok(Val::Int(v))
         }
-        DataType::Boolean => duck_bool(s)
-            .map(Val::Bool)
-            .ok_or_else(|| fail("expected true/false, t/f, yes/no, y/n or 1/0")),
-        DataType::Date32 => duck_timestamp(s)
-            .map(|(t, _)| Val::Int(date32(t.date()).into()))
-            .ok_or_else(|| fail("expected YYYY-MM-DD")),
+        DataType::Boolean => duck_bool(s).map(Val::Bool).ok_or_else(|| fail("expected true/false, t/f, yes/no, y/n or 1/0")),
+        DataType::Date32 => duck_timestamp(s).map(|(t, _)| Val::Int(date32(t.date()).into())).ok_or_else(|| fail("expected YYYY-MM-DD")),
         DataType::Timestamp(_, tz) => {
-            let (t, offset) = duck_timestamp(s)
-                .ok_or_else(|| fail("expected YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][±HH:MM]"))?;
+            let (t, offset) = duck_timestamp(s).ok_or_else(|| fail("expected YYYY-MM-DD[ HH:MM[:SS[.ffffff]]][±HH:MM]"))?;
             let us = micros(t);
             // A naive TIMESTAMP keeps the wall clock (DuckDB drops the offset); a
             // TIMESTAMPTZ converts to UTC, reading a value without offset as UTC.
@@ -1118,9 +939,7 @@ fn parse_override<'a>(dt: &DataType, column: &str, s: &str) -> Result<Val<'a>, P
             ))
         }
         DataType::Time64(_) => {
-            let c = DUCK_TIME
-                .captures(s)
-                .ok_or_else(|| fail("expected HH:MM[:SS[.ffffff]]"))?;
+            let c = DUCK_TIME.captures(s).ok_or_else(|| fail("expected HH:MM[:SS[.ffffff]]"))?;
             let t = NaiveTime::from_hms_micro_opt(
                 named_u32(&c, "h").unwrap_or(0),
                 named_u32(&c, "mi").unwrap_or(0),
@@ -1128,11 +947,7 @@ fn parse_override<'a>(dt: &DataType, column: &str, s: &str) -> Result<Val<'a>, P
                 micros_of_fraction(&c),
             )
             .ok_or_else(|| fail("not a valid time of day"))?;
-            Ok(Val::Int(
-                (i64::from(t.num_seconds_from_midnight()) * 1_000_000
-                    + i64::from(t.nanosecond() / 1000))
-                .into(),
-            ))
+            Ok(Val::Int((i64::from(t.num_seconds_from_midnight()) * 1_000_000 + i64::from(t.nanosecond() / 1000)).into()))
         }
         _ => Err(fail("unsupported type")),
     }
@@ -1145,21 +960,13 @@ fn parse_override<'a>(dt: &DataType, column: &str, s: &str) -> Result<Val<'a>, P
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn csv_reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes)
+    csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(bytes)
 }
 
 /// Shorten a value for an error message.
 fn shown(value: &str) -> String {
     const MAX: usize = 80;
-    if value.chars().count() <= MAX {
-        value.to_string()
-    } else {
-        format!("{}…", value.chars().take(MAX).collect::<String>())
-    }
+    if value.chars().count() <= MAX { value.to_string() } else { format!("{}…", value.chars().take(MAX).collect::<String>()) }
 }
 
 struct Records<'b> {
@@ -1170,11 +977,7 @@ struct Records<'b> {
 
 impl<'b> Records<'b> {
     fn new(file: &'b str, bytes: &'b [u8], delimiter: u8) -> Self {
-        Records {
-            file,
-            reader: csv_reader(bytes, delimiter),
-            record: csv::ByteRecord::new(),
-        }
+        Records { file, reader: csv_reader(bytes, delimiter), record: csv::ByteRecord::new() }
     }
 
     /// Advance; returns the 1-based line of the record just read.
@@ -1182,11 +985,7 @@ impl<'b> Records<'b> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(true) => Ok(Some(self.record.position().map(|p| p.line()).unwrap_or(0))),
             Ok(false) => Ok(None),
-            Err(e) => Err(SeedError::Csv {
-                file: self.file.to_string(),
-                line: e.position().map(|p| p.line()).unwrap_or(0),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(SeedError::Csv { file: self.file.to_string(), line: e.position().map(|p| p.line()).unwrap_or(0), message: e.to_string() }),
         }
     }
 
@@ -1195,30 +994,16 @@ impl<'b> Records<'b> {
         let found = self.record.len();
         let expected = names.len();
         if found > expected {
-            return Err(SeedError::TooManyFields {
-                file: self.file.to_string(),
-                line,
-                found,
-                expected,
-            });
+            return Err(SeedError::TooManyFields { file: self.file.to_string(), line, found, expected });
         }
         if found < expected {
-            return Err(SeedError::TooFewFields {
-                file: self.file.to_string(),
-                line,
-                found,
-                expected,
-            });
+            return Err(SeedError::TooFewFields { file: self.file.to_string(), line, found, expected });
         }
         self.record
             .iter()
             .zip(names)
             .map(|(field, name)| {
-                std::str::from_utf8(field).map_err(|_| SeedError::InvalidUtf8 {
-                    file: self.file.to_string(),
-                    line,
-                    what: format!("column \"{name}\""),
-                })
+                std::str::from_utf8(field).map_err(|_| SeedError::InvalidUtf8 { file: self.file.to_string(), line, what: format!("column \"{name}\"") })
             })
             .collect()
     }
@@ -1226,33 +1011,16 @@ impl<'b> Records<'b> {
 
 fn read_header(file: &str, records: &mut Records<'_>) -> Result<Vec<String>, SeedError> {
     let Some(line) = records.next()? else {
-        return Err(SeedError::Empty {
-            file: file.to_string(),
-        });
+        return Err(SeedError::Empty { file: file.to_string() });
     };
     let mut names: Vec<String> = Vec::with_capacity(records.record.len());
     for (i, field) in records.record.iter().enumerate() {
-        let name = std::str::from_utf8(field).map_err(|_| SeedError::InvalidUtf8 {
-            file: file.to_string(),
-            line,
-            what: format!("header field {}", i + 1),
-        })?;
+        let name = std::str::from_utf8(field).map_err(|_| SeedError::InvalidUtf8 { file: file.to_string(), line, what: format!("header field {}", i + 1) })?;
         if name.is_empty() {
-            return Err(SeedError::EmptyHeader {
-                file: file.to_string(),
-                index: i + 1,
-            });
+            return Err(SeedError::EmptyHeader { file: file.to_string(), index: i + 1 });
         }
-        if let Some(first) = names
-            .iter()
-            .position(|n| n.to_lowercase() == name.to_lowercase())
-        {
-            return Err(SeedError::DuplicateHeader {
-                file: file.to_string(),
-                name: name.to_string(),
-                first: first + 1,
-                second: i + 1,
-            });
+        if let Some(first) = names.iter().position(|n| n.to_lowercase() == name.to_lowercase()) {
+            return Err(SeedError::DuplicateHeader { file: file.to_string(), name: name.to_string(), first: first + 1, second: i + 1 });
         }
         names.push(name.to_string());
     }
@@ -1275,20 +1043,12 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
     for name in &names {
         overrides.push(match opts.column_types.get(name) {
             None => None,
-            Some(ty) => Some(
-                sql_type_to_arrow(ty).map_err(|message| SeedError::UnknownType {
-                    file: file.to_string(),
-                    column: name.clone(),
-                    message,
-                })?,
-            ),
+            Some(ty) => Some(sql_type_to_arrow(ty).map_err(|message| SeedError::UnknownType { file: file.to_string(), column: name.clone(), message })?),
         });
     }
     for key in opts.column_types.keys() {
         if !names.contains(key) {
-            tracing::warn!(
-                "{file}: column_types names \"{key}\", which is not a column of this seed"
-            );
+            tracing::warn!("{file}: column_types names \"{key}\", which is not a column of this seed");
         }
     }
 
@@ -1312,29 +1072,15 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
             None => inf.finish(),
         })
         .collect();
-    let schema: SchemaRef = Arc::new(Schema::new(
-        names
-            .iter()
-            .zip(&kinds)
-            .map(|(name, kind)| Field::new(name, kind.data_type(), true))
-            .collect::<Vec<_>>(),
-    ));
+    let schema: SchemaRef = Arc::new(Schema::new(names.iter().zip(&kinds).map(|(name, kind)| Field::new(name, kind.data_type(), true)).collect::<Vec<_>>()));
 
     // Pass 2: values.
-    let arrow_err = |source| SeedError::Arrow {
-        file: file.to_string(),
-        source,
-    };
+    let arrow_err = |source| SeedError::Arrow { file: file.to_string(), source };
     let mut bufs: Vec<Buf> = kinds.iter().map(|k| Buf::new(&k.data_type())).collect();
     let mut batches = Vec::with_capacity(rows.div_ceil(BATCH_ROWS));
     let mut in_batch = 0usize;
     let flush = |bufs: &mut Vec<Buf>, batches: &mut Vec<RecordBatch>| -> Result<(), SeedError> {
-        let columns = bufs
-            .iter_mut()
-            .zip(schema.fields())
-            .map(|(b, f)| b.finish(f.data_type()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(arrow_err)?;
+        let columns = bufs.iter_mut().zip(schema.fields()).map(|(b, f)| b.finish(f.data_type())).collect::<Result<Vec<_>, _>>().map_err(arrow_err)?;
         batches.push(RecordBatch::try_new(schema.clone(), columns).map_err(arrow_err)?);
         Ok(())
     };
@@ -1343,8 +1089,7 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
     records.next()?; // header
     while let Some(line) = records.next()? {
         let fields = records.fields(line, &names)?;
-        for (((raw, kind), name), buf) in fields.iter().zip(&kinds).zip(&names).zip(bufs.iter_mut())
-        {
+        for (((raw, kind), name), buf) in fields.iter().zip(&kinds).zip(&names).zip(bufs.iter_mut()) {
             let val = parse_value(kind, name, raw).map_err(|(reason, hint)| {
                 SeedError::BadValue(Box::new(BadValue {
                     file: file.to_string(),
@@ -1352,9 +1097,7 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
                     column: name.clone(),
                     value: shown(raw),
                     ty: match kind {
-                        Kind::Override { .. } => {
-                            opts.column_types.get(name).cloned().unwrap_or_default()
-                        }
+                        Kind::Override { .. } => opts.column_types.get(name).cloned().unwrap_or_default(),
                         other => inferred_type_name(other).to_string(),
                     },
                     reason,
@@ -1373,11 +1116,7 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
         flush(&mut bufs, &mut batches)?;
     }
 
-    Ok(SeedData {
-        schema,
-        batches,
-        rows,
-    })
+    Ok(SeedData { schema, batches, rows })
 }
 
 fn inferred_type_name(kind: &Kind) -> &'static str {
@@ -1398,29 +1137,19 @@ mod tests {
     //! column types, unless a comment says the case is a deliberate difference.
     use super::*;
     use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::{
-        Date32Type, Float64Type, Int64Type, TimestampMicrosecondType,
-    };
+    use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 
     fn read(csv: &str) -> SeedData {
         read_seed("seeds/t.csv", csv.as_bytes(), &SeedOptions::default()).expect("seed reads")
     }
 
     fn read_with(csv: &str, types: &[(&str, &str)]) -> Result<SeedData, SeedError> {
-        let opts = SeedOptions {
-            delimiter: b',',
-            column_types: types
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
+        let opts = SeedOptions { delimiter: b',', column_types: types.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
         read_seed("seeds/t.csv", csv.as_bytes(), &opts)
     }
 
     fn err(csv: &[u8]) -> String {
-        read_seed("seeds/x.csv", csv, &SeedOptions::default())
-            .expect_err("should fail")
-            .to_string()
+        read_seed("seeds/x.csv", csv, &SeedOptions::default()).expect_err("should fail").to_string()
     }
 
     /// Type of the single column `c` with the given values.
@@ -1443,25 +1172,14 @@ mod tests {
     }
 
     fn strs(d: &SeedData, i: usize) -> Vec<Option<String>> {
-        col(d, i)
-            .as_string::<i32>()
-            .iter()
-            .map(|s| s.map(str::to_string))
-            .collect()
+        col(d, i).as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect()
     }
 
     fn ts(d: &SeedData, i: usize) -> Vec<Option<String>> {
         col(d, i)
             .as_primitive::<TimestampMicrosecondType>()
             .iter()
-            .map(|v| {
-                v.map(|v| {
-                    chrono::DateTime::from_timestamp_micros(v)
-                        .unwrap()
-                        .naive_utc()
-                        .to_string()
-                })
-            })
+            .map(|v| v.map(|v| chrono::DateTime::from_timestamp_micros(v).unwrap().naive_utc().to_string()))
             .collect()
     }
 
@@ -1476,40 +1194,16 @@ mod tests {
              1,1.5,true,2024-01-05,2024-01-05 10:11:12,alice\n\
              -3,2,False,2024-12-31,2024-12-31 23:59:59,bob\n",
         );
-        let types: Vec<DataType> = d
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        assert_eq!(
-            types,
-            vec![
-                DataType::Int64,
-                DataType::Float64,
-                DataType::Boolean,
-                DataType::Date32,
-                TS,
-                DataType::Utf8
-            ]
-        );
+        let types: Vec<DataType> = d.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        assert_eq!(types, vec![DataType::Int64, DataType::Float64, DataType::Boolean, DataType::Date32, TS, DataType::Utf8]);
         assert!(d.schema.fields().iter().all(|f| f.is_nullable()));
         assert_eq!(d.rows, 2);
         assert_eq!(ints(&d, 0), vec![Some(1), Some(-3)]);
         assert_eq!(floats(&d, 1), vec![Some(1.5), Some(2.0)]);
-        assert_eq!(
-            col(&d, 2).as_boolean().iter().collect::<Vec<_>>(),
-            vec![Some(true), Some(false)]
-        );
+        assert_eq!(col(&d, 2).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
         let days: Vec<_> = col(&d, 3).as_primitive::<Date32Type>().iter().collect();
         assert_eq!(days, vec![Some(19727), Some(20088)]);
-        assert_eq!(
-            ts(&d, 4),
-            vec![
-                Some("2024-01-05 10:11:12".into()),
-                Some("2024-12-31 23:59:59".into())
-            ]
-        );
+        assert_eq!(ts(&d, 4), vec![Some("2024-01-05 10:11:12".into()), Some("2024-12-31 23:59:59".into())]);
         assert_eq!(strs(&d, 5), vec![Some("alice".into()), Some("bob".into())]);
     }
 
@@ -1523,26 +1217,17 @@ mod tests {
         assert_eq!(d.schema.field(0).data_type(), &DataType::Int64);
         assert_eq!(ints(&d, 0), vec![Some(1), Some(2)]);
         // observed: 1e3,2E5 -> INTEGER [1000, 200000]; 1e-3 -> DOUBLE 0.001
-        assert_eq!(
-            ints(&read("c\n1e3\n2E5\n"), 0),
-            vec![Some(1000), Some(200000)]
-        );
+        assert_eq!(ints(&read("c\n1e3\n2E5\n"), 0), vec![Some(1000), Some(200000)]);
         assert_eq!(floats(&read("c\n1e-3\n"), 0), vec![Some(0.001)]);
         // observed: +5 -> 5, " 5 " -> 5, 1_000 -> 1000 (Python Decimal drops underscores)
-        assert_eq!(
-            ints(&read("c\n+5\n 5 \n1_000\n"), 0),
-            vec![Some(5), Some(5), Some(1000)]
-        );
+        assert_eq!(ints(&read("c\n+5\n 5 \n1_000\n"), 0), vec![Some(5), Some(5), Some(1000)]);
         // observed: 1,0 -> INTEGER; 20240105 -> INTEGER (not a date)
         assert_eq!(ty(&["1", "0"]), DataType::Int64);
         assert_eq!(ty(&["20240105"]), DataType::Int64);
         // observed: 30-digit integer -> DOUBLE (agate max_precision clamps to 28 digits)
         assert_eq!(ty(&["123456789012345678901234567890"]), DataType::Float64);
         // observed: Infinity,1.5 -> DOUBLE [inf, 1.5]
-        assert_eq!(
-            floats(&read("c\nInfinity\n1.5\n"), 0),
-            vec![Some(f64::INFINITY), Some(1.5)]
-        );
+        assert_eq!(floats(&read("c\nInfinity\n1.5\n"), 0), vec![Some(f64::INFINITY), Some(1.5)]);
     }
 
     #[test]
@@ -1566,10 +1251,7 @@ mod tests {
     #[test]
     fn integers_are_64_bit() {
         // dbt-duckdb declares INTEGER and fails on 3000000000; we use Int64.
-        assert_eq!(
-            ints(&read("c\n3000000000\n-9223372036854775808\n"), 0),
-            vec![Some(3_000_000_000), Some(i64::MIN)]
-        );
+        assert_eq!(ints(&read("c\n3000000000\n-9223372036854775808\n"), 0), vec![Some(3_000_000_000), Some(i64::MIN)]);
         assert_eq!(
             err(b"id\n1\n99999999999999999999\n"),
             "seeds/x.csv:3: column \"id\": cannot read \"99999999999999999999\" as bigint: out of range for a 64-bit integer — declare the column in column_types (e.g. id: varchar or decimal(38,0))"
@@ -1590,22 +1272,11 @@ mod tests {
         assert_eq!(ints(&d, 0), vec![Some(1), None, None]);
         assert_eq!(d.schema.field(1).data_type(), &DataType::Date32);
         assert_eq!(d.schema.field(2).data_type(), &DataType::Boolean);
-        assert_eq!(
-            col(&d, 2).as_boolean().iter().collect::<Vec<_>>(),
-            vec![Some(true), None, None]
-        );
+        assert_eq!(col(&d, 2).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), None, None]);
         // observed: text column abc,null,NULL,"" -> ['abc', 'null', 'NULL', NULL]: DuckDB's
         // COPY keeps the literal; only empty (also quoted "") fields are NULL.
         let d = read("c\nabc\nnull\nNULL\n\"\"\n");
-        assert_eq!(
-            strs(&d, 0),
-            vec![
-                Some("abc".into()),
-                Some("null".into()),
-                Some("NULL".into()),
-                None
-            ]
-        );
+        assert_eq!(strs(&d, 0), vec![Some("abc".into()), Some("null".into()), Some("NULL".into()), None]);
         // observed: NA, None and . are not nulls for dbt -> VARCHAR
         assert_eq!(ty(&["NA", "1"]), DataType::Utf8);
         assert_eq!(ty(&["None", "1"]), DataType::Utf8);
@@ -1623,16 +1294,10 @@ mod tests {
         // column of only "," is Boolean for agate; DuckDB's COPY rejects both).
         let d = read("c\n\"tr,ue\"\n\",\"\n");
         assert_eq!(d.schema.field(0).data_type(), &DataType::Boolean);
-        assert_eq!(
-            col(&d, 0).as_boolean().iter().collect::<Vec<_>>(),
-            vec![Some(true), None]
-        );
+        assert_eq!(col(&d, 0).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), None]);
         // agate strips whitespace (DuckDB's COPY would reject " true ").
         let d = read("c\n true \nfalse\n");
-        assert_eq!(
-            col(&d, 0).as_boolean().iter().collect::<Vec<_>>(),
-            vec![Some(true), Some(false)]
-        );
+        assert_eq!(col(&d, 0).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
     }
 
     #[test]
@@ -1655,13 +1320,7 @@ mod tests {
     fn timestamps() {
         // DateTime(datetime_format="%Y-%m-%d %H:%M:%S"): observed TIMESTAMP, including
         // unpadded fields and several spaces.
-        assert_eq!(
-            ts(&read("c\n2024-1-5 1:2:3\n2024-01-05  10:11:12\n"), 0),
-            vec![
-                Some("2024-01-05 01:02:03".into()),
-                Some("2024-01-05 10:11:12".into())
-            ]
-        );
+        assert_eq!(ts(&read("c\n2024-1-5 1:2:3\n2024-01-05  10:11:12\n"), 0), vec![Some("2024-01-05 01:02:03".into()), Some("2024-01-05 10:11:12".into())]);
         // The strptime format has no fractions, offsets, or optional seconds: observed
         // VARCHAR for each of these.
         assert_eq!(ty(&["2024-01-05 10:11:12.123"]), DataType::Utf8);
@@ -1689,23 +1348,13 @@ mod tests {
         // isodate accepts basic/reduced forms that DuckDB then cannot load; we read
         // them as agate does (deliberate: dbt-duckdb fails on these).
         assert_eq!(
-            ts(
-                &read("c\n20240105T101112\n2024-01-05T10\n2024-W01-2T10:30\n"),
-                0
-            ),
-            vec![
-                Some("2024-01-05 10:11:12".into()),
-                Some("2024-01-05 10:00:00".into()),
-                Some("2024-01-02 10:30:00".into()),
-            ]
+            ts(&read("c\n20240105T101112\n2024-01-05T10\n2024-W01-2T10:30\n"), 0),
+            vec![Some("2024-01-05 10:11:12".into()), Some("2024-01-05 10:00:00".into()), Some("2024-01-02 10:30:00".into()),]
         );
         // Mixing formats: every candidate is eliminated -> observed VARCHAR.
         assert_eq!(ty(&["2024-01-05", "2024-01-05 10:11:12"]), DataType::Utf8);
         assert_eq!(ty(&["2024-01-05", "2024-01-05T10:11:12"]), DataType::Utf8);
-        assert_eq!(
-            ty(&["2024-01-05 10:11:12", "2024-01-05T10:11:12"]),
-            DataType::Utf8
-        );
+        assert_eq!(ty(&["2024-01-05 10:11:12", "2024-01-05T10:11:12"]), DataType::Utf8);
     }
 
     #[test]
@@ -1714,27 +1363,16 @@ mod tests {
         // in the same file are stripped. Quoted newlines and "" escapes are text.
         let d = read("a,b\n1, x \n2,\"  y  \"\n3,   \n");
         assert_eq!(ints(&d, 0), vec![Some(1), Some(2), Some(3)]);
-        assert_eq!(
-            strs(&d, 1),
-            vec![Some(" x ".into()), Some("  y  ".into()), Some("   ".into())]
-        );
+        assert_eq!(strs(&d, 1), vec![Some(" x ".into()), Some("  y  ".into()), Some("   ".into())]);
         let d = read("a,b\n\"multi\nline\",1\n\"q\"\"uote\",2\n");
-        assert_eq!(
-            strs(&d, 0),
-            vec![Some("multi\nline".into()), Some("q\"uote".into())]
-        );
+        assert_eq!(strs(&d, 0), vec![Some("multi\nline".into()), Some("q\"uote".into())]);
     }
 
     #[test]
     fn file_shapes() {
         // observed: BOM and CRLF are handled, blank lines are skipped, header names are
         // kept verbatim (' a ' stays ' a ').
-        let d = read_seed(
-            "s.csv",
-            b"\xEF\xBB\xBFid, a \r\n1,x\r\n\r\n2,y\r\n\r\n",
-            &SeedOptions::default(),
-        )
-        .unwrap();
+        let d = read_seed("s.csv", b"\xEF\xBB\xBFid, a \r\n1,x\r\n\r\n2,y\r\n\r\n", &SeedOptions::default()).unwrap();
         assert_eq!(d.schema.field(0).name(), "id");
         assert_eq!(d.schema.field(1).name(), " a ");
         assert_eq!(ints(&d, 0), vec![Some(1), Some(2)]);
@@ -1744,10 +1382,7 @@ mod tests {
         assert!(d.batches.is_empty());
         assert_eq!(d.schema.field(1).data_type(), &DataType::Int64);
         // Delimiter option (dbt's `delimiter` config).
-        let opts = SeedOptions {
-            delimiter: b';',
-            ..Default::default()
-        };
+        let opts = SeedOptions { delimiter: b';', ..Default::default() };
         let d = read_seed("s.csv", b"a;b\n1,5;x\n", &opts).unwrap();
         assert_eq!(ints(&d, 0), vec![Some(15)]); // agate drops the group separator
         assert_eq!(strs(&d, 1), vec![Some("x".into())]);
@@ -1770,50 +1405,24 @@ mod tests {
     #[test]
     fn column_types_override_inference() {
         // observed: column_types {zip: varchar, n: bigint} -> ['007', '010'] as VARCHAR.
-        let d = read_with(
-            "zip,n\n007,1\n010,2\n",
-            &[("zip", "varchar"), ("n", "bigint")],
-        )
-        .unwrap();
+        let d = read_with("zip,n\n007,1\n010,2\n", &[("zip", "varchar"), ("n", "bigint")]).unwrap();
         assert_eq!(d.schema.field(0).data_type(), &DataType::Utf8);
         assert_eq!(strs(&d, 0), vec![Some("007".into()), Some("010".into())]);
         assert_eq!(ints(&d, 1), vec![Some(1), Some(2)]);
         // observed: decimal(10,1) rounds 2.25 half away from zero -> 2.3.
         let d = read_with("n\n1.5\n2.25\n-2.25\n", &[("n", "decimal(10,1)")]).unwrap();
         assert_eq!(d.schema.field(0).data_type(), &DataType::Decimal128(10, 1));
-        let v: Vec<_> = col(&d, 0)
-            .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
-            .iter()
-            .collect();
+        let v: Vec<_> = col(&d, 0).as_primitive::<datafusion::arrow::datatypes::Decimal128Type>().iter().collect();
         assert_eq!(v, vec![Some(15), Some(23), Some(-23)]);
         // observed: timestamptz reads a naive value as UTC; an offset converts to UTC.
-        let d = read_with(
-            "t\n2024-01-05 10:11:12\n2024-01-05T10:11:12+02:00\n",
-            &[("t", "timestamptz")],
-        )
-        .unwrap();
-        assert_eq!(
-            d.schema.field(0).data_type(),
-            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
-        assert_eq!(
-            ts(&d, 0),
-            vec![
-                Some("2024-01-05 10:11:12".into()),
-                Some("2024-01-05 08:11:12".into())
-            ]
-        );
+        let d = read_with("t\n2024-01-05 10:11:12\n2024-01-05T10:11:12+02:00\n", &[("t", "timestamptz")]).unwrap();
+        assert_eq!(d.schema.field(0).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(ts(&d, 0), vec![Some("2024-01-05 10:11:12".into()), Some("2024-01-05 08:11:12".into())]);
         // DuckDB casts: '1.5'::INTEGER = 2 (half away from zero), 'yes'::BOOLEAN = true.
         let d = read_with("i,b\n1.5,yes\n-2.5,F\n", &[("i", "integer"), ("b", "bool")]).unwrap();
-        let i: Vec<_> = col(&d, 0)
-            .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
-            .iter()
-            .collect();
+        let i: Vec<_> = col(&d, 0).as_primitive::<datafusion::arrow::datatypes::Int32Type>().iter().collect();
         assert_eq!(i, vec![Some(2), Some(-3)]);
-        assert_eq!(
-            col(&d, 1).as_boolean().iter().collect::<Vec<_>>(),
-            vec![Some(true), Some(false)]
-        );
+        assert_eq!(col(&d, 1).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
         // An override name must match the header exactly; others are inferred.
         let d = read_with("A\n1\n", &[("a", "varchar")]).unwrap();
         assert_eq!(d.schema.field(0).data_type(), &DataType::Int64);
@@ -1821,37 +1430,24 @@ mod tests {
 
     #[test]
     fn override_errors() {
-        let e = read_with("id,n\n1,2\n2,abc\n", &[("n", "integer")])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            e,
-            "seeds/t.csv:3: column \"n\": cannot read \"abc\" as integer: not a number — fix the value, or change column_types.n for this seed"
-        );
-        let e = read_with("n\n300\n", &[("n", "tinyint")])
-            .unwrap_err()
-            .to_string();
+        let e = read_with("id,n\n1,2\n2,abc\n", &[("n", "integer")]).unwrap_err().to_string();
+        assert_eq!(e, "seeds/t.csv:3: column \"n\": cannot read \"abc\" as integer: not a number — fix the value, or change column_types.n for this seed");
+        let e = read_with("n\n300\n", &[("n", "tinyint")]).unwrap_err().to_string();
         assert_eq!(
             e,
             "seeds/t.csv:2: column \"n\": cannot read \"300\" as tinyint: out of range (-128 to 127) — fix the value, or change column_types.n for this seed"
         );
-        let e = read_with("n\n123.4\n", &[("n", "decimal(3,1)")])
-            .unwrap_err()
-            .to_string();
+        let e = read_with("n\n123.4\n", &[("n", "decimal(3,1)")]).unwrap_err().to_string();
         assert_eq!(
             e,
             "seeds/t.csv:2: column \"n\": cannot read \"123.4\" as decimal(3,1): does not fit in precision 3 — fix the value, or change column_types.n for this seed"
         );
-        let e = read_with("d\n05/01/2024\n", &[("d", "date")])
-            .unwrap_err()
-            .to_string();
+        let e = read_with("d\n05/01/2024\n", &[("d", "date")]).unwrap_err().to_string();
         assert_eq!(
             e,
             "seeds/t.csv:2: column \"d\": cannot read \"05/01/2024\" as date: expected YYYY-MM-DD — fix the value, or change column_types.d for this seed"
         );
-        let e = read_with("n\n1\n", &[("n", "money")])
-            .unwrap_err()
-            .to_string();
+        let e = read_with("n\n1\n", &[("n", "money")]).unwrap_err().to_string();
         assert_eq!(
             e,
             "seeds/t.csv: column_types: unknown type \"money\" for column \"n\" — use a type such as varchar, integer, bigint, double, decimal(p,s), boolean, date, timestamp or timestamptz"
@@ -1860,39 +1456,15 @@ mod tests {
 
     #[test]
     fn structural_errors() {
-        assert_eq!(
-            err(b"a,b,c\n1,2,3\n1,2,3,4\n"),
-            "seeds/x.csv:3: row has 4 fields, header has 3 — fix the row or quote the field containing the delimiter"
-        );
-        assert_eq!(
-            err(b"a,b,c\n1,2\n"),
-            "seeds/x.csv:2: row has 2 fields, header has 3 — add the missing fields (leave a field empty for NULL)"
-        );
+        assert_eq!(err(b"a,b,c\n1,2,3\n1,2,3,4\n"), "seeds/x.csv:3: row has 4 fields, header has 3 — fix the row or quote the field containing the delimiter");
+        assert_eq!(err(b"a,b,c\n1,2\n"), "seeds/x.csv:2: row has 2 fields, header has 3 — add the missing fields (leave a field empty for NULL)");
         // Line numbers are those of the record's first line (after a quoted newline).
-        assert_eq!(
-            err(b"a,b\n\"x\ny\",1\n1\n"),
-            "seeds/x.csv:4: row has 1 fields, header has 2 — add the missing fields (leave a field empty for NULL)"
-        );
-        assert_eq!(
-            err(b"a,b\n1,ok\n2,caf\xE9\n"),
-            "seeds/x.csv:3: invalid UTF-8 in column \"b\" — save the file as UTF-8"
-        );
-        assert_eq!(
-            err(b"a,\xFF\n"),
-            "seeds/x.csv:1: invalid UTF-8 in header field 2 — save the file as UTF-8"
-        );
-        assert_eq!(
-            err(b""),
-            "seeds/x.csv: the file is empty — a seed needs a header row naming its columns"
-        );
-        assert_eq!(
-            err(b"\xEF\xBB\xBF\n\n"),
-            "seeds/x.csv: the file is empty — a seed needs a header row naming its columns"
-        );
-        assert_eq!(
-            err(b"a,,c\n1,2,3\n"),
-            "seeds/x.csv:1: header field 2 is empty — give every column a name"
-        );
+        assert_eq!(err(b"a,b\n\"x\ny\",1\n1\n"), "seeds/x.csv:4: row has 1 fields, header has 2 — add the missing fields (leave a field empty for NULL)");
+        assert_eq!(err(b"a,b\n1,ok\n2,caf\xE9\n"), "seeds/x.csv:3: invalid UTF-8 in column \"b\" — save the file as UTF-8");
+        assert_eq!(err(b"a,\xFF\n"), "seeds/x.csv:1: invalid UTF-8 in header field 2 — save the file as UTF-8");
+        assert_eq!(err(b""), "seeds/x.csv: the file is empty — a seed needs a header row naming its columns");
+        assert_eq!(err(b"\xEF\xBB\xBF\n\n"), "seeds/x.csv: the file is empty — a seed needs a header row naming its columns");
+        assert_eq!(err(b"a,,c\n1,2,3\n"), "seeds/x.csv:1: header field 2 is empty — give every column a name");
         assert_eq!(
             err(b"id,name,ID\n1,2,3\n"),
             "seeds/x.csv:1: duplicate column name \"ID\" (header fields 1 and 3; names are compared case-insensitively) — rename one of them"
@@ -1902,13 +1474,7 @@ mod tests {
     #[test]
     fn sql_type_names() {
         let ok = |t: &str| sql_type_to_arrow(t).unwrap();
-        for t in [
-            "varchar",
-            "TEXT",
-            "string",
-            "varchar(255)",
-            "character varying",
-        ] {
+        for t in ["varchar", "TEXT", "string", "varchar(255)", "character varying"] {
             assert_eq!(ok(t), DataType::Utf8, "{t}");
         }
         assert_eq!(ok("smallint"), DataType::Int16);
@@ -1927,79 +1493,29 @@ mod tests {
         assert_eq!(ok("boolean"), DataType::Boolean);
         assert_eq!(ok("date"), DataType::Date32);
         assert_eq!(ok("timestamp"), TS);
-        assert_eq!(
-            ok("timestamptz"),
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
-        assert_eq!(
-            ok("timestamp with time zone"),
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-        );
-        assert_eq!(
-            sql_type_to_arrow("decimal(40,2)").unwrap_err(),
-            "\"decimal(40,2)\": decimal precision must be between 1 and 38"
-        );
-        assert_eq!(
-            sql_type_to_arrow("int(").unwrap_err(),
-            "malformed type \"int(\" (unbalanced parentheses)"
-        );
-        assert_eq!(
-            sql_type_to_arrow("geometry").unwrap_err(),
-            "unknown type \"geometry\""
-        );
+        assert_eq!(ok("timestamptz"), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(ok("timestamp with time zone"), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+        assert_eq!(sql_type_to_arrow("decimal(40,2)").unwrap_err(), "\"decimal(40,2)\": decimal precision must be between 1 and 38");
+        assert_eq!(sql_type_to_arrow("int(").unwrap_err(), "malformed type \"int(\" (unbalanced parentheses)");
+        assert_eq!(sql_type_to_arrow("geometry").unwrap_err(), "unknown type \"geometry\"");
         assert_eq!(sql_type_to_arrow("  ").unwrap_err(), "empty type name");
     }
 
     #[test]
     fn python_decimal_grammar() {
         let n = |s: &str| py_decimal(s);
-        assert_eq!(
-            n("1."),
-            Some(Num::Finite {
-                neg: false,
-                digits: "1".into(),
-                exp: 0
-            })
-        );
-        assert_eq!(
-            n(".5"),
-            Some(Num::Finite {
-                neg: false,
-                digits: "5".into(),
-                exp: -1
-            })
-        );
-        assert_eq!(
-            n("-0.000"),
-            Some(Num::Finite {
-                neg: true,
-                digits: "0".into(),
-                exp: 0
-            })
-        );
+        assert_eq!(n("1."), Some(Num::Finite { neg: false, digits: "1".into(), exp: 0 }));
+        assert_eq!(n(".5"), Some(Num::Finite { neg: false, digits: "5".into(), exp: -1 }));
+        assert_eq!(n("-0.000"), Some(Num::Finite { neg: true, digits: "0".into(), exp: 0 }));
         assert_eq!(n("nan12"), Some(Num::NaN));
         assert_eq!(n("-Inf"), Some(Num::Inf { neg: true }));
         for bad in ["", ".", "+", "1e", "e5", "snan", "1.2.3", "0x10", "1 2"] {
             assert_eq!(n(bad), None, "{bad:?}");
         }
         // 28-digit context rounding, half-even with carry.
-        assert_eq!(
-            n("99999999999999999999999999999"),
-            Some(Num::Finite {
-                neg: false,
-                digits: "1".into(),
-                exp: 29
-            })
-        );
+        assert_eq!(n("99999999999999999999999999999"), Some(Num::Finite { neg: false, digits: "1".into(), exp: 29 }));
         // agate: '--5' strips one '-' then Decimal('-5') * -1 = 5.
-        assert_eq!(
-            agate_number("--5"),
-            Some(Some(Num::Finite {
-                neg: false,
-                digits: "5".into(),
-                exp: 0
-            }))
-        );
+        assert_eq!(agate_number("--5"), Some(Some(Num::Finite { neg: false, digits: "5".into(), exp: 0 })));
         // agate.Boolean drops commas.
         assert_eq!(agate_boolean("tr,ue"), Some(Some(true)));
     }
@@ -2016,19 +1532,12 @@ mod tests {
             let len = (state % 64) as usize;
             let bytes: Vec<u8> = (0..len)
                 .map(|i| {
-                    let x = state
-                        .rotate_left(i as u32 * 7)
-                        .wrapping_mul(0x2545_F491_4F6C_DD1D);
+                    let x = state.rotate_left(i as u32 * 7).wrapping_mul(0x2545_F491_4F6C_DD1D);
                     alphabet[(x >> 33) as usize % alphabet.len()]
                 })
                 .collect();
             let _ = read_seed("fuzz.csv", &bytes, &SeedOptions::default());
-            let opts = SeedOptions {
-                delimiter: b';',
-                column_types: [("0".to_string(), "decimal(5,2)".to_string())]
-                    .into_iter()
-                    .collect(),
-            };
+            let opts = SeedOptions { delimiter: b';', column_types: [("0".to_string(), "decimal(5,2)".to_string())].into_iter().collect() };
             let _ = read_seed("fuzz.csv", &bytes, &opts);
         }
     }

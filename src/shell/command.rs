@@ -106,10 +106,7 @@ pub fn pset_format(value: Option<&str>) -> Result<Format, ShellError> {
 
 /// Parses `\pset maxrows N` / `\pset maxwidth N`: 0 means no limit.
 pub fn pset_count(key: &str, value: Option<&str>) -> Result<Option<usize>, ShellError> {
-    let n: usize = value
-        .unwrap_or("")
-        .parse()
-        .map_err(|_| ShellError::Usage(format!("\\pset {key} needs a number (0: no limit), e.g. \\pset {key} 100")))?;
+    let n: usize = value.unwrap_or("").parse().map_err(|_| ShellError::Usage(format!("\\pset {key} needs a number (0: no limit), e.g. \\pset {key} 100")))?;
     Ok(if n == 0 { None } else { Some(n) })
 }
 

@@ -80,12 +80,16 @@ impl TableFunctionImpl for DeltaVersion {
         };
         let at = match literal(at) {
             Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => At::Timestamp(s.clone()),
-            Some(v @ (ScalarValue::Int64(Some(_)) | ScalarValue::Int32(Some(_)) | ScalarValue::UInt64(Some(_)) | ScalarValue::Int8(Some(_)) | ScalarValue::Int16(Some(_)))) => {
-                match v.cast_to(&DataType::Int64)? {
-                    ScalarValue::Int64(Some(n)) if n >= 0 => At::Version(n),
-                    _ => return Err(usage()),
-                }
-            }
+            Some(
+                v @ (ScalarValue::Int64(Some(_))
+                | ScalarValue::Int32(Some(_))
+                | ScalarValue::UInt64(Some(_))
+                | ScalarValue::Int8(Some(_))
+                | ScalarValue::Int16(Some(_))),
+            ) => match v.cast_to(&DataType::Int64)? {
+                ScalarValue::Int64(Some(n)) if n >= 0 => At::Version(n),
+                _ => return Err(usage()),
+            },
             _ => return Err(usage()),
         };
         let (label, dir) = self.tables.delta_dir(&name).map_err(DataFusionError::Plan)?;

@@ -14,11 +14,7 @@ impl Shell {
     pub(super) fn relations(&self, pattern: Option<&str>) -> Result<RecordBatch, ShellError> {
         let matcher = match pattern {
             Some(p) => Some(
-                globset::GlobBuilder::new(p)
-                    .case_insensitive(true)
-                    .build()
-                    .map_err(|e| ShellError::Usage(format!("pattern '{p}': {e}")))?
-                    .compile_matcher(),
+                globset::GlobBuilder::new(p).case_insensitive(true).build().map_err(|e| ShellError::Usage(format!("pattern '{p}': {e}")))?.compile_matcher(),
             ),
             None => None,
         };
@@ -88,10 +84,8 @@ impl Shell {
     }
 }
 
-
 pub(super) fn string_batch(names: &[&str], cols: Vec<Vec<String>>) -> Result<RecordBatch, ShellError> {
     let schema = Arc::new(Schema::new(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect::<Vec<_>>()));
     let arrays: Vec<ArrayRef> = cols.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
     RecordBatch::try_new(schema, arrays).map_err(|e| ShellError::Other(e.to_string()))
 }
-

@@ -57,11 +57,7 @@ impl SqlHelper {
     pub fn candidates(&self, input: &str, word: &str) -> Vec<String> {
         let at_start = input.trim_start().len() == word.len();
         if word.starts_with('\\') || (at_start && input.trim_start().starts_with('\\')) {
-            return Command::ALL
-                .iter()
-                .map(|c| c.usage().0.split_whitespace().next().unwrap_or("").to_string())
-                .filter(|c| c.starts_with(word))
-                .collect();
+            return Command::ALL.iter().map(|c| c.usage().0.split_whitespace().next().unwrap_or("").to_string()).filter(|c| c.starts_with(word)).collect();
         }
         let tables = self.tables();
         let mut out = BTreeSet::new();

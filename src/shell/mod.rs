@@ -56,7 +56,9 @@ use statement::{Completeness, Origin, Piece};
 pub enum ShellError {
     #[error("syntax error{}: {message}{snippet}", position(*line, *column))]
     Syntax { message: String, line: Option<u64>, column: Option<u64>, snippet: String },
-    #[error("dp sql is read-only: {0} would write to the warehouse\n  hint: pass --allow-writes to run it; CREATE TEMP VIEW and COPY (query) TO 'file.parquet' are allowed")]
+    #[error(
+        "dp sql is read-only: {0} would write to the warehouse\n  hint: pass --allow-writes to run it; CREATE TEMP VIEW and COPY (query) TO 'file.parquet' are allowed"
+    )]
     ReadOnly(String),
     #[error("table '{name}' not found{}", hint(suggestions))]
     UnknownTable { name: String, suggestions: Vec<String> },
@@ -235,7 +237,13 @@ impl Shell {
         Ok(())
     }
 
-    async fn run_piece(&mut self, piece: Piece, full: &str, base: Origin, dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect) -> Result<(), ShellError> {
+    async fn run_piece(
+        &mut self,
+        piece: Piece,
+        full: &str,
+        base: Origin,
+        dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect,
+    ) -> Result<(), ShellError> {
         let started = Instant::now();
         let piece = if piece.sql.contains("{{") || piece.sql.contains("{%") {
             let sql = crate::engine::compile_inline(&self.project, &piece.sql).map_err(|e| ShellError::Other(format!("{e:#}")))?;

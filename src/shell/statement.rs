@@ -145,7 +145,9 @@ pub fn parse(piece: &Piece, dialect: &dyn Dialect, full: &str, base: Origin) -> 
         Err(e) => {
             let raw = match e.find_root() {
                 datafusion::error::DataFusionError::SQL(pe, _) => match pe.as_ref() {
-                    datafusion::sql::sqlparser::parser::ParserError::ParserError(m) | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => m.clone(),
+                    datafusion::sql::sqlparser::parser::ParserError::ParserError(m) | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => {
+                        m.clone()
+                    }
                     other => other.to_string(),
                 },
                 other => other.to_string(),

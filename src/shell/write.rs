@@ -31,9 +31,9 @@
 //! A persisted write reports one line on stderr (`CREATE TABLE main.t (2
 //! rows, Delta version 0)`), not with `--quiet`.
 
+use datafusion::catalog::Session;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
-use datafusion::catalog::Session;
 use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectNamePart, Query, Statement, TableFactor, VisitMut, VisitorMut};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -207,7 +207,9 @@ impl Shell {
                     )));
                 }
                 if self.is_source(&s, &t) {
-                    return Err(ShellError::Usage(format!("CREATE TABLE {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name")));
+                    return Err(ShellError::Usage(format!(
+                        "CREATE TABLE {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name"
+                    )));
                 }
                 if let Some(k) = self.kind_of(&s, &t).await? {
                     if c.if_not_exists {
@@ -231,7 +233,9 @@ impl Shell {
                 let Some(def) = view else { return Ok(None) };
                 let (s, t) = self.target(&v.name)?;
                 if self.is_source(&s, &t) {
-                    return Err(ShellError::Usage(format!("CREATE VIEW {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name")));
+                    return Err(ShellError::Usage(format!(
+                        "CREATE VIEW {s}.{t}: {s}.{t} is a source (files declared in the project's YAML)\n  hint: choose another name"
+                    )));
                 }
                 let existing = self.kind_of(&s, &t).await?;
                 if let Some(k) = existing {
@@ -327,11 +331,7 @@ impl Shell {
                 self.engine.catalog.invalidate(&s, &t);
                 Ok(format!("{what} {s}.{t}"))
             }
-            Some(k) => Err(ShellError::Usage(format!(
-                "{what} {s}.{t}: {s}.{t} is a {}\n  hint: DROP {} {s}.{t}",
-                kind_name(k),
-                kind_name(k).to_uppercase()
-            ))),
+            Some(k) => Err(ShellError::Usage(format!("{what} {s}.{t}: {s}.{t} is a {}\n  hint: DROP {} {s}.{t}", kind_name(k), kind_name(k).to_uppercase()))),
             None if self.is_source(&s, &t) => Err(ShellError::Usage(format!(
                 "{what} {s}.{t}: {s}.{t} is a source (files declared in the project's YAML), not a warehouse relation\n  hint: remove it from the YAML to stop reading it"
             ))),

@@ -85,7 +85,11 @@ impl std::fmt::Display for TableLoc {
 enum Place {
     Local(PathBuf),
     /// `url` ends with `/`; `prefix` is its path inside the bucket.
-    Remote { url: Url, store: Arc<dyn ObjectStore>, prefix: ObjPath },
+    Remote {
+        url: Url,
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjPath,
+    },
 }
 
 /// The warehouse of a target.
@@ -234,17 +238,10 @@ impl Warehouse {
     pub async fn relations(&self, schema: &str) -> Result<Vec<(String, RelKind)>, StorageError> {
         match &self.place {
             Place::Local(p) => Ok(std::fs::read_dir(p.join(schema))
-                .map(|rd| {
-                    rd.flatten()
-                        .filter_map(|e| local_kind(&e.path()).map(|k| (e.file_name().to_string_lossy().into_owned(), k)))
-                        .collect()
-                })
+                .map(|rd| rd.flatten().filter_map(|e| local_kind(&e.path()).map(|k| (e.file_name().to_string_lossy().into_owned(), k))).collect())
                 .unwrap_or_default()),
             Place::Remote { store, prefix, .. } => {
-                let l = store
-                    .list_with_delimiter(Some(&self.obj(prefix, &[schema])))
-                    .await
-                    .map_err(|e| StorageError::remote(self.url_of(&[schema]), e))?;
+                let l = store.list_with_delimiter(Some(&self.obj(prefix, &[schema]))).await.map_err(|e| StorageError::remote(self.url_of(&[schema]), e))?;
                 let names: Vec<String> = l.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
                 let kinds = futures::future::join_all(names.iter().map(|t| self.kind(schema, t))).await;
                 Ok(names.into_iter().zip(kinds).filter_map(|(n, k)| k.ok().flatten().map(|k| (n, k))).collect())

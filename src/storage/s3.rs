@@ -83,10 +83,7 @@ fn build(bucket: &str, c: &S3Config) -> Result<object_store::aws::AmazonS3, obje
         max_retries: 3,
         retry_timeout: Duration::from_secs(30),
     };
-    let client = ClientOptions::new()
-        .with_allow_http(c.allow_http)
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120));
+    let client = ClientOptions::new().with_allow_http(c.allow_http).with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(120));
     b.with_retry(retry).with_client_options(client).build()
 }
 
@@ -98,8 +95,7 @@ impl ObjectStoreFactory for S3Factory {
     fn parse_url_opts(&self, url: &Url, _config: &StorageConfig) -> DeltaResult<(ObjectStoreRef, object_store::path::Path)> {
         let bucket = url.host_str().ok_or_else(|| DeltaTableError::InvalidTableLocation(format!("{url}: no bucket name")))?;
         let s = store(bucket).map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
-        let path = object_store::path::Path::from_url_path(url.path())
-            .map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
+        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| DeltaTableError::InvalidTableLocation(format!("{url}: {e}")))?;
         Ok((s, path))
     }
 }
@@ -175,7 +171,10 @@ mod tests {
     fn summaries_keep_the_code_and_request_and_drop_the_xml() {
         let e = "Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:9/b?delimiter=%2F&list-type=2 in 4ms - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>x</RequestId></Error>";
         assert_eq!(summarize(e), "NoSuchBucket: The specified bucket does not exist (HTTP 404 Not Found, GET http://127.0.0.1:9/b)");
-        assert_eq!(hint(e), Some("the bucket does not exist: create it (e.g. `docker compose up` creates the demo's) or fix the bucket in the target's location"));
+        assert_eq!(
+            hint(e),
+            Some("the bucket does not exist: create it (e.g. `docker compose up` creates the demo's) or fix the bucket in the target's location")
+        );
         let e = "Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:1/b?x=1 in 391ms, after 3 retries, max_retries: 3, retry_timeout: 30s  - HTTP error: error sending request";
         assert_eq!(summarize(e), "no answer from the endpoint (GET http://127.0.0.1:1/b, after 3 retries)");
         assert_eq!(summarize("something else"), "something else");

@@ -45,11 +45,7 @@ impl Drop for Reap {
 }
 
 fn big_project() -> tempfile::TempDir {
-    project(&[
-        ("warehouse.toml", WAREHOUSE_TOML),
-        ("models/big.sql", BIG_SQL),
-        ("models/other.sql", "select 1 as id, 'o' as tag"),
-    ])
+    project(&[("warehouse.toml", WAREHOUSE_TOML), ("models/big.sql", BIG_SQL), ("models/other.sql", "select 1 as id, 'o' as tag")])
 }
 
 /// The `_delta_log/*.json` commit files of a table (its versions).
@@ -65,12 +61,7 @@ fn commits(table: &Path) -> BTreeSet<String> {
 /// Everything in a table directory but its log: data files and in-flight
 /// uploads (object_store stages a multipart upload as `<file>#<n>`).
 fn data_files(table: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(table)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "_delta_log")
-        .collect()
+    std::fs::read_dir(table).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n != "_delta_log").collect()
 }
 
 fn total_size(table: &Path, names: &BTreeSet<String>) -> u64 {
@@ -136,13 +127,8 @@ fn sigkill_mid_write_keeps_previous_version() {
     let log_out = std::fs::File::create(p.join("child.out")).unwrap();
     let log_err = std::fs::File::create(p.join("child.err")).unwrap();
     let started = Instant::now();
-    let child = dp()
-        .current_dir(p)
-        .args(["run", "--vars", &format!("{{n: {KILL_N}}}")])
-        .stdout(Stdio::from(log_out))
-        .stderr(Stdio::from(log_err))
-        .spawn()
-        .unwrap();
+    let child =
+        dp().current_dir(p).args(["run", "--vars", &format!("{{n: {KILL_N}}}")]).stdout(Stdio::from(log_out)).stderr(Stdio::from(log_err)).spawn().unwrap();
     let mut reap = Reap(Some(child));
     let child_log = || {
         format!(

@@ -16,10 +16,7 @@ fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
 
 #[test]
 fn missing_ref_names_file_line_and_suggests() {
-    let err = fails(
-        &[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")],
-        &["parse"],
-    );
+    let err = fails(&[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")], &["parse"]);
     assert_eq!(err.trim(), "error: models/x.sql:2: ref 'order' was not found\n  hint: did you mean ref('orders')?");
 }
 
@@ -51,7 +48,8 @@ fn duplicate_model_names_both_paths() {
 
 #[test]
 fn malformed_yaml_has_line_and_column() {
-    let err = fails(&[("warehouse.toml", TOML), ("models/m.sql", "select 1"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n   description: x\n")], &["parse"]);
+    let err =
+        fails(&[("warehouse.toml", TOML), ("models/m.sql", "select 1"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n   description: x\n")], &["parse"]);
     assert!(err.starts_with("error: models/s.yml: invalid YAML:"), "{err}");
     assert!(err.contains("line 4 column"), "{err}");
 }
@@ -72,7 +70,11 @@ fn undefined_var_names_it() {
 #[test]
 fn unknown_generic_test_names_yaml_line() {
     let err = fails(
-        &[("warehouse.toml", TOML), ("models/m.sql", "select 1 as id"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: id\n        data_tests: [uniqe]\n")],
+        &[
+            ("warehouse.toml", TOML),
+            ("models/m.sql", "select 1 as id"),
+            ("models/s.yml", "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: id\n        data_tests: [uniqe]\n"),
+        ],
         &["parse"],
     );
     assert!(err.contains("models/s.yml:5: unknown generic test 'uniqe' on column 'id' of 'm'\n  hint: did you mean 'unique'?"), "{err}");
@@ -110,7 +112,10 @@ fn missing_bronze_path_names_source_and_path() {
     let err = fails(
         &[
             ("warehouse.toml", TOML),
-            ("models/src.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n        meta: {external_location: 'bronze/none/*.parquet'}\n"),
+            (
+                "models/src.yml",
+                "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n        meta: {external_location: 'bronze/none/*.parquet'}\n",
+            ),
             ("models/m.sql", "select * from {{ source('raw', 't') }}"),
         ],
         &["run"],

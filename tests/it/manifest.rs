@@ -5,8 +5,7 @@ use crate::common::*;
 
 #[test]
 fn manifest_matches_dbt_v12_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     for project in ["jaffle", "advanced"] {
         let dir = fixture(project);
@@ -22,8 +21,7 @@ fn manifest_matches_dbt_v12_schema() {
 
 #[test]
 fn exposures_groups_and_semantic_layer_load_and_validate() {
-    let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
     let dir = project(&[
         ("warehouse.toml", "[project]\nname = \"p\"\n"),
         ("models/orders.sql", "select 1 as id"),

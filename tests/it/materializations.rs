@@ -62,10 +62,7 @@ fn delete_insert_replaces_matching_keys() {
 
 #[test]
 fn on_schema_change_fail_and_append_new_columns() {
-    let dir = project(&[
-        ("warehouse.toml", TOML),
-        ("models/inc.sql", "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 1 as id"),
-    ]);
+    let dir = project(&[("warehouse.toml", TOML), ("models/inc.sql", "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 1 as id")]);
     let p = dir.path();
     ok(&run(p, &["run"]));
     std::fs::write(p.join("models/inc.sql"), "{{ config(materialized='incremental', on_schema_change='fail') }}\nselect 2 as id, 'x' as extra").unwrap();
@@ -77,7 +74,8 @@ fn on_schema_change_fail_and_append_new_columns() {
         stderr(&o)
     );
     assert_eq!(csv(p, "select * from main.inc"), "id\n1", "the failed run must leave the table as it was");
-    std::fs::write(p.join("models/inc.sql"), "{{ config(materialized='incremental', on_schema_change='append_new_columns') }}\nselect 2 as id, 'x' as extra").unwrap();
+    std::fs::write(p.join("models/inc.sql"), "{{ config(materialized='incremental', on_schema_change='append_new_columns') }}\nselect 2 as id, 'x' as extra")
+        .unwrap();
     ok(&run(p, &["run"]));
     assert_eq!(csv(p, "select id, extra from main.inc order by id"), "id,extra\n1,\n2,x");
 }
@@ -145,10 +143,6 @@ fn composite_unique_keys_for_merge_and_delete_insert() {
         let p = dir.path();
         ok(&run(p, &["run"]));
         ok(&run(p, &["run"]));
-        assert_eq!(
-            csv(p, "select k1, k2, v from main.inc order by k1, k2"),
-            "k1,k2,v\n1,a,old\n1,b,new\n2,a,old\n3,c,new",
-            "strategy {strategy}"
-        );
+        assert_eq!(csv(p, "select k1, k2, v from main.inc order by k1, k2"), "k1,k2,v\n1,a,old\n1,b,new\n2,a,old\n3,c,new", "strategy {strategy}");
     }
 }

@@ -34,7 +34,12 @@ pub fn pg() -> Option<Pg> {
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos())
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    )
 }
 
 impl Pg {
@@ -105,11 +110,8 @@ fn assert_same_rows(pg: &Pg, dir: &Path, schema: &str, table: &str) -> usize {
     let o = pg.dp(dir, &["sql", "--format", "ndjson", "-e", &format!("select * from \"{schema}\".\"{table}\"")]);
     ok(&o);
     let mut lake: Vec<String> = stdout(&o).lines().filter(|l| !l.is_empty()).map(normalize).collect();
-    let mut pgrows: Vec<String> = pg
-        .rows(&format!("select row_to_json(t)::text from \"{schema}\".\"{table}\" t"))
-        .into_iter()
-        .map(|r| normalize(r[0].as_deref().unwrap()))
-        .collect();
+    let mut pgrows: Vec<String> =
+        pg.rows(&format!("select row_to_json(t)::text from \"{schema}\".\"{table}\" t")).into_iter().map(|r| normalize(r[0].as_deref().unwrap())).collect();
     lake.sort();
     pgrows.sort();
     assert_eq!(lake.len(), pgrows.len(), "{schema}.{table}: row counts differ");
@@ -141,13 +143,7 @@ fn demo_marts_are_published_with_the_warehouse_rows() {
     let types: Vec<String> = types.iter().map(|r| r.iter().map(|c| c.clone().unwrap_or_default()).collect::<Vec<_>>().join(" ")).collect();
     assert_eq!(
         types,
-        [
-            "is_revenue boolean  ",
-            "order_date timestamp without time zone  ",
-            "order_day date  ",
-            "order_id bigint 64 0",
-            "total_amount numeric 12 2"
-        ]
+        ["is_revenue boolean  ", "order_date timestamp without time zone  ", "order_day date  ", "order_id bigint 64 0", "total_amount numeric 12 2"]
     );
     assert_eq!(pg.one("select col_description('marts.fct_orders'::regclass, 1)"), "Order id.");
     // A second build publishes nothing new for the unchanged incremental model.
@@ -240,8 +236,27 @@ select
     assert_eq!(
         types,
         [
-            "smallint", "smallint", "integer", "bigint", "numeric", "real", "double precision", "numeric", "numeric", "numeric", "text", "boolean", "date",
-            "timestamp without time zone", "timestamp with time zone", "interval", "time without time zone", "bytea", "jsonb", "jsonb", "integer"
+            "smallint",
+            "smallint",
+            "integer",
+            "bigint",
+            "numeric",
+            "real",
+            "double precision",
+            "numeric",
+            "numeric",
+            "numeric",
+            "text",
+            "boolean",
+            "date",
+            "timestamp without time zone",
+            "timestamp with time zone",
+            "interval",
+            "time without time zone",
+            "bytea",
+            "jsonb",
+            "jsonb",
+            "integer"
         ]
     );
 }
@@ -277,7 +292,15 @@ fn unreachable_postgres_keeps_the_lake_and_a_later_publish_catches_up() {
     let p = dir.path();
     // A closed port: every attempt is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let o = dp().current_dir(p).env("PGHOST", "127.0.0.1").env("PGPORT", &closed).env("PGUSER", "postgres").env("PGDATABASE", &pg.db).args(["run"]).output().unwrap();
+    let o = dp()
+        .current_dir(p)
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", &closed)
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", &pg.db)
+        .args(["run"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("ERROR creating sql table model main.base"), "{err}");
@@ -361,7 +384,11 @@ fn indexes_grants_and_comments_follow_the_config() {
     let p = dir.path();
     let o = pg.dp(p, &["run"]);
     assert!(!o.status.success(), "a hash index on two columns must fail");
-    assert!(stderr(&o).contains("model customers: creating index 1 (\"email\", \"id\"): ERROR: access method \"hash\" does not support multicolumn indexes"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("model customers: creating index 1 (\"email\", \"id\"): ERROR: access method \"hash\" does not support multicolumn indexes"),
+        "{}",
+        stderr(&o)
+    );
     // Nothing half-published: no table, no staging table left behind.
     assert_eq!(pg.one("select count(*) from pg_tables where schemaname = 'main'"), "0");
     std::fs::write(
@@ -385,7 +412,8 @@ fn indexes_grants_and_comments_follow_the_config() {
 #[test]
 fn readers_never_see_an_empty_or_partial_table_during_a_republish() {
     let Some(pg) = pg() else { return };
-    let dir = project(&[("warehouse.toml", PG_PROJECT), ("models/big.sql", "select value as id, value % 7 as k from generate_series(1, {{ var('n', 200000) }})")]);
+    let dir =
+        project(&[("warehouse.toml", PG_PROJECT), ("models/big.sql", "select value as id, value % 7 as k from generate_series(1, {{ var('n', 200000) }})")]);
     let p = dir.path();
     ok(&pg.dp(p, &["run"]));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -443,7 +471,8 @@ fn load_copies_bronze_files_into_raw() {
     let o = pg.dp(p, &["load", "--mode", "append"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("\"raw\".\"orders\" has columns (id, total) but the source has (id, amount)\n  hint: load with --mode replace to recreate the table"),
+        stderr(&o)
+            .contains("\"raw\".\"orders\" has columns (id, total) but the source has (id, amount)\n  hint: load with --mode replace to recreate the table"),
         "{}",
         stderr(&o)
     );
@@ -467,13 +496,22 @@ fn debug_checks_the_connection_and_masks_the_password() {
     let o = pg.env(&mut c).env("PGSSLMODE", "require").current_dir(p).arg("debug").output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.contains(&format!("postgres check:  ERROR could not connect to postgres://postgres@{}:{}/{}: error performing TLS handshake: server does not support TLS", pg.host, pg.port, pg.db)), "{out}");
+    assert!(
+        out.contains(&format!(
+            "postgres check:  ERROR could not connect to postgres://postgres@{}:{}/{}: error performing TLS handshake: server does not support TLS",
+            pg.host, pg.port, pg.db
+        )),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_killed_publish_leaves_the_previous_table() {
     let Some(pg) = pg() else { return };
-    let dir = project(&[("warehouse.toml", PG_PROJECT), ("models/big.sql", "{{ config(materialized='table') }}\nselect value as id from generate_series(1, 3000000)")]);
+    let dir = project(&[
+        ("warehouse.toml", PG_PROJECT),
+        ("models/big.sql", "{{ config(materialized='table') }}\nselect value as id from generate_series(1, 3000000)"),
+    ]);
     let p = dir.path();
     ok(&pg.dp(p, &["run"]));
     // What readers had before: 1,000 rows.

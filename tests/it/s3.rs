@@ -65,9 +65,7 @@ fn client(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
 fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
     use futures::TryStreamExt;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut v: Vec<String> = rt
-        .block_on(store.list(Some(&ObjPath::from(prefix))).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>())
-        .unwrap();
+    let mut v: Vec<String> = rt.block_on(store.list(Some(&ObjPath::from(prefix))).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>()).unwrap();
     v.sort();
     v
 }
@@ -175,12 +173,7 @@ fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
     let o = run_s3(p, &ep, &bucket, &["sql", "-e", "\\dt marts.*", "--format", "csv"]);
     let out = show(o);
     assert!(out.contains("marts,fct_orders,table"), "{out}");
-    let out = show(run_s3(
-        p,
-        &ep,
-        &bucket,
-        &["sql", "-e", "select count(*) as n from delta_version('marts.fct_orders', 0)", "--format", "csv"],
-    ));
+    let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "select count(*) as n from delta_version('marts.fct_orders', 0)", "--format", "csv"]));
     assert_eq!(out.lines().nth(1).map(|l| l.parse::<u64>().unwrap() > 0), Some(true), "{out}");
 }
 
@@ -189,26 +182,17 @@ fn writers_project(bucket_target: &str) -> tempfile::TempDir {
     project(&[
         ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"w\"\n{bucket_target}")),
         ("models/t.sql", "{{ config(materialized='table') }}\nselect value as id, value * 2 as v from generate_series(1, 5000)"),
-        (
-            "models/events.sql",
-            "{{ config(materialized='incremental', incremental_strategy='append') }}\nselect value as id from generate_series(1, 100)",
-        ),
+        ("models/events.sql", "{{ config(materialized='incremental', incremental_strategy='append') }}\nselect value as id from generate_series(1, 100)"),
     ])
 }
 
 fn spawn_all(dirs: &[&Path], ep: &str, bucket: &str, args: &[&str]) -> Vec<Output> {
-    let children: Vec<_> = dirs
-        .iter()
-        .map(|d| dp_s3(d, ep, bucket).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
-        .collect();
+    let children: Vec<_> = dirs.iter().map(|d| dp_s3(d, ep, bucket).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()).collect();
     children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
 }
 
 fn log_versions(store: &Arc<dyn ObjectStore>, table: &str) -> Vec<u64> {
-    list(store, &format!("warehouse/main/{table}/_delta_log"))
-        .iter()
-        .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok())
-        .collect()
+    list(store, &format!("warehouse/main/{table}/_delta_log")).iter().filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()).collect()
 }
 
 #[test]
@@ -316,7 +300,12 @@ fn missing_bucket_and_unreachable_endpoint_fail_clearly() {
     assert_eq!(o.status.code(), Some(1));
     assert_no_secret(&o);
     let out = stdout(&o);
-    assert!(out.contains(&format!("s3:              endpoint={ep} region=us-east-1 path_style=true allow_http=true AWS_ACCESS_KEY_ID=**** AWS_SECRET_ACCESS_KEY=****")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "s3:              endpoint={ep} region=us-east-1 path_style=true allow_http=true AWS_ACCESS_KEY_ID=**** AWS_SECRET_ACCESS_KEY=****"
+        )),
+        "{out}"
+    );
     assert!(out.contains("warehouse check: ERROR s3://no-such-bucket-dp/warehouse: NoSuchBucket"), "{out}");
 }
 
@@ -382,7 +371,8 @@ fn a_failed_model_keeps_the_previous_version_on_s3() {
     let dir = writers_project(S3_TARGET);
     let p = dir.path();
     ok(&run_s3(p, &ep, &bucket, &["run", "-s", "t"]));
-    std::fs::write(p.join("models/t.sql"), "{{ config(materialized='table') }}\nselect value as id, 1 / (value - value) as v from generate_series(1, 5000)").unwrap();
+    std::fs::write(p.join("models/t.sql"), "{{ config(materialized='table') }}\nselect value as id, 1 / (value - value) as v from generate_series(1, 5000)")
+        .unwrap();
     let o = run_s3(p, &ep, &bucket, &["run", "-s", "t"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let store = client(&ep, &bucket);
@@ -424,7 +414,8 @@ fn docker_compose_file_is_valid_and_matches_the_docker_target() {
 
     // warehouse.toml's docker target points at these services.
     let dir = project(&[("warehouse.toml", &std::fs::read_to_string(repo().join("warehouse.toml")).unwrap())]);
-    let o = dp().current_dir(dir.path()).args(["--target", "docker", "debug"]).env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", SECRET).output().unwrap();
+    let o =
+        dp().current_dir(dir.path()).args(["--target", "docker", "debug"]).env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", SECRET).output().unwrap();
     assert_no_secret(&o);
     let out = stdout(&o);
     assert!(out.contains("warehouse:       s3://dp/warehouse"), "{out}");

@@ -86,10 +86,7 @@ fn syntax_error_shows_position_and_token() {
     assert_eq!(o.status.code(), Some(1));
     // Statements before the error ran; none after it.
     assert_eq!(stdout(&o), "a\n1\n");
-    assert_eq!(
-        stderr(&o),
-        "error: bad.sql: syntax error at line 3, column 7: Expected: end of statement, found: base\n  3 |   frm base;\n            ^\n"
-    );
+    assert_eq!(stderr(&o), "error: bad.sql: syntax error at line 3, column 7: Expected: end of statement, found: base\n  3 |   frm base;\n            ^\n");
 }
 
 #[test]
@@ -115,7 +112,11 @@ fn read_only_unless_allow_writes() {
     ] {
         let o = sql(p, &["-e", stmt]);
         assert_eq!(o.status.code(), Some(1), "{stmt}");
-        assert!(stderr(&o).contains(&format!("error: dp sql is read-only: {what} would write to the warehouse\n  hint: pass --allow-writes")), "{stmt}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("error: dp sql is read-only: {what} would write to the warehouse\n  hint: pass --allow-writes")),
+            "{stmt}: {}",
+            stderr(&o)
+        );
     }
     // Temporary views, COPY (query) TO a file, SET, SHOW, EXPLAIN and DESCRIBE are reads.
     let o = sql(
@@ -271,10 +272,7 @@ fn allow_writes_persist_tables_and_views() {
     assert_eq!(stderr(&o), "CREATE VIEW main.vv\n");
     assert_eq!(std::fs::read_to_string(p.join("warehouse/main/vv/_dp_view.sql")).unwrap(), "SELECT count(*) AS n FROM \"main\".base");
     assert_eq!(read("select n from vv"), "n\n2\n");
-    assert_eq!(
-        read("\\dt"),
-        "schema,name,type\nmain,base,table\nmain,t3,table\nmain,vv,view\nmain_marts,fct_orders,table\nmain_marts,t2,table\n"
-    );
+    assert_eq!(read("\\dt"), "schema,name,type\nmain,base,table\nmain,t3,table\nmain,vv,view\nmain_marts,fct_orders,table\nmain_marts,t2,table\n");
     let o = w("create view vv as select 1 as n");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error: CREATE VIEW main.vv: a view of that name already exists\n"), "{}", stderr(&o));
@@ -364,7 +362,8 @@ fn long_and_wide_results_in_table_format() {
     let o = sql(p, &["-e", "select value from generate_series(1, 100) as t(value)"]);
     ok(&o);
     assert_eq!(stdout(&o).lines().count(), 104);
-    let o = sql(p, &["--format", "csv", "-e", "\\pset maxrows 2\n\\pset maxwidth 3\nselect value, repeat('x', 50) as s from generate_series(1, 100) as t(value)"]);
+    let o =
+        sql(p, &["--format", "csv", "-e", "\\pset maxrows 2\n\\pset maxwidth 3\nselect value, repeat('x', 50) as s from generate_series(1, 100) as t(value)"]);
     ok(&o);
     assert_eq!(stdout(&o).lines().count(), 101);
     assert!(stdout(&o).ends_with(&format!("100,{}\n", "x".repeat(50))), "{}", stdout(&o));

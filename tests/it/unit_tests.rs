@@ -9,7 +9,10 @@ use crate::common::*;
 const PROJECT: &[(&str, &str)] = &[
     ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
     ("seeds/people.csv", "id,name,born\n1,ann,2000-01-02\n2,bob,1990-05-06\n"),
-    ("models/adults.sql", "select id + 1 as next_id, upper(name) as name, born from {{ ref('people') }} where born < date '{{ var(\"cutoff\", \"2001-01-01\") }}'"),
+    (
+        "models/adults.sql",
+        "select id + 1 as next_id, upper(name) as name, born from {{ ref('people') }} where born < date '{{ var(\"cutoff\", \"2001-01-01\") }}'",
+    ),
     ("models/names.sql", "select name from {{ ref('adults') }}"),
     (
         "models/unit.yml",
@@ -76,7 +79,10 @@ fn unit_tests_pass_and_fail_with_a_row_diff_without_building_upstream() {
         .collect();
     assert_eq!(
         r,
-        vec![("unit_test.p.adults.adults_cutoff_var".to_string(), "fail".to_string(), 1), ("unit_test.p.adults.adults_pass".to_string(), "pass".to_string(), 0)]
+        vec![
+            ("unit_test.p.adults.adults_cutoff_var".to_string(), "fail".to_string(), 1),
+            ("unit_test.p.adults.adults_pass".to_string(), "pass".to_string(), 0)
+        ]
     );
     // selecting data tests only leaves the unit tests out
     let o = run(p, &["test", "-s", "test_type:data"]);

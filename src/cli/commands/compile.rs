@@ -21,7 +21,12 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     }
     let ids: IndexSet<String> = select(&l, s, vec![])?
         .into_iter()
-        .filter(|u| l.project.nodes.get(u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis)))
+        .filter(|u| {
+            l.project
+                .nodes
+                .get(u)
+                .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
+        })
         .collect();
     let compiled = compile(&l.project, &ids, &opts)?;
     write_compiled(&l, &compiled)?;

@@ -58,7 +58,8 @@ pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> 
             let settings = crate::postgres::PgSettings::resolve(pg)?;
             let pool = crate::postgres::PgPool::new(settings, 1)?;
             let c = pool.get().await?;
-            let v: String = c.query_one("SELECT current_setting('server_version')", &[]).await.map_err(crate::postgres::connect::pg_err("querying the server"))?.get(0);
+            let v: String =
+                c.query_one("SELECT current_setting('server_version')", &[]).await.map_err(crate::postgres::connect::pg_err("querying the server"))?.get(0);
             anyhow::Ok(format!("PostgreSQL {v} at {}", pool.settings.describe()))
         };
         match check.await {

@@ -20,10 +20,8 @@ pub async fn run(g: &GlobalArgs, a: &LoadCmdArgs, printer: &Printer) -> anyhow::
     if s.select.is_empty() {
         s.select = vec!["resource_type:source".into()];
     }
-    let ids: Vec<String> = select(&l, &s, vec![ResourceType::Source])?
-        .into_iter()
-        .filter(|u| l.project.nodes[u].resource_type == ResourceType::Source)
-        .collect();
+    let ids: Vec<String> =
+        select(&l, &s, vec![ResourceType::Source])?.into_iter().filter(|u| l.project.nodes[u].resource_type == ResourceType::Source).collect();
     let sources: Vec<_> = ids.iter().map(|u| &l.project.nodes[u]).filter(|n| n.source.as_ref().is_some_and(|s| s.location.is_some())).collect();
     if sources.is_empty() {
         anyhow::bail!("dp load: no selected source has files to load\n  hint: sources name their files with meta.external_location (see README)");

@@ -86,9 +86,8 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
     let engine = Arc::new(Engine::new(&l.project, memory)?);
     engine.preflight().await?;
-    let hooks_ctx = |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> {
-        list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect()
-    };
+    let hooks_ctx =
+        |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> { list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect() };
     if matches!(kind, Kind::Run | Kind::Build) {
         let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
         run_statements(&engine, "on-run-start", &start).await?;

@@ -44,10 +44,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
         "csv" => {
             let mut buf = Vec::new();
             {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into())
-                    .build(&mut buf);
+                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into()).build(&mut buf);
                 for b in &batches {
                     w.write(b)?;
                 }

@@ -74,7 +74,10 @@ async fn columns_of(engine: &Engine, node: &Node) -> Option<Schema> {
 /// The test's SQL (actual rows union expected rows, as dbt compiles it) and its outcome.
 pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> anyhow::Result<(Materialized, String)> {
     let name = &node.name;
-    let is_seed = |i: &Input| matches!(i, Input::Ref { .. }) && project.nodes.values().any(|n| n.resource_type == ResourceType::Seed && matches!(i, Input::Ref { name, .. } if &n.name == name));
+    let is_seed = |i: &Input| {
+        matches!(i, Input::Ref { .. })
+            && project.nodes.values().any(|n| n.resource_type == ResourceType::Seed && matches!(i, Input::Ref { name, .. } if &n.name == name))
+    };
     let spec = spec::parse(&project.settings, name, &node.extra, &is_seed).map_err(anyhow::Error::msg)?;
     let model = project
         .nodes
@@ -124,7 +127,14 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
     let actual_sql = inject_ctes(&rendered, &ctes);
 
     // the model's output columns, and the ones the test compares
-    let actual_schema = engine.ctx.sql(&actual_sql).await.map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?.schema().as_arrow().clone();
+    let actual_schema = engine
+        .ctx
+        .sql(&actual_sql)
+        .await
+        .map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?
+        .schema()
+        .as_arrow()
+        .clone();
     let mut expected_sql = None;
     let tested: Vec<String> = match &spec.expect {
         Rows::Rows(rows) if !rows.is_empty() => rows[0].keys().cloned().collect(),
@@ -163,7 +173,8 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
     let compiled = format!(
         "-- Build actual result given inputs\nwith dbt_internal_unit_test_actual as (\n{actual_q}\n),\n-- Build expected result\ndbt_internal_unit_test_expected as (\n{expected_q}\n)\nselect *, 'actual' as actual_or_expected from dbt_internal_unit_test_actual\nunion all\nselect *, 'expected' as actual_or_expected from dbt_internal_unit_test_expected"
     );
-    let actual = engine.ctx.sql(&actual_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?;
+    let actual =
+        engine.ctx.sql(&actual_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?;
     let expected = engine.ctx.sql(&expected_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': the expected rows: {e}"))?;
     let names: Vec<String> = expected_schema.fields().iter().map(|f| f.name().clone()).collect();
     let d = diff::diff(&names, &diff::rows_of(&actual)?, &diff::rows_of(&expected)?);

@@ -105,7 +105,10 @@ fn fixture_file(settings: &Settings, name: &str, ext: &str) -> Result<String, St
             return std::fs::read_to_string(&p).map_err(|e| format!("cannot read fixture {}: {e}", p.display()));
         }
     }
-    Err(format!("fixture '{name}' not found: expected {file} under {}", settings.paths.tests.iter().map(|t| format!("{t}/fixtures/")).collect::<Vec<_>>().join(", ")))
+    Err(format!(
+        "fixture '{name}' not found: expected {file} under {}",
+        settings.paths.tests.iter().map(|t| format!("{t}/fixtures/")).collect::<Vec<_>>().join(", ")
+    ))
 }
 
 /// `rows` / `fixture` of a `given` or `expect` entry by its `format`.
@@ -130,7 +133,9 @@ fn rows_of(settings: &Settings, entry: &Map<String, Value>, what: &str, seed_inp
         },
         "csv" => match (rows, fixture) {
             (Some(Value::String(s)), _) => csv_rows(s).map(Rows::Rows).map_err(|e| format!("{what}: {e}")),
-            (_, Some(f)) => csv_rows(&fixture_file(settings, f, "csv").map_err(|e| format!("{what}: {e}"))?).map(Rows::Rows).map_err(|e| format!("{what}: {e}")),
+            (_, Some(f)) => {
+                csv_rows(&fixture_file(settings, f, "csv").map_err(|e| format!("{what}: {e}"))?).map(Rows::Rows).map_err(|e| format!("{what}: {e}"))
+            }
             _ => Err(format!("{what}: rows in csv format must be a string (or give `fixture: <name>`)")),
         },
         "sql" => match (rows, fixture) {
@@ -149,9 +154,7 @@ pub fn parse(settings: &Settings, name: &str, def: &Map<String, Value>, is_seed:
     for g in def.get("given").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         let g = g.as_object().ok_or_else(|| format!("unit test '{name}': each `given` entry must be a mapping with `input:` and `rows:`"))?;
         let text = g.get("input").and_then(Value::as_str).ok_or_else(|| format!("unit test '{name}': a `given` entry has no `input:`"))?.to_string();
-        let input = parse_input(&text).ok_or_else(|| {
-            format!("unit test '{name}': input '{text}' is not ref('...'), source('...', '...') or this")
-        })?;
+        let input = parse_input(&text).ok_or_else(|| format!("unit test '{name}': input '{text}' is not ref('...'), source('...', '...') or this"))?;
         let rows = rows_of(settings, g, &format!("unit test '{name}', given {text}"), is_seed(&input))?;
         given.push(Given { text, input, rows });
     }
@@ -166,10 +169,15 @@ pub fn parse(settings: &Settings, name: &str, def: &Map<String, Value>, is_seed:
         overrides.vars = map("vars");
         overrides.env_vars = map("env_vars")
             .into_iter()
-            .map(|(k, v)| (k, match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            }))
+            .map(|(k, v)| {
+                (
+                    k,
+                    match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    },
+                )
+            })
             .collect::<IndexMap<_, _>>();
     }
     Ok(UnitSpec { model, given, expect, overrides })
