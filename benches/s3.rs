@@ -15,6 +15,7 @@
 //!    build with the warehouse in the bucket): wall times, the baseline being local disk;
 //! 2. `dp build --full-refresh` on each (seeds, 13 models, 104 data tests: every table
 //!    rewritten from bronze), R times each: the ratio S3 / local disk.
+//!
 //! Also checks both gave the same rows for fct_orders. No timed assertion.
 
 mod common;
@@ -69,10 +70,11 @@ fn moto_binary() -> Option<String> {
 fn start_moto() -> (Moto, String) {
     let bin = moto_binary().expect("no S3 server: set DP_BENCH_S3_ENDPOINT or install moto[server] (scripts/test.sh does)");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Owned by the guard at once: killed and reaped on every path.
+    let moto = Moto(Command::new(bin).args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     for _ in 0..150 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Moto(child), format!("http://127.0.0.1:{port}"));
+            return (moto, format!("http://127.0.0.1:{port}"));
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -5,8 +5,18 @@
 # The dbt goldens the suite compares against are committed (regenerate them
 # with scripts/make_dbt_goldens.sh); the shell's REPL test drives `dp sql`
 # through tmux, installed here when missing.
+#
+# Gates first: `cargo fmt --check` and `cargo clippy --all-targets -D
+# warnings`. Tests that need a server (PostgreSQL, S3, tmux) are
+# `#[ignore]`d so a plain `cargo test` never reports them as passing
+# without running them; this script starts the servers and runs them with
+# `--include-ignored`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "gates: cargo fmt --check, cargo clippy --all-targets -D warnings" >&2
+cargo fmt --check
+cargo clippy --locked --all-targets --quiet -- -D warnings
 
 if ! command -v tmux >/dev/null 2>&1; then
     echo "installing tmux (for the dp sql REPL test)" >&2
@@ -28,7 +38,7 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 log="$(mktemp)"
 CLEANUPS+=("rm -f '$log'")
 set +e
-cargo test --locked --all-targets "$@" 2>&1 | tee "$log"
+cargo test --locked --all-targets "$@" -- --include-ignored 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole suite (unit + integration tests).

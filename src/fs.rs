@@ -3,9 +3,8 @@
 //! disk in the CLI ([`OsFs`]). Paths are relative to the project root and use
 //! `/` separators.
 
-use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub trait FileSystem: Send + Sync {
     /// Reads a whole file as UTF-8.
@@ -24,9 +23,6 @@ pub struct OsFs {
 impl OsFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
-    }
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 
@@ -65,11 +61,15 @@ impl FileSystem for OsFs {
 }
 
 /// An in-memory project for tests.
+#[cfg(test)]
 #[derive(Default, Clone)]
 pub struct MemFs {
-    files: BTreeMap<String, String>,
+    files: std::collections::BTreeMap<String, String>,
+    /// Folders whose listing fails (as an unreadable folder on disk does).
+    unreadable: Vec<String>,
 }
 
+#[cfg(test)]
 impl MemFs {
     pub fn new() -> Self {
         Self::default()
@@ -78,17 +78,23 @@ impl MemFs {
         self.files.insert(path.to_string(), contents.to_string());
         self
     }
-    pub fn insert(&mut self, path: &str, contents: &str) {
-        self.files.insert(path.to_string(), contents.to_string());
+    /// Makes listing `dir` fail with "permission denied".
+    pub fn unreadable(mut self, dir: &str) -> Self {
+        self.unreadable.push(dir.to_string());
+        self
     }
 }
 
+#[cfg(test)]
 impl FileSystem for MemFs {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
         self.files.get(path).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path}: not found")))
     }
 
     fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
+        if self.unreadable.iter().any(|d| d == dir) {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "Permission denied (os error 13)"));
+        }
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         Ok(self.files.keys().filter(|p| p.starts_with(&prefix) && exts.iter().any(|e| p.ends_with(e))).cloned().collect())
     }

@@ -1,18 +1,23 @@
 //! dp: an embedded lakehouse. Parse → graph → compile stages are I/O-free
 //! behind [`fs::FileSystem`]; the engine, materializations and runner
 //! execute on DataFusion and Delta Lake.
+//!
+//! Only [`cli::main`] (the binary) and [`util`] (used by the benchmarks)
+//! are public: every other module is crate-private, so code nothing uses is
+//! reported as dead.
 pub mod cli;
-pub mod compile;
-pub mod config;
-pub mod demo;
-pub mod engine;
-pub mod fs;
-pub mod graph;
-pub mod jinja;
-pub mod materialize;
-pub mod postgres;
-pub mod project;
-pub mod runner;
-pub mod seed;
-pub mod shell;
-pub mod storage;
+pub(crate) mod compile;
+pub(crate) mod config;
+pub(crate) mod demo;
+pub(crate) mod engine;
+pub(crate) mod fs;
+pub(crate) mod graph;
+pub(crate) mod jinja;
+pub(crate) mod materialize;
+pub(crate) mod postgres;
+pub(crate) mod project;
+pub(crate) mod runner;
+pub(crate) mod seed;
+pub(crate) mod shell;
+pub(crate) mod storage;
+pub mod util;

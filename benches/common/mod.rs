@@ -169,7 +169,7 @@ pub fn fmt_mb(mb: Option<f64>) -> String {
 
 /// `12,345,678` (the runner's own formatting).
 #[allow(unused_imports)]
-pub use dp::runner::fmt_thousands as thousands;
+pub use dp::util::fmt_thousands as thousands;
 
 /// Copies a directory tree (files and folders only).
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {

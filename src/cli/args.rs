@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+use crate::shell::format::Format;
+
 #[derive(Debug, Parser)]
 #[command(name = "dp", version, about = "An embedded lakehouse: dbt-compatible transforms on DataFusion with Delta Lake tables")]
 pub struct Cli {
@@ -52,9 +54,36 @@ pub struct SelectArgs {
     /// A named selector from selectors.yml.
     #[arg(long)]
     pub selector: Option<String>,
-    /// How tests are picked up from selected nodes: eager, cautious, buildable, empty.
-    #[arg(long, default_value = "eager")]
-    pub indirect_selection: String,
+    /// How tests are picked up from selected nodes.
+    #[arg(long, value_enum, default_value_t = IndirectArg::Eager)]
+    pub indirect_selection: IndirectArg,
+}
+
+/// `--indirect-selection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum IndirectArg {
+    #[default]
+    Eager,
+    Cautious,
+    Buildable,
+    Empty,
+}
+
+impl From<IndirectArg> for crate::graph::select::IndirectSelection {
+    fn from(a: IndirectArg) -> Self {
+        match a {
+            IndirectArg::Eager => Self::Eager,
+            IndirectArg::Cautious => Self::Cautious,
+            IndirectArg::Buildable => Self::Buildable,
+            IndirectArg::Empty => Self::Empty,
+        }
+    }
+}
+
+/// A result format (`dp show`, `dp sql`): table, csv, tsv, json (an array),
+/// ndjson (one object per line) or markdown.
+fn result_format(s: &str) -> Result<Format, String> {
+    s.parse()
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -127,9 +156,9 @@ pub enum Command {
         inline: Option<String>,
         #[arg(long, default_value_t = 5)]
         limit: usize,
-        /// table (default), csv or json (one object per line).
-        #[arg(long, default_value = "table")]
-        format: String,
+        /// table, csv, tsv, json (an array), ndjson (one object per line) or markdown.
+        #[arg(long, default_value = "table", value_parser = result_format)]
+        format: Format,
     },
     /// Copy the selected models' warehouse tables into PostgreSQL.
     Publish(PublishArgs),
@@ -168,10 +197,26 @@ pub struct LoadCmdArgs {
     pub select: SelectArgs,
     /// replace: swap in a new table atomically; append: add the rows.
     #[arg(long, value_enum, default_value = "replace")]
-    pub mode: crate::postgres::load::LoadMode,
+    pub mode: LoadModeArg,
     /// PostgreSQL schema to load into (default: the source's schema).
     #[arg(long)]
     pub schema: Option<String>,
+}
+
+/// `dp load --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadModeArg {
+    Replace,
+    Append,
+}
+
+impl From<LoadModeArg> for crate::postgres::load::LoadMode {
+    fn from(m: LoadModeArg) -> Self {
+        match m {
+            LoadModeArg::Replace => Self::Replace,
+            LoadModeArg::Append => Self::Append,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -182,9 +227,9 @@ pub struct SqlArgs {
     /// Run a SQL file and exit.
     #[arg(long, short = 'f')]
     pub file: Option<std::path::PathBuf>,
-    /// Output format: table, csv, tsv, json, ndjson, markdown.
-    #[arg(long, default_value = "table")]
-    pub format: String,
+    /// Output format: table, csv, tsv, json (an array), ndjson (one object per line), markdown.
+    #[arg(long, default_value = "table", value_parser = result_format)]
+    pub format: Format,
     /// Allow statements that write the warehouse: CREATE TABLE/VIEW, INSERT
     /// and DROP persist (without it they are refused).
     #[arg(long)]

@@ -64,19 +64,22 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
 }
 
 pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
-    let indirect = match s.indirect_selection.as_str() {
-        "eager" | "" => IndirectSelection::Eager,
-        "cautious" => IndirectSelection::Cautious,
-        "buildable" => IndirectSelection::Buildable,
-        "empty" => IndirectSelection::Empty,
-        other => anyhow::bail!("--indirect-selection must be eager, cautious, buildable or empty, not '{other}'"),
-    };
+    let indirect: IndirectSelection = s.indirect_selection.into();
     Ok(SelectionSpec { select: s.select.clone(), exclude: s.exclude.clone(), selector: s.selector.clone(), resource_types, indirect })
 }
 
-pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>) -> anyhow::Result<IndexSet<String>> {
+/// The selected unique ids; dbt's warnings (a criterion matching nothing)
+/// and the default selector used are printed.
+pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>, printer: &super::Printer) -> anyhow::Result<IndexSet<String>> {
     let spec = spec(s, types)?;
-    Ok(crate::graph::select::select(&l.project, &l.dag, &spec, &l.fs)?)
+    let sel = crate::graph::select::select_detailed(&l.project, &l.dag, &spec, &l.fs)?;
+    if let Some(name) = &sel.default_selector {
+        printer.info(format!("Using default selector {name}"));
+    }
+    for w in &sel.warnings {
+        printer.warn(w);
+    }
+    Ok(sel.selected)
 }
 
 /// Writes target/manifest.json (and returns its path).

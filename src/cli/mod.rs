@@ -2,16 +2,17 @@
 //! one module per subcommand. Commands return an exit code; errors carry
 //! their own hints.
 
-pub mod args;
-pub mod commands;
-pub mod context;
-pub mod printer;
+pub(crate) mod args;
+pub(crate) mod commands;
+pub(crate) mod context;
+pub(crate) mod printer;
+pub(crate) mod reporter;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-pub use args::{Cli, Command};
-pub use printer::Printer;
+pub(crate) use args::Cli;
+pub(crate) use printer::Printer;
 
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {

@@ -28,7 +28,6 @@ pub enum Tone {
     Good,
     Warn,
     Bad,
-    Plain,
 }
 
 impl Printer {
@@ -45,7 +44,6 @@ impl Printer {
             Tone::Good => "32",
             Tone::Warn => "33",
             Tone::Bad => "31",
-            Tone::Plain => return text.to_string(),
         };
         format!("\x1b[{code}m{text}\x1b[0m")
     }
@@ -149,8 +147,5 @@ impl Printer {
     }
     pub fn bad(&self, s: &str) -> String {
         self.paint(s, Tone::Bad)
-    }
-    pub fn is_quiet(&self) -> bool {
-        self.quiet
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::Compiled;
 use crate::graph::Dag;
 use crate::project::load::Project;
-use crate::project::nodes::{Node, ResourceType};
+use crate::project::nodes::{Materialization, Node, ResourceType};
 
 pub const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
@@ -89,7 +89,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     o.insert("created_at".into(), json!(0.0));
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
-        _ if n.materialized() == "ephemeral" => Value::Null,
+        _ if n.materialized() == Materialization::Ephemeral => Value::Null,
         _ => json!(n.relation_name()),
     };
     o.insert("relation_name".into(), relation);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::jinja::{Phase, Relation, RenderCtx, RenderError, Resolver};
 use crate::project::load::{Project, model_value};
-use crate::project::nodes::{Node, RefCall, ResourceType};
+use crate::project::nodes::{Materialization, Node, RefCall, ResourceType};
 
 /// The compiled SQL of each node, by unique id.
 #[derive(Debug, Default, Clone)]
@@ -76,7 +76,7 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
         match n.resource_type {
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot => {
                 refable.entry(n.name.clone()).or_default().push((uid.clone(), n.package_name.clone()));
-                let eph = n.materialized() == "ephemeral";
+                let eph = n.materialized() == Materialization::Ephemeral;
                 relations.insert(uid.clone(), (Relation::new(&n.database, &n.schema, &n.alias), eph));
             }
             ResourceType::Source => {
@@ -98,7 +98,7 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
     while let Some(u) = stack.pop() {
         if let Some(n) = project.nodes.get(&u) {
             for d in &n.depends_on {
-                if project.nodes.get(d).is_some_and(|p| p.materialized() == "ephemeral") && todo.insert(d.clone()) {
+                if project.nodes.get(d).is_some_and(|p| p.materialized() == Materialization::Ephemeral) && todo.insert(d.clone()) {
                     stack.push(d.clone());
                 }
             }
@@ -118,7 +118,7 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
         .par_iter()
         .map(|uid| {
             let n = &project.nodes[*uid];
-            let incremental = n.materialized() == "incremental" && !opts.full_refresh && opts.existing.contains(*uid);
+            let incremental = n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid);
             let (sql, ephemerals) = render_one(project, n, resolver.clone(), incremental)?;
             let hooks = render_hooks(project, n, resolver.clone(), incremental)?;
             Ok(((*uid).clone(), sql, ephemerals, incremental, hooks))

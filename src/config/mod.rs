@@ -11,7 +11,7 @@ mod storage;
 mod tree;
 
 pub use storage::{S3Config, expand_env};
-pub use tree::{ConfigTree, is_config_key, merge_config};
+pub use tree::{ConfigTree, merge_config};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -281,7 +281,7 @@ impl Settings {
         let read = |file: &str| fs.read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_string(), source });
         let dbt: DbtProjectYml = if has_dbt {
             let text = read(DBT_PROJECT_YML)?;
-            crate::project::yaml::from_str(&text).map_err(|message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message })?
+            crate::util::yaml::from_str(&text).map_err(|message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message })?
         } else {
             DbtProjectYml::default()
         };
@@ -444,7 +444,7 @@ impl Settings {
 
 /// Parses `--vars` (YAML or JSON: `{key: value}` or `key: value`).
 pub fn parse_cli_vars(text: &str) -> Result<IndexMap<String, JsonValue>, ConfigError> {
-    let v: JsonValue = crate::project::yaml::from_str(text).map_err(|message| ConfigError::Parse { file: "--vars".into(), message })?;
+    let v: JsonValue = crate::util::yaml::from_str(text).map_err(|message| ConfigError::Parse { file: "--vars".into(), message })?;
     match v {
         JsonValue::Object(m) => Ok(m.into_iter().collect()),
         JsonValue::Null => Ok(IndexMap::new()),

@@ -128,10 +128,6 @@ impl ConfigTree {
         }
         out
     }
-
-    pub fn raw(&self) -> &Value {
-        &self.root
-    }
 }
 
 /// Applies `over` on top of `base` with dbt's merge rules.

@@ -80,12 +80,6 @@ pub struct GenerateReport {
     pub files: Vec<(PathBuf, u64)>,
 }
 
-impl GenerateReport {
-    pub fn total_rows(&self) -> u64 {
-        self.files.iter().map(|(_, n)| n).sum()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error(
@@ -1204,7 +1198,7 @@ mod tests {
         let orders = read_parquet(&report.files[2].0);
         assert_eq!(orders.iter().map(|b| b.num_rows()).sum::<usize>(), 69_809);
         assert_eq!(report.files[2].1, 69_809);
-        assert!(report.total_rows() > 250_000);
+        assert!(report.files.iter().map(|(_, n)| n).sum::<u64>() > 250_000);
     }
 
     #[test]

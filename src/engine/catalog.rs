@@ -17,9 +17,6 @@ use crate::storage::{RelKind, Warehouse};
 
 pub use crate::storage::VIEW_FILE;
 
-/// The session a catalog plans views and infers source schemas with.
-pub type SessionCell = Arc<OnceLock<SessionContext>>;
-
 /// The `dp` catalog.
 pub struct WarehouseCatalog {
     root: Warehouse,

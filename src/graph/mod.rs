@@ -21,18 +21,6 @@ pub enum GraphError {
     Invalid { file: String, line: usize, message: String },
 }
 
-/// The closest name to `name` among `candidates` (for "did you mean").
-pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
-    let mut best: Option<(f64, &str)> = None;
-    for c in candidates {
-        let score = strsim::jaro_winkler(name, c);
-        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
-            best = Some((score, c));
-        }
-    }
-    best.map(|(_, c)| c.to_string())
-}
-
 /// The dependency graph of a project's enabled nodes.
 pub struct Dag {
     pub graph: DiGraph<String, ()>,
@@ -71,7 +59,7 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
                 Some(id) => deps.push(id.clone()),
                 None => {
                     let names: Vec<String> = sources.keys().map(|(a, b)| format!("{a}.{b}")).collect();
-                    let hint = suggest(&format!("{s}.{t}"), names.iter().map(String::as_str))
+                    let hint = crate::util::suggest(&format!("{s}.{t}"), names.iter().map(String::as_str))
                         .map(|x| format!("\n  hint: did you mean source('{}', '{}')?", x.split_once('.').unwrap().0, x.split_once('.').unwrap().1))
                         .unwrap_or_else(|| "\n  hint: declare it under `sources:` in a YAML file of models/".into());
                     let (file, line) = locate(n, &format!("'{t}'"));
@@ -112,7 +100,7 @@ fn resolve_ref(project: &Project, from: &Node, r: &RefCall, refable: &HashMap<St
             let hint = if disabled.contains(&r.name) {
                 format!("\n  hint: '{}' is disabled; enable it or remove the ref", r.name)
             } else {
-                suggest(&r.name, refable.keys().map(String::as_str)).map(|s| format!("\n  hint: did you mean ref('{s}')?")).unwrap_or_default()
+                crate::util::suggest(&r.name, refable.keys().map(String::as_str)).map(|s| format!("\n  hint: did you mean ref('{s}')?")).unwrap_or_default()
             };
             let what = if from.resource_type == ResourceType::Test { "ref in test" } else { "ref" };
             Err(GraphError::Missing { file, line, what, name: r.name.clone(), hint })
@@ -213,10 +201,6 @@ impl Dag {
 
     pub fn ancestors(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {
         self.walk(uid, depth, petgraph::Direction::Incoming)
-    }
-
-    pub fn descendants(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {
-        self.walk(uid, depth, petgraph::Direction::Outgoing)
     }
 
     fn walk(&self, uid: &str, depth: Option<usize>, dir: petgraph::Direction) -> IndexSet<String> {

@@ -58,14 +58,6 @@ impl IndirectSelection {
         })
     }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IndirectSelection::Eager => "eager",
-            IndirectSelection::Cautious => "cautious",
-            IndirectSelection::Buildable => "buildable",
-            IndirectSelection::Empty => "empty",
-        }
-    }
 }
 
 /// What the command line asked for.
@@ -109,6 +101,7 @@ pub struct Selection {
 
 /// Selects nodes like dbt (`dbt ls` with `--resource-type all` when
 /// `resource_types` is empty). Returns unique ids in project order.
+#[cfg(test)]
 pub fn select(project: &Project, dag: &Dag, spec: &SelectionSpec, fs: &dyn FileSystem) -> Result<IndexSet<String>, SelectError> {
     Ok(select_detailed(project, dag, spec, fs)?.selected)
 }
@@ -127,7 +120,7 @@ pub fn select_detailed(project: &Project, dag: &Dag, spec: &SelectionSpec, fs: &
                 } else if defined.is_empty() {
                     "it defines no selectors".to_string()
                 } else {
-                    let hint = super::suggest(name, defined.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
+                    let hint = crate::util::suggest(name, defined.iter().copied()).map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default();
                     format!("defined selectors: {}{hint}", defined.join(", "))
                 };
                 return Err(SelectError::UnknownSelector { file: SELECTORS_FILE.into(), name: name.clone(), defined });
@@ -320,7 +313,7 @@ fn default_method(value: &str) -> &'static str {
 }
 
 fn unknown_method(method: &str, raw: &str) -> SelectError {
-    let hint = super::suggest(method, METHODS.iter().copied()).map(|s| format!("\n  hint: did you mean '{s}:'?")).unwrap_or_default();
+    let hint = crate::util::suggest(method, METHODS.iter().copied()).map(|s| format!("\n  hint: did you mean '{s}:'?")).unwrap_or_default();
     SelectError::UnknownMethod { method: method.into(), raw: raw.into(), valid: METHODS.join(", "), hint }
 }
 
@@ -448,7 +441,7 @@ fn load_selectors(project: &Project, fs: &dyn FileSystem, indirect: IndirectSele
 
 /// Line of `name: <selector>` in the file (1 when unknown).
 fn name_line(text: &str, name: &str) -> usize {
-    crate::project::yaml::find_name_line(text, name).unwrap_or(1)
+    crate::util::yaml::find_name_line(text, name).unwrap_or(1)
 }
 
 fn render_strings(v: Value, render: &dyn Fn(&str) -> Result<String, String>) -> Result<Value, String> {

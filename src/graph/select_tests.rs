@@ -167,7 +167,6 @@ fn load_from_manifest(name: &str) -> (Project, Dag) {
         macros: Default::default(),
         docs: Default::default(),
         other: Default::default(),
-        packages: vec![],
         jinja: std::sync::Arc::new(jinja),
         warnings: vec![],
     };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::objects::{Phase, Relation, RenderCtx, make_mutable, quote};
 use super::{EnvInputs, MacroTable, modules};
-use crate::project::nodes::RefCall;
+use super::refs::RefCall;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())

@@ -12,9 +12,11 @@
 //! `{% do xs.append(x) %}` works; Python string/dict methods come from
 //! minijinja-contrib's pycompat.
 
+pub mod blocks;
 mod functions;
 pub mod modules;
 pub mod objects;
+pub mod refs;
 
 pub use objects::{Captured, Phase, Relation, RenderCtx, Resolver};
 
@@ -25,7 +27,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use crate::project::blocks::{find_blocks, parse_args};
+use crate::jinja::blocks::{find_blocks, parse_args};
 
 /// The built-in `dbt` package: cross-database macros as DataFusion SQL,
 /// and the default `generate_*_name` macros.
@@ -188,9 +190,9 @@ impl Object for BoundCaller {
 }
 
 fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
-    if v.is_kwargs() {
-        if let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone()) {
-            if kw.has("caller") {
+    if v.is_kwargs()
+        && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
+            && kw.has("caller") {
                 let pairs: Vec<(String, Value)> = kw
                     .args()
                     .map(|k| {
@@ -205,8 +207,6 @@ fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
                     .collect();
                 return Value::from(minijinja::value::Kwargs::from_iter(pairs));
             }
-        }
-    }
     v.clone()
 }
 
@@ -354,13 +354,12 @@ impl JinjaEnv {
         let key = format!("{INLINE}{}", rewrite_mutables(source));
         let tmpl = self.env.get_template(&key).map_err(|e| to_render_error(&e, what, source, 1))?;
         let mut ctx: IndexMap<String, Value> = IndexMap::new();
-        if let Some(r) = &rctx {
-            if let Ok(items) = r.context().try_iter_pairs_owned() {
+        if let Some(r) = &rctx
+            && let Ok(items) = r.context().try_iter_pairs_owned() {
                 for (k, v) in items {
                     ctx.insert(k.to_string(), v);
                 }
             }
-        }
         for (k, v) in extra {
             ctx.insert(k.to_string(), v.clone());
         }
@@ -406,7 +405,7 @@ fn builtin_macros() -> Result<Vec<MacroSource>, RenderError> {
 }
 
 /// Turns a `{% test name(...) %}` block into the macro `test_name`.
-pub fn block_to_macro(b: &crate::project::blocks::Block, package: &str, file: &str) -> MacroSource {
+pub fn block_to_macro(b: &crate::jinja::blocks::Block, package: &str, file: &str) -> MacroSource {
     if b.kind == "test" {
         let args = b.args.clone().unwrap_or_default();
         let text = format!("{{% macro test_{}({}) %}}{}{{% endmacro %}}", b.name, args, b.body);
@@ -427,11 +426,10 @@ pub fn to_render_error(e: &Error, file: &str, source: &str, _first_line: usize) 
     let mut located: Option<&Error> = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if let Some(me) = err.downcast_ref::<Error>() {
-            if me.line().is_some() {
+        if let Some(me) = err.downcast_ref::<Error>()
+            && me.line().is_some() {
                 located = Some(me);
             }
-        }
         cur = err.source();
     }
     let at = located.unwrap_or(e);

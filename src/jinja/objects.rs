@@ -8,8 +8,8 @@ use minijinja::{Error, ErrorKind, State};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::project::nodes::RefCall;
-use crate::project::relation::relation_name;
+use super::refs::RefCall;
+use crate::util::ident::relation_name;
 
 /// A relation (`schema.identifier`), as `this`, `ref()` and `source()` return.
 #[derive(Debug, Clone)]
@@ -58,8 +58,8 @@ impl Object for Relation {
                     if let Ok(Some(path)) = kwargs.get::<Option<Value>>("path") {
                         let _ = path;
                     }
-                } else if method == "incorporate" {
-                    if let Ok(Some(p)) = kwargs.get::<Option<Value>>("path") {
+                } else if method == "incorporate"
+                    && let Ok(Some(p)) = kwargs.get::<Option<Value>>("path") {
                         if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
                             r.identifier = id;
                         }
@@ -67,7 +67,6 @@ impl Object for Relation {
                             r.schema = s;
                         }
                     }
-                }
                 let _ = kwargs.args().count();
                 Ok(Value::from_object(r))
             }
@@ -406,5 +405,5 @@ pub fn make_mutable(v: Value) -> Result<Value, Error> {
 
 /// Renders an identifier the way `adapter.quote` does.
 pub fn quote(ident: &str) -> String {
-    crate::project::relation::force_quote(ident)
+    crate::util::ident::force_quote(ident)
 }

@@ -16,8 +16,8 @@ use futures::StreamExt;
 use std::sync::Arc;
 
 use crate::engine::Engine;
-use crate::project::nodes::Node;
-use crate::project::relation::quote_ident;
+use crate::project::nodes::{Materialization, Node};
+use crate::util::ident::quote_ident;
 use crate::storage::TableLoc;
 
 /// The outcome of building one relation.
@@ -27,8 +27,6 @@ pub struct Materialized {
     /// e.g. `CREATE TABLE`, `MERGE`, `INSERT`, `CREATE VIEW`.
     pub message: String,
     pub version: Option<i64>,
-    /// For tests: the verdict, failure count, message and failing rows.
-    pub test: Option<crate::runner::test::TestOutcome>,
 }
 
 fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
@@ -100,7 +98,6 @@ pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node:
         rows: rows_of_last_commit(&table).await,
         message: if existed { "REPLACE TABLE".into() } else { "CREATE TABLE".into() },
         version: table.version().map(|v| v as i64),
-        test: None,
     })
 }
 
@@ -162,30 +159,30 @@ pub fn write_error(loc: &TableLoc, e: deltalake::DeltaTableError) -> anyhow::Err
 /// Stores a view's SQL (atomically).
 pub async fn write_view(engine: &Engine, loc: &TableLoc, sql: &str) -> anyhow::Result<Materialized> {
     engine.warehouse.write_view(loc, sql).await?;
-    Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None, test: None })
+    Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None })
 }
 
 /// Builds one model according to its `materialized` config.
 pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: bool) -> anyhow::Result<Materialized> {
     let dir = engine.warehouse.table(&node.schema, &node.alias);
     match node.materialized() {
-        "view" => {
+        Materialization::View => {
             // Plan it now so a broken view fails its own node, not a later one.
             engine.ctx.state().create_logical_plan(sql).await?;
             write_view(engine, &dir, sql).await
         }
-        "table" => {
+        Materialization::Table => {
             let df = engine.ctx.sql(sql).await?;
             overwrite(engine, &dir, df.into_unoptimized_plan(), node).await
         }
-        "incremental" => {
+        Materialization::Incremental => {
             let df = engine.ctx.sql(sql).await?;
             if !incremental {
                 return overwrite(engine, &dir, df.into_unoptimized_plan(), node).await;
             }
             incremental_update(engine, &dir, df, node).await
         }
-        "ephemeral" => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None, test: None }),
+        Materialization::Ephemeral => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None }),
         other => bail!("model {}: materialization '{other}' is not supported\n  hint: use table, view, incremental or ephemeral", node.name),
     }
 }
@@ -275,7 +272,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 b = b.with_schema_mode(m);
             }
             let t = b.await.map_err(|e| write_error(dir, e))?;
-            Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64), test: None })
+            Ok(Materialized { rows: rows_of_last_commit(&t).await, message: "INSERT".into(), version: t.version().map(|v| v as i64) })
         }
         "merge" => {
             if keys.is_empty() {
@@ -319,7 +316,6 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 rows: Some((metrics.num_target_rows_inserted + metrics.num_target_rows_updated) as u64),
                 message: "MERGE".into(),
                 version: t.version().map(|v| v as i64),
-                test: None,
             })
         }
         "delete+insert" => {

@@ -19,7 +19,7 @@ use super::{check_identifier, copy, ident, qualified, types};
 use crate::engine::Engine;
 use crate::project::nodes::Node;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadMode {
     Replace,
     Append,

@@ -35,7 +35,7 @@ use tokio::sync::OnceCell;
 use super::connect::{PgClient, PgPool, pg_err};
 use super::{check_identifier, copy, ident, literal, qualified, types};
 use crate::engine::Engine;
-use crate::project::nodes::Node;
+use crate::project::nodes::{Materialization, Node};
 
 /// What a publish did, for the node's output line.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl std::fmt::Display for Published {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Published::UpToDate => write!(f, "postgres up to date"),
-            Published::Copied { verb, rows } => write!(f, "postgres {verb} {} rows", crate::runner::fmt_thousands(*rows)),
+            Published::Copied { verb, rows } => write!(f, "postgres {verb} {} rows", crate::util::fmt_thousands(*rows)),
         }
     }
 }
@@ -91,11 +91,10 @@ impl Publisher {
                     "CREATE SCHEMA IF NOT EXISTS dp_meta",
                     "CREATE TABLE IF NOT EXISTS dp_meta.published (schema_name text NOT NULL, table_name text NOT NULL, delta_version bigint, row_count bigint, published_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schema_name, table_name))",
                 ] {
-                    if let Err(e) = c.batch_execute(stmt).await {
-                        if !is_duplicate(&e) {
+                    if let Err(e) = c.batch_execute(stmt).await
+                        && !is_duplicate(&e) {
                             return Err(pg_err("creating dp_meta.published")(e));
                         }
-                    }
                 }
                 Ok(())
             })
@@ -135,16 +134,14 @@ async fn publish_once(c: &mut PgClient, engine: &Engine, node: &Node, version: O
         return swap(c, engine, node, version).await;
     }
     let state = published_state(c, node).await?;
-    if let (Some(v), Some(st)) = (version, &state) {
-        if st.version == Some(v) {
+    if let (Some(v), Some(st)) = (version, &state)
+        && st.version == Some(v) {
             return Ok(Published::UpToDate);
         }
-    }
-    if incremental && node.materialized() == "incremental" {
-        if let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await? {
+    if incremental && node.materialized() == Materialization::Incremental
+        && let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await? {
             return apply_incremental(c, node, version, p).await;
         }
-    }
     swap(c, engine, node, version).await
 }
 
@@ -195,20 +192,18 @@ async fn record(c: &PgClient, node: &Node, version: Option<i64>, rows: Option<i6
 
 pub(crate) async fn create_schema(c: &PgClient, schema: &str) -> anyhow::Result<()> {
     let exists = c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema]).await.map_err(pg_err("looking up the schema"))?.is_some();
-    if !exists {
-        if let Err(e) = c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema))).await {
-            if !is_duplicate(&e) {
+    if !exists
+        && let Err(e) = c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema))).await
+            && !is_duplicate(&e) {
                 return Err(pg_err(format!("creating schema {}", ident(schema)))(e));
             }
-        }
-    }
     Ok(())
 }
 
 /// The current Delta version of a node's table (None for views and tables
 /// that do not exist).
 pub async fn current_version(engine: &Engine, node: &Node) -> Option<i64> {
-    if node.materialized() == "view" {
+    if node.materialized() == Materialization::View {
         return None;
     }
     let url = engine.warehouse.table(&node.schema, &node.alias).url;
@@ -347,11 +342,10 @@ async fn apply_comments(c: &PgClient, node: &Node, table: &str, schema: &Schema)
         sql.push_str(&format!("COMMENT ON TABLE {table} IS {};\n", literal(&node.description)));
     }
     for f in schema.fields() {
-        if let Some(col) = node.columns.get(f.name()).or_else(|| node.columns.values().find(|c| c.name.eq_ignore_ascii_case(f.name()))) {
-            if !col.description.is_empty() {
+        if let Some(col) = node.columns.get(f.name()).or_else(|| node.columns.values().find(|c| c.name.eq_ignore_ascii_case(f.name())))
+            && !col.description.is_empty() {
                 sql.push_str(&format!("COMMENT ON COLUMN {table}.{} IS {};\n", ident(f.name()), literal(&col.description)));
             }
-        }
     }
     if !sql.is_empty() {
         c.batch_execute(&format!("SET LOCAL standard_conforming_strings = on;\n{sql}")).await.map_err(pg_err("writing column comments"))?;

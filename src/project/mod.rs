@@ -4,10 +4,7 @@
 //!
 //! [`FileSystem`]: crate::fs::FileSystem
 
-pub mod blocks;
 pub mod generic_tests;
 pub mod load;
 pub mod nodes;
 pub mod properties;
-pub mod relation;
-pub mod yaml;

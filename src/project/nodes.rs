@@ -67,12 +67,57 @@ impl std::fmt::Display for ResourceType {
     }
 }
 
-/// A `ref(...)` call found while rendering.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct RefCall {
-    pub name: String,
-    pub package: Option<String>,
-    pub version: Option<String>,
+pub use crate::jinja::refs::RefCall;
+
+/// How a node is built (its `materialized` config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Materialization {
+    Table,
+    View,
+    Incremental,
+    Ephemeral,
+    Seed,
+    Test,
+    Snapshot,
+    /// A value dp does not know; the loader rejects it on enabled nodes.
+    Unknown,
+}
+
+impl Materialization {
+    /// The materializations a model may have.
+    pub const FOR_MODELS: [Materialization; 4] = [Materialization::Table, Materialization::View, Materialization::Incremental, Materialization::Ephemeral];
+
+    pub fn parse(s: &str) -> Materialization {
+        match s.to_ascii_lowercase().as_str() {
+            "table" => Materialization::Table,
+            "view" => Materialization::View,
+            "incremental" => Materialization::Incremental,
+            "ephemeral" => Materialization::Ephemeral,
+            "seed" => Materialization::Seed,
+            "test" | "unit" => Materialization::Test,
+            "snapshot" => Materialization::Snapshot,
+            _ => Materialization::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Materialization::Table => "table",
+            Materialization::View => "view",
+            Materialization::Incremental => "incremental",
+            Materialization::Ephemeral => "ephemeral",
+            Materialization::Seed => "seed",
+            Materialization::Test => "test",
+            Materialization::Snapshot => "snapshot",
+            Materialization::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Materialization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A column documented in YAML.
@@ -188,13 +233,18 @@ impl Node {
         self.config.get(key).and_then(Value::as_str)
     }
 
-    pub fn materialized(&self) -> &str {
-        self.config_str("materialized").unwrap_or(match self.resource_type {
-            ResourceType::Seed => "seed",
-            ResourceType::Test | ResourceType::UnitTest => "test",
-            ResourceType::Snapshot => "snapshot",
-            _ => "view",
-        })
+    /// The `materialized` config (dbt's default for the resource type when
+    /// unset). The loader rejects unknown values on enabled nodes.
+    pub fn materialized(&self) -> Materialization {
+        match self.config_str("materialized") {
+            Some(m) => Materialization::parse(m),
+            None => match self.resource_type {
+                ResourceType::Seed => Materialization::Seed,
+                ResourceType::Test | ResourceType::UnitTest => Materialization::Test,
+                ResourceType::Snapshot => Materialization::Snapshot,
+                _ => Materialization::View,
+            },
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -215,12 +265,7 @@ impl Node {
 
     /// `schema.alias`, quoted where needed: the name DataFusion resolves.
     pub fn relation_name(&self) -> String {
-        crate::project::relation::relation_name(&self.schema, &self.alias)
-    }
-
-    /// A short label for messages: `model stg_orders (models/staging/stg_orders.sql)`.
-    pub fn label(&self) -> String {
-        format!("{} {} ({})", self.resource_type, self.name, self.original_file_path)
+        crate::util::ident::relation_name(&self.schema, &self.alias)
     }
 }
 

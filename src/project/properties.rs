@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct PropertiesFile {
-    pub version: Option<Value>,
     #[serde(default)]
     pub models: Vec<NodePatch>,
     #[serde(default)]
@@ -32,8 +31,6 @@ pub struct PropertiesFile {
     pub semantic_models: Vec<Map<String, Value>>,
     #[serde(default)]
     pub saved_queries: Vec<Map<String, Value>>,
-    #[serde(default)]
-    pub data_tests: Vec<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -51,20 +48,6 @@ pub struct NodePatch {
     pub tests: Vec<Value>,
     #[serde(default)]
     pub meta: Map<String, Value>,
-    #[serde(default)]
-    pub docs: Option<Value>,
-    #[serde(default)]
-    pub versions: Vec<Map<String, Value>>,
-    #[serde(default)]
-    pub latest_version: Option<Value>,
-    #[serde(default)]
-    pub access: Option<String>,
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub constraints: Vec<Value>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -84,8 +67,6 @@ pub struct ColumnDef {
     pub tags: Vec<String>,
     #[serde(default)]
     pub quote: Option<bool>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }
 
 impl ColumnDef {
@@ -110,8 +91,6 @@ pub struct SourceDef {
     #[serde(default)]
     pub database: Option<String>,
     #[serde(default)]
-    pub loader: Option<String>,
-    #[serde(default)]
     pub loaded_at_field: Option<String>,
     #[serde(default)]
     pub freshness: Option<Value>,
@@ -123,8 +102,6 @@ pub struct SourceDef {
     pub tags: Vec<String>,
     #[serde(default)]
     pub tables: Vec<SourceTableDef>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -152,8 +129,6 @@ pub struct SourceTableDef {
     pub data_tests: Vec<Value>,
     #[serde(default)]
     pub tests: Vec<Value>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -161,6 +136,4 @@ pub struct MacroPatch {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
 }

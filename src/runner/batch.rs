@@ -29,8 +29,8 @@ use super::test::{TestFlags, cfg, stores_failures};
 use crate::compile::Compiled;
 use crate::engine::Engine;
 use crate::project::load::Project;
-use crate::project::nodes::{Node, ResourceType};
-use crate::project::relation::relation_name;
+use crate::project::nodes::{Materialization, Node, ResourceType};
+use crate::util::ident::relation_name;
 
 /// What one member test counts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -204,7 +204,7 @@ fn batchable(project: &Project, node: &Node, compiled: &Compiled, flags: TestFla
     let target = project.nodes.get(node.attached_node.as_ref()?)?;
     let relation = match target.resource_type {
         ResourceType::Source => relation_name(&target.schema, &target.source.as_ref()?.identifier),
-        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot if target.materialized() != "ephemeral" => target.relation_name(),
+        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot if target.materialized() != Materialization::Ephemeral => target.relation_name(),
         _ => return None,
     };
     let from = match node.config.get("where") {

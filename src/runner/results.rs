@@ -1,10 +1,44 @@
-//! `target/run_results.json` in dbt's shape.
+//! `target/run_results.json` in dbt's shape, written by a [`RunResultsFile`]
+//! subscribed to the run's events.
 
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use super::events::{Event, EventSink};
 use super::{NodeResult, Status};
 use crate::project::load::Project;
+
+/// Writes `run_results.json` into `dir` when the run finishes.
+pub struct RunResultsFile<'a> {
+    pub dir: PathBuf,
+    pub project: &'a Project,
+    pub invocation_id: &'a str,
+    /// The command (`run`, `build`, ...).
+    pub command: &'a str,
+    written: Mutex<Option<anyhow::Result<()>>>,
+}
+
+impl<'a> RunResultsFile<'a> {
+    pub fn new(dir: PathBuf, project: &'a Project, invocation_id: &'a str, command: &'a str) -> Self {
+        RunResultsFile { dir, project, invocation_id, command, written: Mutex::new(None) }
+    }
+
+    /// Whether the file was written (an error if writing failed or the run
+    /// never finished).
+    pub fn finish(self) -> anyhow::Result<()> {
+        self.written.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err(anyhow::anyhow!("the run did not finish")))
+    }
+}
+
+impl EventSink for RunResultsFile<'_> {
+    fn on_event(&self, event: &Event<'_>) {
+        if let Event::RunFinished { results, elapsed } = event {
+            let v = run_results(self.project, results, elapsed.as_secs_f64(), self.invocation_id, self.command);
+            *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(write(&self.dir, &v));
+        }
+    }
+}
 
 pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invocation_id: &str, command: &str) -> Value {
     let items: Vec<Value> = results

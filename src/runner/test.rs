@@ -14,7 +14,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::Status;
 use super::batch::Counted;
 use crate::engine::Engine;
-use crate::materialize::Materialized;
 use crate::project::nodes::Node;
 
 /// How many failing rows `--show-failures` prints per test.
@@ -76,7 +75,7 @@ pub fn judge(node: &Node, failures: i64, should_warn: bool, should_error: bool) 
 
 /// Runs one test; `counted` carries its verdict inputs when a batched query
 /// (`batch.rs`) already computed them.
-pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, counted: Option<Counted>) -> anyhow::Result<Materialized> {
+pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, counted: Option<Counted>) -> anyhow::Result<TestOutcome> {
     let Counted { failures, should_warn: warn, should_error: error } = match counted {
         Some(c) => c,
         None => count_failures(engine, node, sql).await?,
@@ -84,7 +83,7 @@ pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags,
     let (status, failures, message) = judge(node, failures, warn, error);
     let mut outcome = TestOutcome { status, failures, message, stored_in: None, sample: None };
     finish(engine, node, sql, flags, &mut outcome).await?;
-    Ok(Materialized { rows: None, message: String::new(), version: None, test: Some(outcome) })
+    Ok(outcome)
 }
 
 /// The error of a test that could not run, naming the test, its file and,

@@ -56,6 +56,5 @@ pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materiali
         rows: Some(data.rows as u64),
         message: if existed { "REPLACE".into() } else { "INSERT".into() },
         version: table.version().map(|v| v as i64),
-        test: None,
     })
 }

@@ -78,7 +78,7 @@ impl Command {
             "\\history" => Command::History(need("a table, e.g. \\history marts.fct_orders")?),
             other => {
                 let names: Vec<&str> = Command::ALL.iter().map(|c| c.usage().0.split_whitespace().next().unwrap_or("")).collect();
-                let hint = crate::graph::suggest(other, names.iter().copied()).map(|s| format!("did you mean {s}? ")).unwrap_or_default();
+                let hint = crate::util::suggest(other, names.iter().copied()).map(|s| format!("did you mean {s}? ")).unwrap_or_default();
                 return Err(ShellError::Usage(format!("unknown command {other}\n  hint: {hint}\\? lists the commands")));
             }
         })

@@ -195,11 +195,6 @@ impl Shell {
         &self.default_schema
     }
 
-    /// Results go to stdout (not a `\o` file).
-    pub fn output_is_stdout(&self) -> bool {
-        self.out_path.is_none()
-    }
-
     fn dialect_name(&self) -> String {
         self.engine.ctx.state().config().options().sql_parser.dialect.to_string()
     }

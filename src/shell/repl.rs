@@ -72,8 +72,14 @@ fn listen_for_ctrl_c() -> std::io::Result<()> {
     rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the Ctrl-C listener thread stopped")))
 }
 
-/// Runs the REPL until `\q` or Ctrl-D. `history` is the history file.
-pub async fn run(shell: &mut Shell, history: &Path, printer: &crate::cli::Printer) -> anyhow::Result<()> {
+/// The line the REPL greets with.
+pub fn greeting(shell: &Shell) -> String {
+    format!("dp sql: project {}, default schema {}. Type \\? for help, \\q or Ctrl-D to quit.", shell.project().settings.project_name, shell.default_schema())
+}
+
+/// Runs the REPL until `\q` or Ctrl-D. `history` is the history file; a
+/// statement's error goes to `report` and the loop goes on.
+pub async fn run(shell: &mut Shell, history: &Path, report: &dyn Fn(&ShellError)) -> anyhow::Result<()> {
     shell.limits = TERMINAL_LIMITS;
     shell.interactive = true;
     listen_for_ctrl_c()?;
@@ -82,11 +88,6 @@ pub async fn run(shell: &mut Shell, history: &Path, printer: &crate::cli::Printe
         let _ = std::fs::create_dir_all(dir);
     }
     let _ = rl.load_history(history);
-    printer.info(format!(
-        "dp sql: project {}, default schema {}. Type \\? for help, \\q or Ctrl-D to quit.",
-        shell.project().settings.project_name,
-        shell.default_schema()
-    ));
     let prompt = format!("{}> ", shell.project().settings.project_name);
     loop {
         match rl.readline(&prompt) {
@@ -117,7 +118,7 @@ pub async fn run(shell: &mut Shell, history: &Path, printer: &crate::cli::Printe
                 match result {
                     Ok(Flow::Quit) => break,
                     Ok(Flow::Continue) => {}
-                    Err(e) => printer.error(e.to_string()),
+                    Err(e) => report(&e),
                 }
             }
             Err(ReadlineError::Interrupted) => {

@@ -54,7 +54,7 @@ impl Names<'_> {
         let mut pool: Vec<(String, String)> = all.iter().map(|(s, t)| (t.clone(), format!("{s}.{t}"))).collect();
         let mut out = Vec::new();
         while out.len() < 3 {
-            let Some(best) = crate::graph::suggest(&bare, pool.iter().map(|(t, _)| t.as_str())) else { break };
+            let Some(best) = crate::util::suggest(&bare, pool.iter().map(|(t, _)| t.as_str())) else { break };
             let Some(i) = pool.iter().position(|(t, _)| *t == best) else { break };
             out.push(pool.remove(i).1);
         }

@@ -129,3 +129,71 @@ fn seed_ragged_row_names_file_and_line() {
     let err = fails(&[("warehouse.toml", TOML), ("seeds/s.csv", "a,b\n1,2\n3,4,5\n")], &["seed"]);
     assert!(err.contains("seeds/s.csv:3: row has 3 fields, header has 2"), "{err}");
 }
+
+/// The errors users meet most, pinned whole (stderr of a failing command,
+/// timings and ports masked): each names the file, line or object and ends
+/// with one hint.
+mod pinned {
+    use crate::common::*;
+
+    const TOML: &str = "[project]\nname = \"p\"\n";
+
+    fn stderr_of(files: &[(&str, &str)], args: &[&str], env: &[(&str, &str)]) -> String {
+        let dir = project(files);
+        let o = dp().current_dir(dir.path()).args(args).envs(env.iter().copied()).output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "expected exit 1\n{err}");
+        let masked = regex::Regex::new(r"in \d+\.\d+s").unwrap().replace_all(&err, "in [t]s").into_owned();
+        regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap().replace_all(&masked, "127.0.0.1:[port]").into_owned()
+    }
+
+    #[test]
+    fn missing_ref() {
+        insta::assert_snapshot!(stderr_of(&[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")], &["parse"], &[]));
+    }
+
+    #[test]
+    fn cycle() {
+        let files = [("warehouse.toml", TOML), ("models/a.sql", "select * from {{ ref('b') }}"), ("models/b.sql", "select * from {{ ref('a') }}")];
+        insta::assert_snapshot!(stderr_of(&files, &["parse"], &[]));
+    }
+
+    #[test]
+    fn yaml_error() {
+        let files = [("warehouse.toml", TOML), ("models/m.sql", "select 1"), ("models/s.yml", "version: 2\nmodels:\n  - name: m\n   description: x\n")];
+        insta::assert_snapshot!(stderr_of(&files, &["parse"], &[]));
+    }
+
+    #[test]
+    fn bad_config() {
+        let files = [("warehouse.toml", TOML), ("models/m.sql", "{{ config(materialized='incremental', incremental_strategy='upsert') }}\nselect 1 as id")];
+        insta::assert_snapshot!(stderr_of(&files, &["run"], &[]));
+    }
+
+    #[test]
+    fn bad_selector() {
+        let files = [("warehouse.toml", TOML), ("models/m.sql", "select 1")];
+        insta::assert_snapshot!(stderr_of(&files, &["run", "-s", "tagg:nightly"], &[]));
+    }
+
+    #[test]
+    fn sql_error_in_a_model() {
+        let files = [("warehouse.toml", TOML), ("models/m.sql", "select missing_col from (select 1 as a) t")];
+        insta::assert_snapshot!(stderr_of(&files, &["run"], &[]));
+    }
+
+    #[test]
+    fn unreachable_postgres() {
+        let toml = "[project]\nname = \"p\"\n[targets.dev.postgres]\nhost = \"127.0.0.1\"\nport = 1\nuser = \"u\"\ndbname = \"d\"\nretries = 0\nconnect_timeout_s = 2\n";
+        let files = [("warehouse.toml", toml), ("models/m.sql", "{{ config(materialized='table', publish=['postgres']) }}\nselect 1 as id")];
+        insta::assert_snapshot!(stderr_of(&files, &["run"], &[("PGPASSWORD", "do-not-print")]));
+    }
+
+    #[test]
+    fn unreachable_s3() {
+        let toml = "[project]\nname = \"p\"\n[targets.dev]\nwarehouse = \"s3://b/warehouse\"\n[targets.dev.s3]\nendpoint = \"http://127.0.0.1:1\"\npath_style = true\nallow_http = true\n";
+        let files = [("warehouse.toml", toml), ("models/m.sql", "select 1 as id")];
+        let env = [("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "do-not-print"), ("AWS_REGION", "us-east-1")];
+        insta::assert_snapshot!(stderr_of(&files, &["run"], &env));
+    }
+}

@@ -14,17 +14,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-/// The S3 test server's endpoint, or `None` (skip) outside CI.
-fn endpoint() -> Option<String> {
+/// The S3 test server's endpoint (started by scripts/test.sh; the tests
+/// that need it are `#[ignore]`d and run with `--include-ignored`).
+fn endpoint() -> String {
     match std::env::var("DP_TEST_S3_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("DP_TEST_S3_ENDPOINT is not set but CI=true: scripts/test.sh must start the S3 test server (scripts/services/s3.sh)")
-        }
-        _ => {
-            eprintln!("skipping: DP_TEST_S3_ENDPOINT is not set (run the suite with scripts/test.sh to start an S3 server)");
-            None
-        }
+        Ok(e) if !e.is_empty() => e,
+        _ => panic!("DP_TEST_S3_ENDPOINT is not set: run the suite with scripts/test.sh, which starts the S3 test server (scripts/services/s3.sh)"),
     }
 }
 
@@ -120,8 +115,9 @@ fn show(o: Output) -> String {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     let dir = demo_project();
     let p = dir.path();
@@ -196,8 +192,9 @@ fn log_versions(store: &Arc<dyn ObjectStore>, table: &str) -> Vec<u64> {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn concurrent_writers_never_corrupt_the_delta_log() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     // Four separate checkouts of the project writing one warehouse.
     let dirs: Vec<_> = (0..4).map(|_| writers_project(S3_TARGET)).collect();
@@ -243,8 +240,9 @@ fn concurrent_writers_never_corrupt_the_delta_log() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn the_server_honours_put_if_absent() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     let store = client(&ep, &bucket);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
@@ -269,8 +267,9 @@ fn the_server_honours_put_if_absent() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn missing_bucket_and_unreachable_endpoint_fail_clearly() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let dir = writers_project(S3_TARGET);
     let p = dir.path();
 
@@ -343,15 +342,10 @@ fn auth_server() -> Option<AuthServer> {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn wrong_credentials_fail_clearly_without_printing_them() {
-    if endpoint().is_none() {
-        return;
-    }
-    let Some(server) = auth_server() else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "DP_TEST_MOTO_SERVER (set by scripts/services/s3.sh) must start moto with authentication");
-        eprintln!("skipping: DP_TEST_MOTO_SERVER is not set (scripts/test.sh sets it)");
-        return;
-    };
+    let _ = endpoint();
+    let server = auth_server().expect("DP_TEST_MOTO_SERVER (set by scripts/services/s3.sh) must start moto with authentication");
     let dir = writers_project(S3_TARGET);
     let o = run_s3(dir.path(), &server.endpoint, "any-bucket", &["run"]);
     assert_eq!(o.status.code(), Some(1));
@@ -365,8 +359,9 @@ fn wrong_credentials_fail_clearly_without_printing_them() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn a_failed_model_keeps_the_previous_version_on_s3() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     let dir = writers_project(S3_TARGET);
     let p = dir.path();
@@ -425,8 +420,9 @@ fn docker_compose_file_is_valid_and_matches_the_docker_target() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn incremental_merge_updates_and_inserts_on_s3() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     let dir = project(&[
         ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"m\"\n{S3_TARGET}")),
@@ -448,8 +444,9 @@ fn incremental_merge_updates_and_inserts_on_s3() {
 }
 
 #[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
 fn shell_writes_persist_on_s3() {
-    let Some(ep) = endpoint() else { return };
+    let ep = endpoint();
     let bucket = new_bucket(&ep);
     let dir = writers_project(S3_TARGET);
     let p = dir.path();

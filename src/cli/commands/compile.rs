@@ -19,7 +19,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         printer.data(out);
         return Ok(ExitCode::SUCCESS);
     }
-    let ids: IndexSet<String> = select(&l, s, vec![])?
+    let ids: IndexSet<String> = select(&l, s, vec![], printer)?
         .into_iter()
         .filter(|u| {
             l.project

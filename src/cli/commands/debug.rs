@@ -12,7 +12,8 @@ pub async fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> 
     let s = settings(g, None)?;
     let mut ok = true;
     printer.data(format!("dp version:      {}", env!("CARGO_PKG_VERSION")));
-    printer.data(format!("project:         {} ({})", s.project_name, s.root.join(&s.project_file).display()));
+    let version = s.version.as_deref().map(|v| format!(" version {v}")).unwrap_or_default();
+    printer.data(format!("project:         {}{version} ({})", s.project_name, s.root.join(&s.project_file).display()));
     printer.data(format!("target:          {} (defined: {})", s.target.name, if s.targets.is_empty() { "-".into() } else { s.targets.join(", ") }));
     printer.data(format!("warehouse:       {}", s.warehouse_url()));
     printer.data(format!("schema:          {}", s.target.schema));

@@ -79,6 +79,6 @@ fn write_bronze(dir: &std::path::Path, scale: f64, seed: u64, printer: &Printer)
     let opts = GenerateOptions { scale, seed, ..GenerateOptions::default() };
     let report = generate(dir, &opts)?;
     let rows: u64 = report.files.iter().map(|(_, r)| *r).sum();
-    printer.info(format!("Wrote {} files, {} rows in {:.2}s", report.files.len(), crate::runner::fmt_thousands(rows), t.elapsed().as_secs_f64()));
+    printer.info(format!("Wrote {} files, {} rows in {:.2}s", report.files.len(), crate::util::fmt_thousands(rows), t.elapsed().as_secs_f64()));
     Ok(())
 }

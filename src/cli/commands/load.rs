@@ -21,7 +21,7 @@ pub async fn run(g: &GlobalArgs, a: &LoadCmdArgs, printer: &Printer) -> anyhow::
         s.select = vec!["resource_type:source".into()];
     }
     let ids: Vec<String> =
-        select(&l, &s, vec![ResourceType::Source])?.into_iter().filter(|u| l.project.nodes[u].resource_type == ResourceType::Source).collect();
+        select(&l, &s, vec![ResourceType::Source], printer)?.into_iter().filter(|u| l.project.nodes[u].resource_type == ResourceType::Source).collect();
     let sources: Vec<_> = ids.iter().map(|u| &l.project.nodes[u]).filter(|n| n.source.as_ref().is_some_and(|s| s.location.is_some())).collect();
     if sources.is_empty() {
         anyhow::bail!("dp load: no selected source has files to load\n  hint: sources name their files with meta.external_location (see README)");
@@ -36,14 +36,14 @@ pub async fn run(g: &GlobalArgs, a: &LoadCmdArgs, printer: &Printer) -> anyhow::
         let what = format!("{schema}.{name}");
         let started = Instant::now();
         let fields = |status: &str| serde_json::json!({"unique_id": node.unique_id, "status": status});
-        match crate::postgres::load::load_source(&publisher.pool, &engine, node, &schema, a.mode).await {
+        match crate::postgres::load::load_source(&publisher.pool, &engine, node, &schema, a.mode.into()).await {
             Ok(rows) => {
                 loaded += rows;
                 let verb = match a.mode {
-                    crate::postgres::load::LoadMode::Replace => "REPLACE",
-                    crate::postgres::load::LoadMode::Append => "APPEND",
+                    crate::cli::args::LoadModeArg::Replace => "REPLACE",
+                    crate::cli::args::LoadModeArg::Append => "APPEND",
                 };
-                let tag = format!("{verb} {} rows", crate::runner::fmt_thousands(rows));
+                let tag = format!("{verb} {} rows", crate::util::fmt_thousands(rows));
                 printer.node_line(i + 1, total, "OK loaded", &what, &tag, Tone::Good, Some(started.elapsed()), fields("success"));
             }
             Err(e) => {
@@ -57,7 +57,7 @@ pub async fn run(g: &GlobalArgs, a: &LoadCmdArgs, printer: &Printer) -> anyhow::
     printer.info(format!(
         "Done in {:.2}s. Loaded {} rows into {} tables on {}; ERROR={failed}",
         t.elapsed().as_secs_f64(),
-        crate::runner::fmt_thousands(loaded),
+        crate::util::fmt_thousands(loaded),
         total - failed,
         publisher.describe()
     ));

@@ -18,7 +18,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: &str, keys: &[String], types:
             anyhow::anyhow!("unknown resource type '{t}'\n  hint: use one of model, seed, snapshot, source, test, unit_test, analysis, exposure")
         })?);
     }
-    let ids = select(&l, s, rts)?;
+    let ids = select(&l, s, rts, printer)?;
     let mut lines: Vec<String> = vec![];
     for uid in &ids {
         let n = &l.project.nodes[uid];

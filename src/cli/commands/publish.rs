@@ -15,17 +15,17 @@ use crate::cli::context::{LoadArgs, load, select};
 use crate::cli::printer::Tone;
 use crate::engine::Engine;
 use crate::postgres::publish::wants_postgres;
-use crate::project::nodes::ResourceType;
+use crate::project::nodes::{Materialization, ResourceType};
 
 pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let l = load(g, LoadArgs { which: "publish", ..Default::default() }, printer)?;
     let publisher = crate::postgres::require_publisher(&l.project.settings)?;
-    let ids: Vec<String> = select(&l, &a.select, vec![ResourceType::Model, ResourceType::Seed])?
+    let ids: Vec<String> = select(&l, &a.select, vec![ResourceType::Model, ResourceType::Seed], printer)?
         .into_iter()
         .filter(|u| {
             let n = &l.project.nodes[u];
-            matches!(n.resource_type, ResourceType::Model | ResourceType::Seed) && n.materialized() != "ephemeral" && (a.all || wants_postgres(n))
+            matches!(n.resource_type, ResourceType::Model | ResourceType::Seed) && n.materialized() != Materialization::Ephemeral && (a.all || wants_postgres(n))
         })
         .collect();
     if ids.is_empty() {

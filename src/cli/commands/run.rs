@@ -12,10 +12,14 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
-use crate::project::nodes::ResourceType;
+use crate::graph::select::is_empty_node;
+use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
 use crate::runner::test::TestFlags;
-use crate::runner::{RunOptions, execute, results, run_statements, summarize};
+use crate::cli::reporter::{Reporter, show_failures, summarize};
+use crate::runner::events::Fanout;
+use crate::runner::results::RunResultsFile;
+use crate::runner::{RunOptions, execute, run_statements};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -50,9 +54,10 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
     let types = kind.types();
-    let chosen: IndexSet<String> = select(&l, &a.select, types.clone())?
+    let chosen: IndexSet<String> = select(&l, &a.select, types.clone(), printer)?
         .into_iter()
-        .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != "ephemeral"))
+        // dbt drops blank models and tests from what it runs.
+        .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != Materialization::Ephemeral && !is_empty_node(n)))
         .collect();
     let order = units_before_models(&l.project, l.dag.topo_order(&chosen));
     let extra_edges = if kind == Kind::Build {
@@ -101,7 +106,9 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &opts).await;
+    let reporter = Reporter { printer };
+    let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, which);
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(vec![&reporter, &run_results]), &opts).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
@@ -118,12 +125,10 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
             std::fs::write(&path, sql)?;
         }
     }
-    let elapsed = t.elapsed();
-    let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
-    results::write(&project.settings.target_dir(), &rr)?;
-    let ok = summarize(printer, &res, elapsed, &project);
+    run_results.finish()?;
+    let ok = summarize(printer, &res, t.elapsed(), &project);
     if a.show_failures {
-        crate::runner::failures::print(printer, &res, &project)?;
+        show_failures(printer, &res, &project)?;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

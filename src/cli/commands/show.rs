@@ -1,6 +1,6 @@
-//! `dp show`: preview the rows of a model's query or of `--inline` SQL.
+//! `dp show`: preview the rows of a model's query or of `--inline` SQL, in
+//! the result formats of `dp sql` (the same writer).
 
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use std::process::ExitCode;
 
 use crate::cli::Printer;
@@ -9,13 +9,14 @@ use crate::cli::context::{LoadArgs, load, select};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations};
 use crate::project::nodes::ResourceType;
+use crate::shell::format::{Format, Limits, ResultWriter};
 
-pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: &str, printer: &Printer) -> anyhow::Result<ExitCode> {
+pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: Format, printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { which: "show", ..Default::default() }, printer)?;
     let (label, sql) = match inline {
         Some(q) => ("inline query".to_string(), crate::engine::compile_inline(&l.project, q)?),
         None => {
-            let ids: Vec<String> = select(&l, s, vec![ResourceType::Model, ResourceType::Seed])?
+            let ids: Vec<String> = select(&l, s, vec![ResourceType::Model, ResourceType::Seed], printer)?
                 .into_iter()
                 .filter(|u| matches!(l.project.nodes[u].resource_type, ResourceType::Model | ResourceType::Seed))
                 .collect();
@@ -37,32 +38,15 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
     let engine = Engine::new(&l.project, None)?;
     engine.preflight().await?;
     let df = engine.ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    let batches = df.limit(0, Some(limit))?.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let df = df.limit(0, Some(limit))?;
+    let df_schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     printer.info(format!("Previewing {label}:"));
-    match format {
-        "table" => printer.data(pretty_format_batches(&batches)?.to_string()),
-        "csv" => {
-            let mut buf = Vec::new();
-            {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into()).build(&mut buf);
-                for b in &batches {
-                    w.write(b)?;
-                }
-            }
-            printer.data(String::from_utf8_lossy(&buf).trim_end());
-        }
-        "json" => {
-            let mut buf = Vec::new();
-            {
-                let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
-                for b in &batches {
-                    w.write(b)?;
-                }
-                w.finish()?;
-            }
-            printer.data(String::from_utf8_lossy(&buf).trim_end());
-        }
-        other => anyhow::bail!("--format must be table, csv or json, not '{other}'"),
+    let mut out = std::io::stdout().lock();
+    let mut w = ResultWriter::new(format, Limits::default(), df_schema, &mut out)?;
+    for b in &batches {
+        w.write(b)?;
     }
+    w.finish()?;
     Ok(ExitCode::SUCCESS)
 }

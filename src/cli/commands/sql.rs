@@ -9,11 +9,10 @@ use std::process::ExitCode;
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SqlArgs};
 use crate::cli::context::{LoadArgs, load};
-use crate::shell::format::Format;
 use crate::shell::{Options, Shell};
 
 pub async fn run(g: &GlobalArgs, a: &SqlArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
-    let format: Format = a.format.parse().map_err(|e: String| anyhow::anyhow!("--format: {e}"))?;
+    let format = a.format;
     let l = load(g, LoadArgs { which: "sql", ..Default::default() }, printer)?;
     let history = l.project.settings.target_dir().join(".dp_sql_history");
     let mut shell = Shell::new(l.project, Options { format, allow_writes: a.allow_writes, quiet: g.quiet, timing: true })?;
@@ -33,7 +32,8 @@ pub async fn run(g: &GlobalArgs, a: &SqlArgs, printer: &Printer) -> anyhow::Resu
         scripts.push(("stdin".to_string(), text));
     }
     if scripts.is_empty() {
-        crate::shell::repl::run(&mut shell, &history, printer).await?;
+        printer.info(crate::shell::repl::greeting(&shell));
+        crate::shell::repl::run(&mut shell, &history, &|e| printer.error(e.to_string())).await?;
         return Ok(ExitCode::SUCCESS);
     }
     for (label, text) in scripts {

@@ -10,7 +10,7 @@
 use datafusion::arrow::datatypes::Schema;
 use serde_json::{Map, Value};
 
-use crate::project::relation::quote_ident;
+use crate::util::ident::quote_ident;
 
 /// A YAML value as a SQL literal.
 fn literal(v: &Value, what: &str) -> Result<String, String> {

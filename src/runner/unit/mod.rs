@@ -25,10 +25,9 @@ use super::test::TestOutcome;
 use crate::compile::ctes::inject_ctes;
 use crate::compile::unit::{UnitInputs, render_model};
 use crate::engine::Engine;
-use crate::materialize::Materialized;
 use crate::project::load::Project;
-use crate::project::nodes::{Node, ResourceType};
-use crate::project::relation::{quote_ident, relation_name};
+use crate::project::nodes::{Materialization, Node, ResourceType};
+use crate::util::ident::{quote_ident, relation_name};
 use spec::{Input, Rows};
 
 /// The real relation a `given` input stands for, and whether it is a seed.
@@ -57,7 +56,7 @@ fn relation_of(n: &Node) -> String {
 /// The columns of the real relation: the warehouse's when it exists, a
 /// seed's inferred from its CSV when it is not loaded yet, else None.
 async fn columns_of(engine: &Engine, node: &Node) -> Option<Schema> {
-    if node.materialized() == "ephemeral" {
+    if node.materialized() == Materialization::Ephemeral {
         return None;
     }
     if let Ok(t) = engine.ctx.table(relation_of(node).as_str()).await {
@@ -72,7 +71,7 @@ async fn columns_of(engine: &Engine, node: &Node) -> Option<Schema> {
 }
 
 /// The test's SQL (actual rows union expected rows, as dbt compiles it) and its outcome.
-pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> anyhow::Result<(Materialized, String)> {
+pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> anyhow::Result<(TestOutcome, String)> {
     let name = &node.name;
     let is_seed = |i: &Input| {
         matches!(i, Input::Ref { .. })
@@ -85,7 +84,7 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
         .find(|n| n.resource_type == ResourceType::Model && n.name == spec.model)
         .ok_or_else(|| anyhow::anyhow!("unit test '{name}': model '{}' does not exist", spec.model))?;
 
-    if model.materialized() == "incremental" && !spec.overrides.macros.get("is_incremental").is_some_and(|v| v.is_boolean()) {
+    if model.materialized() == Materialization::Incremental && !spec.overrides.macros.get("is_incremental").is_some_and(|v| v.is_boolean()) {
         anyhow::bail!(
             "Boolean override for 'is_incremental' must be provided for unit test '{name}' in model '{}'\n  hint: add `overrides: {{macros: {{is_incremental: false}}}}` (or true, with a `this` input)",
             model.name
@@ -104,7 +103,7 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
         let what = format!("unit test '{name}', given {}", g.text);
         let sql = match &g.rows {
             Rows::Sql(s) => s.clone(),
-            Rows::Rows(rows) => fixture::fixture_sql(rows, columns_of(engine, up).await.as_ref(), &what).map_err(anyhow::Error::msg)?,
+            Rows::Inline(rows) => fixture::fixture_sql(rows, columns_of(engine, up).await.as_ref(), &what).map_err(anyhow::Error::msg)?,
             Rows::Seed => {
                 let text = std::fs::read_to_string(project.settings.root.join(&up.original_file_path))
                     .map_err(|e| anyhow::anyhow!("{what}: cannot read seed file {}: {e}", up.original_file_path))?;
@@ -137,7 +136,7 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
         .clone();
     let mut expected_sql = None;
     let tested: Vec<String> = match &spec.expect {
-        Rows::Rows(rows) if !rows.is_empty() => rows[0].keys().cloned().collect(),
+        Rows::Inline(rows) if !rows.is_empty() => rows[0].keys().cloned().collect(),
         Rows::Sql(s) => {
             expected_sql = Some(s.clone());
             actual_schema.fields().iter().map(|f| f.name().clone()).collect()
@@ -161,7 +160,7 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
     let expected_schema = Schema::new(fields);
     let expected_sql = match (expected_sql, &spec.expect) {
         (Some(s), _) => s,
-        (None, Rows::Rows(rows)) if !rows.is_empty() => {
+        (None, Rows::Inline(rows)) if !rows.is_empty() => {
             fixture::fixture_sql(rows, Some(&expected_schema), &format!("unit test '{name}', expect")).map_err(anyhow::Error::msg)?
         }
         _ => format!("select * from ({actual_sql}) dbt_internal_unit_test_actual limit 0"),
@@ -182,7 +181,7 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
         None => TestOutcome { status: Status::Pass, failures: 0, message: None, stored_in: None, sample: None },
         Some(text) => TestOutcome { status: Status::Fail, failures: 1, message: Some(text), stored_in: None, sample: None },
     };
-    Ok((Materialized { rows: None, message: String::new(), version: None, test: Some(outcome) }, compiled))
+    Ok((outcome, compiled))
 }
 
 /// `model::test` — how dbt names a unit test in its output lines.

@@ -24,7 +24,7 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rows {
     /// `dict` and `csv` rows: column → value (CSV values are strings or NULL).
-    Rows(Vec<Map<String, Value>>),
+    Inline(Vec<Map<String, Value>>),
     /// `sql`: a query giving the rows.
     Sql(String),
     /// A seed input without rows: the seed's CSV file, read when run.
@@ -125,16 +125,16 @@ fn rows_of(settings: &Settings, entry: &Map<String, Value>, what: &str, seed_inp
                     other => Err(format!("{what}: each dict row must be a mapping of column to value, got {other}")),
                 })
                 .collect::<Result<_, _>>()
-                .map(Rows::Rows),
+                .map(Rows::Inline),
             (None | Some(Value::Null), None) if seed_input => Ok(Rows::Seed),
-            (None | Some(Value::Null), None) => Ok(Rows::Rows(vec![])),
+            (None | Some(Value::Null), None) => Ok(Rows::Inline(vec![])),
             (None | Some(Value::Null), Some(_)) => Err(format!("{what}: a fixture file needs `format: csv` or `format: sql`")),
             (Some(other), _) => Err(format!("{what}: rows in dict format must be a list of mappings, got {other}")),
         },
         "csv" => match (rows, fixture) {
-            (Some(Value::String(s)), _) => csv_rows(s).map(Rows::Rows).map_err(|e| format!("{what}: {e}")),
+            (Some(Value::String(s)), _) => csv_rows(s).map(Rows::Inline).map_err(|e| format!("{what}: {e}")),
             (_, Some(f)) => {
-                csv_rows(&fixture_file(settings, f, "csv").map_err(|e| format!("{what}: {e}"))?).map(Rows::Rows).map_err(|e| format!("{what}: {e}"))
+                csv_rows(&fixture_file(settings, f, "csv").map_err(|e| format!("{what}: {e}"))?).map(Rows::Inline).map_err(|e| format!("{what}: {e}"))
             }
             _ => Err(format!("{what}: rows in csv format must be a string (or give `fixture: <name>`)")),
         },

@@ -1,0 +1,11 @@
+//! What rendering records about `ref()` calls.
+
+use serde::Serialize;
+
+/// A `ref(...)` call found while rendering.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct RefCall {
+    pub name: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+}

@@ -1,0 +1,122 @@
+//! Stage 6: each node's config, merged as dbt does: defaults < the project
+//! file's tree (`models:`, `seeds:`, ...) < YAML `config:` < the file's own
+//! `config()`, which the parse-pass render also uses to discover `ref`s
+//! and `source`s. Rendered in parallel; every node's error is reported.
+
+use indexmap::IndexMap;
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use super::LoadError;
+use super::env::{model_value, this_value};
+use crate::config::{ConfigTree, Settings, merge_config};
+use crate::jinja::{JinjaEnv, Phase, RenderCtx};
+use crate::project::nodes::{Node, ResourceType};
+
+pub fn render(settings: &Settings, jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+    let trees = |rt: ResourceType| -> &ConfigTree {
+        match rt {
+            ResourceType::Seed => &settings.seeds,
+            ResourceType::Snapshot => &settings.snapshots,
+            ResourceType::Test => &settings.tests,
+            ResourceType::Source => &settings.sources,
+            _ => &settings.models,
+        }
+    };
+    let ids: Vec<String> = nodes.keys().cloned().collect();
+    type Rendered = (String, Map<String, Value>, crate::jinja::Captured);
+    let rendered: Vec<Result<Rendered, LoadError>> = ids
+        .par_iter()
+        .map(|uid| {
+            let node = &nodes[uid];
+            let mut cfg = default_config(node.resource_type);
+            let tree_cfg = render_config_values(jinja, trees(node.resource_type).resolve(&node.fqn), &node.original_file_path)?;
+            merge_config(&mut cfg, &tree_cfg);
+            let yaml_cfg = render_config_values(jinja, node.config.clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;
+            merge_config(&mut cfg, &yaml_cfg);
+            let mut captured = crate::jinja::Captured::default();
+            if matches!(node.resource_type, ResourceType::Model | ResourceType::Snapshot | ResourceType::Analysis | ResourceType::Test)
+                && node.raw_code.contains("{")
+            {
+                let mut rctx = RenderCtx::new(uid, &node.package_name, Phase::Parse);
+                rctx.config = cfg.clone();
+                rctx.this = this_value(node, settings);
+                rctx.model = model_value(node);
+                let rctx = Arc::new(rctx);
+                jinja.render_node(&node.original_file_path, &node.raw_code, rctx.clone())?;
+                captured = rctx.take_captured();
+                merge_config(&mut cfg, &captured.config);
+            }
+            Ok((uid.clone(), cfg, captured))
+        })
+        .collect();
+    let mut errors = vec![];
+    for r in rendered {
+        match r {
+            Ok((uid, cfg, cap)) => {
+                let n = nodes.get_mut(&uid).unwrap();
+                n.config = cfg;
+                n.refs = cap.refs;
+                n.sources = cap.sources;
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(if errors.len() == 1 { errors.pop().unwrap() } else { LoadError::Many(errors) });
+    }
+
+    Ok(())
+}
+
+/// Config every node of a kind starts with (as dbt's defaults).
+pub(super) fn default_config(rt: ResourceType) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("enabled".into(), Value::Bool(true));
+    m.insert("tags".into(), Value::Array(vec![]));
+    m.insert("meta".into(), Value::Object(Map::new()));
+    match rt {
+        ResourceType::Model => {
+            m.insert("materialized".into(), Value::String("view".into()));
+        }
+        ResourceType::Seed => {
+            m.insert("materialized".into(), Value::String("seed".into()));
+        }
+        ResourceType::Snapshot => {
+            m.insert("materialized".into(), Value::String("snapshot".into()));
+        }
+        ResourceType::Test => {
+            m.insert("materialized".into(), Value::String("test".into()));
+            m.insert("severity".into(), Value::String("ERROR".into()));
+            m.insert("schema".into(), Value::String("dbt_test__audit".into()));
+            m.insert("fail_calc".into(), Value::String("count(*)".into()));
+            m.insert("warn_if".into(), Value::String("!= 0".into()));
+            m.insert("error_if".into(), Value::String("!= 0".into()));
+        }
+        _ => {}
+    }
+    m
+}
+
+/// Renders Jinja inside string config values (e.g. `+enabled: "{{ var('x') }}"`).
+pub(super) fn render_config_values(jinja: &JinjaEnv, cfg: Map<String, Value>, file: &str) -> Result<Map<String, Value>, LoadError> {
+    let mut out = Map::new();
+    for (k, v) in cfg {
+        let v = match v {
+            Value::String(s) if s.contains("{{") || s.contains("{%") => {
+                let r = jinja.render_str(file, &s, None, &[])?;
+                match r.trim() {
+                    "True" | "true" => Value::Bool(true),
+                    "False" | "false" => Value::Bool(false),
+                    "None" | "none" => Value::Null,
+                    other => Value::String(other.to_string()),
+                }
+            }
+            other => other,
+        };
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+

@@ -1,0 +1,208 @@
+//! Stage 7: generic data tests declared in YAML (`data_tests:` / `tests:`
+//! on models, sources and columns) become test nodes, named and hashed as
+//! dbt names them; the test macro must exist.
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::LoadError;
+use super::configs::{default_config, render_config_values};
+use crate::config::{ConfigTree, Settings, merge_config};
+use crate::jinja::{JinjaEnv, Phase, RenderCtx};
+use crate::project::generic_tests::{parse_entry, synthesize_names, test_hash};
+use crate::project::nodes::{Node, RefCall, ResourceType};
+use crate::project::properties::ColumnDef;
+use crate::util::yaml::NameIndex;
+
+/// Adds the tests collected from YAML.
+pub fn add(tests: Vec<PendingTest>, settings: &Settings, jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+    let root_pkg = settings.project_name.clone();
+    for t in tests {
+        let node = build_generic_test(&t, &root_pkg, jinja, &settings.tests)?;
+        let Some(node) = node else { continue };
+        if nodes.contains_key(&node.unique_id) {
+            continue;
+        }
+        nodes.insert(node.unique_id.clone(), node);
+    }
+
+    Ok(())
+}
+
+pub enum TestTarget {
+    Node { name: String, uid: String },
+    Source { source: String, table: String, uid: String },
+}
+
+pub struct PendingTest {
+    target_name: String,
+    target_uid: String,
+    is_source: bool,
+    source: Option<(String, String)>,
+    model_name: String,
+    column: Option<String>,
+    entry: Value,
+    file: String,
+    line: usize,
+    dirs: Vec<String>,
+}
+
+pub fn collect_tests(
+    out: &mut Vec<PendingTest>,
+    target: &TestTarget,
+    file: &str,
+    idx: &NameIndex,
+    dirs: &[String],
+    model_tests: Vec<Value>,
+    cols: &[ColumnDef],
+) -> Result<(), LoadError> {
+    let (target_name, uid, is_source, source, model_name) = match target {
+        TestTarget::Node { name, uid } => (name.clone(), uid.clone(), false, None, name.clone()),
+        TestTarget::Source { source, table, uid } => (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone()),
+    };
+    let base_line = idx.first(&model_name).unwrap_or(1);
+    let mut push = |entry: Value, column: Option<String>| {
+        let line = column.as_ref().and_then(|c| idx.after(c, base_line)).unwrap_or(base_line);
+        out.push(PendingTest {
+            target_name: target_name.clone(),
+            target_uid: uid.clone(),
+            is_source,
+            source: source.clone(),
+            model_name: model_name.clone(),
+            column,
+            entry,
+            file: file.to_string(),
+            line,
+            dirs: dirs.to_vec(),
+        });
+    };
+    for t in model_tests {
+        push(t, None);
+    }
+    for c in cols {
+        for t in c.all_tests() {
+            push(t, Some(c.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: &ConfigTree) -> Result<Option<Node>, LoadError> {
+    let entry = parse_entry(&t.entry).map_err(|message| LoadError::Located { file: t.file.clone(), line: t.line, message })?;
+    // The test macro must exist.
+    let macro_name = format!("test_{}", entry.name);
+    let ns_pkg = entry.namespace.clone();
+    let found = match &ns_pkg {
+        Some(ns) => jinja.macros.get(ns, &macro_name).is_some(),
+        None => {
+            [pkg, crate::jinja::BUILTIN_PACKAGE].iter().any(|p| jinja.macros.get(p, &macro_name).is_some())
+                || jinja.macros.by_package.values().any(|m| m.contains_key(&macro_name))
+        }
+    };
+    if !found {
+        let known: Vec<String> = jinja.macros.by_package.values().flat_map(|m| m.keys()).filter_map(|k| k.strip_prefix("test_").map(String::from)).collect();
+        let hint =
+            crate::util::suggest(&entry.name, known.iter().map(String::as_str)).map(|s| format!("\n  hint: did you mean '{s}'?")).unwrap_or_else(|| {
+                "\n  hint: define it with {% test name(model, column_name) %} in macros/ or tests/generic/, or install the package that provides it".into()
+            });
+        let what = match &t.column {
+            Some(c) => format!("column '{}' of '{}'", c, t.model_name),
+            None => format!("'{}'", t.model_name),
+        };
+        return Err(LoadError::Located {
+            file: t.file.clone(),
+            line: t.line,
+            message: format!(
+                "unknown generic test '{}' on {what}{hint}",
+                entry.namespace.as_ref().map(|n| format!("{n}.{}", entry.name)).unwrap_or(entry.name.clone())
+            ),
+        });
+    }
+    let test_type = match &entry.namespace {
+        Some(ns) => format!("{ns}_{}", entry.name),
+        None => entry.name.clone(),
+    };
+    let test_type = if t.is_source { format!("source_{test_type}") } else { test_type };
+    let mut name_args = entry.args.clone();
+    if let Some(c) = &t.column {
+        name_args.insert("column_name".into(), Value::String(c.clone()));
+    }
+    let (short, full) = synthesize_names(&test_type, &t.target_name, &name_args);
+    let name = entry.custom_name.clone().unwrap_or(full.clone());
+    let model_expr = match &t.source {
+        Some((s, tb)) => format!("{{{{ get_where_subquery(source('{s}', '{tb}')) }}}}"),
+        None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", t.model_name),
+    };
+    let mut kwargs = entry.args.clone();
+    if let Some(c) = &t.column {
+        kwargs.insert("column_name".into(), Value::String(c.clone()));
+    }
+    kwargs.insert("model".into(), Value::String(model_expr.clone()));
+    let hash = test_hash(&name, &entry.name, &kwargs, entry.namespace.as_deref());
+    let mut n = Node::new(ResourceType::Test, pkg, &name, &t.file);
+    n.unique_id = format!("test.{pkg}.{name}.{hash}");
+    n.path = format!("{}.sql", if entry.custom_name.is_some() { name.clone() } else { short });
+    n.fqn = std::iter::once(pkg.to_string()).chain(t.dirs.iter().cloned()).chain([name.clone()]).collect();
+    n.raw_code = format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", entry.name);
+    n.description = entry.description.clone().unwrap_or_default();
+    n.column_name = t.column.clone();
+    n.attached_node = Some(t.target_uid.clone());
+    n.line = Some(t.line);
+    n.patch_path = Some(t.file.clone());
+    n.test_metadata = Some(crate::project::nodes::TestMetadata { name: entry.name.clone(), kwargs: kwargs.clone(), namespace: entry.namespace.clone() });
+    // Config: defaults < tests tree < entry config.
+    let mut cfg = default_config(ResourceType::Test);
+    merge_config(&mut cfg, &render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?);
+    merge_config(&mut cfg, &render_config_values(jinja, entry.config.clone(), &t.file)?);
+    if let Some(Value::String(s)) = cfg.get("severity") {
+        let up = s.to_ascii_uppercase();
+        if up != "ERROR" && up != "WARN" {
+            return Err(LoadError::Located {
+                file: t.file.clone(),
+                line: t.line,
+                message: format!("test '{name}': severity must be 'error' or 'warn', got '{s}'"),
+            });
+        }
+    }
+    n.config = cfg;
+    // Dependencies: the target plus refs/sources inside the arguments. The
+    // target needs no rendering; arguments that call ref()/source() do.
+    match &t.source {
+        Some((s, tb)) => n.sources = vec![(s.clone(), tb.clone())],
+        None => n.refs = vec![RefCall { name: t.model_name.clone(), package: None, version: None }],
+    }
+    let mut src = String::new();
+    collect_arg_exprs(&Value::Object(entry.args.clone()), &mut src);
+    if src.is_empty() {
+        return Ok(Some(n));
+    }
+    let src = format!("{model_expr}{src}");
+    let rctx = Arc::new(RenderCtx::new(&n.unique_id, pkg, Phase::Parse));
+    jinja.render_node(&t.file, &src, rctx.clone()).map_err(|e| LoadError::Located {
+        file: t.file.clone(),
+        line: t.line,
+        message: format!("test '{name}': {}", e.message),
+    })?;
+    let cap = rctx.take_captured();
+    n.refs = cap.refs;
+    n.sources = cap.sources;
+    Ok(Some(n))
+}
+
+/// Appends `{{ expr }}` for every argument string that calls ref()/source().
+fn collect_arg_exprs(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) if s.contains("ref(") || s.contains("source(") => {
+            if s.contains("{{") {
+                out.push_str(s);
+            } else {
+                out.push_str(&format!("{{{{ {s} }}}}"));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_arg_exprs(x, out)),
+        Value::Object(m) => m.values().for_each(|x| collect_arg_exprs(x, out)),
+        _ => {}
+    }
+}
+

@@ -1,0 +1,154 @@
+//! Loading a project, in named stages, each in its own module and each
+//! reading only through the [`FileSystem`] seam:
+//!
+//! 1. [`packages`]: installed packages under `dbt_packages/`;
+//! 2. [`macros`]: macros and generic tests of the project and packages;
+//! 3. [`env`]: the Jinja environment;
+//! 4. [`files`]: models, seeds, snapshots, analyses, singular tests, docs blocks;
+//! 5. [`patches`]: YAML properties (patches, sources, declared tests, ...);
+//! 6. [`configs`]: configs merged and rendered (discovering refs/sources);
+//! 7. [`generic`]: generic data tests from YAML;
+//! 8. [`unit`]: unit tests and exposures;
+//! 9. [`finish`]: disabled nodes set aside, then (after [`validate`] has
+//!    checked the enabled nodes' configs) relation names.
+//!
+//! A folder that exists but cannot be listed is an error naming it, never
+//! "nothing to do".
+//!
+//! [`FileSystem`]: crate::fs::FileSystem
+
+mod configs;
+mod env;
+mod files;
+mod finish;
+mod generic;
+mod macros;
+mod packages;
+mod patches;
+mod unit;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::nodes::{DocBlock, Macro, Node};
+use crate::config::Settings;
+use crate::fs::FileSystem;
+use crate::jinja::{JinjaEnv, RenderError};
+
+pub use env::model_value;
+
+/// An error that stops loading; each names the file (and line) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{file}: could not read: {message}")]
+    Io { file: String, message: String },
+    #[error("{dir}/: could not list the folder: {message}\n  hint: check that it is readable, or remove it from the project's paths")]
+    Folder { dir: String, message: String },
+    #[error("{file}: invalid YAML: {message}")]
+    Yaml { file: String, message: String },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("{file}:{line}: {message}")]
+    Located { file: String, line: usize, message: String },
+    #[error("dbt found two {kind}s with the name '{name}':\n  - {first}\n  - {second}\n  hint: rename one of them, or disable one with `enabled: false`")]
+    Duplicate { kind: String, name: String, first: String, second: String },
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
+    Many(Vec<LoadError>),
+}
+
+/// Looks up an environment variable (`env_var()`).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Invocation facts the Jinja context exposes.
+pub struct LoadOptions {
+    pub env: EnvLookup,
+    pub invocation_id: String,
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    pub full_refresh: bool,
+    pub which: String,
+    pub store_failures: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            env: Arc::new(|k| std::env::var(k).ok()),
+            invocation_id: uuid::Uuid::new_v4().to_string(),
+            run_started_at: chrono::Utc::now(),
+            full_refresh: false,
+            which: "parse".into(),
+            store_failures: false,
+        }
+    }
+}
+
+/// A loaded project.
+pub struct Project {
+    pub settings: Settings,
+    pub nodes: IndexMap<String, Node>,
+    pub disabled: IndexMap<String, Node>,
+    pub macros: IndexMap<String, Macro>,
+    pub docs: IndexMap<String, DocBlock>,
+    /// groups, metrics, semantic_models, saved_queries: kept for the manifest.
+    pub other: IndexMap<&'static str, IndexMap<String, Value>>,
+    pub jinja: Arc<JinjaEnv>,
+    pub warnings: Vec<String>,
+}
+
+/// Files under `dir` with one of `exts`; a missing folder has none, an
+/// unreadable one is an error.
+fn list(fs: &dyn FileSystem, dir: &str, exts: &[&str]) -> Result<Vec<String>, LoadError> {
+    fs.list_files(dir, exts).map_err(|e| LoadError::Folder { dir: dir.trim_end_matches('/').to_string(), message: e.to_string() })
+}
+
+fn read(fs: &dyn FileSystem, file: &str) -> Result<String, LoadError> {
+    fs.read_to_string(file).map_err(|e| LoadError::Io { file: file.into(), message: e.to_string() })
+}
+
+fn join(dir: &str, rel: &str) -> String {
+    if dir.is_empty() || dir == "." { rel.to_string() } else { format!("{}/{}", dir.trim_end_matches('/'), rel) }
+}
+
+/// `models/staging/stg_x.sql` under `models` → (`staging/stg_x.sql`, [`staging`], `stg_x`).
+fn split_path(base: &str, file: &str) -> (String, Vec<String>, String) {
+    let rel = file.strip_prefix(&format!("{}/", base.trim_end_matches('/'))).unwrap_or(file).to_string();
+    let mut parts: Vec<String> = rel.split('/').map(String::from).collect();
+    let fname = parts.pop().unwrap_or_default();
+    let stem = fname.rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or(fname);
+    (rel, parts, stem)
+}
+
+/// Loads the project: the stages above, in order.
+pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions) -> Result<Project, LoadError> {
+    let mut warnings = vec![];
+    let packages = packages::discover(&settings, fs)?;
+    let mut macros = macros::load(&settings, fs, &packages, &mut warnings)?;
+    let jinja = env::build(&settings, &packages, std::mem::take(&mut macros.sources), opts)?;
+    let mut set = files::load(&settings, fs, &macros.test_files_with_blocks, &mut warnings)?;
+    let docs = files::docs(&settings, fs)?;
+    let declared = patches::apply(&settings, fs, &mut set, &mut macros.macros, &mut warnings)?;
+    let mut nodes = set.nodes;
+    configs::render(&settings, &jinja, &mut nodes)?;
+    generic::add(declared.tests, &settings, &jinja, &mut nodes)?;
+    unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
+    let disabled = finish::split_disabled(&mut nodes);
+    validate::configs(&nodes, fs)?;
+    finish::name_relations(&jinja, &mut nodes)?;
+    Ok(Project {
+        settings,
+        nodes,
+        disabled,
+        macros: macros.macros,
+        docs,
+        other: declared.other,
+        jinja,
+        warnings,
+    })
+}

@@ -1,0 +1,241 @@
+//! Stage 5: YAML property files. Patches (descriptions, columns, config,
+//! meta) go onto their models, seeds, snapshots and analyses; sources become
+//! nodes; data tests, unit tests, exposures, macro descriptions and the
+//! manifest-only kinds (groups, metrics, ...) are collected for later
+//! stages.
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+
+use super::files::NodeSet;
+use super::generic::{PendingTest, TestTarget, collect_tests};
+use super::{LoadError, list, read, split_path};
+use crate::config::{Settings, merge_config};
+use crate::fs::FileSystem;
+use crate::project::nodes::{Column, Macro, Node, ResourceType, SourceInfo};
+use crate::project::properties::{ColumnDef, NodePatch, PropertiesFile, SourceDef, SourceTableDef};
+use crate::util::yaml::NameIndex;
+
+/// A YAML entry kept for a later stage: (file, file text, the entry).
+pub type Entry = (String, String, Map<String, Value>);
+
+/// What the property files declared beyond patches and sources.
+#[derive(Default)]
+pub struct Declared {
+    pub tests: Vec<PendingTest>,
+    pub unit_tests: Vec<Entry>,
+    pub exposures: Vec<Entry>,
+    /// groups, metrics, semantic_models, saved_queries.
+    pub other: IndexMap<&'static str, IndexMap<String, Value>>,
+}
+
+pub fn apply(
+    settings: &Settings,
+    fs: &dyn FileSystem,
+    set: &mut NodeSet,
+    macros: &mut IndexMap<String, Macro>,
+    warnings: &mut Vec<String>,
+) -> Result<Declared, LoadError> {
+    let root_pkg = settings.project_name.clone();
+    let NodeSet { nodes, by_name } = set;
+    let mut yaml_dirs: Vec<&String> = vec![];
+    for group in
+        [&settings.paths.models, &settings.paths.seeds, &settings.paths.snapshots, &settings.paths.analyses, &settings.paths.macros, &settings.paths.tests]
+    {
+        yaml_dirs.extend(group.iter());
+    }
+    let mut props: Vec<(String, String, PropertiesFile)> = vec![];
+    let mut seen_yaml = std::collections::HashSet::new();
+    for base in yaml_dirs {
+        for f in list(fs, base, &[".yml", ".yaml"])? {
+            if !seen_yaml.insert(f.clone()) {
+                continue;
+            }
+            let text = read(fs, &f)?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
+            props.push((base.clone(), f, pf));
+        }
+    }
+
+    let mut yaml_tests: Vec<PendingTest> = vec![];
+    let mut other: IndexMap<&'static str, IndexMap<String, Value>> = IndexMap::new();
+    let mut unit_tests: Vec<(String, String, Map<String, Value>)> = vec![];
+    let mut exposures: Vec<(String, String, Map<String, Value>)> = vec![];
+    let mut macro_patches: Vec<(String, crate::project::properties::MacroPatch)> = vec![];
+    for (base, file, pf) in props {
+        let text = read(fs, &file)?;
+        let idx = NameIndex::new(&text);
+        let (_, dirs, _) = split_path(&base, &file);
+        let groups = [
+            (ResourceType::Model, &pf.models),
+            (ResourceType::Seed, &pf.seeds),
+            (ResourceType::Snapshot, &pf.snapshots),
+            (ResourceType::Analysis, &pf.analyses),
+        ];
+        for (rt, patches) in groups {
+            for patch in patches {
+                let key_type = if rt == ResourceType::Analysis { ResourceType::Analysis } else { ResourceType::Model };
+                let uid = by_name.get(&(key_type, format!("{}:", patch.name))).cloned();
+                let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
+                    warnings.push(format!(
+                        "{file}:{}: {} '{}' is described here but no such {} exists",
+                        idx.first(&patch.name).unwrap_or(1),
+                        rt,
+                        patch.name,
+                        rt
+                    ));
+                    continue;
+                };
+                let node = nodes.get_mut(&uid).unwrap();
+                if let Some(prev) = &node.patch_path {
+                    return Err(LoadError::Duplicate { kind: format!("{rt} patche"), name: patch.name.clone(), first: prev.clone(), second: file.clone() });
+                }
+                apply_patch(node, patch, &file, &idx);
+                let target = TestTarget::Node { name: patch.name.clone(), uid: uid.clone() };
+                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, patch.all_tests(), &patch.columns)?;
+            }
+        }
+        for src in &pf.sources {
+            for t in &src.tables {
+                let n = source_node(&root_pkg, src, t, &file, &idx, &dirs);
+                let target = TestTarget::Source { source: src.name.clone(), table: t.name.clone(), uid: n.unique_id.clone() };
+                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
+                if nodes.contains_key(&n.unique_id) {
+                    return Err(LoadError::Duplicate {
+                        kind: "source".into(),
+                        name: format!("{}.{}", src.name, t.name),
+                        first: nodes[&n.unique_id].original_file_path.clone(),
+                        second: file.clone(),
+                    });
+                }
+                nodes.insert(n.unique_id.clone(), n);
+            }
+        }
+        for m in pf.macros {
+            macro_patches.push((file.clone(), m));
+        }
+        for u in pf.unit_tests {
+            unit_tests.push((file.clone(), text.clone(), u));
+        }
+        for e in pf.exposures {
+            exposures.push((file.clone(), text.clone(), e));
+        }
+        for (kind, items) in [("groups", pf.groups), ("metrics", pf.metrics), ("semantic_models", pf.semantic_models), ("saved_queries", pf.saved_queries)] {
+            for item in items {
+                let name = item.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+                let prefix = match kind {
+                    "groups" => "group",
+                    "metrics" => "metric",
+                    "semantic_models" => "semantic_model",
+                    _ => "saved_query",
+                };
+                let mut item = item;
+                item.insert("original_file_path".into(), Value::String(file.clone()));
+                other.entry(kind).or_default().insert(format!("{prefix}.{root_pkg}.{name}"), Value::Object(item));
+            }
+        }
+    }
+    for (file, m) in macro_patches {
+        if let Some(mac) = macros.get_mut(&format!("macro.{root_pkg}.{}", m.name)) {
+            mac.description = m.description.unwrap_or_default();
+        } else {
+            warnings.push(format!("{file}: macro '{}' is described here but no such macro exists", m.name));
+        }
+    }
+
+    Ok(Declared { tests: yaml_tests, unit_tests, exposures, other })
+}
+
+fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {
+    node.patch_path = Some(file.to_string());
+    node.line = idx.first(&patch.name);
+    if let Some(d) = &patch.description {
+        node.description = d.clone();
+    }
+    node.columns = columns(&patch.columns);
+    let mut cfg = patch.config.clone();
+    if !patch.meta.is_empty() {
+        cfg.insert("meta".into(), Value::Object(patch.meta.clone()));
+    }
+    node.config = cfg;
+}
+
+fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
+    defs.iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                Column {
+                    name: c.name.clone(),
+                    description: c.description.clone().unwrap_or_default(),
+                    data_type: c.data_type.clone(),
+                    meta: c.meta.clone(),
+                    tags: c.tags.clone(),
+                    quote: c.quote,
+                },
+            )
+        })
+        .collect()
+}
+
+fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: &NameIndex, dirs: &[String]) -> Node {
+    let name = format!("{}.{}", src.name, t.name);
+    let mut n = Node::new(ResourceType::Source, pkg, &name, file);
+    n.name = t.name.clone();
+    n.unique_id = format!("source.{pkg}.{}.{}", src.name, t.name);
+    n.fqn = std::iter::once(pkg.to_string()).chain(dirs.iter().cloned()).chain([src.name.clone(), t.name.clone()]).collect();
+    n.path = file.to_string();
+    n.description = t.description.clone().unwrap_or_default();
+    n.columns = columns(&t.columns);
+    n.schema = src.schema.clone().unwrap_or_else(|| src.name.clone());
+    n.database = src.database.clone().unwrap_or_default();
+    let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
+    n.alias = identifier.clone();
+    n.line = idx.first(&t.name);
+    let mut cfg = src.config.clone();
+    merge_config(&mut cfg, &t.config);
+    // Tags of the source and of the table apply to the table (as dbt's).
+    let mut tags: Vec<Value> = cfg.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+    for t in src.tags.iter().chain(t.tags.iter()) {
+        if !tags.iter().any(|x| x.as_str() == Some(t)) {
+            tags.push(Value::String(t.clone()));
+        }
+    }
+    if !tags.is_empty() {
+        cfg.insert("tags".into(), Value::Array(tags));
+    }
+    n.config = cfg;
+    let mut meta = src.meta.clone();
+    meta.extend(t.meta.clone());
+    let ext = t.external.clone().unwrap_or_default();
+    let fmt_loc = |s: &str| s.replace("{name}", &t.name).replace("{identifier}", &identifier).replace("{source_name}", &src.name);
+    let location = ext
+        .get("location")
+        .and_then(Value::as_str)
+        .or_else(|| n.config.get("external_location").and_then(Value::as_str))
+        .or_else(|| meta.get("external_location").and_then(Value::as_str))
+        .map(fmt_loc);
+    let format =
+        ext.get("file_format").or(ext.get("format")).or(meta.get("format")).or(n.config.get("format")).and_then(Value::as_str).map(|s| s.to_ascii_lowercase());
+    let mut options = Map::new();
+    if let Some(Value::Object(o)) = ext.get("options").or(meta.get("options")) {
+        options = o.clone();
+    }
+    n.source = Some(SourceInfo {
+        source_name: src.name.clone(),
+        source_description: src.description.clone().unwrap_or_default(),
+        identifier,
+        loaded_at_field: t.loaded_at_field.clone().or(src.loaded_at_field.clone()),
+        freshness: t.freshness.clone().or(src.freshness.clone()),
+        meta,
+        source_meta: src.meta.clone(),
+        location,
+        format,
+        options,
+    });
+    n
+}
+

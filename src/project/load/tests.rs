@@ -1,0 +1,188 @@
+//! Each loading stage, in memory through the FileSystem seam.
+
+use std::path::Path;
+
+use super::*;
+use crate::config::{Overrides, Settings};
+use crate::fs::MemFs;
+use crate::project::nodes::{Materialization, ResourceType};
+
+const PROJECT: &str = "name: p\nversion: '1.0'\nprofile: p\n";
+
+fn settings(fs: &MemFs) -> Settings {
+    Settings::load(Path::new("/p"), fs, &Overrides::default(), &|_| None).unwrap()
+}
+
+fn load(fs: &MemFs) -> Result<Project, LoadError> {
+    load_project(settings(fs), fs, &LoadOptions::default())
+}
+
+fn project(files: &[(&str, &str)]) -> MemFs {
+    files.iter().fold(MemFs::new().with("dbt_project.yml", PROJECT), |fs, (p, t)| fs.with(p, t))
+}
+
+#[test]
+fn packages_are_found_one_level_down_with_their_macro_paths() {
+    let fs = project(&[
+        ("dbt_packages/utils/dbt_project.yml", "name: dbt_utils\nmacro-paths: [mac]\n"),
+        ("dbt_packages/utils/nested/deep/dbt_project.yml", "name: ignored\n"),
+        ("dbt_packages/other/dbt_project.yml", "name: other\n"),
+    ]);
+    let s = settings(&fs);
+    let pkgs = packages::discover(&s, &fs).unwrap();
+    let got: Vec<(&str, &str, Vec<String>)> = pkgs.iter().map(|p| (p.name.as_str(), p.root.as_str(), p.macro_paths.clone())).collect();
+    assert_eq!(got, [("dbt_utils", "dbt_packages/utils", vec!["mac".to_string()]), ("other", "dbt_packages/other", vec!["macros".to_string()])]);
+}
+
+#[test]
+fn macros_from_the_project_and_packages_and_duplicates() {
+    let fs = project(&[
+        ("macros/a.sql", "{% macro a() %}1{% endmacro %}\n{% materialization m, default %}{% endmaterialization %}"),
+        ("tests/generic/t.sql", "{% test t(model) %}select 1{% endtest %}"),
+        ("dbt_packages/u/dbt_project.yml", "name: u\n"),
+        ("dbt_packages/u/macros/b.sql", "{% macro b(x, y=2) %}{{ x }}{% endmacro %}"),
+    ]);
+    let s = settings(&fs);
+    let pkgs = packages::discover(&s, &fs).unwrap();
+    let mut warnings = vec![];
+    let m = macros::load(&s, &fs, &pkgs, &mut warnings).unwrap();
+    let ids: Vec<&String> = m.macros.keys().collect();
+    assert_eq!(ids, ["macro.p.a", "macro.p.test_t", "macro.u.b"]);
+    assert!(m.test_files_with_blocks.contains("tests/generic/t.sql"));
+    assert_eq!(warnings, ["macros/a.sql:2: custom materialization 'm' is not supported by dp and was ignored"]);
+    let fs = project(&[("macros/a.sql", "{% macro a() %}1{% endmacro %}"), ("macros/b.sql", "\n{% macro a() %}2{% endmacro %}")]);
+    let e = macros::load(&settings(&fs), &fs, &[], &mut vec![]).err().unwrap().to_string();
+    assert_eq!(e, "dbt found two macros with the name 'a':\n  - macros/a.sql:1\n  - macros/b.sql:2\n  hint: rename one of them, or disable one with `enabled: false`");
+}
+
+#[test]
+fn files_become_nodes_and_names_are_unique() {
+    let fs = project(&[
+        ("models/staging/stg_a.sql", "select 1"),
+        ("models/x.py", "def model(): pass"),
+        ("seeds/s.csv", "a\n1\n"),
+        ("snapshots/snap.sql", "{% snapshot snap %}select 1{% endsnapshot %}"),
+        ("analyses/an.sql", "select 2"),
+        ("tests/singular.sql", "select 3 where false"),
+        ("models/docs.md", "{% docs d %}The d.{% enddocs %}"),
+    ]);
+    let s = settings(&fs);
+    let mut warnings = vec![];
+    let set = files::load(&s, &fs, &Default::default(), &mut warnings).unwrap();
+    let got: Vec<(&str, ResourceType, String)> = set.nodes.values().map(|n| (n.unique_id.as_str(), n.resource_type, n.fqn.join("."))).collect();
+    assert_eq!(
+        got,
+        [
+            ("model.p.stg_a", ResourceType::Model, "p.staging.stg_a".to_string()),
+            ("seed.p.s", ResourceType::Seed, "p.s".to_string()),
+            ("snapshot.p.snap", ResourceType::Snapshot, "p.snap".to_string()),
+            ("analysis.p.an", ResourceType::Analysis, "p.analysis.an".to_string()),
+            ("test.p.singular", ResourceType::Test, "p.singular".to_string()),
+        ]
+    );
+    assert_eq!(warnings, ["models/x.py: Python models are not supported by dp and were skipped"]);
+    assert_eq!(files::docs(&s, &fs).unwrap()["doc.p.d"].block_contents, "The d.");
+    let fs = project(&[("models/a.sql", "select 1"), ("seeds/a.csv", "x\n1\n")]);
+    let e = files::load(&settings(&fs), &fs, &Default::default(), &mut vec![]).err().unwrap().to_string();
+    assert_eq!(e, "dbt found two seeds with the name 'a':\n  - models/a.sql\n  - seeds/a.csv\n  hint: rename one of them, or disable one with `enabled: false`");
+}
+
+#[test]
+fn an_unreadable_folder_is_an_error_naming_it() {
+    let fs = project(&[("models/a.sql", "select 1")]).unreadable("models");
+    let e = load(&fs).err().unwrap().to_string();
+    assert_eq!(
+        e,
+        "models/: could not list the folder: Permission denied (os error 13)\n  hint: check that it is readable, or remove it from the project's paths"
+    );
+}
+
+#[test]
+fn yaml_patches_sources_and_declarations() {
+    let fs = project(&[
+        ("models/a.sql", "select 1 as id"),
+        (
+            "models/a.yml",
+            "models:\n  - name: a\n    description: The a.\n    columns:\n      - name: id\n        data_tests: [unique]\n  - name: ghost\nsources:\n  - name: raw\n    tables:\n      - name: t\n        identifier: t_file\n",
+        ),
+    ]);
+    let s = settings(&fs);
+    let mut set = files::load(&s, &fs, &Default::default(), &mut vec![]).unwrap();
+    let mut warnings = vec![];
+    let d = patches::apply(&s, &fs, &mut set, &mut IndexMap::new(), &mut warnings).unwrap();
+    let a = &set.nodes["model.p.a"];
+    assert_eq!((a.description.as_str(), a.patch_path.as_deref(), a.columns.len()), ("The a.", Some("models/a.yml"), 1));
+    assert_eq!(set.nodes["source.p.raw.t"].alias, "t_file");
+    assert_eq!(d.tests.len(), 1);
+    assert_eq!(warnings, ["models/a.yml:7: model 'ghost' is described here but no such model exists"]);
+}
+
+#[test]
+fn configs_merge_tree_then_yaml_then_the_file() {
+    let fs = MemFs::new()
+        .with("dbt_project.yml", "name: p\nmodels:\n  p:\n    +materialized: table\n    +tags: [tree]\n")
+        .with("models/a.sql", "{{ config(tags=['file']) }}select 1")
+        .with("models/b.sql", "{{ config(materialized='incremental') }}select * from {{ ref('a') }}")
+        .with("models/a.yml", "models:\n  - name: a\n    config:\n      materialized: view\n");
+    let p = load(&fs).unwrap();
+    let a = &p.nodes["model.p.a"];
+    assert_eq!(a.materialized(), Materialization::View);
+    assert_eq!(a.config["tags"], serde_json::json!(["tree", "file"]));
+    let b = &p.nodes["model.p.b"];
+    assert_eq!(b.materialized(), Materialization::Incremental);
+    assert_eq!(b.refs.len(), 1);
+}
+
+#[test]
+fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
+    let fs = project(&[
+        ("models/a.sql", "-- a comment\n{{ config(materialized='tabel') }}\nselect 1"),
+        ("models/b.sql", "select 1"),
+        ("models/b.yml", "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n"),
+        ("models/c.sql", "{{ config(materialized='table', indexes=[{'cols': ['id']}], grants={'read': ['x']}) }}select 1 as id"),
+    ]);
+    let e = load(&fs).err().unwrap().to_string();
+    insta::assert_snapshot!(e, @r"
+    models/a.sql:2: model 'a': materialized 'tabel' is not supported
+      hint: did you mean 'table'? use table, view, incremental, ephemeral
+
+    models/b.yml:5: model 'b': incremental_strategy 'upsert' is not supported
+      hint: use append, merge, delete+insert
+
+    models/b.yml:6: model 'b': on_schema_change 'explode' is not supported
+      hint: use ignore, fail, append_new_columns, sync_all_columns
+
+    models/c.sql:1: model 'c': indexes[0] needs `columns`, a list of column names
+      hint: write indexes=[{'columns': ['id'], 'unique': true, 'type': 'btree'}]
+
+    models/c.sql:1: model 'c': grants key 'read' is not a table privilege
+      hint: use one of select, insert, update, delete, truncate, references, trigger, all
+    ");
+}
+
+#[test]
+fn a_disabled_model_is_not_validated_and_takes_its_tests_along() {
+    let fs = project(&[
+        ("models/a.sql", "{{ config(enabled=false, materialized='nonsense') }}select 1 as id"),
+        ("models/a.yml", "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [not_null]\n"),
+        ("models/b.sql", "select 2"),
+    ]);
+    let p = load(&fs).unwrap();
+    assert_eq!(p.nodes.keys().collect::<Vec<_>>(), ["model.p.b"]);
+    assert_eq!(p.disabled.len(), 2, "the model and its test");
+}
+
+#[test]
+fn unknown_generic_tests_are_named_with_a_suggestion() {
+    let fs = project(&[("models/a.sql", "select 1 as id"), ("models/a.yml", "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [uniqe]\n")]);
+    let e = load(&fs).err().unwrap().to_string();
+    assert_eq!(e, "models/a.yml:4: unknown generic test 'uniqe' on column 'id' of 'a'\n  hint: did you mean 'unique'?");
+}
+
+#[test]
+fn relations_are_named_by_the_naming_macros() {
+    let fs = project(&[("models/a.sql", "{{ config(schema='marts', alias='the_a') }}select 1")]);
+    let p = load(&fs).unwrap();
+    let a = &p.nodes["model.p.a"];
+    assert_eq!((a.schema.as_str(), a.alias.as_str()), ("main_marts", "the_a"));
+}

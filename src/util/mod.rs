@@ -1,0 +1,48 @@
+//! Leaf helpers shared by every layer: "did you mean" suggestions, YAML
+//! with line numbers, SQL identifier quoting and relation names, number
+//! formatting. Uses nothing else in the crate.
+
+pub mod ident;
+pub mod yaml;
+
+/// The closest name to `name` among `candidates` (for "did you mean").
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        if score > 0.8 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| c.to_string())
+}
+
+/// `1234567` → `1,234,567`.
+pub fn fmt_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        assert_eq!(super::fmt_thousands(0), "0");
+        assert_eq!(super::fmt_thousands(999), "999");
+        assert_eq!(super::fmt_thousands(1000), "1,000");
+        assert_eq!(super::fmt_thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn suggests_the_closest_name() {
+        assert_eq!(super::suggest("stg_order", ["stg_orders", "fct_orders"].into_iter()).as_deref(), Some("stg_orders"));
+        assert_eq!(super::suggest("zzz", ["stg_orders"].into_iter()), None);
+    }
+}
