@@ -61,7 +61,9 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
             }
             line(verb, &describe(node), &tag, Tone::Good, time);
         }
-        Status::Error if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) => line("ERROR", &test_label(node), "ERROR", Tone::Bad, time),
+        Status::Error if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) => {
+            line("ERROR", &test_label(node), "ERROR", Tone::Bad, time)
+        }
         Status::Error => line("ERROR creating", &describe(node), "ERROR", Tone::Bad, time),
         Status::Skipped if node.resource_type == ResourceType::Test => line("SKIP test", &node.name, "SKIP", Tone::Warn, None),
         Status::Skipped if node.resource_type == ResourceType::UnitTest => line("SKIP unit_test", &unit::display_name(node), "SKIP", Tone::Warn, None),

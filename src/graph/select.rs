@@ -57,7 +57,6 @@ impl IndirectSelection {
             _ => return None,
         })
     }
-
 }
 
 /// What the command line asked for.

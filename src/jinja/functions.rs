@@ -8,8 +8,8 @@ use minijinja::{Environment, Error, ErrorKind, State};
 use std::sync::Arc;
 
 use super::objects::{Phase, Relation, RenderCtx, make_mutable, quote};
-use super::{EnvInputs, MacroTable, modules};
 use super::refs::RefCall;
+use super::{EnvInputs, MacroTable, modules};
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())

@@ -192,21 +192,22 @@ impl Object for BoundCaller {
 fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
     if v.is_kwargs()
         && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
-            && kw.has("caller") {
-                let pairs: Vec<(String, Value)> = kw
-                    .args()
-                    .map(|k| {
-                        let val: Value = kw.peek(k).unwrap_or_default();
-                        let val = if k == "caller" {
-                            Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
-                        } else {
-                            val
-                        };
-                        (k.to_string(), val)
-                    })
-                    .collect();
-                return Value::from(minijinja::value::Kwargs::from_iter(pairs));
-            }
+        && kw.has("caller")
+    {
+        let pairs: Vec<(String, Value)> = kw
+            .args()
+            .map(|k| {
+                let val: Value = kw.peek(k).unwrap_or_default();
+                let val = if k == "caller" {
+                    Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
+                } else {
+                    val
+                };
+                (k.to_string(), val)
+            })
+            .collect();
+        return Value::from(minijinja::value::Kwargs::from_iter(pairs));
+    }
     v.clone()
 }
 
@@ -355,11 +356,12 @@ impl JinjaEnv {
         let tmpl = self.env.get_template(&key).map_err(|e| to_render_error(&e, what, source, 1))?;
         let mut ctx: IndexMap<String, Value> = IndexMap::new();
         if let Some(r) = &rctx
-            && let Ok(items) = r.context().try_iter_pairs_owned() {
-                for (k, v) in items {
-                    ctx.insert(k.to_string(), v);
-                }
+            && let Ok(items) = r.context().try_iter_pairs_owned()
+        {
+            for (k, v) in items {
+                ctx.insert(k.to_string(), v);
             }
+        }
         for (k, v) in extra {
             ctx.insert(k.to_string(), v.clone());
         }
@@ -427,9 +429,10 @@ pub fn to_render_error(e: &Error, file: &str, source: &str, _first_line: usize) 
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(me) = err.downcast_ref::<Error>()
-            && me.line().is_some() {
-                located = Some(me);
-            }
+            && me.line().is_some()
+        {
+            located = Some(me);
+        }
         cur = err.source();
     }
     let at = located.unwrap_or(e);

@@ -59,14 +59,15 @@ impl Object for Relation {
                         let _ = path;
                     }
                 } else if method == "incorporate"
-                    && let Ok(Some(p)) = kwargs.get::<Option<Value>>("path") {
-                        if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
-                            r.identifier = id;
-                        }
-                        if let Ok(Some(s)) = p.get_attr("schema").map(|v| v.as_str().map(String::from)) {
-                            r.schema = s;
-                        }
+                    && let Ok(Some(p)) = kwargs.get::<Option<Value>>("path")
+                {
+                    if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
+                        r.identifier = id;
                     }
+                    if let Ok(Some(s)) = p.get_attr("schema").map(|v| v.as_str().map(String::from)) {
+                        r.schema = s;
+                    }
+                }
                 let _ = kwargs.args().count();
                 Ok(Value::from_object(r))
             }

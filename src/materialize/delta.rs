@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::project::nodes::{Materialization, Node};
-use crate::util::ident::quote_ident;
 use crate::storage::TableLoc;
+use crate::util::ident::quote_ident;
 
 /// The outcome of building one relation.
 #[derive(Debug, Clone, Default)]

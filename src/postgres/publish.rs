@@ -135,13 +135,16 @@ async fn publish_once(c: &mut PgClient, engine: &Engine, node: &Node, version: O
     }
     let state = published_state(c, node).await?;
     if let (Some(v), Some(st)) = (version, &state)
-        && st.version == Some(v) {
-            return Ok(Published::UpToDate);
-        }
-    if incremental && node.materialized() == Materialization::Incremental
-        && let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await? {
-            return apply_incremental(c, node, version, p).await;
-        }
+        && st.version == Some(v)
+    {
+        return Ok(Published::UpToDate);
+    }
+    if incremental
+        && node.materialized() == Materialization::Incremental
+        && let Some(p) = incremental_plan(engine, node, version, state.as_ref()).await?
+    {
+        return apply_incremental(c, node, version, p).await;
+    }
     swap(c, engine, node, version).await
 }
 
@@ -194,9 +197,10 @@ pub(crate) async fn create_schema(c: &PgClient, schema: &str) -> anyhow::Result<
     let exists = c.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema]).await.map_err(pg_err("looking up the schema"))?.is_some();
     if !exists
         && let Err(e) = c.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", ident(schema))).await
-            && !is_duplicate(&e) {
-                return Err(pg_err(format!("creating schema {}", ident(schema)))(e));
-            }
+        && !is_duplicate(&e)
+    {
+        return Err(pg_err(format!("creating schema {}", ident(schema)))(e));
+    }
     Ok(())
 }
 
@@ -343,9 +347,10 @@ async fn apply_comments(c: &PgClient, node: &Node, table: &str, schema: &Schema)
     }
     for f in schema.fields() {
         if let Some(col) = node.columns.get(f.name()).or_else(|| node.columns.values().find(|c| c.name.eq_ignore_ascii_case(f.name())))
-            && !col.description.is_empty() {
-                sql.push_str(&format!("COMMENT ON COLUMN {table}.{} IS {};\n", ident(f.name()), literal(&col.description)));
-            }
+            && !col.description.is_empty()
+        {
+            sql.push_str(&format!("COMMENT ON COLUMN {table}.{} IS {};\n", ident(f.name()), literal(&col.description)));
+        }
     }
     if !sql.is_empty() {
         c.batch_execute(&format!("SET LOCAL standard_conforming_strings = on;\n{sql}")).await.map_err(pg_err("writing column comments"))?;

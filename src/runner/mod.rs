@@ -92,7 +92,14 @@ pub struct RunOptions {
 
 /// Runs `ids` (a topologically ordered selection), telling `events` as
 /// nodes start and finish. Returns one result per id, in order.
-pub async fn execute(project: Arc<Project>, ids: &[String], compiled: Arc<Compiled>, engine: Arc<Engine>, events: &dyn EventSink, opts: &RunOptions) -> Vec<NodeResult> {
+pub async fn execute(
+    project: Arc<Project>,
+    ids: &[String],
+    compiled: Arc<Compiled>,
+    engine: Arc<Engine>,
+    events: &dyn EventSink,
+    opts: &RunOptions,
+) -> Vec<NodeResult> {
     let t0 = Instant::now();
     let total = ids.len();
     let mut edges: Vec<(String, String)> = vec![];
@@ -289,4 +296,3 @@ async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremen
         other => anyhow::bail!("{} {}: running {other} nodes is not supported yet", other, node.name),
     }
 }
-

@@ -66,7 +66,13 @@ where
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
                 let done = AssertUnwindSafe(work).catch_unwind().await.unwrap_or_else(|panic| Done {
-                    result: NodeResult::error(uid, format!("internal error: the node's task panicked: {}", panic_message(&panic)), started_at, t.elapsed(), thread),
+                    result: NodeResult::error(
+                        uid,
+                        format!("internal error: the node's task panicked: {}", panic_message(&panic)),
+                        started_at,
+                        t.elapsed(),
+                        thread,
+                    ),
                     blocks: true,
                 });
                 (i, done)

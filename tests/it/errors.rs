@@ -149,7 +149,11 @@ mod pinned {
 
     #[test]
     fn missing_ref() {
-        insta::assert_snapshot!(stderr_of(&[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")], &["parse"], &[]));
+        insta::assert_snapshot!(stderr_of(
+            &[("warehouse.toml", TOML), ("models/orders.sql", "select 1 as id"), ("models/x.sql", "select *\nfrom {{ ref('order') }}")],
+            &["parse"],
+            &[]
+        ));
     }
 
     #[test]

@@ -51,8 +51,9 @@ fn every_output_format() {
         // The footer (row count, elapsed time) is for people: table format, on stderr.
         assert_eq!(stderr(&o).contains("(2 rows in "), format == "table", "--format {format}: {}", stderr(&o));
     }
+    // A bad format is a usage error, reported before the project loads.
     let o = sql(dir.path(), &["--format", "yaml", "-e", q]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown format 'yaml': use table, csv, tsv, json, ndjson or markdown"), "{}", stderr(&o));
 }
 

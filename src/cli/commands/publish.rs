@@ -25,7 +25,9 @@ pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::
         .into_iter()
         .filter(|u| {
             let n = &l.project.nodes[u];
-            matches!(n.resource_type, ResourceType::Model | ResourceType::Seed) && n.materialized() != Materialization::Ephemeral && (a.all || wants_postgres(n))
+            matches!(n.resource_type, ResourceType::Model | ResourceType::Seed)
+                && n.materialized() != Materialization::Ephemeral
+                && (a.all || wants_postgres(n))
         })
         .collect();
     if ids.is_empty() {

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::cli::reporter::{Reporter, show_failures, summarize};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
 use crate::graph::select::is_empty_node;
 use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
-use crate::runner::test::TestFlags;
-use crate::cli::reporter::{Reporter, show_failures, summarize};
 use crate::runner::events::Fanout;
 use crate::runner::results::RunResultsFile;
+use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, run_statements};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,9 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let chosen: IndexSet<String> = select(&l, &a.select, types.clone(), printer)?
         .into_iter()
         // dbt drops blank models and tests from what it runs.
-        .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != Materialization::Ephemeral && !is_empty_node(n)))
+        .filter(|u| {
+            l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != Materialization::Ephemeral && !is_empty_node(n))
+        })
         .collect();
     let order = units_before_models(&l.project, l.dag.topo_order(&chosen));
     let extra_edges = if kind == Kind::Build {

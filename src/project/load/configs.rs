@@ -119,4 +119,3 @@ pub(super) fn render_config_values(jinja: &JinjaEnv, cfg: Map<String, Value>, fi
     }
     Ok(out)
 }
-

@@ -102,10 +102,9 @@ fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: 
     };
     if !found {
         let known: Vec<String> = jinja.macros.by_package.values().flat_map(|m| m.keys()).filter_map(|k| k.strip_prefix("test_").map(String::from)).collect();
-        let hint =
-            crate::util::suggest(&entry.name, known.iter().map(String::as_str)).map(|s| format!("\n  hint: did you mean '{s}'?")).unwrap_or_else(|| {
-                "\n  hint: define it with {% test name(model, column_name) %} in macros/ or tests/generic/, or install the package that provides it".into()
-            });
+        let hint = crate::util::suggest(&entry.name, known.iter().map(String::as_str)).map(|s| format!("\n  hint: did you mean '{s}'?")).unwrap_or_else(|| {
+            "\n  hint: define it with {% test name(model, column_name) %} in macros/ or tests/generic/, or install the package that provides it".into()
+        });
         let what = match &t.column {
             Some(c) => format!("column '{}' of '{}'", c, t.model_name),
             None => format!("'{}'", t.model_name),
@@ -205,4 +204,3 @@ fn collect_arg_exprs(v: &Value, out: &mut String) {
         _ => {}
     }
 }
-

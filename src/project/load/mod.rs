@@ -51,7 +51,9 @@ pub enum LoadError {
     Io { file: String, message: String },
     #[error("{dir}/: could not list the folder: {message}\n  hint: check that it is readable, or remove it from the project's paths")]
     Folder { dir: String, message: String },
-    #[error("{file}: invalid YAML: {message}")]
+    #[error(
+        "{file}: invalid YAML: {message}\n  hint: check the indentation and quoting around that line (quote values that contain ': ' or start with '{{', '*' or '&')"
+    )]
     Yaml { file: String, message: String },
     #[error(transparent)]
     Render(#[from] RenderError),
@@ -141,14 +143,5 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     let disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
     finish::name_relations(&jinja, &mut nodes)?;
-    Ok(Project {
-        settings,
-        nodes,
-        disabled,
-        macros: macros.macros,
-        docs,
-        other: declared.other,
-        jinja,
-        warnings,
-    })
+    Ok(Project { settings, nodes, disabled, macros: macros.macros, docs, other: declared.other, jinja, warnings })
 }

@@ -238,4 +238,3 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     });
     n
 }
-

@@ -52,7 +52,10 @@ fn macros_from_the_project_and_packages_and_duplicates() {
     assert_eq!(warnings, ["macros/a.sql:2: custom materialization 'm' is not supported by dp and was ignored"]);
     let fs = project(&[("macros/a.sql", "{% macro a() %}1{% endmacro %}"), ("macros/b.sql", "\n{% macro a() %}2{% endmacro %}")]);
     let e = macros::load(&settings(&fs), &fs, &[], &mut vec![]).err().unwrap().to_string();
-    assert_eq!(e, "dbt found two macros with the name 'a':\n  - macros/a.sql:1\n  - macros/b.sql:2\n  hint: rename one of them, or disable one with `enabled: false`");
+    assert_eq!(
+        e,
+        "dbt found two macros with the name 'a':\n  - macros/a.sql:1\n  - macros/b.sql:2\n  hint: rename one of them, or disable one with `enabled: false`"
+    );
 }
 
 #[test]
@@ -84,7 +87,10 @@ fn files_become_nodes_and_names_are_unique() {
     assert_eq!(files::docs(&s, &fs).unwrap()["doc.p.d"].block_contents, "The d.");
     let fs = project(&[("models/a.sql", "select 1"), ("seeds/a.csv", "x\n1\n")]);
     let e = files::load(&settings(&fs), &fs, &Default::default(), &mut vec![]).err().unwrap().to_string();
-    assert_eq!(e, "dbt found two seeds with the name 'a':\n  - models/a.sql\n  - seeds/a.csv\n  hint: rename one of them, or disable one with `enabled: false`");
+    assert_eq!(
+        e,
+        "dbt found two seeds with the name 'a':\n  - models/a.sql\n  - seeds/a.csv\n  hint: rename one of them, or disable one with `enabled: false`"
+    );
 }
 
 #[test]
@@ -138,7 +144,10 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
     let fs = project(&[
         ("models/a.sql", "-- a comment\n{{ config(materialized='tabel') }}\nselect 1"),
         ("models/b.sql", "select 1"),
-        ("models/b.yml", "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n"),
+        (
+            "models/b.yml",
+            "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n",
+        ),
         ("models/c.sql", "{{ config(materialized='table', indexes=[{'cols': ['id']}], grants={'read': ['x']}) }}select 1 as id"),
     ]);
     let e = load(&fs).err().unwrap().to_string();
@@ -174,7 +183,8 @@ fn a_disabled_model_is_not_validated_and_takes_its_tests_along() {
 
 #[test]
 fn unknown_generic_tests_are_named_with_a_suggestion() {
-    let fs = project(&[("models/a.sql", "select 1 as id"), ("models/a.yml", "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [uniqe]\n")]);
+    let fs =
+        project(&[("models/a.sql", "select 1 as id"), ("models/a.yml", "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [uniqe]\n")]);
     let e = load(&fs).err().unwrap().to_string();
     assert_eq!(e, "models/a.yml:4: unknown generic test 'uniqe' on column 'id' of 'a'\n  hint: did you mean 'unique'?");
 }

@@ -134,7 +134,10 @@ fn locate(n: &Node, key: &str, fs: &dyn FileSystem) -> (String, usize) {
         _ => String::new(),
     };
     let find = |text: &str| {
-        text.lines().position(|l| l.contains(key) && (value.is_empty() || l.contains(&value))).or_else(|| text.lines().position(|l| l.contains(key))).map(|i| i + 1)
+        text.lines()
+            .position(|l| l.contains(key) && (value.is_empty() || l.contains(&value)))
+            .or_else(|| text.lines().position(|l| l.contains(key)))
+            .map(|i| i + 1)
     };
     if let Some(line) = find(&n.raw_code) {
         // A snapshot's code is its block, which starts at the node's line.
