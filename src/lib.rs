@@ -9,6 +9,7 @@ pub mod cli;
 pub(crate) mod compile;
 pub(crate) mod config;
 pub(crate) mod demo;
+pub(crate) mod deps;
 pub(crate) mod engine;
 pub(crate) mod fs;
 pub(crate) mod graph;

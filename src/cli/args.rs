@@ -139,6 +139,8 @@ pub enum Command {
     },
     /// Show resolved settings (secrets masked) and check the warehouse.
     Debug,
+    /// Install the packages of packages.yml into dbt_packages/ and write package-lock.yml.
+    Deps,
     /// Build the selected models.
     Run(RunArgs),
     /// Load seeds (CSV) into Delta tables.

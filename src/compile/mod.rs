@@ -27,14 +27,22 @@ pub struct Compiled {
     pub incremental: HashSet<String>,
     /// Rendered pre- and post-hooks of each model.
     pub hooks: IndexMap<String, (Vec<String>, Vec<String>)>,
+    /// Nodes that failed to compile, with the error (as dbt, a compile
+    /// error fails that node and what inlines it, not the whole command).
+    pub errors: IndexMap<String, String>,
+}
+
+impl Compiled {
+    /// Every compile error, one paragraph each (for commands that stop on them).
+    pub fn error_report(&self) -> Option<String> {
+        (!self.errors.is_empty()).then(|| self.errors.values().cloned().collect::<Vec<_>>().join("\n\n"))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
-    Many(Vec<CompileError>),
 }
 
 /// What compilation needs from outside: existing relations and flags.
@@ -113,20 +121,22 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
-    #[allow(clippy::type_complexity)]
-    let results: Vec<Result<(String, String, Vec<String>, bool, (Vec<String>, Vec<String>)), CompileError>> = renderable
+    type Rendered = (String, String, Vec<String>, bool, (Vec<String>, Vec<String>));
+    let results: Vec<Result<Rendered, (String, CompileError)>> = renderable
         .par_iter()
         .map(|uid| {
             let n = &project.nodes[*uid];
             let incremental = n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid);
-            let (sql, ephemerals) = render_one(project, n, resolver.clone(), incremental)?;
-            let hooks = render_hooks(project, n, resolver.clone(), incremental)?;
-            Ok(((*uid).clone(), sql, ephemerals, incremental, hooks))
+            let rendered = render_one(project, n, resolver.clone(), incremental)
+                .and_then(|(sql, ephemerals)| Ok((sql, ephemerals, render_hooks(project, n, resolver.clone(), incremental)?)));
+            match rendered {
+                Ok((sql, ephemerals, hooks)) => Ok(((*uid).clone(), sql, ephemerals, incremental, hooks)),
+                Err(e) => Err(((*uid).clone(), e)),
+            }
         })
         .collect();
     let mut pre: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
     let mut out = Compiled::default();
-    let mut errors = vec![];
     for r in results {
         match r {
             Ok((uid, sql, eph, inc, hooks)) => {
@@ -138,12 +148,20 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
                 }
                 pre.insert(uid, (sql, eph));
             }
-            Err(e) => errors.push(e),
+            Err((uid, e)) => {
+                out.errors.insert(uid, e.to_string());
+            }
         }
     }
-    if !errors.is_empty() {
-        return Err(if errors.len() == 1 { errors.pop().unwrap() } else { CompileError::Many(errors) });
+    // A node inlining an ephemeral model that failed fails too.
+    for uid in pre.keys() {
+        if let Some(bad) = failed_ephemeral(&pre, &out.errors, uid, &mut HashSet::new()) {
+            let n = &project.nodes[&bad];
+            let message = format!("ephemeral model {} ({}) failed to compile: {}", n.name, n.original_file_path, out.errors[&bad]);
+            out.errors.insert(uid.clone(), message);
+        }
     }
+    pre.retain(|uid, _| !out.errors.contains_key(uid));
     // Inject ephemeral CTEs (recursively, as dbt's _recursively_prepend_ctes).
     for uid in pre.keys() {
         let mut ctes: IndexMap<String, String> = IndexMap::new();
@@ -162,6 +180,22 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
     }
     out.sql = ordered;
     Ok(out)
+}
+
+/// The first ephemeral model `uid` inlines (directly or not) that failed.
+fn failed_ephemeral(pre: &IndexMap<String, (String, Vec<String>)>, errors: &IndexMap<String, String>, uid: &str, seen: &mut HashSet<String>) -> Option<String> {
+    let (_, ephs) = pre.get(uid)?;
+    for e in ephs {
+        if errors.contains_key(e) {
+            return Some(e.clone());
+        }
+        if seen.insert(e.clone())
+            && let Some(bad) = failed_ephemeral(pre, errors, e, seen)
+        {
+            return Some(bad);
+        }
+    }
+    None
 }
 
 fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {

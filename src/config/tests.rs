@@ -80,3 +80,18 @@ fn s3_settings_expand_env_and_refuse_secrets() {
         "target 'dev' s3.endpoint: 'http://minio:9000' is plain HTTP but allow_http is not set\n  hint: add `allow_http = true` for a local server, or use https://"
     );
 }
+
+#[test]
+fn top_level_configs_apply_to_every_node_of_the_type() {
+    let fs = MemFs::new().with(
+        "dbt_project.yml",
+        "name: p\nseeds:\n  +schema: raw\n  quote_columns: false\n  p:\n    lookups:\n      +schema: lookups\nmodels:\n  +materialized: table\n  dbt_utils:\n    +materialized: view\n",
+    );
+    let s = load(&fs, &Overrides::default(), &[]).unwrap();
+    let seed = s.seeds.resolve(&["p".into(), "countries".into()]);
+    assert_eq!((seed["schema"].as_str(), seed["quote_columns"].as_bool()), (Some("raw"), Some(false)));
+    assert_eq!(s.seeds.resolve(&["p".into(), "lookups".into(), "x".into()])["schema"], "lookups", "deeper levels win");
+    assert_eq!(s.seeds.resolve(&["other_pkg".into(), "y".into()])["schema"], "raw", "packages' seeds too");
+    assert_eq!(s.models.resolve(&["p".into(), "m".into()])["materialized"], "table");
+    assert_eq!(s.models.resolve(&["dbt_utils".into(), "m".into()])["materialized"], "view");
+}

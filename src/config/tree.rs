@@ -113,21 +113,30 @@ impl ConfigTree {
         Self { root }
     }
 
-    /// The configs along `fqn` (package, folders..., name), merged.
+    /// The configs along `fqn` (package, folders..., name), merged: first
+    /// the configs at the top of the tree (`seeds: {+schema: raw}` applies
+    /// to every seed of every package, as in dbt), then each level down.
     pub fn resolve(&self, fqn: &[String]) -> Map<String, Value> {
         let mut out = Map::new();
         let mut node = &self.root;
+        if let Some(top) = node.as_object() {
+            merge_config(&mut out, &configs_of(top));
+        }
         for part in fqn {
             let Some(obj) = node.as_object() else { break };
             let Some(child) = obj.get(part) else { break };
             if let Some(c) = child.as_object() {
-                let level: Map<String, Value> = c.iter().filter(|(k, v)| is_config_key(k, v)).map(|(k, v)| (canonical_key(k), v.clone())).collect();
-                merge_config(&mut out, &level);
+                merge_config(&mut out, &configs_of(c));
             }
             node = child;
         }
         out
     }
+}
+
+/// The config keys of one level (its other keys name sub-folders).
+fn configs_of(level: &Map<String, Value>) -> Map<String, Value> {
+    level.iter().filter(|(k, v)| is_config_key(k, v)).map(|(k, v)| (canonical_key(k), v.clone())).collect()
 }
 
 /// Applies `over` on top of `base` with dbt's merge rules.

@@ -113,6 +113,7 @@ pub async fn execute(
         let node = Arc::new(project.nodes[uid].clone());
         events.on_event(&Event::NodeStarted { index: pos + 1, total, node: &node });
         let sql = compiled.sql.get(uid).cloned();
+        let compile_error = compiled.errors.get(uid).cloned();
         let incremental = compiled.incremental.contains(uid);
         let hooks = compiled.hooks.get(uid).cloned().unwrap_or_default();
         let engine = engine.clone();
@@ -123,7 +124,10 @@ pub async fn execute(
         async move {
             let started_at = chrono::Utc::now();
             let t = Instant::now();
-            let r = run_node(&engine, &project, &node, sql.clone(), incremental, &hooks, flags, &batches, publisher.as_deref()).await;
+            let r = match compile_error {
+                Some(e) => Err(anyhow::anyhow!("{e}")),
+                None => run_node(&engine, &project, &node, sql.clone(), incremental, &hooks, flags, &batches, publisher.as_deref()).await,
+            };
             if r.is_ok() {
                 engine.catalog.invalidate(&node.schema, &node.alias);
             }

@@ -201,3 +201,29 @@ mod pinned {
         insta::assert_snapshot!(stderr_of(&files, &["run"], &env));
     }
 }
+
+/// As in dbt, an error raised while compiling one node (here inside `{% if
+/// execute %}`) fails that node and skips what depends on it; the rest builds.
+#[test]
+fn a_compile_error_fails_only_its_node() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/a.sql", "select 1 as id"),
+        ("models/b.sql", "{% if execute %}{{ exceptions.raise_compiler_error('boom in b') }}{% endif %}\nselect 1 as id"),
+        ("models/c.sql", "select * from {{ ref('b') }}"),
+        ("models/d.sql", "select * from {{ ref('a') }}"),
+    ]);
+    let o = run(dir.path(), &["run"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=1 TOTAL=4"), "{err}");
+    assert!(err.contains("boom in b"), "{err}");
+    assert!(err.contains("SKIP relation main.c"), "{err}");
+    let rr: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap()).unwrap();
+    let status: Vec<(String, String)> =
+        rr["results"].as_array().unwrap().iter().map(|r| (r["unique_id"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string())).collect();
+    let want = [("model.p.a", "success"), ("model.p.b", "error"), ("model.p.d", "success"), ("model.p.c", "skipped")];
+    for (u, s) in want {
+        assert!(status.contains(&(u.to_string(), s.to_string())), "{u} {s}: {status:?}");
+    }
+}

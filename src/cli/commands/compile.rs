@@ -31,6 +31,9 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     let compiled = compile(&l.project, &ids, &opts)?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
+    if let Some(report) = compiled.error_report() {
+        anyhow::bail!("{report}");
+    }
     if ids.len() == 1 {
         let uid = ids.first().unwrap();
         printer.data(&compiled.sql[uid]);

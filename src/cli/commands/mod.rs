@@ -3,6 +3,7 @@
 mod compile;
 mod debug;
 mod demo;
+mod deps;
 mod load;
 mod ls;
 mod parse;
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Compile { select, inline } => compile::run(g, &select, inline.as_deref(), printer),
         Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, &output, &output_keys, &resource_type, printer),
         Command::Debug => debug::run(g, printer).await,
+        Command::Deps => deps::run(g, printer),
         Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,

@@ -31,6 +31,9 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
             } else {
                 let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false };
                 let c = compile(&l.project, &[uid.clone()].into_iter().collect(), &opts)?;
+                if let Some(report) = c.error_report() {
+                    anyhow::bail!("{report}");
+                }
                 (format!("model {}", n.name), c.sql[&uid].clone())
             }
         }

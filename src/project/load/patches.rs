@@ -12,9 +12,34 @@ use super::generic::{PendingTest, TestTarget, collect_tests};
 use super::{LoadError, list, read, split_path};
 use crate::config::{Settings, merge_config};
 use crate::fs::FileSystem;
+use crate::jinja::JinjaEnv;
 use crate::project::nodes::{Column, Macro, Node, ResourceType, SourceInfo};
 use crate::project::properties::{ColumnDef, NodePatch, PropertiesFile, SourceDef, SourceTableDef};
 use crate::util::yaml::NameIndex;
+
+/// Keys whose strings are not rendered with the file: descriptions (docs
+/// render them), and tests (rendered when they compile).
+const UNRENDERED: &[&str] = &["description", "data_tests", "tests"];
+
+/// A property file's sources with Jinja in their strings rendered, as dbt
+/// renders them (`schema: "{{ target.schema }}"`, `identifier`, `database`,
+/// `loaded_at_field`, `freshness`, `meta`, external locations, ...).
+fn render_sources(jinja: &JinjaEnv, file: &str, text: &str) -> Result<Vec<SourceDef>, LoadError> {
+    let mut doc: Value = crate::util::yaml::from_str(text).map_err(|message| LoadError::Yaml { file: file.into(), message })?;
+    let Some(sources) = doc.get_mut("sources") else { return Ok(vec![]) };
+    render_strings(jinja, file, sources)?;
+    serde_json::from_value(sources.take()).map_err(|e| LoadError::Yaml { file: file.into(), message: format!("sources: {e}") })
+}
+
+fn render_strings(jinja: &JinjaEnv, file: &str, v: &mut Value) -> Result<(), LoadError> {
+    match v {
+        Value::String(s) if s.contains("{{") || s.contains("{%") => *s = jinja.render_str(file, s, None, &[])?,
+        Value::Array(a) => a.iter_mut().try_for_each(|x| render_strings(jinja, file, x))?,
+        Value::Object(o) => o.iter_mut().filter(|(k, _)| !UNRENDERED.contains(&k.as_str())).try_for_each(|(_, x)| render_strings(jinja, file, x))?,
+        _ => {}
+    }
+    Ok(())
+}
 
 /// A YAML entry kept for a later stage: (file, file text, the entry).
 pub type Entry = (String, String, Map<String, Value>);
@@ -32,6 +57,7 @@ pub struct Declared {
 pub fn apply(
     settings: &Settings,
     fs: &dyn FileSystem,
+    jinja: &JinjaEnv,
     set: &mut NodeSet,
     macros: &mut IndexMap<String, Macro>,
     warnings: &mut Vec<String>,
@@ -55,7 +81,10 @@ pub fn apply(
             if text.trim().is_empty() {
                 continue;
             }
-            let pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
+            let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
+            if !pf.sources.is_empty() && text.contains("{{") {
+                pf.sources = render_sources(jinja, &f, &text)?;
+            }
             props.push((base.clone(), f, pf));
         }
     }

@@ -115,7 +115,8 @@ fn yaml_patches_sources_and_declarations() {
     let s = settings(&fs);
     let mut set = files::load(&s, &fs, &Default::default(), &mut vec![]).unwrap();
     let mut warnings = vec![];
-    let d = patches::apply(&s, &fs, &mut set, &mut IndexMap::new(), &mut warnings).unwrap();
+    let jinja = env::build(&s, &[], vec![], &LoadOptions::default()).unwrap();
+    let d = patches::apply(&s, &fs, &jinja, &mut set, &mut IndexMap::new(), &mut warnings).unwrap();
     let a = &set.nodes["model.p.a"];
     assert_eq!((a.description.as_str(), a.patch_path.as_deref(), a.columns.len()), ("The a.", Some("models/a.yml"), 1));
     assert_eq!(set.nodes["source.p.raw.t"].alias, "t_file");
@@ -195,4 +196,19 @@ fn relations_are_named_by_the_naming_macros() {
     let p = load(&fs).unwrap();
     let a = &p.nodes["model.p.a"];
     assert_eq!((a.schema.as_str(), a.alias.as_str()), ("main_marts", "the_a"));
+}
+
+#[test]
+fn jinja_in_source_properties_is_rendered() {
+    let fs = project(&[
+        ("models/a.sql", "select * from {{ source('raw', 't') }}"),
+        (
+            "models/src.yml",
+            "sources:\n  - name: raw\n    schema: \"{{ target.schema }}_raw\"\n    description: \"{{ doc('x') }}\"\n    tables:\n      - name: t\n        identifier: \"{{ var('t_name', 't_file') }}\"\n        meta: {owner: \"{{ env_var('NOBODY', 'data') }}\"}\n",
+        ),
+    ]);
+    let p = load(&fs).unwrap();
+    let t = &p.nodes["source.p.raw.t"];
+    assert_eq!((t.schema.as_str(), t.alias.as_str()), ("main_raw", "t_file"));
+    assert_eq!(t.source.as_ref().unwrap().meta["owner"], "data");
 }
