@@ -268,12 +268,39 @@ pub fn lock_file(entries: &[Value], specs: &[Spec], outcomes: &[Outcome]) -> Str
     out
 }
 
-/// dbt's `_create_sha1_hash`: each entry as Python's `json.dumps(entry,
+/// dbt's `_create_sha1_hash`: each entry as dbt's package dataclass
+/// serializes it (`to_dict()`: its fields with their defaults, `unrendered`
+/// holding the entry as written), dumped as Python's `json.dumps(..,
 /// sort_keys=True)`, sorted, joined by newlines, SHA-1'd.
 fn packages_hash(entries: &[Value]) -> String {
-    let mut lines: Vec<String> = entries.iter().map(py_json).collect();
+    let mut lines: Vec<String> = entries.iter().map(|e| py_json(&package_dict(e))).collect();
     lines.sort();
     sha1_hex(lines.join("\n").as_bytes())
+}
+
+fn package_dict(e: &Value) -> Value {
+    let get = |k: &str| e.get(k).cloned().unwrap_or(Value::Null);
+    let mut d = serde_json::Map::new();
+    let kind = ["local", "git", "package", "tarball"].into_iter().find(|k| e.get(*k).is_some()).unwrap_or("local");
+    d.insert(kind.into(), get(kind));
+    match kind {
+        "git" => {
+            for k in ["revision", "warn-unpinned", "subdirectory"] {
+                d.insert(k.into(), get(k));
+            }
+        }
+        "package" => {
+            d.insert("version".into(), get("version"));
+            d.insert("install_prerelease".into(), e.get("install_prerelease").cloned().unwrap_or(Value::Bool(false)));
+        }
+        _ => {}
+    }
+    // `name` is dropped when unset (tarballs require it).
+    if let Some(n) = e.get("name").filter(|n| !n.is_null()) {
+        d.insert("name".into(), n.clone());
+    }
+    d.insert("unrendered".into(), e.clone());
+    Value::Object(d)
 }
 
 /// Python's `json.dumps(v, sort_keys=True)`: `", "` and `": "` separators,
@@ -342,10 +369,18 @@ mod tests {
 
     #[test]
     fn the_lock_hash_is_dbts() {
-        // dbt-core 1.11: sha1 of json.dumps({"local": "../"}, sort_keys=True).
-        let entries = vec![serde_json::json!({"local": "../"})];
-        assert_eq!(py_json(&entries[0]), r#"{"local": "../"}"#);
-        assert_eq!(packages_hash(&entries), sha1_hex(br#"{"local": "../"}"#));
+        // Hashes printed by dbt-core 1.11's own `_create_sha1_hash` (and, for
+        // the first, written by `dbt deps` into package-lock.yml).
+        let local = vec![serde_json::json!({"local": "../"})];
+        assert_eq!(packages_hash(&local), "de2deba3d66ce03d8c02949013650cc9b94f6030");
+        let git = vec![serde_json::json!({"git": "https://example.invalid/x.git"})];
+        assert_eq!(packages_hash(&git), "59e614c933bf8dcdcc99f5d41e76e3ebc55b59c0");
+        let three = vec![
+            serde_json::json!({"local": "../"}),
+            serde_json::json!({"git": "https://example.invalid/x.git", "revision": "v1"}),
+            serde_json::json!({"package": "dbt-labs/dbt_date", "version": [">=0.9.0", "<1.0.0"]}),
+        ];
+        assert_eq!(packages_hash(&three), "553879d6a197d33624e93cdb6d3448e472ccd275");
         assert_eq!(py_str("é\"\n"), r#""\u00e9\"\n""#);
     }
 
