@@ -149,6 +149,12 @@ pub enum Command {
     Test(RunArgs),
     /// Seeds, models and their tests in DAG order; failing tests skip downstream nodes.
     Build(RunArgs),
+    /// Run the last run/seed/test/build again on its failed and skipped nodes (target/run_results.json).
+    Retry {
+        /// Worker threads (default: the target's `threads`).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
     /// Preview a model's or a query's rows.
     Show {
         #[command(flatten)]

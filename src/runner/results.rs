@@ -14,14 +14,38 @@ pub struct RunResultsFile<'a> {
     pub dir: PathBuf,
     pub project: &'a Project,
     pub invocation_id: &'a str,
-    /// The command (`run`, `build`, ...).
-    pub command: &'a str,
+    /// The command (`run`, `build`, ...) and the flags `dp retry` repeats.
+    pub args: Args,
     written: Mutex<Option<anyhow::Result<()>>>,
 }
 
+/// The invocation's command and the flags `dp retry` repeats (dbt's `args`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Args {
+    pub which: String,
+    pub full_refresh: bool,
+    pub store_failures: bool,
+}
+
+impl Args {
+    fn json(&self) -> Value {
+        json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures})
+    }
+
+    /// Reads the args back from a run_results.json.
+    pub fn from_json(v: &Value) -> Args {
+        let a = &v["args"];
+        Args {
+            which: a["which"].as_str().unwrap_or_default().to_string(),
+            full_refresh: a["full_refresh"].as_bool().unwrap_or(false),
+            store_failures: a["store_failures"].as_bool().unwrap_or(false),
+        }
+    }
+}
+
 impl<'a> RunResultsFile<'a> {
-    pub fn new(dir: PathBuf, project: &'a Project, invocation_id: &'a str, command: &'a str) -> Self {
-        RunResultsFile { dir, project, invocation_id, command, written: Mutex::new(None) }
+    pub fn new(dir: PathBuf, project: &'a Project, invocation_id: &'a str, args: Args) -> Self {
+        RunResultsFile { dir, project, invocation_id, args, written: Mutex::new(None) }
     }
 
     /// Whether the file was written (an error if writing failed or the run
@@ -34,13 +58,13 @@ impl<'a> RunResultsFile<'a> {
 impl EventSink for RunResultsFile<'_> {
     fn on_event(&self, event: &Event<'_>) {
         if let Event::RunFinished { results, elapsed } = event {
-            let v = run_results(self.project, results, elapsed.as_secs_f64(), self.invocation_id, self.command);
+            let v = run_results(self.project, results, elapsed.as_secs_f64(), self.invocation_id, &self.args);
             *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(write(&self.dir, &v));
         }
     }
 }
 
-pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invocation_id: &str, command: &str) -> Value {
+pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invocation_id: &str, args: &Args) -> Value {
     let items: Vec<Value> = results
         .iter()
         .map(|r| {
@@ -79,8 +103,32 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
         },
         "results": items,
         "elapsed_time": elapsed,
-        "args": {"which": command},
+        "args": args.json(),
     })
+}
+
+/// Statuses `dp retry` runs again (dbt's RETRYABLE_STATUSES).
+pub const RETRYABLE: &[&str] = &["error", "fail", "skipped", "runtime error"];
+
+/// The previous invocation's args and the unique ids to retry, from
+/// `<dir>/run_results.json`.
+pub fn retry_plan(dir: &Path) -> anyhow::Result<(Args, Vec<String>)> {
+    let path = dir.join("run_results.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e}\n  hint: `dp retry` re-runs the failed and skipped nodes of the last `dp run`, `seed`, `test` or `build`; run one first",
+            path.display()
+        )
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a run_results.json: {e}", path.display()))?;
+    let ids = v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["status"].as_str().is_some_and(|s| RETRYABLE.contains(&s)))
+        .filter_map(|r| r["unique_id"].as_str().map(String::from))
+        .collect();
+    Ok((Args::from_json(&v), ids))
 }
 
 pub fn write(dir: &Path, v: &Value) -> anyhow::Result<()> {

@@ -146,3 +146,33 @@ fn composite_unique_keys_for_merge_and_delete_insert() {
         assert_eq!(csv(p, "select k1, k2, v from main.inc order by k1, k2"), "k1,k2,v\n1,a,old\n1,b,new\n2,a,old\n3,c,new", "strategy {strategy}");
     }
 }
+
+/// `dp retry` runs the last command again on its failed and skipped nodes
+/// only, with its flags; with nothing left to retry it says so.
+#[test]
+fn retry_runs_only_what_failed_or_was_skipped() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/a.sql", "{{ config(materialized='table') }}\nselect 1 as id"),
+        ("models/b.sql", "{{ config(materialized='table') }}\nselect missing from {{ ref('a') }}"),
+        ("models/c.sql", "{{ config(materialized='table') }}\nselect * from {{ ref('b') }}"),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["retry"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("run_results.json: No such file or directory"), "{}", stderr(&o));
+    let o = run(p, &["run", "--full-refresh"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=1 TOTAL=3"), "{}", stderr(&o));
+    std::fs::write(p.join("models/b.sql"), "{{ config(materialized='table') }}\nselect id from {{ ref('a') }}").unwrap();
+    let o = run(p, &["retry"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"), "{err}");
+    assert!(err.contains("1 of 2 START sql table model main.b") && err.contains("2 of 2 START sql table model main.c"), "{err}");
+    let rr: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/run_results.json")).unwrap()).unwrap();
+    assert_eq!(rr["args"], serde_json::json!({"which": "run", "full_refresh": true, "store_failures": false}));
+    let o = run(p, &["retry"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Nothing to do: the last run had no failed or skipped nodes."), "{}", stderr(&o));
+}

@@ -29,6 +29,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
+        Command::Retry { threads } => run::retry(g, threads, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,
         Command::Load(a) => load::run(g, &a, printer).await,

@@ -17,7 +17,7 @@ use crate::graph::select::is_empty_node;
 use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
 use crate::runner::events::Fanout;
-use crate::runner::results::RunResultsFile;
+use crate::runner::results::{Args, RunResultsFile};
 use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, run_statements};
 
@@ -49,12 +49,45 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The command a run_results.json names (`args.which`).
+    fn from_which(which: &str) -> Option<Kind> {
+        [Kind::Run, Kind::Seed, Kind::Test, Kind::Build].into_iter().find(|k| k.which() == which)
+    }
+}
+
+/// `dp retry`: the last run's command again, on the nodes that ended in
+/// error, fail or skipped (dbt's `retry`), with its flags.
+pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let target = crate::cli::context::settings(g, None)?.target_dir();
+    let (args, ids) = crate::runner::results::retry_plan(&target)?;
+    let Some(kind) = Kind::from_which(&args.which) else {
+        anyhow::bail!("dp retry: the last command was '{}', which dp cannot retry\n  hint: retry works after dp run, seed, test or build", args.which);
+    };
+    if ids.is_empty() {
+        printer.info("Nothing to do: the last run had no failed or skipped nodes.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let a = RunArgs { threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
+    execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer).await
+}
+
 pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
+    execute_kind(g, a, kind, None, printer).await
+}
+
+/// Runs `kind` on the selection of `a`, or on exactly `only` (retry).
+async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<IndexSet<String>>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
     let types = kind.types();
-    let chosen: IndexSet<String> = select(&l, &a.select, types.clone(), printer)?
+    let selected = match only {
+        // Nodes of the last run that no longer exist are left out.
+        Some(ids) => ids.into_iter().filter(|u| l.project.nodes.contains_key(u)).collect(),
+        None => select(&l, &a.select, types.clone(), printer)?,
+    };
+    let chosen: IndexSet<String> = selected
         .into_iter()
         // dbt drops blank models and tests from what it runs.
         .filter(|u| {
@@ -109,7 +142,8 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     }
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
     let reporter = Reporter { printer };
-    let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, which);
+    let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures };
+    let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);
     let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(vec![&reporter, &run_results]), &opts).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
