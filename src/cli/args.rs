@@ -149,6 +149,11 @@ pub enum Command {
     Test(RunArgs),
     /// Seeds, models and their tests in DAG order; failing tests skip downstream nodes.
     Build(RunArgs),
+    /// Source commands (`dp source freshness`).
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
+    },
     /// Run the last run/seed/test/build again on its failed and skipped nodes (target/run_results.json).
     Retry {
         /// Worker threads (default: the target's `threads`).
@@ -242,6 +247,18 @@ pub struct SqlArgs {
     /// and DROP persist (without it they are refused).
     #[arg(long)]
     pub allow_writes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceAction {
+    /// How old each source table's newest row is, against its `freshness` (writes target/sources.json).
+    Freshness {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Where to write the results (default: target/sources.json).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

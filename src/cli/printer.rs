@@ -23,7 +23,7 @@ pub struct Printer {
     bar: Mutex<Option<ProgressBar>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
     Good,
     Warn,

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod events;
+pub mod freshness;
 pub mod results;
 pub mod schedule;
 pub mod test;

@@ -58,3 +58,66 @@ fn build_skips_children_of_a_failing_test_and_stores_failures() {
     ok(&o);
     assert_eq!(stdout(&o).trim(), "unique_field,n_records\n1,2");
 }
+
+/// `dp source freshness`: dbt's lines, statuses (error over warn, a runtime
+/// error for a bad filter) and target/sources.json; exit 1 on an error.
+#[test]
+fn source_freshness_judges_each_table_and_writes_sources_json() {
+    let sources = r#"
+sources:
+  - name: raw
+    loaded_at_field: loaded_at
+    freshness:
+      warn_after: {count: 1, period: day}
+    tables:
+      - name: fresh
+        meta: {external_location: "data/fresh.csv"}
+      - name: stale
+        meta: {external_location: "data/stale.csv"}
+        freshness:
+          warn_after: {count: 1, period: day}
+          error_after: {count: 30, period: day}
+      - name: old
+        meta: {external_location: "data/stale.csv"}
+      - name: broken
+        meta: {external_location: "data/stale.csv"}
+        freshness:
+          warn_after: {count: 1, period: hour}
+          filter: "no_such_column > 1"
+      - name: unchecked
+        meta: {external_location: "data/stale.csv"}
+        freshness: {}
+"#;
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/src.yml", sources),
+        ("data/fresh.csv", "id,loaded_at\n1,2099-01-01 00:00:00\n"),
+        ("data/stale.csv", "id,loaded_at\n1,2020-01-01 00:00:00\n2,2020-01-02 12:00:00\n"),
+    ]);
+    let o = run(dir.path(), &["source", "freshness"]);
+    let err = regex::Regex::new(r"in \d+\.\d+s").unwrap().replace_all(&stderr(&o), "in [t]s").into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    for line in [
+        "1 of 4 PASS freshness of raw.fresh ............................................. [PASS in [t]s]",
+        "2 of 4 ERROR STALE freshness of raw.stale ...................................... [ERROR STALE in [t]s]",
+        "3 of 4 WARN freshness of raw.old ............................................... [WARN in [t]s]",
+        "4 of 4 ERROR freshness of raw.broken ........................................... [ERROR in [t]s]",
+        "Done. PASS=1 WARN=1 ERROR=2 TOTAL=4 (target/sources.json)",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in\n{err}");
+    }
+    assert!(err.contains("error: source raw.stale: newest row is "), "{err}");
+    assert!(
+        err.contains(
+            "error: source raw.broken: Schema error: No field named no_such_column.\nValid fields are raw.broken.id, raw.broken.loaded_at.\n  query: select"
+        ),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/sources.json")).unwrap()).unwrap();
+    let got: Vec<(&str, &str)> = v["results"].as_array().unwrap().iter().map(|r| (r["unique_id"].as_str().unwrap(), r["status"].as_str().unwrap())).collect();
+    assert_eq!(got, [("source.p.raw.fresh", "pass"), ("source.p.raw.stale", "error"), ("source.p.raw.old", "warn"), ("source.p.raw.broken", "runtime error")]);
+    let stale = &v["results"][1];
+    assert_eq!(stale["max_loaded_at"], "2020-01-02T12:00:00.000000Z");
+    assert_eq!(stale["criteria"]["error_after"], serde_json::json!({"count": 30, "period": "day"}));
+    assert_eq!(v["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/sources/v3.json");
+}

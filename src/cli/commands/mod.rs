@@ -10,12 +10,13 @@ mod parse;
 mod publish;
 mod run;
 mod show;
+mod source;
 mod sql;
 
 use std::process::ExitCode;
 
 use super::Printer;
-use super::args::{Cli, Command};
+use super::args::{Cli, Command, SourceAction};
 
 pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
@@ -30,6 +31,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
         Command::Retry { threads } => run::retry(g, threads, printer).await,
+        Command::Source { action: SourceAction::Freshness { select, output } } => source::freshness(g, &select, output, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,
         Command::Load(a) => load::run(g, &a, printer).await,
