@@ -141,6 +141,8 @@ pub enum Command {
     Debug,
     /// Install the packages of packages.yml into dbt_packages/ and write package-lock.yml.
     Deps,
+    /// Remove the clean-targets (default: target/).
+    Clean,
     /// Build the selected models.
     Run(RunArgs),
     /// Load seeds (CSV) into Delta tables.

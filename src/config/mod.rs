@@ -47,6 +47,8 @@ pub struct Paths {
     pub docs: Vec<String>,
     pub target: String,
     pub packages: String,
+    /// What `dp clean` removes (dbt's `clean-targets`; default: the target folder).
+    pub clean: Vec<String>,
 }
 
 impl Default for Paths {
@@ -63,6 +65,7 @@ impl Default for Paths {
             docs: vec![],
             target: "target".into(),
             packages: "dbt_packages".into(),
+            clean: v("target"),
         }
     }
 }
@@ -197,6 +200,7 @@ struct PathsSection {
     docs: Option<StringOrList>,
     target: Option<String>,
     packages: Option<String>,
+    clean: Option<StringOrList>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -251,6 +255,8 @@ struct DbtProjectYml {
     target_path: Option<String>,
     #[serde(rename = "packages-install-path")]
     packages_install_path: Option<String>,
+    #[serde(rename = "clean-targets")]
+    clean_targets: Option<Vec<String>>,
     #[serde(default)]
     vars: IndexMap<String, JsonValue>,
     models: Option<JsonValue>,
@@ -312,6 +318,7 @@ impl Settings {
         paths.docs = pick(p.docs, dbt.docs_paths, paths.docs);
         paths.target = p.target.or(dbt.target_path).unwrap_or(paths.target);
         paths.packages = p.packages.or(dbt.packages_install_path).unwrap_or(paths.packages);
+        paths.clean = pick(p.clean, dbt.clean_targets, vec![paths.target.clone()]);
 
         // Vars: dbt_project.yml, then warehouse.toml, then --vars.
         let mut vars = dbt.vars;

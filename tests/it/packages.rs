@@ -57,3 +57,28 @@ fn macro_with_wrong_arguments_is_a_clear_error() {
     let err = stderr(&o);
     assert!(err.contains("models/x.sql:1: macro called with too many arguments"), "{err}");
 }
+
+/// `dp clean` removes the clean-targets and refuses source folders.
+#[test]
+fn clean_removes_clean_targets_only() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nclean-targets: [target, dbt_packages]\n"),
+        ("models/m.sql", "select 1 as id"),
+        ("target/manifest.json", "{}"),
+        ("dbt_packages/x/dbt_project.yml", "name: x\n"),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["clean"]);
+    ok(&o);
+    assert!(!p.join("target").exists() && !p.join("dbt_packages").exists() && p.join("models/m.sql").exists());
+    assert!(
+        stderr(&o).contains("Checking target/*\n  Cleaned target/*\nChecking dbt_packages/*\n  Cleaned dbt_packages/*\nFinished cleaning all paths."),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(p.join("dbt_project.yml"), "name: p\nclean-targets: [target, models]\n").unwrap();
+    let o = run(p, &["clean"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("dp will not clean 'models': it is a source folder of the project"), "{}", stderr(&o));
+    assert!(p.join("models/m.sql").exists());
+}

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod clean;
 mod compile;
 mod debug;
 mod demo;
@@ -26,6 +27,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, &output, &output_keys, &resource_type, printer),
         Command::Debug => debug::run(g, printer).await,
         Command::Deps => deps::run(g, printer),
+        Command::Clean => clean::run(g, printer),
         Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
