@@ -143,6 +143,11 @@ pub enum Command {
     Deps,
     /// Remove the clean-targets (default: target/).
     Clean,
+    /// Create a new project folder (warehouse.toml, a seed, models, tests) that builds.
+    Init {
+        /// The project's name and folder.
+        name: String,
+    },
     /// Build the selected models.
     Run(RunArgs),
     /// Load seeds (CSV) into Delta tables.

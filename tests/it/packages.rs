@@ -82,3 +82,20 @@ fn clean_removes_clean_targets_only() {
     assert!(stderr(&o).contains("dp will not clean 'models': it is a source folder of the project"), "{}", stderr(&o));
     assert!(p.join("models/m.sql").exists());
 }
+
+/// `dp init` writes a project that builds at once, and refuses to overwrite one.
+#[test]
+fn init_creates_a_project_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["init", "my_proj"]);
+    ok(&o);
+    let p = dir.path().join("my_proj");
+    let o = run(&p, &["build"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Done. PASS=5 WARN=0 ERROR=0 SKIP=0 TOTAL=5"), "{}", stderr(&o));
+    let o = run(dir.path(), &["init", "my_proj"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already holds a project (warehouse.toml)"), "{}", stderr(&o));
+    let o = run(dir.path(), &["init", "9lives"]);
+    assert!(stderr(&o).contains("'9lives' is not a valid project name"), "{}", stderr(&o));
+}

@@ -5,6 +5,7 @@ mod compile;
 mod debug;
 mod demo;
 mod deps;
+mod init;
 mod load;
 mod ls;
 mod parse;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Debug => debug::run(g, printer).await,
         Command::Deps => deps::run(g, printer),
         Command::Clean => clean::run(g, printer),
+        Command::Init { name } => init::run(&g.project_dir.join(name), printer),
         Command::Run(a) => run::run(g, &a, run::Kind::Run, printer).await,
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
