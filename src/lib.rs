@@ -8,6 +8,7 @@ pub mod demo;
 pub mod engine;
 pub mod fs;
 pub mod graph;
+pub mod ingest;
 pub mod jinja;
 pub mod materialize;
 pub mod postgres;
