@@ -208,14 +208,11 @@ fn main() {
     let p = tmp.path();
     std::fs::create_dir_all(p.join("models")).unwrap();
     std::fs::create_dir_all(p.join("landing")).unwrap();
-    std::fs::write(p.join("warehouse.toml"), "[project]\nname = \"bench\"\n\n[targets.dev]\nwarehouse = \"./warehouse\"\nschema = \"main\"\nthreads = 2\n").unwrap();
+    std::fs::write(p.join("warehouse.toml"), "[project]\nname = \"bench\"\n\n[targets.dev]\nwarehouse = \"./warehouse\"\nschema = \"main\"\nthreads = 2\n")
+        .unwrap();
     std::fs::write(p.join("models/_sources.yml"), SOURCES).unwrap();
     let env = srv.env(&db);
-    let py = if py_on {
-        python().map_err(|e| println!("python baselines: skipped ({e})")).ok()
-    } else {
-        None
-    };
+    let py = if py_on { python().map_err(|e| println!("python baselines: skipped ({e})")).ok() } else { None };
 
     // Full extracts (--full-refresh each time), alternating with ConnectorX.
     let (mut dp_runs, mut cx_runs) = (vec![], vec![]);

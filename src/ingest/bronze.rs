@@ -133,20 +133,35 @@ impl Bronze {
     /// The `dp.ingest.*` footer keys of a published file (empty when the
     /// file was not written by `dp ingest`).
     pub async fn footer(&self, obj: &BronzeObject) -> anyhow::Result<BTreeMap<String, String>> {
-        use datafusion::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
-        let r = ParquetObjectReader::new(self.store.clone(), obj.path.clone()).with_file_size(obj.size);
-        let b = ParquetRecordBatchStreamBuilder::new(r).await?;
-        let kv = b.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+        use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+        let get =
+            |r: std::ops::Range<u64>| async move { self.store.get_range(&obj.path, r).await.map_err(|e| crate::storage::StorageError::remote(&obj.key, e)) };
+        if obj.size < 12 {
+            anyhow::bail!("{}: too small for a Parquet file", obj.key);
+        }
+        let tail = get(obj.size - 8..obj.size).await?;
+        if &tail[4..] != b"PAR1" {
+            anyhow::bail!("{}: not a Parquet file", obj.key);
+        }
+        let len = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+        let start = obj.size.checked_sub(8 + len).ok_or_else(|| anyhow::anyhow!("{}: bad Parquet footer", obj.key))?;
+        let meta = ParquetMetaDataReader::decode_metadata(&get(start..obj.size - 8).await?)?;
+        let kv = meta.file_metadata().key_value_metadata().cloned().unwrap_or_default();
         Ok(kv.into_iter().filter(|k| k.key.starts_with("dp.ingest.")).filter_map(|k| Some((k.key, k.value?))).collect())
     }
 
     /// Starts writing `obj` (invisible until [`BronzeWriter::finish`]).
     pub fn writer(&self, obj: &BronzeObject, schema: SchemaRef) -> anyhow::Result<BronzeWriter> {
         let state = Arc::new(std::sync::Mutex::new((0u64, String::new())));
-        let sink = HashingSink { w: object_store::buffered::BufWriter::new(self.store.clone(), obj.path.clone()), hasher: Sha256::new(), bytes: 0, state: state.clone() };
+        let sink = HashingSink {
+            w: object_store::buffered::BufWriter::new(self.store.clone(), obj.path.clone()),
+            hasher: Sha256::new(),
+            bytes: 0,
+            state: state.clone(),
+        };
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_max_row_group_size(ROW_GROUP_ROWS)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_created_by("dp ingest".into())
             .build();
         let w = AsyncArrowWriter::try_new(sink, schema, Some(props))?;

@@ -184,7 +184,9 @@ fn csv(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let opts = crate::seed::infer::SeedOptions { delimiter: spec.delimiter, column_types: spec.column_types.clone() };
     let data = crate::seed::infer::read_seed(name, &text, &opts).map_err(|e| e.to_string().replace(" — ", "\n  hint: "))?;
     if data.rows == 0 && skipped == 0 {
-        return Err(format!("{name}: the file has a header row but no data rows\n  hint: remove it from the landing folder (or let the producer write it again)"));
+        return Err(format!(
+            "{name}: the file has a header row but no data rows\n  hint: remove it from the landing folder (or let the producer write it again)"
+        ));
     }
     Ok(Parsed { schema: data.schema, batches: data.batches, rows: data.rows as u64, skipped, bad_lines })
 }
@@ -219,6 +221,12 @@ fn drop_ragged(text: &[u8], delimiter: u8) -> (Vec<u8>, u64, Vec<String>) {
     (kept, dropped, lines)
 }
 
+/// serde_json's message without its `at line L column C` (the caller names the position).
+fn json_msg(e: &serde_json::Error) -> String {
+    let m = e.to_string();
+    m.rsplit_once(" at line ").map(|(a, _)| a.to_string()).unwrap_or(m)
+}
+
 fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     use serde_json::Value;
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -229,7 +237,14 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let mut values: Vec<Value> = vec![];
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
-        values = serde_json::from_str(text).map_err(|e| format!("{name}:{}:{}: malformed JSON: {e}\n  hint: fix the file; a JSON file holds one array of objects, or one object per line", e.line(), e.column()))?;
+        values = serde_json::from_str(text).map_err(|e| {
+            format!(
+                "{name}:{}:{}: malformed JSON: {}\n  hint: fix the file; a JSON file holds one array of objects, or one object per line",
+                e.line(),
+                e.column(),
+                json_msg(&e)
+            )
+        })?;
     } else {
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
@@ -246,9 +261,10 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
                 Ok(_) => return Err(format!("{name}:{}: the line is not a JSON object\n  hint: NDJSON files hold one object per line", i + 1)),
                 Err(e) => {
                     return Err(format!(
-                        "{name}:{}:{}: malformed JSON: {e}\n  hint: fix the line, or set on_error: skip to drop malformed lines",
+                        "{name}:{}:{}: malformed JSON: {}\n  hint: fix the line, or set on_error: skip to drop malformed lines",
                         i + 1,
-                        e.column()
+                        e.column(),
+                        json_msg(&e)
                     ));
                 }
             }
@@ -260,8 +276,17 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     if values.is_empty() {
         return Err(format!("{name}: the file holds no rows\n  hint: remove it from the landing folder"));
     }
-    let schema = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
-    let schema = Arc::new(schema);
+    let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
+    // Columns in the order keys first appear (inference returns them unordered).
+    let mut order: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
+    for v in &values {
+        if let Value::Object(m) = v {
+            order.extend(m.keys().map(String::as_str));
+        }
+    }
+    let fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+        order.iter().filter_map(|k| inferred.field_with_name(k).ok().map(|f| Arc::new(f.clone()))).collect();
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
     let mut batches = vec![];
     for chunk in values.chunks(crate::seed::infer::BATCH_ROWS) {
         let mut d = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).build_decoder().map_err(|e| format!("{name}: {e}"))?;

@@ -263,15 +263,8 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
     let stored = if incremental { ctx.state.watermark(&spec.source_name) } else { None };
     o.watermark_from = stored.clone();
     let change = std::sync::Mutex::new(None);
-    let req = postgres::Request {
-        source_name: &spec.source_name,
-        spec: p,
-        stored: stored.clone(),
-        incremental,
-        run_id: &ctx.run_id,
-        date: &ctx.date,
-        mode: &o.mode,
-    };
+    let req =
+        postgres::Request { source_name: &spec.source_name, spec: p, stored: stored.clone(), incremental, run_id: &ctx.run_id, date: &ctx.date, mode: &o.mode };
     let ex = postgres::extract(&pool, bronze, req, |schema: SchemaRef| {
         let change = &change;
         async move {

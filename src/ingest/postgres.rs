@@ -43,7 +43,6 @@ use futures::StreamExt;
 use std::sync::Arc;
 use tokio_postgres::types::{Kind as PgKind, Type};
 
-
 use super::bronze::{Bronze, BronzeObject, Published};
 use super::spec::{PgRelation, PgSpec};
 use crate::postgres::connect::{PgPool, pg_err};
@@ -227,7 +226,10 @@ where
         };
         let ty = match col.kind {
             Kind::Ts | Kind::TsTz | Kind::Date | Kind::I16 | Kind::I32 | Kind::I64 => col.pg_type.clone(),
-            _ => bail!("watermark column {wcol} of {label} is {}, not a timestamp, date or integer\n  hint: pick a column that grows when rows change", col.pg_type),
+            _ => bail!(
+                "watermark column {wcol} of {label} is {}, not a timestamp, date or integer\n  hint: pick a column that grows when rows change",
+                col.pg_type
+            ),
         };
         let w = ident(wcol);
         let nulls: i64 = c
@@ -316,7 +318,10 @@ async fn columns(c: &tokio_postgres::Client, stmt: &tokio_postgres::Statement, l
             && oid != 0
         {
             let r = c
-                .query_opt("SELECT a.attnotnull, t.typtypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1 AND a.attnum = $2", &[&oid, &num])
+                .query_opt(
+                    "SELECT a.attnotnull, t.typtypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1 AND a.attnum = $2",
+                    &[&oid, &num],
+                )
                 .await
                 .map_err(pg_err("reading the catalog"))?;
             if let Some(r) = r {
@@ -490,12 +495,9 @@ impl Builder {
             Kind::Ts => Builder::Ts(TimestampMicrosecondBuilder::new(), false),
             Kind::TsTz => Builder::Ts(TimestampMicrosecondBuilder::new(), true),
             Kind::Time => Builder::Time(Time64MicrosecondBuilder::new()),
-            Kind::List(e) => Builder::List {
-                values: Box::new(Builder::new(e)),
-                offsets: vec![0],
-                nulls: vec![],
-                field: Arc::new(Field::new("item", e.arrow(), true)),
-            },
+            Kind::List(e) => {
+                Builder::List { values: Box::new(Builder::new(e)), offsets: vec![0], nulls: vec![], field: Arc::new(Field::new("item", e.arrow(), true)) }
+            }
         }
     }
 
@@ -574,13 +576,12 @@ impl Builder {
                 }
                 let ndim = i32::from_be_bytes(be(&v[0..4])?);
                 let mut n = 0i32;
-                let mut p = 12;
                 if ndim > 1 {
                     return Err(format!("{ndim}-dimensional arrays are not supported (only one dimension)"));
                 }
                 if ndim == 1 {
                     n = i32::from_be_bytes(be(&v[12..16])?);
-                    p = 20;
+                    let mut p = 20;
                     for _ in 0..n {
                         let len = i32::from_be_bytes(be(v.get(p..p + 4).ok_or("malformed array")?)?);
                         p += 4;

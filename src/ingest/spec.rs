@@ -181,7 +181,8 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
     let keys = if from == "postgres" { POSTGRES_KEYS } else { FILES_KEYS };
     for k in b.keys() {
         if !keys.contains(&k.as_str()) {
-            let near = keys.iter().max_by(|a, b| strsim::jaro_winkler(k, a).total_cmp(&strsim::jaro_winkler(k, b))).filter(|c| strsim::jaro_winkler(k, c) > 0.8);
+            let near =
+                keys.iter().max_by(|a, b| strsim::jaro_winkler(k, a).total_cmp(&strsim::jaro_winkler(k, b))).filter(|c| strsim::jaro_winkler(k, c) > 0.8);
             let hint = match near {
                 Some(c) => format!("did you mean `{c}`? keys for from: {from} are {}", keys.join(", ")),
                 None => format!("keys for from: {from} are {}", keys.join(", ")),
@@ -205,7 +206,9 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
     let schema_policy = match s("schema_policy")?.as_deref() {
         None | Some("evolve") => SchemaPolicy::Evolve,
         Some("freeze") => SchemaPolicy::Freeze,
-        Some(other) => return Err(err(Some("schema_policy"), format!("schema_policy '{other}' is not evolve or freeze"), "write schema_policy: evolve or freeze")),
+        Some(other) => {
+            return Err(err(Some("schema_policy"), format!("schema_policy '{other}' is not evolve or freeze"), "write schema_policy: evolve or freeze"));
+        }
     };
     let Some(location) = node.source.as_ref().and_then(|s| s.location.clone()) else {
         return Err(err(
@@ -214,7 +217,8 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
             "add meta.external_location, e.g. bronze/postgres/orders/*/orders.parquet",
         ));
     };
-    check_location(&location).map_err(|m| err(Some("external_location"), m, "ingestion writes zstd Parquet into a dated folder: write the location as <prefix>/*/<name>.parquet"))?;
+    check_location(&location)
+        .map_err(|m| err(Some("external_location"), m, "ingestion writes zstd Parquet into a dated folder: write the location as <prefix>/*/<name>.parquet"))?;
     let from = if from == "postgres" {
         let relation = match (s("table")?, s("query")?) {
             (Some(t), None) => match t.split_once('.') {
@@ -247,18 +251,17 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
                     };
                     return Err(err(Some(k), format!("unknown connection key `{k}`"), &hint));
                 }
-                Some(serde_json::from_value::<PostgresConfig>(Value::Object(c.clone())).map_err(|e| err(Some("connection"), format!("connection: {e}"), "see [postgres] in the README"))?)
+                Some(
+                    serde_json::from_value::<PostgresConfig>(Value::Object(c.clone()))
+                        .map_err(|e| err(Some("connection"), format!("connection: {e}"), "see [postgres] in the README"))?,
+                )
             }
             Some(_) => return Err(err(Some("connection"), "`connection` must be a mapping".into(), "write connection: {host: ..., dbname: ...}")),
         };
         Origin::Postgres(PgSpec { relation, watermark_column, lookback: s("lookback")?, connection })
     } else {
         if b.contains_key("mode") && mode == Mode::Incremental {
-            return Err(err(
-                Some("mode"),
-                "mode does not apply to from: files (each new file lands once, by name, size and checksum)".into(),
-                "remove mode",
-            ));
+            return Err(err(Some("mode"), "mode does not apply to from: files (each new file lands once, by name, size and checksum)".into(), "remove mode"));
         }
         let Some(path) = s("path")? else {
             return Err(err(None, "from: files needs `path` (a folder, a glob or an s3:// prefix)".into(), "add path: landing/sales/"));
@@ -268,7 +271,9 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
             Some("csv") => Some(FileFormat::Csv),
             Some("json" | "ndjson" | "jsonl") => Some(FileFormat::Json),
             Some("parquet") => Some(FileFormat::Parquet),
-            Some(other) => return Err(err(Some("format"), format!("format '{other}' is not csv, json, ndjson or parquet"), "write one of csv, json, ndjson, parquet")),
+            Some(other) => {
+                return Err(err(Some("format"), format!("format '{other}' is not csv, json, ndjson or parquet"), "write one of csv, json, ndjson, parquet"));
+            }
         };
         let delimiter = match s("delimiter")?.as_deref() {
             None => b',',
@@ -376,12 +381,8 @@ mod tests {
         let mut n = Node::new(ResourceType::Source, "p", "raw.orders", "models/_sources.yml");
         n.name = "orders".into();
         n.line = Some(5);
-        n.source = Some(crate::project::nodes::SourceInfo {
-            source_name: "raw".into(),
-            meta: ingest_meta(block),
-            location: Some(loc.into()),
-            ..Default::default()
-        });
+        n.source =
+            Some(crate::project::nodes::SourceInfo { source_name: "raw".into(), meta: ingest_meta(block), location: Some(loc.into()), ..Default::default() });
         n
     }
 

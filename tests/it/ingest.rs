@@ -88,7 +88,10 @@ fn files_land_once_and_changed_files_land_again() {
     assert_eq!(sql(p, "select count(channel) from raw.sales"), ["2"]);
 
     // The log: one success row per landed file, with checksums and keys.
-    let log = sql(p, "select status, row_count, source_file like '%day2.csv', length(file_checksum), object_key like 'bronze/files/sales/%/sales.parquet' from dp_meta.ingestion_log order by finished_at");
+    let log = sql(
+        p,
+        "select status, row_count, source_file like '%day2.csv', length(file_checksum), object_key like 'bronze/files/sales/%/sales.parquet' from dp_meta.ingestion_log order by finished_at",
+    );
     assert_eq!(log, ["success,2,false,64,true", "success,1,true,64,true", "success,2,true,64,true"]);
     assert_eq!(sql(p, "select version, change_summary from dp_meta.schema_history order by version"), ["1,initial schema", "2,added channel Utf8"]);
 }
@@ -128,12 +131,14 @@ fn bad_files_fail_with_file_and_line_and_a_failed_log_row() {
     let file = p.join("landing/sales/ragged.csv").display().to_string();
     assert!(err.contains("1 of 1 ERROR ingesting raw.sales in "), "{err}");
     assert!(
-        err.contains(&format!("error: source raw.sales: {file}:3: row has 2 fields, header has 3\n  hint: add the missing fields (leave a field empty for NULL)")),
+        err.contains(&format!(
+            "error: source raw.sales: {file}:3: row has 2 fields, header has 3\n  hint: add the missing fields (leave a field empty for NULL)"
+        )),
         "{err}"
     );
     assert!(bronze_files(p).is_empty(), "{:?}", bronze_files(p));
     assert_eq!(sql(p, "select status, source_file = error from dp_meta.ingestion_log"), ["failed,false"]);
-    assert_eq!(sql(p, "select source_file from dp_meta.ingestion_log"), [file.clone()]);
+    assert_eq!(sql(p, "select source_file from dp_meta.ingestion_log"), vec![file]);
 
     std::fs::remove_file(p.join("landing/sales/ragged.csv")).unwrap();
     land(p, "empty.csv", b"");
@@ -148,7 +153,7 @@ fn bad_files_fail_with_file_and_line_and_a_failed_log_row() {
 
     land(p, "bad.json", b"{\"id\": 1}\n{\"id\": \n");
     let err = ingest_fails(p);
-    assert!(err.contains("landing/sales/bad.json:2:8: malformed JSON: "), "{err}");
+    assert!(err.contains("landing/sales/bad.json:2:7: malformed JSON: EOF while parsing a value\n  hint: fix the line, or set on_error: skip"), "{err}");
     std::fs::remove_file(p.join("landing/sales/bad.json")).unwrap();
     assert!(bronze_files(p).is_empty());
     assert_eq!(sql(p, "select count(*) from dp_meta.ingestion_log where status = 'failed'"), ["4"]);
@@ -172,7 +177,10 @@ fn skip_drops_malformed_rows_and_logs_them() {
     ok(&o);
     assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
     assert!(stderr(&o).contains("2 malformed rows skipped"), "{}", stderr(&o));
-    assert_eq!(sql(p, "select skipped_rows, bad_lines from dp_meta.ingestion_log"), ["2,\"line 3: 2 fields, header has 3\nline 4: 4 fields, header has 3\""]);
+    assert_eq!(
+        sql(p, "select skipped_rows, bad_lines from dp_meta.ingestion_log").join("\n"),
+        "2,\"line 3: 2 fields, header has 3\nline 4: 4 fields, header has 3\""
+    );
 }
 
 #[test]
@@ -278,7 +286,8 @@ const ORDERS: &str = "CREATE TABLE public.orders (id bigint PRIMARY KEY, status 
 fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
     let Some(pg) = pg() else { return };
     pg.exec(ORDERS);
-    let dir = pg_project(&pg, &pg_table("orders", "            table: public.orders\n            mode: incremental\n            watermark_column: updated_at\n"));
+    let dir =
+        pg_project(&pg, &pg_table("orders", "            table: public.orders\n            mode: incremental\n            watermark_column: updated_at\n"));
     let p = dir.path();
     let o = pg.dp(p, &["ingest"]);
     ok(&o);
@@ -288,9 +297,9 @@ fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
     assert_eq!(
         lake(&pg, p, "select id, status, total, array_to_string(tags, '|'), payload, uid, day, updated_at, seen from raw.orders order by id"),
         [
-            "1,new,10.50,a|b,\"{\"\"k\"\": 1}\",a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,2024-01-01,2024-01-01T10:00:00,2024-01-01T08:00:00Z",
-            "2,new,-3.25,,,,,2024-01-01T11:00:00,",
-            "3,shipped,0.00,,\"[1, 2]\",,,2024-01-01T12:00:00,",
+            "1,new,10.50,a|b,\"{\"\"k\"\": 1}\",a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,2024-01-01,2024-01-01 10:00:00,2024-01-01T08:00:00Z",
+            "2,new,-3.25,,,,,2024-01-01 11:00:00,",
+            "3,shipped,0.00,,\"[1, 2]\",,,2024-01-01 12:00:00,",
         ]
     );
     // Nothing new: no file, the watermark stays.
@@ -306,12 +315,9 @@ fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
     ok(&o);
     assert!(stderr(&o).contains("raw.orders: 2 rows, "), "{}", stderr(&o));
     assert!(stderr(&o).contains("watermark 2024-01-01 12:00:00 → 2024-01-01 13:00:00"), "{}", stderr(&o));
-    assert_eq!(lake(&pg, p, "select id, status from raw.orders where updated_at > '2024-01-01 12:00' order by id"), ["1,paid", "4,new"]);
+    assert_eq!(lake(&pg, p, "select id, status from raw.orders where updated_at > '2024-01-01 12:00:00' order by id"), ["1,paid", "4,new"]);
     assert_eq!(lake(&pg, p, "select count(*) from raw.orders"), ["5"]);
-    assert_eq!(
-        lake(&pg, p, "select source_name, watermark_column, watermark_value from dp_meta.watermarks"),
-        ["raw.orders,updated_at,2024-01-01 13:00:00"]
-    );
+    assert_eq!(lake(&pg, p, "select source_name, watermark_column, watermark_value from dp_meta.watermarks"), ["raw.orders,updated_at,2024-01-01 13:00:00"]);
     assert_eq!(
         lake(&pg, p, "select mode, status, row_count, watermark_from, watermark_to, schema_version from dp_meta.ingestion_log order by finished_at"),
         [
@@ -331,7 +337,10 @@ fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
 fn pg_lookback_rereads_rows_committed_late() {
     let Some(pg) = pg() else { return };
     pg.exec("CREATE TABLE ev (id int, at timestamptz NOT NULL); INSERT INTO ev VALUES (1, '2024-01-01 10:00Z'), (2, '2024-01-01 11:00Z');");
-    let dir = pg_project(&pg, &pg_table("ev", "            table: ev\n            mode: incremental\n            watermark_column: at\n            lookback: 2 hours\n"));
+    let dir = pg_project(
+        &pg,
+        &pg_table("ev", "            table: ev\n            mode: incremental\n            watermark_column: at\n            lookback: 1 hour\n"),
+    );
     let p = dir.path();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // A transaction stamps a row at 10:30 and commits only after the extract.
@@ -346,7 +355,7 @@ fn pg_lookback_rereads_rows_committed_late() {
     pg.exec("INSERT INTO ev VALUES (4, '2024-01-01 12:00Z')");
     let o = pg.dp(p, &["ingest"]);
     ok(&o);
-    // The lookback re-reads 09:00..11:00: the late row and row 2 again (staging dedups on the key).
+    // The lookback re-reads after 10:00: the late row and row 2 again (staging dedups on the key).
     assert!(stderr(&o).contains("watermark 2024-01-01 11:00:00+00 → 2024-01-01 12:00:00+00"), "{}", stderr(&o));
     assert_eq!(lake(&pg, p, "select id, count(*) from raw.ev group by id order by id"), ["1,1", "2,2", "3,1", "4,1"]);
 }
@@ -355,7 +364,9 @@ fn pg_lookback_rereads_rows_committed_late() {
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_schema_evolution_and_freeze() {
     let Some(pg) = pg() else { return };
-    pg.exec("CREATE TABLE a (id int NOT NULL, v text); INSERT INTO a VALUES (1, 'x'); CREATE TABLE b (id int NOT NULL, v text); INSERT INTO b VALUES (1, 'x');");
+    pg.exec(
+        "CREATE TABLE a (id int NOT NULL, v text); INSERT INTO a VALUES (1, 'x'); CREATE TABLE b (id int NOT NULL, v text); INSERT INTO b VALUES (1, 'x');",
+    );
     let tables = pg_table("a", "            table: a\n") + &pg_table("b", "            table: b\n            schema_policy: freeze\n");
     let dir = pg_project(&pg, &tables);
     let p = dir.path();
@@ -410,9 +421,7 @@ fn pg_bad_inputs_fail_with_clear_messages_and_keep_the_watermark() {
 fn pg_sigkill_mid_extract_then_rerun_lands_exactly_the_rows() {
     let Some(pg) = pg() else { return };
     let n = 3_000_000;
-    pg.exec(&format!(
-        "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at FROM generate_series(1, {n}) g"
-    ));
+    pg.exec(&format!("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at FROM generate_series(1, {n}) g"));
     let dir = pg_project(&pg, &pg_table("big", "            table: big\n"));
     let p = dir.path();
     let mut c = crate::common::dp();

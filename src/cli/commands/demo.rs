@@ -107,13 +107,18 @@ async fn pg_flow(
     let pool = &publisher.pool;
     let c = pool.get().await?;
     let seeded: bool = c.query_one("SELECT to_regclass('shop.orders') IS NOT NULL", &[]).await?.get(0);
-    let ingest = |phase: &'static str| async move {
+    // `only`: a selection (later runs extract the incremental orders only:
+    // another full extract of customers and products would add a second
+    // copy of every row to bronze).
+    let ingest = |phase: &'static str, only: Option<&'static str>| async move {
         printer.info(phase);
-        super::ingest::run(g, &crate::cli::args::IngestArgs { threads, ..Default::default() }, printer).await
+        let mut a = crate::cli::args::IngestArgs { threads, ..Default::default() };
+        a.select.select = only.map(|s| vec![s.to_string()]).unwrap_or_default();
+        super::ingest::run(g, &a, printer).await
     };
     if seeded {
         printer.info(format!("Using the existing shop.* tables on {} (drop schema shop to regenerate)", pool.settings.describe()));
-        let code = ingest("Ingesting changes since the last run").await?;
+        let code = ingest("Ingesting changes since the last run", Some("source:raw.orders")).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -131,7 +136,7 @@ async fn pg_flow(
             printer.info(format!("Loaded {} rows into shop.{t} on {}", crate::runner::fmt_thousands(n), pool.settings.describe()));
         }
         drop_files(&scratch, bronze, &days[0])?;
-        let code = ingest("Ingesting the operational tables into bronze").await?;
+        let code = ingest("Ingesting the operational tables into bronze", None).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -144,7 +149,7 @@ async fn pg_flow(
         .await?;
         printer.info(format!("Applied {} changed or new orders to shop.orders", crate::runner::fmt_thousands(n)));
         drop_files(&scratch, bronze, &days[1])?;
-        let code = ingest("Ingesting the next day's changes").await?;
+        let code = ingest("Ingesting the next day's changes", Some("source:raw.orders")).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
