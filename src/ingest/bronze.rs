@@ -48,6 +48,8 @@ pub struct Bronze {
     declared_base: String,
     /// Where the prefix resolved (a path or URL), for messages.
     pub resolved_base: String,
+    /// The folder, when bronze is on local disk.
+    local: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Bronze {
@@ -71,6 +73,7 @@ impl Bronze {
         let (prefix, file) = location.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("'{location}' has no folder"))?;
         let declared_base = prefix.strip_suffix("/*").unwrap_or(prefix).to_string();
         let resolved = crate::engine::resolve_source_location(settings, &declared_base);
+        let mut local = None;
         let (store, base): (Arc<dyn ObjectStore>, ObjPath) = if resolved.contains("://") && !resolved.starts_with("file://") {
             let url = url::Url::parse(&format!("{}/", resolved.trim_end_matches('/')))?;
             let store = crate::storage::store_for(&url, settings)?;
@@ -78,9 +81,10 @@ impl Bronze {
         } else {
             let p = std::path::PathBuf::from(resolved.strip_prefix("file://").unwrap_or(&resolved));
             std::fs::create_dir_all(&p).map_err(|e| anyhow::anyhow!("cannot create the bronze folder {}: {e}", p.display()))?;
+            local = Some(p.clone());
             (Arc::new(object_store::local::LocalFileSystem::new()), ObjPath::from_absolute_path(&p)?)
         };
-        Ok(Bronze { store, base, file: file.to_string(), declared_base, resolved_base: resolved })
+        Ok(Bronze { store, base, file: file.to_string(), declared_base, resolved_base: resolved, local })
     }
 
     fn file_name(&self, run: &str) -> String {
@@ -110,6 +114,23 @@ impl Bronze {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// Removes staged uploads (`<name>#<n>`, never visible to readers) that a
+    /// killed run left on local disk more than an hour ago; returns how many.
+    /// (On S3 an unfinished multipart upload is not an object at all.)
+    pub fn sweep_staged(&self) -> usize {
+        let Some(dir) = &self.local else { return 0 };
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mut n = 0;
+        for e in walkdir::WalkDir::new(dir).max_depth(2).into_iter().flatten() {
+            let name = e.file_name().to_string_lossy();
+            let staged = name.split_once('#').is_some_and(|(f, d)| self.matches(f) && !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            if staged && e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(|t| t < old) && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// A new object for this run: today's folder, or `<date>_<n>` when

@@ -122,6 +122,7 @@ async fn ingest_one(ctx: &Ctx, spec: &IngestSpec) -> Outcome {
     let mut o = Outcome { source_name: spec.source_name.clone(), mode: mode.into(), ..Default::default() };
     let r: anyhow::Result<()> = async {
         let bronze = Bronze::open(&ctx.settings, &spec.location)?;
+        bronze.sweep_staged();
         o.recovered = recover(ctx, spec, &bronze).await?;
         match &spec.from {
             Origin::Postgres(p) => ingest_postgres(ctx, spec, p, &bronze, &started, &mut o).await,
@@ -263,8 +264,16 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
     let stored = if incremental { ctx.state.watermark(&spec.source_name) } else { None };
     o.watermark_from = stored.clone();
     let change = std::sync::Mutex::new(None);
-    let req =
-        postgres::Request { source_name: &spec.source_name, spec: p, stored: stored.clone(), incremental, run_id: &ctx.run_id, date: &ctx.date, mode: &o.mode };
+    let req = postgres::Request {
+        source_name: &spec.source_name,
+        spec: p,
+        stored: stored.clone(),
+        incremental,
+        declared_incremental: spec.mode == Mode::Incremental,
+        run_id: &ctx.run_id,
+        date: &ctx.date,
+        mode: &o.mode,
+    };
     let ex = postgres::extract(&pool, bronze, req, |schema: SchemaRef| {
         let change = &change;
         async move {

@@ -172,6 +172,8 @@ pub struct Request<'a> {
     /// The stored watermark (`None`: extract everything).
     pub stored: Option<String>,
     pub incremental: bool,
+    /// The source is declared incremental (NULL watermarks are an error).
+    pub declared_incremental: bool,
     pub run_id: &'a str,
     pub date: &'a str,
     pub mode: &'a str,
@@ -232,11 +234,14 @@ where
             ),
         };
         let w = ident(wcol);
-        let nulls: i64 = c
-            .query_one(&*format!("SELECT count(*) FROM {rel} AS dp_src WHERE {w} IS NULL"), &[])
-            .await
-            .map_err(pg_err(format!("counting NULL watermarks in {label}")))?
-            .get(0);
+        let nulls: i64 = if req.declared_incremental {
+            c.query_one(&*format!("SELECT count(*) FROM {rel} AS dp_src WHERE {w} IS NULL"), &[])
+                .await
+                .map_err(pg_err(format!("counting NULL watermarks in {label}")))?
+                .get(0)
+        } else {
+            0
+        };
         if nulls > 0 {
             bail!(
                 "{nulls} rows of {label} have NULL in the watermark column {wcol}; incremental extracts would never read them\n  hint: fill {wcol} in the source (e.g. with the row's creation time), or extract the table with mode: full"
