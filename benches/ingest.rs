@@ -167,7 +167,7 @@ fn python() -> Result<PathBuf, String> {
 
 /// Runs a Python snippet that prints `<rows> <seconds>`; returns them.
 fn timed_py(py: &Path, dir: &Path, name: &str, code: &str) -> (f64, f64, Option<f64>) {
-    let script = dir.join(format!("{name}.py"));
+    let script = dir.join(format!("bench_{name}.py"));
     std::fs::write(&script, code).unwrap();
     let m = measure(py, &[script.to_str().unwrap()], dir, &[]);
     m.expect_ok(name);
@@ -319,7 +319,7 @@ fn main() {
                  t = time.perf_counter()\n\
                  duckdb.sql(\"COPY (SELECT * FROM read_csv('landing/*.csv')) TO 'duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")\n\
                  secs = time.perf_counter() - t\n\
-                 print(duckdb.sql(\"select count(*) from 'duck.parquet'\").fetchone()[0], f'{secs:.3f}')\n";
+                 print(duckdb.sql(\"select count(*) from 'duck.parquet'\").fetchall()[0][0], f'{secs:.3f}')\n";
             let (_, secs, peak) = timed_py(py, p, "duckdb", code);
             println!("DuckDB COPY:             {secs:.2} s, peak {} MB", fmt_mb(peak));
             println!("dp / DuckDB time = {:.2}  (target <= 1.2: {})", m.wall_s / secs, verdict(m.wall_s / secs <= 1.2));

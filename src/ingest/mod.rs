@@ -213,6 +213,16 @@ async fn check_schema(state: &State, spec: &IngestSpec, schema: &Schema) -> anyh
             if d.is_empty() {
                 return Ok((p.version, None));
             }
+            // Bronze files of one source are read together, and readers
+            // cannot merge two types of one column: a retyped column is an
+            // error under either policy.
+            let retyped: Vec<&String> = d.iter().filter(|c| c.starts_with("type of ")).collect();
+            if !retyped.is_empty() && spec.schema_policy == SchemaPolicy::Evolve {
+                return Err(anyhow!(
+                    "the schema changed incompatibly: {}; the source's bronze files would disagree on the column's type\n  hint: cast the column back to its old type (in a `query:`, or with column_types for files), or move the source's older bronze files away and ingest again",
+                    retyped.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+                ));
+            }
             if spec.schema_policy == SchemaPolicy::Freeze {
                 return Err(anyhow!(
                     "the schema changed and schema_policy is freeze: {}\n  hint: change the source back, or set schema_policy: evolve to accept the change (version {} would be recorded)",

@@ -537,3 +537,23 @@ fn pg_demo_runs_the_seed_flow_and_its_marts_equal_the_generated_ones() {
     // And the marts were published.
     assert_eq!(pg.one("select count(*) from dp_meta.published"), "6");
 }
+
+#[test]
+fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
+    let extra = "      - name: other\n        meta:\n          external_location: \"bronze/files/other/*/other.parquet\"\n          ingest: {from: files, path: landing/missing}\n";
+    let dir = project(&[("warehouse.toml", TOML), ("models/_sources.yml", &(files_sources("") + extra))]);
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("landing/sales")).unwrap();
+    land(p, "a.csv", b"id\n1\n");
+    let o = run(p, &["ingest", "-s", "source:raw.sales"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Ingesting 1 source tables into bronze"), "{}", stderr(&o));
+    // Both: `other` fails (no landing folder), `sales` still runs; exit 1.
+    let o = run(p, &["ingest", "--threads", "2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("OK ingested raw.sales: 0 rows"), "{err}");
+    assert!(err.contains("ERROR ingesting raw.other in "), "{err}");
+    assert!(err.contains("landing/missing does not exist\n  hint: create it, or fix `path` in the source's ingest block"), "{err}");
+    assert!(err.contains("Ingested 0 rows (0 B) from 1 tables; ERROR=1"), "{err}");
+}
