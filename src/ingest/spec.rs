@@ -150,10 +150,11 @@ pub fn block(node: &Node) -> Option<&Value> {
 /// block is an error naming its file and line.
 pub fn validate_project(project: &Project, fs: &dyn FileSystem) -> Result<Vec<IngestSpec>, SpecError> {
     let mut out = vec![];
+    let mut texts: std::collections::HashMap<&str, String> = Default::default();
     for node in project.nodes.values().filter(|n| n.resource_type == ResourceType::Source) {
         if block(node).is_some() {
-            let text = fs.read_to_string(&node.original_file_path).unwrap_or_default();
-            out.push(parse(node, &text)?);
+            let text = texts.entry(node.original_file_path.as_str()).or_insert_with(|| fs.read_to_string(&node.original_file_path).unwrap_or_default());
+            out.push(parse(node, text)?);
         }
     }
     Ok(out)
