@@ -585,7 +585,7 @@ impl Builder {
                     return Err(format!("{ndim}-dimensional arrays are not supported (only one dimension)"));
                 }
                 if ndim == 1 {
-                    n = i32::from_be_bytes(be(&v[12..16])?);
+                    n = i32::from_be_bytes(be(v.get(12..16).ok_or("malformed array")?)?);
                     let mut p = 20;
                     for _ in 0..n {
                         let len = i32::from_be_bytes(be(v.get(p..p + 4).ok_or("malformed array")?)?);
@@ -670,11 +670,12 @@ fn numeric(v: &[u8], scale: i8) -> Result<i256, String> {
         let term = if e >= 0 {
             i256::from_i128(d).checked_mul(pow10(e as u32).ok_or_else(overflow)?).ok_or_else(overflow)?
         } else {
-            let div = 10i128.pow((-e) as u32);
-            if -e > 4 || d % div != 0 {
+            // A non-zero digit entirely below the scale, or one whose low
+            // decimals are: more decimals than the column keeps.
+            if -e >= 4 || d % 10i128.pow((-e) as u32) != 0 {
                 return Err(format!("value has more than {scale} decimals"));
             }
-            i256::from_i128(d / div)
+            i256::from_i128(d / 10i128.pow((-e) as u32))
         };
         acc = acc.checked_add(term).ok_or_else(overflow)?;
     }
@@ -741,6 +742,9 @@ mod tests {
         // 0.001 = [10], weight -1
         assert_eq!(numeric(&num(&[10], -1, false, 3), 3).unwrap(), i256::from_i128(1));
         assert_eq!(numeric(&num(&[10], -1, false, 3), 2).unwrap_err(), "value has more than 2 decimals");
+        // 0.00001 = [1000], weight -2.
+        assert_eq!(numeric(&num(&[1000], -2, false, 7), 0).unwrap_err(), "value has more than 0 decimals");
+        assert_eq!(numeric(&num(&[1000], -2, false, 7), 7).unwrap(), i256::from_i128(100));
     }
 
     #[test]

@@ -557,3 +557,32 @@ fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
     assert!(err.contains("landing/missing does not exist\n  hint: create it, or fix `path` in the source's ingest block"), "{err}");
     assert!(err.contains("Ingested 0 rows (0 B) from 1 tables; ERROR=1"), "{err}");
 }
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_types_map_in_reverse() {
+    let Some(pg) = pg() else { return };
+    pg.exec(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN posint AS integer CHECK (VALUE > 0); \
+         CREATE TABLE ty (b boolean, s smallint, f4 real, f8 double precision, n numeric, big numeric(50,10), iv interval, \
+           by bytea, tm time, m mood, d posint, ints int[], c char(3), vc varchar(5), j json); \
+         INSERT INTO ty VALUES (true, -2, 1.5, 2.25, 123.456, 12345678901234567890123456789.0123456789, '1 year 2 mons 3 days 04:05:06.5', \
+           '\\xdeadbeef', '13:14:15.5', 'ok', 7, '{1,NULL,3}', 'ab', 'xyz', '{\"a\": [1]}'), \
+           (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let dir = pg_project(&pg, &pg_table("ty", "            table: ty\n"));
+    let p = dir.path();
+    ok(&pg.dp(p, &["ingest"]));
+    assert_eq!(
+        lake(
+            &pg,
+            p,
+            "select b, s, f4, f8, n, big, iv, encode(by, 'hex'), tm, m, d, array_to_string(ints, '|', 'null'), c, vc, j, \
+             arrow_typeof(n), arrow_typeof(big), arrow_typeof(s), arrow_typeof(ints) from raw.ty order by b nulls last"
+        ),
+        [
+            "true,-2,1.5,2.25,123.456000000,12345678901234567890123456789.0123456789,P1Y2M3DT4H5M6.5S,deadbeef,13:14:15.500,ok,7,1|null|3,ab ,xyz,\"{\"\"a\"\": [1]}\",\"Decimal128(38, 9)\",\"Decimal256(50, 10)\",Int16,List(Int32)",
+            ",,,,,,,,,,,,,,,\"Decimal128(38, 9)\",\"Decimal256(50, 10)\",Int16,List(Int32)",
+        ]
+    );
+}
