@@ -274,26 +274,32 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
     let stored = if incremental { ctx.state.watermark(&spec.source_name) } else { None };
     o.watermark_from = stored.clone();
     let change = std::sync::Mutex::new(None);
-    let req = postgres::Request {
-        source_name: &spec.source_name,
-        spec: p,
-        stored: stored.clone(),
-        incremental,
-        declared_incremental: spec.mode == Mode::Incremental,
-        run_id: &ctx.run_id,
-        date: &ctx.date,
-        mode: &o.mode,
-    };
-    let ex = postgres::extract(&pool, bronze, req, |schema: SchemaRef| {
-        let change = &change;
-        async move {
-            let (v, c) = check_schema(&ctx.state, spec, &schema).await?;
-            *change.lock().expect("schema change") = c;
-            Ok(v)
-        }
-    })
-    .await
-    .map_err(|e| anyhow!("{e:#}").context(format!("extracting from {}", pool.settings.describe())))?;
+    let mode = o.mode.clone();
+    // Transient failures (connection lost, serialization failures) are
+    // retried with back-off: nothing is visible until an extract completes.
+    let ex = pool
+        .retry(|| {
+            let req = postgres::Request {
+                source_name: &spec.source_name,
+                spec: p,
+                stored: stored.clone(),
+                incremental,
+                declared_incremental: spec.mode == Mode::Incremental,
+                run_id: &ctx.run_id,
+                date: &ctx.date,
+                mode: &mode,
+            };
+            let change = &change;
+            postgres::extract(&pool, bronze, req, move |schema: SchemaRef| async move {
+                let (v, c) = check_schema(&ctx.state, spec, &schema).await?;
+                if c.is_some() {
+                    *change.lock().expect("schema change") = c;
+                }
+                Ok(v)
+            })
+        })
+        .await
+        .map_err(|e| anyhow!("{e:#}").context(format!("extracting from {}", pool.settings.describe())))?;
     o.schema_change = change.into_inner().expect("schema change");
     o.watermark_to = ex.watermark_to.clone();
     let mut row = LogRow {

@@ -481,7 +481,13 @@ fn pg_bad_inputs_fail_with_clear_messages_and_keep_the_watermark() {
     let o = pg.env(&mut c).env("DP_TEST_SECRET", "hunter2-do-not-print").current_dir(dir.path()).arg("ingest").output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains(&format!("error: source raw.t: extracting from postgres://{}@127.0.0.1:1/{}: could not connect to ", "postgres", pg.db)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: source raw.t: extracting from postgres://{}@127.0.0.1:1/{}: gave up after 4 attempts: could not connect to ",
+            "postgres", pg.db
+        )),
+        "{err}"
+    );
     assert!(!err.contains("hunter2"), "{err}");
 }
 
