@@ -345,6 +345,10 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
     let landing = files::Landing::open(&ctx.settings, &f.path)?;
     let run8 = ctx.run_id[..8].to_string();
     for lf in landing.list().await? {
+        if lf.size > files::stream_threshold() && matches!(files::format_of(f, &lf.name), Ok(spec::FileFormat::Csv)) {
+            ingest_large_csv(ctx, spec, f, bronze, started, o, &landing, &lf).await?;
+            continue;
+        }
         let bytes = landing.read(&lf).await?;
         let sha = bronze::sha256_hex(&bytes);
         if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &sha) {
@@ -405,6 +409,111 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
         o.objects.push(pb.key);
     }
     Ok(())
+}
+
+/// One large CSV file, streamed: hashed (and copied to local disk when
+/// remote) in one pass, typed from its first rows, parsed batch by batch
+/// into the bronze writer.
+#[allow(clippy::too_many_arguments)]
+async fn ingest_large_csv(
+    ctx: &Ctx,
+    spec: &IngestSpec,
+    f: &spec::FilesSpec,
+    bronze: &Bronze,
+    started: &str,
+    o: &mut Outcome,
+    landing: &files::Landing,
+    lf: &files::LandingFile,
+) -> anyhow::Result<()> {
+    let copy = files::local_copy(landing, lf).await?;
+    if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256) {
+        o.already += 1;
+        return Ok(());
+    }
+    o.error = Some(lf.name.clone());
+    let (fs2, name) = (f.clone(), lf.name.clone());
+    let (schema, copy) = tokio::task::spawn_blocking(move || (files::csv_prefix_schema(&fs2, &name, &copy), copy)).await?;
+    let schema = conform_schema(ctx.state.latest_schema(&spec.source_name), schema.map_err(|e| anyhow!("{e}"))?);
+    let (version, change) = check_schema(&ctx.state, spec, &schema).await?;
+    if change.is_some() {
+        o.schema_change = change;
+    }
+    let sha = copy.sha256.clone();
+    let obj = bronze.next_object(&ctx.date, &ctx.run_id[..8]).await?;
+    let mut w = bronze.writer(&obj, schema.clone())?;
+    for (k, v) in [
+        ("run_id", ctx.run_id.clone()),
+        ("source", spec.source_name.clone()),
+        ("mode", "files".to_string()),
+        ("schema_version", version.to_string()),
+        ("source_file", lf.name.clone()),
+        ("source_size", lf.size.to_string()),
+        ("source_sha256", sha.clone()),
+    ] {
+        w.note(k, v);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+    let (fs3, name) = (f.clone(), lf.name.clone());
+    let producer = tokio::task::spawn_blocking(move || files::stream_csv(&fs3, &name, &copy, schema, tx));
+    let mut written = Ok(());
+    while let Some(b) = rx.recv().await {
+        if let Err(e) = w.write(&b).await {
+            written = Err(e);
+            break;
+        }
+    }
+    drop(rx);
+    let streamed = producer.await?;
+    written?;
+    let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
+    let pb = w.finish().await?;
+    ctx.state
+        .log(vec![LogRow {
+            run_id: ctx.run_id.clone(),
+            source_name: spec.source_name.clone(),
+            mode: "files".into(),
+            started_at: started.to_string(),
+            finished_at: state::now(),
+            status: "success".into(),
+            row_count: Some(pb.rows as i64),
+            bytes: Some(pb.bytes as i64),
+            file_checksum: Some(sha),
+            object_key: Some(pb.key.clone()),
+            schema_version: Some(version),
+            source_file: Some(lf.name.clone()),
+            source_size: Some(lf.size as i64),
+            skipped_rows: Some(skipped as i64),
+            bad_lines: (!bad_lines.is_empty()).then(|| bad_lines.join("\n")),
+            ..Default::default()
+        }])
+        .await?;
+    o.error = None;
+    o.files += 1;
+    o.rows += pb.rows;
+    o.bytes += pb.bytes;
+    o.skipped_rows += skipped;
+    o.objects.push(pb.key);
+    Ok(())
+}
+
+/// A streamed file's reading schema: the source's earlier type for a column
+/// whenever the inferred one converts to it (the parser then reads values
+/// straight into it).
+fn conform_schema(prev: Option<SchemaRow>, schema: SchemaRef) -> SchemaRef {
+    let Some(prev) = prev else { return schema };
+    let old = schema::from_json(&prev.columns);
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let want = old.iter().find(|c| &c.name == f.name()).and_then(|c| c.ty.parse::<DataType>().ok());
+            match want {
+                Some(w) if &w != f.data_type() && datafusion::arrow::compute::can_cast_types(f.data_type(), &w) => Field::new(f.name(), w, f.is_nullable()),
+                _ => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Keeps a file's columns at the types the source already has when its

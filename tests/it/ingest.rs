@@ -592,3 +592,48 @@ fn pg_types_map_in_reverse() {
         ]
     );
 }
+
+/// Files over DP_INGEST_STREAM_MB (0 here: every file) stream through the
+/// constant-memory CSV path; results match the whole-file path.
+#[test]
+fn large_csv_files_stream_with_the_same_results() {
+    let ingest = |extra: &str, files: &[(&str, &[u8])], stream: bool| -> (std::process::Output, tempfile::TempDir) {
+        let dir = files_project(extra);
+        for (n, b) in files {
+            land(dir.path(), n, b);
+        }
+        let mut c = dp();
+        c.current_dir(dir.path()).arg("ingest");
+        if stream {
+            c.env("DP_INGEST_STREAM_MB", "0");
+        }
+        (c.output().unwrap(), dir)
+    };
+    let day1: &[u8] = b"id,amount,note,at\n1,10.5,Jos\xe9,2024-01-01 10:00:00\n2,20,b,2024-01-02T11:30:00\n";
+    let q = "select id, amount, note, at, arrow_typeof(amount), arrow_typeof(at) from raw.sales order by id";
+    let (o, whole) = ingest("", &[("a.csv", day1)], false);
+    ok(&o);
+    let (o, streamed) = ingest("", &[("a.csv", day1)], true);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
+    assert_eq!(sql(streamed.path(), q), sql(whole.path(), q));
+    assert_eq!(sql(streamed.path(), "select note from raw.sales order by id"), ["José", "b"]);
+    // A re-run recognises the streamed file.
+    let o = dp().current_dir(streamed.path()).env("DP_INGEST_STREAM_MB", "0").arg("ingest").output().unwrap();
+    assert!(stderr(&o).contains("(0 new files; 1 already landed)"), "{}", stderr(&o));
+
+    // on_error: skip drops ragged rows; header: false names the columns.
+    let (o, d) = ingest("            on_error: skip\n", &[("a.csv", b"id,amount\n1,10\n2\n3,30\n")], true);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
+    assert_eq!(sql(d.path(), "select skipped_rows, bad_lines from dp_meta.ingestion_log"), ["1,\"line 3: 1 fields, header has 2\""]);
+    let (o, d) = ingest("            header: false\n", &[("a.csv", b"1,x\n2,y\n")], true);
+    ok(&o);
+    assert_eq!(sql(d.path(), "select column_1, column_2 from raw.sales order by 1"), ["1,x", "2,y"]);
+
+    // A ragged row fails the file with its line; nothing lands.
+    let (o, d) = ingest("", &[("a.csv", b"id,amount\n1,10\n2\n")], true);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("landing/sales/a.csv:3: row has 1 fields, header has 2"), "{}", stderr(&o));
+    assert!(bronze_files(d.path()).is_empty());
+}
