@@ -13,6 +13,7 @@ pub(crate) mod deps;
 pub(crate) mod engine;
 pub(crate) mod fs;
 pub(crate) mod graph;
+pub(crate) mod ingest;
 pub(crate) mod jinja;
 pub(crate) mod materialize;
 pub(crate) mod postgres;

@@ -184,6 +184,8 @@ pub enum Command {
     Publish(PublishArgs),
     /// Copy bronze files of sources into PostgreSQL tables.
     Load(LoadCmdArgs),
+    /// Extract sources with an `ingest:` block (files, PostgreSQL) into bronze.
+    Ingest(IngestArgs),
     /// A SQL shell over every layer of the warehouse (DataFusion).
     Sql(SqlArgs),
     /// The demo: generate bronze data if absent, then seed and run.
@@ -237,6 +239,19 @@ impl From<LoadModeArg> for crate::postgres::load::LoadMode {
             LoadModeArg::Append => Self::Append,
         }
     }
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct IngestArgs {
+    /// Sources to ingest (dbt selection syntax, e.g. source:raw.orders, source:raw+); default: all with an ingest block.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Incremental sources extract everything again (their watermark restarts).
+    #[arg(long, short = 'f')]
+    pub full_refresh: bool,
+    /// Tables ingested at once (default: the target's `threads`).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -55,6 +55,8 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     let invocation_id = opts.invocation_id.clone();
     let started = opts.run_started_at;
     let mut project = load_project(settings, &fs, &opts)?;
+    // `ingest:` blocks of sources are checked on every load (file:line errors).
+    crate::ingest::spec::validate_project(&project, &fs)?;
     for w in &project.warnings {
         printer.warn(w);
     }

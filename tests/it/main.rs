@@ -7,6 +7,7 @@ mod compile_parity;
 mod data_tests;
 mod demo;
 mod errors;
+mod ingest;
 mod manifest;
 mod materializations;
 mod packages;

@@ -9,6 +9,14 @@
 //! uploaded (multipart for large files), then a marker object
 //! (`bronze/_dp_demo_uploaded`) is written: with the marker present the
 //! bronze data is reused; without it an interrupted upload is redone.
+//!
+//! With a PostgreSQL server (a target with `[postgres]`, e.g. `--target pg`)
+//! the whole seed flow runs for real: the generated operational tables are
+//! loaded into the server's `shop` schema and the sales files dropped into
+//! bronze, `dp ingest` extracts the tables (customers and products in full,
+//! orders incrementally on `updated_at`), the next day's order changes are
+//! applied in PostgreSQL and ingested incrementally, then `dp build`
+//! builds and publishes the marts.
 
 use std::process::ExitCode;
 
@@ -36,6 +44,9 @@ pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads
                 return run_cmd(g, &args, Kind::Build, printer).await;
             }
             let bronze = std::path::PathBuf::from(bronze_loc);
+            if s.target.postgres.is_some() {
+                return pg_flow(g, &s, &bronze, scale, threads, printer).await;
+            }
             if !bronze.join("postgres").exists() {
                 write_bronze(&bronze, scale, 42, printer)?;
             } else {
@@ -80,5 +91,90 @@ fn write_bronze(dir: &std::path::Path, scale: f64, seed: u64, printer: &Printer)
     let report = generate(dir, &opts)?;
     let rows: u64 = report.files.iter().map(|(_, r)| *r).sum();
     printer.info(format!("Wrote {} files, {} rows in {:.2}s", report.files.len(), crate::util::fmt_thousands(rows), t.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// The seed flow against a real server: source DB → bronze → build → publish.
+async fn pg_flow(
+    g: &GlobalArgs,
+    s: &crate::config::Settings,
+    bronze: &std::path::Path,
+    scale: f64,
+    threads: Option<usize>,
+    printer: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let publisher = crate::postgres::require_publisher(s)?;
+    let pool = &publisher.pool;
+    let c = pool.get().await?;
+    let seeded: bool = c.query_one("SELECT to_regclass('shop.orders') IS NOT NULL", &[]).await?.get(0);
+    // `only`: a selection (later runs extract the incremental orders only:
+    // another full extract of customers and products would add a second
+    // copy of every row to bronze).
+    let ingest = |phase: &'static str, only: Option<&'static str>| async move {
+        printer.info(phase);
+        let mut a = crate::cli::args::IngestArgs { threads, ..Default::default() };
+        a.select.select = only.map(|s| vec![s.to_string()]).unwrap_or_default();
+        super::ingest::run(g, &a, printer).await
+    };
+    if seeded {
+        printer.info(format!("Using the existing shop.* tables on {} (drop schema shop to regenerate)", pool.settings.describe()));
+        let code = ingest("Ingesting changes since the last run", Some("source:raw.orders")).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    } else {
+        let scratch = s.target_dir().join("demo-source");
+        let _ = std::fs::remove_dir_all(&scratch);
+        write_bronze(&scratch, scale, 42, printer)?;
+        let days: Vec<String> = {
+            let d0 = GenerateOptions::default().date;
+            vec![d0.to_string(), d0.succ_opt().expect("next day").to_string()]
+        };
+        c.batch_execute("CREATE SCHEMA IF NOT EXISTS shop").await?;
+        for t in ["customers", "products", "orders"] {
+            let n = load_parquet(&c, &scratch.join(format!("postgres/{t}/{}/{t}.parquet", days[0])), t).await?;
+            printer.info(format!("Loaded {} rows into shop.{t} on {}", crate::util::fmt_thousands(n), pool.settings.describe()));
+        }
+        drop_files(&scratch, bronze, &days[0])?;
+        let code = ingest("Ingesting the operational tables into bronze", None).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        // The next day: changed and new orders in the source, a new sales file.
+        let n = load_parquet(&c, &scratch.join(format!("postgres/orders/{}/orders.parquet", days[1])), "orders_changes").await?;
+        c.batch_execute(
+            "BEGIN; DELETE FROM shop.orders o USING shop.orders_changes c WHERE o.id = c.id; \
+             INSERT INTO shop.orders SELECT * FROM shop.orders_changes; DROP TABLE shop.orders_changes; COMMIT",
+        )
+        .await?;
+        printer.info(format!("Applied {} changed or new orders to shop.orders", crate::util::fmt_thousands(n)));
+        drop_files(&scratch, bronze, &days[1])?;
+        let code = ingest("Ingesting the next day's changes", Some("source:raw.orders")).await?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let args = RunArgs { threads, ..Default::default() };
+    run_cmd(g, &args, Kind::Build, printer).await
+}
+
+/// Copies a generated Parquet file into a new table `shop.<table>`.
+async fn load_parquet(c: &tokio_postgres::Client, file: &std::path::Path, table: &str) -> anyhow::Result<u64> {
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+    let ctx = SessionContext::new();
+    let df = ctx.read_parquet(file.display().to_string(), ParquetReadOptions::default()).await?;
+    let schema = df.schema().as_arrow().clone();
+    let target = crate::postgres::qualified("shop", table);
+    c.batch_execute(&format!("DROP TABLE IF EXISTS {target}; CREATE TABLE {target} ({})", crate::postgres::types::column_defs(&schema)?)).await?;
+    crate::postgres::copy::copy_in(c, &target, df.execute_stream().await?).await
+}
+
+/// The sales file drop of one day, from the generated data into bronze.
+fn drop_files(scratch: &std::path::Path, bronze: &std::path::Path, day: &str) -> anyhow::Result<()> {
+    let from = scratch.join(format!("files/sales/{day}/transactions.csv"));
+    let to = bronze.join(format!("files/sales/{day}"));
+    std::fs::create_dir_all(&to)?;
+    std::fs::copy(&from, to.join("transactions.csv")).map_err(|e| anyhow::anyhow!("copying {}: {e}", from.display()))?;
     Ok(())
 }

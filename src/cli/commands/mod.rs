@@ -6,6 +6,7 @@ mod debug;
 mod demo;
 mod deps;
 mod init;
+mod ingest;
 mod load;
 mod ls;
 mod parse;
@@ -39,6 +40,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,
         Command::Load(a) => load::run(g, &a, printer).await,
+        Command::Ingest(a) => ingest::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
     }

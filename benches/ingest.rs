@@ -1,0 +1,330 @@
+//! Ingestion into bronze: `dp ingest` of a PostgreSQL table shaped like
+//! `orders` (16 columns) against ConnectorX (→ pyarrow → zstd Parquet) and
+//! pandas `read_sql` → `to_parquet` (the seed platform's path); an
+//! incremental extract of 1 % new rows against the full extract; and CSV
+//! file drops → Parquet against DuckDB's `COPY (SELECT * FROM
+//! read_csv(...)) TO ... (FORMAT parquet)`. All in the same run.
+//!
+//!     cargo bench --bench ingest
+//!     cargo bench --bench ingest -- --rows 1000000 --pandas-rows 100000 --csv-mb 200
+//!
+//! Options (after `--`): `--rows N` (default 10,000,000); `--pandas-rows N`
+//! (default 1,000,000; its rate is compared); `--csv-mb M` (CSV volume,
+//! default 5,000, in files of 100 MB); `--repeat R` (dp and ConnectorX full
+//! extracts, medians; default 3); `--no-python` (dp only). The server: the
+//! one named by `DP_TEST_PG_HOST/PORT/USER` when set, else a throwaway
+//! PostgreSQL 15 cluster started here and stopped at the end. pandas,
+//! SQLAlchemy, psycopg2, pyarrow, connectorx and duckdb come from the venv
+//! `DP_BENCH_VENV` (default /work/venv-bench), installed with pip when
+//! missing.
+//!
+//! Targets (printed PASS/MISS): dp ≥ 1.5× ConnectorX's rows/s and ≥ 20×
+//! pandas'; dp's peak RSS under 300 MB; the incremental extract ≤ 3 % of the
+//! full one's time; CSV → Parquet ≤ 1.2× DuckDB's time.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Server {
+    host: String,
+    port: String,
+    user: String,
+    owned: Option<(PathBuf, bool)>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some((dir, root)) = &self.owned {
+            let _ = pg_command(*root, "/usr/lib/postgresql/15/bin/pg_ctl").arg("-D").arg(dir.join("data")).args(["-m", "fast", "stop"]).output();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn pg_command(root: bool, program: &str) -> Command {
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn server() -> Server {
+    if let Ok(port) = std::env::var("DP_TEST_PG_PORT") {
+        return Server {
+            host: std::env::var("DP_TEST_PG_HOST").unwrap_or_else(|_| "127.0.0.1".into()),
+            port,
+            user: std::env::var("DP_TEST_PG_USER").unwrap_or_else(|_| "postgres".into()),
+            owned: None,
+        };
+    }
+    let bin = "/usr/lib/postgresql/15/bin";
+    assert!(Path::new(bin).join("initdb").exists(), "PostgreSQL 15 is not installed: apt-get install postgresql-15 (or run scripts/test.sh once)");
+    let root = is_root();
+    let dir = PathBuf::from(format!("/tmp/dp-bench-ingest-pg.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if root {
+        Command::new("chown").args(["postgres:"]).arg(&dir).status().unwrap();
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let st = pg_command(root, &format!("{bin}/initdb"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "initdb failed: {}", String::from_utf8_lossy(&st.stderr));
+    let opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_wal_size=4GB", dir.display());
+    let st = pg_command(root, &format!("{bin}/pg_ctl"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["-w", "-o", &opts, "start"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "pg_ctl start failed: {}", String::from_utf8_lossy(&st.stderr));
+    Server { host: "127.0.0.1".into(), port, user: "postgres".into(), owned: Some((dir, root)) }
+}
+
+impl Server {
+    fn sql(&self, db: &str, sql: &str) -> String {
+        let o = Command::new("psql")
+            .args(["-h", &self.host, "-p", &self.port, "-U", &self.user, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(o.status.success(), "{sql}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    fn env<'a>(&'a self, db: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![("PGHOST", self.host.as_str()), ("PGPORT", self.port.as_str()), ("PGUSER", self.user.as_str()), ("PGDATABASE", db)]
+    }
+}
+
+/// 16 columns shaped like the demo's orders (ids, timestamps, a date,
+/// statuses, money as numeric, counts, flags, a double).
+fn fill_sql(from: u64, to: u64) -> String {
+    format!(
+        "INSERT INTO public.wide SELECT g, g % 50000, timestamp '2023-01-01' + g * interval '3 seconds', \
+         (timestamp '2023-01-01' + g * interval '3 seconds')::date, \
+         (array['delivered','shipped','processing','cancelled','returned'])[g % 5 + 1], g % 5 <> 3, \
+         ((g % 100000) / 100.0)::numeric(12,2), g % 7 + 1, g % 13 + 1, ((g % 120000) / 100.0)::numeric(18,2), \
+         ((g % 2000) / 100.0)::numeric(18,2), ((g % 100000) / 100.0)::numeric(18,2), g % 20 + 1, g % 20 = 0, \
+         (g % 365) / 3.0, timestamp '2023-01-02' + g * interval '3 seconds' FROM generate_series({from}, {to}) g"
+    )
+}
+
+const CREATE: &str = "CREATE TABLE public.wide (order_id bigint PRIMARY KEY, customer_id bigint, order_date timestamp, order_day date, \
+    status text, is_revenue boolean, total_amount numeric(12,2), line_count int, item_count int, gross_line_amount numeric(18,2), \
+    discount_amount numeric(18,2), net_line_amount numeric(18,2), customer_order_number int, is_first_order boolean, \
+    days_since_previous_order double precision, updated_at timestamp NOT NULL); CREATE INDEX ON public.wide (updated_at)";
+
+const SOURCES: &str = "version: 2
+sources:
+  - name: raw
+    tables:
+      - name: wide
+        meta:
+          external_location: \"bronze/pg/wide/*/wide.parquet\"
+          ingest: {from: postgres, table: public.wide, mode: incremental, watermark_column: updated_at}
+      - name: lines
+        meta:
+          external_location: \"bronze/files/lines/*/lines.parquet\"
+          ingest: {from: files, path: landing}
+";
+
+fn python() -> Result<PathBuf, String> {
+    let venv = std::env::var_os("DP_BENCH_VENV").map(PathBuf::from).unwrap_or_else(|| "/work/venv-bench".into());
+    let py = venv.join("bin/python");
+    let mods = "import pandas, sqlalchemy, psycopg2, pyarrow, connectorx, duckdb";
+    let ready = |py: &Path| Command::new(py).args(["-c", mods]).output().map(|o| o.status.success()).unwrap_or(false);
+    if py.is_file() && ready(&py) {
+        return Ok(py);
+    }
+    if !py.is_file() {
+        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().map_err(|e| e.to_string())?;
+        if !st.success() {
+            return Err("python3 -m venv failed".into());
+        }
+    }
+    eprintln!("pip install pandas sqlalchemy psycopg2-binary pyarrow connectorx duckdb into {} ...", venv.display());
+    let st = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "pandas", "sqlalchemy", "psycopg2-binary", "pyarrow", "connectorx", "duckdb"])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if st.success() && ready(&py) { Ok(py) } else { Err("pip install failed".into()) }
+}
+
+/// Runs a Python snippet that prints `<rows> <seconds>`; returns them.
+fn timed_py(py: &Path, dir: &Path, name: &str, code: &str) -> (f64, f64, Option<f64>) {
+    let script = dir.join(format!("bench_{name}.py"));
+    std::fs::write(&script, code).unwrap();
+    let m = measure(py, &[script.to_str().unwrap()], dir, &[]);
+    m.expect_ok(name);
+    let parts: Vec<f64> = m.stdout.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    (parts[0], parts[1], m.peak_mb)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+fn main() {
+    if !invoked_by_cargo_bench() {
+        return;
+    }
+    let (mut rows, mut pandas_rows, mut csv_mb, mut repeat, mut py_on): (u64, u64, u64, usize, bool) = (10_000_000, 1_000_000, 5_000, 3, true);
+    let args = bench_args();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rows" => rows = it.next().and_then(|v| v.parse().ok()).expect("--rows N"),
+            "--pandas-rows" => pandas_rows = it.next().and_then(|v| v.parse().ok()).expect("--pandas-rows N"),
+            "--csv-mb" => csv_mb = it.next().and_then(|v| v.parse().ok()).expect("--csv-mb M"),
+            "--repeat" => repeat = it.next().and_then(|v| v.parse().ok()).expect("--repeat R"),
+            "--no-python" => py_on = false,
+            other => eprintln!("ingest bench: ignoring unknown argument {other}"),
+        }
+    }
+    let dp = dp_binary();
+    println!("ingest bench: {} rows × 16 columns, dp = {}, load {} on {} cpus", thousands(rows), dp.display(), loadavg(), cpus());
+    let srv = server();
+    let db = format!("dp_bench_ingest_{}", std::process::id());
+    srv.sql("postgres", &format!("CREATE DATABASE {db}"));
+    srv.sql(&db, CREATE);
+    srv.sql(&db, &fill_sql(1, rows));
+    srv.sql(&db, "VACUUM ANALYZE public.wide");
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    std::fs::create_dir_all(p.join("models")).unwrap();
+    std::fs::create_dir_all(p.join("landing")).unwrap();
+    std::fs::write(p.join("warehouse.toml"), "[project]\nname = \"bench\"\n\n[targets.dev]\nwarehouse = \"./warehouse\"\nschema = \"main\"\nthreads = 2\n")
+        .unwrap();
+    std::fs::write(p.join("models/_sources.yml"), SOURCES).unwrap();
+    let env = srv.env(&db);
+    let py = if py_on { python().map_err(|e| println!("python baselines: skipped ({e})")).ok() } else { None };
+
+    // Full extracts (--full-refresh each time), alternating with ConnectorX.
+    let (mut dp_runs, mut cx_runs) = (vec![], vec![]);
+    for _ in 0..repeat {
+        let _ = std::fs::remove_dir_all(p.join("bronze"));
+        let m = measure(&dp, &["ingest", "-s", "source:raw.wide", "--full-refresh"], p, &env);
+        m.expect_ok("dp ingest --full-refresh");
+        dp_runs.push(m);
+        if let Some(py) = &py {
+            let code = format!(
+                "import time, connectorx as cx, pyarrow.parquet as pq\n\
+                 t = time.perf_counter()\n\
+                 tb = cx.read_sql('postgresql://{u}@{h}:{port}/{db}', 'select * from public.wide', return_type='arrow')\n\
+                 pq.write_table(tb, 'cx.parquet', compression='zstd')\n\
+                 print(tb.num_rows, f'{{time.perf_counter() - t:.3f}}')\n",
+                u = srv.user,
+                h = srv.host,
+                port = srv.port
+            );
+            cx_runs.push(timed_py(py, p, "connectorx", &code));
+        }
+    }
+    let m = median(dp_runs);
+    let dp_rate = rows as f64 / m.wall_s;
+    let dp_full_s = m.wall_s;
+    println!("dp ingest (full):  {:>7.2} s  {:>12} rows/s  peak {} MB  (median of {repeat})", m.wall_s, thousands(dp_rate as u64), fmt_mb(m.peak_mb));
+    println!("peak memory under 300 MB: {}", verdict(m.peak_mb.is_some_and(|mb| mb < 300.0)));
+    if !cx_runs.is_empty() {
+        cx_runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (n, secs, peak) = cx_runs[cx_runs.len() / 2];
+        let cx_rate = n / secs;
+        println!("ConnectorX:        {:>7.2} s  {:>12} rows/s  peak {} MB", secs, thousands(cx_rate as u64), fmt_mb(peak));
+        println!("dp / ConnectorX rows/s = {:.2}  (target >= 1.5: {})", dp_rate / cx_rate, verdict(dp_rate / cx_rate >= 1.5));
+    }
+    if let Some(py) = &py {
+        let code = format!(
+            "import time, pandas as pd, sqlalchemy as sa\n\
+             eng = sa.create_engine('postgresql+psycopg2://{u}@{h}:{port}/{db}')\n\
+             t = time.perf_counter()\n\
+             df = pd.read_sql('select * from public.wide order by order_id limit {pandas_rows}', eng)\n\
+             df.to_parquet('pandas.parquet', compression='zstd')\n\
+             print(len(df), f'{{time.perf_counter() - t:.3f}}')\n",
+            u = srv.user,
+            h = srv.host,
+            port = srv.port
+        );
+        let (n, secs, _) = timed_py(py, p, "pandas", &code);
+        let rate = n / secs;
+        println!("pandas read_sql:   {:>7.2} s  {:>12} rows/s  ({} rows)", secs, thousands(rate as u64), thousands(n as u64));
+        println!("dp / pandas rows/s = {:.1}  (target >= 20: {})", dp_rate / rate, verdict(dp_rate / rate >= 20.0));
+    }
+
+    // Incremental: 1 % new rows after the last full extract.
+    let new = (rows / 100).max(1);
+    srv.sql(&db, &fill_sql(rows + 1, rows + new));
+    let m = measure(&dp, &["ingest", "-s", "source:raw.wide"], p, &env);
+    m.expect_ok("dp ingest (incremental)");
+    let share = m.wall_s / dp_full_s;
+    println!(
+        "dp ingest (incremental, {} new rows): {:.2} s = {:.1} % of the full extract  (target <= 3 %: {})",
+        thousands(new),
+        m.wall_s,
+        share * 100.0,
+        verdict(share <= 0.03)
+    );
+
+    // CSV file drops → Parquet.
+    if csv_mb > 0 {
+        let files = csv_mb.div_ceil(100).max(1);
+        let mut bytes = 0u64;
+        for f in 0..files {
+            let path = p.join(format!("landing/lines_{f:04}.csv"));
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            use std::io::Write;
+            writeln!(w, "transaction_id,order_id,product_id,quantity,unit_price,discount,transaction_ts,payment_method").unwrap();
+            let mut i = f * 10_000_000;
+            let target = (100u64 << 20).min((csv_mb << 20).saturating_sub(bytes));
+            let mut written = 0u64;
+            while written < target {
+                let line = format!(
+                    "{i},{},{},{},{}.{:02},{},2024-01-{:02}T{:02}:{:02}:00,{}\n",
+                    i / 3,
+                    i % 997,
+                    i % 5 + 1,
+                    i % 300,
+                    i % 100,
+                    if i % 4 == 0 { String::new() } else { format!("{}.50", i % 10) },
+                    i % 28 + 1,
+                    i % 24,
+                    i % 60,
+                    ["credit_card", "paypal", "debit_card"][(i % 3) as usize]
+                );
+                written += line.len() as u64;
+                w.write_all(line.as_bytes()).unwrap();
+                i += 1;
+            }
+            bytes += written;
+        }
+        let m = measure(&dp, &["ingest", "-s", "source:raw.lines"], p, &env);
+        m.expect_ok("dp ingest (files)");
+        println!("dp ingest CSV → Parquet: {} MB in {} files: {:.2} s, peak {} MB", bytes >> 20, files, m.wall_s, fmt_mb(m.peak_mb));
+        if let Some(py) = &py {
+            let code = "import time, duckdb\n\
+                 t = time.perf_counter()\n\
+                 duckdb.sql(\"COPY (SELECT * FROM read_csv('landing/*.csv')) TO 'duck.parquet' (FORMAT parquet, COMPRESSION zstd)\")\n\
+                 secs = time.perf_counter() - t\n\
+                 print(duckdb.sql(\"select count(*) from 'duck.parquet'\").fetchall()[0][0], f'{secs:.3f}')\n";
+            let (_, secs, peak) = timed_py(py, p, "duckdb", code);
+            println!("DuckDB COPY:             {secs:.2} s, peak {} MB", fmt_mb(peak));
+            println!("dp / DuckDB time = {:.2}  (target <= 1.2: {})", m.wall_s / secs, verdict(m.wall_s / secs <= 1.2));
+        }
+    }
+    println!("load at end: {}", loadavg());
+    srv.sql("postgres", &format!("DROP DATABASE {db}"));
+}

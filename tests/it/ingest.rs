@@ -1,0 +1,639 @@
+//! `dp ingest`: file drops and PostgreSQL tables into bronze, with the
+//! ingestion log, watermarks and schema history in `dp_meta`.
+
+use crate::common::*;
+use std::path::Path;
+
+const TOML: &str = "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n";
+
+fn files_sources(extra: &str) -> String {
+    format!(
+        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: sales\n        meta:\n          external_location: \"bronze/files/sales/*/sales.parquet\"\n          ingest:\n            from: files\n            path: landing/sales\n{extra}"
+    )
+}
+
+fn files_project(extra: &str) -> tempfile::TempDir {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/_sources.yml", &files_sources(extra)),
+        ("models/sales_total.sql", "select count(*) as n, sum(amount) as amount from {{ source('raw', 'sales') }}"),
+    ]);
+    std::fs::create_dir_all(dir.path().join("landing/sales")).unwrap();
+    dir
+}
+
+fn land(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join("landing/sales").join(name), bytes).unwrap();
+}
+
+/// Rows of a query as CSV lines (header dropped).
+fn sql(dir: &Path, q: &str) -> Vec<String> {
+    let o = run(dir, &["sql", "--format", "csv", "-e", q]);
+    ok(&o);
+    stdout(&o).lines().skip(1).map(str::to_string).collect()
+}
+
+fn bronze_files(dir: &Path) -> Vec<String> {
+    let base = dir.join("bronze/files/sales");
+    let mut out: Vec<String> = walkdir(&base).into_iter().map(|p| p.strip_prefix(&base).unwrap().display().to_string()).collect();
+    out.sort();
+    out
+}
+
+fn walkdir(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(walkdir(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn files_land_once_and_changed_files_land_again() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "day1.csv", b"id,amount,note\n1,10.5,a\n2,20,b\n");
+    land(p, "day2.csv", b"id,amount,note\n3,1.25,c\n");
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("1 of 1 OK ingested raw.sales: 3 rows, "), "{err}");
+    assert!(err.contains("(2 new files)"), "{err}");
+    assert_eq!(bronze_files(p).len(), 2, "{:?}", bronze_files(p));
+
+    // A re-run finds nothing new.
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 0 rows, 0 B in "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(0 new files; 2 already landed)"), "{}", stderr(&o));
+
+    // A changed file lands again as a new version; a new column is a new schema version.
+    land(p, "day2.csv", b"id,amount,note,channel\n3,1.25,c,web\n4,2,d,shop\n");
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("raw.sales: 2 rows, "), "{err}");
+    assert!(err.contains("schema v2: added channel Utf8"), "{err}");
+    assert_eq!(bronze_files(p).len(), 3);
+
+    // dp build reads what landed (old files see NULL for the new column).
+    ok(&run(p, &["run"]));
+    assert_eq!(sql(p, "select n, amount from main.sales_total"), ["5,35.0"]);
+    assert_eq!(sql(p, "select count(channel) from raw.sales"), ["2"]);
+
+    // The log: one success row per landed file, with checksums and keys.
+    let log = sql(
+        p,
+        "select status, row_count, source_file like '%day2.csv', length(file_checksum), object_key like 'bronze/files/sales/%/sales.parquet' from dp_meta.ingestion_log order by finished_at",
+    );
+    assert_eq!(log, ["success,2,false,64,true", "success,1,true,64,true", "success,2,true,64,true"]);
+    assert_eq!(sql(p, "select version, change_summary from dp_meta.schema_history order by version"), ["1,initial schema", "2,added channel Utf8"]);
+}
+
+#[test]
+fn json_ndjson_parquet_and_latin1_files_land() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "a.json", br#"[{"id": 1, "amount": 1.5, "note": "x"}]"#);
+    land(p, "b.ndjson", b"{\"id\": 2, \"amount\": 2.5, \"note\": \"y\"}\n{\"id\": 3, \"amount\": 3.0, \"note\": \"z\"}\n");
+    land(p, "c.csv", b"id,amount,note\n4,4.0,Jos\xe9\n");
+    ok(&run(p, &["ingest"]));
+    assert_eq!(sql(p, "select id, note from raw.sales order by id"), ["1,x", "2,y", "3,z", "4,José"]);
+    // A Parquet drop: the bronze file of the CSV, copied into the landing folder.
+    let bronze = walkdir(&p.join("bronze/files/sales")).into_iter().max().unwrap();
+    std::fs::copy(&bronze, p.join("landing/sales/d.parquet")).unwrap();
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 1 rows, "), "{}", stderr(&o));
+}
+
+/// Runs `dp ingest` expecting exit 1; returns stderr.
+fn ingest_fails(p: &Path) -> String {
+    let o = run(p, &["ingest"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn bad_files_fail_with_file_and_line_and_a_failed_log_row() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "ragged.csv", b"id,amount,note\n1,10,a\n2,20\n");
+    let err = ingest_fails(p);
+    let file = p.join("landing/sales/ragged.csv").display().to_string();
+    assert!(err.contains("1 of 1 ERROR ingesting raw.sales in "), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: source raw.sales: {file}:3: row has 2 fields, header has 3\n  hint: add the missing fields (leave a field empty for NULL)"
+        )),
+        "{err}"
+    );
+    assert!(bronze_files(p).is_empty(), "{:?}", bronze_files(p));
+    assert_eq!(sql(p, "select status, source_file = error from dp_meta.ingestion_log"), ["failed,false"]);
+    assert_eq!(sql(p, "select source_file from dp_meta.ingestion_log"), vec![file]);
+
+    std::fs::remove_file(p.join("landing/sales/ragged.csv")).unwrap();
+    land(p, "empty.csv", b"");
+    let err = ingest_fails(p);
+    assert!(err.contains("landing/sales/empty.csv: the file is empty\n  hint: remove it from the landing folder"), "{err}");
+    std::fs::remove_file(p.join("landing/sales/empty.csv")).unwrap();
+
+    land(p, "header.csv", b"id,amount,note\n");
+    let err = ingest_fails(p);
+    assert!(err.contains("landing/sales/header.csv: the file has a header row but no data rows"), "{err}");
+    std::fs::remove_file(p.join("landing/sales/header.csv")).unwrap();
+
+    land(p, "bad.json", b"{\"id\": 1}\n{\"id\": \n");
+    let err = ingest_fails(p);
+    assert!(err.contains("landing/sales/bad.json:2:7: malformed JSON: EOF while parsing a value\n  hint: fix the line, or set on_error: skip"), "{err}");
+    std::fs::remove_file(p.join("landing/sales/bad.json")).unwrap();
+    assert!(bronze_files(p).is_empty());
+    assert_eq!(sql(p, "select count(*) from dp_meta.ingestion_log where status = 'failed'"), ["4"]);
+}
+
+#[test]
+fn invalid_utf8_fails_when_the_encoding_is_utf8() {
+    let dir = files_project("            encoding: utf-8\n");
+    let p = dir.path();
+    land(p, "x.csv", b"id,amount,note\n1,2,caf\xe9\n");
+    let err = ingest_fails(p);
+    assert!(err.contains("landing/sales/x.csv:2: invalid UTF-8 in "), "{err}");
+}
+
+#[test]
+fn skip_drops_malformed_rows_and_logs_them() {
+    let dir = files_project("            on_error: skip\n");
+    let p = dir.path();
+    land(p, "x.csv", b"id,amount,note\n1,10,a\n2,20\n3,30,c,extra\n4,40,d\n");
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("2 malformed rows skipped"), "{}", stderr(&o));
+    assert_eq!(
+        sql(p, "select skipped_rows, bad_lines from dp_meta.ingestion_log").join("\n"),
+        "2,\"line 3: 2 fields, header has 3\nline 4: 4 fields, header has 3\""
+    );
+}
+
+#[test]
+fn freeze_fails_on_a_schema_change_and_lands_nothing() {
+    let dir = files_project("            schema_policy: freeze\n");
+    let p = dir.path();
+    land(p, "a.csv", b"id,amount\n1,10\n");
+    ok(&run(p, &["ingest"]));
+    land(p, "b.csv", b"id,amount,extra\n2,20,x\n");
+    let err = ingest_fails(p);
+    assert!(
+        err.contains("the schema changed and schema_policy is freeze: added extra Utf8\n  hint: change the source back, or set schema_policy: evolve"),
+        "{err}"
+    );
+    assert_eq!(bronze_files(p).len(), 1);
+}
+
+#[test]
+fn parse_checks_ingest_blocks_with_file_and_line() {
+    let bad = |block: &str| -> String {
+        let yml = format!(
+            "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n        meta:\n          external_location: \"bronze/pg/orders/*/orders.parquet\"\n          ingest:\n{block}"
+        );
+        let dir = project(&[("warehouse.toml", TOML), ("models/_sources.yml", &yml)]);
+        let o = run(dir.path(), &["parse"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        stderr(&o).trim().to_string()
+    };
+    assert_eq!(
+        bad("            from: postgres\n            table: public.orders\n            mode: sometimes\n"),
+        "error: models/_sources.yml:11: source raw.orders: ingest: mode 'sometimes' is not full or incremental\n  hint: write mode: full or mode: incremental"
+    );
+    assert_eq!(
+        bad("            from: postgres\n            table: public.orders\n            mode: incremental\n"),
+        "error: models/_sources.yml:11: source raw.orders: ingest: mode: incremental needs a watermark_column\n  hint: add watermark_column: <a timestamp, date or integer column that grows when rows change>"
+    );
+    assert_eq!(
+        bad("            from: postgres\n            table: public.orders\n            watermark: updated_at\n"),
+        "error: models/_sources.yml:11: source raw.orders: ingest: unknown key `watermark`\n  hint: did you mean `watermark_column`? keys for from: postgres are from, table, query, mode, watermark_column, lookback, schema_policy, connection"
+    );
+}
+
+#[test]
+fn an_unwritable_bronze_prefix_fails_and_logs() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "a.csv", b"id,amount\n1,10\n");
+    // A file where the bronze folder should be: nothing can be written under it.
+    std::fs::create_dir_all(p.join("bronze/files")).unwrap();
+    std::fs::write(p.join("bronze/files/sales"), b"not a folder").unwrap();
+    let err = ingest_fails(p);
+    assert!(err.contains("error: source raw.sales: cannot create the bronze folder "), "{err}");
+    assert_eq!(sql(p, "select status from dp_meta.ingestion_log"), ["failed"]);
+}
+
+#[test]
+fn a_published_file_the_log_lost_is_recovered_not_ingested_twice() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "a.csv", b"id,amount\n1,10\n2,20\n");
+    ok(&run(p, &["ingest"]));
+    // As if the run had been killed between publishing the file and logging it.
+    std::fs::remove_dir_all(p.join("warehouse/dp_meta/ingestion_log")).unwrap();
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("(0 new files; 1 already landed; 1 file(s) of an interrupted run logged)"), "{}", stderr(&o));
+    assert_eq!(bronze_files(p).len(), 1);
+    assert_eq!(sql(p, "select count(*) from raw.sales"), ["2"]);
+}
+
+/// Landing files and bronze on S3 (moto's server from scripts/services/s3.sh;
+/// skipped without it, except under CI=true).
+#[test]
+fn files_land_from_an_s3_prefix_into_s3_bronze() {
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+    let ep = match std::env::var("DP_TEST_S3_ENDPOINT") {
+        Ok(e) if !e.is_empty() => e,
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("DP_TEST_S3_ENDPOINT is not set but CI=true: scripts/test.sh starts the S3 server"),
+        _ => return eprintln!("skipping: DP_TEST_S3_ENDPOINT is not set (run scripts/test.sh)"),
+    };
+    let (key, secret) = ("dp-test", "dp-test-secret-do-not-print");
+    let bucket = format!("dp-ingest-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let host = ep.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(host).unwrap();
+    use std::io::{Read, Write};
+    write!(sock, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut r = String::new();
+    sock.read_to_string(&mut r).unwrap();
+    assert!(r.contains(" 200 "), "creating bucket: {r}");
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&ep)
+        .with_bucket_name(&bucket)
+        .with_region("us-east-1")
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let put = |k: &str, v: &'static [u8]| rt.block_on(store.put(&object_store::path::Path::from(k), PutPayload::from_static(v))).unwrap();
+    put("landing/sales/a.csv", b"id,amount\n1,10\n2,20\n");
+    put("landing/sales/b.ndjson", b"{\"id\": 3, \"amount\": 30}\n");
+    let toml = format!(
+        "{TOML}[targets.s3]\nwarehouse = \"s3://{bucket}/warehouse\"\nsource_root = \"s3://{bucket}\"\nschema = \"main\"\n[targets.s3.s3]\nendpoint = \"{ep}\"\npath_style = true\nallow_http = true\n"
+    );
+    let dir = project(&[("warehouse.toml", &toml), ("models/_sources.yml", &files_sources(""))]);
+    let p = dir.path();
+    let dps = |args: &[&str]| {
+        dp().current_dir(p)
+            .env("DP_TARGET", "s3")
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = dps(&["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 3 rows, "), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(secret));
+    let o = dps(&["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("(0 new files; 2 already landed)"), "{}", stderr(&o));
+    let o = dps(&["sql", "--format", "csv", "-e", "select sum(amount) from raw.sales; select count(*) from dp_meta.ingestion_log"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().filter(|l| !l.contains('(')).collect::<Vec<_>>(), ["60", "2"], "{}", stdout(&o));
+    use futures::TryStreamExt;
+    let keys: Vec<String> =
+        rt.block_on(store.list(Some(&object_store::path::Path::from("bronze"))).map_ok(|m| m.location.to_string()).try_collect::<Vec<_>>()).unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| k.starts_with("bronze/files/sales/") && k.ends_with("/sales.parquet")), "{keys:?}");
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL (the test script's server)
+// ---------------------------------------------------------------------------
+
+use crate::postgres::{Pg, pg};
+
+fn pg_project(pg: &Pg, tables: &str) -> tempfile::TempDir {
+    let _ = pg;
+    project(&[("warehouse.toml", TOML), ("models/_sources.yml", &format!("version: 2\nsources:\n  - name: raw\n    tables:\n{tables}"))])
+}
+
+fn pg_table(name: &str, ingest: &str) -> String {
+    format!(
+        "      - name: {name}\n        meta:\n          external_location: \"bronze/pg/{name}/*/{name}.parquet\"\n          ingest:\n            from: postgres\n{ingest}"
+    )
+}
+
+fn lake(pg: &Pg, p: &Path, q: &str) -> Vec<String> {
+    let o = pg.dp(p, &["sql", "--format", "csv", "-e", q]);
+    ok(&o);
+    stdout(&o).lines().skip(1).map(str::to_string).collect()
+}
+
+const ORDERS: &str = "CREATE TABLE public.orders (id bigint PRIMARY KEY, status text, total numeric(12,2), tags text[], payload jsonb, \
+     uid uuid, day date, updated_at timestamp NOT NULL, seen timestamptz);
+     INSERT INTO public.orders VALUES
+       (1, 'new', 10.50, '{a,b}', '{\"k\": 1}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-01-01', '2024-01-01 10:00', '2024-01-01 10:00+02'),
+       (2, 'new', -3.25, NULL, NULL, NULL, NULL, '2024-01-01 11:00', NULL),
+       (3, 'shipped', 0, '{}', '[1, 2]', NULL, NULL, '2024-01-01 12:00', NULL);";
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
+    let Some(pg) = pg() else { return };
+    pg.exec(ORDERS);
+    let dir =
+        pg_project(&pg, &pg_table("orders", "            table: public.orders\n            mode: incremental\n            watermark_column: updated_at\n"));
+    let p = dir.path();
+    let o = pg.dp(p, &["ingest"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("1 of 1 OK ingested raw.orders: 3 rows, "), "{err}");
+    assert!(err.contains("(incremental, watermark ∅ → 2024-01-01 12:00:00)"), "{err}");
+    assert_eq!(
+        lake(&pg, p, "select id, status, total, array_to_string(tags, '|'), payload, uid, day, updated_at, seen from raw.orders order by id"),
+        [
+            "1,new,10.50,a|b,\"{\"\"k\"\": 1}\",a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,2024-01-01,2024-01-01 10:00:00,2024-01-01T08:00:00Z",
+            "2,new,-3.25,,,,,2024-01-01 11:00:00,",
+            "3,shipped,0.00,,\"[1, 2]\",,,2024-01-01 12:00:00,",
+        ]
+    );
+    // Nothing new: no file, the watermark stays.
+    let o = pg.dp(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.orders: 0 rows, 0 B in "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(incremental, no rows after watermark 2024-01-01 12:00:00)"), "{}", stderr(&o));
+
+    // A row at exactly the stored watermark was read last time (`>` the
+    // stored value); rows after it, up to the new maximum inclusive, are read.
+    pg.exec("UPDATE public.orders SET status = 'paid', updated_at = '2024-01-01 13:00' WHERE id = 1; INSERT INTO public.orders (id, status, updated_at) VALUES (4, 'new', '2024-01-01 13:00');");
+    let o = pg.dp(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.orders: 2 rows, "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("watermark 2024-01-01 12:00:00 → 2024-01-01 13:00:00"), "{}", stderr(&o));
+    assert_eq!(lake(&pg, p, "select id, status from raw.orders where updated_at > '2024-01-01 12:00:00' order by id"), ["1,paid", "4,new"]);
+    assert_eq!(lake(&pg, p, "select count(*) from raw.orders"), ["5"]);
+    assert_eq!(lake(&pg, p, "select source_name, watermark_column, watermark_value from dp_meta.watermarks"), ["raw.orders,updated_at,2024-01-01 13:00:00"]);
+    assert_eq!(
+        lake(&pg, p, "select mode, status, row_count, watermark_from, watermark_to, schema_version from dp_meta.ingestion_log order by finished_at"),
+        [
+            "incremental,success,3,,2024-01-01 12:00:00,1",
+            "incremental,success,0,2024-01-01 12:00:00,2024-01-01 12:00:00,",
+            "incremental,success,2,2024-01-01 12:00:00,2024-01-01 13:00:00,1",
+        ]
+    );
+    // --full-refresh extracts everything again into a new dated file.
+    let o = pg.dp(p, &["ingest", "--full-refresh"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.orders: 4 rows, "), "{}", stderr(&o));
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_lookback_rereads_rows_committed_late() {
+    let Some(pg) = pg() else { return };
+    pg.exec("CREATE TABLE ev (id int, at timestamptz NOT NULL); INSERT INTO ev VALUES (1, '2024-01-01 10:00Z'), (2, '2024-01-01 11:00Z');");
+    let dir = pg_project(
+        &pg,
+        &pg_table("ev", "            table: ev\n            mode: incremental\n            watermark_column: at\n            lookback: 1 hour\n"),
+    );
+    let p = dir.path();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // A transaction stamps a row at 10:30 and commits only after the extract.
+    let late = rt.block_on(async {
+        let c = pg.connect().await;
+        c.batch_execute("BEGIN; INSERT INTO ev VALUES (3, '2024-01-01 10:30Z')").await.unwrap();
+        c
+    });
+    ok(&pg.dp(p, &["ingest"]));
+    assert_eq!(lake(&pg, p, "select id from raw.ev order by id"), ["1", "2"]);
+    rt.block_on(async { late.batch_execute("COMMIT").await.unwrap() });
+    pg.exec("INSERT INTO ev VALUES (4, '2024-01-01 12:00Z')");
+    let o = pg.dp(p, &["ingest"]);
+    ok(&o);
+    // The lookback re-reads after 10:00: the late row and row 2 again (staging dedups on the key).
+    assert!(stderr(&o).contains("watermark 2024-01-01 11:00:00+00 → 2024-01-01 12:00:00+00"), "{}", stderr(&o));
+    assert_eq!(lake(&pg, p, "select id, count(*) from raw.ev group by id order by id"), ["1,1", "2,2", "3,1", "4,1"]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_schema_evolution_and_freeze() {
+    let Some(pg) = pg() else { return };
+    pg.exec(
+        "CREATE TABLE a (id int NOT NULL, v text); INSERT INTO a VALUES (1, 'x'); CREATE TABLE b (id int NOT NULL, v text); INSERT INTO b VALUES (1, 'x');",
+    );
+    let tables = pg_table("a", "            table: a\n") + &pg_table("b", "            table: b\n            schema_policy: freeze\n");
+    let dir = pg_project(&pg, &tables);
+    let p = dir.path();
+    ok(&pg.dp(p, &["ingest"]));
+    pg.exec("ALTER TABLE a ADD COLUMN extra bigint; ALTER TABLE b ADD COLUMN extra bigint; UPDATE a SET extra = 7; INSERT INTO a VALUES (2, 'y', 8);");
+    let o = pg.dp(p, &["ingest"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("raw.a: 2 rows, "), "{err}");
+    assert!(err.contains("schema v2: added extra Int64"), "{err}");
+    assert!(err.contains("ERROR ingesting raw.b in "), "{err}");
+    assert!(err.contains("error: source raw.b: extracting from postgres://"), "{err}");
+    assert!(err.contains("the schema changed and schema_policy is freeze: added extra Int64"), "{err}");
+    // Old files read NULL for the new column.
+    assert_eq!(lake(&pg, p, "select id, extra from raw.a order by id, extra nulls first"), ["1,", "1,7", "2,8"]);
+    assert_eq!(lake(&pg, p, "select count(*) from raw.b"), ["1"]);
+    assert_eq!(
+        lake(&pg, p, "select source_name, version, change_summary from dp_meta.schema_history order by 1, 2"),
+        ["raw.a,1,initial schema", "raw.a,2,added extra Int64", "raw.b,1,initial schema"]
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_bad_inputs_fail_with_clear_messages_and_keep_the_watermark() {
+    let Some(pg) = pg() else { return };
+    pg.exec("CREATE TABLE t (id int, at timestamp, pt point); INSERT INTO t VALUES (1, '2024-01-01', '(1,2)'), (2, NULL, NULL);");
+    let fails = |ingest: &str| -> String {
+        let dir = pg_project(&pg, &pg_table("t", ingest));
+        let o = pg.dp(dir.path(), &["ingest"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert_eq!(lake(&pg, dir.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+        assert!(!dir.path().join("bronze/pg/t").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "a bronze file was left");
+        err
+    };
+    let err = fails("            table: public.nope\n");
+    assert!(err.contains("public.nope: ERROR: relation \"public.nope\" does not exist\n  hint: check `table:` in the ingest block"), "{err}");
+    let err = fails("            query: select id, at from t\n            mode: incremental\n            watermark_column: updated\n");
+    assert!(err.contains("watermark column updated not found in the query (columns: id, at)"), "{err}");
+    let err = fails("            query: select id, at from t\n            mode: incremental\n            watermark_column: at\n");
+    assert!(err.contains("1 rows of the query have NULL in the watermark column at; incremental extracts would never read them"), "{err}");
+    let err = fails("            table: t\n");
+    assert!(err.contains("column pt of t has type point, which dp cannot extract\n  hint: cast it in a `query:` (e.g. \"pt\"::text) or leave it out"), "{err}");
+    // Unreachable: the message names the server, never the password.
+    let dir = pg_project(&pg, &pg_table("t", "            table: t\n            connection: {port: 1, password_env: DP_TEST_SECRET}\n"));
+    let mut c = crate::common::dp();
+    let o = pg.env(&mut c).env("DP_TEST_SECRET", "hunter2-do-not-print").current_dir(dir.path()).arg("ingest").output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: source raw.t: extracting from postgres://{}@127.0.0.1:1/{}: gave up after 4 attempts: could not connect to ",
+            "postgres", pg.db
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_sigkill_mid_extract_then_rerun_lands_exactly_the_rows() {
+    let Some(pg) = pg() else { return };
+    let n = 3_000_000;
+    pg.exec(&format!("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at FROM generate_series(1, {n}) g"));
+    let dir = pg_project(&pg, &pg_table("big", "            table: big\n"));
+    let p = dir.path();
+    let mut c = crate::common::dp();
+    pg.env(&mut c).current_dir(p).args(["ingest"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    // Kill it once the bronze file is being written (a staged upload exists).
+    let t = std::time::Instant::now();
+    let staged = || walkdir(&p.join("bronze/pg/big")).iter().any(|f| f.to_string_lossy().contains('#'));
+    while !staged() && t.elapsed() < std::time::Duration::from_secs(60) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the extract finished before it could be killed: raise n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let visible: Vec<_> = walkdir(&p.join("bronze/pg/big")).into_iter().filter(|f| f.extension().is_some_and(|e| e == "parquet")).collect();
+    assert!(visible.is_empty(), "a partial file is visible: {visible:?}");
+    ok(&pg.dp(p, &["ingest"]));
+    assert_eq!(lake(&pg, p, "select count(*), count(distinct id), min(id), max(id) from raw.big"), [format!("{n},{n},1,{n}")]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_demo_runs_the_seed_flow_and_its_marts_equal_the_generated_ones() {
+    let Some(pg) = pg() else { return };
+    let generated = demo_project();
+    ok(&run(generated.path(), &["demo", "generate", "--scale", "0.03"]));
+    ok(&run(generated.path(), &["build"]));
+    let flow = demo_project();
+    let o = pg.dp(flow.path(), &["demo", "--target", "pg", "--scale", "0.03"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("OK ingested raw.orders: "), "{err}");
+    assert!(err.contains("(incremental, watermark ∅ → "), "{err}");
+    assert!(err.contains("Ingesting the next day's changes"), "{err}");
+    for mart in ["dim_customers", "dim_products", "fct_orders", "mart_customer_analytics", "mart_daily_summary", "mart_product_analytics"] {
+        let q = format!("select * from marts.{mart}");
+        let mut a = sql(generated.path(), &q);
+        let mut b = lake(&pg, flow.path(), &q);
+        a.sort();
+        b.sort();
+        assert!(!a.is_empty(), "{mart} is empty");
+        assert!(a == b, "{mart} differs: {} vs {} rows; first {:?} vs {:?}", a.len(), b.len(), a.first(), b.first());
+    }
+    // And the marts were published.
+    assert_eq!(pg.one("select count(*) from dp_meta.published"), "6");
+}
+
+#[test]
+fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
+    let extra = "      - name: other\n        meta:\n          external_location: \"bronze/files/other/*/other.parquet\"\n          ingest: {from: files, path: landing/missing}\n";
+    let dir = project(&[("warehouse.toml", TOML), ("models/_sources.yml", &(files_sources("") + extra))]);
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("landing/sales")).unwrap();
+    land(p, "a.csv", b"id\n1\n");
+    let o = run(p, &["ingest", "-s", "source:raw.sales"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Ingesting 1 source tables into bronze"), "{}", stderr(&o));
+    // Both: `other` fails (no landing folder), `sales` still runs; exit 1.
+    let o = run(p, &["ingest", "--threads", "2"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("OK ingested raw.sales: 0 rows"), "{err}");
+    assert!(err.contains("ERROR ingesting raw.other in "), "{err}");
+    assert!(err.contains("landing/missing does not exist\n  hint: create it, or fix `path` in the source's ingest block"), "{err}");
+    assert!(err.contains("Ingested 0 rows (0 B) from 1 tables; ERROR=1"), "{err}");
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_types_map_in_reverse() {
+    let Some(pg) = pg() else { return };
+    pg.exec(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN posint AS integer CHECK (VALUE > 0); \
+         CREATE TABLE ty (b boolean, s smallint, f4 real, f8 double precision, n numeric, big numeric(50,10), iv interval, \
+           by bytea, tm time, m mood, d posint, ints int[], c char(3), vc varchar(5), j json); \
+         INSERT INTO ty VALUES (true, -2, 1.5, 2.25, 123.456, 12345678901234567890123456789.0123456789, '1 year 2 mons 3 days 04:05:06.5', \
+           '\\xdeadbeef', '13:14:15.5', 'ok', 7, '{1,NULL,3}', 'ab', 'xyz', '{\"a\": [1]}'), \
+           (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+    );
+    let dir = pg_project(&pg, &pg_table("ty", "            table: ty\n"));
+    let p = dir.path();
+    ok(&pg.dp(p, &["ingest"]));
+    assert_eq!(
+        lake(
+            &pg,
+            p,
+            "select b, s, f4, f8, n, big, iv, encode(by, 'hex'), tm, m, d, array_to_string(ints, '|', 'null'), c, vc, j, \
+             arrow_typeof(n), arrow_typeof(big), arrow_typeof(s), arrow_typeof(ints) from raw.ty order by b nulls last"
+        ),
+        [
+            "true,-2,1.5,2.25,123.456000000,12345678901234567890123456789.0123456789,P1Y2M3DT4H5M6.5S,deadbeef,13:14:15.500,ok,7,1|null|3,ab ,xyz,\"{\"\"a\"\": [1]}\",\"Decimal128(38, 9)\",\"Decimal256(50, 10)\",Int16,List(Int32)",
+            ",,,,,,,,,,,,,,,\"Decimal128(38, 9)\",\"Decimal256(50, 10)\",Int16,List(Int32)",
+        ]
+    );
+}
+
+/// Files over DP_INGEST_STREAM_MB (0 here: every file) stream through the
+/// constant-memory CSV path; results match the whole-file path.
+#[test]
+fn large_csv_files_stream_with_the_same_results() {
+    let ingest = |extra: &str, files: &[(&str, &[u8])], stream: bool| -> (std::process::Output, tempfile::TempDir) {
+        let dir = files_project(extra);
+        for (n, b) in files {
+            land(dir.path(), n, b);
+        }
+        let mut c = dp();
+        c.current_dir(dir.path()).arg("ingest");
+        if stream {
+            c.env("DP_INGEST_STREAM_MB", "0");
+        }
+        (c.output().unwrap(), dir)
+    };
+    let day1: &[u8] = b"id,amount,note,at\n1,10.5,Jos\xe9,2024-01-01 10:00:00\n2,20,b,2024-01-02T11:30:00\n";
+    let q = "select id, amount, note, at, arrow_typeof(amount), arrow_typeof(at) from raw.sales order by id";
+    let (o, whole) = ingest("", &[("a.csv", day1)], false);
+    ok(&o);
+    let (o, streamed) = ingest("", &[("a.csv", day1)], true);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
+    assert_eq!(sql(streamed.path(), q), sql(whole.path(), q));
+    assert_eq!(sql(streamed.path(), "select note from raw.sales order by id"), ["José", "b"]);
+    // A re-run recognises the streamed file.
+    let o = dp().current_dir(streamed.path()).env("DP_INGEST_STREAM_MB", "0").arg("ingest").output().unwrap();
+    assert!(stderr(&o).contains("(0 new files; 1 already landed)"), "{}", stderr(&o));
+
+    // on_error: skip drops ragged rows; header: false names the columns.
+    let (o, d) = ingest("            on_error: skip\n", &[("a.csv", b"id,amount\n1,10\n2\n3,30\n")], true);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 2 rows, "), "{}", stderr(&o));
+    assert_eq!(sql(d.path(), "select skipped_rows, bad_lines from dp_meta.ingestion_log"), ["1,\"line 3: 1 fields, header has 2\""]);
+    let (o, d) = ingest("            header: false\n", &[("a.csv", b"1,x\n2,y\n")], true);
+    ok(&o);
+    assert_eq!(sql(d.path(), "select column_1, column_2 from raw.sales order by 1"), ["1,x", "2,y"]);
+
+    // A ragged row fails the file with its line; nothing lands.
+    let (o, d) = ingest("", &[("a.csv", b"id,amount\n1,10\n2\n")], true);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("landing/sales/a.csv:3: row has 1 fields, header has 2"), "{}", stderr(&o));
+    assert!(bronze_files(d.path()).is_empty());
+}
