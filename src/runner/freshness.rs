@@ -182,7 +182,7 @@ mod tests {
         let c = json!({"warn_after": {"count": 12, "period": "hour"}, "error_after": {"count": 1, "period": "day"}});
         assert_eq!(judge(3600.0, &c), ("pass", None));
         assert_eq!(judge(13.0 * 3600.0, &c).0, "warn");
-        assert_eq!(judge(2.0 * 86400.0, &c), ("error", Some("newest row is 2d old, over error_after (1d)".into())));
+        assert_eq!(judge(2.0 * 86400.0, &c), ("error", Some("newest row is 2d old, over error_after (24h)".into())));
         assert_eq!(judge(90.0, &json!({"warn_after": {"count": 1, "period": "minute"}})).1.as_deref(), Some("newest row is 90s old, over warn_after (60s)"));
     }
 }
