@@ -51,7 +51,6 @@ pub struct LandingFile {
 pub struct Parsed {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
-    pub rows: u64,
     pub skipped: u64,
     pub bad_lines: Vec<String>,
 }
@@ -194,7 +193,7 @@ fn csv(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
             "{name}: the file has a header row but no data rows\n  hint: remove it from the landing folder (or let the producer write it again)"
         ));
     }
-    Ok(Parsed { schema: data.schema, batches: data.batches, rows: data.rows as u64, skipped, bad_lines })
+    Ok(Parsed { schema: data.schema, batches: data.batches, skipped, bad_lines })
 }
 
 /// Removes records whose field count differs from the header's; returns the
@@ -301,7 +300,7 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
             batches.push(b);
         }
     }
-    Ok(Parsed { schema, batches, rows: values.len() as u64, skipped, bad_lines })
+    Ok(Parsed { schema, batches, skipped, bad_lines })
 }
 
 fn parquet(name: &str, bytes: &[u8]) -> Result<Parsed, String> {
@@ -311,8 +310,7 @@ fn parquet(name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let schema = b.schema().clone();
     let reader = b.build().map_err(|e| format!("{name}: {e}"))?;
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(|e| format!("{name}: {e}"))?;
-    let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(Parsed { schema, batches, rows, skipped: 0, bad_lines: vec![] })
+    Ok(Parsed { schema, batches, skipped: 0, bad_lines: vec![] })
 }
 
 #[cfg(test)]
@@ -345,7 +343,7 @@ mod tests {
         assert_eq!(e, "a.csv:3: row has 1 fields, header has 2\n  hint: add the missing fields (leave a field empty for NULL)");
         let s = FilesSpec { on_error: OnError::Skip, ..spec() };
         let p = parse(&s, "a.csv", b"id,name\n1,a\n2\n3,c\n").unwrap();
-        assert_eq!((p.rows, p.skipped), (2, 1));
+        assert_eq!((p.batches.iter().map(|b| b.num_rows()).sum::<usize>(), p.skipped), (2, 1));
         assert_eq!(p.bad_lines, vec!["line 3: 1 fields, header has 2"]);
     }
 
@@ -360,7 +358,7 @@ mod tests {
         let e = parse(&spec(), "a.json", b"{\"a\": 1}\n{\"a\": }\n").err().unwrap();
         assert!(e.starts_with("a.json:2:7: malformed JSON: "), "{e}");
         let p = parse(&spec(), "b.json", b"[{\"a\": 1, \"b\": \"x\"}, {\"a\": 2}]").unwrap();
-        assert_eq!(p.rows, 2);
+        assert_eq!(p.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
     }
 }
 

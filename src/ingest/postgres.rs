@@ -157,7 +157,6 @@ struct Col {
 /// What an extract did.
 #[derive(Debug, Clone)]
 pub struct Extract {
-    pub schema: SchemaRef,
     /// `None`: no new rows (nothing written).
     pub published: Option<Published>,
     pub watermark_from: Option<String>,
@@ -270,7 +269,7 @@ where
         wm_from = if req.incremental { req.stored.clone() } else { None };
         let Some(hi) = hi else {
             // Nothing newer: the watermark stays.
-            return Ok(Extract { schema, published: None, watermark_from: wm_from.clone(), watermark_to: wm_from, schema_version: None });
+            return Ok(Extract { published: None, watermark_from: wm_from.clone(), watermark_to: wm_from, schema_version: None });
         };
         let upper = format!("{w} <= {}::{ty}", literal(&hi));
         filter = match lower {
@@ -309,7 +308,7 @@ where
     let writer = writer_task.await.context("the Parquet writer stopped")?;
     decoded?;
     let published = writer?.finish().await?;
-    Ok(Extract { schema, published: Some(published), watermark_from: wm_from, watermark_to: wm_to, schema_version: Some(version) })
+    Ok(Extract { published: Some(published), watermark_from: wm_from, watermark_to: wm_to, schema_version: Some(version) })
 }
 
 /// Column names, types and nullability (from the catalog when the column

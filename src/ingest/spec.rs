@@ -25,7 +25,7 @@
 //! project loads (`dp parse` and every other command) and names the YAML
 //! file and line of a bad key.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::PostgresConfig;
 use crate::fs::FileSystem;
@@ -36,15 +36,6 @@ use crate::project::nodes::{Node, ResourceType};
 pub enum Mode {
     Full,
     Incremental,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Full => "full",
-            Mode::Incremental => "incremental",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +113,6 @@ pub struct IngestSpec {
     pub schema_policy: SchemaPolicy,
     /// The source's location as written (`bronze/postgres/orders/*/orders.parquet`).
     pub location: String,
-    /// The YAML file declaring it.
-    pub file: String,
 }
 
 /// A bad `ingest:` block, with the YAML file and line.
@@ -316,7 +305,7 @@ pub fn parse(node: &Node, yaml: &str) -> Result<IngestSpec, SpecError> {
         }
         Origin::Files(FilesSpec { path, format, delimiter, header, encoding, on_error, column_types })
     };
-    Ok(IngestSpec { source_name, unique_id: node.unique_id.clone(), from, mode, schema_policy, location, file: node.original_file_path.clone() })
+    Ok(IngestSpec { source_name, unique_id: node.unique_id.clone(), from, mode, schema_policy, location })
 }
 
 /// The location must end in `<folder glob>/<name>.parquet`: one `*` folder
@@ -365,9 +354,10 @@ fn line_of(yaml: &str, table_line: usize, key: Option<&str>) -> usize {
     block + 1
 }
 
-/// `meta`/`config` helper for tests and callers that build nodes by hand.
-pub fn ingest_meta(block: Value) -> Map<String, Value> {
-    let mut m = Map::new();
+/// `meta`/`config` helper for tests that build nodes by hand.
+#[cfg(test)]
+pub fn ingest_meta(block: Value) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
     m.insert("ingest".into(), block);
     m
 }

@@ -348,7 +348,7 @@ const ORDERS: &str = "CREATE TABLE public.orders (id bigint PRIMARY KEY, status 
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     pg.exec(ORDERS);
     let dir =
         pg_project(&pg, &pg_table("orders", "            table: public.orders\n            mode: incremental\n            watermark_column: updated_at\n"));
@@ -399,7 +399,7 @@ fn pg_full_then_incremental_extracts_with_the_watermark_boundary() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_lookback_rereads_rows_committed_late() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     pg.exec("CREATE TABLE ev (id int, at timestamptz NOT NULL); INSERT INTO ev VALUES (1, '2024-01-01 10:00Z'), (2, '2024-01-01 11:00Z');");
     let dir = pg_project(
         &pg,
@@ -427,7 +427,7 @@ fn pg_lookback_rereads_rows_committed_late() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_schema_evolution_and_freeze() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     pg.exec(
         "CREATE TABLE a (id int NOT NULL, v text); INSERT INTO a VALUES (1, 'x'); CREATE TABLE b (id int NOT NULL, v text); INSERT INTO b VALUES (1, 'x');",
     );
@@ -456,7 +456,7 @@ fn pg_schema_evolution_and_freeze() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_bad_inputs_fail_with_clear_messages_and_keep_the_watermark() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     pg.exec("CREATE TABLE t (id int, at timestamp, pt point); INSERT INTO t VALUES (1, '2024-01-01', '(1,2)'), (2, NULL, NULL);");
     let fails = |ingest: &str| -> String {
         let dir = pg_project(&pg, &pg_table("t", ingest));
@@ -494,7 +494,7 @@ fn pg_bad_inputs_fail_with_clear_messages_and_keep_the_watermark() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_sigkill_mid_extract_then_rerun_lands_exactly_the_rows() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     let n = 3_000_000;
     pg.exec(&format!("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at FROM generate_series(1, {n}) g"));
     let dir = pg_project(&pg, &pg_table("big", "            table: big\n"));
@@ -520,7 +520,7 @@ fn pg_sigkill_mid_extract_then_rerun_lands_exactly_the_rows() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_demo_runs_the_seed_flow_and_its_marts_equal_the_generated_ones() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     let generated = demo_project();
     ok(&run(generated.path(), &["demo", "generate", "--scale", "0.03"]));
     ok(&run(generated.path(), &["build"]));
@@ -567,7 +567,7 @@ fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
 fn pg_types_map_in_reverse() {
-    let Some(pg) = pg() else { return };
+    let pg = pg();
     pg.exec(
         "CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE DOMAIN posint AS integer CHECK (VALUE > 0); \
          CREATE TABLE ty (b boolean, s smallint, f4 real, f8 double precision, n numeric, big numeric(50,10), iv interval, \
