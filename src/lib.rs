@@ -12,6 +12,7 @@ pub mod jinja;
 pub mod materialize;
 pub mod postgres;
 pub mod project;
+pub mod quality;
 pub mod runner;
 pub mod seed;
 pub mod shell;

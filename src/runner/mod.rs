@@ -83,7 +83,13 @@ pub struct RunOptions {
     pub extra_edges: Vec<(String, String)>,
     /// Publishes nodes configured with `publish = ["postgres"]`.
     pub publisher: Option<Arc<crate::postgres::Publisher>>,
+    /// Nodes the runner does not build itself (`dp build`'s checkpoint
+    /// gates): the callback gives their outcome, reported like a test's.
+    pub virtual_nodes: HashMap<String, VirtualNode>,
 }
+
+/// Runs a virtual node: its outcome, reported like a test's.
+pub type VirtualNode = Arc<dyn Fn(Arc<Engine>) -> futures::future::BoxFuture<'static, anyhow::Result<test::TestOutcome>> + Send + Sync>;
 
 /// Runs `ids` (a topologically ordered selection).
 pub async fn execute(
@@ -137,13 +143,16 @@ pub async fn execute(
             let batches = opts.batches.clone();
             let project = project.clone();
             let publisher = opts.publisher.clone();
+            let virtual_node = opts.virtual_nodes.get(&uid).cloned();
             next_thread = next_thread % threads + 1;
             let thread = next_thread;
             running.spawn(async move {
                 let started_at = chrono::Utc::now();
                 let t = Instant::now();
                 let mut sql = sql;
-                let r = if node.resource_type == ResourceType::UnitTest {
+                let r = if let Some(f) = virtual_node {
+                    f(engine.clone()).await.map(|t| (crate::materialize::Materialized { test: Some(t), ..Default::default() }, None))
+                } else if node.resource_type == ResourceType::UnitTest {
                     unit::run_unit_test(&engine, &project, &node).await.map(|(m, compiled)| {
                         sql = Some(compiled);
                         (m, None)

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod check;
 mod compile;
 mod debug;
 mod demo;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, &format, printer).await,
+        Command::Check(a) => check::run(g, &a, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,
         Command::Load(a) => load::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,

@@ -54,8 +54,10 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         .into_iter()
         .filter(|u| l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != "ephemeral"))
         .collect();
-    let order = units_before_models(&l.project, l.dag.topo_order(&chosen));
-    let extra_edges = if kind == Kind::Build {
+    let mut order = units_before_models(&l.project, l.dag.topo_order(&chosen));
+    // quality checkpoints gate the layers of a build (src/quality/gate.rs)
+    let gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
+    let mut extra_edges = if kind == Kind::Build {
         let mut e = test_gates(&l, &chosen);
         e.extend(crate::runner::unit::gates(&l.project, &chosen));
         e
@@ -93,6 +95,12 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         run_statements(&engine, "on-run-start", &start).await?;
     }
     let threads = l.project.settings.target.threads;
+    let mut l = l;
+    let mut virtual_nodes = std::collections::HashMap::new();
+    if let Some(g) = &gates {
+        g.apply(&mut l.project, &mut order, &mut extra_edges);
+        virtual_nodes = g.virtual_nodes(l.project.settings.target_dir(), l.project.settings.project_name.clone(), threads);
+    }
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
     let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
@@ -100,7 +108,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
-    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
     let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &opts).await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
@@ -122,6 +130,9 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
     results::write(&project.settings.target_dir(), &rr)?;
     let ok = summarize(printer, &res, elapsed, &project);
+    if let Some(g) = &gates {
+        g.report(printer);
+    }
     if a.show_failures {
         crate::runner::failures::print(printer, &res, &project)?;
     }

@@ -1,0 +1,111 @@
+//! Checkpoints as gates in `dp build`. A gate is an extra node of the
+//! build: it runs once the nodes it comes `after` are built (default: the
+//! models and seeds it validates, and the other relations its expectations
+//! read), and the nodes it `guards` (default: everything downstream of the
+//! relations it validates, except what it must wait for) wait for it. An
+//! error-severity failure fails the gate node, so the runner skips what it
+//! guards and everything downstream of that.
+//!
+//! For the demo: `raw_data_checkpoint` validates sources, so it runs first
+//! and guards every model; `staging_checkpoint` runs after the staging
+//! models and guards intermediate and marts; `marts_checkpoint` runs after
+//! the marts and guards nothing (its failure still fails the build).
+
+use indexmap::IndexSet;
+
+use super::spec::{Checkpoint, Gate, SpecError};
+use super::{Resolved, resolve};
+use crate::fs::FileSystem;
+use crate::graph::Dag;
+use crate::graph::select::{IndirectSelection, SelectionSpec};
+use crate::project::load::Project;
+use crate::project::nodes::{Node, ResourceType};
+
+#[derive(Debug, Clone)]
+pub struct GatePlan {
+    /// The gate node's unique id (`checkpoint.<project>.<name>`).
+    pub uid: String,
+    pub resolved: Resolved,
+    /// Nodes of the build the gate waits for.
+    pub after: Vec<String>,
+    /// Nodes of the build that wait for the gate.
+    pub guards: Vec<String>,
+}
+
+impl GatePlan {
+    /// The build's edges `(parent, child)` for this gate.
+    pub fn edges(&self) -> Vec<(String, String)> {
+        self.guards.iter().map(|g| (self.uid.clone(), g.clone())).collect()
+    }
+
+    /// The node the runner schedules and reports for this gate.
+    pub fn node(&self, package: &str) -> Node {
+        let cp = &self.resolved.checkpoint;
+        let stem = cp.file.rsplit_once('.').map(|(s, _)| s).unwrap_or(&cp.file);
+        let mut n = Node::new(ResourceType::Test, package, &format!("checkpoint {}", cp.name), &format!("{stem}.sql"));
+        n.unique_id = self.uid.clone();
+        n.patch_path = Some(cp.file.clone());
+        n.description = cp.description.clone();
+        n.depends_on = self.after.clone();
+        n.config.insert("severity".into(), "error".into());
+        n
+    }
+}
+
+fn pick(project: &Project, dag: &Dag, fs: &dyn FileSystem, selector: &str, file: &str) -> Result<IndexSet<String>, SpecError> {
+    let spec = SelectionSpec {
+        select: vec![selector.to_string()],
+        exclude: vec![],
+        selector: None,
+        resource_types: vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot],
+        indirect: IndirectSelection::Empty,
+    };
+    crate::graph::select::select(project, dag, &spec, fs).map_err(|e| SpecError::at(file, 1, format!("gate selector `{selector}`: {e}"), None))
+}
+
+/// The gates of a build over `chosen` (the build's nodes): one per gated
+/// checkpoint that validates or guards something of the build.
+pub fn plan(project: &Project, dag: &Dag, fs: &dyn FileSystem, checkpoints: &[Checkpoint], chosen: &IndexSet<String>) -> Result<Vec<GatePlan>, SpecError> {
+    let mut out = vec![];
+    for cp in checkpoints {
+        let (after_sel, guards_sel) = match &cp.gate {
+            Gate::Off => continue,
+            Gate::Default => (None, None),
+            Gate::On { after, guards } => (after.clone(), guards.clone()),
+        };
+        let resolved = resolve(project, dag, fs, cp)?;
+        let validated: IndexSet<String> = resolved.bound.iter().map(|b| b.relation.unique_id.clone()).collect();
+        let others: IndexSet<String> = resolved.bound.iter().flat_map(|b| b.others.iter().flatten().map(|o| o.unique_id.clone())).collect();
+        let buildable = |u: &String| chosen.contains(u) && project.nodes.get(u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot));
+        let after: IndexSet<String> = match &after_sel {
+            Some(s) => pick(project, dag, fs, s, &cp.file)?.into_iter().filter(buildable).collect(),
+            None => validated.iter().chain(&others).filter(|u| buildable(u)).cloned().collect(),
+        };
+        let mut upstream: IndexSet<String> = IndexSet::new();
+        for a in &after {
+            upstream.insert(a.clone());
+            upstream.extend(dag.ancestors(a, None));
+        }
+        let candidates: IndexSet<String> = match &guards_sel {
+            Some(s) => pick(project, dag, fs, s, &cp.file)?,
+            None => validated.iter().flat_map(|v| dag.descendants(v, None)).collect(),
+        };
+        let guards: Vec<String> = candidates
+            .into_iter()
+            .filter(|g| chosen.contains(g) && !validated.contains(g) && !upstream.contains(g))
+            .filter(|g| project.nodes.get(g).is_some_and(|n| !matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)))
+            .collect();
+        if after.is_empty() && guards.is_empty() {
+            continue;
+        }
+        out.push(GatePlan { uid: format!("checkpoint.{}.{}", project.settings.project_name, cp.name), resolved, after: after.into_iter().collect(), guards });
+    }
+    Ok(out)
+}
+
+/// Where a gate goes in the build order: after the last node it waits for
+/// (first when it waits for nothing).
+pub fn insert_in_order(order: &mut Vec<String>, gate: &GatePlan) {
+    let pos = order.iter().rposition(|u| gate.after.contains(u)).map(|i| i + 1).unwrap_or(0);
+    order.insert(pos, gate.uid.clone());
+}
