@@ -13,6 +13,7 @@
 //! run pages are never touched, so adding a run costs the same with 1,000
 //! runs behind it as with none.
 
+use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 use std::io::Write as _;
@@ -142,7 +143,10 @@ fn run_page(run: &CheckpointRun) -> String {
             b.push_str("<h3>Sample failing rows</h3>\n");
             b.push_str(&rows_table(&r.failed_rows));
         } else if !r.partial_unexpected_list.is_empty() {
-            b.push_str(&format!("<h3>Sample unexpected values</h3>\n<p><code>{}</code></p>\n", esc(&Value::Array(r.partial_unexpected_list.clone()).to_string())));
+            b.push_str(&format!(
+                "<h3>Sample unexpected values</h3>\n<p><code>{}</code></p>\n",
+                esc(&Value::Array(r.partial_unexpected_list.clone()).to_string())
+            ));
         }
     }
     page(&format!("{} run {}", run.checkpoint, run.started_at.format("%Y-%m-%d %H:%M:%S")), "../", &b)
@@ -152,7 +156,11 @@ fn suite_page(r: &Resolved) -> String {
     let cp = &r.checkpoint;
     let mut b = format!("<p>{}</p><p>Defined in <code>{}</code>; {} expectations.</p>\n", esc(&cp.description), esc(&cp.file), r.expectation_count());
     for bound in &r.bound {
-        b.push_str(&format!("<h2>{} <code>{}</code></h2>\n<table><tr><th>expectation</th><th>arguments</th><th>severity</th><th>line</th></tr>\n", esc(&bound.relation.label), esc(&bound.relation.sql)));
+        b.push_str(&format!(
+            "<h2>{} <code>{}</code></h2>\n<table><tr><th>expectation</th><th>arguments</th><th>severity</th><th>line</th></tr>\n",
+            esc(&bound.relation.label),
+            esc(&bound.relation.sql)
+        ));
         for e in &bound.expectations {
             b.push_str(&format!(
                 "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
@@ -180,7 +188,6 @@ pub fn add_run(site: &Path, resolved: &Resolved, run: &CheckpointRun) -> std::io
     let page_path = site.join("runs").join(format!("{}.html", run.run_id));
     write_atomic(&page_path, &run_page(run))?;
     write_atomic(&site.join("suites").join(format!("{}.html", run.checkpoint)), &suite_page(resolved))?;
-    let failed: Vec<&str> = run.results.iter().filter(|r| !r.success).take(TREND_LABELS).map(|r| r.label.as_str()).collect();
     let failed_keys: Vec<String> = run.results.iter().filter(|r| !r.success).take(TREND_LABELS).map(|r| format!("{} {}", r.relation, r.label)).collect();
     let line = json!({
         "run_id": run.run_id,
@@ -194,7 +201,6 @@ pub fn add_run(site: &Path, resolved: &Resolved, run: &CheckpointRun) -> std::io
         "trigger": run.trigger,
         "failed": failed_keys,
     });
-    let _ = failed;
     {
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(site.join("runs.jsonl"))?;
         writeln!(f, "{line}")?;
@@ -221,7 +227,13 @@ pub fn write_index(site: &Path) -> std::io::Result<()> {
             .rev()
             .take(TREND_RUNS)
             .rev()
-            .map(|r| format!("<span class=\"cell c-{}\" title=\"{}\"></span>", if r["success"] == true { "pass" } else { "fail" }, esc(r["started_at"].as_str().unwrap_or(""))))
+            .map(|r| {
+                format!(
+                    "<span class=\"cell c-{}\" title=\"{}\"></span>",
+                    if r["success"] == true { "pass" } else { "fail" },
+                    esc(r["started_at"].as_str().unwrap_or(""))
+                )
+            })
             .collect();
         b.push_str(&format!(
             "<tr><td><a href=\"suites/{cp}.html\">{cpe}</a></td><td><a href=\"runs/{id}.html\">{at}</a></td><td class=\"{cls}\">{st}</td><td>{cells}</td></tr>\n",
@@ -282,8 +294,70 @@ pub fn write_index(site: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::quality::run::ExpectationResult;
+    use crate::quality::spec::{Severity, parse};
+
     #[test]
     fn escapes_html() {
-        assert_eq!(super::esc("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(esc("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+    }
+
+    fn result(ok: bool) -> ExpectationResult {
+        ExpectationResult {
+            relation: "main.t".into(),
+            relation_id: "model.p.t".into(),
+            expectation: "expect_column_values_to_not_be_null".into(),
+            label: "expect_column_values_to_not_be_null(<id>)".into(),
+            kwargs: serde_json::json!({"column": "id"}).as_object().unwrap().clone(),
+            meta: Default::default(),
+            severity: Severity::Error,
+            success: ok,
+            element_count: Some(10),
+            missing_count: None,
+            unexpected_count: Some(if ok { 0 } else { 2 }),
+            unexpected_percent: Some(if ok { 0.0 } else { 20.0 }),
+            observed_value: Value::Null,
+            partial_unexpected_list: vec![],
+            exception: None,
+            file: "checkpoints/c.yml".into(),
+            line: 4,
+            duration: std::time::Duration::ZERO,
+            failed_rows_table: None,
+            failed_rows: vec![],
+        }
+    }
+
+    #[test]
+    fn each_run_adds_its_page_and_the_index_lists_runs_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = parse("checkpoints/c.yml", "validations: []\n").unwrap();
+        let resolved = Resolved { checkpoint: cp, bound: vec![] };
+        let mut ids = vec![];
+        for ok in [true, false] {
+            let run = CheckpointRun {
+                run_id: format!("run{}", ids.len()),
+                checkpoint: "c".into(),
+                file: "checkpoints/c.yml".into(),
+                description: String::new(),
+                trigger: "check".into(),
+                started_at: chrono::Utc::now(),
+                duration: std::time::Duration::ZERO,
+                results: vec![result(ok)],
+                queries: vec![],
+            };
+            add_run(dir.path(), &resolved, &run).unwrap();
+            ids.push(run.run_id);
+        }
+        let first = std::fs::read_to_string(dir.path().join("runs/run0.html")).unwrap();
+        let index = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+        // newest first, escaped, and the failing expectation's trend
+        assert!(index.find("runs/run1.html").unwrap() < index.rfind("runs/run0.html").unwrap());
+        assert!(index.contains("Runs (2)"));
+        assert!(index.contains("expect_column_values_to_not_be_null(&lt;id&gt;)"));
+        assert!(!index.contains("<script") && !index.contains("http"));
+        // earlier pages are not rewritten
+        assert_eq!(std::fs::read_to_string(dir.path().join("runs/run0.html")).unwrap(), first);
+        assert!(std::fs::read_to_string(dir.path().join("runs/run1.html")).unwrap().contains("2 of 10 (20.00%)"));
     }
 }

@@ -55,14 +55,15 @@ impl Def {
     }
 
     /// Every argument this expectation accepts.
-    pub fn arguments(&self) -> impl Iterator<Item = &'static str> + '_ {
+    pub fn arguments(&self) -> Vec<&'static str> {
         let mostly: &'static [&'static str] = if self.takes_mostly() { &["mostly"] } else { &[] };
-        self.required.iter().chain(self.optional).chain(mostly).chain(COMMON).copied()
+        self.required.iter().chain(self.optional).chain(mostly).chain(COMMON).copied().collect()
     }
 }
 
 /// Arguments every expectation accepts (GX's own plus `severity`).
-pub const COMMON: &[&str] = &["row_condition", "condition_parser", "severity", "result_format", "catch_exceptions", "include_config", "meta", "notes", "description", "id"];
+pub const COMMON: &[&str] =
+    &["row_condition", "condition_parser", "severity", "result_format", "catch_exceptions", "include_config", "meta", "notes", "description", "id"];
 const BOUNDS: &[&str] = &["min_value", "max_value", "strict_min", "strict_max"];
 
 macro_rules! def {
@@ -199,7 +200,8 @@ pub fn map_sql(name: &str, kw: &Map<String, Value>) -> MapSql {
         "expect_column_values_to_not_match_regex" => (not_null, format!("not regexp_like(cast({c} as varchar), {})", literal(&kw["regex"]))),
         "expect_column_values_to_match_regex_list" => {
             let any = s(kw, "match_on") != "all";
-            let parts: Vec<String> = list(kw, "regex_list").iter().map(|r| format!("regexp_like(cast({c} as varchar), {})", literal(&Value::String(r.clone())))).collect();
+            let parts: Vec<String> =
+                list(kw, "regex_list").iter().map(|r| format!("regexp_like(cast({c} as varchar), {})", literal(&Value::String(r.clone())))).collect();
             (not_null, if parts.is_empty() { "false".into() } else { parts.join(if any { " or " } else { " and " }) })
         }
         "expect_column_values_to_match_like_pattern" => (not_null, format!("cast({c} as varchar) like {}", literal(&kw["like_pattern"]))),
@@ -243,9 +245,12 @@ pub fn map_sql(name: &str, kw: &Map<String, Value>) -> MapSql {
     MapSql { missing, pred }
 }
 
+/// The success check of an aggregate over its observed value's SQL name.
+pub type Check = Box<dyn Fn(&str) -> String>;
+
 /// An aggregate expectation: the observed value's SQL (over the rows of
 /// `domain`, a `case when` wrapper) and its success check over `obs`.
-pub fn aggregate_sql(name: &str, kw: &Map<String, Value>, cond: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> (String, Box<dyn Fn(&str) -> String>) {
+pub fn aggregate_sql(name: &str, kw: &Map<String, Value>, cond: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> (String, Check) {
     let c = col(s(kw, "column"));
     let within = |x: &str| match cond {
         Some(k) => format!("case when {k} then {x} end"),
@@ -256,7 +261,7 @@ pub fn aggregate_sql(name: &str, kw: &Map<String, Value>, cond: Option<&str>, no
         None => "count(*)".into(),
     };
     let kwc = kw.clone();
-    let bounds: Box<dyn Fn(&str) -> String> = Box::new(move |o: &str| bounds_check(o, &kwc));
+    let bounds: Check = Box::new(move |o: &str| bounds_check(o, &kwc));
     match name {
         "expect_table_row_count_to_be_between" => (rows, bounds),
         "expect_table_row_count_to_equal" => {

@@ -76,7 +76,10 @@ pub fn plan(project: &Project, dag: &Dag, fs: &dyn FileSystem, checkpoints: &[Ch
         let resolved = resolve(project, dag, fs, cp)?;
         let validated: IndexSet<String> = resolved.bound.iter().map(|b| b.relation.unique_id.clone()).collect();
         let others: IndexSet<String> = resolved.bound.iter().flat_map(|b| b.others.iter().flatten().map(|o| o.unique_id.clone())).collect();
-        let buildable = |u: &String| chosen.contains(u) && project.nodes.get(u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot));
+        let buildable = |u: &String| {
+            chosen.contains(u)
+                && project.nodes.get(u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
+        };
         let after: IndexSet<String> = match &after_sel {
             Some(s) => pick(project, dag, fs, s, &cp.file)?.into_iter().filter(buildable).collect(),
             None => validated.iter().chain(&others).filter(|u| buildable(u)).cloned().collect(),
@@ -108,4 +111,72 @@ pub fn plan(project: &Project, dag: &Dag, fs: &dyn FileSystem, checkpoints: &[Ch
 pub fn insert_in_order(order: &mut Vec<String>, gate: &GatePlan) {
     let pos = order.iter().rposition(|u| gate.after.contains(u)).map(|i| i + 1).unwrap_or(0);
     order.insert(pos, gate.uid.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::OsFs;
+
+    /// The demo project at the repository root, with its checkpoints.
+    fn demo() -> (Project, Dag, OsFs) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fs = OsFs::new(root);
+        let settings = crate::config::Settings::load(root, &fs, &Default::default(), &|_: &str| None::<String>).expect("settings");
+        let mut project = crate::project::load::load_project(settings, &fs, &Default::default()).expect("load");
+        crate::graph::resolve_dependencies(&mut project).expect("resolve");
+        let dag = Dag::build(&project).expect("dag");
+        (project, dag, fs)
+    }
+
+    fn names(p: &Project, ids: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = ids.iter().map(|u| p.nodes[u].name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn demo_gates_sit_between_the_layers() {
+        let (p, dag, fs) = demo();
+        let checkpoints = super::super::spec::load(&fs, &p.settings.paths.checkpoints).unwrap();
+        assert_eq!(checkpoints.len(), 4);
+        let chosen: IndexSet<String> = p
+            .nodes
+            .iter()
+            .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Test))
+            .map(|(u, _)| u.clone())
+            .collect();
+        let gates = plan(&p, &dag, &fs, &checkpoints, &chosen).unwrap();
+        let by = |name: &str| gates.iter().find(|g| g.resolved.checkpoint.name == name);
+        assert!(by("full_pipeline_checkpoint").is_none(), "gate: false");
+        let raw = by("raw_data_checkpoint").unwrap();
+        assert!(raw.after.is_empty());
+        let staging = ["stg_customers", "stg_orders", "stg_products", "stg_transactions"];
+        let downstream = ["int_customer_orders", "int_daily_aggregates", "int_product_sales", "dim_customers", "dim_products", "fct_orders"];
+        let raw_guards = names(&p, &raw.guards);
+        for m in staging.iter().chain(&downstream) {
+            assert!(raw_guards.contains(&m.to_string()), "{m} not guarded by raw_data_checkpoint: {raw_guards:?}");
+        }
+        assert!(!raw_guards.iter().any(|g| g == "category_mapping"), "seeds do not read bronze");
+        let st = by("staging_checkpoint").unwrap();
+        assert_eq!(names(&p, &st.after), staging);
+        let st_guards = names(&p, &st.guards);
+        for m in &downstream {
+            assert!(st_guards.contains(&m.to_string()), "{m}: {st_guards:?}");
+        }
+        assert!(!st_guards.iter().any(|g| g.starts_with("stg_")));
+        let marts = by("marts_checkpoint").unwrap();
+        assert!(marts.guards.is_empty(), "{:?}", marts.guards);
+        assert!(names(&p, &marts.after).contains(&"fct_orders".to_string()));
+        // the order: raw first, staging after the last staging model
+        let mut order: Vec<String> = dag.topo_order(&chosen);
+        for g in &gates {
+            insert_in_order(&mut order, g);
+        }
+        assert_eq!(order[0], raw.uid);
+        let pos = |u: &str| order.iter().position(|x| x == u).unwrap();
+        for s in &st.after {
+            assert!(pos(s) < pos(&st.uid));
+        }
+    }
 }

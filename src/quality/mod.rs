@@ -37,7 +37,11 @@ fn relation_of(n: &Node) -> Option<Relation> {
     match n.resource_type {
         ResourceType::Source => {
             let s = n.source.as_ref()?;
-            Some(Relation { unique_id: n.unique_id.clone(), sql: relation_name(&n.schema, &s.identifier), label: format!("source {}.{}", s.source_name, n.name) })
+            Some(Relation {
+                unique_id: n.unique_id.clone(),
+                sql: relation_name(&n.schema, &s.identifier),
+                label: format!("source {}.{}", s.source_name, n.name),
+            })
         }
         ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot if n.materialized() != "ephemeral" => {
             Some(Relation { unique_id: n.unique_id.clone(), sql: n.relation_name(), label: format!("{} {}", n.resource_type, n.name) })
@@ -155,10 +159,16 @@ pub fn resolve(project: &Project, dag: &Dag, fs: &dyn crate::fs::FileSystem, cp:
                     resource_types: vec![ResourceType::Model, ResourceType::Seed, ResourceType::Source, ResourceType::Snapshot],
                     indirect: crate::graph::select::IndirectSelection::Empty,
                 };
-                let ids = crate::graph::select::select(project, dag, &spec, fs).map_err(|e| SpecError::at(&cp.file, v.line, format!("select `{s}`: {e}"), None))?;
+                let ids =
+                    crate::graph::select::select(project, dag, &spec, fs).map_err(|e| SpecError::at(&cp.file, v.line, format!("select `{s}`: {e}"), None))?;
                 let rels: Vec<Relation> = ids.iter().filter_map(|u| project.nodes.get(u)).filter_map(relation_of).collect();
                 if rels.is_empty() {
-                    return Err(SpecError::at(&cp.file, v.line, format!("select `{s}` matches no model, seed or source"), Some("check it with `dp ls -s ...`".into())));
+                    return Err(SpecError::at(
+                        &cp.file,
+                        v.line,
+                        format!("select `{s}` matches no model, seed or source"),
+                        Some("check it with `dp ls -s ...`".into()),
+                    ));
                 }
                 rels
             }
@@ -179,7 +189,14 @@ pub fn resolve(project: &Project, dag: &Dag, fs: &dyn crate::fs::FileSystem, cp:
                 };
                 others.push(other);
             }
-            bound.push(Bound { relation, key_columns: v.key_columns.clone(), expectations: v.expectations.clone(), others, file: cp.file.clone(), line: v.line });
+            bound.push(Bound {
+                relation,
+                key_columns: v.key_columns.clone(),
+                expectations: v.expectations.clone(),
+                others,
+                file: cp.file.clone(),
+                line: v.line,
+            });
         }
     }
     Ok(Resolved { checkpoint: cp.clone(), bound })
@@ -199,7 +216,13 @@ pub struct Recorded {
 /// Runs a finished run's actions: store results (`dp_meta`, failing rows,
 /// validation JSON), update Data Docs, notify; and writes the SQL that ran
 /// to `target/compiled/<project>/<checkpoint file stem>.sql`.
-pub async fn record(engine: &crate::engine::Engine, target_dir: &std::path::Path, package: &str, resolved: &Resolved, run: &mut run::CheckpointRun) -> Recorded {
+pub async fn record(
+    engine: &crate::engine::Engine,
+    target_dir: &std::path::Path,
+    package: &str,
+    resolved: &Resolved,
+    run: &mut run::CheckpointRun,
+) -> Recorded {
     let mut out = Recorded::default();
     let actions = &resolved.checkpoint.actions;
     if actions.store_results {

@@ -19,7 +19,6 @@
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
@@ -150,13 +149,18 @@ pub async fn check(engine: &Engine, r: &Resolved) -> Result<Vec<SchemaRef>, Spec
             if let Some(cond) = &e.row_condition {
                 let sql = format!("select 1 from {} where {cond}", b.relation.sql);
                 engine.ctx.state().create_logical_plan(&sql).await.map_err(|err| {
-                    SpecError::at(&b.file, e.line, format!("{}: row_condition `{cond}` is not valid on {}: {}", e.name(), b.relation.sql, first_line(&err.to_string())), None)
+                    SpecError::at(
+                        &b.file,
+                        e.line,
+                        format!("{}: row_condition `{cond}` is not valid on {}: {}", e.name(), b.relation.sql, first_line(&err.to_string())),
+                        None,
+                    )
                 })?;
             }
             if let Some(o) = other {
-                let os = schema_of(engine, &o.sql)
-                    .await
-                    .map_err(|err| SpecError::at(&b.file, e.line, format!("{}: {} ({}) cannot be read: {}", e.name(), o.label, o.sql, first_line(&err)), None))?;
+                let os = schema_of(engine, &o.sql).await.map_err(|err| {
+                    SpecError::at(&b.file, e.line, format!("{}: {} ({}) cannot be read: {}", e.name(), o.label, o.sql, first_line(&err)), None)
+                })?;
                 let onames: Vec<&str> = os.fields().iter().map(|f| f.name().as_str()).collect();
                 if e.def.kind == Kind::OtherTable {
                     let oc = other_column(&e.kwargs);
@@ -204,8 +208,17 @@ pub async fn run(engine: &Engine, r: &Resolved, schemas: &[SchemaRef], cfg: &Run
     let started_at = chrono::Utc::now();
     let t = Instant::now();
     let limit = r.checkpoint.failed_rows;
-    let outs: Vec<(Vec<ExpectationResult>, Vec<String>)> =
-        futures::stream::iter(r.bound.iter().zip(schemas).map(|(b, s)| run_bound(engine, b, s, cfg, limit))).buffered(cfg.concurrency.max(1)).collect().await;
+    // relations in groups of `concurrency`, in order
+    let mut pending = Vec::with_capacity(r.bound.len());
+    for (b, s) in r.bound.iter().zip(schemas) {
+        pending.push(run_bound(engine, b, s, cfg, limit));
+    }
+    let mut outs: Vec<(Vec<ExpectationResult>, Vec<String>)> = vec![];
+    while !pending.is_empty() {
+        let rest = pending.split_off(cfg.concurrency.max(1).min(pending.len()));
+        outs.extend(futures::future::join_all(pending).await);
+        pending = rest;
+    }
     let mut results = vec![];
     let mut queries = vec![];
     for (res, q) in outs {
@@ -228,14 +241,33 @@ pub async fn run(engine: &Engine, r: &Resolved, schemas: &[SchemaRef], cfg: &Run
 /// What one expectation reads from the batched row.
 #[derive(Debug, Clone)]
 enum Slot {
-    Map { elem: usize, missing: Option<usize>, unexpected: usize },
-    Unique { elem: usize, nonnull: usize, distinct: usize },
-    Compound { elem: usize, missing: usize },
-    Aggregate { obs: usize, check: usize },
+    Map {
+        elem: usize,
+        missing: Option<usize>,
+        unexpected: usize,
+    },
+    Unique {
+        elem: usize,
+        nonnull: usize,
+        distinct: usize,
+    },
+    Compound {
+        elem: usize,
+        missing: usize,
+    },
+    Aggregate {
+        obs: usize,
+        check: usize,
+    },
     Schema,
     /// Other table: counts here, unexpected from its own query.
-    Other { elem: usize, missing: usize },
-    RowCountOther { elem: usize },
+    Other {
+        elem: usize,
+        missing: usize,
+    },
+    RowCountOther {
+        elem: usize,
+    },
     Custom,
 }
 
@@ -473,11 +505,11 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
         };
         if matches!(slot, Slot::Schema) {
             evaluate_schema(e, schema, &mut res);
-        } else if let (Some(row), None) = (row, &error) {
-            if let Err(err) = evaluate(engine, b, e, other.as_ref(), slot, row, &mut res, &mut queries).await {
-                res.exception = Some(err.to_string());
-                res.success = false;
-            }
+        } else if let (Some(row), None) = (row, &error)
+            && let Err(err) = evaluate(engine, b, e, other.as_ref(), slot, row, &mut res, &mut queries).await
+        {
+            res.exception = Some(err.to_string());
+            res.success = false;
         }
         if res.exception.is_none() && res.unexpected_count.unwrap_or(0) > 0 && (limit > 0 || !res.success) {
             match failing_rows(engine, b, e, other.as_ref(), limit.max(PARTIAL_UNEXPECTED)).await {
@@ -538,7 +570,7 @@ async fn evaluate(
 ) -> anyhow::Result<()> {
     let rel = &b.relation.sql;
     let cond = e.row_condition.as_deref();
-    let mut counted = |elem: i64, missing: i64, unexpected: i64, res: &mut ExpectationResult| {
+    let counted = |elem: i64, missing: i64, unexpected: i64, res: &mut ExpectationResult| {
         let nonmissing = elem - missing;
         res.element_count = Some(elem);
         res.missing_count = Some(missing);
@@ -646,7 +678,8 @@ fn failing_rows_sql(b: &Bound, e: &Expectation, other: Option<&super::Relation>,
             format!("select {} from {rel} where {and_cond}{missing}not coalesce(({}), false) limit {limit}", select(""), m.pred)
         }
         Kind::Unique => {
-            let ucols: Vec<String> = if e.name() == "expect_column_values_to_be_unique" { vec![e.kwargs["column"].as_str()?.to_string()] } else { list(&e.kwargs, "column_list") };
+            let ucols: Vec<String> =
+                if e.name() == "expect_column_values_to_be_unique" { vec![e.kwargs["column"].as_str()?.to_string()] } else { list(&e.kwargs, "column_list") };
             let part: Vec<String> = ucols.iter().map(|c| col(c)).collect();
             let ignored = if e.name() == "expect_column_values_to_be_unique" { format!("{} is null", part[0]) } else { ignored_rows(&e.kwargs) };
             format!(
@@ -670,7 +703,13 @@ fn failing_rows_sql(b: &Bound, e: &Expectation, other: Option<&super::Relation>,
     })
 }
 
-async fn failing_rows(engine: &Engine, b: &Bound, e: &Expectation, other: Option<&super::Relation>, limit: usize) -> anyhow::Result<(String, Vec<RecordBatch>)> {
+async fn failing_rows(
+    engine: &Engine,
+    b: &Bound,
+    e: &Expectation,
+    other: Option<&super::Relation>,
+    limit: usize,
+) -> anyhow::Result<(String, Vec<RecordBatch>)> {
     let sql = failing_rows_sql(b, e, other, limit).ok_or_else(|| anyhow::anyhow!("no failing rows for this expectation"))?;
     let batches = engine.ctx.sql(&sql).await?.collect().await?;
     Ok((sql, batches))
@@ -687,11 +726,7 @@ fn partial_list(e: &Expectation, batches: &[RecordBatch]) -> Vec<Value> {
             if out.len() >= PARTIAL_UNEXPECTED {
                 return out;
             }
-            let pick: Vec<usize> = if cols.is_empty() {
-                (0..b.num_columns()).collect()
-            } else {
-                cols.iter().filter_map(|c| schema.index_of(c).ok()).collect()
-            };
+            let pick: Vec<usize> = if cols.is_empty() { (0..b.num_columns()).collect() } else { cols.iter().filter_map(|c| schema.index_of(c).ok()).collect() };
             if pick.len() == 1 {
                 out.push(json_of(b.column(pick[0]), i));
             } else {
@@ -730,7 +765,8 @@ fn evaluate_schema(e: &Expectation, schema: &SchemaRef, res: &mut ExpectationRes
         "expect_table_column_count_to_be_between" => {
             res.observed_value = json!(names.len());
             let n = names.len() as f64;
-            res.success = kw.get("min_value").and_then(Value::as_f64).is_none_or(|m| n >= m) && kw.get("max_value").and_then(Value::as_f64).is_none_or(|m| n <= m);
+            res.success =
+                kw.get("min_value").and_then(Value::as_f64).is_none_or(|m| n >= m) && kw.get("max_value").and_then(Value::as_f64).is_none_or(|m| n <= m);
         }
         "expect_column_to_exist" => {
             let at = names.iter().position(|n| n == column);

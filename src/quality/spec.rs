@@ -28,7 +28,7 @@ use crate::graph::suggest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{file}:{line}: {message}{}", hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
+    #[error("{file}:{line}: {message}{}", .hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default())]
     Invalid { file: String, line: usize, message: String, hint: Option<String> },
     #[error("reading {file}: {message}")]
     Read { file: String, message: String },
@@ -75,7 +75,10 @@ pub enum Gate {
     /// of the relations it validates) and what depends on them.
     #[default]
     Default,
-    On { after: Option<String>, guards: Option<String> },
+    On {
+        after: Option<String>,
+        guards: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +215,12 @@ pub fn load(fs: &dyn FileSystem, dirs: &[String]) -> Result<Vec<Checkpoint>, Spe
             let text = fs.read_to_string(&path).map_err(|e| SpecError::Read { file: path.clone(), message: e.to_string() })?;
             let cp = parse(&path, &text)?;
             if let Some(other) = out.iter().find(|c| c.name == cp.name) {
-                return Err(SpecError::at(&path, 1, format!("checkpoint '{}' is already defined in {}", cp.name, other.file), Some("give each checkpoint a unique `name`".into())));
+                return Err(SpecError::at(
+                    &path,
+                    1,
+                    format!("checkpoint '{}' is already defined in {}", cp.name, other.file),
+                    Some("give each checkpoint a unique `name`".into()),
+                ));
             }
             out.push(cp);
         }
@@ -234,7 +242,12 @@ pub fn parse(file: &str, text: &str) -> Result<Checkpoint, SpecError> {
     })?;
     let root: Value = serde_json::to_value(&root).map_err(|e| SpecError::at(file, 1, format!("unsupported YAML value: {e}"), None))?;
     let Value::Object(top) = root else {
-        return Err(SpecError::at(file, 1, "a checkpoint file must be a mapping with `validations:`", Some("see README.md, section \"Quality checkpoints\"".into())));
+        return Err(SpecError::at(
+            file,
+            1,
+            "a checkpoint file must be a mapping with `validations:`",
+            Some("see README.md, section \"Quality checkpoints\"".into()),
+        ));
     };
     for k in top.keys() {
         if !TOP_KEYS.contains(&k.as_str()) {
@@ -429,8 +442,9 @@ fn expectation(file: &str, lines: &Lines, from: usize, e: &Value, default: Sever
     };
     let at = |k: &str| lines.key(line, k);
     for k in kwargs.keys() {
-        if !def.arguments().any(|a| a == k) {
-            return Err(unknown(file, at(k), &format!("argument of {name}"), k, def.arguments()));
+        let valid = def.arguments();
+        if !valid.contains(&k.as_str()) {
+            return Err(unknown(file, at(k), &format!("argument of {name}"), k, valid.iter().copied()));
         }
     }
     for r in def.required {
@@ -526,14 +540,15 @@ fn check_arguments(file: &str, line: usize, def: &Def, kw: &Map<String, Value>, 
                 Some("e.g. \"select * from {batch} where shipped_at < ordered_at\"".into()),
             ));
         }
-        parse_query(&q.replace("{batch}", "batch_relation")).map_err(|m| SpecError::at(file, at("unexpected_rows_query"), format!("unexpected_rows_query does not parse: {m}"), None))?;
+        parse_query(&q.replace("{batch}", "batch_relation"))
+            .map_err(|m| SpecError::at(file, at("unexpected_rows_query"), format!("unexpected_rows_query does not parse: {m}"), None))?;
     }
     let _ = line;
     Ok(())
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines().filter(|l| !l.trim().is_empty()).next_back().unwrap_or(s).trim().to_string()
 }
 
 /// The row condition as SQL: GX's `col("x")==5` spelling is translated

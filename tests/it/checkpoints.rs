@@ -68,7 +68,14 @@ fn outcomes_of(v: &Value) -> Vec<Value> {
         .iter()
         .map(|r| {
             let res = &r["result"];
-            serde_json::json!([r["expectation_config"]["type"], r["success"], res["element_count"], res["missing_count"], res["unexpected_count"], res["observed_value"]])
+            serde_json::json!([
+                r["expectation_config"]["type"],
+                r["success"],
+                res["element_count"],
+                res["missing_count"],
+                res["unexpected_count"],
+                res["observed_value"]
+            ])
         })
         .collect()
 }
@@ -145,13 +152,22 @@ fn bad_checkpoints_fail_before_any_query_with_file_and_line() {
             "validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_not_be_null: {column: statsu}\n",
             "checkpoints/c.yml:4: expect_column_values_to_not_be_null: column `statsu` does not exist in main.m\n  hint: did you mean `status`?",
         ),
-        ("validations:\n  - relation: mm\n    expectations: []\n", "checkpoints/c.yml:2: relation `mm` is not a model, seed or source of this project\n  hint: did you mean `m`?"),
+        (
+            "validations:\n  - relation: mm\n    expectations: []\n",
+            "checkpoints/c.yml:2: relation `mm` is not a model, seed or source of this project\n  hint: did you mean `m`?",
+        ),
         (
             "validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_not_be_null:\n          column: id\n          row_condition: nope > 1\n",
             "checkpoints/c.yml:4: expect_column_values_to_not_be_null: row_condition `nope > 1` is not valid on main.m",
         ),
-        ("validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_be_nul: {column: id}\n", "checkpoints/c.yml:4: unknown expectation `expect_column_values_to_be_nul`\n  hint: did you mean `expect_column_values_to_be_null`?"),
-        ("validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_match_regex: {column: status, regex: '(['}\n", "checkpoints/c.yml:4: expect_column_values_to_match_regex: regex `([` does not compile"),
+        (
+            "validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_be_nul: {column: id}\n",
+            "checkpoints/c.yml:4: unknown expectation `expect_column_values_to_be_nul`\n  hint: did you mean `expect_column_values_to_be_null`?",
+        ),
+        (
+            "validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_match_regex: {column: status, regex: '(['}\n",
+            "checkpoints/c.yml:4: expect_column_values_to_match_regex: regex `([` does not compile",
+        ),
         ("validations:\n  - relation: m\n    expectations:\n  - bad: [\n", "checkpoints/c.yml:"),
     ];
     for (yaml, want) in cases {
@@ -172,7 +188,9 @@ fn bad_checkpoints_fail_before_any_query_with_file_and_line() {
 
 #[test]
 fn check_selects_checkpoints_and_relations() {
-    let dir = small("validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_be_in_set: {column: status, value_set: [a]}\n  - relation: s\n    expectations:\n      - expect_table_row_count_to_equal: {value: 2}\n");
+    let dir = small(
+        "validations:\n  - relation: m\n    expectations:\n      - expect_column_values_to_be_in_set: {column: status, value_set: [a]}\n  - relation: s\n    expectations:\n      - expect_table_row_count_to_equal: {value: 2}\n",
+    );
     let p = dir.path();
     let o = run(p, &["check", "-s", "s"]);
     ok(&o);
@@ -184,7 +202,10 @@ fn check_selects_checkpoints_and_relations() {
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("FAIL 1 main.m expect_column_values_to_be_in_set(status)"), "{err}");
-    assert!(err.contains("Failure: expect_column_values_to_be_in_set(status) on main.m (checkpoints/c.yml:4): 1 unexpected of 2 (50.00%); e.g. \"b\""), "{err}");
+    assert!(
+        err.contains("Failure: expect_column_values_to_be_in_set(status) on main.m (checkpoints/c.yml:4): 1 unexpected of 2 (50.00%); e.g. \"b\""),
+        "{err}"
+    );
     // as a warning it passes
     std::fs::write(
         p.join("checkpoints/c.yml"),
@@ -282,7 +303,11 @@ fn data_docs_render_in_chromium() {
     let site = p.join("target/data_docs");
     let (index, log) = render(&browser, &site.join("index.html"));
     assert!(!log.contains("CONSOLE"), "console messages:\n{log}");
-    let runs: Vec<String> = std::fs::read_to_string(site.join("runs.jsonl")).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["run_id"].as_str().unwrap().to_string()).collect();
+    let runs: Vec<String> = std::fs::read_to_string(site.join("runs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["run_id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(runs.len(), 2);
     // newest first
     let (a, b) = (index.find(&format!("runs/{}.html", runs[1])).unwrap(), index.rfind(&format!("runs/{}.html", runs[0])).unwrap());

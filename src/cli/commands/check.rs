@@ -118,7 +118,13 @@ fn report_recorded(printer: &Printer, run: &CheckpointRun, rec: &Recorded) {
     }
     let verdict = if run.success() { printer.good("PASSED") } else { printer.bad("FAILED") };
     let docs = rec.docs_page.as_ref().map(|p| format!("; Data Docs: {}", p.display())).unwrap_or_default();
-    printer.info(format!("Checkpoint {} {verdict}: {} of {} expectations passed in {:.2}s{docs}", run.checkpoint, run.passed(), run.results.len(), run.duration.as_secs_f64()));
+    printer.info(format!(
+        "Checkpoint {} {verdict}: {} of {} expectations passed in {:.2}s{docs}",
+        run.checkpoint,
+        run.passed(),
+        run.results.len(),
+        run.duration.as_secs_f64()
+    ));
 }
 
 /// One failing expectation, for the summary and build gates.
@@ -129,7 +135,9 @@ pub fn describe_failure(r: &ExpectationResult) -> String {
         return s;
     }
     match (r.unexpected_count, r.element_count) {
-        (Some(u), Some(n)) => s.push_str(&format!(": {} unexpected of {} ({:.2}%)", fmt_thousands(u as u64), fmt_thousands(n as u64), r.unexpected_percent.unwrap_or(0.0))),
+        (Some(u), Some(n)) => {
+            s.push_str(&format!(": {} unexpected of {} ({:.2}%)", fmt_thousands(u as u64), fmt_thousands(n as u64), r.unexpected_percent.unwrap_or(0.0)))
+        }
         (Some(u), None) => s.push_str(&format!(": {} unexpected rows", fmt_thousands(u as u64))),
         _ => s.push_str(&format!(": observed {}", r.observed_value)),
     }
@@ -170,7 +178,7 @@ fn summarize(printer: &Printer, runs: &[CheckpointRun], elapsed: std::time::Dura
 /// The checkpoint gates of a `dp build` over `chosen`.
 pub struct BuildGates {
     pub plans: Vec<gate::GatePlan>,
-    /// The gates' runs, for printing after the build.
+    /// The gates' runs (in completion order).
     pub runs: Arc<Mutex<Vec<CheckpointRun>>>,
 }
 
@@ -206,30 +214,20 @@ impl BuildGates {
                     let runs = runs.clone();
                     let target = target.clone();
                     let package = package.clone();
-                    Box::pin(async move {
+                    let fut: futures::future::BoxFuture<'static, anyhow::Result<crate::runner::test::TestOutcome>> = Box::pin(async move {
                         let schemas = qrun::check(&engine, &resolved).await?;
                         let cfg = RunConfig { batch: batched(), concurrency: threads.max(1), now: chrono::Utc::now() };
                         let mut run = qrun::run(&engine, &resolved, &schemas, &cfg, "build").await;
                         let rec = record(&engine, &target, &package, &resolved, &mut run).await;
                         let outcome = gate_outcome(&run, &rec);
                         runs.lock().unwrap().push(run);
-                        Ok(outcome)
-                    })
+                        Ok::<_, anyhow::Error>(outcome)
+                    });
+                    fut
                 }),
             );
         }
         out
-    }
-
-    /// After the build: each gate's failing expectations.
-    pub fn report(&self, printer: &Printer) {
-        let runs = self.runs.lock().unwrap();
-        for run in runs.iter() {
-            for r in run.results.iter().filter(|r| !r.success) {
-                let line = format!("checkpoint {}: {}", run.checkpoint, describe_failure(r));
-                if r.severity == Severity::Error { printer.error(line) } else { printer.warn(line) }
-            }
-        }
     }
 }
 

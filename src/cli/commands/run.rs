@@ -130,9 +130,6 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
     results::write(&project.settings.target_dir(), &rr)?;
     let ok = summarize(printer, &res, elapsed, &project);
-    if let Some(g) = &gates {
-        g.report(printer);
-    }
     if a.show_failures {
         crate::runner::failures::print(printer, &res, &project)?;
     }
