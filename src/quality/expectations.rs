@@ -235,7 +235,7 @@ pub fn map_sql(name: &str, kw: &Map<String, Value>) -> MapSql {
             let mut pairs = vec![];
             for i in 0..cols.len() {
                 for j in i + 1..cols.len() {
-                    pairs.push(format!("{} is distinct from {}", cols[i], cols[j]));
+                    pairs.push(format!("({} is distinct from {})", cols[i], cols[j]));
                 }
             }
             (missing, if pairs.is_empty() { "true".into() } else { pairs.join(" and ") })
@@ -365,7 +365,7 @@ mod tests {
         let m = map_sql("expect_column_pair_values_a_to_be_greater_than_b", &kw(json!({"column_A": "price", "column_B": "cost", "or_equal": true})));
         assert_eq!(m, MapSql { missing: Some("(price is null and cost is null)".into()), pred: "price >= cost".into() });
         let m = map_sql("expect_select_column_values_to_be_unique_within_record", &kw(json!({"column_list": ["a", "b", "c"]})));
-        assert_eq!(m.pred, "a is distinct from b and a is distinct from c and b is distinct from c");
+        assert_eq!(m.pred, "(a is distinct from b) and (a is distinct from c) and (b is distinct from c)");
     }
 
     #[test]

@@ -505,7 +505,7 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
         };
         if matches!(slot, Slot::Schema) {
             evaluate_schema(e, schema, &mut res);
-        } else if let (Some(row), None) = (row, &error)
+        } else if error.is_none()
             && let Err(err) = evaluate(engine, b, e, other.as_ref(), slot, row, &mut res, &mut queries).await
         {
             res.exception = Some(err.to_string());
@@ -564,11 +564,18 @@ async fn evaluate(
     e: &Expectation,
     other: Option<&super::Relation>,
     slot: &Slot,
-    row: &Row,
+    row: Option<&Row>,
     res: &mut ExpectationResult,
     queries: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     let rel = &b.relation.sql;
+    // custom SQL needs no batched row; every other slot does
+    let empty = Row { cols: vec![], inner: 0 };
+    let row = match (row, slot) {
+        (Some(r), _) => r,
+        (None, Slot::Custom) => &empty,
+        (None, _) => anyhow::bail!("the batched query gave no row"),
+    };
     let cond = e.row_condition.as_deref();
     let counted = |elem: i64, missing: i64, unexpected: i64, res: &mut ExpectationResult| {
         let nonmissing = elem - missing;
