@@ -319,7 +319,9 @@ impl Batch {
     }
 
     async fn query(&self, engine: &Engine, relation: &str) -> anyhow::Result<Row> {
-        let df = engine.ctx.table(relation).await?;
+        let ctx = checks_session(engine);
+        let t = Instant::now();
+        let df = ctx.table(relation).await?;
         let aggs = self.aggregates.iter().map(|(e, k)| Ok(df.parse_sql_expr(e)?.alias(format!("a{k}")))).collect::<anyhow::Result<Vec<_>>>()?;
         let df = df.aggregate(vec![], aggs)?;
         let vals = self.inner.iter().map(|(e, i)| Ok(df.parse_sql_expr(e)?.alias(format!("n{i}")))).collect::<anyhow::Result<Vec<_>>>()?;
@@ -328,7 +330,10 @@ impl Batch {
         for (i, c) in self.checks.iter().enumerate() {
             out.push(df.parse_sql_expr(&format!("case when {c} then 1 else 0 end"))?.alias(format!("c{i}")));
         }
-        let batches = df.select(out)?.collect().await?;
+        let plan = df.select(out)?.create_physical_plan().await?;
+        tracing::debug!(relation, values = self.inner.len(), planned_in = ?t.elapsed(), "batched checks planned");
+        let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
+        tracing::debug!(relation, total = ?t.elapsed(), "batched checks ran");
         let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| anyhow::anyhow!("the batched query returned no row"))?;
         Ok(Row { cols: b.columns().iter().map(|c| c.slice(0, 1)).collect(), inner: self.inner.len() })
     }
@@ -391,6 +396,16 @@ impl Batch {
             Kind::Custom => Slot::Custom,
         }
     }
+}
+
+/// The session batched checks plan in: the engine's, without common
+/// subexpression elimination (its cost grows with the square of the
+/// expressions of a batch; identical expressions are already shared).
+fn checks_session(engine: &Engine) -> datafusion::prelude::SessionContext {
+    let state = engine.ctx.state();
+    let rules: Vec<_> = state.optimizers().iter().filter(|r| r.name() != "common_sub_expression_eliminate").cloned().collect();
+    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state).with_optimizer_rules(rules).build();
+    datafusion::prelude::SessionContext::new_with_state(state)
 }
 
 /// Rows compound uniqueness leaves out (`ignore_row_if`, default: all

@@ -548,7 +548,7 @@ fn check_arguments(file: &str, line: usize, def: &Def, kw: &Map<String, Value>, 
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).next_back().unwrap_or(s).trim().to_string()
+    s.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
 }
 
 /// The row condition as SQL: GX's `col("x")==5` spelling is translated
