@@ -179,4 +179,24 @@ mod tests {
             assert!(pos(s) < pos(&st.uid));
         }
     }
+
+    #[test]
+    fn gate_selectors_override_both_sides() {
+        let (p, dag, fs) = demo();
+        let yaml = "gate: {after: \"tag:intermediate\", guards: \"tag:marts\"}\nvalidations:\n  - relation: stg_orders\n    expectations:\n      - expect_table_row_count_to_be_between: {min_value: 1}\n";
+        let cp = super::super::spec::parse("checkpoints/g.yml", yaml).unwrap();
+        let chosen: IndexSet<String> =
+            p.nodes.iter().filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed)).map(|(u, _)| u.clone()).collect();
+        let gates = plan(&p, &dag, &fs, &[cp], &chosen).unwrap();
+        assert_eq!(names(&p, &gates[0].after), ["int_customer_orders", "int_daily_aggregates", "int_product_sales"]);
+        assert_eq!(
+            names(&p, &gates[0].guards),
+            ["dim_customers", "dim_products", "fct_orders", "mart_customer_analytics", "mart_daily_summary", "mart_product_analytics"]
+        );
+        // nothing of the build is validated or guarded: no gate
+        let only_seeds: IndexSet<String> = chosen.iter().filter(|u| u.starts_with("seed.")).cloned().collect();
+        let yaml = "validations:\n  - relation: stg_orders\n    expectations:\n      - expect_table_row_count_to_be_between: {min_value: 1}\n";
+        let cp = super::super::spec::parse("checkpoints/g.yml", yaml).unwrap();
+        assert!(plan(&p, &dag, &fs, &[cp], &only_seeds).unwrap().is_empty());
+    }
 }
