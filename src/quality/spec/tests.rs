@@ -89,3 +89,19 @@ fn custom_sql_must_read_the_batch() {
     let yaml = "validations:\n  - relation: t\n    expectations:\n      - unexpected_rows_expectation: {unexpected_rows_query: 'select * from t'}\n";
     assert!(err(yaml).starts_with("checkpoints/c.yml:4: unexpected_rows_query must read the validated relation as {batch}"), "{}", err(yaml));
 }
+
+#[test]
+fn a_gx_suite_json_array_pastes_as_is() {
+    // GX 1.x's serialized suite (and 0.x's expectation_type spelling)
+    let yaml = r#"validations:
+  - relation: t
+    expectations: [
+      {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id", "mostly": 0.9}, "meta": {}, "id": "3f1c", "notes": null, "rendered_content": []},
+      {"expectation_type": "expect_column_values_to_be_in_set", "kwargs": {"column": "s", "value_set": ["a"]}, "meta": {"severity": "warning"}}
+    ]
+"#;
+    let c = parse("checkpoints/c.yml", yaml).unwrap();
+    let e = &c.validations[0].expectations;
+    assert_eq!((e[0].name(), e[0].mostly, e[0].severity, e[0].line), ("expect_column_values_to_not_be_null", 0.9, Severity::Error, 4));
+    assert_eq!((e[1].name(), e[1].severity, e[1].line), ("expect_column_values_to_be_in_set", Severity::Warn, 5));
+}
