@@ -18,6 +18,7 @@ pub(crate) mod jinja;
 pub(crate) mod materialize;
 pub(crate) mod postgres;
 pub(crate) mod project;
+pub(crate) mod quality;
 pub(crate) mod runner;
 pub(crate) mod seed;
 pub(crate) mod shell;

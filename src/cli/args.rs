@@ -180,6 +180,8 @@ pub enum Command {
         #[arg(long, default_value = "table", value_parser = result_format)]
         format: Format,
     },
+    /// Run quality checkpoints (checkpoints/*.yml): expectations, results, Data Docs.
+    Check(CheckArgs),
     /// Copy the selected models' warehouse tables into PostgreSQL.
     Publish(PublishArgs),
     /// Copy bronze files of sources into PostgreSQL tables.
@@ -198,6 +200,18 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckArgs {
+    /// Checkpoints to run (default: all in checkpoints/).
+    pub checkpoints: Vec<String>,
+    /// Only the validations of these relations (dbt selection syntax).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Relations validated at once (default: the target's `threads`).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

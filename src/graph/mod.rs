@@ -203,6 +203,10 @@ impl Dag {
         self.walk(uid, depth, petgraph::Direction::Incoming)
     }
 
+    pub fn descendants(&self, uid: &str, depth: Option<usize>) -> IndexSet<String> {
+        self.walk(uid, depth, petgraph::Direction::Outgoing)
+    }
+
     fn walk(&self, uid: &str, depth: Option<usize>, dir: petgraph::Direction) -> IndexSet<String> {
         let mut out = IndexSet::new();
         let Some(&start) = self.index.get(uid) else { return out };

@@ -100,7 +100,6 @@ pub struct Selection {
 
 /// Selects nodes like dbt (`dbt ls` with `--resource-type all` when
 /// `resource_types` is empty). Returns unique ids in project order.
-#[cfg(test)]
 pub fn select(project: &Project, dag: &Dag, spec: &SelectionSpec, fs: &dyn FileSystem) -> Result<IndexSet<String>, SelectError> {
     Ok(select_detailed(project, dag, spec, fs)?.selected)
 }

@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod test;
 pub mod unit;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,13 @@ pub struct RunOptions {
     pub extra_edges: Vec<(String, String)>,
     /// Publishes nodes configured with `publish = ["postgres"]`.
     pub publisher: Option<Arc<crate::postgres::Publisher>>,
+    /// Nodes the runner does not build itself (`dp build`'s checkpoint
+    /// gates): the callback gives their outcome, reported like a test's.
+    pub virtual_nodes: HashMap<String, VirtualNode>,
 }
+
+/// Runs a virtual node: its outcome, reported like a test's.
+pub type VirtualNode = Arc<dyn Fn(Arc<Engine>) -> futures::future::BoxFuture<'static, anyhow::Result<test::TestOutcome>> + Send + Sync>;
 
 /// Runs `ids` (a topologically ordered selection), telling `events` as
 /// nodes start and finish. Returns one result per id, in order.
@@ -122,12 +129,14 @@ pub async fn execute(
         let batches = opts.batches.clone();
         let project = project.clone();
         let publisher = opts.publisher.clone();
+        let virtual_node = opts.virtual_nodes.get(uid).cloned();
         async move {
             let started_at = chrono::Utc::now();
             let t = Instant::now();
-            let r = match compile_error {
-                Some(e) => Err(anyhow::anyhow!("{e}")),
-                None => run_node(&engine, &project, &node, sql.clone(), incremental, &hooks, flags, &batches, publisher.as_deref()).await,
+            let r = match (compile_error, virtual_node) {
+                (Some(e), _) => Err(anyhow::anyhow!("{e}")),
+                (None, Some(f)) => f(engine.clone()).await.map(|t| Output::Tested(t, None)),
+                (None, None) => run_node(&engine, &project, &node, sql.clone(), incremental, &hooks, flags, &batches, publisher.as_deref()).await,
             };
             if r.is_ok() {
                 engine.catalog.invalidate(&node.schema, &node.alias);

@@ -2,6 +2,7 @@
 //! fixture projects and the demo.
 
 mod atomicity;
+mod checkpoints;
 mod common;
 mod compile_parity;
 mod data_tests;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod check;
 mod clean;
 mod compile;
 mod debug;
@@ -38,6 +39,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Retry { threads } => run::retry(g, threads, printer).await,
         Command::Source { action: SourceAction::Freshness { select, output } } => source::freshness(g, &select, output, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,
+        Command::Check(a) => check::run(g, &a, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,
         Command::Load(a) => load::run(g, &a, printer).await,
         Command::Ingest(a) => ingest::run(g, &a, printer).await,

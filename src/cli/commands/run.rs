@@ -94,8 +94,10 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
             l.project.nodes.get(u).is_some_and(|n| types.contains(&n.resource_type) && n.materialized() != Materialization::Ephemeral && !is_empty_node(n))
         })
         .collect();
-    let order = units_before_models(&l.project, l.dag.topo_order(&chosen));
-    let extra_edges = if kind == Kind::Build {
+    let mut order = units_before_models(&l.project, l.dag.topo_order(&chosen));
+    // quality checkpoints gate the layers of a build (src/quality/gate.rs)
+    let gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
+    let mut extra_edges = if kind == Kind::Build {
         let mut e = test_gates(&l, &chosen);
         e.extend(crate::runner::unit::gates(&l.project, &chosen));
         e
@@ -133,6 +135,12 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
         run_statements(&engine, "on-run-start", &start).await?;
     }
     let threads = l.project.settings.target.threads;
+    let mut l = l;
+    let mut virtual_nodes = std::collections::HashMap::new();
+    if let Some(g) = &gates {
+        g.apply(&mut l.project, &mut order, &mut extra_edges);
+        virtual_nodes = g.virtual_nodes(l.project.settings.target_dir(), l.project.settings.project_name.clone(), threads);
+    }
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
     let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
@@ -140,7 +148,7 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
-    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
     let reporter = Reporter { printer };
     let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);

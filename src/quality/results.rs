@@ -1,0 +1,233 @@
+//! Where a checkpoint run's results go:
+//!
+//! - `dp_meta.checkpoint_runs` (one row per run) and
+//!   `dp_meta.expectation_results` (one row per expectation), Delta tables
+//!   appended to on every run, queryable with `dp sql`;
+//! - `dp_failures.<checkpoint>__<table>__<expectation>__<columns>__<hash>`:
+//!   the failing rows of each failing expectation (capped at the
+//!   checkpoint's `failed_rows`, with its key columns and a `dp_run_id`
+//!   column), replaced on every run;
+//! - `target/validations/<checkpoint>/<time>_<run_id>.json`: Great
+//!   Expectations' validation-result shape (`success`, `statistics`,
+//!   `results[].result.unexpected_count`, `partial_unexpected_list`, ...).
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::lit;
+use deltalake::DeltaTable;
+use deltalake::protocol::SaveMode;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::run::{CheckpointRun, ExpectationResult};
+use crate::engine::Engine;
+
+pub const META_SCHEMA: &str = "dp_meta";
+pub const FAILURES_SCHEMA: &str = "dp_failures";
+
+/// The failing-rows table of an expectation (stable across runs).
+pub fn failures_table(checkpoint: &str, r: &ExpectationResult) -> String {
+    let table = r.relation.rsplit('.').next().unwrap_or(&r.relation).trim_matches('"');
+    let short = r.expectation.trim_start_matches("expect_").trim_start_matches("column_");
+    let cols = super::expectations::columns(&r.kwargs).join("_");
+    let hash = format!("{:x}", md5::compute(format!("{}|{}|{}", r.relation, r.expectation, Value::Object(r.kwargs.clone()))));
+    let raw = format!("{checkpoint}__{table}__{short}__{cols}");
+    let mut name: String = raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' }).collect();
+    name.truncate(100);
+    format!("{name}__{}", &hash[..6])
+}
+
+async fn write(engine: &Engine, schema: &str, table: &str, plan: datafusion::logical_expr::LogicalPlan, mode: SaveMode) -> anyhow::Result<()> {
+    let loc = engine.warehouse.table(schema, table);
+    engine.warehouse.prepare_table(&loc).await?;
+    let plan = crate::materialize::delta::delta_compatible(engine, plan)?;
+    let t = DeltaTable::try_from_url(loc.url.clone()).await.map_err(|e| anyhow::anyhow!("opening Delta table {loc}: {e}"))?;
+    let mut b = t.write(vec![]).with_input_plan(plan).with_session_state(Arc::new(engine.ctx.state())).with_save_mode(mode).with_table_name(table.to_string());
+    if mode == SaveMode::Overwrite {
+        b = b.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
+    }
+    b.await.map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    engine.catalog.invalidate(schema, table);
+    Ok(())
+}
+
+async fn append(engine: &Engine, table: &str, batch: RecordBatch) -> anyhow::Result<()> {
+    let df = engine.ctx.read_batch(batch)?;
+    write(engine, META_SCHEMA, table, df.into_unoptimized_plan(), SaveMode::Append).await
+}
+
+fn ts(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Appends the run to `dp_meta` and stores failing rows; sets each
+/// result's `failed_rows_table`.
+pub async fn store(engine: &Engine, run: &mut CheckpointRun) -> anyhow::Result<()> {
+    for r in run.results.iter_mut() {
+        if r.failed_rows.is_empty() || r.success {
+            continue;
+        }
+        let name = failures_table(&run.checkpoint, r);
+        let df = engine.ctx.read_batches(r.failed_rows.clone())?.with_column("dp_run_id", lit(run.run_id.clone()))?;
+        write(engine, FAILURES_SCHEMA, &name, df.into_unoptimized_plan(), SaveMode::Overwrite).await?;
+        r.failed_rows_table = Some(format!("{FAILURES_SCHEMA}.{name}"));
+    }
+    let started = ts(run.started_at);
+    let runs = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("checkpoint", DataType::Utf8, false),
+            Field::new("file", DataType::Utf8, false),
+            Field::new("trigger", DataType::Utf8, false),
+            Field::new("success", DataType::Boolean, false),
+            Field::new("evaluated", DataType::Int64, false),
+            Field::new("passed", DataType::Int64, false),
+            Field::new("failed_error", DataType::Int64, false),
+            Field::new("failed_warn", DataType::Int64, false),
+            Field::new("started_at", utc(), false),
+            Field::new("duration", DataType::Float64, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec![run.run_id.clone()])) as ArrayRef,
+            Arc::new(StringArray::from(vec![run.checkpoint.clone()])),
+            Arc::new(StringArray::from(vec![run.file.clone()])),
+            Arc::new(StringArray::from(vec![run.trigger.clone()])),
+            Arc::new(BooleanArray::from(vec![run.success()])),
+            Arc::new(Int64Array::from(vec![run.results.len() as i64])),
+            Arc::new(Int64Array::from(vec![run.passed() as i64])),
+            Arc::new(Int64Array::from(vec![run.failed(super::Severity::Error) as i64])),
+            Arc::new(Int64Array::from(vec![run.failed(super::Severity::Warn) as i64])),
+            Arc::new(TimestampMicrosecondArray::from(vec![started]).with_timezone("UTC")),
+            Arc::new(Float64Array::from(vec![run.duration.as_secs_f64()])),
+        ],
+    )?;
+    append(engine, "checkpoint_runs", runs).await?;
+    if run.results.is_empty() {
+        return Ok(());
+    }
+    let rs = &run.results;
+    let s = |f: &dyn Fn(&ExpectationResult) -> String| Arc::new(StringArray::from(rs.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
+    let so = |f: &dyn Fn(&ExpectationResult) -> Option<String>| Arc::new(StringArray::from(rs.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
+    let i = |f: &dyn Fn(&ExpectationResult) -> Option<i64>| Arc::new(Int64Array::from(rs.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
+    let results = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("checkpoint", DataType::Utf8, false),
+            Field::new("relation", DataType::Utf8, false),
+            Field::new("expectation", DataType::Utf8, false),
+            Field::new("kwargs", DataType::Utf8, false),
+            Field::new("success", DataType::Boolean, false),
+            Field::new("element_count", DataType::Int64, true),
+            Field::new("unexpected_count", DataType::Int64, true),
+            Field::new("unexpected_percent", DataType::Float64, true),
+            Field::new("observed_value", DataType::Utf8, true),
+            Field::new("severity", DataType::Utf8, false),
+            Field::new("started_at", utc(), false),
+            Field::new("duration", DataType::Float64, false),
+            Field::new("failed_rows_table", DataType::Utf8, true),
+            Field::new("exception", DataType::Utf8, true),
+        ])),
+        vec![
+            s(&|_| run.run_id.clone()),
+            s(&|_| run.checkpoint.clone()),
+            s(&|r| r.relation.clone()),
+            s(&|r| r.expectation.clone()),
+            s(&|r| Value::Object(r.kwargs.clone()).to_string()),
+            Arc::new(BooleanArray::from(rs.iter().map(|r| r.success).collect::<Vec<_>>())),
+            i(&|r| r.element_count),
+            i(&|r| r.unexpected_count),
+            Arc::new(Float64Array::from(rs.iter().map(|r| r.unexpected_percent).collect::<Vec<_>>())),
+            so(&|r| if r.observed_value.is_null() { None } else { Some(r.observed_value.to_string()) }),
+            s(&|r| r.severity.as_str().to_string()),
+            Arc::new(TimestampMicrosecondArray::from(vec![started; rs.len()]).with_timezone("UTC")),
+            Arc::new(Float64Array::from(rs.iter().map(|r| r.duration.as_secs_f64()).collect::<Vec<_>>())),
+            so(&|r| r.failed_rows_table.clone()),
+            so(&|r| r.exception.clone()),
+        ],
+    )?;
+    append(engine, "expectation_results", results).await
+}
+
+/// One expectation's result in GX's shape.
+pub fn gx_result(r: &ExpectationResult) -> Value {
+    let mut result = serde_json::Map::new();
+    if let Some(n) = r.element_count {
+        result.insert("element_count".into(), json!(n));
+    }
+    if let Some(u) = r.unexpected_count {
+        let missing = r.missing_count.unwrap_or(0);
+        if r.missing_count.is_some() {
+            result.insert("missing_count".into(), json!(missing));
+            result.insert("missing_percent".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| missing as f64 * 100.0 / n as f64)));
+        }
+        result.insert("unexpected_count".into(), json!(u));
+        result.insert("unexpected_percent".into(), json!(r.unexpected_percent));
+        result.insert("unexpected_percent_total".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| u as f64 * 100.0 / n as f64)));
+        result.insert("unexpected_percent_nonmissing".into(), json!(r.unexpected_percent));
+        result.insert("partial_unexpected_list".into(), json!(r.partial_unexpected_list));
+    }
+    if !r.observed_value.is_null() || r.unexpected_count.is_none() {
+        result.insert("observed_value".into(), r.observed_value.clone());
+    }
+    let mut kwargs = r.kwargs.clone();
+    kwargs.insert("batch_id".into(), json!(r.relation));
+    let mut meta = r.meta.clone();
+    meta.insert("severity".into(), json!(r.severity.as_str()));
+    meta.insert("source".into(), json!(format!("{}:{}", r.file, r.line)));
+    if let Some(t) = &r.failed_rows_table {
+        meta.insert("failed_rows_table".into(), json!(t));
+    }
+    json!({
+        "success": r.success,
+        "expectation_config": {"type": r.expectation, "kwargs": kwargs, "meta": meta},
+        "result": result,
+        "exception_info": {
+            "raised_exception": r.exception.is_some(),
+            "exception_message": r.exception,
+            "exception_traceback": null,
+        },
+    })
+}
+
+/// The run as a GX validation result.
+pub fn validation_json(run: &CheckpointRun) -> Value {
+    let n = run.results.len();
+    let ok = run.passed();
+    json!({
+        "success": run.success(),
+        "statistics": {
+            "evaluated_expectations": n,
+            "successful_expectations": ok,
+            "unsuccessful_expectations": n - ok,
+            "success_percent": if n > 0 { Some(ok as f64 * 100.0 / n as f64) } else { None },
+        },
+        "results": run.results.iter().map(gx_result).collect::<Vec<_>>(),
+        "suite_name": run.checkpoint,
+        "meta": {
+            "checkpoint_name": run.checkpoint,
+            "checkpoint_file": run.file,
+            "run_id": {"run_name": run.run_id, "run_time": run.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
+            "validation_time": run.started_at.format("%Y%m%dT%H%M%S%.6fZ").to_string(),
+            "duration": run.duration.as_secs_f64(),
+            "trigger": run.trigger,
+            "great_expectations_version": "1.x (dp)",
+        },
+    })
+}
+
+/// Writes the validation JSON under `target/validations/<checkpoint>/`.
+pub fn write_json(target_dir: &Path, run: &CheckpointRun) -> anyhow::Result<PathBuf> {
+    let dir = target_dir.join("validations").join(&run.checkpoint);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}_{}.json", run.started_at.format("%Y%m%dT%H%M%S"), run.run_id));
+    let tmp = dir.join(format!(".{}.tmp", run.run_id));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&validation_json(run))?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
