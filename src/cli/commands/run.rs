@@ -118,6 +118,9 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
             std::fs::write(&path, sql)?;
         }
     }
+    if let Some(s) = engine.spills.summary(engine.memory.limit) {
+        printer.info(format!("Queries {s}"));
+    }
     let elapsed = t.elapsed();
     let rr = results::run_results(&project, &res, elapsed.as_secs_f64(), &l.invocation_id, which);
     results::write(&project.settings.target_dir(), &rr)?;
