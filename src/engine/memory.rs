@@ -2,8 +2,8 @@
 //! (`--memory-limit`, else `DP_MEMORY_LIMIT`, else the target's
 //! `memory_limit`). Under a limit the pool is shared fairly between the
 //! operators that can spill (sorts, aggregations, sort-merge joins, and
-//! repartitions), which write Arrow IPC files to the spill directory (the
-//! target's `spill_dir`, else `DP_SPILL_DIR`, else the OS temp dir) and
+//! repartitions), which write Arrow IPC files to the spill directory
+//! (`DP_SPILL_DIR`, else the target's `spill_dir`, else the OS temp dir) and
 //! read them back; joins are planned as sort-merge joins, which spill,
 //! instead of hash joins, whose build side must fit in memory. Without a
 //! limit nothing changes: an unbounded pool and hash joins.
@@ -30,7 +30,13 @@ use crate::config::Settings;
 /// DataFusion's default reservation per spillable sort (10 MB) is larger
 /// than a small limit; under a limit each sort reserves at most this
 /// fraction of it.
-const SORT_RESERVATION_SHARE: usize = 16;
+const SORT_RESERVATION_SHARE: usize = 64;
+
+/// Under a limit, batches shrink from DataFusion's 8,192 rows (about 1 MB
+/// of a wide table) so that one batch fits the fair share of each of the
+/// dozen or so operators that spill in a query: one row per this many
+/// bytes of limit, between 1,024 and 8,192 rows.
+const LIMIT_BYTES_PER_BATCH_ROW: usize = 32 << 10;
 
 /// Where the limit and the spill directory come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,15 +50,14 @@ pub struct MemorySettings {
 impl MemorySettings {
     /// `explicit` (the `--memory-limit` flag) wins over `DP_MEMORY_LIMIT`,
     /// which wins over the target's `memory_limit` (`"2GB"` or a number of
-    /// bytes). The spill directory: the target's `spill_dir` (relative to
-    /// the project root), else `DP_SPILL_DIR`.
+    /// bytes). The spill directory: `DP_SPILL_DIR`, else the target's
+    /// `spill_dir` (relative to the project root).
     pub fn resolve(settings: &Settings, explicit: Option<usize>) -> anyhow::Result<MemorySettings> {
-        let from_target = |key: &str| settings.target.extra.get(key).filter(|v| !v.is_null());
         let limit = match explicit {
             Some(l) => Some(l),
             None => match std::env::var("DP_MEMORY_LIMIT").ok().filter(|s| !s.trim().is_empty()) {
                 Some(s) => Some(super::parse_size(&s).map_err(|e| anyhow::anyhow!("DP_MEMORY_LIMIT: {e}"))?),
-                None => match from_target("memory_limit") {
+                None => match settings.target.memory_limit.as_ref() {
                     Some(serde_json::Value::Number(n)) => Some(
                         n.as_u64().ok_or_else(|| anyhow::anyhow!("target '{}': memory_limit must be a positive size, e.g. \"2GB\"", settings.target.name))?
                             as usize,
@@ -68,10 +73,9 @@ impl MemorySettings {
         if limit == Some(0) {
             anyhow::bail!("the memory limit must be more than 0 bytes\n  hint: use e.g. --memory-limit 2GB, or leave it out for no limit");
         }
-        let spill_dir = match from_target("spill_dir") {
-            Some(serde_json::Value::String(s)) => Some(settings.root.join(s)),
-            Some(other) => anyhow::bail!("target '{}': spill_dir must be a path, not {other}", settings.target.name),
-            None => std::env::var_os("DP_SPILL_DIR").filter(|s| !s.is_empty()).map(PathBuf::from),
+        let spill_dir = match std::env::var_os("DP_SPILL_DIR").filter(|s| !s.is_empty()) {
+            Some(d) => Some(PathBuf::from(d)),
+            None => settings.target.spill_dir.as_ref().map(|s| settings.root.join(s)),
         };
         Ok(MemorySettings { limit, spill_dir })
     }
@@ -83,6 +87,10 @@ impl MemorySettings {
         opts.optimizer.prefer_hash_join = false;
         let default = opts.execution.sort_spill_reservation_bytes;
         opts.execution.sort_spill_reservation_bytes = default.min(limit / SORT_RESERVATION_SHARE);
+        let rows = opts.execution.batch_size.get().min((limit / LIMIT_BYTES_PER_BATCH_ROW).max(1024));
+        if let Ok(rows) = datafusion::common::config::ConfigNonZeroUsize::try_new(rows) {
+            opts.execution.batch_size = rows;
+        }
     }
 
     /// The runtime: a fair spilling pool under a limit, and a disk manager
@@ -221,7 +229,7 @@ mod tests {
         m.configure(&mut config);
         let rt = m.runtime(stats).unwrap().build_arc().unwrap();
         let ctx = SessionContext::new_with_state(SessionStateBuilder::new().with_default_features().with_config(config).with_runtime_env(rt).build());
-        // 400k rows, 100k groups, a few MB: far more than the 1 MB limit.
+        // 400k rows, 100k groups, about 12 MB: more than the 4 MB limit.
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, false),
             Field::new("v", DataType::Int64, false),
@@ -264,17 +272,17 @@ mod tests {
         ];
         let free = session(&MemorySettings::default(), Arc::new(SpillStats::default()));
         let stats = Arc::new(SpillStats::default());
-        let limited = session(&MemorySettings { limit: Some(1 << 20), spill_dir: None }, stats.clone());
+        let limited = session(&MemorySettings { limit: Some(4 << 20), spill_dir: None }, stats.clone());
         for q in queries {
             let (want, none) = run(&free, q).await;
             assert_eq!(none, 0, "no limit, yet {q} spilled");
             let (got, spilled) = run(&limited, q).await;
-            assert!(spilled > 0, "{q} did not spill under a 1 MB limit");
+            assert!(spilled > 0, "{q} did not spill under a 4 MB limit");
             let pretty = |b: &[RecordBatch]| datafusion::arrow::util::pretty::pretty_format_batches(b).unwrap().to_string();
             assert!(pretty(&got) == pretty(&want), "{q}: results changed under the limit");
         }
         assert!(stats.files() > 0 && stats.bytes() > 0, "{stats:?}");
-        assert!(stats.summary(Some(1 << 20)).unwrap().ends_with("(memory limit 1.0 MB)"));
+        assert!(stats.summary(Some(4 << 20)).unwrap().ends_with("(memory limit 4.0 MB)"));
     }
 
     #[test]

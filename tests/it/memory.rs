@@ -55,12 +55,12 @@ fn a_tiny_memory_limit_spills_and_builds_the_same_rows() {
     assert!(unlimited.iter().all(|r| !r.is_empty()), "a model is empty");
 
     let spill = tempfile::tempdir().unwrap();
-    let o = dp().current_dir(p).env("DP_SPILL_DIR", spill.path()).args(["run", "--full-refresh", "--memory-limit", "2MB"]).output().unwrap();
+    let o = dp().current_dir(p).env("DP_SPILL_DIR", spill.path()).args(["run", "--full-refresh", "--memory-limit", "16MB"]).output().unwrap();
     ok(&o);
     let err = stderr(&o);
     assert!(err.contains("Done. PASS=13 WARN=0 ERROR=0 SKIP=0 TOTAL=13"), "{err}");
     let line = err.lines().find(|l| l.contains("Queries spilled")).unwrap_or_else(|| panic!("nothing spilled:\n{err}"));
-    assert!(line.contains("(memory limit 2.0 MB)"), "{line}");
+    assert!(line.contains("(memory limit 16.0 MB)"), "{line}");
     // Spill files are gone once the run ends.
     let left: Vec<_> = walk(spill.path());
     assert!(left.is_empty(), "spill files left behind: {left:?}");
