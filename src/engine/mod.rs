@@ -52,9 +52,12 @@ pub fn compile_inline(project: &Project, sql: &str) -> anyhow::Result<String> {
     Ok(crate::compile::compile_one(project, &n)?)
 }
 
-/// Opens a Delta table as a DataFusion table provider.
+/// Opens a Delta table as a DataFusion table provider. The provider reads
+/// the log lazily (the table's protocol and schema now, its files when a
+/// query scans it), so opening costs no replay of the file list, which
+/// `deltalake::open_table` would do only for the provider to ignore it.
 pub async fn open_delta_provider(url: &url::Url, ctx: &SessionContext) -> anyhow::Result<Arc<dyn TableProvider>> {
-    let table = deltalake::open_table(url.clone()).await?;
+    let table = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
     table.update_datafusion_session(&ctx.state())?;
     Ok(table.table_provider().await?)
 }
