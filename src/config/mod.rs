@@ -107,6 +107,11 @@ pub struct Target {
     /// Where relative source locations (`meta.external_location`) resolve:
     /// a path or URL; `None` is the project root.
     pub source_root: Option<String>,
+    /// Memory limit for query execution (`"4GB"` or bytes), read by the
+    /// engine (`engine::memory`); `--memory-limit` and `DP_MEMORY_LIMIT` win.
+    pub memory_limit: Option<JsonValue>,
+    /// Where queries spill under a memory limit (relative to the project root).
+    pub spill_dir: Option<String>,
     /// Any other key of the target table, visible to Jinja as `target.<key>`.
     pub extra: IndexMap<String, JsonValue>,
 }
@@ -213,6 +218,8 @@ struct TargetSection {
     postgres: Option<PostgresConfig>,
     s3: Option<storage::S3Section>,
     source_root: Option<String>,
+    memory_limit: Option<JsonValue>,
+    spill_dir: Option<String>,
     #[serde(default)]
     extra: IndexMap<String, JsonValue>,
 }
@@ -404,6 +411,8 @@ impl Settings {
             postgres: section.postgres,
             s3,
             source_root,
+            memory_limit: section.memory_limit,
+            spill_dir: section.spill_dir,
             extra: section.extra,
         };
 

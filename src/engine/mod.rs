@@ -3,12 +3,12 @@
 //! `<warehouse>/<schema>/<table>`) plus the project's file sources.
 
 pub mod catalog;
+pub mod memory;
 pub mod sources;
 
 use anyhow::Context as _;
 use datafusion::datasource::TableProvider;
 use datafusion::execution::context::SessionContext;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -52,9 +52,12 @@ pub fn compile_inline(project: &Project, sql: &str) -> anyhow::Result<String> {
     Ok(crate::compile::compile_one(project, &n)?)
 }
 
-/// Opens a Delta table as a DataFusion table provider.
+/// Opens a Delta table as a DataFusion table provider. The provider reads
+/// the log lazily (the table's protocol and schema now, its files when a
+/// query scans it), so opening costs no replay of the file list, which
+/// `deltalake::open_table` would do only for the provider to ignore it.
 pub async fn open_delta_provider(url: &url::Url, ctx: &SessionContext) -> anyhow::Result<Arc<dyn TableProvider>> {
-    let table = deltalake::open_table(url.clone()).await?;
+    let table = deltalake::DeltaTableBuilder::from_url(url.clone())?.build()?;
     table.update_datafusion_session(&ctx.state())?;
     Ok(table.table_provider().await?)
 }
@@ -81,9 +84,16 @@ pub struct Engine {
     pub catalog: Arc<WarehouseCatalog>,
     pub warehouse: Warehouse,
     pub project_root: PathBuf,
+    /// The memory limit and spill directory in force.
+    pub memory: memory::MemorySettings,
+    /// What this session spilled to disk.
+    pub spills: Arc<memory::SpillStats>,
 }
 
 impl Engine {
+    /// The session over the project's warehouse and sources. `memory_limit`
+    /// (`--memory-limit`) overrides `DP_MEMORY_LIMIT` and the target's
+    /// `memory_limit` (see [`memory`]).
     pub fn new(project: &Project, memory_limit: Option<usize>) -> anyhow::Result<Engine> {
         let warehouse = Warehouse::open(&project.settings)?;
         if let Some(dir) = warehouse.local_dir() {
@@ -95,11 +105,10 @@ impl Engine {
             .with_create_default_catalog_and_schema(false);
         // Bronze files sit in date folders (`orders/2024-01-15/orders.parquet`).
         config.options_mut().execution.listing_table_ignore_subdirectory = false;
-        let mut rt = RuntimeEnvBuilder::new();
-        if let Some(limit) = memory_limit {
-            rt = rt.with_memory_limit(limit, 1.0);
-        }
-        let runtime = rt.build_arc()?;
+        let memory = memory::MemorySettings::resolve(&project.settings, memory_limit)?;
+        memory.configure(&mut config);
+        let spills = Arc::new(memory::SpillStats::default());
+        let runtime = memory.runtime(spills.clone())?.build_arc()?;
         // Object stores for s3:// locations (the warehouse's bucket, and the
         // buckets of sources), shared by DataFusion's scans and deltalake.
         if let Some((url, store)) = warehouse.remote_store() {
@@ -131,7 +140,7 @@ impl Engine {
             let t = sources::SourceTable::new(&label, loc, abs, s.format.as_deref(), &s.options);
             catalog.add_source(&n.schema, &s.identifier, t);
         }
-        Ok(Engine { ctx, catalog, warehouse, project_root: project.settings.root.clone() })
+        Ok(Engine { ctx, catalog, warehouse, project_root: project.settings.root.clone(), memory, spills })
     }
 
     /// Fails early, with the URL and a hint, when a remote warehouse is
@@ -144,18 +153,29 @@ impl Engine {
     }
 }
 
-/// Parses sizes like `2GB`, `512MB`, `1073741824`.
+/// Parses sizes like `2GB`, `512MB`, `1.5G`, `64KiB`, `1073741824` (binary
+/// units: 1 KB = 1024 bytes).
 pub fn parse_size(s: &str) -> anyhow::Result<usize> {
     let t = s.trim().to_ascii_uppercase();
-    let (num, mult) = if let Some(n) = t.strip_suffix("GB") {
-        (n, 1usize << 30)
-    } else if let Some(n) = t.strip_suffix("MB") {
-        (n, 1 << 20)
-    } else if let Some(n) = t.strip_suffix("KB") {
-        (n, 1 << 10)
-    } else {
-        (t.as_str(), 1)
-    };
+    let t = t.strip_suffix("IB").map(|n| format!("{n}B")).unwrap_or(t);
+    let units: [(&str, usize); 7] = [("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)];
+    let (num, mult) = units.iter().find_map(|(u, m)| t.strip_suffix(*u).map(|n| (n, *m))).unwrap_or((t.as_str(), 1));
     let v: f64 = num.trim().parse().map_err(|_| anyhow::anyhow!("'{s}' is not a size; use e.g. 2GB or 512MB"))?;
+    if !v.is_finite() || v < 0.0 {
+        anyhow::bail!("'{s}' is not a size; use e.g. 2GB or 512MB");
+    }
     Ok((v * mult as f64) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        for (s, want) in [("2GB", 2usize << 30), ("512mb", 512 << 20), ("1.5G", 3 << 29), ("64KiB", 64 << 10), ("1000", 1000), ("10 MB", 10 << 20)] {
+            assert_eq!(super::parse_size(s).unwrap(), want, "{s}");
+        }
+        for bad in ["", "lots", "-1GB", "2TB"] {
+            assert!(super::parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

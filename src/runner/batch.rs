@@ -7,7 +7,11 @@
 //!   end)`, the value groups the test would return (NULL is never returned);
 //! - `unique`: `count(col) - count(distinct col)` is 0 exactly when the test
 //!   returns no rows; otherwise the exact count comes from the test's own
-//!   query (failing `unique` tests run again, alone).
+//!   query (failing `unique` tests run again, alone);
+//! - `relationships`: the relation is left-joined to the distinct values of
+//!   the parent's field (which keeps its rows one for one), and
+//!   `count(case when col is not null and <parent value> is null then 1
+//!   end)` counts the rows the test would return.
 //!
 //! `warn_if` / `error_if` are applied to those counts in the same query, so
 //! status, failures and message equal one-by-one execution. A test runs
@@ -39,6 +43,11 @@ enum Check {
     Unique,
     /// The rendered `in (...)` list.
     AcceptedValues(String),
+    /// The parent relation (`to`) and its `field`.
+    Relationships {
+        to: String,
+        field: String,
+    },
 }
 
 #[derive(Debug)]
@@ -63,6 +72,8 @@ pub struct Counted {
 struct Group {
     /// `schema.table` or `(select * from schema.table where ...) dbt_subquery`.
     from: String,
+    /// `left join` clauses of `relationships` members.
+    joins: Vec<String>,
     exprs: Vec<String>,
     members: Vec<Member>,
     /// Per member uid, `Some` when the batched count is exact; `None` as a
@@ -103,8 +114,19 @@ impl Batches {
             if members.len() < 2 {
                 continue;
             }
-            let exprs = exprs.into_keys().map(|(col, check)| count_expr(&col, &check)).collect();
-            let group = Arc::new(Group { from, exprs, members, result: tokio::sync::OnceCell::new() });
+            let mut joins = vec![];
+            let exprs = exprs
+                .into_keys()
+                .map(|(col, check)| match &check {
+                    Check::Relationships { to, field } => {
+                        let (join, count) = relationship(&col, to, field, joins.len());
+                        joins.push(join);
+                        count
+                    }
+                    _ => count_expr(&col, &check),
+                })
+                .collect();
+            let group = Arc::new(Group { from, joins, exprs, members, result: tokio::sync::OnceCell::new() });
             for m in &group.members {
                 by_test.insert(m.uid.clone(), group.clone());
             }
@@ -153,7 +175,8 @@ impl Group {
                 m.warn_if, m.error_if
             ));
         }
-        format!("select\n{}\nfrom (\n  select\n{}\n  from {}\n) dbt_batched_tests", outer.join(",\n"), inner.join(",\n"), self.from)
+        let joins: String = self.joins.iter().map(|j| format!("\n  {j}")).collect();
+        format!("select\n{}\nfrom (\n  select\n{}\n  from {}{joins}\n) dbt_batched_tests", outer.join(",\n"), inner.join(",\n"), self.from)
     }
 
     async fn run(&self, engine: &Engine) -> anyhow::Result<HashMap<String, Option<Counted>>> {
@@ -179,7 +202,19 @@ fn count_expr(col: &str, check: &Check) -> String {
         Check::NotNull => format!("count(*) - count({col})"),
         Check::Unique => format!("count({col}) - count(distinct {col})"),
         Check::AcceptedValues(list) => format!("count(distinct case when {col} not in ({list}) then {col} end)"),
+        Check::Relationships { to, field } => relationship(col, to, field, 0).1,
     }
+}
+
+/// The `left join` of relationships member `j` and its count: the rows
+/// whose `col` is set and matches no value of the parent's `field`, as
+/// dbt's `relationships` query returns them.
+fn relationship(col: &str, to: &str, field: &str, j: usize) -> (String, String) {
+    let alias = format!("dp_rel_{j}");
+    (
+        format!("left join (select distinct {field} as dp_to from {to}) {alias} on {col} = {alias}.dp_to"),
+        format!("count(case when {col} is not null and {alias}.dp_to is null then 1 end)"),
+    )
 }
 
 /// `(from, column, check)` when `node` can run in a batch.
@@ -199,6 +234,11 @@ fn batchable(project: &Project, node: &Node, compiled: &Compiled, flags: TestFla
         "not_null" => Check::NotNull,
         "unique" => Check::Unique,
         "accepted_values" => Check::AcceptedValues(values_list(&md.kwargs)?),
+        "relationships" => {
+            let field = md.kwargs.get("field")?.as_str()?.to_string();
+            let to = parent_relation(project, node, md.kwargs.get("to")?.as_str()?)?;
+            Check::Relationships { to, field }
+        }
         _ => return None,
     };
     let target = project.nodes.get(node.attached_node.as_ref()?)?;
@@ -213,11 +253,38 @@ fn batchable(project: &Project, node: &Node, compiled: &Compiled, flags: TestFla
         Some(serde_json::Value::String(w)) if !w.contains("{{") && !w.contains("{%") => format!("(select * from {relation} where {w}) dbt_subquery"),
         _ => return None,
     };
-    // the test's own SQL must read exactly this relation
-    if !compiled.sql.get(&node.unique_id)?.contains(&from) {
+    // the test's own SQL must read exactly this relation (and the parent)
+    let sql = compiled.sql.get(&node.unique_id)?;
+    if !sql.contains(&from) || matches!(&check, Check::Relationships { to, .. } if !sql.contains(to.as_str())) {
         return None;
     }
     Some((from, column, check))
+}
+
+/// The relation of a `relationships` test's `to` (`ref('m')` or
+/// `source('s', 't')`), found among the test's dependencies; `None` (run
+/// alone) for anything else.
+fn parent_relation(project: &Project, node: &Node, to: &str) -> Option<String> {
+    static REF: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(r#"^\s*ref\(\s*['"]([^'"]+)['"]\s*\)\s*$"#).unwrap());
+    static SOURCE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r#"^\s*source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)\s*$"#).unwrap());
+    let deps = node.depends_on.iter().filter_map(|u| project.nodes.get(u));
+    if let Some(c) = REF.captures(to) {
+        let name = &c[1];
+        let mut found = deps.filter(|n| n.name == name && matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot));
+        let n = found.next()?;
+        if found.next().is_some() || n.materialized() == Materialization::Ephemeral {
+            return None;
+        }
+        return Some(n.relation_name());
+    }
+    let c = SOURCE.captures(to)?;
+    let mut found = deps.filter(|n| n.resource_type == ResourceType::Source && n.name == c[2] && n.source.as_ref().is_some_and(|s| s.source_name == c[1]));
+    let n = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(relation_name(&n.schema, &n.source.as_ref()?.identifier))
 }
 
 /// Whether the project or a package defines the test or its implementation.
@@ -266,9 +333,17 @@ mod tests {
     }
 
     #[test]
+    fn relationships_join_the_distinct_parent_values() {
+        let (join, count) = relationship("customer_id", "main.customers", "id", 2);
+        assert_eq!(join, "left join (select distinct id as dp_to from main.customers) dp_rel_2 on customer_id = dp_rel_2.dp_to");
+        assert_eq!(count, "count(case when customer_id is not null and dp_rel_2.dp_to is null then 1 end)");
+    }
+
+    #[test]
     fn one_query_with_shared_counts() {
         let g = Group {
             from: "main.t".into(),
+            joins: vec![],
             exprs: vec![count_expr("a", &Check::NotNull), count_expr("b", &Check::AcceptedValues("'x'".into()))],
             members: vec![
                 Member { uid: "t1".into(), expr: 0, warn_if: "!= 0".into(), error_if: "!= 0".into(), unique: false },

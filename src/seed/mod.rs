@@ -52,6 +52,7 @@ pub async fn load_seed(engine: &Engine, node: &Node) -> anyhow::Result<Materiali
         .with_table_name(node.alias.clone())
         .await
         .map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    crate::materialize::delta::checkpoint_if_due(&table).await;
     Ok(Materialized {
         rows: Some(data.rows as u64),
         message: if existed { "REPLACE".into() } else { "INSERT".into() },

@@ -11,6 +11,7 @@ mod errors;
 mod ingest;
 mod manifest;
 mod materializations;
+mod memory;
 mod packages;
 mod parity_tables;
 mod postgres;

@@ -89,13 +89,15 @@ fn outcomes_with_messages(dir: &Path) -> Vec<serde_json::Value> {
 fn batched_column_tests_equal_one_by_one() {
     let dir = built_test_suite();
     let p = dir.path();
-    // batched (the default): 25 column tests share one query per relation
+    // batched (the default): 28 column and relationships tests share one query per relation
     let o = dp().current_dir(p).args(["-v", "test"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("column tests batched by relation tests=25"), "{err}");
+    assert!(err.contains("column tests batched by relation tests=28"), "{err}");
     // the group on order_totals holds a missing column: its tests run alone
     assert!(err.contains("batched tests failed; running them one by one from=main.order_totals"), "{err}");
+    // and no other group (those with relationships joins included) fell back
+    assert_eq!(err.matches("batched tests failed").count(), 1, "{err}");
     let batched = outcomes_with_messages(p);
     // one query per test
     let o = dp().current_dir(p).env("DP_TEST_BATCH", "off").args(["-v", "test"]).output().unwrap();

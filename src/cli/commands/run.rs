@@ -169,6 +169,9 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
             std::fs::write(&path, sql)?;
         }
     }
+    if let Some(s) = engine.spills.summary(engine.memory.limit) {
+        printer.info(format!("Queries {s}"));
+    }
     run_results.finish()?;
     let ok = summarize(printer, &res, t.elapsed(), &project);
     if a.show_failures {
