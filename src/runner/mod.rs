@@ -83,6 +83,8 @@ pub struct RunOptions {
     pub extra_edges: Vec<(String, String)>,
     /// Publishes nodes configured with `publish = ["postgres"]`.
     pub publisher: Option<Arc<crate::postgres::Publisher>>,
+    /// OpenLineage events (START / COMPLETE / FAIL per node), when configured.
+    pub openlineage: Option<Arc<crate::lineage::openlineage::Emitter>>,
 }
 
 /// Runs `ids` (a topologically ordered selection).
@@ -132,6 +134,9 @@ pub async fn execute(
             let hooks = compiled.hooks.get(&uid).cloned().unwrap_or_default();
             let i = index[&uid];
             printer.info(start_line(i, total, &node));
+            if let Some(ol) = &opts.openlineage {
+                ol.node_started(&node);
+            }
             let engine = engine.clone();
             let flags = opts.tests;
             let batches = opts.batches.clone();
@@ -213,6 +218,11 @@ pub async fn execute(
             note,
         };
         print_result(printer, i, total, &node, &result);
+        if let Some(ol) = &opts.openlineage {
+            use crate::lineage::openlineage::Outcome;
+            let outcome = if status.blocks() { Outcome::Fail } else { Outcome::Complete };
+            ol.node_finished(&node, outcome, rows, status.blocks().then_some(message.as_str()));
+        }
         results.insert(uid.clone(), result);
         if status.blocks() && !publish_failed {
             if opts.fail_fast {

@@ -3,6 +3,8 @@
 mod compile;
 mod debug;
 mod demo;
+mod docs;
+mod lineage;
 mod load;
 mod ls;
 mod parse;
@@ -32,5 +34,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Load(a) => load::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
+        Command::Docs { action } => docs::run(g, action, printer).await,
+        Command::Lineage(a) => lineage::run(g, &a, printer).await,
     }
 }

@@ -12,6 +12,7 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
+use crate::lineage::openlineage::{Emitter, Transport};
 use crate::project::nodes::ResourceType;
 use crate::runner::batch::{self, Batches};
 use crate::runner::test::TestFlags;
@@ -92,6 +93,7 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
         run_statements(&engine, "on-run-start", &start).await?;
     }
+    let lineage = openlineage_lineage(&l).await;
     let threads = l.project.settings.target.threads;
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
@@ -100,8 +102,16 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
-    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
+    let openlineage = lineage.map(|(t, lin)| Arc::new(Emitter::start(t, project.clone(), lin.map(Arc::new), &l.invocation_id, which)));
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, openlineage: openlineage.clone() };
     let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), printer, &opts).await;
+    if let Some(ol) = openlineage {
+        let s = ol.finish(std::time::Duration::from_secs(5)).await;
+        printer.info(format!("OpenLineage: {} events sent", s.sent));
+        if s.dropped + s.failed > 0 {
+            printer.warn(format!("OpenLineage: {} events dropped (queue full), {} failed to send", s.dropped, s.failed));
+        }
+    }
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
@@ -126,6 +136,20 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
         crate::runner::failures::print(printer, &res, &project)?;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The OpenLineage transport the environment configures, with the
+/// project's column lineage (planned in a session of its own; `None` if
+/// it cannot be built, and the events then go without it).
+async fn openlineage_lineage(l: &crate::cli::context::Loaded) -> Option<(Transport, Option<crate::lineage::Lineage>)> {
+    let transport = Transport::from_env(&|k| std::env::var(k).ok())?;
+    let compiled = super::lineage::compile_models(l).ok();
+    let engine = Engine::new(&l.project, None).ok();
+    let lineage = match (compiled, engine) {
+        (Some(c), Some(e)) => Some(crate::lineage::build::build(&l.project, &l.dag, &c, &e).await),
+        _ => None,
+    };
+    Some((transport, lineage))
 }
 
 /// Each unit test just before its model in the run order (as dbt numbers them).

@@ -1,0 +1,370 @@
+//! Column lineage (`dp lineage`, target/lineage.json), `dp docs generate`
+//! (catalog.json against dbt's catalog v1 schema, the site's files,
+//! `dp docs serve`) and OpenLineage events (against the official schemas),
+//! on the jaffle fixture and the demo.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// target/lineage.json in a stable, readable form: per model, each column's
+/// inputs as `relation.column SUBTYPE[,SUBTYPE]`, the dataset-level inputs,
+/// and the reason when there is no column lineage.
+fn summary(dir: &Path) -> Value {
+    let l = read_json(&dir.join("target/lineage.json"));
+    let nodes = l["nodes"].as_object().unwrap();
+    let name = |uid: &str| -> String {
+        let n = &nodes[uid];
+        match n["relation"].as_str() {
+            Some(r) if !r.is_empty() && n["resource_type"] != "source" => r.to_string(),
+            _ => uid.split('.').skip(2).collect::<Vec<_>>().join("."),
+        }
+    };
+    let fmt = |inputs: &Value| -> Vec<String> {
+        inputs
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| {
+                        let ts: Vec<&str> = i["transformations"].as_array().unwrap().iter().map(|t| t["subtype"].as_str().unwrap()).collect();
+                        format!("{}.{} {}", name(i["node"].as_str().unwrap()), i["column"].as_str().unwrap(), ts.join(","))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = BTreeMap::new();
+    for (uid, n) in nodes {
+        if n["resource_type"] != "model" {
+            continue;
+        }
+        let mut cols = serde_json::Map::new();
+        for (c, cl) in n["columns"].as_object().unwrap() {
+            let mut v = fmt(&cl["inputs"]);
+            if let Some(u) = cl["unknown"].as_str() {
+                v.push(format!("unknown: {u}"));
+            }
+            cols.insert(c.clone(), json!(v));
+        }
+        let mut entry = json!({"columns": cols, "dataset": fmt(&n["dataset"])});
+        if let Some(u) = n["unavailable"].as_str() {
+            entry["unavailable"] = json!(u);
+        }
+        out.insert(uid.clone(), entry);
+    }
+    json!(out)
+}
+
+#[test]
+fn jaffle_column_lineage_golden_and_queries() {
+    let dir = fixture("jaffle");
+    let p = dir.path();
+    let o = run(p, &["lineage"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Column lineage of 6 models"), "{}", stderr(&o));
+    insta::assert_json_snapshot!("jaffle_lineage", summary(p));
+
+    let o = run(p, &["lineage", "customers.customer_lifetime_value", "--cached"]);
+    ok(&o);
+    insta::assert_snapshot!("jaffle_lineage_text", stdout(&o));
+    let o = run(p, &["lineage", "stg_payments.amount", "--downstream", "--depth", "1", "--cached", "--format", "dot"]);
+    ok(&o);
+    insta::assert_snapshot!("jaffle_lineage_dot", stdout(&o));
+    let o = run(p, &["lineage", "orders.amount", "--cached", "--format", "json"]);
+    ok(&o);
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["direction"], "upstream");
+    assert!(j["edges"].as_array().unwrap().iter().any(|e| e["from"]["node"] == "seed.jaffle.raw_payments" && e["from"]["column"] == "amount"), "{j:#}");
+
+    // A misspelt column: the closest names.
+    let o = run(p, &["lineage", "customers.customer_lifetime_valu", "--cached"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("customers has no column 'customer_lifetime_valu'"), "{err}");
+    assert!(err.contains("hint: did you mean") && err.contains("customers.customer_lifetime_value"), "{err}");
+}
+
+/// dp's per-column inputs against sqlglot's `lineage` of the same compiled
+/// SQL (goldens by scripts/make_lineage_goldens.sh).
+fn matches_sqlglot(dir: &Path, golden: &str) {
+    let g = read_json(&repo().join("tests/fixtures/lineage").join(golden));
+    let l = read_json(&dir.join("target/lineage.json"));
+    let nodes = l["nodes"].as_object().unwrap();
+    let mut dp: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in nodes.values() {
+        let rel = n["relation"].as_str().unwrap_or("");
+        if n["resource_type"] != "model" || rel.is_empty() {
+            continue;
+        }
+        for (c, cl) in n["columns"].as_object().unwrap() {
+            let mut v: Vec<String> = cl["inputs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            format!("{}.{}", nodes[i["node"].as_str().unwrap()]["relation"].as_str().unwrap(), i["column"].as_str().unwrap()).to_lowercase()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v.dedup();
+            dp.insert(format!("{rel}.{c}"), v);
+        }
+    }
+    let cols = g["columns"].as_object().unwrap();
+    assert!(cols.len() >= 10, "too few columns in the golden {golden}");
+    let mismatches: Vec<String> =
+        cols.iter().filter(|(k, v)| dp.get(*k).map(|d| json!(d)) != Some((*v).clone())).map(|(k, v)| format!("{k}: sqlglot {v}, dp {:?}", dp.get(k))).collect();
+    assert!(mismatches.is_empty(), "{} of {} columns differ from sqlglot:\n{}", mismatches.len(), cols.len(), mismatches.join("\n"));
+}
+
+#[test]
+fn jaffle_lineage_matches_sqlglot() {
+    let dir = fixture("jaffle");
+    ok(&run(dir.path(), &["lineage"]));
+    matches_sqlglot(dir.path(), "sqlglot_jaffle.json");
+}
+
+#[test]
+fn a_model_that_does_not_plan_keeps_table_lineage() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/a.sql", "select 1 as id, 'x' as name"),
+        ("models/b.sql", "select id, no_such_column from {{ ref('a') }}"),
+        ("models/c.sql", "select * from {{ ref('b') }}"),
+        ("models/schema.yml", "version: 2\nmodels:\n  - name: b\n    columns:\n      - name: id\n        description: the id\n"),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["lineage"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("warning: b: column lineage unavailable: Schema error: No field named no_such_column"), "{err}");
+    let l = read_json(&p.join("target/lineage.json"));
+    let b = &l["nodes"]["model.p.b"];
+    assert_eq!(b["depends_on"], json!(["model.p.a"]));
+    assert_eq!(b["columns"]["id"]["type"], "unknown", "{b:#}");
+    let c = &l["nodes"]["model.p.c"];
+    assert!(c["unavailable"].as_str().unwrap().starts_with("column lineage unavailable: "), "{c:#}");
+    assert_eq!(c["depends_on"], json!(["model.p.b"]));
+    // The query says why there is nothing upstream.
+    let o = run(p, &["lineage", "b.id", "--cached"]);
+    ok(&o);
+    assert!(stdout(&o).contains("(column lineage unavailable: "), "{}", stdout(&o));
+}
+
+fn validator(schema: &Value, resources: &[(&str, &Value)]) -> jsonschema::Validator {
+    let mut o = jsonschema::options().should_validate_formats(true);
+    for (uri, v) in resources {
+        o = o.with_resource(*uri, jsonschema::Resource::from_contents((*v).clone()).unwrap());
+    }
+    o.build(schema).unwrap()
+}
+
+fn check(v: &jsonschema::Validator, what: &str, instance: &Value) {
+    let errors: Vec<String> = v.iter_errors(instance).take(10).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "{what} does not validate:\n{}\n{instance:#}", errors.join("\n"));
+}
+
+/// Checks every event against OpenLineage.json and each facet against its
+/// own schema (all from tests/fixtures/schemas/openlineage).
+fn validate_openlineage(events: &[Value]) {
+    let base = repo().join("tests/fixtures/schemas/openlineage");
+    let core = read_json(&base.join("OpenLineage.json"));
+    let core_id = core["$id"].as_str().unwrap().to_string();
+    let event_v = validator(&core, &[]);
+    let facets: BTreeMap<String, jsonschema::Validator> = std::fs::read_dir(base.join("facets"))
+        .unwrap()
+        .map(|e| {
+            let s = read_json(&e.unwrap().path());
+            let key = s["properties"].as_object().unwrap().keys().next().unwrap().clone();
+            (key, validator(&s, &[(&core_id, &core)]))
+        })
+        .collect();
+    for ev in events {
+        check(&event_v, "event", ev);
+        let mut all: Vec<(&str, &Value)> = vec![];
+        for f in ev["run"]["facets"].as_object().into_iter().chain(ev["job"]["facets"].as_object()) {
+            all.extend(f.iter().map(|(k, v)| (k.as_str(), v)));
+        }
+        for d in ev["inputs"].as_array().unwrap().iter().chain(ev["outputs"].as_array().unwrap()) {
+            for key in ["facets", "outputFacets"] {
+                all.extend(d[key].as_object().into_iter().flatten().map(|(k, v)| (k.as_str(), v)));
+            }
+        }
+        for (k, v) in all {
+            let val = facets.get(k).unwrap_or_else(|| panic!("no schema for facet {k}"));
+            check(val, &format!("facet {k}"), &json!({ k: v }));
+        }
+    }
+}
+
+#[test]
+fn demo_docs_catalog_lineage_and_openlineage_events() {
+    let dir = demo_project();
+    let p = dir.path();
+    ok(&run(p, &["demo", "generate", "--scale", "0.01"]));
+    let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", p.join("target/openlineage.ndjson")).args(["build"]).output().unwrap();
+    ok(&o);
+    assert!(stderr(&o).contains("OpenLineage: 240 events sent"), "{}", stderr(&o));
+
+    // Events: START + COMPLETE per node, valid against the official schemas.
+    let text = std::fs::read_to_string(p.join("target/openlineage.ndjson")).unwrap();
+    let events: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    validate_openlineage(&events);
+    let fct: Vec<&Value> = events.iter().filter(|e| e["job"]["name"] == "dp_demo.fct_orders").collect();
+    assert_eq!(fct.iter().map(|e| e["eventType"].as_str().unwrap()).collect::<Vec<_>>(), ["START", "COMPLETE"]);
+    let out = &fct[1]["outputs"][0];
+    assert!(out["name"].as_str().unwrap().ends_with("/warehouse/marts/fct_orders"), "{out:#}");
+    assert!(out["outputFacets"]["outputStatistics"]["rowCount"].as_u64().unwrap() > 0);
+    let cl = &out["facets"]["columnLineage"]["fields"]["order_id"]["inputFields"];
+    assert!(
+        cl.as_array().unwrap().iter().any(|i| i["name"].as_str().unwrap().ends_with("/warehouse/staging/stg_orders") && i["field"] == "order_id"),
+        "{cl:#}"
+    );
+    assert!(fct[1]["inputs"].as_array().unwrap().iter().any(|i| i["facets"]["schema"]["fields"].is_array()));
+
+    // dp docs generate: catalog, lineage, site.
+    let o = run(p, &["docs", "generate"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("Catalog: 16 relations and 5 sources"), "{err}");
+    let schema = read_json(&repo().join("tests/fixtures/schemas/catalog.v1.json"));
+    let catalog = read_json(&p.join("target/catalog.json"));
+    check(&validator(&schema, &[]), "catalog.json", &catalog);
+    let fct = &catalog["nodes"]["model.dp_demo.fct_orders"];
+    assert_eq!(fct["metadata"]["type"], "BASE TABLE");
+    assert_eq!(fct["columns"]["order_id"]["index"], 1);
+    assert_eq!(fct["columns"]["order_id"]["type"], "BIGINT");
+    assert!(fct["columns"]["order_id"]["comment"].as_str().is_some_and(|c| !c.is_empty()), "{fct:#}");
+    let rows = fct["stats"]["row_count"]["value"].as_u64().unwrap();
+    let counted = stdout(&run(p, &["show", "--inline", "select count(*) as n from {{ ref('fct_orders') }}", "--format", "csv"]));
+    assert_eq!(counted.lines().nth(1).unwrap().trim(), rows.to_string());
+    assert!(fct["stats"]["bytes"]["value"].as_u64().unwrap() > 0);
+    assert_eq!(catalog["nodes"]["model.dp_demo.stg_orders"]["metadata"]["type"], "VIEW");
+    let src = &catalog["sources"]["source.dp_demo.raw.orders"];
+    assert!(src["stats"]["row_count"]["value"].as_u64().unwrap() > 0, "{src:#}");
+    assert!(p.join("target/manifest.json").is_file());
+    for f in ["index.html", "app.js", "style.css", "data/index.js", "data/d0.js"] {
+        assert!(p.join("target/docs").join(f).is_file(), "target/docs/{f} is missing");
+    }
+    let index = std::fs::read_to_string(p.join("target/docs/data/index.js")).unwrap();
+    assert!(index.starts_with("window.DP_INDEX={") && index.contains("\"model.dp_demo.fct_orders\""));
+
+    insta::assert_json_snapshot!("demo_lineage", summary(p));
+    matches_sqlglot(p, "sqlglot_demo.json");
+    let o = run(p, &["lineage", "marts.mart_customer_analytics.lifetime_value", "--cached"]);
+    ok(&o);
+    insta::assert_snapshot!("demo_lineage_text", stdout(&o));
+}
+
+/// `dp docs serve --port 0` serves the site on loopback.
+#[test]
+fn docs_serve_serves_the_site() {
+    let dir = fixture("jaffle");
+    let p = dir.path();
+    let o = run(p, &["docs", "serve", "--port", "0"]);
+    assert!(stderr(&o).contains("has no docs site") && stderr(&o).contains("hint: run `dp docs generate` first"), "{}", stderr(&o));
+    ok(&run(p, &["docs", "generate"]));
+    let mut child = dp().current_dir(p).args(["docs", "serve", "--port", "0"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let addr = line.split("http://").nth(1).and_then(|s| s.split('/').next()).unwrap_or_else(|| panic!("no URL in {line}")).to_string();
+    let get = |path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let index = get("/");
+    let data = get("/data/index.js");
+    let outside = get("/../warehouse.toml");
+    let missing = get("/nope.js");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(index.starts_with("HTTP/1.1 200 OK") && index.contains("text/html") && index.contains("<script src=\"app.js\">"), "{index}");
+    assert!(data.contains("text/javascript") && data.contains("\"model.jaffle.customers\""), "{data}");
+    assert!(outside.starts_with("HTTP/1.1 403"), "{outside}");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
+
+/// The HTTP transport: events POSTed as JSON, a failing request retried.
+#[test]
+fn openlineage_http_transport_retries() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut bodies: Vec<(String, String)> = vec![];
+        let mut served = 0;
+        listener.set_nonblocking(false).unwrap();
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            served += 1;
+            // The first request fails: the transport must retry it.
+            let status = if served == 1 { "503 Service Unavailable" } else { "200 OK" };
+            write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+            if served > 1 {
+                bodies.push((head, String::from_utf8(body).unwrap()));
+            }
+            if bodies.len() == 4 {
+                return bodies;
+            }
+        }
+        bodies
+    });
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/a.sql", "select 1 as id"),
+        ("models/b.sql", "select id * 2 as id2 from {{ ref('a') }}"),
+    ]);
+    let o = dp().current_dir(dir.path()).env("OPENLINEAGE_URL", &url).env("OPENLINEAGE_API_KEY", "secret-key").args(["run"]).output().unwrap();
+    ok(&o);
+    assert!(stderr(&o).contains("OpenLineage: 4 events sent"), "{}", stderr(&o));
+    let bodies = server.join().unwrap();
+    assert!(bodies.iter().all(|(h, _)| h.starts_with("POST /api/v1/lineage HTTP/1.1") && h.to_ascii_lowercase().contains("authorization: bearer secret-key")));
+    let events: Vec<Value> = bodies.iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+    validate_openlineage(&events);
+    let b = events.iter().find(|e| e["job"]["name"] == "p.b" && e["eventType"] == "COMPLETE").unwrap();
+    assert_eq!(b["outputs"][0]["facets"]["columnLineage"]["fields"]["id2"]["inputFields"][0]["field"], "id");
+    assert_eq!(b["outputs"][0]["facets"]["columnLineage"]["fields"]["id2"]["inputFields"][0]["transformations"][0]["subtype"], "TRANSFORMATION");
+}
+
+/// A failing model: FAIL with the error message.
+#[test]
+fn openlineage_fail_event() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/a.sql", "select nope from (select 1 as id) x"),
+    ]);
+    let p = dir.path();
+    let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", p.join("ol.ndjson")).args(["run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let events: Vec<Value> = std::fs::read_to_string(p.join("ol.ndjson")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    validate_openlineage(&events);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1]["eventType"], "FAIL");
+    assert!(events[1]["run"]["facets"]["errorMessage"]["message"].as_str().unwrap().contains("nope"));
+    assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
+}
