@@ -225,7 +225,7 @@ fn demo_docs_catalog_lineage_and_openlineage_events() {
     assert!(out["outputFacets"]["outputStatistics"]["rowCount"].as_u64().unwrap() > 0);
     let cl = &out["facets"]["columnLineage"]["fields"]["order_id"]["inputFields"];
     assert!(
-        cl.as_array().unwrap().iter().any(|i| i["name"].as_str().unwrap().ends_with("/warehouse/staging/stg_orders") && i["field"] == "order_id"),
+        cl.as_array().unwrap().iter().any(|i| i["name"].as_str().unwrap().ends_with("/warehouse/intermediate/int_customer_orders") && i["field"] == "order_id"),
         "{cl:#}"
     );
     assert!(fct[1]["inputs"].as_array().unwrap().iter().any(|i| i["facets"]["schema"]["fields"].is_array()));
@@ -234,7 +234,7 @@ fn demo_docs_catalog_lineage_and_openlineage_events() {
     let o = run(p, &["docs", "generate"]);
     ok(&o);
     let err = stderr(&o);
-    assert!(err.contains("Catalog: 16 relations and 5 sources"), "{err}");
+    assert!(err.contains("Catalog: 16 relations and 4 sources"), "{err}");
     let schema = read_json(&repo().join("tests/fixtures/schemas/catalog.v1.json"));
     let catalog = read_json(&p.join("target/catalog.json"));
     check(&validator(&schema, &[]), "catalog.json", &catalog);
@@ -247,7 +247,6 @@ fn demo_docs_catalog_lineage_and_openlineage_events() {
     let counted = stdout(&run(p, &["show", "--inline", "select count(*) as n from {{ ref('fct_orders') }}", "--format", "csv"]));
     assert_eq!(counted.lines().nth(1).unwrap().trim(), rows.to_string());
     assert!(fct["stats"]["bytes"]["value"].as_u64().unwrap() > 0);
-    assert_eq!(catalog["nodes"]["model.dp_demo.stg_orders"]["metadata"]["type"], "VIEW");
     let src = &catalog["sources"]["source.dp_demo.raw.orders"];
     assert!(src["stats"]["row_count"]["value"].as_u64().unwrap() > 0, "{src:#}");
     assert!(p.join("target/manifest.json").is_file());
@@ -271,7 +270,14 @@ fn docs_serve_serves_the_site() {
     let p = dir.path();
     let o = run(p, &["docs", "serve", "--port", "0"]);
     assert!(stderr(&o).contains("has no docs site") && stderr(&o).contains("hint: run `dp docs generate` first"), "{}", stderr(&o));
+    ok(&run(p, &["build"]));
     ok(&run(p, &["docs", "generate"]));
+    // Views are in the catalog too (their planned schema; no stats).
+    let catalog = read_json(&p.join("target/catalog.json"));
+    let stg = &catalog["nodes"]["model.jaffle.stg_orders"];
+    assert_eq!(stg["metadata"]["type"], "VIEW", "{stg:#}");
+    assert_eq!(stg["stats"]["has_stats"]["value"], false);
+    assert_eq!(catalog["nodes"]["seed.jaffle.raw_orders"]["stats"]["row_count"]["value"], 40);
     let mut child = dp().current_dir(p).args(["docs", "serve", "--port", "0"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let line = lines.next().unwrap().unwrap();
