@@ -99,6 +99,7 @@ fn base(n: &Node) -> NodeLineage {
 /// Column lineage of every model (and the columns of seeds and sources).
 /// `compiled` must hold the models' SQL compiled as for a full refresh.
 pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &Engine) -> Lineage {
+    let started = std::time::Instant::now();
     let resolver = resolver(project);
     let mut nodes: IndexMap<String, NodeLineage> = IndexMap::new();
     // Seeds and sources first: their schemas come from files.
@@ -147,6 +148,9 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
     let models: IndexSet<String> =
         project.nodes.iter().filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Snapshot)).map(|(u, _)| u.clone()).collect();
     let tracer = Tracer { resolve: &resolver };
+    // One state for all plans: tables registered later are visible through
+    // its (shared) catalogs, and cloning a state per model is costly.
+    let state = engine.ctx.state();
     for uid in dag.topo_order(&models) {
         let n = &project.nodes[&uid];
         let mut nl = base(n);
@@ -155,7 +159,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
             nodes.insert(uid, nl);
             continue;
         };
-        match engine.ctx.state().create_logical_plan(sql).await {
+        match state.create_logical_plan(sql).await {
             Ok(plan) => {
                 let traced = tracer.trace(&plan);
                 let schema = plan.schema().as_arrow().clone();
@@ -169,12 +173,20 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
                 }
             }
             Err(e) => {
-                nl.unavailable = Some(format!("column lineage unavailable: {}", first_line(&e.to_string())));
+                // Blame the first parent without column lineage, if any
+                // (its table was never registered), else the planner.
+                let parent = n.depends_on.iter().find(|d| nodes.get(*d).is_some_and(|p| p.unavailable.is_some()));
+                let why = match parent {
+                    Some(p) => format!("its parent {} has none", crate::graph::short_name(p)),
+                    None => first_line(&e.to_string()),
+                };
+                nl.unavailable = Some(format!("column lineage unavailable: {why}"));
                 nl.columns = columns_of(&declared_schema(n));
             }
         }
         nodes.insert(uid, nl);
     }
+    tracing::debug!(nodes = nodes.len(), seconds = started.elapsed().as_secs_f64(), "column lineage planned and traced");
     Lineage { generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true), nodes }
 }
 

@@ -50,6 +50,7 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
     } else {
         let l = load(g, LoadArgs { which: "lineage", ..Default::default() }, printer)?;
         let compiled = compile_models(&l)?;
+        tracing::debug!(seconds = t.elapsed().as_secs_f64(), "loaded and compiled");
         let engine = Engine::new(&l.project, None)?;
         let lineage = build_and_write(&l, &compiled, &engine).await?;
         let models = lineage.nodes.values().filter(|n| n.resource_type == "model").count();
