@@ -159,7 +159,7 @@ pub fn text(lineage: &Lineage, start: &Col, dir: Direction, edges: &[Edge]) -> S
         }
     }
     rec(lineage, dir, start, "", &by_parent, &mut vec![start.clone()], &mut out);
-    if let Some(n) = lineage.nodes.get(&start.0).filter(|n| !n.dataset.is_empty()) {
+    if let Some(n) = lineage.nodes.get(&start.0).filter(|n| dir == Direction::Upstream && !n.dataset.is_empty()) {
         out.push_str(&format!("\nall rows of {} also depend on:\n", display(lineage, &start.0)));
         for i in &n.dataset {
             out.push_str(&format!("   {}  [{}]\n", col_name(lineage, &(i.node.clone(), i.column.clone())), label(&i.transformations)));
