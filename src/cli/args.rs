@@ -153,6 +153,7 @@ pub enum Command {
         action: DocsAction,
     },
     /// Column-level lineage: a column's upstream or downstream columns.
+    #[command(args_conflicts_with_subcommands = true)]
     Lineage(LineageArgs),
 }
 
@@ -174,6 +175,8 @@ pub enum DocsAction {
 
 #[derive(Debug, Args, Clone)]
 pub struct LineageArgs {
+    #[command(subcommand)]
+    pub action: Option<LineageAction>,
     /// A column: schema.model.column (e.g. marts.fct_orders.order_id),
     /// model.column or source.table.column. Without it, lineage is rebuilt
     /// into target/lineage.json and summarized.
@@ -193,6 +196,20 @@ pub struct LineageArgs {
     /// Read target/lineage.json as it is instead of rebuilding it.
     #[arg(long)]
     pub cached: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LineageAction {
+    /// Create/update tables and table- and column-level lineage in
+    /// OpenMetadata (token from OPENMETADATA_JWT_TOKEN).
+    Push {
+        /// OpenMetadata's base URL, e.g. http://localhost:8585.
+        #[arg(long)]
+        openmetadata: String,
+        /// Read target/lineage.json as it is instead of rebuilding it.
+        #[arg(long)]
+        cached: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

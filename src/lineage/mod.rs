@@ -1,9 +1,11 @@
 //! Lineage: column-level lineage of every model from DataFusion's logical
 //! plans ([`plan`], [`build`]), stored as `target/lineage.json` and queried
-//! by `dp lineage` ([`query`]); OpenLineage run events ([`openlineage`]).
+//! by `dp lineage` ([`query`]); OpenLineage run events ([`openlineage`]);
+//! tables and lineage pushed to OpenMetadata ([`openmetadata`]).
 
 pub mod build;
 pub mod openlineage;
+pub mod openmetadata;
 pub mod plan;
 pub mod query;
 

@@ -374,3 +374,125 @@ fn openlineage_fail_event() {
     assert!(events[1]["run"]["facets"]["errorMessage"]["message"].as_str().unwrap().contains("nope"));
     assert_eq!(events[0]["run"]["runId"], events[1]["run"]["runId"]);
 }
+
+/// `dp lineage push --openmetadata URL` against a local server that checks
+/// each request against the fields OpenMetadata's published schemas
+/// require (createDatabaseService, createDatabase, createDatabaseSchema,
+/// createTable: `name` + parent FQN + `columns[].{name, dataType}`;
+/// addLineage: `edge` = entitiesEdge with entityReference `{id, type}`,
+/// no other keys, `lineageDetails.columnsLineage[].{fromColumns, toColumn}`).
+#[test]
+fn openmetadata_push_creates_tables_and_lineage_idempotently() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen: Vec<(String, String, Value)> = vec![];
+        let mut tables: BTreeMap<String, String> = BTreeMap::new();
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut request = String::new();
+            r.read_line(&mut request).unwrap();
+            let mut len = 0usize;
+            let mut auth = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line.trim().to_string();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+            assert_eq!(auth.to_ascii_lowercase(), "authorization: bearer om-token", "every request carries the token");
+            let reply = match path.as_str() {
+                "/api/v1/tables" => {
+                    let fqn = format!("{}.{}", body["databaseSchema"].as_str().unwrap(), body["name"].as_str().unwrap());
+                    let n = tables.len();
+                    let id = tables.entry(fqn.clone()).or_insert_with(|| format!("00000000-0000-4000-8000-{n:012}")).clone();
+                    json!({"id": id, "fullyQualifiedName": fqn})
+                }
+                _ => json!({"id": "00000000-0000-4000-8000-ffffffffffff"}),
+            };
+            let text = reply.to_string();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}", text.len()).unwrap();
+            let done = body.get("done").is_some();
+            seen.push((method, path, body));
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let dir = fixture("jaffle");
+    let p = dir.path();
+    for _ in 0..2 {
+        let o = dp().current_dir(p).env("OPENMETADATA_JWT_TOKEN", "om-token").args(["lineage", "push", "--openmetadata", &url]).output().unwrap();
+        ok(&o);
+        assert!(stderr(&o).contains("OpenMetadata (http://127.0.0.1:"), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("om-token"), "the token was printed");
+    }
+    // Stop the server.
+    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    write!(s, "PUT /stop HTTP/1.1\r\nAuthorization: Bearer om-token\r\nContent-Length: 13\r\n\r\n{{\"done\":true}}").unwrap();
+    let mut sink = String::new();
+    let _ = s.read_to_string(&mut sink);
+    let seen = server.join().unwrap();
+    let seen = &seen[..seen.len() - 1];
+    assert!(seen.iter().all(|(m, _, _)| m == "PUT"));
+    // The second push sent exactly what the first did (PUT: create or update).
+    let (first, second) = seen.split_at(seen.len() / 2);
+    assert_eq!(first.iter().map(|x| (&x.1, &x.2)).collect::<Vec<_>>(), second.iter().map(|x| (&x.1, &x.2)).collect::<Vec<_>>());
+    let of = |path: &str| first.iter().filter(|x| x.1 == path).map(|x| &x.2).collect::<Vec<_>>();
+    assert_eq!(of("/api/v1/services/databaseServices")[0]["serviceType"], "CustomDatabase");
+    assert_eq!(of("/api/v1/databases")[0], &json!({"name": "dp", "service": "jaffle"}));
+    assert_eq!(of("/api/v1/databaseSchemas"), vec![&json!({"name": "main", "database": "jaffle.dp"})]);
+    let tables = of("/api/v1/tables");
+    assert_eq!(tables.len(), 8, "3 seeds + 5 non-ephemeral models");
+    for t in &tables {
+        assert!(t["name"].is_string() && t["databaseSchema"] == "jaffle.dp.main", "{t:#}");
+        assert!(t["columns"].as_array().unwrap().iter().all(|c| c["name"].is_string() && c["dataType"].is_string()), "{t:#}");
+    }
+    let customers = tables.iter().find(|t| t["name"] == "customers").unwrap();
+    let clv = customers["columns"].as_array().unwrap().iter().find(|c| c["name"] == "customer_lifetime_value").unwrap();
+    assert_eq!(clv["dataType"], "DOUBLE");
+    let edges = of("/api/v1/lineage");
+    for e in &edges {
+        let edge = e["edge"].as_object().unwrap();
+        assert!(edge.keys().all(|k| ["fromEntity", "toEntity", "description", "lineageDetails"].contains(&k.as_str())), "{e:#}");
+        for end in ["fromEntity", "toEntity"] {
+            assert_eq!(edge[end]["type"], "table");
+            assert!(edge[end]["id"].as_str().unwrap().len() == 36);
+        }
+        for c in edge["lineageDetails"]["columnsLineage"].as_array().unwrap() {
+            assert!(c["fromColumns"].as_array().unwrap().iter().all(|f| f.as_str().unwrap().starts_with("jaffle.dp.main.")));
+            assert!(c["toColumn"].as_str().unwrap().starts_with("jaffle.dp.main."));
+        }
+    }
+    // customers ← stg_payments carries the lifetime value's column pair
+    // (through the ephemeral customer_payments).
+    let to_customers: Vec<&&Value> = edges.iter().filter(|e| e["edge"]["toEntity"]["id"] == customers_id(first)).collect();
+    assert_eq!(to_customers.len(), 3, "stg_customers, stg_orders, stg_payments → customers");
+    let pairs: Vec<String> =
+        to_customers.iter().flat_map(|e| e["edge"]["lineageDetails"]["columnsLineage"].as_array().unwrap().clone()).map(|c| c.to_string()).collect();
+    assert!(
+        pairs
+            .iter()
+            .any(|p| p.contains("\"fromColumns\":[\"jaffle.dp.main.stg_payments.amount\"]") && p.contains("main.customers.customer_lifetime_value\"")),
+        "{pairs:#?}"
+    );
+}
+
+fn customers_id(requests: &[(String, String, Value)]) -> String {
+    let n = requests.iter().filter(|x| x.1 == "/api/v1/tables").position(|x| x.2["name"] == "customers").unwrap();
+    format!("00000000-0000-4000-8000-{n:012}")
+}

@@ -7,7 +7,7 @@ use indexmap::IndexSet;
 use std::process::ExitCode;
 
 use crate::cli::Printer;
-use crate::cli::args::{GlobalArgs, LineageArgs};
+use crate::cli::args::{GlobalArgs, LineageAction, LineageArgs};
 use crate::cli::context::{LoadArgs, Loaded, load};
 use crate::compile::{CompileOptions, Compiled, compile};
 use crate::engine::Engine;
@@ -44,7 +44,9 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
     if !["text", "json", "dot"].contains(&format) {
         anyhow::bail!("--format must be text, json or dot, not '{format}'");
     }
-    let lineage = if a.cached {
+    let cached = a.cached || matches!(a.action, Some(LineageAction::Push { cached: true, .. }));
+    let mut loaded = None;
+    let lineage = if cached {
         let settings = crate::cli::context::settings(g, None)?;
         Lineage::read(&settings.target_dir().join("lineage.json"))?
     } else {
@@ -63,8 +65,22 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
         for (u, why) in unavailable {
             printer.warn(format!("{}: {why}", crate::graph::short_name(u)));
         }
+        loaded = Some(l);
         lineage
     };
+    if let Some(LineageAction::Push { openmetadata, .. }) = &a.action {
+        let l = match loaded {
+            Some(l) => l,
+            None => load(g, LoadArgs { which: "lineage", ..Default::default() }, printer)?,
+        };
+        let token = std::env::var("OPENMETADATA_JWT_TOKEN").ok().filter(|t| !t.is_empty());
+        let p = crate::lineage::openmetadata::push(&lineage, &l.project, openmetadata, token).await?;
+        printer.info(format!(
+            "OpenMetadata ({openmetadata}): {} tables and {} lineage edges ({} column mappings) created or updated under service '{}'",
+            p.tables, p.edges, p.column_pairs, l.project.settings.project_name
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(column) = &a.column else { return Ok(ExitCode::SUCCESS) };
     let start = query::resolve(&lineage, column)?;
     let dir = if a.downstream { Direction::Downstream } else { Direction::Upstream };
