@@ -485,9 +485,7 @@ fn openmetadata_push_creates_tables_and_lineage_idempotently() {
     let pairs: Vec<String> =
         to_customers.iter().flat_map(|e| e["edge"]["lineageDetails"]["columnsLineage"].as_array().unwrap().clone()).map(|c| c.to_string()).collect();
     assert!(
-        pairs
-            .iter()
-            .any(|p| p.contains("\"fromColumns\":[\"jaffle.dp.main.stg_payments.amount\"]") && p.contains("main.customers.customer_lifetime_value\"")),
+        pairs.iter().any(|p| p.contains("\"fromColumns\":[\"jaffle.dp.main.stg_payments.amount\"]") && p.contains("main.customers.customer_lifetime_value\"")),
         "{pairs:#?}"
     );
 }
