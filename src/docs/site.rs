@@ -152,6 +152,7 @@ fn detail(
         "raw": n.raw_code,
         "compiled": compiled.and_then(|c| c.sql.get(&n.unique_id)),
         "location": n.source.as_ref().and_then(|s| s.location.clone()),
+        "published": nl.and_then(|l| l.published.clone()),
         "columns": columns,
         "tests": node_tests,
         "stats": stats,

@@ -82,8 +82,19 @@ fn columns_of(s: &Schema) -> IndexMap<String, ColumnLineage> {
     s.fields().iter().map(|f| (f.name().clone(), ColumnLineage { data_type: ty(f.data_type()), ..Default::default() })).collect()
 }
 
-fn base(n: &Node) -> NodeLineage {
+/// Whether the node is configured with `publish = ["postgres"]`.
+fn publishes(n: &Node) -> bool {
+    match n.config.get("publish") {
+        Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some("postgres")),
+        Some(serde_json::Value::String(s)) => s == "postgres",
+        _ => false,
+    }
+}
+
+fn base(project: &Project, n: &Node) -> NodeLineage {
+    let published = project.settings.target.postgres.is_some() && publishes(n) && n.materialized() != "ephemeral" && n.source.is_none();
     NodeLineage {
+        published: published.then(|| format!("postgres:{}.{}", n.schema, n.alias)),
         resource_type: n.resource_type.as_str().to_string(),
         relation: match &n.source {
             Some(s) => format!("{}.{}", n.schema, s.identifier),
@@ -106,7 +117,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
     for (uid, n) in &project.nodes {
         match n.resource_type {
             ResourceType::Seed => {
-                let mut nl = base(n);
+                let mut nl = base(project, n);
                 let path = project.settings.root.join(&n.original_file_path);
                 let read = std::fs::read(&path)
                     .map_err(|e| e.to_string())
@@ -125,7 +136,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
                 nodes.insert(uid.clone(), nl);
             }
             ResourceType::Source => {
-                let mut nl = base(n);
+                let mut nl = base(project, n);
                 let ident = n.source.as_ref().map(|s| s.identifier.clone()).unwrap_or_else(|| n.name.clone());
                 match engine.ctx.table_provider(TableReference::partial(n.schema.as_str(), ident.as_str())).await {
                     Ok(t) => nl.columns = columns_of(&t.schema()),
@@ -153,7 +164,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
     let state = engine.ctx.state();
     for uid in dag.topo_order(&models) {
         let n = &project.nodes[&uid];
-        let mut nl = base(n);
+        let mut nl = base(project, n);
         let Some(sql) = compiled.sql.get(&uid) else {
             nl.unavailable = Some("column lineage unavailable: the model was not compiled".into());
             nodes.insert(uid, nl);

@@ -155,6 +155,11 @@ pub struct NodeLineage {
     /// Sources: where the bronze files are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Where `dp run` / `dp publish` copies the table beyond the warehouse:
+    /// `postgres:<schema>.<table>` (models with `publish = ["postgres"]`
+    /// on a target with a `[postgres]` server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
 }
 
 /// `target/lineage.json`.

@@ -181,6 +181,9 @@ fn notes(lineage: &Lineage, c: &Col) -> String {
     if let Some(l) = &n.location {
         s.push_str(&format!("  <- files {l}"));
     }
+    if let Some(p) = n.published.as_deref().and_then(|p| p.strip_prefix("postgres:")) {
+        s.push_str(&format!("  -> PostgreSQL {p}"));
+    }
     s
 }
 

@@ -494,3 +494,24 @@ fn customers_id(requests: &[(String, String, Value)]) -> String {
     let n = requests.iter().filter(|x| x.1 == "/api/v1/tables").position(|x| x.2["name"] == "customers").unwrap();
     format!("00000000-0000-4000-8000-{n:012}")
 }
+
+/// Lineage continues past the warehouse: models published to PostgreSQL
+/// say where (no server needed to know it).
+#[test]
+fn lineage_shows_postgres_publishing() {
+    let dir = project(&[
+        (
+            "warehouse.toml",
+            "[project]\nname = \"p\"\n[targets.dev]\nwarehouse = \"./warehouse\"\n[targets.dev.postgres]\nhost = \"localhost\"\n[models]\nmaterialized = \"table\"\n[models.marts]\npublish = [\"postgres\"]\nschema = \"marts\"\n",
+        ),
+        ("models/base.sql", "select 1 as id, 2.5 as amount"),
+        ("models/marts/totals.sql", "select id, sum(amount) as total from {{ ref('base') }} group by id"),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["lineage", "base.amount", "--downstream"]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "main.base.amount\n└─ main_marts.totals.total  [DIRECT/AGGREGATION]  -> PostgreSQL main_marts.totals");
+    let l = read_json(&p.join("target/lineage.json"));
+    assert_eq!(l["nodes"]["model.p.totals"]["published"], "postgres:main_marts.totals");
+    assert!(l["nodes"]["model.p.base"].get("published").is_none());
+}

@@ -215,6 +215,7 @@
       if (n[4] && n[2] !== 'source') h += '<div class="kv">materialized <b>' + esc(n[4]) + '</b></div>';
       h += '<div class="kv">file <b>' + esc(d.path) + '</b></div>';
       if (d.location) h += '<div class="kv">files <b>' + esc(d.location) + '</b></div>';
+      if (d.published) h += '<div class="kv">published to <b>' + esc(d.published.replace(/^postgres:/, 'PostgreSQL ')) + '</b></div>';
       if (d.tags && d.tags.length) h += '<div class="kv">tags <b>' + d.tags.map(esc).join(', ') + '</b></div>';
       if (d.stats && d.stats.row_count) h += '<div class="kv">rows <b>' + fmt(d.stats.row_count.value) + '</b>' + (d.stats.bytes ? ' · size <b>' + fmt(d.stats.bytes.value) + ' bytes</b>' : '') + '</div>';
       $('summary').innerHTML = h;
