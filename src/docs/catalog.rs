@@ -122,12 +122,12 @@ async fn source(engine: &Engine, n: &Node) -> Result<Option<Value>, String> {
     let schema = t.schema();
     // Parquet answers count(*) from its footers (DataFusion's statistics);
     // other formats would need a scan, so they get no row count.
-    let parquet = s.format.as_deref().map(|f| f == "parquet").unwrap_or_else(|| !s.location.as_deref().unwrap_or("").to_ascii_lowercase().ends_with(".csv"));
-    let rows = if parquet && s.location.as_deref().is_some_and(|l| !l.to_ascii_lowercase().contains(".json")) {
-        count_from_metadata(engine, &name).await
-    } else {
-        None
+    let loc = s.location.as_deref().unwrap_or("").to_ascii_lowercase();
+    let parquet = match s.format.as_deref() {
+        Some(f) => f == "parquet",
+        None => ![".csv", ".csv.gz", ".tsv", ".json", ".ndjson", ".jsonl"].iter().any(|e| loc.ends_with(e)),
     };
+    let rows = if parquet { count_from_metadata(engine, &name).await } else { None };
     Ok(Some(entry(n, "external", &s.identifier, &schema, stats(rows, None, None))))
 }
 

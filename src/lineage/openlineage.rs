@@ -36,6 +36,22 @@ pub enum Transport {
     Http { url: String, api_key: Option<String> },
 }
 
+/// Where events go and the jobs' namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub transport: Transport,
+    /// `OPENLINEAGE_NAMESPACE` (default: the project's name).
+    pub namespace: Option<String>,
+}
+
+impl Config {
+    /// What the environment asks for, if anything.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Config> {
+        let transport = Transport::from_env(env)?;
+        Some(Config { transport, namespace: env("OPENLINEAGE_NAMESPACE").filter(|s| !s.is_empty()) })
+    }
+}
+
 impl Transport {
     /// The transport the environment asks for, if any.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Transport> {
@@ -118,22 +134,16 @@ pub struct Emitter {
 
 impl Emitter {
     /// Starts the background sender (needs a tokio runtime).
-    pub fn start(transport: Transport, project: Arc<Project>, lineage: Option<Arc<Lineage>>, invocation_id: &str, command: &str) -> Emitter {
-        Self::with_capacity(transport, project, lineage, invocation_id, command, QUEUE)
+    pub fn start(config: Config, project: Arc<Project>, lineage: Option<Arc<Lineage>>, invocation_id: &str, command: &str) -> Emitter {
+        Self::with_capacity(config, project, lineage, invocation_id, command, QUEUE)
     }
 
-    pub fn with_capacity(
-        transport: Transport,
-        project: Arc<Project>,
-        lineage: Option<Arc<Lineage>>,
-        invocation_id: &str,
-        command: &str,
-        capacity: usize,
-    ) -> Emitter {
+    /// As [`Emitter::start`], with a queue of `capacity` events.
+    pub fn with_capacity(config: Config, project: Arc<Project>, lineage: Option<Arc<Lineage>>, invocation_id: &str, command: &str, capacity: usize) -> Emitter {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let counters = Arc::new(Counters { sent: AtomicU64::new(0), dropped: AtomicU64::new(0), failed: AtomicU64::new(0) });
-        let worker = tokio::spawn(run_transport(transport, rx, counters.clone()));
-        let namespace = std::env::var("OPENLINEAGE_NAMESPACE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| project.settings.project_name.clone());
+        let worker = tokio::spawn(run_transport(config.transport, rx, counters.clone()));
+        let namespace = config.namespace.unwrap_or_else(|| project.settings.project_name.clone());
         let parent = (uuid::Uuid::parse_str(invocation_id).unwrap_or_else(|_| uuid::Uuid::new_v4()), format!("{}.{command}", project.settings.project_name));
         Emitter { tx: Mutex::new(Some(tx)), worker: Mutex::new(Some(worker)), counters, namespace, project, lineage, runs: Mutex::new(HashMap::new()), parent }
     }
@@ -403,5 +413,11 @@ mod tests {
         let env = |k: &str| (k == "DP_OPENLINEAGE_FILE").then(|| "ol.ndjson".to_string());
         assert_eq!(Transport::from_env(&env), Some(Transport::File("ol.ndjson".into())));
         assert_eq!(Transport::from_env(&|_| None), None);
+        let env = |k: &str| match k {
+            "DP_OPENLINEAGE_FILE" => Some("ol.ndjson".to_string()),
+            "OPENLINEAGE_NAMESPACE" => Some("prod".to_string()),
+            _ => None,
+        };
+        assert_eq!(Config::from_env(&env), Some(Config { transport: Transport::File("ol.ndjson".into()), namespace: Some("prod".into()) }));
     }
 }

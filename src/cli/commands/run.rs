@@ -12,7 +12,7 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
-use crate::lineage::openlineage::{Emitter, Transport};
+use crate::lineage::openlineage::{Config, Emitter};
 use crate::project::nodes::ResourceType;
 use crate::runner::batch::{self, Batches};
 use crate::runner::test::TestFlags;
@@ -138,18 +138,18 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// The OpenLineage transport the environment configures, with the
+/// The OpenLineage transport (and namespace) the environment configures, with the
 /// project's column lineage (planned in a session of its own; `None` if
 /// it cannot be built, and the events then go without it).
-async fn openlineage_lineage(l: &crate::cli::context::Loaded) -> Option<(Transport, Option<crate::lineage::Lineage>)> {
-    let transport = Transport::from_env(&|k| std::env::var(k).ok())?;
+async fn openlineage_lineage(l: &crate::cli::context::Loaded) -> Option<(Config, Option<crate::lineage::Lineage>)> {
+    let config = Config::from_env(&|k| std::env::var(k).ok())?;
     let compiled = super::lineage::compile_models(l).ok();
     let engine = Engine::new(&l.project, None).ok();
     let lineage = match (compiled, engine) {
         (Some(c), Some(e)) => Some(crate::lineage::build::build(&l.project, &l.dag, &c, &e).await),
         _ => None,
     };
-    Some((transport, lineage))
+    Some((config, lineage))
 }
 
 /// Each unit test just before its model in the run order (as dbt numbers them).
