@@ -68,7 +68,8 @@ pub fn resolve(lineage: &Lineage, name: &str) -> Result<Col, LineageError> {
     // The node exists but not the column: say which columns it has.
     let (node_part, _) = name.rsplit_once('.').unwrap_or((name, ""));
     let hint = if close.is_empty() {
-        format!("\n  hint: columns are named schema.model.column, e.g. {}", all.keys().min().cloned().unwrap_or_default())
+        let example = all.keys().filter(|k| k.matches('.').count() == 2).min().or(all.keys().min()).cloned().unwrap_or_default();
+        format!("\n  hint: columns are named schema.model.column, e.g. {example}")
     } else {
         format!("\n  hint: did you mean {}?", close.join(", "))
     };

@@ -64,7 +64,7 @@ async fn serve(g: &GlobalArgs, port: u16, printer: &Printer) -> anyhow::Result<E
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .with_context(|| format!("listening on 127.0.0.1:{port}\n  hint: pick another port with --port (0: any free one)"))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{port}: {e}\n  hint: pick another port with --port (0: any free one)"))?;
     let addr = listener.local_addr()?;
     printer.info(format!("Serving {} on http://{addr}/ (Ctrl-C to stop)", dir.display()));
     tokio::select! {
