@@ -200,6 +200,69 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Documentation: target/catalog.json and a static docs site (target/docs/).
+    Docs {
+        #[command(subcommand)]
+        action: DocsAction,
+    },
+    /// Column-level lineage: a column's upstream or downstream columns.
+    #[command(args_conflicts_with_subcommands = true)]
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// Write target/catalog.json, target/lineage.json and the docs site in target/docs/.
+    Generate {
+        /// Skip column lineage (faster on very large projects).
+        #[arg(long)]
+        no_lineage: bool,
+    },
+    /// Serve target/docs/ on http://127.0.0.1:<port> until Ctrl-C.
+    Serve {
+        /// Port (0: any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LineageArgs {
+    #[command(subcommand)]
+    pub action: Option<LineageAction>,
+    /// A column: schema.model.column (e.g. marts.fct_orders.order_id),
+    /// model.column or source.table.column. Without it, lineage is rebuilt
+    /// into target/lineage.json and summarized.
+    pub column: Option<String>,
+    /// Columns it derives from (the default).
+    #[arg(long, conflicts_with = "downstream")]
+    pub upstream: bool,
+    /// Columns derived from it.
+    #[arg(long)]
+    pub downstream: bool,
+    /// At most this many hops.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// text (a tree), json or dot (Graphviz).
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Read target/lineage.json as it is instead of rebuilding it.
+    #[arg(long)]
+    pub cached: bool,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum LineageAction {
+    /// Create/update tables and table- and column-level lineage in
+    /// OpenMetadata (token from OPENMETADATA_JWT_TOKEN).
+    Push {
+        /// OpenMetadata's base URL, e.g. http://localhost:8585.
+        #[arg(long)]
+        openmetadata: String,
+        /// Read target/lineage.json as it is instead of rebuilding it.
+        #[arg(long)]
+        cached: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -6,8 +6,10 @@ mod compile;
 mod debug;
 mod demo;
 mod deps;
+mod docs;
 mod ingest;
 mod init;
+mod lineage;
 mod load;
 mod ls;
 mod parse;
@@ -45,5 +47,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
+        Command::Docs { action } => docs::run(g, action, printer).await,
+        Command::Lineage(a) => lineage::run(g, &a, printer).await,
     }
 }

@@ -14,9 +14,10 @@ use crate::cli::reporter::{Reporter, show_failures, summarize};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
 use crate::graph::select::is_empty_node;
+use crate::lineage::openlineage::{Config, Emitter, Outcome};
 use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
-use crate::runner::events::Fanout;
+use crate::runner::events::{Event, EventSink, Fanout};
 use crate::runner::results::{Args, RunResultsFile};
 use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, run_statements};
@@ -134,6 +135,7 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
         let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
         run_statements(&engine, "on-run-start", &start).await?;
     }
+    let lineage = openlineage_lineage(&l).await;
     let threads = l.project.settings.target.threads;
     let mut l = l;
     let mut virtual_nodes = std::collections::HashMap::new();
@@ -148,11 +150,24 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
+    let openlineage = lineage.map(|(t, lin)| Arc::new(Emitter::start(t, project.clone(), lin.map(Arc::new), &l.invocation_id, which)));
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
     let reporter = Reporter { printer };
     let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(vec![&reporter, &run_results]), &opts).await;
+    let ol_sink = openlineage.as_deref().map(OpenLineageSink);
+    let mut sinks: Vec<&dyn EventSink> = vec![&reporter, &run_results];
+    if let Some(s) = &ol_sink {
+        sinks.push(s);
+    }
+    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(sinks), &opts).await;
+    if let Some(ol) = openlineage {
+        let s = ol.finish(std::time::Duration::from_secs(5)).await;
+        printer.info(format!("OpenLineage: {} events sent", s.sent));
+        if s.dropped + s.failed > 0 {
+            printer.warn(format!("OpenLineage: {} events dropped (queue full), {} failed to send", s.dropped, s.failed));
+        }
+    }
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
@@ -178,6 +193,20 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
         show_failures(printer, &res, &project)?;
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The OpenLineage transport (and namespace) the environment configures, with the
+/// project's column lineage (planned in a session of its own; `None` if
+/// it cannot be built, and the events then go without it).
+async fn openlineage_lineage(l: &crate::cli::context::Loaded) -> Option<(Config, Option<crate::lineage::Lineage>)> {
+    let config = Config::from_env(&|k| std::env::var(k).ok())?;
+    let compiled = super::lineage::compile_models(l).ok();
+    let engine = Engine::new(&l.project, None).ok();
+    let lineage = match (compiled, engine) {
+        (Some(c), Some(e)) => Some(crate::lineage::build::build(&l.project, &l.dag, &c, &e).await),
+        _ => None,
+    };
+    Some((config, lineage))
 }
 
 /// Each unit test just before its model in the run order (as dbt numbers them).
@@ -233,4 +262,21 @@ fn test_gates(l: &crate::cli::context::Loaded, chosen: &IndexSet<String>) -> Vec
         }
     }
     edges
+}
+
+/// OpenLineage START / COMPLETE / FAIL events from the run's events.
+struct OpenLineageSink<'a>(&'a Emitter);
+
+impl EventSink for OpenLineageSink<'_> {
+    fn on_event(&self, event: &Event<'_>) {
+        match event {
+            Event::NodeStarted { node, .. } => self.0.node_started(node),
+            // A skipped node never started: it has no run to close.
+            Event::NodeFinished { node, result: r, .. } if r.status != crate::runner::Status::Skipped => {
+                let outcome = if r.status.blocks() { Outcome::Fail } else { Outcome::Complete };
+                self.0.node_finished(node, outcome, r.rows, r.status.blocks().then_some(r.message.as_str()));
+            }
+            _ => {}
+        }
+    }
 }
