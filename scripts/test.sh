@@ -31,6 +31,7 @@ cleanup() { for c in "${CLEANUPS[@]}"; do eval "$c" || true; done; }
 trap cleanup EXIT
 . scripts/services/postgres.sh
 . scripts/services/s3.sh
+. scripts/services/smtp.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

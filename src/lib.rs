@@ -14,6 +14,7 @@ pub(crate) mod fs;
 pub(crate) mod graph;
 pub(crate) mod jinja;
 pub(crate) mod materialize;
+pub(crate) mod orchestrate;
 pub(crate) mod postgres;
 pub(crate) mod project;
 pub(crate) mod runner;

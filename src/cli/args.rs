@@ -176,6 +176,55 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Pipelines (pipelines/*.yml): run one now, show run history, list schedules.
+    Pipeline {
+        #[command(subcommand)]
+        action: PipelineAction,
+    },
+    /// Fire pipelines on their schedules and upstream completion (foreground daemon, one per warehouse).
+    Scheduler(SchedulerArgs),
+    /// Alert channels: send a test message through each configured channel.
+    Alert {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineAction {
+    /// Run one pipeline now, with retries and alerts.
+    Run {
+        /// The pipeline's name.
+        name: String,
+    },
+    /// The last runs of each pipeline and the tries of their tasks.
+    Status {
+        /// Only this pipeline.
+        name: Option<String>,
+        /// How many runs per pipeline.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+    },
+    /// Every pipeline with its schedule, upstream pipelines and next fire times.
+    #[command(alias = "ls")]
+    List {
+        /// How many next fire times to show.
+        #[arg(long, default_value_t = 1)]
+        next: usize,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SchedulerArgs {
+    /// On SIGTERM/Ctrl-C, how long running pipelines may finish before their tasks are cancelled.
+    #[arg(long, default_value = "60s")]
+    pub grace: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertAction {
+    /// Send a test alert through every configured channel (and record it in alert_history).
+    Test,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -9,6 +9,7 @@ mod demo;
 mod errors;
 mod manifest;
 mod materializations;
+mod orchestrate;
 mod packages;
 mod parity_tables;
 mod postgres;

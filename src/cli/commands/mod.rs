@@ -1,13 +1,16 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod alert;
 mod compile;
 mod debug;
 mod demo;
 mod load;
 mod ls;
 mod parse;
+mod pipeline;
 mod publish;
 mod run;
+mod scheduler;
 mod show;
 mod sql;
 
@@ -32,5 +35,8 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Load(a) => load::run(g, &a, printer).await,
         Command::Sql(a) => sql::run(g, &a, printer).await,
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
+        Command::Pipeline { action } => pipeline::run(g, action, printer).await,
+        Command::Scheduler(a) => scheduler::run(g, &a, printer).await,
+        Command::Alert { action } => alert::run(g, action, printer).await,
     }
 }

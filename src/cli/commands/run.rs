@@ -16,7 +16,7 @@ use crate::engine::{Engine, existing_relations, parse_size};
 use crate::graph::select::is_empty_node;
 use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
-use crate::runner::events::Fanout;
+use crate::runner::events::{EventSink, Fanout};
 use crate::runner::results::RunResultsFile;
 use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, run_statements};
@@ -50,6 +50,12 @@ impl Kind {
 }
 
 pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
+    run_with(g, a, kind, printer, None).await
+}
+
+/// [`run`] with one more subscriber to the run's events (pipeline tasks
+/// collect their nodes' errors this way).
+pub async fn run_with(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer, extra: Option<&dyn EventSink>) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
@@ -110,7 +116,15 @@ pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> 
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher };
     let reporter = Reporter { printer };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, which);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(vec![&reporter, &run_results]), &opts).await;
+    let res = execute(
+        project.clone(),
+        &order,
+        Arc::new(compiled),
+        engine.clone(),
+        &Fanout([&reporter as &dyn EventSink, &run_results].into_iter().chain(extra).collect()),
+        &opts,
+    )
+    .await;
     if matches!(kind, Kind::Run | Kind::Build) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
