@@ -180,7 +180,7 @@ impl Alerter {
             .body(body.to_string())
             .send()
             .await
-            .map_err(|e| format!("posting to {}: {}", super::spec::redact(url), error_chain(&e)))?;
+            .map_err(|e| format!("posting to {}: {}", super::spec::redact(url), error_chain(&e.without_url())))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());

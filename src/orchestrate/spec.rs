@@ -380,7 +380,7 @@ pub fn parse_file(file: &Path, text: &str, out: &mut Pipelines) -> Result<(), Or
         return Ok(());
     }
     let raw: RawFile = crate::util::yaml::from_str(text).map_err(|e| {
-        let line = e.strip_prefix("line ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(1);
+        let line = e.find("line ").and_then(|i| e[i + 5..].split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()).unwrap_or(1);
         ctx.err(line, e, "a pipelines file holds `pipelines:` (a list) and optionally `alerts:`; see README, \"Pipelines\"")
     })?;
     let names = crate::util::yaml::NameIndex::new(text);

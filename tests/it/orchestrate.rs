@@ -41,9 +41,9 @@ fn definitions_are_validated_at_parse_with_file_and_line() {
     let o = run(d.path(), &["parse"]);
     assert!(stderr(&o).contains("pipelines/p.yml:3: pipelines form a cycle through `after`: a -> b -> a"), "{}", stderr(&o));
 
-    let d = pipelines("pipelines:\n  - name: a\n    tasks:\n      - name: t\n        shell: echo\n");
-    let o = run(d.path(), &["pipeline", "run", "b"]);
-    assert!(stderr(&o).contains("unknown pipeline 'b' (did you mean 'a'?)"), "{}", stderr(&o));
+    let d = pipelines("pipelines:\n  - name: nightly\n    tasks:\n      - name: t\n        shell: echo\n");
+    let o = run(d.path(), &["pipeline", "run", "nighty"]);
+    assert!(stderr(&o).contains("unknown pipeline 'nighty' (did you mean 'nightly'?)"), "{}", stderr(&o));
 
     // A missing SMTP password variable stops a run before anything runs.
     let d = pipelines(
@@ -97,7 +97,7 @@ fn transient_failures_retry_with_backoff() {
     assert_eq!(run_rows, vec!["running,manual", "success,manual"]);
     let o = run(d.path(), &["pipeline", "status"]);
     ok(&o);
-    assert!(stdout(&o).contains("fetch") && stdout(&o).contains("│ 3 "), "{}", stdout(&o));
+    assert!(stdout(&o).contains("fetch") && stdout(&o).contains("┆ 3 "), "{}", stdout(&o));
 }
 
 /// A minimal HTTP server: answers `status` to each request and hands the
@@ -135,7 +135,7 @@ fn http_server(status: u16) -> (u16, std::sync::mpsc::Receiver<String>) {
 fn failure_alerts_slack_and_alert_history_without_retrying_a_sql_like_error() {
     let (port, rx) = http_server(200);
     let d = pipelines(&format!(
-        "alerts:\n  slack:\n    webhook_url: http://127.0.0.1:{port}/services/T/B/secret\npipelines:\n  - name: nightly\n    retries: 3\n    retry_delay: 1s\n    tasks:\n      - name: broken\n        shell: echo 'SQL error: column amount2 not found' >&2; exit 1\n      - name: downstream\n        shell: echo never\n        depends_on: broken\n"
+        "alerts:\n  slack:\n    webhook_url: http://127.0.0.1:{port}/services/T/B/secret\npipelines:\n  - name: nightly\n    retries: 3\n    retry_delay: 1s\n    tasks:\n      - name: broken\n        shell: \"echo 'SQL error: column amount2 not found' >&2; exit 1\"\n      - name: downstream\n        shell: echo never\n        depends_on: broken\n"
     ));
     let o = run(d.path(), &["pipeline", "run", "nightly"]);
     assert_eq!(o.status.code(), Some(1));
@@ -196,7 +196,7 @@ fn email_alerts_reach_a_real_smtp_server() {
     let port = free_port();
     let mailbox = tempfile::tempdir().unwrap();
     let mut server = std::process::Command::new(python)
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox", mailbox.path().to_str().unwrap()])
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox", mailbox.path().join("mail").to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -207,14 +207,14 @@ fn email_alerts_reach_a_real_smtp_server() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let d = pipelines(&format!(
-        "alerts:\n  email:\n    smtp_host: 127.0.0.1\n    smtp_port: {port}\n    tls: none\n    from: dp <dp@example.com>\n    to: [oncall@example.com]\npipelines:\n  - name: nightly\n    tasks:\n      - name: load\n        shell: echo 'relation raw.orders does not exist' >&2; exit 2\n"
+        "alerts:\n  email:\n    smtp_host: 127.0.0.1\n    smtp_port: {port}\n    tls: none\n    from: dp <dp@example.com>\n    to: [oncall@example.com]\npipelines:\n  - name: nightly\n    tasks:\n      - name: load\n        shell: \"echo 'relation raw.orders does not exist' >&2; exit 2\"\n"
     ));
     let o = run(d.path(), &["pipeline", "run", "nightly"]);
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Alert for nightly sent via email"), "{}", stderr(&o));
-    let new = mailbox.path().join("new");
+    let new = mailbox.path().join("mail/new");
     let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
     assert_eq!(files.len(), 1);
     let mail = std::fs::read_to_string(files[0].path()).unwrap();
