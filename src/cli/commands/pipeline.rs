@@ -152,6 +152,7 @@ fn list(g: &GlobalArgs, next: usize, printer: &Printer) -> anyhow::Result<ExitCo
     }
     let now = chrono::Utc::now();
     let mut t = table();
+    t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic).set_width(150);
     t.set_header(vec!["pipeline", "schedule", "after", "tasks", "next fire (UTC)", "defined in"]);
     for p in pipelines.pipelines.values() {
         let sched = p.schedule.as_ref().map(|s| if s.tz == chrono_tz::UTC { s.expr.clone() } else { format!("{} ({})", s.expr, s.tz) }).unwrap_or_default();
