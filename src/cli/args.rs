@@ -183,6 +183,8 @@ pub enum Command {
     },
     /// Fire pipelines on their schedules and upstream completion (foreground daemon, one per warehouse).
     Scheduler(SchedulerArgs),
+    /// Table maintenance: compact small files, vacuum unreferenced files older than the retention, write checkpoints.
+    Maintain(MaintainArgs),
     /// Alert channels: send a test message through each configured channel.
     Alert {
         #[command(subcommand)]
@@ -219,6 +221,19 @@ pub struct SchedulerArgs {
     /// On SIGTERM/Ctrl-C, how long running pipelines may finish before their tasks are cancelled.
     #[arg(long, default_value = "60s")]
     pub grace: String,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MaintainArgs {
+    /// Models and seeds to maintain (default: all, plus dp_meta and data_platform tables).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Keep unreferenced files younger than this (default 7d, or a model's `retention` config); time travel works inside it.
+    #[arg(long)]
+    pub retention: Option<String>,
+    /// Report what would be vacuumed without deleting or compacting anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

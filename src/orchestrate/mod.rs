@@ -10,6 +10,7 @@
 
 pub(crate) mod alert;
 pub(crate) mod history;
+pub(crate) mod maintain;
 pub(crate) mod retry;
 pub(crate) mod run;
 pub(crate) mod scheduler;

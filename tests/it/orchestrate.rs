@@ -315,3 +315,40 @@ fn scheduler_restart_after_kill_records_the_interrupted_task() {
     );
     assert_eq!(r, vec!["failed"]);
 }
+
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".parquet")).count()).unwrap_or(0)
+}
+
+/// 20 scheduled-style rebuilds with a `maintain` task: a table with
+/// `retention: 0s` keeps only its current files; one with a 1-hour
+/// retention still reads its first version.
+#[test]
+fn maintain_keeps_storage_bounded_and_time_travel_inside_retention() {
+    let d = project(&[
+        ("warehouse.toml", WH),
+        ("models/t.sql", "{{ config(materialized='table', retention='0s') }}\nselect 1 as id union all select 2"),
+        ("models/u.sql", "{{ config(materialized='table', retention='1h') }}\nselect 1 as id"),
+        (
+            "pipelines/p.yml",
+            "pipelines:\n  - name: rebuild\n    tasks:\n      - name: models\n        run:\n      - name: tidy\n        maintain:\n        depends_on: models\n",
+        ),
+    ]);
+    for _ in 0..20 {
+        ok(&run(d.path(), &["pipeline", "run", "rebuild"]));
+    }
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/t")), 1, "only the current version's file is left");
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/u")), 20, "inside the retention nothing is removed");
+    assert_eq!(rows(d.path(), "select count(*) from delta_version('main.u', 0)"), vec!["1"]);
+    assert_eq!(rows(d.path(), "select count(*) from main.t"), vec!["2"]);
+    let o = run(d.path(), &["maintain", "-s", "t", "--dry-run"]);
+    ok(&o);
+    assert!(stderr(&o).contains("DRY RUN main.t") && stderr(&o).contains("vacuumed 0 files"), "{}", stderr(&o));
+    // Checkpoints are written.
+    assert!(
+        std::fs::read_dir(d.path().join("warehouse/main/t/_delta_log"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.parquet"))
+    );
+}

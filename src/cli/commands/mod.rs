@@ -6,6 +6,7 @@ mod debug;
 mod demo;
 mod load;
 mod ls;
+mod maintain;
 mod parse;
 mod pipeline;
 mod publish;
@@ -37,6 +38,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
         Command::Pipeline { action } => pipeline::run(g, action, printer).await,
         Command::Scheduler(a) => scheduler::run(g, &a, printer).await,
+        Command::Maintain(a) => maintain::run(g, &a, printer).await,
         Command::Alert { action } => alert::run(g, action, printer).await,
     }
 }

@@ -294,7 +294,12 @@ impl TaskExecutor for CliExecutor {
                 let code = super::load::run(g, &a, &printer).await.map_err(err)?;
                 return if code == ExitCode::SUCCESS { Ok("loaded".into()) } else { Err("dp load: some sources failed to load (see the lines above)".into()) };
             }
-            TaskKind::Maintain(_) | TaskKind::Ingest(_) | TaskKind::Check(_) => {
+            TaskKind::Maintain(s) => {
+                let a = crate::cli::args::MaintainArgs { select: select_args(s), ..Default::default() };
+                let code = super::maintain::run(g, &a, &printer).await.map_err(err)?;
+                return if code == ExitCode::SUCCESS { Ok("maintained".into()) } else { Err("dp maintain: some tables failed (see the lines above)".into()) };
+            }
+            TaskKind::Ingest(_) | TaskKind::Check(_) => {
                 return Err(format!("task kind '{}' is not available in this build of dp yet (task {})", task.kind.name(), task.name));
             }
             TaskKind::Shell { .. } => unreachable!("shell tasks run in orchestrate"),
