@@ -352,3 +352,29 @@ fn maintain_keeps_storage_bounded_and_time_travel_inside_retention() {
             .any(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.parquet"))
     );
 }
+
+/// On a target with [postgres], alert_history is also a PostgreSQL table.
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn alert_history_is_published_to_postgres() {
+    let pg = super::postgres::pg();
+    let d = project(&[
+        ("warehouse.toml", &format!("{WH}[targets.dev.postgres]\n")),
+        ("pipelines/p.yml", "pipelines:\n  - name: nightly\n    tasks:\n      - name: t\n        shell: exit 4\n"),
+    ]);
+    let o = pg.dp(d.path(), &["pipeline", "run", "nightly"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Alert for nightly recorded in data_platform.alert_history (no channels configured)"), "{}", stderr(&o));
+    let r = pg.rows("select pipeline, task, severity, channels, delivered::text, error from data_platform.alert_history");
+    assert_eq!(
+        r,
+        vec![vec![
+            Some("nightly".into()),
+            Some("t".into()),
+            Some("error".into()),
+            Some(String::new()),
+            Some("false".into()),
+            Some("no alert channels configured".into())
+        ]]
+    );
+}
