@@ -32,6 +32,7 @@ trap cleanup EXIT
 . scripts/services/postgres.sh
 . scripts/services/s3.sh
 . scripts/services/chromium.sh
+. scripts/services/smtp.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

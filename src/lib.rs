@@ -18,6 +18,7 @@ pub(crate) mod ingest;
 pub(crate) mod jinja;
 pub(crate) mod lineage;
 pub(crate) mod materialize;
+pub(crate) mod orchestrate;
 pub(crate) mod postgres;
 pub(crate) mod project;
 pub(crate) mod quality;

@@ -208,6 +208,20 @@ pub enum Command {
     /// Column-level lineage: a column's upstream or downstream columns.
     #[command(args_conflicts_with_subcommands = true)]
     Lineage(LineageArgs),
+    /// Pipelines (pipelines/*.yml): run one now, show run history, list schedules.
+    Pipeline {
+        #[command(subcommand)]
+        action: PipelineAction,
+    },
+    /// Fire pipelines on their schedules and upstream completion (foreground daemon, one per warehouse).
+    Scheduler(SchedulerArgs),
+    /// Table maintenance: compact small files, vacuum unreferenced files older than the retention, write checkpoints.
+    Maintain(MaintainArgs),
+    /// Alert channels: send a test message through each configured channel.
+    Alert {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +237,30 @@ pub enum DocsAction {
         /// Port (0: any free port).
         #[arg(long, default_value_t = 8080)]
         port: u16,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineAction {
+    /// Run one pipeline now, with retries and alerts.
+    Run {
+        /// The pipeline's name.
+        name: String,
+    },
+    /// The last runs of each pipeline and the tries of their tasks.
+    Status {
+        /// Only this pipeline.
+        name: Option<String>,
+        /// How many runs per pipeline.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+    },
+    /// Every pipeline with its schedule, upstream pipelines and next fire times.
+    #[command(alias = "ls")]
+    List {
+        /// How many next fire times to show.
+        #[arg(long, default_value_t = 1)]
+        next: usize,
     },
 }
 
@@ -275,6 +313,32 @@ pub struct CheckArgs {
     /// Relations validated at once (default: the target's `threads`).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SchedulerArgs {
+    /// On SIGTERM/Ctrl-C, how long running pipelines may finish before their tasks are cancelled.
+    #[arg(long, default_value = "60s")]
+    pub grace: String,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct MaintainArgs {
+    /// Models and seeds to maintain (default: all, plus dp_meta and data_platform tables).
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Keep unreferenced files younger than this (default 7d, or a model's `retention` config); time travel works inside it.
+    #[arg(long)]
+    pub retention: Option<String>,
+    /// Report what would be vacuumed without deleting or compacting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertAction {
+    /// Send a test alert through every configured channel (and record it in alert_history).
+    Test,
 }
 
 #[derive(Debug, Args, Clone, Default)]

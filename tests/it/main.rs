@@ -14,6 +14,7 @@ mod lineage;
 mod manifest;
 mod materializations;
 mod memory;
+mod orchestrate;
 mod packages;
 mod parity_tables;
 mod postgres;

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+mod alert;
 mod check;
 mod clean;
 mod compile;
@@ -12,9 +13,12 @@ mod init;
 mod lineage;
 mod load;
 mod ls;
+mod maintain;
 mod parse;
+mod pipeline;
 mod publish;
 mod run;
+mod scheduler;
 mod show;
 mod source;
 mod sql;
@@ -49,5 +53,9 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Demo { action, scale, threads } => demo::run(g, action, scale, threads, printer).await,
         Command::Docs { action } => docs::run(g, action, printer).await,
         Command::Lineage(a) => lineage::run(g, &a, printer).await,
+        Command::Pipeline { action } => pipeline::run(g, action, printer).await,
+        Command::Scheduler(a) => scheduler::run(g, &a, printer).await,
+        Command::Maintain(a) => maintain::run(g, &a, printer).await,
+        Command::Alert { action } => alert::run(g, action, printer).await,
     }
 }

@@ -10,6 +10,9 @@ pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let l = load(g, LoadArgs { which: "parse", ..Default::default() }, printer)?;
     let path = write_manifest(&l, None)?;
+    // Pipelines (pipelines/*.yml) are validated too: bad cron, unknown task
+    // kind or pipeline, cycles; errors name the file and line.
+    let pipelines = crate::orchestrate::spec::load(&l.fs)?;
     let count = |rt: crate::project::nodes::ResourceType| l.project.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::project::nodes::ResourceType as R;
     printer.info(format!(
@@ -23,6 +26,9 @@ pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         l.project.macros.len(),
         t.elapsed().as_secs_f64()
     ));
+    if !pipelines.pipelines.is_empty() {
+        printer.info(format!("Found {} pipelines", pipelines.pipelines.len()));
+    }
     printer.info(format!("Wrote {}", path.strip_prefix(&l.project.settings.root).unwrap_or(&path).display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -70,15 +70,29 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
         return Ok(ExitCode::SUCCESS);
     }
     let a = RunArgs { threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
-    execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer).await
+    execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer, None).await
 }
 
 pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
-    execute_kind(g, a, kind, None, printer).await
+    execute_kind(g, a, kind, None, printer, None).await
 }
 
-/// Runs `kind` on the selection of `a`, or on exactly `only` (retry).
-async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<IndexSet<String>>, printer: &Printer) -> anyhow::Result<ExitCode> {
+/// [`run`] with one more subscriber to the run's events (pipeline tasks
+/// collect their nodes' errors this way).
+pub async fn run_with(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer, extra: Option<&dyn EventSink>) -> anyhow::Result<ExitCode> {
+    execute_kind(g, a, kind, None, printer, extra).await
+}
+
+/// Runs `kind` on the selection of `a`, or on exactly `only` (retry), with
+/// `extra` subscribed to the run's events.
+async fn execute_kind(
+    g: &GlobalArgs,
+    a: &RunArgs,
+    kind: Kind,
+    only: Option<IndexSet<String>>,
+    printer: &Printer,
+    extra: Option<&dyn EventSink>,
+) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
@@ -160,6 +174,7 @@ async fn execute_kind(g: &GlobalArgs, a: &RunArgs, kind: Kind, only: Option<Inde
     if let Some(s) = &ol_sink {
         sinks.push(s);
     }
+    sinks.extend(extra);
     let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(sinks), &opts).await;
     if let Some(ol) = openlineage {
         let s = ol.finish(std::time::Duration::from_secs(5)).await;

@@ -1,0 +1,380 @@
+//! Pipelines: definitions and their errors, `dp pipeline run` with retries
+//! and alerts (a local HTTP server for Slack, aiosmtpd for email), run
+//! history in `dp_meta`, and `dp scheduler` (short crons, dependencies,
+//! the lock, kill -9 and restart).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::common::{dp, ok, project, run, stderr, stdout};
+
+const WH: &str = "default_target = \"dev\"\n[project]\nname = \"p\"\n[targets.dev]\nwarehouse = \"./warehouse\"\nschema = \"main\"\n";
+
+/// Rows of a query over the warehouse, as CSV lines (header dropped).
+fn rows(dir: &Path, sql: &str) -> Vec<String> {
+    let o = run(dir, &["sql", "--format", "csv", "-e", sql]);
+    ok(&o);
+    stdout(&o).lines().skip(1).map(String::from).collect()
+}
+
+fn pipelines(yaml: &str) -> tempfile::TempDir {
+    project(&[("warehouse.toml", WH), ("pipelines/p.yml", yaml)])
+}
+
+#[test]
+fn definitions_are_validated_at_parse_with_file_and_line() {
+    let d = pipelines("pipelines:\n  - name: a\n    schedule: \"99 * * * *\"\n    tasks:\n      - name: t\n        shell: echo\n");
+    let o = run(d.path(), &["parse"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("error: pipelines/p.yml:3: pipeline 'a': invalid cron pattern '99 * * * *'"), "{}", stderr(&o));
+
+    let d = pipelines("pipelines:\n  - name: a\n    tasks:\n      - name: t\n        sead: x\n");
+    let o = run(d.path(), &["pipeline", "list"]);
+    assert!(stderr(&o).contains("pipelines/p.yml:5: task 't' of pipeline 'a' has unknown kind or key 'sead'\n  hint: did you mean 'seed'?"), "{}", stderr(&o));
+
+    let d = pipelines(
+        "pipelines:\n  - name: a\n    after: [b]\n    tasks:\n      - name: t\n        shell: echo\n  - name: b\n    after: [a]\n    tasks:\n      - name: t\n        shell: echo\n",
+    );
+    let o = run(d.path(), &["parse"]);
+    assert!(stderr(&o).contains("pipelines/p.yml:3: pipelines form a cycle through `after`: a -> b -> a"), "{}", stderr(&o));
+
+    let d = pipelines("pipelines:\n  - name: nightly\n    tasks:\n      - name: t\n        shell: echo\n");
+    let o = run(d.path(), &["pipeline", "run", "nighty"]);
+    assert!(stderr(&o).contains("unknown pipeline 'nighty' (did you mean 'nightly'?)"), "{}", stderr(&o));
+
+    // A missing SMTP password variable stops a run before anything runs.
+    let d = pipelines(
+        "alerts:\n  email:\n    smtp_host: localhost\n    username: u\n    password_env: DP_TEST_NO_SUCH_VAR\n    from: a@example.com\n    to: b@example.com\npipelines:\n  - name: a\n    tasks:\n      - name: t\n        shell: touch ran\n",
+    );
+    let o = run(d.path(), &["pipeline", "run", "a"]);
+    assert!(stderr(&o).contains("pipelines/p.yml:5: the SMTP password variable DP_TEST_NO_SUCH_VAR is not set"), "{}", stderr(&o));
+    assert!(!d.path().join("ran").exists());
+}
+
+#[test]
+fn list_shows_next_fire_times() {
+    let d = pipelines(
+        "pipelines:\n  - name: nightly\n    schedule: \"30 2 * * *\"\n    timezone: Europe/Paris\n    tasks:\n      - name: t\n        shell: echo\n  - name: after_it\n    after: nightly\n    tasks:\n      - name: t\n        shell: echo\n",
+    );
+    let o = run(d.path(), &["pipeline", "list", "--next", "2"]);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("30 2 * * * (Europe/Paris)"), "{out}");
+    assert!(out.contains("after upstream"), "{out}");
+    assert!(out.contains(":30:00") && out.contains("pipelines/p.yml:2"), "{out}");
+}
+
+/// Transient failures are retried with Airflow's back-off; every try is recorded.
+#[test]
+fn transient_failures_retry_with_backoff() {
+    let d = pipelines(
+        "pipelines:\n  - name: flaky\n    retries: 3\n    retry_delay: 300ms\n    retry_exponential_backoff: true\n    max_retry_delay: 10s\n    tasks:\n      - name: fetch\n        shell: 'if [ $DP_TRY_NUMBER -lt 3 ]; then echo \"could not connect: Connection refused\" >&2; exit 1; fi; echo fetched'\n      - name: after\n        shell: echo done\n        depends_on: fetch\n",
+    );
+    let o = run(d.path(), &["pipeline", "run", "flaky"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("RETRY task flaky.fetch") && err.contains("[RETRY 1/3 in 0.3s"), "{err}");
+    assert!(err.contains("[RETRY 2/3 in 0.6s"), "{err}");
+    let tries = rows(
+        d.path(),
+        "select try_number, state, retry_delay_ms, cast(started_at as bigint), cast(ended_at as bigint) from dp_meta.task_runs where task = 'fetch' and state <> 'running' order by try_number",
+    );
+    let parsed: Vec<Vec<String>> = tries.iter().map(|l| l.split(',').map(String::from).collect()).collect();
+    assert_eq!(
+        parsed.iter().map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str())).collect::<Vec<_>>(),
+        vec![("1", "up_for_retry", "300"), ("2", "up_for_retry", "600"), ("3", "success", "")]
+    );
+    // The waits between tries follow the formula (300 ms, then 600 ms).
+    let us = |r: &Vec<String>, i: usize| r[i].parse::<i64>().unwrap();
+    let gap1 = us(&parsed[1], 3) - us(&parsed[0], 4);
+    let gap2 = us(&parsed[2], 3) - us(&parsed[1], 4);
+    assert!((300_000..2_000_000).contains(&gap1), "gap1 {gap1}µs");
+    assert!((600_000..2_300_000).contains(&gap2), "gap2 {gap2}µs");
+    let run_rows = rows(d.path(), "select state, trigger from dp_meta.pipeline_runs order by recorded_at");
+    assert_eq!(run_rows, vec!["running,manual", "success,manual"]);
+    let o = run(d.path(), &["pipeline", "status"]);
+    ok(&o);
+    assert!(stdout(&o).contains("fetch") && stdout(&o).contains("┆ 3 "), "{}", stdout(&o));
+}
+
+/// A minimal HTTP server: answers `status` to each request and hands the
+/// bodies back.
+fn http_server(status: u16) -> (u16, std::sync::mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ = tx.send(format!("{head}\n{}", String::from_utf8_lossy(&body)));
+            let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn failure_alerts_slack_and_alert_history_without_retrying_a_sql_like_error() {
+    let (port, rx) = http_server(200);
+    let d = pipelines(&format!(
+        "alerts:\n  slack:\n    webhook_url: http://127.0.0.1:{port}/services/T/B/secret\npipelines:\n  - name: nightly\n    retries: 3\n    retry_delay: 1s\n    tasks:\n      - name: broken\n        shell: \"echo 'SQL error: column amount2 not found' >&2; exit 1\"\n      - name: downstream\n        shell: echo never\n        depends_on: broken\n"
+    ));
+    let o = run(d.path(), &["pipeline", "run", "nightly"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("ERROR task nightly.broken") && !err.contains("RETRY"), "{err}");
+    assert!(err.contains("SKIP task nightly.downstream"), "{err}");
+    assert!(err.contains("Alert for nightly sent via slack"), "{err}");
+    let req = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(req.starts_with("POST /services/T/B/secret HTTP/1.1"), "{req}");
+    let body: serde_json::Value = serde_json::from_str(req.split_once("\r\n\n").map(|x| x.1).unwrap_or_else(|| req.split_once("\n\n").unwrap().1)).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("dp: task nightly.broken failed\n"), "{text}");
+    assert!(text.contains("SQL error: column amount2 not found") && text.contains("not retried"), "{text}");
+    let context = body["blocks"][1]["elements"][0]["text"].as_str().unwrap();
+    assert!(
+        context.contains("pipeline `nightly`") && context.contains("task `broken`") && context.contains("tries: 1") && context.contains("broken.1.log"),
+        "{context}"
+    );
+    assert_eq!(
+        rows(d.path(), "select pipeline, task, severity, channels, delivered, error from data_platform.alert_history"),
+        vec!["nightly,broken,error,slack,true,"]
+    );
+    assert_eq!(
+        rows(d.path(), "select task, try_number, state from dp_meta.task_runs where state <> 'running' order by task"),
+        vec!["broken,1,failed", "downstream,0,upstream_failed"]
+    );
+}
+
+#[test]
+fn an_unreachable_webhook_is_recorded_as_undelivered() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port(); // closed again at once
+    let d = pipelines(&format!(
+        "alerts:\n  slack:\n    webhook_url: http://127.0.0.1:{port}/hook\npipelines:\n  - name: p\n    tasks:\n      - name: t\n        shell: exit 3\n"
+    ));
+    let o = run(d.path(), &["pipeline", "run", "p"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("alert for p not delivered via slack: posting to http://127.0.0.1/…"), "{}", stderr(&o));
+    let r = rows(d.path(), "select channels, delivered, error like 'slack: posting to http://127.0.0.1/%' from data_platform.alert_history");
+    assert_eq!(r, vec!["slack,false,true"]);
+    // The webhook's secret path is never printed or stored.
+    assert!(!stderr(&o).contains("/hook"));
+    // dp alert test reports the undelivered channel and fails.
+    let o = run(d.path(), &["alert", "test"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("slack: not delivered"), "{}", stderr(&o));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+#[ignore = "needs aiosmtpd: run by scripts/test.sh"]
+fn email_alerts_reach_a_real_smtp_server() {
+    let Ok(python) = std::env::var("DP_TEST_AIOSMTPD_PYTHON") else {
+        panic!("DP_TEST_AIOSMTPD_PYTHON is not set: run the suite with scripts/test.sh, which installs aiosmtpd");
+    };
+    let port = free_port();
+    let mailbox = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new(python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox", mailbox.path().join("mail").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t.elapsed() < Duration::from_secs(20), "aiosmtpd did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let d = pipelines(&format!(
+        "alerts:\n  email:\n    smtp_host: 127.0.0.1\n    smtp_port: {port}\n    tls: none\n    from: dp <dp@example.com>\n    to: [oncall@example.com]\npipelines:\n  - name: nightly\n    tasks:\n      - name: load\n        shell: \"echo 'relation raw.orders does not exist' >&2; exit 2\"\n"
+    ));
+    let o = run(d.path(), &["pipeline", "run", "nightly"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Alert for nightly sent via email"), "{}", stderr(&o));
+    let new = mailbox.path().join("mail/new");
+    let files: Vec<_> = std::fs::read_dir(&new).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let mail = std::fs::read_to_string(files[0].path()).unwrap();
+    assert!(mail.contains("Subject: dp: task nightly.load failed"), "{mail}");
+    assert!(mail.contains("To: oncall@example.com"), "{mail}");
+    assert!(mail.contains("relation raw.orders does not exist"), "{mail}");
+    assert_eq!(rows(d.path(), "select channels, delivered from data_platform.alert_history"), vec!["email,true"]);
+}
+
+struct Scheduler(Child);
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn scheduler(dir: &Path) -> Scheduler {
+    Scheduler(dp().current_dir(dir).args(["scheduler", "--grace", "2s"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap())
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn lines(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default().lines().map(String::from).collect()
+}
+
+fn sigterm(c: &Child) {
+    let _ = std::process::Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+}
+
+/// A one-second cron fires several times; pipelines after it fire on its
+/// completion, in order; a second scheduler on the warehouse refuses;
+/// SIGTERM stops it cleanly.
+#[test]
+fn scheduler_fires_schedules_and_upstream_completions() {
+    let d = pipelines(
+        "pipelines:\n  - name: tick\n    schedule: \"* * * * * *\"\n    tasks:\n      - name: t\n        shell: echo tick >> order.log\n  - name: then\n    after: tick\n    tasks:\n      - name: t\n        shell: echo then >> order.log\n",
+    );
+    let mut s = scheduler(d.path());
+    wait_for("4 ticks", 40, || lines(d.path(), "order.log").iter().filter(|l| *l == "tick").count() >= 4);
+    let second = run(d.path(), &["scheduler"]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(stderr(&second).contains("another dp scheduler is already running for this warehouse"), "{}", stderr(&second));
+    assert!(stderr(&second).contains(&format!("held by pid {}", s.0.id())), "{}", stderr(&second));
+    sigterm(&s.0);
+    let status = s.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    s.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("scheduler stopped"), "{err}");
+    let log = lines(d.path(), "order.log");
+    // `then` only ever follows a `tick`.
+    assert_eq!(log.first().map(String::as_str), Some("tick"), "{log:?}");
+    assert!(log.iter().any(|l| l == "then"), "{log:?}");
+    let runs =
+        rows(d.path(), "select pipeline, trigger, count(distinct scheduled_for), count(distinct run_id) from dp_meta.pipeline_runs group by 1, 2 order by 1");
+    let tick: Vec<&str> = runs.iter().find(|r| r.starts_with("tick,")).unwrap().split(',').collect();
+    assert_eq!(tick[1], "schedule");
+    assert_eq!(tick[2], tick[3], "each tick runs once: {runs:?}");
+    assert!(runs.iter().any(|r| r.starts_with("then,upstream,0,")), "{runs:?}");
+}
+
+/// kill -9 during a task, then a restart: the interrupted try is recorded
+/// as failed and its tick is not run again.
+#[test]
+fn scheduler_restart_after_kill_records_the_interrupted_task() {
+    let d = pipelines(
+        "pipelines:\n  - name: slow\n    schedule: \"*/3 * * * * *\"\n    tasks:\n      - name: t\n        shell: echo start >> runs.log; sleep 20\n",
+    );
+    let mut s = scheduler(d.path());
+    wait_for("the task to start", 30, || !lines(d.path(), "runs.log").is_empty());
+    let _ = s.0.kill(); // SIGKILL
+    let _ = s.0.wait();
+    // The shell child is orphaned; it must not count as the scheduler.
+    let before = rows(d.path(), "select run_id, scheduled_for from dp_meta.pipeline_runs where state = 'running'");
+    assert_eq!(before.len(), 1, "{before:?}");
+    let s2 = scheduler(d.path());
+    wait_for("the interrupted try to be recorded", 30, || {
+        rows(d.path(), "select count(*) from dp_meta.task_runs where state = 'failed' and error like 'interrupted:%'") == vec!["1"]
+    });
+    wait_for("a new run", 30, || lines(d.path(), "runs.log").len() >= 2);
+    sigterm(&s2.0);
+    drop(s2);
+    let first_tick = before[0].split(',').nth(1).unwrap().to_string();
+    let same_tick = rows(d.path(), &format!("select count(distinct run_id) from dp_meta.pipeline_runs where cast(scheduled_for as varchar) = '{first_tick}'"));
+    assert_eq!(same_tick, vec!["1"], "the interrupted tick ran again");
+    let r = rows(
+        d.path(),
+        &format!("select state from dp_meta.pipeline_runs where cast(scheduled_for as varchar) = '{first_tick}' order by recorded_at desc limit 1"),
+    );
+    assert_eq!(r, vec!["failed"]);
+}
+
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".parquet")).count()).unwrap_or(0)
+}
+
+/// 20 scheduled-style rebuilds with a `maintain` task: a table with
+/// `retention: 0s` keeps only its current files; one with a 1-hour
+/// retention still reads its first version.
+#[test]
+fn maintain_keeps_storage_bounded_and_time_travel_inside_retention() {
+    let d = project(&[
+        ("warehouse.toml", WH),
+        ("models/t.sql", "{{ config(materialized='table', retention='0s') }}\nselect 1 as id union all select 2"),
+        ("models/u.sql", "{{ config(materialized='table', retention='1h') }}\nselect 1 as id"),
+        (
+            "pipelines/p.yml",
+            "pipelines:\n  - name: rebuild\n    tasks:\n      - name: models\n        run:\n      - name: tidy\n        maintain:\n        depends_on: models\n",
+        ),
+    ]);
+    for _ in 0..20 {
+        ok(&run(d.path(), &["pipeline", "run", "rebuild"]));
+    }
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/t")), 1, "only the current version's file is left");
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/u")), 20, "inside the retention nothing is removed");
+    assert_eq!(rows(d.path(), "select count(*) from delta_version('main.u', 0)"), vec!["1"]);
+    assert_eq!(rows(d.path(), "select count(*) from main.t"), vec!["2"]);
+    let o = run(d.path(), &["maintain", "-s", "t", "--dry-run"]);
+    ok(&o);
+    assert!(stderr(&o).contains("DRY RUN main.t") && stderr(&o).contains("vacuumed 0 files"), "{}", stderr(&o));
+    // Checkpoints are written.
+    assert!(
+        std::fs::read_dir(d.path().join("warehouse/main/t/_delta_log"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".checkpoint.parquet"))
+    );
+}
+
+/// On a target with [postgres], alert_history is also a PostgreSQL table.
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn alert_history_is_published_to_postgres() {
+    let pg = super::postgres::pg();
+    let d = project(&[
+        ("warehouse.toml", &format!("{WH}[targets.dev.postgres]\n")),
+        ("pipelines/p.yml", "pipelines:\n  - name: nightly\n    tasks:\n      - name: t\n        shell: exit 4\n"),
+    ]);
+    let o = pg.dp(d.path(), &["pipeline", "run", "nightly"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Alert for nightly recorded in data_platform.alert_history (no channels configured)"), "{}", stderr(&o));
+    let r = pg.rows("select pipeline, task, severity, channels, delivered::text, error from data_platform.alert_history");
+    assert_eq!(
+        r,
+        vec![vec![
+            Some("nightly".into()),
+            Some("t".into()),
+            Some("error".into()),
+            Some(String::new()),
+            Some("false".into()),
+            Some("no alert channels configured".into())
+        ]]
+    );
+}
