@@ -91,6 +91,7 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
 
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    set_graph(project);
     let resolver = resolver(project);
     // Ephemeral models are needed by whoever inlines them.
     let mut todo: IndexSet<String> = ids.clone();
@@ -162,6 +163,17 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
     }
     out.sql = ordered;
     Ok(out)
+}
+
+/// Fills Jinja's `graph` once, when some macro or node reads it.
+pub fn set_graph(project: &Project) {
+    if project.jinja.has_graph() {
+        return;
+    }
+    let uses = |text: &str| text.contains("graph.") || text.contains("graph[");
+    if project.macros.values().any(|m| uses(&m.macro_sql)) || project.nodes.values().any(|n| uses(&n.raw_code)) {
+        project.jinja.set_graph(manifest::flat_graph(project));
+    }
 }
 
 fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {

@@ -19,16 +19,21 @@ pub struct Relation {
     pub identifier: String,
     /// Rendered text override (ephemeral CTE names render bare).
     pub rendered: Option<String>,
+    /// `table`, `view`, `cte`, or unknown.
+    pub kind: Option<String>,
 }
 
 impl Relation {
     pub fn new(database: &str, schema: &str, identifier: &str) -> Relation {
-        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None }
+        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None, kind: None }
     }
     pub fn cte(name: &str) -> Relation {
-        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()) }
+        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()), kind: Some("cte".into()) }
     }
     pub fn render_name(&self) -> String {
+        if self.identifier.is_empty() && self.rendered.is_none() {
+            return crate::project::relation::quote_ident(&self.schema);
+        }
         self.rendered.clone().unwrap_or_else(|| relation_name(&self.schema, &self.identifier))
     }
 }
@@ -39,36 +44,63 @@ impl Object for Relation {
             "database" => Value::from(self.database.clone()),
             "schema" => Value::from(self.schema.clone()),
             "identifier" | "name" | "table" => Value::from(self.identifier.clone()),
-            "is_table" | "is_view" | "is_cte" => Value::from(false),
-            "type" => Value::from(()),
+            "is_table" => Value::from(self.kind.as_deref() == Some("table")),
+            "is_view" => Value::from(self.kind.as_deref() == Some("view")),
+            "is_cte" => Value::from(self.kind.as_deref() == Some("cte")),
+            "is_materialized_view" => Value::from(false),
+            "type" => self.kind.clone().map(Value::from).unwrap_or(Value::from(())),
+            "path" => Value::from_iter([("database", self.database.clone()), ("schema", self.schema.clone()), ("identifier", self.identifier.clone())]),
+            "quote_character" => Value::from("\""),
             _ => return None,
         })
     }
 
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
-            "include" | "quote" | "incorporate" => {
+            "include" | "quote" | "incorporate" | "replace_path" => {
                 let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
                 let mut r = (**self).clone();
                 if method == "include" {
-                    // include(database=False, schema=False) drops parts.
-                    if let Ok(Some(false)) = kwargs.get::<Option<bool>>("schema") {
+                    // include(database=False, schema=False, identifier=False) drops parts.
+                    if let Some(false) = kwargs.get::<Option<bool>>("schema")? {
                         r.schema.clear();
                     }
-                    if let Ok(Some(path)) = kwargs.get::<Option<Value>>("path") {
-                        let _ = path;
+                    if let Some(false) = kwargs.get::<Option<bool>>("identifier")? {
+                        r.identifier.clear();
                     }
-                } else if method == "incorporate" {
-                    if let Ok(Some(p)) = kwargs.get::<Option<Value>>("path") {
-                        if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
-                            r.identifier = id;
+                    let _ = kwargs.get::<Option<bool>>("database")?;
+                } else if method == "quote" {
+                    for k in ["database", "schema", "identifier"] {
+                        let _ = kwargs.get::<Option<bool>>(k)?;
+                    }
+                } else {
+                    let path = if method == "incorporate" { kwargs.get::<Option<Value>>("path")? } else { None };
+                    let parts = |k: &str| -> Option<String> {
+                        match &path {
+                            Some(p) => p.get_attr(k).ok().and_then(|v| v.as_str().map(String::from)),
+                            None => kwargs.get::<Option<String>>(k).ok().flatten(),
                         }
-                        if let Ok(Some(s)) = p.get_attr("schema").map(|v| v.as_str().map(String::from)) {
-                            r.schema = s;
-                        }
+                    };
+                    if let Some(id) = parts("identifier") {
+                        r.identifier = id;
+                        r.rendered = None;
+                    }
+                    if let Some(s) = parts("schema") {
+                        r.schema = s;
+                    }
+                    if let Some(d) = parts("database") {
+                        r.database = d;
+                    }
+                    if let Some(t) = kwargs.get::<Option<String>>("type")? {
+                        r.kind = Some(t);
                     }
                 }
-                let _ = kwargs.args().count();
+                Ok(Value::from_object(r))
+            }
+            "without_identifier" => {
+                let mut r = (**self).clone();
+                r.identifier.clear();
+                r.rendered = None;
                 Ok(Value::from_object(r))
             }
             "render" => Ok(Value::from(self.render_name())),
@@ -124,6 +156,8 @@ pub struct RenderCtx {
     pub var_overrides: serde_json::Map<String, serde_json::Value>,
     /// `env_var()` overrides (unit tests), before the environment.
     pub env_overrides: IndexMap<String, String>,
+    /// Results of `statement` blocks, for `load_result`.
+    pub results: super::db::Results,
 }
 
 impl fmt::Debug for RenderCtx {
@@ -153,6 +187,7 @@ impl RenderCtx {
             overrides: IndexMap::new(),
             var_overrides: Default::default(),
             env_overrides: IndexMap::new(),
+            results: Default::default(),
         }
     }
 

@@ -78,6 +78,7 @@ struct PackageDir {
     name: String,
     root: String,
     macro_paths: Vec<String>,
+    vars: IndexMap<String, Value>,
 }
 
 fn read(fs: &dyn FileSystem, file: &str) -> Result<String, LoadError> {
@@ -117,7 +118,8 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_else(|| vec!["macros".to_string()]);
-        packages.push(PackageDir { name, root: dir, macro_paths });
+        let vars = y.get("vars").and_then(Value::as_object).map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        packages.push(PackageDir { name, root: dir, macro_paths, vars });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -209,6 +211,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
         macros: macro_sources,
         target,
         vars,
+        package_vars: packages.iter().map(|p| (p.name.clone(), p.vars.clone())).collect(),
         env: opts.env.clone(),
         dispatch: settings.dispatch.clone(),
         invocation_id: opts.invocation_id.clone(),
@@ -331,6 +334,8 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
             }
         }
     }
+
+    jinja.set_docs(docs.values().map(|d: &DocBlock| (format!("{}.{}", d.package_name, d.name), d.block_contents.clone())).collect());
 
     // YAML property files.
     let mut yaml_dirs: Vec<&String> = vec![];
