@@ -5,7 +5,7 @@
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::sql::TableReference;
+use datafusion::common::TableReference;
 use std::sync::Arc;
 
 use super::{CATALOG, Engine};

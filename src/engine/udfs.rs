@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
-use std::any::Any;
 use std::sync::Arc;
 
 type Body = fn(&[ArrayRef]) -> Result<ArrayRef>;
@@ -51,9 +50,6 @@ impl std::hash::Hash for Udf {
 }
 
 impl ScalarUDFImpl for Udf {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn name(&self) -> &str {
         self.name
     }
@@ -127,7 +123,7 @@ pub fn all() -> Vec<ScalarUDF> {
     v.push(udf("make_timestamp", &[], vec![6], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), make_timestamp));
     v.push(udf("len", &[], vec![1], int, |a| {
         let s = texts(&a[0])?;
-        Ok(Arc::new(s.iter().map(|x| x.map(|x| x.chars().count() as i64)).collect::<Int64Array>()))
+        Ok(Arc::new(s.iter().map(|x| x.as_ref().map(|x| x.chars().count() as i64)).collect::<Int64Array>()))
     }));
     v
 }

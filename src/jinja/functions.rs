@@ -316,10 +316,12 @@ pub(super) struct VarScope {
 
 impl VarScope {
     fn lookup(&self, package: Option<&str>, name: &str) -> Option<&serde_json::Value> {
-        let scoped = |m: &IndexMap<String, serde_json::Value>, p: &str| m.get(p).and_then(|v| v.as_object()).and_then(|o| o.get(name));
+        fn scoped<'a>(m: &'a IndexMap<String, serde_json::Value>, p: &str, name: &str) -> Option<&'a serde_json::Value> {
+            m.get(p).and_then(|v| v.as_object()).and_then(|o| o.get(name))
+        }
         match package {
             Some(p) if p != self.root => {
-                scoped(&self.vars, p).or_else(|| self.vars.get(name)).or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p).or_else(|| pv.get(name))))
+                scoped(&self.vars, p, name).or_else(|| self.vars.get(name)).or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p, name).or_else(|| pv.get(name))))
             }
             _ => self.vars.get(name),
         }

@@ -305,7 +305,7 @@ impl Object for SlotValue {
         }
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get().get_item_opt(key)
+        self.get().get_item(key).ok().filter(|v| !v.is_undefined())
     }
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
         minijinja::value::Enumerator::Values(self.get().try_iter().map(|i| i.collect()).unwrap_or_default())
