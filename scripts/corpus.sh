@@ -22,7 +22,13 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-CORPUS="${CORPUS:-$root/../shared/corpus}"
+if [ -z "${CORPUS:-}" ]; then
+  # ../shared/corpus from the main checkout, ../../shared/corpus from a worktree.
+  for c in "$root/../shared/corpus" "$root/../../shared/corpus"; do
+    [ -d "$c" ] && CORPUS="$(cd "$c" && pwd)" && break
+  done
+fi
+[ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
 DP="${DP:-$root/target/debug/dp}"
 OUT="${OUT:-/tmp/dp-corpus}"
 PRESEED="${PRESEED:-1}"

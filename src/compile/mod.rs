@@ -234,7 +234,17 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
             // Generic test: call its macro with the rendered kwargs.
             let mut args: Vec<(String, minijinja::Value)> = vec![];
             for (k, v) in &tm.kwargs {
+                let single_expr = |s: &str| -> Option<String> {
+                    let t = s.trim();
+                    let inner = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).map(str::trim).unwrap_or(t);
+                    let is_rel = inner.starts_with("ref(") || inner.starts_with("source(");
+                    (is_rel && !inner.contains("{{") && inner.ends_with(')') && inner.matches('(').count() == 1).then(|| inner.to_string())
+                };
                 let val = match v {
+                    // `ref('x')` / `{{ ref('x') }}` arguments are relations, as in dbt.
+                    serde_json::Value::String(s) if single_expr(s).is_some() => {
+                        project.jinja.eval_expr(&n.original_file_path, &single_expr(s).unwrap(), Some(rctx.clone()))?
+                    }
                     serde_json::Value::String(s) if s.contains("{{") => {
                         minijinja::Value::from_safe_string(project.jinja.render_str(&n.original_file_path, s, Some(rctx.clone()), &[])?)
                     }

@@ -74,6 +74,10 @@ fn columns_value(cols: Vec<Column>) -> Value {
 }
 
 impl Object for Adapter {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "type" => Some(Value::from(super::ADAPTER_TYPE)),

@@ -119,6 +119,10 @@ fn string_type(size: Option<i64>) -> String {
 }
 
 impl Object for Column {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(match key.as_str()? {
             "name" | "column" => Value::from(self.column.clone()),
@@ -224,6 +228,10 @@ pub fn column_api() -> Value {
 struct ColumnClass(IndexMap<String, Value>);
 
 impl Object for ColumnClass {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.0.get(key.as_str()?).cloned()
     }

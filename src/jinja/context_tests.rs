@@ -83,7 +83,7 @@ fn statement_and_load_result_query_the_warehouse() {
     let mut ctx = RenderCtx::new("model.proj.m", "proj", Phase::Compile);
     ctx.this = Value::from_object(Relation::new("dp", "main", "orders"));
     let out = render(&env, "{{ values_of() | join(',') }}|{{ load_result('nope') is none }}", Arc::new(ctx));
-    assert_eq!(out, "placed,shipped|true");
+    assert_eq!(out, "placed,shipped|True");
     assert_eq!(db.queries.lock().unwrap().as_slice(), ["select status from main.orders"]);
     // While parsing (`execute` false), nothing runs and results are empty.
     let out = render(&env, "{{ values_of() | length }}", parse_ctx());
@@ -98,7 +98,7 @@ fn run_query_returns_an_agate_table() {
                {{ t.columns[0].values() | join(',') }}|{{ t.columns['n'].values() | sum }}|{{ t.column_names | join(',') }}|\
                {% for row in t %}{{ row['status'] }}={{ row[1] }};{% endfor %}|{{ t.rows | length }}|{{ t | length }}";
     assert_eq!(render(&env, src, compile_ctx()), "placed,shipped|8|status,n|placed=3;shipped=5;|2|2");
-    assert_eq!(render(&env, "{{ run_query('select 1') is none }}", parse_ctx()), "true");
+    assert_eq!(render(&env, "{{ run_query('select 1') is none }}", parse_ctx()), "True");
     let e = env.render_node("models/m.sql", "{{ run_query('select * from boom') }}", compile_ctx()).unwrap_err();
     assert!(e.message.contains("Database Error") && e.message.contains("boom does not exist"), "{}", e.message);
 }
@@ -123,7 +123,7 @@ fn adapter_introspection() {
                {% do adapter.drop_relation(rel) %}{{ adapter.get_relation('dp', 'main', 'v_orders').is_view }}";
     assert_eq!(
         render(&env, src, compile_ctx()),
-        "id:BIGINT:false:true;status:VARCHAR:true:false;amount:DECIMAL(18,2):false:true;|table|true|orders,v_orders|3|\"Order\"||true"
+        "id:BIGINT:False:True;status:VARCHAR:True:False;amount:DECIMAL(18,2):False:True;|table|True|orders,v_orders|3|\"Order\"||True"
     );
     assert_eq!(db.dropped.lock().unwrap().as_slice(), ["main.orders"]);
     // While parsing, introspection answers nothing (dbt's first pass).
@@ -136,7 +136,7 @@ fn api_column() {
     let src = "{{ api.Column.translate_type('string') }}|{{ api.Column.string_type(20) }}|\
                {% set c = api.Column.create('x', 'integer') %}{{ c.dtype }}:{{ c.is_integer() }}|\
                {{ api.Column('amount', 'numeric', numeric_precision=10, numeric_scale=2).data_type }}|{{ api.Column('s', 'varchar').quoted }}";
-    assert_eq!(render(&env, src, parse_ctx()), "TEXT|character varying(20)|INT:true|numeric(10,2)|\"s\"");
+    assert_eq!(render(&env, src, parse_ctx()), "TEXT|character varying(20)|INT:True|numeric(10,2)|\"s\"");
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn datetime_arithmetic_and_time_zones() {
                {{ modules.datetime.datetime.strptime('2024-01-05', '%Y-%m-%d').strftime('%d/%m') }}|\
                {{ modules.datetime.datetime.fromisoformat('2024-01-05T10:00:00+02:00').hour }}|\
                {{ modules.datetime.datetime(2024, 1, 1) < d }}|{{ run_started_at.tzinfo }}";
-    assert_eq!(render(&env, src, parse_ctx()), "2024-02-29 12:30:00|1|2024-03-10T12:30:00-07:00|2024-03-10 19:30:00+00:00|2024-03-01|05/01|10|true|UTC");
+    assert_eq!(render(&env, src, parse_ctx()), "2024-02-29 12:30:00|1|2024-03-10T12:30:00-07:00|2024-03-10 19:30:00+00:00|2024-03-01|05/01|10|True|UTC");
     let e = env.render_node("m.sql", "{{ modules.pytz.timezone('Mars/Base') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("UnknownTimeZoneError: 'Mars/Base'"), "{}", e.message);
 }
@@ -163,7 +163,7 @@ fn re_and_itertools() {
                {{ modules.itertools.chain([1], [2, 3]) | join(',') }}|\
                {{ modules.itertools.product('ab', [1, 2]) | map('join', '') | join(',') }}|\
                {{ modules.itertools.combinations([1, 2, 3], 2) | length }}|{{ modules.itertools.permutations([1, 2, 3]) | length }}";
-    assert_eq!(render(&env, src, parse_ctx()), "a#b#|true|true|1,2,3|a1,a2,b1,b2|3|6");
+    assert_eq!(render(&env, src, parse_ctx()), "a#b#|True|True|1,2,3|a1,a2,b1,b2|3|6");
 }
 
 #[test]
@@ -211,7 +211,7 @@ fn graph_selected_resources_and_doc() {
     env.set_docs([("proj.orders".to_string(), "All orders.".to_string())].into_iter().collect());
     let src = "{{ graph.nodes.values() | selectattr('resource_type', 'equalto', 'model') | map(attribute='name') | join(',') }}|\
                {{ selected_resources | join(',') }}|{{ 'model.proj.a' in selected_resources }}|{{ doc('orders') }}";
-    assert_eq!(render(&env, src, parse_ctx()), "a|model.proj.a|true|All orders.");
+    assert_eq!(render(&env, src, parse_ctx()), "a|model.proj.a|True|All orders.");
     let e = env.render_node("m.sql", "{{ doc('nope') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("Documentation for 'nope' not found"), "{}", e.message);
 }
@@ -224,7 +224,7 @@ fn misc_context_functions() {
                {{ builtins.ref('orders') }}|{{ exceptions.warn('careful') }}|{{ invocation_id }}|{{ flags is mapping }}|{{ {'b': 1, 'a': '<x>'} | tojson }}";
     assert_eq!(
         render(&env, src, parse_ctx()),
-        "{\"b\": 1, \"a\": [1, 2]}|1|x|1a,2b|2|95687afb5d9a2a9fa39038f991640b0c|orders||inv|true|{\"a\": \"\\u003cx\\u003e\", \"b\": 1}"
+        "{\"b\": 1, \"a\": [1, 2]}|1|x|1a,2b|2|95687afb5d9a2a9fa39038f991640b0c|orders||inv|True|{\"a\": \"\\u003cx\\u003e\", \"b\": 1}"
     );
     let e = env.render_node("m.sql", "{{ exceptions.raise_compiler_error('bad input') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("Compilation Error: bad input"), "{}", e.message);

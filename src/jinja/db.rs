@@ -111,6 +111,10 @@ impl std::fmt::Debug for Statement {
 }
 
 impl Object for Statement {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let (name, fetch, auto_begin, language, kwargs): (Option<String>, Option<bool>, Option<bool>, Option<String>, Kwargs) = from_args(args)?;
         let name = name.or(kwargs.get::<Option<String>>("name")?).unwrap_or_else(|| "main".into());

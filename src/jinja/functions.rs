@@ -320,9 +320,9 @@ impl VarScope {
             m.get(p).and_then(|v| v.as_object()).and_then(|o| o.get(name))
         }
         match package {
-            Some(p) if p != self.root => {
-                scoped(&self.vars, p, name).or_else(|| self.vars.get(name)).or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p, name).or_else(|| pv.get(name))))
-            }
+            Some(p) if p != self.root => scoped(&self.vars, p, name)
+                .or_else(|| self.vars.get(name))
+                .or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p, name).or_else(|| pv.get(name)))),
             _ => self.vars.get(name),
         }
     }

@@ -468,6 +468,14 @@ impl JinjaEnv {
         tmpl.render(Value::from_iter(ctx)).map_err(|e| to_render_error(&e, what, source, 1))
     }
 
+    /// Evaluates one Jinja expression (`ref('x')`) to its value, so a
+    /// generic test receives a Relation, not its rendered name.
+    pub fn eval_expr(&self, what: &str, expr: &str, rctx: Option<Arc<RenderCtx>>) -> Result<Value, RenderError> {
+        let e = self.env.compile_expression_owned(expr.to_string()).map_err(|e| to_render_error(&e, what, expr, 1))?;
+        let ctx = rctx.map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
+        e.eval(ctx).map_err(|e| to_render_error(&e, what, expr, 1))
+    }
+
     /// Calls a macro by (unqualified) name with positional arguments and
     /// returns its output as a trimmed string.
     pub fn call_macro_str(&self, name: &str, args: &[(&str, Value)], rctx: Option<Arc<RenderCtx>>) -> Result<String, RenderError> {

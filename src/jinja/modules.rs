@@ -54,6 +54,10 @@ impl PyDateTime {
 }
 
 impl Object for PyDateTime {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let d = &self.dt;
         Some(Value::from(match key.as_str()? {
@@ -142,6 +146,10 @@ impl Object for PyDateTime {
 pub struct PyTimeDelta(pub i64);
 
 impl Object for PyTimeDelta {
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.0 != 0
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let us = self.0;
         let days = us.div_euclid(86_400_000_000);
@@ -181,6 +189,10 @@ impl Object for PyTimeDelta {
 pub struct PyTz(pub Tz);
 
 impl Object for PyTz {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "zone" | "key" => Some(Value::from(self.0.name())),
@@ -270,6 +282,10 @@ pub fn dt_op(a: Value, op: String, b: Value) -> Result<Value, Error> {
 pub struct PyDate(pub NaiveDate);
 
 impl Object for PyDate {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
         other.downcast_ref::<PyDate>().map(|o| self.0.cmp(&o.0))
     }
@@ -364,6 +380,10 @@ pub struct PyClass {
 }
 
 impl Object for PyClass {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.attrs.get(key.as_str()?).cloned()
     }
@@ -742,6 +762,10 @@ impl PyRegex {
 }
 
 impl Object for PyRegex {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         self.apply(method, args)
     }
@@ -751,6 +775,10 @@ impl Object for PyRegex {
 pub struct PyMatch(Vec<Value>);
 
 impl Object for PyMatch {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "group" => {

@@ -39,6 +39,10 @@ impl Relation {
 }
 
 impl Object for Relation {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(match key.as_str()? {
             "database" => Value::from(self.database.clone()),
@@ -51,6 +55,8 @@ impl Object for Relation {
             "type" => self.kind.clone().map(Value::from).unwrap_or(Value::from(())),
             "path" => Value::from_iter([("database", self.database.clone()), ("schema", self.schema.clone()), ("identifier", self.identifier.clone())]),
             "quote_character" => Value::from("\""),
+            // dbt_utils' `_is_relation` checks `metadata.type` ends with "Relation".
+            "metadata" => Value::from_iter([("type", Value::from("DataFusionRelation"))]),
             _ => return None,
         })
     }
