@@ -238,7 +238,10 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                     let t = s.trim();
                     let inner = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).map(str::trim).unwrap_or(t);
                     let is_rel = inner.starts_with("ref(") || inner.starts_with("source(");
-                    (is_rel && !inner.contains("{{") && inner.ends_with(')') && inner.matches('(').count() == 1).then(|| inner.to_string())
+                    let wrapped = inner.strip_prefix("get_where_subquery(").and_then(|x| x.strip_suffix(')')).map(str::trim);
+                    let simple = |x: &str| (x.starts_with("ref(") || x.starts_with("source(")) && x.ends_with(')') && x.matches('(').count() == 1;
+                    let ok = !inner.contains("{{") && ((is_rel && simple(inner)) || wrapped.is_some_and(simple));
+                    ok.then(|| inner.to_string())
                 };
                 let val = match v {
                     // `ref('x')` / `{{ ref('x') }}` arguments are relations, as in dbt.

@@ -332,15 +332,15 @@ static DT_ARITH: LazyLock<regex::Regex> = LazyLock::new(|| {
 /// no operator overloading).
 pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
     let mut out = std::borrow::Cow::Borrowed(source);
-    if source.contains("set") {
-        if let std::borrow::Cow::Owned(s) = SET_LITERAL.replace_all(&out, "${1}__dp_mut(${2})${3}") {
-            out = std::borrow::Cow::Owned(s);
-        }
+    if source.contains("set")
+        && let std::borrow::Cow::Owned(s) = SET_LITERAL.replace_all(&out, "${1}__dp_mut(${2})${3}")
+    {
+        out = std::borrow::Cow::Owned(s);
     }
-    if source.contains("timedelta") {
-        if let std::borrow::Cow::Owned(s) = DT_ARITH.replace_all(&out, "__dp_dtop(${1}, '${2}', ${3})") {
-            out = std::borrow::Cow::Owned(s);
-        }
+    if source.contains("timedelta")
+        && let std::borrow::Cow::Owned(s) = DT_ARITH.replace_all(&out, "__dp_dtop(${1}, '${2}', ${3})")
+    {
+        out = std::borrow::Cow::Owned(s);
     }
     out
 }

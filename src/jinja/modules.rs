@@ -261,10 +261,10 @@ pub fn dt_op(a: Value, op: String, b: Value) -> Result<Value, Error> {
     if let (Some(x), Some(y)) = (delta_of(&a), delta_of(&b)) {
         return Ok(Value::from_object(PyTimeDelta(x + sign * y)));
     }
-    if sign == 1 {
-        if let (Some(td), Some(_)) = (delta_of(&a), b.downcast_object_ref::<PyDateTime>()) {
-            return dt_op(b.clone(), op.clone(), Value::from_object(PyTimeDelta(td)));
-        }
+    if sign == 1
+        && let (Some(td), Some(_)) = (delta_of(&a), b.downcast_object_ref::<PyDateTime>())
+    {
+        return dt_op(b.clone(), op.clone(), Value::from_object(PyTimeDelta(td)));
     }
     if sign == -1 {
         if let (Some(x), Some(y)) = (a.downcast_object_ref::<PyDateTime>(), b.downcast_object_ref::<PyDateTime>()) {
