@@ -3,7 +3,7 @@
 //! `year`, `month`, `day`, `quarter`, `hour`, `minute`, `second`,
 //! `dayofweek`, `isodow`, `dayofyear`, `week`, `dayname`, `monthname`,
 //! `last_day`, `epoch`, `epoch_ms`, `date_diff`/`datediff`, `strftime`,
-//! `strptime`, `regexp_matches`, `make_timestamp`, `len`.
+//! `strptime`, `regexp_matches`, `make_timestamp`, `convert_timezone`, `len`.
 //!
 //! Dates, timestamps and strings are accepted wherever a timestamp is
 //! (cast to a naive microsecond timestamp; zoned values are taken in UTC).
@@ -121,6 +121,7 @@ pub fn all() -> Vec<ScalarUDF> {
     v.push(udf("strptime", &[], vec![2], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), |a| strptime(&a[0], &a[1])));
     v.push(udf("regexp_matches", &[], vec![2, 3], |_| Ok(DataType::Boolean), regexp_matches));
     v.push(udf("make_timestamp", &[], vec![6], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), make_timestamp));
+    v.push(udf("convert_timezone", &[], vec![2, 3], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), convert_timezone));
     v.push(udf("len", &[], vec![1], int, |a| {
         let s = texts(&a[0])?;
         Ok(Arc::new(s.iter().map(|x| x.as_ref().map(|x| x.chars().count() as i64)).collect::<Int64Array>()))
@@ -279,6 +280,29 @@ fn regexp_matches(a: &[ArrayRef]) -> Result<ArrayRef> {
         out.push(Some(cache.as_ref().unwrap().1.is_match(&s)));
     }
     Ok(Arc::new(BooleanArray::from(out)))
+}
+
+/// Snowflake/Redshift `convert_timezone([source_tz,] target_tz, ts)`: the
+/// wall time `ts` in `source_tz` (default UTC) as wall time in `target_tz`.
+fn convert_timezone(a: &[ArrayRef]) -> Result<ArrayRef> {
+    let (src, tgt, ts) =
+        if a.len() == 3 { (texts(&a[0])?, texts(&a[1])?, timestamps(&a[2])?) } else { (vec![Some("UTC".to_string())], texts(&a[0])?, timestamps(&a[1])?) };
+    let n = src.len().max(tgt.len()).max(ts.len());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (Some(s), Some(t), Some(d)) = (at(&src, i), at(&tgt, i), at(&ts, i)) else {
+            out.push(None);
+            continue;
+        };
+        let zone = |z: &str| {
+            z.parse::<chrono_tz::Tz>().map_err(|_| datafusion::common::DataFusionError::Execution(format!("convert_timezone: unknown time zone '{z}'")))
+        };
+        let (s, t) = (zone(&s)?, zone(&t)?);
+        use chrono::TimeZone;
+        let local = s.from_local_datetime(&d).earliest().map(|x| x.with_timezone(&t).naive_local());
+        out.push(local.map(|x| x.and_utc().timestamp_micros()));
+    }
+    Ok(Arc::new(TimestampMicrosecondArray::from(out)))
 }
 
 fn make_timestamp(a: &[ArrayRef]) -> Result<ArrayRef> {
