@@ -50,6 +50,9 @@ pub struct MacroSource {
     pub text: String,
 }
 
+/// Reads an environment variable (a seam so tests need not set real ones).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What the environment needs from the project and the invocation.
 pub struct EnvInputs {
     pub root_package: String,
@@ -59,7 +62,7 @@ pub struct EnvInputs {
     pub vars: IndexMap<String, serde_json::Value>,
     /// Each package's own `vars:` (from its dbt_project.yml), by package.
     pub package_vars: IndexMap<String, IndexMap<String, serde_json::Value>>,
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    pub env: EnvLookup,
     pub dispatch: Vec<crate::config::Dispatch>,
     pub invocation_id: String,
     pub run_started_at: chrono::DateTime<chrono::Utc>,
@@ -194,24 +197,23 @@ impl Object for BoundCaller {
 }
 
 fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
-    if v.is_kwargs() {
-        if let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone()) {
-            if kw.has("caller") {
-                let pairs: Vec<(String, Value)> = kw
-                    .args()
-                    .map(|k| {
-                        let val: Value = kw.peek(k).unwrap_or_default();
-                        let val = if k == "caller" {
-                            Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
-                        } else {
-                            val
-                        };
-                        (k.to_string(), val)
-                    })
-                    .collect();
-                return Value::from(minijinja::value::Kwargs::from_iter(pairs));
-            }
-        }
+    if v.is_kwargs()
+        && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
+        && kw.has("caller")
+    {
+        let pairs: Vec<(String, Value)> = kw
+            .args()
+            .map(|k| {
+                let val: Value = kw.peek(k).unwrap_or_default();
+                let val = if k == "caller" {
+                    Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
+                } else {
+                    val
+                };
+                (k.to_string(), val)
+            })
+            .collect();
+        return Value::from(minijinja::value::Kwargs::from_iter(pairs));
     }
     v.clone()
 }
@@ -455,11 +457,11 @@ impl JinjaEnv {
         let key = format!("{INLINE}{}", rewrite_mutables(source));
         let tmpl = self.env.get_template(&key).map_err(|e| to_render_error(&e, what, source, 1))?;
         let mut ctx: IndexMap<String, Value> = IndexMap::new();
-        if let Some(r) = &rctx {
-            if let Ok(items) = r.context().try_iter_pairs_owned() {
-                for (k, v) in items {
-                    ctx.insert(k.to_string(), v);
-                }
+        if let Some(r) = &rctx
+            && let Ok(items) = r.context().try_iter_pairs_owned()
+        {
+            for (k, v) in items {
+                ctx.insert(k.to_string(), v);
             }
         }
         for (k, v) in extra {
@@ -544,10 +546,10 @@ pub fn to_render_error(e: &Error, file: &str, source: &str, _first_line: usize) 
     let mut located: Option<&Error> = None;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if let Some(me) = err.downcast_ref::<Error>() {
-            if me.line().is_some() {
-                located = Some(me);
-            }
+        if let Some(me) = err.downcast_ref::<Error>()
+            && me.line().is_some()
+        {
+            located = Some(me);
         }
         cur = err.source();
     }
