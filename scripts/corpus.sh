@@ -71,6 +71,7 @@ for p in "${projects[@]}"; do
   if [ "$PRESEED" = 1 ]; then
     (cd "$dir" && timeout 1200 "$DP" seed --threads 2) >"$OUT/$p.seed.log" 2>&1
   fi
+  rm -f "$dir/target/run_results.json"
   (cd "$dir" && timeout 1200 "$DP" build --threads 2) >"$OUT/$p.log" 2>&1
   rc=$?
   python3 - "$dir" "$CORPUS/expected/${p}_expected_status.json" "$OUT/$p.statuses.json" "$p" "$rc" <<'PY'
@@ -98,7 +99,10 @@ for u in ref_pass:
     causes[(m[0] if m else statuses[u])[:150]] += 1
 if not got:
     log = open(os.path.join(os.path.dirname(out_path), name + ".log"), errors="replace").read().strip().splitlines()
-    print(f"    no run_results.json (exit {rc}); log ends: {' | '.join(log[-3:])[:300]}")
+    print(f"    dp build stopped before running any node (exit {rc}); first errors:")
+    errs = [l for l in log if l.startswith("error") or ": Compilation Error" in l or "Database Error" in l]
+    for l in (errs or log[-3:])[:4]:
+        print(f"      {l[:220]}")
 for c, n in causes.most_common(8):
     print(f"    {n:>4}  {c}")
 PY
