@@ -231,6 +231,15 @@ fn misc_context_functions() {
 }
 
 #[test]
+fn dict_values_from_literals_are_mutable() {
+    // dbt_utils.union_relations: `relation_columns.update({relation: []})`, then append.
+    let env = env_with(&[]);
+    let src =
+        "{% set d = {} %}{% do d.update({'a': []}) %}{% do d['a'].append(1) %}{% do d.setdefault('b', []).append(2) %}{{ d['a'] | list }}{{ d['b'] | list }}";
+    assert_eq!(render(&env, src, parse_ctx()), "[1][2]");
+}
+
+#[test]
 fn unsupported_names_fail_by_name() {
     let env = env_with(&[]);
     let e = env.render_node("m.sql", "{{ submit_python_job(model, 'x') }}", parse_ctx()).unwrap_err();

@@ -392,15 +392,16 @@ impl Object for MutMap {
         match method {
             "update" => {
                 let (other, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+                // Literal values become mutable too: `d.update({k: []})` then `d[k].append(x)`.
                 if let Some(other) = other {
                     for k in other.try_iter()? {
                         let v = other.get_item(&k)?;
-                        map.insert(k, v);
+                        map.insert(k, make_mutable(v)?);
                     }
                 }
                 for k in kwargs.args().map(String::from).collect::<Vec<_>>() {
                     let v: Value = kwargs.get(&k)?;
-                    map.insert(Value::from(k), v);
+                    map.insert(Value::from(k), make_mutable(v)?);
                 }
                 Ok(Value::from(()))
             }
@@ -414,7 +415,7 @@ impl Object for MutMap {
             }
             "setdefault" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(map.entry(k).or_insert(default.unwrap_or(Value::from(()))).clone())
+                Ok(map.entry(k).or_insert(make_mutable(default.unwrap_or(Value::from(())))?).clone())
             }
             "keys" => Ok(Value::from(map.keys().cloned().collect::<Vec<_>>())),
             "values" => Ok(Value::from(map.values().cloned().collect::<Vec<_>>())),
