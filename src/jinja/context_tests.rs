@@ -234,9 +234,9 @@ fn misc_context_functions() {
 fn dict_values_from_literals_are_mutable() {
     // dbt_utils.union_relations: `relation_columns.update({relation: []})`, then append.
     let env = env_with(&[]);
-    let src =
-        "{% set d = {} %}{% do d.update({'a': []}) %}{% do d['a'].append(1) %}{% do d.setdefault('b', []).append(2) %}{{ d['a'] | list }}{{ d['b'] | list }}";
-    assert_eq!(render(&env, src, parse_ctx()), "[1][2]");
+    let src = "{% set d = {} %}{% do d.update({'a': []}) %}{% do d['a'].append(1) %}{% do d.setdefault('b', []).append(2) %}{{ d['a'] | list }}{{ d['b'] | list }}\
+               {% do d.update({'c': api.Column('x', 'varchar')}) %}{{ d['c'].is_string() }}{% set m = {'k': {}} %}{% do m['k'].update({'z': 1}) %}{{ m['k']['z'] }}";
+    assert_eq!(render(&env, src, parse_ctx()), "[1][2]True1");
 }
 
 #[test]

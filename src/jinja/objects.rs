@@ -430,15 +430,38 @@ impl Object for MutMap {
     }
 }
 
+fn is_dp_object(v: &Value) -> bool {
+    use super::{column::Column, db, modules};
+    let Some(o) = v.as_object() else { return false };
+    o.downcast_ref::<Relation>().is_some()
+        || o.downcast_ref::<Column>().is_some()
+        || o.downcast_ref::<MutList>().is_some()
+        || o.downcast_ref::<MutMap>().is_some()
+        || o.downcast_ref::<ConfigObj>().is_some()
+        || o.downcast_ref::<RenderCtx>().is_some()
+        || o.downcast_ref::<modules::PyDateTime>().is_some()
+        || o.downcast_ref::<modules::PyDate>().is_some()
+        || o.downcast_ref::<modules::PyTimeDelta>().is_some()
+        || o.downcast_ref::<modules::PyTz>().is_some()
+        || o.downcast_ref::<db::AgateTable>().is_some()
+        || o.downcast_ref::<db::AgateRow>().is_some()
+        || o.downcast_ref::<db::AgateColumn>().is_some()
+        || o.downcast_ref::<db::AgateColumns>().is_some()
+}
+
 /// Wraps a list or dict literal so Jinja code can mutate it.
 pub fn make_mutable(v: Value) -> Result<Value, Error> {
+    // Only plain list/dict values: dp's objects (relations, columns, ...) stay as they are.
+    if is_dp_object(&v) {
+        return Ok(v);
+    }
     match v.kind() {
-        minijinja::value::ValueKind::Seq => Ok(Value::from_object(MutList(Mutex::new(v.try_iter()?.collect())))),
+        minijinja::value::ValueKind::Seq => Ok(Value::from_object(MutList(Mutex::new(v.try_iter()?.map(make_mutable).collect::<Result<_, _>>()?)))),
         minijinja::value::ValueKind::Map => {
             let mut m = IndexMap::new();
             for k in v.try_iter()? {
                 let val = v.get_item(&k)?;
-                m.insert(k, val);
+                m.insert(k, make_mutable(val)?);
             }
             Ok(Value::from_object(MutMap(Mutex::new(m))))
         }
