@@ -14,6 +14,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `dp ls --output`, as `dbt ls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LsOutput {
+    /// `package.folder.model`; `source:pkg.source.table`, `exposure:pkg.name`, `unit_test:pkg.name`.
+    Selector,
+    /// The bare name (`source.table` for sources, `name.v2` for versions).
+    Name,
+    /// The file that defines it.
+    Path,
+    /// One JSON object per line (`--output-keys` picks keys).
+    Json,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum LogFormat {
     #[default]
@@ -127,9 +140,9 @@ pub enum Command {
     Ls {
         #[command(flatten)]
         select: SelectArgs,
-        /// name, path, json or selector.
-        #[arg(long, short = 'o', default_value = "name")]
-        output: String,
+        /// What to print per resource (as `dbt ls`).
+        #[arg(long, short = 'o', value_enum, default_value_t = LsOutput::Selector)]
+        output: LsOutput,
         /// Keys of each node for `--output json`.
         #[arg(long, value_delimiter = ',')]
         output_keys: Vec<String>,

@@ -224,9 +224,25 @@ pub fn write_manifest<W: std::io::Write>(
     Ok(())
 }
 
-/// The manifest with an empty `nodes` map (see [`write_manifest`]).
-fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str) -> Value {
-    let nodes = Map::new();
+/// dbt's `graph` context variable (the manifest's flat graph): nodes,
+/// sources, exposures, metrics, groups, semantic models, saved queries and
+/// unit tests as the manifest has them.
+pub fn flat_graph(project: &Project) -> Value {
+    let (sources, exposures, unit_tests) = resources(project);
+    let mut nodes = Map::new();
+    for (uid, n) in &project.nodes {
+        if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest) {
+            nodes.insert(uid.clone(), node_json(project, n, None));
+        }
+    }
+    json!({
+        "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": {}, "groups": groups(project),
+        "semantic_models": {}, "saved_queries": {}, "unit_tests": unit_tests,
+    })
+}
+
+/// Sources, exposures and unit tests in the manifest's shape.
+fn resources(project: &Project) -> (Map<String, Value>, Map<String, Value>, Map<String, Value>) {
     let mut sources = Map::new();
     let mut exposures = Map::new();
     let mut unit_tests = Map::new();
@@ -277,6 +293,13 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
             _ => {}
         }
     }
+    (sources, exposures, unit_tests)
+}
+
+/// The manifest with an empty `nodes` map (see [`write_manifest`]).
+fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str) -> Value {
+    let nodes = Map::new();
+    let (sources, exposures, unit_tests) = resources(project);
     let mut macros = Map::new();
     for (uid, m) in &project.macros {
         macros.insert(

@@ -99,6 +99,7 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
 
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    set_graph(project);
     let resolver = resolver(project);
     // Ephemeral models are needed by whoever inlines them.
     let mut todo: IndexSet<String> = ids.clone();
@@ -198,6 +199,17 @@ fn failed_ephemeral(pre: &IndexMap<String, (String, Vec<String>)>, errors: &Inde
     None
 }
 
+/// Fills Jinja's `graph` once, when some macro or node reads it.
+pub fn set_graph(project: &Project) {
+    if project.jinja.has_graph() {
+        return;
+    }
+    let uses = |text: &str| text.contains("graph.") || text.contains("graph[");
+    if project.macros.values().any(|m| uses(&m.macro_sql)) || project.nodes.values().any(|n| uses(&n.raw_code)) {
+        project.jinja.set_graph(manifest::flat_graph(project));
+    }
+}
+
 fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {
     let Some((_, ephs)) = pre.get(uid) else { return };
     for e in ephs {
@@ -256,7 +268,20 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
             // Generic test: call its macro with the rendered kwargs.
             let mut args: Vec<(String, minijinja::Value)> = vec![];
             for (k, v) in &tm.kwargs {
+                let single_expr = |s: &str| -> Option<String> {
+                    let t = s.trim();
+                    let inner = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")).map(str::trim).unwrap_or(t);
+                    let is_rel = inner.starts_with("ref(") || inner.starts_with("source(");
+                    let wrapped = inner.strip_prefix("get_where_subquery(").and_then(|x| x.strip_suffix(')')).map(str::trim);
+                    let simple = |x: &str| (x.starts_with("ref(") || x.starts_with("source(")) && x.ends_with(')') && x.matches('(').count() == 1;
+                    let ok = !inner.contains("{{") && ((is_rel && simple(inner)) || wrapped.is_some_and(simple));
+                    ok.then(|| inner.to_string())
+                };
                 let val = match v {
+                    // `ref('x')` / `{{ ref('x') }}` arguments are relations, as in dbt.
+                    serde_json::Value::String(s) if single_expr(s).is_some() => {
+                        project.jinja.eval_expr(&n.original_file_path, &single_expr(s).unwrap(), Some(rctx.clone()))?
+                    }
                     serde_json::Value::String(s) if s.contains("{{") => {
                         minijinja::Value::from_safe_string(project.jinja.render_str(&n.original_file_path, s, Some(rctx.clone()), &[])?)
                     }

@@ -3,8 +3,10 @@
 //! `<warehouse>/<schema>/<table>`) plus the project's file sources.
 
 pub mod catalog;
+pub mod introspect;
 pub mod memory;
 pub mod sources;
+pub mod udfs;
 
 use anyhow::Context as _;
 use datafusion::datasource::TableProvider;
@@ -122,6 +124,7 @@ impl Engine {
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
             .build();
         let ctx = SessionContext::new_with_state(state);
+        udfs::register(&ctx);
         let cell = Arc::new(OnceLock::new());
         let catalog = Arc::new(WarehouseCatalog::new(warehouse.clone(), cell.clone()));
         ctx.register_catalog(CATALOG, catalog.clone());

@@ -153,6 +153,7 @@ fn load_from_manifest(name: &str) -> (Project, Dag) {
         macros: vec![],
         target: serde_json::json!({}),
         vars: Default::default(),
+        package_vars: Default::default(),
         env: std::sync::Arc::new(|_| None),
         dispatch: vec![],
         invocation_id: "test".into(),

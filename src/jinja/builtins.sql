@@ -67,8 +67,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro statement(name=None, fetch_result=False, auto_begin=True, language='sql') -%}
-{%- endmacro %}
 
 {#- ===================================================================
     Cross-database macros (dbt-adapters' global_project/macros/utils and

@@ -3,35 +3,37 @@
 //! `tojson`/`fromjson`/`toyaml`/`fromyaml`, `zip`, `set`, `local_md5`, ...
 
 use indexmap::IndexMap;
-use minijinja::value::{Kwargs, Object, Rest, Value, from_args};
+use minijinja::value::{Kwargs, Rest, Value, from_args};
 use minijinja::{Environment, Error, ErrorKind, State};
 use std::sync::Arc;
 
-use super::objects::{Phase, Relation, RenderCtx, make_mutable, quote};
+use super::adapter::Adapter;
+use super::objects::{Phase, Relation, RenderCtx, make_mutable};
 use super::refs::RefCall;
-use super::{EnvInputs, MacroTable, modules};
+use super::{EnvInputs, MacroTable, Slots, db, modules};
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
-pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table: Arc<MacroTable>) {
+pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table: Arc<MacroTable>, slots: &Slots) {
     env.add_function("ref", ref_fn);
     env.add_function("source", source_fn);
 
-    let vars = Arc::new(inputs.vars.clone());
+    let vars = Arc::new(VarScope { root: inputs.root_package.clone(), vars: inputs.vars.clone(), packages: inputs.package_vars.clone() });
     {
         let vars = vars.clone();
         env.add_function("var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
-            if let Some(v) = RenderCtx::from_state(state).and_then(|r| r.var_overrides.get(&name).cloned()) {
+            let rctx = RenderCtx::from_state(state);
+            if let Some(v) = rctx.as_ref().and_then(|r| r.var_overrides.get(&name).cloned()) {
                 return Ok(Value::from_serialize(&v));
             }
-            match vars.get(&name) {
+            match vars.lookup(rctx.as_ref().map(|r| r.package.as_str()), &name) {
                 Some(v) => Ok(Value::from_serialize(v)),
                 None => match default {
                     Some(d) => Ok(d),
                     None => {
-                        let who = RenderCtx::from_state(state).map(|r| r.node_id.clone()).unwrap_or_default();
+                        let who = rctx.map(|r| r.node_id.clone()).unwrap_or_default();
                         Err(err(format!(
                             "required var '{name}' is not defined{}\n  hint: set it under [vars] in warehouse.toml or vars: in dbt_project.yml, or pass --vars '{{{name}: ...}}'",
                             if who.is_empty() { String::new() } else { format!(" (used by {who})") }
@@ -43,13 +45,20 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     }
     let envf = inputs.env.clone();
     env.add_function("env_var", move |state: &State, name: String, default: Option<Value>| -> Result<Value, Error> {
-        if let Some(v) = RenderCtx::from_state(state).and_then(|r| r.env_overrides.get(&name).cloned()) {
+        let rctx = RenderCtx::from_state(state);
+        if let Some(v) = rctx.as_ref().and_then(|r| r.env_overrides.get(&name).cloned()) {
             return Ok(Value::from(v));
+        }
+        if name.starts_with(SECRET_PREFIX) {
+            let at = rctx.as_ref().map(|r| r.node_id.clone()).unwrap_or_else(|| "the project".into());
+            return Err(err(format!(
+                "Secret env vars are allowed only in profiles.yml or packages.yml. Found '{name}' referenced in {at}\n  hint: read secrets in the target's settings (warehouse.toml `${{VAR}}`), not in models, macros or dbt_project.yml"
+            )));
         }
         match envf(&name) {
             Some(v) => Ok(Value::from(v)),
-            None => default.ok_or_else(|| {
-                err(format!("env var required but not provided: '{name}'\n  hint: export {name}=... or give env_var('{name}', 'default') a default"))
+            None => default.filter(|d| !d.is_none()).ok_or_else(|| {
+                err(format!("Env var required but not provided: '{name}'\n  hint: export {name}=... or give env_var('{name}', 'default') a default"))
             }),
         }
     });
@@ -75,7 +84,13 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
         if sort.unwrap_or(false) {
             json = sort_json(json);
         }
-        Ok(Value::from(serde_json::to_string(&json).unwrap_or_default()))
+        Ok(Value::from(py_json(&json)))
+    });
+    // Jinja2's `tojson` filter: sorted keys, Python separators, HTML-safe.
+    env.add_filter("tojson", |v: Value, _indent: Option<Value>| -> Result<Value, Error> {
+        let json = sort_json(serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?);
+        let s = py_json(&json).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
+        Ok(Value::from_safe_string(s))
     });
     env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
         match serde_json::from_str::<serde_json::Value>(&s) {
@@ -105,27 +120,95 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
         Ok(Value::from(out))
     });
     env.add_function("local_md5", |s: String| -> Value { Value::from(format!("{:x}", md5::compute(s.as_bytes()))) });
-    env.add_function("run_query", |state: &State, _sql: Value| -> Result<Value, Error> {
-        match RenderCtx::from_state(state).map(|r| r.phase) {
-            Some(Phase::Compile) => Err(err("run_query() is not supported by dp yet: macros that query the warehouse while compiling cannot run")),
-            _ => Ok(Value::from(())),
+    {
+        let (db, loose) = (slots.db.clone(), slots.loose.clone());
+        env.add_function("run_query", move |state: &State, sql: Value| -> Result<Value, Error> { db::run_query(&db, &loose, state, &sql.to_string()) });
+    }
+    {
+        let loose = slots.loose.clone();
+        env.add_function("load_result", move |state: &State, name: String| -> Value { db::load_result(&loose, state, &name) });
+    }
+    env.add_global("statement", Value::from_object(db::Statement { db: slots.db.clone(), loose: slots.loose.clone() }));
+    {
+        let loose = slots.loose.clone();
+        env.add_function("store_result", move |state: &State, name: String, kwargs: Kwargs| -> Result<Value, Error> {
+            let response: Option<Value> = kwargs.get("response")?;
+            let table: Option<Value> = kwargs.get("agate_table")?;
+            let mut m: IndexMap<&str, Value> = IndexMap::new();
+            m.insert("response", response.unwrap_or_default());
+            m.insert("data", Value::from(Vec::<Value>::new()));
+            m.insert("table", table.unwrap_or_default());
+            store_loose(state, &loose, &name, Value::from_iter(m));
+            Ok(Value::from(""))
+        });
+    }
+    {
+        let loose = slots.loose.clone();
+        env.add_function("store_raw_result", move |state: &State, name: String, kwargs: Kwargs| -> Result<Value, Error> {
+            let mut m: IndexMap<String, Value> = IndexMap::new();
+            for k in ["message", "code", "rows_affected", "agate_table"] {
+                m.insert(k.to_string(), kwargs.get::<Option<Value>>(k)?.unwrap_or_default());
+            }
+            store_loose(state, &loose, &name, Value::from_iter(m));
+            Ok(Value::from(""))
+        });
+    }
+    env.add_function("diff_of_two_dicts", |a: Value, b: Value| -> Result<Value, Error> {
+        // Keys of `a` whose values (case-insensitively) are missing from `b`.
+        let mut out: IndexMap<String, Value> = IndexMap::new();
+        for k in a.try_iter()? {
+            let av = a.get_item(&k)?;
+            let bv = b.get_item(&k).unwrap_or_default();
+            let lower = |v: &Value| -> Vec<String> { v.try_iter().map(|i| i.map(|x| x.to_string().to_lowercase()).collect()).unwrap_or_default() };
+            let bl = lower(&bv);
+            let missing: Vec<Value> = av.try_iter()?.filter(|x| !bl.contains(&x.to_string().to_lowercase())).collect();
+            if !missing.is_empty() {
+                out.insert(k.to_string(), Value::from(missing));
+            }
         }
+        Ok(Value::from_iter(out))
     });
+    env.add_function("try_or_compiler_error", |state: &State, message: String, func: Value, args: Rest<Value>| -> Result<Value, Error> {
+        func.call(state, &args).map_err(|_| err(format!("Compilation Error: {message}")))
+    });
+    env.add_function("render", |state: &State, s: String| -> Result<Value, Error> {
+        let ctx = RenderCtx::from_state(state).map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
+        state.env().render_str(&s, ctx).map(Value::from)
+    });
+    env.add_function("__dp_dtop", modules::dt_op);
     for f in ["as_bool", "as_number", "as_text", "as_native"] {
         env.add_filter(f, |v: Value| v);
     }
 
     // exceptions.*
     let mut exc: IndexMap<&str, Value> = IndexMap::new();
-    exc.insert("raise_compiler_error", Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Compilation Error: {msg}"))) }));
+    exc.insert(
+        "raise_compiler_error",
+        Value::from_function(|msg: Value, _node: Option<Value>| -> Result<Value, Error> { Err(err(format!("Compilation Error: {msg}"))) }),
+    );
     exc.insert("raise_not_implemented", Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Not implemented: {msg}"))) }));
+    exc.insert("raise_database_error", Value::from_function(|msg: Value| -> Result<Value, Error> { Err(err(format!("Database Error: {msg}"))) }));
+    exc.insert(
+        "raise_fail_fast_error",
+        Value::from_function(|msg: Value, _node: Option<Value>| -> Result<Value, Error> {
+            Err(err(format!("Failing early due to test failure or runtime error: {msg}")))
+        }),
+    );
     exc.insert(
         "warn",
-        Value::from_function(|msg: Value| -> Value {
+        Value::from_function(|msg: Value, _node: Option<Value>| -> Value {
             tracing::warn!(target: "dp::jinja", "{msg}");
             Value::from("")
         }),
     );
+    for name in ["column_type_missing", "relation_wrong_type", "raise_dep_not_found", "raise_dependency_error", "raise_contract_error"] {
+        exc.insert(
+            name,
+            Value::from_function(move |args: Rest<Value>| -> Result<Value, Error> {
+                Err(err(format!("Compilation Error: {name}({})", args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "))))
+            }),
+        );
+    }
     env.add_global("exceptions", Value::from_iter(exc));
 
     env.add_global("modules", modules::modules());
@@ -135,11 +218,29 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     env.add_global("run_started_at", Value::from_object(modules::PyDateTime::from_utc(inputs.run_started_at)));
     env.add_global("project_name", Value::from(inputs.root_package.clone()));
     env.add_global("dbt_version", Value::from("1.11.0"));
-    let mut graph = IndexMap::new();
-    for k in ["nodes", "sources", "exposures", "metrics", "groups", "semantic_models", "saved_queries"] {
-        graph.insert(k, Value::from_iter(IndexMap::<String, Value>::new()));
+    env.add_global("graph", Value::from_dyn_object(slots.graph.clone()));
+    env.add_global("selected_resources", Value::from_dyn_object(slots.selected.clone()));
+    {
+        let docs = slots.docs.clone();
+        env.add_function("doc", move |state: &State, a: String, b: Option<String>| -> Result<Value, Error> {
+            let (pkg, name) = match b {
+                Some(n) => (Some(a), n),
+                None => (None, a),
+            };
+            let docs = docs.read().unwrap();
+            let found = match &pkg {
+                Some(p) => docs.get(&format!("{p}.{name}")),
+                None => {
+                    let own = RenderCtx::from_state(state).map(|r| r.package.clone());
+                    own.and_then(|p| docs.get(&format!("{p}.{name}")))
+                        .or_else(|| docs.iter().find(|(k, _)| k.rsplit('.').next() == Some(name.as_str())).map(|(_, v)| v))
+                }
+            };
+            found.cloned().map(Value::from).ok_or_else(|| {
+                err(format!("Documentation for '{name}' not found\n  hint: define it in a {{% docs {name} %}} block in a .md file under the model paths"))
+            })
+        });
     }
-    env.add_global("graph", Value::from_iter(graph));
     let mut rel_api: IndexMap<&str, Value> = IndexMap::new();
     rel_api.insert(
         "create",
@@ -147,14 +248,121 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             let database: Option<String> = kwargs.get("database")?;
             let schema: Option<String> = kwargs.get("schema")?;
             let identifier: Option<String> = kwargs.get("identifier")?;
-            let _ = kwargs.get::<Option<Value>>("type")?;
-            Ok(Value::from_object(Relation::new(&database.unwrap_or_default(), &schema.unwrap_or_default(), &identifier.unwrap_or_default())))
+            let kind: Option<String> = kwargs.get("type")?;
+            let _ = kwargs.get::<Option<Value>>("quote_policy")?;
+            let _ = kwargs.get::<Option<Value>>("include_policy")?;
+            let mut r = Relation::new(&database.unwrap_or_default(), &schema.unwrap_or_default(), &identifier.unwrap_or_default());
+            r.kind = kind;
+            Ok(Value::from_object(r))
         }),
     );
+    rel_api.insert("add_ephemeral_prefix", Value::from_function(|name: String| -> Value { Value::from(format!("__dbt__cte__{name}")) }));
     let mut api = IndexMap::new();
     api.insert("Relation", Value::from_iter(rel_api));
+    api.insert("Column", super::column::column_api());
     env.add_global("api", Value::from_iter(api));
-    env.add_global("adapter", Value::from_object(Adapter { table }));
+    env.add_global("adapter", Value::from_object(Adapter { table, db: slots.db.clone() }));
+
+    // `builtins`: the original ref/source/config, for projects that override them.
+    let mut builtins: IndexMap<&str, Value> = IndexMap::new();
+    builtins.insert("ref", Value::from_function(ref_fn));
+    builtins.insert("source", Value::from_function(source_fn));
+    builtins.insert(
+        "config",
+        Value::from_function(|state: &State, args: Rest<Value>| -> Result<Value, Error> {
+            match state.lookup("config") {
+                Some(c) => c.call(state, &args),
+                None => Ok(Value::from("")),
+            }
+        }),
+    );
+    env.add_global("builtins", Value::from_iter(builtins));
+
+    // Names of dbt's context that dp does not provide: fail by name.
+    for name in UNSUPPORTED {
+        env.add_function(*name, move |_args: Rest<Value>| -> Result<Value, Error> {
+            Err(err(format!("'{name}' is part of dbt's Jinja context but is not supported by dp\n  hint: remove the call or guard it with `{{% if target.type != 'datafusion' %}}`")))
+        });
+    }
+}
+
+/// dbt context names dp does not implement; calling one says so by name.
+pub const UNSUPPORTED: &[&str] = &["submit_python_job", "write", "load_agate_table", "metric", "get_rendered", "generate_runtime_model_context"];
+
+/// The `DBT_ENV_SECRET_` prefix of variables dbt keeps out of models.
+pub const SECRET_PREFIX: &str = "DBT_ENV_SECRET_";
+
+fn store_loose(state: &State, loose: &db::Results, name: &str, v: Value) {
+    match RenderCtx::from_state(state) {
+        Some(r) => {
+            r.results.0.lock().unwrap().insert(name.to_string(), v);
+        }
+        None => {
+            loose.0.lock().unwrap().insert(name.to_string(), v);
+        }
+    }
+}
+
+/// `var()` lookup in dbt's order: for a node of package P, P's own
+/// dbt_project.yml vars (global, then its `P:` scope), overridden by the root
+/// project's global vars, then the root's `P:` scope (and `--vars` on top,
+/// already merged into the root's).
+#[derive(Debug)]
+pub(super) struct VarScope {
+    pub root: String,
+    pub vars: IndexMap<String, serde_json::Value>,
+    pub packages: IndexMap<String, IndexMap<String, serde_json::Value>>,
+}
+
+impl VarScope {
+    fn lookup(&self, package: Option<&str>, name: &str) -> Option<&serde_json::Value> {
+        fn scoped<'a>(m: &'a IndexMap<String, serde_json::Value>, p: &str, name: &str) -> Option<&'a serde_json::Value> {
+            m.get(p).and_then(|v| v.as_object()).and_then(|o| o.get(name))
+        }
+        match package {
+            Some(p) if p != self.root => scoped(&self.vars, p, name)
+                .or_else(|| self.vars.get(name))
+                .or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p, name).or_else(|| pv.get(name)))),
+            _ => self.vars.get(name),
+        }
+    }
+}
+
+/// JSON as Python's `json.dumps` writes it (`", "` and `": "` separators,
+/// non-ASCII escaped), which dbt's `tojson` uses.
+pub(super) fn py_json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let items: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_json(v))).collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
+        serde_json::Value::String(s) => py_str(s),
+        other => other.to_string(),
+    }
+}
+
+fn py_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut buf = [0u16; 2];
+                for u in c.encode_utf16(&mut buf) {
+                    out.push_str(&format!("\\u{:04x}", u));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn sort_json(v: serde_json::Value) -> serde_json::Value {
@@ -216,46 +424,6 @@ fn source_fn(state: &State, source: String, table: String) -> Result<Value, Erro
                 cap.sources.push(pair);
             }
             Ok(Value::from_object(Relation::new("", &source, &table)))
-        }
-    }
-}
-
-/// The `adapter` object.
-#[derive(Debug)]
-struct Adapter {
-    table: Arc<MacroTable>,
-}
-
-impl Object for Adapter {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "type" => Some(Value::from(super::ADAPTER_TYPE)),
-            _ => None,
-        }
-    }
-
-    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
-        match method {
-            "dispatch" => {
-                let (name, ns, kwargs): (String, Option<String>, Kwargs) = from_args(args)?;
-                let ns = ns.or(kwargs.get::<Option<String>>("macro_namespace")?);
-                let _ = kwargs.get::<Option<Value>>("packages")?;
-                let m = self.table.dispatch(&name, ns.as_deref()).map_err(err)?;
-                Ok(Value::from_dyn_object(m))
-            }
-            "quote" => {
-                let (s,): (String,) = from_args(args)?;
-                Ok(Value::from(quote(&s)))
-            }
-            "type" => Ok(Value::from(super::ADAPTER_TYPE)),
-            "get_relation" => {
-                let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
-                let _ = (kwargs.get::<Option<Value>>("database")?, kwargs.get::<Option<Value>>("schema")?, kwargs.get::<Option<Value>>("identifier")?);
-                Ok(Value::from(()))
-            }
-            "get_columns_in_relation" => Ok(Value::from(Vec::<Value>::new())),
-            "check_schema_exists" => Ok(Value::from(true)),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method '{method}'"))),
         }
     }
 }

@@ -12,12 +12,16 @@
 //! `{% do xs.append(x) %}` works; Python string/dict methods come from
 //! minijinja-contrib's pycompat.
 
+mod adapter;
 pub mod blocks;
+pub mod column;
+pub mod db;
 mod functions;
 pub mod modules;
 pub mod objects;
 pub mod refs;
 
+pub use db::{ColumnInfo, Database, QueryResult};
 pub use objects::{Captured, Phase, Relation, RenderCtx, Resolver};
 
 use indexmap::IndexMap;
@@ -48,6 +52,9 @@ pub struct MacroSource {
     pub text: String,
 }
 
+/// Reads an environment variable (a seam so tests need not set real ones).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// What the environment needs from the project and the invocation.
 pub struct EnvInputs {
     pub root_package: String,
@@ -55,7 +62,9 @@ pub struct EnvInputs {
     pub macros: Vec<MacroSource>,
     pub target: serde_json::Value,
     pub vars: IndexMap<String, serde_json::Value>,
-    pub env: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    /// Each package's own `vars:` (from its dbt_project.yml), by package.
+    pub package_vars: IndexMap<String, IndexMap<String, serde_json::Value>>,
+    pub env: EnvLookup,
     pub dispatch: Vec<crate::config::Dispatch>,
     pub invocation_id: String,
     pub run_started_at: chrono::DateTime<chrono::Utc>,
@@ -231,8 +240,10 @@ impl MacroTable {
         let order: Vec<String> = match namespace {
             Some(ns) => match self.dispatch.get(ns) {
                 Some(o) => o.clone(),
-                None if ns == BUILTIN_PACKAGE => vec![self.root.clone(), BUILTIN_PACKAGE.into()],
-                None => vec![ns.to_string()],
+                // dbt: a namespace without `dispatch:` config searches the
+                // root project, then the namespace itself.
+                None if ns == self.root => vec![ns.to_string()],
+                None => vec![self.root.clone(), ns.to_string()],
             },
             None => {
                 let mut o = vec![self.root.clone(), BUILTIN_PACKAGE.to_string()];
@@ -262,17 +273,80 @@ impl MacroTable {
 pub struct JinjaEnv {
     env: Environment<'static>,
     pub macros: Arc<MacroTable>,
+    slots: Slots,
+}
+
+/// Parts of the context known only after loading (the graph, the
+/// selection, docs) or only to commands that open the warehouse.
+#[derive(Clone, Default)]
+pub(crate) struct Slots {
+    pub db: db::DbSlot,
+    pub loose: Arc<db::Results>,
+    pub graph: Arc<SlotValue>,
+    pub graph_set: Arc<std::sync::atomic::AtomicBool>,
+    pub selected: Arc<SlotValue>,
+    pub docs: Arc<std::sync::RwLock<HashMap<String, String>>>,
+}
+
+/// A global whose value is set after the environment is built.
+#[derive(Debug, Default)]
+pub struct SlotValue(std::sync::RwLock<Value>);
+
+impl SlotValue {
+    fn get(&self) -> Value {
+        self.0.read().unwrap().clone()
+    }
+    fn set(&self, v: Value) {
+        *self.0.write().unwrap() = v;
+    }
+}
+
+impl Object for SlotValue {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        match self.get().kind() {
+            minijinja::value::ValueKind::Seq => minijinja::value::ObjectRepr::Seq,
+            _ => minijinja::value::ObjectRepr::Map,
+        }
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get().get_item(key).ok().filter(|v| !v.is_undefined())
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.get().try_iter().map(|i| i.collect()).unwrap_or_default())
+    }
+    fn call_method(self: &Arc<Self>, state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        self.get().call_method(state, method, args)
+    }
 }
 
 static SET_LITERAL: LazyLock<regex::Regex> =
     LazyLock::new(|| regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap());
 
-/// Makes `{% set x = [...] %}` and `{% set x = {...} %}` mutable lists/dicts.
+/// `x - modules.datetime.timedelta(...)` (and `+`), with `x` a name, an
+/// attribute path or a call without nested parentheses.
+static DT_ARITH: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"([A-Za-z_][A-Za-z0-9_.]*(?:\([^()]*\))?(?:\.[A-Za-z_][A-Za-z0-9_]*(?:\([^()]*\))?)*)\s*([+-])\s*(modules\.datetime\.timedelta\([^()]*\))",
+    )
+    .unwrap()
+});
+
+/// Makes `{% set x = [...] %}` and `{% set x = {...} %}` mutable lists/dicts,
+/// and turns datetime arithmetic with `timedelta` into calls (minijinja has
+/// no operator overloading).
 pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
-    if !source.contains("set") {
-        return std::borrow::Cow::Borrowed(source);
+    let mut out = std::borrow::Cow::Borrowed(source);
+    if source.contains("set")
+        && let std::borrow::Cow::Owned(s) = SET_LITERAL.replace_all(&out, "${1}__dp_mut(${2})${3}")
+    {
+        out = std::borrow::Cow::Owned(s);
     }
-    SET_LITERAL.replace_all(source, "${1}__dp_mut(${2})${3}")
+    if source.contains("timedelta")
+        && let std::borrow::Cow::Owned(s) = DT_ARITH.replace_all(&out, "__dp_dtop(${1}, '${2}', ${3})")
+    {
+        out = std::borrow::Cow::Owned(s);
+    }
+    out
 }
 
 impl JinjaEnv {
@@ -329,8 +403,38 @@ impl JinjaEnv {
         }
 
         let table = Arc::new(table);
-        functions::register(&mut env, &inputs, table.clone());
-        Ok(JinjaEnv { env, macros: table })
+        let slots = Slots::default();
+        slots.graph.set(empty_graph());
+        slots.selected.set(Value::from(Vec::<Value>::new()));
+        functions::register(&mut env, &inputs, table.clone(), &slots);
+        Ok(JinjaEnv { env, macros: table, slots })
+    }
+
+    /// Lets `run_query`, `statement` and `adapter.get_columns_in_relation`
+    /// reach the warehouse (commands that open it call this).
+    pub fn set_database(&self, db: Arc<dyn Database>) {
+        *self.slots.db.write().unwrap() = Some(db);
+    }
+
+    /// Sets `graph` (dbt's manifest subset: nodes, sources, exposures, ...).
+    pub fn set_graph(&self, graph: serde_json::Value) {
+        self.slots.graph.set(Value::from_serialize(&graph));
+        self.slots.graph_set.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether `graph` was set (compile sets it once per command).
+    pub fn has_graph(&self) -> bool {
+        self.slots.graph_set.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sets `selected_resources` (unique ids the command selected).
+    pub fn set_selected(&self, ids: Vec<String>) {
+        self.slots.selected.set(Value::from(ids));
+    }
+
+    /// Sets the `{% docs %}` blocks `doc()` returns, keyed `package.name`.
+    pub fn set_docs(&self, docs: HashMap<String, String>) {
+        *self.slots.docs.write().unwrap() = docs;
     }
 
     /// Renders `source` (the text of `file`) for one node.
@@ -368,6 +472,14 @@ impl JinjaEnv {
         tmpl.render(Value::from_iter(ctx)).map_err(|e| to_render_error(&e, what, source, 1))
     }
 
+    /// Evaluates one Jinja expression (`ref('x')`) to its value, so a
+    /// generic test receives a Relation, not its rendered name.
+    pub fn eval_expr(&self, what: &str, expr: &str, rctx: Option<Arc<RenderCtx>>) -> Result<Value, RenderError> {
+        let e = self.env.compile_expression_owned(expr.to_string()).map_err(|e| to_render_error(&e, what, expr, 1))?;
+        let ctx = rctx.map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
+        e.eval(ctx).map_err(|e| to_render_error(&e, what, expr, 1))
+    }
+
     /// Calls a macro by (unqualified) name with positional arguments and
     /// returns its output as a trimmed string.
     pub fn call_macro_str(&self, name: &str, args: &[(&str, Value)], rctx: Option<Arc<RenderCtx>>) -> Result<String, RenderError> {
@@ -375,10 +487,14 @@ impl JinjaEnv {
         let src = format!("{{{{ {}({}) }}}}", name, params.join(", "));
         Ok(self.render_str(name, &src, rctx, args)?.trim().to_string())
     }
+}
 
-    pub fn env(&self) -> &Environment<'static> {
-        &self.env
+fn empty_graph() -> Value {
+    let mut graph = IndexMap::new();
+    for k in ["nodes", "sources", "exposures", "metrics", "groups", "semantic_models", "saved_queries", "unit_tests"] {
+        graph.insert(k, Value::from_iter(IndexMap::<String, Value>::new()));
     }
+    Value::from_iter(graph)
 }
 
 trait PairsOwned {
@@ -474,5 +590,7 @@ fn describe(e: &Error) -> String {
 
 #[cfg(test)]
 mod builtins_tests;
+#[cfg(test)]
+mod context_tests;
 #[cfg(test)]
 mod tests;

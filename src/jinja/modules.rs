@@ -1,40 +1,63 @@
 //! `modules.datetime` and `modules.re`: the parts of Python's modules that
 //! dbt projects use in Jinja, plus the `run_started_at` datetime object.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
-use minijinja::value::{Kwargs, Object, Value, from_args};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use minijinja::value::{DynObject, Kwargs, Object, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// A Python-like `datetime` (UTC-aware when `aware`).
+/// A Python-like `datetime`: a wall-clock time, aware when `tz` is set.
 #[derive(Debug, Clone)]
 pub struct PyDateTime {
     pub dt: NaiveDateTime,
-    pub aware: bool,
+    pub tz: Option<Tz>,
 }
 
 impl PyDateTime {
     pub fn now_utc() -> PyDateTime {
-        PyDateTime { dt: Utc::now().naive_utc(), aware: true }
+        PyDateTime { dt: Utc::now().naive_utc(), tz: Some(Tz::UTC) }
     }
     pub fn from_utc(dt: DateTime<Utc>) -> PyDateTime {
-        PyDateTime { dt: dt.naive_utc(), aware: true }
+        PyDateTime { dt: dt.naive_utc(), tz: Some(Tz::UTC) }
+    }
+    /// The instant in UTC (naive times are taken as UTC, as dbt's are).
+    pub fn utc(&self) -> NaiveDateTime {
+        match self.tz {
+            Some(tz) => tz.from_local_datetime(&self.dt).earliest().map(|d| d.naive_utc()).unwrap_or(self.dt),
+            None => self.dt,
+        }
+    }
+    fn offset(&self) -> Option<String> {
+        let tz = self.tz?;
+        let secs = tz.from_local_datetime(&self.dt).earliest().map(|d| d.offset().fix().local_minus_utc()).unwrap_or(0);
+        let sign = if secs < 0 { '-' } else { '+' };
+        let secs = secs.abs();
+        Some(format!("{sign}{:02}:{:02}", secs / 3600, (secs % 3600) / 60))
     }
     fn iso(&self, sep: &str) -> String {
         let mut s = self.dt.format(&format!("%Y-%m-%d{sep}%H:%M:%S")).to_string();
         if self.dt.nanosecond() / 1000 != 0 {
             s.push_str(&format!(".{:06}", self.dt.nanosecond() / 1000));
         }
-        if self.aware {
-            s.push_str("+00:00");
+        if let Some(o) = self.offset() {
+            s.push_str(&o);
         }
         s
+    }
+    fn astimezone(&self, tz: Tz) -> PyDateTime {
+        let utc = self.utc();
+        PyDateTime { dt: tz.from_utc_datetime(&utc).naive_local(), tz: Some(tz) }
     }
 }
 
 impl Object for PyDateTime {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let d = &self.dt;
         Some(Value::from(match key.as_str()? {
@@ -45,8 +68,13 @@ impl Object for PyDateTime {
             "minute" => d.minute() as i64,
             "second" => d.second() as i64,
             "microsecond" => (d.nanosecond() / 1000) as i64,
+            "tzinfo" => return Some(self.tz.map(|t| Value::from_object(PyTz(t))).unwrap_or(Value::from(()))),
             _ => return None,
         }))
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<PyDateTime>().map(|o| self.utc().cmp(&o.utc()))
     }
 
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
@@ -60,33 +88,49 @@ impl Object for PyDateTime {
                 Ok(Value::from(self.iso(sep.as_deref().unwrap_or("T"))))
             }
             "date" => Ok(Value::from_object(PyDate(self.dt.date()))),
-            "timestamp" => Ok(Value::from(self.dt.and_utc().timestamp_micros() as f64 / 1e6)),
+            "timestamp" => Ok(Value::from(self.utc().and_utc().timestamp_micros() as f64 / 1e6)),
+            "weekday" => Ok(Value::from(self.dt.weekday().num_days_from_monday())),
+            "isoweekday" => Ok(Value::from(self.dt.weekday().number_from_monday())),
+            "astimezone" => {
+                let (tz,): (Option<Value>,) = from_args(args)?;
+                let tz = match tz {
+                    Some(t) => tz_of(&t)?,
+                    None => Tz::UTC,
+                };
+                Ok(Value::from_object(self.astimezone(tz)))
+            }
+            "utcoffset" => Ok(self.offset().map(Value::from).unwrap_or(Value::from(()))),
             "replace" => {
                 let (_, kw): (&[Value], Kwargs) = from_args(args)?;
                 let mut d = self.dt;
+                let bad = |what: &str| Error::new(ErrorKind::InvalidOperation, format!("datetime.replace: {what} is out of range"));
                 if let Some(y) = kw.get::<Option<i32>>("year")? {
-                    d = d.with_year(y).unwrap_or(d);
+                    d = d.with_year(y).ok_or_else(|| bad("year"))?;
                 }
                 if let Some(m) = kw.get::<Option<u32>>("month")? {
-                    d = d.with_month(m).unwrap_or(d);
+                    d = d.with_month(m).ok_or_else(|| bad("month"))?;
                 }
                 if let Some(v) = kw.get::<Option<u32>>("day")? {
-                    d = d.with_day(v).unwrap_or(d);
+                    d = d.with_day(v).ok_or_else(|| bad("day"))?;
                 }
                 if let Some(v) = kw.get::<Option<u32>>("hour")? {
-                    d = d.with_hour(v).unwrap_or(d);
+                    d = d.with_hour(v).ok_or_else(|| bad("hour"))?;
                 }
                 if let Some(v) = kw.get::<Option<u32>>("minute")? {
-                    d = d.with_minute(v).unwrap_or(d);
+                    d = d.with_minute(v).ok_or_else(|| bad("minute"))?;
                 }
                 if let Some(v) = kw.get::<Option<u32>>("second")? {
-                    d = d.with_second(v).unwrap_or(d);
+                    d = d.with_second(v).ok_or_else(|| bad("second"))?;
                 }
                 if let Some(v) = kw.get::<Option<u32>>("microsecond")? {
-                    d = d.with_nanosecond(v * 1000).unwrap_or(d);
+                    d = d.with_nanosecond(v * 1000).ok_or_else(|| bad("microsecond"))?;
                 }
-                let _ = kw.get::<Option<Value>>("tzinfo")?;
-                Ok(Value::from_object(PyDateTime { dt: d, aware: self.aware }))
+                let tz = match kw.get::<Option<Value>>("tzinfo")? {
+                    Some(v) if v.is_none() => None,
+                    Some(v) => Some(tz_of(&v)?),
+                    None => self.tz,
+                };
+                Ok(Value::from_object(PyDateTime { dt: d, tz }))
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method '{method}'"))),
         }
@@ -97,11 +141,154 @@ impl Object for PyDateTime {
     }
 }
 
+/// A Python-like `timedelta`, in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct PyTimeDelta(pub i64);
+
+impl Object for PyTimeDelta {
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.0 != 0
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let us = self.0;
+        let days = us.div_euclid(86_400_000_000);
+        let rest = us.rem_euclid(86_400_000_000);
+        Some(Value::from(match key.as_str()? {
+            "days" => days,
+            "seconds" => rest / 1_000_000,
+            "microseconds" => rest % 1_000_000,
+            _ => return None,
+        }))
+    }
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<PyTimeDelta>().map(|o| self.0.cmp(&o.0))
+    }
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, _args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "total_seconds" => Ok(Value::from(self.0 as f64 / 1e6)),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("timedelta has no method '{method}'"))),
+        }
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (days, rest) = (self.0.div_euclid(86_400_000_000), self.0.rem_euclid(86_400_000_000));
+        let secs = rest / 1_000_000;
+        if days != 0 {
+            write!(f, "{days} day{}, ", if days.abs() == 1 { "" } else { "s" })?;
+        }
+        write!(f, "{}:{:02}:{:02}", secs / 3600, (secs % 3600) / 60, secs % 60)?;
+        if rest % 1_000_000 != 0 {
+            write!(f, ".{:06}", rest % 1_000_000)?;
+        }
+        Ok(())
+    }
+}
+
+/// A pytz time zone: `localize(dt)`, `zone`.
+#[derive(Debug, Clone, Copy)]
+pub struct PyTz(pub Tz);
+
+impl Object for PyTz {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "zone" | "key" => Some(Value::from(self.0.name())),
+            _ => None,
+        }
+    }
+    fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
+        match method {
+            "localize" => {
+                let (dt, _kw): (Value, Kwargs) = from_args(args)?;
+                let d = dt.downcast_object_ref::<PyDateTime>().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "localize() expects a datetime"))?;
+                if d.tz.is_some() {
+                    return Err(Error::new(ErrorKind::InvalidOperation, "Not naive datetime (tzinfo is already set)"));
+                }
+                Ok(Value::from_object(PyDateTime { dt: d.dt, tz: Some(self.0) }))
+            }
+            "normalize" => {
+                let (dt,): (Value,) = from_args(args)?;
+                let d = dt.downcast_object_ref::<PyDateTime>().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "normalize() expects a datetime"))?;
+                Ok(Value::from_object(d.astimezone(self.0)))
+            }
+            "tzname" | "__str__" => Ok(Value::from(self.0.name())),
+            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("timezone has no method '{method}'"))),
+        }
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+fn tz_of(v: &Value) -> Result<Tz, Error> {
+    if let Some(t) = v.downcast_object_ref::<PyTz>() {
+        return Ok(t.0);
+    }
+    match v.as_str() {
+        Some(s) => parse_tz(s),
+        None => Err(Error::new(ErrorKind::InvalidOperation, format!("expected a time zone, got {v}"))),
+    }
+}
+
+fn parse_tz(name: &str) -> Result<Tz, Error> {
+    name.parse::<Tz>().map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("UnknownTimeZoneError: '{name}'")))
+}
+
+fn delta_of(v: &Value) -> Option<i64> {
+    v.downcast_object_ref::<PyTimeDelta>().map(|d| d.0)
+}
+
+/// `a + b` / `a - b` for datetimes, dates and timedeltas (minijinja has no
+/// operator overloading: templates reach this through a source rewrite).
+pub fn dt_op(a: Value, op: String, b: Value) -> Result<Value, Error> {
+    let bad = || Error::new(ErrorKind::InvalidOperation, format!("unsupported operand types for {op}: '{a}' and '{b}'"));
+    let sign = match op.as_str() {
+        "+" => 1,
+        "-" => -1,
+        _ => return Err(bad()),
+    };
+    if let (Some(d), Some(td)) = (a.downcast_object_ref::<PyDateTime>(), delta_of(&b)) {
+        let dt = d.dt.checked_add_signed(chrono::Duration::microseconds(sign * td)).ok_or_else(bad)?;
+        return Ok(Value::from_object(PyDateTime { dt, tz: d.tz }));
+    }
+    if let (Some(d), Some(td)) = (a.downcast_object_ref::<PyDate>(), delta_of(&b)) {
+        let dt = d.0.checked_add_signed(chrono::Duration::days((sign * td).div_euclid(86_400_000_000))).ok_or_else(bad)?;
+        return Ok(Value::from_object(PyDate(dt)));
+    }
+    if let (Some(x), Some(y)) = (delta_of(&a), delta_of(&b)) {
+        return Ok(Value::from_object(PyTimeDelta(x + sign * y)));
+    }
+    if sign == 1
+        && let (Some(td), Some(_)) = (delta_of(&a), b.downcast_object_ref::<PyDateTime>())
+    {
+        return dt_op(b.clone(), op.clone(), Value::from_object(PyTimeDelta(td)));
+    }
+    if sign == -1 {
+        if let (Some(x), Some(y)) = (a.downcast_object_ref::<PyDateTime>(), b.downcast_object_ref::<PyDateTime>()) {
+            return Ok(Value::from_object(PyTimeDelta((x.utc() - y.utc()).num_microseconds().ok_or_else(bad)?)));
+        }
+        if let (Some(x), Some(y)) = (a.downcast_object_ref::<PyDate>(), b.downcast_object_ref::<PyDate>()) {
+            return Ok(Value::from_object(PyTimeDelta((x.0 - y.0).num_days() * 86_400_000_000)));
+        }
+    }
+    Err(bad())
+}
+
 /// A Python-like `date`.
 #[derive(Debug, Clone)]
 pub struct PyDate(pub NaiveDate);
 
 impl Object for PyDate {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn custom_cmp(self: &Arc<Self>, other: &DynObject) -> Option<std::cmp::Ordering> {
+        other.downcast_ref::<PyDate>().map(|o| self.0.cmp(&o.0))
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(Value::from(match key.as_str()? {
             "year" => self.0.year() as i64,
@@ -117,6 +304,23 @@ impl Object for PyDate {
                 Ok(Value::from(strftime(&self.0.and_hms_opt(0, 0, 0).unwrap(), &fmt)?))
             }
             "isoformat" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
+            "weekday" => Ok(Value::from(self.0.weekday().num_days_from_monday())),
+            "isoweekday" => Ok(Value::from(self.0.weekday().number_from_monday())),
+            "replace" => {
+                let (_, kw): (&[Value], Kwargs) = from_args(args)?;
+                let mut d = self.0;
+                let bad = |what: &str| Error::new(ErrorKind::InvalidOperation, format!("date.replace: {what} is out of range"));
+                if let Some(y) = kw.get::<Option<i32>>("year")? {
+                    d = d.with_year(y).ok_or_else(|| bad("year"))?;
+                }
+                if let Some(m) = kw.get::<Option<u32>>("month")? {
+                    d = d.with_month(m).ok_or_else(|| bad("month"))?;
+                }
+                if let Some(v) = kw.get::<Option<u32>>("day")? {
+                    d = d.with_day(v).ok_or_else(|| bad("day"))?;
+                }
+                Ok(Value::from_object(PyDate(d)))
+            }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("date has no method '{method}'"))),
         }
     }
@@ -132,14 +336,32 @@ fn strftime(dt: &NaiveDateTime, fmt: &str) -> Result<String, Error> {
     Ok(out)
 }
 
-fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
+/// Parses Python's `fromisoformat` input: a date, a date and time, and an
+/// optional UTC offset (`+02:00`, `Z`).
+fn parse_datetime(s: &str) -> Option<PyDateTime> {
     let s = s.trim();
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(d);
+    for f in ["%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M%:z", "%Y-%m-%d %H:%M%:z"] {
+        if let Ok(d) = DateTime::parse_from_str(&s.replace('Z', "+00:00"), f) {
+            // Whole-hour offsets keep their wall time (as Etc/GMT∓N zones);
+            // others become the UTC instant.
+            let secs = d.offset().local_minus_utc();
+            let zone = match secs {
+                0 => Some(Tz::UTC),
+                s if s % 3600 == 0 && s.abs() <= 14 * 3600 => format!("Etc/GMT{}{}", if s > 0 { '-' } else { '+' }, s.abs() / 3600).parse::<Tz>().ok(),
+                _ => None,
+            };
+            return Some(match zone {
+                Some(tz) => PyDateTime { dt: d.naive_local(), tz: Some(tz) },
+                None => PyDateTime { dt: d.naive_utc(), tz: Some(Tz::UTC) },
+            });
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).unwrap())
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(PyDateTime { dt: d, tz: None });
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| PyDateTime { dt: d.and_hms_opt(0, 0, 0).unwrap(), tz: None })
 }
 
 fn func<F>(f: F) -> Value
@@ -149,45 +371,287 @@ where
     Value::from_function(move |args: minijinja::value::Rest<Value>| f(&args))
 }
 
-/// The `modules` global.
-pub fn modules() -> Value {
-    let mut datetime_cls = BTreeMap::new();
-    datetime_cls.insert("now", func(|_| Ok(Value::from_object(PyDateTime { dt: chrono::Local::now().naive_local(), aware: false }))));
-    datetime_cls.insert("utcnow", func(|_| Ok(Value::from_object(PyDateTime { dt: Utc::now().naive_utc(), aware: false }))));
-    datetime_cls.insert(
+/// A Python class: callable (the constructor) with class attributes.
+#[derive(Debug)]
+pub struct PyClass {
+    name: &'static str,
+    ctor: Value,
+    attrs: BTreeMap<&'static str, Value>,
+}
+
+impl Object for PyClass {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.attrs.get(key.as_str()?).cloned()
+    }
+    fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        self.ctor.call(state, args)
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<class '{}'>", self.name)
+    }
+}
+
+fn now_in(args: &[Value]) -> Result<Value, Error> {
+    let (tz, kw): (Option<Value>, Kwargs) = from_args(args)?;
+    let tz = tz.or(kw.get::<Option<Value>>("tz")?).filter(|v| !v.is_none());
+    Ok(Value::from_object(match tz {
+        Some(t) => PyDateTime::now_utc().astimezone(tz_of(&t)?),
+        None => PyDateTime { dt: chrono::Local::now().naive_local(), tz: None },
+    }))
+}
+
+fn new_datetime(args: &[Value]) -> Result<Value, Error> {
+    let (pos, kw): (&[Value], Kwargs) = from_args(args)?;
+    let names = ["year", "month", "day", "hour", "minute", "second", "microsecond"];
+    let mut parts = [0i64, 1, 1, 0, 0, 0, 0];
+    for (i, n) in names.iter().enumerate() {
+        if let Some(v) = pos.get(i) {
+            parts[i] = v.as_i64().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("datetime(): {n} must be an integer")))?;
+        } else if let Some(v) = kw.get::<Option<i64>>(n)? {
+            parts[i] = v;
+        } else if i < 3 {
+            return Err(Error::new(ErrorKind::MissingArgument, format!("datetime(): missing argument '{n}'")));
+        }
+    }
+    let tz = match pos.get(7).cloned().or(kw.get::<Option<Value>>("tzinfo")?) {
+        Some(v) if !v.is_none() => Some(tz_of(&v)?),
+        _ => None,
+    };
+    let bad = || Error::new(ErrorKind::InvalidOperation, format!("datetime(): {parts:?} is not a valid date and time"));
+    let date = NaiveDate::from_ymd_opt(parts[0] as i32, parts[1] as u32, parts[2] as u32).ok_or_else(bad)?;
+    let dt = date.and_hms_micro_opt(parts[3] as u32, parts[4] as u32, parts[5] as u32, parts[6] as u32).ok_or_else(bad)?;
+    Ok(Value::from_object(PyDateTime { dt, tz }))
+}
+
+fn new_timedelta(args: &[Value]) -> Result<Value, Error> {
+    let (pos, kw): (&[Value], Kwargs) = from_args(args)?;
+    let names = [
+        ("days", 86_400_000_000f64),
+        ("seconds", 1_000_000.0),
+        ("microseconds", 1.0),
+        ("milliseconds", 1_000.0),
+        ("minutes", 60_000_000.0),
+        ("hours", 3_600_000_000.0),
+        ("weeks", 604_800_000_000.0),
+    ];
+    let mut us = 0f64;
+    for (i, (n, scale)) in names.iter().enumerate() {
+        let v = match pos.get(i) {
+            Some(v) => Some(v.clone()),
+            None => kw.get::<Option<Value>>(n)?,
+        };
+        if let Some(v) = v {
+            let x = f64::try_from(v.clone()).map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("timedelta(): {n} must be a number, got {v}")))?;
+            us += x * scale;
+        }
+    }
+    Ok(Value::from_object(PyTimeDelta(us.round() as i64)))
+}
+
+/// `modules.datetime`.
+fn datetime_module() -> Value {
+    let mut dt = BTreeMap::new();
+    dt.insert("now", func(now_in));
+    dt.insert("today", func(|_| Ok(Value::from_object(PyDateTime { dt: chrono::Local::now().naive_local(), tz: None }))));
+    dt.insert("utcnow", func(|_| Ok(Value::from_object(PyDateTime { dt: Utc::now().naive_utc(), tz: None }))));
+    dt.insert(
         "strptime",
         func(|args| {
             let (s, fmt): (String, String) = from_args(args)?;
             NaiveDateTime::parse_from_str(&s, &fmt)
                 .or_else(|_| NaiveDate::parse_from_str(&s, &fmt).map(|d| d.and_hms_opt(0, 0, 0).unwrap()))
-                .map(|dt| Value::from_object(PyDateTime { dt, aware: false }))
+                .map(|dt| Value::from_object(PyDateTime { dt, tz: None }))
                 .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("strptime('{s}', '{fmt}'): {e}")))
         }),
     );
-    datetime_cls.insert(
+    dt.insert(
         "fromisoformat",
         func(|args| {
             let (s,): (String,) = from_args(args)?;
-            parse_datetime(&s)
-                .map(|dt| Value::from_object(PyDateTime { dt, aware: false }))
-                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("invalid isoformat string: '{s}'")))
+            parse_datetime(&s).map(Value::from_object).ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("Invalid isoformat string: '{s}'")))
         }),
     );
-    let mut date_cls = BTreeMap::new();
-    date_cls.insert("today", func(|_| Ok(Value::from_object(PyDate(chrono::Local::now().date_naive())))));
-    date_cls.insert(
+    dt.insert(
+        "fromtimestamp",
+        func(|args| {
+            let (ts, tz): (f64, Option<Value>) = from_args(args)?;
+            let utc = DateTime::<Utc>::from_timestamp_micros((ts * 1e6) as i64)
+                .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromtimestamp({ts}): out of range")))?;
+            Ok(Value::from_object(match tz.filter(|v| !v.is_none()) {
+                Some(t) => PyDateTime::from_utc(utc).astimezone(tz_of(&t)?),
+                None => PyDateTime { dt: utc.with_timezone(&chrono::Local).naive_local(), tz: None },
+            }))
+        }),
+    );
+    dt.insert(
+        "combine",
+        func(|args| {
+            let (d, _t): (Value, Option<Value>) = from_args(args)?;
+            let d = d.downcast_object_ref::<PyDate>().ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "combine() expects a date"))?;
+            Ok(Value::from_object(PyDateTime { dt: d.0.and_hms_opt(0, 0, 0).unwrap(), tz: None }))
+        }),
+    );
+    let mut date = BTreeMap::new();
+    date.insert("today", func(|_| Ok(Value::from_object(PyDate(chrono::Local::now().date_naive())))));
+    date.insert(
         "fromisoformat",
         func(|args| {
             let (s,): (String,) = from_args(args)?;
             NaiveDate::parse_from_str(&s, "%Y-%m-%d")
                 .map(|d| Value::from_object(PyDate(d)))
-                .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("invalid isoformat string: '{s}'")))
+                .map_err(|_| Error::new(ErrorKind::InvalidOperation, format!("Invalid isoformat string: '{s}'")))
         }),
     );
-    let mut datetime_mod = BTreeMap::new();
-    datetime_mod.insert("datetime", Value::from(datetime_cls));
-    datetime_mod.insert("date", Value::from(date_cls));
+    let mut tzmod = BTreeMap::new();
+    tzmod.insert("utc", Value::from_object(PyTz(Tz::UTC)));
+    let mut m = BTreeMap::new();
+    m.insert("datetime", Value::from_object(PyClass { name: "datetime.datetime", ctor: func(new_datetime), attrs: dt }));
+    m.insert(
+        "date",
+        Value::from_object(PyClass {
+            name: "datetime.date",
+            ctor: func(|args| {
+                let (y, mo, d): (i32, u32, u32) = from_args(args)?;
+                NaiveDate::from_ymd_opt(y, mo, d)
+                    .map(|d| Value::from_object(PyDate(d)))
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("date({y}, {mo}, {d}): day is out of range for month")))
+            }),
+            attrs: date,
+        }),
+    );
+    m.insert("timedelta", Value::from_object(PyClass { name: "datetime.timedelta", ctor: func(new_timedelta), attrs: BTreeMap::new() }));
+    m.insert("timezone", Value::from_object(PyClass { name: "datetime.timezone", ctor: func(|a| Ok(a.first().cloned().unwrap_or_default())), attrs: tzmod }));
+    Value::from(m)
+}
 
+/// `modules.pytz`.
+fn pytz_module() -> Value {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "timezone",
+        func(|args| {
+            let (name,): (String,) = from_args(args)?;
+            Ok(Value::from_object(PyTz(parse_tz(&name)?)))
+        }),
+    );
+    m.insert("utc", Value::from_object(PyTz(Tz::UTC)));
+    m.insert("UTC", Value::from_object(PyTz(Tz::UTC)));
+    m.insert("all_timezones", Value::from(chrono_tz::TZ_VARIANTS.iter().map(|t| Value::from(t.name())).collect::<Vec<_>>()));
+    Value::from(m)
+}
+
+fn items(v: &Value) -> Result<Vec<Value>, Error> {
+    Ok(v.try_iter()?.collect())
+}
+
+fn combos(pool: &[Value], r: usize, start: usize, cur: &mut Vec<Value>, out: &mut Vec<Value>, replace: bool) {
+    if cur.len() == r {
+        out.push(Value::from(cur.clone()));
+        return;
+    }
+    for i in start..pool.len() {
+        cur.push(pool[i].clone());
+        combos(pool, r, if replace { i } else { i + 1 }, cur, out, replace);
+        cur.pop();
+    }
+}
+
+fn perms(pool: &[Value], r: usize, used: &mut Vec<bool>, cur: &mut Vec<Value>, out: &mut Vec<Value>) {
+    if cur.len() == r {
+        out.push(Value::from(cur.clone()));
+        return;
+    }
+    for i in 0..pool.len() {
+        if !used[i] {
+            used[i] = true;
+            cur.push(pool[i].clone());
+            perms(pool, r, used, cur, out);
+            cur.pop();
+            used[i] = false;
+        }
+    }
+}
+
+/// `modules.itertools` (results are lists, not lazy iterators).
+fn itertools_module() -> Value {
+    let mut m = BTreeMap::new();
+    m.insert(
+        "chain",
+        func(|args| {
+            let mut out = vec![];
+            for a in args {
+                out.extend(items(a)?);
+            }
+            Ok(Value::from(out))
+        }),
+    );
+    m.insert(
+        "product",
+        func(|args| {
+            let (pos, kw): (&[Value], Kwargs) = from_args(args)?;
+            let repeat = kw.get::<Option<usize>>("repeat")?.unwrap_or(1);
+            let mut pools = vec![];
+            for _ in 0..repeat {
+                for p in pos {
+                    pools.push(items(p)?);
+                }
+            }
+            let mut out: Vec<Vec<Value>> = vec![vec![]];
+            for pool in pools {
+                out = out.into_iter().flat_map(|prefix| pool.iter().map(move |x| [prefix.clone(), vec![x.clone()]].concat())).collect();
+            }
+            Ok(Value::from(out.into_iter().map(Value::from).collect::<Vec<_>>()))
+        }),
+    );
+    m.insert(
+        "combinations",
+        func(|args| {
+            let (it, r): (Value, usize) = from_args(args)?;
+            let mut out = vec![];
+            combos(&items(&it)?, r, 0, &mut vec![], &mut out, false);
+            Ok(Value::from(out))
+        }),
+    );
+    m.insert(
+        "combinations_with_replacement",
+        func(|args| {
+            let (it, r): (Value, usize) = from_args(args)?;
+            let mut out = vec![];
+            combos(&items(&it)?, r, 0, &mut vec![], &mut out, true);
+            Ok(Value::from(out))
+        }),
+    );
+    m.insert(
+        "permutations",
+        func(|args| {
+            let (it, r): (Value, Option<usize>) = from_args(args)?;
+            let pool = items(&it)?;
+            let r = r.unwrap_or(pool.len());
+            let mut out = vec![];
+            perms(&pool, r, &mut vec![false; pool.len()], &mut vec![], &mut out);
+            Ok(Value::from(out))
+        }),
+    );
+    m.insert(
+        "islice",
+        func(|args| {
+            let (it, a, b): (Value, Option<usize>, Option<usize>) = from_args(args)?;
+            let (start, stop) = match b {
+                Some(b) => (a.unwrap_or(0), b),
+                None => (0, a.unwrap_or(usize::MAX)),
+            };
+            Ok(Value::from(items(&it)?.into_iter().skip(start).take(stop.saturating_sub(start)).collect::<Vec<_>>()))
+        }),
+    );
+    Value::from(m)
+}
+
+/// The `modules` global: `datetime`, `pytz`, `re`, `itertools`.
+pub fn modules() -> Value {
     let mut re_mod = BTreeMap::new();
     re_mod.insert("match", func(|a| re_call("match", a)));
     re_mod.insert("search", func(|a| re_call("search", a)));
@@ -196,20 +660,41 @@ pub fn modules() -> Value {
     re_mod.insert("sub", func(|a| re_call("sub", a)));
     re_mod.insert("split", func(|a| re_call("split", a)));
     re_mod.insert(
+        "escape",
+        func(|a| {
+            let (s,): (String,) = from_args(a)?;
+            Ok(Value::from(regex::escape(&s)))
+        }),
+    );
+    re_mod.insert(
         "compile",
         func(|args| {
-            let (p, _flags): (String, Option<Value>) = from_args(args)?;
-            let re = compile(&p)?;
+            let (p, flags): (String, Option<i64>) = from_args(args)?;
+            let re = compile(&with_flags(&p, flags.unwrap_or(0)))?;
             Ok(Value::from_object(PyRegex(re)))
         }),
     );
-    re_mod.insert("IGNORECASE", Value::from(2));
-    re_mod.insert("I", Value::from(2));
+    for (k, v) in [("IGNORECASE", 2), ("I", 2), ("MULTILINE", 8), ("M", 8), ("DOTALL", 16), ("S", 16), ("VERBOSE", 64), ("X", 64)] {
+        re_mod.insert(k, Value::from(v));
+    }
 
     let mut m = BTreeMap::new();
-    m.insert("datetime", Value::from(datetime_mod));
+    m.insert("datetime", datetime_module());
+    m.insert("pytz", pytz_module());
     m.insert("re", Value::from(re_mod));
+    m.insert("itertools", itertools_module());
     Value::from(m)
+}
+
+/// Python `re` flags as an inline group.
+fn with_flags(p: &str, flags: i64) -> String {
+    let mut f = String::new();
+    for (bit, c) in [(2, 'i'), (8, 'm'), (16, 's'), (64, 'x')] {
+        if flags & bit != 0 {
+            f.push(c);
+        }
+    }
+    if f.is_empty() { p.to_string() } else { format!("(?{f}){p}") }
 }
 
 fn compile(p: &str) -> Result<regex::Regex, Error> {
@@ -277,6 +762,10 @@ impl PyRegex {
 }
 
 impl Object for PyRegex {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         self.apply(method, args)
     }
@@ -286,6 +775,10 @@ impl Object for PyRegex {
 pub struct PyMatch(Vec<Value>);
 
 impl Object for PyMatch {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
             "group" => {

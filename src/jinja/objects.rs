@@ -19,56 +19,94 @@ pub struct Relation {
     pub identifier: String,
     /// Rendered text override (ephemeral CTE names render bare).
     pub rendered: Option<String>,
+    /// `table`, `view`, `cte`, or unknown.
+    pub kind: Option<String>,
 }
 
 impl Relation {
     pub fn new(database: &str, schema: &str, identifier: &str) -> Relation {
-        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None }
+        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None, kind: None }
     }
     pub fn cte(name: &str) -> Relation {
-        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()) }
+        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()), kind: Some("cte".into()) }
     }
     pub fn render_name(&self) -> String {
+        if self.identifier.is_empty() && self.rendered.is_none() {
+            return crate::util::ident::quote_ident(&self.schema);
+        }
         self.rendered.clone().unwrap_or_else(|| relation_name(&self.schema, &self.identifier))
     }
 }
 
 impl Object for Relation {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         Some(match key.as_str()? {
             "database" => Value::from(self.database.clone()),
             "schema" => Value::from(self.schema.clone()),
             "identifier" | "name" | "table" => Value::from(self.identifier.clone()),
-            "is_table" | "is_view" | "is_cte" => Value::from(false),
-            "type" => Value::from(()),
+            "is_table" => Value::from(self.kind.as_deref() == Some("table")),
+            "is_view" => Value::from(self.kind.as_deref() == Some("view")),
+            "is_cte" => Value::from(self.kind.as_deref() == Some("cte")),
+            "is_materialized_view" => Value::from(false),
+            "type" => self.kind.clone().map(Value::from).unwrap_or(Value::from(())),
+            "path" => Value::from_iter([("database", self.database.clone()), ("schema", self.schema.clone()), ("identifier", self.identifier.clone())]),
+            "quote_character" => Value::from("\""),
+            // dbt_utils' `_is_relation` checks `metadata.type` ends with "Relation".
+            "metadata" => Value::from_iter([("type", Value::from("DataFusionRelation"))]),
             _ => return None,
         })
     }
 
     fn call_method(self: &Arc<Self>, _state: &State<'_, '_>, method: &str, args: &[Value]) -> Result<Value, Error> {
         match method {
-            "include" | "quote" | "incorporate" => {
+            "include" | "quote" | "incorporate" | "replace_path" => {
                 let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
                 let mut r = (**self).clone();
                 if method == "include" {
-                    // include(database=False, schema=False) drops parts.
-                    if let Ok(Some(false)) = kwargs.get::<Option<bool>>("schema") {
+                    // include(database=False, schema=False, identifier=False) drops parts.
+                    if let Some(false) = kwargs.get::<Option<bool>>("schema")? {
                         r.schema.clear();
                     }
-                    if let Ok(Some(path)) = kwargs.get::<Option<Value>>("path") {
-                        let _ = path;
+                    if let Some(false) = kwargs.get::<Option<bool>>("identifier")? {
+                        r.identifier.clear();
                     }
-                } else if method == "incorporate"
-                    && let Ok(Some(p)) = kwargs.get::<Option<Value>>("path")
-                {
-                    if let Ok(Some(id)) = p.get_attr("identifier").map(|v| v.as_str().map(String::from)) {
+                    let _ = kwargs.get::<Option<bool>>("database")?;
+                } else if method == "quote" {
+                    for k in ["database", "schema", "identifier"] {
+                        let _ = kwargs.get::<Option<bool>>(k)?;
+                    }
+                } else {
+                    let path = if method == "incorporate" { kwargs.get::<Option<Value>>("path")? } else { None };
+                    let parts = |k: &str| -> Option<String> {
+                        match &path {
+                            Some(p) => p.get_attr(k).ok().and_then(|v| v.as_str().map(String::from)),
+                            None => kwargs.get::<Option<String>>(k).ok().flatten(),
+                        }
+                    };
+                    if let Some(id) = parts("identifier") {
                         r.identifier = id;
+                        r.rendered = None;
                     }
-                    if let Ok(Some(s)) = p.get_attr("schema").map(|v| v.as_str().map(String::from)) {
+                    if let Some(s) = parts("schema") {
                         r.schema = s;
                     }
+                    if let Some(d) = parts("database") {
+                        r.database = d;
+                    }
+                    if let Some(t) = kwargs.get::<Option<String>>("type")? {
+                        r.kind = Some(t);
+                    }
                 }
-                let _ = kwargs.args().count();
+                Ok(Value::from_object(r))
+            }
+            "without_identifier" => {
+                let mut r = (**self).clone();
+                r.identifier.clear();
+                r.rendered = None;
                 Ok(Value::from_object(r))
             }
             "render" => Ok(Value::from(self.render_name())),
@@ -102,7 +140,6 @@ pub struct Captured {
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
     pub config: serde_json::Map<String, serde_json::Value>,
-    pub macros: Vec<String>,
 }
 
 /// The per-render state behind `ref`, `source`, `config`, `this` and
@@ -124,6 +161,8 @@ pub struct RenderCtx {
     pub var_overrides: serde_json::Map<String, serde_json::Value>,
     /// `env_var()` overrides (unit tests), before the environment.
     pub env_overrides: IndexMap<String, String>,
+    /// Results of `statement` blocks, for `load_result`.
+    pub results: super::db::Results,
 }
 
 impl fmt::Debug for RenderCtx {
@@ -153,6 +192,7 @@ impl RenderCtx {
             overrides: IndexMap::new(),
             var_overrides: Default::default(),
             env_overrides: IndexMap::new(),
+            results: Default::default(),
         }
     }
 
@@ -351,15 +391,16 @@ impl Object for MutMap {
         match method {
             "update" => {
                 let (other, kwargs): (Option<Value>, Kwargs) = from_args(args)?;
+                // Literal values become mutable too: `d.update({k: []})` then `d[k].append(x)`.
                 if let Some(other) = other {
                     for k in other.try_iter()? {
                         let v = other.get_item(&k)?;
-                        map.insert(k, v);
+                        map.insert(k, make_mutable(v)?);
                     }
                 }
                 for k in kwargs.args().map(String::from).collect::<Vec<_>>() {
                     let v: Value = kwargs.get(&k)?;
-                    map.insert(Value::from(k), v);
+                    map.insert(Value::from(k), make_mutable(v)?);
                 }
                 Ok(Value::from(()))
             }
@@ -373,7 +414,7 @@ impl Object for MutMap {
             }
             "setdefault" => {
                 let (k, default): (Value, Option<Value>) = from_args(args)?;
-                Ok(map.entry(k).or_insert(default.unwrap_or(Value::from(()))).clone())
+                Ok(map.entry(k).or_insert(make_mutable(default.unwrap_or(Value::from(())))?).clone())
             }
             "keys" => Ok(Value::from(map.keys().cloned().collect::<Vec<_>>())),
             "values" => Ok(Value::from(map.values().cloned().collect::<Vec<_>>())),
@@ -388,15 +429,38 @@ impl Object for MutMap {
     }
 }
 
+fn is_dp_object(v: &Value) -> bool {
+    use super::{column::Column, db, modules};
+    let Some(o) = v.as_object() else { return false };
+    o.downcast_ref::<Relation>().is_some()
+        || o.downcast_ref::<Column>().is_some()
+        || o.downcast_ref::<MutList>().is_some()
+        || o.downcast_ref::<MutMap>().is_some()
+        || o.downcast_ref::<ConfigObj>().is_some()
+        || o.downcast_ref::<RenderCtx>().is_some()
+        || o.downcast_ref::<modules::PyDateTime>().is_some()
+        || o.downcast_ref::<modules::PyDate>().is_some()
+        || o.downcast_ref::<modules::PyTimeDelta>().is_some()
+        || o.downcast_ref::<modules::PyTz>().is_some()
+        || o.downcast_ref::<db::AgateTable>().is_some()
+        || o.downcast_ref::<db::AgateRow>().is_some()
+        || o.downcast_ref::<db::AgateColumn>().is_some()
+        || o.downcast_ref::<db::AgateColumns>().is_some()
+}
+
 /// Wraps a list or dict literal so Jinja code can mutate it.
 pub fn make_mutable(v: Value) -> Result<Value, Error> {
+    // Only plain list/dict values: dp's objects (relations, columns, ...) stay as they are.
+    if is_dp_object(&v) {
+        return Ok(v);
+    }
     match v.kind() {
-        minijinja::value::ValueKind::Seq => Ok(Value::from_object(MutList(Mutex::new(v.try_iter()?.collect())))),
+        minijinja::value::ValueKind::Seq => Ok(Value::from_object(MutList(Mutex::new(v.try_iter()?.map(make_mutable).collect::<Result<_, _>>()?)))),
         minijinja::value::ValueKind::Map => {
             let mut m = IndexMap::new();
             for k in v.try_iter()? {
                 let val = v.get_item(&k)?;
-                m.insert(k, val);
+                m.insert(k, make_mutable(val)?);
             }
             Ok(Value::from_object(MutMap(Mutex::new(m))))
         }

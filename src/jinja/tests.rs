@@ -15,6 +15,7 @@ pub(crate) fn env_with(macros: &[(&str, &str)]) -> JinjaEnv {
         macros: ms,
         target: serde_json::json!({"name": "dev", "schema": "main", "type": "datafusion", "threads": 1, "database": "dp"}),
         vars: [("x".to_string(), serde_json::json!(5))].into_iter().collect(),
+        package_vars: Default::default(),
         env: Arc::new(|k| if k == "DP_SET" { Some("yes".into()) } else { None }),
         dispatch: vec![],
         invocation_id: "inv".into(),

@@ -28,6 +28,13 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
+    // Jinja may query the warehouse while compiling, as dbt compile does.
+    if let Ok(engine) = crate::engine::Engine::new(&l.project, None)
+        && let Some(db) = crate::engine::introspect::EngineDb::new(std::sync::Arc::new(engine))
+    {
+        l.project.jinja.set_database(std::sync::Arc::new(db));
+    }
+    l.project.jinja.set_selected(ids.iter().cloned().collect());
     let compiled = compile(&l.project, &ids, &opts)?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;

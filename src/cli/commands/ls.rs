@@ -1,13 +1,14 @@
-//! `dp ls`: list resources (`--output name|path|json|selector`).
+//! `dp ls`: list resources as `dbt ls` does (`--output selector|name|path|json`,
+//! `selector` by default), one line per resource in unique id order.
 
 use std::process::ExitCode;
 
 use crate::cli::Printer;
-use crate::cli::args::{GlobalArgs, SelectArgs};
+use crate::cli::args::{GlobalArgs, LsOutput, SelectArgs};
 use crate::cli::context::{LoadArgs, load, select};
 use crate::project::nodes::{Node, ResourceType};
 
-pub fn run(g: &GlobalArgs, s: &SelectArgs, output: &str, keys: &[String], types: &[String], printer: &Printer) -> anyhow::Result<ExitCode> {
+pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], types: &[String], printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { which: "list", ..Default::default() }, printer)?;
     let mut rts = vec![];
     for t in types {
@@ -18,36 +19,50 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: &str, keys: &[String], types:
             anyhow::anyhow!("unknown resource type '{t}'\n  hint: use one of model, seed, snapshot, source, test, unit_test, analysis, exposure")
         })?);
     }
-    let ids = select(&l, s, rts, printer)?;
-    let mut lines: Vec<String> = vec![];
+    let mut ids: Vec<String> = select(&l, s, rts, printer)?.into_iter().collect();
+    // dbt prints in unique id order.
+    ids.sort();
+    if ids.is_empty() {
+        printer.warn("No nodes selected!");
+    }
     for uid in &ids {
         let n = &l.project.nodes[uid];
-        lines.push(match output {
-            "name" => display_name(n),
-            "path" => n.original_file_path.clone(),
-            "selector" => n.fqn.join("."),
-            "json" => json_line(n, keys),
-            other => anyhow::bail!("--output must be name, path, json or selector, not '{other}'"),
+        printer.data(match output {
+            LsOutput::Name => search_name(n),
+            LsOutput::Path => n.original_file_path.clone(),
+            LsOutput::Selector => selector(n),
+            LsOutput::Json => json_line(n, keys),
         });
-    }
-    lines.sort();
-    for line in lines {
-        printer.data(line);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn display_name(n: &Node) -> String {
+/// dbt's `search_name`: `source.table` for sources, `name.v<N>` for a
+/// versioned model, else the name.
+pub fn search_name(n: &Node) -> String {
+    match (&n.resource_type, &n.source, &n.version) {
+        (ResourceType::Source, Some(s), _) => format!("{}.{}", s.source_name, n.name),
+        (ResourceType::Model, _, Some(v)) => format!("{}.v{v}", n.name),
+        _ => n.name.clone(),
+    }
+}
+
+/// dbt's selector output: the fqn, or `<type>:<package>.<name>` for
+/// sources, exposures and unit tests.
+pub fn selector(n: &Node) -> String {
     match n.resource_type {
-        ResourceType::Source => format!("source:{}", n.fqn.join(".")),
-        ResourceType::Exposure => format!("exposure:{}", n.fqn.join(".")),
-        ResourceType::UnitTest => format!("unit_test:{}", n.fqn.join(".")),
+        ResourceType::Source => {
+            let source_name = n.source.as_ref().map(|s| s.source_name.as_str()).unwrap_or("");
+            format!("source:{}.{}.{}", n.package_name, source_name, n.name)
+        }
+        ResourceType::Exposure => format!("exposure:{}.{}", n.package_name, n.name),
+        ResourceType::UnitTest => format!("unit_test:{}.{}", n.package_name, n.name),
         _ => n.fqn.join("."),
     }
 }
 
 fn json_line(n: &Node, keys: &[String]) -> String {
-    let full = serde_json::json!({
+    let mut full = serde_json::json!({
         "name": n.name,
         "resource_type": n.resource_type.as_str(),
         "package_name": n.package_name,
@@ -56,8 +71,13 @@ fn json_line(n: &Node, keys: &[String]) -> String {
         "alias": n.alias,
         "config": n.config,
         "tags": n.tags(),
-        "depends_on": {"nodes": n.depends_on},
+        "depends_on": {"macros": n.macro_deps, "nodes": n.depends_on},
     });
+    if let (Some(s), Some(o)) = (&n.source, full.as_object_mut()) {
+        o.shift_remove("alias");
+        o.shift_remove("depends_on");
+        o.insert("source_name".into(), serde_json::json!(s.source_name));
+    }
     if keys.is_empty() {
         return full.to_string();
     }

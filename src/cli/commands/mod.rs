@@ -33,7 +33,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse => parse::run(g, printer),
         Command::Compile { select, inline } => compile::run(g, &select, inline.as_deref(), printer),
-        Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, &output, &output_keys, &resource_type, printer),
+        Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, output, &output_keys, &resource_type, printer),
         Command::Debug => debug::run(g, printer).await,
         Command::Deps => deps::run(g, printer),
         Command::Clean => clean::run(g, printer),

@@ -120,7 +120,16 @@ async fn execute_kind(
         vec![]
     };
     let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
-    let compiled = compile(&l.project, &order.iter().cloned().collect(), &opts)?;
+    // Jinja may query the warehouse while compiling (run_query, statement,
+    // adapter.get_columns_in_relation).
+    let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
+    let engine = Arc::new(Engine::new(&l.project, memory)?);
+    engine.preflight().await?;
+    if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
+        l.project.jinja.set_database(Arc::new(db));
+    }
+    l.project.jinja.set_selected(order.clone());
+    let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
@@ -140,9 +149,6 @@ async fn execute_kind(
     }
     printer.info(format!("Concurrency: {} threads (target='{}')", l.project.settings.target.threads, l.project.settings.target.name));
     printer.info("");
-    let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
-    let engine = Arc::new(Engine::new(&l.project, memory)?);
-    engine.preflight().await?;
     let hooks_ctx =
         |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> { list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect() };
     if matches!(kind, Kind::Run | Kind::Build) {

@@ -135,6 +135,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     let jinja = env::build(&settings, &packages, std::mem::take(&mut macros.sources), opts)?;
     let mut set = files::load(&settings, fs, &macros.test_files_with_blocks, &mut warnings)?;
     let docs = files::docs(&settings, fs)?;
+    jinja.set_docs(docs.values().map(|d| (format!("{}.{}", d.package_name, d.name), d.block_contents.clone())).collect());
     let declared = patches::apply(&settings, fs, &jinja, &mut set, &mut macros.macros, &mut warnings)?;
     let mut nodes = set.nodes;
     configs::render(&settings, &jinja, &mut nodes)?;

@@ -1,6 +1,7 @@
 //! Stage 1: packages installed under `dbt_packages/` (one folder each, with
 //! its own `dbt_project.yml`), sorted by name.
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::{LoadError, list, read};
@@ -12,6 +13,8 @@ pub struct PackageDir {
     pub name: String,
     pub root: String,
     pub macro_paths: Vec<String>,
+    /// The package's own `vars:` (its nodes see them under the root's).
+    pub vars: IndexMap<String, Value>,
 }
 
 pub fn discover(settings: &Settings, fs: &dyn FileSystem) -> Result<Vec<PackageDir>, LoadError> {
@@ -30,7 +33,8 @@ pub fn discover(settings: &Settings, fs: &dyn FileSystem) -> Result<Vec<PackageD
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_else(|| vec!["macros".to_string()]);
-        packages.push(PackageDir { name, root: dir, macro_paths });
+        let vars = y.get("vars").and_then(Value::as_object).map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        packages.push(PackageDir { name, root: dir, macro_paths, vars });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
 
