@@ -293,7 +293,10 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                             &[],
                         )?)
                     }
-                    other => minijinja::Value::from_serialize(other),
+                    // Lists and dicts may be mutated by the test macro (`pruned_cols.append(...)`).
+                    other => {
+                        crate::jinja::objects::make_mutable(minijinja::Value::from_serialize(other)).unwrap_or_else(|_| minijinja::Value::from_serialize(other))
+                    }
                 };
                 args.push((k.clone(), val));
             }

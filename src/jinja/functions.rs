@@ -261,7 +261,10 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     api.insert("Relation", Value::from_iter(rel_api));
     api.insert("Column", super::column::column_api());
     env.add_global("api", Value::from_iter(api));
-    env.add_global("adapter", Value::from_object(Adapter { table, db: slots.db.clone() }));
+    let adapter = Value::from_object(Adapter { table, db: slots.db.clone() });
+    env.add_global("adapter", adapter.clone());
+    // dbt's context shortcut for `adapter.load_relation`.
+    env.add_function("load_relation", move |state: &State, rel: Value| -> Result<Value, Error> { adapter.call_method(state, "load_relation", &[rel]) });
 
     // `builtins`: the original ref/source/config, for projects that override them.
     let mut builtins: IndexMap<&str, Value> = IndexMap::new();
