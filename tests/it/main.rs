@@ -5,6 +5,7 @@ mod atomicity;
 mod checkpoints;
 mod common;
 mod compile_parity;
+mod corpus;
 mod data_tests;
 mod demo;
 mod docs;
