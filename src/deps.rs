@@ -273,7 +273,7 @@ pub fn lock_file(entries: &[Value], specs: &[Spec], outcomes: &[Outcome]) -> Str
 /// holding the entry as written), dumped as Python's `json.dumps(..,
 /// sort_keys=True)`, sorted, joined by newlines, SHA-1'd.
 fn packages_hash(entries: &[Value]) -> String {
-    let mut lines: Vec<String> = entries.iter().map(|e| py_json(&package_dict(e))).collect();
+    let mut lines: Vec<String> = entries.iter().map(|e| crate::util::pyjson::dumps(&package_dict(e), true)).collect();
     lines.sort();
     sha1_hex(lines.join("\n").as_bytes())
 }
@@ -301,44 +301,6 @@ fn package_dict(e: &Value) -> Value {
     }
     d.insert("unrendered".into(), e.clone());
     Value::Object(d)
-}
-
-/// Python's `json.dumps(v, sort_keys=True)`: `", "` and `": "` separators,
-/// non-ASCII escaped.
-fn py_json(v: &Value) -> String {
-    match v {
-        Value::Object(o) => {
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
-            let items: Vec<String> = keys.iter().map(|k| format!("{}: {}", py_str(k), py_json(&o[*k]))).collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
-        Value::String(s) => py_str(s),
-        other => other.to_string(),
-    }
-}
-
-fn py_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for u in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn yaml_str(s: &str) -> String {
@@ -381,7 +343,6 @@ mod tests {
             serde_json::json!({"package": "dbt-labs/dbt_date", "version": [">=0.9.0", "<1.0.0"]}),
         ];
         assert_eq!(packages_hash(&three), "553879d6a197d33624e93cdb6d3448e472ccd275");
-        assert_eq!(py_str("é\"\n"), r#""\u00e9\"\n""#);
     }
 
     #[test]

@@ -80,16 +80,13 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     env.add_function("__dp_mut", make_mutable);
     env.add_function("tojson", |v: Value, kwargs: Kwargs| -> Result<Value, Error> {
         let sort: Option<bool> = kwargs.get("sort_keys")?;
-        let mut json = serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?;
-        if sort.unwrap_or(false) {
-            json = sort_json(json);
-        }
-        Ok(Value::from(py_json(&json)))
+        let json = serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?;
+        Ok(Value::from(crate::util::pyjson::dumps(&json, sort.unwrap_or(false))))
     });
     // Jinja2's `tojson` filter: sorted keys, Python separators, HTML-safe.
     env.add_filter("tojson", |v: Value, _indent: Option<Value>| -> Result<Value, Error> {
-        let json = sort_json(serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?);
-        let s = py_json(&json).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
+        let json = serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?;
+        let s = crate::util::pyjson::dumps(&json, true).replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026").replace('\'', "\\u0027");
         Ok(Value::from_safe_string(s))
     });
     env.add_function("fromjson", |s: String, default: Option<Value>| -> Result<Value, Error> {
@@ -328,55 +325,6 @@ impl VarScope {
                 .or_else(|| self.packages.get(p).and_then(|pv| scoped(pv, p, name).or_else(|| pv.get(name)))),
             _ => self.vars.get(name),
         }
-    }
-}
-
-/// JSON as Python's `json.dumps` writes it (`", "` and `": "` separators,
-/// non-ASCII escaped), which dbt's `tojson` uses.
-pub(super) fn py_json(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Object(m) => {
-            let items: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", py_str(k), py_json(v))).collect();
-            format!("{{{}}}", items.join(", "))
-        }
-        serde_json::Value::Array(a) => format!("[{}]", a.iter().map(py_json).collect::<Vec<_>>().join(", ")),
-        serde_json::Value::String(s) => py_str(s),
-        other => other.to_string(),
-    }
-}
-
-fn py_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for u in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{:04x}", u));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn sort_json(v: serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut items: Vec<_> = m.into_iter().collect();
-            items.sort_by(|a, b| a.0.cmp(&b.0));
-            serde_json::Value::Object(items.into_iter().map(|(k, v)| (k, sort_json(v))).collect())
-        }
-        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sort_json).collect()),
-        other => other,
     }
 }
 

@@ -3,6 +3,7 @@
 //! formatting. Uses nothing else in the crate.
 
 pub mod ident;
+pub mod pyjson;
 pub mod yaml;
 
 /// The closest name to `name` among `candidates` (for "did you mean").
