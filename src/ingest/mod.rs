@@ -381,32 +381,8 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
             w.write(b).await?;
         }
         let pb = w.finish().await?;
-        ctx.state
-            .log(vec![LogRow {
-                run_id: ctx.run_id.clone(),
-                source_name: spec.source_name.clone(),
-                mode: "files".into(),
-                started_at: started.to_string(),
-                finished_at: state::now(),
-                status: "success".into(),
-                row_count: Some(pb.rows as i64),
-                bytes: Some(pb.bytes as i64),
-                file_checksum: Some(sha),
-                object_key: Some(pb.key.clone()),
-                schema_version: Some(version),
-                source_file: Some(lf.name.clone()),
-                source_size: Some(lf.size as i64),
-                skipped_rows: Some(parsed.skipped as i64),
-                bad_lines: (!parsed.bad_lines.is_empty()).then(|| parsed.bad_lines.join("\n")),
-                ..Default::default()
-            }])
-            .await?;
-        o.error = None;
-        o.files += 1;
-        o.rows += pb.rows;
-        o.bytes += pb.bytes;
-        o.skipped_rows += parsed.skipped;
-        o.objects.push(pb.key);
+        let landed = Landed { started, file: &lf, sha, version, skipped: parsed.skipped, bad_lines: parsed.bad_lines };
+        record_landed(ctx, spec, landed, pb, o).await?;
     }
     Ok(())
 }
@@ -467,23 +443,39 @@ async fn ingest_large_csv(
     written?;
     let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
     let pb = w.finish().await?;
+    record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await
+}
+
+/// A landing file published to bronze, as the log records it.
+struct Landed<'a> {
+    started: &'a str,
+    file: &'a files::LandingFile,
+    sha: String,
+    version: i64,
+    skipped: u64,
+    bad_lines: Vec<String>,
+}
+
+/// Logs a landing file's bronze object (the step that makes the file count
+/// as ingested) and adds it to the outcome.
+async fn record_landed(ctx: &Ctx, spec: &IngestSpec, l: Landed<'_>, pb: bronze::Published, o: &mut Outcome) -> anyhow::Result<()> {
     ctx.state
         .log(vec![LogRow {
             run_id: ctx.run_id.clone(),
             source_name: spec.source_name.clone(),
             mode: "files".into(),
-            started_at: started.to_string(),
+            started_at: l.started.to_string(),
             finished_at: state::now(),
             status: "success".into(),
             row_count: Some(pb.rows as i64),
             bytes: Some(pb.bytes as i64),
-            file_checksum: Some(sha),
+            file_checksum: Some(l.sha),
             object_key: Some(pb.key.clone()),
-            schema_version: Some(version),
-            source_file: Some(lf.name.clone()),
-            source_size: Some(lf.size as i64),
-            skipped_rows: Some(skipped as i64),
-            bad_lines: (!bad_lines.is_empty()).then(|| bad_lines.join("\n")),
+            schema_version: Some(l.version),
+            source_file: Some(l.file.name.clone()),
+            source_size: Some(l.file.size as i64),
+            skipped_rows: Some(l.skipped as i64),
+            bad_lines: (!l.bad_lines.is_empty()).then(|| l.bad_lines.join("\n")),
             ..Default::default()
         }])
         .await?;
@@ -491,7 +483,7 @@ async fn ingest_large_csv(
     o.files += 1;
     o.rows += pb.rows;
     o.bytes += pb.bytes;
-    o.skipped_rows += skipped;
+    o.skipped_rows += l.skipped;
     o.objects.push(pb.key);
     Ok(())
 }
