@@ -201,28 +201,20 @@ impl Alerter {
         let sent_at = Utc::now();
         let message = format!("{}\n{}", a.title, a.message);
         let mut problems = vec![];
-        if let Err(e) = self.record_delta(alert_id, a, &message, &channels, sent_at, delivered, error.as_deref()).await {
+        let row = HistoryRow { alert_id, alert: a, message: &message, channels: &channels, sent_at, delivered, error: error.as_deref() };
+        if let Err(e) = self.record_delta(row).await {
             problems.push(format!("data_platform.alert_history: {e}"));
         }
         if let Some(p) = &self.publisher
-            && let Err(e) = record_pg(p, alert_id, a, &message, &channels, sent_at, delivered, error.as_deref()).await
+            && let Err(e) = record_pg(p, row).await
         {
             problems.push(format!("PostgreSQL data_platform.alert_history: {e:#}"));
         }
         if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record_delta(
-        &self,
-        alert_id: &str,
-        a: &Alert,
-        message: &str,
-        channels: &str,
-        sent_at: DateTime<Utc>,
-        delivered: bool,
-        error: Option<&str>,
-    ) -> Result<(), String> {
+    async fn record_delta(&self, row: HistoryRow<'_>) -> Result<(), String> {
+        let HistoryRow { alert_id, alert: a, message, channels, sent_at, delivered, error } = row;
         let schema = Arc::new(Schema::new(vec![
             Field::new("alert_id", DataType::Utf8, false),
             Field::new("pipeline", DataType::Utf8, false),
@@ -255,17 +247,20 @@ impl Alerter {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn record_pg(
-    p: &Publisher,
-    alert_id: &str,
-    a: &Alert,
-    message: &str,
-    channels: &str,
+/// One row of `alert_history`, written to Delta and to PostgreSQL alike.
+#[derive(Clone, Copy)]
+struct HistoryRow<'a> {
+    alert_id: &'a str,
+    alert: &'a Alert,
+    message: &'a str,
+    channels: &'a str,
     sent_at: DateTime<Utc>,
     delivered: bool,
-    error: Option<&str>,
-) -> anyhow::Result<()> {
+    error: Option<&'a str>,
+}
+
+async fn record_pg(p: &Publisher, row: HistoryRow<'_>) -> anyhow::Result<()> {
+    let HistoryRow { alert_id, alert: a, message, channels, sent_at, delivered, error } = row;
     let client = p.pool.get().await?;
     client
         .batch_execute(
