@@ -297,6 +297,30 @@ fn resources(project: &Project) -> (Map<String, Value>, Map<String, Value>, Map<
 }
 
 /// The manifest with an empty `nodes` map (see [`write_manifest`]).
+/// The dbt version whose artifacts dp writes.
+pub const DBT_VERSION: &str = "1.11.0";
+
+/// The `metadata` block every dbt artifact starts with (manifest, catalog,
+/// run_results, sources); callers add their artifact's own keys.
+pub fn artifact_metadata(schema_url: &str, invocation_id: &str, generated_at: &str) -> Map<String, Value> {
+    let v = json!({
+        "dbt_schema_version": schema_url,
+        "dbt_version": DBT_VERSION,
+        "generated_at": generated_at,
+        "invocation_id": invocation_id,
+        "env": {},
+    });
+    match v {
+        Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+/// `generated_at` as dbt writes it (UTC, microseconds).
+pub fn now_stamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str) -> Value {
     let nodes = Map::new();
     let (sources, exposures, unit_tests) = resources(project);
@@ -327,19 +351,14 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None) };
         disabled.insert(uid.clone(), json!([v]));
     }
+    let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);
+    metadata.insert("project_name".into(), json!(project.settings.project_name));
+    metadata.insert("project_id".into(), json!(format!("{:x}", md5::compute(project.settings.project_name.as_bytes()))));
+    metadata.insert("user_id".into(), Value::Null);
+    metadata.insert("send_anonymous_usage_stats".into(), json!(false));
+    metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
     json!({
-        "metadata": {
-            "dbt_schema_version": SCHEMA_URL,
-            "dbt_version": "1.11.0",
-            "generated_at": generated_at,
-            "invocation_id": invocation_id,
-            "env": {},
-            "project_name": project.settings.project_name,
-            "project_id": format!("{:x}", md5::compute(project.settings.project_name.as_bytes())),
-            "user_id": null,
-            "send_anonymous_usage_stats": false,
-            "adapter_type": crate::jinja::ADAPTER_TYPE,
-        },
+        "metadata": metadata,
         "nodes": nodes,
         "sources": sources,
         "macros": macros,

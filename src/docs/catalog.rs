@@ -174,13 +174,7 @@ pub async fn catalog(project: &Project, engine: &Engine, existing: &HashSet<Stri
         }
     }
     json!({
-        "metadata": {
-            "dbt_schema_version": SCHEMA_URL,
-            "dbt_version": "1.11.0",
-            "generated_at": generated_at,
-            "invocation_id": invocation_id,
-            "env": {},
-        },
+        "metadata": crate::compile::manifest::artifact_metadata(SCHEMA_URL, invocation_id, generated_at),
         "nodes": nodes,
         "sources": sources,
         "errors": if errors.is_empty() { Value::Null } else { json!(errors) },

@@ -129,7 +129,7 @@ fn micros(s: &str) -> i64 {
 
 /// Now, as the log writes it.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    crate::compile::manifest::now_stamp()
 }
 
 #[derive(Default)]

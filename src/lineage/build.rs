@@ -201,7 +201,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
         nodes.insert(uid, nl);
     }
     tracing::debug!(nodes = nodes.len(), seconds = started.elapsed().as_secs_f64(), "column lineage planned and traced");
-    Lineage { generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true), nodes }
+    Lineage { generated_at: crate::compile::manifest::now_stamp(), nodes }
 }
 
 fn first_line(s: &str) -> String {

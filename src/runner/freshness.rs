@@ -161,13 +161,7 @@ pub fn sources_json(results: &[Freshness], elapsed: f64, invocation_id: &str) ->
         })
         .collect();
     json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/sources/v3.json",
-            "dbt_version": "1.11.0",
-            "generated_at": ts(Utc::now()),
-            "invocation_id": invocation_id,
-            "env": {},
-        },
+        "metadata": crate::compile::manifest::artifact_metadata("https://schemas.getdbt.com/dbt/sources/v3.json", invocation_id, &ts(Utc::now())),
         "results": items,
         "elapsed_time": elapsed,
     })

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use super::events::{Event, EventSink};
 use super::{NodeResult, Status};
+use crate::compile::manifest::{artifact_metadata, now_stamp};
 use crate::project::load::Project;
 
 /// Writes `run_results.json` into `dir` when the run finishes.
@@ -94,13 +95,7 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
         })
         .collect();
     json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
-            "dbt_version": "1.11.0",
-            "generated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "invocation_id": invocation_id,
-            "env": {},
-        },
+        "metadata": artifact_metadata("https://schemas.getdbt.com/dbt/run-results/v6.json", invocation_id, &now_stamp()),
         "results": items,
         "elapsed_time": elapsed,
         "args": args.json(),

@@ -25,7 +25,7 @@ async fn generate(g: &GlobalArgs, no_lineage: bool, printer: &Printer) -> anyhow
     write_manifest(&l, Some(&compiled))?;
     let engine = Engine::new(&l.project, None)?;
     let existing = existing_relations(&l.project);
-    let generated_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let generated_at = crate::compile::manifest::now_stamp();
     let catalog = crate::docs::catalog::catalog(&l.project, &engine, &existing, &l.invocation_id, &generated_at).await;
     let target = l.project.settings.target_dir();
     let path = target.join("catalog.json");
