@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::jinja::{Phase, Relation, RenderCtx, RenderError, Resolver};
 use crate::project::load::{Project, model_value};
 use crate::project::nodes::{Materialization, Node, RefCall, ResourceType};
+use crate::project::refs::RefIndex;
 
 /// The compiled SQL of each node, by unique id.
 #[derive(Debug, Default, Clone)]
@@ -54,19 +55,16 @@ pub struct CompileOptions {
 }
 
 struct ProjectResolver {
-    refable: HashMap<String, Vec<(String, String)>>,
+    refable: RefIndex,
+    /// unique id → package (the caller's package decides between namesakes).
+    package_of: HashMap<String, String>,
     relations: HashMap<String, (Relation, bool)>,
     sources: HashMap<(String, String), Relation>,
 }
 
 impl Resolver for ProjectResolver {
-    fn resolve_ref(&self, _from: &str, call: &RefCall) -> Result<Relation, String> {
-        let cands = self.refable.get(&call.name).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
-        let uid = cands
-            .iter()
-            .find(|(_, pkg)| call.package.as_ref().is_none_or(|p| p == pkg))
-            .map(|(u, _)| u)
-            .ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+    fn resolve_ref(&self, from: &str, call: &RefCall) -> Result<Relation, String> {
+        let uid = self.pick(from, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
         let (rel, ephemeral) = &self.relations[uid];
         if *ephemeral { Ok(Relation::cte(&format!("__dbt__cte__{}", rel.identifier))) } else { Ok(rel.clone()) }
     }
@@ -76,14 +74,22 @@ impl Resolver for ProjectResolver {
     }
 }
 
+impl ProjectResolver {
+    /// The unique id `call` names when made from node `from`.
+    fn pick(&self, from: &str, call: &RefCall) -> Option<&String> {
+        let pkg = self.package_of.get(from).map(String::as_str).unwrap_or("");
+        self.refable.resolve(pkg, call).ok().map(|t| &t.uid)
+    }
+}
+
 fn resolver(project: &Project) -> Arc<ProjectResolver> {
-    let mut refable: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
+    let package_of = project.nodes.iter().map(|(u, n)| (u.clone(), n.package_name.clone())).collect();
     let mut relations = HashMap::new();
     let mut sources = HashMap::new();
     for (uid, n) in &project.nodes {
         match n.resource_type {
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot => {
-                refable.entry(n.name.clone()).or_default().push((uid.clone(), n.package_name.clone()));
                 let eph = n.materialized() == Materialization::Ephemeral;
                 relations.insert(uid.clone(), (Relation::new(&n.database, &n.schema, &n.alias), eph));
             }
@@ -94,7 +100,7 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
             _ => {}
         }
     }
-    Arc::new(ProjectResolver { refable, relations, sources })
+    Arc::new(ProjectResolver { refable, package_of, relations, sources })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
@@ -218,8 +224,7 @@ fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>
         }
         // The ephemeral's own prepended CTEs come first.
         collect_ctes(project, pre, e, out);
-        let n = &project.nodes[e];
-        let sql = &pre[e].0;
+        let (Some(n), Some((sql, _))) = (project.nodes.get(e), pre.get(e)) else { continue };
         out.insert(e.clone(), format!(" __dbt__cte__{} as (\n{}\n)", n.alias, sql));
     }
 }
@@ -315,12 +320,11 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
     let captured = rctx.take_captured();
     let mut ephemerals = vec![];
     for r in &captured.refs {
-        if let Some(cands) = resolver.refable.get(&r.name) {
-            for (uid, pkg) in cands {
-                if r.package.as_ref().is_none_or(|p| p == pkg) && resolver.relations[uid].1 && !ephemerals.contains(uid) {
-                    ephemerals.push(uid.clone());
-                }
-            }
+        if let Some(uid) = resolver.pick(&n.unique_id, r)
+            && resolver.relations[uid].1
+            && !ephemerals.contains(uid)
+        {
+            ephemerals.push(uid.clone());
         }
     }
     Ok((sql, ephemerals))

@@ -280,6 +280,51 @@ struct DbtProjectYml {
     dispatch: Vec<Dispatch>,
 }
 
+/// An installed package's own `dbt_project.yml`: its name, where its files
+/// live (relative to the package folder), its vars and its config trees,
+/// which apply to the package's nodes beneath the root project's.
+#[derive(Debug, Clone)]
+pub struct PackageProject {
+    pub name: Option<String>,
+    pub paths: Paths,
+    pub vars: IndexMap<String, JsonValue>,
+    pub models: ConfigTree,
+    pub seeds: ConfigTree,
+    pub tests: ConfigTree,
+    pub snapshots: ConfigTree,
+    pub sources: ConfigTree,
+}
+
+impl PackageProject {
+    /// Parses a package's `dbt_project.yml` (`file` names it in errors).
+    pub fn parse(text: &str, file: &str) -> Result<PackageProject, ConfigError> {
+        let dbt: DbtProjectYml = crate::util::yaml::from_str(text).map_err(|message| ConfigError::Parse { file: file.into(), message })?;
+        let d = Paths::default();
+        let paths = Paths {
+            models: dbt.model_paths.unwrap_or(d.models),
+            seeds: dbt.seed_paths.unwrap_or(d.seeds),
+            macros: dbt.macro_paths.unwrap_or(d.macros),
+            tests: dbt.test_paths.unwrap_or(d.tests),
+            snapshots: dbt.snapshot_paths.unwrap_or(d.snapshots),
+            analyses: dbt.analysis_paths.unwrap_or(d.analyses),
+            checkpoints: vec![],
+            docs: dbt.docs_paths.unwrap_or(d.docs),
+            ..d
+        };
+        let tree = |v: Option<JsonValue>| ConfigTree::new(v.unwrap_or(JsonValue::Object(Default::default())));
+        Ok(PackageProject {
+            name: dbt.name,
+            paths,
+            vars: dbt.vars,
+            models: tree(dbt.models),
+            seeds: tree(dbt.seeds),
+            tests: tree(dbt.data_tests.or(dbt.tests)),
+            snapshots: tree(dbt.snapshots),
+            sources: tree(dbt.sources),
+        })
+    }
+}
+
 pub const WAREHOUSE_TOML: &str = "warehouse.toml";
 pub const DBT_PROJECT_YML: &str = "dbt_project.yml";
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use crate::project::load::Project;
 use crate::project::nodes::{Node, RefCall, ResourceType};
+use crate::project::refs::{RefIndex, RefMiss};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -37,13 +38,7 @@ fn line_of_call(raw: &str, needle: &str) -> usize {
 
 /// Resolves refs and sources of every node into `depends_on`.
 pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
-    // name → unique ids of refable nodes.
-    let mut refable: HashMap<String, Vec<String>> = HashMap::new();
-    for (uid, n) in &project.nodes {
-        if matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
-            refable.entry(n.name.clone()).or_default().push(uid.clone());
-        }
-    }
+    let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
     let sources: HashMap<(String, String), String> =
         project.nodes.iter().filter_map(|(uid, n)| n.source.as_ref().map(|s| ((s.source_name.clone(), n.name.clone()), uid.clone()))).collect();
     let disabled_names: IndexSet<String> = project.disabled.values().map(|n| n.name.clone()).collect();
@@ -52,7 +47,7 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
     for (uid, n) in &project.nodes {
         let mut deps: Vec<String> = vec![];
         for r in &n.refs {
-            deps.push(resolve_ref(project, n, r, &refable, &disabled_names)?);
+            deps.push(resolve_ref(n, r, &refable, &disabled_names)?);
         }
         for (s, t) in &n.sources {
             match sources.get(&(s.clone(), t.clone())) {
@@ -86,33 +81,23 @@ fn locate(n: &Node, needle: &str) -> (String, usize) {
     }
 }
 
-fn resolve_ref(project: &Project, from: &Node, r: &RefCall, refable: &HashMap<String, Vec<String>>, disabled: &IndexSet<String>) -> Result<String, GraphError> {
-    let candidates = refable.get(&r.name).cloned().unwrap_or_default();
-    let candidates: Vec<String> = candidates
-        .into_iter()
-        .filter(|id| r.package.as_ref().is_none_or(|p| project.nodes[id].package_name == *p))
-        .filter(|id| r.version.as_ref().is_none_or(|v| project.nodes[id].version.as_ref() == Some(v)))
-        .collect();
-    match candidates.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => {
+fn resolve_ref(from: &Node, r: &RefCall, refable: &RefIndex, disabled: &IndexSet<String>) -> Result<String, GraphError> {
+    match refable.resolve(&from.package_name, r) {
+        Ok(t) => Ok(t.uid.clone()),
+        Err(RefMiss::NotFound) => {
             let (file, line) = locate(from, &format!("'{}'", r.name));
             let hint = if disabled.contains(&r.name) {
                 format!("\n  hint: '{}' is disabled; enable it or remove the ref", r.name)
             } else {
-                crate::util::suggest(&r.name, refable.keys().map(String::as_str)).map(|s| format!("\n  hint: did you mean ref('{s}')?")).unwrap_or_default()
+                crate::util::suggest(&r.name, refable.names()).map(|s| format!("\n  hint: did you mean ref('{s}')?")).unwrap_or_default()
             };
             let what = if from.resource_type == ResourceType::Test { "ref in test" } else { "ref" };
             Err(GraphError::Missing { file, line, what, name: r.name.clone(), hint })
         }
-        many => {
-            // Prefer the caller's own package, then the root project.
-            let own: Vec<&String> = many.iter().filter(|id| project.nodes[*id].package_name == from.package_name).collect();
-            if own.len() == 1 {
-                return Ok(own[0].clone());
-            }
+        Err(RefMiss::Ambiguous(many)) => {
             let (file, line) = locate(from, &r.name);
-            Err(GraphError::Invalid { file, line, message: format!("ref('{}') is ambiguous: {}", r.name, many.join(", ")) })
+            let ids: Vec<&str> = many.iter().map(|t| t.uid.as_str()).collect();
+            Err(GraphError::Invalid { file, line, message: format!("ref('{}') is ambiguous: {}", r.name, ids.join(", ")) })
         }
     }
 }

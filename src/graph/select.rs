@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::fs::FileSystem;
 use crate::graph::Dag;
 use crate::project::load::Project;
-use crate::project::nodes::{Node, ResourceType};
+use crate::project::nodes::{Node, ResourceType, compare_versions};
 
 #[cfg(test)]
 #[path = "select_tests.rs"]
@@ -937,13 +937,6 @@ fn combine<'a>(op: Op, mut sets: Vec<Set<'a>>) -> Set<'a> {
         }),
         Op::Intersection => sets.into_iter().fold(first, |acc, s| acc.intersection(&s).copied().collect()),
         Op::Difference => sets.into_iter().fold(first, |acc, s| acc.difference(&s).copied().collect()),
-    }
-}
-
-fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-        _ => a.cmp(b),
     }
 }
 

@@ -12,6 +12,23 @@ use super::objects::{Phase, Relation, RenderCtx, make_mutable};
 use super::refs::RefCall;
 use super::{EnvInputs, MacroTable, Slots, db, modules};
 
+fn zip_of(seqs: &[Value]) -> Result<Value, Error> {
+    let lists: Vec<Vec<Value>> = seqs.iter().map(|s| s.try_iter().map(|i| i.collect())).collect::<Result<_, _>>()?;
+    let n = lists.iter().map(Vec::len).min().unwrap_or(0);
+    Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
+}
+
+/// The distinct items of `seq`, in first-seen order (a Python set, shown as a list).
+fn set_of(seq: &Value) -> Result<Value, Error> {
+    let mut out: Vec<Value> = vec![];
+    for v in seq.try_iter()? {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    Ok(Value::from(out))
+}
+
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
@@ -29,6 +46,12 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
                 return Ok(Value::from_serialize(&v));
             }
             match vars.lookup(rctx.as_ref().map(|r| r.package.as_str()), &name) {
+                // Strings with Jinja are rendered when read, as dbt's
+                // `get_rendered_var` does (`max_depth: "{{ 4 if ... }}"`).
+                Some(serde_json::Value::String(s)) if s.contains("{{") || s.contains("{%") => {
+                    let ctx = rctx.as_ref().map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
+                    state.env().render_str(s, ctx).map(Value::from)
+                }
                 Some(v) => Ok(Value::from_serialize(v)),
                 None => match default {
                     Some(d) => Ok(d),
@@ -102,20 +125,12 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             Err(e) => default.ok_or_else(|| err(format!("fromyaml: {e}"))),
         }
     });
-    env.add_function("zip", |seqs: Rest<Value>| -> Result<Value, Error> {
-        let lists: Vec<Vec<Value>> = seqs.iter().map(|s| s.try_iter().map(|i| i.collect())).collect::<Result<_, _>>()?;
-        let n = lists.iter().map(Vec::len).min().unwrap_or(0);
-        Ok(Value::from((0..n).map(|i| Value::from(lists.iter().map(|l| l[i].clone()).collect::<Vec<_>>())).collect::<Vec<_>>()))
-    });
-    env.add_function("set", |seq: Value| -> Result<Value, Error> {
-        let mut out: Vec<Value> = vec![];
-        for v in seq.try_iter()? {
-            if !out.contains(&v) {
-                out.push(v);
-            }
-        }
-        Ok(Value::from(out))
-    });
+    // dbt's `zip`/`set` return `default` (None) when an argument is not
+    // iterable; `zip_strict`/`set_strict` raise.
+    env.add_function("zip", |seqs: Rest<Value>| -> Value { zip_of(&seqs).unwrap_or_default() });
+    env.add_function("zip_strict", |seqs: Rest<Value>| -> Result<Value, Error> { zip_of(&seqs) });
+    env.add_function("set", |seq: Value| -> Value { set_of(&seq).unwrap_or_default() });
+    env.add_function("set_strict", |seq: Value| -> Result<Value, Error> { set_of(&seq) });
     env.add_function("local_md5", |s: String| -> Value { Value::from(format!("{:x}", md5::compute(s.as_bytes()))) });
     {
         let (db, loose) = (slots.db.clone(), slots.loose.clone());

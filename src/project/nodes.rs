@@ -295,3 +295,11 @@ pub struct DocBlock {
     pub original_file_path: String,
     pub block_contents: String,
 }
+
+/// Orders model versions numerically where both are numbers, else as text.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.cmp(b),
+    }
+}

@@ -48,6 +48,41 @@ pub struct NodePatch {
     pub tests: Vec<Value>,
     #[serde(default)]
     pub meta: Map<String, Value>,
+    /// Model versions (`versions: [{v: 1}, ...]`) and which one `ref` picks.
+    #[serde(default)]
+    pub versions: Vec<VersionDef>,
+    #[serde(default)]
+    pub latest_version: Option<Value>,
+}
+
+/// One version of a versioned model: its file is `defined_in`, else
+/// `<name>_v<v>`; its properties are the model's, overridden by its own.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct VersionDef {
+    pub v: Value,
+    #[serde(default)]
+    pub defined_in: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// The version's columns; `include`/`exclude` entries are not columns.
+    #[serde(default)]
+    pub columns: Vec<Value>,
+    #[serde(default)]
+    pub data_tests: Vec<Value>,
+    #[serde(default)]
+    pub tests: Vec<Value>,
+}
+
+impl VersionDef {
+    /// `v` as text (`2`, `2.1`, `"beta"`).
+    pub fn v_str(&self) -> String {
+        match &self.v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use super::LoadError;
 use super::env::{model_value, this_value};
+use super::packages::PackageDir;
 use crate::config::{ConfigTree, Settings, merge_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::nodes::{Node, ResourceType};
 
-pub fn render(settings: &Settings, jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
     let trees = |rt: ResourceType| -> &ConfigTree {
         match rt {
             ResourceType::Seed => &settings.seeds,
@@ -31,6 +32,11 @@ pub fn render(settings: &Settings, jinja: &JinjaEnv, nodes: &mut IndexMap<String
         .map(|uid| {
             let node = &nodes[uid];
             let mut cfg = default_config(node.resource_type);
+            // A package's own dbt_project.yml, beneath the root project's.
+            if let Some(p) = packages.iter().find(|p| p.name == node.package_name) {
+                let own = render_config_values(jinja, p.tree(node.resource_type).resolve(&node.fqn), &format!("{}/dbt_project.yml", p.root))?;
+                merge_config(&mut cfg, &own);
+            }
             let tree_cfg = render_config_values(jinja, trees(node.resource_type).resolve(&node.fqn), &node.original_file_path)?;
             merge_config(&mut cfg, &tree_cfg);
             let yaml_cfg = render_config_values(jinja, node.config.clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;

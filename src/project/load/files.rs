@@ -5,8 +5,9 @@
 use indexmap::IndexMap;
 use std::collections::HashSet;
 
+use super::packages::{PackageDir, Unit, units};
 use super::{LoadError, list, read, split_path};
-use crate::config::Settings;
+use crate::config::{Paths, Settings};
 use crate::fs::FileSystem;
 use crate::jinja::blocks::find_blocks;
 use crate::project::nodes::{DocBlock, Node, ResourceType};
@@ -15,8 +16,9 @@ use crate::project::nodes::{DocBlock, Node, ResourceType};
 #[derive(Default)]
 pub struct NodeSet {
     pub nodes: IndexMap<String, Node>,
-    /// (kind, `name:version`) → unique id; models, seeds and snapshots share the `Model` kind.
-    pub by_name: IndexMap<(ResourceType, String), String>,
+    /// (kind, package, `name:version`) → unique id; models, seeds and
+    /// snapshots share the `Model` kind.
+    pub by_name: IndexMap<(ResourceType, String, String), String>,
 }
 
 impl NodeSet {
@@ -24,7 +26,7 @@ impl NodeSet {
     pub fn add(&mut self, node: Node) -> Result<(), LoadError> {
         let refable = matches!(node.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot);
         let key_type = if refable { ResourceType::Model } else { node.resource_type };
-        let key = (key_type, format!("{}:{}", node.name, node.version.clone().unwrap_or_default()));
+        let key = (key_type, node.package_name.clone(), format!("{}:{}", node.name, node.version.clone().unwrap_or_default()));
         if let Some(prev) = self.by_name.get(&key) {
             let prev = &self.nodes[prev];
             return Err(LoadError::Duplicate {
@@ -40,17 +42,39 @@ impl NodeSet {
     }
 }
 
-/// Models, seeds, snapshots, analyses and singular tests of the root project.
-pub fn load(settings: &Settings, fs: &dyn FileSystem, test_files_with_blocks: &HashSet<String>, warnings: &mut Vec<String>) -> Result<NodeSet, LoadError> {
-    let root_pkg = settings.project_name.clone();
+/// Models, seeds, snapshots, analyses and singular tests of the root
+/// project and of every package.
+pub fn load(
+    settings: &Settings,
+    packages: &[PackageDir],
+    fs: &dyn FileSystem,
+    test_files_with_blocks: &HashSet<String>,
+    warnings: &mut Vec<String>,
+) -> Result<NodeSet, LoadError> {
     let mut set = NodeSet::default();
+    for unit in units(settings, packages) {
+        load_unit(&unit, fs, test_files_with_blocks, warnings, &mut set)?;
+    }
+    Ok(set)
+}
+
+fn load_unit(
+    unit: &Unit,
+    fs: &dyn FileSystem,
+    test_files_with_blocks: &HashSet<String>,
+    warnings: &mut Vec<String>,
+    set: &mut NodeSet,
+) -> Result<(), LoadError> {
+    let pkg = unit.package.to_string();
+    let paths = unit.paths;
+    let fqn = |dirs: Vec<String>, name: String| -> Vec<String> { std::iter::once(pkg.clone()).chain(dirs).chain([name]).collect() };
     // Models.
-    for base in &settings.paths.models {
+    for base in &paths.models {
         for f in list(fs, base, &[".sql"])? {
             let (rel, dirs, name) = split_path(base, &f);
-            let mut n = Node::new(ResourceType::Model, &root_pkg, &name, &f);
+            let mut n = Node::new(ResourceType::Model, &pkg, &name, &f);
             n.path = rel;
-            n.fqn = std::iter::once(root_pkg.clone()).chain(dirs).chain(std::iter::once(name)).collect();
+            n.fqn = fqn(dirs, name);
             n.raw_code = read(fs, &f)?;
             set.add(n)?;
         }
@@ -59,25 +83,25 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, test_files_with_blocks: &H
         }
     }
     // Seeds.
-    for base in &settings.paths.seeds {
+    for base in &paths.seeds {
         for f in list(fs, base, &[".csv"])? {
             let (rel, dirs, name) = split_path(base, &f);
-            let mut n = Node::new(ResourceType::Seed, &root_pkg, &name, &f);
+            let mut n = Node::new(ResourceType::Seed, &pkg, &name, &f);
             n.path = rel;
-            n.fqn = std::iter::once(root_pkg.clone()).chain(dirs).chain(std::iter::once(name)).collect();
+            n.fqn = fqn(dirs, name);
             set.add(n)?;
         }
     }
     // Snapshots ({% snapshot %} blocks).
-    for base in &settings.paths.snapshots {
+    for base in &paths.snapshots {
         for f in list(fs, base, &[".sql"])? {
             let text = read(fs, &f)?;
             let (rel, dirs, _) = split_path(base, &f);
             let blocks = find_blocks(&text, &["snapshot"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
             for b in blocks {
-                let mut n = Node::new(ResourceType::Snapshot, &root_pkg, &b.name, &f);
+                let mut n = Node::new(ResourceType::Snapshot, &pkg, &b.name, &f);
                 n.path = rel.clone();
-                n.fqn = std::iter::once(root_pkg.clone()).chain(dirs.clone()).chain([b.name.clone()]).collect();
+                n.fqn = fqn(dirs.clone(), b.name.clone());
                 n.raw_code = b.body.clone();
                 n.line = Some(b.line);
                 set.add(n)?;
@@ -85,18 +109,18 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, test_files_with_blocks: &H
         }
     }
     // Analyses.
-    for base in &settings.paths.analyses {
+    for base in &paths.analyses {
         for f in list(fs, base, &[".sql"])? {
             let (rel, dirs, name) = split_path(base, &f);
-            let mut n = Node::new(ResourceType::Analysis, &root_pkg, &name, &f);
+            let mut n = Node::new(ResourceType::Analysis, &pkg, &name, &f);
             n.path = format!("analysis/{rel}");
-            n.fqn = std::iter::once(root_pkg.clone()).chain(["analysis".to_string()]).chain(dirs).chain([name]).collect();
+            n.fqn = fqn(std::iter::once("analysis".to_string()).chain(dirs).collect(), name);
             n.raw_code = read(fs, &f)?;
             set.add(n)?;
         }
     }
     // Singular tests.
-    for base in &settings.paths.tests {
+    for base in &paths.tests {
         for f in list(fs, base, &[".sql"])? {
             if test_files_with_blocks.contains(&f) {
                 continue;
@@ -105,23 +129,29 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, test_files_with_blocks: &H
             if dirs.first().is_some_and(|d| d == "generic") {
                 continue;
             }
-            let mut n = Node::new(ResourceType::Test, &root_pkg, &name, &f);
+            let mut n = Node::new(ResourceType::Test, &pkg, &name, &f);
             n.path = rel;
-            n.fqn = std::iter::once(root_pkg.clone()).chain(dirs).chain([name]).collect();
+            n.fqn = fqn(dirs, name);
             n.raw_code = read(fs, &f)?;
             set.add(n)?;
         }
     }
 
-    Ok(set)
+    Ok(())
 }
 
 /// `{% docs %}` blocks in the model and docs paths.
-pub fn docs(settings: &Settings, fs: &dyn FileSystem) -> Result<IndexMap<String, DocBlock>, LoadError> {
-    let root_pkg = settings.project_name.clone();
+pub fn docs(settings: &Settings, packages: &[PackageDir], fs: &dyn FileSystem) -> Result<IndexMap<String, DocBlock>, LoadError> {
     let mut docs = IndexMap::new();
-    let doc_dirs: Vec<&String> = settings.paths.models.iter().chain(settings.paths.docs.iter()).collect();
-    for base in doc_dirs {
+    for unit in units(settings, packages) {
+        unit_docs(unit.package, unit.paths, fs, &mut docs)?;
+    }
+    Ok(docs)
+}
+
+fn unit_docs(pkg: &str, paths: &Paths, fs: &dyn FileSystem, docs: &mut IndexMap<String, DocBlock>) -> Result<(), LoadError> {
+    let root_pkg = pkg.to_string();
+    for base in paths.models.iter().chain(paths.docs.iter()) {
         for f in list(fs, base, &[".md"])? {
             let text = read(fs, &f)?;
             for b in find_blocks(&text, &["docs"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })? {
@@ -141,5 +171,5 @@ pub fn docs(settings: &Settings, fs: &dyn FileSystem) -> Result<IndexMap<String,
         }
     }
 
-    Ok(docs)
+    Ok(())
 }

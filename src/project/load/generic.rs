@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::LoadError;
 use super::configs::{default_config, render_config_values};
+use super::packages::PackageDir;
 use crate::config::{ConfigTree, Settings, merge_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::generic_tests::{parse_entry, synthesize_names, test_hash};
@@ -16,10 +17,16 @@ use crate::project::properties::ColumnDef;
 use crate::util::yaml::NameIndex;
 
 /// Adds the tests collected from YAML.
-pub fn add(tests: Vec<PendingTest>, settings: &Settings, jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
-    let root_pkg = settings.project_name.clone();
+pub fn add(
+    tests: Vec<PendingTest>,
+    settings: &Settings,
+    packages: &[PackageDir],
+    jinja: &JinjaEnv,
+    nodes: &mut IndexMap<String, Node>,
+) -> Result<(), LoadError> {
     for t in tests {
-        let node = build_generic_test(&t, &root_pkg, jinja, &settings.tests)?;
+        let own = packages.iter().find(|p| p.name == t.package).map(|p| &p.project.tests);
+        let node = build_generic_test(&t, jinja, own, &settings.tests)?;
         let Some(node) = node else { continue };
         if nodes.contains_key(&node.unique_id) {
             continue;
@@ -31,16 +38,28 @@ pub fn add(tests: Vec<PendingTest>, settings: &Settings, jinja: &JinjaEnv, nodes
 }
 
 pub enum TestTarget {
-    Node { name: String, uid: String },
-    Source { source: String, table: String, uid: String },
+    /// A model, seed or snapshot (`version` for a model version).
+    Node {
+        name: String,
+        uid: String,
+        version: Option<String>,
+    },
+    Source {
+        source: String,
+        table: String,
+        uid: String,
+    },
 }
 
 pub struct PendingTest {
+    /// The package whose YAML declared the test (the test belongs to it).
+    package: String,
     target_name: String,
     target_uid: String,
     is_source: bool,
     source: Option<(String, String)>,
     model_name: String,
+    version: Option<String>,
     column: Option<String>,
     entry: Value,
     file: String,
@@ -48,8 +67,10 @@ pub struct PendingTest {
     dirs: Vec<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn collect_tests(
     out: &mut Vec<PendingTest>,
+    package: &str,
     target: &TestTarget,
     file: &str,
     idx: &NameIndex,
@@ -57,19 +78,24 @@ pub fn collect_tests(
     model_tests: Vec<Value>,
     cols: &[ColumnDef],
 ) -> Result<(), LoadError> {
-    let (target_name, uid, is_source, source, model_name) = match target {
-        TestTarget::Node { name, uid } => (name.clone(), uid.clone(), false, None, name.clone()),
-        TestTarget::Source { source, table, uid } => (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone()),
+    let (target_name, uid, is_source, source, model_name, version) = match target {
+        TestTarget::Node { name, uid, version: None } => (name.clone(), uid.clone(), false, None, name.clone(), None),
+        TestTarget::Node { name, uid, version: Some(v) } => (format!("{name}_v{v}"), uid.clone(), false, None, name.clone(), Some(v.clone())),
+        TestTarget::Source { source, table, uid } => {
+            (format!("{source}_{table}"), uid.clone(), true, Some((source.clone(), table.clone())), table.clone(), None)
+        }
     };
     let base_line = idx.first(&model_name).unwrap_or(1);
     let mut push = |entry: Value, column: Option<String>| {
         let line = column.as_ref().and_then(|c| idx.after(c, base_line)).unwrap_or(base_line);
         out.push(PendingTest {
+            package: package.to_string(),
             target_name: target_name.clone(),
             target_uid: uid.clone(),
             is_source,
             source: source.clone(),
             model_name: model_name.clone(),
+            version: version.clone(),
             column,
             entry,
             file: file.to_string(),
@@ -88,7 +114,8 @@ pub fn collect_tests(
     Ok(())
 }
 
-fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: &ConfigTree) -> Result<Option<Node>, LoadError> {
+fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&ConfigTree>, tests_tree: &ConfigTree) -> Result<Option<Node>, LoadError> {
+    let pkg = t.package.as_str();
     let entry = parse_entry(&t.entry).map_err(|message| LoadError::Located { file: t.file.clone(), line: t.line, message })?;
     // The test macro must exist.
     let macro_name = format!("test_{}", entry.name);
@@ -131,7 +158,10 @@ fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: 
     let name = entry.custom_name.clone().unwrap_or(full.clone());
     let model_expr = match &t.source {
         Some((s, tb)) => format!("{{{{ get_where_subquery(source('{s}', '{tb}')) }}}}"),
-        None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", t.model_name),
+        None => match &t.version {
+            Some(v) => format!("{{{{ get_where_subquery(ref('{}', v='{v}')) }}}}", t.model_name),
+            None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", t.model_name),
+        },
     };
     let mut kwargs = entry.args.clone();
     if let Some(c) = &t.column {
@@ -150,8 +180,11 @@ fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: 
     n.line = Some(t.line);
     n.patch_path = Some(t.file.clone());
     n.test_metadata = Some(crate::project::nodes::TestMetadata { name: entry.name.clone(), kwargs: kwargs.clone(), namespace: entry.namespace.clone() });
-    // Config: defaults < tests tree < entry config.
+    // Config: defaults < the package's own tests tree < the root's < entry config.
     let mut cfg = default_config(ResourceType::Test);
+    if let Some(own) = own_tree {
+        merge_config(&mut cfg, &render_config_values(jinja, own.resolve(&n.fqn), &t.file)?);
+    }
     merge_config(&mut cfg, &render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?);
     merge_config(&mut cfg, &render_config_values(jinja, entry.config.clone(), &t.file)?);
     if let Some(Value::String(s)) = cfg.get("severity") {
@@ -169,7 +202,7 @@ fn build_generic_test(t: &PendingTest, pkg: &str, jinja: &JinjaEnv, tests_tree: 
     // target needs no rendering; arguments that call ref()/source() do.
     match &t.source {
         Some((s, tb)) => n.sources = vec![(s.clone(), tb.clone())],
-        None => n.refs = vec![RefCall { name: t.model_name.clone(), package: None, version: None }],
+        None => n.refs = vec![RefCall { name: t.model_name.clone(), package: None, version: t.version.clone() }],
     }
     let mut src = String::new();
     collect_arg_exprs(&Value::Object(entry.args.clone()), &mut src);

@@ -5,8 +5,8 @@
 use indexmap::IndexMap;
 use std::collections::HashSet;
 
-use super::packages::PackageDir;
-use super::{LoadError, join, list, read};
+use super::packages::{PackageDir, units};
+use super::{LoadError, list, read};
 use crate::config::Settings;
 use crate::fs::FileSystem;
 use crate::jinja::blocks::find_blocks;
@@ -24,24 +24,19 @@ pub struct Macros {
 }
 
 pub fn load(settings: &Settings, fs: &dyn FileSystem, packages: &[PackageDir], warnings: &mut Vec<String>) -> Result<Macros, LoadError> {
-    let root_pkg = &settings.project_name;
     let mut macro_sources: Vec<MacroSource> = vec![];
     let mut macros: IndexMap<String, Macro> = IndexMap::new();
     let mut macro_files: Vec<(String, String)> = vec![];
-    for p in &settings.paths.macros {
-        for f in list(fs, p, &[".sql", ".jinja"])? {
-            macro_files.push((root_pkg.clone(), f));
+    for unit in units(settings, packages) {
+        for p in &unit.paths.macros {
+            for f in list(fs, p, &[".sql", ".jinja"])? {
+                macro_files.push((unit.package.to_string(), f));
+            }
         }
-    }
-    for p in &settings.paths.tests {
-        for f in list(fs, p, &[".sql"])? {
-            macro_files.push((root_pkg.clone(), f));
-        }
-    }
-    for pkg in packages {
-        for mp in &pkg.macro_paths {
-            for f in list(fs, &join(&pkg.root, mp), &[".sql"])? {
-                macro_files.push((pkg.name.clone(), f));
+        // Generic tests (`{% test %}` blocks) may live under the test paths.
+        for p in &unit.paths.tests {
+            for f in list(fs, p, &[".sql"])? {
+                macro_files.push((unit.package.to_string(), f));
             }
         }
     }

@@ -27,6 +27,7 @@ mod packages;
 mod patches;
 mod unit;
 pub mod validate;
+mod versions;
 
 #[cfg(test)]
 mod tests;
@@ -133,13 +134,13 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     let packages = packages::discover(&settings, fs)?;
     let mut macros = macros::load(&settings, fs, &packages, &mut warnings)?;
     let jinja = env::build(&settings, &packages, std::mem::take(&mut macros.sources), opts)?;
-    let mut set = files::load(&settings, fs, &macros.test_files_with_blocks, &mut warnings)?;
-    let docs = files::docs(&settings, fs)?;
+    let mut set = files::load(&settings, &packages, fs, &macros.test_files_with_blocks, &mut warnings)?;
+    let docs = files::docs(&settings, &packages, fs)?;
     jinja.set_docs(docs.values().map(|d| (format!("{}.{}", d.package_name, d.name), d.block_contents.clone())).collect());
-    let declared = patches::apply(&settings, fs, &jinja, &mut set, &mut macros.macros, &mut warnings)?;
+    let declared = patches::apply(&settings, &packages, fs, &jinja, &mut set, &mut macros.macros, &mut warnings)?;
     let mut nodes = set.nodes;
-    configs::render(&settings, &jinja, &mut nodes)?;
-    generic::add(declared.tests, &settings, &jinja, &mut nodes)?;
+    configs::render(&settings, &packages, &jinja, &mut nodes)?;
+    generic::add(declared.tests, &settings, &packages, &jinja, &mut nodes)?;
     unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
     let disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;

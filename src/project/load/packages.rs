@@ -1,20 +1,38 @@
 //! Stage 1: packages installed under `dbt_packages/` (one folder each, with
-//! its own `dbt_project.yml`), sorted by name.
+//! its own `dbt_project.yml`), sorted by name. Each is a project of its own:
+//! its paths, vars and config trees come from its `dbt_project.yml`.
 
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::{LoadError, list, read};
-use crate::config::Settings;
+use super::{LoadError, join, list, read};
+use crate::config::{ConfigTree, PackageProject, Paths, Settings};
 use crate::fs::FileSystem;
+use crate::project::nodes::ResourceType;
 
-/// An installed package: its name, folder and macro paths.
+/// An installed package: its name, folder, file paths and configs.
 pub struct PackageDir {
     pub name: String,
     pub root: String,
-    pub macro_paths: Vec<String>,
+    /// Its file paths, joined to its folder (`dbt_packages/x/models`).
+    pub paths: Paths,
     /// The package's own `vars:` (its nodes see them under the root's).
     pub vars: IndexMap<String, Value>,
+    /// Its own `dbt_project.yml` config trees (`models:`, `seeds:`, ...).
+    pub project: PackageProject,
+}
+
+impl PackageDir {
+    /// The package's own config tree for nodes of `rt`.
+    pub fn tree(&self, rt: ResourceType) -> &ConfigTree {
+        match rt {
+            ResourceType::Seed => &self.project.seeds,
+            ResourceType::Snapshot => &self.project.snapshots,
+            ResourceType::Test => &self.project.tests,
+            ResourceType::Source => &self.project.sources,
+            _ => &self.project.models,
+        }
+    }
 }
 
 pub fn discover(settings: &Settings, fs: &dyn FileSystem) -> Result<Vec<PackageDir>, LoadError> {
@@ -26,17 +44,41 @@ pub fn discover(settings: &Settings, fs: &dyn FileSystem) -> Result<Vec<PackageD
         }
         let dir = f.trim_end_matches("/dbt_project.yml").to_string();
         let text = read(fs, &f)?;
-        let y: Value = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
-        let name = y.get("name").and_then(Value::as_str).unwrap_or(rel.split('/').next().unwrap_or("")).to_string();
-        let macro_paths = y
-            .get("macro-paths")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-            .unwrap_or_else(|| vec!["macros".to_string()]);
-        let vars = y.get("vars").and_then(Value::as_object).map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-        packages.push(PackageDir { name, root: dir, macro_paths, vars });
+        let project = PackageProject::parse(&text, &f).map_err(|e| match e {
+            crate::config::ConfigError::Parse { file, message } => LoadError::Yaml { file, message },
+            other => LoadError::Config(other),
+        })?;
+        let name = project.name.clone().unwrap_or_else(|| rel.split('/').next().unwrap_or("").to_string());
+        let j = |v: &[String]| v.iter().map(|p| join(&dir, p)).collect::<Vec<_>>();
+        let p = &project.paths;
+        let paths = Paths {
+            models: j(&p.models),
+            seeds: j(&p.seeds),
+            macros: j(&p.macros),
+            tests: j(&p.tests),
+            snapshots: j(&p.snapshots),
+            analyses: j(&p.analyses),
+            checkpoints: vec![],
+            docs: j(&p.docs),
+            ..Paths::default()
+        };
+        let vars = project.vars.clone();
+        packages.push(PackageDir { name, root: dir, paths, vars, project });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
 
     Ok(packages)
+}
+
+/// A project whose files are loaded: the root project or a package.
+pub struct Unit<'a> {
+    pub package: &'a str,
+    pub paths: &'a Paths,
+}
+
+/// The root project first, then each package.
+pub fn units<'a>(settings: &'a Settings, packages: &'a [PackageDir]) -> Vec<Unit<'a>> {
+    std::iter::once(Unit { package: &settings.project_name, paths: &settings.paths })
+        .chain(packages.iter().map(|p| Unit { package: &p.name, paths: &p.paths }))
+        .collect()
 }

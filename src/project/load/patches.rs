@@ -9,6 +9,8 @@ use serde_json::{Map, Value};
 
 use super::files::NodeSet;
 use super::generic::{PendingTest, TestTarget, collect_tests};
+use super::packages::{PackageDir, units};
+use super::versions;
 use super::{LoadError, list, read, split_path};
 use crate::config::{Settings, merge_config};
 use crate::fs::FileSystem;
@@ -56,36 +58,33 @@ pub struct Declared {
 
 pub fn apply(
     settings: &Settings,
+    packages: &[PackageDir],
     fs: &dyn FileSystem,
     jinja: &JinjaEnv,
     set: &mut NodeSet,
     macros: &mut IndexMap<String, Macro>,
     warnings: &mut Vec<String>,
 ) -> Result<Declared, LoadError> {
-    let root_pkg = settings.project_name.clone();
     let NodeSet { nodes, by_name } = set;
-    let mut yaml_dirs: Vec<&String> = vec![];
-    for group in
-        [&settings.paths.models, &settings.paths.seeds, &settings.paths.snapshots, &settings.paths.analyses, &settings.paths.macros, &settings.paths.tests]
-    {
-        yaml_dirs.extend(group.iter());
-    }
-    let mut props: Vec<(String, String, PropertiesFile)> = vec![];
+    let mut props: Vec<(String, String, String, PropertiesFile)> = vec![];
     let mut seen_yaml = std::collections::HashSet::new();
-    for base in yaml_dirs {
-        for f in list(fs, base, &[".yml", ".yaml"])? {
-            if !seen_yaml.insert(f.clone()) {
-                continue;
+    for unit in units(settings, packages) {
+        let p = unit.paths;
+        for base in [&p.models, &p.seeds, &p.snapshots, &p.analyses, &p.macros, &p.tests].into_iter().flatten() {
+            for f in list(fs, base, &[".yml", ".yaml"])? {
+                if !seen_yaml.insert(f.clone()) {
+                    continue;
+                }
+                let text = read(fs, &f)?;
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
+                if !pf.sources.is_empty() && text.contains("{{") {
+                    pf.sources = render_sources(jinja, &f, &text)?;
+                }
+                props.push((unit.package.to_string(), base.clone(), f, pf));
             }
-            let text = read(fs, &f)?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
-            if !pf.sources.is_empty() && text.contains("{{") {
-                pf.sources = render_sources(jinja, &f, &text)?;
-            }
-            props.push((base.clone(), f, pf));
         }
     }
 
@@ -93,8 +92,8 @@ pub fn apply(
     let mut other: IndexMap<&'static str, IndexMap<String, Value>> = IndexMap::new();
     let mut unit_tests: Vec<(String, String, Map<String, Value>)> = vec![];
     let mut exposures: Vec<(String, String, Map<String, Value>)> = vec![];
-    let mut macro_patches: Vec<(String, crate::project::properties::MacroPatch)> = vec![];
-    for (base, file, pf) in props {
+    let mut macro_patches: Vec<(String, String, crate::project::properties::MacroPatch)> = vec![];
+    for (pkg, base, file, pf) in props {
         let text = read(fs, &file)?;
         let idx = NameIndex::new(&text);
         let (_, dirs, _) = split_path(&base, &file);
@@ -106,8 +105,13 @@ pub fn apply(
         ];
         for (rt, patches) in groups {
             for patch in patches {
+                if rt == ResourceType::Model && !patch.versions.is_empty() {
+                    let t = versions::Target { nodes, by_name, package: &pkg, file: &file, idx: &idx, dirs: &dirs };
+                    versions::apply(t, patch, &mut yaml_tests, warnings)?;
+                    continue;
+                }
                 let key_type = if rt == ResourceType::Analysis { ResourceType::Analysis } else { ResourceType::Model };
-                let uid = by_name.get(&(key_type, format!("{}:", patch.name))).cloned();
+                let uid = by_name.get(&(key_type, pkg.clone(), format!("{}:", patch.name))).cloned();
                 let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
                     warnings.push(format!(
                         "{file}:{}: {} '{}' is described here but no such {} exists",
@@ -123,15 +127,15 @@ pub fn apply(
                     return Err(LoadError::Duplicate { kind: format!("{rt} patche"), name: patch.name.clone(), first: prev.clone(), second: file.clone() });
                 }
                 apply_patch(node, patch, &file, &idx);
-                let target = TestTarget::Node { name: patch.name.clone(), uid: uid.clone() };
-                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, patch.all_tests(), &patch.columns)?;
+                let target = TestTarget::Node { name: patch.name.clone(), uid: uid.clone(), version: None };
+                collect_tests(&mut yaml_tests, &pkg, &target, &file, &idx, &dirs, patch.all_tests(), &patch.columns)?;
             }
         }
         for src in &pf.sources {
             for t in &src.tables {
-                let n = source_node(&root_pkg, src, t, &file, &idx, &dirs);
+                let n = source_node(&pkg, src, t, &file, &idx, &dirs);
                 let target = TestTarget::Source { source: src.name.clone(), table: t.name.clone(), uid: n.unique_id.clone() };
-                collect_tests(&mut yaml_tests, &target, &file, &idx, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
+                collect_tests(&mut yaml_tests, &pkg, &target, &file, &idx, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
                 if nodes.contains_key(&n.unique_id) {
                     return Err(LoadError::Duplicate {
                         kind: "source".into(),
@@ -144,12 +148,15 @@ pub fn apply(
             }
         }
         for m in pf.macros {
-            macro_patches.push((file.clone(), m));
+            macro_patches.push((pkg.clone(), file.clone(), m));
         }
-        for u in pf.unit_tests {
+        // Packages' unit tests and exposures describe the package's own
+        // development; like `dbt build` on an installed package, skip them.
+        let is_root = pkg == settings.project_name;
+        for u in pf.unit_tests.into_iter().filter(|_| is_root) {
             unit_tests.push((file.clone(), text.clone(), u));
         }
-        for e in pf.exposures {
+        for e in pf.exposures.into_iter().filter(|_| is_root) {
             exposures.push((file.clone(), text.clone(), e));
         }
         for (kind, items) in [("groups", pf.groups), ("metrics", pf.metrics), ("semantic_models", pf.semantic_models), ("saved_queries", pf.saved_queries)] {
@@ -163,12 +170,12 @@ pub fn apply(
                 };
                 let mut item = item;
                 item.insert("original_file_path".into(), Value::String(file.clone()));
-                other.entry(kind).or_default().insert(format!("{prefix}.{root_pkg}.{name}"), Value::Object(item));
+                other.entry(kind).or_default().insert(format!("{prefix}.{pkg}.{name}"), Value::Object(item));
             }
         }
     }
-    for (file, m) in macro_patches {
-        if let Some(mac) = macros.get_mut(&format!("macro.{root_pkg}.{}", m.name)) {
+    for (pkg, file, m) in macro_patches {
+        if let Some(mac) = macros.get_mut(&format!("macro.{pkg}.{}", m.name)) {
             mac.description = m.description.unwrap_or_default();
         } else {
             warnings.push(format!("{file}: macro '{}' is described here but no such macro exists", m.name));
@@ -178,7 +185,7 @@ pub fn apply(
     Ok(Declared { tests: yaml_tests, unit_tests, exposures, other })
 }
 
-fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {
+pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {
     node.patch_path = Some(file.to_string());
     node.line = idx.first(&patch.name);
     if let Some(d) = &patch.description {
@@ -192,7 +199,7 @@ fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) 
     node.config = cfg;
 }
 
-fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
+pub(super) fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
     defs.iter()
         .map(|c| {
             (

@@ -30,8 +30,14 @@ fn packages_are_found_one_level_down_with_their_macro_paths() {
     ]);
     let s = settings(&fs);
     let pkgs = packages::discover(&s, &fs).unwrap();
-    let got: Vec<(&str, &str, Vec<String>)> = pkgs.iter().map(|p| (p.name.as_str(), p.root.as_str(), p.macro_paths.clone())).collect();
-    assert_eq!(got, [("dbt_utils", "dbt_packages/utils", vec!["mac".to_string()]), ("other", "dbt_packages/other", vec!["macros".to_string()])]);
+    let got: Vec<(&str, &str, Vec<String>)> = pkgs.iter().map(|p| (p.name.as_str(), p.root.as_str(), p.paths.macros.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            ("dbt_utils", "dbt_packages/utils", vec!["dbt_packages/utils/mac".to_string()]),
+            ("other", "dbt_packages/other", vec!["dbt_packages/other/macros".to_string()])
+        ]
+    );
 }
 
 #[test]
@@ -71,7 +77,7 @@ fn files_become_nodes_and_names_are_unique() {
     ]);
     let s = settings(&fs);
     let mut warnings = vec![];
-    let set = files::load(&s, &fs, &Default::default(), &mut warnings).unwrap();
+    let set = files::load(&s, &[], &fs, &Default::default(), &mut warnings).unwrap();
     let got: Vec<(&str, ResourceType, String)> = set.nodes.values().map(|n| (n.unique_id.as_str(), n.resource_type, n.fqn.join("."))).collect();
     assert_eq!(
         got,
@@ -84,9 +90,9 @@ fn files_become_nodes_and_names_are_unique() {
         ]
     );
     assert_eq!(warnings, ["models/x.py: Python models are not supported by dp and were skipped"]);
-    assert_eq!(files::docs(&s, &fs).unwrap()["doc.p.d"].block_contents, "The d.");
+    assert_eq!(files::docs(&s, &[], &fs).unwrap()["doc.p.d"].block_contents, "The d.");
     let fs = project(&[("models/a.sql", "select 1"), ("seeds/a.csv", "x\n1\n")]);
-    let e = files::load(&settings(&fs), &fs, &Default::default(), &mut vec![]).err().unwrap().to_string();
+    let e = files::load(&settings(&fs), &[], &fs, &Default::default(), &mut vec![]).err().unwrap().to_string();
     assert_eq!(
         e,
         "dbt found two seeds with the name 'a':\n  - models/a.sql\n  - seeds/a.csv\n  hint: rename one of them, or disable one with `enabled: false`"
@@ -113,10 +119,10 @@ fn yaml_patches_sources_and_declarations() {
         ),
     ]);
     let s = settings(&fs);
-    let mut set = files::load(&s, &fs, &Default::default(), &mut vec![]).unwrap();
+    let mut set = files::load(&s, &[], &fs, &Default::default(), &mut vec![]).unwrap();
     let mut warnings = vec![];
     let jinja = env::build(&s, &[], vec![], &LoadOptions::default()).unwrap();
-    let d = patches::apply(&s, &fs, &jinja, &mut set, &mut IndexMap::new(), &mut warnings).unwrap();
+    let d = patches::apply(&s, &[], &fs, &jinja, &mut set, &mut IndexMap::new(), &mut warnings).unwrap();
     let a = &set.nodes["model.p.a"];
     assert_eq!((a.description.as_str(), a.patch_path.as_deref(), a.columns.len()), ("The a.", Some("models/a.yml"), 1));
     assert_eq!(set.nodes["source.p.raw.t"].alias, "t_file");
