@@ -218,3 +218,53 @@ fn jinja_in_source_properties_is_rendered() {
     assert_eq!((t.schema.as_str(), t.alias.as_str()), ("main_raw", "t_file"));
     assert_eq!(t.source.as_ref().unwrap().meta["owner"], "data");
 }
+
+#[test]
+fn packages_bring_their_nodes_with_their_own_configs_beneath_the_roots() {
+    let fs = MemFs::new()
+        .with("dbt_project.yml", "name: p\nmodels:\n  pkg:\n    marts:\n      +schema: over\n")
+        .with("models/a.sql", "select * from {{ ref('b') }}")
+        .with("dbt_packages/pkg/dbt_project.yml", "name: pkg\nmodel-paths: [src]\nmodels:\n  pkg:\n    +materialized: table\n    marts:\n      +schema: own\n")
+        .with("dbt_packages/pkg/src/marts/b.sql", "select * from {{ ref('s') }}")
+        .with(
+            "dbt_packages/pkg/src/marts/b.yml",
+            "models:\n  - name: b\n    description: From the package.\n    columns:\n      - name: id\n        data_tests: [not_null]\n",
+        )
+        .with("dbt_packages/pkg/seeds/s.csv", "id\n1\n")
+        .with("dbt_packages/pkg/tests/t.sql", "select 1 where false");
+    let p = load(&fs).unwrap();
+    let b = &p.nodes["model.pkg.b"];
+    assert_eq!(b.fqn, ["pkg", "marts", "b"]);
+    assert_eq!(b.description, "From the package.");
+    assert_eq!(b.config["materialized"], "table");
+    assert_eq!(b.config["schema"], "over", "the root project's config wins over the package's own");
+    assert!(p.nodes.contains_key("seed.pkg.s"));
+    assert!(p.nodes.contains_key("test.pkg.t"));
+    let test = p.nodes.values().find(|n| n.name == "not_null_b_id").unwrap();
+    assert_eq!(test.package_name, "pkg");
+    assert!(test.unique_id.starts_with("test.pkg.not_null_b_id."));
+}
+
+#[test]
+fn versioned_models_take_their_files_and_ref_picks_the_latest() {
+    let fs = project(&[
+        ("models/m_v1.sql", "select 1 as id"),
+        ("models/m_v2.sql", "select 2 as id"),
+        ("models/m_next.sql", "select 3 as id"),
+        ("models/x.sql", "select * from {{ ref('m') }} union all select * from {{ ref('m', v=1) }}"),
+        (
+            "models/m.yml",
+            "models:\n  - name: m\n    latest_version: 2\n    columns:\n      - name: id\n        data_tests: [unique]\n    versions:\n      - v: 1\n      - v: 2\n      - v: 3\n        defined_in: m_next\n        description: Next.\n",
+        ),
+    ]);
+    let mut p = load(&fs).unwrap();
+    let v3 = &p.nodes["model.p.m.v3"];
+    assert_eq!((v3.name.as_str(), v3.version.as_deref(), v3.alias.as_str(), v3.description.as_str()), ("m", Some("3"), "m_v3", "Next."));
+    assert_eq!(p.nodes["model.p.m.v1"].fqn, ["p", "m", "v1"]);
+    assert!(!p.nodes.contains_key("model.p.m_v1"));
+    let mut tests: Vec<&str> = p.nodes.values().filter(|n| n.resource_type == ResourceType::Test).map(|n| n.name.as_str()).collect();
+    tests.sort();
+    assert_eq!(tests, ["unique_m_v1_id", "unique_m_v2_id", "unique_m_v3_id"]);
+    crate::graph::resolve_dependencies(&mut p).unwrap();
+    assert_eq!(p.nodes["model.p.x"].depends_on, ["model.p.m.v2", "model.p.m.v1"]);
+}
