@@ -8,10 +8,8 @@
 #   CORPUS   the corpus folder             (default: ../shared/corpus from the repo root)
 #   DP       the dp binary                 (default: target/debug/dp)
 #   OUT      scratch folder for the copies (default: /tmp/dp-corpus)
-#   PRESEED  1 (default): `dp seed` before `dp build`, so macros that read
-#            seeds' columns while compiling find them (dp compiles every node
-#            before running any; dbt compiles each node just before it runs).
-#            0: `dp build` alone, as the reference run did.
+#   PRESEED  0 (default): `dp build` alone, as the reference run did.
+#            1: `dp seed` first (to tell a seed-order problem from another).
 #
 # For each project it copies `<folder>/integration_tests` to $OUT/<folder>, lays
 # the packages under dbt_packages/ as the corpus README says, runs `dp build`,
@@ -31,7 +29,7 @@ fi
 [ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
 DP="${DP:-$root/target/debug/dp}"
 OUT="${OUT:-/tmp/dp-corpus}"
-PRESEED="${PRESEED:-1}"
+PRESEED="${PRESEED:-0}"
 case "$DP" in /*) ;; *) DP="$root/$DP" ;; esac
 
 projects=("$@")

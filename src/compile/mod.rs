@@ -18,22 +18,75 @@ use crate::project::load::{Project, model_value};
 use crate::project::nodes::{Materialization, Node, RefCall, ResourceType};
 use crate::project::refs::RefIndex;
 
-/// The compiled SQL of each node, by unique id.
-#[derive(Debug, Default, Clone)]
+/// The compiled SQL of each node, by unique id. Hooks are not compiled
+/// here: they render when they run ([`Compiled::hooks`]), as dbt's
+/// materializations render them, so a hook's `statement` sees the table
+/// its model just built.
+#[derive(Default, Clone)]
 pub struct Compiled {
     pub sql: IndexMap<String, String>,
     /// Ephemeral models each node inlines (in CTE order).
     pub ephemerals: IndexMap<String, Vec<String>>,
     /// Whether `is_incremental()` was true for the node.
     pub incremental: HashSet<String>,
-    /// Rendered pre- and post-hooks of each model.
-    pub hooks: IndexMap<String, (Vec<String>, Vec<String>)>,
+    /// Nodes whose rendering asked the warehouse something (directly or
+    /// through an inlined ephemeral): compiled again just before they run.
+    pub queried: HashSet<String>,
     /// Nodes that failed to compile, with the error (as dbt, a compile
     /// error fails that node and what inlines it, not the whole command).
     pub errors: IndexMap<String, String>,
+    opts: CompileOptions,
+    resolver: Option<Arc<ProjectResolver>>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("sql", &self.sql).field("errors", &self.errors).field("queried", &self.queried).finish_non_exhaustive()
+    }
+}
+
+/// A node's pre- or post-hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Pre,
+    Post,
+}
+
+impl Hook {
+    fn key(self) -> &'static str {
+        match self {
+            Hook::Pre => "pre-hook",
+            Hook::Post => "post-hook",
+        }
+    }
 }
 
 impl Compiled {
+    /// Whether `uid` must be compiled again when it runs: its SQL depends on
+    /// the warehouse's state, or it failed (maybe on a relation that was not
+    /// built yet).
+    pub fn needs_recompile(&self, uid: &str) -> bool {
+        self.queried.contains(uid) || self.errors.contains_key(uid)
+    }
+
+    /// Compiles `uid` again now, as dbt compiles a node just before running
+    /// it: its SQL (ephemerals inlined) and whether it ran incrementally.
+    pub fn recompile(&self, project: &Project, uid: &str) -> Result<(String, bool), String> {
+        let ids: IndexSet<String> = [uid.to_string()].into_iter().collect();
+        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)));
+        if let Some(e) = c.errors.get(uid) {
+            return Err(e.clone());
+        }
+        let sql = c.sql.get(uid).cloned().ok_or_else(|| format!("{uid} was not compiled"))?;
+        Ok((sql, c.incremental.contains(uid)))
+    }
+
+    /// Renders a node's pre- or post-hooks now, just before they run.
+    pub fn hooks(&self, project: &Project, n: &Node, which: Hook, incremental: bool) -> Result<Vec<String>, CompileError> {
+        let resolver = self.resolver.clone().unwrap_or_else(|| resolver(project));
+        render_hooks(project, n, resolver, which, incremental)
+    }
+
     /// Every compile error, one paragraph each (for commands that stop on them).
     pub fn error_report(&self) -> Option<String> {
         (!self.errors.is_empty()).then(|| self.errors.values().cloned().collect::<Vec<_>>().join("\n\n"))
@@ -106,7 +159,10 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     set_graph(project);
-    let resolver = resolver(project);
+    Ok(compile_with(project, ids, opts, resolver(project)))
+}
+
+fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions, resolver: Arc<ProjectResolver>) -> Compiled {
     // Ephemeral models are needed by whoever inlines them.
     let mut todo: IndexSet<String> = ids.clone();
     let mut stack: Vec<String> = ids.iter().cloned().collect();
@@ -128,27 +184,25 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
-    type Rendered = (String, String, Vec<String>, bool, (Vec<String>, Vec<String>));
+    type Rendered = (String, String, Vec<String>, bool, bool);
     let results: Vec<Result<Rendered, (String, CompileError)>> = renderable
         .par_iter()
         .map(|uid| {
             let n = &project.nodes[*uid];
             let incremental = n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid);
-            let rendered = render_one(project, n, resolver.clone(), incremental)
-                .and_then(|(sql, ephemerals)| Ok((sql, ephemerals, render_hooks(project, n, resolver.clone(), incremental)?)));
-            match rendered {
-                Ok((sql, ephemerals, hooks)) => Ok(((*uid).clone(), sql, ephemerals, incremental, hooks)),
+            match render_one(project, n, resolver.clone(), incremental) {
+                Ok((sql, ephemerals, queried)) => Ok(((*uid).clone(), sql, ephemerals, incremental, queried)),
                 Err(e) => Err(((*uid).clone(), e)),
             }
         })
         .collect();
     let mut pre: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
-    let mut out = Compiled::default();
+    let mut out = Compiled { opts: opts.clone(), resolver: Some(resolver), ..Compiled::default() };
     for r in results {
         match r {
-            Ok((uid, sql, eph, inc, hooks)) => {
-                if !hooks.0.is_empty() || !hooks.1.is_empty() {
-                    out.hooks.insert(uid.clone(), hooks);
+            Ok((uid, sql, eph, inc, queried)) => {
+                if queried {
+                    out.queried.insert(uid.clone());
                 }
                 if inc {
                     out.incremental.insert(uid.clone());
@@ -175,6 +229,9 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
         collect_ctes(project, &pre, uid, &mut ctes);
         let (sql, _) = &pre[uid];
         let injected = ctes::inject_ctes(sql, &ctes.values().cloned().collect::<Vec<_>>());
+        if ctes.keys().any(|e| out.queried.contains(e)) {
+            out.queried.insert(uid.clone());
+        }
         out.ephemerals.insert(uid.clone(), ctes.keys().cloned().collect());
         out.sql.insert(uid.clone(), injected);
     }
@@ -186,7 +243,7 @@ pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions)
         }
     }
     out.sql = ordered;
-    Ok(out)
+    out
 }
 
 /// The first ephemeral model `uid` inlines (directly or not) that failed.
@@ -239,10 +296,11 @@ fn render_ctx(n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Ar
     Arc::new(rctx)
 }
 
-/// Renders a model's `pre-hook` / `post-hook` SQL.
-fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(Vec<String>, Vec<String>), CompileError> {
-    let mut out = (vec![], vec![]);
-    for (key, dst) in [("pre-hook", &mut out.0), ("post-hook", &mut out.1)] {
+/// Renders a model's `pre-hook` or `post-hook` SQL.
+fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, which: Hook, incremental: bool) -> Result<Vec<String>, CompileError> {
+    let mut dst = vec![];
+    {
+        let key = which.key();
         let hooks: Vec<String> = match n.config.get(key) {
             Some(serde_json::Value::Array(a)) => a
                 .iter()
@@ -263,10 +321,12 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, inc
             }
         }
     }
-    Ok(out)
+    Ok(dst)
 }
 
-fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(String, Vec<String>), CompileError> {
+/// A node's SQL, the ephemeral models it inlines, and whether rendering it
+/// asked the warehouse anything.
+fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(String, Vec<String>, bool), CompileError> {
     let rctx = render_ctx(n, resolver.clone(), incremental);
     let sql = match &n.test_metadata {
         Some(tm) => {
@@ -327,13 +387,13 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
             ephemerals.push(uid.clone());
         }
     }
-    Ok((sql, ephemerals))
+    Ok((sql, ephemerals, captured.queried))
 }
 
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
 pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
     let resolver = resolver(project);
-    let (sql, ephs) = render_one(project, n, resolver, false)?;
+    let (sql, ephs, _) = render_one(project, n, resolver, false)?;
     if ephs.is_empty() {
         return Ok(sql);
     }

@@ -42,6 +42,7 @@ impl Adapter {
         if !db::executing(state) {
             return Ok(Value::from(()));
         }
+        db::touch(state);
         let Some(dbx) = db::current(&self.db) else { return Ok(Value::from(())) };
         let rels = dbx.relations(schema).map_err(err)?;
         Ok(match rels.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(identifier)) {

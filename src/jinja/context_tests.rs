@@ -171,6 +171,7 @@ fn vars_are_scoped_by_package() {
     let mut pkg_vars = IndexMap::new();
     pkg_vars.insert("only_pkg".to_string(), serde_json::json!("from pkg"));
     pkg_vars.insert("x".to_string(), serde_json::json!("pkg x"));
+    pkg_vars.insert("depth".to_string(), serde_json::json!("{{ 9 if target.type in ['bigquery'] else -1 }}"));
     let env = JinjaEnv::new(EnvInputs {
         root_package: "proj".into(),
         packages: vec!["pkg".into()],
@@ -186,7 +187,9 @@ fn vars_are_scoped_by_package() {
     })
     .unwrap();
     let pkg_node = Arc::new(RenderCtx::new("model.pkg.m", "pkg", Phase::Parse));
-    assert_eq!(render(&env, "{{ var('x') }}|{{ var('only_pkg') }}|{{ var('scoped') }}", pkg_node), "5|from pkg|root says");
+    assert_eq!(render(&env, "{{ var('x') }}|{{ var('only_pkg') }}|{{ var('scoped') }}", pkg_node.clone()), "5|from pkg|root says");
+    // Jinja in a var's value renders when it is read (dbt's get_rendered_var).
+    assert_eq!(render(&env, "{{ var('depth') | int > 0 }}|{{ var('depth') }}", pkg_node), "False|-1");
     // The root project does not see a package's own vars.
     let out = render(&env, "{{ var('x') }}|{{ var('only_pkg', 'none') }}|{{ var('scoped', 'none') }}", parse_ctx());
     assert_eq!(out, "5|none|none");
@@ -246,4 +249,15 @@ fn unsupported_names_fail_by_name() {
     assert!(e.message.contains("'submit_python_job' is part of dbt's Jinja context but is not supported by dp"), "{}", e.message);
     let e = env.render_node("m.sql", "{{ adapter.get_csv_data('x') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("adapter.get_csv_data is part of dbt's adapter API but is not supported by dp"), "{}", e.message);
+}
+
+#[test]
+fn jinja2_round_and_dbt_set_and_zip() {
+    let env = env_with(&[]);
+    let src = "{{ (7 / 3) | round(0, 'ceil') | int }}|{{ 2.5 | round }}|{{ 2.567 | round(2, 'floor') }}|{{ set([1, 2, 1]) | list }}|{{ set(1) }}|{{ zip([1, 2], ['a', 'b']) | map('join', '-') | join(',') }}|{{ zip(1) }}";
+    assert_eq!(render(&env, src, parse_ctx()), "3|3.0|2.56|[1, 2]|None|1-a,2-b|None");
+    let e = env.render_node("m.sql", "{{ set_strict(1) }}", parse_ctx()).unwrap_err();
+    assert!(e.message.contains("not iterable"), "{}", e.message);
+    let e = env.render_node("m.sql", "{{ 1.5 | round(0, 'up') }}", parse_ctx()).unwrap_err();
+    assert!(e.message.contains("round: method must be 'common', 'ceil' or 'floor', got 'up'"), "{}", e.message);
 }

@@ -69,7 +69,15 @@ fn who(state: &State) -> String {
     RenderCtx::from_state(state).map(|r| format!(" (in {})", r.node_id)).unwrap_or_default()
 }
 
+/// Notes on the render that it asked the warehouse (see `Captured::queried`).
+pub(crate) fn touch(state: &State) {
+    if let Some(r) = RenderCtx::from_state(state) {
+        r.captured.lock().unwrap().queried = true;
+    }
+}
+
 pub(crate) fn need_db(slot: &DbSlot, state: &State, what: &str) -> Result<Arc<dyn Database>, Error> {
+    touch(state);
     current(slot).ok_or_else(|| {
         err(format!(
             "{what} needs the warehouse, which this command does not open{}\n  hint: run it with `dp run`, `dp build` or `dp compile`, which query the warehouse while compiling",

@@ -127,9 +127,9 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     });
     // dbt's `zip`/`set` return `default` (None) when an argument is not
     // iterable; `zip_strict`/`set_strict` raise.
-    env.add_function("zip", |seqs: Rest<Value>| -> Value { zip_of(&seqs).unwrap_or_default() });
+    env.add_function("zip", |seqs: Rest<Value>| -> Value { zip_of(&seqs).unwrap_or(Value::from(())) });
     env.add_function("zip_strict", |seqs: Rest<Value>| -> Result<Value, Error> { zip_of(&seqs) });
-    env.add_function("set", |seq: Value| -> Value { set_of(&seq).unwrap_or_default() });
+    env.add_function("set", |seq: Value| -> Value { set_of(&seq).unwrap_or(Value::from(())) });
     env.add_function("set_strict", |seq: Value| -> Result<Value, Error> { set_of(&seq) });
     env.add_function("local_md5", |s: String| -> Value { Value::from(format!("{:x}", md5::compute(s.as_bytes()))) });
     {
@@ -186,6 +186,19 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     env.add_function("render", |state: &State, s: String| -> Result<Value, Error> {
         let ctx = RenderCtx::from_state(state).map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
         state.env().render_str(&s, ctx).map(Value::from)
+    });
+    // Jinja2's `round(precision=0, method='common'|'ceil'|'floor')`
+    // (minijinja's takes no method); the result stays a float.
+    env.add_filter("round", |v: f64, precision: Option<i32>, method: Option<String>| -> Result<Value, Error> {
+        let m = 10f64.powi(precision.unwrap_or(0));
+        let x = v * m;
+        let r = match method.as_deref().unwrap_or("common") {
+            "common" => x.round(),
+            "ceil" => x.ceil(),
+            "floor" => x.floor(),
+            other => return Err(err(format!("round: method must be 'common', 'ceil' or 'floor', got '{other}'"))),
+        };
+        Ok(Value::from(r / m))
     });
     env.add_function("__dp_dtop", modules::dt_op);
     for f in ["as_bool", "as_number", "as_text", "as_native"] {

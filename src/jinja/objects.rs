@@ -140,6 +140,11 @@ pub struct Captured {
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// Whether the render asked the warehouse anything (`run_query`,
+    /// `statement`, `adapter.get_columns_in_relation`, ...): its SQL then
+    /// depends on the warehouse's state and is compiled again just before
+    /// the node runs, as dbt compiles each node.
+    pub queried: bool,
 }
 
 /// The per-render state behind `ref`, `source`, `config`, `this` and

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::compile::Compiled;
+use crate::compile::{Compiled, Hook};
 use crate::engine::Engine;
 use crate::materialize::Materialized;
 use crate::postgres::publish::Published;
@@ -120,10 +120,7 @@ pub async fn execute(
         let uid = &ids[pos];
         let node = Arc::new(project.nodes[uid].clone());
         events.on_event(&Event::NodeStarted { index: pos + 1, total, node: &node });
-        let sql = compiled.sql.get(uid).cloned();
-        let compile_error = compiled.errors.get(uid).cloned();
-        let incremental = compiled.incremental.contains(uid);
-        let hooks = compiled.hooks.get(uid).cloned().unwrap_or_default();
+        let compiled = compiled.clone();
         let engine = engine.clone();
         let flags = opts.tests;
         let batches = opts.batches.clone();
@@ -133,10 +130,23 @@ pub async fn execute(
         async move {
             let started_at = chrono::Utc::now();
             let t = Instant::now();
+            let uid = &node.unique_id;
+            // As dbt, a node whose SQL depends on the warehouse (or that
+            // failed, maybe on a relation not built yet) compiles just
+            // before it runs, once its parents are built.
+            let now = (virtual_node.is_none() && compiled.needs_recompile(uid)).then(|| tokio::task::block_in_place(|| compiled.recompile(&project, uid)));
+            let (sql, compile_error, incremental) = match now {
+                Some(Ok((sql, inc))) => (Some(sql), None, inc),
+                Some(Err(e)) => (compiled.sql.get(uid).cloned(), Some(e), false),
+                None => (compiled.sql.get(uid).cloned(), compiled.errors.get(uid).cloned(), compiled.incremental.contains(uid)),
+            };
             let r = match (compile_error, virtual_node) {
                 (Some(e), _) => Err(anyhow::anyhow!("{e}")),
                 (None, Some(f)) => f(engine.clone()).await.map(|t| Output::Tested(t, None)),
-                (None, None) => run_node(&engine, &project, &node, sql.clone(), incremental, &hooks, flags, &batches, publisher.as_deref()).await,
+                (None, None) => {
+                    let step = Step { engine: &engine, project: &project, compiled: &compiled, node: &node, incremental };
+                    run_node(step, sql.clone(), flags, &batches, publisher.as_deref()).await
+                }
             };
             if r.is_ok() {
                 engine.catalog.invalidate(&node.schema, &node.alias);
@@ -254,18 +264,34 @@ impl Output {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_node(
-    engine: &Engine,
-    project: &Project,
-    node: &Node,
-    sql: Option<String>,
+/// The node being run and what it runs with.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    engine: &'a Engine,
+    project: &'a Project,
+    compiled: &'a Compiled,
+    node: &'a Node,
     incremental: bool,
-    hooks: &(Vec<String>, Vec<String>),
+}
+
+impl Step<'_> {
+    /// Renders the node's pre- or post-hooks now and runs them in order.
+    async fn hooks(&self, which: Hook) -> anyhow::Result<()> {
+        let what = format!("{} of {}", if which == Hook::Pre { "pre-hook" } else { "post-hook" }, self.node.name);
+        let stmts = tokio::task::block_in_place(|| self.compiled.hooks(self.project, self.node, which, self.incremental))
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        run_statements(self.engine, &what, &stmts).await
+    }
+}
+
+async fn run_node(
+    step: Step<'_>,
+    sql: Option<String>,
     flags: test::TestFlags,
     batches: &batch::Batches,
     publisher: Option<&crate::postgres::Publisher>,
 ) -> anyhow::Result<Output> {
+    let Step { engine, project, node, incremental, .. } = step;
     match node.resource_type {
         ResourceType::UnitTest => {
             let (t, compiled) = unit::run_unit_test(engine, project, node).await?;
@@ -279,9 +305,11 @@ async fn run_node(
         }
         _ => {}
     }
-    run_statements(engine, &format!("pre-hook of {}", node.name), &hooks.0).await?;
+    step.hooks(Hook::Pre).await?;
     let m = run_node_body(engine, node, sql.as_deref(), incremental).await?;
-    run_statements(engine, &format!("post-hook of {}", node.name), &hooks.1).await?;
+    // The post-hooks see the relation just built.
+    engine.catalog.invalidate(&node.schema, &node.alias);
+    step.hooks(Hook::Post).await?;
     let published = match publisher {
         Some(p) if crate::postgres::publish::wants_postgres(node) && node.materialized() != Materialization::Ephemeral => {
             // The session must see the version just committed.

@@ -176,3 +176,28 @@ fn retry_runs_only_what_failed_or_was_skipped() {
     ok(&o);
     assert!(stderr(&o).contains("Nothing to do: the last run had no failed or skipped nodes."), "{}", stderr(&o));
 }
+
+/// As dbt, a node whose Jinja asks the warehouse compiles just before it
+/// runs (after its parents are built, on a first build too), and a
+/// post-hook renders after its model is built, so its `statement` sees it.
+#[test]
+fn introspecting_nodes_and_hooks_compile_when_they_run() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/wide.sql", "select 1 as id, 'a' as colour, 2.5 as price"),
+        (
+            "models/narrow.sql",
+            "{% set cols = adapter.get_columns_in_relation(ref('wide')) | map(attribute='name') | reject('equalto', 'price') | list %}\nselect {{ cols | join(', ') }} from {{ ref('wide') }}",
+        ),
+        (
+            "models/logged.sql",
+            "{{ config(post_hook=\"{% call statement('ins') %}insert into {{ this }} values (2, 'b'){% endcall %}\") }}\nselect 1 as id, 'a' as colour",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run", "--threads", "1"]));
+    assert_eq!(csv(p, "select * from main.narrow"), "id,colour\n1,a");
+    assert_eq!(csv(p, "select * from main.logged order by id"), "id,colour\n1,a\n2,b");
+    let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/narrow.sql")).unwrap();
+    assert_eq!(compiled.trim(), "select id, colour from main.wide");
+}

@@ -181,7 +181,8 @@ async fn execute_kind(
         sinks.push(s);
     }
     sinks.extend(extra);
-    let res = execute(project.clone(), &order, Arc::new(compiled), engine.clone(), &Fanout(sinks), &opts).await;
+    let compiled = Arc::new(compiled);
+    let res = execute(project.clone(), &order, compiled.clone(), engine.clone(), &Fanout(sinks), &opts).await;
     if let Some(ol) = openlineage {
         let s = ol.finish(std::time::Duration::from_secs(5)).await;
         printer.info(format!("OpenLineage: {} events sent", s.sent));
@@ -195,8 +196,11 @@ async fn execute_kind(
             printer.error(format!("{e:#}"));
         }
     }
-    // unit tests are compiled as they run
-    for r in res.iter().filter(|r| project.nodes[&r.unique_id].resource_type == ResourceType::UnitTest) {
+    // Unit tests compile as they run, and so do nodes whose SQL depends on
+    // the warehouse: their compiled files are those that ran.
+    let ran_compiled =
+        |r: &&crate::runner::NodeResult| project.nodes[&r.unique_id].resource_type == ResourceType::UnitTest || compiled.needs_recompile(&r.unique_id);
+    for r in res.iter().filter(ran_compiled) {
         if let Some(sql) = &r.compiled_code {
             let path = project.settings.target_dir().join("compiled").join(crate::compile::compiled_path(&project.nodes[&r.unique_id]));
             if let Some(parent) = path.parent() {

@@ -105,23 +105,31 @@ pub(super) fn default_config(rt: ResourceType) -> Map<String, Value> {
     m
 }
 
-/// Renders Jinja inside string config values (e.g. `+enabled: "{{ var('x') }}"`).
+/// Renders Jinja inside string config values (`+enabled: "{{ var('x') }}"`),
+/// nested ones too (`column_types: {a: "{{ 'float' if ... }}"}`), as dbt
+/// renders dbt_project.yml; hooks stay raw (they render when they run).
 pub(super) fn render_config_values(jinja: &JinjaEnv, cfg: Map<String, Value>, file: &str) -> Result<Map<String, Value>, LoadError> {
     let mut out = Map::new();
     for (k, v) in cfg {
-        let v = match v {
-            Value::String(s) if s.contains("{{") || s.contains("{%") => {
-                let r = jinja.render_str(file, &s, None, &[])?;
-                match r.trim() {
-                    "True" | "true" => Value::Bool(true),
-                    "False" | "false" => Value::Bool(false),
-                    "None" | "none" => Value::Null,
-                    other => Value::String(other.to_string()),
-                }
-            }
-            other => other,
-        };
+        let v = if matches!(k.trim_start_matches('+'), "pre-hook" | "post-hook" | "pre_hook" | "post_hook") { v } else { render_value(jinja, v, file)? };
         out.insert(k, v);
     }
     Ok(out)
+}
+
+fn render_value(jinja: &JinjaEnv, v: Value, file: &str) -> Result<Value, LoadError> {
+    Ok(match v {
+        Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            let r = jinja.render_str(file, &s, None, &[])?;
+            match r.trim() {
+                "True" | "true" => Value::Bool(true),
+                "False" | "false" => Value::Bool(false),
+                "None" | "none" => Value::Null,
+                other => Value::String(other.to_string()),
+            }
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(|x| render_value(jinja, x, file)).collect::<Result<_, _>>()?),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, x)| Ok((k, render_value(jinja, x, file)?))).collect::<Result<_, LoadError>>()?),
+        other => other,
+    })
 }
