@@ -148,17 +148,29 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     Value::Object(o)
 }
 
+/// A source's freshness in dbt's shape: every key present, unset ones null.
+fn freshness_json(f: Option<&Value>) -> Value {
+    let after = |k: &str| {
+        let a = f.and_then(|f| f.get(k));
+        json!({"count": a.and_then(|a| a.get("count")).cloned().unwrap_or(Value::Null), "period": a.and_then(|a| a.get("period")).cloned().unwrap_or(Value::Null)})
+    };
+    json!({"warn_after": after("warn_after"), "error_after": after("error_after"), "filter": f.and_then(|f| f.get("filter")).cloned().unwrap_or(Value::Null)})
+}
+
 fn source_json(n: &Node) -> Value {
     let s = n.source.as_ref().unwrap();
+    let freshness = freshness_json(s.freshness.as_ref());
     json!({
         "database": n.database, "schema": n.schema, "name": n.name, "resource_type": "source",
         "package_name": n.package_name, "path": n.path, "original_file_path": n.original_file_path,
         "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
         "source_description": s.source_description, "loader": "", "identifier": s.identifier,
-        "loaded_at_field": s.loaded_at_field, "freshness": s.freshness,
+        "loaded_at_field": s.loaded_at_field, "freshness": freshness,
         "external": s.location.as_ref().map(|l| json!({"location": l, "file_format": s.format})),
         "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
-        "tags": n.tags(), "config": {"enabled": true}, "patch_path": null, "unrendered_config": {},
+        "tags": n.tags(),
+        "config": {"enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "meta": s.meta, "tags": n.tags(), "static_analysis": null},
+        "patch_path": null, "unrendered_config": {},
         "relation_name": n.relation_name(), "created_at": 0.0,
     })
 }

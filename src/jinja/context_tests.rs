@@ -261,3 +261,13 @@ fn jinja2_round_and_dbt_set_and_zip() {
     let e = env.render_node("m.sql", "{{ 1.5 | round(0, 'up') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("round: method must be 'common', 'ceil' or 'floor', got 'up'"), "{}", e.message);
 }
+
+#[test]
+fn python_regexes_with_lookaround_and_verbose_mode() {
+    let env = env_with(&[]);
+    // dbt_project_evaluator's hard-coded reference finder (verbose, lookahead).
+    let src = "{% set p = '(?ix)\n  (from|join)\\s+\n  ([\\[`\\\"\\'])\n  (\\w+-?\\w+)\n  ([\\]`\\\"\\'])(?=\\s|$)\n' %}\
+               {% for m in modules.re.findall(p, 'select * from \"raw_orders\" join `x` y') %}{{ m[1:] | join }};{% endfor %}|\
+               {{ modules.re.findall('(\\w)\\\\1', 'aabbc') | join(',') }}";
+    assert_eq!(render(&env, src, parse_ctx()), "\"raw_orders\";|a,b");
+}

@@ -697,8 +697,13 @@ fn with_flags(p: &str, flags: i64) -> String {
     if f.is_empty() { p.to_string() } else { format!("(?{f}){p}") }
 }
 
-fn compile(p: &str) -> Result<regex::Regex, Error> {
-    regex::Regex::new(p).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression '{p}': {e}")))
+/// Compiles a Python `re` pattern; lookaround and backreferences work.
+fn compile(p: &str) -> Result<fancy_regex::Regex, Error> {
+    fancy_regex::Regex::new(p).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("invalid regular expression '{p}': {e}")))
+}
+
+fn re_err(e: fancy_regex::Error) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("regular expression: {e}"))
 }
 
 fn re_call(op: &str, args: &[Value]) -> Result<Value, Error> {
@@ -708,7 +713,7 @@ fn re_call(op: &str, args: &[Value]) -> Result<Value, Error> {
 }
 
 #[derive(Debug)]
-pub struct PyRegex(regex::Regex);
+pub struct PyRegex(fancy_regex::Regex);
 
 impl PyRegex {
     fn apply(self: &Arc<Self>, op: &str, args: &[Value]) -> Result<Value, Error> {
@@ -716,7 +721,7 @@ impl PyRegex {
         match op {
             "match" | "search" | "fullmatch" => {
                 let (s, _f): (String, Option<Value>) = from_args(args)?;
-                let caps = re.captures(&s);
+                let caps = re.captures(&s).map_err(re_err)?;
                 let ok = match (&caps, op) {
                     (Some(c), "match") => c.get(0).is_some_and(|m| m.start() == 0),
                     (Some(c), "fullmatch") => c.get(0).is_some_and(|m| m.start() == 0 && m.end() == s.len()),
@@ -735,15 +740,16 @@ impl PyRegex {
                 let out: Vec<Value> = re
                     .captures_iter(&s)
                     .map(|c| {
-                        if c.len() == 2 {
+                        let c = c.map_err(re_err)?;
+                        Ok(if c.len() == 2 {
                             Value::from(c.get(1).map(|m| m.as_str()).unwrap_or(""))
                         } else if c.len() > 2 {
                             Value::from((1..c.len()).map(|i| Value::from(c.get(i).map(|m| m.as_str()).unwrap_or(""))).collect::<Vec<_>>())
                         } else {
-                            Value::from(c.get(0).unwrap().as_str())
-                        }
+                            Value::from(c.get(0).map(|m| m.as_str()).unwrap_or(""))
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_, Error>>()?;
                 Ok(Value::from(out))
             }
             "sub" => {
@@ -754,7 +760,7 @@ impl PyRegex {
             }
             "split" => {
                 let (s,): (String,) = from_args(args)?;
-                Ok(Value::from(re.split(&s).map(Value::from).collect::<Vec<_>>()))
+                Ok(Value::from(re.split(&s).map(|p| p.map(Value::from).map_err(re_err)).collect::<Result<Vec<_>, _>>()?))
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("regex has no method '{op}'"))),
         }
