@@ -83,11 +83,15 @@ pub enum TaskKind {
     Maintain(Selection),
     Ingest(Selection),
     Check(Selection),
-    Shell { command: String },
+    /// A platform health snapshot into `marts.platform_health_metrics`.
+    Health,
+    Shell {
+        command: String,
+    },
 }
 
 /// The task kinds, as written in YAML.
-pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "publish", "load", "maintain", "ingest", "check", "shell"];
+pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "publish", "load", "maintain", "ingest", "check", "health", "shell"];
 
 impl TaskKind {
     pub fn name(&self) -> &'static str {
@@ -101,6 +105,7 @@ impl TaskKind {
             TaskKind::Maintain(_) => "maintain",
             TaskKind::Ingest(_) => "ingest",
             TaskKind::Check(_) => "check",
+            TaskKind::Health => "health",
             TaskKind::Shell { .. } => "shell",
         }
     }
@@ -322,6 +327,12 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
         return match value {
             serde_yaml_ng::Value::String(s) if !s.trim().is_empty() => Ok(TaskKind::Shell { command: s.clone() }),
             _ => Err(ctx.err(kline, format!("task '{name}': shell needs a command string"), "write e.g. `shell: ./scripts/export.sh`")),
+        };
+    }
+    if key == "health" {
+        return match value {
+            serde_yaml_ng::Value::Null => Ok(TaskKind::Health),
+            _ => Err(ctx.err(kline, format!("task '{name}': health takes no options"), "write `health:` with nothing after it")),
         };
     }
     if !TASK_KINDS.contains(&key.as_str()) {
@@ -659,6 +670,8 @@ mod tests {
         assert!(e.starts_with("pipelines/p.yml:3: pipelines form a cycle through `after`: a -> b -> a"), "{e}");
         let e = parse("pipelines:\n  - name: a\n    after: [ingest]\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a' runs after unknown pipeline 'ingest'"), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    tasks:\n      - name: t\n        health: marts\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:5: task 't': health takes no options\n  hint: write `health:` with nothing after it"), "{e}");
         let e = parse("alerts:\n  slack:\n    webhook_url: not a url\npipelines: []\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:3: webhook_url '<url>' is malformed"), "{e}");
     }
