@@ -34,6 +34,9 @@ pub struct Pipeline {
     /// success after a failure (`alert_on_recovery`, default false).
     pub alert_on_failure: bool,
     pub alert_on_recovery: bool,
+    /// How many independent tasks may run at once (Airflow's
+    /// `max_active_tasks`); `None`: the target's `threads`.
+    pub max_active_tasks: Option<usize>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -204,6 +207,7 @@ struct RawPipeline {
     retry: RawRetry,
     alert_on_failure: Option<bool>,
     alert_on_recovery: Option<bool>,
+    max_active_tasks: Option<serde_yaml_ng::Value>,
     #[serde(default)]
     tasks: Vec<RawTask>,
 }
@@ -439,6 +443,22 @@ pub fn parse_file(file: &Path, text: &str, out: &mut Pipelines) -> Result<(), Or
         if schedule.is_none() && p.after.is_empty() {
             // Manual-only pipelines are allowed (dp pipeline run NAME).
         }
+        let max_active_tasks = match &p.max_active_tasks {
+            None => None,
+            Some(serde_yaml_ng::Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Some(n.as_u64().unwrap_or(1) as usize),
+            Some(v) => {
+                let text = match v {
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::String(s) => format!("'{s}'"),
+                    other => format!("{other:?}"),
+                };
+                return Err(ctx.err(
+                    ctx.key_line(line, "max_active_tasks"),
+                    format!("pipeline '{}': max_active_tasks {text} is not a whole number of at least 1", p.name),
+                    "write e.g. `max_active_tasks: 4`, or leave it out to run up to the target's `threads` tasks at once",
+                ));
+            }
+        };
         let base = retry_policy(&ctx, line, &p.retry, &RetryPolicy::default())?;
         let mut tasks: Vec<Task> = vec![];
         let mut tcursor = line;
@@ -479,6 +499,7 @@ pub fn parse_file(file: &Path, text: &str, out: &mut Pipelines) -> Result<(), Or
             tasks,
             alert_on_failure: p.alert_on_failure.unwrap_or(true),
             alert_on_recovery: p.alert_on_recovery.unwrap_or(false),
+            max_active_tasks,
             file: file.to_path_buf(),
             line,
         };
@@ -655,6 +676,7 @@ mod tests {
         assert_eq!(i.tasks[1].retry.max_retry_delay, Some(Duration::from_secs(1800)));
         assert_eq!(i.tasks[1].kind, TaskKind::Build(Selection { select: vec!["staging+".into()], ..Default::default() }));
         assert_eq!(i.tasks[1].line, 11);
+        assert_eq!(i.max_active_tasks, None);
         assert_eq!(p.downstream("ingestion")[0].name, "transform");
     }
 
@@ -670,6 +692,10 @@ mod tests {
         assert!(e.starts_with("pipelines/p.yml:3: pipelines form a cycle through `after`: a -> b -> a"), "{e}");
         let e = parse("pipelines:\n  - name: a\n    after: [ingest]\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a' runs after unknown pipeline 'ingest'"), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    max_active_tasks: 0\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a': max_active_tasks 0 is not a whole number of at least 1\n  hint: write e.g."), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    max_active_tasks: lots\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a': max_active_tasks 'lots' is not"), "{e}");
         let e = parse("pipelines:\n  - name: a\n    tasks:\n      - name: t\n        health: marts\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:5: task 't': health takes no options\n  hint: write `health:` with nothing after it"), "{e}");
         let e = parse("alerts:\n  slack:\n    webhook_url: not a url\npipelines: []\n").unwrap_err();

@@ -50,6 +50,7 @@ pub fn setup(g: &GlobalArgs) -> anyhow::Result<Setup> {
         project_root: settings.root.clone(),
         log_dir: settings.target_dir().join("pipeline_logs"),
         long_running,
+        max_active_tasks: settings.target.threads.max(1),
         cancel: cancel_rx,
     };
     Ok(Setup { settings, pipelines, ctx, cancel, warehouse })
