@@ -257,20 +257,6 @@ impl History {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reused_process_id_is_not_the_process_that_wrote_the_row() {
-        let me = std::process::id() as i64;
-        assert!(alive(me, Utc::now()), "this process wrote a row just now");
-        let long_ago = DateTime::from_timestamp(1_000_000_000, 0).unwrap();
-        assert!(!alive(me, long_ago), "a row from 2001 was written by an earlier process with this id");
-        assert!(!alive(-1, Utc::now()) && !alive(0, Utc::now()));
-    }
-}
-
 /// Final states win over `running` recorded in the same microsecond.
 fn rank(state: &str) -> u8 {
     if state == "running" { 0 } else { 1 }
@@ -344,5 +330,19 @@ impl Cols {
     }
     fn t(&self, name: &str, i: usize) -> Option<DateTime<Utc>> {
         self.i(name, i).and_then(DateTime::from_timestamp_micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_process_id_is_not_the_process_that_wrote_the_row() {
+        let me = std::process::id() as i64;
+        assert!(alive(me, Utc::now()), "this process wrote a row just now");
+        let long_ago = DateTime::from_timestamp(1_000_000_000, 0).unwrap();
+        assert!(!alive(me, long_ago), "a row from 2001 was written by an earlier process with this id");
+        assert!(!alive(-1, Utc::now()) && !alive(0, Utc::now()));
     }
 }
