@@ -62,7 +62,12 @@ pub const METRICS: &[(&str, &str, &str, &str)] = &[
         "source.table",
         "age of the newest bronze file the source's external_location matches; warn/fail past the source's freshness warn_after/error_after; NULL (fail) when no file exists",
     ),
-    ("mart_freshness_seconds", "seconds", "schema.table", "age of the last Delta commit of each marts model; NULL (fail) when the table was never built"),
+    (
+        "mart_freshness_seconds",
+        "seconds",
+        "schema.table",
+        "age of the last Delta commit of each marts model materialized as a table (views have no commits); NULL (fail) when the table was never built",
+    ),
     (
         "rows_ingested_24h",
         "rows",
