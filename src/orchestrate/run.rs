@@ -335,6 +335,31 @@ async fn run_task(
     }
 }
 
+/// Runs a dp task on a thread (and runtime) of its own, so tasks that run
+/// side by side use several cores: a dp command's work is not `Send` and
+/// partly synchronous (loading the project), so on the pipeline's own task
+/// it would only interleave. When the run stops waiting (cancellation),
+/// the thread finishes on its own or ends with the process.
+async fn on_own_thread(executor: Arc<dyn TaskExecutor>, pipeline: Pipeline, task: Task) -> Result<String, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let name = format!("dp-task-{}", task.name);
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let r = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => {
+                let r = rt.block_on(executor.execute(&pipeline, &task));
+                rt.shutdown_background();
+                r
+            }
+            Err(e) => Err(format!("could not start a runtime for the task: {e}")),
+        };
+        let _ = tx.send(r);
+    });
+    if let Err(e) = spawned {
+        return Err(format!("could not start a thread for the task: {e}"));
+    }
+    rx.await.unwrap_or_else(|_| Err("the task's thread stopped before it finished (a panic; see the log above)".into()))
+}
+
 /// Runs one try; alerts once if it outlives `long_running`; stops it when
 /// the scheduler is cancelled.
 async fn execute_watched(
@@ -349,7 +374,7 @@ async fn execute_watched(
     let work = async {
         match &task.kind {
             TaskKind::Shell { command } => shell(ctx, pipeline, task, command, run_id, try_number, log).await,
-            _ => ctx.executor.execute(pipeline, task).await,
+            _ => on_own_thread(ctx.executor.clone(), pipeline.clone(), task.clone()).await,
         }
     };
     tokio::pin!(work);
