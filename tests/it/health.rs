@@ -243,4 +243,12 @@ fn health_metrics_are_published_to_postgres() {
     assert_eq!(counts, vec![vec![Some((delta.len() * 2).to_string()), Some("2".into())]]);
     let in_delta = sql(&dp, d.path(), "select count(*) from marts.platform_health_metrics");
     assert_eq!(in_delta, vec![vec![(delta.len() * 2).to_string()]]);
+    // After `dp maintain` compacts the table, the next snapshot still leaves
+    // PostgreSQL with exactly the Delta table's rows.
+    ok(&dp(d.path(), &["maintain"]));
+    ok(&dp(d.path(), &["pipeline", "health"]));
+    let counts = pg_rows("select count(*)::text, count(distinct metric_time)::text from marts.platform_health_metrics");
+    let in_delta = sql(&dp, d.path(), "select count(*), count(distinct metric_time) from marts.platform_health_metrics");
+    assert_eq!(counts, vec![in_delta[0].iter().map(|v| Some(v.clone())).collect::<Vec<_>>()]);
+    assert_eq!(in_delta[0][1], "3");
 }
