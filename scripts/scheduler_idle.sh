@@ -26,7 +26,7 @@ hour=$(( ($(date -u +%-H) + 12) % 24 ))
 
 start=$(date +%s.%N)
 "$dp" --project-dir "$dir" pipeline list >/dev/null
-list_s=$(echo "$(date +%s.%N) - $start" | bc)
+list_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 
 start=$(date +%s.%N)
 "$dp" --project-dir "$dir" scheduler 2>"$dir/scheduler.log" &
@@ -36,7 +36,7 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 grep -q "scheduler started" "$dir/scheduler.log" || { cat "$dir/scheduler.log" >&2; kill "$pid"; exit 1; }
-ready_s=$(echo "$(date +%s.%N) - $start" | bc)
+ready_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
 sleep 2
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
@@ -47,7 +47,7 @@ rss=$(rss_kb)
 hz=$(getconf CLK_TCK)
 kill -TERM "$pid"
 wait "$pid" || true
-echo "pipelines: $n ($(basename "$dp"), $(file -b "$dp" | grep -q 'not stripped' && echo 'with symbols' || echo 'stripped'))"
+echo "pipelines: $n ($dp)"
 echo "dp pipeline list: ${list_s}s; scheduler ready after ${ready_s}s"
-echo "idle CPU over ${window}s: $((t1 - t0)) ticks of 1/${hz}s ($(echo "scale=3; 100 * ($t1 - $t0) / $hz / $window" | bc)% of one core)"
+echo "idle CPU over ${window}s: $((t1 - t0)) ticks of 1/${hz}s ($(awk -v t=$((t1 - t0)) -v hz="$hz" -v w="$window" 'BEGIN { printf "%.3f", 100 * t / hz / w }')% of one core)"
 echo "resident memory: $((rss / 1024)) MB"
