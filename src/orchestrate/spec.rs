@@ -326,17 +326,18 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
         return Err(ctx.err(line, format!("task '{name}' of pipeline '{pipeline}' {what}"), format!("give each task exactly one of: {kinds}")));
     };
     let value = &kind[key];
-    let kline = ctx.key_line(line, key);
+    // Only errors need the line (finding it scans the file: keep loading linear).
+    let kline = || ctx.key_line(line, key);
     if key == "shell" {
         return match value {
             serde_yaml_ng::Value::String(s) if !s.trim().is_empty() => Ok(TaskKind::Shell { command: s.clone() }),
-            _ => Err(ctx.err(kline, format!("task '{name}': shell needs a command string"), "write e.g. `shell: ./scripts/export.sh`")),
+            _ => Err(ctx.err(kline(), format!("task '{name}': shell needs a command string"), "write e.g. `shell: ./scripts/export.sh`")),
         };
     }
     if key == "health" {
         return match value {
             serde_yaml_ng::Value::Null => Ok(TaskKind::Health),
-            _ => Err(ctx.err(kline, format!("task '{name}': health takes no options"), "write `health:` with nothing after it")),
+            _ => Err(ctx.err(kline(), format!("task '{name}': health takes no options"), "write `health:` with nothing after it")),
         };
     }
     if !TASK_KINDS.contains(&key.as_str()) {
@@ -344,18 +345,18 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
             Some(s) => format!("did you mean '{s}'? Task kinds: {kinds}"),
             None => format!("task kinds: {kinds}"),
         };
-        return Err(ctx.err(kline, format!("task '{name}' of pipeline '{pipeline}' has unknown kind or key '{key}'"), hint));
+        return Err(ctx.err(kline(), format!("task '{name}' of pipeline '{pipeline}' has unknown kind or key '{key}'"), hint));
     }
     let sel: Selection = match value {
         serde_yaml_ng::Value::Null => Selection::default(),
         serde_yaml_ng::Value::String(s) => Selection { select: s.split_whitespace().map(String::from).collect(), ..Default::default() },
         serde_yaml_ng::Value::Sequence(_) => Selection {
             select: serde_yaml_ng::from_value(value.clone())
-                .map_err(|e| ctx.err(kline, format!("task '{name}': {key}: {e}"), "write a selector string or a list of them"))?,
+                .map_err(|e| ctx.err(kline(), format!("task '{name}': {key}: {e}"), "write a selector string or a list of them"))?,
             ..Default::default()
         },
         _ => serde_yaml_ng::from_value(value.clone())
-            .map_err(|e| ctx.err(kline, format!("task '{name}': {key}: {e}"), "write a selector, or a map with select, exclude, full_refresh, all"))?,
+            .map_err(|e| ctx.err(kline(), format!("task '{name}': {key}: {e}"), "write a selector, or a map with select, exclude, full_refresh, all"))?,
     };
     Ok(match key.as_str() {
         "seed" => TaskKind::Seed(sel),
