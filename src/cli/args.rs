@@ -275,6 +275,12 @@ pub enum PipelineAction {
         #[arg(long, default_value_t = 1)]
         next: usize,
     },
+    /// Take a platform health snapshot into marts.platform_health_metrics (and PostgreSQL) and show it.
+    Health {
+        /// Show the metrics without writing or publishing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -74,6 +74,19 @@ impl SourceTable {
     }
 }
 
+impl SourceTable {
+    /// The files the location matches, with their sizes and modification
+    /// times (platform health measures the newest one's age).
+    pub async fn files(&self, ctx: &SessionContext) -> Result<Vec<object_store::ObjectMeta>> {
+        use futures::TryStreamExt;
+        let url = listing_url(&self.location)?;
+        let store = ctx.runtime_env().object_store(&url)?;
+        let state = ctx.state();
+        let ext = extension_of(&self.location);
+        url.list_all_files(&state, store.as_ref(), &ext).await?.try_collect().await
+    }
+}
+
 /// DataFusion only splits globs off plain paths; do the same for URLs.
 fn listing_url(loc: &str) -> Result<ListingTableUrl> {
     if !loc.contains("://") || loc.starts_with("file://") {

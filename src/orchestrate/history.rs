@@ -238,7 +238,7 @@ impl History {
     pub async fn reap_interrupted(&self) -> Result<usize, OrchestrateError> {
         let now = Utc::now();
         let mut n = 0;
-        for mut t in self.tasks().await?.into_iter().filter(|t| t.state == "running" && !alive(t.pid)) {
+        for mut t in self.tasks().await?.into_iter().filter(|t| t.state == "running" && !alive(t.pid, t.started_at)) {
             t.state = "failed".into();
             t.error = Some(format!("interrupted: the process running this task (pid {}) stopped before it finished", t.pid));
             t.ended_at = Some(now);
@@ -246,7 +246,7 @@ impl History {
             self.record_task(&t).await?;
             n += 1;
         }
-        for mut r in self.runs().await?.into_iter().filter(|r| r.state == "running" && !alive(r.pid)) {
+        for mut r in self.runs().await?.into_iter().filter(|r| r.state == "running" && !alive(r.pid, r.started_at)) {
             r.state = "failed".into();
             r.error = Some(format!("interrupted: the process running this pipeline (pid {}) stopped before it finished", r.pid));
             r.ended_at = Some(now);
@@ -271,9 +271,26 @@ fn keep_latest<T, K: Ord>(m: &mut HashMap<String, T>, key: String, row: T, order
     }
 }
 
-/// Whether a process with this id is running on this machine.
-pub fn alive(pid: i64) -> bool {
-    pid == std::process::id() as i64 || (pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists() && !zombie(pid))
+/// Whether the process with this id that recorded a row at `since` is
+/// still running on this machine. A process with the same id that started
+/// after `since` is another one: ids are reused, and a restarted container
+/// gives its scheduler the same low id every time.
+pub fn alive(pid: i64, since: DateTime<Utc>) -> bool {
+    if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() || zombie(pid) {
+        return false;
+    }
+    process_start(pid).is_none_or(|started| started <= since + chrono::TimeDelta::seconds(2))
+}
+
+/// When a process started (Linux: `/proc/<pid>/stat` field 22, in clock
+/// ticks of 1/100 s since boot, plus the boot time from `/proc/stat`).
+fn process_start(pid: i64) -> Option<DateTime<Utc>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the command name start at field 3 (state).
+    let ticks: i64 = rest.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let btime: i64 = std::fs::read_to_string("/proc/stat").ok()?.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse().ok())?;
+    DateTime::from_timestamp_millis(btime * 1000 + ticks * 10)
 }
 
 fn zombie(pid: i64) -> bool {
@@ -313,5 +330,19 @@ impl Cols {
     }
     fn t(&self, name: &str, i: usize) -> Option<DateTime<Utc>> {
         self.i(name, i).and_then(DateTime::from_timestamp_micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_process_id_is_not_the_process_that_wrote_the_row() {
+        let me = std::process::id() as i64;
+        assert!(alive(me, Utc::now()), "this process wrote a row just now");
+        let long_ago = DateTime::from_timestamp(1_000_000_000, 0).unwrap();
+        assert!(!alive(me, long_ago), "a row from 2001 was written by an earlier process with this id");
+        assert!(!alive(-1, Utc::now()) && !alive(0, Utc::now()));
     }
 }

@@ -9,6 +9,7 @@
 //! the scheduler report [`run::PipelineEvent`]s to a callback.
 
 pub(crate) mod alert;
+pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod maintain;
 pub(crate) mod retry;

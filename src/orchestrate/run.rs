@@ -2,9 +2,13 @@
 //! `dp_meta.task_runs`, transient failures retried with Airflow's back-off,
 //! alerts on a task's final failure, and the run's state in
 //! `dp_meta.pipeline_runs`. A task whose upstream task failed is skipped
-//! (Airflow's `upstream_failed`); independent tasks still run.
+//! (Airflow's `upstream_failed`); independent tasks still run, side by side
+//! (up to `max_active_tasks` at once).
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,6 +90,9 @@ pub struct RunContext {
     pub log_dir: PathBuf,
     /// Alert when a task runs longer than this.
     pub long_running: Option<Duration>,
+    /// How many independent tasks of a pipeline run at once, unless the
+    /// pipeline sets `max_active_tasks` (the target's `threads`).
+    pub max_active_tasks: usize,
     /// Turns `true` when running tasks must stop (scheduler shutdown).
     pub cancel: tokio::sync::watch::Receiver<bool>,
 }
@@ -133,43 +140,69 @@ pub async fn run_pipeline(
     ctx.history.record_run(&run).await?;
     let order = pipeline.task_order();
     let total = order.len();
+    let limit = pipeline.max_active_tasks.unwrap_or(ctx.max_active_tasks).max(1);
     sink(&PipelineEvent::RunStarted { pipeline: &pipeline.name, run_id: &run_id, trigger, tasks: total });
-    let mut failed: Vec<&str> = vec![];
+    // Tasks start as soon as every task they depend on succeeded, up to
+    // `limit` at once; a task whose upstream failed is skipped.
+    let mut outcome: HashMap<&str, bool> = HashMap::new();
+    let mut started: HashSet<&str> = HashSet::new();
+    let mut running = FuturesUnordered::new();
     let mut first_error: Option<String> = None;
-    for (i, task) in order.iter().enumerate() {
-        let index = i + 1;
-        if let Some(up) = task.depends_on.iter().find(|d| failed.contains(&d.as_str())) {
-            let reason = format!("upstream task '{up}' failed");
-            sink(&PipelineEvent::TaskSkipped { pipeline: &pipeline.name, task, index, total, reason: &reason });
-            let now = Utc::now();
-            ctx.history
-                .record_task(&TaskRow {
-                    run_id: run_id.clone(),
-                    pipeline: pipeline.name.clone(),
-                    task: task.name.clone(),
-                    kind: task.kind.name().into(),
-                    try_number: 0,
-                    state: "upstream_failed".into(),
-                    started_at: now,
-                    ended_at: Some(now),
-                    error: Some(reason),
-                    transient: false,
-                    retry_delay_ms: None,
-                    pid: pid(),
-                    recorded_at: now,
-                })
-                .await?;
-            failed.push(&task.name);
-            continue;
+    let mut cancelled = false;
+    loop {
+        let mut progressed = !cancelled;
+        while progressed {
+            progressed = false;
+            for (i, task) in order.iter().enumerate() {
+                let index = i + 1;
+                if started.contains(task.name.as_str()) || !task.depends_on.iter().all(|d| outcome.contains_key(d.as_str())) {
+                    continue;
+                }
+                if let Some(up) = task.depends_on.iter().find(|d| outcome.get(d.as_str()) == Some(&false)) {
+                    let reason = format!("upstream task '{up}' failed");
+                    sink(&PipelineEvent::TaskSkipped { pipeline: &pipeline.name, task, index, total, reason: &reason });
+                    let now = Utc::now();
+                    ctx.history
+                        .record_task(&TaskRow {
+                            run_id: run_id.clone(),
+                            pipeline: pipeline.name.clone(),
+                            task: task.name.clone(),
+                            kind: task.kind.name().into(),
+                            try_number: 0,
+                            state: "upstream_failed".into(),
+                            started_at: now,
+                            ended_at: Some(now),
+                            error: Some(reason),
+                            transient: false,
+                            retry_delay_ms: None,
+                            pid: pid(),
+                            recorded_at: now,
+                        })
+                        .await?;
+                    started.insert(&task.name);
+                    outcome.insert(&task.name, false);
+                    progressed = true;
+                } else if running.len() < limit {
+                    started.insert(&task.name);
+                    let run_id = &run_id;
+                    running.push(async move { (task, run_task(ctx, pipeline, task, run_id, index, total, sink).await) });
+                    progressed = true;
+                }
+            }
         }
-        if let Err(e) = run_task(ctx, pipeline, task, &run_id, index, total, sink).await? {
-            failed.push(&task.name);
-            first_error.get_or_insert(format!("task {}: {e}", task.name));
-        }
-        if *ctx.cancel.borrow() {
+        let Some((task, result)) = running.next().await else { break };
+        let ok = match result? {
+            Ok(()) => true,
+            Err(e) => {
+                first_error.get_or_insert(format!("task {}: {e}", task.name));
+                false
+            }
+        };
+        outcome.insert(&task.name, ok);
+        if *ctx.cancel.borrow() && !cancelled {
             // Tasks not started yet are left alone: the run is failed as cancelled.
+            cancelled = true;
             first_error.get_or_insert("cancelled: the scheduler is stopping".into());
-            break;
         }
     }
     let state = if first_error.is_none() { "success" } else { "failed" };
@@ -302,6 +335,31 @@ async fn run_task(
     }
 }
 
+/// Runs a dp task on a thread (and runtime) of its own, so tasks that run
+/// side by side use several cores: a dp command's work is not `Send` and
+/// partly synchronous (loading the project), so on the pipeline's own task
+/// it would only interleave. When the run stops waiting (cancellation),
+/// the thread finishes on its own or ends with the process.
+async fn on_own_thread(executor: Arc<dyn TaskExecutor>, pipeline: Pipeline, task: Task) -> Result<String, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let name = format!("dp-task-{}", task.name);
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let r = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(rt) => {
+                let r = rt.block_on(executor.execute(&pipeline, &task));
+                rt.shutdown_background();
+                r
+            }
+            Err(e) => Err(format!("could not start a runtime for the task: {e}")),
+        };
+        let _ = tx.send(r);
+    });
+    if let Err(e) = spawned {
+        return Err(format!("could not start a thread for the task: {e}"));
+    }
+    rx.await.unwrap_or_else(|_| Err("the task's thread stopped before it finished (a panic; see the log above)".into()))
+}
+
 /// Runs one try; alerts once if it outlives `long_running`; stops it when
 /// the scheduler is cancelled.
 async fn execute_watched(
@@ -316,7 +374,7 @@ async fn execute_watched(
     let work = async {
         match &task.kind {
             TaskKind::Shell { command } => shell(ctx, pipeline, task, command, run_id, try_number, log).await,
-            _ => ctx.executor.execute(pipeline, task).await,
+            _ => on_own_thread(ctx.executor.clone(), pipeline.clone(), task.clone()).await,
         }
     };
     tokio::pin!(work);

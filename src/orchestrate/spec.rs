@@ -34,6 +34,9 @@ pub struct Pipeline {
     /// success after a failure (`alert_on_recovery`, default false).
     pub alert_on_failure: bool,
     pub alert_on_recovery: bool,
+    /// How many independent tasks may run at once (Airflow's
+    /// `max_active_tasks`); `None`: the target's `threads`.
+    pub max_active_tasks: Option<usize>,
     pub file: PathBuf,
     pub line: usize,
 }
@@ -83,11 +86,15 @@ pub enum TaskKind {
     Maintain(Selection),
     Ingest(Selection),
     Check(Selection),
-    Shell { command: String },
+    /// A platform health snapshot into `marts.platform_health_metrics`.
+    Health,
+    Shell {
+        command: String,
+    },
 }
 
 /// The task kinds, as written in YAML.
-pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "publish", "load", "maintain", "ingest", "check", "shell"];
+pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "publish", "load", "maintain", "ingest", "check", "health", "shell"];
 
 impl TaskKind {
     pub fn name(&self) -> &'static str {
@@ -101,6 +108,7 @@ impl TaskKind {
             TaskKind::Maintain(_) => "maintain",
             TaskKind::Ingest(_) => "ingest",
             TaskKind::Check(_) => "check",
+            TaskKind::Health => "health",
             TaskKind::Shell { .. } => "shell",
         }
     }
@@ -199,6 +207,7 @@ struct RawPipeline {
     retry: RawRetry,
     alert_on_failure: Option<bool>,
     alert_on_recovery: Option<bool>,
+    max_active_tasks: Option<serde_yaml_ng::Value>,
     #[serde(default)]
     tasks: Vec<RawTask>,
 }
@@ -317,11 +326,18 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
         return Err(ctx.err(line, format!("task '{name}' of pipeline '{pipeline}' {what}"), format!("give each task exactly one of: {kinds}")));
     };
     let value = &kind[key];
-    let kline = ctx.key_line(line, key);
+    // Only errors need the line (finding it scans the file: keep loading linear).
+    let kline = || ctx.key_line(line, key);
     if key == "shell" {
         return match value {
             serde_yaml_ng::Value::String(s) if !s.trim().is_empty() => Ok(TaskKind::Shell { command: s.clone() }),
-            _ => Err(ctx.err(kline, format!("task '{name}': shell needs a command string"), "write e.g. `shell: ./scripts/export.sh`")),
+            _ => Err(ctx.err(kline(), format!("task '{name}': shell needs a command string"), "write e.g. `shell: ./scripts/export.sh`")),
+        };
+    }
+    if key == "health" {
+        return match value {
+            serde_yaml_ng::Value::Null => Ok(TaskKind::Health),
+            _ => Err(ctx.err(kline(), format!("task '{name}': health takes no options"), "write `health:` with nothing after it")),
         };
     }
     if !TASK_KINDS.contains(&key.as_str()) {
@@ -329,18 +345,18 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
             Some(s) => format!("did you mean '{s}'? Task kinds: {kinds}"),
             None => format!("task kinds: {kinds}"),
         };
-        return Err(ctx.err(kline, format!("task '{name}' of pipeline '{pipeline}' has unknown kind or key '{key}'"), hint));
+        return Err(ctx.err(kline(), format!("task '{name}' of pipeline '{pipeline}' has unknown kind or key '{key}'"), hint));
     }
     let sel: Selection = match value {
         serde_yaml_ng::Value::Null => Selection::default(),
         serde_yaml_ng::Value::String(s) => Selection { select: s.split_whitespace().map(String::from).collect(), ..Default::default() },
         serde_yaml_ng::Value::Sequence(_) => Selection {
             select: serde_yaml_ng::from_value(value.clone())
-                .map_err(|e| ctx.err(kline, format!("task '{name}': {key}: {e}"), "write a selector string or a list of them"))?,
+                .map_err(|e| ctx.err(kline(), format!("task '{name}': {key}: {e}"), "write a selector string or a list of them"))?,
             ..Default::default()
         },
         _ => serde_yaml_ng::from_value(value.clone())
-            .map_err(|e| ctx.err(kline, format!("task '{name}': {key}: {e}"), "write a selector, or a map with select, exclude, full_refresh, all"))?,
+            .map_err(|e| ctx.err(kline(), format!("task '{name}': {key}: {e}"), "write a selector, or a map with select, exclude, full_refresh, all"))?,
     };
     Ok(match key.as_str() {
         "seed" => TaskKind::Seed(sel),
@@ -428,6 +444,22 @@ pub fn parse_file(file: &Path, text: &str, out: &mut Pipelines) -> Result<(), Or
         if schedule.is_none() && p.after.is_empty() {
             // Manual-only pipelines are allowed (dp pipeline run NAME).
         }
+        let max_active_tasks = match &p.max_active_tasks {
+            None => None,
+            Some(serde_yaml_ng::Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => Some(n.as_u64().unwrap_or(1) as usize),
+            Some(v) => {
+                let text = match v {
+                    serde_yaml_ng::Value::Number(n) => n.to_string(),
+                    serde_yaml_ng::Value::String(s) => format!("'{s}'"),
+                    other => format!("{other:?}"),
+                };
+                return Err(ctx.err(
+                    ctx.key_line(line, "max_active_tasks"),
+                    format!("pipeline '{}': max_active_tasks {text} is not a whole number of at least 1", p.name),
+                    "write e.g. `max_active_tasks: 4`, or leave it out to run up to the target's `threads` tasks at once",
+                ));
+            }
+        };
         let base = retry_policy(&ctx, line, &p.retry, &RetryPolicy::default())?;
         let mut tasks: Vec<Task> = vec![];
         let mut tcursor = line;
@@ -468,6 +500,7 @@ pub fn parse_file(file: &Path, text: &str, out: &mut Pipelines) -> Result<(), Or
             tasks,
             alert_on_failure: p.alert_on_failure.unwrap_or(true),
             alert_on_recovery: p.alert_on_recovery.unwrap_or(false),
+            max_active_tasks,
             file: file.to_path_buf(),
             line,
         };
@@ -644,6 +677,7 @@ mod tests {
         assert_eq!(i.tasks[1].retry.max_retry_delay, Some(Duration::from_secs(1800)));
         assert_eq!(i.tasks[1].kind, TaskKind::Build(Selection { select: vec!["staging+".into()], ..Default::default() }));
         assert_eq!(i.tasks[1].line, 11);
+        assert_eq!(i.max_active_tasks, None);
         assert_eq!(p.downstream("ingestion")[0].name, "transform");
     }
 
@@ -659,6 +693,12 @@ mod tests {
         assert!(e.starts_with("pipelines/p.yml:3: pipelines form a cycle through `after`: a -> b -> a"), "{e}");
         let e = parse("pipelines:\n  - name: a\n    after: [ingest]\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a' runs after unknown pipeline 'ingest'"), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    max_active_tasks: 0\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a': max_active_tasks 0 is not a whole number of at least 1\n  hint: write e.g."), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    max_active_tasks: lots\n    tasks:\n      - name: t\n        shell: x\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:3: pipeline 'a': max_active_tasks 'lots' is not"), "{e}");
+        let e = parse("pipelines:\n  - name: a\n    tasks:\n      - name: t\n        health: marts\n").unwrap_err();
+        assert!(e.starts_with("pipelines/p.yml:5: task 't': health takes no options\n  hint: write `health:` with nothing after it"), "{e}");
         let e = parse("alerts:\n  slack:\n    webhook_url: not a url\npipelines: []\n").unwrap_err();
         assert!(e.starts_with("pipelines/p.yml:3: webhook_url '<url>' is malformed"), "{e}");
     }

@@ -221,6 +221,46 @@ impl Warehouse {
         }
     }
 
+    /// Bytes of every file under the warehouse, per schema (first-level
+    /// folder), sorted by schema.
+    pub async fn size_by_schema(&self) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut sizes: std::collections::BTreeMap<String, u64> = Default::default();
+        match &self.place {
+            Place::Local(p) => {
+                fn walk(dir: &Path) -> u64 {
+                    std::fs::read_dir(dir)
+                        .map(|rd| {
+                            rd.flatten()
+                                .map(|e| match e.file_type() {
+                                    Ok(t) if t.is_dir() => walk(&e.path()),
+                                    Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+                                    Err(_) => 0,
+                                })
+                                .sum()
+                        })
+                        .unwrap_or(0)
+                }
+                for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+                    if e.path().is_dir() {
+                        sizes.insert(e.file_name().to_string_lossy().into_owned(), walk(&e.path()));
+                    }
+                }
+            }
+            Place::Remote { store, prefix, .. } => {
+                use futures::TryStreamExt;
+                let depth = prefix.parts().count();
+                let mut l = store.list(Some(prefix));
+                while let Some(o) = l.try_next().await.map_err(|e| StorageError::remote(self, e))? {
+                    let parts: Vec<_> = o.location.parts().collect();
+                    if parts.len() > depth + 1 {
+                        *sizes.entry(parts[depth].as_ref().to_string()).or_default() += o.size;
+                    }
+                }
+            }
+        }
+        Ok(sizes.into_iter().collect())
+    }
+
     /// The schemas (first-level folders).
     pub async fn schemas(&self) -> Result<Vec<String>, StorageError> {
         match &self.place {

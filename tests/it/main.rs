@@ -10,6 +10,7 @@ mod data_tests;
 mod demo;
 mod docs;
 mod errors;
+mod health;
 mod ingest;
 mod lineage;
 mod manifest;

@@ -378,3 +378,38 @@ fn alert_history_is_published_to_postgres() {
         ]]
     );
 }
+
+/// Independent tasks run side by side: `a` and `b` each wait for the
+/// other to have started, so they only succeed when they overlap; `c`,
+/// which depends on both, starts after both finished. With
+/// `max_active_tasks: 1` they cannot overlap.
+#[test]
+fn independent_tasks_run_concurrently_and_dependents_wait() {
+    let wait_for = |me: &str, other: &str| {
+        format!("'touch {me}.started; i=0; while [ ! -f {other}.started ]; do i=$((i+1)); [ $i -gt 60 ] && exit 1; sleep 0.05; done; touch {me}.done'")
+    };
+    let yaml = |limit: &str| {
+        format!(
+            "pipelines:\n  - name: par\n{limit}    tasks:\n      - name: a\n        shell: {}\n      - name: b\n        shell: {}\n      - name: c\n        shell: 'test -f a.done && test -f b.done && touch c.done'\n        depends_on: [a, b]\n",
+            wait_for("a", "b"),
+            wait_for("b", "a")
+        )
+    };
+    let d = pipelines(&yaml(""));
+    let o = run(d.path(), &["pipeline", "run", "par"]);
+    ok(&o);
+    assert!(d.path().join("c.done").exists(), "{}", stderr(&o));
+    // The history shows the overlap, and c starting after both ended.
+    let t = rows(d.path(), "select task, cast(started_at as bigint), cast(ended_at as bigint) from dp_meta.task_runs where state = 'success' order by task");
+    let t: Vec<Vec<i64>> = t.iter().map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect()).collect();
+    let (a, b, c) = (&t[0], &t[1], &t[2]);
+    assert!(a[0] < b[1] && b[0] < a[1], "a and b overlap: {t:?}");
+    assert!(c[0] >= a[1] && c[0] >= b[1], "c starts after a and b: {t:?}");
+
+    // One task at a time: a waits for b in vain and fails; c is skipped.
+    let d = pipelines(&yaml("    max_active_tasks: 1\n"));
+    let o = run(d.path(), &["pipeline", "run", "par"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ERROR task par.a") && stderr(&o).contains("SKIP task par.c"), "{}", stderr(&o));
+    assert!(!d.path().join("a.done").exists() && d.path().join("b.done").exists());
+}

@@ -469,3 +469,91 @@ fn shell_writes_persist_on_s3() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("table 'main.st' not found"), "{}", stderr(&o));
 }
+
+/// The image the compose `scheduler` service builds: the Rust toolchain of
+/// Cargo.toml's rust-version, a locked release build of the `dp` binary,
+/// dp as the entrypoint under an init; the service's command is a real dp
+/// command line. (Building the image needs a Docker daemon; this checks
+/// what can be checked without one.)
+#[test]
+fn dockerfile_and_scheduler_service_match_dp() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let rust_version = cargo.lines().find_map(|l| l.strip_prefix("rust-version = ")).unwrap().trim_matches('"');
+    assert!(dockerfile.contains(&format!("FROM rust:{rust_version}-bookworm AS build")), "the build image is Rust {rust_version}");
+    assert!(dockerfile.contains("FROM debian:bookworm-slim"), "the runtime image has the build image's glibc");
+    assert!(dockerfile.contains("cargo build --release --locked --bin dp && cp target/release/dp /usr/local/bin/dp"));
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["/usr/bin/tini", "--", "dp"]"#) && dockerfile.contains(" tini "));
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for p in ["target", "warehouse", "bronze", ".git"] {
+        assert!(ignore.lines().any(|l| l.trim() == p), ".dockerignore leaves out {p}");
+    }
+
+    let text = std::fs::read_to_string(repo().join("docker-compose.yml")).unwrap();
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let s = &doc["services"]["scheduler"];
+    assert_eq!(s["build"], ".");
+    assert_eq!(s["environment"]["DP_TARGET"], "docker");
+    assert_eq!(s["environment"]["DP_S3_ENDPOINT"], "http://minio:9000");
+    assert_eq!(s["environment"]["PGHOST"], "postgres");
+    assert_eq!(s["volumes"][0], ".:/project");
+    let mut args: Vec<String> = s["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(args.contains(&"scheduler".to_string()), "{args:?}");
+    // The entrypoint is dp: the command parses as dp's arguments.
+    args.push("--help".into());
+    let o = dp().args(&args).output().unwrap();
+    ok(&o);
+    assert!(stdout(&o).contains("Usage: dp scheduler"), "{}", stdout(&o));
+}
+
+/// Platform health on an S3 warehouse: the newest bronze object's age,
+/// the mart's last commit, and the warehouse's size per schema as the
+/// bucket lists it.
+#[test]
+#[ignore = "needs the S3 test server: run by scripts/test.sh"]
+fn health_metrics_on_s3() {
+    let ep = endpoint();
+    let bucket = new_bucket(&ep);
+    let store = client(&ep, &bucket);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(store.put(&ObjPath::from("bronze/ev/2024-01-01/ev.csv"), PutPayload::from_static(b"id\n1\n2\n"))).unwrap();
+    let dir = project(&[
+        ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"h\"\n{S3_TARGET}")),
+        (
+            "models/sources.yml",
+            "version: 2\nsources:\n  - name: src\n    tables:\n      - name: ev\n        meta:\n          external_location: \"bronze/ev/*/ev.csv\"\n",
+        ),
+        ("models/marts/m.sql", "{{ config(materialized='table') }}\nselect count(*) as n from {{ source('src', 'ev') }}"),
+        ("pipelines/p.yml", "pipelines:\n  - name: health\n    tasks:\n      - name: metrics\n        health:\n"),
+    ]);
+    let p = dir.path();
+    ok(&run_s3(p, &ep, &bucket, &["run"]));
+    let o = run_s3(p, &ep, &bucket, &["pipeline", "health", "--dry-run"]);
+    ok(&o);
+    assert_no_secret(&o);
+    let o = run_s3(p, &ep, &bucket, &["pipeline", "run", "health"]);
+    ok(&o);
+    let o = run_s3(
+        p,
+        &ep,
+        &bucket,
+        &["sql", "--format", "csv", "-e", "select metric_name, subject, value, status from marts.platform_health_metrics order by metric_name, subject"],
+    );
+    let out = show(o);
+    let rows: Vec<Vec<String>> = out.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect();
+    let get = |name: &str, subject: &str| rows.iter().find(|r| r[0] == name && r[1] == subject).unwrap_or_else(|| panic!("{name} {subject}: {out}")).clone();
+    let fresh = get("source_freshness_seconds", "src.ev");
+    assert!(fresh[2].parse::<f64>().unwrap() >= 0.0 && fresh[3] == "ok", "{fresh:?}");
+    let mart = get("mart_freshness_seconds", "main.m");
+    assert!(mart[2].parse::<f64>().unwrap() >= 0.0 && mart[3] == "ok", "{mart:?}");
+    // The sizes are what the bucket held under warehouse/<schema>/ when measured
+    // (before the snapshot's own table was written).
+    use futures::TryStreamExt;
+    let size = |prefix: &str| -> u64 { rt.block_on(store.list(Some(&ObjPath::from(prefix))).map_ok(|m| m.size).try_collect::<Vec<_>>()).unwrap().iter().sum() };
+    let main = get("warehouse_size_bytes", "main");
+    assert_eq!(main[2].parse::<f64>().unwrap() as u64, size("warehouse/main"), "{main:?}");
+    let total = get("warehouse_size_bytes", "total")[2].parse::<f64>().unwrap() as u64;
+    let schemas: u64 = rows.iter().filter(|r| r[0] == "warehouse_size_bytes" && r[1] != "total").map(|r| r[2].parse::<f64>().unwrap() as u64).sum();
+    assert_eq!(total, schemas, "{out}");
+    assert!(rows.iter().any(|r| r[0] == "warehouse_size_bytes" && r[1] == "dp_meta"), "{out}");
+}

@@ -16,7 +16,8 @@ use crate::storage::Warehouse;
 const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86400);
 
 /// dp's own append-only tables, always compacted.
-const OWN_TABLES: &[(&str, &str)] = &[("dp_meta", "pipeline_runs"), ("dp_meta", "task_runs"), ("data_platform", "alert_history")];
+const OWN_TABLES: &[(&str, &str)] =
+    &[("dp_meta", "pipeline_runs"), ("dp_meta", "task_runs"), ("data_platform", "alert_history"), crate::orchestrate::health::TABLE];
 
 pub async fn run(g: &GlobalArgs, a: &MaintainArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();

@@ -8,6 +8,7 @@ mod debug;
 mod demo;
 mod deps;
 mod docs;
+mod health;
 mod ingest;
 mod init;
 mod lineage;

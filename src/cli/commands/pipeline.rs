@@ -50,6 +50,7 @@ pub fn setup(g: &GlobalArgs) -> anyhow::Result<Setup> {
         project_root: settings.root.clone(),
         log_dir: settings.target_dir().join("pipeline_logs"),
         long_running,
+        max_active_tasks: settings.target.threads.max(1),
         cancel: cancel_rx,
     };
     Ok(Setup { settings, pipelines, ctx, cancel, warehouse })
@@ -66,6 +67,7 @@ pub async fn run(g: &GlobalArgs, action: PipelineAction, printer: &Printer) -> a
         }
         PipelineAction::Status { name, runs } => status(g, name.as_deref(), runs, printer).await,
         PipelineAction::List { next } => list(g, next, printer),
+        PipelineAction::Health { dry_run } => super::health::run(g, dry_run, printer).await,
     }
 }
 
@@ -313,6 +315,10 @@ impl TaskExecutor for CliExecutor {
                 } else {
                     Err("dp check: an error-severity expectation failed (see the lines above)".into())
                 };
+            }
+            TaskKind::Health => {
+                let s = super::health::snapshot(g, false, &printer).await.map_err(err)?;
+                return Ok(super::health::summary(&s));
             }
             TaskKind::Shell { .. } => unreachable!("shell tasks run in orchestrate"),
         };
