@@ -324,6 +324,12 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, whi
     Ok(dst)
 }
 
+/// `expr` when `s` is exactly one `{{ expr }}` and nothing else.
+fn whole_expr(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
+}
+
 /// A node's SQL, the ephemeral models it inlines, and whether rendering it
 /// asked the warehouse anything.
 fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(String, Vec<String>, bool), CompileError> {
@@ -346,6 +352,16 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                     // `ref('x')` / `{{ ref('x') }}` arguments are relations, as in dbt.
                     serde_json::Value::String(s) if single_expr(s).is_some() => {
                         project.jinja.eval_expr(&n.original_file_path, &single_expr(s).unwrap(), Some(rctx.clone()))?
+                    }
+                    // One `{{ expr }}` is its value, as dbt renders test
+                    // arguments natively (`values: "{{ var('types') }}"` is a list).
+                    serde_json::Value::String(s) if whole_expr(s).is_some() => {
+                        let v = project.jinja.eval_expr(&n.original_file_path, whole_expr(s).unwrap(), Some(rctx.clone()))?;
+                        match v.kind() {
+                            minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v),
+                            minijinja::value::ValueKind::String => minijinja::Value::from_safe_string(v.to_string()),
+                            _ => v,
+                        }
                     }
                     serde_json::Value::String(s) if s.contains("{{") => {
                         minijinja::Value::from_safe_string(project.jinja.render_str(&n.original_file_path, s, Some(rctx.clone()), &[])?)

@@ -90,7 +90,27 @@ fn cell(col: &ArrayRef, row: usize) -> serde_json::Value {
         ScalarValue::Decimal128(Some(x), _, 0) => json!(x as i64),
         ScalarValue::Decimal128(Some(x), _, s) => json!(x as f64 / 10f64.powi(s as i32)),
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => json!(s),
+        // Dates and times as Python's str() of the agate value prints them.
+        ScalarValue::Date32(Some(d)) => json!(chrono::NaiveDate::from_num_days_from_ce_opt(d + 719_163).map(|d| d.to_string())),
+        ScalarValue::TimestampSecond(Some(x), _) => py_datetime(x.saturating_mul(1_000_000)),
+        ScalarValue::TimestampMillisecond(Some(x), _) => py_datetime(x.saturating_mul(1_000)),
+        ScalarValue::TimestampMicrosecond(Some(x), _) => py_datetime(x),
+        ScalarValue::TimestampNanosecond(Some(x), _) => py_datetime(x / 1_000),
         other => json!(other.to_string()),
+    }
+}
+
+/// `2017-01-01 00:00:00` (`.ffffff` only when there are microseconds), as
+/// Python prints a datetime.
+fn py_datetime(micros: i64) -> serde_json::Value {
+    match chrono::DateTime::from_timestamp_micros(micros) {
+        Some(t) => {
+            let t = t.naive_utc();
+            let us = t.and_utc().timestamp_subsec_micros();
+            let base = t.format("%Y-%m-%d %H:%M:%S").to_string();
+            serde_json::Value::String(if us == 0 { base } else { format!("{base}.{us:06}") })
+        }
+        None => serde_json::Value::Null,
     }
 }
 
@@ -148,5 +168,21 @@ impl Database for EngineDb {
         })?;
         self.engine.catalog.invalidate(schema, identifier);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Date32Array, TimestampMicrosecondArray};
+
+    #[test]
+    fn dates_and_timestamps_read_as_python_prints_them() {
+        let d: ArrayRef = Arc::new(Date32Array::from(vec![Some(17_167), None]));
+        let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_483_228_800_000_000, 1_483_228_800_000_250]));
+        assert_eq!(cell(&d, 0), "2017-01-01");
+        assert_eq!(cell(&d, 1), serde_json::Value::Null);
+        assert_eq!(cell(&ts, 0), "2017-01-01 00:00:00");
+        assert_eq!(cell(&ts, 1), "2017-01-01 00:00:00.000250");
     }
 }

@@ -271,3 +271,34 @@ fn python_regexes_with_lookaround_and_verbose_mode() {
                {{ modules.re.findall('(\\w)\\\\1', 'aabbc') | join(',') }}";
     assert_eq!(render(&env, src, parse_ctx()), "\"raw_orders\";|a,b");
 }
+
+#[test]
+fn list_index_as_python() {
+    let env = env_with(&[]);
+    assert_eq!(render(&env, "{{ ['a', 'b', 'c'].index('b') }}|{{ ['a', 'a'].count('a') }}", parse_ctx()), "1|2");
+    let e = env.render_node("m.sql", "{{ ['a'].index('z') }}", parse_ctx()).unwrap_err();
+    assert!(e.message.contains("z is not in list"), "{}", e.message);
+}
+
+#[test]
+fn relations_as_dict_keys_stay_apart() {
+    let env = env_with(&[]);
+    let src = "{% set a = api.Relation.create(schema='main', identifier='t1') %}{% set b = api.Relation.create(schema='main', identifier='t2') %}\
+               {% set d = {} %}{% do d.update({a: [1]}) %}{% do d.update({b: [2]}) %}{{ d[a] }}|{{ d[b] }}|{{ a == b }}|{{ a == api.Relation.create(schema='main', identifier='t1') }}";
+    assert_eq!(render(&env, src, parse_ctx()), "[1]|[2]|False|True");
+}
+
+#[test]
+fn macros_reading_kwargs_or_varargs_take_extra_arguments() {
+    let env = env_with(&[(
+        "macros/m.sql",
+        "{% macro prop(model, group_by=[]) %}{{ model }}:{{ kwargs.get('at_least', 'none') }}:{{ kwargs | length }}:{{ group_by | join }}{% endmacro %}\
+         {% macro outer(model) %}{{ prop(model, **kwargs) }}{% endmacro %}\
+         {% macro many(a) %}{{ a }}+{{ varargs | join(',') }}{% endmacro %}\
+         {% macro strict(a) %}{{ a }}{% endmacro %}",
+    )]);
+    let src = "{{ prop('t', at_least=0.5, at_most=1) }}|{{ prop('t', group_by=['g']) }}|{{ outer('u', at_least=2) }}|{{ many(1, 2, 3) }}";
+    assert_eq!(render(&env, src, parse_ctx()), "t:0.5:2:|t:none:0:g|u:2:1:|1+2,3");
+    let e = env.render_node("m.sql", "{{ strict(1, b=2) }}", parse_ctx()).unwrap_err();
+    assert!(e.message.contains("unknown keyword argument `b`"), "{}", e.message);
+}

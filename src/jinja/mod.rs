@@ -101,6 +101,64 @@ pub struct MacroFn {
     pub name: String,
     pub template: String,
     pub file: String,
+    /// The macro's parameters; when its body reads `kwargs` or `varargs`
+    /// (Jinja2's catch-alls), arguments beyond them land there.
+    pub params: Vec<String>,
+    pub catch_kwargs: bool,
+    pub catch_varargs: bool,
+}
+
+impl MacroFn {
+    fn new(m: &MacroSource, template: String) -> MacroFn {
+        let block = crate::jinja::blocks::find_blocks(&m.text, &["macro"]).ok().and_then(|b| b.into_iter().next());
+        let params = macro_arguments(block.as_ref().and_then(|b| b.args.as_deref()));
+        let body = block.map(|b| b.body).unwrap_or_default();
+        let mentions = |w: &str| {
+            body.match_indices(w).any(|(i, _)| {
+                let before = body[..i].chars().next_back();
+                let after = body[i + w.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        };
+        MacroFn {
+            package: m.package.clone(),
+            name: m.name.clone(),
+            template,
+            file: m.file.clone(),
+            catch_kwargs: mentions("kwargs") && !params.iter().any(|p| p == "kwargs"),
+            catch_varargs: mentions("varargs") && !params.iter().any(|p| p == "varargs"),
+            params,
+        }
+    }
+
+    /// Splits a call's arguments as Jinja2 does for a macro with catch-alls:
+    /// (arguments for the parameters, `kwargs`, `varargs`).
+    fn split(&self, args: &[Value]) -> (Vec<Value>, Option<Value>, Option<Value>) {
+        if !self.catch_kwargs && !self.catch_varargs {
+            return (args.to_vec(), None, None);
+        }
+        let (mut pos, kw) = match args.last().filter(|v| v.is_kwargs()) {
+            Some(k) => (args[..args.len() - 1].to_vec(), minijinja::value::Kwargs::try_from(k.clone()).ok()),
+            None => (args.to_vec(), None),
+        };
+        let varargs = if self.catch_varargs && pos.len() > self.params.len() { pos.split_off(self.params.len()) } else { vec![] };
+        let mut known: Vec<(String, Value)> = vec![];
+        let mut extra: IndexMap<String, Value> = IndexMap::new();
+        if let Some(kw) = &kw {
+            for k in kw.args() {
+                let v: Value = kw.peek(k).unwrap_or_default();
+                if self.catch_kwargs && !self.params.iter().any(|p| p == k) && k != "caller" {
+                    extra.insert(k.to_string(), v);
+                } else {
+                    known.push((k.to_string(), v));
+                }
+            }
+        }
+        if !known.is_empty() {
+            pos.push(Value::from(minijinja::value::Kwargs::from_iter(known)));
+        }
+        (pos, self.catch_kwargs.then(|| Value::from_iter(extra)), self.catch_varargs.then(|| Value::from(varargs)))
+    }
 }
 
 thread_local! {
@@ -132,6 +190,11 @@ impl Object for MacroFn {
         let ctx = match &rctx {
             Some(r) => r.context(),
             None => Value::from(()),
+        };
+        let (args, kwargs, varargs) = self.split(args);
+        let ctx = match (kwargs, varargs) {
+            (None, None) => ctx,
+            (k, v) => minijinja::context! { kwargs => k, varargs => v, ..ctx },
         };
         let tmpl = state.env().get_template(&self.template)?;
         #[allow(deprecated)]
@@ -349,13 +412,27 @@ pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// Python methods on plain values: `list.index(x)` here, the rest (str,
+/// dict, `list.count`) from minijinja-contrib's pycompat.
+fn unknown_method(state: &minijinja::State, value: &Value, method: &str, args: &[Value]) -> Result<Value, minijinja::Error> {
+    if value.kind() == minijinja::value::ValueKind::Seq && method == "index" {
+        let (what,): (Value,) = minijinja::value::from_args(args)?;
+        return value
+            .try_iter()?
+            .position(|x| x == what)
+            .map(Value::from)
+            .ok_or_else(|| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("{what} is not in list")));
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
 impl JinjaEnv {
     pub fn new(inputs: EnvInputs) -> Result<JinjaEnv, RenderError> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         // SQL is never escaped, whatever the file name (`.yml` would mean JSON).
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(unknown_method);
         env.set_recursion_limit(500);
         minijinja_contrib::add_to_environment(&mut env);
         // Snippets rendered by `render_str` are named by their own source.
@@ -376,11 +453,7 @@ impl JinjaEnv {
             let template = format!("{}::{}.{}", m.file, m.package, m.name);
             let padded = format!("{}{}", "\n".repeat(m.line.saturating_sub(1)), rewrite_mutables(&m.text));
             env.add_template_owned(template.clone(), padded).map_err(|e| to_render_error(&e, &m.file, &m.text, m.line))?;
-            table
-                .by_package
-                .entry(m.package.clone())
-                .or_default()
-                .insert(m.name.clone(), Arc::new(MacroFn { package: m.package.clone(), name: m.name.clone(), template, file: m.file.clone() }));
+            table.by_package.entry(m.package.clone()).or_default().insert(m.name.clone(), Arc::new(MacroFn::new(m, template)));
         }
 
         // Unqualified names: root project, then dbt, then other packages.

@@ -39,6 +39,14 @@ impl Relation {
 }
 
 impl Object for Relation {
+    /// Relations are equal when they name the same table (a relation is a
+    /// dict key in dbt_utils' `union_relations`).
+    fn custom_cmp(self: &Arc<Self>, other: &minijinja::value::DynObject) -> Option<std::cmp::Ordering> {
+        let o = other.downcast_ref::<Self>()?;
+        let key = |r: &Relation| (r.database.to_lowercase(), r.schema.to_lowercase(), r.identifier.to_lowercase(), r.rendered.clone());
+        Some(key(self).cmp(&key(o)))
+    }
+
     fn is_true(self: &Arc<Self>) -> bool {
         true
     }
