@@ -302,3 +302,13 @@ fn macros_reading_kwargs_or_varargs_take_extra_arguments() {
     let e = env.render_node("m.sql", "{{ strict(1, b=2) }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("unknown keyword argument `b`"), "{}", e.message);
 }
+
+#[test]
+fn python_re_flags_count_and_maxsplit() {
+    let env = env_with(&[]);
+    let src = "{{ modules.re.findall('\\\\bselect[ (]', 'SELECT a, select(b)', modules.re.IGNORECASE) | length }}|\
+               {{ modules.re.findall('x', 'X', flags=modules.re.I) | length }}|\
+               {{ modules.re.sub('a', '-', 'aaa', 2) }}|{{ modules.re.sub('A', '-', 'aaa', 0, modules.re.I) }}|\
+               {{ modules.re.split(',', 'a,b,c', 1) | join('/') }}|{{ modules.re.match('B', 'b', modules.re.I) is not none }}";
+    assert_eq!(render(&env, src, parse_ctx()), "2|1|--a|---|a/b,c|True");
+}

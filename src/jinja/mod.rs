@@ -38,6 +38,8 @@ use crate::jinja::blocks::{find_blocks, parse_args};
 pub const BUILTIN_MACROS: &str = include_str!("builtins.sql");
 pub const BUILTIN_PACKAGE: &str = "dbt";
 pub const ADAPTER_TYPE: &str = "datafusion";
+/// The dispatch prefixes, most specific first (see `MacroTable::dispatch`).
+pub const ADAPTER_CHAIN: [&str; 3] = [ADAPTER_TYPE, "duckdb", "default"];
 
 /// Prefix of template names that carry their own source (see `render_str`).
 const INLINE: &str = "\u{0}inline:";
@@ -298,7 +300,10 @@ impl MacroTable {
     }
 
     /// dbt's `adapter.dispatch` search: for each package in the search
-    /// order, `datafusion__<name>` then `default__<name>`.
+    /// order, `datafusion__<name>`, `duckdb__<name>`, then `default__<name>`.
+    /// dp's SQL is DuckDB's dialect where DataFusion allows (and its UDFs
+    /// fill the gaps), so `duckdb__` implementations are the parent of
+    /// dp's, as `postgres__` is redshift's in dbt.
     pub fn dispatch(&self, name: &str, namespace: Option<&str>) -> Result<Arc<MacroFn>, String> {
         let order: Vec<String> = match namespace {
             Some(ns) => match self.dispatch.get(ns) {
@@ -316,7 +321,12 @@ impl MacroTable {
         };
         let mut searched = vec![];
         for pkg in &order {
-            for prefix in [ADAPTER_TYPE, "default"] {
+            // dp's shim for a package comes before the package's own macros.
+            let shim = format!("{SHIM_PREFIX}{pkg}");
+            if let Some(m) = self.get(&shim, &format!("{ADAPTER_TYPE}__{name}")) {
+                return Ok(m.clone());
+            }
+            for prefix in ADAPTER_CHAIN {
                 let candidate = format!("{prefix}__{name}");
                 if let Some(m) = self.get(pkg, &candidate) {
                     return Ok(m.clone());
@@ -585,14 +595,25 @@ impl PairsOwned for Value {
     }
 }
 
+/// dp's `datafusion__` implementations of package macros whose `duckdb__`
+/// (or `default__`) version DataFusion cannot run, by package: dispatch
+/// finds them before the package's own, as a dbt shim package (spark_utils,
+/// tsql_utils) placed first in `dispatch:` would be.
+const SHIMS: &[(&str, &str)] = &[("dbt_expectations", include_str!("shims/dbt_expectations.sql"))];
+
+/// The package name dp's shims for `<package>` live under.
+const SHIM_PREFIX: &str = "dp_shim__";
+
 fn builtin_macros() -> Result<Vec<MacroSource>, RenderError> {
-    let blocks = find_blocks(BUILTIN_MACROS, &["macro", "test"]).map_err(|e| RenderError {
-        file: "<dp builtins>".into(),
-        line: Some(e.line),
-        message: e.message,
-        source_line: None,
-    })?;
-    Ok(blocks.iter().map(|b| block_to_macro(b, BUILTIN_PACKAGE, "<dp builtins>/dbt.sql")).collect())
+    let mut out = vec![];
+    for (package, file, text) in std::iter::once((BUILTIN_PACKAGE.to_string(), "<dp builtins>/dbt.sql".to_string(), BUILTIN_MACROS))
+        .chain(SHIMS.iter().map(|(p, t)| (format!("{SHIM_PREFIX}{p}"), format!("<dp shims>/{p}.sql"), *t)))
+    {
+        let blocks =
+            find_blocks(text, &["macro", "test"]).map_err(|e| RenderError { file: file.clone(), line: Some(e.line), message: e.message, source_line: None })?;
+        out.extend(blocks.iter().map(|b| block_to_macro(b, &package, &file)));
+    }
+    Ok(out)
 }
 
 /// Turns a `{% test name(...) %}` block into the macro `test_name`.

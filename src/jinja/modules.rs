@@ -706,9 +706,35 @@ fn re_err(e: fancy_regex::Error) -> Error {
     Error::new(ErrorKind::InvalidOperation, format!("regular expression: {e}"))
 }
 
+/// `re.<op>(pattern, ..., flags=0)`: Python's positional `flags` slot
+/// (after the string; `sub` has `count` and `split` has `maxsplit` first)
+/// or the `flags=` keyword.
 fn re_call(op: &str, args: &[Value]) -> Result<Value, Error> {
-    let (pattern, rest): (String, &[Value]) = from_args(args)?;
-    let re = compile(&pattern)?;
+    let (args, flags_kw) = match args.last().filter(|v| v.is_kwargs()) {
+        Some(k) => {
+            let kw = minijinja::value::Kwargs::try_from(k.clone())?;
+            let f: Option<i64> = kw.get("flags")?;
+            let count: Option<i64> = kw.get("count").or_else(|_| kw.get("maxsplit"))?;
+            let mut a = args[..args.len() - 1].to_vec();
+            if let Some(c) = count {
+                a.push(Value::from(c));
+            }
+            (a, f)
+        }
+        None => (args.to_vec(), None),
+    };
+    let (pattern, rest): (String, &[Value]) = from_args(&args)?;
+    let flags_at = match op {
+        "sub" => 3,
+        "split" => 2,
+        _ => 1,
+    };
+    let flags = match rest.get(flags_at) {
+        Some(v) => Some(i64::try_from(v.clone())?),
+        None => flags_kw,
+    };
+    let rest = &rest[..rest.len().min(flags_at)];
+    let re = compile(&with_flags(&pattern, flags.unwrap_or(0)))?;
     Arc::new(PyRegex(re)).apply(op, rest)
 }
 
@@ -753,14 +779,18 @@ impl PyRegex {
                 Ok(Value::from(out))
             }
             "sub" => {
-                let (repl, s): (String, String) = from_args(args)?;
+                let (repl, s, count): (String, String, Option<usize>) = from_args(args)?;
                 // Python's \1 becomes ${1}.
                 let repl = regex::Regex::new(r"\\(\d+)").unwrap().replace_all(&repl, "$${$1}").into_owned();
-                Ok(Value::from(re.replace_all(&s, repl.as_str()).into_owned()))
+                Ok(Value::from(re.replacen(&s, count.unwrap_or(0), repl.as_str()).into_owned()))
             }
             "split" => {
-                let (s,): (String,) = from_args(args)?;
-                Ok(Value::from(re.split(&s).map(|p| p.map(Value::from).map_err(re_err)).collect::<Result<Vec<_>, _>>()?))
+                let (s, max): (String, Option<usize>) = from_args(args)?;
+                let parts: Vec<Value> = match max.filter(|m| *m > 0) {
+                    Some(m) => re.splitn(&s, m + 1).map(|p| p.map(Value::from).map_err(re_err)).collect::<Result<_, _>>()?,
+                    None => re.split(&s).map(|p| p.map(Value::from).map_err(re_err)).collect::<Result<_, _>>()?,
+                };
+                Ok(Value::from(parts))
             }
             _ => Err(Error::new(ErrorKind::UnknownMethod, format!("regex has no method '{op}'"))),
         }
