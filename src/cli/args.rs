@@ -169,6 +169,8 @@ pub enum Command {
     Test(RunArgs),
     /// Seeds, models and their tests in DAG order; failing tests skip downstream nodes.
     Build(RunArgs),
+    /// Run the selected snapshots (type-2 history tables).
+    Snapshot(RunArgs),
     /// Source commands (`dp source freshness`).
     Source {
         #[command(subcommand)]

@@ -8,3 +8,4 @@ pub mod generic_tests;
 pub mod load;
 pub mod nodes;
 pub mod properties;
+pub mod snapshot;

@@ -48,6 +48,9 @@ pub struct NodePatch {
     pub tests: Vec<Value>,
     #[serde(default)]
     pub meta: Map<String, Value>,
+    /// A YAML-defined snapshot (dbt 1.9+): `ref('m')` or `source('s', 't')`.
+    #[serde(default)]
+    pub relation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]

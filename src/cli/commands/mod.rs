@@ -42,6 +42,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
+        Command::Snapshot(a) => run::run(g, &a, run::Kind::Snapshot, printer).await,
         Command::Retry { threads } => run::retry(g, threads, printer).await,
         Command::Source { action: SourceAction::Freshness { select, output } } => source::freshness(g, &select, output, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,

@@ -72,12 +72,13 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, test_files_with_blocks: &H
     for base in &settings.paths.snapshots {
         for f in list(fs, base, &[".sql"])? {
             let text = read(fs, &f)?;
-            let (rel, dirs, _) = split_path(base, &f);
+            let (rel, dirs, stem) = split_path(base, &f);
             let blocks = find_blocks(&text, &["snapshot"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
             for b in blocks {
                 let mut n = Node::new(ResourceType::Snapshot, &root_pkg, &b.name, &f);
                 n.path = rel.clone();
-                n.fqn = std::iter::once(root_pkg.clone()).chain(dirs.clone()).chain([b.name.clone()]).collect();
+                // dbt's snapshot fqn includes the file name
+                n.fqn = std::iter::once(root_pkg.clone()).chain(dirs.clone()).chain([stem.clone(), b.name.clone()]).collect();
                 n.raw_code = b.body.clone();
                 n.line = Some(b.line);
                 set.add(n)?;
