@@ -41,10 +41,10 @@ pub const TEXT_FN: &str = "dp_snapshot_text";
 
 /// Runs one snapshot: `sql` is its compiled query.
 pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str) -> anyhow::Result<Materialized> {
-    let mut cfg = SnapshotConfig::from_config(&node.config).map_err(|(key, msg)| anyhow::anyhow!("snapshot {}: {key}: {msg}", node.name))?;
+    let mut cfg = SnapshotConfig::from_config(&node.config).map_err(|(key, msg)| anyhow::anyhow!("{key}: {msg}"))?;
     cfg.valid_to_current = cfg.valid_to_current.as_deref().map(microsecond_casts);
     engine.ctx.register_udf(ScalarUDF::new_from_impl(DuckText::new()));
-    let time = snapshot_time(engine, jinja, node).await?;
+    let time = snapshot_time(engine, jinja).await?;
     let source = engine.ctx.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
     let source_cols: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
     check_unique(engine, node, &cfg, sql).await?;
@@ -70,8 +70,7 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     let plan = Plan { cfg: &cfg, sql, source_cols: &source_cols, time: &time };
     match engine.warehouse.kind(&node.schema, &node.alias).await? {
         Some(RelKind::View) => bail!(
-            "snapshot {}: {} exists as a view, and a snapshot is a table\n  hint: drop the view (dp sql --allow-writes -e 'drop view {}') or give the snapshot another alias",
-            node.name,
+            "{} exists as a view, and a snapshot is a table\n  hint: drop the view (dp sql --allow-writes -e 'drop view {}') or give the snapshot another alias",
             node.relation_name(),
             node.relation_name()
         ),
@@ -86,32 +85,21 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
 }
 
 fn in_snapshot(node: &Node, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!(
-        "snapshot {} ({}): planning {what} failed: {e}\n  compiled SQL: target/compiled/{}",
-        node.name,
-        node.original_file_path,
-        crate::compile::compiled_path(node)
-    )
+    anyhow::anyhow!("{}: planning {what} failed: {e}\n  compiled SQL: target/compiled/{}", node.original_file_path, crate::compile::compiled_path(node))
 }
 
 /// The run's snapshot time: the project's `snapshot_get_time()` evaluated
 /// once (so every row of the run gets the same value), as a timestamp
 /// literal.
-async fn snapshot_time(engine: &Engine, jinja: &JinjaEnv, node: &Node) -> anyhow::Result<String> {
+async fn snapshot_time(engine: &Engine, jinja: &JinjaEnv) -> anyhow::Result<String> {
     let expr = jinja.call_macro_str("snapshot_get_time", &[], None)?;
     let q = format!("select {TEXT_FN}(cast(({expr}) as timestamp(6))) as t");
-    let batches = engine
-        .ctx
-        .sql(&q)
-        .await
-        .map_err(|e| anyhow::anyhow!("snapshot {}: snapshot_get_time() gave '{expr}', which failed: {e}", node.name))?
-        .collect()
-        .await?;
+    let batches = engine.ctx.sql(&q).await.map_err(|e| anyhow::anyhow!("snapshot_get_time() gave '{expr}', which failed: {e}"))?.collect().await?;
     let t = batches
         .iter()
         .find(|b| b.num_rows() > 0)
         .and_then(|b| b.column(0).as_string_opt::<i32>().filter(|a| !a.is_null(0)).map(|a| a.value(0).to_string()))
-        .ok_or_else(|| anyhow::anyhow!("snapshot {}: snapshot_get_time() ('{expr}') gave no value", node.name))?;
+        .ok_or_else(|| anyhow::anyhow!("snapshot_get_time() ('{expr}') gave no value"))?;
     Ok(format!("cast('{t}' as timestamp(6))"))
 }
 
@@ -137,8 +125,7 @@ async fn check_unique(engine: &Engine, node: &Node, cfg: &SnapshotConfig, sql: &
         .unwrap_or(0);
     if n > 0 {
         bail!(
-            "snapshot {}: unique_key ({keys}) is not unique in the snapshot's query: {n} key value(s) appear more than once\n  hint: keep one row per key in the query (e.g. the latest by updated_at), or set a unique_key that identifies a row",
-            node.name
+            "unique_key ({keys}) is not unique in the snapshot's query: {n} key value(s) appear more than once\n  hint: keep one row per key in the query (e.g. the latest by updated_at), or set a unique_key that identifies a row"
         );
     }
     Ok(())
@@ -313,8 +300,7 @@ async fn merge(engine: &Engine, node: &Node, plan: &Plan<'_>, loc: &crate::stora
     }
     if let Some(missing) = required.iter().find(|col| !target_cols.iter().any(|t| t == **col)) {
         bail!(
-            "snapshot {}: the table {} has no column '{missing}', which this snapshot's config needs\n  hint: a snapshot's meta column names and hard_deletes mode cannot change once it has rows; keep the old config, or rename the old table and start a new snapshot",
-            node.name,
+            "the table {} has no column '{missing}', which this snapshot's config needs\n  hint: a snapshot's meta column names and hard_deletes mode cannot change once it has rows; keep the old config, or rename the old table and start a new snapshot",
             node.relation_name()
         );
     }
@@ -451,7 +437,7 @@ fn timestamp_text(t: &chrono::NaiveDateTime, zoned: bool) -> String {
 }
 
 /// DuckDB's float text: the shortest digits that read back (of the f32
-/// for a `float`), positional from 1e-5 up to 1e16, else `1e+20` style.
+/// for a `float`), positional from 1e-4 up to 1e16, else `1e+20` style.
 fn float_text(v: f64, single: bool) -> String {
     if v.is_nan() {
         return "nan".into();
@@ -466,7 +452,7 @@ fn float_text(v: f64, single: bool) -> String {
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
     let sign = if neg { "-" } else { "" };
-    if !(-5..16).contains(&exp) {
+    if !(-4..16).contains(&exp) {
         let m = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits.clone() };
         return format!("{sign}{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }

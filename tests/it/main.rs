@@ -20,6 +20,7 @@ mod packages;
 mod parity_tables;
 mod postgres;
 mod s3;
+mod scd_snapshots;
 mod shell;
 mod test_suite;
 mod unit_tests;
