@@ -225,6 +225,11 @@ impl Plan<'_> {
         let old_deleted = if new_record { format!("coalesce(snapshotted_data.{} = 'True', false)", q(&c.is_deleted)) } else { "false".into() };
         let data: Vec<String> = self.source_cols.iter().map(|col| q(col)).collect();
         let data = data.join(", ");
+        // closing a version changes only its dbt_valid_to: a column new to
+        // the table stays NULL in it (Delta's schema-evolving MERGE would
+        // take the source row's value)
+        let closing: Vec<String> = self.source_cols.iter().map(|col| if has(col) { q(col) } else { format!("null as {}", q(col)) }).collect();
+        let closing = closing.join(", ");
         let from_target: Vec<String> =
             self.source_cols.iter().map(|col| if has(col) { format!("snapshotted_data.{}", q(col)) } else { format!("null as {}", q(col)) }).collect();
         let from_target = from_target.join(", ");
@@ -242,7 +247,7 @@ impl Plan<'_> {
              select 'insert' as __dp_change, cast(null as varchar) as __dp_match, nullif(__dp_upd, __dp_upd) as __dp_valid_to, {data},\n    {insert_meta}{insert_del}\n\
              from joined where __dp_matched is null or __dp_changed or __dp_old_deleted\n\
              union all\n\
-             select 'update' as __dp_change, __dp_old_scd as __dp_match, __dp_upd as __dp_valid_to, {data},\n    {insert_meta}{insert_del}\n\
+             select 'update' as __dp_change, __dp_old_scd as __dp_match, __dp_upd as __dp_valid_to, {closing},\n    {insert_meta}{insert_del}\n\
              from joined where __dp_matched and (__dp_changed or __dp_old_deleted)",
             sql = self.sql,
             keys = keys.join(", "),

@@ -144,3 +144,26 @@ fn snapshot_config_errors_name_the_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_source_column_is_added_and_old_versions_keep_null() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/sources.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n        meta: {external_location: data/t.csv}\n"),
+        (
+            "snapshots/s.sql",
+            "{% snapshot s %}\n{{ config(unique_key='a', strategy='check', check_cols='all', hard_deletes='new_record') }}\nselect * from {{ source('raw', 't') }}\n{% endsnapshot %}\n",
+        ),
+        ("data/t.csv", "a,v\n1,x\n2,y\n"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["snapshot"]));
+    std::fs::write(p.join("data/t.csv"), "a,v,w\n1,x,5\n3,z,6\n").unwrap();
+    ok(&run(p, &["snapshot"]));
+    let o = run(
+        p,
+        &["show", "--inline", "select a, v, w, dbt_valid_to is null as current, dbt_is_deleted from main.s order by a, dbt_valid_from", "--format", "csv"],
+    );
+    ok(&o);
+    assert_eq!(stdout(&o), "a,v,w,current,dbt_is_deleted\n1,x,,false,False\n1,x,5,true,False\n2,y,,false,False\n2,y,,true,True\n3,z,6,true,False\n");
+}
