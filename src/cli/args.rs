@@ -171,6 +171,15 @@ pub enum Command {
     Build(RunArgs),
     /// Run the selected snapshots (type-2 history tables).
     Snapshot(RunArgs),
+    /// Call a macro with the warehouse open (run_query, statement); prints its log(..., info=True) lines.
+    RunOperation {
+        /// The macro (`name` or `package.name`).
+        #[arg(value_name = "MACRO")]
+        macro_name: String,
+        /// The macro's arguments, a YAML mapping: '{name: Ann, times: 2}'.
+        #[arg(long)]
+        args: Option<String>,
+    },
     /// Source commands (`dp source freshness`).
     Source {
         #[command(subcommand)]

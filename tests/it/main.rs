@@ -19,6 +19,7 @@ mod orchestrate;
 mod packages;
 mod parity_tables;
 mod postgres;
+mod run_operation;
 mod s3;
 mod scd_snapshots;
 mod shell;
