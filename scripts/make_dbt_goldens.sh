@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -164,8 +164,22 @@ do_snapshots() {
     done
 }
 
+# ---------------------------------------------------------------- state
+# `state:` selection: the manifest of a parse is kept in state/, then
+# changes/ is copied over the project (a body, a macro a model calls, a
+# config, an alias set in dbt_project.yml, a new model) and each
+# golden/ls/SELECTORS.txt line (all with --state state) is listed.
+do_state() {
+    prepare state
+    dbt_ parse --no-partial-parse
+    mkdir -p "$W/state"
+    cp "$W/target/manifest.json" "$W/state/manifest.json"
+    cp -r "$W/changes/." "$W/"
+    run_ls
+}
+
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state)
 for p in "${projects[@]}"; do
     "do_$p"
 done

@@ -70,6 +70,9 @@ pub struct SelectArgs {
     /// How tests are picked up from selected nodes.
     #[arg(long, value_enum, default_value_t = IndirectArg::Eager)]
     pub indirect_selection: IndirectArg,
+    /// A folder with the manifest.json of an earlier run, for `state:` selectors.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// `--indirect-selection`.

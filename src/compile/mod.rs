@@ -6,6 +6,7 @@
 
 pub mod ctes;
 pub mod manifest;
+pub mod state;
 pub mod unit;
 
 use indexmap::{IndexMap, IndexSet};

@@ -23,5 +23,6 @@ mod run_operation;
 mod s3;
 mod scd_snapshots;
 mod shell;
+mod state;
 mod test_suite;
 mod unit_tests;
