@@ -98,7 +98,12 @@ fn state_sets(l: &Loaded, dir: &std::path::Path) -> anyhow::Result<crate::graph:
     })?;
     let mut current = vec![];
     crate::compile::manifest::write_manifest(&mut current, &l.project, &l.dag, None, &l.invocation_id, "")?;
-    crate::compile::state::compare(&old, &String::from_utf8_lossy(&current)).map_err(|e| anyhow::anyhow!("--state: {}: {e}", file.display()))
+    let mut sets = crate::compile::state::compare(&old, &String::from_utf8_lossy(&current)).map_err(|e| anyhow::anyhow!("--state: {}: {e}", file.display()))?;
+    let rr = dir.join("run_results.json");
+    if let Ok(text) = std::fs::read_to_string(&rr) {
+        sets.results = crate::compile::state::results(&text).map_err(|e| anyhow::anyhow!("--state: {}: {e}", rr.display()))?;
+    }
+    Ok(sets)
 }
 
 /// Writes target/manifest.json (and returns its path).

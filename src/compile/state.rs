@@ -20,6 +20,13 @@ use std::collections::HashSet;
 
 use crate::graph::state::StateSets;
 
+/// Each node's status in a run_results.json (`result:<status>` selectors).
+pub fn results(run_results: &str) -> Result<std::collections::HashMap<String, String>, String> {
+    let v: Value = serde_json::from_str(run_results).map_err(|e| format!("not a run_results.json: {e}"))?;
+    let list = v.get("results").and_then(Value::as_array).ok_or("not a run_results.json: it has no `results`")?;
+    Ok(list.iter().filter_map(|r| Some((r.get("unique_id")?.as_str()?.to_string(), r.get("status")?.as_str()?.to_string()))).collect())
+}
+
 /// Compares the current manifest (JSON text) with the state's.
 pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
     let old: Value = serde_json::from_str(old).map_err(|e| format!("not a manifest.json: {e}"))?;

@@ -924,11 +924,17 @@ impl<'a> Selector<'a> {
                 state.matches(sel, "").map_err(bad)?;
                 pick(&|n| state.matches(sel, &n.unique_id).unwrap_or(false))
             }
-            "result" | "source_status" => {
+            "result" => {
+                let Some(state) = self.state.filter(|s| !s.results.is_empty()) else {
+                    return Err(bad("a result: selector needs the run_results.json of an earlier run\n  hint: pass --state DIR (a folder holding the run_results.json and manifest.json of an earlier dp run)".into()));
+                };
+                pick(&|n| state.result_is(sel, &n.unique_id))
+            }
+            "source_status" => {
                 return Err(SelectError::Unsupported {
                     method: c.method.clone(),
                     raw: c.raw.clone(),
-                    hint: "\n  hint: dp has no result comparison yet; select by name, tag, path, config or state instead".into(),
+                    hint: "\n  hint: select by name, tag, path, config, state or result instead".into(),
                 });
             }
             other => return Err(unknown_method(other, &c.raw)),

@@ -354,7 +354,7 @@ fn methods_on_advanced() {
     // Errors.
     let err = select(&project, &dag, &sel(&["state:modified"]), &fs).unwrap_err().to_string();
     assert!(err.contains("needs a previous manifest"), "{err}");
-    let err = select(&project, &dag, &sel(&["result:error"]), &fs).unwrap_err().to_string();
+    let err = select(&project, &dag, &sel(&["source_status:fresher"]), &fs).unwrap_err().to_string();
     assert!(err.contains("not supported yet"), "{err}");
     let err = select(&project, &dag, &sel(&["resource_type:modle"]), &fs).unwrap_err().to_string();
     assert!(err.contains("invalid resource_type selector"), "{err}");

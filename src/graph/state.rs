@@ -24,6 +24,8 @@ pub struct StateSets {
     pub contract: HashSet<String>,
     /// Moved or renamed (its fqn changed): modified, under no part's name.
     pub fqn: HashSet<String>,
+    /// Each node's status in the state's run_results.json (`result:<status>`).
+    pub results: std::collections::HashMap<String, String>,
 }
 
 impl StateSets {
@@ -41,6 +43,11 @@ impl StateSets {
 
     fn modified(&self, uid: &str) -> bool {
         self.new.contains(uid) || self.fqn.contains(uid) || MODIFIED_PARTS.iter().filter_map(|p| self.part(p)).any(|s| s.contains(uid))
+    }
+
+    /// Whether `uid` ended with `status` in the state's run_results.json.
+    pub fn result_is(&self, status: &str, uid: &str) -> bool {
+        self.results.get(uid).is_some_and(|s| s == status)
     }
 
     /// Whether `uid` matches `state:<value>` (`new`, `old`, `modified`,

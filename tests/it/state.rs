@@ -54,3 +54,32 @@ fn state_selectors_need_a_state() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--state: could not read nowhere/manifest.json"), "{}", stderr(&o));
 }
+
+#[test]
+fn result_selectors_read_the_states_run_results() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/good.sql", "select 1 as id"),
+        ("models/bad.sql", "select no_such_column from {{ ref('good') }}"),
+        ("models/after_bad.sql", "select * from {{ ref('bad') }}"),
+    ]);
+    let p = dir.path();
+    assert_eq!(run(p, &["run"]).status.code(), Some(1));
+    copy_tree(&p.join("target"), &p.join("state"));
+    let ids = |args: &[&str]| -> Vec<String> {
+        let o = run(p, args);
+        ok(&o);
+        stdout(&o).lines().map(String::from).collect()
+    };
+    assert_eq!(ids(&["ls", "-s", "result:error", "--state", "state"]), ["p.bad"]);
+    assert_eq!(ids(&["ls", "-s", "result:skipped", "--state", "state"]), ["p.after_bad"]);
+    assert_eq!(ids(&["ls", "-s", "result:error+", "--state", "state"]), ["p.after_bad", "p.bad"]);
+    // fixed, then only what failed runs again
+    std::fs::write(p.join("models/bad.sql"), "select id from {{ ref('good') }}").unwrap();
+    let o = run(p, &["run", "-s", "result:error+", "--state", "state"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"), "{}", stderr(&o));
+    let o = run(p, &["ls", "-s", "result:error"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("a result: selector needs the run_results.json of an earlier run"), "{}", stderr(&o));
+}
