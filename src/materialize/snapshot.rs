@@ -44,7 +44,8 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     let mut cfg = SnapshotConfig::from_config(&node.config).map_err(|(key, msg)| anyhow::anyhow!("{key}: {msg}"))?;
     cfg.valid_to_current = cfg.valid_to_current.as_deref().map(microsecond_casts);
     engine.ctx.register_udf(ScalarUDF::new_from_impl(DuckText::new()));
-    let time = snapshot_time(engine, jinja).await?;
+    let time_text = snapshot_time(engine, jinja).await?;
+    let mut time = format!("cast('{time_text}' as timestamp(6))");
     let source = engine.ctx.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
     let source_cols: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
     check_unique(engine, node, &cfg, sql).await?;
@@ -56,7 +57,13 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     if let Some(upd) = stamp {
         let q = format!("select {upd} as u from (\n{sql}\n) dp_snapshot_source limit 0");
         let df = engine.ctx.sql(&q).await.map_err(|e| in_snapshot(node, &format!("updated_at ({upd})"), e))?;
-        if let DataType::Timestamp(unit, None) = df.schema().field(0).data_type()
+        let upd_type = df.schema().field(0).data_type().clone();
+        if matches!(upd_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+            // a text updated_at: versions closed by a hard delete get the
+            // snapshot time as text, as DuckDB casts it into a varchar column
+            time = format!("'{time_text}'");
+        }
+        if let DataType::Timestamp(unit, None) = &upd_type
             && *unit != TimeUnit::Microsecond
         {
             let typed = format!("cast({upd} as timestamp(6))");
@@ -89,8 +96,8 @@ fn in_snapshot(node: &Node, what: &str, e: impl std::fmt::Display) -> anyhow::Er
 }
 
 /// The run's snapshot time: the project's `snapshot_get_time()` evaluated
-/// once (so every row of the run gets the same value), as a timestamp
-/// literal.
+/// once (so every row of the run gets the same value), as DuckDB's text of
+/// the timestamp.
 async fn snapshot_time(engine: &Engine, jinja: &JinjaEnv) -> anyhow::Result<String> {
     let expr = jinja.call_macro_str("snapshot_get_time", &[], None)?;
     let q = format!("select {TEXT_FN}(cast(({expr}) as timestamp(6))) as t");
@@ -100,7 +107,7 @@ async fn snapshot_time(engine: &Engine, jinja: &JinjaEnv) -> anyhow::Result<Stri
         .find(|b| b.num_rows() > 0)
         .and_then(|b| b.column(0).as_string_opt::<i32>().filter(|a| !a.is_null(0)).map(|a| a.value(0).to_string()))
         .ok_or_else(|| anyhow::anyhow!("snapshot_get_time() ('{expr}') gave no value"))?;
-    Ok(format!("cast('{t}' as timestamp(6))"))
+    Ok(t)
 }
 
 /// DataFusion's `timestamp` is nanoseconds, which cannot hold dates past

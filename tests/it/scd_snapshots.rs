@@ -167,3 +167,28 @@ fn a_new_source_column_is_added_and_old_versions_keep_null() {
     ok(&o);
     assert_eq!(stdout(&o), "a,v,w,current,dbt_is_deleted\n1,x,,false,False\n1,x,5,true,False\n2,y,,false,False\n2,y,,true,True\n3,z,6,true,False\n");
 }
+
+#[test]
+fn a_text_updated_at_keeps_text_stamps() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/sources.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n        meta: {external_location: data/t.csv}\n"),
+        (
+            "snapshots/s.sql",
+            "{% snapshot s %}\n{{ config(unique_key='a', strategy='timestamp', updated_at='u', hard_deletes='invalidate') }}\nselect a, v, cast(u as varchar) as u from {{ source('raw', 't') }}\n{% endsnapshot %}\n",
+        ),
+        ("data/t.csv", "a,v,u\n1,x,2024-01-01\n2,y,2024-01-01\n"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["snapshot"]));
+    std::fs::write(p.join("data/t.csv"), "a,v,u\n1,z,2024-01-02\n").unwrap();
+    ok(&run(p, &["snapshot"]));
+    let o = run(p, &["show", "--inline", "select a, v, dbt_valid_from, dbt_valid_to from main.s order by a, dbt_valid_from", "--format", "csv"]);
+    ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["a,v,dbt_valid_from,dbt_valid_to", "1,x,2024-01-01,2024-01-02", "1,z,2024-01-02,"], "{out}");
+    // the hard delete's stamp is the run's time, as DuckDB's text of it
+    let deleted = lines[3].strip_prefix("2,y,2024-01-01,").unwrap_or_else(|| panic!("{out}"));
+    assert!(chrono::NaiveDateTime::parse_from_str(deleted, "%Y-%m-%d %H:%M:%S%.f").is_ok(), "{deleted}");
+}
