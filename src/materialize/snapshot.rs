@@ -328,9 +328,30 @@ async fn merge(engine: &Engine, node: &Node, plan: &Plan<'_>, loc: &crate::stora
         // next to the table, and a MERGE fed by the lazy plan took twice
         // the time and memory (500k rows, 1% changed).
         let t0 = std::time::Instant::now();
+        let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| anyhow::anyhow!("computing the changes of snapshot {}: {e}", node.name))?;
-        tracing::debug!(snapshot = %node.name, ms = t0.elapsed().as_millis() as u64, rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(), "snapshot changes");
-        let df = engine.ctx.read_batches(batches)?;
+        let changes: usize = batches.iter().map(|b| b.num_rows()).sum();
+        tracing::debug!(snapshot = %node.name, ms = t0.elapsed().as_millis() as u64, rows = changes, "snapshot changes");
+        if changes == 0 {
+            // nothing changed: no commit
+            return Ok(Materialized { rows: Some(0), message: "SNAPSHOT".into(), version: table.version().map(|v| v as i64) });
+        }
+        // the plan's schema for every batch (the nullability the table
+        // was written with: a MERGE that widens it loses values)
+        let batches = batches
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                let cols = b
+                    .columns()
+                    .iter()
+                    .zip(schema.fields())
+                    .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, f.data_type()) })
+                    .collect::<Result<Vec<_>, _>>()?;
+                datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), cols)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let df = engine.ctx.read_table(Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![batches])?))?;
         let t1 = std::time::Instant::now();
         let predicate = format!("target.{} = source.__dp_match and {}", quote_ident(&c.scd_id), plan.current("target."));
         let to = quote_ident(&c.valid_to);
@@ -340,7 +361,7 @@ async fn merge(engine: &Engine, node: &Node, plan: &Plan<'_>, loc: &crate::stora
             .with_source_alias("source")
             .with_target_alias("target")
             .with_session_state(Arc::new(engine.ctx.state()))
-            .with_merge_schema(true)
+            .with_merge_schema(plan.source_cols.iter().any(|col| !target_cols.contains(col)))
             .when_matched_update(|u| u.update(to, "source.__dp_valid_to"))?
             .when_not_matched_insert(|mut i| {
                 i = i.predicate("source.__dp_change = 'insert'");
