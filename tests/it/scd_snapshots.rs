@@ -126,6 +126,12 @@ fn snapshot_keys_times_and_failures() {
         stderr(&o)
     );
     assert_eq!(commits(p, "hist", "s"), before);
+    // fixed, `dp retry` runs the failed snapshot again
+    std::fs::write(p.join("data/t.csv"), "a,b,v\n1,,x\n2,1,z\n").unwrap();
+    let o = run(p, &["retry"]);
+    ok(&o);
+    assert!(stderr(&o).contains("OK snapshotted hist.s "), "{}", stderr(&o));
+    assert_eq!(commits(p, "hist", "s"), before + 1);
 }
 
 #[test]
