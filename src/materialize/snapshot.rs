@@ -49,6 +49,15 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     let mut time = format!("cast('{time_text}' as timestamp(6))");
     let source = engine.ctx.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
     let source_cols: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
+    if let Strategy::Check { cols: CheckCols::List(cols), .. } = &cfg.strategy
+        && let Some(missing) = cols.iter().find(|c| !source_cols.iter().any(|s| s.eq_ignore_ascii_case(c)))
+    {
+        let hint = crate::util::suggest(missing, source_cols.iter().map(String::as_str)).map(|s| format!("did you mean '{s}'? ")).unwrap_or_default();
+        bail!(
+            "check_cols: '{missing}' is not a column of the snapshot's query ({})\n  hint: {hint}list columns the query returns, or use check_cols='all'",
+            source_cols.join(", ")
+        );
+    }
     check_unique(engine, node, &cfg, sql).await?;
     // versions are stamped in microseconds (a `timestamp` of DataFusion is nanoseconds)
     let stamp = match &cfg.strategy {

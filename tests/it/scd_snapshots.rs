@@ -198,3 +198,23 @@ fn a_text_updated_at_keeps_text_stamps() {
     let deleted = lines[3].strip_prefix("2,y,2024-01-01,").unwrap_or_else(|| panic!("{out}"));
     assert!(chrono::NaiveDateTime::parse_from_str(deleted, "%Y-%m-%d %H:%M:%S%.f").is_ok(), "{deleted}");
 }
+
+#[test]
+fn check_cols_must_be_columns_of_the_query() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        (
+            "snapshots/s.sql",
+            "{% snapshot s %}\n{{ config(unique_key='id', strategy='check', check_cols=['stauts']) }}\nselect 1 as id, 'new' as status\n{% endsnapshot %}\n",
+        ),
+    ]);
+    let o = run(dir.path(), &["snapshot"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "error: snapshot s: check_cols: 'stauts' is not a column of the snapshot's query (id, status)\n  hint: did you mean 'status'? list columns the query returns, or use check_cols='all'"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
