@@ -46,43 +46,11 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     cfg.valid_to_current = cfg.valid_to_current.as_deref().map(microsecond_casts);
     engine.ctx.register_udf(ScalarUDF::new_from_impl(DuckText::new()));
     let time_text = snapshot_time(engine, jinja).await?;
-    let mut time = format!("cast('{time_text}' as timestamp(6))");
     let source = engine.ctx.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
     let source_cols: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
-    if let Strategy::Check { cols: CheckCols::List(cols), .. } = &cfg.strategy
-        && let Some(missing) = cols.iter().find(|c| !source_cols.iter().any(|s| s.eq_ignore_ascii_case(c)))
-    {
-        let hint = crate::util::suggest(missing, source_cols.iter().map(String::as_str)).map(|s| format!("did you mean '{s}'? ")).unwrap_or_default();
-        bail!(
-            "check_cols: '{missing}' is not a column of the snapshot's query ({})\n  hint: {hint}list columns the query returns, or use check_cols='all'",
-            source_cols.join(", ")
-        );
-    }
+    check_cols_exist(&cfg, &source_cols)?;
     check_unique(engine, node, &cfg, sql).await?;
-    // versions are stamped in microseconds (a `timestamp` of DataFusion is nanoseconds)
-    let stamp = match &cfg.strategy {
-        Strategy::Timestamp { updated_at } | Strategy::Check { updated_at: Some(updated_at), .. } => Some(updated_at),
-        Strategy::Check { updated_at: None, .. } => None,
-    };
-    if let Some(upd) = stamp {
-        let q = format!("select {upd} as u from (\n{sql}\n) dp_snapshot_source limit 0");
-        let df = engine.ctx.sql(&q).await.map_err(|e| in_snapshot(node, &format!("updated_at ({upd})"), e))?;
-        let upd_type = df.schema().field(0).data_type().clone();
-        if matches!(upd_type, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
-            // a text updated_at: versions closed by a hard delete get the
-            // snapshot time as text, as DuckDB casts it into a varchar column
-            time = format!("'{time_text}'");
-        }
-        if let DataType::Timestamp(unit, None) = &upd_type
-            && *unit != TimeUnit::Microsecond
-        {
-            let typed = format!("cast({upd} as timestamp(6))");
-            match &mut cfg.strategy {
-                Strategy::Timestamp { updated_at } | Strategy::Check { updated_at: Some(updated_at), .. } => *updated_at = typed,
-                Strategy::Check { updated_at: None, .. } => {}
-            }
-        }
-    }
+    let time = typed_stamps(engine, node, &mut cfg, sql, &time_text).await?;
     let loc = engine.warehouse.table(&node.schema, &node.alias);
     let plan = Plan { cfg: &cfg, sql, source_cols: &source_cols, time: &time };
     match engine.warehouse.kind(&node.schema, &node.alias).await? {
@@ -99,6 +67,43 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
         }
         Some(_) => merge(engine, node, &plan, &loc).await,
     }
+}
+
+/// A `check_cols` entry the query lacks would make every row a new
+/// version on every run (dbt fails on it too).
+fn check_cols_exist(cfg: &SnapshotConfig, source_cols: &[String]) -> anyhow::Result<()> {
+    if let Strategy::Check { cols: CheckCols::List(cols), .. } = &cfg.strategy
+        && let Some(missing) = cols.iter().find(|c| !source_cols.iter().any(|s| s.eq_ignore_ascii_case(c)))
+    {
+        let hint = crate::util::suggest(missing, source_cols.iter().map(String::as_str)).map(|s| format!("did you mean '{s}'? ")).unwrap_or_default();
+        bail!(
+            "check_cols: '{missing}' is not a column of the snapshot's query ({})\n  hint: {hint}list columns the query returns, or use check_cols='all'",
+            source_cols.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Matches the stamps to `updated_at`'s type: a non-microsecond timestamp
+/// is cast to microseconds (DataFusion's `timestamp` is nanoseconds, which
+/// stops in 2262), and with a text `updated_at` the snapshot time is text
+/// too (as DuckDB casts it into a varchar column). Returns the snapshot
+/// time's SQL literal.
+async fn typed_stamps(engine: &Engine, node: &Node, cfg: &mut SnapshotConfig, sql: &str, time_text: &str) -> anyhow::Result<String> {
+    let updated_at = match &mut cfg.strategy {
+        Strategy::Timestamp { updated_at } | Strategy::Check { updated_at: Some(updated_at), .. } => updated_at,
+        Strategy::Check { updated_at: None, .. } => return Ok(format!("cast('{time_text}' as timestamp(6))")),
+    };
+    let q = format!("select {updated_at} as u from (\n{sql}\n) dp_snapshot_source limit 0");
+    let df = engine.ctx.sql(&q).await.map_err(|e| in_snapshot(node, &format!("updated_at ({updated_at})"), e))?;
+    Ok(match df.schema().field(0).data_type() {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => format!("'{time_text}'"),
+        DataType::Timestamp(unit, None) if *unit != TimeUnit::Microsecond => {
+            *updated_at = format!("cast({updated_at} as timestamp(6))");
+            format!("cast('{time_text}' as timestamp(6))")
+        }
+        _ => format!("cast('{time_text}' as timestamp(6))"),
+    })
 }
 
 fn in_snapshot(node: &Node, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
