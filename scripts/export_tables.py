@@ -3,7 +3,7 @@
 
 Subcommands:
   tables <manifest.json> <duckdb file> <out dir>
-      Export every enabled seed and non-ephemeral model to <out dir>/<name>.csv
+      Export every enabled seed, snapshot and non-ephemeral model to <out dir>/<name>.csv
       (header row, NULL -> empty field, rows sorted lexicographically by their
       rendered string fields) plus <out dir>/_types.json ({name: [[col, duckdb_type], ...]}).
       Run with cwd = the dbt project dir (views may read relative file paths).
@@ -54,14 +54,18 @@ def cmd_tables(manifest_path, db_path, out_dir):
     con = duckdb.connect(db_path, read_only=True)
     types = {}
     for node in sorted(manifest["nodes"].values(), key=lambda n: n["name"]):
-        if node["resource_type"] not in ("model", "seed"):
+        if node["resource_type"] not in ("model", "seed", "snapshot"):
             continue
         if not node["config"].get("enabled", True):
             continue
         if node["config"].get("materialized") == "ephemeral":
             continue
         rel = node["relation_name"]
-        cur = con.execute(f"select * from {rel}")
+        try:
+            cur = con.execute(f"select * from {rel}")
+        except duckdb.CatalogException:
+            # not built (yet): e.g. a model the snapshots project builds in its last step
+            continue
         cols = [d[0] for d in cur.description]
         rows = [[render(v) for v in r] for r in cur.fetchall()]
         rows.sort()

@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -139,8 +139,47 @@ do_test_suite() {
     "$PY" "$HELPER" test-results "$W/target/run_results.json" "$G/build_results.json"
 }
 
+# ---------------------------------------------------------------- snapshots
+# `dbt snapshot` three times, the sources (data/*.csv) replaced by
+# steps/<n>/*.csv before each run: updates, hard deletes, an insert, a
+# restore. The project's `snapshot_get_time` override reads the run's time
+# from --vars, so the check strategy and hard deletes stamp rows with a known
+# value. golden/step<n>/ holds every table after run n; step 3 is a
+# `dbt build` (snapshots before the model that refs one).
+do_snapshots() {
+    prepare snapshots
+    local step
+    for step in 1 2 3; do
+        cp "$FIXTURES/snapshots/steps/$step/"*.csv "$W/data/"
+        local vars="{snapshot_time: '2030-01-0$step 00:00:00'}"
+        if [ "$step" = 1 ]; then
+            dbt_ run -s stg_customers --vars "$vars"
+            dbt_ snapshot --vars "$vars"
+        elif [ "$step" = 2 ]; then
+            dbt_ snapshot --vars "$vars"
+        else
+            dbt_ build --vars "$vars"
+        fi
+        export_tables snapshots "step$step"
+    done
+}
+
+# ---------------------------------------------------------------- state
+# `state:` selection: the manifest of a parse is kept in state/, then
+# changes/ is copied over the project (a body, a macro a model calls, a
+# config, an alias set in dbt_project.yml, a new model) and each
+# golden/ls/SELECTORS.txt line (all with --state state) is listed.
+do_state() {
+    prepare state
+    dbt_ parse --no-partial-parse
+    mkdir -p "$W/state"
+    cp "$W/target/manifest.json" "$W/state/manifest.json"
+    cp -r "$W/changes/." "$W/"
+    run_ls
+}
+
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state)
 for p in "${projects[@]}"; do
     "do_$p"
 done

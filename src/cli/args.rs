@@ -70,6 +70,9 @@ pub struct SelectArgs {
     /// How tests are picked up from selected nodes.
     #[arg(long, value_enum, default_value_t = IndirectArg::Eager)]
     pub indirect_selection: IndirectArg,
+    /// A folder with the manifest.json of an earlier run, for `state:` selectors.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// `--indirect-selection`.
@@ -169,6 +172,17 @@ pub enum Command {
     Test(RunArgs),
     /// Seeds, models and their tests in DAG order; failing tests skip downstream nodes.
     Build(RunArgs),
+    /// Run the selected snapshots (type-2 history tables).
+    Snapshot(RunArgs),
+    /// Call a macro with the warehouse open (run_query, statement); prints its log(..., info=True) lines.
+    RunOperation {
+        /// The macro (`name` or `package.name`).
+        #[arg(value_name = "MACRO")]
+        macro_name: String,
+        /// The macro's arguments, a YAML mapping: '{name: Ann, times: 2}'.
+        #[arg(long)]
+        args: Option<String>,
+    },
     /// Source commands (`dp source freshness`).
     Source {
         #[command(subcommand)]

@@ -67,13 +67,16 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
 
 pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
     let indirect: IndirectSelection = s.indirect_selection.into();
-    Ok(SelectionSpec { select: s.select.clone(), exclude: s.exclude.clone(), selector: s.selector.clone(), resource_types, indirect })
+    Ok(SelectionSpec { select: s.select.clone(), exclude: s.exclude.clone(), selector: s.selector.clone(), resource_types, indirect, state: None })
 }
 
 /// The selected unique ids; dbt's warnings (a criterion matching nothing)
 /// and the default selector used are printed.
 pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>, printer: &super::Printer) -> anyhow::Result<IndexSet<String>> {
-    let spec = spec(s, types)?;
+    let mut spec = spec(s, types)?;
+    if let Some(dir) = &s.state {
+        spec.state = Some(std::sync::Arc::new(state_sets(l, dir)?));
+    }
     let sel = crate::graph::select::select_detailed(&l.project, &l.dag, &spec, &l.fs)?;
     if let Some(name) = &sel.default_selector {
         printer.info(format!("Using default selector {name}"));
@@ -82,6 +85,25 @@ pub fn select(l: &Loaded, s: &SelectArgs, types: Vec<ResourceType>, printer: &su
         printer.warn(w);
     }
     Ok(sel.selected)
+}
+
+/// How the project compares with the manifest in `--state DIR`.
+fn state_sets(l: &Loaded, dir: &std::path::Path) -> anyhow::Result<crate::graph::state::StateSets> {
+    let file = dir.join("manifest.json");
+    let old = std::fs::read_to_string(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "--state: could not read {}: {e}\n  hint: point --state at a folder holding the manifest.json of an earlier run (e.g. a copy of its target/)",
+            file.display()
+        )
+    })?;
+    let mut current = vec![];
+    crate::compile::manifest::write_manifest(&mut current, &l.project, &l.dag, None, &l.invocation_id, "")?;
+    let mut sets = crate::compile::state::compare(&old, &String::from_utf8_lossy(&current)).map_err(|e| anyhow::anyhow!("--state: {}: {e}", file.display()))?;
+    let rr = dir.join("run_results.json");
+    if let Ok(text) = std::fs::read_to_string(&rr) {
+        sets.results = crate::compile::state::results(&text).map_err(|e| anyhow::anyhow!("--state: {}: {e}", rr.display()))?;
+    }
+    Ok(sets)
 }
 
 /// Writes target/manifest.json (and returns its path).

@@ -36,6 +36,7 @@ fn describe(node: &Node) -> String {
     match node.resource_type {
         ResourceType::Seed => format!("seed file {}", node.relation_name()),
         ResourceType::Test => format!("test {}", node.name),
+        ResourceType::Snapshot => format!("snapshot {}", node.relation_name()),
         ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }
@@ -49,6 +50,7 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
         Status::Success => {
             let verb = match node.resource_type {
                 ResourceType::Seed => "OK loaded",
+                ResourceType::Snapshot => "OK snapshotted",
                 _ if node.materialized() == Materialization::Ephemeral => "OK",
                 _ => "OK created",
             };
@@ -59,7 +61,8 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
             if let Some(p) = &r.published {
                 tag.push_str(&format!("; {p}"));
             }
-            line(verb, &describe(node), &tag, Tone::Good, time);
+            let what = if node.resource_type == ResourceType::Snapshot { node.relation_name() } else { describe(node) };
+            line(verb, &what, &tag, Tone::Good, time);
         }
         Status::Error if matches!(node.resource_type, ResourceType::Test | ResourceType::UnitTest) => {
             line("ERROR", &test_label(node), "ERROR", Tone::Bad, time)

@@ -6,6 +6,7 @@
 
 pub mod ctes;
 pub mod manifest;
+pub mod state;
 pub mod unit;
 
 use indexmap::{IndexMap, IndexSet};
@@ -433,6 +434,9 @@ pub fn compiled_path(n: &Node) -> String {
         // dbt's pseudo path: <yml>/<yml's folder>/<test>.sql
         let dir = n.original_file_path.rsplit_once('/').map(|(d, _)| format!("{d}/")).unwrap_or_default();
         format!("{}/{dir}{}.sql", n.original_file_path, n.name)
+    } else if n.resource_type == ResourceType::Snapshot && (n.original_file_path.ends_with(".yml") || n.original_file_path.ends_with(".yaml")) {
+        // YAML snapshots: <yml>/<name>.sql, as dbt
+        format!("{}/{}.sql", n.original_file_path, n.name)
     } else if n.test_metadata.is_some() {
         // Generic tests live under their YAML file's path.
         format!("{}/{}", n.patch_path.as_deref().unwrap_or(&n.original_file_path), n.path)

@@ -3,6 +3,7 @@
 //! their path, and orders nodes for execution. Selection lives in [`select`].
 
 pub mod select;
+pub mod state;
 
 use indexmap::{IndexMap, IndexSet};
 use petgraph::graph::{DiGraph, NodeIndex};

@@ -70,6 +70,8 @@ pub struct SelectionSpec {
     /// `--resource-type` filter (empty = all).
     pub resource_types: Vec<ResourceType>,
     pub indirect: IndirectSelection,
+    /// What `state:` selectors compare against (`--state DIR`).
+    pub state: Option<std::sync::Arc<crate::graph::state::StateSets>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +136,8 @@ pub fn select_detailed(project: &Project, dag: &Dag, spec: &SelectionSpec, fs: &
             spec.indirect,
         )?
     };
-    let sel = Selector::new(project, dag);
+    let mut sel = Selector::new(project, dag);
+    sel.state = spec.state.as_deref();
     let mut warnings = vec![];
     let (direct, _indirect) = sel.select_recursively(&tree, &mut warnings)?;
     let selected = project
@@ -623,6 +626,7 @@ type Set<'a> = HashSet<&'a str>;
 
 struct Selector<'a> {
     project: &'a Project,
+    state: Option<&'a crate::graph::state::StateSets>,
     parents: HashMap<&'a str, Vec<&'a str>>,
     children: HashMap<&'a str, Vec<&'a str>>,
 }
@@ -649,7 +653,7 @@ impl<'a> Selector<'a> {
             parents.insert(uid, ps);
             children.insert(uid, cs);
         }
-        Selector { project, parents, children }
+        Selector { project, state: None, parents, children }
     }
 
     fn node(&self, uid: &str) -> &'a Node {
@@ -913,11 +917,24 @@ impl<'a> Selector<'a> {
                     }
                 })
             }
-            "state" | "result" | "source_status" => {
+            "state" => {
+                let Some(state) = self.state else {
+                    return Err(bad("a state: selector needs a previous manifest to compare with\n  hint: pass --state DIR (a folder holding the manifest.json of an earlier dp run)".into()));
+                };
+                state.matches(sel, "").map_err(bad)?;
+                pick(&|n| state.matches(sel, &n.unique_id).unwrap_or(false))
+            }
+            "result" => {
+                let Some(state) = self.state.filter(|s| !s.results.is_empty()) else {
+                    return Err(bad("a result: selector needs the run_results.json of an earlier run\n  hint: pass --state DIR (a folder holding the run_results.json and manifest.json of an earlier dp run)".into()));
+                };
+                pick(&|n| state.result_is(sel, &n.unique_id))
+            }
+            "source_status" => {
                 return Err(SelectError::Unsupported {
                     method: c.method.clone(),
                     raw: c.raw.clone(),
-                    hint: "\n  hint: dp has no --state comparison yet; select by name, tag, path or config instead".into(),
+                    hint: "\n  hint: select by name, tag, path, config, state or result instead".into(),
                 });
             }
             other => return Err(unknown_method(other, &c.raw)),

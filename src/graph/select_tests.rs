@@ -353,6 +353,8 @@ fn methods_on_advanced() {
     assert_eq!(run(&project, &dag, &fs, sel(&["config.enabled:TRUE"])).len(), project.nodes.len());
     // Errors.
     let err = select(&project, &dag, &sel(&["state:modified"]), &fs).unwrap_err().to_string();
+    assert!(err.contains("needs a previous manifest"), "{err}");
+    let err = select(&project, &dag, &sel(&["source_status:fresher"]), &fs).unwrap_err().to_string();
     assert!(err.contains("not supported yet"), "{err}");
     let err = select(&project, &dag, &sel(&["resource_type:modle"]), &fs).unwrap_err().to_string();
     assert!(err.contains("invalid resource_type selector"), "{err}");

@@ -87,9 +87,13 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     });
     env.add_function("is_incremental", |state: &State| -> Value { Value::from(RenderCtx::from_state(state).is_some_and(|r| r.is_incremental)) });
     env.add_function("return", |v: Option<Value>| -> Result<Value, Error> { Err(super::return_error(v.unwrap_or(Value::from(())))) });
-    env.add_function("log", |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
+    let log_sink = slots.log.clone();
+    env.add_function("log", move |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
         let info: Option<bool> = kwargs.get("info")?;
-        if info.unwrap_or(false) {
+        let sink = log_sink.read().unwrap().clone();
+        if let (true, Some(sink)) = (info.unwrap_or(false), sink) {
+            sink(&msg.to_string());
+        } else if info.unwrap_or(false) {
             tracing::info!(target: "dp::jinja", "{msg}");
         } else {
             tracing::debug!(target: "dp::jinja", "{msg}");

@@ -359,7 +359,12 @@ pub(crate) struct Slots {
     pub graph_set: Arc<std::sync::atomic::AtomicBool>,
     pub selected: Arc<SlotValue>,
     pub docs: Arc<std::sync::RwLock<HashMap<String, String>>>,
+    /// Where `log(msg, info=True)` goes (`dp run-operation` prints it).
+    pub log: Arc<std::sync::RwLock<Option<LogSink>>>,
 }
+
+/// Receives the messages of `log(msg, info=True)`.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A global whose value is set after the environment is built.
 #[derive(Debug, Default)]
@@ -497,6 +502,12 @@ impl JinjaEnv {
     /// reach the warehouse (commands that open it call this).
     pub fn set_database(&self, db: Arc<dyn Database>) {
         *self.slots.db.write().unwrap() = Some(db);
+    }
+
+    /// Sends `log(msg, info=True)` messages to `sink` (else they are
+    /// tracing events at info level).
+    pub fn set_log_sink(&self, sink: Option<LogSink>) {
+        *self.slots.log.write().unwrap() = sink;
     }
 
     /// Sets `graph` (dbt's manifest subset: nodes, sources, exposures, ...).

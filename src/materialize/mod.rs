@@ -3,5 +3,6 @@
 //! for views), so a failed or killed run leaves the previous version.
 
 pub mod delta;
+pub mod snapshot;
 
 pub use delta::{Materialized, materialize, partition_by, unique_key};

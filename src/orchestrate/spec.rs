@@ -81,6 +81,7 @@ pub enum TaskKind {
     Run(Selection),
     Test(Selection),
     Build(Selection),
+    Snapshot(Selection),
     Publish(Selection),
     Load(Selection),
     Maintain(Selection),
@@ -94,7 +95,7 @@ pub enum TaskKind {
 }
 
 /// The task kinds, as written in YAML.
-pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "publish", "load", "maintain", "ingest", "check", "health", "shell"];
+pub const TASK_KINDS: &[&str] = &["seed", "run", "test", "build", "snapshot", "publish", "load", "maintain", "ingest", "check", "health", "shell"];
 
 impl TaskKind {
     pub fn name(&self) -> &'static str {
@@ -103,6 +104,7 @@ impl TaskKind {
             TaskKind::Run(_) => "run",
             TaskKind::Test(_) => "test",
             TaskKind::Build(_) => "build",
+            TaskKind::Snapshot(_) => "snapshot",
             TaskKind::Publish(_) => "publish",
             TaskKind::Load(_) => "load",
             TaskKind::Maintain(_) => "maintain",
@@ -363,6 +365,7 @@ fn task_kind(ctx: &Ctx, line: usize, pipeline: &str, name: &str, kind: &IndexMap
         "run" => TaskKind::Run(sel),
         "test" => TaskKind::Test(sel),
         "build" => TaskKind::Build(sel),
+        "snapshot" => TaskKind::Snapshot(sel),
         "publish" => TaskKind::Publish(sel),
         "load" => TaskKind::Load(sel),
         "maintain" => TaskKind::Maintain(sel),

@@ -9,3 +9,4 @@ pub mod load;
 pub mod nodes;
 pub mod properties;
 pub mod refs;
+pub mod snapshot;

@@ -53,6 +53,9 @@ pub struct NodePatch {
     pub versions: Vec<VersionDef>,
     #[serde(default)]
     pub latest_version: Option<Value>,
+    /// A YAML-defined snapshot (dbt 1.9+): `ref('m')` or `source('s', 't')`.
+    #[serde(default)]
+    pub relation: Option<String>,
 }
 
 /// One version of a versioned model: its file is `defined_in`, else

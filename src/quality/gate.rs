@@ -59,6 +59,7 @@ fn pick(project: &Project, dag: &Dag, fs: &dyn FileSystem, selector: &str, file:
         selector: None,
         resource_types: vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot],
         indirect: IndirectSelection::Empty,
+        state: None,
     };
     crate::graph::select::select(project, dag, &spec, fs).map_err(|e| SpecError::at(file, 1, format!("gate selector `{selector}`: {e}"), None))
 }

@@ -159,6 +159,7 @@ pub fn resolve(project: &Project, dag: &Dag, fs: &dyn crate::fs::FileSystem, cp:
                     selector: None,
                     resource_types: vec![ResourceType::Model, ResourceType::Seed, ResourceType::Source, ResourceType::Snapshot],
                     indirect: crate::graph::select::IndirectSelection::Empty,
+                    state: None,
                 };
                 let ids =
                     crate::graph::select::select(project, dag, &spec, fs).map_err(|e| SpecError::at(&cp.file, v.line, format!("select `{s}`: {e}"), None))?;

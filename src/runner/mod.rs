@@ -306,7 +306,7 @@ async fn run_node(
         _ => {}
     }
     step.hooks(Hook::Pre).await?;
-    let m = run_node_body(engine, node, sql.as_deref(), incremental).await?;
+    let m = run_node_body(engine, project, node, sql.as_deref(), incremental).await?;
     // The post-hooks see the relation just built.
     engine.catalog.invalidate(&node.schema, &node.alias);
     step.hooks(Hook::Post).await?;
@@ -321,7 +321,13 @@ async fn run_node(
     Ok(Output::Built { m, published })
 }
 
-async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremental: bool) -> anyhow::Result<crate::materialize::Materialized> {
+async fn run_node_body(
+    engine: &Engine,
+    project: &Project,
+    node: &Node,
+    sql: Option<&str>,
+    incremental: bool,
+) -> anyhow::Result<crate::materialize::Materialized> {
     match node.resource_type {
         ResourceType::Seed => crate::seed::load_seed(engine, node).await,
         ResourceType::Model => {
@@ -334,6 +340,10 @@ async fn run_node_body(engine: &Engine, node: &Node, sql: Option<&str>, incremen
                     crate::compile::compiled_path(node)
                 )
             })
+        }
+        ResourceType::Snapshot => {
+            let sql = sql.ok_or_else(|| anyhow::anyhow!("snapshot {} was not compiled", node.name))?;
+            crate::materialize::snapshot::snapshot(engine, &project.jinja, node, sql).await
         }
         other => anyhow::bail!("{} {}: running {other} nodes is not supported yet", other, node.name),
     }

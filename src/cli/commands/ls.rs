@@ -19,6 +19,10 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
             anyhow::anyhow!("unknown resource type '{t}'\n  hint: use one of model, seed, snapshot, source, test, unit_test, analysis, exposure")
         })?);
     }
+    // `all` with other types is still every type (dbt's union)
+    if types.iter().any(|t| t == "all") {
+        rts.clear();
+    }
     let mut ids: Vec<String> = select(&l, s, rts, printer)?.into_iter().collect();
     // dbt prints in unique id order.
     ids.sort();

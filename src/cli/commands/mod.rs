@@ -19,6 +19,7 @@ mod parse;
 mod pipeline;
 mod publish;
 mod run;
+mod run_operation;
 mod scheduler;
 mod show;
 mod source;
@@ -43,6 +44,8 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Seed(a) => run::run(g, &a, run::Kind::Seed, printer).await,
         Command::Test(a) => run::run(g, &a, run::Kind::Test, printer).await,
         Command::Build(a) => run::run(g, &a, run::Kind::Build, printer).await,
+        Command::Snapshot(a) => run::run(g, &a, run::Kind::Snapshot, printer).await,
+        Command::RunOperation { macro_name, args } => run_operation::run(g, &macro_name, args.as_deref(), printer).await,
         Command::Retry { threads } => run::retry(g, threads, printer).await,
         Command::Source { action: SourceAction::Freshness { select, output } } => source::freshness(g, &select, output, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,

@@ -282,6 +282,7 @@ impl TaskExecutor for CliExecutor {
             TaskKind::Run(s) => (Kind::Run, s),
             TaskKind::Test(s) => (Kind::Test, s),
             TaskKind::Build(s) => (Kind::Build, s),
+            TaskKind::Snapshot(s) => (Kind::Snapshot, s),
             TaskKind::Publish(s) => {
                 let a = PublishArgs { select: select_args(s), all: s.all, full_refresh: s.full_refresh };
                 let code = super::publish::run(g, &a, &printer).await.map_err(err)?;

@@ -28,6 +28,7 @@ pub enum Kind {
     Seed,
     Test,
     Build,
+    Snapshot,
 }
 
 impl Kind {
@@ -37,6 +38,7 @@ impl Kind {
             Kind::Seed => "seed",
             Kind::Test => "test",
             Kind::Build => "build",
+            Kind::Snapshot => "snapshot",
         }
     }
 
@@ -45,7 +47,8 @@ impl Kind {
             Kind::Run => vec![ResourceType::Model],
             Kind::Seed => vec![ResourceType::Seed],
             Kind::Test => vec![ResourceType::Test, ResourceType::UnitTest],
-            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Test, ResourceType::UnitTest],
+            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::UnitTest],
+            Kind::Snapshot => vec![ResourceType::Snapshot],
         }
     }
 }
@@ -53,7 +56,7 @@ impl Kind {
 impl Kind {
     /// The command a run_results.json names (`args.which`).
     fn from_which(which: &str) -> Option<Kind> {
-        [Kind::Run, Kind::Seed, Kind::Test, Kind::Build].into_iter().find(|k| k.which() == which)
+        [Kind::Run, Kind::Seed, Kind::Test, Kind::Build, Kind::Snapshot].into_iter().find(|k| k.which() == which)
     }
 }
 
@@ -63,7 +66,10 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
     let target = crate::cli::context::settings(g, None)?.target_dir();
     let (args, ids) = crate::runner::results::retry_plan(&target)?;
     let Some(kind) = Kind::from_which(&args.which) else {
-        anyhow::bail!("dp retry: the last command was '{}', which dp cannot retry\n  hint: retry works after dp run, seed, test or build", args.which);
+        anyhow::bail!(
+            "dp retry: the last command was '{}', which dp cannot retry\n  hint: retry works after dp run, seed, snapshot, test or build",
+            args.which
+        );
     };
     if ids.is_empty() {
         printer.info("Nothing to do: the last run had no failed or skipped nodes.");
@@ -134,9 +140,11 @@ async fn execute_kind(
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
     let units = count(ResourceType::UnitTest);
+    let snapshots = count(ResourceType::Snapshot);
     printer.info(format!(
-        "Found {} models, {} seeds, {} data tests, {} sources, {} macros{}",
+        "Found {} models, {}{} seeds, {} data tests, {} sources, {} macros{}",
         count(ResourceType::Model),
+        if snapshots > 0 { format!("{snapshots} snapshots, ") } else { String::new() },
         count(ResourceType::Seed),
         count(ResourceType::Test),
         count(ResourceType::Source),
@@ -151,7 +159,7 @@ async fn execute_kind(
     printer.info("");
     let hooks_ctx =
         |which: &str, list: &[String]| -> anyhow::Result<Vec<String>> { list.iter().map(|h| Ok(l.project.jinja.render_str(which, h, None, &[])?)).collect() };
-    if matches!(kind, Kind::Run | Kind::Build) {
+    if matches!(kind, Kind::Run | Kind::Build | Kind::Snapshot) {
         let start = hooks_ctx("on-run-start", &l.project.settings.on_run_start)?;
         run_statements(&engine, "on-run-start", &start).await?;
     }
@@ -190,7 +198,7 @@ async fn execute_kind(
             printer.warn(format!("OpenLineage: {} events dropped (queue full), {} failed to send", s.dropped, s.failed));
         }
     }
-    if matches!(kind, Kind::Run | Kind::Build) {
+    if matches!(kind, Kind::Run | Kind::Build | Kind::Snapshot) {
         let end: Vec<String> = project.settings.on_run_end.iter().map(|h| project.jinja.render_str("on-run-end", h, None, &[])).collect::<Result<_, _>>()?;
         if let Err(e) = run_statements(&engine, "on-run-end", &end).await {
             printer.error(format!("{e:#}"));

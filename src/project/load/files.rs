@@ -96,12 +96,13 @@ fn load_unit(
     for base in &paths.snapshots {
         for f in list(fs, base, &[".sql"])? {
             let text = read(fs, &f)?;
-            let (rel, dirs, _) = split_path(base, &f);
+            let (rel, dirs, stem) = split_path(base, &f);
             let blocks = find_blocks(&text, &["snapshot"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
             for b in blocks {
                 let mut n = Node::new(ResourceType::Snapshot, &pkg, &b.name, &f);
                 n.path = rel.clone();
-                n.fqn = fqn(dirs.clone(), b.name.clone());
+                // dbt's snapshot fqn includes the file name
+                n.fqn = fqn(dirs.clone().into_iter().chain([stem.clone()]).collect(), b.name.clone());
                 n.raw_code = b.body.clone();
                 n.line = Some(b.line);
                 set.add(n)?;

@@ -53,6 +53,14 @@ pub fn name_relations(jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> R
         n.database = db;
         n.schema = schema;
         n.alias = alias;
+        // dbt's legacy snapshot configs name the relation verbatim
+        if n.resource_type == ResourceType::Snapshot {
+            for (key, slot) in [("target_schema", &mut n.schema), ("target_database", &mut n.database)] {
+                if let Some(v) = n.config.get(key).and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
+                    *slot = v.to_string();
+                }
+            }
+        }
     }
 
     Ok(())

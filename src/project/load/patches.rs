@@ -65,7 +65,6 @@ pub fn apply(
     macros: &mut IndexMap<String, Macro>,
     warnings: &mut Vec<String>,
 ) -> Result<Declared, LoadError> {
-    let NodeSet { nodes, by_name } = set;
     let mut props: Vec<(String, String, String, PropertiesFile)> = vec![];
     let mut seen_yaml = std::collections::HashSet::new();
     for unit in units(settings, packages) {
@@ -88,6 +87,12 @@ pub fn apply(
         }
     }
 
+    for (pkg, base, file, pf) in &props {
+        for patch in pf.snapshots.iter().filter(|p| p.relation.is_some()) {
+            add_yaml_snapshot(set, pkg, patch, base, file, &read(fs, file)?)?;
+        }
+    }
+    let NodeSet { nodes, by_name } = set;
     let mut yaml_tests: Vec<PendingTest> = vec![];
     let mut other: IndexMap<&'static str, IndexMap<String, Value>> = IndexMap::new();
     let mut unit_tests: Vec<(String, String, Map<String, Value>)> = vec![];
@@ -183,6 +188,31 @@ pub fn apply(
     }
 
     Ok(Declared { tests: yaml_tests, unit_tests, exposures, other })
+}
+
+/// A dbt 1.9+ snapshot defined in YAML (`relation: ref('m')` or
+/// `source('s', 't')`): a node whose SQL is `select * from <relation>`, as
+/// dbt's `_add_yaml_snapshot_nodes_to_manifest` makes it. The entry then
+/// patches it like any snapshot.
+fn add_yaml_snapshot(set: &mut NodeSet, pkg: &str, patch: &NodePatch, base: &str, file: &str, text: &str) -> Result<(), LoadError> {
+    let relation = patch.relation.as_deref().unwrap_or_default();
+    let rel = relation.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+    if !(rel.starts_with("ref(") || rel.starts_with("source(")) || !rel.ends_with(')') {
+        return Err(LoadError::Located {
+            file: file.to_string(),
+            line: NameIndex::new(text).first(&patch.name).unwrap_or(1),
+            message: format!(
+                "snapshot '{}': relation must be a ref() or source() call, not '{relation}'\n  hint: relation: ref('stg_orders') or relation: source('raw', 'orders')",
+                patch.name
+            ),
+        });
+    }
+    let (yml_rel, dirs, _) = split_path(base, file);
+    let mut n = Node::new(ResourceType::Snapshot, pkg, &patch.name, file);
+    n.path = format!("{yml_rel}/{}.sql", patch.name);
+    n.fqn = std::iter::once(pkg.to_string()).chain(dirs.iter().cloned()).chain([patch.name.clone()]).collect();
+    n.raw_code = format!("select * from {{{{ {rel} }}}}");
+    set.add(n)
 }
 
 pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {

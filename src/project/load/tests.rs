@@ -84,7 +84,7 @@ fn files_become_nodes_and_names_are_unique() {
         [
             ("model.p.stg_a", ResourceType::Model, "p.staging.stg_a".to_string()),
             ("seed.p.s", ResourceType::Seed, "p.s".to_string()),
-            ("snapshot.p.snap", ResourceType::Snapshot, "p.snap".to_string()),
+            ("snapshot.p.snap", ResourceType::Snapshot, "p.snap.snap".to_string()),
             ("analysis.p.an", ResourceType::Analysis, "p.analysis.an".to_string()),
             ("test.p.singular", ResourceType::Test, "p.singular".to_string()),
         ]

@@ -58,6 +58,11 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
             }
         }
     }
+    if n.resource_type == ResourceType::Snapshot
+        && let Err(p) = crate::project::snapshot::SnapshotConfig::from_config(&n.config)
+    {
+        out.push(p);
+    }
     if matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot) {
         if let Some(v) = s("compression") {
             one_of("compression", &v, COMPRESSIONS, &mut out);

@@ -1,0 +1,180 @@
+//! `--state DIR`: how the current project compares with the manifest of an
+//! earlier run, node by node, in dbt's terms (`state:new`,
+//! `state:modified` and its parts). Both sides are dp manifests, so each
+//! part compares the same JSON fields:
+//!
+//! - `body`: the checksum of the node's code;
+//! - `configs`: its resolved config, but database, schema, alias, tags
+//!   and group (dbt's `CompareBehavior.Exclude` fields);
+//! - `relation`: database, schema and alias (identifier for sources);
+//! - `persisted_descriptions`: descriptions, when `persist_docs` persists them;
+//! - `contract`: column names and types of an enforced contract;
+//! - `macros`: the node calls (by name, in its code) a macro whose SQL
+//!   changed or that is new, directly or through other macros.
+//!
+//! As dbt, a new node counts as modified in every part but `macros`.
+
+use regex::Regex;
+use serde_json::Value;
+use std::collections::HashSet;
+
+use crate::graph::state::StateSets;
+
+/// Each node's status in a run_results.json (`result:<status>` selectors).
+pub fn results(run_results: &str) -> Result<std::collections::HashMap<String, String>, String> {
+    let v: Value = serde_json::from_str(run_results).map_err(|e| format!("not a run_results.json: {e}"))?;
+    let list = v.get("results").and_then(Value::as_array).ok_or("not a run_results.json: it has no `results`")?;
+    Ok(list.iter().filter_map(|r| Some((r.get("unique_id")?.as_str()?.to_string(), r.get("status")?.as_str()?.to_string()))).collect())
+}
+
+/// Compares the current manifest (JSON text) with the state's.
+pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
+    let old: Value = serde_json::from_str(old).map_err(|e| format!("not a manifest.json: {e}"))?;
+    let cur: Value = serde_json::from_str(current).map_err(|e| format!("the current manifest: {e}"))?;
+    if !old.get("nodes").is_some_and(Value::is_object) {
+        return Err("not a manifest.json: it has no `nodes`".into());
+    }
+    let macros = changed_macros(&old, &cur);
+    let mut s = StateSets::default();
+    for section in ["nodes", "sources"] {
+        let empty = serde_json::Map::new();
+        let before = old.get(section).and_then(Value::as_object).unwrap_or(&empty);
+        for (uid, n) in cur.get(section).and_then(Value::as_object).unwrap_or(&empty) {
+            let Some(p) = before.get(uid) else {
+                s.new.insert(uid.clone());
+                continue;
+            };
+            s.old.insert(uid.clone());
+            let differs = |key: &str| n.get(key) != p.get(key);
+            let mark = |set: &mut HashSet<String>, yes: bool| {
+                if yes {
+                    set.insert(uid.clone());
+                }
+            };
+            mark(&mut s.body, section == "nodes" && differs("checksum"));
+            let source_fields = ["loaded_at_field", "freshness", "meta", "external", "loader", "quoting"];
+            mark(&mut s.configs, compared_config(n) != compared_config(p) || (section == "sources" && source_fields.iter().any(|k| differs(k))));
+            mark(&mut s.fqn, differs("fqn"));
+            mark(&mut s.relation, ["database", "schema", "alias", "identifier"].iter().any(|k| differs(k)));
+            mark(&mut s.persisted_descriptions, descriptions_changed(n, p));
+            mark(&mut s.contract, contract_changed(n, p));
+            let code = n.get("raw_code").and_then(Value::as_str).unwrap_or("");
+            mark(&mut s.macros, !macros.is_empty() && calls_any(code, &macros));
+        }
+    }
+    Ok(s)
+}
+
+/// The config as dbt compares it: without the keys other parts (or
+/// nothing) compare: database, schema, alias, tags, group.
+fn compared_config(n: &Value) -> Option<serde_json::Map<String, Value>> {
+    let mut c = n.get("config")?.as_object()?.clone();
+    for k in ["database", "schema", "alias", "tags", "group"] {
+        c.remove(k);
+    }
+    Some(c)
+}
+
+fn persist(n: &Value, what: &str) -> bool {
+    n.pointer(&format!("/config/persist_docs/{what}")).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn descriptions_changed(n: &Value, p: &Value) -> bool {
+    let column_docs = |v: &Value| -> Vec<(String, Value)> {
+        let mut c: Vec<(String, Value)> = v
+            .get("columns")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, c)| (k.clone(), c.get("description").cloned().unwrap_or(Value::Null))).collect())
+            .unwrap_or_default();
+        c.sort_by(|a, b| a.0.cmp(&b.0));
+        c
+    };
+    (persist(n, "relation") && n.get("description") != p.get("description")) || (persist(n, "columns") && column_docs(n) != column_docs(p))
+}
+
+fn contract_changed(n: &Value, p: &Value) -> bool {
+    let enforced = |v: &Value| v.pointer("/config/contract/enforced").and_then(Value::as_bool).unwrap_or(false);
+    if !enforced(n) {
+        return false;
+    }
+    let shape = |v: &Value| -> Vec<(String, Value)> {
+        v.get("columns")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, c)| (k.clone(), c.get("data_type").cloned().unwrap_or(Value::Null))).collect())
+            .unwrap_or_default()
+    };
+    !enforced(p) || shape(n) != shape(p)
+}
+
+/// Names of macros whose SQL changed or that are new, and (to a fixed
+/// point) of the macros that call them.
+fn changed_macros(old: &Value, cur: &Value) -> HashSet<String> {
+    let empty = serde_json::Map::new();
+    let before = old.get("macros").and_then(Value::as_object).unwrap_or(&empty);
+    let now = cur.get("macros").and_then(Value::as_object).unwrap_or(&empty);
+    let sql = |m: &Value| m.get("macro_sql").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = |m: &Value| m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut changed: HashSet<String> = now.iter().filter(|(uid, m)| before.get(*uid).is_none_or(|p| sql(p) != sql(m))).map(|(_, m)| name(m)).collect();
+    // a macro whose old version is gone counts as changed for its callers
+    changed.extend(before.iter().filter(|(uid, _)| !now.contains_key(*uid)).map(|(_, m)| name(m)));
+    loop {
+        let more: Vec<String> = now.values().filter(|m| !changed.contains(&name(m)) && calls_any(&sql(m), &changed)).map(name).collect();
+        if more.is_empty() {
+            return changed;
+        }
+        changed.extend(more);
+    }
+}
+
+/// Whether `code` calls one of `names` (`name(` or `pkg.name(`).
+fn calls_any(code: &str, names: &HashSet<String>) -> bool {
+    if names.is_empty() || !code.contains('(') {
+        return false;
+    }
+    static CALL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(").unwrap());
+    CALL.captures_iter(code).any(|c| names.contains(&c[1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest(nodes: Value, macros: Value) -> String {
+        json!({"nodes": nodes, "sources": {}, "macros": macros}).to_string()
+    }
+
+    #[test]
+    fn tells_each_kind_of_change() {
+        let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "md5", "checksum": sum}, "config": {"materialized": mat}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
+        let old = manifest(
+            json!({"model.p.a": node("1", "view", "main", "select 1"), "model.p.b": node("2", "view", "main", "select 2"),
+                   "model.p.c": node("3", "view", "main", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
+                   "model.p.e": node("5", "view", "main", "select 5")}),
+            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}"}, "macro.p.m2": {"name": "m2", "macro_sql": "1"}}),
+        );
+        let cur = manifest(
+            json!({"model.p.a": node("1x", "view", "main", "select 11"), "model.p.b": node("2", "table", "main", "select 2"),
+                   "model.p.c": node("3", "view", "other", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
+                   "model.p.e": node("5", "view", "main", "select 5"), "model.p.f": node("6", "view", "main", "select 6")}),
+            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}"}, "macro.p.m2": {"name": "m2", "macro_sql": "2"}}),
+        );
+        let s = compare(&old, &cur).unwrap();
+        let ids = |set: &HashSet<String>| {
+            let mut v: Vec<String> = set.iter().cloned().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&s.new), ["model.p.f"]);
+        assert_eq!(ids(&s.body), ["model.p.a"]);
+        assert_eq!(ids(&s.configs), ["model.p.b"]);
+        assert_eq!(ids(&s.relation), ["model.p.c"]);
+        assert_eq!(ids(&s.macros), ["model.p.d"]);
+        assert!(s.matches("modified", "model.p.f").unwrap());
+        assert!(!s.matches("modified", "model.p.e").unwrap());
+        assert!(s.matches("unmodified", "model.p.e").unwrap());
+        assert!(s.matches("modified.body", "model.p.a").unwrap());
+        assert!(s.matches("modified.nope", "model.p.a").unwrap_err().starts_with("unknown state selector 'modified.nope'"));
+        assert!(compare("{}", &cur).unwrap_err().contains("no `nodes`"));
+    }
+}

@@ -1,0 +1,58 @@
+//! `dp run-operation`: a macro called with `--args`, the warehouse open to
+//! its `run_query`, its `log(..., info=True)` lines printed, dbt's exit
+//! codes (0 done, 1 the macro failed, 2 no such macro).
+
+use crate::common::*;
+
+const OPS: &str = r#"{% macro greet(name, times=1) %}
+  {% for i in range(times) %}
+    {{ log("hello " ~ name ~ " " ~ i, info=True) }}
+  {% endfor %}
+  {{ log("only in debug logs") }}
+  {% set r = run_query("select count(*) as n from " ~ ref('people')) %}
+  {% if execute %}{{ log("people: " ~ r.columns[0].values()[0], info=True) }}{% endif %}
+{% endmacro %}
+{% macro boom() %}
+  {{ exceptions.raise_compiler_error("it went boom") }}
+{% endmacro %}
+"#;
+
+fn proj() -> tempfile::TempDir {
+    project(&[("dbt_project.yml", "name: p\nprofile: p\n"), ("macros/ops.sql", OPS), ("seeds/people.csv", "id,name\n1,Ann\n2,Bob\n3,Cid\n")])
+}
+
+#[test]
+fn run_operation_prints_the_macros_log_lines() {
+    let dir = proj();
+    let p = dir.path();
+    ok(&run(p, &["seed"]));
+    let o = run(p, &["run-operation", "greet", "--args", "{name: Ann, times: 2}"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "hello Ann 0\nhello Ann 1\npeople: 3\n");
+    // package-qualified, arguments defaulted
+    let o = run(p, &["run-operation", "p.greet", "--args", "{name: Bob}"]);
+    ok(&o);
+    assert_eq!(stderr(&o), "hello Bob 0\npeople: 3\n");
+}
+
+#[test]
+fn run_operation_exit_codes_and_errors() {
+    let dir = proj();
+    let p = dir.path();
+    let o = run(p, &["run-operation", "boom"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: Encountered an error while running operation: macros/ops.sql:10: Compilation Error: it went boom\n    10 |   {{ exceptions.raise_compiler_error(\"it went boom\") }}\n"
+    );
+    let o = run(p, &["run-operation", "gret"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "error: dbt could not find a macro with the name 'gret' in any package\n  hint: did you mean 'greet'? check the name, or install package dependencies with `dp deps`\n"
+    );
+    let o = run(p, &["run-operation", "greet", "--args", "[1, 2]"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "error: --args must be a mapping of argument names to values, not [1,2]\n  hint: --args '{name: Ann, times: 2}'\n");
+}

@@ -1,0 +1,85 @@
+//! `--state DIR` and `state:` selectors: the `state` fixture parsed, its
+//! manifest kept as the state, then changed in five ways (a model's body, a
+//! macro a model calls, a config, an alias set in dbt_project.yml, a new
+//! model); `dp ls` selects what `dbt ls` selected on the same project
+//! (golden/ls/NN.txt for each line of golden/ls/SELECTORS.txt, made by
+//! scripts/make_dbt_goldens.sh state).
+
+use crate::common::*;
+
+/// Splits a SELECTORS.txt line (plain words, no quoting needed there).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+#[test]
+fn state_modified_selects_what_dbt_selects() {
+    let dir = fixture("state");
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    std::fs::create_dir_all(p.join("state")).unwrap();
+    std::fs::copy(p.join("target/manifest.json"), p.join("state/manifest.json")).unwrap();
+    copy_tree(&p.join("changes"), p);
+    let golden = repo().join("tests/fixtures/projects/state/golden/ls");
+    let selectors = std::fs::read_to_string(golden.join("SELECTORS.txt")).unwrap();
+    for (i, line) in selectors.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let mut args = vec!["ls", "--resource-type", "all", "--output", "json", "--output-keys", "unique_id"];
+        args.extend(words(line));
+        let o = run(p, &args);
+        ok(&o);
+        let mut got: Vec<String> = stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["unique_id"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let want: Vec<String> = std::fs::read_to_string(golden.join(format!("{:02}.txt", i + 1))).unwrap().lines().map(String::from).collect();
+        assert_eq!(got, want, "dp ls {line}");
+    }
+}
+
+#[test]
+fn state_selectors_need_a_state() {
+    let dir = fixture("state");
+    let o = run(dir.path(), &["ls", "-s", "state:modified"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "invalid selector 'state:modified': a state: selector needs a previous manifest to compare with\n  hint: pass --state DIR (a folder holding the manifest.json of an earlier dp run)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(dir.path(), &["ls", "-s", "state:changed", "--state", "nowhere"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--state: could not read nowhere/manifest.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn result_selectors_read_the_states_run_results() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/good.sql", "select 1 as id"),
+        ("models/bad.sql", "select no_such_column from {{ ref('good') }}"),
+        ("models/after_bad.sql", "select * from {{ ref('bad') }}"),
+    ]);
+    let p = dir.path();
+    assert_eq!(run(p, &["run"]).status.code(), Some(1));
+    copy_tree(&p.join("target"), &p.join("state"));
+    let ids = |args: &[&str]| -> Vec<String> {
+        let o = run(p, args);
+        ok(&o);
+        stdout(&o).lines().map(String::from).collect()
+    };
+    assert_eq!(ids(&["ls", "-s", "result:error", "--state", "state"]), ["p.bad"]);
+    assert_eq!(ids(&["ls", "-s", "result:skipped", "--state", "state"]), ["p.after_bad"]);
+    assert_eq!(ids(&["ls", "-s", "result:error+", "--state", "state"]), ["p.after_bad", "p.bad"]);
+    // fixed, then only what failed runs again
+    std::fs::write(p.join("models/bad.sql"), "select id from {{ ref('good') }}").unwrap();
+    let o = run(p, &["run", "-s", "result:error+", "--state", "state"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"), "{}", stderr(&o));
+    let o = run(p, &["ls", "-s", "result:error"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("a result: selector needs the run_results.json of an earlier run"), "{}", stderr(&o));
+}
