@@ -3,7 +3,8 @@
 //! `year`, `month`, `day`, `quarter`, `hour`, `minute`, `second`,
 //! `dayofweek`, `isodow`, `dayofyear`, `week`, `dayname`, `monthname`,
 //! `last_day`, `epoch`, `epoch_ms`, `date_diff`/`datediff`, `strftime`,
-//! `strptime`, `regexp_matches`, `make_timestamp`, `convert_timezone`, `len`.
+//! `strptime`, `regexp_matches`, `make_timestamp`, `convert_timezone`, `len`,
+//! `mod`, `str_split`/`string_split`.
 //!
 //! Dates, timestamps and strings are accepted wherever a timestamp is
 //! (cast to a naive microsecond timestamp; zoned values are taken in UTC).
@@ -88,6 +89,59 @@ pub fn register(ctx: &SessionContext) {
     for f in all() {
         ctx.register_udf(f);
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(Coalesce(datafusion::functions::core::coalesce())));
+}
+
+/// DataFusion's `coalesce`, with DuckDB's coercion of text to the date or
+/// timestamp it is coalesced with (`coalesce(valid_to, '2099-01-01')`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Coalesce(Arc<ScalarUDF>);
+
+impl ScalarUDFImpl for Coalesce {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.0.inner().return_type(arg_types)
+    }
+    fn return_field_from_args(&self, args: datafusion::logical_expr::ReturnFieldArgs) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.0.inner().return_field_from_args(args)
+    }
+    fn simplify(
+        &self,
+        args: Vec<datafusion::logical_expr::Expr>,
+        info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        self.0.inner().simplify(args, info)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        self.0.inner().invoke_with_args(args)
+    }
+    fn short_circuits(&self) -> bool {
+        self.0.inner().short_circuits()
+    }
+    fn conditional_arguments<'a>(
+        &self,
+        args: &'a [datafusion::logical_expr::Expr],
+    ) -> Option<(Vec<&'a datafusion::logical_expr::Expr>, Vec<&'a datafusion::logical_expr::Expr>)> {
+        self.0.inner().conditional_arguments(args)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.0.inner().coerce_types(arg_types).or_else(|e| {
+            let is_text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null);
+            let temporal: Vec<&DataType> = arg_types.iter().filter(|t| t.is_temporal()).collect();
+            match temporal.first() {
+                Some(t) if temporal.iter().all(|x| x == t) && arg_types.iter().all(|x| x == *t || is_text(x)) => Ok(vec![(*t).clone(); arg_types.len()]),
+                _ => Err(e),
+            }
+        })
+    }
+    fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+        self.0.inner().documentation()
+    }
 }
 
 /// The functions, for registration and tests.
@@ -122,6 +176,8 @@ pub fn all() -> Vec<ScalarUDF> {
     v.push(udf("regexp_matches", &[], vec![2, 3], |_| Ok(DataType::Boolean), regexp_matches));
     v.push(udf("make_timestamp", &[], vec![6], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), make_timestamp));
     v.push(udf("convert_timezone", &[], vec![2, 3], |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, None)), convert_timezone));
+    v.push(udf("mod", &[], vec![2], mod_type, modulo));
+    v.push(udf("str_split", &["string_split"], vec![2], |_| Ok(DataType::new_list(DataType::Utf8, true)), str_split));
     v.push(udf("len", &[], vec![1], int, |a| {
         let s = texts(&a[0])?;
         Ok(Arc::new(s.iter().map(|x| x.as_ref().map(|x| x.chars().count() as i64)).collect::<Int64Array>()))
@@ -256,6 +312,72 @@ fn strptime(s: &ArrayRef, fmt: &ArrayRef) -> Result<ArrayRef> {
         });
     }
     Ok(Arc::new(TimestampMicrosecondArray::from(out)))
+}
+
+/// `mod(a, b)`: integers stay integers; `b` = 0 is an error (as DuckDB 1.4+).
+fn mod_type(t: &[DataType]) -> Result<DataType> {
+    Ok(if t.iter().all(|t| t.is_integer() || t.is_null()) { DataType::Int64 } else { DataType::Float64 })
+}
+
+fn modulo(a: &[ArrayRef]) -> Result<ArrayRef> {
+    let types: Vec<DataType> = a.iter().map(|x| x.data_type().clone()).collect();
+    if mod_type(&types)? == DataType::Int64 {
+        let (x, y) = (cast(&a[0], &DataType::Int64)?, cast(&a[1], &DataType::Int64)?);
+        let (x, y) = (x.as_any().downcast_ref::<Int64Array>().unwrap(), y.as_any().downcast_ref::<Int64Array>().unwrap());
+        let n = x.len().max(y.len());
+        let get = |arr: &Int64Array, i: usize| {
+            let i = if arr.len() == 1 { 0 } else { i };
+            arr.is_valid(i).then(|| arr.value(i))
+        };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            out.push(match (get(x, i), get(y, i)) {
+                (Some(_), Some(0)) => return exec_err!("mod: division by zero"),
+                (Some(p), Some(q)) => Some(p.wrapping_rem(q)),
+                _ => None,
+            });
+        }
+        Ok(Arc::new(Int64Array::from(out)))
+    } else {
+        let (x, y) = (cast(&a[0], &DataType::Float64)?, cast(&a[1], &DataType::Float64)?);
+        let (x, y) = (x.as_any().downcast_ref::<Float64Array>().unwrap(), y.as_any().downcast_ref::<Float64Array>().unwrap());
+        let n = x.len().max(y.len());
+        let get = |arr: &Float64Array, i: usize| {
+            let i = if arr.len() == 1 { 0 } else { i };
+            arr.is_valid(i).then(|| arr.value(i))
+        };
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            out.push(match (get(x, i), get(y, i)) {
+                (Some(_), Some(0.0)) => return exec_err!("mod: division by zero"),
+                (Some(p), Some(q)) => Some(p % q),
+                _ => None,
+            });
+        }
+        Ok(Arc::new(Float64Array::from(out)))
+    }
+}
+
+/// DuckDB's `str_split(s, sep)`: the parts of `s` between `sep`s.
+fn str_split(a: &[ArrayRef]) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{ListBuilder, StringBuilder};
+    let (s, sep) = (texts(&a[0])?, texts(&a[1])?);
+    let n = s.len().max(sep.len());
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for i in 0..n {
+        match (at(&s, i), at(&sep, i)) {
+            (Some(s), Some(sep)) => {
+                if sep.is_empty() {
+                    s.chars().for_each(|c| b.values().append_value(c.to_string()));
+                } else {
+                    s.split(sep.as_str()).for_each(|p| b.values().append_value(p));
+                }
+                b.append(true);
+            }
+            _ => b.append(false),
+        }
+    }
+    Ok(Arc::new(b.finish()))
 }
 
 fn regexp_matches(a: &[ArrayRef]) -> Result<ArrayRef> {
