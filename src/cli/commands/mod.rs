@@ -22,6 +22,7 @@ mod scheduler;
 mod show;
 mod source;
 mod sql;
+mod superset;
 
 use std::process::ExitCode;
 
@@ -57,5 +58,6 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Scheduler(a) => scheduler::run(g, &a, printer).await,
         Command::Maintain(a) => maintain::run(g, &a, printer).await,
         Command::Alert { action } => alert::run(g, action, printer).await,
+        Command::Superset { action } => superset::run(g, action, printer).await,
     }
 }

@@ -1,0 +1,75 @@
+# Sourced by scripts/test.sh: a real Apache Superset for the dashboards test
+# (tests/it/superset.rs), ignored by a plain `cargo test`.
+#
+# - Installs apache-superset (the version docker-compose.yml pins) into a
+#   venv under ~/.cache/dp-test/superset-<version>, once; reused afterwards.
+#   `rich`, `cachetools` and `flask-caching==2.3.1` are missing from its
+#   declared requirements and it does not start without them; psycopg2 is
+#   its PostgreSQL driver.
+# - A SQLite metadata database in a temp dir: `superset db upgrade`,
+#   `superset fab create-admin`, `superset init` (each run starts clean).
+# - Starts it on a free loopback port and exports DP_TEST_SUPERSET_URL,
+#   DP_TEST_SUPERSET_USERNAME and DP_TEST_SUPERSET_PASSWORD; stopped and
+#   removed when test.sh exits (CLEANUPS).
+#
+# Set DP_TEST_SUPERSET_URL yourself to reuse a running Superset instead.
+
+DP_SUPERSET_VERSION="${DP_SUPERSET_VERSION:-6.1.0}"
+
+dp_superset_install() {
+    local venv="$1"
+    if "$venv/bin/python" -c 'import superset, psycopg2, rich, cachetools, flask_caching' >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "installing apache-superset==$DP_SUPERSET_VERSION into $venv (for the dashboards test; a few minutes, once)" >&2
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    fi
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/pip" install -q \
+        "apache-superset==$DP_SUPERSET_VERSION" rich cachetools 'flask-caching==2.3.1' \
+        psycopg2-binary >&2
+}
+
+dp_superset_start() {
+    local venv="${DP_TEST_CACHE:-$HOME/.cache/dp-test}/superset-$DP_SUPERSET_VERSION"
+    dp_superset_install "$venv" || return 1
+    local dir port
+    dir="$(mktemp -d /tmp/dp-test-superset.XXXXXX)"
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    cat >"$dir/superset_config.py" <<PY
+SECRET_KEY = "dp-test-only-secret-key-not-for-production"
+SQLALCHEMY_DATABASE_URI = "sqlite:///$dir/superset.db"
+WTF_CSRF_ENABLED = True
+TALISMAN_ENABLED = False
+PREVENT_UNSAFE_DB_CONNECTIONS = False
+FEATURE_FLAGS = {"DASHBOARD_RBAC": False}
+CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
+DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
+PY
+    (
+        export SUPERSET_CONFIG_PATH="$dir/superset_config.py" FLASK_APP=superset SUPERSET_LOAD_EXAMPLES=no
+        "$venv/bin/superset" db upgrade &&
+        "$venv/bin/superset" fab create-admin --username admin --firstname dp --lastname test \
+            --email admin@example.com --password admin &&
+        "$venv/bin/superset" init
+    ) >"$dir/init.log" 2>&1 || { tail -50 "$dir/init.log" >&2; return 1; }
+    SUPERSET_CONFIG_PATH="$dir/superset_config.py" FLASK_APP=superset \
+        setsid "$venv/bin/superset" run -h 127.0.0.1 -p "$port" --with-threads >"$dir/server.log" 2>&1 &
+    local pid=$!
+    CLEANUPS+=("kill -- -$pid 2>/dev/null; rm -rf '$dir'")
+    local i
+    for i in $(seq 1 120); do
+        if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
+        if ! kill -0 "$pid" 2>/dev/null; then tail -50 "$dir/server.log" >&2; return 1; fi
+        sleep 1
+    done
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null || { tail -50 "$dir/server.log" >&2; return 1; }
+    export DP_TEST_SUPERSET_URL="http://127.0.0.1:$port" DP_TEST_SUPERSET_USERNAME=admin DP_TEST_SUPERSET_PASSWORD=admin
+    echo "Superset $DP_SUPERSET_VERSION on 127.0.0.1:$port (metadata in $dir)" >&2
+}
+
+if [ -z "${DP_TEST_SUPERSET_URL:-}" ]; then
+    dp_superset_start
+fi
