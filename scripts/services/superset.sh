@@ -9,7 +9,8 @@
 # - A SQLite metadata database in a temp dir: `superset db upgrade`,
 #   `superset fab create-admin`, `superset init` (each run starts clean).
 # - Starts it on a free loopback port and exports DP_TEST_SUPERSET_URL,
-#   DP_TEST_SUPERSET_USERNAME and DP_TEST_SUPERSET_PASSWORD; stopped and
+#   DP_TEST_SUPERSET_USERNAME and DP_TEST_SUPERSET_PASSWORD (anonymous
+#   visitors see what the admin sees, for the headless browser); stopped and
 #   removed when test.sh exits (CLEANUPS).
 #
 # Set DP_TEST_SUPERSET_URL yourself to reuse a running Superset instead.
@@ -45,6 +46,11 @@ WTF_CSRF_ENABLED = True
 TALISMAN_ENABLED = False
 PREVENT_UNSAFE_DB_CONNECTIONS = False
 FEATURE_FLAGS = {"DASHBOARD_RBAC": False}
+# Loopback-only and thrown away after the run: anonymous visitors get the
+# admin's permissions, so the headless browser opens dashboards without a
+# login form.
+AUTH_ROLE_PUBLIC = "Public"
+PUBLIC_ROLE_LIKE = "Admin"
 CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 PY

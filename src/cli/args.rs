@@ -246,7 +246,7 @@ pub enum Command {
 pub enum SupersetAction {
     /// Write Superset's import bundle (a ZIP of databases/, datasets/, charts/, dashboards/).
     Export {
-        /// Where to write it.
+        /// Where to write it: a .zip file, or else a folder that gets the bundle's files unzipped.
         #[arg(long, default_value = "target/superset_dashboards.zip")]
         out: std::path::PathBuf,
     },

@@ -392,7 +392,8 @@ fn chart(d: &Dashboard, c: &Chart, ds: &Dataset, db: &Database) -> Value {
                 }
                 _ => {
                     p.insert("seriesType".into(), json!("line"));
-                    p.insert("markerEnabled".into(), json!(false));
+                    p.insert("markerEnabled".into(), json!(true));
+                    p.insert("markerSize".into(), json!(4));
                 }
             }
             if c.stacked {

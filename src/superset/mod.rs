@@ -27,7 +27,7 @@ pub enum SupersetError {
     #[error("Superset refused {what}: HTTP {status}: {body}\n  hint: {hint}")]
     Refused { what: String, status: u16, body: String, hint: String },
     #[error(
-        "{} of the dashboards' tables missing in PostgreSQL ({pg}): {}; nothing was imported\n  hint: publish them first (`dp run --target <target>` or `dp publish`); platform_health_metrics comes from the platform_health pipeline",
+        "the dashboards read {} table(s) missing in PostgreSQL ({pg}): {}; nothing was imported\n  hint: publish them first (`dp run --target <target>` or `dp publish`); platform_health_metrics comes from the platform_health pipeline",
         tables.len(), tables.join(", ")
     )]
     MissingTables { pg: String, tables: Vec<String> },

@@ -21,5 +21,6 @@ mod parity_tables;
 mod postgres;
 mod s3;
 mod shell;
+mod superset;
 mod test_suite;
 mod unit_tests;

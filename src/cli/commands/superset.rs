@@ -57,11 +57,19 @@ pub async fn run(g: &GlobalArgs, action: SupersetAction, printer: &Printer) -> a
             let (db, _) = database(&l, None, None)?;
             let b = bundle::build(&ds, &db)?;
             let path = if out.is_absolute() { out } else { l.project.settings.root.join(out) };
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            if path.extension().is_some_and(|e| e == "zip") {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                }
+                crate::docs::write_atomic(&path, &b.zip(BundleType::Dashboard)).with_context(|| format!("writing {}", path.display()))?;
+            } else {
+                // A folder: the bundle's files unzipped, to read or diff.
+                for (rel, text) in &b.files {
+                    let f = path.join(rel);
+                    std::fs::create_dir_all(f.parent().unwrap_or(&path)).with_context(|| format!("creating {}", path.display()))?;
+                    std::fs::write(&f, text).with_context(|| format!("writing {}", f.display()))?;
+                }
             }
-            let bytes = b.zip(BundleType::Dashboard);
-            crate::docs::write_atomic(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
             printer.info(format!("Wrote {} ({}; database '{}' at {}) in {:.2}s", path.display(), summary(&b), db.name, db.uri(), t.elapsed().as_secs_f64()));
         }
         SupersetAction::Push { url, database_host, database_port } => {
