@@ -10,7 +10,7 @@
 #   `superset fab create-admin`, `superset init` (each run starts clean).
 # - Starts it on a free loopback port and exports DP_TEST_SUPERSET_URL,
 #   DP_TEST_SUPERSET_USERNAME and DP_TEST_SUPERSET_PASSWORD (anonymous
-#   visitors see what the admin sees, for the headless browser); stopped and
+#   visitors may view every dashboard, for the headless browser); stopped and
 #   removed when test.sh exits (CLEANUPS).
 #
 # Set DP_TEST_SUPERSET_URL yourself to reuse a running Superset instead.
@@ -46,11 +46,12 @@ WTF_CSRF_ENABLED = True
 TALISMAN_ENABLED = False
 PREVENT_UNSAFE_DB_CONNECTIONS = False
 FEATURE_FLAGS = {"DASHBOARD_RBAC": False}
-# Loopback-only and thrown away after the run: anonymous visitors get the
-# admin's permissions, so the headless browser opens dashboards without a
-# login form.
+# Loopback-only and thrown away after the run: anonymous visitors may view
+# (Gamma's permissions plus every datasource, granted below), so the
+# headless browser opens dashboards without a login form. Imports stay
+# admin-only: they authenticate with the token of dp superset push.
 AUTH_ROLE_PUBLIC = "Public"
-PUBLIC_ROLE_LIKE = "Admin"
+PUBLIC_ROLE_LIKE = "Gamma"
 CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 DATA_CACHE_CONFIG = {"CACHE_TYPE": "NullCache"}
 PY
@@ -59,7 +60,18 @@ PY
         "$venv/bin/superset" db upgrade &&
         "$venv/bin/superset" fab create-admin --username admin --firstname dp --lastname test \
             --email admin@example.com --password admin &&
-        "$venv/bin/superset" init
+        "$venv/bin/superset" init &&
+        "$venv/bin/python" - <<'PY'
+from superset.app import create_app
+
+with create_app().app_context():
+    from superset import db, security_manager as sm
+
+    public = sm.find_role("Public")
+    for name in ("all_datasource_access", "all_database_access"):
+        sm.add_permission_role(public, sm.find_permission_view_menu(name, name))
+    db.session.commit()
+PY
     ) >"$dir/init.log" 2>&1 || { tail -50 "$dir/init.log" >&2; return 1; }
     SUPERSET_CONFIG_PATH="$dir/superset_config.py" FLASK_APP=superset \
         setsid "$venv/bin/superset" run -h 127.0.0.1 -p "$port" --with-threads >"$dir/server.log" 2>&1 &
