@@ -262,6 +262,10 @@ pub enum SupersetAction {
         /// The PostgreSQL port as Superset reaches it (default: the target's).
         #[arg(long)]
         database_port: Option<u16>,
+        /// Leave out the dashboards whose tables are missing in PostgreSQL (named in a warning) instead of failing;
+        /// fails only when no dashboard is left.
+        #[arg(long)]
+        skip_missing: bool,
     },
 }
 

@@ -194,15 +194,16 @@ fn the_four_dashboards_render_in_a_real_superset_and_a_second_push_changes_nothi
     let pg = pg();
     let dir = project_with_dashboards();
     let p = dir.path();
-    let push = |password: &str| {
+    let push_with = |password: &str, extra: &[&str]| {
         let mut c = dp();
         pg.env(&mut c)
             .current_dir(p)
             .env("SUPERSET_USERNAME", &user)
             .env("SUPERSET_PASSWORD", password)
             .args(["superset", "push", "--target", "pg", "--url", &url]);
-        c.output().unwrap()
+        c.args(extra).output().unwrap()
     };
+    let push = |password: &str| push_with(password, &[]);
 
     let t = Instant::now();
     ok(&pg.dp(p, &["demo", "--target", "pg", "--scale", "0.03"]));
@@ -216,6 +217,17 @@ fn the_four_dashboards_render_in_a_real_superset_and_a_second_push_changes_nothi
         "{}",
         stderr(&o)
     );
+    // Or the others only.
+    let o = push_with(&pass, &["--skip-missing"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "skipping dashboard 'Platform Operations' (dashboards/platform_operations.yml): table missing in PostgreSQL: marts.platform_health_metrics"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("Pushing 3 dashboards, 26 charts, 3 datasets to Superset"), "{err}");
     platform_health_into_postgres(&pg, p);
 
     // Wrong credentials.

@@ -72,9 +72,10 @@ pub async fn run(g: &GlobalArgs, action: SupersetAction, printer: &Printer) -> a
             }
             printer.info(format!("Wrote {} ({}; database '{}' at {}) in {:.2}s", path.display(), summary(&b), db.name, db.uri(), t.elapsed().as_secs_f64()));
         }
-        SupersetAction::Push { url, database_host, database_port } => {
+        SupersetAction::Push { url, database_host, database_port, skip_missing } => {
             let (db, pg) = database(&l, database_host.as_deref(), database_port)?;
-            let b = bundle::build(&ds, &db)?;
+            let mut ds = ds;
+            let mut b = bundle::build(&ds, &db)?;
             let username = std::env::var("SUPERSET_USERNAME").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "admin".into());
             let Some(password) = std::env::var("SUPERSET_PASSWORD").ok().filter(|p| !p.is_empty()) else {
                 anyhow::bail!(
@@ -85,7 +86,15 @@ pub async fn run(g: &GlobalArgs, action: SupersetAction, printer: &Printer) -> a
             let pool = crate::postgres::PgPool::new(pg.clone(), 1)?;
             let missing = push::missing_tables(&pool, &b.tables).await.with_context(|| format!("checking the dashboards' tables in {}", pg.describe()))?;
             if !missing.is_empty() {
-                return Err(crate::superset::SupersetError::MissingTables { pg: pg.describe(), tables: missing }.into());
+                let needs = |d: &spec::Dashboard| d.datasets.iter().any(|x| missing.contains(&x.key()));
+                if !skip_missing || ds.iter().all(needs) {
+                    return Err(crate::superset::SupersetError::MissingTables { pg: pg.describe(), tables: missing }.into());
+                }
+                for d in ds.iter().filter(|d| needs(d)) {
+                    printer.warn(format!("skipping dashboard '{}' ({}): table missing in PostgreSQL: {}", d.title, d.file.display(), missing.join(", ")));
+                }
+                ds.retain(|d| !needs(d));
+                b = bundle::build(&ds, &db)?;
             }
             printer.info(format!("Pushing {} to Superset at {url} (database '{}': {})", summary(&b), db.name, db.uri()));
             let target = push::Target { url: &url, username: &username, password: &password, db_password: std::env::var(&pg.password_env).ok() };
