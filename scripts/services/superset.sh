@@ -77,13 +77,13 @@ PY
         setsid "$venv/bin/superset" run -h 127.0.0.1 -p "$port" --with-threads >"$dir/server.log" 2>&1 &
     local pid=$!
     CLEANUPS+=("kill -- -$pid 2>/dev/null; rm -rf '$dir'")
-    local i
-    for i in $(seq 1 120); do
-        if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
-        if ! kill -0 "$pid" 2>/dev/null; then tail -50 "$dir/server.log" >&2; return 1; fi
+    local i up=no
+    for i in $(seq 1 300); do
+        if python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/health', timeout=2)" >/dev/null 2>&1; then up=yes; break; fi
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
         sleep 1
     done
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null || { tail -50 "$dir/server.log" >&2; return 1; }
+    [ "$up" = yes ] || { echo "Superset did not start:" >&2; tail -50 "$dir/server.log" >&2; return 1; }
     export DP_TEST_SUPERSET_URL="http://127.0.0.1:$port" DP_TEST_SUPERSET_USERNAME=admin DP_TEST_SUPERSET_PASSWORD=admin
     echo "Superset $DP_SUPERSET_VERSION on 127.0.0.1:$port (metadata in $dir)" >&2
 }

@@ -64,8 +64,25 @@ fn unreachable(url: &str, e: &reqwest::Error) -> SupersetError {
     SupersetError::Unreachable { url: url.to_string(), message: msg }
 }
 
+/// A response body for an error message: Superset's JSON `message` or
+/// `errors[].message`, not its HTML error page, at most 1500 characters.
 fn short(body: &str) -> String {
     let b = body.trim();
+    if b.starts_with('<') {
+        return "an HTML error page (Superset's log has the cause)".into();
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(b) {
+        let mut msgs: Vec<String> = v["errors"].as_array().into_iter().flatten().filter_map(|e| e["message"].as_str().map(String::from)).collect();
+        if let Some(m) = v["message"].as_str() {
+            msgs.insert(0, m.to_string());
+        }
+        if !msgs.is_empty() {
+            let extra = v["errors"][0]["extra"].to_string();
+            let detail = if extra.len() > 2 && extra != "null" { format!(" {extra}") } else { String::new() };
+            let text = msgs.join("; ") + &detail;
+            return if text.chars().count() > 1500 { format!("{}…", text.chars().take(1500).collect::<String>()) } else { text };
+        }
+    }
     if b.chars().count() > 1500 { format!("{}…", b.chars().take(1500).collect::<String>()) } else { b.to_string() }
 }
 
@@ -203,6 +220,16 @@ mod tests {
         assert_eq!(
             s,
             "--B\r\nContent-Disposition: form-data; name=\"bundle\"; filename=\"x.zip\"\r\nContent-Type: application/zip\r\n\r\nPK\r\n--B\r\nContent-Disposition: form-data; name=\"passwords\"\r\n\r\n{}\r\n--B--\r\n"
+        );
+    }
+
+    #[test]
+    fn error_bodies_are_shortened_to_their_messages() {
+        assert_eq!(short("<!doctype html><html>...</html>"), "an HTML error page (Superset's log has the cause)");
+        assert_eq!(short(r#"{"message": "Not authorized"}"#), "Not authorized");
+        assert_eq!(
+            short(r#"{"errors": [{"message": "Error importing assets", "extra": {"charts/x.yaml": {"viz_type": ["Missing data"]}}}]}"#),
+            r#"Error importing assets {"charts/x.yaml":{"viz_type":["Missing data"]}}"#
         );
     }
 
