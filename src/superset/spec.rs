@@ -326,33 +326,27 @@ pub fn load(fs: &dyn FileSystem, tables: &HashMap<String, Table>) -> Result<Vec<
                 "give each dashboard its own title (and slug)",
             ));
         }
+        check_shared_datasets(&out, &d, &ctx)?;
         out.push(d);
     }
-    check_shared_datasets(&out)?;
     Ok(out)
 }
 
 /// Two files may use the same table, but not with different custom metrics
 /// of the same name (they become one Superset dataset).
-fn check_shared_datasets(dashboards: &[Dashboard]) -> Result<(), SupersetError> {
-    let mut seen: HashMap<(String, String), (&Metric, &Path)> = HashMap::new();
-    for d in dashboards {
-        for ds in &d.datasets {
-            for m in ds.metrics.values() {
-                if let Some((prev, file)) = seen.get(&(ds.key(), m.name.clone())) {
-                    if prev.expression != m.expression {
-                        let text = std::fs::read_to_string(&d.file).unwrap_or_default();
-                        let line = Ctx { file: &d.file, text: &text }.find_line(1, &format!("name: {}", m.name));
-                        return Err(SupersetError::Definition {
-                            file: d.file.clone(),
-                            line,
-                            message: format!("metric '{}' of {} is `{}` here but `{}` in {}", m.name, ds.key(), m.expression, prev.expression, file.display()),
-                            hint: "both dashboards share one Superset dataset: give the metrics different names or the same SQL".into(),
-                        });
-                    }
-                } else {
-                    seen.insert((ds.key(), m.name.clone()), (m, &d.file));
-                }
+fn check_shared_datasets(prev: &[Dashboard], d: &Dashboard, ctx: &Ctx) -> Result<(), SupersetError> {
+    for ds in &d.datasets {
+        for m in ds.metrics.values() {
+            let other = prev.iter().find_map(|p| {
+                let o = p.datasets.iter().find(|o| o.key() == ds.key())?.metrics.get(&m.name)?;
+                (o.expression != m.expression).then_some((o, p))
+            });
+            if let Some((o, p)) = other {
+                return Err(ctx.err(
+                    ctx.find_line(1, &format!("name: {}", m.name)),
+                    format!("metric '{}' of {} is `{}` here but `{}` in {}", m.name, ds.key(), m.expression, o.expression, p.file.display()),
+                    "both dashboards share one Superset dataset: give the metrics different names or the same SQL",
+                ));
             }
         }
     }

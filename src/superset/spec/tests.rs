@@ -55,3 +55,23 @@ fn bad_input_names_the_file_line_and_what_to_do() {
     let e = parse(&format!("{HEAD}  - name: A\n    type: table\n    colums: [revenue]\n")).unwrap_err();
     assert!(e.starts_with("dashboards/d.yml:8: charts[0]: unknown field `colums`"), "{e}");
 }
+
+#[test]
+fn files_sharing_a_table_share_its_metrics_but_not_a_name_with_two_meanings() {
+    let metric = |sql: &str| {
+        format!(
+            "dashboard: {{}}\ndatasets:\n  - model: mart_daily_summary\n    metrics:\n      - name: aov\n        sql: {sql}\ncharts:\n  - {{name: A, type: big_number, metric: aov}}\n"
+        )
+    };
+    let fs = crate::fs::MemFs::new()
+        .with("dashboards/a.yml", &metric("SUM(revenue)").replace("{}", "A"))
+        .with("dashboards/b.yml", &metric("SUM(revenue)").replace("{}", "B"));
+    assert_eq!(load(&fs, &tables()).unwrap().len(), 2);
+    let fs = fs.with("dashboards/b.yml", &metric("AVG(revenue)").replace("{}", "B"));
+    assert_eq!(
+        load(&fs, &tables()).unwrap_err().to_string(),
+        "dashboards/b.yml:5: metric 'aov' of marts.mart_daily_summary is `AVG(revenue)` here but `SUM(revenue)` in dashboards/a.yml\n  hint: both dashboards share one Superset dataset: give the metrics different names or the same SQL"
+    );
+    let fs = fs.with("dashboards/b.yml", &metric("SUM(revenue)").replace("{}", "A"));
+    assert!(load(&fs, &tables()).unwrap_err().to_string().starts_with("dashboards/b.yml:1: dashboard 'A' (slug 'a') is also defined in dashboards/a.yml"));
+}
