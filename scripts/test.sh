@@ -7,7 +7,7 @@
 # through tmux, installed here when missing.
 #
 # Gates first: `cargo fmt --check` and `cargo clippy --all-targets -D
-# warnings`. Tests that need a server (PostgreSQL, S3, tmux) are
+# warnings`. Tests that need a server (PostgreSQL, S3, Superset, tmux) are
 # `#[ignore]`d so a plain `cargo test` never reports them as passing
 # without running them; this script starts the servers and runs them with
 # `--include-ignored`.
@@ -33,6 +33,7 @@ trap cleanup EXIT
 . scripts/services/s3.sh
 . scripts/services/chromium.sh
 . scripts/services/smtp.sh
+. scripts/services/superset.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"

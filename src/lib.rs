@@ -26,4 +26,5 @@ pub(crate) mod runner;
 pub(crate) mod seed;
 pub(crate) mod shell;
 pub(crate) mod storage;
+pub(crate) mod superset;
 pub mod util;

@@ -249,6 +249,38 @@ pub enum Command {
         #[command(subcommand)]
         action: AlertAction,
     },
+    /// Superset dashboards from dashboards/*.yml: export the import bundle, or push it to a Superset.
+    Superset {
+        #[command(subcommand)]
+        action: SupersetAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SupersetAction {
+    /// Write Superset's import bundle (a ZIP of databases/, datasets/, charts/, dashboards/).
+    Export {
+        /// Where to write it: a .zip file, or else a folder that gets the bundle's files unzipped.
+        #[arg(long, default_value = "target/superset_dashboards.zip")]
+        out: std::path::PathBuf,
+    },
+    /// Create or update the database connection, datasets, charts and dashboards in a running Superset
+    /// (user and password from SUPERSET_USERNAME and SUPERSET_PASSWORD).
+    Push {
+        /// Superset's address, e.g. http://localhost:8088.
+        #[arg(long, env = "SUPERSET_URL")]
+        url: String,
+        /// The PostgreSQL host as Superset reaches it (default: the target's), e.g. `postgres` inside docker compose.
+        #[arg(long)]
+        database_host: Option<String>,
+        /// The PostgreSQL port as Superset reaches it (default: the target's).
+        #[arg(long)]
+        database_port: Option<u16>,
+        /// Leave out the dashboards whose tables are missing in PostgreSQL (named in a warning) instead of failing;
+        /// fails only when no dashboard is left.
+        #[arg(long)]
+        skip_missing: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -25,5 +25,6 @@ mod s3;
 mod scd_snapshots;
 mod shell;
 mod state;
+mod superset;
 mod test_suite;
 mod unit_tests;

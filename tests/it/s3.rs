@@ -398,9 +398,14 @@ fn docker_compose_file_is_valid_and_matches_the_docker_target() {
     let init = serde_json::to_string(&doc["services"]["minio-init"]["entrypoint"]).unwrap();
     assert!(init.contains("mc mb --ignore-existing local/dp"), "{init}");
     assert_eq!(doc["services"]["minio-init"]["depends_on"]["minio"]["condition"], "service_healthy");
-    // Superset is connected to the Postgres service.
-    let superset = serde_json::to_string(&doc["services"]["superset"]).unwrap();
-    assert!(superset.contains("set_database_uri") && superset.contains("@postgres:5432/dp"), "{superset}");
+    // Superset runs the version the tests run (scripts/services/superset.sh),
+    // and the dashboards service connects it to the Postgres service.
+    let script = std::fs::read_to_string(repo().join("scripts/services/superset.sh")).unwrap();
+    let version = script.split("DP_SUPERSET_VERSION:-").nth(1).and_then(|v| v.split('}').next()).unwrap();
+    assert_eq!(doc["services"]["superset"]["image"], format!("apache/superset:{version}"));
+    let dashboards = serde_json::to_string(&doc["services"]["dashboards"]).unwrap();
+    assert!(dashboards.contains("superset push --url http://superset:8088") && dashboards.contains("\"PGHOST\":\"postgres\""), "{dashboards}");
+    assert_eq!(doc["services"]["dashboards"]["depends_on"]["superset"]["condition"], "service_healthy");
     assert_eq!(doc["services"]["superset"]["depends_on"]["postgres"]["condition"], "service_healthy");
     // No secret is written in the file: passwords come from variables (with local defaults).
     for (k, v) in [("MINIO_ROOT_PASSWORD", &doc["services"]["minio"]["environment"]), ("POSTGRES_PASSWORD", &doc["services"]["postgres"]["environment"])] {

@@ -24,6 +24,7 @@ mod scheduler;
 mod show;
 mod source;
 mod sql;
+mod superset;
 
 use std::process::ExitCode;
 
@@ -61,5 +62,6 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::Scheduler(a) => scheduler::run(g, &a, printer).await,
         Command::Maintain(a) => maintain::run(g, &a, printer).await,
         Command::Alert { action } => alert::run(g, action, printer).await,
+        Command::Superset { action } => superset::run(g, action, printer).await,
     }
 }

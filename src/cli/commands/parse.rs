@@ -13,6 +13,9 @@ pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     // Pipelines (pipelines/*.yml) are validated too: bad cron, unknown task
     // kind or pipeline, cycles; errors name the file and line.
     let pipelines = crate::orchestrate::spec::load(&l.fs)?;
+    // Dashboards (dashboards/*.yml) too: unknown models, columns, metrics or
+    // chart types; errors name the file and line.
+    let dashboards = crate::superset::spec::load(&l.fs, &crate::superset::spec::project_tables(&l.project))?;
     let count = |rt: crate::project::nodes::ResourceType| l.project.nodes.values().filter(|n| n.resource_type == rt).count();
     use crate::project::nodes::ResourceType as R;
     printer.info(format!(
@@ -28,6 +31,9 @@ pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     ));
     if !pipelines.pipelines.is_empty() {
         printer.info(format!("Found {} pipelines", pipelines.pipelines.len()));
+    }
+    if !dashboards.is_empty() {
+        printer.info(format!("Found {} dashboards ({} charts)", dashboards.len(), dashboards.iter().map(|d| d.charts.len()).sum::<usize>()));
     }
     printer.info(format!("Wrote {}", path.strip_prefix(&l.project.settings.root).unwrap_or(&path).display()));
     Ok(ExitCode::SUCCESS)
