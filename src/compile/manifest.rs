@@ -124,8 +124,10 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
             o.insert("access".into(), json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
             o.insert("constraints".into(), json!([]));
             o.insert("version".into(), json!(n.version));
-            o.insert("latest_version".into(), Value::Null);
+            o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
             o.insert("deprecation_date".into(), Value::Null);
+            o.insert("primary_key".into(), json!([]));
+            o.insert("time_spine".into(), Value::Null);
         }
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();

@@ -325,6 +325,22 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, whi
     Ok(dst)
 }
 
+/// A test argument's list or dict with the Jinja in its strings rendered
+/// (one `{{ expr }}` keeps its value's type, as dbt's native rendering).
+fn render_nested(project: &Project, file: &str, v: &serde_json::Value, rctx: &Arc<RenderCtx>) -> Result<minijinja::Value, CompileError> {
+    Ok(match v {
+        serde_json::Value::String(s) if whole_expr(s).is_some() => project.jinja.eval_expr(file, whole_expr(s).unwrap(), Some(rctx.clone()))?,
+        serde_json::Value::String(s) if s.contains("{{") || s.contains("{%") => {
+            minijinja::Value::from_safe_string(project.jinja.render_str(file, s, Some(rctx.clone()), &[])?)
+        }
+        serde_json::Value::Array(a) => minijinja::Value::from(a.iter().map(|x| render_nested(project, file, x, rctx)).collect::<Result<Vec<_>, _>>()?),
+        serde_json::Value::Object(o) => minijinja::Value::from_iter(
+            o.iter().map(|(k, x)| Ok((k.clone(), render_nested(project, file, x, rctx)?))).collect::<Result<Vec<_>, CompileError>>()?,
+        ),
+        other => minijinja::Value::from_serialize(other),
+    })
+}
+
 /// `expr` when `s` is exactly one `{{ expr }}` and nothing else.
 fn whole_expr(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -375,9 +391,12 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                             &[],
                         )?)
                     }
-                    // Lists and dicts may be mutated by the test macro (`pruned_cols.append(...)`).
+                    // Lists and dicts may be mutated by the test macro
+                    // (`pruned_cols.append(...)`); Jinja inside them renders
+                    // (`column_type_list: [date, "{{ type_timestamp() }}"]`).
                     other => {
-                        crate::jinja::objects::make_mutable(minijinja::Value::from_serialize(other)).unwrap_or_else(|_| minijinja::Value::from_serialize(other))
+                        let v = render_nested(project, &n.original_file_path, other, &rctx)?;
+                        crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v)
                     }
                 };
                 args.push((k.clone(), val));

@@ -93,7 +93,8 @@ pub fn register(ctx: &SessionContext) {
 }
 
 /// DataFusion's `coalesce`, with DuckDB's coercion of text to the date or
-/// timestamp it is coalesced with (`coalesce(valid_to, '2099-01-01')`).
+/// timestamp it is coalesced with (`coalesce(valid_to, '2099-01-01')`), and
+/// a nullable result (see `return_field_from_args`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Coalesce(Arc<ScalarUDF>);
 
@@ -107,8 +108,12 @@ impl ScalarUDFImpl for Coalesce {
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         self.0.inner().return_type(arg_types)
     }
+    /// Always nullable: DataFusion plans `coalesce` as a CASE whose physical
+    /// field is nullable, and a non-null logical field (`coalesce(x, false)`)
+    /// then fails the physical/logical schema check.
     fn return_field_from_args(&self, args: datafusion::logical_expr::ReturnFieldArgs) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        self.0.inner().return_field_from_args(args)
+        let f = self.0.inner().return_field_from_args(args)?;
+        Ok(Arc::new(f.as_ref().clone().with_nullable(true)))
     }
     fn simplify(
         &self,

@@ -312,3 +312,10 @@ fn python_re_flags_count_and_maxsplit() {
                {{ modules.re.split(',', 'a,b,c', 1) | join('/') }}|{{ modules.re.match('B', 'b', modules.re.I) is not none }}";
     assert_eq!(render(&env, src, parse_ctx()), "2|1|--a|---|a/b,c|True");
 }
+
+#[test]
+fn an_argument_passed_undefined_renders_empty_as_in_jinja2() {
+    let env = env_with(&[("macros/m.sql", "{% macro agg(m, order_by=none) %}agg({{ m }}{{ order_by }}){% if order_by %}!{% endif %}{% endmacro %}")]);
+    let src = "{{ agg('a', order_by=' x' if false) }}|{{ agg('a') }}|{{ agg('a', ' x' if true) }}";
+    assert_eq!(render(&env, src, parse_ctx()), "agg(a)|agg(aNone)|agg(a x)!");
+}

@@ -193,7 +193,7 @@ impl Object for MacroFn {
             Some(r) => r.context(),
             None => Value::from(()),
         };
-        let (args, kwargs, varargs) = self.split(args);
+        let (args, kwargs, varargs) = self.split(&args.iter().map(defined).collect::<Vec<_>>());
         let ctx = match (kwargs, varargs) {
             (None, None) => ctx,
             (k, v) => minijinja::context! { kwargs => k, varargs => v, ..ctx },
@@ -219,6 +219,23 @@ impl Object for MacroFn {
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<macro {}.{}>", self.package, self.name)
     }
+}
+
+/// An argument passed explicitly as undefined (`x if cond` without an
+/// `else`) stays falsy and renders empty in Jinja2, where minijinja would
+/// give the parameter its default (`none`, which renders "None"): pass ''.
+fn defined(v: &Value) -> Value {
+    if v.is_undefined() {
+        return Value::from("");
+    }
+    if v.is_kwargs()
+        && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
+        && kw.args().any(|k| kw.peek::<Value>(k).is_ok_and(|x| x.is_undefined()))
+    {
+        let pairs: Vec<(String, Value)> = kw.args().map(|k| (k.to_string(), defined(&kw.peek::<Value>(k).unwrap_or_default()))).collect();
+        return Value::from(minijinja::value::Kwargs::from_iter(pairs));
+    }
+    v.clone()
 }
 
 /// Marks the calling state as gone once a macro call returns.

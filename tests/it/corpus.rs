@@ -51,9 +51,25 @@ fn build(project: &str, packages: &[(&str, &str)]) -> String {
     let got: std::collections::HashMap<&str, &str> =
         rr["results"].as_array().into_iter().flatten().filter_map(|r| Some((r["unique_id"].as_str()?, r["status"].as_str()?))).collect();
     let reference: Vec<&str> = expected.as_object().unwrap().iter().filter(|(_, s)| s.as_str().is_some_and(ok)).map(|(u, _)| u.as_str()).collect();
+    let reference: Vec<&str> = reference.into_iter().filter(|u| !by_chance(u)).collect();
     let mut both: Vec<&str> = reference.iter().copied().filter(|u| got.get(u).is_some_and(|s| ok(s))).collect();
     both.sort();
     format!("{project}: {} of the {} nodes passing under dbt-duckdb pass under dp\n{}\n", both.len(), reference.len(), both.join("\n"))
+}
+
+/// Nodes that pass or fail by chance, left out of the pinned sets:
+/// - dbt_expectations' tests over `timeseries_data.row_value`, which is
+///   `100 * abs(rand())` (under dbt-duckdb too);
+/// - dbt_project_evaluator's equality tests on facts built with `listagg`
+///   without `order by` (it orders only on snowflake, redshift, duckdb,
+///   trino and fabric targets): the order of the joined names is undefined;
+///   DuckDB happens to keep its input's order, DataFusion's parallel
+///   aggregation does not.
+fn by_chance(unique_id: &str) -> bool {
+    const UNORDERED_LISTAGG: [&str; 4] = ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources"];
+    (unique_id.starts_with("test.dbt_expectations_integration_tests.") && unique_id.contains("row_value"))
+        || (unique_id.starts_with("test.dbt_project_evaluator_integration_tests.equality_")
+            && UNORDERED_LISTAGG.iter().any(|m| unique_id.contains(&format!("equality_{m}."))))
 }
 
 #[test]
