@@ -33,6 +33,8 @@ pub struct Compiled {
     /// Nodes whose rendering asked the warehouse something (directly or
     /// through an inlined ephemeral): compiled again just before they run.
     pub queried: HashSet<String>,
+    /// What generic tests' macros set with `config()` (`fail_calc`, ...).
+    pub test_configs: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Nodes that failed to compile, with the error (as dbt, a compile
     /// error fails that node and what inlines it, not the whole command).
     pub errors: IndexMap<String, String>,
@@ -80,6 +82,22 @@ impl Compiled {
         }
         let sql = c.sql.get(uid).cloned().ok_or_else(|| format!("{uid} was not compiled"))?;
         Ok((sql, c.incremental.contains(uid)))
+    }
+
+    /// A node's config with what its generic test macro set by `config()`
+    /// (`dbt_utils.equal_rowcount`'s `fail_calc`), beneath the keys its
+    /// project file or YAML set.
+    pub fn config_of(&self, n: &Node) -> serde_json::Map<String, serde_json::Value> {
+        let mut cfg = n.config.clone();
+        if let Some(from_macro) = self.test_configs.get(&n.unique_id) {
+            let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(|v| v.as_array());
+            for (k, v) in from_macro {
+                if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
+                    cfg.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        cfg
     }
 
     /// Renders a node's pre- or post-hooks now, just before they run.
@@ -185,14 +203,14 @@ fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
-    type Rendered = (String, String, Vec<String>, bool, bool);
+    type Rendered = (String, String, Vec<String>, bool, bool, serde_json::Map<String, serde_json::Value>);
     let results: Vec<Result<Rendered, (String, CompileError)>> = renderable
         .par_iter()
         .map(|uid| {
             let n = &project.nodes[*uid];
             let incremental = n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid);
             match render_one(project, n, resolver.clone(), incremental) {
-                Ok((sql, ephemerals, queried)) => Ok(((*uid).clone(), sql, ephemerals, incremental, queried)),
+                Ok((sql, ephemerals, queried, cfg)) => Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg)),
                 Err(e) => Err(((*uid).clone(), e)),
             }
         })
@@ -201,7 +219,10 @@ fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions
     let mut out = Compiled { opts: opts.clone(), resolver: Some(resolver), ..Compiled::default() };
     for r in results {
         match r {
-            Ok((uid, sql, eph, inc, queried)) => {
+            Ok((uid, sql, eph, inc, queried, cfg)) => {
+                if !cfg.is_empty() && project.nodes.get(&uid).is_some_and(|n| n.test_metadata.is_some()) {
+                    out.test_configs.insert(uid.clone(), cfg);
+                }
                 if queried {
                     out.queried.insert(uid.clone());
                 }
@@ -347,9 +368,11 @@ fn whole_expr(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then(|| inner.trim())
 }
 
-/// A node's SQL, the ephemeral models it inlines, and whether rendering it
-/// asked the warehouse anything.
-fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<(String, Vec<String>, bool), CompileError> {
+/// A node's SQL, the ephemeral models it inlines, whether rendering it
+/// asked the warehouse anything, and what it set with `config()`.
+type RenderedNode = (String, Vec<String>, bool, serde_json::Map<String, serde_json::Value>);
+
+fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<RenderedNode, CompileError> {
     let rctx = render_ctx(n, resolver.clone(), incremental);
     let sql = match &n.test_metadata {
         Some(tm) => {
@@ -423,13 +446,13 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
             ephemerals.push(uid.clone());
         }
     }
-    Ok((sql, ephemerals, captured.queried))
+    Ok((sql, ephemerals, captured.queried, captured.config))
 }
 
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
 pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
     let resolver = resolver(project);
-    let (sql, ephs, _) = render_one(project, n, resolver, false)?;
+    let (sql, ephs, _, _) = render_one(project, n, resolver, false)?;
     if ephs.is_empty() {
         return Ok(sql);
     }

@@ -118,7 +118,9 @@ pub async fn execute(
     events.on_event(&Event::RunStarted { total });
     let start = |pos: usize, thread: usize| {
         let uid = &ids[pos];
-        let node = Arc::new(project.nodes[uid].clone());
+        let mut node = project.nodes[uid].clone();
+        node.config = compiled.config_of(&node);
+        let node = Arc::new(node);
         events.on_event(&Event::NodeStarted { index: pos + 1, total, node: &node });
         let compiled = compiled.clone();
         let engine = engine.clone();

@@ -66,7 +66,8 @@ fn build(project: &str, packages: &[(&str, &str)]) -> String {
 ///   DuckDB happens to keep its input's order, DataFusion's parallel
 ///   aggregation does not.
 fn by_chance(unique_id: &str) -> bool {
-    const UNORDERED_LISTAGG: [&str; 4] = ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources"];
+    const UNORDERED_LISTAGG: [&str; 5] =
+        ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources", "fct_model_naming_conventions"];
     (unique_id.starts_with("test.dbt_expectations_integration_tests.") && unique_id.contains("row_value"))
         || (unique_id.starts_with("test.dbt_project_evaluator_integration_tests.equality_")
             && UNORDERED_LISTAGG.iter().any(|m| unique_id.contains(&format!("equality_{m}."))))

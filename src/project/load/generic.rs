@@ -16,6 +16,10 @@ use crate::project::nodes::{Node, RefCall, ResourceType};
 use crate::project::properties::ColumnDef;
 use crate::util::yaml::NameIndex;
 
+/// The config keys a generic test's project file or YAML set (kept in
+/// `Node::extra`): the test macro's own `config()` does not override them.
+pub const EXPLICIT_CONFIG: &str = "__explicit_config";
+
 /// Adds the tests collected from YAML.
 pub fn add(
     tests: Vec<PendingTest>,
@@ -180,13 +184,22 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     n.line = Some(t.line);
     n.patch_path = Some(t.file.clone());
     n.test_metadata = Some(crate::project::nodes::TestMetadata { name: entry.name.clone(), kwargs: kwargs.clone(), namespace: entry.namespace.clone() });
-    // Config: defaults < the package's own tests tree < the root's < entry config.
+    // Config: defaults < the test macro's own config() (applied when it
+    // compiles) < the package's own tests tree < the root's < entry config.
     let mut cfg = default_config(ResourceType::Test);
+    let mut explicit: Vec<String> = vec![];
     if let Some(own) = own_tree {
-        merge_config(&mut cfg, &render_config_values(jinja, own.resolve(&n.fqn), &t.file)?);
+        let c = render_config_values(jinja, own.resolve(&n.fqn), &t.file)?;
+        explicit.extend(c.keys().cloned());
+        merge_config(&mut cfg, &c);
     }
-    merge_config(&mut cfg, &render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?);
-    merge_config(&mut cfg, &render_config_values(jinja, entry.config.clone(), &t.file)?);
+    let c = render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?;
+    explicit.extend(c.keys().cloned());
+    merge_config(&mut cfg, &c);
+    let c = render_config_values(jinja, entry.config.clone(), &t.file)?;
+    explicit.extend(c.keys().cloned());
+    merge_config(&mut cfg, &c);
+    n.extra.insert(EXPLICIT_CONFIG.into(), Value::from(explicit));
     if let Some(Value::String(s)) = cfg.get("severity") {
         let up = s.to_ascii_uppercase();
         if up != "ERROR" && up != "WARN" {

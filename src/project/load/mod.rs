@@ -42,6 +42,7 @@ use crate::fs::FileSystem;
 use crate::jinja::{JinjaEnv, RenderError};
 
 pub use env::model_value;
+pub use generic::EXPLICIT_CONFIG;
 
 /// An error that stops loading; each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
