@@ -13,7 +13,9 @@
 //! checks over the values are evaluated on one-row batches that hold only
 //! the columns they name, so they too plan in linear time.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, new_null_array};
+use datafusion::arrow::record_batch::RecordBatchOptions;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::DFSchema;
@@ -48,7 +50,9 @@ pub(super) struct Check {
 /// of one batch: one array of one row per value, then per check.
 pub(super) async fn evaluate(engine: &Engine, relation: &str, aggregates: &[String], values: &[Value], checks: &[Check]) -> anyhow::Result<Vec<ArrayRef>> {
     let state = engine.ctx.state();
+    let t = std::time::Instant::now();
     let aggs = aggregate(engine, &state, relation, aggregates).await?;
+    let aggregated = t.elapsed();
     let agg_fields: Vec<Arc<Field>> = aggs.iter().map(|(f, _)| f.clone()).collect();
     let agg_values: Vec<ArrayRef> = aggs.into_iter().map(|(_, a)| a).collect();
 
@@ -63,6 +67,7 @@ pub(super) async fn evaluate(engine: &Engine, relation: &str, aggregates: &[Stri
         }
         out.push(fast_value(&v.template, &inputs).map_or_else(|| planned.eval(&state, &sql, &inputs), Ok)?);
     }
+    let valued = t.elapsed();
     for c in checks {
         let input = vec![(format!("n{}", c.value), Arc::new(Field::new(format!("n{}", c.value), out[c.value].data_type().clone(), true)), out[c.value].clone())];
         let a = planned.eval(&state, &c.sql, &input)?;
@@ -72,6 +77,7 @@ pub(super) async fn evaluate(engine: &Engine, relation: &str, aggregates: &[Stri
         };
         out.push(Arc::new(Int64Array::from(vec![i64::from(v)])));
     }
+    tracing::debug!(relation, ?aggregated, ?valued, checked = ?t.elapsed(), "batch evaluated");
     Ok(out)
 }
 
@@ -119,7 +125,7 @@ impl Planned {
             }
         };
         let batch = if columns.is_empty() {
-            RecordBatch::try_new_with_options(schema, columns, &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)))?
+            RecordBatch::try_new_with_options(schema, columns, &RecordBatchOptions::new().with_row_count(Some(1)))?
         } else {
             RecordBatch::try_new(schema, columns)?
         };
@@ -182,6 +188,10 @@ fn counted_predicate(sql: &str) -> Option<&str> {
 enum Lowered {
     /// Rows where the predicate is true (`NULL` over no rows, as `sum`).
     Count(Arc<dyn PhysicalExpr>),
+    /// A counted condition on one column (the input's `usize`-th): judged
+    /// once per distinct value of the column, weighted by how often the
+    /// value occurs (the column's histogram, built once in the scan).
+    Hist(usize, Arc<dyn PhysicalExpr>),
     Udaf(Arc<AggregateFunctionExpr>),
 }
 
@@ -194,6 +204,7 @@ enum Acc {
 /// Every aggregate over one scan of the relation: its output field and its
 /// one-row value.
 async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggregates: &[String]) -> anyhow::Result<Vec<(Arc<Field>, ArrayRef)>> {
+    let t = std::time::Instant::now();
     let df = engine.ctx.table(relation).await?;
     let full = df.schema().clone();
     let mut logical: Vec<(bool, Expr)> = Vec::with_capacity(aggregates.len());
@@ -221,6 +232,7 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
     let df = df.select_columns(&names)?;
     let input = df.schema().clone();
     let task = Arc::new(df.task_ctx());
+    let parsed = t.elapsed();
     let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
     let physical_schema = plan.schema();
     let mut lowered: Vec<Lowered> = Vec::with_capacity(logical.len());
@@ -228,7 +240,11 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
         if count {
             let p = physical(state, &e, &input)?;
             anyhow::ensure!(p.data_type(&physical_schema)? == DataType::Boolean, "a counted condition is not a boolean");
-            lowered.push(Lowered::Count(p));
+            let refs: Vec<_> = e.column_refs().into_iter().collect();
+            match refs.as_slice() {
+                [c] if !e.is_volatile() => lowered.push(Lowered::Hist(input.index_of_column(c)?, p)),
+                _ => lowered.push(Lowered::Count(p)),
+            }
         } else {
             #[allow(deprecated)] // its replacement is not public API yet
             let (agg, filter, _) = datafusion::physical_planner::create_aggregate_expr_and_maybe_filter(&e, &input, &physical_schema, state.execution_props())?;
@@ -237,6 +253,7 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
         }
     }
     let lowered = Arc::new(lowered);
+    tracing::debug!(relation, ?parsed, lowered = ?t.elapsed(), "aggregates lowered");
     let mut tasks = vec![];
     for p in 0..plan.output_partitioning().partition_count() {
         let stream = plan.execute(p, task.clone())?;
@@ -244,8 +261,15 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
         tasks.push(tokio::spawn(async move { accumulate(stream, &lowered).await }));
     }
     let mut merged: Option<(u64, Vec<Acc>)> = None;
+    let mut hists: Histograms = HashMap::new();
     for t in tasks {
-        let (rows, mut accs) = t.await??;
+        let (rows, mut accs, h) = t.await??;
+        for (c, m) in h {
+            let into = hists.entry(c).or_default();
+            for (k, n) in m {
+                *into.entry(k).or_insert(0) += n;
+            }
+        }
         match &mut merged {
             None => merged = Some((rows, accs)),
             Some((total, m)) => {
@@ -267,9 +291,37 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
         Some(m) => m,
         None => (0, accumulators(&lowered)?),
     };
+    tracing::debug!(relation, scanned = ?t.elapsed(), sizes = ?hists.iter().map(|(c, m)| (*c, m.len())).collect::<Vec<_>>(), "scanned");
+    // each histogram as a batch of the column's distinct values (the other
+    // columns null) and their counts
+    let nullable = Arc::new(Schema::new(physical_schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>()));
+    let mut distinct: HashMap<usize, (RecordBatch, Vec<i64>)> = HashMap::new();
+    for (c, m) in hists {
+        let conv = RowConverter::new(vec![SortField::new(physical_schema.field(c).data_type().clone())])?;
+        let parser = conv.parser();
+        let counts: Vec<i64> = m.values().copied().collect();
+        let values = conv.convert_rows(m.keys().map(|k| parser.parse(k)))?.remove(0);
+        let d = counts.len();
+        let columns: Vec<ArrayRef> =
+            nullable.fields().iter().enumerate().map(|(j, f)| if j == c { values.clone() } else { new_null_array(f.data_type(), d) }).collect();
+        distinct.insert(c, (RecordBatch::try_new_with_options(nullable.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(d)))?, counts));
+    }
     let mut out = Vec::with_capacity(merged.len());
     for (l, acc) in lowered.iter().zip(merged.iter_mut()) {
         match (l, acc) {
+            (Lowered::Hist(c, p), Acc::Count(direct)) => {
+                let n = *direct
+                    + match distinct.get(c) {
+                    Some((batch, counts)) => {
+                        let v = p.evaluate(batch)?.into_array(batch.num_rows())?;
+                        let v = v.as_boolean();
+                        counts.iter().enumerate().filter(|(i, _)| v.is_valid(*i) && v.value(*i)).map(|(_, n)| *n).sum()
+                    }
+                        None => 0,
+                    };
+                let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
+                out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
+            }
             (Lowered::Count(_), Acc::Count(n)) => {
                 let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(*n)]));
                 out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
@@ -293,7 +345,7 @@ fn accumulators(lowered: &[Lowered]) -> anyhow::Result<Vec<Acc>> {
         .iter()
         .map(|l| {
             Ok(match l {
-                Lowered::Count(_) => Acc::Count(0),
+                Lowered::Count(_) | Lowered::Hist(..) => Acc::Count(0),
                 Lowered::Udaf(a) => Acc::Udaf(a.create_accumulator()?),
             })
         })
@@ -302,15 +354,26 @@ fn accumulators(lowered: &[Lowered]) -> anyhow::Result<Vec<Acc>> {
 
 /// One partition's record batches through its own accumulators: its row
 /// count and their states.
-async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream, lowered: &[Lowered]) -> anyhow::Result<(u64, Vec<Acc>)> {
+async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream, lowered: &[Lowered]) -> anyhow::Result<(u64, Vec<Acc>, Histograms)> {
     let mut accs = accumulators(lowered)?;
     let args: Vec<Vec<Arc<dyn PhysicalExpr>>> = lowered
         .iter()
         .map(|l| match l {
             Lowered::Count(p) => vec![p.clone()],
+            Lowered::Hist(..) => vec![],
             Lowered::Udaf(a) => a.expressions(),
         })
         .collect();
+    let mut hist_columns: Vec<usize> = lowered.iter().filter_map(|l| if let Lowered::Hist(c, _) = l { Some(*c) } else { None }).collect();
+    hist_columns.sort_unstable();
+    hist_columns.dedup();
+    let schema = stream.schema();
+    let mut converters = vec![];
+    for &c in &hist_columns {
+        converters.push(RowConverter::new(vec![SortField::new(schema.field(c).data_type().clone())])?);
+    }
+    let mut hists: Histograms = HashMap::new();
+    let mut abandoned = vec![false; schema.fields().len()];
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -319,7 +382,38 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
             continue;
         }
         rows += n as u64;
+        // a column with too many distinct values stops being histogrammed:
+        // from the next batch on, its conditions are evaluated on the rows
+        let direct = abandoned.clone();
+        for (&c, conv) in hist_columns.iter().zip(&converters) {
+            if direct[c] {
+                continue;
+            }
+            let keys = conv.convert_columns(&[batch.column(c).clone()])?;
+            let h = hists.entry(c).or_default();
+            for k in keys.iter() {
+                match h.get_mut(k.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        h.insert(k.as_ref().into(), 1);
+                    }
+                }
+            }
+            if h.len() > HISTOGRAM_MIN && h.len() as u64 * 2 > rows {
+                abandoned[c] = true;
+            }
+        }
+        for (l, acc) in lowered.iter().zip(accs.iter_mut()) {
+            if let (Lowered::Hist(c, p), Acc::Count(k)) = (l, acc)
+                && direct[*c]
+            {
+                *k += p.evaluate(&batch)?.into_array(n)?.as_boolean().true_count() as i64;
+            }
+        }
         for (acc, exprs) in accs.iter_mut().zip(&args) {
+            if exprs.is_empty() {
+                continue;
+            }
             match acc {
                 Acc::Count(c) => {
                     let v = exprs[0].evaluate(&batch)?.into_array(n)?;
@@ -332,8 +426,16 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
             }
         }
     }
-    Ok((rows, accs))
+    Ok((rows, accs, hists))
 }
+
+/// Distinct values a histogram may reach before its column's share of
+/// distinct values decides whether it is kept (more than half: no).
+const HISTOGRAM_MIN: usize = 4096;
+
+/// Per column (by input index): each distinct value (in the row format) and
+/// how many rows hold it.
+type Histograms = HashMap<usize, HashMap<Box<[u8]>, i64>>;
 
 #[cfg(test)]
 mod tests {
