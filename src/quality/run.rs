@@ -140,6 +140,8 @@ pub async fn check(engine: &Engine, r: &Resolved) -> Result<Vec<SchemaRef>, Spec
                 return Err(missing(k, b.line, "key_columns", &b.relation.sql, &names));
             }
         }
+        // a condition shared by many expectations plans once
+        let mut planned_conditions = std::collections::HashSet::new();
         for (e, other) in b.expectations.iter().zip(&b.others) {
             if e.def.kind != Kind::Schema {
                 for c in columns(&e.kwargs) {
@@ -148,7 +150,9 @@ pub async fn check(engine: &Engine, r: &Resolved) -> Result<Vec<SchemaRef>, Spec
                     }
                 }
             }
-            if let Some(cond) = &e.row_condition {
+            if let Some(cond) = &e.row_condition
+                && planned_conditions.insert(cond.as_str())
+            {
                 let sql = format!("select 1 from {} where {cond}", b.relation.sql);
                 engine.ctx.state().create_logical_plan(&sql).await.map_err(|err| {
                     SpecError::at(

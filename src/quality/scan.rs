@@ -14,10 +14,10 @@
 //! the columns they name, so they too plan in linear time.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, new_null_array};
-use datafusion::arrow::record_batch::RecordBatchOptions;
-use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::record_batch::RecordBatchOptions;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::DFSchema;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::session_state::SessionState;
@@ -59,8 +59,7 @@ pub(super) async fn evaluate(engine: &Engine, relation: &str, aggregates: &[Stri
     let mut planned = Planned::default();
     let mut out: Vec<ArrayRef> = Vec::with_capacity(values.len() + checks.len());
     for v in values {
-        let inputs: Vec<(String, Arc<Field>, ArrayRef)> =
-            v.args.iter().map(|&k| (format!("a{k}"), agg_fields[k].clone(), agg_values[k].clone())).collect();
+        let inputs: Vec<(String, Arc<Field>, ArrayRef)> = v.args.iter().map(|&k| (format!("a{k}"), agg_fields[k].clone(), agg_values[k].clone())).collect();
         let mut sql = v.template.clone();
         for (i, (name, _, _)) in inputs.iter().enumerate() {
             sql = sql.replace(&format!("{{{i}}}"), name);
@@ -69,7 +68,8 @@ pub(super) async fn evaluate(engine: &Engine, relation: &str, aggregates: &[Stri
     }
     let valued = t.elapsed();
     for c in checks {
-        let input = vec![(format!("n{}", c.value), Arc::new(Field::new(format!("n{}", c.value), out[c.value].data_type().clone(), true)), out[c.value].clone())];
+        let input =
+            vec![(format!("n{}", c.value), Arc::new(Field::new(format!("n{}", c.value), out[c.value].data_type().clone(), true)), out[c.value].clone())];
         let a = planned.eval(&state, &c.sql, &input)?;
         let v = match a.data_type() {
             DataType::Boolean => a.as_boolean().is_valid(0) && a.as_boolean().value(0),
@@ -312,11 +312,11 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
             (Lowered::Hist(c, p), Acc::Count(direct)) => {
                 let n = *direct
                     + match distinct.get(c) {
-                    Some((batch, counts)) => {
-                        let v = p.evaluate(batch)?.into_array(batch.num_rows())?;
-                        let v = v.as_boolean();
-                        counts.iter().enumerate().filter(|(i, _)| v.is_valid(*i) && v.value(*i)).map(|(_, n)| *n).sum()
-                    }
+                        Some((batch, counts)) => {
+                            let v = p.evaluate(batch)?.into_array(batch.num_rows())?;
+                            let v = v.as_boolean();
+                            counts.iter().enumerate().filter(|(i, _)| v.is_valid(*i) && v.value(*i)).map(|(_, n)| *n).sum()
+                        }
                         None => 0,
                     };
                 let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
@@ -399,7 +399,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
                     }
                 }
             }
-            if h.len() > HISTOGRAM_MIN && h.len() as u64 * 2 > rows {
+            if h.len() > HISTOGRAM_MIN && h.len() as u64 * 4 > rows {
                 abandoned[c] = true;
             }
         }
@@ -430,7 +430,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
 }
 
 /// Distinct values a histogram may reach before its column's share of
-/// distinct values decides whether it is kept (more than half: no).
+/// distinct values decides whether it is kept (more than a quarter: no).
 const HISTOGRAM_MIN: usize = 4096;
 
 /// Per column (by input index): each distinct value (in the row format) and
