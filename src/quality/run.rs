@@ -333,9 +333,34 @@ impl Batch {
     async fn query(&self, engine: &Engine, relation: &str) -> anyhow::Result<Row> {
         let t = Instant::now();
         let aggregates: Vec<String> = self.aggregates.keys().cloned().collect();
-        let cols = scan::evaluate(engine, relation, &aggregates, &self.values, &self.checks).await?;
-        tracing::debug!(relation, aggregates = aggregates.len(), values = self.inner.len(), total = ?t.elapsed(), "batched checks ran");
-        Ok(Row { cols, inner: self.inner.len() })
+        match scan::evaluate(engine, relation, &aggregates, &self.values, &self.checks).await {
+            Ok(cols) => {
+                tracing::debug!(relation, aggregates = aggregates.len(), values = self.inner.len(), total = ?t.elapsed(), "batched checks ran");
+                Ok(Row { cols, inner: self.inner.len() })
+            }
+            // what the streaming pass cannot lower, the SQL planner may
+            Err(err) => {
+                tracing::debug!(relation, error = %err, "streaming checks failed; planning them as one query");
+                self.planned_query(engine, relation).await
+            }
+        }
+    }
+
+    /// The batch as one query through DataFusion's planner.
+    async fn planned_query(&self, engine: &Engine, relation: &str) -> anyhow::Result<Row> {
+        let ctx = &engine.ctx;
+        let df = ctx.table(relation).await?;
+        let aggs = self.aggregates.iter().map(|(e, k)| Ok(df.parse_sql_expr(e)?.alias(format!("a{k}")))).collect::<anyhow::Result<Vec<_>>>()?;
+        let df = df.aggregate(vec![], aggs)?;
+        let vals = self.inner.iter().map(|(e, i)| Ok(df.parse_sql_expr(e)?.alias(format!("n{i}")))).collect::<anyhow::Result<Vec<_>>>()?;
+        let df = df.select(vals)?;
+        let mut out: Vec<datafusion::prelude::Expr> = (0..self.inner.len()).map(|i| datafusion::prelude::col(format!("n{i}"))).collect();
+        for (i, c) in self.checks.iter().enumerate() {
+            out.push(df.parse_sql_expr(&format!("case when {} then 1 else 0 end", c.sql))?.alias(format!("c{i}")));
+        }
+        let batches = df.select(out)?.collect().await?;
+        let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| anyhow::anyhow!("the batched query returned no row"))?;
+        Ok(Row { cols: b.columns().iter().map(|c| c.slice(0, 1)).collect(), inner: self.inner.len() })
     }
 
     fn count(&mut self, cond: Option<&str>, what: Option<&str>) -> usize {

@@ -399,7 +399,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
                     }
                 }
             }
-            if h.len() > HISTOGRAM_MIN && h.len() as u64 * 4 > rows {
+            if h.len() > HISTOGRAM_MAX || (h.len() > HISTOGRAM_MIN && h.len() as u64 * 4 > rows) {
                 abandoned[c] = true;
             }
         }
@@ -432,6 +432,9 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
 /// Distinct values a histogram may reach before its column's share of
 /// distinct values decides whether it is kept (more than a quarter: no).
 const HISTOGRAM_MIN: usize = 4096;
+
+/// Distinct values a histogram never exceeds (its memory stays bounded).
+const HISTOGRAM_MAX: usize = 1 << 20;
 
 /// Per column (by input index): each distinct value (in the row format) and
 /// how many rows hold it.
