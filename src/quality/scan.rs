@@ -431,14 +431,14 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
 
 /// Distinct values a histogram may reach before its column's share of
 /// distinct values decides whether it is kept (more than a quarter: no).
-const HISTOGRAM_MIN: usize = 4096;
+const HISTOGRAM_MIN: usize = 65_536;
 
 /// Distinct values a histogram never exceeds (its memory stays bounded).
 const HISTOGRAM_MAX: usize = 1 << 20;
 
 /// Per column (by input index): each distinct value (in the row format) and
 /// how many rows hold it.
-type Histograms = HashMap<usize, HashMap<Box<[u8]>, i64>>;
+type Histograms = HashMap<usize, datafusion::common::HashMap<Box<[u8]>, i64>>;
 
 #[cfg(test)]
 mod tests {
