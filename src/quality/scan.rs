@@ -431,7 +431,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
 
 /// Distinct values a histogram may reach before its column's share of
 /// distinct values decides whether it is kept (more than a quarter: no).
-const HISTOGRAM_MIN: usize = 65_536;
+const HISTOGRAM_MIN: usize = 4096;
 
 /// Distinct values a histogram never exceeds (its memory stays bounded).
 const HISTOGRAM_MAX: usize = 1 << 20;
