@@ -15,6 +15,7 @@ pub mod expectations;
 pub mod gate;
 pub mod results;
 pub mod run;
+mod scan;
 pub mod spec;
 
 use crate::graph::Dag;

@@ -10,8 +10,9 @@
 //!    schema expectations need no query; a failing `unique`, the other-table
 //!    and custom-SQL expectations run their own query. If the batched query
 //!    fails, each expectation runs alone so the error names its own
-//!    expectation. A relation with more than [`MAX_BATCH`] distinct values
-//!    to compute gets one query per `MAX_BATCH` of them. `batch: false` runs one query per expectation (the
+//!    expectation. The batch runs as one streaming pass of DataFusion's
+//!    accumulators over the relation, without the SQL planner (see
+//!    [`super::scan`]). `batch: false` runs one query per expectation (the
 //!    equivalence tests and benchmarks compare both).
 //! 3. **Failing rows**: for each expectation with unexpected rows, the first
 //!    `failed_rows` rows (the relation's key columns and the expectation's
@@ -25,6 +26,7 @@ use serde_json::{Map, Value, json};
 use std::time::{Duration, Instant};
 
 use super::expectations::{self, Kind, col, columns, list};
+use super::scan;
 use super::spec::{Expectation, Severity, SpecError};
 use super::{Bound, Resolved};
 use crate::engine::Engine;
@@ -45,12 +47,6 @@ impl Default for RunConfig {
         RunConfig { batch: true, concurrency: 4, now: chrono::Utc::now() }
     }
 }
-
-/// Values one batched query computes at most: DataFusion's planning time
-/// grows faster than linearly with the expressions of one query, so a
-/// relation with more distinct checks than this is scanned once per
-/// `MAX_BATCH` of them (ordinary suites stay at one scan).
-pub const MAX_BATCH: usize = 256;
 
 /// Rows GX lists in `partial_unexpected_list`.
 pub const PARTIAL_UNEXPECTED: usize = 20;
@@ -144,6 +140,8 @@ pub async fn check(engine: &Engine, r: &Resolved) -> Result<Vec<SchemaRef>, Spec
                 return Err(missing(k, b.line, "key_columns", &b.relation.sql, &names));
             }
         }
+        // a condition shared by many expectations plans once
+        let mut planned_conditions = std::collections::HashSet::new();
         for (e, other) in b.expectations.iter().zip(&b.others) {
             if e.def.kind != Kind::Schema {
                 for c in columns(&e.kwargs) {
@@ -152,7 +150,9 @@ pub async fn check(engine: &Engine, r: &Resolved) -> Result<Vec<SchemaRef>, Spec
                     }
                 }
             }
-            if let Some(cond) = &e.row_condition {
+            if let Some(cond) = &e.row_condition
+                && planned_conditions.insert(cond.as_str())
+            {
                 let sql = format!("select 1 from {} where {cond}", b.relation.sql);
                 engine.ctx.state().create_logical_plan(&sql).await.map_err(|err| {
                     SpecError::at(
@@ -284,29 +284,36 @@ struct Batch {
     aggregates: IndexMap<String, usize>,
     /// The values (the `inner` expressions of the result row).
     inner: IndexMap<String, usize>,
-    checks: Vec<String>,
+    /// How each value is computed from the aggregates (in `inner`'s order).
+    values: Vec<scan::Value>,
+    checks: Vec<scan::Check>,
 }
 
 impl Batch {
     /// A value over aggregates (`{0}`, `{1}` in `template`).
     fn value(&mut self, aggregates: &[String], template: &str) -> usize {
         let mut v = template.to_string();
+        let mut args = vec![];
         for (i, a) in aggregates.iter().enumerate() {
             let n = self.aggregates.len();
             let k = *self.aggregates.entry(a.clone()).or_insert(n);
             v = v.replace(&format!("{{{i}}}"), &format!("a{k}"));
+            args.push(k);
         }
         let n = self.inner.len();
-        *self.inner.entry(v).or_insert(n)
+        let i = *self.inner.entry(v).or_insert(n);
+        if i == n {
+            self.values.push(scan::Value { template: template.to_string(), args });
+        }
+        i
     }
 
     fn expr(&mut self, aggregate: String) -> usize {
         self.value(&[aggregate], "{0}")
     }
 
-    /// The batch as SQL (what `target/compiled/` shows; it runs through
-    /// DataFusion's DataFrame API, which plans thousands of aggregates in
-    /// linear time).
+    /// The batch as SQL (what `target/compiled/` shows; it runs as one
+    /// streaming pass of DataFusion's accumulators, see [`scan`]).
     fn sql(&self, relation: &str) -> Option<String> {
         if self.inner.is_empty() {
             return None;
@@ -314,7 +321,7 @@ impl Batch {
         let aggs: Vec<String> = self.aggregates.iter().map(|(e, k)| format!("      {e} as a{k}")).collect();
         let vals: Vec<String> = self.inner.iter().map(|(e, i)| format!("    {e} as n{i}")).collect();
         let mut outer: Vec<String> = (0..self.inner.len()).map(|i| format!("  n{i}")).collect();
-        outer.extend(self.checks.iter().enumerate().map(|(i, c)| format!("  case when {c} then 1 else 0 end as c{i}")));
+        outer.extend(self.checks.iter().enumerate().map(|(i, c)| format!("  case when {} then 1 else 0 end as c{i}", c.sql)));
         Some(format!(
             "select\n{}\nfrom (\n  select\n{}\n  from (\n    select\n{}\n    from {relation}\n  ) dp_aggregates\n) dp_checks",
             outer.join(",\n"),
@@ -324,8 +331,24 @@ impl Batch {
     }
 
     async fn query(&self, engine: &Engine, relation: &str) -> anyhow::Result<Row> {
-        let ctx = checks_session(engine);
         let t = Instant::now();
+        let aggregates: Vec<String> = self.aggregates.keys().cloned().collect();
+        match scan::evaluate(engine, relation, &aggregates, &self.values, &self.checks).await {
+            Ok(cols) => {
+                tracing::debug!(relation, aggregates = aggregates.len(), values = self.inner.len(), total = ?t.elapsed(), "batched checks ran");
+                Ok(Row { cols, inner: self.inner.len() })
+            }
+            // what the streaming pass cannot lower, the SQL planner may
+            Err(err) => {
+                tracing::debug!(relation, error = %err, "streaming checks failed; planning them as one query");
+                self.planned_query(engine, relation).await
+            }
+        }
+    }
+
+    /// The batch as one query through DataFusion's planner.
+    async fn planned_query(&self, engine: &Engine, relation: &str) -> anyhow::Result<Row> {
+        let ctx = &engine.ctx;
         let df = ctx.table(relation).await?;
         let aggs = self.aggregates.iter().map(|(e, k)| Ok(df.parse_sql_expr(e)?.alias(format!("a{k}")))).collect::<anyhow::Result<Vec<_>>>()?;
         let df = df.aggregate(vec![], aggs)?;
@@ -333,12 +356,9 @@ impl Batch {
         let df = df.select(vals)?;
         let mut out: Vec<datafusion::prelude::Expr> = (0..self.inner.len()).map(|i| datafusion::prelude::col(format!("n{i}"))).collect();
         for (i, c) in self.checks.iter().enumerate() {
-            out.push(df.parse_sql_expr(&format!("case when {c} then 1 else 0 end"))?.alias(format!("c{i}")));
+            out.push(df.parse_sql_expr(&format!("case when {} then 1 else 0 end", c.sql))?.alias(format!("c{i}")));
         }
-        let plan = df.select(out)?.create_physical_plan().await?;
-        tracing::debug!(relation, values = self.inner.len(), planned_in = ?t.elapsed(), "batched checks planned");
-        let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await?;
-        tracing::debug!(relation, total = ?t.elapsed(), "batched checks ran");
+        let batches = df.select(out)?.collect().await?;
         let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| anyhow::anyhow!("the batched query returned no row"))?;
         Ok(Row { cols: b.columns().iter().map(|c| c.slice(0, 1)).collect(), inner: self.inner.len() })
     }
@@ -387,7 +407,7 @@ impl Batch {
             Kind::Aggregate => {
                 let a = expectations::aggregate_sql(e.name(), kw, cond, now);
                 let obs = self.value(&a.aggregates, &a.value);
-                self.checks.push((a.check)(&format!("n{obs}")));
+                self.checks.push(scan::Check { sql: (a.check)(&format!("n{obs}")), value: obs });
                 Slot::Aggregate { obs, check: self.checks.len() - 1 }
             }
             Kind::Schema => Slot::Schema,
@@ -401,16 +421,6 @@ impl Batch {
             Kind::Custom => Slot::Custom,
         }
     }
-}
-
-/// The session batched checks plan in: the engine's, without common
-/// subexpression elimination (its cost grows with the square of the
-/// expressions of a batch; identical expressions are already shared).
-fn checks_session(engine: &Engine) -> datafusion::prelude::SessionContext {
-    let state = engine.ctx.state();
-    let rules: Vec<_> = state.optimizers().iter().filter(|r| r.name() != "common_sub_expression_eliminate").cloned().collect();
-    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state).with_optimizer_rules(rules).build();
-    datafusion::prelude::SessionContext::new_with_state(state)
 }
 
 /// Rows compound uniqueness leaves out (`ignore_row_if`, default: all
@@ -492,7 +502,7 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
     let mut batches: Vec<Batch> = vec![];
     let mut slots: Vec<(usize, Slot)> = vec![];
     for e in &b.expectations {
-        if !cfg.batch || batches.last().is_none_or(|b| b.inner.len() >= MAX_BATCH) {
+        if !cfg.batch || batches.is_empty() {
             batches.push(Batch::default());
         }
         let i = batches.len() - 1;

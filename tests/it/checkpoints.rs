@@ -325,3 +325,46 @@ fn data_docs_render_in_chromium() {
     let (suite, _) = render(&browser, &site.join("suites/gx_port.html"));
     assert!(suite.contains("expect_column_pair_values_a_to_be_greater_than_b"), "{suite}");
 }
+
+/// Expectations on columns with many and few distinct values (the scan
+/// judges conditions on low-cardinality columns once per distinct value and
+/// the others row by row) give the counts computed here by hand.
+#[test]
+fn counts_over_many_and_few_distinct_values_are_exact() {
+    let n = 20_000i64;
+    let mut csv = String::from("id,k,q\n");
+    for i in 0..n {
+        let q = if i % 11 == 0 { String::new() } else { (i % 13).to_string() };
+        csv.push_str(&format!("{i},{},{q}\n", i % 7));
+    }
+    let checkpoint = "validations:\n  - relation: big\n    expectations:\n      - expect_column_values_to_be_between: {column: id, min_value: 100, max_value: 18999}\n      - expect_column_values_to_be_in_set: {column: k, value_set: [0, 1, 2]}\n      - expect_column_values_to_not_be_null: {column: q}\n      - expect_column_values_to_be_between: {column: q, max_value: 5, row_condition: 'k > 2'}\n      - expect_column_values_to_be_between: {column: id, min_value: 0, row_condition: 'id > 5000', mostly: 0.5}\n";
+    let files: Vec<(&str, &str)> = vec![
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("seeds/big.csv", csv.as_str()),
+        ("checkpoints/c.yml", checkpoint),
+    ];
+    let dir = project(&files);
+    let p = dir.path();
+    ok(&run(p, &["seed"]));
+    run(p, &["check"]);
+    let v = validation(p, "c");
+    let got: Vec<(i64, i64, i64)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let res = &r["result"];
+            (res["element_count"].as_i64().unwrap(), res["missing_count"].as_i64().unwrap(), res["unexpected_count"].as_i64().unwrap())
+        })
+        .collect();
+    let count = |f: &dyn Fn(i64) -> bool| (0..n).filter(|&i| f(i)).count() as i64;
+    let q = |i: i64| if i % 11 == 0 { None } else { Some(i % 13) };
+    let want = vec![
+        (n, 0, 1100),
+        (n, 0, count(&|i| i % 7 > 2)),
+        (n, 0, count(&|i| i % 11 == 0)),
+        (count(&|i| i % 7 > 2), count(&|i| i % 7 > 2 && q(i).is_none()), count(&|i| i % 7 > 2 && q(i).is_some_and(|x| x > 5))),
+        (count(&|i| i > 5000), 0, 0),
+    ];
+    assert_eq!(got, want);
+}
