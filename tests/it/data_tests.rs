@@ -121,3 +121,29 @@ sources:
     assert_eq!(stale["criteria"]["error_after"], serde_json::json!({"count": 30, "period": "day"}));
     assert_eq!(v["metadata"]["dbt_schema_version"], "https://schemas.getdbt.com/dbt/sources/v3.json");
 }
+
+/// A generic test's macro may set its own config (dbt_utils' equal_rowcount
+/// sets `fail_calc`); YAML still wins over it.
+#[test]
+fn a_generic_test_macro_sets_its_own_config_beneath_yaml() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/m.sql", "select 1 as id, 0 as diff union all select 2, 0"),
+        (
+            "tests/generic/no_diff.sql",
+            "{% test no_diff(model, column_name) %}{{ config(fail_calc='sum(' ~ column_name ~ ')', severity='warn') }}select {{ column_name }} from {{ model }}{% endtest %}",
+        ),
+        (
+            "models/m.yml",
+            "models:\n  - name: m\n    columns:\n      - name: diff\n        data_tests:\n          - no_diff\n          - no_diff:\n              name: strict_no_diff\n              config:\n                fail_calc: count(*)\n                severity: error\n",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    let o = run(p, &["test"]);
+    let err = stderr(&o);
+    // The macro's fail_calc (sum = 0) passes; YAML's count(*) counts 2 rows, as an error.
+    assert!(err.contains("PASS no_diff_m_diff"), "{err}");
+    assert!(err.contains("FAIL 2 strict_no_diff"), "{err}");
+    assert_eq!(o.status.code(), Some(1));
+}
