@@ -105,7 +105,9 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
         o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
         o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
-        o.insert("contract".into(), json!({"enforced": false, "alias_types": true}));
+        let contract = n.config.get("contract");
+        let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
+        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true)}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
         o.insert("compiled".into(), json!(code.is_some()));
         if let Some(code) = code {
@@ -127,7 +129,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
             o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
             o.insert("deprecation_date".into(), Value::Null);
             o.insert("primary_key".into(), json!([]));
-            o.insert("time_spine".into(), Value::Null);
+            o.insert("time_spine".into(), n.extra.get("time_spine").cloned().unwrap_or(Value::Null));
         }
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();

@@ -53,6 +53,9 @@ pub struct NodePatch {
     pub versions: Vec<VersionDef>,
     #[serde(default)]
     pub latest_version: Option<Value>,
+    /// A MetricFlow time spine (`time_spine: {standard_granularity_column: ...}`).
+    #[serde(default)]
+    pub time_spine: Option<Value>,
     /// A YAML-defined snapshot (dbt 1.9+): `ref('m')` or `source('s', 't')`.
     #[serde(default)]
     pub relation: Option<String>,

@@ -218,6 +218,9 @@ fn add_yaml_snapshot(set: &mut NodeSet, pkg: &str, patch: &NodePatch, base: &str
 pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &NameIndex) {
     node.patch_path = Some(file.to_string());
     node.line = idx.first(&patch.name);
+    if let Some(ts) = &patch.time_spine {
+        node.extra.insert("time_spine".into(), ts.clone());
+    }
     if let Some(d) = &patch.description {
         node.description = d.clone();
     }
@@ -295,7 +298,13 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
         source_description: src.description.clone().unwrap_or_default(),
         identifier,
         loaded_at_field: t.loaded_at_field.clone().or(src.loaded_at_field.clone()),
-        freshness: t.freshness.clone().or(src.freshness.clone()),
+        // `config: {freshness: ...}` (dbt 1.10+) wins, table over source;
+        // an explicit `freshness: null` turns it off.
+        freshness: match n.config.get("freshness") {
+            Some(Value::Null) => None,
+            Some(f) => Some(f.clone()),
+            None => t.freshness.clone().or(src.freshness.clone()),
+        },
         meta,
         source_meta: src.meta.clone(),
         location,
