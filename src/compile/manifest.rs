@@ -312,9 +312,8 @@ fn resources(project: &Project) -> (Map<String, Value>, Map<String, Value>, Map<
     (sources, exposures, unit_tests)
 }
 
-/// The manifest with an empty `nodes` map (see [`write_manifest`]).
 /// The dbt version whose artifacts dp writes.
-pub const DBT_VERSION: &str = "1.11.0";
+pub use crate::util::dbt_version::DBT_VERSION;
 
 /// The `metadata` block every dbt artifact starts with (manifest, catalog,
 /// run_results, sources); callers add their artifact's own keys.

@@ -143,6 +143,8 @@ pub struct Settings {
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
     pub dispatch: Vec<Dispatch>,
+    /// `require-dbt-version` ranges of the project (checked when it loads).
+    pub require_dbt_version: Vec<String>,
 }
 
 /// Options that come from the command line.
@@ -278,6 +280,8 @@ struct DbtProjectYml {
     on_run_end: Option<StringOrList>,
     #[serde(default)]
     dispatch: Vec<Dispatch>,
+    #[serde(rename = "require-dbt-version")]
+    require_dbt_version: Option<StringOrList>,
 }
 
 /// An installed package's own `dbt_project.yml`: its name, where its files
@@ -293,6 +297,8 @@ pub struct PackageProject {
     pub tests: ConfigTree,
     pub snapshots: ConfigTree,
     pub sources: ConfigTree,
+    /// `require-dbt-version` ranges (checked when the project loads).
+    pub require_dbt_version: Vec<String>,
 }
 
 impl PackageProject {
@@ -321,6 +327,7 @@ impl PackageProject {
             tests: tree(dbt.data_tests.or(dbt.tests)),
             snapshots: tree(dbt.snapshots),
             sources: tree(dbt.sources),
+            require_dbt_version: dbt.require_dbt_version.map(StringOrList::into_vec).unwrap_or_default(),
         })
     }
 }
@@ -483,6 +490,7 @@ impl Settings {
             on_run_start,
             on_run_end,
             dispatch: dbt.dispatch,
+            require_dbt_version: dbt.require_dbt_version.map(StringOrList::into_vec).unwrap_or_default(),
         })
     }
 

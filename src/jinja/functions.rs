@@ -246,7 +246,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     env.add_global("invocation_id", Value::from(inputs.invocation_id.clone()));
     env.add_global("run_started_at", Value::from_object(modules::PyDateTime::from_utc(inputs.run_started_at)));
     env.add_global("project_name", Value::from(inputs.root_package.clone()));
-    env.add_global("dbt_version", Value::from("1.11.0"));
+    env.add_global("dbt_version", Value::from(crate::util::dbt_version::DBT_VERSION));
     env.add_global("graph", Value::from_dyn_object(slots.graph.clone()));
     env.add_global("selected_resources", Value::from_dyn_object(slots.selected.clone()));
     {

@@ -133,6 +133,7 @@ fn split_path(base: &str, file: &str) -> (String, Vec<String>, String) {
 pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions) -> Result<Project, LoadError> {
     let mut warnings = vec![];
     let packages = packages::discover(&settings, fs)?;
+    packages::check_versions(&settings, &packages, fs, &opts.env)?;
     let mut macros = macros::load(&settings, fs, &packages, &mut warnings)?;
     let jinja = env::build(&settings, &packages, std::mem::take(&mut macros.sources), opts)?;
     let mut set = files::load(&settings, &packages, fs, &macros.test_files_with_blocks, &mut warnings)?;

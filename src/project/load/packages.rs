@@ -82,3 +82,39 @@ pub fn units<'a>(settings: &'a Settings, packages: &'a [PackageDir]) -> Vec<Unit
         .chain(packages.iter().map(|p| Unit { package: &p.name, paths: &p.paths }))
         .collect()
 }
+
+/// Checks every project's `require-dbt-version` against the dbt version dp
+/// follows, as dbt does (`DBT_VERSION_CHECK=false` skips it, as in dbt).
+pub fn check_versions(settings: &Settings, packages: &[PackageDir], fs: &dyn FileSystem, env: &super::EnvLookup) -> Result<(), LoadError> {
+    if env("DBT_VERSION_CHECK").is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no")) {
+        return Ok(());
+    }
+    let root_file = crate::config::DBT_PROJECT_YML.to_string();
+    let projects = std::iter::once((settings.project_name.as_str(), root_file, &settings.require_dbt_version))
+        .chain(packages.iter().map(|p| (p.name.as_str(), join(&p.root, "dbt_project.yml"), &p.project.require_dbt_version)));
+    for (name, file, required) in projects {
+        check_one(name, &file, required, fs)?;
+    }
+    Ok(())
+}
+
+fn check_one(name: &str, file: &str, required: &[String], fs: &dyn FileSystem) -> Result<(), LoadError> {
+    use crate::util::dbt_version::{DBT_VERSION, satisfies};
+    if required.is_empty() {
+        return Ok(());
+    }
+    let line =
+        || fs.read_to_string(file).ok().and_then(|t| t.lines().position(|l| l.trim_start().starts_with("require-dbt-version")).map(|i| i + 1)).unwrap_or(1);
+    match satisfies(DBT_VERSION, required) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(LoadError::Located {
+            file: file.to_string(),
+            line: line(),
+            message: format!(
+                "'{name}' requires dbt {}, and dp follows dbt {DBT_VERSION}\n  hint: install a version of '{name}' made for dbt {DBT_VERSION}, or set DBT_VERSION_CHECK=false to load it anyway",
+                required.join(", ")
+            ),
+        }),
+        Err(e) => Err(LoadError::Located { file: file.to_string(), line: line(), message: format!("require-dbt-version: {e}") }),
+    }
+}

@@ -268,3 +268,17 @@ fn versioned_models_take_their_files_and_ref_picks_the_latest() {
     crate::graph::resolve_dependencies(&mut p).unwrap();
     assert_eq!(p.nodes["model.p.x"].depends_on, ["model.p.m.v2", "model.p.m.v1"]);
 }
+
+#[test]
+fn require_dbt_version_is_checked_for_the_project_and_packages() {
+    let fs = project(&[("dbt_packages/old/dbt_project.yml", "name: old\n\nrequire-dbt-version: [\">=0.20.0\", \"<1.0.0\"]\n")]);
+    let e = load(&fs).err().unwrap().to_string();
+    assert_eq!(
+        e,
+        "dbt_packages/old/dbt_project.yml:3: 'old' requires dbt >=0.20.0, <1.0.0, and dp follows dbt 1.11.0\n  hint: install a version of 'old' made for dbt 1.11.0, or set DBT_VERSION_CHECK=false to load it anyway"
+    );
+    let opts = LoadOptions { env: std::sync::Arc::new(|k| (k == "DBT_VERSION_CHECK").then(|| "false".to_string())), ..LoadOptions::default() };
+    assert!(load_project(settings(&fs), &fs, &opts).is_ok());
+    let fs = MemFs::new().with("dbt_project.yml", "name: p\nrequire-dbt-version: \">=1.8.0\"\n");
+    assert!(load(&fs).is_ok());
+}
