@@ -325,42 +325,29 @@ fn mod_type(t: &[DataType]) -> Result<DataType> {
 }
 
 fn modulo(a: &[ArrayRef]) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
     let types: Vec<DataType> = a.iter().map(|x| x.data_type().clone()).collect();
-    if mod_type(&types)? == DataType::Int64 {
-        let (x, y) = (cast(&a[0], &DataType::Int64)?, cast(&a[1], &DataType::Int64)?);
-        let (x, y) = (x.as_any().downcast_ref::<Int64Array>().unwrap(), y.as_any().downcast_ref::<Int64Array>().unwrap());
-        let n = x.len().max(y.len());
-        let get = |arr: &Int64Array, i: usize| {
-            let i = if arr.len() == 1 { 0 } else { i };
-            arr.is_valid(i).then(|| arr.value(i))
-        };
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            out.push(match (get(x, i), get(y, i)) {
-                (Some(_), Some(0)) => return exec_err!("mod: division by zero"),
-                (Some(p), Some(q)) => Some(p.wrapping_rem(q)),
-                _ => None,
-            });
-        }
-        Ok(Arc::new(Int64Array::from(out)))
-    } else {
-        let (x, y) = (cast(&a[0], &DataType::Float64)?, cast(&a[1], &DataType::Float64)?);
-        let (x, y) = (x.as_any().downcast_ref::<Float64Array>().unwrap(), y.as_any().downcast_ref::<Float64Array>().unwrap());
-        let n = x.len().max(y.len());
-        let get = |arr: &Float64Array, i: usize| {
-            let i = if arr.len() == 1 { 0 } else { i };
-            arr.is_valid(i).then(|| arr.value(i))
-        };
-        let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            out.push(match (get(x, i), get(y, i)) {
-                (Some(_), Some(0.0)) => return exec_err!("mod: division by zero"),
-                (Some(p), Some(q)) => Some(p % q),
-                _ => None,
-            });
-        }
-        Ok(Arc::new(Float64Array::from(out)))
+    if mod_type(&types)? == DataType::Int64 { rem_each::<Int64Type>(a, |p, q| p.wrapping_rem(q)) } else { rem_each::<Float64Type>(a, |p, q| p % q) }
+}
+
+/// `rem(a[i], b[i])` in type `T`, a single value broadcast.
+fn rem_each<T: datafusion::arrow::datatypes::ArrowPrimitiveType>(a: &[ArrayRef], rem: fn(T::Native, T::Native) -> T::Native) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{AsArray, PrimitiveArray};
+    let (x, y) = (cast(&a[0], &T::DATA_TYPE)?, cast(&a[1], &T::DATA_TYPE)?);
+    let (x, y) = (x.as_primitive::<T>(), y.as_primitive::<T>());
+    let get = |arr: &PrimitiveArray<T>, i: usize| {
+        let i = if arr.len() == 1 { 0 } else { i };
+        arr.is_valid(i).then(|| arr.value(i))
+    };
+    let mut out = Vec::with_capacity(x.len().max(y.len()));
+    for i in 0..x.len().max(y.len()) {
+        out.push(match (get(x, i), get(y, i)) {
+            (Some(_), Some(q)) if q == T::Native::default() => return exec_err!("mod: division by zero"),
+            (Some(p), Some(q)) => Some(rem(p, q)),
+            _ => None,
+        });
     }
+    Ok(Arc::new(out.into_iter().collect::<PrimitiveArray<T>>()))
 }
 
 /// DuckDB's `str_split(s, sep)`: the parts of `s` between `sep`s.
