@@ -319,3 +319,11 @@ fn an_argument_passed_undefined_renders_empty_as_in_jinja2() {
     let src = "{{ agg('a', order_by=' x' if false) }}|{{ agg('a') }}|{{ agg('a', ' x' if true) }}";
     assert_eq!(render(&env, src, parse_ctx()), "agg(a)|agg(aNone)|agg(a x)!");
 }
+
+#[test]
+fn datetime_arithmetic_in_a_lone_expression() {
+    // A test argument such as `"{{ modules.datetime.date(2024, 1, 3) - modules.datetime.timedelta(2) }}"`.
+    let env = env_with(&[]);
+    let v = env.eval_expr("t.yml", "modules.datetime.date(2024, 1, 3) - modules.datetime.timedelta(2)", Some(parse_ctx())).unwrap();
+    assert_eq!(v.to_string(), "2024-01-01");
+}

@@ -586,7 +586,7 @@ impl JinjaEnv {
     /// Evaluates one Jinja expression (`ref('x')`) to its value, so a
     /// generic test receives a Relation, not its rendered name.
     pub fn eval_expr(&self, what: &str, expr: &str, rctx: Option<Arc<RenderCtx>>) -> Result<Value, RenderError> {
-        let e = self.env.compile_expression_owned(expr.to_string()).map_err(|e| to_render_error(&e, what, expr, 1))?;
+        let e = self.env.compile_expression_owned(rewrite_mutables(expr).into_owned()).map_err(|e| to_render_error(&e, what, expr, 1))?;
         let ctx = rctx.map(|r| r.context()).unwrap_or_else(|| minijinja::context! {});
         e.eval(ctx).map_err(|e| to_render_error(&e, what, expr, 1))
     }
