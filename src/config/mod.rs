@@ -332,6 +332,58 @@ impl PackageProject {
     }
 }
 
+/// Renders the Jinja in `dbt_project.yml` as dbt does when it loads the
+/// project (`target-path: "{{ env_var('DBT_TARGET', 'target') }}"`), with
+/// `env_var`. Node configs render per node later; `vars` when read; hooks
+/// and `query-comment` when they run: those are left as written.
+fn render_project_file(v: &mut JsonValue, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    const LATER: &[&str] = &["models", "seeds", "snapshots", "tests", "data_tests", "sources", "vars", "on-run-start", "on-run-end", "query-comment"];
+    let Some(top) = v.as_object_mut() else { return Ok(()) };
+    let mut jinja = minijinja::Environment::new();
+    let vars: std::collections::HashMap<String, String> =
+        top.values().flat_map(collect_env_names).filter_map(|name| env(&name).map(|val| (name, val))).collect();
+    jinja.add_function("env_var", move |name: String, default: Option<String>| -> Result<String, minijinja::Error> {
+        vars.get(&name).cloned().or(default).ok_or_else(|| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("Env var required but not provided: '{name}'\n  hint: export {name}=... or give env_var('{name}', 'default') a default"),
+            )
+        })
+    });
+    fn walk(v: &mut JsonValue, jinja: &minijinja::Environment) -> Result<(), String> {
+        match v {
+            JsonValue::String(s) if s.contains("{{") || s.contains("{%") => {
+                *s = jinja.render_str(s, ()).map_err(|e| e.detail().map(String::from).unwrap_or_else(|| e.to_string()))?
+            }
+            JsonValue::Array(a) => a.iter_mut().try_for_each(|x| walk(x, jinja))?,
+            JsonValue::Object(o) => o.values_mut().try_for_each(|x| walk(x, jinja))?,
+            _ => {}
+        }
+        Ok(())
+    }
+    for (k, x) in top.iter_mut().filter(|(k, _)| !LATER.contains(&k.as_str())) {
+        walk(x, &jinja).map_err(|message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message: format!("{k}: {message}") })?;
+    }
+    Ok(())
+}
+
+/// The names `env_var('NAME'...)` reads anywhere in `v`.
+fn collect_env_names(v: &JsonValue) -> Vec<String> {
+    match v {
+        JsonValue::String(s) => s
+            .match_indices("env_var(")
+            .filter_map(|(i, _)| {
+                let rest = s[i + 8..].trim_start();
+                let q = rest.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+                rest[1..].split(q).next().map(String::from)
+            })
+            .collect(),
+        JsonValue::Array(a) => a.iter().flat_map(collect_env_names).collect(),
+        JsonValue::Object(o) => o.values().flat_map(collect_env_names).collect(),
+        _ => vec![],
+    }
+}
+
 pub const WAREHOUSE_TOML: &str = "warehouse.toml";
 pub const DBT_PROJECT_YML: &str = "dbt_project.yml";
 
@@ -346,7 +398,14 @@ impl Settings {
         let read = |file: &str| fs.read_to_string(file).map_err(|source| ConfigError::Read { file: file.to_string(), source });
         let dbt: DbtProjectYml = if has_dbt {
             let text = read(DBT_PROJECT_YML)?;
-            crate::util::yaml::from_str(&text).map_err(|message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message })?
+            let parse_err = |message| ConfigError::Parse { file: DBT_PROJECT_YML.into(), message };
+            if text.contains("{{") || text.contains("{%") {
+                let mut raw: JsonValue = crate::util::yaml::from_str(&text).map_err(parse_err)?;
+                render_project_file(&mut raw, env)?;
+                serde_json::from_value(raw).map_err(|e| parse_err(e.to_string()))?
+            } else {
+                crate::util::yaml::from_str(&text).map_err(parse_err)?
+            }
         } else {
             DbtProjectYml::default()
         };

@@ -95,3 +95,20 @@ fn top_level_configs_apply_to_every_node_of_the_type() {
     assert_eq!(s.models.resolve(&["p".into(), "m".into()])["materialized"], "table");
     assert_eq!(s.models.resolve(&["dbt_utils".into(), "m".into()])["materialized"], "view");
 }
+
+#[test]
+fn dbt_project_yml_renders_env_var_where_dbt_renders_it() {
+    let fs = MemFs::new().with(
+        "dbt_project.yml",
+        "name: p\ntarget-path: \"{{ env_var('DBT_TARGET_PATH', 'target') }}\"\nmodel-paths: [\"{{ env_var('MODELS_DIR') }}\"]\nvars:\n  later: \"{{ env_var('NOT_SET') }}\"\nmodels:\n  p:\n    +schema: \"{{ target.name }}\"\n",
+    );
+    let s = load(&fs, &Overrides::default(), &[("MODELS_DIR", "src/models")]).unwrap();
+    assert_eq!((s.paths.target.as_str(), s.paths.models.clone()), ("target", vec!["src/models".to_string()]));
+    // vars and node configs render later (when read, per node).
+    assert_eq!(s.vars["later"], "{{ env_var('NOT_SET') }}");
+    let e = load(&fs, &Overrides::default(), &[]).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "dbt_project.yml: model-paths: Env var required but not provided: 'MODELS_DIR'\n  hint: export MODELS_DIR=... or give env_var('MODELS_DIR', 'default') a default"
+    );
+}
