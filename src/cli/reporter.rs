@@ -123,7 +123,8 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
     for r in results.iter().filter(|r| r.status == Status::Warn) {
         printer.warn(format!("Warning in test {}: {}", project.nodes[&r.unique_id].name, r.message));
     }
-    printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} TOTAL={}", results.len()));
+    // dbt 1.11 always counts NO-OP nodes (exposures, saved queries); dp runs none.
+    printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} NO-OP=0 TOTAL={}", results.len()));
     err == 0
 }
 

@@ -18,7 +18,7 @@ fn jaffle_test_outcomes_equal_dbt() {
     ok(&o);
     let err = stderr(&o);
     assert!(err.contains("WARN 1 not_null_customers_last_name"), "{err}");
-    assert!(err.contains("Done. PASS=18 WARN=1 ERROR=0 SKIP=0 TOTAL=19"), "{err}");
+    assert!(err.contains("Done. PASS=18 WARN=1 ERROR=0 SKIP=0 NO-OP=0 TOTAL=19"), "{err}");
     assert_eq!(outcomes(p), golden("jaffle"));
 }
 
@@ -52,7 +52,7 @@ fn build_skips_children_of_a_failing_test_and_stores_failures() {
     assert!(err.contains("FAIL 1 unique_base_id"), "{err}");
     assert!(err.contains("WARN 1 accepted_values_base_id__1"), "{err}");
     assert!(err.contains("SKIP relation main.child"), "{err}");
-    assert!(err.contains("Done. PASS=4 WARN=1 ERROR=1 SKIP=1 TOTAL=7"), "{err}");
+    assert!(err.contains("Done. PASS=4 WARN=1 ERROR=1 SKIP=1 NO-OP=0 TOTAL=7"), "{err}");
     assert!(err.contains("failures stored in main_dbt_test__audit.unique_base_id"), "{err}");
     let o = run(p, &["show", "--inline", "select unique_field, n_records from main_dbt_test__audit.unique_base_id", "--format", "csv"]);
     ok(&o);

@@ -18,7 +18,7 @@ fn demo_runs_end_to_end() {
     ok(&o);
     let err = stderr(&o);
     // 3 seeds, 13 models and their 104 data tests.
-    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 TOTAL=120"), "{err}");
+    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=120"), "{err}");
     assert!(err.contains("OK created sql incremental model marts.fct_orders"), "{err}");
     for t in ["staging/stg_customers", "intermediate/int_daily_aggregates", "marts/fct_orders", "raw/category_mapping"] {
         assert!(p.join("warehouse").join(t).join("_delta_log").is_dir(), "{t} is not a Delta table");
@@ -58,7 +58,7 @@ fn failed_model_skips_descendants_and_keeps_old_version() {
     let o = run(p, &["run"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=1 TOTAL=4"), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=1 NO-OP=0 TOTAL=4"), "{err}");
     assert!(err.contains("in model b (models/b.sql); compiled SQL: target/compiled/p/models/b.sql"), "{err}");
     assert!(err.contains("SKIP relation main.c"), "{err}");
     // b's previous version is still there and readable.

@@ -216,7 +216,7 @@ fn a_compile_error_fails_only_its_node() {
     let o = run(dir.path(), &["run"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=1 TOTAL=4"), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=1 NO-OP=0 TOTAL=4"), "{err}");
     assert!(err.contains("boom in b"), "{err}");
     assert!(err.contains("SKIP relation main.c"), "{err}");
     let rr: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("target/run_results.json")).unwrap()).unwrap();

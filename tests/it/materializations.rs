@@ -128,7 +128,7 @@ fn fail_fast_stops_launching_work() {
     let err = stderr(&o);
     assert!(err.contains("ERROR=1"), "{err}");
     // a_bad runs first (stable order); with one thread nothing else starts.
-    assert!(err.contains("Done. PASS=0 WARN=0 ERROR=1 SKIP=2 TOTAL=3"), "{err}");
+    assert!(err.contains("Done. PASS=0 WARN=0 ERROR=1 SKIP=2 NO-OP=0 TOTAL=3"), "{err}");
 }
 
 #[test]
@@ -163,12 +163,12 @@ fn retry_runs_only_what_failed_or_was_skipped() {
     assert!(stderr(&o).contains("run_results.json: No such file or directory"), "{}", stderr(&o));
     let o = run(p, &["run", "--full-refresh"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=1 TOTAL=3"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=1 NO-OP=0 TOTAL=3"), "{}", stderr(&o));
     std::fs::write(p.join("models/b.sql"), "{{ config(materialized='table') }}\nselect id from {{ ref('a') }}").unwrap();
     let o = run(p, &["retry"]);
     ok(&o);
     let err = stderr(&o);
-    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=2"), "{err}");
     assert!(err.contains("1 of 2 START sql table model main.b") && err.contains("2 of 2 START sql table model main.c"), "{err}");
     let rr: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/run_results.json")).unwrap()).unwrap();
     assert_eq!(rr["args"], serde_json::json!({"which": "run", "full_refresh": true, "store_failures": false}));

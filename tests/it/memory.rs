@@ -58,7 +58,7 @@ fn a_tiny_memory_limit_spills_and_builds_the_same_rows() {
     let o = dp().current_dir(p).env("DP_SPILL_DIR", spill.path()).args(["run", "--full-refresh", "--memory-limit", "16MB"]).output().unwrap();
     ok(&o);
     let err = stderr(&o);
-    assert!(err.contains("Done. PASS=13 WARN=0 ERROR=0 SKIP=0 TOTAL=13"), "{err}");
+    assert!(err.contains("Done. PASS=13 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=13"), "{err}");
     let line = err.lines().find(|l| l.contains("Queries spilled")).unwrap_or_else(|| panic!("nothing spilled:\n{err}"));
     assert!(line.contains("(memory limit 16.0 MB)"), "{line}");
     // Spill files are gone once the run ends.

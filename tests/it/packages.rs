@@ -92,7 +92,7 @@ fn init_creates_a_project_that_builds() {
     let p = dir.path().join("my_proj");
     let o = run(&p, &["build"]);
     ok(&o);
-    assert!(stderr(&o).contains("Done. PASS=5 WARN=0 ERROR=0 SKIP=0 TOTAL=5"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Done. PASS=5 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=5"), "{}", stderr(&o));
     let o = run(dir.path(), &["init", "my_proj"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already holds a project (warehouse.toml)"), "{}", stderr(&o));

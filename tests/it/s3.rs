@@ -128,7 +128,7 @@ fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
     let err = stderr(&o);
     assert!(err.contains(&format!("Uploaded 6 files to s3://{bucket}/bronze")), "{err}");
     assert!(list(&client(&ep, &bucket), "bronze").contains(&"bronze/_dp_demo_uploaded".to_string()), "no upload marker");
-    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 TOTAL=120"), "{err}");
+    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=120"), "{err}");
     // Nothing on local disk: bronze and the warehouse are in the bucket.
     assert!(!p.join("warehouse").exists() && !p.join("bronze").exists() && !p.join("target/demo-bronze").exists());
     let store = client(&ep, &bucket);

@@ -78,7 +78,7 @@ fn result_selectors_read_the_states_run_results() {
     std::fs::write(p.join("models/bad.sql"), "select id from {{ ref('good') }}").unwrap();
     let o = run(p, &["run", "-s", "result:error+", "--state", "state"]);
     ok(&o);
-    assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=2"), "{}", stderr(&o));
     let o = run(p, &["ls", "-s", "result:error"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("a result: selector needs the run_results.json of an earlier run"), "{}", stderr(&o));

@@ -27,7 +27,7 @@ fn test_suite_outcomes_equal_dbt() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert_eq!(outcomes(p), golden("test_results.json"), "{err}");
-    assert!(err.contains("Done. PASS=25 WARN=7 ERROR=17 SKIP=0 TOTAL=49"), "{err}");
+    assert!(err.contains("Done. PASS=25 WARN=7 ERROR=17 SKIP=0 NO-OP=0 TOTAL=49"), "{err}");
     // dbt's messages for thresholds
     assert!(err.contains("Failure in test quantity_nulls_error (models/seeds.yml)\n  Got 3 results, configured to fail if >2"), "{err}");
     assert!(err.contains("Warning in test quantity_nulls_warn: Got 3 results, configured to warn if >1"), "{err}");
@@ -55,7 +55,7 @@ fn test_suite_build_equals_dbt() {
     let o = run(p, &["build"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(outcomes(p), golden("build_results.json"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("Done. PASS=20 WARN=5 ERROR=10 SKIP=21 TOTAL=56"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Done. PASS=20 WARN=5 ERROR=10 SKIP=21 NO-OP=0 TOTAL=56"), "{}", stderr(&o));
 }
 
 #[test]
@@ -154,5 +154,5 @@ fn overridden_test_macros_and_stored_failures_are_not_batched() {
     let lines: Vec<&str> = err.lines().collect();
     let at = lines.iter().position(|l| l.contains("FAIL 1 unique_id_stored")).expect(&err);
     assert!(lines[at + 1].ends_with("   failing rows in main_dbt_test__audit.unique_id_stored"), "{err}");
-    assert!(err.contains("Done. PASS=3 WARN=0 ERROR=2 SKIP=0 TOTAL=5"), "{err}");
+    assert!(err.contains("Done. PASS=3 WARN=0 ERROR=2 SKIP=0 NO-OP=0 TOTAL=5"), "{err}");
 }

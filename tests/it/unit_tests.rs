@@ -66,7 +66,7 @@ fn unit_tests_pass_and_fail_with_a_row_diff_without_building_upstream() {
         ),
         "{err}"
     );
-    assert!(err.contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=0 TOTAL=2"), "{err}");
+    assert!(err.contains("Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2"), "{err}");
     let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/unit.yml/models/adults_cutoff_var.sql")).unwrap();
     assert!(compiled.contains("with __dbt__cte__people as ("), "{compiled}");
     assert!(compiled.contains("date '2020-01-01'"), "{compiled}");
@@ -118,7 +118,7 @@ fn build_runs_unit_tests_before_their_model_and_skips_it_on_failure() {
     assert!(err.contains("3 of 5 START unit_test adults::adults_pass\n"), "{err}");
     assert!(err.contains("SKIP relation main.adults"), "{err}");
     assert!(err.contains("SKIP relation main.names"), "{err}");
-    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=2 TOTAL=5"), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1 SKIP=2 NO-OP=0 TOTAL=5"), "{err}");
 }
 
 #[test]
