@@ -38,6 +38,7 @@ fn describe(node: &Node) -> String {
         ResourceType::Test => format!("test {}", node.name),
         ResourceType::Snapshot => format!("snapshot {}", node.relation_name()),
         ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
+        ResourceType::Exposure => format!("exposure {}", node.name),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }
 }
@@ -72,6 +73,7 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
         Status::Skipped if node.resource_type == ResourceType::UnitTest => line("SKIP unit_test", &unit::display_name(node), "SKIP", Tone::Warn, None),
         Status::Skipped => line("SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None),
         Status::Pass => line("PASS", &test_label(node), "PASS", Tone::Good, time),
+        Status::NoOp => line("NO-OP", &describe(node), "NO-OP", Tone::Warn, time),
         Status::Warn => {
             let n = r.failures.unwrap_or(0);
             line(&format!("WARN {n}"), &test_label(node), &format!("WARN {n}"), Tone::Warn, time);
@@ -123,8 +125,8 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
     for r in results.iter().filter(|r| r.status == Status::Warn) {
         printer.warn(format!("Warning in test {}: {}", project.nodes[&r.unique_id].name, r.message));
     }
-    // dbt 1.11 always counts NO-OP nodes (exposures, saved queries); dp runs none.
-    printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} NO-OP=0 TOTAL={}", results.len()));
+    let noop = count(Status::NoOp);
+    printer.info(format!("Done. PASS={pass} WARN={warn} ERROR={err} SKIP={skip} NO-OP={noop} TOTAL={}", results.len()));
     err == 0
 }
 

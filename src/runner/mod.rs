@@ -36,6 +36,8 @@ pub enum Status {
     Pass,
     Warn,
     Fail,
+    /// Nothing to run (an exposure in `dp build`), as dbt's NO-OP.
+    NoOp,
 }
 
 impl Status {
@@ -47,6 +49,7 @@ impl Status {
             Status::Pass => "pass",
             Status::Warn => "warn",
             Status::Fail => "fail",
+            Status::NoOp => "no-op",
         }
     }
 
@@ -226,6 +229,8 @@ enum Output {
     Built { m: Materialized, published: Option<anyhow::Result<Published>> },
     /// A data or unit test was judged (unit tests compile as they run).
     Tested(TestOutcome, Option<String>),
+    /// Nothing ran (an exposure).
+    NoOp,
 }
 
 impl Output {
@@ -234,6 +239,11 @@ impl Output {
     /// node is an error, but what depends on it can still build.
     fn fill(self, node: &Node, r: &mut NodeResult) -> bool {
         match self {
+            Output::NoOp => {
+                r.status = Status::NoOp;
+                r.message = "NO-OP".into();
+                false
+            }
             Output::Tested(t, compiled) => {
                 if compiled.is_some() {
                     r.compiled_code = compiled;
@@ -295,6 +305,7 @@ async fn run_node(
 ) -> anyhow::Result<Output> {
     let Step { engine, project, node, incremental, .. } = step;
     match node.resource_type {
+        ResourceType::Exposure => return Ok(Output::NoOp),
         ResourceType::UnitTest => {
             let (t, compiled) = unit::run_unit_test(engine, project, node).await?;
             return Ok(Output::Tested(t, Some(compiled)));

@@ -147,3 +147,25 @@ fn a_generic_test_macro_sets_its_own_config_beneath_yaml() {
     assert!(err.contains("FAIL 2 strict_no_diff"), "{err}");
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// As dbt 1.11, `dp build` lists exposures as NO-OP (and skips one whose
+/// parent failed); `dp run` leaves them out.
+#[test]
+fn build_lists_exposures_as_no_op() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/m.sql", "select 1 as id"),
+        ("models/e.yml", "exposures:\n  - name: dash\n    type: dashboard\n    owner: {email: a@b.c}\n    depends_on: [ref('m')]\n"),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["build"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("NO-OP exposure dash"), "{err}");
+    assert!(err.contains("Done. PASS=1 WARN=0 ERROR=0 SKIP=0 NO-OP=1 TOTAL=2"), "{err}");
+    let outcomes = outcomes(p);
+    let dash = outcomes.as_array().unwrap().iter().find(|r| r["unique_id"] == "exposure.p.dash").unwrap();
+    assert_eq!(dash["status"], "no-op");
+    let err = stderr(&run(p, &["run"]));
+    assert!(err.contains("Done. PASS=1 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=1"), "{err}");
+}

@@ -47,7 +47,10 @@ impl Kind {
             Kind::Run => vec![ResourceType::Model],
             Kind::Seed => vec![ResourceType::Seed],
             Kind::Test => vec![ResourceType::Test, ResourceType::UnitTest],
-            Kind::Build => vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::UnitTest],
+            // dbt 1.11 lists exposures in a build, as NO-OP.
+            Kind::Build => {
+                vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::UnitTest, ResourceType::Exposure]
+            }
             Kind::Snapshot => vec![ResourceType::Snapshot],
         }
     }
