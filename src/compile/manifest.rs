@@ -213,18 +213,35 @@ pub fn write_manifest<W: std::io::Write>(
     w.write_all(b"{\"metadata\":")?;
     serde_json::to_writer(&mut *w, &rest["metadata"])?;
     w.write_all(b",\"nodes\":{")?;
-    let mut first = true;
-    for (uid, n) in &project.nodes {
-        if matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest) {
-            continue;
+    // Nodes are serialized in parallel, a batch at a time (bounded memory),
+    // and written in the project's order: the bytes are the same as one
+    // sequential pass.
+    use rayon::prelude::*;
+    let nodes: Vec<(&String, &Node)> =
+        project.nodes.iter().filter(|(_, n)| !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest)).collect();
+    const BATCH: usize = 2048;
+    for (b, batch) in nodes.chunks(BATCH).enumerate() {
+        let parts: Vec<Vec<u8>> = batch
+            .par_chunks(64)
+            .map(|chunk| -> std::io::Result<Vec<u8>> {
+                let mut buf = Vec::with_capacity(chunk.len() * 8192);
+                for (i, (uid, n)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    serde_json::to_writer(&mut buf, uid)?;
+                    buf.push(b':');
+                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled))?;
+                }
+                Ok(buf)
+            })
+            .collect::<std::io::Result<_>>()?;
+        for (i, part) in parts.iter().enumerate() {
+            if b > 0 || i > 0 {
+                w.write_all(b",")?;
+            }
+            w.write_all(part)?;
         }
-        if !first {
-            w.write_all(b",")?;
-        }
-        first = false;
-        serde_json::to_writer(&mut *w, uid)?;
-        w.write_all(b":")?;
-        serde_json::to_writer(&mut *w, &node_json(project, n, compiled))?;
     }
     w.write_all(b"}")?;
     for (k, v) in &rest {

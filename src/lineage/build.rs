@@ -161,44 +161,93 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
     }
     let models: IndexSet<String> =
         project.nodes.iter().filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Snapshot)).map(|(u, _)| u.clone()).collect();
-    let tracer = Tracer { resolve: &resolver };
     // One state for all plans: tables registered later are visible through
     // its (shared) catalogs, and cloning a state per model is costly.
-    let state = engine.ctx.state();
-    for uid in dag.topo_order(&models) {
-        let n = &project.nodes[&uid];
-        let mut nl = base(project, n);
-        let Some(sql) = compiled.sql.get(&uid) else {
-            nl.unavailable = Some("column lineage unavailable: the model was not compiled".into());
-            nodes.insert(uid, nl);
-            continue;
-        };
-        match state.create_logical_plan(sql).await {
-            Ok(plan) => {
-                let traced = tracer.trace(&plan);
-                let schema = plan.schema().as_arrow().clone();
-                for (f, deps) in schema.fields().iter().zip(traced.fields) {
-                    nl.columns
-                        .insert(f.name().clone(), ColumnLineage { data_type: f.data_type().to_string(), inputs: inputs(&deps.deps), unknown: deps.unknown });
+    let state = Arc::new(engine.ctx.state());
+    let resolver = Arc::new(resolver);
+    tracing::debug!(target: "dp::docs", seconds = started.elapsed().as_secs_f64(), "lineage: seeds and sources");
+    // Models are planned a level of the DAG at a time (a model's level is
+    // one more than its deepest model parent's), the models of a level
+    // concurrently: their parents' schemas are all registered by then.
+    let order = dag.topo_order(&models);
+    let mut level: HashMap<&str, usize> = HashMap::with_capacity(order.len());
+    let mut levels: Vec<Vec<&str>> = vec![];
+    for uid in &order {
+        let l = project.nodes[uid].depends_on.iter().filter_map(|d| level.get(d.as_str())).max().map_or(0, |m| m + 1);
+        level.insert(uid, l);
+        if levels.len() <= l {
+            levels.resize_with(l + 1, Vec::new);
+        }
+        levels[l].push(uid);
+    }
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut done: HashMap<String, NodeLineage> = HashMap::with_capacity(order.len());
+    for uids in levels {
+        let jobs: Vec<(String, Option<String>)> = uids.iter().map(|u| (u.to_string(), compiled.sql.get(*u).cloned())).collect();
+        let per_task = jobs.len().div_ceil(workers * 4).max(16);
+        let mut tasks = vec![];
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let chunk: Vec<(String, Option<String>)> = jobs.by_ref().take(per_task).collect();
+            let (state, resolver) = (state.clone(), resolver.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (uid, sql) in chunk {
+                    let planned = match sql {
+                        None => None,
+                        Some(sql) => Some(match state.create_logical_plan(&sql).await {
+                            Ok(plan) => Ok((Tracer { resolve: &*resolver }.trace(&plan), plan.schema().as_arrow().clone())),
+                            Err(e) => Err(first_line(&e.to_string())),
+                        }),
+                    };
+                    out.push((uid, planned));
                 }
-                nl.dataset = inputs(&traced.dataset);
-                if n.materialized() != crate::project::nodes::Materialization::Ephemeral {
-                    register(engine, &n.schema, &n.alias, Arc::new(schema));
+                out
+            }));
+        }
+        for task in tasks {
+            let planned = match task.await {
+                Ok(p) => p,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            for (uid, planned) in planned {
+                let n = &project.nodes[&uid];
+                let mut nl = base(project, n);
+                match planned {
+                    None => nl.unavailable = Some("column lineage unavailable: the model was not compiled".into()),
+                    Some(Ok((traced, schema))) => {
+                        for (f, deps) in schema.fields().iter().zip(traced.fields) {
+                            nl.columns.insert(
+                                f.name().clone(),
+                                ColumnLineage { data_type: f.data_type().to_string(), inputs: inputs(&deps.deps), unknown: deps.unknown },
+                            );
+                        }
+                        nl.dataset = inputs(&traced.dataset);
+                        if n.materialized() != crate::project::nodes::Materialization::Ephemeral {
+                            register(engine, &n.schema, &n.alias, Arc::new(schema));
+                        }
+                    }
+                    Some(Err(e)) => {
+                        // Blame the first parent without column lineage, if any
+                        // (its table was never registered), else the planner.
+                        let parent = n.depends_on.iter().find(|d| done.get(*d).or_else(|| nodes.get(*d)).is_some_and(|p| p.unavailable.is_some()));
+                        let why = match parent {
+                            Some(p) => format!("its parent {} has none", crate::graph::short_name(p)),
+                            None => e,
+                        };
+                        nl.unavailable = Some(format!("column lineage unavailable: {why}"));
+                        nl.columns = columns_of(&declared_schema(n));
+                    }
                 }
-            }
-            Err(e) => {
-                // Blame the first parent without column lineage, if any
-                // (its table was never registered), else the planner.
-                let parent = n.depends_on.iter().find(|d| nodes.get(*d).is_some_and(|p| p.unavailable.is_some()));
-                let why = match parent {
-                    Some(p) => format!("its parent {} has none", crate::graph::short_name(p)),
-                    None => first_line(&e.to_string()),
-                };
-                nl.unavailable = Some(format!("column lineage unavailable: {why}"));
-                nl.columns = columns_of(&declared_schema(n));
+                done.insert(uid, nl);
             }
         }
-        nodes.insert(uid, nl);
+    }
+    // In topological order, as one sequential pass would give.
+    for uid in order {
+        if let Some(nl) = done.remove(&uid) {
+            nodes.insert(uid, nl);
+        }
     }
     tracing::debug!(nodes = nodes.len(), seconds = started.elapsed().as_secs_f64(), "column lineage planned and traced");
     Lineage { generated_at: crate::compile::manifest::now_stamp(), nodes }

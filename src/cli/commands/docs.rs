@@ -19,17 +19,29 @@ pub async fn run(g: &GlobalArgs, action: DocsAction, printer: &Printer) -> anyho
 
 async fn generate(g: &GlobalArgs, no_lineage: bool, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
+    // Phase timings (`DP_LOG=dp::docs=debug`; benches/docs.rs prints them).
+    let mut lap = std::time::Instant::now();
+    let mut phase = |name: &str| {
+        tracing::debug!(target: "dp::docs", phase = name, seconds = lap.elapsed().as_secs_f64(), "docs generate phase");
+        lap = std::time::Instant::now();
+    };
     let l = load(g, LoadArgs { which: "generate", ..Default::default() }, printer)?;
+    phase("load");
     let compiled = super::lineage::compile_models(&l)?;
+    phase("compile");
     write_compiled(&l, &compiled)?;
+    phase("write_compiled");
     write_manifest(&l, Some(&compiled))?;
+    phase("manifest");
     let engine = Engine::new(&l.project, None)?;
     let existing = existing_relations(&l.project);
     let generated_at = crate::compile::manifest::now_stamp();
     let catalog = crate::docs::catalog::catalog(&l.project, &engine, &existing, &l.invocation_id, &generated_at).await;
+    phase("catalog");
     let target = l.project.settings.target_dir();
     let path = target.join("catalog.json");
     crate::docs::write_atomic(&path, &serde_json::to_vec(&catalog)?).with_context(|| format!("writing {}", path.display()))?;
+    phase("catalog_json");
     if let Some(errors) = catalog["errors"].as_array() {
         for e in errors {
             printer.warn(format!("catalog: {}", e.as_str().unwrap_or("")));
@@ -37,9 +49,11 @@ async fn generate(g: &GlobalArgs, no_lineage: bool, printer: &Printer) -> anyhow
     }
     // After the catalog: lineage registers planned schemas in the session.
     let lineage = if no_lineage { None } else { Some(super::lineage::build_and_write(&l, &compiled, &engine).await?) };
+    phase("lineage");
     let dir = target.join("docs");
     let pages = crate::docs::site::write_site(&dir, &l.project, Some(&compiled), &catalog, lineage.as_ref(), &generated_at)
         .with_context(|| format!("writing the docs site into {}", dir.display()))?;
+    phase("site");
     let count = |k: &str| catalog[k].as_object().map(|m| m.len()).unwrap_or(0);
     let rel = |p: &std::path::Path| p.strip_prefix(&l.project.settings.root).unwrap_or(p).display().to_string();
     printer.info(format!("Catalog: {} relations and {} sources with columns and stats; wrote {}", count("nodes"), count("sources"), rel(&path)));
