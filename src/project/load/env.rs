@@ -34,7 +34,7 @@ pub fn build(settings: &Settings, packages: &[PackageDir], macro_sources: Vec<Ma
         macros: macro_sources,
         target,
         vars,
-        package_vars: packages.iter().map(|p| (p.name.clone(), p.vars.clone())).collect(),
+        package_vars: packages.iter().map(|p| (p.name.clone(), p.project.vars.clone())).collect(),
         env: opts.env.clone(),
         dispatch: settings.dispatch.clone(),
         invocation_id: opts.invocation_id.clone(),

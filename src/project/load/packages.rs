@@ -2,8 +2,6 @@
 //! its own `dbt_project.yml`), sorted by name. Each is a project of its own:
 //! its paths, vars and config trees come from its `dbt_project.yml`.
 
-use indexmap::IndexMap;
-use serde_json::Value;
 
 use super::{LoadError, join, list, read};
 use crate::config::{ConfigTree, PackageProject, Paths, Settings};
@@ -16,9 +14,8 @@ pub struct PackageDir {
     pub root: String,
     /// Its file paths, joined to its folder (`dbt_packages/x/models`).
     pub paths: Paths,
-    /// The package's own `vars:` (its nodes see them under the root's).
-    pub vars: IndexMap<String, Value>,
-    /// Its own `dbt_project.yml` config trees (`models:`, `seeds:`, ...).
+    /// Its own `dbt_project.yml`: config trees (`models:`, `seeds:`, ...)
+    /// and `vars:` (its nodes see them under the root's).
     pub project: PackageProject,
 }
 
@@ -62,8 +59,7 @@ pub fn discover(settings: &Settings, fs: &dyn FileSystem) -> Result<Vec<PackageD
             docs: j(&p.docs),
             ..Paths::default()
         };
-        let vars = project.vars.clone();
-        packages.push(PackageDir { name, root: dir, paths, vars, project });
+        packages.push(PackageDir { name, root: dir, paths, project });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
 
