@@ -346,11 +346,16 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, whi
     Ok(dst)
 }
 
-/// A test argument's list or dict with the Jinja in its strings rendered
-/// (one `{{ expr }}` keeps its value's type, as dbt's native rendering).
+/// A test argument with the Jinja in its strings rendered, as dbt renders
+/// test arguments natively: one `{{ expr }}` keeps its value's type
+/// (`values: "{{ var('types') }}"` is a list), in lists and dicts too
+/// (`column_type_list: [date, "{{ type_timestamp() }}"]`).
 fn render_nested(project: &Project, file: &str, v: &serde_json::Value, rctx: &Arc<RenderCtx>) -> Result<minijinja::Value, CompileError> {
     Ok(match v {
-        serde_json::Value::String(s) if whole_expr(s).is_some() => project.jinja.eval_expr(file, whole_expr(s).unwrap(), Some(rctx.clone()))?,
+        serde_json::Value::String(s) if whole_expr(s).is_some() => {
+            let v = project.jinja.eval_expr(file, whole_expr(s).unwrap(), Some(rctx.clone()))?;
+            if v.kind() == minijinja::value::ValueKind::String { minijinja::Value::from_safe_string(v.to_string()) } else { v }
+        }
         serde_json::Value::String(s) if s.contains("{{") || s.contains("{%") => {
             minijinja::Value::from_safe_string(project.jinja.render_str(file, s, Some(rctx.clone()), &[])?)
         }
@@ -393,19 +398,6 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                     serde_json::Value::String(s) if single_expr(s).is_some() => {
                         project.jinja.eval_expr(&n.original_file_path, &single_expr(s).unwrap(), Some(rctx.clone()))?
                     }
-                    // One `{{ expr }}` is its value, as dbt renders test
-                    // arguments natively (`values: "{{ var('types') }}"` is a list).
-                    serde_json::Value::String(s) if whole_expr(s).is_some() => {
-                        let v = project.jinja.eval_expr(&n.original_file_path, whole_expr(s).unwrap(), Some(rctx.clone()))?;
-                        match v.kind() {
-                            minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v),
-                            minijinja::value::ValueKind::String => minijinja::Value::from_safe_string(v.to_string()),
-                            _ => v,
-                        }
-                    }
-                    serde_json::Value::String(s) if s.contains("{{") => {
-                        minijinja::Value::from_safe_string(project.jinja.render_str(&n.original_file_path, s, Some(rctx.clone()), &[])?)
-                    }
                     serde_json::Value::String(s) if s.trim_start().starts_with("ref(") || s.trim_start().starts_with("source(") => {
                         minijinja::Value::from_safe_string(project.jinja.render_str(
                             &n.original_file_path,
@@ -414,9 +406,8 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
                             &[],
                         )?)
                     }
-                    // Lists and dicts may be mutated by the test macro
-                    // (`pruned_cols.append(...)`); Jinja inside them renders
-                    // (`column_type_list: [date, "{{ type_timestamp() }}"]`).
+                    // Jinja renders natively, in lists and dicts too; those
+                    // may be mutated by the test macro (`pruned_cols.append(...)`).
                     other => {
                         let v = render_nested(project, &n.original_file_path, other, &rctx)?;
                         crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v)

@@ -2,7 +2,6 @@
 //! its own `dbt_project.yml`), sorted by name. Each is a project of its own:
 //! its paths, vars and config trees come from its `dbt_project.yml`.
 
-
 use super::{LoadError, join, list, read};
 use crate::config::{ConfigTree, PackageProject, Paths, Settings};
 use crate::fs::FileSystem;
