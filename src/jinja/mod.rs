@@ -193,7 +193,9 @@ impl Object for MacroFn {
             Some(r) => r.context(),
             None => Value::from(()),
         };
-        let (args, kwargs, varargs) = self.split(&args.iter().map(defined).collect::<Vec<_>>());
+        let guard = CallerGuard::default();
+        let args: Vec<Value> = args.iter().map(|a| prepare_arg(a, state, &guard)).collect();
+        let (args, kwargs, varargs) = self.split(&args);
         let ctx = match (kwargs, varargs) {
             (None, None) => ctx,
             (k, v) => minijinja::context! { kwargs => k, varargs => v, ..ctx },
@@ -203,10 +205,6 @@ impl Object for MacroFn {
         let st = tmpl.eval_to_state(ctx)?;
         let m =
             st.lookup(&self.name).ok_or_else(|| Error::new(ErrorKind::UnknownFunction, format!("macro '{}' is not defined in {}", self.name, self.file)))?;
-        // `caller` (from `{% call %}`) belongs to the calling template's
-        // state; let the macro call it back through that state.
-        let guard = CallerGuard::default();
-        let args: Vec<Value> = args.iter().map(|a| wrap_caller(a, state, &guard)).collect();
         let result = m.call(&st, &args);
         guard.close();
         match result {
@@ -219,23 +217,6 @@ impl Object for MacroFn {
     fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "<macro {}.{}>", self.package, self.name)
     }
-}
-
-/// An argument passed explicitly as undefined (`x if cond` without an
-/// `else`) stays falsy and renders empty in Jinja2, where minijinja would
-/// give the parameter its default (`none`, which renders "None"): pass ''.
-fn defined(v: &Value) -> Value {
-    if v.is_undefined() {
-        return Value::from("");
-    }
-    if v.is_kwargs()
-        && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
-        && kw.args().any(|k| kw.peek::<Value>(k).is_ok_and(|x| x.is_undefined()))
-    {
-        let pairs: Vec<(String, Value)> = kw.args().map(|k| (k.to_string(), defined(&kw.peek::<Value>(k).unwrap_or_default()))).collect();
-        return Value::from(minijinja::value::Kwargs::from_iter(pairs));
-    }
-    v.clone()
 }
 
 /// Marks the calling state as gone once a macro call returns.
@@ -280,19 +261,28 @@ impl Object for BoundCaller {
     }
 }
 
-fn wrap_caller(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
+/// One argument as the macro receives it:
+/// - `caller` (from `{% call %}`) belongs to the calling template's state;
+///   it is bound to that state so the macro can call it back through it;
+/// - an argument passed explicitly as undefined (`x if cond` without an
+///   `else`) stays falsy and renders empty in Jinja2, where minijinja would
+///   give the parameter its default (`none`, which renders "None"): pass ''.
+fn prepare_arg(v: &Value, state: &State<'_, '_>, guard: &CallerGuard) -> Value {
+    if v.is_undefined() {
+        return Value::from("");
+    }
     if v.is_kwargs()
         && let Ok(kw) = minijinja::value::Kwargs::try_from(v.clone())
-        && kw.has("caller")
+        && (kw.has("caller") || kw.args().any(|k| kw.peek::<Value>(k).is_ok_and(|x| x.is_undefined())))
     {
         let pairs: Vec<(String, Value)> = kw
             .args()
             .map(|k| {
                 let val: Value = kw.peek(k).unwrap_or_default();
-                let val = if k == "caller" {
-                    Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() })
-                } else {
-                    val
+                let val = match k {
+                    "caller" => Value::from_object(BoundCaller { inner: val, state: state as *const State<'_, '_> as *const (), guard: guard.clone() }),
+                    _ if val.is_undefined() => Value::from(""),
+                    _ => val,
                 };
                 (k.to_string(), val)
             })
