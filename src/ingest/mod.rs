@@ -343,7 +343,6 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
 
 async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze: &Bronze, started: &str, o: &mut Outcome) -> anyhow::Result<()> {
     let landing = files::Landing::open(&ctx.settings, &f.path)?;
-    let run8 = ctx.run_id[..8].to_string();
     for lf in landing.list().await? {
         if lf.size > files::stream_threshold() && matches!(files::format_of(f, &lf.name), Ok(spec::FileFormat::Csv)) {
             ingest_large_csv(ctx, spec, f, bronze, started, o, &landing, &lf).await?;
@@ -360,23 +359,7 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
         let (fs2, name) = (f.clone(), lf.name.clone());
         let parsed = tokio::task::spawn_blocking(move || files::parse(&fs2, &name, &bytes)).await?.map_err(|e| anyhow!("{e}"))?;
         let (schema, batches) = conform(ctx.state.latest_schema(&spec.source_name), parsed.schema.clone(), parsed.batches)?;
-        let (version, change) = check_schema(&ctx.state, spec, &schema).await?;
-        if change.is_some() {
-            o.schema_change = change;
-        }
-        let obj = bronze.next_object(&ctx.date, &run8).await?;
-        let mut w = bronze.writer(&obj, schema.clone())?;
-        for (k, v) in [
-            ("run_id", ctx.run_id.clone()),
-            ("source", spec.source_name.clone()),
-            ("mode", "files".to_string()),
-            ("schema_version", version.to_string()),
-            ("source_file", lf.name.clone()),
-            ("source_size", lf.size.to_string()),
-            ("source_sha256", sha.clone()),
-        ] {
-            w.note(k, v);
-        }
+        let (version, mut w) = landing_writer(ctx, spec, bronze, &lf, &sha, schema.clone(), o).await?;
         for b in &batches {
             w.write(b).await?;
         }
@@ -410,24 +393,8 @@ async fn ingest_large_csv(
     let (fs2, name) = (f.clone(), lf.name.clone());
     let (schema, copy) = tokio::task::spawn_blocking(move || (files::csv_prefix_schema(&fs2, &name, &copy), copy)).await?;
     let schema = conform_schema(ctx.state.latest_schema(&spec.source_name), schema.map_err(|e| anyhow!("{e}"))?);
-    let (version, change) = check_schema(&ctx.state, spec, &schema).await?;
-    if change.is_some() {
-        o.schema_change = change;
-    }
     let sha = copy.sha256.clone();
-    let obj = bronze.next_object(&ctx.date, &ctx.run_id[..8]).await?;
-    let mut w = bronze.writer(&obj, schema.clone())?;
-    for (k, v) in [
-        ("run_id", ctx.run_id.clone()),
-        ("source", spec.source_name.clone()),
-        ("mode", "files".to_string()),
-        ("schema_version", version.to_string()),
-        ("source_file", lf.name.clone()),
-        ("source_size", lf.size.to_string()),
-        ("source_sha256", sha.clone()),
-    ] {
-        w.note(k, v);
-    }
+    let (version, mut w) = landing_writer(ctx, spec, bronze, lf, &sha, schema.clone(), o).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
     let (fs3, name) = (f.clone(), lf.name.clone());
     let producer = tokio::task::spawn_blocking(move || files::stream_csv(&fs3, &name, &copy, schema, tx));
@@ -444,6 +411,38 @@ async fn ingest_large_csv(
     let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
     let pb = w.finish().await?;
     record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await
+}
+
+/// Checks a landing file's schema against the source's history (noting a
+/// change on the outcome) and opens its bronze object, noted with where it
+/// came from; returns the schema version and the writer.
+async fn landing_writer(
+    ctx: &Ctx,
+    spec: &IngestSpec,
+    bronze: &Bronze,
+    lf: &files::LandingFile,
+    sha: &str,
+    schema: SchemaRef,
+    o: &mut Outcome,
+) -> anyhow::Result<(i64, bronze::BronzeWriter)> {
+    let (version, change) = check_schema(&ctx.state, spec, &schema).await?;
+    if change.is_some() {
+        o.schema_change = change;
+    }
+    let obj = bronze.next_object(&ctx.date, &ctx.run_id[..8]).await?;
+    let mut w = bronze.writer(&obj, schema)?;
+    for (k, v) in [
+        ("run_id", ctx.run_id.clone()),
+        ("source", spec.source_name.clone()),
+        ("mode", "files".to_string()),
+        ("schema_version", version.to_string()),
+        ("source_file", lf.name.clone()),
+        ("source_size", lf.size.to_string()),
+        ("source_sha256", sha.to_string()),
+    ] {
+        w.note(k, v);
+    }
+    Ok((version, w))
 }
 
 /// A landing file published to bronze, as the log records it.
