@@ -9,6 +9,8 @@ Subcommands:
       Run with cwd = the dbt project dir (views may read relative file paths).
   test-results <run_results.json> <out.json>
       [{unique_id, status, failures}] sorted by unique_id.
+  batch-results <run_results.json> <out.json>
+      [{unique_id, status, message, batch_results}] sorted by unique_id (microbatch runs).
   ls <ls-output.txt> <out.txt>
       Reduce `dbt ls --output json --output-keys unique_id` output to sorted unique_ids.
   schema <out.json>
@@ -102,6 +104,24 @@ def cmd_test_results(run_results_path, out_path):
         f.write("\n")
 
 
+def cmd_batch_results(run_results_path, out_path):
+    with open(run_results_path) as f:
+        rr = json.load(f)
+    res = [
+        {
+            "unique_id": r["unique_id"],
+            "status": r["status"],
+            "message": r.get("message"),
+            "batch_results": r.get("batch_results"),
+        }
+        for r in rr["results"]
+    ]
+    res.sort(key=lambda r: r["unique_id"])
+    with open(out_path, "w") as f:
+        json.dump(res, f, indent=2)
+        f.write("\n")
+
+
 def cmd_ls(raw_path, out_path):
     ids = set()
     with open(raw_path) as f:
@@ -163,6 +183,7 @@ def main(argv):
     cmds = {
         "tables": cmd_tables,
         "test-results": cmd_test_results,
+        "batch-results": cmd_batch_results,
         "ls": cmd_ls,
         "schema": cmd_schema,
         "validate": cmd_validate,

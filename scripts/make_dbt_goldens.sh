@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state|microbatch ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -178,8 +178,31 @@ do_state() {
     run_ls
 }
 
+# ---------------------------------------------------------------- microbatch
+# Two microbatch models built by days (one reads a ref'd view and a seed,
+# one a source directly), with "now" frozen at 2024-01-05 12:00 UTC: dbt
+# plans batches from its invocation time, which scripts/frozen_now.py pins
+# (dbt has no flag for it). data/events.csv is replaced by steps/<n>/ before
+# each step: 1 a first `dbt build` (batches from `begin`), 2 a `dbt run`
+# after late-arriving rows (one inside the lookback window, one outside),
+# 3 a backfill with --event-time-start/--event-time-end. golden/step<n>/
+# holds every table after step n and the run's batch_results.
+do_microbatch() {
+    prepare microbatch
+    local step
+    for step in 1 2 3; do
+        cp "$FIXTURES/microbatch/steps/$step/events.csv" "$W/data/events.csv"
+        local args=(run)
+        [ "$step" = 1 ] && args=(build)
+        [ "$step" = 3 ] && args=(run --event-time-start 2024-01-02 --event-time-end 2024-01-04)
+        (cd "$W" && FROZEN_NOW=2024-01-05T12:00:00 "$PY" "$REPO/scripts/frozen_now.py" "${args[@]}" --profiles-dir .)
+        export_tables microbatch "step$step"
+        "$PY" "$HELPER" batch-results "$W/target/run_results.json" "$G/step$step/batch_results.json"
+    done
+}
+
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state microbatch)
 for p in "${projects[@]}"; do
     "do_$p"
 done
