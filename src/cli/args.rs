@@ -124,6 +124,12 @@ pub struct RunArgs {
     /// After the summary, print the first failing rows of each warning or failing test (stdout).
     #[arg(long)]
     pub show_failures: bool,
+    /// Microbatch models build the batches from this date-time (inclusive, UTC); needs --event-time-end.
+    #[arg(long)]
+    pub event_time_start: Option<String>,
+    /// Microbatch models build the batches up to this date-time (exclusive, UTC); needs --event-time-start.
+    #[arg(long)]
+    pub event_time_end: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

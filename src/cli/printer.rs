@@ -103,7 +103,30 @@ impl Printer {
     /// A dbt-style node line: `  3 of 12 OK created sql table model marts.x ....... [OK 10 rows in 0.41s]`.
     #[allow(clippy::too_many_arguments)]
     pub fn node_line(&self, index: usize, total: usize, verb: &str, what: &str, tag: &str, tone: Tone, elapsed: Option<Duration>, fields: serde_json::Value) {
-        let head = format!("{index} of {total} {verb} {what} ");
+        self.status_line("", index, total, verb, what, tag, tone, elapsed, fields);
+    }
+
+    /// A microbatch model's batch line: `Batch 2 of 5 OK created batch
+    /// 2024-01-02 of main.events ..... [OK in 0.05s]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batch_line(&self, index: usize, total: usize, verb: &str, what: &str, tag: &str, tone: Tone, elapsed: Option<Duration>, fields: serde_json::Value) {
+        self.status_line("Batch ", index, total, verb, what, tag, tone, elapsed, fields);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn status_line(
+        &self,
+        prefix: &str,
+        index: usize,
+        total: usize,
+        verb: &str,
+        what: &str,
+        tag: &str,
+        tone: Tone,
+        elapsed: Option<Duration>,
+        fields: serde_json::Value,
+    ) {
+        let head = format!("{prefix}{index} of {total} {verb} {what} ");
         let width: usize = 80;
         let dots = width.saturating_sub(head.chars().count()).max(5);
         let time = elapsed.map(|d| format!(" in {:.2}s", d.as_secs_f64())).unwrap_or_default();
@@ -114,7 +137,7 @@ impl Printer {
             _ => Level::Info,
         };
         if self.json {
-            self.emit(level, &format!("{index} of {total} {verb} {what} [{tag}{time}]"), Some(fields));
+            self.emit(level, &format!("{prefix}{index} of {total} {verb} {what} [{tag}{time}]"), Some(fields));
         } else {
             self.emit(level, &format!("{head}{} {status}", ".".repeat(dots)), None);
         }

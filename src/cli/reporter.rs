@@ -25,6 +25,9 @@ impl EventSink for Reporter<'_> {
             Event::NodeStarted { index, total, node } => self.printer.info(format!("{index} of {total} START {}", describe(node))),
             Event::NodeFinished { index, total, node, result } => {
                 self.printer.tick();
+                if let Some(o) = &result.batches {
+                    print_batches(self.printer, node, o);
+                }
                 print_result(self.printer, *index, *total, node, result);
             }
             Event::RunFinished { .. } => self.printer.finish_progress(),
@@ -39,7 +42,31 @@ fn describe(node: &Node) -> String {
         ResourceType::Snapshot => format!("snapshot {}", node.relation_name()),
         ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
         ResourceType::Exposure => format!("exposure {}", node.name),
+        _ if crate::runner::microbatch::applies(node) => format!("sql microbatch model {}", node.relation_name()),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
+    }
+}
+
+/// A microbatch model's batch lines, as dbt prints them (dp prints them as
+/// the model ends): `Batch 1 of 5 START batch 2024-01-01 of main.x`, then
+/// `OK created`, `ERROR creating` (with the error) or `SKIP`.
+fn print_batches(printer: &Printer, node: &Node, o: &crate::runner::microbatch::Outcome) {
+    let n = o.runs.len();
+    for (i, b) in o.runs.iter().enumerate() {
+        let what = format!("batch {} of {}", b.label, node.relation_name());
+        let fields = serde_json::json!({"unique_id": node.unique_id, "batch": b.batch.to_json(), "status": b.status.as_str(), "rows": b.rows});
+        printer.info(format!("Batch {} of {n} START {what}", i + 1));
+        let time = Some(b.elapsed);
+        match b.status {
+            Status::Success => printer.batch_line(i + 1, n, "OK created", &what, "OK", Tone::Good, time, fields),
+            Status::Skipped => printer.batch_line(i + 1, n, "SKIP", &what, "SKIPPED", Tone::Warn, None, fields),
+            _ => {
+                printer.batch_line(i + 1, n, "ERROR creating", &what, "ERROR", Tone::Bad, time, fields);
+                if let Some(e) = &b.error {
+                    printer.error(format!("batch {} of {}: {e}", b.label, node.name));
+                }
+            }
+        }
     }
 }
 
@@ -74,6 +101,7 @@ fn print_result(printer: &Printer, i: usize, total: usize, node: &Node, r: &Node
         Status::Skipped => line("SKIP relation", &node.relation_name(), "SKIP", Tone::Warn, None),
         Status::Pass => line("PASS", &test_label(node), "PASS", Tone::Good, time),
         Status::NoOp => line("NO-OP", &describe(node), "NO-OP", Tone::Warn, time),
+        Status::PartialSuccess => line("PARTIALLY created", &describe(node), &r.message, Tone::Warn, time),
         Status::Warn => {
             let n = r.failures.unwrap_or(0);
             line(&format!("WARN {n}"), &test_label(node), &format!("WARN {n}"), Tone::Warn, time);
@@ -98,7 +126,7 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let pass = count(Status::Success) + count(Status::Pass);
     let warn = count(Status::Warn);
-    let err = count(Status::Error) + count(Status::Fail);
+    let err = count(Status::Error) + count(Status::Fail) + count(Status::PartialSuccess);
     let skip = count(Status::Skipped);
     printer.info("");
     printer.info(format!("Finished running {} nodes in {:.2}s.", results.len(), elapsed.as_secs_f64()));
@@ -114,6 +142,8 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
             } else if r.status == Status::Fail {
                 let stored = r.stored_in.as_ref().map(|s| format!("\n  failures stored in {s}")).unwrap_or_default();
                 printer.error(format!("Failure in test {} ({at})\n  {}\n  compiled code at target/compiled/{compiled}{stored}", n.name, r.message));
+            } else if let Some(o) = r.batches.as_ref().filter(|_| r.status == Status::PartialSuccess) {
+                printer.error(format!("{} {}: {}\n{}\n  hint: `dp retry` runs the failed batches again", n.resource_type, n.name, r.message, o.errors()));
             } else {
                 printer.error(format!("{} {}: {}", n.resource_type, n.name, r.message));
             }

@@ -6,6 +6,7 @@
 
 pub mod ctes;
 pub mod manifest;
+pub mod microbatch;
 pub mod state;
 pub mod unit;
 
@@ -76,7 +77,7 @@ impl Compiled {
     /// it: its SQL (ephemerals inlined) and whether it ran incrementally.
     pub fn recompile(&self, project: &Project, uid: &str) -> Result<(String, bool), String> {
         let ids: IndexSet<String> = [uid.to_string()].into_iter().collect();
-        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)));
+        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)), None);
         if let Some(e) = c.errors.get(uid) {
             return Err(e.clone());
         }
@@ -132,6 +133,10 @@ struct ProjectResolver {
     package_of: HashMap<String, String>,
     relations: HashMap<String, (Relation, bool)>,
     sources: HashMap<(String, String), Relation>,
+    /// `event_time` configs of inputs (microbatch filters), by unique id
+    /// and by (source, table).
+    event_times: HashMap<String, String>,
+    source_event_times: HashMap<(String, String), String>,
 }
 
 impl Resolver for ProjectResolver {
@@ -172,16 +177,25 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
             _ => {}
         }
     }
-    Arc::new(ProjectResolver { refable, package_of, relations, sources })
+    let (event_times, source_event_times) = microbatch::event_times(project);
+    Arc::new(ProjectResolver { refable, package_of, relations, sources, event_times, source_event_times })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     set_graph(project);
-    Ok(compile_with(project, ids, opts, resolver(project)))
+    Ok(compile_with(project, ids, opts, resolver(project), None))
 }
 
-fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions, resolver: Arc<ProjectResolver>) -> Compiled {
+/// Compiles `ids` with `resolver`; `batch` is the batch a microbatch model
+/// among them renders for ([`Compiled::compile_batch`]).
+fn compile_with(
+    project: &Project,
+    ids: &IndexSet<String>,
+    opts: &CompileOptions,
+    resolver: Arc<ProjectResolver>,
+    batch: Option<&microbatch::BatchCtx>,
+) -> Compiled {
     // Ephemeral models are needed by whoever inlines them.
     let mut todo: IndexSet<String> = ids.clone();
     let mut stack: Vec<String> = ids.iter().cloned().collect();
@@ -208,8 +222,12 @@ fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions
         .par_iter()
         .map(|uid| {
             let n = &project.nodes[*uid];
-            let incremental = n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid);
-            match render_one(project, n, resolver.clone(), incremental) {
+            let batch = batch.filter(|b| b.uid == **uid);
+            let incremental = match batch {
+                Some(b) => b.incremental,
+                None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid),
+            };
+            match render_one(project, n, resolver.clone(), incremental, batch) {
                 Ok((sql, ephemerals, queried, cfg)) => Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg)),
                 Err(e) => Err(((*uid).clone(), e)),
             }
@@ -308,13 +326,18 @@ fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>
     }
 }
 
-fn render_ctx(n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Arc<RenderCtx> {
+fn render_ctx(n: &Node, resolver: Arc<ProjectResolver>, incremental: bool, batch: Option<&microbatch::BatchCtx>) -> Arc<RenderCtx> {
     let mut rctx = RenderCtx::new(&n.unique_id, &n.package_name, Phase::Compile);
-    rctx.resolver = Some(resolver);
+    rctx.resolver = Some(resolver.clone());
     rctx.is_incremental = incremental;
     rctx.config = n.config.clone();
     rctx.this = minijinja::Value::from_object(Relation::new(&n.database, &n.schema, &n.alias));
     rctx.model = model_value(n);
+    if let Some(b) = batch {
+        microbatch::scope(&mut rctx, resolver, n, b);
+    } else if crate::project::microbatch::is_microbatch(&n.config) {
+        rctx.model = microbatch::model_with_batch(n, None);
+    }
     Arc::new(rctx)
 }
 
@@ -336,7 +359,7 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, whi
             _ => vec![],
         };
         for h in hooks {
-            let rctx = render_ctx(n, resolver.clone(), incremental);
+            let rctx = render_ctx(n, resolver.clone(), incremental, None);
             let sql = project.jinja.render_str(&format!("{} ({key})", n.original_file_path), &h, Some(rctx), &[])?;
             if !sql.trim().is_empty() {
                 dst.push(sql);
@@ -377,8 +400,14 @@ fn whole_expr(s: &str) -> Option<&str> {
 /// asked the warehouse anything, and what it set with `config()`.
 type RenderedNode = (String, Vec<String>, bool, serde_json::Map<String, serde_json::Value>);
 
-fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool) -> Result<RenderedNode, CompileError> {
-    let rctx = render_ctx(n, resolver.clone(), incremental);
+fn render_one(
+    project: &Project,
+    n: &Node,
+    resolver: Arc<ProjectResolver>,
+    incremental: bool,
+    batch: Option<&microbatch::BatchCtx>,
+) -> Result<RenderedNode, CompileError> {
+    let rctx = render_ctx(n, resolver.clone(), incremental, batch);
     let sql = match &n.test_metadata {
         Some(tm) => {
             // Generic test: call its macro with the rendered kwargs.
@@ -443,7 +472,7 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
 pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
     let resolver = resolver(project);
-    let (sql, ephs, _, _) = render_one(project, n, resolver, false)?;
+    let (sql, ephs, _, _) = render_one(project, n, resolver, false, None)?;
     if ephs.is_empty() {
         return Ok(sql);
     }

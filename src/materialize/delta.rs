@@ -29,7 +29,7 @@ pub struct Materialized {
     pub version: Option<i64>,
 }
 
-fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
+pub(crate) fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
     let comp = node.config_str("compression").unwrap_or("zstd").to_ascii_lowercase();
     let c = match comp.as_str() {
         "zstd" => Compression::ZSTD(ZstdLevel::try_new(3)?),
@@ -78,7 +78,7 @@ pub async fn checkpoint_if_due(table: &DeltaTable) {
     }
 }
 
-async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
+pub(crate) async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
     let mut h = table.history(Some(1));
     let info = h.next().await?.ok()?;
     let m = info.info.get("operationMetrics")?;

@@ -3,6 +3,7 @@
 //! for views), so a failed or killed run leaves the previous version.
 
 pub mod delta;
+pub mod microbatch;
 pub mod snapshot;
 
 pub use delta::{Materialized, materialize, partition_by, unique_key};

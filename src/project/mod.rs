@@ -6,6 +6,7 @@
 
 pub mod generic_tests;
 pub mod load;
+pub mod microbatch;
 pub mod nodes;
 pub mod properties;
 pub mod refs;

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod events;
 pub mod freshness;
+pub mod microbatch;
 pub mod results;
 pub mod schedule;
 pub mod test;
@@ -38,6 +39,8 @@ pub enum Status {
     Fail,
     /// Nothing to run (an exposure in `dp build`), as dbt's NO-OP.
     NoOp,
+    /// Some batches of a microbatch model failed, others were committed.
+    PartialSuccess,
 }
 
 impl Status {
@@ -50,12 +53,13 @@ impl Status {
             Status::Warn => "warn",
             Status::Fail => "fail",
             Status::NoOp => "no-op",
+            Status::PartialSuccess => "partial success",
         }
     }
 
     /// Whether this outcome blocks the node's dependants.
     pub fn blocks(self) -> bool {
-        matches!(self, Status::Error | Status::Fail)
+        matches!(self, Status::Error | Status::Fail | Status::PartialSuccess)
     }
 }
 
@@ -78,6 +82,8 @@ pub struct NodeResult {
     pub sample: Option<Vec<datafusion::arrow::record_batch::RecordBatch>>,
     /// What publishing to PostgreSQL did.
     pub published: Option<Published>,
+    /// A microbatch model's batches.
+    pub batches: Option<microbatch::Outcome>,
 }
 
 #[derive(Default)]
@@ -96,6 +102,8 @@ pub struct RunOptions {
     /// Nodes the runner does not build itself (`dp build`'s checkpoint
     /// gates): the callback gives their outcome, reported like a test's.
     pub virtual_nodes: HashMap<String, VirtualNode>,
+    /// The window and "now" microbatch models plan from; `dp retry`'s batches.
+    pub microbatch: Arc<microbatch::Options>,
 }
 
 /// Runs a virtual node: its outcome, reported like a test's.
@@ -132,6 +140,7 @@ pub async fn execute(
         let project = project.clone();
         let publisher = opts.publisher.clone();
         let virtual_node = opts.virtual_nodes.get(uid).cloned();
+        let micro = opts.microbatch.clone();
         async move {
             let started_at = chrono::Utc::now();
             let t = Instant::now();
@@ -150,7 +159,7 @@ pub async fn execute(
                 (None, Some(f)) => f(engine.clone()).await.map(|t| Output::Tested(t, None)),
                 (None, None) => {
                     let step = Step { engine: &engine, project: &project, compiled: &compiled, node: &node, incremental };
-                    run_node(step, sql.clone(), flags, &batches, publisher.as_deref()).await
+                    run_node(step, sql.clone(), flags, &batches, publisher.as_deref(), &micro).await
                 }
             };
             if r.is_ok() {
@@ -225,8 +234,9 @@ pub async fn run_statements(engine: &Engine, what: &str, stmts: &[String]) -> an
 
 /// What running one node produced.
 enum Output {
-    /// A relation was built (and maybe published).
-    Built { m: Materialized, published: Option<anyhow::Result<Published>> },
+    /// A relation was built (and maybe published); a microbatch model's
+    /// batches.
+    Built { m: Materialized, published: Option<anyhow::Result<Published>>, batches: Option<microbatch::Outcome> },
     /// A data or unit test was judged (unit tests compile as they run).
     Tested(TestOutcome, Option<String>),
     /// Nothing ran (an exposure).
@@ -255,7 +265,15 @@ impl Output {
                 r.sample = t.sample;
                 t.status.blocks()
             }
-            Output::Built { m, published: Some(Err(e)) } => {
+            Output::Built { batches: Some(o), .. } => {
+                let (status, message) = o.status();
+                r.status = status;
+                r.message = if status == Status::Error { o.errors() } else { message };
+                r.rows = o.materialized().rows;
+                r.batches = Some(o);
+                status.blocks()
+            }
+            Output::Built { m, published: Some(Err(e)), .. } => {
                 let version = m.version.map(|v| format!(" (version {v})")).unwrap_or_default();
                 r.status = Status::Error;
                 r.rows = m.rows;
@@ -265,7 +283,7 @@ impl Output {
                 );
                 false
             }
-            Output::Built { m, published } => {
+            Output::Built { m, published, .. } => {
                 r.status = Status::Success;
                 r.message = m.message;
                 r.rows = m.rows;
@@ -302,6 +320,7 @@ async fn run_node(
     flags: test::TestFlags,
     batches: &batch::Batches,
     publisher: Option<&crate::postgres::Publisher>,
+    micro: &microbatch::Options,
 ) -> anyhow::Result<Output> {
     let Step { engine, project, node, incremental, .. } = step;
     match node.resource_type {
@@ -319,7 +338,12 @@ async fn run_node(
         _ => {}
     }
     step.hooks(Hook::Pre).await?;
-    let m = run_node_body(engine, project, node, sql.as_deref(), incremental).await?;
+    let (m, batches) = if microbatch::applies(node) {
+        let o = microbatch::run(engine, project, step.compiled, node, incremental, micro).await.map_err(|e| in_model(node, e))?;
+        (o.materialized(), Some(o))
+    } else {
+        (run_node_body(engine, project, node, sql.as_deref(), incremental).await?, None)
+    };
     // The post-hooks see the relation just built.
     engine.catalog.invalidate(&node.schema, &node.alias);
     step.hooks(Hook::Post).await?;
@@ -331,7 +355,12 @@ async fn run_node(
         }
         _ => None,
     };
-    Ok(Output::Built { m, published })
+    Ok(Output::Built { m, published, batches })
+}
+
+/// An error with the model and its compiled SQL named.
+fn in_model(node: &Node, e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e}\n  in model {} ({}); compiled SQL: target/compiled/{}", node.name, node.original_file_path, crate::compile::compiled_path(node))
 }
 
 async fn run_node_body(
@@ -345,14 +374,7 @@ async fn run_node_body(
         ResourceType::Seed => crate::seed::load_seed(engine, node).await,
         ResourceType::Model => {
             let sql = sql.ok_or_else(|| anyhow::anyhow!("model {} was not compiled", node.name))?;
-            crate::materialize::materialize(engine, node, sql, incremental).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "{e}\n  in model {} ({}); compiled SQL: target/compiled/{}",
-                    node.name,
-                    node.original_file_path,
-                    crate::compile::compiled_path(node)
-                )
-            })
+            crate::materialize::materialize(engine, node, sql, incremental).await.map_err(|e| in_model(node, e))
         }
         ResourceType::Snapshot => {
             let sql = sql.ok_or_else(|| anyhow::anyhow!("snapshot {} was not compiled", node.name))?;

@@ -26,11 +26,16 @@ pub struct Args {
     pub which: String,
     pub full_refresh: bool,
     pub store_failures: bool,
+    /// `--event-time-start` / `--event-time-end` (microbatch backfills).
+    pub event_time_start: Option<String>,
+    pub event_time_end: Option<String>,
+    /// The time microbatch models planned from (`metadata.invocation_started_at`).
+    pub invocation_started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Args {
     fn json(&self) -> Value {
-        json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures})
+        json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures, "event_time_start": self.event_time_start, "event_time_end": self.event_time_end})
     }
 
     /// Reads the args back from a run_results.json.
@@ -40,6 +45,9 @@ impl Args {
             which: a["which"].as_str().unwrap_or_default().to_string(),
             full_refresh: a["full_refresh"].as_bool().unwrap_or(false),
             store_failures: a["store_failures"].as_bool().unwrap_or(false),
+            event_time_start: a["event_time_start"].as_str().map(String::from),
+            event_time_end: a["event_time_end"].as_str().map(String::from),
+            invocation_started_at: None,
         }
     }
 }
@@ -90,12 +98,16 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
                 "compiled": r.compiled_code.is_some(),
                 "compiled_code": r.compiled_code,
                 "relation_name": if matches!(n.resource_type, crate::project::nodes::ResourceType::Test | crate::project::nodes::ResourceType::UnitTest) { Value::Null } else { json!(n.relation_name()) },
-                "batch_results": null,
+                "batch_results": r.batches.as_ref().map(|b| b.results.to_json()),
             })
         })
         .collect();
+    let mut metadata = artifact_metadata("https://schemas.getdbt.com/dbt/run-results/v6.json", invocation_id, &now_stamp());
+    if let Some(t) = args.invocation_started_at {
+        metadata.insert("invocation_started_at".into(), json!(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)));
+    }
     json!({
-        "metadata": artifact_metadata("https://schemas.getdbt.com/dbt/run-results/v6.json", invocation_id, &now_stamp()),
+        "metadata": metadata,
         "results": items,
         "elapsed_time": elapsed,
         "args": args.json(),
@@ -103,7 +115,7 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
 }
 
 /// Statuses `dp retry` runs again (dbt's RETRYABLE_STATUSES).
-pub const RETRYABLE: &[&str] = &["error", "fail", "skipped", "runtime error"];
+pub const RETRYABLE: &[&str] = &["error", "fail", "skipped", "runtime error", "partial success"];
 
 /// The previous invocation's args and the unique ids to retry, from
 /// `<dir>/run_results.json`.

@@ -136,6 +136,7 @@ impl NodeResult {
             stored_in: None,
             sample: None,
             published: None,
+            batches: None,
         }
     }
 }

@@ -18,9 +18,11 @@ use crate::lineage::openlineage::{Config, Emitter, Outcome};
 use crate::project::nodes::{Materialization, ResourceType};
 use crate::runner::batch::{self, Batches};
 use crate::runner::events::{Event, EventSink, Fanout};
+use crate::runner::microbatch::BatchResults;
 use crate::runner::results::{Args, RunResultsFile};
 use crate::runner::test::TestFlags;
 use crate::runner::{RunOptions, execute, run_statements};
+use std::collections::HashMap;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -78,8 +80,17 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
         printer.info("Nothing to do: the last run had no failed or skipped nodes.");
         return Ok(ExitCode::SUCCESS);
     }
-    let a = RunArgs { threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
-    execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer, None).await
+    let a = RunArgs {
+        threads,
+        full_refresh: args.full_refresh,
+        store_failures: args.store_failures,
+        event_time_start: args.event_time_start.clone(),
+        event_time_end: args.event_time_end.clone(),
+        ..Default::default()
+    };
+    // microbatch models run only their failed batches, planned from the same "now"
+    let (batches, now) = crate::runner::microbatch::retry_batches(&target);
+    execute_kind(g, &a, kind, Some((ids.into_iter().collect(), batches, now)), printer, None).await
 }
 
 pub async fn run(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer) -> anyhow::Result<ExitCode> {
@@ -92,17 +103,27 @@ pub async fn run_with(g: &GlobalArgs, a: &RunArgs, kind: Kind, printer: &Printer
     execute_kind(g, a, kind, None, printer, extra).await
 }
 
+/// What `dp retry` runs: the nodes, microbatch models' batches of the last
+/// run, and the time that run planned batches from.
+type Retry = (IndexSet<String>, HashMap<String, BatchResults>, Option<chrono::DateTime<chrono::Utc>>);
+
 /// Runs `kind` on the selection of `a`, or on exactly `only` (retry), with
 /// `extra` subscribed to the run's events.
 async fn execute_kind(
     g: &GlobalArgs,
     a: &RunArgs,
     kind: Kind,
-    only: Option<IndexSet<String>>,
+    only: Option<Retry>,
     printer: &Printer,
     extra: Option<&dyn EventSink>,
 ) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
+    let mut microbatch = crate::runner::microbatch::Options::from_flags(a.event_time_start.as_deref(), a.event_time_end.as_deref())?;
+    let only = only.map(|(ids, batches, now)| {
+        microbatch.retry = batches;
+        microbatch.now = now.unwrap_or(microbatch.now);
+        ids
+    });
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
     let types = kind.types();
@@ -182,9 +203,17 @@ async fn execute_kind(
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
     let openlineage = lineage.map(|(t, lin)| Arc::new(Emitter::start(t, project.clone(), lin.map(Arc::new), &l.invocation_id, which)));
-    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
+    let args = Args {
+        which: which.to_string(),
+        full_refresh: a.full_refresh,
+        store_failures: a.store_failures,
+        event_time_start: a.event_time_start.clone(),
+        event_time_end: a.event_time_end.clone(),
+        invocation_started_at: Some(microbatch.now),
+    };
+    let microbatch = Arc::new(microbatch);
+    let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes, microbatch };
     let reporter = Reporter { printer };
-    let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);
     let ol_sink = openlineage.as_deref().map(OpenLineageSink);
     let mut sinks: Vec<&dyn EventSink> = vec![&reporter, &run_results];

@@ -55,7 +55,7 @@ pub(super) fn this_value(node: &Node, settings: &Settings) -> minijinja::Value {
 
 /// The `model`/`node` object macros see.
 pub fn model_value(node: &Node) -> minijinja::Value {
-    minijinja::Value::from_serialize(serde_json::json!({
+    let mut v = serde_json::json!({
         "unique_id": node.unique_id,
         "name": node.name,
         "resource_type": node.resource_type.as_str(),
@@ -70,5 +70,11 @@ pub fn model_value(node: &Node) -> minijinja::Value {
         "alias": node.alias,
         "database": node.database,
         "description": node.description,
-    }))
+    });
+    // A microbatch model's batch is set while each batch compiles
+    // (src/compile/microbatch.rs); `none` otherwise, as dbt's ModelNode.
+    if node.resource_type == crate::project::nodes::ResourceType::Model {
+        v["batch"] = serde_json::Value::Null;
+    }
+    minijinja::Value::from_serialize(v)
 }

@@ -11,7 +11,7 @@ use super::LoadError;
 use crate::fs::FileSystem;
 use crate::project::nodes::{Materialization, Node, ResourceType};
 
-pub const INCREMENTAL_STRATEGIES: &[&str] = &["append", "merge", "delete+insert"];
+pub const INCREMENTAL_STRATEGIES: &[&str] = &["append", "merge", "delete+insert", "microbatch"];
 pub const ON_SCHEMA_CHANGE: &[&str] = &["ignore", "fail", "append_new_columns", "sync_all_columns"];
 pub const COMPRESSIONS: &[&str] = &["zstd", "snappy", "gzip", "lz4", "none", "uncompressed"];
 /// Table privileges dbt's `grants` may name.
@@ -55,6 +55,11 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
             }
             if let Some(v) = s("on_schema_change") {
                 one_of("on_schema_change", &v, ON_SCHEMA_CHANGE, &mut out);
+            }
+            if crate::project::microbatch::is_microbatch(&n.config)
+                && let Err(p) = crate::project::microbatch::MicrobatchConfig::from_config(&n.config)
+            {
+                out.push(p);
             }
         }
     }

@@ -1,0 +1,269 @@
+//! Runs a microbatch model batch by batch, as dbt 1.11's
+//! `MicrobatchModelRunner`: the batches are planned from the model's config
+//! and the run's window ([`crate::project::microbatch::plan`]), or, for
+//! `dp retry`, are exactly the batches that failed last time; each batch
+//! compiles with its window ([`Compiled::compile_batch`]) and commits on
+//! its own ([`crate::materialize::microbatch::write_batch`]). A failed
+//! batch does not stop the others (unless it is the first batch, which
+//! creates the table: then the rest are skipped); the model ends `success`,
+//! `partial success` or `error` with dbt's `batch_results`.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::Status;
+use crate::compile::Compiled;
+use crate::compile::microbatch::BatchCtx;
+use crate::engine::Engine;
+use crate::materialize::Materialized;
+use crate::project::load::Project;
+use crate::project::microbatch::{Batch, MicrobatchConfig, Window, is_microbatch, parse_datetime, plan};
+use crate::project::nodes::Node;
+
+/// The environment variable that pins "now" for microbatch planning (an
+/// ISO date-time, UTC), for reproducible runs and tests.
+pub const NOW_ENV: &str = "DP_MICROBATCH_NOW";
+
+/// What a run tells microbatch models.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--event-time-start` / `--event-time-end`.
+    pub start: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    /// The invocation's time (or the retried invocation's).
+    pub now: DateTime<Utc>,
+    /// `dp retry`: each model's batches from the last run.
+    pub retry: HashMap<String, BatchResults>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { start: None, end: None, now: now(), retry: HashMap::new() }
+    }
+}
+
+/// "Now" for planning: `DP_MICROBATCH_NOW` when set, else the clock.
+pub fn now() -> DateTime<Utc> {
+    std::env::var(NOW_ENV).ok().and_then(|s| parse_datetime(&s)).unwrap_or_else(Utc::now)
+}
+
+/// Why `--event-time-start`/`--event-time-end` cannot be used (dbt's
+/// words).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WindowError {
+    #[error(
+        "The flag `--event-time-end` was specified, but `--event-time-start` was not. When specifying `--event-time-end`, `--event-time-start` must also be present."
+    )]
+    EndWithoutStart,
+    #[error(
+        "The flag `--event-time-start` was specified, but `--event-time-end` was not. When specifying `--event-time-start`, `--event-time-end` must also be present."
+    )]
+    StartWithoutEnd,
+    #[error("Value for `--event-time-start` must be less than `--event-time-end`")]
+    NotBefore,
+    #[error("--event-time-{which} '{value}' is not a date or date-time\n  hint: write 2024-01-01, 2024-01-01T06:00:00 or '2024-01-01 06:00:00'")]
+    Invalid { which: &'static str, value: String },
+}
+
+impl Options {
+    /// Reads the run's `--event-time-start` / `--event-time-end`.
+    pub fn from_flags(start: Option<&str>, end: Option<&str>) -> Result<Options, WindowError> {
+        let parse = |which: &'static str, v: Option<&str>| -> Result<Option<DateTime<Utc>>, WindowError> {
+            v.map(|s| parse_datetime(s).ok_or_else(|| WindowError::Invalid { which, value: s.to_string() })).transpose()
+        };
+        let (s, e) = (parse("start", start)?, parse("end", end)?);
+        match (s, e) {
+            (None, Some(_)) => return Err(WindowError::EndWithoutStart),
+            (Some(_), None) => return Err(WindowError::StartWithoutEnd),
+            (Some(s), Some(e)) if s >= e => return Err(WindowError::NotBefore),
+            _ => {}
+        }
+        Ok(Options { start: s, end: e, ..Options::default() })
+    }
+}
+
+/// dbt's `batch_results`: which batches succeeded and which failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchResults {
+    pub successful: Vec<Batch>,
+    pub failed: Vec<Batch>,
+}
+
+impl BatchResults {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "successful": self.successful.iter().map(|b| b.to_json()).collect::<Vec<_>>(),
+            "failed": self.failed.iter().map(|b| b.to_json()).collect::<Vec<_>>(),
+        })
+    }
+
+    pub fn from_json(v: &Value) -> Option<BatchResults> {
+        let list = |k: &str| -> Option<Vec<Batch>> { v.get(k)?.as_array()?.iter().map(Batch::from_json).collect() };
+        Some(BatchResults { successful: list("successful")?, failed: list("failed")? })
+    }
+}
+
+/// One batch's run.
+#[derive(Debug, Clone)]
+pub struct BatchRun {
+    pub batch: Batch,
+    /// `2024-01-04` (as dbt prints the batch's start).
+    pub label: String,
+    /// `Success`, `Error` or `Skipped`.
+    pub status: Status,
+    /// The error of a failed batch.
+    pub error: Option<String>,
+    pub rows: Option<u64>,
+    pub elapsed: Duration,
+}
+
+/// A microbatch model's run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub runs: Vec<BatchRun>,
+    /// For run_results.json (a retry adds the earlier successes).
+    pub results: BatchResults,
+    pub version: Option<i64>,
+}
+
+impl Outcome {
+    /// dbt's status and message: `SUCCESS`, `PARTIAL SUCCESS (4/5)`, `ERROR`.
+    pub fn status(&self) -> (Status, String) {
+        let ok = self.runs.iter().filter(|r| r.status == Status::Success).count();
+        let bad = self.runs.len() - ok;
+        if bad == 0 {
+            (Status::Success, "SUCCESS".into())
+        } else if ok == 0 {
+            (Status::Error, "ERROR".into())
+        } else {
+            (Status::PartialSuccess, format!("PARTIAL SUCCESS ({ok}/{})", ok + bad))
+        }
+    }
+
+    /// What failed, one line per failed batch.
+    pub fn errors(&self) -> String {
+        self.runs.iter().filter_map(|r| r.error.as_ref().map(|e| format!("batch {}: {e}", r.label))).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn materialized(&self) -> Materialized {
+        let rows = self.runs.iter().filter_map(|r| r.rows).sum::<u64>();
+        Materialized { rows: Some(rows), message: "SUCCESS".into(), version: self.version }
+    }
+}
+
+/// Whether `node` runs batch by batch.
+pub fn applies(node: &Node) -> bool {
+    node.resource_type == crate::project::nodes::ResourceType::Model && is_microbatch(&node.config)
+}
+
+/// Runs every batch of `node`. `incremental` is whether its table exists
+/// and this is not a full refresh.
+pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: &Node, incremental: bool, opts: &Options) -> anyhow::Result<Outcome> {
+    let cfg = MicrobatchConfig::from_config(&node.config).map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
+    let previous = opts.retry.get(&node.unique_id);
+    let (batches, incremental) = match previous {
+        // A retry runs the failed batches into the existing table.
+        Some(p) => (p.failed.clone(), true),
+        None => (plan(&cfg, incremental, &Window { start: opts.start, end: opts.end, now: opts.now }), incremental),
+    };
+    let mut runs = vec![];
+    let mut version = None;
+    let mut skip = false;
+    for (i, batch) in batches.iter().enumerate() {
+        let label = batch.label(cfg.batch_size);
+        let t = Instant::now();
+        if skip {
+            runs.push(BatchRun { batch: *batch, label, status: Status::Skipped, error: None, rows: None, elapsed: Duration::ZERO });
+            continue;
+        }
+        let batch_incremental = i > 0 || incremental;
+        let r = run_batch(engine, project, compiled, node, &cfg, batch, batch_incremental).await;
+        engine.catalog.invalidate(&node.schema, &node.alias);
+        match r {
+            Ok(m) => {
+                version = m.version.or(version);
+                runs.push(BatchRun { batch: *batch, label, status: Status::Success, error: None, rows: m.rows, elapsed: t.elapsed() });
+            }
+            Err(e) => {
+                // As dbt: when the first batch fails, the rest are skipped.
+                skip = i == 0;
+                runs.push(BatchRun { batch: *batch, label, status: Status::Error, error: Some(format!("{e:#}")), rows: None, elapsed: t.elapsed() });
+            }
+        }
+    }
+    let mut results = BatchResults::default();
+    for r in &runs {
+        if r.status == Status::Success { results.successful.push(r.batch) } else { results.failed.push(r.batch) }
+    }
+    results.successful.sort();
+    results.failed.sort();
+    if let Some(p) = previous {
+        results.successful.extend(p.successful.iter().copied());
+    }
+    Ok(Outcome { runs, results, version })
+}
+
+async fn run_batch(
+    engine: &Engine,
+    project: &Project,
+    compiled: &Compiled,
+    node: &Node,
+    cfg: &MicrobatchConfig,
+    batch: &Batch,
+    incremental: bool,
+) -> anyhow::Result<Materialized> {
+    let ctx = BatchCtx { uid: node.unique_id.clone(), batch: *batch, id: batch.id(cfg.batch_size), incremental };
+    let sql = tokio::task::block_in_place(|| compiled.compile_batch(project, ctx)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::materialize::microbatch::write_batch(engine, node, &sql, &cfg.event_time, batch, incremental).await
+}
+
+/// `dp retry`: the batches of each microbatch model that partly succeeded
+/// in `<dir>/run_results.json` (dbt passes none for a model with no
+/// success, which then runs again from scratch), and the time that run
+/// planned from.
+pub fn retry_batches(dir: &Path) -> (HashMap<String, BatchResults>, Option<DateTime<Utc>>) {
+    let Ok(text) = std::fs::read_to_string(dir.join("run_results.json")) else { return (HashMap::new(), None) };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else { return (HashMap::new(), None) };
+    let mut out = HashMap::new();
+    for r in v["results"].as_array().into_iter().flatten() {
+        if let (Some(uid), Some(b)) = (r["unique_id"].as_str(), BatchResults::from_json(&r["batch_results"]))
+            && !b.successful.is_empty()
+            && !b.failed.is_empty()
+        {
+            out.insert(uid.to_string(), b);
+        }
+    }
+    let started = v["metadata"]["invocation_started_at"].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc));
+    (out, started)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_flags_are_checked_as_dbt_does() {
+        assert_eq!(Options::from_flags(None, Some("2024-01-02")).unwrap_err(), WindowError::EndWithoutStart);
+        assert_eq!(Options::from_flags(Some("2024-01-02"), None).unwrap_err(), WindowError::StartWithoutEnd);
+        assert_eq!(Options::from_flags(Some("2024-01-02"), Some("2024-01-02")).unwrap_err(), WindowError::NotBefore);
+        assert!(matches!(Options::from_flags(Some("soon"), Some("2024-01-02")), Err(WindowError::Invalid { which: "start", .. })));
+        let o = Options::from_flags(Some("2024-01-02"), Some("2024-01-03 12:00:00")).unwrap();
+        assert_eq!(o.start, parse_datetime("2024-01-02"));
+        assert_eq!(o.end, parse_datetime("2024-01-03T12:00:00"));
+        assert!(Options::from_flags(None, None).unwrap().start.is_none());
+    }
+
+    #[test]
+    fn batch_results_round_trip() {
+        let b = |d: &str| Batch { start: parse_datetime(d).unwrap(), end: parse_datetime(d).unwrap() + chrono::Duration::days(1) };
+        let r = BatchResults { successful: vec![b("2024-01-01")], failed: vec![b("2024-01-02"), b("2024-01-03")] };
+        assert_eq!(
+            r.to_json(),
+            json!({"successful": [["2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00"]], "failed": [["2024-01-02T00:00:00+00:00", "2024-01-03T00:00:00+00:00"], ["2024-01-03T00:00:00+00:00", "2024-01-04T00:00:00+00:00"]]})
+        );
+        assert_eq!(BatchResults::from_json(&r.to_json()), Some(r));
+    }
+}
