@@ -34,7 +34,7 @@ pub async fn write_batch(engine: &Engine, node: &Node, sql: &str, event_time: &s
     }
     let predicate = batch.filter(&quote_ident(event_time));
     let windowed = format!("select * from (\n{sql}\n) as __dp_batch where {predicate}");
-    let df = engine.ctx.sql(&windowed).await.with_context(|| format!("selecting the batch's rows by event_time '{event_time}'"))?;
+    let df = engine.ctx.sql(&windowed).await?;
     let df = DataFrame::new(engine.ctx.state(), delta_compatible(engine, df.into_unoptimized_plan())?);
     let table = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?;
     let existing: SchemaRef = table.snapshot()?.snapshot().arrow_schema();

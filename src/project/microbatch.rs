@@ -111,7 +111,10 @@ impl MicrobatchConfig {
             None | Some(Value::Null) => 1,
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap_or(1) as u32,
             Some(other) => {
-                return Err(("lookback", format!("a microbatch model must provide the optional 'lookback' config as a non-negative integer, but got: {other}")));
+                return Err((
+                    "lookback",
+                    format!("a microbatch model must provide the optional 'lookback' config as a non-negative integer, but got: {other}"),
+                ));
             }
         };
         let concurrent_batches = match cfg.get("concurrent_batches") {

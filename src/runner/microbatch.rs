@@ -190,7 +190,7 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
             Err(e) => {
                 // As dbt: when the first batch fails, the rest are skipped.
                 skip = i == 0;
-                runs.push(BatchRun { batch: *batch, label, status: Status::Error, error: Some(format!("{e:#}")), rows: None, elapsed: t.elapsed() });
+                runs.push(BatchRun { batch: *batch, label, status: Status::Error, error: Some(e.to_string()), rows: None, elapsed: t.elapsed() });
             }
         }
     }

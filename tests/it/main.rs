@@ -16,6 +16,7 @@ mod lineage;
 mod manifest;
 mod materializations;
 mod memory;
+mod microbatch;
 mod orchestrate;
 mod packages;
 mod parity_tables;
