@@ -163,7 +163,7 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
       hint: did you mean 'table'? use table, view, incremental, ephemeral
 
     models/b.yml:5: model 'b': incremental_strategy 'upsert' is not supported
-      hint: use append, merge, delete+insert
+      hint: use append, merge, delete+insert, microbatch
 
     models/b.yml:6: model 'b': on_schema_change 'explode' is not supported
       hint: use ignore, fail, append_new_columns, sync_all_columns
