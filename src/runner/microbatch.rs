@@ -9,6 +9,7 @@
 //! `partial success` or `error` with dbt's `batch_results`.
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,11 +38,13 @@ pub struct Options {
     pub now: DateTime<Utc>,
     /// `dp retry`: each model's batches from the last run.
     pub retry: HashMap<String, BatchResults>,
+    /// Batches run at once by a model with `concurrent_batches: true`.
+    pub threads: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { start: None, end: None, now: now(), retry: HashMap::new() }
+        Options { start: None, end: None, now: now(), retry: HashMap::new(), threads: 1 }
     }
 }
 
@@ -169,29 +172,33 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
         Some(p) => (p.failed.clone(), true),
         None => (plan(&cfg, incremental, &Window { start: opts.start, end: opts.end, now: opts.now }), incremental),
     };
-    let mut runs = vec![];
+    // As dbt: the first batch runs alone (it may create the table), then
+    // the middle ones (at once when `concurrent_batches` is true), then the
+    // last; when the first fails, the rest are skipped.
+    let one = |i: usize, batch: Batch| run_one(engine, project, compiled, node, &cfg, batch, i > 0 || incremental);
+    let mut runs: Vec<BatchRun> = vec![];
     let mut version = None;
-    let mut skip = false;
-    for (i, batch) in batches.iter().enumerate() {
-        let label = batch.label(cfg.batch_size);
-        let t = Instant::now();
-        if skip {
-            runs.push(BatchRun { batch: *batch, label, status: Status::Skipped, error: None, rows: None, elapsed: Duration::ZERO });
-            continue;
-        }
-        let batch_incremental = i > 0 || incremental;
-        let r = run_batch(engine, project, compiled, node, &cfg, batch, batch_incremental).await;
-        engine.catalog.invalidate(&node.schema, &node.alias);
-        match r {
-            Ok(m) => {
-                version = m.version.or(version);
-                runs.push(BatchRun { batch: *batch, label, status: Status::Success, error: None, rows: m.rows, elapsed: t.elapsed() });
+    if let Some(first) = batches.first() {
+        let (r, v) = one(0, *first).await;
+        version = v;
+        let failed = r.status != Status::Success;
+        runs.push(r);
+        if failed {
+            for b in &batches[1..] {
+                runs.push(BatchRun { batch: *b, label: b.label(cfg.batch_size), status: Status::Skipped, error: None, rows: None, elapsed: Duration::ZERO });
             }
-            Err(e) => {
-                // As dbt: when the first batch fails, the rest are skipped.
-                skip = i == 0;
-                runs.push(BatchRun { batch: *batch, label, status: Status::Error, error: Some(e.to_string()), rows: None, elapsed: t.elapsed() });
+        } else if batches.len() > 1 {
+            let middle = &batches[1..batches.len() - 1];
+            let parallel = if cfg.concurrent_batches == Some(true) { opts.threads.max(1) } else { 1 };
+            let futs: Vec<_> = middle.iter().enumerate().map(|(i, b)| one(i + 1, *b)).collect();
+            let done: Vec<(BatchRun, Option<i64>)> = futures::stream::iter(futs).buffered(parallel).collect().await;
+            for (r, v) in done {
+                version = version.max(v);
+                runs.push(r);
             }
+            let (r, v) = one(batches.len() - 1, batches[batches.len() - 1]).await;
+            version = version.max(v);
+            runs.push(r);
         }
     }
     let mut results = BatchResults::default();
@@ -204,6 +211,26 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
         results.successful.extend(p.successful.iter().copied());
     }
     Ok(Outcome { runs, results, version })
+}
+
+/// Runs one batch; its outcome and the table version it committed.
+async fn run_one(
+    engine: &Engine,
+    project: &Project,
+    compiled: &Compiled,
+    node: &Node,
+    cfg: &MicrobatchConfig,
+    batch: Batch,
+    incremental: bool,
+) -> (BatchRun, Option<i64>) {
+    let t = Instant::now();
+    let label = batch.label(cfg.batch_size);
+    let r = run_batch(engine, project, compiled, node, cfg, &batch, incremental).await;
+    engine.catalog.invalidate(&node.schema, &node.alias);
+    match r {
+        Ok(m) => (BatchRun { batch, label, status: Status::Success, error: None, rows: m.rows, elapsed: t.elapsed() }, m.version),
+        Err(e) => (BatchRun { batch, label, status: Status::Error, error: Some(e.to_string()), rows: None, elapsed: t.elapsed() }, None),
+    }
 }
 
 async fn run_batch(

@@ -35,7 +35,14 @@ pub struct Args {
 
 impl Args {
     fn json(&self) -> Value {
-        json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures, "event_time_start": self.event_time_start, "event_time_end": self.event_time_end})
+        let mut v = json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures});
+        // a backfill's window, for `dp retry` (dbt's args)
+        for (k, t) in [("event_time_start", &self.event_time_start), ("event_time_end", &self.event_time_end)] {
+            if let Some(t) = t {
+                v[k] = json!(t);
+            }
+        }
+        v
     }
 
     /// Reads the args back from a run_results.json.

@@ -228,3 +228,31 @@ fn event_time_flags_are_checked_as_dbt_does() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o), "error: Value for `--event-time-start` must be less than `--event-time-end`\n");
 }
+
+#[test]
+fn concurrent_batches_commit_each_window_once() {
+    let mut csv = String::from("id,ts\n");
+    for d in 1..=8 {
+        for h in (0..24).step_by(6) {
+            csv.push_str(&format!("{},2024-01-{d:02} {h:02}:00:00\n", d * 100 + h));
+        }
+    }
+    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', concurrent_batches=true) }}\nselect id, ts, '{{ model.batch.id }}' as batch_id from {{ ref('events') }}\n";
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\nseeds:\n  p:\n    events:\n      +event_time: ts\n"),
+        ("seeds/events.csv", &csv),
+        ("models/daily.sql", model),
+    ]);
+    let p = dir.path();
+    let at = |args: &[&str]| dp().current_dir(p).env("DP_MICROBATCH_NOW", "2024-01-08T06:00:00").args(args).output().unwrap();
+    ok(&at(&["build", "--threads", "4"]));
+    assert_eq!(commits(p, "main", "daily"), 8);
+    // a backfill of every day at once replaces each window exactly once
+    ok(&at(&["run", "--threads", "4", "--event-time-start", "2024-01-01", "--event-time-end", "2024-01-09"]));
+    assert_eq!(commits(p, "main", "daily"), 16);
+    let got = rows(
+        p,
+        "select count(*), count(distinct id), min(batch_id), max(batch_id), count(*) filter (where batch_id <> strftime(ts, '%Y%m%d')) from main.daily",
+    );
+    assert_eq!(got, ["32,32,20240101,20240108,0"]);
+}

@@ -211,6 +211,7 @@ async fn execute_kind(
         event_time_end: a.event_time_end.clone(),
         invocation_started_at: Some(microbatch.now),
     };
+    microbatch.threads = threads;
     let microbatch = Arc::new(microbatch);
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes, microbatch };
     let reporter = Reporter { printer };
