@@ -121,6 +121,8 @@ pub struct BatchRun {
     pub error: Option<String>,
     pub rows: Option<u64>,
     pub elapsed: Duration,
+    /// The batch's compiled SQL (when it compiled).
+    pub sql: Option<String>,
 }
 
 /// A microbatch model's run.
@@ -185,7 +187,15 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
         runs.push(r);
         if failed {
             for b in &batches[1..] {
-                runs.push(BatchRun { batch: *b, label: b.label(cfg.batch_size), status: Status::Skipped, error: None, rows: None, elapsed: Duration::ZERO });
+                runs.push(BatchRun {
+                    batch: *b,
+                    label: b.label(cfg.batch_size),
+                    status: Status::Skipped,
+                    error: None,
+                    rows: None,
+                    elapsed: Duration::ZERO,
+                    sql: None,
+                });
             }
         } else if batches.len() > 1 {
             let middle = &batches[1..batches.len() - 1];
@@ -225,26 +235,33 @@ async fn run_one(
 ) -> (BatchRun, Option<i64>) {
     let t = Instant::now();
     let label = batch.label(cfg.batch_size);
-    let r = run_batch(engine, project, compiled, node, cfg, &batch, incremental).await;
+    let ctx = BatchCtx { uid: node.unique_id.clone(), batch, id: batch.id(cfg.batch_size), incremental };
+    let sql = tokio::task::block_in_place(|| compiled.compile_batch(project, ctx));
+    let r = match &sql {
+        Ok(sql) => crate::materialize::microbatch::write_batch(engine, node, sql, &cfg.event_time, &batch, incremental).await,
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
     engine.catalog.invalidate(&node.schema, &node.alias);
+    let sql = sql.ok();
     match r {
-        Ok(m) => (BatchRun { batch, label, status: Status::Success, error: None, rows: m.rows, elapsed: t.elapsed() }, m.version),
-        Err(e) => (BatchRun { batch, label, status: Status::Error, error: Some(e.to_string()), rows: None, elapsed: t.elapsed() }, None),
+        Ok(m) => (BatchRun { batch, label, status: Status::Success, error: None, rows: m.rows, elapsed: t.elapsed(), sql }, m.version),
+        Err(e) => (BatchRun { batch, label, status: Status::Error, error: Some(e.to_string()), rows: None, elapsed: t.elapsed(), sql }, None),
     }
 }
 
-async fn run_batch(
-    engine: &Engine,
-    project: &Project,
-    compiled: &Compiled,
-    node: &Node,
-    cfg: &MicrobatchConfig,
-    batch: &Batch,
-    incremental: bool,
-) -> anyhow::Result<Materialized> {
-    let ctx = BatchCtx { uid: node.unique_id.clone(), batch: *batch, id: batch.id(cfg.batch_size), incremental };
-    let sql = tokio::task::block_in_place(|| compiled.compile_batch(project, ctx)).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::materialize::microbatch::write_batch(engine, node, &sql, &cfg.event_time, batch, incremental).await
+/// Writes each batch's compiled SQL where dbt does:
+/// `<compiled dir>/<pkg>/models/m/m_2024-01-04.sql` beside `m.sql`.
+pub fn write_compiled(compiled_dir: &Path, node: &Node, o: &Outcome) -> std::io::Result<()> {
+    let path = crate::compile::compiled_path(node);
+    let stem = path.strip_suffix(".sql").unwrap_or(&path);
+    let dir = compiled_dir.join(stem);
+    for r in &o.runs {
+        if let Some(sql) = &r.sql {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join(format!("{}_{}.sql", node.name, r.label)), sql)?;
+        }
+    }
+    Ok(())
 }
 
 /// `dp retry`: the batches of each microbatch model that partly succeeded

@@ -269,7 +269,7 @@ impl Output {
                 let (status, message) = o.status();
                 r.status = status;
                 r.message = if status == Status::Error { o.errors() } else { message };
-                r.rows = o.materialized().rows;
+                // as dbt: `[SUCCESS in 0.75s]`, no row count
                 r.batches = Some(o);
                 status.blocks()
             }

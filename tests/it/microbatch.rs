@@ -96,6 +96,11 @@ fn microbatch_by_days_matches_dbt_duckdb() {
     let o = dp_at(p, "Pacific/Kiritimati", &["run", "--event-time-start", "2024-01-02", "--event-time-end", "2024-01-04"]);
     ok(&o);
     compare_step(p, 3);
+    // each batch's SQL is kept as dbt keeps it, inputs with event_time filtered
+    let sql = std::fs::read_to_string(p.join("target/compiled/microbatch/models/events_enriched/events_enriched_2024-01-02.sql")).unwrap();
+    assert!(sql.contains("where occurred_at >= '2024-01-02 00:00:00+00:00' and occurred_at < '2024-01-03 00:00:00+00:00')"), "{sql}");
+    assert!(sql.contains("'20240102' as batch_id"), "{sql}");
+    assert!(!sql.contains("\"event_types\" where"), "an input without event_time is read whole:\n{sql}");
     for m in MODELS {
         assert_eq!(commits(p, "main", m), 9, "{m}: one commit per batch");
     }

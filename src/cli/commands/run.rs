@@ -224,6 +224,13 @@ async fn execute_kind(
     sinks.extend(extra);
     let compiled = Arc::new(compiled);
     let res = execute(project.clone(), &order, compiled.clone(), engine.clone(), &Fanout(sinks), &opts).await;
+    // microbatch models: each batch's SQL beside the model's, as dbt
+    for (r, o) in res.iter().filter_map(|r| r.batches.as_ref().map(|o| (r, o))) {
+        let dir = project.settings.target_dir().join("compiled");
+        if let Err(e) = crate::runner::microbatch::write_compiled(&dir, &project.nodes[&r.unique_id], o) {
+            printer.warn(format!("could not write the compiled SQL of {}'s batches: {e}", r.unique_id));
+        }
+    }
     if let Some(ol) = openlineage {
         let s = ol.finish(std::time::Duration::from_secs(5)).await;
         printer.info(format!("OpenLineage: {} events sent", s.sent));
