@@ -25,11 +25,12 @@ impl EventSink for Reporter<'_> {
             Event::NodeStarted { index, total, node } => self.printer.info(format!("{index} of {total} START {}", describe(node))),
             Event::NodeFinished { index, total, node, result } => {
                 self.printer.tick();
-                if let Some(o) = &result.batches {
-                    print_batches(self.printer, node, o);
-                }
                 print_result(self.printer, *index, *total, node, result);
             }
+            Event::BatchStarted { node, index, total, label } => {
+                self.printer.info(format!("Batch {index} of {total} START batch {label} of {}", node.relation_name()))
+            }
+            Event::BatchFinished { node, index, total, run } => print_batch(self.printer, node, *index, *total, run),
             Event::RunFinished { .. } => self.printer.finish_progress(),
         }
     }
@@ -47,24 +48,20 @@ fn describe(node: &Node) -> String {
     }
 }
 
-/// A microbatch model's batch lines, as dbt prints them (dp prints them as
-/// the model ends): `Batch 1 of 5 START batch 2024-01-01 of main.x`, then
-/// `OK created`, `ERROR creating` (with the error) or `SKIP`.
-fn print_batches(printer: &Printer, node: &Node, o: &crate::runner::microbatch::Outcome) {
-    let n = o.runs.len();
-    for (i, b) in o.runs.iter().enumerate() {
-        let what = format!("batch {} of {}", b.label, node.relation_name());
-        let fields = serde_json::json!({"unique_id": node.unique_id, "batch": b.batch.to_json(), "status": b.status.as_str(), "rows": b.rows});
-        printer.info(format!("Batch {} of {n} START {what}", i + 1));
-        let time = Some(b.elapsed);
-        match b.status {
-            Status::Success => printer.batch_line(i + 1, n, "OK created", &what, "OK", Tone::Good, time, fields),
-            Status::Skipped => printer.batch_line(i + 1, n, "SKIP", &what, "SKIPPED", Tone::Warn, None, fields),
-            _ => {
-                printer.batch_line(i + 1, n, "ERROR creating", &what, "ERROR", Tone::Bad, time, fields);
-                if let Some(e) = &b.error {
-                    printer.error(format!("batch {} of {}: {e}", b.label, node.name));
-                }
+/// A microbatch model's batch result line, as dbt prints it: `Batch 2 of
+/// 5 OK created batch 2024-01-02 of main.x ... [OK in 0.05s]`, `ERROR
+/// creating` (then the error) or `SKIP`.
+fn print_batch(printer: &Printer, node: &Node, index: usize, total: usize, b: &crate::runner::microbatch::BatchRun) {
+    let what = format!("batch {} of {}", b.label, node.relation_name());
+    let fields = serde_json::json!({"unique_id": node.unique_id, "batch": b.batch.to_json(), "status": b.status.as_str(), "rows": b.rows});
+    let time = Some(b.elapsed);
+    match b.status {
+        Status::Success => printer.batch_line(index, total, "OK created", &what, "OK", Tone::Good, time, fields),
+        Status::Skipped => printer.batch_line(index, total, "SKIP", &what, "SKIPPED", Tone::Warn, None, fields),
+        _ => {
+            printer.batch_line(index, total, "ERROR creating", &what, "ERROR", Tone::Bad, time, fields);
+            if let Some(e) = &b.error {
+                printer.error(format!("batch {} of {}: {e}", b.label, node.name));
             }
         }
     }

@@ -21,6 +21,10 @@ pub enum Event<'a> {
     /// (failures, stored relation, sample rows) and publish outcomes live in
     /// the result.
     NodeFinished { index: usize, total: usize, node: &'a Node, result: &'a NodeResult },
+    /// A batch of a microbatch model started (`index` of `total`, 1-based).
+    BatchStarted { node: &'a Node, index: usize, total: usize, label: &'a str },
+    /// A batch of a microbatch model ended: committed, failed or skipped.
+    BatchFinished { node: &'a Node, index: usize, total: usize, run: &'a super::microbatch::BatchRun },
     /// Every node has a result, in run order.
     RunFinished { results: &'a [NodeResult], elapsed: Duration },
 }

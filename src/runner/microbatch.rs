@@ -88,6 +88,39 @@ impl Options {
     }
 }
 
+/// What a node's task tells the run about its batches.
+#[derive(Debug)]
+pub enum Note {
+    Started { uid: String, index: usize, total: usize, label: String },
+    Finished { uid: String, index: usize, total: usize, run: BatchRun },
+}
+
+impl Note {
+    /// Tells `events` (on the run's task).
+    pub fn tell(self, project: &Project, events: &dyn super::events::EventSink) {
+        use super::events::Event;
+        match self {
+            Note::Started { uid, index, total, label } => {
+                if let Some(node) = project.nodes.get(&uid) {
+                    events.on_event(&Event::BatchStarted { node, index, total, label: &label });
+                }
+            }
+            Note::Finished { uid, index, total, run } => {
+                if let Some(node) = project.nodes.get(&uid) {
+                    events.on_event(&Event::BatchFinished { node, index, total, run: &run });
+                }
+            }
+        }
+    }
+}
+
+/// A node's view of the run: the options and where batch notes go.
+#[derive(Clone)]
+pub struct Ctx {
+    pub opts: std::sync::Arc<Options>,
+    pub notes: tokio::sync::mpsc::UnboundedSender<Note>,
+}
+
 /// dbt's `batch_results`: which batches succeeded and which failed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchResults {
@@ -166,7 +199,8 @@ pub fn applies(node: &Node) -> bool {
 
 /// Runs every batch of `node`. `incremental` is whether its table exists
 /// and this is not a full refresh.
-pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: &Node, incremental: bool, opts: &Options) -> anyhow::Result<Outcome> {
+pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: &Node, incremental: bool, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let opts = &*ctx.opts;
     let cfg = MicrobatchConfig::from_config(&node.config).map_err(|(_, e)| anyhow::anyhow!("{e}"))?;
     let previous = opts.retry.get(&node.unique_id);
     let (batches, incremental) = match previous {
@@ -177,7 +211,20 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
     // As dbt: the first batch runs alone (it may create the table), then
     // the middle ones (at once when `concurrent_batches` is true), then the
     // last; when the first fails, the rest are skipped.
-    let one = |i: usize, batch: Batch| run_one(engine, project, compiled, node, &cfg, batch, i > 0 || incremental);
+    let total = batches.len();
+    let note = |n: Note| {
+        let _ = ctx.notes.send(n);
+    };
+    let (note, cfg_ref) = (&note, &cfg);
+    let one = |i: usize, batch: Batch| {
+        let cfg = cfg_ref;
+        async move {
+            note(Note::Started { uid: node.unique_id.clone(), index: i + 1, total, label: batch.label(cfg.batch_size) });
+            let (r, v) = run_one(engine, project, compiled, node, cfg, batch, i > 0 || incremental).await;
+            note(Note::Finished { uid: node.unique_id.clone(), index: i + 1, total, run: r.clone() });
+            (r, v)
+        }
+    };
     let mut runs: Vec<BatchRun> = vec![];
     let mut version = None;
     if let Some(first) = batches.first() {
@@ -186,8 +233,8 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
         let failed = r.status != Status::Success;
         runs.push(r);
         if failed {
-            for b in &batches[1..] {
-                runs.push(BatchRun {
+            for (i, b) in batches.iter().enumerate().skip(1) {
+                let skipped = BatchRun {
                     batch: *b,
                     label: b.label(cfg.batch_size),
                     status: Status::Skipped,
@@ -195,7 +242,9 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
                     rows: None,
                     elapsed: Duration::ZERO,
                     sql: None,
-                });
+                };
+                note(Note::Finished { uid: node.unique_id.clone(), index: i + 1, total, run: skipped.clone() });
+                runs.push(skipped);
             }
         } else if batches.len() > 1 {
             let middle = &batches[1..batches.len() - 1];

@@ -127,6 +127,16 @@ pub async fn execute(
     }
     edges.extend(opts.extra_edges.iter().cloned());
     events.on_event(&Event::RunStarted { total });
+    // Microbatch models report their batches through a channel, told on
+    // this task as they arrive (and before their model's NodeFinished).
+    let (notes_tx, notes_rx) = tokio::sync::mpsc::unbounded_channel::<microbatch::Note>();
+    let notes_rx = std::sync::Mutex::new(notes_rx);
+    let report = |note: microbatch::Note| note.tell(&project, events);
+    let drain = || {
+        while let Ok(n) = notes_rx.lock().unwrap_or_else(|e| e.into_inner()).try_recv() {
+            report(n);
+        }
+    };
     let start = |pos: usize, thread: usize| {
         let uid = &ids[pos];
         let mut node = project.nodes[uid].clone();
@@ -140,7 +150,7 @@ pub async fn execute(
         let project = project.clone();
         let publisher = opts.publisher.clone();
         let virtual_node = opts.virtual_nodes.get(uid).cloned();
-        let micro = opts.microbatch.clone();
+        let micro = microbatch::Ctx { opts: opts.microbatch.clone(), notes: notes_tx.clone() };
         async move {
             let started_at = chrono::Utc::now();
             let t = Instant::now();
@@ -180,9 +190,22 @@ pub async fn execute(
         }
     };
     let finished = |pos: usize, r: &NodeResult| {
+        drain();
         events.on_event(&Event::NodeFinished { index: pos + 1, total, node: &project.nodes[&ids[pos]], result: r });
     };
-    let ran = schedule::drive(ids, &edges, opts.threads, opts.fail_fast, start, finished).await;
+    let drive = schedule::drive(ids, &edges, opts.threads, opts.fail_fast, start, finished);
+    let pump = async {
+        while let Some(n) = std::future::poll_fn(|cx| notes_rx.lock().unwrap_or_else(|e| e.into_inner()).poll_recv(cx)).await {
+            report(n);
+        }
+        std::future::pending::<()>().await
+    };
+    let ran = tokio::select! {
+        biased;
+        r = drive => r,
+        () = pump => unreachable!("the batch channel stays open while nodes run"),
+    };
+    drain();
     // Whatever did not run was skipped.
     let mut results = Vec::with_capacity(total);
     for (pos, r) in ran.into_iter().enumerate() {
@@ -320,7 +343,7 @@ async fn run_node(
     flags: test::TestFlags,
     batches: &batch::Batches,
     publisher: Option<&crate::postgres::Publisher>,
-    micro: &microbatch::Options,
+    micro: &microbatch::Ctx,
 ) -> anyhow::Result<Output> {
     let Step { engine, project, node, incremental, .. } = step;
     match node.resource_type {

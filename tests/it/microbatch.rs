@@ -78,6 +78,10 @@ fn microbatch_by_days_matches_dbt_duckdb() {
     ] {
         assert!(err.contains(line), "no '{line}' in:\n{err}");
     }
+    // batch lines come as batches run, before their model's line
+    let pos = |s: &str| err.find(s).unwrap_or_else(|| panic!("no '{s}' in:\n{err}"));
+    assert!(pos("Batch 5 of 5 OK created batch 2024-01-05 of main.daily_totals") < pos("OK created sql microbatch model main.daily_totals"), "{err}");
+    assert!(pos("START sql microbatch model main.daily_totals") < pos("Batch 1 of 5 START batch 2024-01-01 of main.daily_totals"), "{err}");
     compare_step(p, 1);
     for m in MODELS {
         assert_eq!(commits(p, "main", m), 5, "{m}: one commit per batch");
