@@ -288,13 +288,23 @@ impl Output {
                 r.sample = t.sample;
                 t.status.blocks()
             }
-            Output::Built { batches: Some(o), .. } => {
+            Output::Built { batches: Some(o), published, .. } => {
                 let (status, message) = o.status();
                 r.status = status;
                 r.message = if status == Status::Error { o.errors() } else { message };
                 // as dbt: `[SUCCESS in 0.75s]`, no row count
                 r.batches = Some(o);
-                status.blocks()
+                match published {
+                    Some(Err(e)) if status == Status::Success => {
+                        r.status = Status::Error;
+                        r.message = format!("the warehouse table is built, but publishing to PostgreSQL failed: {e:#}");
+                        false
+                    }
+                    p => {
+                        r.published = p.and_then(Result::ok);
+                        status.blocks()
+                    }
+                }
             }
             Output::Built { m, published: Some(Err(e)), .. } => {
                 let version = m.version.map(|v| format!(" (version {v})")).unwrap_or_default();
