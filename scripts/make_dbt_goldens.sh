@@ -185,17 +185,23 @@ do_state() {
 # (dbt has no flag for it). data/events.csv is replaced by steps/<n>/ before
 # each step: 1 a first `dbt build` (batches from `begin`), 2 a `dbt run`
 # after late-arriving rows (one inside the lookback window, one outside),
-# 3 a backfill with --event-time-start/--event-time-end. golden/step<n>/
-# holds every table after step n and the run's batch_results.
+# 3 a backfill with --event-time-start/--event-time-end, 4 a backfill in
+# which one batch of coded_events fails (a code that is not a number: a
+# partial success), 5 `dbt retry` once the code is fixed (only that batch
+# runs). golden/step<n>/ holds every table after step n and the run's
+# batch_results.
 do_microbatch() {
     prepare microbatch
     local step
-    for step in 1 2 3; do
+    for step in 1 2 3 4 5; do
         cp "$FIXTURES/microbatch/steps/$step/events.csv" "$W/data/events.csv"
         local args=(run)
         [ "$step" = 1 ] && args=(build)
         [ "$step" = 3 ] && args=(run --event-time-start 2024-01-02 --event-time-end 2024-01-04)
-        (cd "$W" && FROZEN_NOW=2024-01-05T12:00:00 "$PY" "$REPO/scripts/frozen_now.py" "${args[@]}" --profiles-dir .)
+        [ "$step" = 4 ] && args=(run --event-time-start 2024-01-03 --event-time-end 2024-01-06)
+        [ "$step" = 5 ] && args=(retry)
+        (cd "$W" && FROZEN_NOW=2024-01-05T12:00:00 "$PY" "$REPO/scripts/frozen_now.py" "${args[@]}" --profiles-dir .) ||
+            echo "NOTE: dbt ${args[0]} exited non-zero (step 4's failed batch is part of the golden)"
         export_tables microbatch "step$step"
         "$PY" "$HELPER" batch-results "$W/target/run_results.json" "$G/step$step/batch_results.json"
     done
