@@ -18,9 +18,11 @@ use crate::common::*;
 use std::path::{Path, PathBuf};
 
 fn corpus() -> PathBuf {
-    let c = repo().join("../shared/corpus");
-    assert!(c.is_dir(), "{} is missing: the corpus comes with the workplace's shared/ folder beside the checkout", c.display());
-    c
+    // ../shared/corpus beside the main checkout, ../../shared/corpus from a worktree under it
+    let c = ["../shared/corpus", "../../shared/corpus"].iter().map(|p| repo().join(p)).find(|c| c.is_dir());
+    c.unwrap_or_else(|| {
+        panic!("{} is missing: the corpus comes with the workplace's shared/ folder beside the checkout", repo().join("../shared/corpus").display())
+    })
 }
 
 /// Copies `from` into `to`, leaving out the folder named `skip`.
@@ -118,6 +120,7 @@ fn compare_rows(project: &str, dir: &Path, status: &std::collections::HashMap<&s
             Some((uid, std::fs::read_to_string(e.path()).unwrap()))
         })
         .collect();
+    goldens.retain(|(uid, _)| !table_left_out(uid));
     goldens.sort();
     let (mut equal, mut differ) = (Vec::new(), Vec::new());
     for (uid, golden) in goldens {
@@ -157,12 +160,25 @@ fn compare_rows(project: &str, dir: &Path, status: &std::collections::HashMap<&s
 ///   trino and fabric targets): the order of the joined names is undefined;
 ///   DuckDB happens to keep its input's order, DataFusion's parallel
 ///   aggregation does not.
+const UNORDERED_LISTAGG: [&str; 5] =
+    ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources", "fct_model_naming_conventions"];
+
 fn by_chance(unique_id: &str) -> bool {
-    const UNORDERED_LISTAGG: [&str; 5] =
-        ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources", "fct_model_naming_conventions"];
     (unique_id.starts_with("test.dbt_expectations_integration_tests.") && unique_id.contains("row_value"))
         || (unique_id.starts_with("test.dbt_project_evaluator_integration_tests.equality_")
             && UNORDERED_LISTAGG.iter().any(|m| unique_id.contains(&format!("equality_{m}."))))
+}
+
+/// Tables left out of the row comparison:
+/// - dbt_project_evaluator's facts joined with an unordered `listagg` (above);
+/// - `data_nullcheck_table`, whose CSV cells are `''`: dbt-duckdb loads seeds
+///   with DuckDB's `COPY`, whose sniffer takes `'` for the quote character
+///   and reads them as empty strings; dbt's other adapters (agate) and dp keep
+///   the two characters.
+fn table_left_out(unique_id: &str) -> bool {
+    UNORDERED_LISTAGG.iter().any(|m| unique_id == format!("model.dbt_project_evaluator.{m}"))
+        || unique_id.ends_with("_integration_tests.data_nullcheck_table")
+        || unique_id.ends_with("_integration_tests.test_nullcheck_table")
 }
 
 #[test]
