@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod memory;
 pub mod rewrite;
 pub mod sources;
+pub mod timezone;
 pub mod udfs;
 
 use anyhow::Context as _;

@@ -9,6 +9,11 @@
 //!   silent wrong result (audit_helper's `compare_relation_columns` hit it).
 //!   The rewrite applies when both sides of the join are named (a table or
 //!   an aliased subquery) and the left side is a single relation.
+//! - **`x AT TIME ZONE 'z'`** becomes `dp_at_time_zone(x, 'z')`, with
+//!   PostgreSQL's and DuckDB's meaning (see [`super::timezone`]).
+//! - **`CAST('2024-01-01 06:14:00-07:00' AS TIMESTAMP)`** drops the offset
+//!   and keeps the wall-clock time, as PostgreSQL and DuckDB do; DataFusion
+//!   converted the literal to UTC.
 //! - **Integer division** ([`duckdb_division`], on the logical plan): `a / b`
 //!   with two integer operands is a DOUBLE division, as in DuckDB (and
 //!   dbt-duckdb, whose goldens dp matches): `7 / 2` is 3.5, not 3.
@@ -34,13 +39,21 @@ use datafusion::sql::sqlparser::parser::Parser;
 /// (or it does not parse: DataFusion then reports the error).
 pub fn rewrite(sql: &str) -> Cow<'_, str> {
     let lower = sql.to_ascii_lowercase();
-    if !(lower.contains("full") && lower.contains("using")) {
+    let full_using = lower.contains("full") && lower.contains("using");
+    let zones = lower.contains("time zone") || lower.contains("timestamp");
+    if !full_using && !zones {
         return Cow::Borrowed(sql);
     }
     let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else { return Cow::Borrowed(sql) };
     let mut v = FullUsing { changed: false };
-    let _ = statements.visit(&mut v);
-    if !v.changed {
+    if full_using {
+        let _ = statements.visit(&mut v);
+    }
+    let mut z = Zones { changed: false };
+    if zones {
+        let _ = statements.visit(&mut z);
+    }
+    if !v.changed && !z.changed {
         return Cow::Borrowed(sql);
     }
     Cow::Owned(statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
@@ -79,6 +92,59 @@ pub fn duckdb_division(plan: LogicalPlan) -> datafusion::error::Result<LogicalPl
 
 struct FullUsing {
     changed: bool,
+}
+
+/// `AT TIME ZONE` and timestamp literals with an offset (see the module docs).
+struct Zones {
+    changed: bool,
+}
+
+impl VisitorMut for Zones {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{DataType as SqlType, TimezoneInfo, Value, ValueWithSpan};
+        match expr {
+            Expr::AtTimeZone { timestamp, time_zone } => {
+                let text = format!("{}({timestamp}, {time_zone})", super::timezone::NAME);
+                if let Ok(call) = Parser::new(&GenericDialect {}).try_with_sql(&text).and_then(|mut p| p.parse_expr()) {
+                    *expr = call;
+                    self.changed = true;
+                }
+            }
+            Expr::Cast { expr: inner, data_type: SqlType::Timestamp(_, TimezoneInfo::None | TimezoneInfo::WithoutTimeZone), .. } => {
+                if let Expr::Value(ValueWithSpan { value: Value::SingleQuotedString(s), .. }) = inner.as_mut()
+                    && let Some(wall) = without_offset(s)
+                {
+                    *s = wall;
+                    self.changed = true;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `2024-01-01 06:14:00-07:00` (or `+05:30`, `Z`) without its offset.
+fn without_offset(s: &str) -> Option<String> {
+    let t = s.trim();
+    if t.len() < 19 || !t.as_bytes()[..4].iter().all(u8::is_ascii_digit) || t.as_bytes()[4] != b'-' {
+        return None;
+    }
+    if let Some(rest) = t.strip_suffix('Z') {
+        return Some(rest.to_string());
+    }
+    let tail = &t[t.len().saturating_sub(6)..];
+    let b = tail.as_bytes();
+    let offset = b.len() == 6
+        && (b[0] == b'+' || b[0] == b'-')
+        && b[1].is_ascii_digit()
+        && b[2].is_ascii_digit()
+        && b[3] == b':'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit();
+    offset.then(|| t[..t.len() - 6].to_string())
 }
 
 impl VisitorMut for FullUsing {
@@ -213,6 +279,29 @@ mod tests {
             text,
             "+---------------------+-----+-----+---+\n| Int64(7) / Int64(2) | b   | c   | m |\n+---------------------+-----+-----+---+\n| 3.5                 | 3.5 | 3.5 | 1 |\n+---------------------+-----+-----+---+"
         );
+    }
+
+    #[test]
+    fn at_time_zone_and_offset_literals() {
+        assert_eq!(
+            rewrite("select cast(t as timestamp) at time zone 'UTC' at time zone 'America/Los_Angeles' as x from s"),
+            "SELECT dp_at_time_zone(dp_at_time_zone(CAST(t AS TIMESTAMP), 'UTC'), 'America/Los_Angeles') AS x FROM s"
+        );
+        assert_eq!(rewrite("select cast('1997-09-29 06:14:00-07:00' as timestamp) as d"), "SELECT CAST('1997-09-29 06:14:00' AS TIMESTAMP) AS d");
+        let plain = "select cast('1997-09-29 06:14:00' as timestamp) as d";
+        assert_eq!(rewrite(plain), plain);
+    }
+
+    #[tokio::test]
+    async fn at_time_zone_means_what_postgres_and_duckdb_mean() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(crate::engine::timezone::AtTimeZone::default()));
+        // DuckDB 2.0: 07:35:20 (LA wall time of 14:35:20 UTC), and 21:35:20 UTC for LA's 14:35:20
+        let sql = "select cast(cast(timestamp '2021-06-07 14:35:20' as timestamp) at time zone 'UTC' at time zone 'America/Los_Angeles' as timestamp) as a, \
+                   timestamp '2021-06-07 14:35:20' at time zone 'America/Los_Angeles' as b";
+        let batches = ctx.sql(&rewrite(sql)).await.unwrap().collect().await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        assert!(text.contains("| 2021-06-07T07:35:20 | 2021-06-07T21:35:20Z |"), "{text}");
     }
 
     #[test]
