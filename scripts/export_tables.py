@@ -7,6 +7,11 @@ Subcommands:
       (header row, NULL -> empty field, rows sorted lexicographically by their
       rendered string fields) plus <out dir>/_types.json ({name: [[col, duckdb_type], ...]}).
       Run with cwd = the dbt project dir (views may read relative file paths).
+  corpus-tables <project dir, build 1> <project dir, build 2> <out dir>
+      For two builds of one project (scripts/make_corpus_goldens.sh): every
+      seed, snapshot and non-ephemeral model both builds ran successfully is
+      exported to <out dir>/<unique_id>.csv (header, sorted rows) when both
+      builds hold the same rows, else its unique_id goes to _by_chance.txt.
   test-results <run_results.json> <out.json>
       [{unique_id, status, failures}] sorted by unique_id.
   batch-results <run_results.json> <out.json>
@@ -89,6 +94,64 @@ def cmd_tables(manifest_path, db_path, out_dir):
                 f.write(f"    {json.dumps(col)}{',' if j + 1 < len(cols) else ''}\n")
             f.write(f"  ]{',' if i + 1 < len(types) else ''}\n")
         f.write("}\n")
+
+
+def _export(con, rel):
+    cur = con.execute(f"select * from {rel}")
+    cols = [d[0] for d in cur.description]
+    rows = [[render(v) for v in r] for r in cur.fetchall()]
+    rows.sort()
+    return cols, rows
+
+
+def cmd_corpus_tables(dir1, dir2, out_dir):
+    import duckdb
+    import shutil
+
+    def built(d):
+        with open(os.path.join(d, "target", "manifest.json")) as f:
+            manifest = json.load(f)
+        with open(os.path.join(d, "target", "run_results.json")) as f:
+            ok = {r["unique_id"] for r in json.load(f)["results"] if r["status"] == "success"}
+        return {
+            uid: n
+            for uid, n in manifest["nodes"].items()
+            if n["resource_type"] in ("model", "seed", "snapshot")
+            and n["config"].get("materialized") != "ephemeral"
+            and uid in ok
+        }
+
+    n1, n2 = built(dir1), built(dir2)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    by_chance = []
+    cwd = os.getcwd()
+    for uid in sorted(set(n1) & set(n2)):
+        rel = n1[uid]["relation_name"]
+        tables = []
+        for d in (dir1, dir2):
+            os.chdir(d)
+            con = duckdb.connect(os.path.join(d, "dp.duckdb"), read_only=True)
+            try:
+                tables.append(_export(con, rel))
+            except duckdb.CatalogException:
+                # dropped by its own post-hook (dbt_utils' get_column_values test data)
+                tables.append(None)
+            con.close()
+            os.chdir(cwd)
+        if tables[0] is None:
+            continue
+        if tables[0] != tables[1]:
+            by_chance.append(uid)
+            continue
+        cols, rows = tables[0]
+        with open(os.path.join(out_dir, uid + ".csv"), "w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(cols)
+            w.writerows(rows)
+    with open(os.path.join(out_dir, "_by_chance.txt"), "w") as f:
+        for uid in by_chance:
+            f.write(uid + "\n")
 
 
 def cmd_test_results(run_results_path, out_path):
@@ -182,6 +245,7 @@ def cmd_validate(schema_path, manifest_path):
 def main(argv):
     cmds = {
         "tables": cmd_tables,
+        "corpus-tables": cmd_corpus_tables,
         "test-results": cmd_test_results,
         "batch-results": cmd_batch_results,
         "ls": cmd_ls,

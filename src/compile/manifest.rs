@@ -59,10 +59,23 @@ fn columns(n: &Node) -> Value {
         m.insert(
             k.clone(),
             json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
-                   "constraints": [], "quote": c.quote, "tags": c.tags}),
+                   "constraints": c.constraints, "quote": c.quote, "tags": c.tags}),
         );
     }
     Value::Object(m)
+}
+
+/// dbt's `original_file_path`: relative to the node's own package root
+/// (`models/x.sql`, not `dbt_packages/pkg/models/x.sql`). dp keeps the path
+/// from the project root internally, for reading files and for errors.
+fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
+    let install = project.settings.paths.packages.trim_end_matches('/');
+    n.original_file_path
+        .strip_prefix(install)
+        .and_then(|p| p.strip_prefix('/'))
+        .and_then(|p| p.split_once('/'))
+        .map(|(_, rest)| rest)
+        .unwrap_or(&n.original_file_path)
 }
 
 fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value {
@@ -73,12 +86,13 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     o.insert("resource_type".into(), json!(n.resource_type.as_str()));
     o.insert("package_name".into(), json!(n.package_name));
     o.insert("path".into(), json!(n.path));
-    o.insert("original_file_path".into(), json!(n.original_file_path));
+    o.insert("original_file_path".into(), json!(package_relative(project, n)));
     o.insert("unique_id".into(), json!(n.unique_id));
     o.insert("fqn".into(), json!(n.fqn));
     o.insert("alias".into(), json!(n.alias));
     o.insert("checksum".into(), checksum(&n.raw_code));
     o.insert("config".into(), config(n));
+    o.insert("group".into(), n.config.get("group").cloned().unwrap_or(Value::Null));
     o.insert("tags".into(), json!(n.tags()));
     o.insert("description".into(), json!(n.description));
     o.insert("columns".into(), columns(n));
@@ -127,7 +141,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
             o.insert("constraints".into(), json!([]));
             o.insert("version".into(), json!(n.version));
             o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
-            o.insert("deprecation_date".into(), Value::Null);
+            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").cloned().unwrap_or(Value::Null));
             o.insert("primary_key".into(), json!([]));
             o.insert("time_spine".into(), n.extra.get("time_spine").cloned().unwrap_or(Value::Null));
         }

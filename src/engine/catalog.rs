@@ -125,8 +125,9 @@ impl SchemaProvider for WarehouseSchema {
             let ctx = self.ctx()?;
             let plan = ctx
                 .state()
-                .create_logical_plan(&sql)
+                .create_logical_plan(&super::rewrite::rewrite(&sql))
                 .await
+                .and_then(super::rewrite::duckdb_division)
                 .map_err(|e| DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name)))?;
             Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql)))
         } else {

@@ -5,7 +5,9 @@
 pub mod catalog;
 pub mod introspect;
 pub mod memory;
+pub mod rewrite;
 pub mod sources;
+pub mod timezone;
 pub mod udfs;
 
 use anyhow::Context as _;
@@ -93,6 +95,14 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Plans `sql` as DataFusion does, with the rewrites of [`rewrite`]
+    /// (standard SQL, DuckDB's integer division). Models, views, tests and
+    /// previews go through here.
+    pub async fn sql(&self, sql: &str) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
+        let plan = self.ctx.state().create_logical_plan(&rewrite::rewrite(sql)).await?;
+        Ok(datafusion::dataframe::DataFrame::new(self.ctx.state(), rewrite::duckdb_division(plan)?))
+    }
+
     /// The session over the project's warehouse and sources. `memory_limit`
     /// (`--memory-limit`) overrides `DP_MEMORY_LIMIT` and the target's
     /// `memory_limit` (see [`memory`]).

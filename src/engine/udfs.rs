@@ -13,7 +13,7 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Result, exec_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
 use std::sync::Arc;
@@ -90,6 +90,54 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(f);
     }
     ctx.register_udf(ScalarUDF::new_from_impl(Coalesce(datafusion::functions::core::coalesce())));
+    ctx.register_udf(ScalarUDF::new_from_impl(DatePart(datafusion::functions::datetime::date_part())));
+    ctx.register_udf(ScalarUDF::new_from_impl(super::timezone::AtTimeZone::default()));
+}
+
+/// DuckDB's names of date parts that DataFusion's `date_part` spells
+/// otherwise (dbt_date's `day_of_year` calls `date_part('dayofyear', d)`).
+fn duckdb_date_part(part: &str) -> Option<&'static str> {
+    Some(match part.to_ascii_lowercase().as_str() {
+        "dayofyear" => "doy",
+        "dayofweek" | "weekday" => "dow",
+        "dayofmonth" => "day",
+        "weekofyear" => "week",
+        _ => return None,
+    })
+}
+
+/// DataFusion's `date_part` (and `extract`), also taking DuckDB's part names.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DatePart(Arc<ScalarUDF>);
+
+impl ScalarUDFImpl for DatePart {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.0.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.0.inner().return_type(arg_types)
+    }
+    fn return_field_from_args(&self, args: datafusion::logical_expr::ReturnFieldArgs) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.0.inner().return_field_from_args(args)
+    }
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if let Some(ColumnarValue::Scalar(sv)) = args.args.first()
+            && let Some(Some(part)) = sv.try_as_str()
+            && let Some(mapped) = duckdb_date_part(part)
+        {
+            args.args[0] = ColumnarValue::Scalar(ScalarValue::Utf8(Some(mapped.to_string())));
+        }
+        self.0.inner().invoke_with_args(args)
+    }
+    fn documentation(&self) -> Option<&datafusion::logical_expr::Documentation> {
+        self.0.inner().documentation()
+    }
 }
 
 /// DataFusion's `coalesce`, with DuckDB's coercion of text to the date or

@@ -105,6 +105,14 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
         Value::from("")
     });
     env.add_function("__dp_mut", make_mutable);
+    // Jinja's `list` filter gives a new Python list, which `append`/`pop` change.
+    env.add_filter("list", |v: Value| -> Result<Value, Error> {
+        let items: Vec<Value> = match v.as_str() {
+            Some(s) => s.chars().map(|c| Value::from(c.to_string())).collect(),
+            None => v.try_iter()?.collect(),
+        };
+        Ok(Value::from_object(super::objects::MutList(std::sync::Mutex::new(items))))
+    });
     env.add_function("tojson", |v: Value, kwargs: Kwargs| -> Result<Value, Error> {
         let sort: Option<bool> = kwargs.get("sort_keys")?;
         let json = serde_json::to_value(&v).map_err(|e| err(format!("tojson: {e}")))?;

@@ -405,7 +405,7 @@ impl Object for SlotValue {
 }
 
 static SET_LITERAL: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap());
+    LazyLock::new(|| regex::Regex::new(r"(\{%[-+]?\s*set\s+[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?\s*=\s*)([\[{][^%]*?)(\s*[-+]?%\})").unwrap());
 
 /// `x - modules.datetime.timedelta(...)` (and `+`), with `x` a name, an
 /// attribute path or a call without nested parentheses.
@@ -416,7 +416,7 @@ static DT_ARITH: LazyLock<regex::Regex> = LazyLock::new(|| {
     .unwrap()
 });
 
-/// Makes `{% set x = [...] %}` and `{% set x = {...} %}` mutable lists/dicts,
+/// Makes `{% set x = [...] %}` and `{% set x = {...} %}` (and `set ns.x =`) mutable lists/dicts,
 /// and turns datetime arithmetic with `timedelta` into calls (minijinja has
 /// no operator overloading).
 pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {

@@ -188,15 +188,15 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
     match node.materialized() {
         Materialization::View => {
             // Plan it now so a broken view fails its own node, not a later one.
-            engine.ctx.state().create_logical_plan(sql).await?;
+            engine.ctx.state().create_logical_plan(&crate::engine::rewrite::rewrite(sql)).await?;
             write_view(engine, &dir, sql).await
         }
         Materialization::Table => {
-            let df = engine.ctx.sql(sql).await?;
+            let df = engine.sql(sql).await?;
             overwrite(engine, &dir, df.into_unoptimized_plan(), node).await
         }
         Materialization::Incremental => {
-            let df = engine.ctx.sql(sql).await?;
+            let df = engine.sql(sql).await?;
             if !incremental {
                 return overwrite(engine, &dir, df.into_unoptimized_plan(), node).await;
             }

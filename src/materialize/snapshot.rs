@@ -46,7 +46,7 @@ pub async fn snapshot(engine: &Engine, jinja: &JinjaEnv, node: &Node, sql: &str)
     cfg.valid_to_current = cfg.valid_to_current.as_deref().map(microsecond_casts);
     engine.ctx.register_udf(ScalarUDF::new_from_impl(DuckText::new()));
     let time_text = snapshot_time(engine, jinja).await?;
-    let source = engine.ctx.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
+    let source = engine.sql(sql).await.map_err(|e| in_snapshot(node, "its query", e))?;
     let source_cols: Vec<String> = source.schema().fields().iter().map(|f| f.name().clone()).collect();
     check_cols_exist(&cfg, &source_cols)?;
     check_unique(engine, node, &cfg, sql).await?;

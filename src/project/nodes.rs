@@ -129,6 +129,8 @@ pub struct Column {
     pub meta: Map<String, Value>,
     pub tags: Vec<String>,
     pub quote: Option<bool>,
+    /// As dbt writes them: every field present (`name`, `expression`, ...).
+    pub constraints: Vec<Value>,
 }
 
 /// What a generic test was generated from.

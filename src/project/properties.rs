@@ -59,6 +59,9 @@ pub struct NodePatch {
     /// A YAML-defined snapshot (dbt 1.9+): `ref('m')` or `source('s', 't')`.
     #[serde(default)]
     pub relation: Option<String>,
+    /// When the model is to be retired (a date or timestamp).
+    #[serde(default)]
+    pub deprecation_date: Option<Value>,
 }
 
 /// One version of a versioned model: its file is `defined_in`, else
@@ -70,6 +73,9 @@ pub struct VersionDef {
     pub defined_in: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// This version's retirement date; the model's when unset.
+    #[serde(default)]
+    pub deprecation_date: Option<Value>,
     #[serde(default)]
     pub config: Map<String, Value>,
     /// The version's columns; `include`/`exclude` entries are not columns.
@@ -108,6 +114,9 @@ pub struct ColumnDef {
     pub tags: Vec<String>,
     #[serde(default)]
     pub quote: Option<bool>,
+    /// Column constraints (`not_null`, `unique`, `check`, ...), for contracts.
+    #[serde(default)]
+    pub constraints: Vec<Map<String, Value>>,
 }
 
 impl ColumnDef {

@@ -180,7 +180,7 @@ impl Group {
     }
 
     async fn run(&self, engine: &Engine) -> anyhow::Result<HashMap<String, Option<Counted>>> {
-        let batches = engine.ctx.sql(&self.sql()).await?.collect().await?;
+        let batches = engine.sql(&self.sql()).await?.collect().await?;
         let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| anyhow::anyhow!("the batched test query returned no row"))?;
         let int = |c: usize| -> anyhow::Result<i64> {
             let a = b.column(c).as_primitive_opt::<Int64Type>().ok_or_else(|| anyhow::anyhow!("column {c} is not bigint"))?;

@@ -123,7 +123,7 @@ async fn count_failures(engine: &Engine, node: &Node, sql: &str) -> anyhow::Resu
     let wrapped = format!(
         "select\n  cast({fail_calc} as bigint) as failures,\n  case when {fail_calc} {warn_if} then 1 else 0 end as should_warn,\n  case when {fail_calc} {error_if} then 1 else 0 end as should_error\nfrom (\n{sql}{limit}\n) dbt_internal_test"
     );
-    let batches = engine.ctx.sql(&wrapped).await?.collect().await?;
+    let batches = engine.sql(&wrapped).await?.collect().await?;
     let mut c = Counted { failures: 0, should_warn: false, should_error: false };
     if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
         let f = b.column(0).as_primitive::<Int64Type>();
@@ -138,7 +138,7 @@ async fn count_failures(engine: &Engine, node: &Node, sql: &str) -> anyhow::Resu
 pub async fn finish(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, outcome: &mut TestOutcome) -> anyhow::Result<()> {
     if stores_failures(node, flags.store_failures) {
         let dir = engine.warehouse.table(&node.schema, &node.alias);
-        let plan = engine.ctx.sql(sql).await?.into_unoptimized_plan();
+        let plan = engine.sql(sql).await?.into_unoptimized_plan();
         crate::materialize::delta::overwrite(engine, &dir, plan, node).await?;
         engine.catalog.invalidate(&node.schema, &node.alias);
         outcome.stored_in = Some(node.relation_name());
@@ -148,7 +148,7 @@ pub async fn finish(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, o
             Some(n) => (n as usize).min(SHOW_FAILURES_ROWS),
             None => SHOW_FAILURES_ROWS,
         };
-        let df = engine.ctx.sql(sql).await?.limit(0, Some(limit))?;
+        let df = engine.sql(sql).await?.limit(0, Some(limit))?;
         outcome.sample = Some(df.collect().await?);
     }
     Ok(())

@@ -89,6 +89,31 @@ pub struct ResultWriter<'w> {
     tail_rows: usize,
 }
 
+/// CSV has no nested values: lists, structs and maps are written as their
+/// display text (`[a, b]`, `{k: v}`), as DuckDB's CSV writer does.
+fn nested_as_text(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let options = FormatOptions::default().with_null("");
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !f.data_type().is_nested() {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+            continue;
+        }
+        let fmt = ArrayFormatter::try_new(c.as_ref(), &options)?;
+        let text: StringArray = (0..c.len()).map(|i| (!c.is_null(i)).then(|| fmt.value(i).to_string())).collect();
+        fields.push(Field::new(f.name(), DataType::Utf8, true));
+        columns.push(std::sync::Arc::new(text));
+    }
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+}
+
 impl<'w> ResultWriter<'w> {
     pub fn new(format: Format, limits: Limits, schema: SchemaRef, out: &'w mut dyn Write) -> Result<ResultWriter<'w>, ArrowError> {
         let limits = if format == Format::Table { limits } else { Limits::default() };
@@ -111,7 +136,7 @@ impl<'w> ResultWriter<'w> {
             .with_delimiter(delim)
             .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into())
             .build(&mut *self.out);
-        w.write(batch)
+        w.write(&nested_as_text(batch)?)
     }
 
     /// (rows kept from the start, rows kept from the end).

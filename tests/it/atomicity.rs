@@ -16,9 +16,10 @@ const WAREHOUSE_TOML: &str = "[project]\nname = \"p\"\n[models]\nmaterialized = 
 
 /// `n` rows streamed by DataFusion's `range` table function (no big array is
 /// materialized first, so the parquet write starts at once). The row with
-/// `id = fail_at` divides by zero at execution time; the default never fails.
+/// `id = fail_at` takes an integer modulo zero at execution time (`/` is a
+/// DOUBLE division, as in DuckDB, which gives infinity); the default never fails.
 const BIG_SQL: &str = "select value as id, \
-     case when value = {{ var('fail_at', -1) }} then value / (value - value) else value * 2 end as x, \
+     case when value = {{ var('fail_at', -1) }} then value % (value - value) else value * 2 end as x, \
      repeat('y', 50) as pad \
      from range(0, {{ var('n', 1000) }})";
 

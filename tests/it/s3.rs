@@ -366,7 +366,7 @@ fn a_failed_model_keeps_the_previous_version_on_s3() {
     let dir = writers_project(S3_TARGET);
     let p = dir.path();
     ok(&run_s3(p, &ep, &bucket, &["run", "-s", "t"]));
-    std::fs::write(p.join("models/t.sql"), "{{ config(materialized='table') }}\nselect value as id, 1 / (value - value) as v from generate_series(1, 5000)")
+    std::fs::write(p.join("models/t.sql"), "{{ config(materialized='table') }}\nselect value as id, 1 % (value - value) as v from generate_series(1, 5000)")
         .unwrap();
     let o = run_s3(p, &ep, &bucket, &["run", "-s", "t"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

@@ -40,7 +40,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
     };
     let engine = Engine::new(&l.project, None)?;
     engine.preflight().await?;
-    let df = engine.ctx.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let df = engine.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let df = df.limit(0, Some(limit))?;
     let df_schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;

@@ -85,12 +85,15 @@ pub(super) fn default_config(rt: ResourceType) -> Map<String, Value> {
     match rt {
         ResourceType::Model => {
             m.insert("materialized".into(), Value::String("view".into()));
+            m.insert("on_schema_change".into(), Value::String("ignore".into()));
         }
         ResourceType::Seed => {
             m.insert("materialized".into(), Value::String("seed".into()));
+            m.insert("on_schema_change".into(), Value::String("ignore".into()));
         }
         ResourceType::Snapshot => {
             m.insert("materialized".into(), Value::String("snapshot".into()));
+            m.insert("on_schema_change".into(), Value::String("ignore".into()));
         }
         ResourceType::Test => {
             m.insert("materialized".into(), Value::String("test".into()));

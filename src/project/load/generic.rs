@@ -175,7 +175,7 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     let hash = test_hash(&name, &entry.name, &kwargs, entry.namespace.as_deref());
     let mut n = Node::new(ResourceType::Test, pkg, &name, &t.file);
     n.unique_id = format!("test.{pkg}.{name}.{hash}");
-    n.path = format!("{}.sql", if entry.custom_name.is_some() { name.clone() } else { short });
+    n.path = format!("{}.sql", if entry.custom_name.is_some() { name.clone() } else { short.clone() });
     n.fqn = std::iter::once(pkg.to_string()).chain(t.dirs.iter().cloned()).chain([name.clone()]).collect();
     n.raw_code = format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", entry.name);
     n.description = entry.description.clone().unwrap_or_default();
@@ -196,7 +196,12 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     let c = render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
-    let c = render_config_values(jinja, entry.config.clone(), &t.file)?;
+    let mut entry_config = entry.config.clone();
+    // dbt: a synthesized name of 64 characters or more is aliased to its short, hashed form
+    if entry.custom_name.is_none() && short != full && !entry_config.contains_key("alias") {
+        entry_config.insert("alias".into(), Value::String(short.clone()));
+    }
+    let c = render_config_values(jinja, entry_config, &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
     n.extra.insert(EXPLICIT_CONFIG.into(), Value::from(explicit));

@@ -19,18 +19,25 @@ use crate::project::nodes::{Column, Macro, Node, ResourceType, SourceInfo};
 use crate::project::properties::{ColumnDef, NodePatch, PropertiesFile, SourceDef, SourceTableDef};
 use crate::util::yaml::NameIndex;
 
-/// Keys whose strings are not rendered with the file: descriptions (docs
-/// render them), and tests (rendered when they compile).
-const UNRENDERED: &[&str] = &["description", "data_tests", "tests"];
+/// Keys whose strings are not rendered with the file, as dbt's
+/// `SchemaYamlRenderer`: descriptions (docs render them), tests (rendered
+/// when they compile), hooks (rendered when they run) and `loaded_at_query`.
+const UNRENDERED: &[&str] = &["description", "data_tests", "tests", "pre_hook", "post_hook", "pre-hook", "post-hook", "loaded_at_query"];
 
-/// A property file's sources with Jinja in their strings rendered, as dbt
-/// renders them (`schema: "{{ target.schema }}"`, `identifier`, `database`,
-/// `loaded_at_field`, `freshness`, `meta`, external locations, ...).
-fn render_sources(jinja: &JinjaEnv, file: &str, text: &str) -> Result<Vec<SourceDef>, LoadError> {
+/// The resource lists whose strings dbt renders when it reads a property
+/// file (`schema: "{{ target.schema }}"` on a source, a column's
+/// `data_type: "{{ 'int' if ... }}"`, `meta`, `config`, ...).
+const RENDERED_LISTS: &[&str] = &["models", "seeds", "snapshots", "analyses", "sources", "exposures"];
+
+/// A property file with Jinja in its strings rendered, as dbt renders it.
+fn render_properties(jinja: &JinjaEnv, file: &str, text: &str) -> Result<PropertiesFile, LoadError> {
     let mut doc: Value = crate::util::yaml::from_str(text).map_err(|message| LoadError::Yaml { file: file.into(), message })?;
-    let Some(sources) = doc.get_mut("sources") else { return Ok(vec![]) };
-    render_strings(jinja, file, sources)?;
-    serde_json::from_value(sources.take()).map_err(|e| LoadError::Yaml { file: file.into(), message: format!("sources: {e}") })
+    for key in RENDERED_LISTS {
+        if let Some(list) = doc.get_mut(*key) {
+            render_strings(jinja, file, list)?;
+        }
+    }
+    serde_json::from_value(doc).map_err(|e| LoadError::Yaml { file: file.into(), message: e.to_string() })
 }
 
 fn render_strings(jinja: &JinjaEnv, file: &str, v: &mut Value) -> Result<(), LoadError> {
@@ -79,8 +86,8 @@ pub fn apply(
                     continue;
                 }
                 let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
-                if !pf.sources.is_empty() && text.contains("{{") {
-                    pf.sources = render_sources(jinja, &f, &text)?;
+                if text.contains("{{") || text.contains("{%") {
+                    pf = render_properties(jinja, &f, &text)?;
                 }
                 props.push((unit.package.to_string(), base.clone(), f, pf));
             }
@@ -138,7 +145,7 @@ pub fn apply(
         }
         for src in &pf.sources {
             for t in &src.tables {
-                let n = source_node(&pkg, src, t, &file, &idx, &dirs);
+                let n = source_node(&pkg, src, t, &file, &idx, &dirs, &settings.target.database);
                 let target = TestTarget::Source { source: src.name.clone(), table: t.name.clone(), uid: n.unique_id.clone() };
                 collect_tests(&mut yaml_tests, &pkg, &target, &file, &idx, &dirs, t.data_tests.iter().chain(t.tests.iter()).cloned().collect(), &t.columns)?;
                 if nodes.contains_key(&n.unique_id) {
@@ -221,6 +228,9 @@ pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &
     if let Some(ts) = &patch.time_spine {
         node.extra.insert("time_spine".into(), ts.clone());
     }
+    if let Some(d) = &patch.deprecation_date {
+        node.extra.insert("deprecation_date".into(), d.clone());
+    }
     if let Some(d) = &patch.description {
         node.description = d.clone();
     }
@@ -230,6 +240,23 @@ pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &
         cfg.insert("meta".into(), Value::Object(patch.meta.clone()));
     }
     node.config = cfg;
+}
+
+/// A constraint with dbt's defaults filled in.
+fn constraint(c: &Map<String, Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), c.get("type").cloned().unwrap_or(Value::Null));
+    for (k, d) in [
+        ("name", Value::Null),
+        ("expression", Value::Null),
+        ("warn_unenforced", Value::Bool(true)),
+        ("warn_unsupported", Value::Bool(true)),
+        ("to", Value::Null),
+        ("to_columns", Value::Array(vec![])),
+    ] {
+        m.insert(k.into(), c.get(k).cloned().unwrap_or(d));
+    }
+    Value::Object(m)
 }
 
 pub(super) fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
@@ -244,13 +271,14 @@ pub(super) fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
                     meta: c.meta.clone(),
                     tags: c.tags.clone(),
                     quote: c.quote,
+                    constraints: c.constraints.iter().map(constraint).collect(),
                 },
             )
         })
         .collect()
 }
 
-fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: &NameIndex, dirs: &[String]) -> Node {
+fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: &NameIndex, dirs: &[String], target_database: &str) -> Node {
     let name = format!("{}.{}", src.name, t.name);
     let mut n = Node::new(ResourceType::Source, pkg, &name, file);
     n.name = t.name.clone();
@@ -260,7 +288,8 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     n.description = t.description.clone().unwrap_or_default();
     n.columns = columns(&t.columns);
     n.schema = src.schema.clone().unwrap_or_else(|| src.name.clone());
-    n.database = src.database.clone().unwrap_or_default();
+    // dbt: a source without `database` is in the target's database
+    n.database = src.database.clone().unwrap_or_else(|| target_database.to_string());
     let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
     n.alias = identifier.clone();
     n.line = idx.first(&t.name);

@@ -54,6 +54,9 @@ pub fn apply(t: Target, patch: &NodePatch, tests: &mut Vec<PendingTest>, warning
         if let Some(d) = &ver.description {
             node.description = d.clone();
         }
+        if let Some(d) = ver.deprecation_date.as_ref().or(patch.deprecation_date.as_ref()) {
+            node.extra.insert("deprecation_date".into(), d.clone());
+        }
         merge_config(&mut node.config, &ver.config);
         let own: Vec<ColumnDef> = ver.columns.iter().filter(|c| c.get("name").is_some()).filter_map(|c| serde_json::from_value(c.clone()).ok()).collect();
         let mut cols: Vec<ColumnDef> = patch.columns.iter().filter(|c| !own.iter().any(|o| o.name == c.name)).cloned().collect();

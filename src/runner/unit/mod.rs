@@ -127,7 +127,6 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
 
     // the model's output columns, and the ones the test compares
     let actual_schema = engine
-        .ctx
         .sql(&actual_sql)
         .await
         .map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?
@@ -173,8 +172,8 @@ pub async fn run_unit_test(engine: &Engine, project: &Project, node: &Node) -> a
         "-- Build actual result given inputs\nwith dbt_internal_unit_test_actual as (\n{actual_q}\n),\n-- Build expected result\ndbt_internal_unit_test_expected as (\n{expected_q}\n)\nselect *, 'actual' as actual_or_expected from dbt_internal_unit_test_actual\nunion all\nselect *, 'expected' as actual_or_expected from dbt_internal_unit_test_expected"
     );
     let actual =
-        engine.ctx.sql(&actual_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?;
-    let expected = engine.ctx.sql(&expected_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': the expected rows: {e}"))?;
+        engine.sql(&actual_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': model '{}' on the fixtures: {e}", model.name))?;
+    let expected = engine.sql(&expected_q).await?.collect().await.map_err(|e| anyhow::anyhow!("unit test '{name}': the expected rows: {e}"))?;
     let names: Vec<String> = expected_schema.fields().iter().map(|f| f.name().clone()).collect();
     let d = diff::diff(&names, &diff::rows_of(&actual)?, &diff::rows_of(&expected)?);
     let outcome = match d {

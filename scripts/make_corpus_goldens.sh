@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Row goldens for the dbt compatibility corpus (../shared/corpus): builds each
+# integration project with the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11),
+# twice, and exports every table both builds made identically to
+# tests/fixtures/corpus_rows/<project>/<unique_id>.csv (header, then rows
+# sorted; values rendered as scripts/export_tables.py documents). Tables whose
+# rows differ between the two builds (rand(), the current time) are listed in
+# tests/fixtures/corpus_rows/<project>/_by_chance.txt instead. The DuckDB file
+# is named dp.duckdb so that relation names carry the database dp uses, "dp".
+#
+#   scripts/make_corpus_goldens.sh [project ...]    (default: all four)
+#
+# Env: DBT_VENV (default /work/venv-dbt), CORPUS (default ../shared/corpus),
+#      OUT scratch folder (default /tmp/dp-corpus-goldens).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DBT_VENV="${DBT_VENV:-/work/venv-dbt}"
+if [ -z "${CORPUS:-}" ]; then
+  # ../shared/corpus from the main checkout, ../../shared/corpus from a worktree.
+  for c in "$REPO/../shared/corpus" "$REPO/../../shared/corpus"; do
+    [ -d "$c" ] && CORPUS="$(cd "$c" && pwd)" && break
+  done
+fi
+[ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
+OUT="${OUT:-/tmp/dp-corpus-goldens}"
+export DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false
+if [ ! -x "$DBT_VENV/bin/dbt" ] || ! "$DBT_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+    python3 -m venv "$DBT_VENV"
+    "$DBT_VENV/bin/pip" install --quiet 'dbt-core~=1.11.0' 'dbt-duckdb~=1.11.0' duckdb jsonschema
+fi
+
+projects=("$@")
+[ ${#projects[@]} -eq 0 ] && projects=(dbt_utils dbt_project_evaluator dbt_expectations dbt_audit_helper)
+
+packages_for() {
+  case "$1" in
+    dbt_utils) echo "dbt_utils=dbt_utils" ;;
+    dbt_project_evaluator) echo "dbt_project_evaluator=dbt_project_evaluator exclude_package=dbt_project_evaluator/integration_tests/exclude_package dbt_utils=dbt_utils" ;;
+    dbt_expectations) echo "dbt_expectations=dbt_expectations dbt_date=dbt_date" ;;
+    dbt_audit_helper) echo "audit_helper=dbt_audit_helper dbt_utils=dbt_utils" ;;
+  esac
+}
+
+for p in "${projects[@]}"; do
+  for round in 1 2; do
+    dir="$OUT/$p.$round"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$CORPUS/$p/integration_tests" && tar -cf - .) | tar -xf - -C "$dir"
+    chmod -R u+w "$dir"
+    for pair in $(packages_for "$p"); do
+      name="${pair%%=*}"
+      rm -rf "${dir:?}/dbt_packages/$name"
+      mkdir -p "$dir/dbt_packages/$name"
+      (cd "$CORPUS/${pair#*=}" && tar --exclude=./integration_tests -cf - .) | tar -xf - -C "$dir/dbt_packages/$name"
+    done
+    cat >"$dir/profiles.yml" <<EOF
+integration_tests:
+  target: duckdb
+  outputs:
+    duckdb:
+      type: duckdb
+      path: $dir/dp.duckdb
+      threads: 2
+EOF
+    (cd "$dir" && "$DBT_VENV/bin/dbt" build --threads 2 --profiles-dir . >"$OUT/$p.$round.log" 2>&1) || true
+  done
+  "$DBT_VENV/bin/python" "$REPO/scripts/export_tables.py" corpus-tables \
+    "$OUT/$p.1" "$OUT/$p.2" "$REPO/tests/fixtures/corpus_rows/$p"
+done
