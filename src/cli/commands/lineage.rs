@@ -28,9 +28,13 @@ pub fn compile_models(l: &Loaded) -> anyhow::Result<Compiled> {
     Ok(compile(&l.project, &ids, &CompileOptions::default())?)
 }
 
-/// Builds lineage and writes target/lineage.json.
-pub async fn build_and_write(l: &Loaded, compiled: &Compiled, engine: &Engine) -> anyhow::Result<Lineage> {
-    let lineage = build::build(&l.project, &l.dag, compiled, engine).await;
+/// Builds lineage (the models', then across systems: ingestion, publishing,
+/// Superset) and writes target/lineage.json.
+pub async fn build_and_write(l: &Loaded, compiled: &Compiled, engine: &Engine, printer: &Printer) -> anyhow::Result<Lineage> {
+    let mut lineage = build::build(&l.project, &l.dag, compiled, engine).await;
+    for w in crate::lineage::systems::extend(&mut lineage, &l.project, &l.fs, engine).await {
+        printer.warn(w);
+    }
     let dir = l.project.settings.target_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("lineage.json");
@@ -54,7 +58,7 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
         let compiled = compile_models(&l)?;
         tracing::debug!(seconds = t.elapsed().as_secs_f64(), "loaded and compiled");
         let engine = Engine::new(&l.project, None)?;
-        let lineage = build_and_write(&l, &compiled, &engine).await?;
+        let lineage = build_and_write(&l, &compiled, &engine, printer).await?;
         let models = lineage.nodes.values().filter(|n| n.resource_type == "model").count();
         let unavailable: Vec<(&String, &String)> = lineage.nodes.iter().filter_map(|(u, n)| n.unavailable.as_ref().map(|w| (u, w))).collect();
         printer.info(format!(
