@@ -44,8 +44,12 @@ fn names(lineage: &Lineage) -> HashMap<String, Col> {
     for (uid, n) in &lineage.nodes {
         if let Some(e) = &n.external {
             for c in n.columns.keys() {
+                // A chart's `sum__revenue` is `sum(revenue)` in its dashboard file.
+                let written = c.split_once("__").filter(|_| n.resource_type == super::systems::CHART).map(|(f, col)| format!("{f}({col})"));
                 for name in std::iter::once(&e.name).chain(&e.aliases) {
-                    out.entry(format!("{name}.{c}").to_lowercase()).or_insert_with(|| (uid.clone(), c.clone()));
+                    for col in std::iter::once(c).chain(written.as_ref()) {
+                        out.entry(format!("{name}.{col}").to_lowercase()).or_insert_with(|| (uid.clone(), c.clone()));
+                    }
                 }
             }
             continue;
@@ -95,11 +99,12 @@ pub fn resolve(lineage: &Lineage, name: &str) -> Result<Col, LineageError> {
 /// object: an error with the closest names of that kind.
 fn unknown_superset_name(lineage: &Lineage, name: &str) -> Result<(), LineageError> {
     let lower = name.to_lowercase();
-    let Some((prefix, what, kind)) =
-        [("chart:", "chart", super::systems::CHART), ("dashboard:", "dashboard", super::systems::DASHBOARD), ("dataset:", "dataset", super::systems::DATASET)]
-            .into_iter()
-            .find(|(p, _, _)| lower.starts_with(p))
-    else {
+    let kinds = [
+        ("chart:", "chart", super::systems::CHART, "chart:<dashboard>/<chart>.<metric or column>"),
+        ("dashboard:", "dashboard", super::systems::DASHBOARD, "dashboard:<title>.<chart>"),
+        ("dataset:", "dataset", super::systems::DATASET, "dataset:<schema>.<table>.<column or metric>"),
+    ];
+    let Some((prefix, what, kind, form)) = kinds.into_iter().find(|(p, _, _, _)| lower.starts_with(p)) else {
         return Ok(());
     };
     // (lowercased name or alias, name as shown)
@@ -116,11 +121,12 @@ fn unknown_superset_name(lineage: &Lineage, name: &str) -> Result<(), LineageErr
     // The object's part: what comes before `.column` (all of it without one).
     let obj = name.rsplit_once('.').map_or(name, |(o, _)| o);
     let asked = &obj[prefix.len()..];
-    let mut scored: Vec<(f64, &str)> = known.iter().map(|(k, shown)| (strsim::jaro_winkler(&obj.to_lowercase(), k), *shown)).collect();
+    let mut scored: Vec<(f64, &str)> =
+        known.iter().map(|(k, shown)| (strsim::jaro_winkler(&asked.to_lowercase(), k.get(prefix.len()..).unwrap_or(k)), *shown)).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     let mut close: Vec<&str> = vec![];
     for (s, shown) in scored {
-        if s > 0.75 && !close.contains(&shown) && close.len() < 3 {
+        if s > 0.8 && !close.contains(&shown) && close.len() < 3 {
             close.push(shown);
         }
     }
@@ -134,7 +140,7 @@ fn unknown_superset_name(lineage: &Lineage, name: &str) -> Result<(), LineageErr
     } else {
         format!("the {what}s are {}", all.iter().take(8).copied().collect::<Vec<_>>().join(", "))
     };
-    Err(LineageError::NotFound(format!("no Superset {what} named '{asked}'\n  hint: {hint} (a column is named {prefix}<name>.<column>)")))
+    Err(LineageError::NotFound(format!("no Superset {what} named '{asked}'\n  hint: {hint} (columns are named {form})")))
 }
 
 /// Walks from `start` in `dir`, up to `depth` hops (all when `None`).

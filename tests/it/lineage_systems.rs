@@ -1,0 +1,153 @@
+//! Lineage across systems: ingestion sources and bronze objects, published
+//! PostgreSQL tables and Superset datasets, charts and dashboards in
+//! target/lineage.json and `dp lineage` (no server needed: names come from
+//! the settings and dashboards/*.yml).
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+/// The demo with its dashboards and generated bronze.
+fn demo_with_dashboards() -> tempfile::TempDir {
+    let dir = demo_project();
+    copy_tree(&repo().join("dashboards"), &dir.path().join("dashboards"));
+    ok(&run(dir.path(), &["demo", "generate", "--scale", "0.01"]));
+    dir
+}
+
+/// `dp lineage --target pg ...` with a fixed PostgreSQL address (nothing connects).
+fn lineage_pg(dir: &Path, args: &[&str]) -> Output {
+    dp().current_dir(dir)
+        .env("PGHOST", "db.example")
+        .env("PGPORT", "5432")
+        .env("PGDATABASE", "analytics")
+        .env("PGUSER", "dp")
+        .env_remove("PGPASSWORD")
+        .args(["lineage", "--target", "pg"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn demo_chain_from_source_database_to_dashboards() {
+    let dir = demo_with_dashboards();
+    let p = dir.path();
+    // The whole chain of one mart column: down to the dashboards...
+    let o = lineage_pg(p, &["marts.mart_daily_summary.revenue", "--downstream"]);
+    ok(&o);
+    insta::assert_snapshot!("systems_demo_downstream", stdout(&o));
+    // ... and up to the bronze objects and the shop's PostgreSQL table.
+    let o = lineage_pg(p, &["marts.mart_daily_summary.revenue", "--cached"]);
+    ok(&o);
+    let up = stdout(&o);
+    insta::assert_snapshot!("systems_demo_upstream", up);
+    assert!(up.contains("bronze:bronze/postgres/orders/*/orders.parquet.total_amount  [DIRECT/IDENTITY]"), "{up}");
+    assert!(up.contains("postgres://db.example:5432/analytics.shop.orders.total_amount  [DIRECT/IDENTITY]"), "{up}");
+
+    // From a chart's metric (named as in the dashboard file) to the source table column.
+    let o = lineage_pg(p, &["chart:Daily Operations/Revenue.sum(revenue)", "--cached", "--format", "json"]);
+    ok(&o);
+    // The slug and the saved metric's name work too.
+    let o2 = lineage_pg(p, &["chart:daily-operations/Revenue.sum__revenue", "--cached", "--format", "json"]);
+    assert_eq!(stdout(&o), stdout(&o2));
+    let j: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["column"]["name"], "chart:Daily Operations/Revenue");
+    let froms: Vec<String> =
+        j["edges"].as_array().unwrap().iter().map(|e| format!("{}.{}", e["from"]["name"].as_str().unwrap(), e["from"]["column"].as_str().unwrap())).collect();
+    for want in [
+        "dataset:marts.mart_daily_summary.sum__revenue",
+        "postgres://db.example:5432/analytics.marts.mart_daily_summary.revenue",
+        "bronze:bronze/postgres/orders/*/orders.parquet.total_amount",
+        "postgres://db.example:5432/analytics.shop.orders.total_amount",
+    ] {
+        assert!(froms.iter().any(|f| f == want), "{want} not upstream of the chart: {froms:#?}");
+    }
+    assert!(j["edges"].as_array().unwrap().iter().any(|e| e["from"]["resource_type"] == "bronze"));
+
+    // dot: one cluster per system.
+    let o = lineage_pg(p, &["marts.fct_orders.total_amount", "--downstream", "--cached", "--format", "dot"]);
+    ok(&o);
+    let dot = stdout(&o);
+    for c in ["label=\"dp warehouse\"", "label=\"PostgreSQL\"", "label=\"Superset\""] {
+        assert!(dot.contains(c), "no cluster {c}:\n{dot}");
+    }
+    assert!(dot.contains("\"dashboard:Customer Insights.") && dot.contains("shape=component"), "{dot}");
+
+    // target/lineage.json: the new node kinds, the old shape kept.
+    let l: Value = serde_json::from_slice(&std::fs::read(p.join("target/lineage.json")).unwrap()).unwrap();
+    let nodes = l["nodes"].as_object().unwrap();
+    let kinds = |k: &str| nodes.values().filter(|n| n["resource_type"] == k).count();
+    assert_eq!(kinds("superset_dashboard"), 4);
+    assert_eq!(kinds("superset_dataset"), 4);
+    assert_eq!(kinds("superset_chart"), 35);
+    assert_eq!(kinds("bronze"), 3, "customers, products, orders declare ingestion");
+    assert_eq!(nodes["model.dp_demo.mart_daily_summary"]["published"], "postgres:marts.mart_daily_summary");
+    let bronze = &nodes["bronze:bronze/postgres/orders/*/orders.parquet"];
+    assert_eq!(bronze["depends_on"][0], "postgres://db.example:5432/analytics.shop.orders");
+    assert!(bronze["external"]["uri"].as_str().unwrap().starts_with("file:///"), "{bronze:#}");
+    assert_eq!(nodes["source.dp_demo.raw.orders"]["depends_on"][0], "bronze:bronze/postgres/orders/*/orders.parquet");
+    let health = &nodes["dataset:marts.platform_health_metrics"];
+    assert_eq!(health["depends_on"][0], "postgres://db.example:5432/analytics.marts.platform_health_metrics");
+
+    // Without PostgreSQL, datasets read the models directly.
+    let o = run(p, &["lineage", "marts.mart_daily_summary.revenue", "--downstream", "--depth", "1"]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "marts.mart_daily_summary.revenue\n└─ dataset:marts.mart_daily_summary.revenue  [DIRECT/IDENTITY]");
+}
+
+#[test]
+fn unknown_chart_and_dashboard_names_get_the_closest() {
+    let dir = demo_with_dashboards();
+    let p = dir.path();
+    ok(&run(p, &["lineage"]));
+    let o = run(p, &["lineage", "chart:Daily Operations/Revenu.sum__revenue", "--cached"]);
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!("systems_unknown_chart", stderr(&o));
+    let o = run(p, &["lineage", "dashboard:Daily Operation.Revenue", "--cached"]);
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!("systems_unknown_dashboard", stderr(&o));
+    let o = run(p, &["lineage", "dashboard:Nothing Like It.Revenue", "--cached"]);
+    assert_eq!(o.status.code(), Some(1));
+    insta::assert_snapshot!("systems_unknown_dashboard_far", stderr(&o));
+}
+
+/// Files landed by `dp ingest`: landing glob → bronze objects (from
+/// dp_meta.ingestion_log, with rows) → source → model.
+#[test]
+fn files_ingestion_shows_landing_and_bronze_objects() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        (
+            "models/_sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: sales\n        meta:\n          external_location: \"bronze/files/sales/*/sales.parquet\"\n          ingest:\n            from: files\n            path: landing/sales\n",
+        ),
+        ("models/sales_total.sql", "select count(*) as n, sum(amount) as amount from {{ source('raw', 'sales') }}"),
+    ]);
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("landing/sales")).unwrap();
+    std::fs::write(p.join("landing/sales/a.csv"), "id,amount\n1,2.5\n2,3.5\n").unwrap();
+    std::fs::write(p.join("landing/sales/b.csv"), "id,amount\n3,1.0\n").unwrap();
+    ok(&run(p, &["ingest"]));
+    let o = run(p, &["lineage", "sales_total.amount"]);
+    ok(&o);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "main.sales_total.amount");
+    assert_eq!(lines[1], "└─ source raw.sales.amount  [DIRECT/AGGREGATION]");
+    assert!(lines[2].starts_with("   └─ bronze:bronze/files/sales/*/sales.parquet.amount  [DIRECT/IDENTITY]  (2 objects, 3 rows; last ingested 20"), "{text}");
+    assert_eq!(lines[3], "      └─ landing:landing/sales.amount  [DIRECT/IDENTITY]");
+    let l: Value = serde_json::from_slice(&std::fs::read(p.join("target/lineage.json")).unwrap()).unwrap();
+    let b = &l["nodes"]["bronze:bronze/files/sales/*/sales.parquet"]["external"];
+    let objects = b["objects"].as_array().unwrap();
+    assert_eq!(objects.len(), 2);
+    assert!(objects.iter().all(|o| o["key"].as_str().unwrap().starts_with("bronze/files/sales/") && o["run_id"].is_string()), "{b:#}");
+    let mut from: Vec<&str> = objects.iter().map(|o| o["from"].as_str().unwrap()).collect();
+    from.sort();
+    assert!(from[0].ends_with("a.csv") && from[1].ends_with("b.csv"), "{from:?}");
+    assert_eq!(objects.iter().map(|o| o["rows"].as_i64().unwrap()).sum::<i64>(), 3);
+    assert_eq!(b["detail"], "dp ingest (files) of raw.sales");
+    let uri = l["nodes"]["landing:landing/sales"]["external"]["uri"].as_str().unwrap();
+    assert!(uri.starts_with("file:///") && uri.ends_with("/landing/sales"), "{uri}");
+}
