@@ -174,7 +174,7 @@ fn check(v: &jsonschema::Validator, what: &str, instance: &Value) {
 
 /// Checks every event against OpenLineage.json and each facet against its
 /// own schema (all from tests/fixtures/schemas/openlineage).
-fn validate_openlineage(events: &[Value]) {
+pub fn validate_openlineage(events: &[Value]) {
     let base = repo().join("tests/fixtures/schemas/openlineage");
     let core = read_json(&base.join("OpenLineage.json"));
     let core_id = core["$id"].as_str().unwrap().to_string();

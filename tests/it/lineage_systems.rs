@@ -151,3 +151,76 @@ fn files_ingestion_shows_landing_and_bronze_objects() {
     let uri = l["nodes"]["landing:landing/sales"]["external"]["uri"].as_str().unwrap();
     assert!(uri.starts_with("file:///") && uri.ends_with("/landing/sales"), "{uri}");
 }
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `dp ingest` emits OpenLineage events: job ingest.<source>.<table>, the
+/// landing folder in, the bronze objects out (valid against the official schemas).
+#[test]
+fn ingestion_emits_openlineage_events() {
+    // Columns (schema facet, column lineage) come from the source's YAML.
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        (
+            "models/_sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: sales\n        meta:\n          external_location: \"bronze/files/sales/*/sales.parquet\"\n          ingest:\n            from: files\n            path: landing/sales\n        columns:\n          - name: id\n          - name: amount\n",
+        ),
+    ]);
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("landing/sales")).unwrap();
+    std::fs::write(p.join("landing/sales/a.csv"), "id,amount\n1,2.5\n2,3.5\n").unwrap();
+    let ol = p.join("ol.ndjson");
+    let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", &ol).args(["ingest"]).output().unwrap();
+    ok(&o);
+    assert!(stderr(&o).contains("OpenLineage: 2 events sent"), "{}", stderr(&o));
+    let evs = events(&ol);
+    crate::lineage::validate_openlineage(&evs);
+    assert_eq!(evs.iter().map(|e| e["eventType"].as_str().unwrap()).collect::<Vec<_>>(), ["START", "COMPLETE"]);
+    let done = &evs[1];
+    assert_eq!(done["job"]["name"], "ingest.raw.sales");
+    assert_eq!(done["job"]["facets"]["jobType"]["jobType"], "INGEST");
+    assert_eq!(done["run"]["runId"], evs[0]["run"]["runId"]);
+    let input = &done["inputs"][0];
+    assert_eq!(input["namespace"], "file");
+    assert!(input["name"].as_str().unwrap().ends_with("/landing/sales"), "{input:#}");
+    let out = &done["outputs"][0];
+    assert_eq!(out["namespace"], "file");
+    let name = out["name"].as_str().unwrap();
+    assert!(name.contains("/bronze/files/sales/") && name.ends_with("/sales.parquet") && !name.contains('*'), "{name}");
+    assert_eq!(out["outputFacets"]["outputStatistics"]["rowCount"], 2);
+    assert_eq!(out["facets"]["columnLineage"]["fields"]["amount"]["inputFields"][0]["name"], input["name"]);
+}
+
+/// A published model's run events carry its PostgreSQL table as a second
+/// output (namespace postgres://host:port, name db.schema.table), mapped
+/// column for column from the warehouse table. The server here is down
+/// (nothing listens on port 1): the event is a FAIL, the mapping the same.
+#[test]
+fn publishing_is_in_the_openlineage_events() {
+    let dir = project(&[
+        (
+            "warehouse.toml",
+            "[project]\nname = \"p\"\n[targets.dev]\nwarehouse = \"./warehouse\"\n[targets.dev.postgres]\nhost = \"127.0.0.1\"\nport = 1\ndbname = \"analytics\"\nretries = 0\nconnect_timeout_s = 1\n[models]\nmaterialized = \"table\"\n[models.marts]\npublish = [\"postgres\"]\nschema = \"marts\"\n",
+        ),
+        ("models/base.sql", "select 1 as id, 2.5 as amount"),
+        ("models/marts/totals.sql", "select id, sum(amount) as total from {{ ref('base') }} group by id"),
+    ]);
+    let p = dir.path();
+    let ol = p.join("ol.ndjson");
+    let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", &ol).args(["run"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let evs = events(&ol);
+    crate::lineage::validate_openlineage(&evs);
+    let end = evs.iter().find(|e| e["job"]["name"] == "p.totals" && e["eventType"] != "START").unwrap();
+    let outs = end["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), 2, "{end:#}");
+    assert!(outs[0]["name"].as_str().unwrap().ends_with("/warehouse/main_marts/totals"), "{end:#}");
+    assert_eq!(outs[1]["namespace"], "postgres://127.0.0.1:1");
+    assert_eq!(outs[1]["name"], "analytics.main_marts.totals");
+    let f = &outs[1]["facets"]["columnLineage"]["fields"]["total"]["inputFields"][0];
+    assert_eq!(f["name"], outs[0]["name"]);
+    assert_eq!(f["field"], "total");
+    assert_eq!(f["transformations"][0]["subtype"], "IDENTITY");
+}
