@@ -224,3 +224,204 @@ fn publishing_is_in_the_openlineage_events() {
     assert_eq!(f["field"], "total");
     assert_eq!(f["transformations"][0]["subtype"], "IDENTITY");
 }
+
+/// OpenMetadata's schemas of tests/fixtures/schemas/openmetadata, each with
+/// `$id` https://om.test/<path>; a `$ref` into a file not copied there
+/// becomes "anything" (see that folder's README).
+fn om_validators() -> std::collections::BTreeMap<String, jsonschema::Validator> {
+    let base = repo().join("tests/fixtures/schemas/openmetadata");
+    let mut files: Vec<String> = vec![];
+    let mut stack = vec![base.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                files.push(p.strip_prefix(&base).unwrap().display().to_string());
+            }
+        }
+    }
+    fn normalize(dir: &str, rel: &str) -> String {
+        let mut parts: Vec<&str> = dir.split('/').filter(|s| !s.is_empty()).collect();
+        for seg in rel.split('/') {
+            match seg {
+                ".." => {
+                    parts.pop();
+                }
+                "." | "" => {}
+                s => parts.push(s),
+            }
+        }
+        parts.join("/")
+    }
+    fn rewrite(v: &mut Value, dir: &str, files: &[String]) {
+        match v {
+            Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()).map(String::from).filter(|r| !r.starts_with('#')) {
+                    let (file, frag) = r.split_once('#').map_or((r.as_str(), ""), |(f, x)| (f, x));
+                    let target = normalize(dir, file);
+                    if files.contains(&target) {
+                        m.insert(
+                            "$ref".into(),
+                            Value::String(format!("https://om.test/{target}{}", if frag.is_empty() { String::new() } else { format!("#{frag}") })),
+                        );
+                    } else {
+                        m.clear(); // not copied: anything
+                    }
+                }
+                for x in m.values_mut() {
+                    rewrite(x, dir, files);
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| rewrite(x, dir, files)),
+            _ => {}
+        }
+    }
+    let docs: Vec<(String, Value)> = files
+        .iter()
+        .map(|f| {
+            let mut v: Value = serde_json::from_slice(&std::fs::read(base.join(f)).unwrap()).unwrap();
+            let dir = f.rsplit_once('/').map_or("", |(d, _)| d);
+            rewrite(&mut v, dir, &files);
+            v["$id"] = Value::String(format!("https://om.test/{f}"));
+            (f.clone(), v)
+        })
+        .collect();
+    docs.iter()
+        .map(|(f, v)| {
+            let mut o = jsonschema::options();
+            for (g, w) in &docs {
+                o = o.with_resource(format!("https://om.test/{g}"), jsonschema::Resource::from_contents(w.clone()).unwrap());
+            }
+            (f.clone(), o.build(v).unwrap())
+        })
+        .collect()
+}
+
+/// `dp lineage push --openmetadata` on the demo (target pg): PostgreSQL
+/// services for the shop and the published marts, bronze tables, Superset
+/// data models, charts and dashboards, and the edges between them; the
+/// requests for lineage, charts, dashboards, data models and the dashboard
+/// service validate against OpenMetadata's published schemas.
+#[test]
+fn openmetadata_push_includes_other_systems() {
+    use std::io::{BufRead, Read, Write};
+    let dir = demo_with_dashboards();
+    let p = dir.path();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen: Vec<(String, String, Value)> = vec![];
+        for stream in listener.incoming() {
+            let mut s = stream.unwrap();
+            let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+            let mut request = String::new();
+            r.read_line(&mut request).unwrap();
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            let mut parts = request.split_whitespace();
+            let (method, path) = (parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
+            let n = seen.len();
+            let reply = serde_json::json!({"id": format!("00000000-0000-4000-8000-{n:012}")}).to_string();
+            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len()).unwrap();
+            let done = body.get("done").is_some();
+            seen.push((method, path, body));
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let o = dp()
+        .current_dir(p)
+        .env("PGHOST", "db.example")
+        .env("PGPORT", "5432")
+        .env("PGDATABASE", "analytics")
+        .args(["lineage", "push", "--openmetadata", &url, "--target", "pg"])
+        .output()
+        .unwrap();
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("4 dashboards"), "{err}");
+    let mut s = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    write!(s, "PUT /stop HTTP/1.1\r\nContent-Length: 13\r\n\r\n{{\"done\":true}}").unwrap();
+    let mut sink = String::new();
+    let _ = s.read_to_string(&mut sink);
+    let mut seen = server.join().unwrap();
+    seen.pop();
+
+    let schemas = om_validators();
+    let schema_of = |path: &str| match path {
+        "/api/v1/lineage" => Some("api/lineage/addLineage.json"),
+        "/api/v1/charts" => Some("api/data/createChart.json"),
+        "/api/v1/dashboards" => Some("api/data/createDashboard.json"),
+        "/api/v1/dashboard/datamodels" => Some("api/data/createDashboardDataModel.json"),
+        "/api/v1/services/dashboardServices" => Some("api/services/createDashboardService.json"),
+        _ => None,
+    };
+    for (method, path, body) in &seen {
+        assert_eq!(method, "PUT");
+        if let Some(f) = schema_of(path) {
+            let errors: Vec<String> = schemas[f].iter_errors(body).map(|e| format!("{e} at {}", e.instance_path)).collect();
+            assert!(errors.is_empty(), "{path} does not validate against {f}:\n{}\n{body:#}", errors.join("\n"));
+        }
+    }
+    let of = |path: &str| seen.iter().filter(|x| x.1 == path).map(|x| &x.2).collect::<Vec<_>>();
+    // Enum values from entity/services/dashboardService.json and entity/data/dashboardDataModel.json.
+    assert_eq!(of("/api/v1/services/dashboardServices")[0]["serviceType"], "Superset");
+    assert!(of("/api/v1/dashboard/datamodels").iter().all(|m| m["dataModelType"] == "SupersetDataModel" && m["serviceType"] == "Superset"));
+    assert_eq!(of("/api/v1/dashboard/datamodels").len(), 4);
+    assert_eq!(of("/api/v1/dashboards").len(), 4);
+    assert_eq!(of("/api/v1/charts").len(), 35);
+    let pg = of("/api/v1/services/databaseServices").into_iter().find(|s| s["serviceType"] == "Postgres").unwrap();
+    assert_eq!(pg["name"], "postgres_db_example_5432");
+    // The id a table got (the server numbers requests).
+    let id_of = |schema: &str, name: &str| -> String {
+        let n = seen
+            .iter()
+            .position(|x| x.1 == "/api/v1/tables" && x.2["databaseSchema"] == schema && x.2["name"] == name)
+            .unwrap_or_else(|| panic!("no table {schema}.{name}"));
+        format!("00000000-0000-4000-8000-{n:012}")
+    };
+    let edge =
+        |from: &str, to: &str| of("/api/v1/lineage").into_iter().find(|e| e["edge"]["fromEntity"]["id"] == from && e["edge"]["toEntity"]["id"] == to).cloned();
+    let shop_orders = id_of("postgres_db_example_5432.analytics.shop", "orders");
+    let bronze_orders = id_of("dp_demo.dp.bronze", "bronze_postgres_orders_orders_parquet");
+    let raw_orders = id_of("dp_demo.dp.raw", "orders");
+    let e = edge(&shop_orders, &bronze_orders).expect("shop.orders → bronze");
+    assert!(
+        e["edge"]["lineageDetails"]["columnsLineage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["toColumn"].as_str().unwrap().ends_with("bronze_postgres_orders_orders_parquet.total_amount"))
+    );
+    assert!(edge(&bronze_orders, &raw_orders).is_some(), "bronze → raw.orders");
+    let mart = id_of("dp_demo.dp.marts", "mart_daily_summary");
+    let published = id_of("postgres_db_example_5432.analytics.marts", "mart_daily_summary");
+    assert!(edge(&mart, &published).is_some(), "mart → its PostgreSQL table");
+    let to_model = of("/api/v1/lineage")
+        .into_iter()
+        .find(|e| e["edge"]["fromEntity"]["id"] == published && e["edge"]["toEntity"]["type"] == "dashboardDataModel")
+        .expect("published table → data model");
+    assert!(
+        to_model["edge"]["lineageDetails"]["columnsLineage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["fromColumns"][0].as_str().unwrap().ends_with("marts.mart_daily_summary.revenue"))
+    );
+    assert_eq!(of("/api/v1/lineage").into_iter().filter(|e| e["edge"]["toEntity"]["type"] == "dashboard").count(), 4, "data model → dashboard");
+}

@@ -80,8 +80,8 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
         let token = std::env::var("OPENMETADATA_JWT_TOKEN").ok().filter(|t| !t.is_empty());
         let p = crate::lineage::openmetadata::push(&lineage, &l.project, openmetadata, token).await?;
         printer.info(format!(
-            "OpenMetadata ({openmetadata}): {} tables and {} lineage edges ({} column mappings) created or updated under service '{}'",
-            p.tables, p.edges, p.column_pairs, l.project.settings.project_name
+            "OpenMetadata ({openmetadata}): {} tables, {} dashboards and {} lineage edges ({} column mappings) created or updated under service '{}'",
+            p.tables, p.dashboards, p.edges, p.column_pairs, l.project.settings.project_name
         ));
         return Ok(ExitCode::SUCCESS);
     }
