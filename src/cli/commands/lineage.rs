@@ -66,6 +66,10 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
             lineage.nodes.values().filter(|n| n.resource_type == "model").map(|n| n.columns.len()).sum::<usize>(),
             t.elapsed().as_secs_f64()
         ));
+        let systems = crate::lineage::systems::summary(&lineage);
+        if !systems.is_empty() {
+            printer.info(format!("Across systems: {systems}"));
+        }
         for (u, why) in unavailable {
             printer.warn(format!("{}: {why}", crate::graph::short_name(u)));
         }
