@@ -248,7 +248,8 @@ fn notes(lineage: &Lineage, c: &Col) -> String {
     if let Some(e) = n.external.as_ref().filter(|e| !e.objects.is_empty()) {
         let rows: i64 = e.objects.iter().filter_map(|o| o.rows).sum();
         let last = e.objects.iter().map(|o| o.ingested_at.as_str()).max().unwrap_or("");
-        s.push_str(&format!("  ({} objects, {rows} rows; last ingested {last})", e.objects.len()));
+        let n = e.objects.len();
+        s.push_str(&format!("  ({n} object{}, {rows} rows; last ingested {last})", if n == 1 { "" } else { "s" }));
     }
     if let Some(p) = n.published.as_deref().and_then(|p| p.strip_prefix("postgres:")) {
         s.push_str(&format!("  -> PostgreSQL {p}"));

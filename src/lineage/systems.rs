@@ -88,18 +88,18 @@ pub async fn extend(lineage: &mut Lineage, project: &Project, fs: &dyn FileSyste
 /// order: `10 PostgreSQL tables, 3 bronze prefixes, ...` (empty when none).
 pub fn summary(lineage: &Lineage) -> String {
     let kinds = [
-        (POSTGRES_TABLE, "PostgreSQL tables"),
-        (LANDING, "landing folders"),
-        (BRONZE, "bronze prefixes"),
-        (DATASET, "Superset datasets"),
-        (CHART, "charts"),
-        (DASHBOARD, "dashboards"),
+        (POSTGRES_TABLE, "PostgreSQL table", "PostgreSQL tables"),
+        (LANDING, "landing folder", "landing folders"),
+        (BRONZE, "bronze prefix", "bronze prefixes"),
+        (DATASET, "Superset dataset", "Superset datasets"),
+        (CHART, "chart", "charts"),
+        (DASHBOARD, "dashboard", "dashboards"),
     ];
     kinds
         .iter()
-        .map(|(k, label)| (lineage.nodes.values().filter(|n| n.resource_type == *k).count(), label))
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, label)| format!("{n} {label}"))
+        .map(|(k, one, many)| (lineage.nodes.values().filter(|n| n.resource_type == *k).count(), one, many))
+        .filter(|(n, _, _)| *n > 0)
+        .map(|(n, one, many)| format!("{n} {}", if n == 1 { one } else { many }))
         .collect::<Vec<_>>()
         .join(", ")
 }

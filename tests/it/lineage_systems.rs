@@ -425,3 +425,52 @@ fn openmetadata_push_includes_other_systems() {
     );
     assert_eq!(of("/api/v1/lineage").into_iter().filter(|e| e["edge"]["toEntity"]["type"] == "dashboard").count(), 4, "data model → dashboard");
 }
+
+/// The real chain on the test server: a PostgreSQL table ingested into
+/// bronze, a mart built and published back: `dp lineage` names the server's
+/// table (no password), the bronze object with its rows and the published
+/// table; the ingestion's OpenLineage input is the table in OpenLineage's
+/// PostgreSQL naming.
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_ingestion_and_publishing_in_the_lineage() {
+    let pg = crate::postgres::pg();
+    pg.exec("CREATE TABLE public.orders (id bigint PRIMARY KEY, total numeric(12,2)); INSERT INTO public.orders VALUES (1, 10.50), (2, 4.25);");
+    let dir = project(&[
+        (
+            "warehouse.toml",
+            "[project]\nname = \"p\"\n[targets.dev]\nwarehouse = \"./warehouse\"\n[targets.dev.postgres]\n[models]\nmaterialized = \"table\"\n[models.marts]\npublish = [\"postgres\"]\nschema = \"marts\"\n",
+        ),
+        (
+            "models/_sources.yml",
+            "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n        meta:\n          external_location: \"bronze/pg/orders/*/orders.parquet\"\n          ingest: {from: postgres, table: public.orders}\n        columns:\n          - name: id\n          - name: total\n",
+        ),
+        ("models/marts/totals.sql", "select sum(total) as total from {{ source('raw', 'orders') }}"),
+    ]);
+    let p = dir.path();
+    let ol = p.join("ol.ndjson");
+    let mut c = dp();
+    let o = pg.env(&mut c).current_dir(p).env("DP_OPENLINEAGE_FILE", &ol).args(["ingest"]).output().unwrap();
+    ok(&o);
+    ok(&pg.dp(p, &["run"]));
+    let host = std::env::var("DP_TEST_PG_HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let port = std::env::var("DP_TEST_PG_PORT").unwrap();
+    let addr = format!("postgres://{host}:{port}/{}", pg.db);
+    let o = pg.dp(p, &["lineage", "totals.total"]);
+    ok(&o);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "main_marts.totals.total  -> PostgreSQL main_marts.totals", "{text}");
+    assert_eq!(lines[1], "└─ source raw.orders.total  [DIRECT/AGGREGATION]", "{text}");
+    assert!(lines[2].starts_with("   └─ bronze:bronze/pg/orders/*/orders.parquet.total  [DIRECT/IDENTITY]  (1 object, 2 rows; last ingested "), "{text}");
+    assert_eq!(lines[3], format!("      └─ {addr}.public.orders.total  [DIRECT/IDENTITY]"), "{text}");
+    let o = pg.dp(p, &["lineage", "raw.orders.total", "--downstream", "--cached"]);
+    ok(&o);
+    assert!(stdout(&o).contains(&format!("{addr}.main_marts.totals.total  [DIRECT/IDENTITY]")), "{}", stdout(&o));
+    let evs = events(&ol);
+    crate::lineage::validate_openlineage(&evs);
+    let input = &evs[1]["inputs"][0];
+    assert_eq!(input["namespace"], format!("postgres://{host}:{port}"));
+    assert_eq!(input["name"], format!("{}.public.orders", pg.db));
+    assert_eq!(evs[1]["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"], 2);
+}
