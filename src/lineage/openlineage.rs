@@ -294,21 +294,63 @@ impl Emitter {
     fn published(&self, n: &Node, warehouse: &Value) -> Option<Value> {
         let nl = self.lineage.as_ref()?.nodes.get(&n.unique_id)?;
         let relation = nl.published.as_deref()?.strip_prefix("postgres:")?;
+        self.pg_table(n, relation, warehouse)
+    }
+
+    /// `n`'s table `relation` in the target's PostgreSQL, each column the
+    /// same column of `warehouse` (IDENTITY); columns from the lineage, else
+    /// the YAML.
+    fn pg_table(&self, n: &Node, relation: &str, warehouse: &Value) -> Option<Value> {
         let addr = super::systems::pg_address(self.project.settings.target.postgres.as_ref(), None);
         let (namespace, db) = addr.rsplit_once('/')?;
         let mut d = self.named_dataset(namespace, &format!("{db}.{relation}"), n);
         d["facets"]["dataSource"]["uri"] = json!(addr);
-        let fields: Map<String, Value> = nl
-            .columns
-            .keys()
+        let columns: Vec<String> = match self.lineage.as_ref().and_then(|l| l.nodes.get(&n.unique_id)).filter(|nl| !nl.columns.is_empty()) {
+            Some(nl) => nl.columns.keys().cloned().collect(),
+            None => n.columns.keys().cloned().collect(),
+        };
+        let fields: Map<String, Value> = columns
+            .into_iter()
             .map(|c| {
                 (c.clone(), json!({"inputFields": [{"namespace": warehouse["namespace"], "name": warehouse["name"], "field": c, "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}]}]}))
             })
             .collect();
         let mut cl = facet("https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet");
-        cl.insert("fields".into(), Value::Object(fields));
-        d["facets"]["columnLineage"] = Value::Object(cl);
+        if !fields.is_empty() {
+            cl.insert("fields".into(), Value::Object(fields));
+            d["facets"]["columnLineage"] = Value::Object(cl);
+        }
         Some(d)
+    }
+
+    /// `dp publish` copied (or failed to copy) `n` into PostgreSQL: a START
+    /// and a COMPLETE or FAIL event, job `publish.<schema>.<table>`, input
+    /// the warehouse table, output the PostgreSQL table mapped column for
+    /// column (IDENTITY), with the rows copied.
+    pub fn publication(&self, n: &Node, elapsed: Duration, rows: Option<u64>, error: Option<&str>) {
+        let warehouse = self.dataset(n, true);
+        let relation = format!("{}.{}", n.schema, n.alias);
+        let mut outputs: Vec<Value> = self.pg_table(n, &relation, &warehouse).into_iter().collect();
+        if let (Some(r), Some(out)) = (rows, outputs.first_mut()) {
+            let mut st = facet("https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet");
+            st.insert("rowCount".into(), json!(r));
+            out["outputFacets"] = json!({"outputStatistics": st});
+        }
+        let run_id = uuid::Uuid::new_v4();
+        let job = format!("publish.{relation}");
+        let started = chrono::Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default();
+        let mut start = self.job_event("START", &job, "PUBLISH", run_id, Map::new(), vec![warehouse.clone()], outputs.clone());
+        start["eventTime"] = json!(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        self.send(start);
+        let mut facets = Map::new();
+        if let Some(e) = error {
+            let mut f = facet("https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet");
+            f.insert("message".into(), json!(e));
+            f.insert("programmingLanguage".into(), json!("RUST"));
+            facets.insert("errorMessage".into(), Value::Object(f));
+        }
+        let kind = if error.is_none() { "COMPLETE" } else { "FAIL" };
+        self.send(self.job_event(kind, &job, "PUBLISH", run_id, facets, vec![warehouse], outputs));
     }
 
     /// A node starts running: a START event.
@@ -372,7 +414,7 @@ impl Emitter {
         let run_id = uuid::Uuid::new_v4();
         let job = format!("ingest.{}", spec.source_name);
         let started = chrono::Utc::now() - chrono::Duration::from_std(o.elapsed).unwrap_or_default();
-        let mut start = self.job_event("START", &job, run_id, Map::new(), vec![input.clone()], outputs.clone());
+        let mut start = self.job_event("START", &job, "INGEST", run_id, Map::new(), vec![input.clone()], outputs.clone());
         start["eventTime"] = json!(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         self.send(start);
         let mut facets = Map::new();
@@ -383,7 +425,7 @@ impl Emitter {
             facets.insert("errorMessage".into(), Value::Object(f));
         }
         let kind = if o.ok { "COMPLETE" } else { "FAIL" };
-        self.send(self.job_event(kind, &job, run_id, facets, vec![input], outputs));
+        self.send(self.job_event(kind, &job, "INGEST", run_id, facets, vec![input], outputs));
     }
 
     /// The dataset an ingestion reads.
@@ -425,11 +467,21 @@ impl Emitter {
     }
 
     /// An event of a job that is no node of the project (an ingestion).
-    fn job_event(&self, kind: &str, job: &str, run_id: uuid::Uuid, run_facets: Map<String, Value>, inputs: Vec<Value>, outputs: Vec<Value>) -> Value {
+    #[allow(clippy::too_many_arguments)]
+    fn job_event(
+        &self,
+        kind: &str,
+        job: &str,
+        job_type: &str,
+        run_id: uuid::Uuid,
+        run_facets: Map<String, Value>,
+        inputs: Vec<Value>,
+        outputs: Vec<Value>,
+    ) -> Value {
         let mut jt = facet("https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet");
         jt.insert("processingType".into(), json!("BATCH"));
         jt.insert("integration".into(), json!("DP"));
-        jt.insert("jobType".into(), json!("INGEST"));
+        jt.insert("jobType".into(), json!(job_type));
         let mut run_facets = run_facets;
         let mut parent = facet("https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet");
         parent.insert("run".into(), json!({"runId": self.parent.0.to_string()}));

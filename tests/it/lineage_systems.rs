@@ -223,6 +223,21 @@ fn publishing_is_in_the_openlineage_events() {
     assert_eq!(f["name"], outs[0]["name"]);
     assert_eq!(f["field"], "total");
     assert_eq!(f["transformations"][0]["subtype"], "IDENTITY");
+
+    // `dp publish` (catching up): its own job per table, FAIL here with the error.
+    let ol = p.join("publish.ndjson");
+    let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", &ol).args(["publish"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("OpenLineage: 2 events sent"), "{}", stderr(&o));
+    let evs = events(&ol);
+    crate::lineage::validate_openlineage(&evs);
+    assert_eq!(evs.iter().map(|e| e["eventType"].as_str().unwrap()).collect::<Vec<_>>(), ["START", "FAIL"]);
+    assert_eq!(evs[1]["job"]["name"], "publish.main_marts.totals");
+    assert_eq!(evs[1]["job"]["facets"]["jobType"]["jobType"], "PUBLISH");
+    assert!(evs[1]["inputs"][0]["name"].as_str().unwrap().ends_with("/warehouse/main_marts/totals"));
+    assert_eq!(evs[1]["outputs"][0]["namespace"], "postgres://127.0.0.1:1");
+    assert_eq!(evs[1]["outputs"][0]["name"], "analytics.main_marts.totals");
+    assert!(evs[1]["run"]["facets"]["errorMessage"]["message"].is_string());
 }
 
 /// OpenMetadata's schemas of tests/fixtures/schemas/openmetadata, each with
@@ -485,4 +500,16 @@ fn pg_ingestion_and_publishing_in_the_lineage() {
     assert_eq!(input["namespace"], format!("postgres://{host}:{port}"));
     assert_eq!(input["name"], format!("{}.public.orders", pg.db));
     assert_eq!(evs[1]["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"], 2);
+
+    // `dp publish --full-refresh`: the table copied again, its rows counted.
+    let ol = p.join("publish.ndjson");
+    let mut c = dp();
+    let o = pg.env(&mut c).current_dir(p).env("DP_OPENLINEAGE_FILE", &ol).args(["publish", "--full-refresh"]).output().unwrap();
+    ok(&o);
+    let evs = events(&ol);
+    crate::lineage::validate_openlineage(&evs);
+    let done = &evs[1];
+    assert_eq!((done["eventType"].as_str(), done["job"]["name"].as_str()), (Some("COMPLETE"), Some("publish.main_marts.totals")));
+    assert_eq!(done["outputs"][0]["namespace"], format!("postgres://{host}:{port}"));
+    assert_eq!(done["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"], 1);
 }
