@@ -74,6 +74,9 @@ fn demo_chain_from_source_database_to_dashboards() {
         assert!(dot.contains(c), "no cluster {c}:\n{dot}");
     }
     assert!(dot.contains("\"dashboard:Customer Insights.") && dot.contains("shape=component"), "{dot}");
+    let o = lineage_pg(p, &["marts.mart_daily_summary.order_count", "--downstream", "--cached", "--format", "dot"]);
+    ok(&o);
+    insta::assert_snapshot!("systems_demo_dot", stdout(&o));
 
     // target/lineage.json: the new node kinds, the old shape kept.
     let l: Value = serde_json::from_slice(&std::fs::read(p.join("target/lineage.json")).unwrap()).unwrap();
