@@ -218,7 +218,7 @@
       if (!d) { el.innerHTML = '<p class="unknown">Could not load this node\'s details.</p>'; body.dataset.ready = '1'; return; }
       var h = '';
       if (d.description) h += '<p>' + esc(d.description) + '</p>';
-      if (d.relation) h += '<div class="kv">relation <b>' + esc(d.relation) + '</b></div>';
+      if (d.relation) h += '<div class="kv">' + (d.system ? 'in dp lineage' : 'relation') + ' <b>' + esc(d.relation) + '</b></div>';
       if (n[4] && n[2] !== 'source') h += '<div class="kv">materialized <b>' + esc(n[4]) + '</b></div>';
       if (d.path) h += '<div class="kv">file <b>' + esc(d.path) + '</b></div>';
       if (d.system) h += '<div class="kv">system <b>' + esc(SYSTEMS[d.system] || d.system) + '</b></div>';
