@@ -12,7 +12,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::compile::Compiled;
-use crate::lineage::Lineage;
+use crate::lineage::{Lineage, NodeLineage};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 
@@ -58,7 +58,11 @@ pub fn write_site(
     std::fs::write(dir.join("style.css"), STYLE_CSS)?;
 
     let nodes: Vec<&Node> = project.nodes.values().filter(|n| listed(n)).collect();
-    let pos: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), i)).collect();
+    // Nodes of other systems (ingestion sources, bronze, PostgreSQL,
+    // Superset) from the lineage, after the project's.
+    let external: Vec<(&String, &NodeLineage)> = lineage.map(|l| l.nodes.iter().filter(|(_, n)| n.external.is_some()).collect()).unwrap_or_default();
+    let pos: HashMap<&str, usize> =
+        nodes.iter().map(|n| n.unique_id.as_str()).chain(external.iter().map(|(u, _)| u.as_str())).enumerate().map(|(i, u)| (u, i)).collect();
     // Tests by the node (and column) they check.
     let mut tests: HashMap<&str, Vec<(Option<&str>, String)>> = HashMap::new();
     for t in project.nodes.values().filter(|n| n.resource_type == ResourceType::Test) {
@@ -67,27 +71,101 @@ pub fn write_site(
             tests.entry(a).or_default().push((t.column_name.as_deref(), test_label(t)));
         }
     }
+    // Parents: the project's, plus those the lineage adds (a source's bronze).
+    let parents_of = |uid: &str, own: &[String]| -> Vec<usize> {
+        let extra = lineage.and_then(|l| l.nodes.get(uid)).map(|nl| nl.depends_on.as_slice()).unwrap_or_default();
+        let mut ps: Vec<usize> = own.iter().chain(extra).filter_map(|d| pos.get(d.as_str()).copied()).collect();
+        ps.dedup();
+        ps.sort_unstable();
+        ps.dedup();
+        ps
+    };
     // index.js: [uid, name, type, group (schema or source), materialized, parents, short description]
-    let rows: Vec<Value> = nodes
+    let mut rows: Vec<Value> = nodes
         .iter()
         .map(|n| {
-            let parents: Vec<usize> = n.depends_on.iter().filter_map(|d| pos.get(d.as_str()).copied()).collect();
             let group = n.source.as_ref().map(|s| s.source_name.clone()).unwrap_or_else(|| n.schema.clone());
-            json!([n.unique_id, n.name, n.resource_type.as_str(), group, n.materialized().as_str(), parents, short(&n.description, 90)])
+            json!([
+                n.unique_id,
+                n.name,
+                n.resource_type.as_str(),
+                group,
+                n.materialized().as_str(),
+                parents_of(&n.unique_id, &n.depends_on),
+                short(&n.description, 90)
+            ])
         })
         .collect();
+    for (uid, nl) in &external {
+        let e = nl.external.as_ref().expect("external");
+        rows.push(json!([uid, external_name(nl), nl.resource_type, e.system, "", parents_of(uid, &[]), short(e.detail.as_deref().unwrap_or(""), 90)]));
+    }
     let index = json!({"project": project.settings.project_name, "generated_at": generated_at, "shard": SHARD, "nodes": rows});
     std::fs::write(data.join("index.js"), format!("window.DP_INDEX={index};\n"))?;
 
     let cat = |uid: &str| catalog["nodes"].get(uid).or_else(|| catalog["sources"].get(uid)).cloned();
-    for (k, chunk) in nodes.chunks(SHARD).enumerate() {
-        let mut shard = serde_json::Map::new();
-        for (j, n) in chunk.iter().enumerate() {
-            shard.insert((k * SHARD + j).to_string(), detail(n, project, compiled, cat(&n.unique_id), lineage, tests.get(n.unique_id.as_str())));
-        }
+    let details = nodes
+        .iter()
+        .map(|n| detail(n, project, compiled, cat(&n.unique_id), lineage, tests.get(n.unique_id.as_str())))
+        .chain(external.iter().map(|(_, nl)| external_detail(nl, lineage)));
+    let total = nodes.len() + external.len();
+    let mut details = details.enumerate().peekable();
+    let mut k = 0;
+    while details.peek().is_some() {
+        let shard: serde_json::Map<String, Value> = details.by_ref().take(SHARD).map(|(i, d)| (i.to_string(), d)).collect();
         std::fs::write(data.join(format!("d{k}.js")), format!("window.DP_SHARD({k},{});\n", Value::Object(shard)))?;
+        k += 1;
     }
-    Ok(nodes.len())
+    Ok(total)
+}
+
+/// A short label for a node of another system: the chart's or dashboard's
+/// name, the dataset's or PostgreSQL table's `schema.table`, the bronze
+/// location, the landing path.
+fn external_name(nl: &NodeLineage) -> String {
+    let e = nl.external.as_ref().expect("external");
+    let name = e.name.as_str();
+    match nl.resource_type.as_str() {
+        crate::lineage::systems::CHART => name.rsplit_once('/').map_or(name, |(_, c)| c).to_string(),
+        crate::lineage::systems::POSTGRES_TABLE => {
+            // postgres://host:port/db.schema.table → schema.table (with the db when it is a query)
+            let after = name.split_once("://").map_or(name, |(_, r)| r);
+            let path = after.split_once('/').map_or(after, |(_, p)| p);
+            let parts: Vec<&str> = path.splitn(2, '.').collect();
+            parts.get(1).copied().unwrap_or(path).to_string()
+        }
+        _ => name.split_once(':').map_or(name, |(_, r)| r).to_string(),
+    }
+}
+
+/// A page of a node of another system: what it is, where it lives, its
+/// columns with their inputs and (bronze) the objects ingestion wrote.
+fn external_detail(nl: &NodeLineage, lineage: Option<&Lineage>) -> Value {
+    let e = nl.external.as_ref().expect("external");
+    let display = |uid: &str| lineage.map(|l| crate::lineage::query::display(l, uid)).unwrap_or_else(|| uid.to_string());
+    let inputs = |list: &[crate::lineage::Input]| -> Vec<Value> {
+        list.iter()
+            .map(|i| json!([i.node, display(&i.node), i.column, i.transformations.iter().map(|t| t.subtype.as_str()).collect::<Vec<_>>().join(",")]))
+            .collect()
+    };
+    let columns: Vec<Value> = nl
+        .columns
+        .iter()
+        .map(|(name, c)| json!({"name": name, "type": c.data_type, "description": "", "tests": [], "inputs": inputs(&c.inputs), "unknown": c.unknown}))
+        .collect();
+    json!({
+        "description": e.detail,
+        "path": "",
+        "relation": e.name,
+        "location": e.uri,
+        "system": e.system,
+        "objects": e.objects,
+        "tags": [],
+        "columns": columns,
+        "tests": [],
+        "stats": Value::Null,
+        "dataset": inputs(&nl.dataset),
+    })
 }
 
 fn detail(

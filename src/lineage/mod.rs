@@ -1,13 +1,17 @@
 //! Lineage: column-level lineage of every model from DataFusion's logical
 //! plans ([`plan`], [`build`]), stored as `target/lineage.json` and queried
 //! by `dp lineage` ([`query`]); OpenLineage run events ([`openlineage`]);
-//! tables and lineage pushed to OpenMetadata ([`openmetadata`]).
+//! tables and lineage pushed to OpenMetadata ([`openmetadata`]); the chain
+//! past the models, across systems: ingestion sources, bronze objects,
+//! published PostgreSQL tables and Superset datasets, charts and dashboards
+//! ([`systems`]).
 
 pub mod build;
 pub mod openlineage;
 pub mod openmetadata;
 pub mod plan;
 pub mod query;
+pub mod systems;
 
 use indexmap::IndexMap;
 use serde::ser::SerializeStruct;
@@ -156,6 +160,50 @@ pub struct NodeLineage {
     /// on a target with a `[postgres]` server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
+    /// Nodes outside the warehouse (resource types `postgres_table`,
+    /// `landing`, `bronze`, `superset_dataset`, `superset_chart`,
+    /// `superset_dashboard`): which system and what it is called there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
+}
+
+/// A node of another system in the lineage graph (see [`systems`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct External {
+    /// `postgres`, `files`, `bronze` or `superset`.
+    pub system: String,
+    /// Its name in `dp lineage` and the docs: `postgres://host:port/db.schema.table`,
+    /// `bronze:<location>`, `landing:<path>`, `dataset:<schema.table>`,
+    /// `chart:<dashboard>/<chart>`, `dashboard:<title>`.
+    pub name: String,
+    /// Other names it answers to in `dp lineage` (e.g. `dashboard:<slug>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Where it lives, as a URI (`postgres://host:port/db.schema.table`,
+    /// `file:///abs/path`, `s3://bucket/key`), for OpenLineage/OpenMetadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// What it does: `ingest: incremental on updated_at`, `chart: line`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Bronze: the objects `dp ingest` wrote (from `dp_meta.ingestion_log`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<BronzeObject>,
+}
+
+/// One bronze object an ingestion run wrote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BronzeObject {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    pub ingested_at: String,
+    pub run_id: String,
+    /// Files: the landing file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// `target/lineage.json`.

@@ -21,6 +21,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::Lineage;
+use crate::ingest::Outcome as IngestOutcome;
+use crate::ingest::spec::{IngestSpec, Origin as IngestOrigin, PgRelation};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 
@@ -282,7 +284,73 @@ impl Emitter {
             s.insert("rowCount".into(), json!(r));
             d["outputFacets"] = json!({"outputStatistics": s});
         }
-        vec![d]
+        let published = self.published(n, &d);
+        std::iter::once(d).chain(published).collect()
+    }
+
+    /// A model published to PostgreSQL: its table there (namespace
+    /// `postgres://host:port`, name `db.schema.table`), each column the same
+    /// column of the warehouse table (IDENTITY).
+    fn published(&self, n: &Node, warehouse: &Value) -> Option<Value> {
+        let nl = self.lineage.as_ref()?.nodes.get(&n.unique_id)?;
+        let relation = nl.published.as_deref()?.strip_prefix("postgres:")?;
+        self.pg_table(n, relation, warehouse)
+    }
+
+    /// `n`'s table `relation` in the target's PostgreSQL, each column the
+    /// same column of `warehouse` (IDENTITY); columns from the lineage, else
+    /// the YAML.
+    fn pg_table(&self, n: &Node, relation: &str, warehouse: &Value) -> Option<Value> {
+        let addr = super::systems::pg_address(self.project.settings.target.postgres.as_ref(), None);
+        let (namespace, db) = addr.rsplit_once('/')?;
+        let mut d = self.named_dataset(namespace, &format!("{db}.{relation}"), n);
+        d["facets"]["dataSource"]["uri"] = json!(addr);
+        let columns: Vec<String> = match self.lineage.as_ref().and_then(|l| l.nodes.get(&n.unique_id)).filter(|nl| !nl.columns.is_empty()) {
+            Some(nl) => nl.columns.keys().cloned().collect(),
+            None => n.columns.keys().cloned().collect(),
+        };
+        let fields: Map<String, Value> = columns
+            .into_iter()
+            .map(|c| {
+                (c.clone(), json!({"inputFields": [{"namespace": warehouse["namespace"], "name": warehouse["name"], "field": c, "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}]}]}))
+            })
+            .collect();
+        let mut cl = facet("https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet");
+        if !fields.is_empty() {
+            cl.insert("fields".into(), Value::Object(fields));
+            d["facets"]["columnLineage"] = Value::Object(cl);
+        }
+        Some(d)
+    }
+
+    /// `dp publish` copied (or failed to copy) `n` into PostgreSQL: a START
+    /// and a COMPLETE or FAIL event, job `publish.<schema>.<table>`, input
+    /// the warehouse table, output the PostgreSQL table mapped column for
+    /// column (IDENTITY), with the rows copied.
+    pub fn publication(&self, n: &Node, elapsed: Duration, rows: Option<u64>, error: Option<&str>) {
+        let warehouse = self.dataset(n, true);
+        let relation = format!("{}.{}", n.schema, n.alias);
+        let mut outputs: Vec<Value> = self.pg_table(n, &relation, &warehouse).into_iter().collect();
+        if let (Some(r), Some(out)) = (rows, outputs.first_mut()) {
+            let mut st = facet("https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet");
+            st.insert("rowCount".into(), json!(r));
+            out["outputFacets"] = json!({"outputStatistics": st});
+        }
+        let run_id = uuid::Uuid::new_v4();
+        let job = format!("publish.{relation}");
+        let started = chrono::Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default();
+        let mut start = self.job_event("START", &job, "PUBLISH", run_id, Map::new(), vec![warehouse.clone()], outputs.clone());
+        start["eventTime"] = json!(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        self.send(start);
+        let mut facets = Map::new();
+        if let Some(e) = error {
+            let mut f = facet("https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet");
+            f.insert("message".into(), json!(e));
+            f.insert("programmingLanguage".into(), json!("RUST"));
+            facets.insert("errorMessage".into(), Value::Object(f));
+        }
+        let kind = if error.is_none() { "COMPLETE" } else { "FAIL" };
+        self.send(self.job_event(kind, &job, "PUBLISH", run_id, facets, vec![warehouse], outputs));
     }
 
     /// A node starts running: a START event.
@@ -306,6 +374,129 @@ impl Emitter {
         let kind = if outcome == Outcome::Complete { "COMPLETE" } else { "FAIL" };
         let out = self.output(n, rows);
         self.send(self.event(kind, n, run_id, facets, out));
+    }
+
+    /// One ingestion run of a source table (`dp ingest`): a START (at its
+    /// start) and a COMPLETE or FAIL event; job `ingest.<source>.<table>`,
+    /// input the PostgreSQL table (namespace `postgres://host:port`, name
+    /// `db.schema.table`) or the landing folder (`file` / `s3://bucket`),
+    /// outputs the bronze objects written (else the bronze prefix), with
+    /// their schema, identity column lineage from the input and row counts.
+    pub fn ingestion(&self, spec: &IngestSpec, o: &IngestOutcome) {
+        let Some(n) = self.project.nodes.get(&spec.unique_id) else { return };
+        let input = self.ingest_input(spec, n);
+        let objects: Vec<String> = if o.objects.is_empty() { vec![spec.location.clone()] } else { o.objects.clone() };
+        let outputs: Vec<Value> = objects
+            .iter()
+            .map(|key| {
+                let loc = crate::engine::resolve_source_location(&self.project.settings, key);
+                let (namespace, name) = split_location(&self.project.settings.root, &loc);
+                let mut d = self.named_dataset(&namespace, &name, n);
+                let fields: Map<String, Value> = n
+                    .columns
+                    .keys()
+                    .map(|c| (c.clone(), json!({"inputFields": [{"namespace": input["namespace"], "name": input["name"], "field": c, "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}]}]})))
+                    .collect();
+                if !fields.is_empty() {
+                    let mut cl = facet("https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet");
+                    cl.insert("fields".into(), Value::Object(fields));
+                    d["facets"]["columnLineage"] = Value::Object(cl);
+                }
+                if o.ok && objects.len() == 1 && !o.objects.is_empty() {
+                    let mut st = facet("https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet");
+                    st.insert("rowCount".into(), json!(o.rows));
+                    st.insert("size".into(), json!(o.bytes));
+                    d["outputFacets"] = json!({"outputStatistics": st});
+                }
+                d
+            })
+            .collect();
+        let run_id = uuid::Uuid::new_v4();
+        let job = format!("ingest.{}", spec.source_name);
+        let started = chrono::Utc::now() - chrono::Duration::from_std(o.elapsed).unwrap_or_default();
+        let mut start = self.job_event("START", &job, "INGEST", run_id, Map::new(), vec![input.clone()], outputs.clone());
+        start["eventTime"] = json!(started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        self.send(start);
+        let mut facets = Map::new();
+        if let Some(e) = o.error.as_deref().filter(|_| !o.ok) {
+            let mut f = facet("https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet");
+            f.insert("message".into(), json!(e));
+            f.insert("programmingLanguage".into(), json!("RUST"));
+            facets.insert("errorMessage".into(), Value::Object(f));
+        }
+        let kind = if o.ok { "COMPLETE" } else { "FAIL" };
+        self.send(self.job_event(kind, &job, "INGEST", run_id, facets, vec![input], outputs));
+    }
+
+    /// The dataset an ingestion reads.
+    fn ingest_input(&self, spec: &IngestSpec, n: &Node) -> Value {
+        match &spec.from {
+            IngestOrigin::Postgres(p) => {
+                let addr = super::systems::pg_address(self.project.settings.target.postgres.as_ref(), p.connection.as_ref());
+                let (namespace, db) = addr.rsplit_once('/').map(|(a, d)| (a.to_string(), d.to_string())).unwrap_or((addr.clone(), String::new()));
+                let name = match &p.relation {
+                    PgRelation::Table(schema, table) => format!("{db}.{}.{table}", schema.as_deref().unwrap_or("public")),
+                    // A query has no table: the database and the source it feeds.
+                    PgRelation::Query(_) => format!("{db}.query.{}", spec.source_name),
+                };
+                let mut d = self.named_dataset(&namespace, &name, n);
+                d["facets"]["dataSource"]["uri"] = json!(addr);
+                d
+            }
+            IngestOrigin::Files(f) => {
+                let loc = crate::engine::resolve_source_location(&self.project.settings, &f.path);
+                let (namespace, name) = split_location(&self.project.settings.root, &loc);
+                self.named_dataset(&namespace, &name, n)
+            }
+        }
+    }
+
+    /// A dataset at (namespace, name) with `n`'s columns as its schema.
+    fn named_dataset(&self, namespace: &str, name: &str, n: &Node) -> Value {
+        let mut facets = Map::new();
+        let mut ds = facet("https://openlineage.io/spec/facets/1-0-1/DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet");
+        ds.insert("name".into(), json!(namespace));
+        ds.insert("uri".into(), json!(if namespace == "file" { format!("file://{name}") } else { format!("{namespace}/{name}") }));
+        facets.insert("dataSource".into(), Value::Object(ds));
+        if let Some(fields) = self.schema_fields(n) {
+            let mut s = facet("https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet");
+            s.insert("fields".into(), Value::Array(fields));
+            facets.insert("schema".into(), Value::Object(s));
+        }
+        json!({"namespace": namespace, "name": name, "facets": facets})
+    }
+
+    /// An event of a job that is no node of the project (an ingestion).
+    #[allow(clippy::too_many_arguments)]
+    fn job_event(
+        &self,
+        kind: &str,
+        job: &str,
+        job_type: &str,
+        run_id: uuid::Uuid,
+        run_facets: Map<String, Value>,
+        inputs: Vec<Value>,
+        outputs: Vec<Value>,
+    ) -> Value {
+        let mut jt = facet("https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet");
+        jt.insert("processingType".into(), json!("BATCH"));
+        jt.insert("integration".into(), json!("DP"));
+        jt.insert("jobType".into(), json!(job_type));
+        let mut run_facets = run_facets;
+        let mut parent = facet("https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet");
+        parent.insert("run".into(), json!({"runId": self.parent.0.to_string()}));
+        parent.insert("job".into(), json!({"namespace": self.namespace, "name": self.parent.1}));
+        run_facets.insert("parent".into(), Value::Object(parent));
+        json!({
+            "eventType": kind,
+            "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "producer": PRODUCER,
+            "schemaURL": SPEC,
+            "run": {"runId": run_id.to_string(), "facets": run_facets},
+            "job": {"namespace": self.namespace, "name": job, "facets": {"jobType": jt}},
+            "inputs": inputs,
+            "outputs": outputs,
+        })
     }
 
     /// Sends what is queued (waiting at most `timeout`) and stops.

@@ -29,6 +29,7 @@ pub enum OpenMetadataError {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pushed {
     pub tables: usize,
+    pub dashboards: usize,
     pub edges: usize,
     pub column_pairs: usize,
 }
@@ -103,6 +104,7 @@ pub async fn push(lineage: &Lineage, project: &Project, base: &str, token: Optio
 
     // Tables: every relation the lineage knows.
     let mut schemas: Vec<&str> = vec![];
+    let mut schemas_done: Vec<String> = vec![];
     let mut ids: HashMap<&str, (String, String)> = HashMap::new();
     let mut pushed = Pushed::default();
     for (uid, nl) in &lineage.nodes {
@@ -132,6 +134,63 @@ pub async fn push(lineage: &Lineage, project: &Project, base: &str, token: Optio
         if let Some(d) = node.map(|n| n.description.as_str()).filter(|d| !d.is_empty()) {
             body["description"] = json!(d);
         }
+        let resp = client.put("/api/v1/tables", &body).await?;
+        let id = resp["id"].as_str().unwrap_or_default().to_string();
+        let fqn = resp["fullyQualifiedName"].as_str().map(String::from).unwrap_or_else(|| format!("{db_fqn}.{schema}.{table}"));
+        ids.insert(uid.as_str(), (id, fqn));
+        pushed.tables += 1;
+    }
+
+    // Other systems' tables: ingestion sources and published tables in a
+    // `Postgres` service per server, bronze prefixes and landing folders in
+    // the project's service (schemas `bronze`, `landing`, table type External).
+    let mut pg_services: Vec<String> = vec![];
+    for (uid, nl) in &lineage.nodes {
+        let Some(e) = &nl.external else { continue };
+        let (db_fqn, schema, table) = match nl.resource_type.as_str() {
+            super::systems::POSTGRES_TABLE => {
+                let Some((service, db, schema, table)) = pg_parts(&e.name) else { continue };
+                if !pg_services.contains(&service) {
+                    let host = e.name.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+                    client
+                        .put("/api/v1/services/databaseServices", &json!({"name": service, "serviceType": "Postgres", "description": format!("PostgreSQL at {host} (from dp project {})", project.settings.project_name)}))
+                        .await?;
+                    pg_services.push(service.clone());
+                }
+                let db_fqn = format!("{service}.{db}");
+                if !schemas_done.contains(&format!("{db_fqn}.{schema}")) {
+                    client.put("/api/v1/databases", &json!({"name": db, "service": service})).await?;
+                    client.put("/api/v1/databaseSchemas", &json!({"name": schema, "database": db_fqn})).await?;
+                    schemas_done.push(format!("{db_fqn}.{schema}"));
+                }
+                (db_fqn, schema, table)
+            }
+            super::systems::BRONZE | super::systems::LANDING => {
+                let schema = if nl.resource_type == super::systems::BRONZE { "bronze" } else { "landing" };
+                if !schemas_done.contains(&format!("{db_fqn}.{schema}")) {
+                    client.put("/api/v1/databaseSchemas", &json!({"name": schema, "database": db_fqn})).await?;
+                    schemas_done.push(format!("{db_fqn}.{schema}"));
+                }
+                (db_fqn.clone(), schema.to_string(), entity_name(e.name.split_once(':').map_or(e.name.as_str(), |(_, r)| r)))
+            }
+            _ => continue,
+        };
+        let columns: Vec<Value> =
+            nl.columns.iter().map(|(name, c)| json!({"name": name, "dataType": data_type(&c.data_type), "dataTypeDisplay": c.data_type})).collect();
+        let mut description = e.detail.clone().unwrap_or_default();
+        if let Some(u) = &e.uri {
+            description.push_str(&format!("\n\nLocation: {u}"));
+        }
+        if !e.objects.is_empty() {
+            let rows: i64 = e.objects.iter().filter_map(|o| o.rows).sum();
+            description.push_str(&format!(
+                "\n\n{} objects ingested ({rows} rows), the last at {}",
+                e.objects.len(),
+                e.objects.iter().map(|o| o.ingested_at.as_str()).max().unwrap_or("")
+            ));
+        }
+        let table_type = if nl.resource_type == super::systems::POSTGRES_TABLE { "Regular" } else { "External" };
+        let body = json!({"name": table, "databaseSchema": format!("{db_fqn}.{schema}"), "tableType": table_type, "columns": columns, "description": description.trim()});
         let resp = client.put("/api/v1/tables", &body).await?;
         let id = resp["id"].as_str().unwrap_or_default().to_string();
         let fqn = resp["fullyQualifiedName"].as_str().map(String::from).unwrap_or_else(|| format!("{db_fqn}.{schema}.{table}"));
@@ -177,7 +236,120 @@ pub async fn push(lineage: &Lineage, project: &Project, base: &str, token: Optio
             pushed.edges += 1;
         }
     }
+    superset(&client, lineage, project, &ids, &mut pushed).await?;
     Ok(pushed)
+}
+
+/// `postgres://host:port/db.schema.table` → (service name, db, schema, table).
+fn pg_parts(name: &str) -> Option<(String, String, String, String)> {
+    let rest = name.strip_prefix("postgres://")?;
+    let (hostport, path) = rest.split_once('/')?;
+    let mut parts = path.splitn(3, '.');
+    let (db, schema, table) = (parts.next()?, parts.next()?, parts.next()?);
+    if table.contains(' ') {
+        return None; // a query, not a table
+    }
+    Some((format!("postgres_{}", entity_name(hostport)), db.to_string(), schema.to_string(), table.to_string()))
+}
+
+/// A name OpenMetadata takes for an entity: no dots (its FQN separator),
+/// no `::`; other characters become `_`.
+fn entity_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// Superset in OpenMetadata: a dashboard service (`Superset`), a data model
+/// per dataset (`SupersetDataModel`, its table columns), a chart per chart
+/// and a dashboard per dashboard listing them; lineage table → data model
+/// (column pairs) and data model → dashboard.
+async fn superset(
+    client: &Client,
+    lineage: &Lineage,
+    project: &Project,
+    ids: &HashMap<&str, (String, String)>,
+    pushed: &mut Pushed,
+) -> Result<(), OpenMetadataError> {
+    use super::systems::{CHART, DASHBOARD, DATASET};
+    if !lineage.nodes.values().any(|n| n.resource_type == DASHBOARD) {
+        return Ok(());
+    }
+    let service = format!("{}_superset", project.settings.project_name);
+    client
+        .put("/api/v1/services/dashboardServices", &json!({"name": service, "serviceType": "Superset", "description": format!("Superset dashboards of dp project {} (dashboards/*.yml)", project.settings.project_name)}))
+        .await?;
+    // Data models, with lineage from the table each reads.
+    let mut models: HashMap<&str, (String, String)> = HashMap::new();
+    for (uid, nl) in lineage.nodes.iter().filter(|(_, n)| n.resource_type == DATASET) {
+        let key = uid.trim_start_matches("dataset:");
+        let columns: Vec<Value> = nl
+            .columns
+            .iter()
+            .filter(|(_, c)| !c.data_type.starts_with("metric:"))
+            .map(|(name, c)| json!({"name": name, "dataType": data_type(&c.data_type), "dataTypeDisplay": c.data_type}))
+            .collect();
+        let body = json!({"name": entity_name(key), "displayName": key, "service": service, "serviceType": "Superset", "dataModelType": "SupersetDataModel", "columns": columns});
+        let resp = client.put("/api/v1/dashboard/datamodels", &body).await?;
+        let id = resp["id"].as_str().unwrap_or_default().to_string();
+        let fqn = resp["fullyQualifiedName"].as_str().map(String::from).unwrap_or_else(|| format!("{service}.model.{}", entity_name(key)));
+        if let Some((from_id, from_fqn)) = nl.depends_on.first().and_then(|u| ids.get(u.as_str())) {
+            let mut columns: Vec<Value> = nl
+                .columns
+                .iter()
+                .filter_map(|(c, cl)| {
+                    let i = cl.inputs.iter().find(|i| Some(&i.node) == nl.depends_on.first())?;
+                    Some(json!({"fromColumns": [format!("{from_fqn}.{}", i.column)], "toColumn": format!("{fqn}.{c}")}))
+                })
+                .collect();
+            columns.sort_by_key(|v| v["toColumn"].as_str().unwrap_or("").to_string());
+            pushed.column_pairs += columns.len();
+            let edge = json!({"edge": {
+                "fromEntity": {"id": from_id, "type": "table"},
+                "toEntity": {"id": id, "type": "dashboardDataModel"},
+                "lineageDetails": {"columnsLineage": columns},
+            }});
+            client.put("/api/v1/lineage", &edge).await?;
+            pushed.edges += 1;
+        }
+        models.insert(uid.as_str(), (id, fqn));
+    }
+    for (uid, nl) in lineage.nodes.iter().filter(|(_, n)| n.resource_type == DASHBOARD) {
+        let e = nl.external.as_ref().expect("external");
+        let title = uid.trim_start_matches("dashboard:");
+        let slug = e.aliases.first().map(|a| a.trim_start_matches("dashboard:").to_string()).unwrap_or_else(|| entity_name(title));
+        let mut charts: Vec<String> = vec![];
+        let mut dms: Vec<&str> = vec![];
+        for chart in &nl.depends_on {
+            let Some(c) = lineage.nodes.get(chart).filter(|c| c.resource_type == CHART) else { continue };
+            let chart_name = chart.rsplit_once('/').map_or(chart.as_str(), |(_, n)| n);
+            let body = json!({"name": entity_name(&format!("{slug}__{chart_name}")), "displayName": chart_name, "service": service,
+                              "description": c.external.as_ref().and_then(|x| x.detail.clone()).unwrap_or_default()});
+            let resp = client.put("/api/v1/charts", &body).await?;
+            charts.push(resp["fullyQualifiedName"].as_str().map(String::from).unwrap_or_else(|| format!("{service}.{}", body["name"].as_str().unwrap_or(""))));
+            for d in &c.depends_on {
+                if let Some(k) = models.get_key_value(d.as_str()).map(|(k, _)| *k).filter(|k| !dms.contains(k)) {
+                    dms.push(k);
+                }
+            }
+        }
+        let body = json!({"name": slug, "displayName": title, "service": service, "description": e.detail.clone().unwrap_or_default(),
+                          "charts": charts, "dataModels": dms.iter().map(|d| models[d].1.clone()).collect::<Vec<_>>()});
+        let resp = client.put("/api/v1/dashboards", &body).await?;
+        let id = resp["id"].as_str().unwrap_or_default().to_string();
+        for d in dms {
+            let edge = json!({"edge": {"fromEntity": {"id": models[d].0, "type": "dashboardDataModel"}, "toEntity": {"id": id, "type": "dashboard"}}});
+            client.put("/api/v1/lineage", &edge).await?;
+            pushed.edges += 1;
+        }
+        pushed.dashboards += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -190,5 +362,15 @@ mod tests {
         assert_eq!(super::data_type("Timestamp(µs)"), "TIMESTAMP");
         assert_eq!(super::data_type("Utf8View"), "STRING");
         assert_eq!(super::data_type("unknown"), "UNKNOWN");
+    }
+
+    #[test]
+    fn names_of_other_systems() {
+        assert_eq!(super::entity_name("bronze/postgres/orders/*/orders.parquet"), "bronze_postgres_orders_orders_parquet");
+        assert_eq!(
+            super::pg_parts("postgres://db1:5432/shop.public.orders"),
+            Some(("postgres_db1_5432".into(), "shop".into(), "public".into(), "orders".into()))
+        );
+        assert_eq!(super::pg_parts("postgres://db1:5432/shop (query of raw.orders)"), None);
     }
 }

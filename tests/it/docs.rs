@@ -69,18 +69,39 @@ fn docs_site_in_chromium_on_the_demo() {
     let Some(chrome) = chromium() else { return };
     let dir = demo_project();
     let p = dir.path();
+    copy_tree(&repo().join("dashboards"), &p.join("dashboards"));
     ok(&run(p, &["demo", "generate", "--scale", "0.01"]));
     ok(&run(p, &["docs", "generate"]));
     let mut child = dp().current_dir(p).args(["docs", "serve", "--port", "0"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let line = std::io::BufReader::new(child.stderr.take().unwrap()).lines().next().unwrap().unwrap();
     let base = line.split(" on ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let (dom, _) = dump_dom(&chrome, &format!("{base}#q=fct_ord&node=model.dp_demo.fct_orders"));
+    // Lineage across systems: the mart feeds a Superset dashboard (3 hops:
+    // dataset, chart, dashboard), and the dashboard's page draws the mart upstream.
+    let (mart, _) = dump_dom(&chrome, &format!("{base}#node=model.dp_demo.mart_daily_summary&depth=3"));
+    let (dash, _) = dump_dom(&chrome, &format!("{base}#node=dashboard:Daily%20Operations&depth=3"));
+    let (bronze, _) = dump_dom(&chrome, &format!("{base}#node=source.dp_demo.raw.orders&depth=2"));
     child.kill().unwrap();
     let _ = child.wait();
     check_page(&dom, "model.dp_demo.fct_orders", "fct_orders", &["order_id", "customer_id", "total_amount"]);
     // Column descriptions, tests and column lineage are on the page.
     assert!(dom.contains("<span class=\"test\">unique</span>") && dom.contains("<span class=\"test\">not_null</span>"), "no tests shown");
     assert!(dom.contains("intermediate.int_customer_orders</a>.order_id"), "no column lineage shown");
+
+    let graph = |dom: &str| dom.split("<div id=\"graph\"").nth(1).unwrap().split("</svg>").next().unwrap().to_string();
+    let g = graph(&mart);
+    assert!(g.contains("class=\"gnode superset_dashboard\" data-uid=\"dashboard:Daily Operations\""), "no dashboard downstream of the mart:\n{g}");
+    assert!(g.contains("class=\"gnode superset_dataset\" data-uid=\"dataset:marts.mart_daily_summary\""), "{g}");
+    assert!(g.contains("class=\"gnode superset_chart\" data-uid=\"chart:Daily Operations/Revenue\""), "{g}");
+    let g = graph(&dash);
+    assert!(dash.contains("data-ready=\"1\""), "the dashboard page did not render:\n{dash}");
+    assert!(g.contains("class=\"gnode superset_dashboard cur\" data-uid=\"dashboard:Daily Operations\""), "{g}");
+    assert!(g.contains("class=\"gnode model\" data-uid=\"model.dp_demo.mart_daily_summary\""), "the mart is not upstream of the dashboard:\n{g}");
+    assert!(dash.contains("<b>Revenue</b>") && dash.contains("chart:Daily Operations/Revenue</a>.sum__revenue"), "the dashboard's charts are not its columns");
+    // A source ingested from PostgreSQL: its bronze prefix and the shop's table upstream.
+    let g = graph(&bronze);
+    assert!(g.contains("class=\"gnode bronze\" data-uid=\"bronze:bronze/postgres/orders/*/orders.parquet\""), "{g}");
+    assert!(g.contains("class=\"gnode postgres_table\" data-uid=\"postgres://"), "{g}");
 }
 
 #[test]

@@ -174,7 +174,7 @@ fn check(v: &jsonschema::Validator, what: &str, instance: &Value) {
 
 /// Checks every event against OpenLineage.json and each facet against its
 /// own schema (all from tests/fixtures/schemas/openlineage).
-fn validate_openlineage(events: &[Value]) {
+pub fn validate_openlineage(events: &[Value]) {
     let base = repo().join("tests/fixtures/schemas/openlineage");
     let core = read_json(&base.join("OpenLineage.json"));
     let core_id = core["$id"].as_str().unwrap().to_string();
@@ -258,7 +258,15 @@ fn demo_docs_catalog_lineage_and_openlineage_events() {
 
     insta::assert_json_snapshot!("demo_lineage", summary(p));
     matches_sqlglot(p, "sqlglot_demo.json");
-    let o = run(p, &["lineage", "marts.mart_customer_analytics.lifetime_value", "--cached"]);
+    // The shop database's address comes from libpq's variables (as `dp ingest` connects).
+    let o = dp()
+        .current_dir(p)
+        .env("PGHOST", "localhost")
+        .env("PGPORT", "5432")
+        .env("PGDATABASE", "shop")
+        .args(["lineage", "marts.mart_customer_analytics.lifetime_value"])
+        .output()
+        .unwrap();
     ok(&o);
     insta::assert_snapshot!("demo_lineage_text", stdout(&o));
 }
@@ -508,9 +516,12 @@ fn lineage_shows_postgres_publishing() {
         ("models/marts/totals.sql", "select id, sum(amount) as total from {{ ref('base') }} group by id"),
     ]);
     let p = dir.path();
-    let o = run(p, &["lineage", "base.amount", "--downstream"]);
+    let o = dp().current_dir(p).env("PGPORT", "5432").env("PGDATABASE", "analytics").args(["lineage", "base.amount", "--downstream"]).output().unwrap();
     ok(&o);
-    assert_eq!(stdout(&o).trim(), "main.base.amount\n└─ main_marts.totals.total  [DIRECT/AGGREGATION]  -> PostgreSQL main_marts.totals");
+    assert_eq!(
+        stdout(&o).trim(),
+        "main.base.amount\n└─ main_marts.totals.total  [DIRECT/AGGREGATION]  -> PostgreSQL main_marts.totals\n   └─ postgres://localhost:5432/analytics.main_marts.totals.total  [DIRECT/IDENTITY]"
+    );
     let l = read_json(&p.join("target/lineage.json"));
     assert_eq!(l["nodes"]["model.p.totals"]["published"], "postgres:main_marts.totals");
     assert!(l["nodes"]["model.p.base"].get("published").is_none());

@@ -13,6 +13,7 @@ mod errors;
 mod health;
 mod ingest;
 mod lineage;
+mod lineage_systems;
 mod manifest;
 mod materializations;
 mod memory;

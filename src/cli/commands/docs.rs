@@ -48,7 +48,7 @@ async fn generate(g: &GlobalArgs, no_lineage: bool, printer: &Printer) -> anyhow
         }
     }
     // After the catalog: lineage registers planned schemas in the session.
-    let lineage = if no_lineage { None } else { Some(super::lineage::build_and_write(&l, &compiled, &engine).await?) };
+    let lineage = if no_lineage { None } else { Some(super::lineage::build_and_write(&l, &compiled, &engine, printer).await?) };
     phase("lineage");
     let dir = target.join("docs");
     let pages = crate::docs::site::write_site(&dir, &l.project, Some(&compiled), &catalog, lineage.as_ref(), &generated_at)

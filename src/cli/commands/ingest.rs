@@ -32,13 +32,28 @@ pub async fn run(g: &GlobalArgs, a: &IngestArgs, printer: &Printer) -> anyhow::R
     printer.progress(total as u64, "ingesting");
     let done = AtomicUsize::new(0);
     let threads = a.threads.unwrap_or(l.project.settings.target.threads);
+    // OpenLineage (when the environment configures it): START and COMPLETE/FAIL per table.
+    let by_source: std::collections::HashMap<String, crate::ingest::spec::IngestSpec> = specs.iter().map(|s| (s.source_name.clone(), s.clone())).collect();
+    let (settings, invocation_id) = (l.project.settings.clone(), l.invocation_id.clone());
+    let openlineage = crate::lineage::openlineage::Config::from_env(&|k| std::env::var(k).ok())
+        .map(|c| crate::lineage::openlineage::Emitter::start(c, std::sync::Arc::new(l.project), None, &invocation_id, "ingest"));
     let on_done = |o: &Outcome| {
         let i = done.fetch_add(1, Ordering::SeqCst) + 1;
         printer.tick();
         line(printer, i, total, o);
+        if let (Some(ol), Some(spec)) = (&openlineage, by_source.get(&o.source_name)) {
+            ol.ingestion(spec, o);
+        }
     };
-    let outcomes = crate::ingest::run(&l.project.settings, specs, Options { full_refresh: a.full_refresh, threads }, &on_done).await?;
+    let outcomes = crate::ingest::run(&settings, specs, Options { full_refresh: a.full_refresh, threads }, &on_done).await?;
     printer.finish_progress();
+    if let Some(ol) = &openlineage {
+        let s = ol.finish(std::time::Duration::from_secs(5)).await;
+        printer.info(format!("OpenLineage: {} events sent", s.sent));
+        if s.dropped + s.failed > 0 {
+            printer.warn(format!("OpenLineage: {} events dropped (queue full), {} failed to send", s.dropped, s.failed));
+        }
+    }
     let failed = outcomes.iter().filter(|o| !o.ok).count();
     let rows: u64 = outcomes.iter().map(|o| o.rows).sum();
     let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();

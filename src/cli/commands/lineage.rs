@@ -28,9 +28,13 @@ pub fn compile_models(l: &Loaded) -> anyhow::Result<Compiled> {
     Ok(compile(&l.project, &ids, &CompileOptions::default())?)
 }
 
-/// Builds lineage and writes target/lineage.json.
-pub async fn build_and_write(l: &Loaded, compiled: &Compiled, engine: &Engine) -> anyhow::Result<Lineage> {
-    let lineage = build::build(&l.project, &l.dag, compiled, engine).await;
+/// Builds lineage (the models', then across systems: ingestion, publishing,
+/// Superset) and writes target/lineage.json.
+pub async fn build_and_write(l: &Loaded, compiled: &Compiled, engine: &Engine, printer: &Printer) -> anyhow::Result<Lineage> {
+    let mut lineage = build::build(&l.project, &l.dag, compiled, engine).await;
+    for w in crate::lineage::systems::extend(&mut lineage, &l.project, &l.fs, engine).await {
+        printer.warn(w);
+    }
     let dir = l.project.settings.target_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("lineage.json");
@@ -54,7 +58,7 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
         let compiled = compile_models(&l)?;
         tracing::debug!(seconds = t.elapsed().as_secs_f64(), "loaded and compiled");
         let engine = Engine::new(&l.project, None)?;
-        let lineage = build_and_write(&l, &compiled, &engine).await?;
+        let lineage = build_and_write(&l, &compiled, &engine, printer).await?;
         let models = lineage.nodes.values().filter(|n| n.resource_type == "model").count();
         let unavailable: Vec<(&String, &String)> = lineage.nodes.iter().filter_map(|(u, n)| n.unavailable.as_ref().map(|w| (u, w))).collect();
         printer.info(format!(
@@ -62,6 +66,10 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
             lineage.nodes.values().filter(|n| n.resource_type == "model").map(|n| n.columns.len()).sum::<usize>(),
             t.elapsed().as_secs_f64()
         ));
+        let systems = crate::lineage::systems::summary(&lineage);
+        if !systems.is_empty() {
+            printer.info(format!("Across systems: {systems}"));
+        }
         for (u, why) in unavailable {
             printer.warn(format!("{}: {why}", crate::graph::short_name(u)));
         }
@@ -76,8 +84,8 @@ pub async fn run(g: &GlobalArgs, a: &LineageArgs, printer: &Printer) -> anyhow::
         let token = std::env::var("OPENMETADATA_JWT_TOKEN").ok().filter(|t| !t.is_empty());
         let p = crate::lineage::openmetadata::push(&lineage, &l.project, openmetadata, token).await?;
         printer.info(format!(
-            "OpenMetadata ({openmetadata}): {} tables and {} lineage edges ({} column mappings) created or updated under service '{}'",
-            p.tables, p.edges, p.column_pairs, l.project.settings.project_name
+            "OpenMetadata ({openmetadata}): {} tables, {} dashboards and {} lineage edges ({} column mappings) created or updated under service '{}'",
+            p.tables, p.dashboards, p.edges, p.column_pairs, l.project.settings.project_name
         ));
         return Ok(ExitCode::SUCCESS);
     }

@@ -38,7 +38,11 @@ pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::
     let engine = Arc::new(Engine::new(&l.project, None)?);
     let total = ids.len();
     let threads = l.project.settings.target.threads.max(1);
-    let project = &l.project;
+    let project = Arc::new(l.project);
+    // OpenLineage (when the environment configures it): a run per table.
+    let openlineage = crate::lineage::openlineage::Config::from_env(&|k| std::env::var(k).ok())
+        .map(|c| crate::lineage::openlineage::Emitter::start(c, project.clone(), None, &l.invocation_id, "publish"));
+    let project = &*project;
     let mut results = futures::stream::iter(ids.iter().enumerate().map(|(i, u)| {
         let node = &project.nodes[u];
         let engine = engine.clone();
@@ -56,6 +60,13 @@ pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::
     while let Some((i, node, r, elapsed)) = results.next().await {
         let what = format!("{}.{}", node.schema, node.alias);
         let fields = serde_json::json!({"unique_id": node.unique_id, "status": if r.is_ok() { "success" } else { "error" }});
+        if let Some(ol) = &openlineage {
+            let rows = match &r {
+                Ok(crate::postgres::publish::Published::Copied { rows, .. }) => Some(*rows),
+                _ => None,
+            };
+            ol.publication(node, elapsed, rows, r.as_ref().err().map(|e| format!("{e:#}")).as_deref());
+        }
         match r {
             Ok(p) => printer.node_line(i, total, "OK published", &what, &p.to_string(), Tone::Good, Some(elapsed), fields),
             Err(e) => {
@@ -63,6 +74,14 @@ pub async fn run(g: &GlobalArgs, a: &PublishArgs, printer: &Printer) -> anyhow::
                 printer.node_line(i, total, "ERROR publishing", &what, "ERROR", Tone::Bad, Some(elapsed), fields);
                 printer.error(format!("{e:#}"));
             }
+        }
+    }
+    drop(results);
+    if let Some(ol) = &openlineage {
+        let s = ol.finish(std::time::Duration::from_secs(5)).await;
+        printer.info(format!("OpenLineage: {} events sent", s.sent));
+        if s.dropped + s.failed > 0 {
+            printer.warn(format!("OpenLineage: {} events dropped (queue full), {} failed to send", s.dropped, s.failed));
         }
     }
     printer.info("");

@@ -34,7 +34,7 @@
   }
   function route() {
     var p = new URLSearchParams(location.hash.replace(/^#!?\/?/, ''));
-    return { q: p.get('q') || '', node: p.get('node') || '' };
+    return { q: p.get('q') || '', node: p.get('node') || '', depth: parseInt(p.get('depth') || '', 10) };
   }
   function href(node, q) {
     var p = new URLSearchParams();
@@ -100,6 +100,8 @@
 
   // --- lineage graph: the selected node's neighbourhood ---------------------
   var graphDepth = 2;
+  // Nodes of other systems: a mark before the name (and a shape and colour, style.css).
+  var MARKS = { postgres_table: '⛁ ', landing: '⇣ ', bronze: '▤ ', superset_dataset: '◫ ', superset_chart: '◔ ', superset_dashboard: '▦ ' };
   var graphCap = 25;
   function neighbourhood(c, depth) {
     var level = new Map([[c, 0]]);
@@ -147,7 +149,9 @@
     });
     xy.forEach(function (p, i) {
       var n = N[i];
-      var name = n[1].length > 26 ? n[1].slice(0, 25) + '…' : n[1];
+      var mark = MARKS[n[2]] || '';
+      var max = mark ? 23 : 26;
+      var name = mark + (n[1].length > max ? n[1].slice(0, max - 1) + '…' : n[1]);
       boxes += '<g class="gnode ' + esc(n[2]) + (i === c ? ' cur' : '') + '" data-uid="' + esc(n[0]) + '" transform="translate(' + p[0] + ',' + p[1] + ')">' +
         '<title>' + esc(n[0]) + '</title><rect width="' + W + '" height="' + H + '"></rect><text x="8" y="17">' + esc(name) + '</text></g>';
     });
@@ -182,6 +186,7 @@
       return '<div>' + target + '.' + esc(x[2]) + ' <span class="muted">' + esc(x[3]) + '</span></div>';
     }).join('');
   }
+  var SYSTEMS = { postgres: 'PostgreSQL', files: 'landing files', bronze: 'bronze (object store)', superset: 'Superset' };
   function fmt(n) { return typeof n === 'number' ? n.toLocaleString('en') : esc(n); }
 
   function home() {
@@ -202,6 +207,8 @@
     page.innerHTML = '<h1><span class="badge ' + esc(n[2]) + '">' + esc(n[2]) + '</span>' + esc(n[1]) + '</h1><p class="muted">' + esc(n[0]) + '</p><div id="summary"></div>' +
       '<h2>Lineage</h2><div class="controls"><span id="gcount"></span> · depth <button id="gless">−</button><button id="gmore">+</button></div><div id="graph"></div>' +
       '<div id="detail"><p class="muted">Loading details…</p></div>';
+    var r = route();
+    if (r.depth >= 1 && r.depth <= 6) graphDepth = r.depth;
     renderGraph(i);
     $('gless').onclick = function () { graphDepth = Math.max(1, graphDepth - 1); renderGraph(i); };
     $('gmore').onclick = function () { graphDepth = Math.min(6, graphDepth + 1); renderGraph(i); };
@@ -211,10 +218,11 @@
       if (!d) { el.innerHTML = '<p class="unknown">Could not load this node\'s details.</p>'; body.dataset.ready = '1'; return; }
       var h = '';
       if (d.description) h += '<p>' + esc(d.description) + '</p>';
-      if (d.relation) h += '<div class="kv">relation <b>' + esc(d.relation) + '</b></div>';
+      if (d.relation) h += '<div class="kv">' + (d.system ? 'in dp lineage' : 'relation') + ' <b>' + esc(d.relation) + '</b></div>';
       if (n[4] && n[2] !== 'source') h += '<div class="kv">materialized <b>' + esc(n[4]) + '</b></div>';
-      h += '<div class="kv">file <b>' + esc(d.path) + '</b></div>';
-      if (d.location) h += '<div class="kv">files <b>' + esc(d.location) + '</b></div>';
+      if (d.path) h += '<div class="kv">file <b>' + esc(d.path) + '</b></div>';
+      if (d.system) h += '<div class="kv">system <b>' + esc(SYSTEMS[d.system] || d.system) + '</b></div>';
+      if (d.location) h += '<div class="kv">' + (d.system ? 'at' : 'files') + ' <b>' + esc(d.location) + '</b></div>';
       if (d.published) h += '<div class="kv">published to <b>' + esc(d.published.replace(/^postgres:/, 'PostgreSQL ')) + '</b></div>';
       if (d.tags && d.tags.length) h += '<div class="kv">tags <b>' + d.tags.map(esc).join(', ') + '</b></div>';
       if (d.stats && d.stats.row_count) h += '<div class="kv">rows <b>' + fmt(d.stats.row_count.value) + '</b>' + (d.stats.bytes ? ' · size <b>' + fmt(d.stats.bytes.value) + ' bytes</b>' : '') + '</div>';
@@ -233,6 +241,13 @@
         h += '</tbody></table>';
       } else {
         h += '<p class="muted">No columns known (not built yet and not documented).</p>';
+      }
+      if (d.objects && d.objects.length) {
+        h += '<h2>Objects ingested</h2><table id="objects"><thead><tr><th>object</th><th>rows</th><th>bytes</th><th>ingested at</th><th>from</th></tr></thead><tbody>';
+        d.objects.forEach(function (o) {
+          h += '<tr><td>' + esc(o.key) + '</td><td>' + fmt(o.rows) + '</td><td>' + fmt(o.bytes) + '</td><td>' + esc(o.ingested_at) + '</td><td>' + esc(o.from || '') + '</td></tr>';
+        });
+        h += '</tbody></table>';
       }
       if (d.tests.length) h += '<h2>Tests</h2>' + d.tests.map(function (t) { return '<span class="test">' + esc(t) + '</span>'; }).join('');
       if (d.dataset && d.dataset.length) h += '<h2>All rows depend on</h2><div class="lin">' + inputs(d.dataset) + '</div>';
