@@ -281,17 +281,7 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     if values.is_empty() {
         return Err(format!("{name}: the file holds no rows\n  hint: remove it from the landing folder"));
     }
-    let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
-    // Columns in the order keys first appear (inference returns them unordered).
-    let mut order: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
-    for v in &values {
-        if let Value::Object(m) = v {
-            order.extend(m.keys().map(String::as_str));
-        }
-    }
-    let fields: Vec<datafusion::arrow::datatypes::FieldRef> =
-        order.iter().filter_map(|k| inferred.field_with_name(k).ok().map(|f| Arc::new(f.clone()))).collect();
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    let schema = json_schema(name, &values)?;
     let mut batches = vec![];
     for chunk in values.chunks(crate::seed::infer::BATCH_ROWS) {
         let mut d = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).build_decoder().map_err(|e| format!("{name}: {e}"))?;
@@ -301,6 +291,22 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
         }
     }
     Ok(Parsed { schema, batches, skipped, bad_lines })
+}
+
+/// The schema of JSON objects: arrow-json's inference (integers widen to
+/// floats, mixed scalars to strings), columns in the order keys first appear.
+fn json_schema(name: &str, values: &[serde_json::Value]) -> Result<SchemaRef, String> {
+    let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
+    // Columns in the order keys first appear (inference returns them unordered).
+    let mut order: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
+    for v in values {
+        if let serde_json::Value::Object(m) = v {
+            order.extend(m.keys().map(String::as_str));
+        }
+    }
+    let fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+        order.iter().filter_map(|k| inferred.field_with_name(k).ok().map(|f| Arc::new(f.clone()))).collect();
+    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
 }
 
 fn parquet(name: &str, bytes: &[u8]) -> Result<Parsed, String> {
@@ -363,18 +369,21 @@ mod tests {
 }
 
 // ---------------------------------------------------------------------------
-// Large CSV files: streamed in constant memory
+// Large files: streamed in constant memory
 // ---------------------------------------------------------------------------
 
-/// CSV files larger than this are streamed (`DP_INGEST_STREAM_MB`, default
-/// 64): their types come from the first [`PREFIX_BYTES`] and the rest is
-/// parsed batch by batch.
+/// Files larger than this are streamed (`DP_INGEST_STREAM_MB`, default 64):
+/// CSV and JSON types come from the first [`prefix_bytes`] (Parquet's from
+/// its footer) and the rest is parsed batch by batch.
 pub fn stream_threshold() -> u64 {
     std::env::var("DP_INGEST_STREAM_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
 }
 
-/// How much of a streamed file its types are inferred from.
-const PREFIX_BYTES: usize = 8 << 20;
+/// How much of a streamed file its types are inferred from
+/// (`DP_INGEST_SAMPLE_KB`, default 8 MB).
+fn prefix_bytes() -> usize {
+    std::env::var("DP_INGEST_SAMPLE_KB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).map(|kb| kb << 10).unwrap_or(8 << 20)
+}
 
 /// A landing file on local disk (a temporary copy for remote ones), its
 /// sha256 and whether it is valid UTF-8.
@@ -403,7 +412,7 @@ pub async fn local_copy(landing: &Landing, f: &LandingFile) -> anyhow::Result<Lo
     let local = landing.local_path(f);
     let (path, temp) = match &local {
         Some(p) => (p.clone(), false),
-        None => (std::env::temp_dir().join(format!("dp-ingest-{}.csv", uuid::Uuid::new_v4().simple())), true),
+        None => (std::env::temp_dir().join(format!("dp-ingest-{}.landing", uuid::Uuid::new_v4().simple())), true),
     };
     if temp {
         let r = landing.store.get(&f.path).await.map_err(|e| crate::storage::StorageError::remote(&f.name, e))?;
@@ -538,7 +547,7 @@ impl<R: std::io::Read> std::io::Read for DropRagged<R> {
 pub fn csv_prefix_schema(spec: &FilesSpec, name: &str, copy: &LocalCopy) -> Result<SchemaRef, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
-    let mut buf = vec![0u8; PREFIX_BYTES];
+    let mut buf = vec![0u8; prefix_bytes()];
     let mut n = 0;
     while n < buf.len() {
         let k = f.read(&mut buf[n..]).map_err(|e| format!("{name}: {e}"))?;
@@ -615,7 +624,7 @@ pub fn stream_csv(
     let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
         .with_header(true)
         .with_delimiter(spec.delimiter)
-        .with_batch_size(65_536)
+        .with_batch_size(batch_rows())
         .build(input)
         .map_err(|e| format!("{name}: {e}"))?;
     let fields: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
@@ -627,4 +636,308 @@ pub fn stream_csv(
     }
     let s = skipped.lock().expect("skipped rows");
     Ok((s.0, s.1.clone()))
+}
+
+/// Rows per streamed batch (`DP_INGEST_BATCH_ROWS`, default 65,536).
+pub fn batch_rows() -> usize {
+    std::env::var("DP_INGEST_BATCH_ROWS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or(65_536)
+}
+
+/// The first [`prefix_bytes`] of a file.
+fn prefix(name: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut buf = Vec::with_capacity(prefix_bytes().min(1 << 20));
+    f.take(prefix_bytes() as u64).read_to_end(&mut buf).map_err(|e| format!("{name}: {e}"))?;
+    Ok(buf)
+}
+
+/// The line of a file's first byte that is not UTF-8 (read in chunks).
+fn first_bad_utf8_line(path: &std::path::Path) -> usize {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else { return 0 };
+    let (mut buf, mut carry, mut lines) = (vec![0u8; 1 << 20], Vec::new(), 1usize);
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) | Err(_) => return lines,
+            Ok(n) => n,
+        };
+        let mut data = std::mem::take(&mut carry);
+        data.extend_from_slice(&buf[..n]);
+        match std::str::from_utf8(&data) {
+            Ok(_) => lines += data.iter().filter(|&&b| b == b'\n').count(),
+            Err(e) => {
+                lines += data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+                if e.error_len().is_some() {
+                    return lines;
+                }
+                carry = data[e.valid_up_to()..].to_vec();
+            }
+        }
+    }
+}
+
+/// Turns a top-level JSON array into a stream of its elements, in place and
+/// byte for byte (the brackets and the commas between elements become
+/// spaces), so arrow-json's streaming decoder reads it as it reads NDJSON and
+/// line numbers stay right.
+#[derive(Default)]
+struct ArrayToStream {
+    /// 0: before the array, 1: inside it, 2: after it.
+    state: u8,
+    depth: u32,
+    in_str: bool,
+    esc: bool,
+}
+
+impl ArrayToStream {
+    fn apply(&mut self, buf: &mut [u8]) -> Result<(), &'static str> {
+        for b in buf.iter_mut() {
+            match self.state {
+                0 if *b == b'[' => {
+                    *b = b' ';
+                    self.state = 1;
+                }
+                0 | 2 if b.is_ascii_whitespace() => {}
+                0 => return Err("the file does not start with an array"),
+                2 => return Err("trailing characters after the array"),
+                _ if self.in_str => {
+                    if self.esc {
+                        self.esc = false;
+                    } else if *b == b'\\' {
+                        self.esc = true;
+                    } else if *b == b'"' {
+                        self.in_str = false;
+                    }
+                }
+                _ => match *b {
+                    b'"' => self.in_str = true,
+                    b'{' | b'[' => self.depth += 1,
+                    b'}' | b']' if self.depth > 0 => self.depth -= 1,
+                    b']' => {
+                        *b = b' ';
+                        self.state = 2;
+                    }
+                    b',' if self.depth == 0 => *b = b' ',
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a JSON file holds one array (else NDJSON).
+fn json_is_array(bytes: &[u8]) -> bool {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes).iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// The schema of a large JSON / NDJSON file, inferred from the objects in
+/// its first [`prefix_bytes`] (arrow-json's widening: integer → float →
+/// string).
+pub fn json_prefix_schema(spec: &FilesSpec, name: &str, copy: &LocalCopy) -> Result<SchemaRef, String> {
+    use serde_json::Value;
+    if !copy.utf8 {
+        return Err(format!("{name}:{}: invalid UTF-8 (JSON files must be UTF-8)\n  hint: save the file as UTF-8", first_bad_utf8_line(&copy.path)));
+    }
+    let mut buf = prefix(name, &copy.path)?;
+    let mut values: Vec<Value> = vec![];
+    if json_is_array(&buf) {
+        let _ = ArrayToStream::default().apply(&mut buf);
+        for v in serde_json::Deserializer::from_slice(&buf).into_iter::<Value>() {
+            match v {
+                Ok(v @ Value::Object(_)) => values.push(v),
+                _ => break,
+            }
+        }
+    } else {
+        let whole = buf.len() < prefix_bytes();
+        let lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        let complete = if whole { lines.len() } else { lines.len().saturating_sub(1) };
+        for l in &lines[..complete] {
+            if let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(l) {
+                values.push(v);
+            }
+        }
+    }
+    if values.is_empty() {
+        // The whole-file reader's words for what is wrong with the start.
+        return Err(json(spec, name, &buf).err().unwrap_or_else(|| format!("{name}: no JSON object in the file's first 8 MB")));
+    }
+    json_schema(name, &values)
+}
+
+/// What a streamed JSON file's decoding error means, with its line when
+/// the line is malformed.
+fn json_stream_error(name: &str, e: &str, chunk: &[u8], first_line: u64, array: bool) -> String {
+    if !array {
+        for (i, l) in chunk.split(|&b| b == b'\n').enumerate() {
+            let line = first_line + i as u64;
+            let t = l.trim_ascii();
+            if t.is_empty() {
+                continue;
+            }
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(t) {
+                return format!(
+                    "{name}:{line}:{}: malformed JSON: {}\n  hint: fix the line, or set on_error: skip to drop malformed lines",
+                    e.column(),
+                    json_msg(&e)
+                );
+            }
+            if t[0] != b'{' {
+                return format!("{name}:{line}: the line is not a JSON object\n  hint: NDJSON files hold one object per line");
+            }
+        }
+    }
+    json_value_error(name, e, first_line, last_line(chunk, first_line))
+}
+
+/// The last line of a chunk that starts at `first_line`.
+fn last_line(chunk: &[u8], first_line: u64) -> u64 {
+    let newlines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+    (first_line + newlines).saturating_sub(u64::from(chunk.ends_with(b"\n"))).max(first_line)
+}
+
+/// A value that does not fit its sampled column, somewhere in lines `from..=to`.
+fn json_value_error(name: &str, e: &str, from: u64, to: u64) -> String {
+    let hint = if e.contains("missing from schema") {
+        "a large file's columns come from its first 8 MB: put a row with every field early in the file"
+    } else {
+        "a large file's types come from its first 8 MB: fix the value, or give the column one type throughout the file"
+    };
+    format!("{name}: lines {from}-{to}: {e}\n  hint: {hint}")
+}
+
+/// Streams a large JSON array or NDJSON file as batches of `schema` into
+/// `tx` (arrow-json's decoder over 1 MB chunks); returns the lines skipped
+/// under `on_error: skip` (NDJSON) and the first bad lines.
+pub fn stream_json(
+    spec: &FilesSpec,
+    name: &str,
+    copy: &LocalCopy,
+    schema: SchemaRef,
+    tx: tokio::sync::mpsc::Sender<RecordBatch>,
+) -> Result<(u64, Vec<String>), String> {
+    use std::io::{BufRead, Read};
+    const CHUNK: usize = 1 << 20;
+    let io = |e: std::io::Error| format!("{name}: {e}");
+    let array = json_is_array(&prefix(name, &copy.path)?[..]);
+    let batch = batch_rows();
+    let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema)
+        .with_batch_size(batch)
+        .with_strict_mode(true)
+        .with_coerce_primitive(true)
+        .build_decoder()
+        .map_err(|e| format!("{name}: {e}"))?;
+    let send = |b: RecordBatch| tx.blocking_send(b).map_err(|_| format!("{name}: the Parquet writer stopped"));
+    // Decodes one chunk (lines first_line..), flushing full batches.
+    // The first line of the rows not flushed yet (values are checked at flush).
+    let pending = std::cell::Cell::new(0u64);
+    let mut feed = |chunk: &[u8], first_line: u64| -> Result<(), String> {
+        if pending.get() == 0 {
+            pending.set(first_line);
+        }
+        let mut off = 0;
+        while off < chunk.len() {
+            let n = decoder.decode(&chunk[off..]).map_err(|e| json_stream_error(name, &e.to_string(), chunk, first_line, array))?;
+            off += n;
+            if decoder.len() >= batch && !decoder.has_partial_record() {
+                let b = decoder.flush().map_err(|e| json_value_error(name, &e.to_string(), pending.get(), last_line(chunk, first_line)))?;
+                pending.set(first_line);
+                if let Some(b) = b {
+                    send(b)?;
+                }
+            } else if n == 0 {
+                break;
+            }
+        }
+        Ok(())
+    };
+    let mut r = std::io::BufReader::with_capacity(CHUNK, std::fs::File::open(&copy.path).map_err(io)?);
+    let (mut skipped, mut bad_lines) = (0u64, vec![]);
+    let mut line_no = 0u64;
+    if array {
+        // One array may be one line: raw chunks, not lines.
+        let mut filter = ArrayToStream::default();
+        let mut buf = vec![0u8; CHUNK];
+        let mut first_line = 1;
+        loop {
+            let n = r.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &mut buf[..n];
+            filter.apply(chunk).map_err(|e| format!("{name}: malformed JSON: {e}\n  hint: a JSON file holds one array of objects, or one object per line"))?;
+            feed(chunk, first_line)?;
+            line_no = last_line(chunk, first_line);
+            first_line += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        if filter.state != 2 {
+            return Err(format!("{name}: malformed JSON: the array is not closed\n  hint: check the file is complete (not still being written)"));
+        }
+    } else {
+        let skip = spec.on_error == OnError::Skip;
+        let (mut chunk, mut line) = (Vec::with_capacity(CHUNK + 4096), Vec::new());
+        let mut first_line = 1;
+        loop {
+            line.clear();
+            let n = r.read_until(b'\n', &mut line).map_err(io)?;
+            if n > 0 {
+                line_no += 1;
+                let t = line.trim_ascii();
+                let bad = skip && !t.is_empty() && (t[0] != b'{' || serde_json::from_slice::<serde::de::IgnoredAny>(t).is_err());
+                if bad {
+                    skipped += 1;
+                    if bad_lines.len() < BAD_LINES_KEPT {
+                        bad_lines.push(format!("line {line_no}: not a JSON object"));
+                    }
+                    line.clear();
+                    line.push(b'\n');
+                }
+                chunk.extend_from_slice(&line);
+            }
+            if chunk.len() >= CHUNK || (n == 0 && !chunk.is_empty()) {
+                feed(&chunk, first_line)?;
+                chunk.clear();
+                first_line = line_no + 1;
+            }
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    if decoder.has_partial_record() {
+        return Err(format!("{name}: malformed JSON: the file ends inside an object\n  hint: check the file is complete (not still being written)"));
+    }
+    let end = line_no.max(1);
+    if let Some(b) = decoder.flush().map_err(|e| json_value_error(name, &e.to_string(), pending.get().max(1), end))? {
+        send(b)?;
+    }
+    Ok((skipped, bad_lines))
+}
+
+/// A large Parquet file's schema, from its footer.
+pub fn parquet_schema(name: &str, copy: &LocalCopy) -> Result<SchemaRef, String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| format!("{name}: not a readable Parquet file: {e}\n  hint: check the file is complete (not still being written)"))?;
+    Ok(b.schema().clone())
+}
+
+/// Streams a large Parquet file into `tx`, a row group at a time in
+/// batches of [`batch_rows`].
+pub fn stream_parquet(name: &str, copy: &LocalCopy, tx: tokio::sync::mpsc::Sender<RecordBatch>) -> Result<(u64, Vec<String>), String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let f = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| format!("{name}: not a readable Parquet file: {e}\n  hint: check the file is complete (not still being written)"))?
+        .with_batch_size(batch_rows())
+        .build()
+        .map_err(|e| format!("{name}: {e}"))?;
+    for b in reader {
+        let b = b.map_err(|e| format!("{name}: {e}"))?;
+        tx.blocking_send(b).map_err(|_| format!("{name}: the Parquet writer stopped"))?;
+    }
+    Ok((0, vec![]))
 }

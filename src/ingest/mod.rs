@@ -23,7 +23,7 @@ pub mod state;
 use anyhow::anyhow;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,10 +123,11 @@ async fn ingest_one(ctx: &Ctx, spec: &IngestSpec) -> Outcome {
     let r: anyhow::Result<()> = async {
         let bronze = Bronze::open(&ctx.settings, &spec.location)?;
         bronze.sweep_staged();
-        o.recovered = recover(ctx, spec, &bronze).await?;
+        let in_bronze;
+        (o.recovered, in_bronze) = recover(ctx, spec, &bronze).await?;
         match &spec.from {
             Origin::Postgres(p) => ingest_postgres(ctx, spec, p, &bronze, &started, &mut o).await,
-            Origin::Files(f) => ingest_files(ctx, spec, f, &bronze, &started, &mut o).await,
+            Origin::Files(f) => ingest_files(ctx, spec, f, &bronze, &started, &mut o, &in_bronze).await,
         }
     }
     .await;
@@ -157,11 +158,15 @@ async fn ingest_one(ctx: &Ctx, spec: &IngestSpec) -> Outcome {
 }
 
 /// Logs bronze files a killed run published but never logged (their footer
-/// holds the run's bookkeeping); returns how many.
-async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Result<usize> {
+/// holds the run's bookkeeping); returns how many, and the keys of the
+/// source's bronze files (a landing file whose bronze file was deleted lands
+/// again).
+async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Result<(usize, HashSet<String>)> {
     let known = ctx.state.logged_keys(&spec.source_name);
     let mut rows = vec![];
-    for obj in bronze.list().await? {
+    let objects = bronze.list().await?;
+    let in_bronze: HashSet<String> = objects.iter().map(|o| o.key.clone()).collect();
+    for obj in objects {
         if known.contains(&obj.key) {
             continue;
         }
@@ -198,7 +203,7 @@ async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Resul
     if count > 0 {
         ctx.state.log(rows).await?;
     }
-    Ok(count)
+    Ok((count, in_bronze))
 }
 
 /// Records the extract's schema: the current version, or a new one (an
@@ -341,16 +346,26 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
     Ok(())
 }
 
-async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze: &Bronze, started: &str, o: &mut Outcome) -> anyhow::Result<()> {
+async fn ingest_files(
+    ctx: &Ctx,
+    spec: &IngestSpec,
+    f: &spec::FilesSpec,
+    bronze: &Bronze,
+    started: &str,
+    o: &mut Outcome,
+    in_bronze: &HashSet<String>,
+) -> anyhow::Result<()> {
     let landing = files::Landing::open(&ctx.settings, &f.path)?;
     for lf in landing.list().await? {
-        if lf.size > files::stream_threshold() && matches!(files::format_of(f, &lf.name), Ok(spec::FileFormat::Csv)) {
-            ingest_large_csv(ctx, spec, f, bronze, started, o, &landing, &lf).await?;
+        if lf.size > files::stream_threshold()
+            && let Ok(format) = files::format_of(f, &lf.name)
+        {
+            ingest_streamed(ctx, spec, f, bronze, started, o, (&landing, &lf, format), in_bronze).await?;
             continue;
         }
         let bytes = landing.read(&lf).await?;
         let sha = bronze::sha256_hex(&bytes);
-        if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &sha) {
+        if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &sha, in_bronze) {
             o.already += 1;
             continue;
         }
@@ -370,36 +385,55 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
     Ok(())
 }
 
-/// One large CSV file, streamed: hashed (and copied to local disk when
-/// remote) in one pass, typed from its first rows, parsed batch by batch
-/// into the bronze writer.
+/// One large landing file, streamed in constant memory: hashed (and copied
+/// to local disk when remote) in one pass, typed from its first rows (CSV,
+/// JSON) or its footer (Parquet), parsed batch by batch into the bronze
+/// writer.
 #[allow(clippy::too_many_arguments)]
-async fn ingest_large_csv(
+async fn ingest_streamed(
     ctx: &Ctx,
     spec: &IngestSpec,
     f: &spec::FilesSpec,
     bronze: &Bronze,
     started: &str,
     o: &mut Outcome,
-    landing: &files::Landing,
-    lf: &files::LandingFile,
+    (landing, lf, format): (&files::Landing, &files::LandingFile, spec::FileFormat),
+    in_bronze: &HashSet<String>,
 ) -> anyhow::Result<()> {
+    use spec::FileFormat;
     let copy = files::local_copy(landing, lf).await?;
-    if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256) {
+    if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256, in_bronze) {
         o.already += 1;
         return Ok(());
     }
     o.error = Some(lf.name.clone());
     let (fs2, name) = (f.clone(), lf.name.clone());
-    let (schema, copy) = tokio::task::spawn_blocking(move || (files::csv_prefix_schema(&fs2, &name, &copy), copy)).await?;
-    let schema = conform_schema(ctx.state.latest_schema(&spec.source_name), schema.map_err(|e| anyhow!("{e}"))?);
+    let (schema, copy) = tokio::task::spawn_blocking(move || {
+        let s = match format {
+            FileFormat::Csv => files::csv_prefix_schema(&fs2, &name, &copy),
+            FileFormat::Json => files::json_prefix_schema(&fs2, &name, &copy),
+            FileFormat::Parquet => files::parquet_schema(&name, &copy),
+        };
+        (s, copy)
+    })
+    .await?;
+    let schema = schema.map_err(|e| anyhow!("{e}"))?;
+    // Parquet's types are the file's own; inferred ones keep the source's
+    // earlier types where they convert.
+    let schema = if format == FileFormat::Parquet { schema } else { conform_schema(ctx.state.latest_schema(&spec.source_name), schema) };
     let sha = copy.sha256.clone();
     let (version, mut w) = landing_writer(ctx, spec, bronze, lf, &sha, schema.clone(), o).await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
     let (fs3, name) = (f.clone(), lf.name.clone());
-    let producer = tokio::task::spawn_blocking(move || files::stream_csv(&fs3, &name, &copy, schema, tx));
-    let mut written = Ok(());
+    let producer = tokio::task::spawn_blocking(move || match format {
+        FileFormat::Csv => files::stream_csv(&fs3, &name, &copy, schema, tx),
+        FileFormat::Json => files::stream_json(&fs3, &name, &copy, schema, tx),
+        FileFormat::Parquet => files::stream_parquet(&name, &copy, tx),
+    });
+    let (mut written, mut batches, mut largest) = (Ok(()), 0usize, 0usize);
     while let Some(b) = rx.recv().await {
+        batches += 1;
+        largest = largest.max(b.num_rows());
         if let Err(e) = w.write(&b).await {
             written = Err(e);
             break;
@@ -410,6 +444,7 @@ async fn ingest_large_csv(
     written?;
     let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
     let pb = w.finish().await?;
+    tracing::debug!(target: "dp::ingest", "streamed {}: {} rows in {batches} batches of at most {largest} rows", lf.name, pb.rows);
     record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await
 }
 

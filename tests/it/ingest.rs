@@ -522,7 +522,7 @@ fn pg_sigkill_mid_extract_then_rerun_lands_exactly_the_rows() {
 fn pg_demo_runs_the_seed_flow_and_its_marts_equal_the_generated_ones() {
     let pg = pg();
     let generated = demo_project();
-    ok(&run(generated.path(), &["demo", "generate", "--scale", "0.03"]));
+    demo_generate(generated.path(), "0.03");
     ok(&run(generated.path(), &["build"]));
     let flow = demo_project();
     let o = pg.dp(flow.path(), &["demo", "--target", "pg", "--scale", "0.03"]);
@@ -636,4 +636,181 @@ fn large_csv_files_stream_with_the_same_results() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("landing/sales/a.csv:3: row has 1 fields, header has 2"), "{}", stderr(&o));
     assert!(bronze_files(d.path()).is_empty());
+}
+
+/// `dp ingest` with every file streamed (DP_INGEST_STREAM_MB=0) in batches
+/// of `batch` rows, its debug log on stderr.
+fn ingest_streamed(p: &Path, batch: &str) -> std::process::Output {
+    dp().current_dir(p).env("DP_INGEST_STREAM_MB", "0").env("DP_INGEST_BATCH_ROWS", batch).env("DP_LOG", "dp::ingest=debug").arg("ingest").output().unwrap()
+}
+
+/// Large NDJSON, JSON-array and Parquet files stream through arrow-json's
+/// decoder and Parquet's row-group reader in batches, with the results of
+/// the whole-file path.
+#[test]
+fn large_json_and_parquet_files_stream_in_batches() {
+    let rows: Vec<String> = (1..=1000).map(|i| format!("{{\"id\": {i}, \"amount\": {}.5, \"note\": \"n{i}\", \"tags\": [\"a\", \"b\"]}}", i % 7)).collect();
+    let ndjson = rows.join("\n") + "\n";
+    let array_pretty = format!("[\n  {}\n]\n", rows.join(",\n  "));
+    let array_one_line = format!("[{}]", rows.join(","));
+    let q = "select count(*), sum(id), sum(amount), count(distinct note), max(array_length(tags)), arrow_typeof(max(amount)) from raw.sales";
+    let whole = files_project("");
+    land(whole.path(), "a.ndjson", ndjson.as_bytes());
+    ok(&run(whole.path(), &["ingest"]));
+    let want = sql(whole.path(), q);
+    assert_eq!(want, ["1000,500500,3503.0,1000,2,Float64"]);
+    for (file, body) in [("a.ndjson", &ndjson), ("b.json", &array_pretty), ("c.json", &array_one_line)] {
+        let d = files_project("");
+        land(d.path(), file, body.as_bytes());
+        let o = ingest_streamed(d.path(), "100");
+        ok(&o);
+        let err = stderr(&o);
+        assert!(err.contains(&format!("{file}: 1000 rows in 10 batches of at most 100 rows")), "{file}: {err}");
+        assert_eq!(sql(d.path(), q), want, "{file}");
+        // A Parquet drop (the bronze file just written) streams a batch at a time too.
+        let bronze = walkdir(&d.path().join("bronze/files/sales")).into_iter().max().unwrap();
+        std::fs::copy(&bronze, d.path().join("landing/sales/z.parquet")).unwrap();
+        let o = ingest_streamed(d.path(), "300");
+        ok(&o);
+        assert!(stderr(&o).contains("z.parquet: 1000 rows in 4 batches of at most 300 rows"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("(1 new file; 1 already landed)"), "{}", stderr(&o));
+        assert_eq!(sql(d.path(), "select count(*), count(distinct id) from raw.sales"), ["2000,1000"]);
+    }
+}
+
+/// Streamed JSON fails with the whole-file path's words: file, line, column.
+#[test]
+fn large_json_files_fail_with_file_and_line_or_skip_bad_lines() {
+    let bad = b"{\"id\": 1, \"amount\": 2}\n{\"id\": 2, \"amount\": 3}\n{\"id\": 3, \"amount\": }\n{\"id\": 4, \"amount\": 5}\n";
+    let d = files_project("");
+    land(d.path(), "a.json", bad);
+    let o = ingest_streamed(d.path(), "2");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("landing/sales/a.json:3:21: malformed JSON: expected value\n  hint: fix the line, or set on_error: skip to drop malformed lines"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(bronze_files(d.path()).is_empty());
+    assert_eq!(sql(d.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+    // on_error: skip drops the line, counts it and logs it.
+    let d = files_project("            on_error: skip\n");
+    land(d.path(), "a.json", bad);
+    let o = ingest_streamed(d.path(), "2");
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 3 rows, "), "{}", stderr(&o));
+    assert_eq!(sql(d.path(), "select skipped_rows, bad_lines from dp_meta.ingestion_log"), ["1,line 3: not a JSON object"]);
+    // An array cut short, a value of another type than the first rows', invalid UTF-8.
+    for (body, want) in [
+        (&b"[{\"id\": 1}, {\"id\": 2}"[..], "landing/sales/a.json: malformed JSON: the array is not closed\n  hint: check the file is complete"),
+        (b"{\"id\": 1}\n{\"id\": \"caf\xe9\"}\n", "landing/sales/a.json:2: invalid UTF-8 (JSON files must be UTF-8)\n  hint: save the file as UTF-8"),
+    ] {
+        let d = files_project("");
+        land(d.path(), "a.json", body);
+        let o = ingest_streamed(d.path(), "100");
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{want}\n{}", stderr(&o));
+        assert!(bronze_files(d.path()).is_empty());
+    }
+    // Types come from a sample (DP_INGEST_SAMPLE_KB): widened within it, an
+    // error naming the lines after it.
+    let sample: String = (1..=100).map(|i| format!("{{\"id\": {i}, \"v\": {i}}}\n")).collect();
+    let d = files_project("");
+    land(d.path(), "a.json", format!("{sample}{{\"id\": 101, \"v\": \"x\"}}\n").as_bytes());
+    let o = dp().current_dir(d.path()).env("DP_INGEST_STREAM_MB", "0").env("DP_INGEST_SAMPLE_KB", "64").arg("ingest").output().unwrap();
+    ok(&o);
+    assert_eq!(sql(d.path(), "select arrow_typeof(v), max(id) from raw.sales group by 1"), ["Utf8View,101"]);
+    for (extra, want) in [
+        (
+            "{\"id\": 101, \"v\": \"x\"}\n",
+            "landing/sales/a.json: lines 1-101: Json error: whilst decoding field 'v': failed to parse \"x\" as Int64\n  hint: a large file's types come from its first 8 MB",
+        ),
+        (
+            "{\"id\": 101, \"new\": 1}\n",
+            "landing/sales/a.json: lines 1-101: Json error: column 'new' missing from schema\n  hint: a large file's columns come from its first 8 MB",
+        ),
+    ] {
+        let d = files_project("");
+        land(d.path(), "a.json", format!("{sample}{extra}").as_bytes());
+        let o = dp().current_dir(d.path()).env("DP_INGEST_STREAM_MB", "0").env("DP_INGEST_SAMPLE_KB", "1").arg("ingest").output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{want}\n{}", stderr(&o));
+    }
+}
+
+/// Streamed CSV: invalid UTF-8 under `encoding: utf-8` and a header-only
+/// file fail with the whole-file path's words.
+#[test]
+fn large_csv_bad_inputs_fail_with_file_and_line() {
+    let d = files_project("            encoding: utf-8\n");
+    land(d.path(), "x.csv", b"id,amount,note\n1,2,caf\xe9\n");
+    let o = ingest_streamed(d.path(), "100");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("landing/sales/x.csv:2: invalid UTF-8 in "), "{}", stderr(&o));
+    let d = files_project("");
+    land(d.path(), "x.csv", b"id,amount,note\n");
+    let o = ingest_streamed(d.path(), "100");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("landing/sales/x.csv: the file has a header row but no data rows"), "{}", stderr(&o));
+    assert_eq!(sql(d.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+}
+
+/// A landing file whose bronze file was deleted lands again (the log alone
+/// does not make it landed).
+#[test]
+fn a_landed_file_whose_bronze_file_is_gone_lands_again() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "a.csv", b"id,amount\n1,10\n");
+    ok(&run(p, &["ingest"]));
+    std::fs::remove_dir_all(p.join("bronze")).unwrap();
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 1 rows, ") && stderr(&o).contains("(1 new file)"), "{}", stderr(&o));
+    assert_eq!(bronze_files(p).len(), 1);
+}
+
+/// The embedded default demo: `dp demo` generates the operational extracts
+/// into bronze and the sales files into landing/sales, ingests the files
+/// into bronze Parquet, then builds; its marts equal those built with the
+/// sales CSV files read in place from bronze (the demo before ingestion).
+#[test]
+fn demo_ingests_the_sales_drops_and_its_marts_equal_the_csv_bronze_ones() {
+    let flow = demo_project();
+    let p = flow.path();
+    let o = run(p, &["demo", "--scale", "0.03"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("1 of 1 OK ingested raw.transactions: "), "{err}");
+    assert!(err.contains("(2 new files)"), "{err}");
+    assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=120"), "{err}");
+    assert!(p.join("landing/sales/2024-01-15/transactions.csv").is_file() && p.join("landing/sales/2024-01-16/transactions.csv").is_file());
+    assert!(!p.join("bronze/files/sales").join("2024-01-15").exists(), "the CSV files are not bronze any more");
+    // Again: nothing new lands, the build runs on the same bronze.
+    let o = run(p, &["demo", "--scale", "0.03"]);
+    ok(&o);
+    assert!(stderr(&o).contains("(0 new files; 2 already landed)"), "{}", stderr(&o));
+
+    // The demo before ingestion: the same CSV files read in place from bronze.
+    let before = demo_project();
+    let b = before.path();
+    ok(&run(b, &["demo", "generate", "--scale", "0.03"]));
+    for day in ["2024-01-15", "2024-01-16"] {
+        std::fs::create_dir_all(b.join("bronze/files/sales").join(day)).unwrap();
+        std::fs::rename(b.join("landing/sales").join(day).join("transactions.csv"), b.join("bronze/files/sales").join(day).join("transactions.csv")).unwrap();
+    }
+    let yml = std::fs::read_to_string(b.join("models/staging/_sources.yml")).unwrap();
+    let start = yml.find("          external_location: \"bronze/files/sales/*/transactions.parquet\"").unwrap();
+    let end = start + yml[start..].find("        columns:").unwrap();
+    let yml = format!("{}          external_location: \"bronze/files/sales/*/transactions.csv\"\n          format: csv\n{}", &yml[..start], &yml[end..]);
+    std::fs::write(b.join("models/staging/_sources.yml"), yml).unwrap();
+    ok(&run(b, &["build"]));
+    for mart in ["dim_customers", "dim_products", "fct_orders", "mart_customer_analytics", "mart_daily_summary", "mart_product_analytics"] {
+        let q = format!("select * from marts.{mart}");
+        let (mut x, mut y) = (sql(p, &q), sql(b, &q));
+        x.sort();
+        y.sort();
+        assert!(!x.is_empty(), "{mart} is empty");
+        assert!(x == y, "{mart} differs: {} vs {} rows; first {:?} vs {:?}", x.len(), y.len(), x.first(), y.first());
+    }
 }
