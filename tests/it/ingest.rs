@@ -553,7 +553,7 @@ fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
     land(p, "a.csv", b"id\n1\n");
     let o = run(p, &["ingest", "-s", "source:raw.sales"]);
     ok(&o);
-    assert!(stderr(&o).contains("Ingesting 1 source tables into bronze"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Ingesting 1 source table into bronze"), "{}", stderr(&o));
     // Both: `other` fails (no landing folder), `sales` still runs; exit 1.
     let o = run(p, &["ingest", "--threads", "2"]);
     let err = stderr(&o);
@@ -561,7 +561,7 @@ fn selection_picks_sources_and_one_failure_does_not_stop_the_others() {
     assert!(err.contains("OK ingested raw.sales: 0 rows"), "{err}");
     assert!(err.contains("ERROR ingesting raw.other in "), "{err}");
     assert!(err.contains("landing/missing does not exist\n  hint: create it, or fix `path` in the source's ingest block"), "{err}");
-    assert!(err.contains("Ingested 0 rows (0 B) from 1 tables; ERROR=1"), "{err}");
+    assert!(err.contains("Ingested 0 rows (0 B) from 1 table; ERROR=1"), "{err}");
 }
 
 #[test]

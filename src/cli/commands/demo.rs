@@ -62,6 +62,7 @@ pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
+            printer.info("");
             let args = RunArgs { threads, ..Default::default() };
             run_cmd(g, &args, Kind::Build, printer).await
         }
