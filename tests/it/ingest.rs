@@ -814,3 +814,61 @@ fn demo_ingests_the_sales_drops_and_its_marts_equal_the_csv_bronze_ones() {
         assert!(x == y, "{mart} differs: {} vs {} rows; first {:?} vs {:?}", x.len(), y.len(), x.first(), y.first());
     }
 }
+
+/// A malformed JSON array fails with file, line and column (whole-file path).
+#[test]
+fn a_malformed_json_array_fails_with_file_line_and_column() {
+    let d = files_project("");
+    land(d.path(), "a.json", b"[\n  {\"id\": 1},\n  {\"id\": }\n]\n");
+    let err = ingest_fails(d.path());
+    assert!(
+        err.contains(
+            "landing/sales/a.json:3:10: malformed JSON: expected value\n  hint: fix the file; a JSON file holds one array of objects, or one object per line"
+        ),
+        "{err}"
+    );
+    assert!(bronze_files(d.path()).is_empty());
+    assert_eq!(sql(d.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+}
+
+/// A failed incremental extract leaves the watermark where it was, and the
+/// next run reads the same range again.
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_a_failed_incremental_extract_keeps_the_watermark() {
+    let pg = pg();
+    pg.exec("CREATE TABLE w (id int, at timestamp NOT NULL); INSERT INTO w VALUES (1, '2024-01-01 10:00'), (2, '2024-01-01 11:00');");
+    let dir = pg_project(&pg, &pg_table("w", "            table: w\n            mode: incremental\n            watermark_column: at\n"));
+    let p = dir.path();
+    ok(&pg.dp(p, &["ingest"]));
+    pg.exec("INSERT INTO w VALUES (3, '2024-01-01 12:00'); ALTER TABLE w ADD COLUMN pt point;");
+    let o = pg.dp(p, &["ingest"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("column pt of w has type point, which dp cannot extract"), "{}", stderr(&o));
+    assert_eq!(lake(&pg, p, "select watermark_value from dp_meta.watermarks"), ["2024-01-01 11:00:00"]);
+    assert_eq!(lake(&pg, p, "select status, watermark_from from dp_meta.ingestion_log order by finished_at"), ["success,", "failed,2024-01-01 11:00:00"]);
+    pg.exec("ALTER TABLE w DROP COLUMN pt");
+    let o = pg.dp(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.w: 1 rows, ") && stderr(&o).contains("watermark 2024-01-01 11:00:00 → 2024-01-01 12:00:00"), "{}", stderr(&o));
+    assert_eq!(lake(&pg, p, "select id from raw.w order by id"), ["1", "2", "3"]);
+}
+
+/// A role the server does not know (the test cluster trusts every password,
+/// so a wrong password cannot be shown): the message names the server and
+/// the role, never the password.
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh"]
+fn pg_an_unknown_role_fails_without_printing_the_password() {
+    let pg = pg();
+    pg.exec("CREATE TABLE r (id int); INSERT INTO r VALUES (1);");
+    let dir = pg_project(&pg, &pg_table("r", "            table: r\n            connection: {user: dp_no_such_role, password_env: DP_TEST_SECRET}\n"));
+    let mut c = crate::common::dp();
+    let o = pg.env(&mut c).env("DP_TEST_SECRET", "hunter2-do-not-print").current_dir(dir.path()).arg("ingest").output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: source raw.r: extracting from postgres://dp_no_such_role@"), "{err}");
+    assert!(err.contains("role \"dp_no_such_role\" does not exist"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert_eq!(lake(&pg, dir.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+}
