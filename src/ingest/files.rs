@@ -360,6 +360,30 @@ mod tests {
     }
 
     #[test]
+    fn utf8_is_checked_across_chunk_boundaries() {
+        let text = "aé€😀".repeat(3).into_bytes();
+        for cut in 1..=4 {
+            let mut u = Utf8Check::default();
+            for c in text.chunks(cut) {
+                u.feed(c);
+            }
+            assert!(u.ok(), "chunks of {cut}");
+        }
+        let mut bad = text.clone();
+        bad.insert(5, 0xE9);
+        for cut in 1..=4 {
+            let mut u = Utf8Check::default();
+            for c in bad.chunks(cut) {
+                u.feed(c);
+            }
+            assert!(!u.ok(), "chunks of {cut}");
+        }
+        let mut u = Utf8Check::default();
+        u.feed(&text[..text.len() - 1]);
+        assert!(!u.ok(), "a cut character at the end");
+    }
+
+    #[test]
     fn malformed_ndjson_names_line_and_column() {
         let e = parse(&spec(), "a.json", b"{\"a\": 1}\n{\"a\": }\n").err().unwrap();
         assert!(e.starts_with("a.json:2:7: malformed JSON: "), "{e}");
@@ -379,10 +403,14 @@ pub fn stream_threshold() -> u64 {
     std::env::var("DP_INGEST_STREAM_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
 }
 
+/// How much of a streamed file its types are inferred from by default: 2 MB,
+/// some 20,000 rows of a typical CSV (DuckDB's `read_csv` samples 20,480).
+const SAMPLE_BYTES: usize = 2 << 20;
+
 /// How much of a streamed file its types are inferred from
-/// (`DP_INGEST_SAMPLE_KB`, default 8 MB).
+/// (`DP_INGEST_SAMPLE_KB`, default [`SAMPLE_BYTES`]).
 fn prefix_bytes() -> usize {
-    std::env::var("DP_INGEST_SAMPLE_KB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).map(|kb| kb << 10).unwrap_or(8 << 20)
+    std::env::var("DP_INGEST_SAMPLE_KB").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).map(|kb| kb << 10).unwrap_or(SAMPLE_BYTES)
 }
 
 /// A landing file on local disk (a temporary copy for remote ones), its
@@ -392,6 +420,70 @@ pub struct LocalCopy {
     temp: bool,
     pub sha256: String,
     pub utf8: bool,
+    /// A file read in place without a hashing pass: the stream hashes and
+    /// checks it as it reads (`sha256` and `utf8` then come from [`LocalCopy::teed`]'s
+    /// state once the stream ends; `utf8` is a guess from the file's first rows).
+    pub tee: Option<Arc<std::sync::Mutex<TeeState>>>,
+}
+
+/// What a [`Tee`] saw.
+#[derive(Default)]
+pub struct TeeState {
+    hasher: sha2::Sha256,
+    utf8: Utf8Check,
+}
+
+impl TeeState {
+    /// The sha256 (hex) and UTF-8 validity of everything read.
+    pub fn finish(&mut self) -> (String, bool) {
+        use sha2::Digest;
+        (hex::encode(std::mem::take(&mut self.hasher).finalize()), self.utf8.ok())
+    }
+}
+
+/// Hashes and checks UTF-8 of what is read through it (the file is read
+/// once: no separate hashing pass).
+struct Tee<R> {
+    inner: R,
+    state: Arc<std::sync::Mutex<TeeState>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        let mut s = self.state.lock().expect("tee state");
+        s.hasher.update(&buf[..n]);
+        s.utf8.feed(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl LocalCopy {
+    /// A local landing file read in place and hashed as it streams; whether
+    /// it is UTF-8 is guessed from its first rows (the sample).
+    pub fn teed(path: std::path::PathBuf, name: &str) -> Result<LocalCopy, String> {
+        let head = prefix(name, &path)?;
+        let utf8 = match std::str::from_utf8(&head) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
+        };
+        Ok(LocalCopy { path, temp: false, sha256: String::new(), utf8, tee: Some(Default::default()) })
+    }
+
+    /// The file, read through the tee when there is one.
+    fn open(&self, name: &str) -> Result<Box<dyn std::io::Read + Send>, String> {
+        let f = std::fs::File::open(&self.path).map_err(|e| format!("{name}: {e}"))?;
+        Ok(match &self.tee {
+            Some(t) => Box::new(Tee { inner: f, state: t.clone() }),
+            None => Box::new(f),
+        })
+    }
+
+    /// Whether the stream found bytes that are not UTF-8 in a file guessed to be.
+    pub fn utf8_broken(&self) -> bool {
+        self.utf8 && self.tee.as_ref().is_some_and(|t| t.lock().expect("tee state").utf8.bad)
+    }
 }
 
 impl Drop for LocalCopy {
@@ -445,7 +537,7 @@ pub async fn local_copy(landing: &Landing, f: &LandingFile) -> anyhow::Result<Lo
         hasher = h;
         utf8 = u;
     }
-    Ok(LocalCopy { path, temp, sha256: hex::encode(hasher.finalize()), utf8: utf8.ok() })
+    Ok(LocalCopy { path, temp, sha256: hex::encode(hasher.finalize()), utf8: utf8.ok(), tee: None })
 }
 
 /// UTF-8 validation across chunk boundaries.
@@ -460,11 +552,29 @@ impl Utf8Check {
         if self.bad {
             return;
         }
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(chunk);
-        match std::str::from_utf8(&data) {
+        let mut chunk = chunk;
+        if !self.carry.is_empty() {
+            // Complete the character cut at the previous chunk's end.
+            let take = chunk.len().min(4 - self.carry.len());
+            let mut head = std::mem::take(&mut self.carry);
+            head.extend_from_slice(&chunk[..take]);
+            match std::str::from_utf8(&head) {
+                Ok(_) => chunk = &chunk[take..],
+                Err(e) if e.valid_up_to() > 0 => chunk = &chunk[e.valid_up_to() - (head.len() - take)..],
+                Err(e) if e.error_len().is_none() && take == chunk.len() => {
+                    self.carry = head;
+                    return;
+                }
+                Err(_) => {
+                    self.bad = true;
+                    return;
+                }
+            }
+        }
+        // The chunk itself, without a copy.
+        match std::str::from_utf8(chunk) {
             Ok(_) => {}
-            Err(e) if e.error_len().is_none() => self.carry = data[e.valid_up_to()..].to_vec(),
+            Err(e) if e.error_len().is_none() => self.carry = chunk[e.valid_up_to()..].to_vec(),
             Err(_) => self.bad = true,
         }
     }
@@ -576,12 +686,21 @@ fn stream_error(name: &str, fields: &[String], e: &str) -> String {
         let hint = if fewer { "add the missing fields (leave a field empty for NULL)" } else { "fix the row or quote the field containing the delimiter" };
         return format!("{name}:{line}: row has {got} fields, header has {want}\n  hint: {hint}, or set on_error: skip");
     }
+    static UTF8: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"Encountered invalid UTF-8 data for line (\d+) and field (\d+)").expect("valid regex"));
+    if let Some(c) = UTF8.captures(e) {
+        let line = &c[1];
+        let col = c[2].parse::<usize>().ok().and_then(|i| fields.get(i.saturating_sub(1))).cloned().unwrap_or_default();
+        return format!("{name}:{line}: invalid UTF-8 in column \"{col}\"\n  hint: save the file as UTF-8, or set encoding: latin-1 in the ingest block");
+    }
     if let Some(c) = VALUE.captures(e) {
         let line = c[4].parse::<u64>().map(|l| l + 1).unwrap_or(0);
         let col = c[3].parse::<usize>().ok().and_then(|i| fields.get(i)).cloned().unwrap_or_default();
         return format!(
-            "{name}:{line}: column \"{col}\": cannot read \"{}\" as {}\n  hint: the types of a large file come from its first 8 MB; set column_types: {{{col}: ...}} in the ingest block",
-            &c[1], &c[2]
+            "{name}:{line}: column \"{col}\": cannot read \"{}\" as {}\n  hint: the types of a large file come from its first {}; set column_types: {{{col}: ...}} in the ingest block",
+            &c[1],
+            &c[2],
+            sample_label()
         );
     }
     format!("{name}: {e}")
@@ -597,8 +716,7 @@ pub fn stream_csv(
     tx: tokio::sync::mpsc::Sender<RecordBatch>,
 ) -> Result<(u64, Vec<String>), String> {
     use std::io::{BufReader, Read};
-    let file = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
-    let mut input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 20, file));
+    let mut input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 20, copy.open(name)?));
     let latin = match spec.encoding {
         Encoding::Latin1 => true,
         Encoding::Auto => !copy.utf8,
@@ -641,6 +759,12 @@ pub fn stream_csv(
 /// Rows per streamed batch (`DP_INGEST_BATCH_ROWS`, default 65,536).
 pub fn batch_rows() -> usize {
     std::env::var("DP_INGEST_BATCH_ROWS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or(65_536)
+}
+
+/// The sample's size for messages: `2 MB`, `64 KB`.
+fn sample_label() -> String {
+    let b = prefix_bytes();
+    if b.is_multiple_of(1 << 20) { format!("{} MB", b >> 20) } else { format!("{} KB", b >> 10) }
 }
 
 /// The first [`prefix_bytes`] of a file.
@@ -732,6 +856,11 @@ fn json_is_array(bytes: &[u8]) -> bool {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes).iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
+/// The error for a JSON file found not to be UTF-8 while it streamed.
+pub fn not_utf8(name: &str, copy: &LocalCopy) -> String {
+    format!("{name}:{}: invalid UTF-8 (JSON files must be UTF-8)\n  hint: save the file as UTF-8", first_bad_utf8_line(&copy.path))
+}
+
 /// The schema of a large JSON / NDJSON file, inferred from the objects in
 /// its first [`prefix_bytes`] (arrow-json's widening: integer → float →
 /// string).
@@ -762,7 +891,7 @@ pub fn json_prefix_schema(spec: &FilesSpec, name: &str, copy: &LocalCopy) -> Res
     }
     if values.is_empty() {
         // The whole-file reader's words for what is wrong with the start.
-        return Err(json(spec, name, &buf).err().unwrap_or_else(|| format!("{name}: no JSON object in the file's first 8 MB")));
+        return Err(json(spec, name, &buf).err().unwrap_or_else(|| format!("{name}: no JSON object in the file's first {}", sample_label())));
     }
     json_schema(name, &values)
 }
@@ -801,9 +930,9 @@ fn last_line(chunk: &[u8], first_line: u64) -> u64 {
 /// A value that does not fit its sampled column, somewhere in lines `from..=to`.
 fn json_value_error(name: &str, e: &str, from: u64, to: u64) -> String {
     let hint = if e.contains("missing from schema") {
-        "a large file's columns come from its first 8 MB: put a row with every field early in the file"
+        format!("a large file's columns come from its first {}: put a row with every field early in the file", sample_label())
     } else {
-        "a large file's types come from its first 8 MB: fix the value, or give the column one type throughout the file"
+        format!("a large file's types come from its first {}: fix the value, or give the column one type throughout the file", sample_label())
     };
     format!("{name}: lines {from}-{to}: {e}\n  hint: {hint}")
 }
@@ -853,7 +982,7 @@ pub fn stream_json(
         }
         Ok(())
     };
-    let mut r = std::io::BufReader::with_capacity(CHUNK, std::fs::File::open(&copy.path).map_err(io)?);
+    let mut r = std::io::BufReader::with_capacity(CHUNK, copy.open(name)?);
     let (mut skipped, mut bad_lines) = (0u64, vec![]);
     let mut line_no = 0u64;
     if array {

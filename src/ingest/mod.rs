@@ -374,7 +374,7 @@ async fn ingest_files(
         let (fs2, name) = (f.clone(), lf.name.clone());
         let parsed = tokio::task::spawn_blocking(move || files::parse(&fs2, &name, &bytes)).await?.map_err(|e| anyhow!("{e}"))?;
         let (schema, batches) = conform(ctx.state.latest_schema(&spec.source_name), parsed.schema.clone(), parsed.batches)?;
-        let (version, mut w) = landing_writer(ctx, spec, bronze, &lf, &sha, schema.clone(), o).await?;
+        let (version, mut w) = landing_writer(ctx, spec, bronze, &lf, Some(&sha), schema.clone(), o).await?;
         for b in &batches {
             w.write(b).await?;
         }
@@ -385,10 +385,12 @@ async fn ingest_files(
     Ok(())
 }
 
-/// One large landing file, streamed in constant memory: hashed (and copied
-/// to local disk when remote) in one pass, typed from its first rows (CSV,
-/// JSON) or its footer (Parquet), parsed batch by batch into the bronze
-/// writer.
+/// One large landing file, streamed in constant memory: typed from its
+/// first rows (CSV, JSON) or its footer (Parquet), parsed batch by batch
+/// into the bronze writer. A new local CSV or JSON file is read once,
+/// hashed as it streams; a remote one is first copied to local disk, and a
+/// file the log may already hold (same name and size) or a Parquet file is
+/// hashed first.
 #[allow(clippy::too_many_arguments)]
 async fn ingest_streamed(
     ctx: &Ctx,
@@ -401,62 +403,100 @@ async fn ingest_streamed(
     in_bronze: &HashSet<String>,
 ) -> anyhow::Result<()> {
     use spec::FileFormat;
-    let copy = files::local_copy(landing, lf).await?;
-    if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256, in_bronze) {
-        o.already += 1;
-        return Ok(());
-    }
-    o.error = Some(lf.name.clone());
-    let (fs2, name) = (f.clone(), lf.name.clone());
-    let (schema, copy) = tokio::task::spawn_blocking(move || {
-        let s = match format {
-            FileFormat::Csv => files::csv_prefix_schema(&fs2, &name, &copy),
-            FileFormat::Json => files::json_prefix_schema(&fs2, &name, &copy),
-            FileFormat::Parquet => files::parquet_schema(&name, &copy),
-        };
-        (s, copy)
-    })
-    .await?;
-    let schema = schema.map_err(|e| anyhow!("{e}"))?;
-    // Parquet's types are the file's own; inferred ones keep the source's
-    // earlier types where they convert.
-    let schema = if format == FileFormat::Parquet { schema } else { conform_schema(ctx.state.latest_schema(&spec.source_name), schema) };
-    let sha = copy.sha256.clone();
-    let (version, mut w) = landing_writer(ctx, spec, bronze, lf, &sha, schema.clone(), o).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-    let (fs3, name) = (f.clone(), lf.name.clone());
-    let producer = tokio::task::spawn_blocking(move || match format {
-        FileFormat::Csv => files::stream_csv(&fs3, &name, &copy, schema, tx),
-        FileFormat::Json => files::stream_json(&fs3, &name, &copy, schema, tx),
-        FileFormat::Parquet => files::stream_parquet(&name, &copy, tx),
-    });
-    let (mut written, mut batches, mut largest) = (Ok(()), 0usize, 0usize);
-    while let Some(b) = rx.recv().await {
-        batches += 1;
-        largest = largest.max(b.num_rows());
-        if let Err(e) = w.write(&b).await {
-            written = Err(e);
-            break;
+    let in_place = landing.local_path(lf).filter(|_| format != FileFormat::Parquet && !ctx.state.seen(&spec.source_name, &lf.name, lf.size as i64, in_bronze));
+    let mut copy = match in_place {
+        Some(path) => files::LocalCopy::teed(path, &lf.name).map_err(|e| anyhow!("{e}"))?,
+        None => {
+            let copy = files::local_copy(landing, lf).await?;
+            if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256, in_bronze) {
+                o.already += 1;
+                return Ok(());
+            }
+            copy
         }
+    };
+    o.error = Some(lf.name.clone());
+    loop {
+        let (fs2, name) = (f.clone(), lf.name.clone());
+        let (schema, c) = tokio::task::spawn_blocking(move || {
+            let s = match format {
+                FileFormat::Csv => files::csv_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Json => files::json_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Parquet => files::parquet_schema(&name, &copy),
+            };
+            (s, copy)
+        })
+        .await?;
+        copy = c;
+        let schema = schema.map_err(|e| anyhow!("{e}"))?;
+        // Parquet's types are the file's own; inferred ones keep the source's
+        // earlier types where they convert.
+        let schema = if format == FileFormat::Parquet { schema } else { conform_schema(ctx.state.latest_schema(&spec.source_name), schema) };
+        let known_sha = copy.tee.is_none().then(|| copy.sha256.clone());
+        let (version, mut w) = landing_writer(ctx, spec, bronze, lf, known_sha.as_deref(), schema.clone(), o).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let (fs3, name) = (f.clone(), lf.name.clone());
+        let producer = tokio::task::spawn_blocking(move || {
+            let r = match format {
+                FileFormat::Csv => files::stream_csv(&fs3, &name, &copy, schema, tx),
+                FileFormat::Json => files::stream_json(&fs3, &name, &copy, schema, tx),
+                FileFormat::Parquet => files::stream_parquet(&name, &copy, tx),
+            };
+            (r, copy)
+        });
+        let (mut written, mut batches, mut largest) = (Ok(()), 0usize, 0usize);
+        while let Some(b) = rx.recv().await {
+            batches += 1;
+            largest = largest.max(b.num_rows());
+            if let Err(e) = w.write(&b).await {
+                written = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let (streamed, c) = producer.await?;
+        copy = c;
+        if streamed.is_err() && copy.utf8_broken() {
+            // The first rows were UTF-8, a later one is not: a CSV file under
+            // `encoding: auto` is read again as Latin-1 (the unfinished bronze
+            // object is dropped, never published).
+            if format == FileFormat::Csv && f.encoding == spec::Encoding::Auto {
+                drop(w);
+                copy.utf8 = false;
+                copy.tee = Some(Default::default());
+                continue;
+            }
+            if format == FileFormat::Json {
+                written?;
+                return Err(anyhow!("{}", files::not_utf8(&lf.name, &copy)));
+            }
+        }
+        written?;
+        let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
+        let sha = match &copy.tee {
+            Some(t) => {
+                let (sha, _) = t.lock().expect("tee state").finish();
+                w.note("source_sha256", sha.clone());
+                sha
+            }
+            None => copy.sha256.clone(),
+        };
+        let pb = w.finish().await?;
+        tracing::debug!(target: "dp::ingest", "streamed {}: {} rows in {batches} batches of at most {largest} rows", lf.name, pb.rows);
+        return record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await;
     }
-    drop(rx);
-    let streamed = producer.await?;
-    written?;
-    let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
-    let pb = w.finish().await?;
-    tracing::debug!(target: "dp::ingest", "streamed {}: {} rows in {batches} batches of at most {largest} rows", lf.name, pb.rows);
-    record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await
 }
 
 /// Checks a landing file's schema against the source's history (noting a
 /// change on the outcome) and opens its bronze object, noted with where it
-/// came from; returns the schema version and the writer.
+/// came from (`sha`: the landing file's checksum, when known before it
+/// streams); returns the schema version and the writer.
 async fn landing_writer(
     ctx: &Ctx,
     spec: &IngestSpec,
     bronze: &Bronze,
     lf: &files::LandingFile,
-    sha: &str,
+    sha: Option<&str>,
     schema: SchemaRef,
     o: &mut Outcome,
 ) -> anyhow::Result<(i64, bronze::BronzeWriter)> {
@@ -473,9 +513,12 @@ async fn landing_writer(
         ("schema_version", version.to_string()),
         ("source_file", lf.name.clone()),
         ("source_size", lf.size.to_string()),
-        ("source_sha256", sha.to_string()),
     ] {
         w.note(k, v);
+    }
+    // A file hashed as it streams notes its checksum at the end.
+    if let Some(sha) = sha {
+        w.note("source_sha256", sha);
     }
     Ok((version, w))
 }

@@ -176,6 +176,20 @@ impl State {
         })
     }
 
+    /// Whether the log holds a landed file of this name and size (whose
+    /// bronze file is still there): only then is its checksum needed before
+    /// it is read.
+    pub fn seen(&self, source: &str, file: &str, size: i64, in_bronze: &std::collections::HashSet<String>) -> bool {
+        let i = self.inner.lock().expect("state");
+        i.log.iter().any(|r| {
+            r.source_name == source
+                && r.status == "success"
+                && r.source_file.as_deref() == Some(file)
+                && r.source_size == Some(size)
+                && r.object_key.as_ref().is_some_and(|k| in_bronze.contains(k))
+        })
+    }
+
     /// Bronze keys the log knows for a source.
     pub fn logged_keys(&self, source: &str) -> std::collections::HashSet<String> {
         let i = self.inner.lock().expect("state");

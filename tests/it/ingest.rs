@@ -723,11 +723,11 @@ fn large_json_files_fail_with_file_and_line_or_skip_bad_lines() {
     for (extra, want) in [
         (
             "{\"id\": 101, \"v\": \"x\"}\n",
-            "landing/sales/a.json: lines 1-101: Json error: whilst decoding field 'v': failed to parse \"x\" as Int64\n  hint: a large file's types come from its first 8 MB",
+            "landing/sales/a.json: lines 1-101: Json error: whilst decoding field 'v': failed to parse \"x\" as Int64\n  hint: a large file's types come from its first 1 KB",
         ),
         (
             "{\"id\": 101, \"new\": 1}\n",
-            "landing/sales/a.json: lines 1-101: Json error: column 'new' missing from schema\n  hint: a large file's columns come from its first 8 MB",
+            "landing/sales/a.json: lines 1-101: Json error: column 'new' missing from schema\n  hint: a large file's columns come from its first 1 KB",
         ),
     ] {
         let d = files_project("");
@@ -871,4 +871,46 @@ fn pg_an_unknown_role_fails_without_printing_the_password() {
     assert!(err.contains("role \"dp_no_such_role\" does not exist"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     assert_eq!(lake(&pg, dir.path(), "select status from dp_meta.ingestion_log"), ["failed"]);
+}
+
+/// A large file is read once, hashed as it streams; encoding detection
+/// looks at its first rows, and a CSV whose later rows turn out not to be
+/// UTF-8 is read again as Latin-1 (`encoding: auto`), or fails naming the
+/// line and column (`encoding: utf-8`).
+#[test]
+fn large_files_found_not_utf8_late_are_read_as_latin1_or_fail() {
+    let mut body = b"id,note\n".to_vec();
+    for i in 1..=200 {
+        body.extend_from_slice(format!("{i},plain\n").as_bytes());
+    }
+    body.extend_from_slice(b"201,Jos\xe9\n");
+    let ingest = |d: &Path| dp().current_dir(d).env("DP_INGEST_STREAM_MB", "0").env("DP_INGEST_SAMPLE_KB", "1").arg("ingest").output().unwrap();
+    let d = files_project("");
+    land(d.path(), "x.csv", &body);
+    ok(&ingest(d.path()));
+    assert_eq!(sql(d.path(), "select count(*), max(case when id = 201 then note end) from raw.sales"), ["201,José"]);
+    // The checksum of the one read is the file's: a re-run recognises it.
+    let o = ingest(d.path());
+    assert!(stderr(&o).contains("(0 new files; 1 already landed)"), "{}", stderr(&o));
+    assert_eq!(bronze_files(d.path()).len(), 1);
+
+    let d = files_project("            encoding: utf-8\n");
+    land(d.path(), "x.csv", &body);
+    let o = ingest(d.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("landing/sales/x.csv:202: invalid UTF-8 in column \"note\"\n  hint: save the file as UTF-8, or set encoding: latin-1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(bronze_files(d.path()).is_empty());
+
+    let mut json: Vec<u8> = (1..=100).flat_map(|i| format!("{{\"id\": {i}, \"note\": \"plain\"}}\n").into_bytes()).collect();
+    json.extend_from_slice(b"{\"id\": 101, \"note\": \"Jos\xe9\"}\n");
+    let d = files_project("");
+    land(d.path(), "x.json", &json);
+    let o = ingest(d.path());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("landing/sales/x.json:101: invalid UTF-8 (JSON files must be UTF-8)"), "{}", stderr(&o));
+    assert!(bronze_files(d.path()).is_empty());
 }
