@@ -8,10 +8,16 @@
 //!   number → text, dates, timestamps, booleans); `column_types` overrides.
 //! - JSON: an array of objects, or one object per line (NDJSON); types are
 //!   inferred by arrow-json (nested objects become structs, arrays lists).
-//! - Parquet: read as is (re-written as zstd).
+//! - Parquet: read as is, a row group at a time (re-written as zstd).
 //!
 //! Malformed rows fail the file with its name, line (and column), or with
 //! `on_error: skip` are dropped, counted, and the first few reported.
+//!
+//! Parquet files, and CSV and JSON files over [`stream_threshold`], stream
+//! in constant memory (the second half of this file): CSV through arrow-csv
+//! and JSON through arrow-json's decoder with types from a sample of the
+//! first rows, Parquet a row group at a time, in batches of [`batch_rows`]
+//! sent to the bronze writer.
 
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
@@ -1054,9 +1060,9 @@ pub fn parquet_schema(name: &str, copy: &LocalCopy) -> Result<SchemaRef, String>
     Ok(b.schema().clone())
 }
 
-/// Streams a large Parquet file into `tx`, a row group at a time in
-/// batches of [`batch_rows`].
-pub fn stream_parquet(name: &str, copy: &LocalCopy, tx: tokio::sync::mpsc::Sender<RecordBatch>) -> Result<(u64, Vec<String>), String> {
+/// Streams a Parquet file into `tx`, a row group at a time in batches of
+/// [`batch_rows`], cast to `schema` where it widens a column's type.
+pub fn stream_parquet(name: &str, copy: &LocalCopy, schema: SchemaRef, tx: tokio::sync::mpsc::Sender<RecordBatch>) -> Result<(u64, Vec<String>), String> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let f = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(f)
@@ -1065,7 +1071,17 @@ pub fn stream_parquet(name: &str, copy: &LocalCopy, tx: tokio::sync::mpsc::Sende
         .build()
         .map_err(|e| format!("{name}: {e}"))?;
     for b in reader {
-        let b = b.map_err(|e| format!("{name}: {e}"))?;
+        let mut b = b.map_err(|e| format!("{name}: {e}"))?;
+        if b.schema().fields() != schema.fields() {
+            let cols = b
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(a, f)| datafusion::arrow::compute::cast(a, f.data_type()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("{name}: {e}"))?;
+            b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| format!("{name}: {e}"))?;
+        }
         tx.blocking_send(b).map_err(|_| format!("{name}: the Parquet writer stopped"))?;
     }
     Ok((0, vec![]))

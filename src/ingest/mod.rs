@@ -357,8 +357,10 @@ async fn ingest_files(
 ) -> anyhow::Result<()> {
     let landing = files::Landing::open(&ctx.settings, &f.path)?;
     for lf in landing.list().await? {
-        if lf.size > files::stream_threshold()
-            && let Ok(format) = files::format_of(f, &lf.name)
+        // Parquet always streams (a small compressed file can hold many
+        // rows); CSV and JSON above the threshold.
+        if let Ok(format) = files::format_of(f, &lf.name)
+            && (format == spec::FileFormat::Parquet || lf.size > files::stream_threshold())
         {
             ingest_streamed(ctx, spec, f, bronze, started, o, (&landing, &lf, format), in_bronze).await?;
             continue;
@@ -429,9 +431,10 @@ async fn ingest_streamed(
         .await?;
         copy = c;
         let schema = schema.map_err(|e| anyhow!("{e}"))?;
-        // Parquet's types are the file's own; inferred ones keep the source's
-        // earlier types where they convert.
-        let schema = if format == FileFormat::Parquet { schema } else { conform_schema(ctx.state.latest_schema(&spec.source_name), schema) };
+        // Inferred types keep the source's earlier types where they convert;
+        // Parquet's own only where they widen losslessly (Int32 → Int64, ...).
+        let prev = ctx.state.latest_schema(&spec.source_name);
+        let schema = if format == FileFormat::Parquet { widen_schema(prev, schema) } else { conform_schema(prev, schema) };
         let known_sha = copy.tee.is_none().then(|| copy.sha256.clone());
         let (version, mut w) = landing_writer(ctx, spec, bronze, lf, known_sha.as_deref(), schema.clone(), o).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
@@ -440,7 +443,7 @@ async fn ingest_streamed(
             let r = match format {
                 FileFormat::Csv => files::stream_csv(&fs3, &name, &copy, schema, tx),
                 FileFormat::Json => files::stream_json(&fs3, &name, &copy, schema, tx),
-                FileFormat::Parquet => files::stream_parquet(&name, &copy, tx),
+                FileFormat::Parquet => files::stream_parquet(&name, &copy, schema, tx),
             };
             (r, copy)
         });
@@ -580,6 +583,39 @@ fn conform_schema(prev: Option<SchemaRow>, schema: SchemaRef) -> SchemaRef {
                 Some(w) if &w != f.data_type() && datafusion::arrow::compute::can_cast_types(f.data_type(), &w) => Field::new(f.name(), w, f.is_nullable()),
                 _ => f.as_ref().clone(),
             }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A Parquet file's schema with each column at the source's earlier type
+/// when the file's type widens to it without loss (the batches are cast as
+/// they stream).
+fn widen_schema(prev: Option<SchemaRow>, schema: SchemaRef) -> SchemaRef {
+    let Some(prev) = prev else { return schema };
+    let old = schema::from_json(&prev.columns);
+    let lossless = |from: &DataType, to: &DataType| {
+        use DataType::*;
+        matches!(
+            (from, to),
+            (Int8, Int16 | Int32 | Int64)
+                | (Int16, Int32 | Int64)
+                | (Int32, Int64)
+                | (UInt8, Int16 | Int32 | Int64)
+                | (UInt16, Int32 | Int64)
+                | (UInt32, Int64)
+                | (Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32, Float64)
+                | (Float16 | Float32, Float64)
+                | (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
+                | (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView)
+        )
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match old.iter().find(|c| &c.name == f.name()).and_then(|c| c.ty.parse::<DataType>().ok()) {
+            Some(w) if &w != f.data_type() && lossless(f.data_type(), &w) => Field::new(f.name(), w, f.is_nullable()),
+            _ => f.as_ref().clone(),
         })
         .collect();
     Arc::new(Schema::new(fields))
