@@ -914,3 +914,30 @@ fn large_files_found_not_utf8_late_are_read_as_latin1_or_fail() {
     assert!(stderr(&o).contains("landing/sales/x.json:101: invalid UTF-8 (JSON files must be UTF-8)"), "{}", stderr(&o));
     assert!(bronze_files(d.path()).is_empty());
 }
+
+/// A Parquet drop whose column is narrower than the source's (Int32 for
+/// Int64) lands widened; a retyped one (text for a number) fails.
+#[test]
+fn parquet_drops_widen_to_the_sources_types() {
+    let dir = files_project("");
+    let p = dir.path();
+    land(p, "a.csv", b"id,amount\n1,10.5\n");
+    ok(&run(p, &["ingest"]));
+    let o = run(p, &["sql", "-e", "copy (select arrow_cast(2, 'Int32') as id, arrow_cast(20.5, 'Float32') as amount) to 'landing/sales/b.parquet'"]);
+    ok(&o);
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("raw.sales: 1 rows, "), "{}", stderr(&o));
+    assert_eq!(
+        sql(p, "select id, amount, arrow_typeof(id), arrow_typeof(amount) from raw.sales order by id"),
+        ["1,10.5,Int64,Float64", "2,20.5,Int64,Float64"]
+    );
+    assert_eq!(
+        sql(p, "select version, change_summary from dp_meta.schema_history order by version"),
+        ["1,initial schema", "2,id is now NOT NULL; amount is now NOT NULL"]
+    );
+    let o = run(p, &["sql", "-e", "copy (select 'three' as id, 30.0 as amount) to 'landing/sales/c.parquet'"]);
+    ok(&o);
+    let err = ingest_fails(p);
+    assert!(err.contains("the schema changed incompatibly: type of id"), "{err}");
+}
