@@ -437,6 +437,7 @@ async fn ingest_streamed(
         let schema = if format == FileFormat::Parquet { widen_schema(prev, schema) } else { conform_schema(prev, schema) };
         let known_sha = copy.tee.is_none().then(|| copy.sha256.clone());
         let (version, mut w) = landing_writer(ctx, spec, bronze, lf, known_sha.as_deref(), schema.clone(), o).await?;
+        tracing::debug!(target: "dp::ingest", "streaming {} into {}", lf.name, w.key);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let (fs3, name) = (f.clone(), lf.name.clone());
         let producer = tokio::task::spawn_blocking(move || {

@@ -941,3 +941,53 @@ fn parquet_drops_widen_to_the_sources_types() {
     let err = ingest_fails(p);
     assert!(err.contains("the schema changed incompatibly: type of id"), "{err}");
 }
+
+/// A file ingestion killed while it streams leaves no bronze file and no
+/// log row; the next run lands the file exactly once.
+#[test]
+fn a_killed_file_ingestion_leaves_nothing_and_the_rerun_lands_it_once() {
+    use std::io::BufRead;
+    let dir = files_project("");
+    let p = dir.path();
+    let n = 400_000;
+    let mut body = b"id,amount,note\n".to_vec();
+    for i in 1..=n {
+        body.extend_from_slice(format!("{i},{}.25,note number {i}\n", i % 1000).as_bytes());
+    }
+    land(p, "big.csv", &body);
+    let mut child = dp()
+        .current_dir(p)
+        .env("DP_INGEST_STREAM_MB", "0")
+        .env("DP_INGEST_BATCH_ROWS", "1000")
+        .env("DP_LOG", "dp::ingest=debug")
+        .env("NO_COLOR", "1")
+        .arg("ingest")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it once the bronze file is being written.
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines.by_ref().map_while(Result::ok).any(|l| l.contains("streaming ") && l.contains("big.csv into bronze/files/sales/"));
+    assert!(started, "the streaming line never came");
+    assert!(child.try_wait().unwrap().is_none(), "the ingestion finished before it could be killed: raise n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(bronze_files(p).iter().all(|f| !f.ends_with(".parquet")), "a partial file is visible: {:?}", bronze_files(p));
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains(&format!("raw.sales: {} rows, ", fmt(n))), "{}", stderr(&o));
+    assert_eq!(sql(p, "select count(*), count(distinct id) from raw.sales"), [format!("{n},{n}")]);
+    assert_eq!(sql(p, "select status, row_count from dp_meta.ingestion_log"), [format!("success,{n}")]);
+}
+
+fn fmt(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
