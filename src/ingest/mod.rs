@@ -3,7 +3,8 @@
 //!
 //! - `spec`: the `ingest:` block and its validation (file:line errors).
 //! - `bronze`: bronze paths from the source's location, atomic publishing.
-//! - `files`: CSV / JSON / Parquet file drops read into Arrow.
+//! - `files`: CSV / JSON / Parquet file drops read into Arrow;
+//!   `stream`: large ones streamed in constant memory.
 //! - `postgres`: binary COPY decoded into Arrow, full and incremental.
 //! - `schema`: detected schemas and their differences.
 //! - `state`: `dp_meta.ingestion_log`, `dp_meta.watermarks`,
@@ -19,6 +20,7 @@ pub mod postgres;
 pub mod schema;
 pub mod spec;
 pub mod state;
+pub mod stream;
 
 use anyhow::anyhow;
 use datafusion::arrow::array::RecordBatch;
@@ -360,7 +362,7 @@ async fn ingest_files(
         // Parquet always streams (a small compressed file can hold many
         // rows); CSV and JSON above the threshold.
         if let Ok(format) = files::format_of(f, &lf.name)
-            && (format == spec::FileFormat::Parquet || lf.size > files::stream_threshold())
+            && (format == spec::FileFormat::Parquet || lf.size > stream::stream_threshold())
         {
             ingest_streamed(ctx, spec, f, bronze, started, o, (&landing, &lf, format), in_bronze).await?;
             continue;
@@ -407,9 +409,9 @@ async fn ingest_streamed(
     use spec::FileFormat;
     let in_place = landing.local_path(lf).filter(|_| format != FileFormat::Parquet && !ctx.state.seen(&spec.source_name, &lf.name, lf.size as i64, in_bronze));
     let mut copy = match in_place {
-        Some(path) => files::LocalCopy::teed(path, &lf.name).map_err(|e| anyhow!("{e}"))?,
+        Some(path) => stream::LocalCopy::teed(path, &lf.name).map_err(|e| anyhow!("{e}"))?,
         None => {
-            let copy = files::local_copy(landing, lf).await?;
+            let copy = stream::local_copy(landing, lf).await?;
             if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256, in_bronze) {
                 o.already += 1;
                 return Ok(());
@@ -422,9 +424,9 @@ async fn ingest_streamed(
         let (fs2, name) = (f.clone(), lf.name.clone());
         let (schema, c) = tokio::task::spawn_blocking(move || {
             let s = match format {
-                FileFormat::Csv => files::csv_prefix_schema(&fs2, &name, &copy),
-                FileFormat::Json => files::json_prefix_schema(&fs2, &name, &copy),
-                FileFormat::Parquet => files::parquet_schema(&name, &copy),
+                FileFormat::Csv => stream::csv_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Json => stream::json_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Parquet => stream::parquet_schema(&name, &copy),
             };
             (s, copy)
         })
@@ -442,9 +444,9 @@ async fn ingest_streamed(
         let (fs3, name) = (f.clone(), lf.name.clone());
         let producer = tokio::task::spawn_blocking(move || {
             let r = match format {
-                FileFormat::Csv => files::stream_csv(&fs3, &name, &copy, schema, tx),
-                FileFormat::Json => files::stream_json(&fs3, &name, &copy, schema, tx),
-                FileFormat::Parquet => files::stream_parquet(&name, &copy, schema, tx),
+                FileFormat::Csv => stream::stream_csv(&fs3, &name, &copy, schema, tx),
+                FileFormat::Json => stream::stream_json(&fs3, &name, &copy, schema, tx),
+                FileFormat::Parquet => stream::stream_parquet(&name, &copy, schema, tx),
             };
             (r, copy)
         });
@@ -472,7 +474,7 @@ async fn ingest_streamed(
             }
             if format == FileFormat::Json {
                 written?;
-                return Err(anyhow!("{}", files::not_utf8(&lf.name, &copy)));
+                return Err(anyhow!("{}", stream::not_utf8(&lf.name, &copy)));
             }
         }
         written?;
