@@ -132,6 +132,8 @@ fn main() {
     let scale = o.scale.to_string();
     let bronze = proj.join("bronze");
     measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[]).expect_ok("dp demo generate");
+    // The sales file drops (landing/) into bronze, as `dp demo` does.
+    measure(&dp, &["--project-dir", &pd, "ingest", "-s", "source:raw.transactions"], &proj, &[]).expect_ok("dp ingest");
     write_suite(&proj, o.expectations);
 
     let scan = plain_scan_sql();

@@ -140,6 +140,8 @@ fn main() {
     let scale = o.scale.to_string();
     let bronze = proj.join("bronze");
     measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[]).expect_ok("dp demo generate");
+    // The sales file drops (landing/) into bronze, as `dp demo` does.
+    measure(&dp, &["--project-dir", &pd, "ingest", "-s", "source:raw.transactions"], &proj, &[]).expect_ok("dp ingest");
     measure(&dp, &["--project-dir", &pd, "seed"], &proj, &[]).expect_ok("dp seed");
     let run = measure(&dp, &["--project-dir", &pd, "run", "-s", "+fct_orders"], &proj, &[]);
     run.expect_ok("dp run -s +fct_orders");

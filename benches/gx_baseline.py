@@ -23,7 +23,7 @@ files = {
     "customers": ("bronze/postgres/customers/*/customers.parquet", "parquet"),
     "products": ("bronze/postgres/products/*/products.parquet", "parquet"),
     "orders": ("bronze/postgres/orders/*/orders.parquet", "parquet"),
-    "transactions": ("bronze/files/sales/*/transactions.csv", "csv"),
+    "transactions": ("bronze/files/sales/*/transactions.parquet", "parquet"),
 }
 t0 = time.perf_counter()
 frames = {}

@@ -132,6 +132,8 @@ fn main() {
     let bronze = proj.join("bronze");
     let generate = measure(&dp, &["--project-dir", &pd, "demo", "generate", "--scale", &scale, "--out", bronze.to_str().unwrap()], &proj, &[]);
     generate.expect_ok("dp demo generate");
+    // The sales file drops (landing/) into bronze, as `dp demo` does.
+    measure(&dp, &["--project-dir", &pd, "ingest", "-s", "source:raw.transactions"], &proj, &[]).expect_ok("dp ingest");
     println!("  bronze    : generated in {:.2}s ({})", generate.wall_s, generate.stderr.trim().lines().last().unwrap_or("").trim());
 
     // dp seed + dp run.

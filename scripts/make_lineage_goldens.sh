@@ -29,5 +29,5 @@ rm -rf "$WORK/jaffle/golden" "$WORK/jaffle/target"
 # the demo: its bronze files give the sources' schemas.
 mkdir -p "$WORK/demo"
 cp -r "$REPO/models" "$REPO/seeds" "$REPO/macros" "$REPO/warehouse.toml" "$WORK/demo/"
-(cd "$WORK/demo" && "$DP" demo generate --scale 0.01 -q && "$DP" compile -q >/dev/null && "$DP" lineage -q)
+(cd "$WORK/demo" && "$DP" demo generate --scale 0.01 -q && "$DP" ingest -s source:raw.transactions -q && "$DP" compile -q >/dev/null && "$DP" lineage -q)
 "$VENV/bin/python" "$REPO/scripts/make_lineage_goldens.py" "$WORK/demo" "$REPO/tests/fixtures/lineage/sqlglot_demo.json"

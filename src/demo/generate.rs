@@ -7,9 +7,14 @@
 //! bronze/postgres/products/<d0>/products.parquet
 //! bronze/postgres/orders/<d0>/orders.parquet        full extract
 //! bronze/postgres/orders/<d0+1>/orders.parquet      incremental extract (late updates + new orders)
-//! bronze/files/sales/<d0>/transactions.csv          lines of the orders in the full extract
-//! bronze/files/sales/<d0+1>/transactions.csv        lines of the new orders
+//! landing/sales/<d0>/transactions.csv               lines of the orders in the full extract
+//! landing/sales/<d0+1>/transactions.csv             lines of the new orders
 //! ```
+//!
+//! The sales files are a file drop, not bronze: they go to a landing folder
+//! (`landing/` beside `bronze/` for `dp demo`), from which `dp ingest` lands
+//! them in bronze as Parquet (`bronze/files/sales/<date>/transactions.parquet`,
+//! the `raw.transactions` source's `ingest:` block).
 //!
 //! Every row is a pure function of `(seed, table, id)`: each row gets its own
 //! `SmallRng::seed_from_u64` stream, so nothing but a 65k-row batch and the
@@ -111,10 +116,11 @@ pub enum GenerateError {
 
 type Result<T> = std::result::Result<T, GenerateError>;
 
-/// Generate the demo bronze layer under `bronze_root` (the directory that will contain
-/// `postgres/` and `files/`, conventionally `<project>/bronze`). Existing files at the same
-/// paths are replaced; other date folders are left alone.
-pub fn generate(bronze_root: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
+/// Generate the demo's operational extracts under `bronze_root` (the directory that will
+/// contain `postgres/`, conventionally `<project>/bronze`) and its sales file drops under
+/// `landing_root` (`sales/<date>/transactions.csv`, conventionally `<project>/landing`).
+/// Existing files at the same paths are replaced; other date folders are left alone.
+pub fn generate(bronze_root: &Path, landing_root: &Path, opts: &GenerateOptions) -> Result<GenerateReport> {
     let sizes = Sizes::for_scale(opts.scale)?;
     let d0 = opts.date;
     let d1 = d0.succ_opt().filter(|d| d.succ_opt().is_some()).ok_or(GenerateError::InvalidDate { date: d0 })?;
@@ -129,7 +135,7 @@ pub fn generate(bronze_root: &Path, opts: &GenerateOptions) -> Result<GenerateRe
 
     let mut report = GenerateReport::default();
     let folder = |parts: &[&str], date: NaiveDate| {
-        let mut p = bronze_root.to_path_buf();
+        let mut p = if parts[0] == "sales" { landing_root.to_path_buf() } else { bronze_root.to_path_buf() };
         for part in parts {
             p.push(part);
         }
@@ -140,10 +146,10 @@ pub fn generate(bronze_root: &Path, opts: &GenerateOptions) -> Result<GenerateRe
     report.files.push(write_customers(&folder(&["postgres", "customers"], d0).join("customers.parquet"), &ctx)?);
     report.files.push(write_products(&folder(&["postgres", "products"], d0).join("products.parquet"), &ctx)?);
     let (orders_full, tx_full) =
-        write_orders_full(&folder(&["postgres", "orders"], d0).join("orders.parquet"), &folder(&["files", "sales"], d0).join("transactions.csv"), &ctx)?;
+        write_orders_full(&folder(&["postgres", "orders"], d0).join("orders.parquet"), &folder(&["sales"], d0).join("transactions.csv"), &ctx)?;
     let (orders_incr, tx_incr) = write_orders_incremental(
         &folder(&["postgres", "orders"], d1).join("orders.parquet"),
-        &folder(&["files", "sales"], d1).join("transactions.csv"),
+        &folder(&["sales"], d1).join("transactions.csv"),
         &ctx,
         tx_full.2,
     )?;
@@ -1119,8 +1125,8 @@ mod tests {
     fn same_seed_gives_identical_bytes() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let ra = generate(a.path(), &opts(0.02, 7)).unwrap();
-        let rb = generate(b.path(), &opts(0.02, 7)).unwrap();
+        let ra = generate(a.path(), &a.path().join("files"), &opts(0.02, 7)).unwrap();
+        let rb = generate(b.path(), &b.path().join("files"), &opts(0.02, 7)).unwrap();
         assert_eq!(ra.files.len(), rb.files.len());
         for ((pa, na), (pb, nb)) in ra.files.iter().zip(&rb.files) {
             assert_eq!(pa.strip_prefix(a.path()).unwrap(), pb.strip_prefix(b.path()).unwrap());
@@ -1129,14 +1135,14 @@ mod tests {
         }
         // A different seed gives different data.
         let c = tempfile::tempdir().unwrap();
-        let rc = generate(c.path(), &opts(0.02, 8)).unwrap();
+        let rc = generate(c.path(), &c.path().join("files"), &opts(0.02, 8)).unwrap();
         assert_ne!(fs::read(&ra.files[0].0).unwrap(), fs::read(&rc.files[0].0).unwrap());
     }
 
     #[test]
     fn files_land_at_documented_paths() {
         let dir = tempfile::tempdir().unwrap();
-        let report = generate(dir.path(), &opts(0.01, 42)).unwrap();
+        let report = generate(dir.path(), &dir.path().join("files"), &opts(0.01, 42)).unwrap();
         let rel: Vec<String> = report.files.iter().map(|(p, _)| p.strip_prefix(dir.path()).unwrap().to_string_lossy().replace('\\', "/")).collect();
         assert_eq!(
             rel,
@@ -1156,7 +1162,7 @@ mod tests {
         // Custom date moves the folders.
         let dir2 = tempfile::tempdir().unwrap();
         let o = GenerateOptions { date: NaiveDate::from_ymd_opt(2025, 3, 31).unwrap(), ..opts(0.01, 1) };
-        generate(dir2.path(), &o).unwrap();
+        generate(dir2.path(), &dir2.path().join("files"), &o).unwrap();
         assert!(dir2.path().join("postgres/orders/2025-04-01/orders.parquet").is_file());
         assert!(dir2.path().join("files/sales/2025-03-31/transactions.csv").is_file());
     }
@@ -1164,7 +1170,7 @@ mod tests {
     #[test]
     fn row_counts_at_small_scale() {
         let dir = tempfile::tempdir().unwrap();
-        let report = generate(dir.path(), &opts(0.01, 42)).unwrap();
+        let report = generate(dir.path(), &dir.path().join("files"), &opts(0.01, 42)).unwrap();
         let n = |i: usize| report.files[i].1;
         // customers: 100 + ~1% exact duplicates
         assert!((100..=110).contains(&n(0)), "customers {}", n(0));
@@ -1194,7 +1200,7 @@ mod tests {
     #[test]
     fn larger_scale_streams_in_several_batches() {
         let dir = tempfile::tempdir().unwrap();
-        let report = generate(dir.path(), &opts(0.7, 3)).unwrap();
+        let report = generate(dir.path(), &dir.path().join("files"), &opts(0.7, 3)).unwrap();
         let orders = read_parquet(&report.files[2].0);
         assert_eq!(orders.iter().map(|b| b.num_rows()).sum::<usize>(), 69_809);
         assert_eq!(report.files[2].1, 69_809);
@@ -1204,7 +1210,7 @@ mod tests {
     #[test]
     fn the_data_is_dirty() {
         let dir = tempfile::tempdir().unwrap();
-        let report = generate(dir.path(), &opts(0.1, 42)).unwrap();
+        let report = generate(dir.path(), &dir.path().join("files"), &opts(0.1, 42)).unwrap();
         let customers = read_parquet(&report.files[0].0);
         let emails = strings(&customers, "email");
         let invalid = emails
@@ -1253,7 +1259,7 @@ mod tests {
     fn rejects_bad_scale() {
         let dir = tempfile::tempdir().unwrap();
         for s in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let err = generate(dir.path(), &opts(s, 1)).unwrap_err();
+            let err = generate(dir.path(), &dir.path().join("files"), &opts(s, 1)).unwrap_err();
             assert!(matches!(err, GenerateError::InvalidScale { .. }));
             assert!(err.to_string().contains("greater than 0"));
         }
@@ -1264,7 +1270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-dir");
         fs::write(&file, b"x").unwrap();
-        let err = generate(&file, &opts(0.01, 1)).unwrap_err();
+        let err = generate(&file, &file.join("files"), &opts(0.01, 1)).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("not-a-dir"), "{msg}");
         assert!(msg.contains("writable"), "{msg}");

@@ -8,10 +8,13 @@
 //!   number → text, dates, timestamps, booleans); `column_types` overrides.
 //! - JSON: an array of objects, or one object per line (NDJSON); types are
 //!   inferred by arrow-json (nested objects become structs, arrays lists).
-//! - Parquet: read as is (re-written as zstd).
+//! - Parquet: read as is, a row group at a time (re-written as zstd).
 //!
 //! Malformed rows fail the file with its name, line (and column), or with
 //! `on_error: skip` are dropped, counted, and the first few reported.
+//!
+//! Parquet files, and CSV and JSON files over a threshold, stream in
+//! constant memory instead ([`super::stream`]).
 
 use bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
@@ -25,11 +28,11 @@ use super::spec::{Encoding, FileFormat, FilesSpec, OnError};
 use crate::config::Settings;
 
 /// How many bad lines the log keeps.
-const BAD_LINES_KEPT: usize = 5;
+pub(super) const BAD_LINES_KEPT: usize = 5;
 
 /// A landing folder (or glob, or prefix).
 pub struct Landing {
-    store: Arc<dyn ObjectStore>,
+    pub(super) store: Arc<dyn ObjectStore>,
     remote: bool,
     base: ObjPath,
     pattern: Option<glob::Pattern>,
@@ -148,7 +151,7 @@ pub fn parse(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, Strin
     }
 }
 
-fn latin1(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn latin1(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 16);
     for &b in bytes {
         if b < 0x80 {
@@ -161,7 +164,7 @@ fn latin1(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-fn csv(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
+pub(super) fn csv(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut text: std::borrow::Cow<[u8]> = match spec.encoding {
         Encoding::Latin1 => latin1(bytes).into(),
@@ -227,12 +230,12 @@ fn drop_ragged(text: &[u8], delimiter: u8) -> (Vec<u8>, u64, Vec<String>) {
 }
 
 /// serde_json's message without its `at line L column C` (the caller names the position).
-fn json_msg(e: &serde_json::Error) -> String {
+pub(super) fn json_msg(e: &serde_json::Error) -> String {
     let m = e.to_string();
     m.rsplit_once(" at line ").map(|(a, _)| a.to_string()).unwrap_or(m)
 }
 
-fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
+pub(super) fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     use serde_json::Value;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -281,17 +284,7 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
     if values.is_empty() {
         return Err(format!("{name}: the file holds no rows\n  hint: remove it from the landing folder"));
     }
-    let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
-    // Columns in the order keys first appear (inference returns them unordered).
-    let mut order: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
-    for v in &values {
-        if let Value::Object(m) = v {
-            order.extend(m.keys().map(String::as_str));
-        }
-    }
-    let fields: Vec<datafusion::arrow::datatypes::FieldRef> =
-        order.iter().filter_map(|k| inferred.field_with_name(k).ok().map(|f| Arc::new(f.clone()))).collect();
-    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+    let schema = json_schema(name, &values)?;
     let mut batches = vec![];
     for chunk in values.chunks(crate::seed::infer::BATCH_ROWS) {
         let mut d = datafusion::arrow::json::ReaderBuilder::new(schema.clone()).build_decoder().map_err(|e| format!("{name}: {e}"))?;
@@ -301,6 +294,22 @@ fn json(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, String> {
         }
     }
     Ok(Parsed { schema, batches, skipped, bad_lines })
+}
+
+/// The schema of JSON objects: arrow-json's inference (integers widen to
+/// floats, mixed scalars to strings), columns in the order keys first appear.
+pub(super) fn json_schema(name: &str, values: &[serde_json::Value]) -> Result<SchemaRef, String> {
+    let inferred = datafusion::arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok)).map_err(|e| format!("{name}: {e}"))?;
+    // Columns in the order keys first appear (inference returns them unordered).
+    let mut order: indexmap::IndexSet<&str> = indexmap::IndexSet::new();
+    for v in values {
+        if let serde_json::Value::Object(m) = v {
+            order.extend(m.keys().map(String::as_str));
+        }
+    }
+    let fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+        order.iter().filter_map(|k| inferred.field_with_name(k).ok().map(|f| Arc::new(f.clone()))).collect();
+    Ok(Arc::new(datafusion::arrow::datatypes::Schema::new(fields)))
 }
 
 fn parquet(name: &str, bytes: &[u8]) -> Result<Parsed, String> {
@@ -360,271 +369,4 @@ mod tests {
         let p = parse(&spec(), "b.json", b"[{\"a\": 1, \"b\": \"x\"}, {\"a\": 2}]").unwrap();
         assert_eq!(p.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
     }
-}
-
-// ---------------------------------------------------------------------------
-// Large CSV files: streamed in constant memory
-// ---------------------------------------------------------------------------
-
-/// CSV files larger than this are streamed (`DP_INGEST_STREAM_MB`, default
-/// 64): their types come from the first [`PREFIX_BYTES`] and the rest is
-/// parsed batch by batch.
-pub fn stream_threshold() -> u64 {
-    std::env::var("DP_INGEST_STREAM_MB").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(64) << 20
-}
-
-/// How much of a streamed file its types are inferred from.
-const PREFIX_BYTES: usize = 8 << 20;
-
-/// A landing file on local disk (a temporary copy for remote ones), its
-/// sha256 and whether it is valid UTF-8.
-pub struct LocalCopy {
-    pub path: std::path::PathBuf,
-    temp: bool,
-    pub sha256: String,
-    pub utf8: bool,
-}
-
-impl Drop for LocalCopy {
-    fn drop(&mut self) {
-        if self.temp {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Streams a landing file to local disk if remote, hashing it and checking
-/// its UTF-8 on the way (constant memory).
-pub async fn local_copy(landing: &Landing, f: &LandingFile) -> anyhow::Result<LocalCopy> {
-    use sha2::Digest;
-    use tokio::io::AsyncWriteExt;
-    let mut hasher = sha2::Sha256::new();
-    let mut utf8 = Utf8Check::default();
-    let local = landing.local_path(f);
-    let (path, temp) = match &local {
-        Some(p) => (p.clone(), false),
-        None => (std::env::temp_dir().join(format!("dp-ingest-{}.csv", uuid::Uuid::new_v4().simple())), true),
-    };
-    if temp {
-        let r = landing.store.get(&f.path).await.map_err(|e| crate::storage::StorageError::remote(&f.name, e))?;
-        let mut s = r.into_stream();
-        let mut out = tokio::fs::File::create(&path).await?;
-        while let Some(chunk) = s.next().await {
-            let chunk = chunk.map_err(|e| crate::storage::StorageError::remote(&f.name, e))?;
-            hasher.update(&chunk);
-            utf8.feed(&chunk);
-            out.write_all(&chunk).await?;
-        }
-        out.flush().await?;
-    } else {
-        let p = path.clone();
-        let (h, u) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            use std::io::Read;
-            let mut file = std::fs::File::open(&p)?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                utf8.feed(&buf[..n]);
-            }
-            Ok((hasher, utf8))
-        })
-        .await??;
-        hasher = h;
-        utf8 = u;
-    }
-    Ok(LocalCopy { path, temp, sha256: hex::encode(hasher.finalize()), utf8: utf8.ok() })
-}
-
-/// UTF-8 validation across chunk boundaries.
-#[derive(Default)]
-struct Utf8Check {
-    carry: Vec<u8>,
-    bad: bool,
-}
-
-impl Utf8Check {
-    fn feed(&mut self, chunk: &[u8]) {
-        if self.bad {
-            return;
-        }
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(chunk);
-        match std::str::from_utf8(&data) {
-            Ok(_) => {}
-            Err(e) if e.error_len().is_none() => self.carry = data[e.valid_up_to()..].to_vec(),
-            Err(_) => self.bad = true,
-        }
-    }
-
-    fn ok(&self) -> bool {
-        !self.bad && self.carry.is_empty()
-    }
-}
-
-/// Reads Latin-1 bytes as UTF-8.
-struct Latin1<R>(R, Vec<u8>);
-
-impl<R: std::io::Read> std::io::Read for Latin1<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.1.is_empty() {
-            let mut raw = vec![0u8; out.len().max(2) / 2];
-            let n = self.0.read(&mut raw)?;
-            if n == 0 {
-                return Ok(0);
-            }
-            self.1 = latin1(&raw[..n]);
-        }
-        let n = out.len().min(self.1.len());
-        out[..n].copy_from_slice(&self.1[..n]);
-        self.1.drain(..n);
-        Ok(n)
-    }
-}
-
-/// Drops records whose field count differs from the header's (`on_error:
-/// skip`), counting them and keeping the first few as `line N: ...`.
-struct DropRagged<R: std::io::Read> {
-    rdr: ::csv::Reader<R>,
-    out: Vec<u8>,
-    pos: usize,
-    delimiter: u8,
-    expected: Option<usize>,
-    skipped: Arc<std::sync::Mutex<(u64, Vec<String>)>>,
-}
-
-impl<R: std::io::Read> std::io::Read for DropRagged<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos >= self.out.len() {
-            self.out.clear();
-            self.pos = 0;
-            let mut rec = ::csv::ByteRecord::new();
-            let mut w = ::csv::WriterBuilder::new().delimiter(self.delimiter).from_writer(std::mem::take(&mut self.out));
-            let mut any = false;
-            while w.get_ref().len() < 1 << 20 {
-                if !self.rdr.read_byte_record(&mut rec).map_err(std::io::Error::other)? {
-                    break;
-                }
-                any = true;
-                let want = *self.expected.get_or_insert(rec.len());
-                if rec.len() == want {
-                    w.write_byte_record(&rec).map_err(std::io::Error::other)?;
-                } else {
-                    let mut s = self.skipped.lock().expect("skipped rows");
-                    s.0 += 1;
-                    if s.1.len() < BAD_LINES_KEPT {
-                        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-                        s.1.push(format!("line {line}: {} fields, header has {want}", rec.len()));
-                    }
-                }
-            }
-            self.out = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
-            if !any {
-                return Ok(0);
-            }
-        }
-        let n = buf.len().min(self.out.len() - self.pos);
-        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// The schema of a large CSV file, from its first rows (the seed reader's
-/// inference on a prefix cut at a line end).
-pub fn csv_prefix_schema(spec: &FilesSpec, name: &str, copy: &LocalCopy) -> Result<SchemaRef, String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
-    let mut buf = vec![0u8; PREFIX_BYTES];
-    let mut n = 0;
-    while n < buf.len() {
-        let k = f.read(&mut buf[n..]).map_err(|e| format!("{name}: {e}"))?;
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    buf.truncate(n);
-    if let Some(end) = buf.iter().rposition(|&b| b == b'\n') {
-        buf.truncate(end + 1);
-    }
-    let sample = FilesSpec { encoding: if copy.utf8 { Encoding::Utf8 } else { spec.encoding }, ..spec.clone() };
-    Ok(csv(&sample, name, &buf)?.schema)
-}
-
-/// arrow-csv's errors in the seed reader's words: file, line, column.
-fn stream_error(name: &str, fields: &[String], e: &str) -> String {
-    static RAGGED: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"incorrect number of fields for line (\d+), expected (\d+) got (\d+)").expect("valid regex"));
-    static VALUE: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"Error while parsing value '(.*)' as type '(.*)' for column (\d+) at line (\d+)").expect("valid regex"));
-    if let Some(c) = RAGGED.captures(e) {
-        let (line, want, got) = (&c[1], &c[2], &c[3]);
-        let fewer = got.parse::<u64>().unwrap_or(0) < want.parse::<u64>().unwrap_or(0);
-        let hint = if fewer { "add the missing fields (leave a field empty for NULL)" } else { "fix the row or quote the field containing the delimiter" };
-        return format!("{name}:{line}: row has {got} fields, header has {want}\n  hint: {hint}, or set on_error: skip");
-    }
-    if let Some(c) = VALUE.captures(e) {
-        let line = c[4].parse::<u64>().map(|l| l + 1).unwrap_or(0);
-        let col = c[3].parse::<usize>().ok().and_then(|i| fields.get(i)).cloned().unwrap_or_default();
-        return format!(
-            "{name}:{line}: column \"{col}\": cannot read \"{}\" as {}\n  hint: the types of a large file come from its first 8 MB; set column_types: {{{col}: ...}} in the ingest block",
-            &c[1], &c[2]
-        );
-    }
-    format!("{name}: {e}")
-}
-
-/// Streams a large CSV file as batches of `schema` into `tx`; returns the
-/// rows skipped under `on_error: skip` and the first bad lines.
-pub fn stream_csv(
-    spec: &FilesSpec,
-    name: &str,
-    copy: &LocalCopy,
-    schema: SchemaRef,
-    tx: tokio::sync::mpsc::Sender<RecordBatch>,
-) -> Result<(u64, Vec<String>), String> {
-    use std::io::{BufReader, Read};
-    let file = std::fs::File::open(&copy.path).map_err(|e| format!("{name}: {e}"))?;
-    let mut input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 20, file));
-    let latin = match spec.encoding {
-        Encoding::Latin1 => true,
-        Encoding::Auto => !copy.utf8,
-        Encoding::Utf8 => false,
-    };
-    if latin {
-        input = Box::new(Latin1(input, vec![]));
-    }
-    let skipped = Arc::new(std::sync::Mutex::new((0u64, vec![])));
-    // A file without a header gets the inferred names as its first line.
-    let mut first = vec![];
-    if !spec.header {
-        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        first = names.join(&(spec.delimiter as char).to_string()).into_bytes();
-        first.push(b'\n');
-    }
-    if spec.on_error == OnError::Skip {
-        let rdr = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(spec.delimiter).from_reader(input);
-        input = Box::new(DropRagged { rdr, out: first, pos: 0, delimiter: spec.delimiter, expected: None, skipped: skipped.clone() });
-    } else if !first.is_empty() {
-        input = Box::new(std::io::Cursor::new(first).chain(input));
-    }
-    let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
-        .with_header(true)
-        .with_delimiter(spec.delimiter)
-        .with_batch_size(65_536)
-        .build(input)
-        .map_err(|e| format!("{name}: {e}"))?;
-    let fields: Vec<String> = reader.schema().fields().iter().map(|f| f.name().clone()).collect();
-    for b in reader {
-        let b = b.map_err(|e| stream_error(name, &fields, &e.to_string()))?;
-        if tx.blocking_send(b).is_err() {
-            return Err(format!("{name}: the Parquet writer stopped"));
-        }
-    }
-    let s = skipped.lock().expect("skipped rows");
-    Ok((s.0, s.1.clone()))
 }

@@ -3,7 +3,8 @@
 //!
 //! - `spec`: the `ingest:` block and its validation (file:line errors).
 //! - `bronze`: bronze paths from the source's location, atomic publishing.
-//! - `files`: CSV / JSON / Parquet file drops read into Arrow.
+//! - `files`: CSV / JSON / Parquet file drops read into Arrow;
+//!   `stream`: large ones streamed in constant memory.
 //! - `postgres`: binary COPY decoded into Arrow, full and incremental.
 //! - `schema`: detected schemas and their differences.
 //! - `state`: `dp_meta.ingestion_log`, `dp_meta.watermarks`,
@@ -19,11 +20,12 @@ pub mod postgres;
 pub mod schema;
 pub mod spec;
 pub mod state;
+pub mod stream;
 
 use anyhow::anyhow;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,10 +125,11 @@ async fn ingest_one(ctx: &Ctx, spec: &IngestSpec) -> Outcome {
     let r: anyhow::Result<()> = async {
         let bronze = Bronze::open(&ctx.settings, &spec.location)?;
         bronze.sweep_staged();
-        o.recovered = recover(ctx, spec, &bronze).await?;
+        let in_bronze;
+        (o.recovered, in_bronze) = recover(ctx, spec, &bronze).await?;
         match &spec.from {
             Origin::Postgres(p) => ingest_postgres(ctx, spec, p, &bronze, &started, &mut o).await,
-            Origin::Files(f) => ingest_files(ctx, spec, f, &bronze, &started, &mut o).await,
+            Origin::Files(f) => ingest_files(ctx, spec, f, &bronze, &started, &mut o, &in_bronze).await,
         }
     }
     .await;
@@ -157,11 +160,15 @@ async fn ingest_one(ctx: &Ctx, spec: &IngestSpec) -> Outcome {
 }
 
 /// Logs bronze files a killed run published but never logged (their footer
-/// holds the run's bookkeeping); returns how many.
-async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Result<usize> {
+/// holds the run's bookkeeping); returns how many, and the keys of the
+/// source's bronze files (a landing file whose bronze file was deleted lands
+/// again).
+async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Result<(usize, HashSet<String>)> {
     let known = ctx.state.logged_keys(&spec.source_name);
     let mut rows = vec![];
-    for obj in bronze.list().await? {
+    let objects = bronze.list().await?;
+    let in_bronze: HashSet<String> = objects.iter().map(|o| o.key.clone()).collect();
+    for obj in objects {
         if known.contains(&obj.key) {
             continue;
         }
@@ -198,7 +205,7 @@ async fn recover(ctx: &Ctx, spec: &IngestSpec, bronze: &Bronze) -> anyhow::Resul
     if count > 0 {
         ctx.state.log(rows).await?;
     }
-    Ok(count)
+    Ok((count, in_bronze))
 }
 
 /// Records the extract's schema: the current version, or a new one (an
@@ -341,16 +348,28 @@ async fn ingest_postgres(ctx: &Ctx, spec: &IngestSpec, p: &spec::PgSpec, bronze:
     Ok(())
 }
 
-async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze: &Bronze, started: &str, o: &mut Outcome) -> anyhow::Result<()> {
+async fn ingest_files(
+    ctx: &Ctx,
+    spec: &IngestSpec,
+    f: &spec::FilesSpec,
+    bronze: &Bronze,
+    started: &str,
+    o: &mut Outcome,
+    in_bronze: &HashSet<String>,
+) -> anyhow::Result<()> {
     let landing = files::Landing::open(&ctx.settings, &f.path)?;
     for lf in landing.list().await? {
-        if lf.size > files::stream_threshold() && matches!(files::format_of(f, &lf.name), Ok(spec::FileFormat::Csv)) {
-            ingest_large_csv(ctx, spec, f, bronze, started, o, &landing, &lf).await?;
+        // Parquet always streams (a small compressed file can hold many
+        // rows); CSV and JSON above the threshold.
+        if let Ok(format) = files::format_of(f, &lf.name)
+            && (format == spec::FileFormat::Parquet || lf.size > stream::stream_threshold())
+        {
+            ingest_streamed(ctx, spec, f, bronze, started, o, (&landing, &lf, format), in_bronze).await?;
             continue;
         }
         let bytes = landing.read(&lf).await?;
         let sha = bronze::sha256_hex(&bytes);
-        if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &sha) {
+        if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &sha, in_bronze) {
             o.already += 1;
             continue;
         }
@@ -359,7 +378,7 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
         let (fs2, name) = (f.clone(), lf.name.clone());
         let parsed = tokio::task::spawn_blocking(move || files::parse(&fs2, &name, &bytes)).await?.map_err(|e| anyhow!("{e}"))?;
         let (schema, batches) = conform(ctx.state.latest_schema(&spec.source_name), parsed.schema.clone(), parsed.batches)?;
-        let (version, mut w) = landing_writer(ctx, spec, bronze, &lf, &sha, schema.clone(), o).await?;
+        let (version, mut w) = landing_writer(ctx, spec, bronze, &lf, Some(&sha), schema.clone(), o).await?;
         for b in &batches {
             w.write(b).await?;
         }
@@ -370,58 +389,120 @@ async fn ingest_files(ctx: &Ctx, spec: &IngestSpec, f: &spec::FilesSpec, bronze:
     Ok(())
 }
 
-/// One large CSV file, streamed: hashed (and copied to local disk when
-/// remote) in one pass, typed from its first rows, parsed batch by batch
-/// into the bronze writer.
+/// One large landing file, streamed in constant memory: typed from its
+/// first rows (CSV, JSON) or its footer (Parquet), parsed batch by batch
+/// into the bronze writer. A new local CSV or JSON file is read once,
+/// hashed as it streams; a remote one is first copied to local disk, and a
+/// file the log may already hold (same name and size) or a Parquet file is
+/// hashed first.
 #[allow(clippy::too_many_arguments)]
-async fn ingest_large_csv(
+async fn ingest_streamed(
     ctx: &Ctx,
     spec: &IngestSpec,
     f: &spec::FilesSpec,
     bronze: &Bronze,
     started: &str,
     o: &mut Outcome,
-    landing: &files::Landing,
-    lf: &files::LandingFile,
+    (landing, lf, format): (&files::Landing, &files::LandingFile, spec::FileFormat),
+    in_bronze: &HashSet<String>,
 ) -> anyhow::Result<()> {
-    let copy = files::local_copy(landing, lf).await?;
-    if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256) {
-        o.already += 1;
-        return Ok(());
-    }
-    o.error = Some(lf.name.clone());
-    let (fs2, name) = (f.clone(), lf.name.clone());
-    let (schema, copy) = tokio::task::spawn_blocking(move || (files::csv_prefix_schema(&fs2, &name, &copy), copy)).await?;
-    let schema = conform_schema(ctx.state.latest_schema(&spec.source_name), schema.map_err(|e| anyhow!("{e}"))?);
-    let sha = copy.sha256.clone();
-    let (version, mut w) = landing_writer(ctx, spec, bronze, lf, &sha, schema.clone(), o).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-    let (fs3, name) = (f.clone(), lf.name.clone());
-    let producer = tokio::task::spawn_blocking(move || files::stream_csv(&fs3, &name, &copy, schema, tx));
-    let mut written = Ok(());
-    while let Some(b) = rx.recv().await {
-        if let Err(e) = w.write(&b).await {
-            written = Err(e);
-            break;
+    use spec::FileFormat;
+    let in_place = landing.local_path(lf).filter(|_| format != FileFormat::Parquet && !ctx.state.seen(&spec.source_name, &lf.name, lf.size as i64, in_bronze));
+    let mut copy = match in_place {
+        Some(path) => stream::LocalCopy::teed(path, &lf.name).map_err(|e| anyhow!("{e}"))?,
+        None => {
+            let copy = stream::local_copy(landing, lf).await?;
+            if ctx.state.landed(&spec.source_name, &lf.name, lf.size as i64, &copy.sha256, in_bronze) {
+                o.already += 1;
+                return Ok(());
+            }
+            copy
         }
+    };
+    o.error = Some(lf.name.clone());
+    loop {
+        let (fs2, name) = (f.clone(), lf.name.clone());
+        let (schema, c) = tokio::task::spawn_blocking(move || {
+            let s = match format {
+                FileFormat::Csv => stream::csv_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Json => stream::json_prefix_schema(&fs2, &name, &copy),
+                FileFormat::Parquet => stream::parquet_schema(&name, &copy),
+            };
+            (s, copy)
+        })
+        .await?;
+        copy = c;
+        let schema = schema.map_err(|e| anyhow!("{e}"))?;
+        // Inferred types keep the source's earlier types where they convert;
+        // Parquet's own only where they widen losslessly (Int32 → Int64, ...).
+        let prev = ctx.state.latest_schema(&spec.source_name);
+        let schema = if format == FileFormat::Parquet { widen_schema(prev, schema) } else { conform_schema(prev, schema) };
+        let known_sha = copy.tee.is_none().then(|| copy.sha256.clone());
+        let (version, mut w) = landing_writer(ctx, spec, bronze, lf, known_sha.as_deref(), schema.clone(), o).await?;
+        tracing::debug!(target: "dp::ingest", "streaming {} into {}", lf.name, w.key);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let (fs3, name) = (f.clone(), lf.name.clone());
+        let producer = tokio::task::spawn_blocking(move || {
+            let r = match format {
+                FileFormat::Csv => stream::stream_csv(&fs3, &name, &copy, schema, tx),
+                FileFormat::Json => stream::stream_json(&fs3, &name, &copy, schema, tx),
+                FileFormat::Parquet => stream::stream_parquet(&name, &copy, schema, tx),
+            };
+            (r, copy)
+        });
+        let (mut written, mut batches, mut largest) = (Ok(()), 0usize, 0usize);
+        while let Some(b) = rx.recv().await {
+            batches += 1;
+            largest = largest.max(b.num_rows());
+            if let Err(e) = w.write(&b).await {
+                written = Err(e);
+                break;
+            }
+        }
+        drop(rx);
+        let (streamed, c) = producer.await?;
+        copy = c;
+        if streamed.is_err() && copy.utf8_broken() {
+            // The first rows were UTF-8, a later one is not: a CSV file under
+            // `encoding: auto` is read again as Latin-1 (the unfinished bronze
+            // object is dropped, never published).
+            if format == FileFormat::Csv && f.encoding == spec::Encoding::Auto {
+                drop(w);
+                copy.utf8 = false;
+                copy.tee = Some(Default::default());
+                continue;
+            }
+            if format == FileFormat::Json {
+                written?;
+                return Err(anyhow!("{}", stream::not_utf8(&lf.name, &copy)));
+            }
+        }
+        written?;
+        let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
+        let sha = match &copy.tee {
+            Some(t) => {
+                let (sha, _) = t.lock().expect("tee state").finish();
+                w.note("source_sha256", sha.clone());
+                sha
+            }
+            None => copy.sha256.clone(),
+        };
+        let pb = w.finish().await?;
+        tracing::debug!(target: "dp::ingest", "streamed {}: {} rows in {batches} batches of at most {largest} rows", lf.name, pb.rows);
+        return record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await;
     }
-    drop(rx);
-    let streamed = producer.await?;
-    written?;
-    let (skipped, bad_lines) = streamed.map_err(|e| anyhow!("{e}"))?;
-    let pb = w.finish().await?;
-    record_landed(ctx, spec, Landed { started, file: lf, sha, version, skipped, bad_lines }, pb, o).await
 }
 
 /// Checks a landing file's schema against the source's history (noting a
 /// change on the outcome) and opens its bronze object, noted with where it
-/// came from; returns the schema version and the writer.
+/// came from (`sha`: the landing file's checksum, when known before it
+/// streams); returns the schema version and the writer.
 async fn landing_writer(
     ctx: &Ctx,
     spec: &IngestSpec,
     bronze: &Bronze,
     lf: &files::LandingFile,
-    sha: &str,
+    sha: Option<&str>,
     schema: SchemaRef,
     o: &mut Outcome,
 ) -> anyhow::Result<(i64, bronze::BronzeWriter)> {
@@ -438,9 +519,12 @@ async fn landing_writer(
         ("schema_version", version.to_string()),
         ("source_file", lf.name.clone()),
         ("source_size", lf.size.to_string()),
-        ("source_sha256", sha.to_string()),
     ] {
         w.note(k, v);
+    }
+    // A file hashed as it streams notes its checksum at the end.
+    if let Some(sha) = sha {
+        w.note("source_sha256", sha);
     }
     Ok((version, w))
 }
@@ -502,6 +586,39 @@ fn conform_schema(prev: Option<SchemaRow>, schema: SchemaRef) -> SchemaRef {
                 Some(w) if &w != f.data_type() && datafusion::arrow::compute::can_cast_types(f.data_type(), &w) => Field::new(f.name(), w, f.is_nullable()),
                 _ => f.as_ref().clone(),
             }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A Parquet file's schema with each column at the source's earlier type
+/// when the file's type widens to it without loss (the batches are cast as
+/// they stream).
+fn widen_schema(prev: Option<SchemaRow>, schema: SchemaRef) -> SchemaRef {
+    let Some(prev) = prev else { return schema };
+    let old = schema::from_json(&prev.columns);
+    let lossless = |from: &DataType, to: &DataType| {
+        use DataType::*;
+        matches!(
+            (from, to),
+            (Int8, Int16 | Int32 | Int64)
+                | (Int16, Int32 | Int64)
+                | (Int32, Int64)
+                | (UInt8, Int16 | Int32 | Int64)
+                | (UInt16, Int32 | Int64)
+                | (UInt32, Int64)
+                | (Int8 | Int16 | Int32 | UInt8 | UInt16 | UInt32, Float64)
+                | (Float16 | Float32, Float64)
+                | (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View)
+                | (Binary | LargeBinary | BinaryView, Binary | LargeBinary | BinaryView)
+        )
+    };
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match old.iter().find(|c| &c.name == f.name()).and_then(|c| c.ty.parse::<DataType>().ok()) {
+            Some(w) if &w != f.data_type() && lossless(f.data_type(), &w) => Field::new(f.name(), w, f.is_nullable()),
+            _ => f.as_ref().clone(),
         })
         .collect();
     Arc::new(Schema::new(fields))

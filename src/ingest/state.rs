@@ -162,8 +162,9 @@ impl State {
         i.log.iter().filter(|r| r.source_name == source && r.status == "success").max_by_key(|r| micros(&r.finished_at)).and_then(|r| r.watermark_to.clone())
     }
 
-    /// Whether a landing file (name, size, sha256) already landed.
-    pub fn landed(&self, source: &str, file: &str, size: i64, sha256: &str) -> bool {
+    /// Whether a landing file (name, size, sha256) already landed, and its
+    /// bronze file is still there (`in_bronze`: the source's bronze keys).
+    pub fn landed(&self, source: &str, file: &str, size: i64, sha256: &str, in_bronze: &std::collections::HashSet<String>) -> bool {
         let i = self.inner.lock().expect("state");
         i.log.iter().any(|r| {
             r.source_name == source
@@ -171,6 +172,21 @@ impl State {
                 && r.source_file.as_deref() == Some(file)
                 && r.source_size == Some(size)
                 && r.file_checksum.as_deref() == Some(sha256)
+                && r.object_key.as_ref().is_some_and(|k| in_bronze.contains(k))
+        })
+    }
+
+    /// Whether the log holds a landed file of this name and size (whose
+    /// bronze file is still there): only then is its checksum needed before
+    /// it is read.
+    pub fn seen(&self, source: &str, file: &str, size: i64, in_bronze: &std::collections::HashSet<String>) -> bool {
+        let i = self.inner.lock().expect("state");
+        i.log.iter().any(|r| {
+            r.source_name == source
+                && r.status == "success"
+                && r.source_file.as_deref() == Some(file)
+                && r.source_size == Some(size)
+                && r.object_key.as_ref().is_some_and(|k| in_bronze.contains(k))
         })
     }
 

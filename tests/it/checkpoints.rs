@@ -223,7 +223,7 @@ fn check_selects_checkpoints_and_relations() {
 fn demo_with_checkpoints() -> tempfile::TempDir {
     let dir = demo_project();
     copy_tree(&repo().join("checkpoints"), &dir.path().join("checkpoints"));
-    ok(&run(dir.path(), &["demo", "generate", "--scale", "0.01"]));
+    demo_generate(dir.path(), "0.01");
     dir
 }
 
@@ -245,13 +245,14 @@ fn demo_checkpoints_gate_the_build_and_bad_bronze_skips_staging() {
     let o = run(p, &["check", "full_pipeline_checkpoint"]);
     ok(&o);
     // a new delivery with a line missing its id and one duplicating an id
-    let bad = p.join("bronze/files/sales/2024-01-17");
+    let bad = p.join("landing/sales/2024-01-17");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(
         bad.join("transactions.csv"),
         "transaction_id,order_id,product_id,quantity,unit_price,discount,transaction_ts,payment_method\n,1,1,1,9.99,,2024-01-17T10:00:00,paypal\n1,1,1,1,9.99,,2024-01-17T10:00:00,paypal\n",
     )
     .unwrap();
+    ok(&run(p, &["ingest", "-s", "source:raw.transactions"]));
     let o = run(p, &["build"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);

@@ -48,6 +48,13 @@ pub fn demo_project() -> tempfile::TempDir {
     dir
 }
 
+/// `dp demo generate --scale S`, then the sales file drops into bronze (`dp
+/// ingest -s source:raw.transactions`), as `dp demo` does before it builds.
+pub fn demo_generate(dir: &Path, scale: &str) {
+    ok(&run(dir, &["demo", "generate", "--scale", scale]));
+    ok(&run(dir, &["ingest", "-s", "source:raw.transactions"]));
+}
+
 /// A scratch project from in-line files.
 pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

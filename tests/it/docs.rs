@@ -70,7 +70,7 @@ fn docs_site_in_chromium_on_the_demo() {
     let dir = demo_project();
     let p = dir.path();
     copy_tree(&repo().join("dashboards"), &p.join("dashboards"));
-    ok(&run(p, &["demo", "generate", "--scale", "0.01"]));
+    demo_generate(p, "0.01");
     ok(&run(p, &["docs", "generate"]));
     let mut child = dp().current_dir(p).args(["docs", "serve", "--port", "0"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let line = std::io::BufReader::new(child.stderr.take().unwrap()).lines().next().unwrap().unwrap();

@@ -127,6 +127,7 @@ fn check_metrics(dp: &dyn Fn(&Path, &[&str]) -> Output, p: &Path) -> (i64, Rows)
         put("pipeline_last_duration_seconds", name, None, "seconds", "unknown", 0.0);
     }
     for task in [
+        "ingestion.files",
         "ingestion.extract",
         "ingestion.seeds",
         "transform.staging",
@@ -146,7 +147,7 @@ fn check_metrics(dp: &dyn Fn(&Path, &[&str]) -> Output, p: &Path) -> (i64, Rows)
         ("raw.customers", "bronze/postgres/customers", "customers.parquet"),
         ("raw.products", "bronze/postgres/products", "products.parquet"),
         ("raw.orders", "bronze/postgres/orders", "orders.parquet"),
-        ("raw.transactions", "bronze/files/sales", "transactions.csv"),
+        ("raw.transactions", "bronze/files/sales", "transactions.parquet"),
         ("landing.events", "bronze/files/events", "events.parquet"),
     ] {
         put("source_freshness_seconds", source, Some(age(newest(&p.join(dir), file))), "seconds", "ok", 0.002);
@@ -155,6 +156,9 @@ fn check_metrics(dp: &dyn Fn(&Path, &[&str]) -> Output, p: &Path) -> (i64, Rows)
         put("mart_freshness_seconds", &format!("marts.{mart}"), Some(age(last_commit(&p.join("warehouse/marts").join(mart)))), "seconds", "ok", 0.002);
     }
     put("rows_ingested_24h", "landing.events", Some(5.0), "rows", "ok", 0.0);
+    // The demo's sales file drops, landed by the ingestion pipeline's `files` task.
+    let sales = sql(dp, p, "select sum(row_count) from dp_meta.ingestion_log where source_name = 'raw.transactions' and status = 'success'");
+    put("rows_ingested_24h", "raw.transactions", Some(sales[0][0].parse::<f64>().unwrap()), "rows", "ok", 0.0);
     let checkpoints = sql(dp, p, "select checkpoint, passed, evaluated, success, failed_warn from dp_meta.checkpoint_runs order by checkpoint");
     assert_eq!(checkpoints.len(), 4, "the quality pipeline ran the 4 checkpoints once: {checkpoints:?}");
     for c in &checkpoints {

@@ -209,7 +209,7 @@ pub fn validate_openlineage(events: &[Value]) {
 fn demo_docs_catalog_lineage_and_openlineage_events() {
     let dir = demo_project();
     let p = dir.path();
-    ok(&run(p, &["demo", "generate", "--scale", "0.01"]));
+    demo_generate(p, "0.01");
     let o = dp().current_dir(p).env("DP_OPENLINEAGE_FILE", p.join("target/openlineage.ndjson")).args(["build"]).output().unwrap();
     ok(&o);
     assert!(stderr(&o).contains("OpenLineage: 240 events sent"), "{}", stderr(&o));

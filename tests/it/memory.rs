@@ -48,7 +48,7 @@ fn rows(dir: &Path, relation: &str) -> Vec<String> {
 fn a_tiny_memory_limit_spills_and_builds_the_same_rows() {
     let dir = demo_project();
     let p = dir.path();
-    ok(&run(p, &["demo", "generate", "--scale", "0.2"]));
+    demo_generate(p, "0.2");
     ok(&run(p, &["seed"]));
     ok(&run(p, &["run"]));
     let unlimited: Vec<Vec<String>> = MODELS.iter().map(|m| rows(p, m)).collect();

@@ -121,7 +121,7 @@ fn demo_marts_are_published_with_the_warehouse_rows() {
     let pg = pg();
     let dir = demo_project();
     let p = dir.path();
-    ok(&run(p, &["demo", "generate", "--scale", "0.03"]));
+    demo_generate(p, "0.03");
     let o = pg.dp(p, &["build", "--target", "pg"]);
     ok(&o);
     let err = stderr(&o);

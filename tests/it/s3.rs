@@ -126,7 +126,8 @@ fn demo_runs_on_s3_with_the_same_results_as_local_disk() {
     ok(&o);
     assert_no_secret(&o);
     let err = stderr(&o);
-    assert!(err.contains(&format!("Uploaded 6 files to s3://{bucket}/bronze")), "{err}");
+    assert!(err.contains(&format!("Uploaded 4 files to s3://{bucket}/bronze and 2 to s3://{bucket}/landing in ")), "{err}");
+    assert!(err.contains("OK ingested raw.transactions: "), "{err}");
     assert!(list(&client(&ep, &bucket), "bronze").contains(&"bronze/_dp_demo_uploaded".to_string()), "no upload marker");
     assert!(err.contains("Done. PASS=120 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=120"), "{err}");
     // Nothing on local disk: bronze and the warehouse are in the bucket.

@@ -1,19 +1,22 @@
-//! `dp demo`: the main job on the embedded default. Generates the bronze
-//! data if it is absent, then builds the demo project (seeds, models and
-//! their data tests, in DAG order).
-//! `dp demo generate` only writes the bronze files.
+//! `dp demo`: the main job on the embedded default. Generates the demo data
+//! if it is absent (the operational extracts in `bronze/`, the sales file
+//! drops in `landing/sales/`), ingests the file drops into bronze (`dp
+//! ingest -s source:raw.transactions`: new files only), then builds the
+//! demo project (seeds, models and their data tests, in DAG order).
+//! `dp demo generate` only writes the data (`--out DIR`: bronze in DIR,
+//! the file drops in `landing/` beside it).
 //!
-//! The bronze data lives under `<source_root>/bronze` (the project root when
-//! the target sets no `source_root`). When that is an object store
-//! (`--target s3`), the files are generated in a local scratch folder and
-//! uploaded (multipart for large files), then a marker object
-//! (`bronze/_dp_demo_uploaded`) is written: with the marker present the
-//! bronze data is reused; without it an interrupted upload is redone.
+//! The data lives under `<source_root>/bronze` and `<source_root>/landing`
+//! (the project root when the target sets no `source_root`). When that is
+//! an object store (`--target s3`), the files are generated in a local
+//! scratch folder and uploaded (multipart for large files), then a marker
+//! object (`bronze/_dp_demo_uploaded`) is written: with the marker present
+//! the data is reused; without it an interrupted upload is redone.
 //!
 //! With a PostgreSQL server (a target with `[postgres]`, e.g. `--target pg`)
 //! the whole seed flow runs for real: the generated operational tables are
 //! loaded into the server's `shop` schema and the sales files dropped into
-//! bronze, `dp ingest` extracts the tables (customers and products in full,
+//! `landing/sales`, `dp ingest` extracts the tables and lands the files (customers and products in full,
 //! orders incrementally on `updated_at`), the next day's order changes are
 //! applied in PostgreSQL and ingested incrementally, then `dp build`
 //! builds and publishes the marts.
@@ -31,39 +34,56 @@ pub async fn run(g: &GlobalArgs, action: Option<DemoAction>, scale: f64, threads
     let root = project_root(g)?;
     match action {
         Some(DemoAction::Generate { scale, seed, out }) => {
+            let landing = match &out {
+                Some(o) => o.parent().unwrap_or(std::path::Path::new(".")).join("landing"),
+                None => root.join("landing"),
+            };
             let dir = out.unwrap_or_else(|| root.join("bronze"));
-            write_bronze(&dir, scale, seed, printer)?;
+            write_demo_data(&dir, &landing, scale, seed, printer)?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
             let s = settings(g, threads)?;
             let bronze_loc = crate::engine::resolve_source_location(&s, "bronze");
             if bronze_loc.contains("://") {
-                upload_bronze(&s, &bronze_loc, scale, printer).await?;
-                let args = RunArgs { threads, ..Default::default() };
-                return run_cmd(g, &args, Kind::Build, printer).await;
-            }
-            let bronze = std::path::PathBuf::from(bronze_loc);
-            if s.target.postgres.is_some() {
-                return pg_flow(g, &s, &bronze, scale, threads, printer).await;
-            }
-            if !bronze.join("postgres").exists() {
-                write_bronze(&bronze, scale, 42, printer)?;
+                upload_demo_data(&s, &bronze_loc, scale, printer).await?;
+            } else if s.target.postgres.is_some() {
+                return pg_flow(g, &s, scale, threads, printer).await;
             } else {
-                printer.info(format!("Using existing bronze data in {} (delete it to regenerate)", bronze.display()));
+                let bronze = std::path::PathBuf::from(&bronze_loc);
+                let landing = std::path::PathBuf::from(crate::engine::resolve_source_location(&s, "landing"));
+                if !bronze.join("postgres").exists() || !landing.join("sales").exists() {
+                    write_demo_data(&bronze, &landing, scale, 42, printer)?;
+                } else {
+                    printer.info(format!("Using existing demo data in {} and {} (delete them to regenerate)", bronze.display(), landing.display()));
+                }
             }
+            let code = ingest(g, "source:raw.transactions", threads, printer).await?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            printer.info("");
             let args = RunArgs { threads, ..Default::default() };
             run_cmd(g, &args, Kind::Build, printer).await
         }
     }
 }
 
-/// The object written after the last bronze file: without it an upload
+/// `dp ingest -s <select>`, as part of the demo.
+async fn ingest(g: &GlobalArgs, select: &str, threads: Option<usize>, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let mut a = crate::cli::args::IngestArgs { threads, ..Default::default() };
+    a.select.select = vec![select.to_string()];
+    super::ingest::run(g, &a, printer).await
+}
+
+/// The object written after the last generated file: without it an upload
 /// was interrupted and is done again (same seed, same keys).
 const UPLOADED_MARKER: &str = "_dp_demo_uploaded";
 
-async fn upload_bronze(s: &crate::config::Settings, bronze_loc: &str, scale: f64, printer: &Printer) -> anyhow::Result<()> {
+async fn upload_demo_data(s: &crate::config::Settings, bronze_loc: &str, scale: f64, printer: &Printer) -> anyhow::Result<()> {
     let dest = url::Url::parse(&format!("{bronze_loc}/"))?;
+    let landing_loc = crate::engine::resolve_source_location(s, "landing");
+    let landing_dest = url::Url::parse(&format!("{}/", landing_loc.trim_end_matches('/')))?;
     let marker = dest.join(UPLOADED_MARKER)?;
     if crate::storage::object_exists(&marker, s).await? {
         printer.info(format!("Using existing bronze data in {bronze_loc} (delete it to regenerate)"));
@@ -72,37 +92,31 @@ async fn upload_bronze(s: &crate::config::Settings, bronze_loc: &str, scale: f64
     if crate::storage::has_objects(&dest.join("postgres/")?, s).await? {
         printer.warn(format!("{bronze_loc} holds an incomplete upload (no {UPLOADED_MARKER}); uploading it again"));
     }
-    let scratch = s.target_dir().join("demo-bronze");
+    let scratch = s.target_dir().join("demo-data");
     let _ = std::fs::remove_dir_all(&scratch);
-    write_bronze(&scratch, scale, 42, printer)?;
+    write_demo_data(&scratch.join("bronze"), &scratch.join("landing"), scale, 42, printer)?;
     let t = std::time::Instant::now();
-    let n = crate::storage::upload_dir(&scratch, &dest, s).await;
+    let n = crate::storage::upload_dir(&scratch.join("bronze"), &dest, s).await;
+    let m = crate::storage::upload_dir(&scratch.join("landing"), &landing_dest, s).await;
     let _ = std::fs::remove_dir_all(&scratch);
-    let n = n?;
+    let (n, m) = (n?, m?);
     crate::storage::put_bytes(&marker, s, format!("scale {scale}\n").into_bytes()).await?;
-    printer.info(format!("Uploaded {n} files to {bronze_loc} in {:.2}s", t.elapsed().as_secs_f64()));
+    printer.info(format!("Uploaded {n} files to {bronze_loc} and {m} to {} in {:.2}s", landing_loc.trim_end_matches('/'), t.elapsed().as_secs_f64()));
     Ok(())
 }
 
-fn write_bronze(dir: &std::path::Path, scale: f64, seed: u64, printer: &Printer) -> anyhow::Result<()> {
+fn write_demo_data(bronze: &std::path::Path, landing: &std::path::Path, scale: f64, seed: u64, printer: &Printer) -> anyhow::Result<()> {
     let t = std::time::Instant::now();
-    printer.info(format!("Generating demo bronze data (scale {scale}) in {}", dir.display()));
+    printer.info(format!("Generating demo data (scale {scale}) in {} and {}", bronze.display(), landing.display()));
     let opts = GenerateOptions { scale, seed, ..GenerateOptions::default() };
-    let report = generate(dir, &opts)?;
+    let report = generate(bronze, landing, &opts)?;
     let rows: u64 = report.files.iter().map(|(_, r)| *r).sum();
     printer.info(format!("Wrote {} files, {} rows in {:.2}s", report.files.len(), crate::util::fmt_thousands(rows), t.elapsed().as_secs_f64()));
     Ok(())
 }
 
 /// The seed flow against a real server: source DB → bronze → build → publish.
-async fn pg_flow(
-    g: &GlobalArgs,
-    s: &crate::config::Settings,
-    bronze: &std::path::Path,
-    scale: f64,
-    threads: Option<usize>,
-    printer: &Printer,
-) -> anyhow::Result<ExitCode> {
+async fn pg_flow(g: &GlobalArgs, s: &crate::config::Settings, scale: f64, threads: Option<usize>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let publisher = crate::postgres::require_publisher(s)?;
     let pool = &publisher.pool;
     let c = pool.get().await?;
@@ -110,22 +124,23 @@ async fn pg_flow(
     // `only`: a selection (later runs extract the incremental orders only:
     // another full extract of customers and products would add a second
     // copy of every row to bronze).
-    let ingest = |phase: &'static str, only: Option<&'static str>| async move {
+    let ingest = |phase: &'static str, only: &'static [&'static str]| async move {
         printer.info(phase);
         let mut a = crate::cli::args::IngestArgs { threads, ..Default::default() };
-        a.select.select = only.map(|s| vec![s.to_string()]).unwrap_or_default();
+        a.select.select = only.iter().map(|s| s.to_string()).collect();
         super::ingest::run(g, &a, printer).await
     };
+    let landing = std::path::PathBuf::from(crate::engine::resolve_source_location(s, "landing"));
     if seeded {
         printer.info(format!("Using the existing shop.* tables on {} (drop schema shop to regenerate)", pool.settings.describe()));
-        let code = ingest("Ingesting changes since the last run", Some("source:raw.orders")).await?;
+        let code = ingest("Ingesting changes since the last run", &["source:raw.orders", "source:raw.transactions"]).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
     } else {
         let scratch = s.target_dir().join("demo-source");
         let _ = std::fs::remove_dir_all(&scratch);
-        write_bronze(&scratch, scale, 42, printer)?;
+        write_demo_data(&scratch, &scratch.join("landing"), scale, 42, printer)?;
         let days: Vec<String> = {
             let d0 = GenerateOptions::default().date;
             vec![d0.to_string(), d0.succ_opt().expect("next day").to_string()]
@@ -135,8 +150,8 @@ async fn pg_flow(
             let n = load_parquet(&c, &scratch.join(format!("postgres/{t}/{}/{t}.parquet", days[0])), t).await?;
             printer.info(format!("Loaded {} rows into shop.{t} on {}", crate::util::fmt_thousands(n), pool.settings.describe()));
         }
-        drop_files(&scratch, bronze, &days[0])?;
-        let code = ingest("Ingesting the operational tables into bronze", None).await?;
+        drop_files(&scratch, &landing, &days[0])?;
+        let code = ingest("Ingesting the operational tables and the sales files into bronze", &[]).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -148,8 +163,8 @@ async fn pg_flow(
         )
         .await?;
         printer.info(format!("Applied {} changed or new orders to shop.orders", crate::util::fmt_thousands(n)));
-        drop_files(&scratch, bronze, &days[1])?;
-        let code = ingest("Ingesting the next day's changes", Some("source:raw.orders")).await?;
+        drop_files(&scratch, &landing, &days[1])?;
+        let code = ingest("Ingesting the next day's changes", &["source:raw.orders", "source:raw.transactions"]).await?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
         }
@@ -170,10 +185,10 @@ async fn load_parquet(c: &tokio_postgres::Client, file: &std::path::Path, table:
     crate::postgres::copy::copy_in(c, &target, df.execute_stream().await?).await
 }
 
-/// The sales file drop of one day, from the generated data into bronze.
-fn drop_files(scratch: &std::path::Path, bronze: &std::path::Path, day: &str) -> anyhow::Result<()> {
-    let from = scratch.join(format!("files/sales/{day}/transactions.csv"));
-    let to = bronze.join(format!("files/sales/{day}"));
+/// The sales file drop of one day, from the generated data into the landing folder.
+fn drop_files(scratch: &std::path::Path, landing: &std::path::Path, day: &str) -> anyhow::Result<()> {
+    let from = scratch.join(format!("landing/sales/{day}/transactions.csv"));
+    let to = landing.join(format!("sales/{day}"));
     std::fs::create_dir_all(&to)?;
     std::fs::copy(&from, to.join("transactions.csv")).map_err(|e| anyhow::anyhow!("copying {}: {e}", from.display()))?;
     Ok(())

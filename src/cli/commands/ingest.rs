@@ -28,7 +28,7 @@ pub async fn run(g: &GlobalArgs, a: &IngestArgs, printer: &Printer) -> anyhow::R
         );
     }
     let total = specs.len();
-    printer.info(format!("Ingesting {total} source tables into bronze"));
+    printer.info(format!("Ingesting {total} source table{} into bronze", if total == 1 { "" } else { "s" }));
     printer.progress(total as u64, "ingesting");
     let done = AtomicUsize::new(0);
     let threads = a.threads.unwrap_or(l.project.settings.target.threads);
@@ -59,11 +59,12 @@ pub async fn run(g: &GlobalArgs, a: &IngestArgs, printer: &Printer) -> anyhow::R
     let bytes: u64 = outcomes.iter().map(|o| o.bytes).sum();
     printer.info("");
     printer.info(format!(
-        "Done in {:.2}s. Ingested {} rows ({}) from {} tables; ERROR={failed}",
+        "Done in {:.2}s. Ingested {} rows ({}) from {} table{}; ERROR={failed}",
         t.elapsed().as_secs_f64(),
         fmt_thousands(rows),
         human_bytes(bytes),
-        total - failed
+        total - failed,
+        if total - failed == 1 { "" } else { "s" }
     ));
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
