@@ -389,6 +389,8 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     metadata.insert("user_id".into(), Value::Null);
     metadata.insert("send_anonymous_usage_stats".into(), json!(false));
     metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
+    // where this run's relations live, for a later `--defer --state` (graph::defer)
+    metadata.insert("env".into(), json!({ crate::graph::defer::WAREHOUSE_ENV_KEY: project.settings.warehouse_url() }));
     json!({
         "metadata": metadata,
         "nodes": nodes,

@@ -76,7 +76,7 @@ impl Compiled {
     /// it: its SQL (ephemerals inlined) and whether it ran incrementally.
     pub fn recompile(&self, project: &Project, uid: &str) -> Result<(String, bool), String> {
         let ids: IndexSet<String> = [uid.to_string()].into_iter().collect();
-        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)));
+        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project, &self.opts)));
         if let Some(e) = c.errors.get(uid) {
             return Err(e.clone());
         }
@@ -102,7 +102,7 @@ impl Compiled {
 
     /// Renders a node's pre- or post-hooks now, just before they run.
     pub fn hooks(&self, project: &Project, n: &Node, which: Hook, incremental: bool) -> Result<Vec<String>, CompileError> {
-        let resolver = self.resolver.clone().unwrap_or_else(|| resolver(project));
+        let resolver = self.resolver.clone().unwrap_or_else(|| resolver(project, &self.opts));
         render_hooks(project, n, resolver, which, incremental)
     }
 
@@ -124,6 +124,9 @@ pub struct CompileOptions {
     /// unique ids whose relation exists in the warehouse.
     pub existing: HashSet<String>,
     pub full_refresh: bool,
+    /// `--defer`: the relations these unique ids' `ref()`s resolve to
+    /// instead of their own ([`crate::graph::defer`]).
+    pub deferred: HashMap<String, Relation>,
 }
 
 struct ProjectResolver {
@@ -154,7 +157,7 @@ impl ProjectResolver {
     }
 }
 
-fn resolver(project: &Project) -> Arc<ProjectResolver> {
+fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
     let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
     let package_of = project.nodes.iter().map(|(u, n)| (u.clone(), n.package_name.clone())).collect();
     let mut relations = HashMap::new();
@@ -172,13 +175,16 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
             _ => {}
         }
     }
+    for (uid, rel) in &opts.deferred {
+        relations.insert(uid.clone(), (rel.clone(), false));
+    }
     Arc::new(ProjectResolver { refable, package_of, relations, sources })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     set_graph(project);
-    Ok(compile_with(project, ids, opts, resolver(project)))
+    Ok(compile_with(project, ids, opts, resolver(project, opts)))
 }
 
 fn compile_with(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions, resolver: Arc<ProjectResolver>) -> Compiled {
@@ -441,14 +447,14 @@ fn render_one(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incre
 }
 
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
-pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
-    let resolver = resolver(project);
+pub fn compile_one(project: &Project, n: &Node, opts: &CompileOptions) -> Result<String, CompileError> {
+    let resolver = resolver(project, opts);
     let (sql, ephs, _, _) = render_one(project, n, resolver, false)?;
     if ephs.is_empty() {
         return Ok(sql);
     }
     let ids: IndexSet<String> = ephs.iter().cloned().collect();
-    let c = compile(project, &ids, &CompileOptions::default())?;
+    let c = compile(project, &ids, opts)?;
     let ctes: Vec<String> = ephs
         .iter()
         .flat_map(|e| {

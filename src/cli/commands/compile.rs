@@ -13,9 +13,12 @@ use crate::project::nodes::ResourceType;
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
-    let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false };
+    let mut opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false, ..Default::default() };
     if let Some(sql) = inline {
-        let out = crate::engine::compile_inline(&l.project, sql)?;
+        if let Some(d) = crate::cli::defer::plan(&l, s, &Default::default(), &Default::default())? {
+            opts.deferred = d.relations;
+        }
+        let out = crate::engine::compile_inline_with(&l.project, sql, &opts)?;
         printer.data(out);
         return Ok(ExitCode::SUCCESS);
     }
@@ -35,6 +38,9 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         l.project.jinja.set_database(std::sync::Arc::new(db));
     }
     l.project.jinja.set_selected(ids.iter().cloned().collect());
+    if let Some(d) = crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())? {
+        opts.deferred = d.relations;
+    }
     let compiled = compile(&l.project, &ids, &opts)?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;

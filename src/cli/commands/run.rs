@@ -128,12 +128,23 @@ async fn execute_kind(
     } else {
         vec![]
     };
-    let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
+    let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh, ..Default::default() };
+    // --defer: refs to unselected nodes missing here read the state's relations
+    let built: std::collections::HashSet<String> = chosen
+        .iter()
+        .filter(|u| matches!(l.project.nodes[*u].resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
+        .cloned()
+        .collect();
+    let deferral = crate::cli::defer::plan(&l, &a.select, &chosen.iter().cloned().collect(), &built)?;
     // Jinja may query the warehouse while compiling (run_query, statement,
     // adapter.get_columns_in_relation).
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
     let engine = Arc::new(Engine::new(&l.project, memory)?);
     engine.preflight().await?;
+    if let Some(d) = deferral {
+        d.attach(&engine, &l)?;
+        opts.deferred = d.relations;
+    }
     if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
         l.project.jinja.set_database(Arc::new(db));
     }

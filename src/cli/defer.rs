@@ -1,0 +1,76 @@
+//! `--defer` / `--favor-state` / `--defer-state` for the commands that
+//! compile (run, build, test, compile, show): which refs resolve to the
+//! state's relations ([`crate::graph::defer`]) and the state's warehouse
+//! attached to the engine when it is not the target's.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::args::SelectArgs;
+use super::context::Loaded;
+use crate::engine::Engine;
+use crate::graph::defer::{STATE_CATALOG, StateRelations, deferred, relation, state_relations};
+use crate::jinja::Relation;
+
+/// What `--defer` changes for one command.
+#[derive(Debug, Default)]
+pub struct Deferral {
+    /// `ref()` targets resolved to the state's relation.
+    pub relations: HashMap<String, Relation>,
+    /// The state's warehouse, when it is not the target's (attached as `dp_state`).
+    pub attach: Option<String>,
+}
+
+impl Deferral {
+    /// Attaches the state's warehouse to `engine` when refs read it.
+    pub fn attach(&self, engine: &Engine, l: &Loaded) -> anyhow::Result<()> {
+        if let Some(loc) = &self.attach
+            && !self.relations.is_empty()
+        {
+            engine.attach_warehouse(STATE_CATALOG, loc, &l.project.settings)?;
+        }
+        Ok(())
+    }
+}
+
+/// The state folder deferral reads: `--defer-state`, else `--state`.
+pub fn state_dir(s: &SelectArgs) -> anyhow::Result<PathBuf> {
+    s.defer_state.clone().or_else(|| s.state.clone()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--state or --defer-state are required for deferral, but neither was provided\n  hint: pass --state DIR, a copy of the target/ folder of the run to defer to (e.g. production's)"
+        )
+    })
+}
+
+/// Reads the manifest.json of a state folder for its relations.
+pub fn read_state(dir: &std::path::Path) -> anyhow::Result<StateRelations> {
+    let file = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        anyhow::anyhow!(
+            "Could not find manifest in --state path: \"{}\" ({e})\n  hint: point --state (or --defer-state) at a folder holding the manifest.json of an earlier run",
+            dir.display()
+        )
+    })?;
+    state_relations(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// The state's warehouse when it differs from the target's.
+pub fn foreign_warehouse(state: &StateRelations, l: &Loaded) -> Option<String> {
+    let norm = |s: &str| s.strip_prefix("file://").unwrap_or(s).trim_end_matches('/').to_string();
+    state.warehouse.as_deref().filter(|w| norm(w) != norm(&l.project.settings.warehouse_url())).map(String::from)
+}
+
+/// `--defer`'s relations for a command whose selection is `selected` and
+/// that builds `built` (before anything reads them); `None` without `--defer`.
+pub fn plan(l: &Loaded, s: &SelectArgs, selected: &HashSet<String>, built: &HashSet<String>) -> anyhow::Result<Option<Deferral>> {
+    if !s.defer {
+        return Ok(None);
+    }
+    let state = read_state(&state_dir(s)?)?;
+    let attach = foreign_warehouse(&state, l);
+    let mut exists = crate::engine::existing_relations(&l.project);
+    exists.extend(built.iter().cloned());
+    let catalog = attach.as_ref().map(|_| STATE_CATALOG);
+    let relations = deferred(&l.project, &state, selected, &exists, s.favor_state).into_iter().map(|(u, r)| (u, relation(&r, catalog))).collect();
+    Ok(Some(Deferral { relations, attach }))
+}

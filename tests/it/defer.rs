@@ -1,0 +1,129 @@
+//! `--defer`, `--favor-state`, `--defer-state`: slim CI against a
+//! production warehouse built earlier (its target/ kept as the state).
+
+use crate::common::*;
+use std::path::Path;
+
+const STG: &str = "select id, name from {{ ref('people') }} where id <= {{ var('max_id', 100) }}";
+
+fn slim_project() -> tempfile::TempDir {
+    project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\nmodels:\n  p:\n    +materialized: table\n"),
+        ("seeds/people.csv", "id,name\n1,ann\n2,bob\n3,cid\n"),
+        ("models/stg_people.sql", STG),
+        ("models/stg_view.sql", "{{ config(materialized='view') }}\nselect id from {{ ref('stg_people') }} where id > 1"),
+        ("models/mart.sql", "select s.id, s.name, v.id as vid from {{ ref('stg_people') }} s left join {{ ref('stg_view') }} v on s.id = v.id"),
+        ("models/other.sql", "select count(*) as n from {{ ref('stg_people') }}"),
+        ("models/schema.yml", "version: 2\nmodels:\n  - name: mart\n    columns:\n      - name: id\n        data_tests: [not_null]\n"),
+    ])
+}
+
+/// `dp` in `dir` writing the warehouse `wh` (a folder of the project).
+fn dp_in(dir: &Path, wh: &str, args: &[&str]) -> std::process::Output {
+    dp().current_dir(dir).env("DP_WAREHOUSE", dir.join(wh)).args(args).output().unwrap()
+}
+
+fn sql(dir: &Path, wh: &str, q: &str) -> String {
+    let o = dp_in(dir, wh, &["sql", "--format", "csv", "-e", q]);
+    ok(&o);
+    stdout(&o)
+}
+
+fn ran(dir: &Path) -> Vec<String> {
+    outcomes(dir).as_array().unwrap().iter().map(|r| format!("{} {}", r["unique_id"].as_str().unwrap(), r["status"].as_str().unwrap())).collect()
+}
+
+#[test]
+fn slim_ci_builds_the_modified_models_reading_unmodified_parents_from_production() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    // the change under review
+    std::fs::write(
+        p.join("models/mart.sql"),
+        "select s.id, s.name, v.id as vid, 'v2' as version from {{ ref('stg_people') }} s left join {{ ref('stg_view') }} v on s.id = v.id",
+    )
+    .unwrap();
+    let o = dp_in(p, "dev_wh", &["build", "-s", "state:modified+", "--defer", "--state", "prod_state"]);
+    ok(&o);
+    assert_eq!(ran(p), ["model.p.mart success", "test.p.not_null_mart_id.a3b2e5a4b1 pass"].map(|s| s.replace("a3b2e5a4b1", &test_hash(p))));
+    // only the modified model was written to the dev warehouse
+    assert!(p.join("dev_wh/main/mart/_delta_log").is_dir());
+    assert!(!p.join("dev_wh/main/stg_people").exists());
+    assert!(!p.join("dev_wh/main/stg_view").exists());
+    // its rows come from production's parents (the table and the view)
+    assert_eq!(sql(p, "dev_wh", "select id, name, vid, version from main.mart order by id"), "id,name,vid,version\n1,ann,,v2\n2,bob,2,v2\n3,cid,3,v2\n");
+    // the compiled SQL names production's relations through the dp_state catalog
+    let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/mart.sql")).unwrap();
+    assert!(compiled.contains("from dp_state.main.stg_people s left join dp_state.main.stg_view v"), "{compiled}");
+}
+
+/// The generic test's unique id suffix, as dp names it.
+fn test_hash(p: &Path) -> String {
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    let id = m["nodes"].as_object().unwrap().keys().find(|k| k.starts_with("test.p.not_null_mart_id.")).unwrap().clone();
+    id.rsplit('.').next().unwrap().to_string()
+}
+
+#[test]
+fn defer_prefers_the_targets_relation_unless_favor_state() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    // without a dev copy of stg_people, `other` reads production's (3 rows)
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "other", "--defer", "--state", "prod_state"]));
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
+    // a dev stg_people with one row exists: --defer uses it ...
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "stg_people", "--vars", "{max_id: 1}", "--defer", "--state", "prod_state"]));
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "other", "--defer", "--defer-state", "prod_state"]));
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n1\n");
+    // ... and --favor-state production's, for every unselected node
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "other", "--defer", "--favor-state", "--state", "prod_state"]));
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
+    // a selected node is never deferred, even with --favor-state
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "stg_people", "other", "--defer", "--favor-state", "--state", "prod_state", "--vars", "{max_id: 2}"]));
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n2\n");
+    // compile and show defer the same way
+    let o = dp_in(p, "dev_wh", &["compile", "-s", "other", "--defer", "--favor-state", "--state", "prod_state"]);
+    ok(&o);
+    assert!(stdout(&o).contains("from dp_state.main.stg_people"), "{}", stdout(&o));
+    let o = dp_in(p, "dev_wh", &["show", "--inline", "select count(*) as n from {{ ref('stg_view') }}", "--defer", "--state", "prod_state", "--format", "csv"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "n\n2\n");
+    // without --defer nothing changes
+    let o = dp_in(p, "dev_wh", &["compile", "-s", "other", "--state", "prod_state"]);
+    assert!(stdout(&o).contains("from main.stg_people"), "{}", stdout(&o));
+}
+
+#[test]
+fn defer_in_the_same_warehouse_reads_the_states_schema() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    let o = dp()
+        .current_dir(p)
+        .env("DP_WAREHOUSE", p.join("wh"))
+        .env("DP_SCHEMA", "dev")
+        .args(["run", "-s", "other", "--defer", "--state", "prod_state"])
+        .output()
+        .unwrap();
+    ok(&o);
+    let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/other.sql")).unwrap();
+    assert!(compiled.contains("from main.stg_people"), "{compiled}");
+    assert_eq!(sql(p, "wh", "select n from dev.other"), "n\n3\n");
+}
+
+#[test]
+fn defer_needs_a_state() {
+    let dir = slim_project();
+    let p = dir.path();
+    let o = dp_in(p, "wh", &["run", "--defer"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--state or --defer-state are required for deferral, but neither was provided\n  hint: pass --state DIR"), "{}", stderr(&o));
+    let o = dp_in(p, "wh", &["run", "--defer", "--defer-state", "nowhere"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Could not find manifest in --state path: \"nowhere\""), "{}", stderr(&o));
+}
