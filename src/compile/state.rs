@@ -27,6 +27,27 @@ pub fn results(run_results: &str) -> Result<std::collections::HashMap<String, St
     Ok(list.iter().filter_map(|r| Some((r.get("unique_id")?.as_str()?.to_string(), r.get("status")?.as_str()?.to_string()))).collect())
 }
 
+/// Sources whose `max_loaded_at` in the current sources.json is newer than
+/// in the state's, or that had none there (dbt's `source_status:fresher`:
+/// a source that errored now is never fresher).
+pub fn fresher(previous: &str, current: &str) -> Result<HashSet<String>, String> {
+    fn loaded(text: &str, which: &str) -> Result<std::collections::HashMap<String, chrono::DateTime<chrono::FixedOffset>>, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("the {which} sources.json: {e}"))?;
+        let list = v.get("results").and_then(Value::as_array).ok_or_else(|| format!("the {which} sources.json has no `results`"))?;
+        Ok(list
+            .iter()
+            .filter_map(|r| {
+                let at = r.get("max_loaded_at")?.as_str()?;
+                let at = chrono::DateTime::parse_from_rfc3339(at).or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{at}Z"))).ok()?;
+                Some((r.get("unique_id")?.as_str()?.to_string(), at))
+            })
+            .collect())
+    }
+    let before = loaded(previous, "state's")?;
+    let now = loaded(current, "current")?;
+    Ok(now.into_iter().filter(|(uid, at)| before.get(uid).is_none_or(|b| at > b)).map(|(uid, _)| uid).collect())
+}
+
 /// Compares the current manifest (JSON text) with the state's.
 pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
     let old: Value = serde_json::from_str(old).map_err(|e| format!("not a manifest.json: {e}"))?;
@@ -176,5 +197,21 @@ mod tests {
         assert!(s.matches("modified.body", "model.p.a").unwrap());
         assert!(s.matches("modified.nope", "model.p.a").unwrap_err().starts_with("unknown state selector 'modified.nope'"));
         assert!(compare("{}", &cur).unwrap_err().contains("no `nodes`"));
+    }
+
+    #[test]
+    fn fresher_sources_have_newer_rows_than_in_the_state() {
+        let r = |uid: &str, at: Option<&str>| match at {
+            Some(at) => json!({"unique_id": uid, "max_loaded_at": at, "status": "pass"}),
+            None => json!({"unique_id": uid, "status": "runtime error", "error": "boom"}),
+        };
+        let prev = json!({"results": [r("source.p.s.same", Some("2024-01-01T00:00:00Z")), r("source.p.s.newer", Some("2024-01-01T00:00:00Z")),
+                                      r("source.p.s.erred_before", None), r("source.p.s.erring", Some("2024-01-01T00:00:00Z"))]});
+        let cur = json!({"results": [r("source.p.s.same", Some("2024-01-01T00:00:00.000000Z")), r("source.p.s.newer", Some("2024-01-02T00:00:00Z")),
+                                     r("source.p.s.erred_before", Some("2023-01-01T00:00:00Z")), r("source.p.s.erring", None),
+                                     r("source.p.s.new", Some("2020-01-01T00:00:00Z"))]});
+        let mut got: Vec<String> = fresher(&prev.to_string(), &cur.to_string()).unwrap().into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["source.p.s.erred_before", "source.p.s.new", "source.p.s.newer"]);
     }
 }

@@ -127,3 +127,46 @@ fn defer_needs_a_state() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("Could not find manifest in --state path: \"nowhere\""), "{}", stderr(&o));
 }
+
+#[test]
+fn source_status_fresher_selects_sources_with_newer_rows_and_their_children() {
+    let sources = r#"
+sources:
+  - name: raw
+    loaded_at_field: loaded_at
+    freshness:
+      warn_after: {count: 100000, period: day}
+    tables:
+      - name: orders
+        meta: {external_location: "data/orders.csv"}
+      - name: customers
+        meta: {external_location: "data/customers.csv"}
+"#;
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("models/src.yml", sources),
+        ("models/stg_orders.sql", "select * from {{ source('raw', 'orders') }}"),
+        ("models/stg_customers.sql", "select * from {{ source('raw', 'customers') }}"),
+        ("data/orders.csv", "id,loaded_at\n1,2024-01-01 00:00:00\n"),
+        ("data/customers.csv", "id,loaded_at\n1,2024-01-01 00:00:00\n"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    // no sources.json on either side yet
+    let o = run(p, &["ls", "-s", "source_status:fresher", "--state", "target"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No previous state comparison freshness results in sources.json"), "{}", stderr(&o));
+    ok(&run(p, &["source", "freshness"]));
+    copy_tree(&p.join("target"), &p.join("prev"));
+    std::fs::write(p.join("data/orders.csv"), "id,loaded_at\n1,2024-01-01 00:00:00\n2,2024-01-05 00:00:00\n").unwrap();
+    ok(&run(p, &["source", "freshness"]));
+    let ls = |sel: &str| {
+        let o = run(p, &["ls", "-s", sel, "--state", "prev"]);
+        ok(&o);
+        stdout(&o).lines().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(ls("source_status:fresher"), ["source:p.raw.orders"]);
+    assert_eq!(ls("source_status:fresher+"), ["p.stg_orders", "source:p.raw.orders"]);
+    // dbt matches nothing but `fresher`
+    assert!(ls("source_status:stale").is_empty());
+}
