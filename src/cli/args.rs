@@ -203,6 +203,14 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Relations in this target pointing at the --state manifest's (Delta shallow clones; views for views).
+    Clone {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Replace relations that already exist.
+        #[arg(long, short = 'f')]
+        full_refresh: bool,
+    },
     /// Preview a model's or a query's rows.
     Show {
         #[command(flatten)]

@@ -170,3 +170,49 @@ sources:
     // dbt matches nothing but `fresher`
     assert!(ls("source_status:stale").is_empty());
 }
+
+#[test]
+fn clone_makes_shallow_delta_clones_of_the_states_tables() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    let o = dp_in(p, "dev_wh", &["clone", "-s", "people", "stg_people", "stg_view", "--state", "prod_state"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("OK cloned seed main.people"), "{err}");
+    assert!(err.contains("[CLONE 1 file in "), "{err}");
+    assert!(err.contains("Done. PASS=2 WARN=0 ERROR=1"), "{err}");
+    // a view of another warehouse cannot be cloned as a view here
+    assert!(err.contains("the state's relation") && err.contains("is a view of another warehouse"), "{err}");
+    // the clone is a Delta table of its own whose log names production's files
+    let log = std::fs::read_to_string(p.join("dev_wh/main/stg_people/_delta_log/00000000000000000000.json")).unwrap();
+    assert!(log.contains(&format!("\"path\":\"file://{}/prod_wh/main/stg_people/", p.display())), "{log}");
+    assert!(std::fs::read_dir(p.join("dev_wh/main/stg_people")).unwrap().flatten().all(|e| e.file_name() == "_delta_log"));
+    assert_eq!(sql(p, "dev_wh", "select id, name from main.stg_people order by id"), "id,name\n1,ann\n2,bob\n3,cid\n");
+    // writes to the clone leave production alone
+    ok(&dp_in(p, "dev_wh", &["run", "-s", "stg_people", "--vars", "{max_id: 1}"]));
+    assert_eq!(sql(p, "dev_wh", "select count(*) as n from main.stg_people"), "n\n1\n");
+    assert_eq!(sql(p, "prod_wh", "select count(*) as n from main.stg_people"), "n\n3\n");
+    // existing relations are kept, unless --full-refresh
+    let o = dp_in(p, "dev_wh", &["clone", "-s", "stg_people", "--state", "prod_state"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Relation main.stg_people already exists"), "{}", stderr(&o));
+    assert_eq!(sql(p, "dev_wh", "select count(*) as n from main.stg_people"), "n\n1\n");
+    ok(&dp_in(p, "dev_wh", &["clone", "-s", "stg_people", "--state", "prod_state", "--full-refresh"]));
+    assert_eq!(sql(p, "dev_wh", "select count(*) as n from main.stg_people"), "n\n3\n");
+    // in one warehouse (another schema) a view is cloned as a view over the state's
+    let o = dp()
+        .current_dir(p)
+        .env("DP_WAREHOUSE", p.join("prod_wh"))
+        .env("DP_SCHEMA", "dev")
+        .args(["clone", "-s", "stg_view", "--state", "prod_state"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(std::fs::read_to_string(p.join("prod_wh/dev/stg_view/_dp_view.sql")).unwrap(), "select * from main.stg_view");
+    assert_eq!(sql(p, "prod_wh", "select count(*) as n from dev.stg_view"), "n\n2\n");
+    // clone needs a state
+    let o = dp_in(p, "dev_wh", &["clone"]);
+    assert!(stderr(&o).contains("--state or --defer-state are required"), "{}", stderr(&o));
+}
