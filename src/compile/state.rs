@@ -1,16 +1,23 @@
 //! `--state DIR`: how the current project compares with the manifest of an
 //! earlier run, node by node, in dbt's terms (`state:new`,
-//! `state:modified` and its parts). Both sides are dp manifests, so each
-//! part compares the same JSON fields:
+//! `state:modified` and its parts). The state may be a manifest written by
+//! dp or by dbt itself: each part compares what dbt 1.11 compares
+//! (`same_body`, `same_config`, ... in `dbt/contracts/graph/nodes.py`):
 //!
-//! - `body`: the checksum of the node's code;
-//! - `configs`: its resolved config, but database, schema, alias, tags
-//!   and group (dbt's `CompareBehavior.Exclude` fields);
-//! - `relation`: database, schema and alias (identifier for sources);
+//! - `body`: the node's raw code (seeds: the checksum of their file);
+//! - `configs`: its `unrendered_config` (the values its files set, before
+//!   rendering), but database, schema, alias, tags and group (dbt's
+//!   `CompareBehavior.Exclude` fields); for tests only the keys that change
+//!   their outcome (`severity`, `where`, `limit`, `fail_calc`, `warn_if`,
+//!   `error_if`, `store_failures`, `store_failures_as`);
+//! - `relation`: database, schema and alias as configured
+//!   (`unrendered_config`; for sources the resolved ones and identifier);
 //! - `persisted_descriptions`: descriptions, when `persist_docs` persists them;
 //! - `contract`: column names and types of an enforced contract;
 //! - `macros`: the node calls (by name, in its code) a macro whose SQL
-//!   changed or that is new, directly or through other macros.
+//!   changed or that is new, directly or through other macros; macros of
+//!   packages the current project does not have (dbt's own `dbt`,
+//!   `dbt_duckdb`, ... in a dbt-written manifest) are left out.
 //!
 //! As dbt, a new node counts as modified in every part but `macros`.
 
@@ -72,11 +79,25 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
                     set.insert(uid.clone());
                 }
             };
-            mark(&mut s.body, section == "nodes" && differs("checksum"));
+            let is_seed = n.get("resource_type").and_then(Value::as_str) == Some("seed");
+            let code = |v: &Value| v.get("raw_code").and_then(Value::as_str).unwrap_or("").trim().to_string();
+            mark(&mut s.body, section == "nodes" && if is_seed { differs("checksum") } else { code(n) != code(p) });
             let source_fields = ["loaded_at_field", "freshness", "meta", "external", "loader", "quoting"];
-            mark(&mut s.configs, compared_config(n) != compared_config(p) || (section == "sources" && source_fields.iter().any(|k| differs(k))));
-            mark(&mut s.fqn, differs("fqn"));
-            mark(&mut s.relation, ["database", "schema", "alias", "identifier"].iter().any(|k| differs(k)));
+            let configs_differ = if section == "sources" {
+                compared_config(n, "config") != compared_config(p, "config") || source_fields.iter().any(|k| differs(k))
+            } else {
+                compared_config(n, "unrendered_config") != compared_config(p, "unrendered_config")
+            };
+            mark(&mut s.configs, configs_differ);
+            // moved or renamed; for models also dbt's `same_ref_representation`
+            let refs_differ = ["latest_version", "access", "deprecation_date"].iter().any(|k| differs(k));
+            mark(&mut s.fqn, differs("fqn") || (uid.starts_with("model.") && refs_differ));
+            let relation_differs = if section == "sources" {
+                ["database", "schema", "identifier"].iter().any(|k| differs(k))
+            } else {
+                ["database", "schema", "alias"].iter().any(|k| n.pointer(&format!("/unrendered_config/{k}")) != p.pointer(&format!("/unrendered_config/{k}")))
+            };
+            mark(&mut s.relation, relation_differs);
             mark(&mut s.persisted_descriptions, descriptions_changed(n, p));
             mark(&mut s.contract, contract_changed(n, p));
             let code = n.get("raw_code").and_then(Value::as_str).unwrap_or("");
@@ -86,10 +107,17 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
     Ok(s)
 }
 
-/// The config as dbt compares it: without the keys other parts (or
-/// nothing) compare: database, schema, alias, tags, group.
-fn compared_config(n: &Value) -> Option<serde_json::Map<String, Value>> {
-    let mut c = n.get("config")?.as_object()?.clone();
+/// The config (`key`: `unrendered_config`, or `config` for sources) as dbt
+/// compares it: without the keys other parts (or nothing) compare:
+/// database, schema, alias, tags, group; for tests only the keys that
+/// change their outcome.
+fn compared_config(n: &Value, key: &str) -> Option<serde_json::Map<String, Value>> {
+    let mut c = n.get(key)?.as_object()?.clone();
+    if n.get("resource_type").and_then(Value::as_str) == Some("test") {
+        const MODIFIERS: [&str; 8] = ["severity", "where", "limit", "fail_calc", "warn_if", "error_if", "store_failures", "store_failures_as"];
+        c.retain(|k, _| MODIFIERS.contains(&k.as_str()));
+        return Some(c);
+    }
     for k in ["database", "schema", "alias", "tags", "group"] {
         c.remove(k);
     }
@@ -135,6 +163,12 @@ fn changed_macros(old: &Value, cur: &Value) -> HashSet<String> {
     let now = cur.get("macros").and_then(Value::as_object).unwrap_or(&empty);
     let sql = |m: &Value| m.get("macro_sql").and_then(Value::as_str).unwrap_or("").to_string();
     let name = |m: &Value| m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    // a dbt-written manifest lists dbt's own macros (packages `dbt`,
+    // `dbt_<adapter>`), which dp's never has: only packages on both sides count
+    let package = |m: &Value| m.get("package_name").and_then(Value::as_str).unwrap_or("").to_string();
+    let packages: HashSet<String> = now.values().map(package).chain(cur.pointer("/metadata/project_name").and_then(Value::as_str).map(String::from)).collect();
+    let before: serde_json::Map<String, Value> = before.iter().filter(|(_, m)| packages.contains(&package(m))).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let before = &before;
     let mut changed: HashSet<String> = now.iter().filter(|(uid, m)| before.get(*uid).is_none_or(|p| sql(p) != sql(m))).map(|(_, m)| name(m)).collect();
     // a macro whose old version is gone counts as changed for its callers
     changed.extend(before.iter().filter(|(uid, _)| !now.contains_key(*uid)).map(|(_, m)| name(m)));
@@ -167,7 +201,7 @@ mod tests {
 
     #[test]
     fn tells_each_kind_of_change() {
-        let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "md5", "checksum": sum}, "config": {"materialized": mat}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
+        let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "sha256", "checksum": sum}, "config": {"materialized": mat}, "unrendered_config": {"materialized": mat, "schema": schema}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
         let old = manifest(
             json!({"model.p.a": node("1", "view", "main", "select 1"), "model.p.b": node("2", "view", "main", "select 2"),
                    "model.p.c": node("3", "view", "main", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
