@@ -54,10 +54,20 @@ pub fn read_state(dir: &std::path::Path) -> anyhow::Result<StateRelations> {
     state_relations(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
-/// The state's warehouse when it differs from the target's.
+/// Overrides the warehouse a state's manifest recorded (its path on the
+/// machine that ran it), e.g. where CI reaches production's warehouse.
+pub const STATE_WAREHOUSE_ENV: &str = "DP_STATE_WAREHOUSE";
+
+/// The state's warehouse when it differs from the target's:
+/// `DP_STATE_WAREHOUSE`, else the one its manifest recorded (relative
+/// paths resolve against the project).
 pub fn foreign_warehouse(state: &StateRelations, l: &Loaded) -> Option<String> {
     let norm = |s: &str| s.strip_prefix("file://").unwrap_or(s).trim_end_matches('/').to_string();
-    state.warehouse.as_deref().filter(|w| norm(w) != norm(&l.project.settings.warehouse_url())).map(String::from)
+    let recorded = std::env::var(STATE_WAREHOUSE_ENV).ok().filter(|v| !v.is_empty()).or_else(|| state.warehouse.clone())?;
+    let mut settings = l.project.settings.clone();
+    settings.target.warehouse = recorded;
+    let location = settings.warehouse_url();
+    (norm(&location) != norm(&l.project.settings.warehouse_url())).then_some(location)
 }
 
 /// `--defer`'s relations for a command whose selection is `selected` and

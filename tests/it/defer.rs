@@ -216,3 +216,24 @@ fn clone_makes_shallow_delta_clones_of_the_states_tables() {
     let o = dp_in(p, "dev_wh", &["clone"]);
     assert!(stderr(&o).contains("--state or --defer-state are required"), "{}", stderr(&o));
 }
+
+#[test]
+fn dp_state_warehouse_says_where_the_states_warehouse_is_now() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    // production's warehouse is reached elsewhere than where it was built
+    std::fs::rename(p.join("prod_wh"), p.join("moved_wh")).unwrap();
+    let o = dp_in(p, "dev_wh", &["run", "-s", "other", "--defer", "--state", "prod_state"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = dp()
+        .current_dir(p)
+        .env("DP_WAREHOUSE", p.join("dev_wh"))
+        .env("DP_STATE_WAREHOUSE", "moved_wh")
+        .args(["run", "-s", "other", "--defer", "--state", "prod_state"])
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
+}
