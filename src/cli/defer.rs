@@ -6,11 +6,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use super::Printer;
 use super::args::SelectArgs;
 use super::context::Loaded;
 use crate::engine::Engine;
 use crate::graph::defer::{STATE_CATALOG, StateRelations, deferred, relation, state_relations};
 use crate::jinja::Relation;
+use crate::quality::gate::GatePlan;
+use datafusion::catalog::SchemaProvider as _;
 
 /// What `--defer` changes for one command.
 #[derive(Debug, Default)]
@@ -22,6 +25,43 @@ pub struct Deferral {
 }
 
 impl Deferral {
+    /// Readies `engine` for the deferred refs: attaches the state's
+    /// warehouse when refs read it, leaves out of `gates` (a build's
+    /// quality gates) those that would only check relations read from the
+    /// state, and makes the relations the remaining gates read and this
+    /// target lacks readable under their own names (from the state).
+    pub async fn apply(&self, engine: &Engine, l: &Loaded, gates: Option<&mut Vec<GatePlan>>, printer: &Printer) -> anyhow::Result<()> {
+        let catalog = match &self.attach {
+            Some(loc) if !self.relations.is_empty() => {
+                engine.attach_warehouse(STATE_CATALOG, loc, &l.project.settings)?;
+                STATE_CATALOG
+            }
+            _ => crate::engine::CATALOG,
+        };
+        let Some(gates) = gates else { return Ok(()) };
+        for name in skip_state_gates(gates, self) {
+            printer.info(format!("Skipping checkpoint {name}: every relation it checks is read from the state (--defer)"));
+        }
+        let read: HashSet<&String> = gates
+            .iter()
+            .flat_map(|g| g.resolved.bound.iter().flat_map(|b| std::iter::once(&b.relation).chain(b.others.iter().flatten())))
+            .map(|r| &r.unique_id)
+            .filter(|u| self.relations.contains_key(*u))
+            .collect();
+        let existing = crate::engine::existing_relations(&l.project);
+        for uid in read {
+            let (n, rel) = (&l.project.nodes[uid], &self.relations[uid]);
+            if existing.contains(uid) || (catalog == crate::engine::CATALOG && n.schema == rel.schema && n.alias == rel.identifier) {
+                continue;
+            }
+            let Some(schema) = engine.ctx.catalog(catalog).and_then(|c| c.schema(&rel.schema)) else { continue };
+            if let Some(table) = schema.table(&rel.identifier).await? {
+                engine.catalog.schema_provider(&n.schema).register_table(n.alias.clone(), table)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Attaches the state's warehouse to `engine` when refs read it.
     pub fn attach(&self, engine: &Engine, l: &Loaded) -> anyhow::Result<()> {
         if let Some(loc) = &self.attach
@@ -83,4 +123,20 @@ pub fn plan(l: &Loaded, s: &SelectArgs, selected: &HashSet<String>, built: &Hash
     let catalog = attach.as_ref().map(|_| STATE_CATALOG);
     let relations = deferred(&l.project, &state, selected, &exists, s.favor_state).into_iter().map(|(u, r)| (u, relation(&r, catalog))).collect();
     Ok(Some(Deferral { relations, attach }))
+}
+
+/// Drops the build's quality gates that would only check relations read
+/// from the state (their checkpoint's models are all deferred and none is
+/// built here): production validated them, and this target does not have
+/// them. Returns the names of the checkpoints left out.
+fn skip_state_gates(plans: &mut Vec<GatePlan>, deferral: &Deferral) -> Vec<String> {
+    let mut skipped = vec![];
+    plans.retain(|p| {
+        let state_only = p.after.is_empty() && p.resolved.bound.iter().all(|b| deferral.relations.contains_key(&b.relation.unique_id));
+        if state_only {
+            skipped.push(p.resolved.checkpoint.name.clone());
+        }
+        !state_only
+    });
+    skipped
 }

@@ -237,3 +237,29 @@ fn dp_state_warehouse_says_where_the_states_warehouse_is_now() {
     ok(&o);
     assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
 }
+
+/// The demo (with its quality checkpoints gating the layers) in slim CI:
+/// one intermediate model changed, its layer and the marts built in an
+/// empty dev warehouse; the staging checkpoint, which would only check
+/// production's relations, is left out; the marts checkpoint reads the
+/// staging table it compares with from production.
+#[test]
+fn slim_ci_on_the_demo_with_its_checkpoints() {
+    let dir = demo_project();
+    let p = dir.path();
+    copy_tree(&repo().join("checkpoints"), &p.join("checkpoints"));
+    ok(&run(p, &["demo", "--scale", "0.02"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    let f = p.join("models/intermediate/int_customer_orders.sql");
+    let code = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(&f, format!("{code}\n-- a reviewed change\n")).unwrap();
+    let o = dp_in(p, "dev_wh", &["build", "-s", "state:modified+", "--defer", "--state", "prod_state"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("Skipping checkpoint staging_checkpoint: every relation it checks is read from the state (--defer)"), "{err}");
+    assert!(err.contains("PASS checkpoint marts_checkpoint"), "{err}");
+    assert!(!p.join("dev_wh/staging").exists());
+    assert!(p.join("dev_wh/intermediate/int_customer_orders/_delta_log").is_dir());
+    let q = "select (select count(*) from marts.fct_orders) as orders, (select sum(lifetime_value) from marts.mart_customer_analytics) as ltv, (select count(*) from marts.mart_daily_summary) as days";
+    assert_eq!(sql(p, "dev_wh", q), sql(p, "warehouse", q));
+}

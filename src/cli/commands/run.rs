@@ -120,7 +120,7 @@ async fn execute_kind(
         .collect();
     let mut order = units_before_models(&l.project, l.dag.topo_order(&chosen));
     // quality checkpoints gate the layers of a build (src/quality/gate.rs)
-    let gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
+    let mut gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
     let mut extra_edges = if kind == Kind::Build {
         let mut e = test_gates(&l, &chosen);
         e.extend(crate::runner::unit::gates(&l.project, &chosen));
@@ -142,7 +142,7 @@ async fn execute_kind(
     let engine = Arc::new(Engine::new(&l.project, memory)?);
     engine.preflight().await?;
     if let Some(d) = deferral {
-        d.attach(&engine, &l)?;
+        d.apply(&engine, &l, gates.as_mut().map(|g| &mut g.plans), printer).await?;
         opts.deferred = d.relations;
     }
     if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
