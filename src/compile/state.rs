@@ -63,6 +63,7 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
         return Err("not a manifest.json: it has no `nodes`".into());
     }
     let macros = changed_macros(&old, &cur);
+    let old_is_dp = old.pointer("/metadata/adapter_type").and_then(Value::as_str) == Some(crate::jinja::ADAPTER_TYPE);
     let mut s = StateSets::default();
     for section in ["nodes", "sources"] {
         let empty = serde_json::Map::new();
@@ -82,9 +83,8 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
             let is_seed = n.get("resource_type").and_then(Value::as_str) == Some("seed");
             let code = |v: &Value| v.get("raw_code").and_then(Value::as_str).unwrap_or("").trim().to_string();
             mark(&mut s.body, section == "nodes" && if is_seed { differs("checksum") } else { code(n) != code(p) });
-            let source_fields = ["loaded_at_field", "freshness", "meta", "external", "loader", "quoting"];
             let configs_differ = if section == "sources" {
-                compared_config(n, "config") != compared_config(p, "config") || source_fields.iter().any(|k| differs(k))
+                compared_config(n, "config") != compared_config(p, "config")
             } else {
                 compared_config(n, "unrendered_config") != compared_config(p, "unrendered_config")
             };
@@ -92,8 +92,17 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
             // moved or renamed; for models also dbt's `same_ref_representation`
             let refs_differ = ["latest_version", "access", "deprecation_date"].iter().any(|k| differs(k));
             mark(&mut s.fqn, differs("fqn") || (uid.starts_with("model.") && refs_differ));
+            // a source's quoting, freshness and external location (dbt's
+            // same_quoting, same_freshness, same_external); dp derives
+            // `external` from meta, so it is compared with dp's manifests only
+            let quoting = |v: &Value| v.get("quoting").filter(|q| q.as_object().is_some_and(|o| o.values().any(|x| !x.is_null()))).cloned();
+            let source_differs =
+                section == "sources" && (quoting(n) != quoting(p) || differs("freshness") || differs("loaded_at_field") || (old_is_dp && differs("external")));
+            mark(&mut s.fqn, source_differs);
             let relation_differs = if section == "sources" {
-                ["database", "schema", "identifier"].iter().any(|k| differs(k))
+                // dp's sources have no database unless one is set; dbt's always do
+                let db = |v: &Value| v.get("database").and_then(Value::as_str).unwrap_or("").to_string();
+                (!db(n).is_empty() && !db(p).is_empty() && db(n) != db(p)) || differs("schema") || differs("identifier")
             } else {
                 ["database", "schema", "alias"].iter().any(|k| n.pointer(&format!("/unrendered_config/{k}")) != p.pointer(&format!("/unrendered_config/{k}")))
             };

@@ -64,7 +64,11 @@ impl StateSets {
     }
 
     fn modified(&self, uid: &str) -> bool {
-        self.new.contains(uid) || self.fqn.contains(uid) || MODIFIED_PARTS.iter().filter_map(|p| self.part(p)).any(|s| s.contains(uid))
+        // dbt 1.11's `SourceDefinition.same_contents(None)` is true: a new
+        // source is `state:new` but not `state:modified`
+        (self.new.contains(uid) && !uid.starts_with("source."))
+            || self.fqn.contains(uid)
+            || MODIFIED_PARTS.iter().filter_map(|p| self.part(p)).any(|s| s.contains(uid))
     }
 
     /// Whether `uid` matches `source_status:<value>`: `fresher` is the only

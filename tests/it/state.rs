@@ -122,3 +122,22 @@ fn state_modified_against_a_manifest_written_by_dbt() {
         }
     }
 }
+
+/// Unchanged projects compare as unmodified against the manifests dbt wrote
+/// for them (the parity goldens of jaffle and advanced: sources, seeds,
+/// generic tests with configs and shortened names, macros).
+#[test]
+fn unchanged_projects_are_unmodified_against_dbts_manifests() {
+    for name in ["jaffle", "advanced"] {
+        let dir = fixture(name);
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("state")).unwrap();
+        std::fs::copy(repo().join(format!("tests/fixtures/projects/{name}/golden/manifest.json")), p.join("state/manifest.json")).unwrap();
+        let o = run(p, &["ls", "-s", "state:modified", "--state", "state", "--resource-type", "all"]);
+        ok(&o);
+        assert_eq!(stdout(&o), "", "{name}: {}", stderr(&o));
+        let o = run(p, &["ls", "-s", "state:unmodified", "--state", "state", "--resource-type", "all"]);
+        ok(&o);
+        assert!(stdout(&o).lines().count() > 10, "{name}: {}", stdout(&o));
+    }
+}
