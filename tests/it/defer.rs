@@ -263,3 +263,24 @@ fn slim_ci_on_the_demo_with_its_checkpoints() {
     let q = "select (select count(*) from marts.fct_orders) as orders, (select sum(lifetime_value) from marts.mart_customer_analytics) as ltv, (select count(*) from marts.mart_daily_summary) as days";
     assert_eq!(sql(p, "dev_wh", q), sql(p, "warehouse", q));
 }
+
+/// Column tests on a deferred model read the state's relation, also when
+/// dp would batch them into one query per relation.
+#[test]
+fn deferred_column_tests_read_the_states_relation() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\nmodels:\n  p:\n    +materialized: table\n"),
+        ("models/m.sql", "select * from (values (1), ({{ var('second', 2) }})) as t(id)"),
+        ("models/s.yml", "version: 2\nmodels:\n  - name: m\n    columns:\n      - name: id\n        data_tests: [not_null, unique]\n"),
+    ]);
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    // a dev copy of m with a duplicate id
+    ok(&dp_in(p, "dev_wh", &["run", "--vars", "{second: 1}"]));
+    assert_eq!(dp_in(p, "dev_wh", &["test"]).status.code(), Some(1));
+    // --favor-state: the tests (selected) read production's m (unselected)
+    let o = dp_in(p, "dev_wh", &["test", "--defer", "--favor-state", "--state", "prod_state"]);
+    ok(&o);
+    assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0"), "{}", stderr(&o));
+}

@@ -150,6 +150,7 @@ async fn execute_kind(
     }
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
+    let deferred: std::collections::HashSet<String> = opts.deferred.keys().cloned().collect();
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
@@ -188,7 +189,10 @@ async fn execute_kind(
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
     let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
-    let batches = if batch::enabled() { Batches::plan(&project, &order, &compiled, tests) } else { Batches::default() };
+    // tests reading a deferred relation run alone (a batch reads the target's)
+    let batchable: Vec<String> =
+        order.iter().filter(|u| project.nodes.get(*u).is_none_or(|n| !n.depends_on.iter().any(|d| deferred.contains(d)))).cloned().collect();
+    let batches = if batch::enabled() { Batches::plan(&project, &batchable, &compiled, tests) } else { Batches::default() };
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
