@@ -26,11 +26,26 @@ pub struct Args {
     pub which: String,
     pub full_refresh: bool,
     pub store_failures: bool,
+    /// `--defer`, `--favor-state`, `--state`, `--defer-state` (as dbt's args).
+    pub defer: bool,
+    pub favor_state: bool,
+    pub state: Option<String>,
+    pub defer_state: Option<String>,
 }
 
 impl Args {
     fn json(&self) -> Value {
-        json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures})
+        let mut v = json!({"which": self.which, "full_refresh": self.full_refresh, "store_failures": self.store_failures});
+        if self.defer {
+            v["defer"] = json!(true);
+            v["favor_state"] = json!(self.favor_state);
+        }
+        for (k, d) in [("state", &self.state), ("defer_state", &self.defer_state)] {
+            if let Some(d) = d {
+                v[k] = json!(d);
+            }
+        }
+        v
     }
 
     /// Reads the args back from a run_results.json.
@@ -40,6 +55,10 @@ impl Args {
             which: a["which"].as_str().unwrap_or_default().to_string(),
             full_refresh: a["full_refresh"].as_bool().unwrap_or(false),
             store_failures: a["store_failures"].as_bool().unwrap_or(false),
+            defer: a["defer"].as_bool().unwrap_or(false),
+            favor_state: a["favor_state"].as_bool().unwrap_or(false),
+            state: a["state"].as_str().map(String::from),
+            defer_state: a["defer_state"].as_str().map(String::from),
         }
     }
 }

@@ -284,3 +284,21 @@ fn deferred_column_tests_read_the_states_relation() {
     ok(&o);
     assert!(stderr(&o).contains("Done. PASS=2 WARN=0 ERROR=0"), "{}", stderr(&o));
 }
+
+/// `dp retry` repeats the last run's --defer and --state, as dbt's retry.
+#[test]
+fn retry_keeps_defer() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    std::fs::write(p.join("models/other.sql"), "select count(no_such_column) as n from {{ ref('stg_people') }}").unwrap();
+    assert_eq!(dp_in(p, "dev_wh", &["run", "-s", "state:modified", "--defer", "--state", "prod_state"]).status.code(), Some(1));
+    let rr: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/run_results.json")).unwrap()).unwrap();
+    assert_eq!(rr["args"]["defer"], true);
+    assert_eq!(rr["args"]["state"], "prod_state");
+    std::fs::write(p.join("models/other.sql"), "select count(*) as n from {{ ref('stg_people') }}").unwrap();
+    ok(&dp_in(p, "dev_wh", &["retry"]));
+    assert_eq!(ran(p), ["model.p.other success"]);
+    assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
+}

@@ -78,7 +78,15 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
         printer.info("Nothing to do: the last run had no failed or skipped nodes.");
         return Ok(ExitCode::SUCCESS);
     }
-    let a = RunArgs { threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
+    // the last run's --defer and --state hold for its retry, as in dbt
+    let select = crate::cli::args::SelectArgs {
+        defer: args.defer,
+        favor_state: args.favor_state,
+        state: args.state.clone().map(Into::into),
+        defer_state: args.defer_state.clone().map(Into::into),
+        ..Default::default()
+    };
+    let a = RunArgs { select, threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
     execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer, None).await
 }
 
@@ -199,7 +207,16 @@ async fn execute_kind(
     let openlineage = lineage.map(|(t, lin)| Arc::new(Emitter::start(t, project.clone(), lin.map(Arc::new), &l.invocation_id, which)));
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
     let reporter = Reporter { printer };
-    let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures };
+    let path = |d: &Option<std::path::PathBuf>| d.as_ref().map(|d| d.display().to_string());
+    let args = Args {
+        which: which.to_string(),
+        full_refresh: a.full_refresh,
+        store_failures: a.store_failures,
+        defer: a.select.defer,
+        favor_state: a.select.favor_state,
+        state: path(&a.select.state),
+        defer_state: path(&a.select.defer_state),
+    };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);
     let ol_sink = openlineage.as_deref().map(OpenLineageSink);
     let mut sinks: Vec<&dyn EventSink> = vec![&reporter, &run_results];
