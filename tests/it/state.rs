@@ -141,3 +141,22 @@ fn unchanged_projects_are_unmodified_against_dbts_manifests() {
         assert!(stdout(&o).lines().count() > 10, "{name}: {}", stdout(&o));
     }
 }
+
+/// A seed's body is its file (dbt's sha256 checksum of it).
+#[test]
+fn a_changed_seed_file_is_modified() {
+    let dir = project(&[("dbt_project.yml", "name: p\nprofile: p\n"), ("seeds/a.csv", "k,v\n1,x\n"), ("seeds/b.csv", "k\n1\n")]);
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    copy_tree(&p.join("target"), &p.join("state"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    // sha256 of the stripped file, as dbt-core 1.11 writes it
+    assert_eq!(
+        m["nodes"]["seed.p.b"]["checksum"],
+        serde_json::json!({"name": "sha256", "checksum": "82084b9555392b9dbad6e5e9c7eaab17982715b37d4efeef8c0109d32e0aee52"})
+    );
+    std::fs::write(p.join("seeds/a.csv"), "k,v\n1,y\n").unwrap();
+    let o = run(p, &["ls", "-s", "state:modified.body", "--state", "state"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "p.a\n");
+}
