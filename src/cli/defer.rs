@@ -140,3 +140,40 @@ fn skip_state_gates(plans: &mut Vec<GatePlan>, deferral: &Deferral) -> Vec<Strin
     });
     skipped
 }
+
+/// [`plan`] for run/seed/test/build/snapshot: `chosen` is what the command
+/// runs; the models, seeds and snapshots among them are built before
+/// anything reads them.
+pub fn plan_run(l: &Loaded, s: &SelectArgs, chosen: &indexmap::IndexSet<String>) -> anyhow::Result<Option<Deferral>> {
+    use crate::project::nodes::ResourceType;
+    let built: HashSet<String> = chosen
+        .iter()
+        .filter(|u| l.project.nodes.get(*u).is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)))
+        .cloned()
+        .collect();
+    plan(l, s, &chosen.iter().cloned().collect(), &built)
+}
+
+/// The nodes of `order` dp may batch: tests reading a deferred relation
+/// run alone (a batch reads the target's relation).
+pub fn batchable(project: &crate::project::load::Project, order: &[String], deferred: &[String]) -> Vec<String> {
+    let deferred: HashSet<&String> = deferred.iter().collect();
+    order.iter().filter(|u| project.nodes.get(*u).is_none_or(|n| !n.depends_on.iter().any(|d| deferred.contains(d)))).cloned().collect()
+}
+
+/// The defer flags of a run, for its run_results.json `args`.
+pub fn run_args(s: &SelectArgs) -> crate::runner::results::Args {
+    let path = |d: &Option<PathBuf>| d.as_ref().map(|d| d.display().to_string());
+    crate::runner::results::Args { defer: s.defer, favor_state: s.favor_state, state: path(&s.state), defer_state: path(&s.defer_state), ..Default::default() }
+}
+
+/// The defer flags a retry repeats, from the last run's `args`.
+pub fn select_args(a: &crate::runner::results::Args) -> SelectArgs {
+    SelectArgs {
+        defer: a.defer,
+        favor_state: a.favor_state,
+        state: a.state.clone().map(Into::into),
+        defer_state: a.defer_state.clone().map(Into::into),
+        ..Default::default()
+    }
+}

@@ -79,13 +79,7 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
         return Ok(ExitCode::SUCCESS);
     }
     // the last run's --defer and --state hold for its retry, as in dbt
-    let select = crate::cli::args::SelectArgs {
-        defer: args.defer,
-        favor_state: args.favor_state,
-        state: args.state.clone().map(Into::into),
-        defer_state: args.defer_state.clone().map(Into::into),
-        ..Default::default()
-    };
+    let select = crate::cli::defer::select_args(&args);
     let a = RunArgs { select, threads, full_refresh: args.full_refresh, store_failures: args.store_failures, ..Default::default() };
     execute_kind(g, &a, kind, Some(ids.into_iter().collect()), printer, None).await
 }
@@ -138,12 +132,7 @@ async fn execute_kind(
     };
     let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh, ..Default::default() };
     // --defer: refs to unselected nodes missing here read the state's relations
-    let built: std::collections::HashSet<String> = chosen
-        .iter()
-        .filter(|u| matches!(l.project.nodes[*u].resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
-        .cloned()
-        .collect();
-    let deferral = crate::cli::defer::plan(&l, &a.select, &chosen.iter().cloned().collect(), &built)?;
+    let deferral = crate::cli::defer::plan_run(&l, &a.select, &chosen)?;
     // Jinja may query the warehouse while compiling (run_query, statement,
     // adapter.get_columns_in_relation).
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
@@ -158,7 +147,7 @@ async fn execute_kind(
     }
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
-    let deferred: std::collections::HashSet<String> = opts.deferred.keys().cloned().collect();
+    let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
@@ -197,9 +186,7 @@ async fn execute_kind(
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
     let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
-    // tests reading a deferred relation run alone (a batch reads the target's)
-    let batchable: Vec<String> =
-        order.iter().filter(|u| project.nodes.get(*u).is_none_or(|n| !n.depends_on.iter().any(|d| deferred.contains(d)))).cloned().collect();
+    let batchable = crate::cli::defer::batchable(&project, &order, &deferred);
     let batches = if batch::enabled() { Batches::plan(&project, &batchable, &compiled, tests) } else { Batches::default() };
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
@@ -207,16 +194,7 @@ async fn execute_kind(
     let openlineage = lineage.map(|(t, lin)| Arc::new(Emitter::start(t, project.clone(), lin.map(Arc::new), &l.invocation_id, which)));
     let opts = RunOptions { threads, fail_fast: a.fail_fast, tests, batches: Arc::new(batches), extra_edges, publisher, virtual_nodes };
     let reporter = Reporter { printer };
-    let path = |d: &Option<std::path::PathBuf>| d.as_ref().map(|d| d.display().to_string());
-    let args = Args {
-        which: which.to_string(),
-        full_refresh: a.full_refresh,
-        store_failures: a.store_failures,
-        defer: a.select.defer,
-        favor_state: a.select.favor_state,
-        state: path(&a.select.state),
-        defer_state: path(&a.select.defer_state),
-    };
+    let args = Args { which: which.to_string(), full_refresh: a.full_refresh, store_failures: a.store_failures, ..crate::cli::defer::run_args(&a.select) };
     let run_results = RunResultsFile::new(project.settings.target_dir(), &project, &l.invocation_id, args);
     let ol_sink = openlineage.as_deref().map(OpenLineageSink);
     let mut sinks: Vec<&dyn EventSink> = vec![&reporter, &run_results];
