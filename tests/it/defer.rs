@@ -302,3 +302,21 @@ fn retry_keeps_defer() {
     assert_eq!(ran(p), ["model.p.other success"]);
     assert_eq!(sql(p, "dev_wh", "select n from main.other"), "n\n3\n");
 }
+
+/// `dp compile --defer`: Jinja that queries a deferred relation of another
+/// warehouse (run_query) reads the state's.
+#[test]
+fn compile_with_defer_queries_the_states_relations() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    std::fs::write(
+        p.join("models/probe.sql"),
+        "{% set n = run_query('select count(*) from ' ~ ref('stg_people')).columns[0].values()[0] if execute else 0 %}select {{ n }} as n",
+    )
+    .unwrap();
+    let o = dp_in(p, "dev_wh", &["compile", "-s", "probe", "--defer", "--state", "prod_state"]);
+    ok(&o);
+    assert!(stdout(&o).contains("select 3 as n"), "{}", stdout(&o));
+}

@@ -31,14 +31,19 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
-    // Jinja may query the warehouse while compiling, as dbt compile does.
-    if let Ok(engine) = crate::engine::Engine::new(&l.project, None)
-        && let Some(db) = crate::engine::introspect::EngineDb::new(std::sync::Arc::new(engine))
-    {
-        l.project.jinja.set_database(std::sync::Arc::new(db));
+    let deferral = crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())?;
+    // Jinja may query the warehouse while compiling, as dbt compile does
+    // (with --defer, the state's warehouse too).
+    if let Ok(engine) = crate::engine::Engine::new(&l.project, None) {
+        if let Some(d) = &deferral {
+            d.attach(&engine, &l)?;
+        }
+        if let Some(db) = crate::engine::introspect::EngineDb::new(std::sync::Arc::new(engine)) {
+            l.project.jinja.set_database(std::sync::Arc::new(db));
+        }
     }
     l.project.jinja.set_selected(ids.iter().cloned().collect());
-    if let Some(d) = crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())? {
+    if let Some(d) = deferral {
         opts.deferred = d.relations;
     }
     let compiled = compile(&l.project, &ids, &opts)?;
