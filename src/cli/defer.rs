@@ -25,12 +25,20 @@ pub struct Deferral {
 }
 
 impl Deferral {
-    /// Readies `engine` for the deferred refs: attaches the state's
-    /// warehouse when refs read it, leaves out of `gates` (a build's
-    /// quality gates) those that would only check relations read from the
-    /// state, and makes the relations the remaining gates read and this
-    /// target lacks readable under their own names (from the state).
-    pub async fn apply(&self, engine: &Engine, l: &Loaded, gates: Option<&mut Vec<GatePlan>>, printer: &Printer) -> anyhow::Result<()> {
+    /// Readies `engine` for the deferred refs of a command running
+    /// `chosen`: attaches the state's warehouse when refs read it, leaves
+    /// out of `gates` (a build's quality gates) those that would only check
+    /// relations read from the state, and makes the relations that the
+    /// remaining gates and the unit tests (for their inputs' columns) read
+    /// and this target lacks readable under their own names, from the state.
+    pub async fn apply(
+        &self,
+        engine: &Engine,
+        l: &Loaded,
+        chosen: &indexmap::IndexSet<String>,
+        gates: Option<&mut Vec<GatePlan>>,
+        printer: &Printer,
+    ) -> anyhow::Result<()> {
         let catalog = match &self.attach {
             Some(loc) if !self.relations.is_empty() => {
                 engine.attach_warehouse(STATE_CATALOG, loc, &l.project.settings)?;
@@ -38,16 +46,23 @@ impl Deferral {
             }
             _ => crate::engine::CATALOG,
         };
-        let Some(gates) = gates else { return Ok(()) };
-        for name in skip_state_gates(gates, self) {
-            printer.info(format!("Skipping checkpoint {name}: every relation it checks is read from the state (--defer)"));
+        let mut read: HashSet<&String> = HashSet::new();
+        if let Some(gates) = gates {
+            for name in skip_state_gates(gates, self) {
+                printer.info(format!("Skipping checkpoint {name}: every relation it checks is read from the state (--defer)"));
+            }
+            let rels = gates.iter().flat_map(|g| g.resolved.bound.iter().flat_map(|b| std::iter::once(&b.relation).chain(b.others.iter().flatten())));
+            read.extend(rels.map(|r| &r.unique_id));
         }
-        let read: HashSet<&String> = gates
-            .iter()
-            .flat_map(|g| g.resolved.bound.iter().flat_map(|b| std::iter::once(&b.relation).chain(b.others.iter().flatten())))
-            .map(|r| &r.unique_id)
-            .filter(|u| self.relations.contains_key(*u))
-            .collect();
+        // a unit test's model and its parents (the columns of its inputs)
+        let nodes = &l.project.nodes;
+        for u in chosen.iter().filter(|u| nodes.get(*u).is_some_and(|n| n.resource_type == crate::project::nodes::ResourceType::UnitTest)) {
+            for m in &nodes[u].depends_on {
+                read.insert(m);
+                read.extend(nodes.get(m).into_iter().flat_map(|n| n.depends_on.iter()));
+            }
+        }
+        read.retain(|u| self.relations.contains_key(*u));
         let existing = crate::engine::existing_relations(&l.project);
         for uid in read {
             let (n, rel) = (&l.project.nodes[uid], &self.relations[uid]);

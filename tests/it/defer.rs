@@ -320,3 +320,32 @@ fn compile_with_defer_queries_the_states_relations() {
     ok(&o);
     assert!(stdout(&o).contains("select 3 as n"), "{}", stdout(&o));
 }
+
+/// Unit tests under --defer take their inputs' columns from the state's
+/// relations when this target has none.
+#[test]
+fn unit_tests_with_defer_read_input_columns_from_the_state() {
+    let dir = slim_project();
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["build"]));
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    let unit = r#"
+unit_tests:
+  - name: mart_joins_the_view
+    model: mart
+    given:
+      - input: ref('stg_people')
+        rows: [{id: 1}, {id: 2}]
+      - input: ref('stg_view')
+        rows: [{id: 2}]
+    expect:
+      rows: [{id: 1, vid: null}, {id: 2, vid: 2}]
+"#;
+    std::fs::write(p.join("models/unit.yml"), unit).unwrap();
+    let o = dp_in(p, "dev_wh", &["test", "-s", "test_type:unit", "--defer", "--state", "prod_state"]);
+    ok(&o);
+    assert!(stderr(&o).contains("PASS mart::mart_joins_the_view") || stderr(&o).contains("Done. PASS=1 WARN=0 ERROR=0"), "{}", stderr(&o));
+    // without --defer the inputs' columns are unknown here
+    let o = dp_in(p, "dev_wh", &["test", "-s", "test_type:unit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

@@ -139,7 +139,7 @@ async fn execute_kind(
     let engine = Arc::new(Engine::new(&l.project, memory)?);
     engine.preflight().await?;
     if let Some(d) = deferral {
-        d.apply(&engine, &l, gates.as_mut().map(|g| &mut g.plans), printer).await?;
+        d.apply(&engine, &l, &chosen, gates.as_mut().map(|g| &mut g.plans), printer).await?;
         opts.deferred = d.relations;
     }
     if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
