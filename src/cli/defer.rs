@@ -70,7 +70,8 @@ impl Deferral {
                 continue;
             }
             let Some(schema) = engine.ctx.catalog(catalog).and_then(|c| c.schema(&rel.schema)) else { continue };
-            if let Some(table) = schema.table(&rel.identifier).await? {
+            // one the state lacks (or cannot open) fails where it is read, by name
+            if let Ok(Some(table)) = schema.table(&rel.identifier).await {
                 engine.catalog.schema_provider(&n.schema).register_table(n.alias.clone(), table)?;
             }
         }
