@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state|microbatch ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state|microbatch|dbt_state ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -207,8 +207,24 @@ do_microbatch() {
     done
 }
 
+# ---------------------------------------------------------------- dbt_state
+# `state:` selection against a manifest written by dbt itself: dbt parse's
+# manifest.json is committed as golden/state/manifest.json (dp's --state),
+# then changes/ is copied over the project (a body, a config, a macro a
+# model calls, a contract's column type, a new model) and each
+# golden/ls/SELECTORS.txt line is listed by dbt.
+do_dbt_state() {
+    prepare dbt_state
+    dbt_ parse --no-partial-parse
+    mkdir -p "$W/state" "$G/state"
+    cp "$W/target/manifest.json" "$W/state/manifest.json"
+    cp "$W/target/manifest.json" "$G/state/manifest.json"
+    cp -r "$W/changes/." "$W/"
+    run_ls
+}
+
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state microbatch)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state microbatch dbt_state)
 for p in "${projects[@]}"; do
     "do_$p"
 done

@@ -73,6 +73,15 @@ pub struct SelectArgs {
     /// A folder with the manifest.json of an earlier run, for `state:` selectors.
     #[arg(long, value_name = "DIR")]
     pub state: Option<std::path::PathBuf>,
+    /// Resolve refs to unselected nodes missing from this target to the relations of the --state manifest.
+    #[arg(long)]
+    pub defer: bool,
+    /// With --defer: use the state's relation for every unselected node, even one that exists in this target.
+    #[arg(long)]
+    pub favor_state: bool,
+    /// The state folder for deferral only (default: --state).
+    #[arg(long, value_name = "DIR")]
+    pub defer_state: Option<std::path::PathBuf>,
 }
 
 /// `--indirect-selection`.
@@ -199,6 +208,14 @@ pub enum Command {
         /// Worker threads (default: the target's `threads`).
         #[arg(long)]
         threads: Option<usize>,
+    },
+    /// Relations in this target pointing at the --state manifest's (Delta shallow clones; views for views).
+    Clone {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Replace relations that already exist.
+        #[arg(long, short = 'f')]
+        full_refresh: bool,
     },
     /// Preview a model's or a query's rows.
     Show {

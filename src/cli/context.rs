@@ -99,11 +99,22 @@ fn state_sets(l: &Loaded, dir: &std::path::Path) -> anyhow::Result<crate::graph:
     let mut current = vec![];
     crate::compile::manifest::write_manifest(&mut current, &l.project, &l.dag, None, &l.invocation_id, "")?;
     let mut sets = crate::compile::state::compare(&old, &String::from_utf8_lossy(&current)).map_err(|e| anyhow::anyhow!("--state: {}: {e}", file.display()))?;
+    sets.fresher = source_freshness(dir, &l.project.settings.target_dir());
     let rr = dir.join("run_results.json");
     if let Ok(text) = std::fs::read_to_string(&rr) {
         sets.results = crate::compile::state::results(&text).map_err(|e| anyhow::anyhow!("--state: {}: {e}", rr.display()))?;
     }
     Ok(sets)
+}
+
+/// `source_status:fresher`: the state's sources.json against target/sources.json.
+fn source_freshness(dir: &std::path::Path, target: &std::path::Path) -> Result<std::collections::HashSet<String>, String> {
+    let read = |p: PathBuf, which: &str, hint: &str| {
+        std::fs::read_to_string(&p).map_err(|e| format!("No {which} state comparison freshness results in sources.json ({}: {e})\n  hint: {hint}", p.display()))
+    };
+    let previous = read(dir.join("sources.json"), "previous", "keep the target/sources.json of an earlier `dp source freshness` in the --state folder")?;
+    let current = read(target.join("sources.json"), "current", "run `dp source freshness` first")?;
+    crate::compile::state::fresher(&previous, &current)
 }
 
 /// Writes target/manifest.json (and returns its path).

@@ -5,6 +5,7 @@
 pub(crate) mod args;
 pub(crate) mod commands;
 pub(crate) mod context;
+pub(crate) mod defer;
 pub(crate) mod printer;
 pub(crate) mod reporter;
 

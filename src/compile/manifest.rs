@@ -10,14 +10,12 @@ use crate::project::nodes::{Materialization, Node, ResourceType};
 
 pub const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
-fn checksum(text: &str) -> Value {
-    use std::fmt::Write;
-    let digest = md5::compute(text.as_bytes());
-    let mut hex = String::new();
-    for b in digest.0 {
-        let _ = write!(hex, "{b:02x}");
+/// dbt's checksum: the sha256 of the node's file (seeds: computed at load).
+fn checksum(n: &Node) -> Value {
+    if n.test_metadata.is_some() {
+        return json!({"name": "none", "checksum": ""});
     }
-    json!({"name": "md5", "checksum": hex})
+    n.extra.get("checksum").cloned().unwrap_or_else(|| crate::util::checksum::file_checksum(&n.raw_code))
 }
 
 /// Hooks as dbt stores them: `[{sql, transaction, index}]`.
@@ -90,7 +88,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     o.insert("unique_id".into(), json!(n.unique_id));
     o.insert("fqn".into(), json!(n.fqn));
     o.insert("alias".into(), json!(n.alias));
-    o.insert("checksum".into(), checksum(&n.raw_code));
+    o.insert("checksum".into(), checksum(n));
     o.insert("config".into(), config(n));
     o.insert("group".into(), n.config.get("group").cloned().unwrap_or(Value::Null));
     o.insert("tags".into(), json!(n.tags()));
@@ -99,7 +97,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     o.insert("meta".into(), n.config.get("meta").cloned().unwrap_or(json!({})));
     o.insert("docs".into(), json!({"show": true, "node_color": null}));
     o.insert("patch_path".into(), json!(n.patch_path.as_ref().map(|p| format!("{}://{}", n.package_name, p))));
-    o.insert("unrendered_config".into(), json!({}));
+    o.insert("unrendered_config".into(), n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({})));
     o.insert("created_at".into(), json!(0.0));
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
@@ -107,7 +105,9 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
         _ => json!(n.relation_name()),
     };
     o.insert("relation_name".into(), relation);
-    o.insert("raw_code".into(), json!(n.raw_code));
+    // dbt reads a node's file stripped of surrounding whitespace
+    let raw = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
+    o.insert("raw_code".into(), json!(raw));
     let macros: Vec<String> = vec![];
     if n.resource_type == ResourceType::Seed {
         o.insert("depends_on".into(), json!({"macros": macros}));
@@ -403,6 +403,8 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     metadata.insert("user_id".into(), Value::Null);
     metadata.insert("send_anonymous_usage_stats".into(), json!(false));
     metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
+    // where this run's relations live, for a later `--defer --state` (graph::defer)
+    metadata.insert("env".into(), json!({ crate::graph::defer::WAREHOUSE_ENV_KEY: project.settings.warehouse_url() }));
     json!({
         "metadata": metadata,
         "nodes": nodes,

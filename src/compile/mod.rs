@@ -77,7 +77,7 @@ impl Compiled {
     /// it: its SQL (ephemerals inlined) and whether it ran incrementally.
     pub fn recompile(&self, project: &Project, uid: &str) -> Result<(String, bool), String> {
         let ids: IndexSet<String> = [uid.to_string()].into_iter().collect();
-        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)), None);
+        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project, &self.opts)), None);
         if let Some(e) = c.errors.get(uid) {
             return Err(e.clone());
         }
@@ -103,7 +103,7 @@ impl Compiled {
 
     /// Renders a node's pre- or post-hooks now, just before they run.
     pub fn hooks(&self, project: &Project, n: &Node, which: Hook, incremental: bool) -> Result<Vec<String>, CompileError> {
-        let resolver = self.resolver.clone().unwrap_or_else(|| resolver(project));
+        let resolver = self.resolver.clone().unwrap_or_else(|| resolver(project, &self.opts));
         render_hooks(project, n, resolver, which, incremental)
     }
 
@@ -125,6 +125,9 @@ pub struct CompileOptions {
     /// unique ids whose relation exists in the warehouse.
     pub existing: HashSet<String>,
     pub full_refresh: bool,
+    /// `--defer`: the relations these unique ids' `ref()`s resolve to
+    /// instead of their own ([`crate::graph::defer`]).
+    pub deferred: HashMap<String, Relation>,
 }
 
 struct ProjectResolver {
@@ -159,7 +162,7 @@ impl ProjectResolver {
     }
 }
 
-fn resolver(project: &Project) -> Arc<ProjectResolver> {
+fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
     let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
     let package_of = project.nodes.iter().map(|(u, n)| (u.clone(), n.package_name.clone())).collect();
     let mut relations = HashMap::new();
@@ -177,6 +180,9 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
             _ => {}
         }
     }
+    for (uid, rel) in &opts.deferred {
+        relations.insert(uid.clone(), (rel.clone(), false));
+    }
     let (event_times, source_event_times) = microbatch::event_times(project);
     Arc::new(ProjectResolver { refable, package_of, relations, sources, event_times, source_event_times })
 }
@@ -184,7 +190,7 @@ fn resolver(project: &Project) -> Arc<ProjectResolver> {
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
     set_graph(project);
-    Ok(compile_with(project, ids, opts, resolver(project), None))
+    Ok(compile_with(project, ids, opts, resolver(project, opts), None))
 }
 
 /// Compiles `ids` with `resolver`; `batch` is the batch a microbatch model
@@ -470,14 +476,14 @@ fn render_one(
 }
 
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.
-pub fn compile_one(project: &Project, n: &Node) -> Result<String, CompileError> {
-    let resolver = resolver(project);
+pub fn compile_one(project: &Project, n: &Node, opts: &CompileOptions) -> Result<String, CompileError> {
+    let resolver = resolver(project, opts);
     let (sql, ephs, _, _) = render_one(project, n, resolver, false, None)?;
     if ephs.is_empty() {
         return Ok(sql);
     }
     let ids: IndexSet<String> = ephs.iter().cloned().collect();
-    let c = compile(project, &ids, &CompileOptions::default())?;
+    let c = compile(project, &ids, opts)?;
     let ctes: Vec<String> = ephs
         .iter()
         .flat_map(|e| {

@@ -1,16 +1,23 @@
 //! `--state DIR`: how the current project compares with the manifest of an
 //! earlier run, node by node, in dbt's terms (`state:new`,
-//! `state:modified` and its parts). Both sides are dp manifests, so each
-//! part compares the same JSON fields:
+//! `state:modified` and its parts). The state may be a manifest written by
+//! dp or by dbt itself: each part compares what dbt 1.11 compares
+//! (`same_body`, `same_config`, ... in `dbt/contracts/graph/nodes.py`):
 //!
-//! - `body`: the checksum of the node's code;
-//! - `configs`: its resolved config, but database, schema, alias, tags
-//!   and group (dbt's `CompareBehavior.Exclude` fields);
-//! - `relation`: database, schema and alias (identifier for sources);
+//! - `body`: the node's raw code (seeds: the checksum of their file);
+//! - `configs`: its `unrendered_config` (the values its files set, before
+//!   rendering), but database, schema, alias, tags and group (dbt's
+//!   `CompareBehavior.Exclude` fields); for tests only the keys that change
+//!   their outcome (`severity`, `where`, `limit`, `fail_calc`, `warn_if`,
+//!   `error_if`, `store_failures`, `store_failures_as`);
+//! - `relation`: database, schema and alias as configured
+//!   (`unrendered_config`; for sources the resolved ones and identifier);
 //! - `persisted_descriptions`: descriptions, when `persist_docs` persists them;
 //! - `contract`: column names and types of an enforced contract;
 //! - `macros`: the node calls (by name, in its code) a macro whose SQL
-//!   changed or that is new, directly or through other macros.
+//!   changed or that is new, directly or through other macros; macros of
+//!   packages the current project does not have (dbt's own `dbt`,
+//!   `dbt_duckdb`, ... in a dbt-written manifest) are left out.
 //!
 //! As dbt, a new node counts as modified in every part but `macros`.
 
@@ -27,6 +34,27 @@ pub fn results(run_results: &str) -> Result<std::collections::HashMap<String, St
     Ok(list.iter().filter_map(|r| Some((r.get("unique_id")?.as_str()?.to_string(), r.get("status")?.as_str()?.to_string()))).collect())
 }
 
+/// Sources whose `max_loaded_at` in the current sources.json is newer than
+/// in the state's, or that had none there (dbt's `source_status:fresher`:
+/// a source that errored now is never fresher).
+pub fn fresher(previous: &str, current: &str) -> Result<HashSet<String>, String> {
+    fn loaded(text: &str, which: &str) -> Result<std::collections::HashMap<String, chrono::DateTime<chrono::FixedOffset>>, String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("the {which} sources.json: {e}"))?;
+        let list = v.get("results").and_then(Value::as_array).ok_or_else(|| format!("the {which} sources.json has no `results`"))?;
+        Ok(list
+            .iter()
+            .filter_map(|r| {
+                let at = r.get("max_loaded_at")?.as_str()?;
+                let at = chrono::DateTime::parse_from_rfc3339(at).or_else(|_| chrono::DateTime::parse_from_rfc3339(&format!("{at}Z"))).ok()?;
+                Some((r.get("unique_id")?.as_str()?.to_string(), at))
+            })
+            .collect())
+    }
+    let before = loaded(previous, "state's")?;
+    let now = loaded(current, "current")?;
+    Ok(now.into_iter().filter(|(uid, at)| before.get(uid).is_none_or(|b| at > b)).map(|(uid, _)| uid).collect())
+}
+
 /// Compares the current manifest (JSON text) with the state's.
 pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
     let old: Value = serde_json::from_str(old).map_err(|e| format!("not a manifest.json: {e}"))?;
@@ -35,6 +63,7 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
         return Err("not a manifest.json: it has no `nodes`".into());
     }
     let macros = changed_macros(&old, &cur);
+    let old_is_dp = old.pointer("/metadata/adapter_type").and_then(Value::as_str) == Some(crate::jinja::ADAPTER_TYPE);
     let mut s = StateSets::default();
     for section in ["nodes", "sources"] {
         let empty = serde_json::Map::new();
@@ -51,11 +80,33 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
                     set.insert(uid.clone());
                 }
             };
-            mark(&mut s.body, section == "nodes" && differs("checksum"));
-            let source_fields = ["loaded_at_field", "freshness", "meta", "external", "loader", "quoting"];
-            mark(&mut s.configs, compared_config(n) != compared_config(p) || (section == "sources" && source_fields.iter().any(|k| differs(k))));
-            mark(&mut s.fqn, differs("fqn"));
-            mark(&mut s.relation, ["database", "schema", "alias", "identifier"].iter().any(|k| differs(k)));
+            let is_seed = n.get("resource_type").and_then(Value::as_str) == Some("seed");
+            let code = |v: &Value| v.get("raw_code").and_then(Value::as_str).unwrap_or("").trim().to_string();
+            mark(&mut s.body, section == "nodes" && if is_seed { differs("checksum") } else { code(n) != code(p) });
+            let configs_differ = if section == "sources" {
+                compared_config(n, "config") != compared_config(p, "config")
+            } else {
+                compared_config(n, "unrendered_config") != compared_config(p, "unrendered_config")
+            };
+            mark(&mut s.configs, configs_differ);
+            // moved or renamed; for models also dbt's `same_ref_representation`
+            let refs_differ = ["latest_version", "access", "deprecation_date"].iter().any(|k| differs(k));
+            mark(&mut s.fqn, differs("fqn") || (uid.starts_with("model.") && refs_differ));
+            // a source's quoting, freshness and external location (dbt's
+            // same_quoting, same_freshness, same_external); dp derives
+            // `external` from meta, so it is compared with dp's manifests only
+            let quoting = |v: &Value| v.get("quoting").filter(|q| q.as_object().is_some_and(|o| o.values().any(|x| !x.is_null()))).cloned();
+            let source_differs =
+                section == "sources" && (quoting(n) != quoting(p) || differs("freshness") || differs("loaded_at_field") || (old_is_dp && differs("external")));
+            mark(&mut s.fqn, source_differs);
+            let relation_differs = if section == "sources" {
+                // dp's sources have no database unless one is set; dbt's always do
+                let db = |v: &Value| v.get("database").and_then(Value::as_str).unwrap_or("").to_string();
+                (!db(n).is_empty() && !db(p).is_empty() && db(n) != db(p)) || differs("schema") || differs("identifier")
+            } else {
+                ["database", "schema", "alias"].iter().any(|k| n.pointer(&format!("/unrendered_config/{k}")) != p.pointer(&format!("/unrendered_config/{k}")))
+            };
+            mark(&mut s.relation, relation_differs);
             mark(&mut s.persisted_descriptions, descriptions_changed(n, p));
             mark(&mut s.contract, contract_changed(n, p));
             let code = n.get("raw_code").and_then(Value::as_str).unwrap_or("");
@@ -65,10 +116,17 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
     Ok(s)
 }
 
-/// The config as dbt compares it: without the keys other parts (or
-/// nothing) compare: database, schema, alias, tags, group.
-fn compared_config(n: &Value) -> Option<serde_json::Map<String, Value>> {
-    let mut c = n.get("config")?.as_object()?.clone();
+/// The config (`key`: `unrendered_config`, or `config` for sources) as dbt
+/// compares it: without the keys other parts (or nothing) compare:
+/// database, schema, alias, tags, group; for tests only the keys that
+/// change their outcome.
+fn compared_config(n: &Value, key: &str) -> Option<serde_json::Map<String, Value>> {
+    let mut c = n.get(key)?.as_object()?.clone();
+    if n.get("resource_type").and_then(Value::as_str) == Some("test") {
+        const MODIFIERS: [&str; 8] = ["severity", "where", "limit", "fail_calc", "warn_if", "error_if", "store_failures", "store_failures_as"];
+        c.retain(|k, _| MODIFIERS.contains(&k.as_str()));
+        return Some(c);
+    }
     for k in ["database", "schema", "alias", "tags", "group"] {
         c.remove(k);
     }
@@ -114,6 +172,12 @@ fn changed_macros(old: &Value, cur: &Value) -> HashSet<String> {
     let now = cur.get("macros").and_then(Value::as_object).unwrap_or(&empty);
     let sql = |m: &Value| m.get("macro_sql").and_then(Value::as_str).unwrap_or("").to_string();
     let name = |m: &Value| m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    // a dbt-written manifest lists dbt's own macros (packages `dbt`,
+    // `dbt_<adapter>`), which dp's never has: only packages on both sides count
+    let package = |m: &Value| m.get("package_name").and_then(Value::as_str).unwrap_or("").to_string();
+    let packages: HashSet<String> = now.values().map(package).chain(cur.pointer("/metadata/project_name").and_then(Value::as_str).map(String::from)).collect();
+    let before: serde_json::Map<String, Value> = before.iter().filter(|(_, m)| packages.contains(&package(m))).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let before = &before;
     let mut changed: HashSet<String> = now.iter().filter(|(uid, m)| before.get(*uid).is_none_or(|p| sql(p) != sql(m))).map(|(_, m)| name(m)).collect();
     // a macro whose old version is gone counts as changed for its callers
     changed.extend(before.iter().filter(|(uid, _)| !now.contains_key(*uid)).map(|(_, m)| name(m)));
@@ -146,7 +210,7 @@ mod tests {
 
     #[test]
     fn tells_each_kind_of_change() {
-        let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "md5", "checksum": sum}, "config": {"materialized": mat}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
+        let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "sha256", "checksum": sum}, "config": {"materialized": mat}, "unrendered_config": {"materialized": mat, "schema": schema}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
         let old = manifest(
             json!({"model.p.a": node("1", "view", "main", "select 1"), "model.p.b": node("2", "view", "main", "select 2"),
                    "model.p.c": node("3", "view", "main", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
@@ -176,5 +240,21 @@ mod tests {
         assert!(s.matches("modified.body", "model.p.a").unwrap());
         assert!(s.matches("modified.nope", "model.p.a").unwrap_err().starts_with("unknown state selector 'modified.nope'"));
         assert!(compare("{}", &cur).unwrap_err().contains("no `nodes`"));
+    }
+
+    #[test]
+    fn fresher_sources_have_newer_rows_than_in_the_state() {
+        let r = |uid: &str, at: Option<&str>| match at {
+            Some(at) => json!({"unique_id": uid, "max_loaded_at": at, "status": "pass"}),
+            None => json!({"unique_id": uid, "status": "runtime error", "error": "boom"}),
+        };
+        let prev = json!({"results": [r("source.p.s.same", Some("2024-01-01T00:00:00Z")), r("source.p.s.newer", Some("2024-01-01T00:00:00Z")),
+                                      r("source.p.s.erred_before", None), r("source.p.s.erring", Some("2024-01-01T00:00:00Z"))]});
+        let cur = json!({"results": [r("source.p.s.same", Some("2024-01-01T00:00:00.000000Z")), r("source.p.s.newer", Some("2024-01-02T00:00:00Z")),
+                                     r("source.p.s.erred_before", Some("2023-01-01T00:00:00Z")), r("source.p.s.erring", None),
+                                     r("source.p.s.new", Some("2020-01-01T00:00:00Z"))]});
+        let mut got: Vec<String> = fresher(&prev.to_string(), &cur.to_string()).unwrap().into_iter().collect();
+        got.sort();
+        assert_eq!(got, ["source.p.s.erred_before", "source.p.s.new", "source.p.s.newer"]);
     }
 }

@@ -22,16 +22,31 @@ pub struct WarehouseCatalog {
     root: Warehouse,
     schemas: RwLock<HashMap<String, Arc<WarehouseSchema>>>,
     ctx: Arc<OnceLock<SessionContext>>,
+    /// For a warehouse attached beside the target's (`--defer`'s state):
+    /// its catalog name, in which its views' SQL resolves.
+    view_catalog: Option<String>,
 }
 
 impl WarehouseCatalog {
     pub fn new(root: Warehouse, ctx: Arc<OnceLock<SessionContext>>) -> WarehouseCatalog {
-        WarehouseCatalog { root, schemas: RwLock::new(HashMap::new()), ctx }
+        WarehouseCatalog { root, schemas: RwLock::new(HashMap::new()), ctx, view_catalog: None }
+    }
+
+    /// Another warehouse registered as catalog `name`: its views read the
+    /// relations of that warehouse, not the target's.
+    pub fn attached(root: Warehouse, ctx: Arc<OnceLock<SessionContext>>, name: &str) -> WarehouseCatalog {
+        WarehouseCatalog { view_catalog: Some(name.to_string()), ..WarehouseCatalog::new(root, ctx) }
     }
 
     pub fn schema_provider(&self, name: &str) -> Arc<WarehouseSchema> {
         let mut s = self.schemas.write().unwrap();
-        s.entry(name.to_string()).or_insert_with(|| Arc::new(WarehouseSchema::new(self.root.clone(), name, self.ctx.clone()))).clone()
+        s.entry(name.to_string())
+            .or_insert_with(|| {
+                let mut schema = WarehouseSchema::new(self.root.clone(), name, self.ctx.clone());
+                schema.view_catalog = self.view_catalog.clone();
+                Arc::new(schema)
+            })
+            .clone()
     }
 
     pub fn add_source(&self, schema: &str, name: &str, table: SourceTable) {
@@ -79,6 +94,7 @@ pub struct WarehouseSchema {
     cache: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
     /// Session-only tables (temporary views, staging relations).
     temp: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
+    view_catalog: Option<String>,
 }
 
 impl WarehouseSchema {
@@ -90,6 +106,7 @@ impl WarehouseSchema {
             sources: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             temp: Mutex::new(HashMap::new()),
+            view_catalog: None,
         }
     }
 
@@ -122,9 +139,11 @@ impl SchemaProvider for WarehouseSchema {
                 .map_err(|e| DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {loc}: {e}", self.name)))?
         } else if kind == Some(RelKind::View) {
             let sql = self.warehouse.read_view(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let ctx = self.ctx()?;
-            let plan = ctx
-                .state()
+            let mut state = self.ctx()?.state();
+            if let Some(c) = &self.view_catalog {
+                state.config_mut().options_mut().catalog.default_catalog = c.clone();
+            }
+            let plan = state
                 .create_logical_plan(&super::rewrite::rewrite(&sql))
                 .await
                 .and_then(super::rewrite::duckdb_division)

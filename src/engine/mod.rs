@@ -2,6 +2,7 @@
 //! catalog is the warehouse (Delta tables and stored views under
 //! `<warehouse>/<schema>/<table>`) plus the project's file sources.
 
+pub mod attach;
 pub mod catalog;
 pub mod introspect;
 pub mod memory;
@@ -50,10 +51,15 @@ pub async fn check_warehouse(settings: &Settings) -> anyhow::Result<String> {
 
 /// Compiles an ad-hoc query (for `--inline`) with ref()/source() resolved.
 pub fn compile_inline(project: &Project, sql: &str) -> anyhow::Result<String> {
+    compile_inline_with(project, sql, &crate::compile::CompileOptions::default())
+}
+
+/// [`compile_inline`] with compile options (`--defer`'s relations).
+pub fn compile_inline_with(project: &Project, sql: &str, opts: &crate::compile::CompileOptions) -> anyhow::Result<String> {
     let mut n = crate::project::nodes::Node::new(ResourceType::Analysis, &project.settings.project_name, "inline", "<inline>");
     n.raw_code = sql.to_string();
     n.unique_id = format!("sql_operation.{}.inline", project.settings.project_name);
-    Ok(crate::compile::compile_one(project, &n)?)
+    Ok(crate::compile::compile_one(project, &n, opts)?)
 }
 
 /// Opens a Delta table as a DataFusion table provider. The provider reads

@@ -2,6 +2,7 @@
 //! line and closest existing name when one is missing), rejects cycles with
 //! their path, and orders nodes for execution. Selection lives in [`select`].
 
+pub mod defer;
 pub mod select;
 pub mod state;
 

@@ -82,8 +82,6 @@ pub enum SelectError {
     Syntax { raw: String, message: String },
     #[error("invalid selector '{raw}': {message}")]
     Value { raw: String, message: String },
-    #[error("the '{method}' selection method is not supported yet (in '{raw}'){hint}")]
-    Unsupported { method: String, raw: String, hint: String },
     #[error("{file}: there is no selector named '{name}'; {defined}")]
     UnknownSelector { file: String, name: String, defined: String },
     #[error("{file}:{line}: {message}")]
@@ -931,11 +929,11 @@ impl<'a> Selector<'a> {
                 pick(&|n| state.result_is(sel, &n.unique_id))
             }
             "source_status" => {
-                return Err(SelectError::Unsupported {
-                    method: c.method.clone(),
-                    raw: c.raw.clone(),
-                    hint: "\n  hint: select by name, tag, path, config, state or result instead".into(),
-                });
+                let Some(state) = self.state else {
+                    return Err(bad("a source_status: selector compares two source freshness runs\n  hint: pass --state DIR (a folder holding the sources.json of an earlier `dp source freshness`)".into()));
+                };
+                state.source_status(sel, "").map_err(bad)?;
+                pick(&|n| state.source_status(sel, &n.unique_id).unwrap_or(false))
             }
             other => return Err(unknown_method(other, &c.raw)),
         })

@@ -355,7 +355,7 @@ fn methods_on_advanced() {
     let err = select(&project, &dag, &sel(&["state:modified"]), &fs).unwrap_err().to_string();
     assert!(err.contains("needs a previous manifest"), "{err}");
     let err = select(&project, &dag, &sel(&["source_status:fresher"]), &fs).unwrap_err().to_string();
-    assert!(err.contains("not supported yet"), "{err}");
+    assert!(err.contains("compares two source freshness runs"), "{err}");
     let err = select(&project, &dag, &sel(&["resource_type:modle"]), &fs).unwrap_err().to_string();
     assert!(err.contains("invalid resource_type selector"), "{err}");
     let err = select(&project, &dag, &sel(&["source:a.b.c.d"]), &fs).unwrap_err().to_string();

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 pub const MODIFIED_PARTS: &[&str] = &["body", "configs", "relation", "persisted_descriptions", "macros", "contract"];
 
 /// Unique ids of the current project by how they compare with the state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StateSets {
     /// In the current project, not in the state's manifest.
     pub new: HashSet<String>,
@@ -26,6 +26,28 @@ pub struct StateSets {
     pub fqn: HashSet<String>,
     /// Each node's status in the state's run_results.json (`result:<status>`).
     pub results: std::collections::HashMap<String, String>,
+    /// Sources whose newest row is newer in the current target/sources.json
+    /// than in the state's (`source_status:fresher`); `Err` says which
+    /// sources.json is missing.
+    pub fresher: Result<HashSet<String>, String>,
+}
+
+impl Default for StateSets {
+    fn default() -> StateSets {
+        StateSets {
+            new: HashSet::new(),
+            old: HashSet::new(),
+            body: HashSet::new(),
+            configs: HashSet::new(),
+            relation: HashSet::new(),
+            persisted_descriptions: HashSet::new(),
+            macros: HashSet::new(),
+            contract: HashSet::new(),
+            fqn: HashSet::new(),
+            results: Default::default(),
+            fresher: Err("no sources.json was read".into()),
+        }
+    }
 }
 
 impl StateSets {
@@ -42,7 +64,18 @@ impl StateSets {
     }
 
     fn modified(&self, uid: &str) -> bool {
-        self.new.contains(uid) || self.fqn.contains(uid) || MODIFIED_PARTS.iter().filter_map(|p| self.part(p)).any(|s| s.contains(uid))
+        // dbt 1.11's `SourceDefinition.same_contents(None)` is true: a new
+        // source is `state:new` but not `state:modified`
+        (self.new.contains(uid) && !uid.starts_with("source."))
+            || self.fqn.contains(uid)
+            || MODIFIED_PARTS.iter().filter_map(|p| self.part(p)).any(|s| s.contains(uid))
+    }
+
+    /// Whether `uid` matches `source_status:<value>`: `fresher` is the only
+    /// value dbt 1.11 matches anything with (others select nothing).
+    pub fn source_status(&self, value: &str, uid: &str) -> Result<bool, String> {
+        let fresher = self.fresher.as_ref().map_err(Clone::clone)?;
+        Ok(value == "fresher" && fresher.contains(uid))
     }
 
     /// Whether `uid` ended with `status` in the state's run_results.json.

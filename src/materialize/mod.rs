@@ -2,6 +2,7 @@
 //! warehouse. Every write is one Delta commit (or one atomic file rename
 //! for views), so a failed or killed run leaves the previous version.
 
+pub mod clone;
 pub mod delta;
 pub mod microbatch;
 pub mod snapshot;

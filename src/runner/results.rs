@@ -31,6 +31,11 @@ pub struct Args {
     pub event_time_end: Option<String>,
     /// The time microbatch models planned from (`metadata.invocation_started_at`).
     pub invocation_started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `--defer`, `--favor-state`, `--state`, `--defer-state` (as dbt's args).
+    pub defer: bool,
+    pub favor_state: bool,
+    pub state: Option<String>,
+    pub defer_state: Option<String>,
 }
 
 impl Args {
@@ -40,6 +45,15 @@ impl Args {
         for (k, t) in [("event_time_start", &self.event_time_start), ("event_time_end", &self.event_time_end)] {
             if let Some(t) = t {
                 v[k] = json!(t);
+            }
+        }
+        if self.defer {
+            v["defer"] = json!(true);
+            v["favor_state"] = json!(self.favor_state);
+        }
+        for (k, d) in [("state", &self.state), ("defer_state", &self.defer_state)] {
+            if let Some(d) = d {
+                v[k] = json!(d);
             }
         }
         v
@@ -55,6 +69,10 @@ impl Args {
             event_time_start: a["event_time_start"].as_str().map(String::from),
             event_time_end: a["event_time_end"].as_str().map(String::from),
             invocation_started_at: None,
+            defer: a["defer"].as_bool().unwrap_or(false),
+            favor_state: a["favor_state"].as_bool().unwrap_or(false),
+            state: a["state"].as_str().map(String::from),
+            defer_state: a["defer_state"].as_str().map(String::from),
         }
     }
 }

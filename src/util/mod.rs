@@ -2,6 +2,7 @@
 //! with line numbers, SQL identifier quoting and relation names, number
 //! formatting. Uses nothing else in the crate.
 
+pub mod checksum;
 pub mod dbt_version;
 pub mod ident;
 pub mod pyjson;

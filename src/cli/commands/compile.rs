@@ -13,9 +13,12 @@ use crate::project::nodes::ResourceType;
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
-    let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false };
+    let mut opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false, ..Default::default() };
     if let Some(sql) = inline {
-        let out = crate::engine::compile_inline(&l.project, sql)?;
+        if let Some(d) = crate::cli::defer::plan(&l, s, &Default::default(), &Default::default())? {
+            opts.deferred = d.relations;
+        }
+        let out = crate::engine::compile_inline_with(&l.project, sql, &opts)?;
         printer.data(out);
         return Ok(ExitCode::SUCCESS);
     }
@@ -28,13 +31,21 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
                 .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         })
         .collect();
-    // Jinja may query the warehouse while compiling, as dbt compile does.
-    if let Ok(engine) = crate::engine::Engine::new(&l.project, None)
-        && let Some(db) = crate::engine::introspect::EngineDb::new(std::sync::Arc::new(engine))
-    {
-        l.project.jinja.set_database(std::sync::Arc::new(db));
+    let deferral = crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())?;
+    // Jinja may query the warehouse while compiling, as dbt compile does
+    // (with --defer, the state's warehouse too).
+    if let Ok(engine) = crate::engine::Engine::new(&l.project, None) {
+        if let Some(d) = &deferral {
+            d.attach(&engine, &l)?;
+        }
+        if let Some(db) = crate::engine::introspect::EngineDb::new(std::sync::Arc::new(engine)) {
+            l.project.jinja.set_database(std::sync::Arc::new(db));
+        }
     }
     l.project.jinja.set_selected(ids.iter().cloned().collect());
+    if let Some(d) = deferral {
+        opts.deferred = d.relations;
+    }
     let compiled = compile(&l.project, &ids, &opts)?;
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;

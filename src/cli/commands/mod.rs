@@ -3,6 +3,7 @@
 mod alert;
 mod check;
 mod clean;
+mod clone;
 mod compile;
 mod debug;
 mod demo;
@@ -49,6 +50,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
         Command::RunOperation { macro_name, args } => run_operation::run(g, &macro_name, args.as_deref(), printer).await,
         Command::Retry { threads } => run::retry(g, threads, printer).await,
         Command::Source { action: SourceAction::Freshness { select, output } } => source::freshness(g, &select, output, printer).await,
+        Command::Clone { select, full_refresh } => clone::run(g, &select, full_refresh, printer).await,
         Command::Show { select, inline, limit, format } => show::run(g, &select, inline.as_deref(), limit, format, printer).await,
         Command::Check(a) => check::run(g, &a, printer).await,
         Command::Publish(a) => publish::run(g, &a, printer).await,

@@ -80,7 +80,10 @@ pub async fn retry(g: &GlobalArgs, threads: Option<usize>, printer: &Printer) ->
         printer.info("Nothing to do: the last run had no failed or skipped nodes.");
         return Ok(ExitCode::SUCCESS);
     }
+    // the last run's --defer and --state hold for its retry, as in dbt
+    let select = crate::cli::defer::select_args(&args);
     let a = RunArgs {
+        select,
         threads,
         full_refresh: args.full_refresh,
         store_failures: args.store_failures,
@@ -141,7 +144,7 @@ async fn execute_kind(
         .collect();
     let mut order = units_before_models(&l.project, l.dag.topo_order(&chosen));
     // quality checkpoints gate the layers of a build (src/quality/gate.rs)
-    let gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
+    let mut gates = if kind == Kind::Build { Some(super::check::BuildGates::plan(&l, &chosen)?) } else { None };
     let mut extra_edges = if kind == Kind::Build {
         let mut e = test_gates(&l, &chosen);
         e.extend(crate::runner::unit::gates(&l.project, &chosen));
@@ -149,17 +152,24 @@ async fn execute_kind(
     } else {
         vec![]
     };
-    let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
+    let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh, ..Default::default() };
+    // --defer: refs to unselected nodes missing here read the state's relations
+    let deferral = crate::cli::defer::plan_run(&l, &a.select, &chosen)?;
     // Jinja may query the warehouse while compiling (run_query, statement,
     // adapter.get_columns_in_relation).
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
     let engine = Arc::new(Engine::new(&l.project, memory)?);
     engine.preflight().await?;
+    if let Some(d) = deferral {
+        d.apply(&engine, &l, &chosen, gates.as_mut().map(|g| &mut g.plans), printer).await?;
+        opts.deferred = d.relations;
+    }
     if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
         l.project.jinja.set_database(Arc::new(db));
     }
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
+    let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
@@ -198,7 +208,8 @@ async fn execute_kind(
     let publisher = if kind == Kind::Test { None } else { crate::postgres::publisher(&l.project.settings)? };
     let project = Arc::new(l.project);
     let tests = TestFlags { store_failures: a.store_failures, show_failures: a.show_failures };
-    let batches = if batch::enabled() { Batches::plan(&project, &order, &compiled, tests) } else { Batches::default() };
+    let batchable = crate::cli::defer::batchable(&project, &order, &deferred);
+    let batches = if batch::enabled() { Batches::plan(&project, &batchable, &compiled, tests) } else { Batches::default() };
     if !batches.is_empty() {
         tracing::debug!(tests = batches.len(), "column tests batched by relation");
     }
@@ -210,6 +221,7 @@ async fn execute_kind(
         event_time_start: a.event_time_start.clone(),
         event_time_end: a.event_time_end.clone(),
         invocation_started_at: Some(microbatch.now),
+        ..crate::cli::defer::run_args(&a.select)
     };
     microbatch.threads = threads;
     let microbatch = Arc::new(microbatch);

@@ -13,8 +13,14 @@ use crate::shell::format::{Format, Limits, ResultWriter};
 
 pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: Format, printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { which: "show", ..Default::default() }, printer)?;
+    let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false, ..Default::default() };
+    let mut deferral = None;
     let (label, sql) = match inline {
-        Some(q) => ("inline query".to_string(), crate::engine::compile_inline(&l.project, q)?),
+        Some(q) => {
+            deferral = crate::cli::defer::plan(&l, s, &Default::default(), &Default::default())?;
+            opts.deferred = deferral.as_ref().map(|d| d.relations.clone()).unwrap_or_default();
+            ("inline query".to_string(), crate::engine::compile_inline_with(&l.project, q, &opts)?)
+        }
         None => {
             let ids: Vec<String> = select(&l, s, vec![ResourceType::Model, ResourceType::Seed], printer)?
                 .into_iter()
@@ -29,7 +35,8 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
             if n.resource_type == ResourceType::Seed {
                 (format!("seed {}", n.name), format!("select * from {}", n.relation_name()))
             } else {
-                let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false };
+                deferral = crate::cli::defer::plan(&l, s, &[uid.clone()].into_iter().collect(), &Default::default())?;
+                opts.deferred = deferral.as_ref().map(|d| d.relations.clone()).unwrap_or_default();
                 let c = compile(&l.project, &[uid.clone()].into_iter().collect(), &opts)?;
                 if let Some(report) = c.error_report() {
                     anyhow::bail!("{report}");
@@ -40,6 +47,9 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
     };
     let engine = Engine::new(&l.project, None)?;
     engine.preflight().await?;
+    if let Some(d) = &deferral {
+        d.attach(&engine, &l)?;
+    }
     let df = engine.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let df = df.limit(0, Some(limit))?;
     let df_schema = std::sync::Arc::new(df.schema().as_arrow().clone());

@@ -15,6 +15,9 @@ use crate::config::{ConfigTree, Settings, merge_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::nodes::{Node, ResourceType};
 
+/// The key of `Node::extra` holding dbt's `unrendered_config`.
+pub const UNRENDERED_CONFIG: &str = "unrendered_config";
+
 pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
     let trees = |rt: ResourceType| -> &ConfigTree {
         match rt {
@@ -26,18 +29,26 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
         }
     };
     let ids: Vec<String> = nodes.keys().cloned().collect();
-    type Rendered = (String, Map<String, Value>, crate::jinja::Captured);
+    type Rendered = (String, Map<String, Value>, crate::jinja::Captured, Map<String, Value>);
     let rendered: Vec<Result<Rendered, LoadError>> = ids
         .par_iter()
         .map(|uid| {
             let node = &nodes[uid];
             let mut cfg = default_config(node.resource_type);
+            // dbt's `unrendered_config`: what the files set, before rendering
+            // (state:modified.configs compares it)
+            let mut unrendered = Map::new();
             // A package's own dbt_project.yml, beneath the root project's.
             if let Some(p) = packages.iter().find(|p| p.name == node.package_name) {
-                let own = render_config_values(jinja, p.tree(node.resource_type).resolve(&node.fqn), &format!("{}/dbt_project.yml", p.root))?;
+                let raw = p.tree(node.resource_type).resolve(&node.fqn);
+                merge_config(&mut unrendered, &raw);
+                let own = render_config_values(jinja, raw, &format!("{}/dbt_project.yml", p.root))?;
                 merge_config(&mut cfg, &own);
             }
-            let tree_cfg = render_config_values(jinja, trees(node.resource_type).resolve(&node.fqn), &node.original_file_path)?;
+            let raw = trees(node.resource_type).resolve(&node.fqn);
+            merge_config(&mut unrendered, &raw);
+            merge_config(&mut unrendered, &node.config);
+            let tree_cfg = render_config_values(jinja, raw, &node.original_file_path)?;
             merge_config(&mut cfg, &tree_cfg);
             let yaml_cfg = render_config_values(jinja, node.config.clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;
             merge_config(&mut cfg, &yaml_cfg);
@@ -53,16 +64,18 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
                 jinja.render_node(&node.original_file_path, &node.raw_code, rctx.clone())?;
                 captured = rctx.take_captured();
                 merge_config(&mut cfg, &captured.config);
+                merge_config(&mut unrendered, &captured.config);
             }
-            Ok((uid.clone(), cfg, captured))
+            Ok((uid.clone(), cfg, captured, unrendered))
         })
         .collect();
     let mut errors = vec![];
     for r in rendered {
         match r {
-            Ok((uid, cfg, cap)) => {
+            Ok((uid, cfg, cap, unrendered)) => {
                 let n = nodes.get_mut(&uid).unwrap();
                 n.config = cfg;
+                n.extra.insert(UNRENDERED_CONFIG.into(), Value::Object(unrendered));
                 n.refs = cap.refs;
                 n.sources = cap.sources;
             }

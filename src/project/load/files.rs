@@ -89,6 +89,9 @@ fn load_unit(
             let mut n = Node::new(ResourceType::Seed, &pkg, &name, &f);
             n.path = rel;
             n.fqn = fqn(dirs, name);
+            // dbt's checksum of the file, for `state:modified` (seeds have no code)
+            let contents = read(fs, &f)?;
+            n.extra.insert("checksum".into(), crate::util::checksum::seed_checksum(&contents, &f));
             set.add(n)?;
         }
     }

@@ -177,7 +177,10 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     n.unique_id = format!("test.{pkg}.{name}.{hash}");
     n.path = format!("{}.sql", if entry.custom_name.is_some() { name.clone() } else { short.clone() });
     n.fqn = std::iter::once(pkg.to_string()).chain(t.dirs.iter().cloned()).chain([name.clone()]).collect();
-    n.raw_code = format!("{{{{ test_{}(**_dbt_generic_test_kwargs) }}}}", entry.name);
+    let callee = match &entry.namespace {
+        Some(ns) => format!("{ns}.test_{}", entry.name),
+        None => format!("test_{}", entry.name),
+    };
     n.description = entry.description.clone().unwrap_or_default();
     n.column_name = t.column.clone();
     n.attached_node = Some(t.target_uid.clone());
@@ -188,23 +191,33 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     // compiles) < the package's own tests tree < the root's < entry config.
     let mut cfg = default_config(ResourceType::Test);
     let mut explicit: Vec<String> = vec![];
+    // dbt's unrendered_config (state:modified.configs compares it)
+    let mut unrendered = serde_json::Map::new();
     if let Some(own) = own_tree {
-        let c = render_config_values(jinja, own.resolve(&n.fqn), &t.file)?;
+        let raw = own.resolve(&n.fqn);
+        merge_config(&mut unrendered, &raw);
+        let c = render_config_values(jinja, raw, &t.file)?;
         explicit.extend(c.keys().cloned());
         merge_config(&mut cfg, &c);
     }
-    let c = render_config_values(jinja, tests_tree.resolve(&n.fqn), &t.file)?;
+    let raw = tests_tree.resolve(&n.fqn);
+    merge_config(&mut unrendered, &raw);
+    let c = render_config_values(jinja, raw, &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
-    let mut entry_config = entry.config.clone();
-    // dbt: a synthesized name of 64 characters or more is aliased to its short, hashed form
-    if entry.custom_name.is_none() && short != full && !entry_config.contains_key("alias") {
-        entry_config.insert("alias".into(), Value::String(short.clone()));
+    let mut c = render_config_values(jinja, entry.config.clone(), &t.file)?;
+    // dbt aliases a test whose synthesized name (64 characters or more) it
+    // shortened to the short, hashed name: its relation, unrendered config and raw code
+    if entry.custom_name.is_none() && short != full && !c.contains_key("alias") {
+        c.insert("alias".into(), Value::String(short.clone()));
     }
-    let c = render_config_values(jinja, entry_config, &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
+    merge_config(&mut unrendered, &c);
     n.extra.insert(EXPLICIT_CONFIG.into(), Value::from(explicit));
+    n.extra.insert(super::UNRENDERED_CONFIG.into(), Value::Object(unrendered));
+    // dbt's raw code: the macro call, then the test's own config as a config() call
+    n.raw_code = format!("{{{{ {callee}(**_dbt_generic_test_kwargs) }}}}{}", config_call(&c));
     if let Some(Value::String(s)) = cfg.get("severity") {
         let up = s.to_ascii_uppercase();
         if up != "ERROR" && up != "WARN" {
@@ -238,6 +251,35 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     n.refs = cap.refs;
     n.sources = cap.sources;
     Ok(Some(n))
+}
+
+/// dbt's `construct_config`: `{{ config(k="v",n=1) }}` (non-strings as
+/// Python prints them), or nothing for an empty config.
+fn config_call(config: &serde_json::Map<String, Value>) -> String {
+    fn py(v: &Value) -> String {
+        match v {
+            Value::Null => "None".into(),
+            Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+            Value::Number(n) => n.to_string(),
+            Value::String(s) if s.contains('\'') && !s.contains('"') => format!("\"{s}\""),
+            Value::String(s) => format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")),
+            Value::Array(a) => format!("[{}]", a.iter().map(py).collect::<Vec<_>>().join(", ")),
+            Value::Object(o) => {
+                format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py(&Value::String(k.clone())), py(v))).collect::<Vec<_>>().join(", "))
+            }
+        }
+    }
+    if config.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = config
+        .iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => format!("{k}=\"{}\"", s.replace('"', "\\\"")),
+            other => format!("{k}={}", py(other)),
+        })
+        .collect();
+    format!("{{{{ config({}) }}}}", items.join(","))
 }
 
 /// Appends `{{ expr }}` for every argument string that calls ref()/source().

@@ -41,6 +41,7 @@ use crate::config::Settings;
 use crate::fs::FileSystem;
 use crate::jinja::{JinjaEnv, RenderError};
 
+pub use configs::UNRENDERED_CONFIG;
 pub use env::model_value;
 pub use generic::EXPLICIT_CONFIG;
 
