@@ -35,7 +35,7 @@ impl Compiled {
     pub fn compile_batch(&self, project: &Project, ctx: BatchCtx) -> Result<String, String> {
         let uid = ctx.uid.clone();
         let ids: IndexSet<String> = [uid.clone()].into_iter().collect();
-        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project)), Some(&ctx));
+        let c = compile_with(project, &ids, &self.opts, self.resolver.clone().unwrap_or_else(|| resolver(project, &self.opts)), Some(&ctx));
         if let Some(e) = c.errors.get(&uid) {
             return Err(e.clone());
         }
