@@ -85,7 +85,8 @@ fn demo_chain_from_source_database_to_dashboards() {
     assert_eq!(kinds("superset_dashboard"), 4);
     assert_eq!(kinds("superset_dataset"), 4);
     assert_eq!(kinds("superset_chart"), 35);
-    assert_eq!(kinds("bronze"), 3, "customers, products, orders declare ingestion");
+    assert_eq!(kinds("bronze"), 4, "customers, products, orders (PostgreSQL) and transactions (landing files) declare ingestion");
+    assert_eq!(kinds("landing"), 1, "the sales file drops");
     assert_eq!(nodes["model.dp_demo.mart_daily_summary"]["published"], "postgres:marts.mart_daily_summary");
     let bronze = &nodes["bronze:bronze/postgres/orders/*/orders.parquet"];
     assert_eq!(bronze["depends_on"][0], "postgres://db.example:5432/analytics.shop.orders");
