@@ -100,9 +100,11 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
                 section == "sources" && (quoting(n) != quoting(p) || differs("freshness") || differs("loaded_at_field") || (old_is_dp && differs("external")));
             mark(&mut s.fqn, source_differs);
             let relation_differs = if section == "sources" {
-                // dp's sources have no database unless one is set; dbt's always do
+                // a source's database defaults to the target's, which dbt names
+                // after its warehouse (the DuckDB file) and dp "dp": compared
+                // between dp's own manifests only
                 let db = |v: &Value| v.get("database").and_then(Value::as_str).unwrap_or("").to_string();
-                (!db(n).is_empty() && !db(p).is_empty() && db(n) != db(p)) || differs("schema") || differs("identifier")
+                (old_is_dp && db(n) != db(p)) || differs("schema") || differs("identifier")
             } else {
                 ["database", "schema", "alias"].iter().any(|k| n.pointer(&format!("/unrendered_config/{k}")) != p.pointer(&format!("/unrendered_config/{k}")))
             };

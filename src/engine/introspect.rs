@@ -62,6 +62,10 @@ pub fn sql_type(dt: &DataType) -> String {
         DataType::Interval(_) | DataType::Duration(_) => "INTERVAL".into(),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => "BLOB".into(),
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => format!("{}[]", sql_type(f.data_type())),
+        DataType::Struct(fields) => {
+            let fields: Vec<String> = fields.iter().map(|f| format!("{} {}", crate::util::ident::quote_ident(f.name()), sql_type(f.data_type()))).collect();
+            format!("STRUCT({})", fields.join(", "))
+        }
         DataType::Null => "NULL".into(),
         DataType::Dictionary(_, v) => sql_type(v),
         other => other.to_string(),

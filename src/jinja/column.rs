@@ -104,6 +104,29 @@ impl Column {
     }
 }
 
+/// dbt-duckdb's `DuckDBColumn.fields`: the fields of a
+/// `STRUCT(a VARCHAR, b DECIMAL(10,2))` type as columns (nested types kept
+/// whole); no fields for other types.
+fn struct_fields(dtype: &str) -> Vec<Column> {
+    let t = dtype.trim();
+    let Some(inner) = t.get(..7).filter(|p| p.eq_ignore_ascii_case("STRUCT(")).and_then(|_| t[7..].strip_suffix(')')) else { return vec![] };
+    let (mut parts, mut depth, mut cur) = (vec![], 0i32, String::new());
+    for ch in inner.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    parts.push(cur);
+    parts.iter().filter_map(|p| p.trim().split_once(' ')).map(|(name, ty)| Column::new(name, ty.trim())).collect()
+}
+
 fn numeric_type(dtype: &str, precision: Option<i64>, scale: Option<i64>) -> String {
     match (precision, scale) {
         (Some(p), Some(s)) => format!("{dtype}({p},{s})"),
@@ -133,6 +156,7 @@ impl Object for Column {
             "numeric_precision" => Value::from(self.numeric_precision),
             "numeric_scale" => Value::from(self.numeric_scale),
             "mode" => Value::from("NULLABLE"),
+            "fields" => Value::from_iter(struct_fields(&self.dtype).into_iter().map(Value::from_object)),
             _ => return None,
         })
     }
@@ -144,6 +168,7 @@ impl Object for Column {
             "is_numeric" => Ok(Value::from(self.is_numeric())),
             "is_integer" => Ok(Value::from(self.is_integer())),
             "is_float" => Ok(Value::from(self.is_float())),
+            "is_struct" => Ok(Value::from(self.dtype.trim_start().to_ascii_uppercase().starts_with("STRUCT"))),
             "string_size" => Ok(Value::from(self.string_size()?)),
             "can_expand_to" => {
                 let (other,): (Value,) = from_args(args)?;
@@ -243,6 +268,14 @@ impl Object for ColumnClass {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn struct_fields_as_dbt_duckdb_parses_them() {
+        let f = struct_fields("STRUCT(a VARCHAR, b DECIMAL(10,2), c STRUCT(x INTEGER, y VARCHAR[]))");
+        let got: Vec<(String, String)> = f.iter().map(|c| (c.column.clone(), c.dtype.clone())).collect();
+        assert_eq!(got, [("a".into(), "VARCHAR".into()), ("b".into(), "DECIMAL(10,2)".into()), ("c".into(), "STRUCT(x INTEGER, y VARCHAR[])".into())]);
+        assert!(struct_fields("BIGINT").is_empty());
+    }
 
     #[test]
     fn types_classify_as_dbt_does() {
