@@ -46,7 +46,9 @@ impl Column {
                 c.numeric_precision = parts.first().copied().flatten();
                 c.numeric_scale = parts.get(1).copied().flatten();
             }
-            c.dtype = dtype.split('(').next().unwrap_or(dtype).trim().to_string();
+            if c.is_string() || c.is_numeric() {
+                c.dtype = dtype.split('(').next().unwrap_or(dtype).trim().to_string();
+            }
         }
         c
     }
@@ -272,7 +274,7 @@ mod tests {
     #[test]
     fn struct_fields_as_dbt_duckdb_parses_them() {
         let f = struct_fields("STRUCT(a VARCHAR, b DECIMAL(10,2), c STRUCT(x INTEGER, y VARCHAR[]))");
-        let got: Vec<(String, String)> = f.iter().map(|c| (c.column.clone(), c.dtype.clone())).collect();
+        let got: Vec<(String, String)> = f.iter().map(|c| (c.column.clone(), c.data_type())).collect();
         assert_eq!(got, [("a".into(), "VARCHAR".into()), ("b".into(), "DECIMAL(10,2)".into()), ("c".into(), "STRUCT(x INTEGER, y VARCHAR[])".into())]);
         assert!(struct_fields("BIGINT").is_empty());
     }
