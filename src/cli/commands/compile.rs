@@ -6,14 +6,17 @@ use std::process::ExitCode;
 
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SelectArgs};
-use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::cli::context::{LoadArgs, load, render_cache, save_render_cache, select, write_compiled, write_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::project::nodes::ResourceType;
 
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
+    // Phase timings: `DP_LOG=dp::cli::commands::compile=debug`.
+    let mut clock = crate::project::load::Phases::start();
     let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
-    let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false };
+    clock.lap("load");
+    let opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false, cache: render_cache(&l, g) };
     if let Some(sql) = inline {
         let out = crate::engine::compile_inline(&l.project, sql)?;
         printer.data(out);
@@ -35,9 +38,14 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         l.project.jinja.set_database(std::sync::Arc::new(db));
     }
     l.project.jinja.set_selected(ids.iter().cloned().collect());
+    clock.lap("select, warehouse");
     let compiled = compile(&l.project, &ids, &opts)?;
+    clock.lap("render");
+    save_render_cache(&l, opts.cache.as_ref());
     write_compiled(&l, &compiled)?;
+    clock.lap("write compiled");
     write_manifest(&l, Some(&compiled))?;
+    clock.lap("write manifest");
     if let Some(report) = compiled.error_report() {
         anyhow::bail!("{report}");
     }

@@ -128,7 +128,7 @@ async fn execute_kind(
     } else {
         vec![]
     };
-    let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh };
+    let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh, cache: crate::cli::context::render_cache(&l, g) };
     // Jinja may query the warehouse while compiling (run_query, statement,
     // adapter.get_columns_in_relation).
     let memory = a.memory_limit.as_deref().map(parse_size).transpose()?;
@@ -139,6 +139,7 @@ async fn execute_kind(
     }
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
+    crate::cli::context::save_render_cache(&l, opts.cache.as_ref());
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();

@@ -29,7 +29,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
             if n.resource_type == ResourceType::Seed {
                 (format!("seed {}", n.name), format!("select * from {}", n.relation_name()))
             } else {
-                let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false };
+                let opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false, cache: None };
                 let c = compile(&l.project, &[uid.clone()].into_iter().collect(), &opts)?;
                 if let Some(report) = c.error_report() {
                     anyhow::bail!("{report}");
