@@ -19,6 +19,7 @@ mod memory;
 mod orchestrate;
 mod packages;
 mod parity_tables;
+mod partial_parse;
 mod postgres;
 mod run_operation;
 mod s3;
