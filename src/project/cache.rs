@@ -157,11 +157,15 @@ pub fn parse_key(settings: &Settings, opts: &LoadOptions) -> u64 {
     hash_str(&format!("{}\n{settings:?}\n{}\n{}", build_id(), opts.full_refresh, opts.store_failures))
 }
 
+/// The cache file: this head on the first line, then the nodes as JSON
+/// arrays of up to [`CHUNK`] `(unique id, node)` pairs, one per line
+/// (compact JSON has no raw newline), written and read in parallel.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     key: u64,
     which: String,
     inputs: Inputs,
+    #[serde(skip)]
     nodes: Vec<(String, Node)>,
     disabled: Vec<(String, Node)>,
     macros: Vec<(String, Macro)>,
@@ -193,9 +197,34 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
     settings.target_dir().join(FILE)
 }
 
+const CHUNK: usize = 512;
+
 fn read_stored(path: &Path) -> Option<Stored> {
     let bytes = std::fs::read(path).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let mut head: Stored = serde_json::from_slice(lines.next()?).ok()?;
+    let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
+    let nodes: Vec<Vec<(String, Node)>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
+    head.nodes = nodes.into_iter().flatten().collect();
+    Some(head)
+}
+
+fn write_stored(path: &Path, stored: &Stored, nodes: &IndexMap<String, Node>) -> io::Result<()> {
+    let pairs: Vec<(&String, &Node)> = nodes.iter().collect();
+    let chunks: Vec<Vec<u8>> = pairs.par_chunks(CHUNK).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    serde_json::to_writer(&mut w, stored).map_err(io::Error::other)?;
+    for c in chunks {
+        io::Write::write_all(&mut w, b"\n")?;
+        io::Write::write_all(&mut w, &c)?;
+    }
+    io::Write::flush(&mut w)?;
+    drop(w);
+    std::fs::rename(&tmp, path)
 }
 
 fn static_kind(k: &str) -> Option<&'static str> {
@@ -255,7 +284,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
             key,
             which: opts.which.clone(),
             inputs: recorder.inputs(),
-            nodes: project.nodes.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
+            nodes: vec![],
             disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
             macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
             docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
@@ -263,7 +292,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
             warnings: project.warnings.clone(),
         };
         // A cache that cannot be written only costs the next load its speed.
-        if let Err(e) = write_atomic(&path, &stored) {
+        if let Err(e) = write_stored(&path, &stored, &project.nodes) {
             tracing::debug!("partial parse: could not write {}: {e}", path.display());
         }
     }

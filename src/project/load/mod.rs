@@ -156,7 +156,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     let disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
     clock.lap("unit tests, validation");
-    finish::name_relations(&jinja, &mut nodes)?;
+    finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut nodes)?;
     clock.lap("relation names");
     Ok(Project { settings, nodes, disabled, macros: macros.macros, docs, other: declared.other, jinja, warnings })
 }
