@@ -122,9 +122,24 @@ impl FileSystem for RecordingFs<'_> {
     }
 }
 
-/// The first recorded input that differs now (a file, listing, probe or env
-/// var), for the debug log; `None` when all are unchanged.
-pub fn changed(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Option<String> {
+/// What differs now from the recorded inputs: something other than a
+/// file's text (an env var, a probe, a listing: files added or removed),
+/// and the files whose text changed.
+pub struct Diff {
+    pub other: Option<String>,
+    pub files: Vec<String>,
+}
+
+pub fn diff(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Diff {
+    if let Some(other) = changed_other(inputs, fs, env) {
+        return Diff { other: Some(other), files: vec![] };
+    }
+    let files: Vec<_> = inputs.files.iter().collect();
+    let files = files.par_iter().filter(|(p, h)| fs.read_to_string(p).ok().map(|t| hash_str(&t)) != **h).map(|(p, _)| p.to_string()).collect();
+    Diff { other: None, files }
+}
+
+fn changed_other(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Option<String> {
     if let Some((k, _)) = inputs.env.iter().find(|(k, h)| env(k).as_deref().map(hash_str) != **h) {
         return Some(format!("env var {k}"));
     }
@@ -132,15 +147,14 @@ pub fn changed(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Option<
         return Some(format!("{k} appeared or disappeared"));
     }
     let lists: Vec<_> = inputs.lists.iter().collect();
-    if let Some((k, _)) = lists.par_iter().find_any(|(k, h)| {
-        let (dir, exts) = k.split_once('|').unwrap_or((k, ""));
-        let exts: Vec<&str> = exts.split(',').filter(|e| !e.is_empty()).collect();
-        list_hash(&fs.list_files(dir, &exts)) != **h
-    }) {
-        return Some(format!("files added or removed under {}", k.split('|').next().unwrap_or(k)));
-    }
-    let files: Vec<_> = inputs.files.iter().collect();
-    files.par_iter().find_any(|(p, h)| fs.read_to_string(p).ok().map(|t| hash_str(&t)) != **h).map(|(p, _)| format!("{p} changed"))
+    lists
+        .par_iter()
+        .find_any(|(k, h)| {
+            let (dir, exts) = k.split_once('|').unwrap_or((k, ""));
+            let exts: Vec<&str> = exts.split(',').filter(|e| !e.is_empty()).collect();
+            list_hash(&fs.list_files(dir, &exts)) != **h
+        })
+        .map(|(k, _)| format!("files added or removed under {}", k.split('|').next().unwrap_or(k)))
 }
 
 /// Identifies this dp build: version, and the executable's size and mtime
@@ -253,25 +267,41 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
             Some(s) if s.key != key => Outcome::Miss("dp, settings, target or vars changed".into()),
             Some(s) if s.inputs.volatile => Outcome::Miss("the project reads invocation_id or run_started_at".into()),
             Some(s) if s.inputs.reads_which && s.which != opts.which => Outcome::Miss("the project reads flags.WHICH".into()),
-            Some(s) => match changed(&s.inputs, fs, &opts.env) {
-                Some(what) => Outcome::Miss(what),
-                None => {
-                    // The recorder starts from the cached inputs: they are this load's too.
-                    *recorder.0.lock().unwrap() = s.inputs.clone();
-                    let other = s.other.into_iter().filter_map(|(k, v)| Some((static_kind(&k)?, v.into_iter().collect::<IndexMap<_, _>>()))).collect();
-                    let parts = Restored {
-                        nodes: s.nodes.into_iter().collect(),
-                        disabled: s.disabled.into_iter().collect(),
-                        macros: s.macros.into_iter().collect(),
-                        docs: s.docs.into_iter().collect(),
-                        other,
-                        warnings: s.warnings,
-                    };
-                    let project = restore(settings, fs, &ropts, parts)?;
-                    tracing::debug!("partial parse: cache hit ({})", path.display());
-                    return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+            Some(s) => {
+                let d = diff(&s.inputs, fs, &opts.env);
+                match d.other {
+                    Some(what) => Outcome::Miss(what),
+                    None => {
+                        // The recorder starts from the cached inputs: they are this load's too.
+                        *recorder.0.lock().unwrap() = s.inputs.clone();
+                        let other = s.other.into_iter().filter_map(|(k, v)| Some((static_kind(&k)?, v.into_iter().collect::<IndexMap<_, _>>()))).collect();
+                        let parts = Restored {
+                            nodes: s.nodes.into_iter().collect(),
+                            disabled: s.disabled.into_iter().collect(),
+                            macros: s.macros.into_iter().collect(),
+                            docs: s.docs.into_iter().collect(),
+                            other,
+                            warnings: s.warnings,
+                        };
+                        let mut project = restore(settings.clone(), fs, &ropts, parts)?;
+                        if d.files.is_empty() {
+                            tracing::debug!("partial parse: cache hit ({})", path.display());
+                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                        }
+                        match reparse_models(&mut project, fs, &d.files, &recorder) {
+                            Ok(()) => {
+                                tracing::debug!("partial parse: cache hit, re-parsed {}", d.files.join(", "));
+                                save(&path, key, opts, &recorder, &project);
+                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                            }
+                            Err(why) => {
+                                *recorder.0.lock().unwrap() = Inputs::default();
+                                Outcome::Miss(why)
+                            }
+                        }
+                    }
                 }
-            },
+            }
         }
     };
     if let Outcome::Miss(why) = &outcome {
@@ -280,23 +310,66 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     let rfs = RecordingFs { inner: fs, rec: recorder.clone() };
     let project = load_project(settings, &rfs, &ropts)?;
     if use_cache {
-        let stored = Stored {
-            key,
-            which: opts.which.clone(),
-            inputs: recorder.inputs(),
-            nodes: vec![],
-            disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
-            macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
-            docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
-            other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
-            warnings: project.warnings.clone(),
-        };
-        // A cache that cannot be written only costs the next load its speed.
-        if let Err(e) = write_stored(&path, &stored, &project.nodes) {
-            tracing::debug!("partial parse: could not write {}: {e}", path.display());
-        }
+        save(&path, key, opts, &recorder, &project);
     }
     Ok(Loaded { project, outcome, recorder })
+}
+
+/// Writes the cache of `project` (a failure only costs the next load its speed).
+fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project) {
+    let stored = Stored {
+        key,
+        which: opts.which.clone(),
+        inputs: recorder.inputs(),
+        nodes: vec![],
+        disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
+        macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
+        docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
+        other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
+        warnings: project.warnings.clone(),
+    };
+    if let Err(e) = write_stored(path, &stored, &project.nodes) {
+        tracing::debug!("partial parse: could not write {}: {e}", path.display());
+    }
+}
+
+/// Tokens in a model's code that make its parse depend on more than the
+/// code (reading its own config or node): such an edit is parsed in full.
+const SELF_READING: [&str; 5] = ["config.get", "config.require", "model.", "model[", "WHICH"];
+
+/// Re-parses edited model files alone, in place: allowed when every
+/// changed file is one enabled model of the root project whose `config()`
+/// calls are unchanged (then only its code, refs and sources change).
+/// `Err(why)` when the project must be parsed in full.
+fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(), String> {
+    for f in files {
+        let full = || format!("{f} changed");
+        let mut owners = project.nodes.iter().filter(|(_, n)| n.original_file_path == *f);
+        let (uid, n) = owners.next().ok_or_else(full)?;
+        if owners.next().is_some()
+            || n.resource_type != super::nodes::ResourceType::Model
+            || n.package_name != project.settings.project_name
+            || project.disabled.values().any(|d| d.original_file_path == *f)
+        {
+            return Err(full());
+        }
+        let text = fs.read_to_string(f).map_err(|_| full())?;
+        if [&text, &n.raw_code].iter().any(|t| VOLATILE.iter().chain(SELF_READING.iter()).any(|v| t.contains(v))) {
+            return Err(full());
+        }
+        let old = super::load::parse_render(&project.settings, &project.jinja, n, &n.raw_code).map_err(|_| full())?;
+        let new = super::load::parse_render(&project.settings, &project.jinja, n, &text).map_err(|_| full())?;
+        if old.config != new.config || old.refs != n.refs || old.sources != n.sources {
+            return Err(full());
+        }
+        let uid = uid.clone();
+        let n = project.nodes.get_mut(&uid).unwrap();
+        n.raw_code = text.clone();
+        n.refs = new.refs;
+        n.sources = new.sources;
+        recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
+    }
+    Ok(())
 }
 
 /// Writes `value` as JSON to `path` through a temporary file.

@@ -114,8 +114,29 @@ fn partial_parse_cache_never_serves_stale_sql() {
     // A model edited.
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
     let (log, sql) = warm_equals_cold(p, &[], None);
-    assert!(log.contains("models/totals.sql changed"), "{log}");
+    assert!(log.contains("partial parse: cache hit, re-parsed models/totals.sql"), "{log}");
+    assert!(log.contains("render cache: 3 nodes reused"), "{log}");
     assert!(sql[totals].contains("amount * 2 + 1"), "{}", sql[totals]);
+
+    // A model's refs edited (re-parsed alone: the manifest's parents follow).
+    write(p, "models/other.sql", "select 2 as id");
+    warm_equals_cold(p, &[], None);
+    write(p, "models/totals.sql", "select o.id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }} o join {{ ref('other') }} x on o.id = x.id");
+    let (log, sql) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("re-parsed models/totals.sql"), "{log}");
+    assert!(sql[totals].contains("join main.other x"), "{}", sql[totals]);
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["parent_map"]["model.p.totals"], serde_json::json!(["model.p.orders", "model.p.other"]));
+    write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
+    warm_equals_cold(p, &[], None);
+
+    // A model's config() edited: parsed in full.
+    write(p, "models/other.sql", "{{ config(materialized='table') }}\nselect 2 as id");
+    let (log, _) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("full parse (models/other.sql changed)"), "{log}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["nodes"]["model.p.other"]["config"]["materialized"], "table");
+    std::fs::remove_file(p.join("models/other.sql")).unwrap();
 
     // A macro edited.
     write(p, "macros/cents.sql", "{% macro cents(x) %}cast({{ x }} as double) / 100{% endmacro %}");

@@ -184,6 +184,21 @@ pub fn restore(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, part
     Ok(Project { settings, nodes, disabled, macros, docs, other, jinja, warnings })
 }
 
+/// The parse-pass render of `raw` as node `n`'s code: the refs, sources
+/// and `config()` calls it makes (for the partial-parse cache, which
+/// re-parses an edited model alone).
+pub fn parse_render(settings: &Settings, jinja: &JinjaEnv, n: &Node, raw: &str) -> Result<crate::jinja::Captured, LoadError> {
+    let mut rctx = crate::jinja::RenderCtx::new(&n.unique_id, &n.package_name, crate::jinja::Phase::Parse);
+    rctx.config = n.config.clone();
+    rctx.this = env::this_value(n, settings);
+    rctx.model = model_value(n);
+    let rctx = Arc::new(rctx);
+    if raw.contains('{') {
+        jinja.render_node(&n.original_file_path, raw, rctx.clone())?;
+    }
+    Ok(rctx.take_captured())
+}
+
 /// Debug-log timings of named phases (`DP_LOG=dp::project::load=debug`).
 pub struct Phases {
     start: std::time::Instant,
