@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::project::cache::{hash_str, write_atomic};
+use crate::project::cache::{hash_str, read_lines, write_lines};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 
@@ -37,11 +37,20 @@ pub struct Entry {
     pub config: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The file: this head, then the `(unique id, entry)` pairs
+/// (`crate::project::cache::write_lines`).
 #[derive(Default, Serialize, Deserialize)]
 struct Stored {
     /// Env vars read while rendering (their values are part of the global key).
     env_keys: Vec<String>,
+    #[serde(skip)]
     entries: HashMap<String, Entry>,
+}
+
+fn read(path: &Path) -> Option<Stored> {
+    let (mut head, entries): (Stored, Vec<(String, Entry)>) = read_lines(path)?;
+    head.entries = entries.into_iter().collect();
+    Some(head)
 }
 
 /// The cache of one compile: the entries read, the ones rendered now.
@@ -71,7 +80,7 @@ impl RenderCache {
     /// and `env_read` lists those the load read.
     pub fn open(project: &Project, parse_key: u64, env: &dyn Fn(&str) -> Option<String>, env_read: &BTreeMap<String, Option<u64>>) -> RenderCache {
         let path = project.settings.target_dir().join(FILE);
-        let old: Stored = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let old = read(&path).unwrap_or_default();
         let mut g = format!("{parse_key}\n");
         for m in project.macros.values() {
             g.push_str(&m.unique_id);
@@ -127,7 +136,8 @@ impl RenderCache {
         }
         let mut entries = self.old.entries.clone();
         entries.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-        write_atomic(&self.path, &Stored { env_keys, entries })
+        let pairs: Vec<(&String, &Entry)> = entries.iter().collect();
+        write_lines(&self.path, &Stored { env_keys, entries: HashMap::new() }, &pairs)
     }
 
     pub fn path(&self) -> &Path {

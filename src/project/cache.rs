@@ -18,6 +18,7 @@
 
 use indexmap::IndexMap;
 use rayon::prelude::*;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -171,9 +172,8 @@ pub fn parse_key(settings: &Settings, opts: &LoadOptions) -> u64 {
     hash_str(&format!("{}\n{settings:?}\n{}\n{}", build_id(), opts.full_refresh, opts.store_failures))
 }
 
-/// The cache file: this head on the first line, then the nodes as JSON
-/// arrays of up to [`CHUNK`] `(unique id, node)` pairs, one per line
-/// (compact JSON has no raw newline), written and read in parallel.
+/// The cache file: this head, then the `(unique id, node)` pairs
+/// ([`write_lines`]).
 #[derive(Serialize, Deserialize)]
 struct Stored {
     key: u64,
@@ -211,27 +211,33 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
     settings.target_dir().join(FILE)
 }
 
-const CHUNK: usize = 512;
-
 fn read_stored(path: &Path) -> Option<Stored> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let mut head: Stored = serde_json::from_slice(lines.next()?).ok()?;
-    let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
-    let nodes: Vec<Vec<(String, Node)>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
-    head.nodes = nodes.into_iter().flatten().collect();
+    let (mut head, nodes): (Stored, Vec<(String, Node)>) = read_lines(path)?;
+    head.nodes = nodes;
     Some(head)
 }
 
-fn write_stored(path: &Path, stored: &Stored, nodes: &IndexMap<String, Node>) -> io::Result<()> {
-    let pairs: Vec<(&String, &Node)> = nodes.iter().collect();
-    let chunks: Vec<Vec<u8>> = pairs.par_chunks(CHUNK).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
+/// Reads a file of [`write_lines`]: the head, then the items.
+pub fn read_lines<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<T>)> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let head: H = serde_json::from_slice(lines.next()?).ok()?;
+    let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
+    let items: Vec<Vec<T>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
+    Some((head, items.into_iter().flatten().collect()))
+}
+
+/// Writes `head` as JSON on the first line, then `items` as JSON arrays of
+/// up to 512, one per line (compact JSON has no raw newline), serialized
+/// in parallel, through a temporary file.
+pub fn write_lines<H: Serialize, T: Serialize + Sync>(path: &Path, head: &H, items: &[T]) -> io::Result<()> {
+    let chunks: Vec<Vec<u8>> = items.par_chunks(512).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-    serde_json::to_writer(&mut w, stored).map_err(io::Error::other)?;
+    serde_json::to_writer(&mut w, head).map_err(io::Error::other)?;
     for c in chunks {
         io::Write::write_all(&mut w, b"\n")?;
         io::Write::write_all(&mut w, &c)?;
@@ -328,7 +334,8 @@ fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project:
         other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
         warnings: project.warnings.clone(),
     };
-    if let Err(e) = write_stored(path, &stored, &project.nodes) {
+    let nodes: Vec<(&String, &Node)> = project.nodes.iter().collect();
+    if let Err(e) = write_lines(path, &stored, &nodes) {
         tracing::debug!("partial parse: could not write {}: {e}", path.display());
     }
 }
@@ -370,17 +377,4 @@ fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], 
         recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
     }
     Ok(())
-}
-
-/// Writes `value` as JSON to `path` through a temporary file.
-pub fn write_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-    serde_json::to_writer(&mut w, value).map_err(io::Error::other)?;
-    io::Write::flush(&mut w)?;
-    drop(w);
-    std::fs::rename(&tmp, path)
 }
