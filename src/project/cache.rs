@@ -378,3 +378,48 @@ fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use crate::fs::MemFs;
+
+    const PROJECT: &str = "name: p\nversion: '1.0'\nprofile: p\n";
+
+    fn fs(model: &str) -> MemFs {
+        MemFs::new().with("dbt_project.yml", PROJECT).with("models/a.sql", model).with("models/b.sql", "select * from {{ ref('a') }}")
+    }
+
+    fn record(fs: &MemFs, env: EnvLookup) -> Inputs {
+        let settings = Settings::load(Path::new("/p"), fs, &Overrides::default(), &|_| None).unwrap();
+        let rec = Arc::new(Recorder::default());
+        let opts = LoadOptions { env: rec.env(env), ..LoadOptions::default() };
+        load_project(settings, &RecordingFs { inner: fs, rec: rec.clone() }, &opts).unwrap();
+        rec.inputs()
+    }
+
+    #[test]
+    fn the_recorded_inputs_name_what_changed() {
+        let region: EnvLookup = Arc::new(|k| (k == "REGION").then(|| "eu".to_string()));
+        let model = "select '{{ env_var('REGION') }}' as r";
+        let inputs = record(&fs(model), region.clone());
+        assert_eq!(inputs.env.get("REGION"), Some(&Some(hash_str("eu"))));
+        assert!(inputs.files.contains_key("models/a.sql") && inputs.files.contains_key("models/b.sql"));
+        assert!(!inputs.volatile);
+
+        let same = diff(&inputs, &fs(model), &region);
+        assert!(same.other.is_none() && same.files.is_empty());
+        let edited = diff(&inputs, &fs("select 2 as r"), &region);
+        assert_eq!((edited.other, edited.files), (None, vec!["models/a.sql".to_string()]));
+        let added = diff(&inputs, &fs(model).with("models/c.sql", "select 3"), &region);
+        assert_eq!(added.other.as_deref(), Some("files added or removed under models"));
+        let us: EnvLookup = Arc::new(|k| (k == "REGION").then(|| "us".to_string()));
+        assert_eq!(diff(&inputs, &fs(model), &us).other.as_deref(), Some("env var REGION"));
+        let unset: EnvLookup = Arc::new(|_| None);
+        assert_eq!(diff(&inputs, &fs(model), &unset).other.as_deref(), Some("env var REGION"));
+
+        let stamped = record(&fs("select '{{ run_started_at }}' as at"), region);
+        assert!(stamped.volatile);
+    }
+}
