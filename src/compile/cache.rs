@@ -9,8 +9,9 @@
 //! `source()`s resolve to, and whether it runs incrementally. Not cached:
 //! snapshots, nodes that inline ephemeral models, nodes whose rendering
 //! queried the warehouse, nodes whose code mentions something that changes
-//! between runs (`run_started_at`, `invocation_id`, `selected_resources`,
-//! `graph`, `flags`, `modules`), and every node when a macro of the project
+//! between runs or acts (`run_started_at`, `invocation_id`,
+//! `selected_resources`, `graph`, `flags`, `modules`, `log`, `print`,
+//! `run_query`, `statement`, `load_result`, `doc`), and every node when a macro of the project
 //! or its packages mentions one of those or some macro reads `graph`.
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,9 @@ use crate::project::nodes::{Node, ResourceType};
 pub const FILE: &str = "render_cache.json";
 
 /// What makes a rendering depend on more than its inputs.
-const VOLATILE: [&str; 6] = ["run_started_at", "invocation_id", "selected_resources", "graph", "flags", "modules"];
+/// (`log`/`print` too: their output is the point.)
+const VOLATILE: [&str; 12] =
+    ["run_started_at", "invocation_id", "selected_resources", "graph", "flags", "modules", "log(", "print(", "run_query", "statement", "load_result", "doc("];
 
 /// A node's rendering, as `compile` keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
