@@ -54,6 +54,10 @@ pub struct GlobalArgs {
     /// Log lines as text (default) or JSON objects.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Parse and render every file again, ignoring (and not writing) the
+    /// partial-parse cache in target/ (as dbt's --no-partial-parse).
+    #[arg(long, global = true, env = "DP_NO_PARTIAL_PARSE")]
+    pub no_partial_parse: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -10,7 +10,7 @@ use crate::config::{Overrides, Settings};
 use crate::fs::OsFs;
 use crate::graph::select::{IndirectSelection, SelectionSpec};
 use crate::graph::{Dag, resolve_dependencies};
-use crate::project::load::{LoadOptions, Project, load_project};
+use crate::project::load::{LoadOptions, Project};
 use crate::project::nodes::ResourceType;
 
 pub struct Loaded {
@@ -19,6 +19,12 @@ pub struct Loaded {
     pub fs: OsFs,
     pub invocation_id: String,
     pub started: chrono::DateTime<chrono::Utc>,
+    /// What the partial-parse cache did (src/project/cache.rs), what the
+    /// load read (env vars keep being recorded while Jinja renders) and
+    /// the parse key the render cache builds on.
+    pub parse_cache: crate::project::cache::Outcome,
+    pub recorder: Arc<crate::project::cache::Recorder>,
+    pub parse_key: u64,
 }
 
 #[derive(Default)]
@@ -54,15 +60,22 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     };
     let invocation_id = opts.invocation_id.clone();
     let started = opts.run_started_at;
-    let mut project = load_project(settings, &fs, &opts)?;
+    let mut clock = crate::project::load::Phases::start();
+    let parse_key = crate::project::cache::parse_key(&settings, &opts);
+    let cached = crate::project::cache::load(settings, &fs, &opts, !g.no_partial_parse)?;
+    let (mut project, parse_cache, recorder) = (cached.project, cached.outcome, cached.recorder);
+    clock.lap("load_project");
     // `ingest:` blocks of sources are checked on every load (file:line errors).
     crate::ingest::spec::validate_project(&project, &fs)?;
     for w in &project.warnings {
         printer.warn(w);
     }
+    clock.lap("ingest specs");
     resolve_dependencies(&mut project)?;
+    clock.lap("resolve dependencies");
     let dag = Dag::build(&project)?;
-    Ok(Loaded { project, dag, fs, invocation_id, started })
+    clock.lap("dag");
+    Ok(Loaded { project, dag, fs, invocation_id, started, parse_cache, recorder, parse_key })
 }
 
 pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
@@ -117,6 +130,25 @@ fn source_freshness(dir: &std::path::Path, target: &std::path::Path) -> Result<s
     crate::compile::state::fresher(&previous, &current)
 }
 
+/// The render cache of a compile (none under `--no-partial-parse`).
+pub fn render_cache(l: &Loaded, g: &GlobalArgs) -> Option<Arc<crate::compile::cache::RenderCache>> {
+    if g.no_partial_parse {
+        return None;
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &env, &l.recorder.inputs().env)))
+}
+
+/// Saves the render cache after a compile (a failure only costs speed).
+pub fn save_render_cache(l: &Loaded, cache: Option<&Arc<crate::compile::cache::RenderCache>>) {
+    if let Some(c) = cache {
+        tracing::debug!("render cache: {} nodes reused", c.hits());
+        if let Err(e) = c.save(&l.recorder.inputs().env) {
+            tracing::debug!("render cache: could not write {}: {e}", c.path().display());
+        }
+    }
+}
+
 /// Writes target/manifest.json (and returns its path).
 pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -> anyhow::Result<PathBuf> {
     let dir = l.project.settings.target_dir();
@@ -143,12 +175,17 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
 }
 
 /// Writes each compiled node to target/compiled/<pkg>/<path>.
+/// A file that already holds the same SQL is left alone (a warm compile
+/// rewrites only what changed).
 pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
     use rayon::prelude::*;
     let base = l.project.settings.target_dir().join("compiled");
     compiled.sql.par_iter().try_for_each(|(uid, sql)| -> anyhow::Result<()> {
         let Some(n) = l.project.nodes.get(uid) else { return Ok(()) };
         let path = base.join(crate::compile::compiled_path(n));
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == sql.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == sql.as_bytes()) {
+            return Ok(());
+        }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

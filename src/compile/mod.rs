@@ -4,6 +4,7 @@
 //! generic tests from their macros. I/O-free: which relations already exist
 //! (for `is_incremental()`) is passed in.
 
+pub mod cache;
 pub mod ctes;
 pub mod manifest;
 pub mod microbatch;
@@ -128,6 +129,8 @@ pub struct CompileOptions {
     /// `--defer`: the relations these unique ids' `ref()`s resolve to
     /// instead of their own ([`crate::graph::defer`]).
     pub deferred: HashMap<String, Relation>,
+    /// Renderings of an earlier compile (`target/render_cache.json`).
+    pub cache: Option<Arc<cache::RenderCache>>,
 }
 
 struct ProjectResolver {
@@ -233,8 +236,24 @@ fn compile_with(
                 Some(b) => b.incremental,
                 None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid),
             };
+            // the render cache holds whole-model compiles: not a microbatch batch, not under --defer
+            let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty());
+            let key = cache.and_then(|c| c.key(n, &cache_deps(project, n)?, incremental));
+            if let (Some(c), Some(k)) = (cache, key)
+                && let Some(e) = c.get(uid, k)
+            {
+                return Ok(((*uid).clone(), e.sql, vec![], incremental, false, e.config));
+            }
             match render_one(project, n, resolver.clone(), incremental, batch) {
-                Ok((sql, ephemerals, queried, cfg)) => Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg)),
+                Ok((sql, ephemerals, queried, cfg)) => {
+                    if let (Some(c), Some(k)) = (cache, key)
+                        && ephemerals.is_empty()
+                        && !queried
+                    {
+                        c.put(uid, cache::Entry { key: k, sql: sql.clone(), config: cfg.clone() });
+                    }
+                    Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg))
+                }
                 Err(e) => Err(((*uid).clone(), e)),
             }
         })
@@ -284,12 +303,30 @@ fn compile_with(
     // Keep the caller's order.
     let mut ordered = IndexMap::new();
     for u in todo.iter() {
-        if let Some(s) = out.sql.shift_remove(u) {
+        if let Some(s) = out.sql.swap_remove(u) {
             ordered.insert(u.clone(), s);
         }
     }
     out.sql = ordered;
     out
+}
+
+/// The relations `n`'s dependencies resolve to, for its render-cache key;
+/// `None` (not cacheable) when it depends on an ephemeral model.
+fn cache_deps(project: &Project, n: &Node) -> Option<Vec<String>> {
+    let mut out = vec![];
+    for d in &n.depends_on {
+        let Some(p) = project.nodes.get(d) else {
+            out.push(format!("{d}=?"));
+            continue;
+        };
+        if p.materialized() == Materialization::Ephemeral && p.resource_type == ResourceType::Model {
+            return None;
+        }
+        let ident = p.source.as_ref().map(|s| s.identifier.as_str()).unwrap_or("");
+        out.push(format!("{d}={}.{}.{}/{ident}", p.database, p.schema, p.alias));
+    }
+    Some(out)
 }
 
 /// The first ephemeral model `uid` inlines (directly or not) that failed.

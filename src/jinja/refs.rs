@@ -1,9 +1,9 @@
 //! What rendering records about `ref()` calls.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A `ref(...)` call found while rendering.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RefCall {
     pub name: String,
     pub package: Option<String>,

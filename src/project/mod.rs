@@ -4,6 +4,7 @@
 //!
 //! [`FileSystem`]: crate::fs::FileSystem
 
+pub mod cache;
 pub mod generic_tests;
 pub mod load;
 pub mod microbatch;

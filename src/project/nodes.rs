@@ -2,10 +2,10 @@
 //! runner and the manifest all work on.
 
 use indexmap::IndexMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceType {
     Model,
@@ -121,7 +121,7 @@ impl std::fmt::Display for Materialization {
 }
 
 /// A column documented in YAML.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     pub description: String,
@@ -134,7 +134,7 @@ pub struct Column {
 }
 
 /// What a generic test was generated from.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TestMetadata {
     pub name: String,
     pub kwargs: Map<String, Value>,
@@ -142,7 +142,7 @@ pub struct TestMetadata {
 }
 
 /// Source-only fields.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SourceInfo {
     pub source_name: String,
     pub source_description: String,
@@ -161,7 +161,7 @@ pub struct SourceInfo {
 
 /// A node of the project: model, seed, source, snapshot, test, unit test,
 /// analysis, exposure, ... (one shape, optional parts by kind).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Node {
     pub unique_id: String,
     pub resource_type: ResourceType,
@@ -272,7 +272,7 @@ impl Node {
 }
 
 /// A macro (or generic test definition, stored as `test_<name>`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Macro {
     pub unique_id: String,
     pub name: String,
@@ -288,7 +288,7 @@ pub struct Macro {
 }
 
 /// A `{% docs name %}` block.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DocBlock {
     pub unique_id: String,
     pub name: String,

@@ -22,6 +22,7 @@ mod microbatch;
 mod orchestrate;
 mod packages;
 mod parity_tables;
+mod partial_parse;
 mod postgres;
 mod run_operation;
 mod s3;

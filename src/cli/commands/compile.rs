@@ -6,14 +6,18 @@ use std::process::ExitCode;
 
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SelectArgs};
-use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::cli::context::{LoadArgs, load, render_cache, save_render_cache, select, write_compiled, write_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::project::nodes::ResourceType;
 
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
+    // Phase timings: `DP_LOG=dp::cli::commands::compile=debug`.
+    let mut clock = crate::project::load::Phases::start();
     let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
-    let mut opts = CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false, ..Default::default() };
+    clock.lap("load");
+    let mut opts =
+        CompileOptions { existing: crate::engine::existing_relations(&l.project), full_refresh: false, cache: render_cache(&l, g), ..Default::default() };
     if let Some(sql) = inline {
         if let Some(d) = crate::cli::defer::plan(&l, s, &Default::default(), &Default::default())? {
             opts.deferred = d.relations;
@@ -46,9 +50,14 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     if let Some(d) = deferral {
         opts.deferred = d.relations;
     }
+    clock.lap("select, warehouse");
     let compiled = compile(&l.project, &ids, &opts)?;
+    clock.lap("render");
+    save_render_cache(&l, opts.cache.as_ref());
     write_compiled(&l, &compiled)?;
+    clock.lap("write compiled");
     write_manifest(&l, Some(&compiled))?;
+    clock.lap("write manifest");
     if let Some(report) = compiled.error_report() {
         anyhow::bail!("{report}");
     }

@@ -8,8 +8,13 @@ use crate::cli::context::{LoadArgs, load, write_manifest};
 
 pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
+    // Phase timings: `DP_LOG=dp::cli::commands::parse=debug`.
+    let mut clock = crate::project::load::Phases::start();
     let l = load(g, LoadArgs { which: "parse", ..Default::default() }, printer)?;
+    clock.lap("load");
+    tracing::debug!(outcome = ?l.parse_cache, "partial parse");
     let path = write_manifest(&l, None)?;
+    clock.lap("write manifest");
     // Pipelines (pipelines/*.yml) are validated too: bad cron, unknown task
     // kind or pipeline, cycles; errors name the file and line.
     let pipelines = crate::orchestrate::spec::load(&l.fs)?;

@@ -152,7 +152,12 @@ async fn execute_kind(
     } else {
         vec![]
     };
-    let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: a.full_refresh, ..Default::default() };
+    let mut opts = CompileOptions {
+        existing: existing_relations(&l.project),
+        full_refresh: a.full_refresh,
+        cache: crate::cli::context::render_cache(&l, g),
+        ..Default::default()
+    };
     // --defer: refs to unselected nodes missing here read the state's relations
     let deferral = crate::cli::defer::plan_run(&l, &a.select, &chosen)?;
     // Jinja may query the warehouse while compiling (run_query, statement,
@@ -170,6 +175,7 @@ async fn execute_kind(
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
     let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
+    crate::cli::context::save_render_cache(&l, opts.cache.as_ref());
     write_compiled(&l, &compiled)?;
     write_manifest(&l, Some(&compiled))?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::LoadError;
 use super::env::model_value;
 use crate::jinja::JinjaEnv;
-use crate::project::nodes::{Node, ResourceType};
+use crate::project::nodes::{Macro, Node, ResourceType};
 
 /// Moves disabled nodes (and tests attached to them) out of `nodes`.
 pub fn split_disabled(nodes: &mut IndexMap<String, Node>) -> IndexMap<String, Node> {
@@ -31,19 +31,59 @@ pub fn split_disabled(nodes: &mut IndexMap<String, Node>) -> IndexMap<String, No
     disabled
 }
 
-/// Names every relation with the project's naming macros.
-pub fn name_relations(jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+/// Names every relation with the project's naming macros. Where a name
+/// macro is dp's own default (not overridden by the project or a package,
+/// no `dispatch:` config) the name is computed here, as that macro would:
+/// one Jinja call per node and name is most of a large project's parse.
+pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispatch: bool, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+    let default_of = |name: &str, custom: &str| -> Result<Option<String>, LoadError> {
+        let overridden = dispatch || macros.values().any(|m| m.name == name || m.name.ends_with(&format!("__{name}")));
+        if overridden {
+            return Ok(None);
+        }
+        let none = minijinja::Value::from(());
+        Ok(Some(jinja.call_macro_str(name, &[(custom, none.clone()), ("node", none)], None)?))
+    };
+    let default_schema = default_of("generate_schema_name", "custom_schema_name")?;
+    let default_db = default_of("generate_database_name", "custom_database_name")?;
+    let alias_default = default_of("generate_alias_name", "custom_alias_name")?.is_some();
     let named: Vec<Result<(String, String, String, String), LoadError>> = nodes
         .par_iter()
         .filter(|(_, n)| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis)
         .map(|(uid, n)| {
+            let custom = |k: &str| n.config.get(k).filter(|v| !v.is_null());
+            let schema = match (&default_schema, custom("schema")) {
+                (Some(d), None) => Some(d.clone()),
+                (Some(d), Some(serde_json::Value::String(c))) => Some(format!("{d}_{}", c.trim())),
+                _ => None,
+            };
+            let alias = match (alias_default, custom("alias"), &n.version) {
+                (true, None, None) => Some(n.name.clone()),
+                (true, Some(serde_json::Value::String(c)), _) if !c.is_empty() => Some(c.trim().to_string()),
+                _ => None,
+            };
+            let db = match (&default_db, custom("database")) {
+                (Some(d), None) => Some(d.clone()),
+                (Some(_), Some(serde_json::Value::String(c))) if c.trim() == c && !c.is_empty() => Some(c.clone()),
+                _ => None,
+            };
+            if let (Some(schema), Some(alias), Some(db)) = (&schema, &alias, &db) {
+                return Ok((uid.clone(), db.clone(), schema.clone(), alias.clone()));
+            }
             let nv = model_value(n);
-            let custom_schema = n.config.get("schema").map(minijinja::Value::from_serialize).unwrap_or(minijinja::Value::from(()));
-            let custom_alias = n.config.get("alias").map(minijinja::Value::from_serialize).unwrap_or(minijinja::Value::from(()));
-            let custom_db = n.config.get("database").map(minijinja::Value::from_serialize).unwrap_or(minijinja::Value::from(()));
-            let schema = jinja.call_macro_str("generate_schema_name", &[("custom_schema_name", custom_schema), ("node", nv.clone())], None)?;
-            let alias = jinja.call_macro_str("generate_alias_name", &[("custom_alias_name", custom_alias), ("node", nv.clone())], None)?;
-            let db = jinja.call_macro_str("generate_database_name", &[("custom_database_name", custom_db), ("node", nv)], None)?;
+            let value = |k: &str| n.config.get(k).map(minijinja::Value::from_serialize).unwrap_or(minijinja::Value::from(()));
+            let schema = match schema {
+                Some(s) => s,
+                None => jinja.call_macro_str("generate_schema_name", &[("custom_schema_name", value("schema")), ("node", nv.clone())], None)?,
+            };
+            let alias = match alias {
+                Some(a) => a,
+                None => jinja.call_macro_str("generate_alias_name", &[("custom_alias_name", value("alias")), ("node", nv.clone())], None)?,
+            };
+            let db = match db {
+                Some(d) => d,
+                None => jinja.call_macro_str("generate_database_name", &[("custom_database_name", value("database")), ("node", nv)], None)?,
+            };
             Ok((uid.clone(), db, schema, alias))
         })
         .collect();

@@ -132,21 +132,90 @@ fn split_path(base: &str, file: &str) -> (String, Vec<String>, String) {
 
 /// Loads the project: the stages above, in order.
 pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions) -> Result<Project, LoadError> {
+    // Phase timings: `DP_LOG=dp::project::load=debug`.
+    let mut clock = Phases::start();
     let mut warnings = vec![];
     let packages = packages::discover(&settings, fs)?;
     packages::check_versions(&settings, &packages, fs, &opts.env)?;
+    clock.lap("packages");
     let mut macros = macros::load(&settings, fs, &packages, &mut warnings)?;
+    clock.lap("macros");
     let jinja = env::build(&settings, &packages, std::mem::take(&mut macros.sources), opts)?;
+    clock.lap("jinja environment");
     let mut set = files::load(&settings, &packages, fs, &macros.test_files_with_blocks, &mut warnings)?;
     let docs = files::docs(&settings, &packages, fs)?;
     jinja.set_docs(docs.values().map(|d| (format!("{}.{}", d.package_name, d.name), d.block_contents.clone())).collect());
+    clock.lap("files");
     let declared = patches::apply(&settings, &packages, fs, &jinja, &mut set, &mut macros.macros, &mut warnings)?;
+    clock.lap("yaml properties");
     let mut nodes = set.nodes;
     configs::render(&settings, &packages, &jinja, &mut nodes)?;
+    clock.lap("configs");
     generic::add(declared.tests, &settings, &packages, &jinja, &mut nodes)?;
+    clock.lap("generic tests");
     unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
     let disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
-    finish::name_relations(&jinja, &mut nodes)?;
+    clock.lap("unit tests, validation");
+    finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut nodes)?;
+    clock.lap("relation names");
     Ok(Project { settings, nodes, disabled, macros: macros.macros, docs, other: declared.other, jinja, warnings })
+}
+
+/// What [`restore`] takes back from the partial-parse cache
+/// (`crate::project::cache`): the loaded nodes, macros (patched) and docs.
+pub struct Restored {
+    pub nodes: IndexMap<String, Node>,
+    pub disabled: IndexMap<String, Node>,
+    pub macros: IndexMap<String, Macro>,
+    pub docs: IndexMap<String, DocBlock>,
+    pub other: IndexMap<&'static str, IndexMap<String, Value>>,
+    pub warnings: Vec<String>,
+}
+
+/// A project from cached parts: only the Jinja environment is built again
+/// (packages, macros), the files are not parsed.
+pub fn restore(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, parts: Restored) -> Result<Project, LoadError> {
+    let mut scratch = vec![];
+    let packages = packages::discover(&settings, fs)?;
+    let macros = macros::load(&settings, fs, &packages, &mut scratch)?;
+    let jinja = env::build(&settings, &packages, macros.sources, opts)?;
+    jinja.set_docs(parts.docs.values().map(|d| (format!("{}.{}", d.package_name, d.name), d.block_contents.clone())).collect());
+    let Restored { nodes, disabled, macros, docs, other, warnings } = parts;
+    Ok(Project { settings, nodes, disabled, macros, docs, other, jinja, warnings })
+}
+
+/// The parse-pass render of `raw` as node `n`'s code: the refs, sources
+/// and `config()` calls it makes (for the partial-parse cache, which
+/// re-parses an edited model alone).
+pub fn parse_render(settings: &Settings, jinja: &JinjaEnv, n: &Node, raw: &str) -> Result<crate::jinja::Captured, LoadError> {
+    let mut rctx = crate::jinja::RenderCtx::new(&n.unique_id, &n.package_name, crate::jinja::Phase::Parse);
+    rctx.config = n.config.clone();
+    rctx.this = env::this_value(n, settings);
+    rctx.model = model_value(n);
+    let rctx = Arc::new(rctx);
+    if raw.contains('{') {
+        jinja.render_node(&n.original_file_path, raw, rctx.clone())?;
+    }
+    Ok(rctx.take_captured())
+}
+
+/// Debug-log timings of named phases (`DP_LOG=dp::project::load=debug`).
+pub struct Phases {
+    start: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Phases {
+    pub fn start() -> Self {
+        let now = std::time::Instant::now();
+        Phases { start: now, last: now }
+    }
+
+    /// Logs the time since the previous lap under `phase`.
+    pub fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(phase, ms = (now - self.last).as_secs_f64() * 1e3, total_ms = (now - self.start).as_secs_f64() * 1e3, "phase");
+        self.last = now;
+    }
 }

@@ -1,0 +1,149 @@
+//! The render cache, `target/render_cache.json`: the SQL each node rendered
+//! to, under a key of everything its rendering reads, so a compile after an
+//! edit renders only the nodes whose key changed.
+//!
+//! A node's key hashes the global key (the partial-parse key: dp build,
+//! settings, vars, target; every macro's text; the values of the env vars
+//! the project read while loading and compiling), the node itself as loaded
+//! (its code, config, columns, refs...), the relations its `ref()`s and
+//! `source()`s resolve to, and whether it runs incrementally. Not cached:
+//! snapshots, nodes that inline ephemeral models, nodes whose rendering
+//! queried the warehouse, nodes whose code mentions something that changes
+//! between runs or acts (`run_started_at`, `invocation_id`,
+//! `selected_resources`, `graph`, `flags`, `modules`, `log`, `print`,
+//! `run_query`, `statement`, `load_result`, `doc`), and every node when a macro of the project
+//! or its packages mentions one of those or some macro reads `graph`.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::project::cache::{hash_str, read_lines, write_lines};
+use crate::project::load::Project;
+use crate::project::nodes::{Node, ResourceType};
+
+/// The cache file, under the target folder.
+pub const FILE: &str = "render_cache.json";
+
+/// What makes a rendering depend on more than its inputs.
+/// (`log`/`print` too: their output is the point.)
+const VOLATILE: [&str; 12] =
+    ["run_started_at", "invocation_id", "selected_resources", "graph", "flags", "modules", "log(", "print(", "run_query", "statement", "load_result", "doc("];
+
+/// A node's rendering, as `compile` keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: u64,
+    pub sql: String,
+    /// What a generic test's macro set with `config()`.
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The file: this head, then the `(unique id, entry)` pairs
+/// (`crate::project::cache::write_lines`).
+#[derive(Default, Serialize, Deserialize)]
+struct Stored {
+    /// Env vars read while rendering (their values are part of the global key).
+    env_keys: Vec<String>,
+    #[serde(skip)]
+    entries: HashMap<String, Entry>,
+}
+
+fn read(path: &Path) -> Option<Stored> {
+    let (mut head, entries): (Stored, Vec<(String, Entry)>) = read_lines(path)?;
+    head.entries = entries.into_iter().collect();
+    Some(head)
+}
+
+/// The cache of one compile: the entries read, the ones rendered now.
+pub struct RenderCache {
+    path: PathBuf,
+    global: u64,
+    /// False when some macro makes every rendering volatile.
+    enabled: bool,
+    old: Stored,
+    new: Mutex<HashMap<String, Entry>>,
+    hits: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Debug for RenderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderCache").field("path", &self.path).field("enabled", &self.enabled).finish_non_exhaustive()
+    }
+}
+
+fn volatile(text: &str) -> bool {
+    VOLATILE.iter().any(|v| text.contains(v))
+}
+
+impl RenderCache {
+    /// Opens the cache of `project` in its target folder. `parse_key` is
+    /// the partial-parse key; `env` gives the current value of an env var
+    /// and `env_read` lists those the load read.
+    pub fn open(project: &Project, parse_key: u64, env: &dyn Fn(&str) -> Option<String>, env_read: &BTreeMap<String, Option<u64>>) -> RenderCache {
+        let path = project.settings.target_dir().join(FILE);
+        let old = read(&path).unwrap_or_default();
+        let mut g = format!("{parse_key}\n");
+        for m in project.macros.values() {
+            g.push_str(&m.unique_id);
+            g.push_str(&m.macro_sql);
+        }
+        let mut keys: Vec<&String> = old.env_keys.iter().chain(env_read.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            g.push_str(&format!("\n{k}={:?}", env(k).as_deref().map(hash_str)));
+        }
+        let enabled = !project.jinja.has_graph() && !project.macros.values().any(|m| volatile(&m.macro_sql));
+        RenderCache { path, global: hash_str(&g), enabled, old, new: Mutex::new(HashMap::new()), hits: Default::default() }
+    }
+
+    /// The key of `n`'s rendering, `None` when it is not cacheable;
+    /// `deps` are the relations its refs and sources resolve to.
+    pub fn key(&self, n: &Node, deps: &[String], incremental: bool) -> Option<u64> {
+        if !self.enabled || !matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Analysis) || volatile(&n.raw_code) {
+            return None;
+        }
+        let node = serde_json::to_string(n).ok()?;
+        Some(hash_str(&format!("{}\n{node}\n{}\n{incremental}", self.global, deps.join("\n"))))
+    }
+
+    /// The cached rendering of `uid` under `key`.
+    pub fn get(&self, uid: &str, key: u64) -> Option<Entry> {
+        let e = self.old.entries.get(uid).filter(|e| e.key == key)?;
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(e.clone())
+    }
+
+    /// Keeps a rendering for the next compile.
+    pub fn put(&self, uid: &str, entry: Entry) {
+        self.new.lock().unwrap().insert(uid.to_string(), entry);
+    }
+
+    /// Nodes served from the cache so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Writes the cache back: this compile's renderings over the earlier
+    /// ones (nodes not compiled now keep theirs, still under their key);
+    /// `env_read` are the env vars read by now, loading and rendering.
+    pub fn save(&self, env_read: &BTreeMap<String, Option<u64>>) -> std::io::Result<()> {
+        let new = self.new.lock().unwrap();
+        let mut env_keys: Vec<String> = self.old.env_keys.iter().cloned().chain(env_read.keys().cloned()).collect();
+        env_keys.sort();
+        env_keys.dedup();
+        if new.is_empty() && env_keys == self.old.env_keys {
+            return Ok(());
+        }
+        let mut entries = self.old.entries.clone();
+        entries.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let pairs: Vec<(&String, &Entry)> = entries.iter().collect();
+        write_lines(&self.path, &Stored { env_keys, entries: HashMap::new() }, &pairs)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

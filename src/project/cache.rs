@@ -1,0 +1,428 @@
+//! The partial-parse cache, `target/partial_parse.json`: a second load of an
+//! unchanged project takes its nodes back from the cache instead of parsing
+//! every file, rendering every config and naming every relation again.
+//!
+//! Loading reads through a recording [`FileSystem`] and a recording
+//! `env_var()` lookup, so the cache knows every input of the parse: each file
+//! read (a hash of its text), each folder listing (a hash of the names), each
+//! `exists` probe and each environment variable read (a hash of its value).
+//! It is used only when all of them are unchanged and so is its key: the dp
+//! version and binary, the resolved settings (target, profile, `vars:` and
+//! `--vars`) and the `--full-refresh` / `--store-failures` flags. A project
+//! whose files read `invocation_id` or `run_started_at` is never cached, and
+//! one that reads `flags.WHICH` only for the same command. Anything else
+//! changed (a model, a YAML file, a macro, a file added or removed, a var, an
+//! env var, the target): the project is parsed again in full and the cache is
+//! rewritten. The rendered SQL of nodes has its own cache
+//! (`crate::compile::cache`), keyed per node.
+
+use indexmap::IndexMap;
+use rayon::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::load::{EnvLookup, LoadError, LoadOptions, Project, Restored, load_project, restore};
+use super::nodes::{DocBlock, Macro, Node};
+use crate::config::Settings;
+use crate::fs::FileSystem;
+
+/// The cache file, under the target folder.
+pub const FILE: &str = "partial_parse.json";
+
+/// Tokens that make a parse depend on the invocation itself.
+const VOLATILE: [&str; 2] = ["invocation_id", "run_started_at"];
+
+/// A stable 64-bit hash of `s` (std's SipHash with fixed keys; the dp binary
+/// is part of every key, so a different hasher can only cause a miss).
+pub fn hash_str(s: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// What a load read.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// File → hash of its text (`None`: it could not be read).
+    pub files: BTreeMap<String, Option<u64>>,
+    /// `dir|ext,ext` → hash of the listing (`None`: an error).
+    pub lists: BTreeMap<String, Option<u64>>,
+    pub exists: BTreeMap<String, bool>,
+    /// Environment variable → hash of its value (`None`: unset).
+    pub env: BTreeMap<String, Option<u64>>,
+    /// Some file read mentions `invocation_id` / `run_started_at`.
+    pub volatile: bool,
+    /// Some file read mentions `WHICH` (`flags.WHICH`).
+    pub reads_which: bool,
+}
+
+/// Records the inputs of a load (files through [`RecordingFs`], env vars
+/// through [`Recorder::env`]); shared with the Jinja environment, so the
+/// env vars read while compiling are recorded too.
+#[derive(Debug, Default)]
+pub struct Recorder(Mutex<Inputs>);
+
+impl Recorder {
+    /// `inner`, recording each variable read and its value's hash.
+    pub fn env(self: &Arc<Self>, inner: EnvLookup) -> EnvLookup {
+        let rec = self.clone();
+        Arc::new(move |k: &str| {
+            let v = inner(k);
+            rec.0.lock().unwrap().env.insert(k.to_string(), v.as_deref().map(hash_str));
+            v
+        })
+    }
+
+    pub fn inputs(&self) -> Inputs {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A [`FileSystem`] that records what is read through it.
+pub struct RecordingFs<'a> {
+    pub inner: &'a dyn FileSystem,
+    pub rec: Arc<Recorder>,
+}
+
+fn list_key(dir: &str, exts: &[&str]) -> String {
+    format!("{dir}|{}", exts.join(","))
+}
+
+fn list_hash(r: &io::Result<Vec<String>>) -> Option<u64> {
+    r.as_ref().ok().map(|v| hash_str(&v.join("\n")))
+}
+
+impl FileSystem for RecordingFs<'_> {
+    fn read_to_string(&self, path: &str) -> io::Result<String> {
+        let r = self.inner.read_to_string(path);
+        let h = r.as_ref().ok().map(|t| hash_str(t));
+        let (volatile, which) = r.as_ref().map(|t| (VOLATILE.iter().any(|v| t.contains(v)), t.contains("WHICH"))).unwrap_or_default();
+        let mut i = self.rec.0.lock().unwrap();
+        i.files.insert(path.to_string(), h);
+        i.volatile |= volatile;
+        i.reads_which |= which;
+        r
+    }
+
+    fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
+        let r = self.inner.list_files(dir, exts);
+        self.rec.0.lock().unwrap().lists.insert(list_key(dir, exts), list_hash(&r));
+        r
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        let e = self.inner.exists(path);
+        self.rec.0.lock().unwrap().exists.insert(path.to_string(), e);
+        e
+    }
+}
+
+/// What differs now from the recorded inputs: something other than a
+/// file's text (an env var, a probe, a listing: files added or removed),
+/// and the files whose text changed.
+pub struct Diff {
+    pub other: Option<String>,
+    pub files: Vec<String>,
+}
+
+pub fn diff(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Diff {
+    if let Some(other) = changed_other(inputs, fs, env) {
+        return Diff { other: Some(other), files: vec![] };
+    }
+    let files: Vec<_> = inputs.files.iter().collect();
+    let files = files.par_iter().filter(|(p, h)| fs.read_to_string(p).ok().map(|t| hash_str(&t)) != **h).map(|(p, _)| p.to_string()).collect();
+    Diff { other: None, files }
+}
+
+fn changed_other(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Option<String> {
+    if let Some((k, _)) = inputs.env.iter().find(|(k, h)| env(k).as_deref().map(hash_str) != **h) {
+        return Some(format!("env var {k}"));
+    }
+    if let Some((k, _)) = inputs.exists.iter().find(|(p, e)| fs.exists(p) != **e) {
+        return Some(format!("{k} appeared or disappeared"));
+    }
+    let lists: Vec<_> = inputs.lists.iter().collect();
+    lists
+        .par_iter()
+        .find_any(|(k, h)| {
+            let (dir, exts) = k.split_once('|').unwrap_or((k, ""));
+            let exts: Vec<&str> = exts.split(',').filter(|e| !e.is_empty()).collect();
+            list_hash(&fs.list_files(dir, &exts)) != **h
+        })
+        .map(|(k, _)| format!("files added or removed under {}", k.split('|').next().unwrap_or(k)))
+}
+
+/// Identifies this dp build: version, and the executable's size and mtime
+/// (a rebuilt binary invalidates the cache even at the same version).
+pub fn build_id() -> String {
+    let exe = std::env::current_exe().ok().and_then(|p| std::fs::metadata(p).ok());
+    let stamp = exe.map(|m| format!("{}:{:?}", m.len(), m.modified().ok())).unwrap_or_default();
+    format!("{}+{stamp}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The key of a parse: dp build, resolved settings (target, profile, vars),
+/// flags that configs may read.
+pub fn parse_key(settings: &Settings, opts: &LoadOptions) -> u64 {
+    hash_str(&format!("{}\n{settings:?}\n{}\n{}", build_id(), opts.full_refresh, opts.store_failures))
+}
+
+/// The cache file: this head, then the `(unique id, node)` pairs
+/// ([`write_lines`]).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    key: u64,
+    which: String,
+    inputs: Inputs,
+    #[serde(skip)]
+    nodes: Vec<(String, Node)>,
+    disabled: Vec<(String, Node)>,
+    macros: Vec<(String, Macro)>,
+    docs: Vec<(String, DocBlock)>,
+    other: Vec<(String, Vec<(String, Value)>)>,
+    warnings: Vec<String>,
+}
+
+/// How a load used the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `--no-partial-parse`.
+    Disabled,
+    /// Parsed in full; why (no cache, or what changed).
+    Miss(String),
+    /// Nodes taken from the cache.
+    Hit,
+}
+
+/// A loaded project and what the cache did, plus the recorder (whose env
+/// reads keep growing while the project's Jinja renders).
+pub struct Loaded {
+    pub project: Project,
+    pub outcome: Outcome,
+    pub recorder: Arc<Recorder>,
+}
+
+fn cache_path(settings: &Settings) -> std::path::PathBuf {
+    settings.target_dir().join(FILE)
+}
+
+fn read_stored(path: &Path) -> Option<Stored> {
+    let (mut head, nodes): (Stored, Vec<(String, Node)>) = read_lines(path)?;
+    head.nodes = nodes;
+    Some(head)
+}
+
+/// Reads a file of [`write_lines`]: the head, then the items.
+pub fn read_lines<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<T>)> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let head: H = serde_json::from_slice(lines.next()?).ok()?;
+    let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
+    let items: Vec<Vec<T>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
+    Some((head, items.into_iter().flatten().collect()))
+}
+
+/// Writes `head` as JSON on the first line, then `items` as JSON arrays of
+/// up to 512, one per line (compact JSON has no raw newline), serialized
+/// in parallel, through a temporary file.
+pub fn write_lines<H: Serialize, T: Serialize + Sync>(path: &Path, head: &H, items: &[T]) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+    serde_json::to_writer(&mut w, head).map_err(io::Error::other)?;
+    // 16 chunks at a time: both cores busy, memory bounded.
+    for batch in items.chunks(512 * 16) {
+        let chunks: Vec<Vec<u8>> = batch.par_chunks(512).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
+        for c in chunks {
+            io::Write::write_all(&mut w, b"\n")?;
+            io::Write::write_all(&mut w, &c)?;
+        }
+    }
+    io::Write::flush(&mut w)?;
+    drop(w);
+    std::fs::rename(&tmp, path)
+}
+
+fn static_kind(k: &str) -> Option<&'static str> {
+    ["groups", "metrics", "semantic_models", "saved_queries"].into_iter().find(|s| *s == k)
+}
+
+/// Loads the project, from the cache in `target/` when its inputs are
+/// unchanged (`use_cache`), else in full (then the cache is rewritten).
+pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cache: bool) -> Result<Loaded, LoadError> {
+    let recorder = Arc::new(Recorder::default());
+    let ropts = LoadOptions {
+        env: recorder.env(opts.env.clone()),
+        invocation_id: opts.invocation_id.clone(),
+        run_started_at: opts.run_started_at,
+        full_refresh: opts.full_refresh,
+        which: opts.which.clone(),
+        store_failures: opts.store_failures,
+    };
+    let path = cache_path(&settings);
+    let key = parse_key(&settings, opts);
+    let outcome = if !use_cache {
+        Outcome::Disabled
+    } else {
+        match read_stored(&path) {
+            None => Outcome::Miss("no cache".into()),
+            Some(s) if s.key != key => Outcome::Miss("dp, settings, target or vars changed".into()),
+            Some(s) if s.inputs.volatile => Outcome::Miss("the project reads invocation_id or run_started_at".into()),
+            Some(s) if s.inputs.reads_which && s.which != opts.which => Outcome::Miss("the project reads flags.WHICH".into()),
+            Some(s) => {
+                let d = diff(&s.inputs, fs, &opts.env);
+                match d.other {
+                    Some(what) => Outcome::Miss(what),
+                    None => {
+                        // The recorder starts from the cached inputs: they are this load's too.
+                        *recorder.0.lock().unwrap() = s.inputs.clone();
+                        let other = s.other.into_iter().filter_map(|(k, v)| Some((static_kind(&k)?, v.into_iter().collect::<IndexMap<_, _>>()))).collect();
+                        let parts = Restored {
+                            nodes: s.nodes.into_iter().collect(),
+                            disabled: s.disabled.into_iter().collect(),
+                            macros: s.macros.into_iter().collect(),
+                            docs: s.docs.into_iter().collect(),
+                            other,
+                            warnings: s.warnings,
+                        };
+                        let mut project = restore(settings.clone(), fs, &ropts, parts)?;
+                        if d.files.is_empty() {
+                            tracing::debug!("partial parse: cache hit ({})", path.display());
+                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                        }
+                        match reparse_models(&mut project, fs, &d.files, &recorder) {
+                            Ok(()) => {
+                                tracing::debug!("partial parse: cache hit, re-parsed {}", d.files.join(", "));
+                                save(&path, key, opts, &recorder, &project);
+                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                            }
+                            Err(why) => {
+                                *recorder.0.lock().unwrap() = Inputs::default();
+                                Outcome::Miss(why)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if let Outcome::Miss(why) = &outcome {
+        tracing::debug!("partial parse: full parse ({why})");
+    }
+    let rfs = RecordingFs { inner: fs, rec: recorder.clone() };
+    let project = load_project(settings, &rfs, &ropts)?;
+    if use_cache {
+        save(&path, key, opts, &recorder, &project);
+    }
+    Ok(Loaded { project, outcome, recorder })
+}
+
+/// Writes the cache of `project` (a failure only costs the next load its speed).
+fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project) {
+    let stored = Stored {
+        key,
+        which: opts.which.clone(),
+        inputs: recorder.inputs(),
+        nodes: vec![],
+        disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
+        macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
+        docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
+        other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
+        warnings: project.warnings.clone(),
+    };
+    let nodes: Vec<(&String, &Node)> = project.nodes.iter().collect();
+    if let Err(e) = write_lines(path, &stored, &nodes) {
+        tracing::debug!("partial parse: could not write {}: {e}", path.display());
+    }
+}
+
+/// Tokens in a model's code that make its parse depend on more than the
+/// code (reading its own config or node): such an edit is parsed in full.
+const SELF_READING: [&str; 5] = ["config.get", "config.require", "model.", "model[", "WHICH"];
+
+/// Re-parses edited model files alone, in place: allowed when every
+/// changed file is one enabled model of the root project whose `config()`
+/// calls are unchanged (then only its code, refs and sources change).
+/// `Err(why)` when the project must be parsed in full.
+fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(), String> {
+    for f in files {
+        let full = || format!("{f} changed");
+        let mut owners = project.nodes.iter().filter(|(_, n)| n.original_file_path == *f);
+        let (uid, n) = owners.next().ok_or_else(full)?;
+        if owners.next().is_some()
+            || n.resource_type != super::nodes::ResourceType::Model
+            || n.package_name != project.settings.project_name
+            || project.disabled.values().any(|d| d.original_file_path == *f)
+        {
+            return Err(full());
+        }
+        let text = fs.read_to_string(f).map_err(|_| full())?;
+        if [&text, &n.raw_code].iter().any(|t| VOLATILE.iter().chain(SELF_READING.iter()).any(|v| t.contains(v))) {
+            return Err(full());
+        }
+        let old = super::load::parse_render(&project.settings, &project.jinja, n, &n.raw_code).map_err(|_| full())?;
+        let new = super::load::parse_render(&project.settings, &project.jinja, n, &text).map_err(|_| full())?;
+        if old.config != new.config || old.refs != n.refs || old.sources != n.sources {
+            return Err(full());
+        }
+        let uid = uid.clone();
+        let n = project.nodes.get_mut(&uid).unwrap();
+        n.raw_code = text.clone();
+        n.refs = new.refs;
+        n.sources = new.sources;
+        recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use crate::fs::MemFs;
+
+    const PROJECT: &str = "name: p\nversion: '1.0'\nprofile: p\n";
+
+    fn fs(model: &str) -> MemFs {
+        MemFs::new().with("dbt_project.yml", PROJECT).with("models/a.sql", model).with("models/b.sql", "select * from {{ ref('a') }}")
+    }
+
+    fn record(fs: &MemFs, env: EnvLookup) -> Inputs {
+        let settings = Settings::load(Path::new("/p"), fs, &Overrides::default(), &|_| None).unwrap();
+        let rec = Arc::new(Recorder::default());
+        let opts = LoadOptions { env: rec.env(env), ..LoadOptions::default() };
+        load_project(settings, &RecordingFs { inner: fs, rec: rec.clone() }, &opts).unwrap();
+        rec.inputs()
+    }
+
+    #[test]
+    fn the_recorded_inputs_name_what_changed() {
+        let region: EnvLookup = Arc::new(|k| (k == "REGION").then(|| "eu".to_string()));
+        let model = "select '{{ env_var('REGION') }}' as r";
+        let inputs = record(&fs(model), region.clone());
+        assert_eq!(inputs.env.get("REGION"), Some(&Some(hash_str("eu"))));
+        assert!(inputs.files.contains_key("models/a.sql") && inputs.files.contains_key("models/b.sql"));
+        assert!(!inputs.volatile);
+
+        let same = diff(&inputs, &fs(model), &region);
+        assert!(same.other.is_none() && same.files.is_empty());
+        let edited = diff(&inputs, &fs("select 2 as r"), &region);
+        assert_eq!((edited.other, edited.files), (None, vec!["models/a.sql".to_string()]));
+        let added = diff(&inputs, &fs(model).with("models/c.sql", "select 3"), &region);
+        assert_eq!(added.other.as_deref(), Some("files added or removed under models"));
+        let us: EnvLookup = Arc::new(|k| (k == "REGION").then(|| "us".to_string()));
+        assert_eq!(diff(&inputs, &fs(model), &us).other.as_deref(), Some("env var REGION"));
+        let unset: EnvLookup = Arc::new(|_| None);
+        assert_eq!(diff(&inputs, &fs(model), &unset).other.as_deref(), Some("env var REGION"));
+
+        let stamped = record(&fs("select '{{ run_started_at }}' as at"), region);
+        assert!(stamped.volatile);
+    }
+}
