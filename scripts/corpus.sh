@@ -20,13 +20,8 @@
 set -uo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -z "${CORPUS:-}" ]; then
-  # ../shared/corpus from the main checkout, ../../shared/corpus from a worktree.
-  for c in "$root/../shared/corpus" "$root/../../shared/corpus"; do
-    [ -d "$c" ] && CORPUS="$(cd "$c" && pwd)" && break
-  done
-fi
-[ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
+. "$root/scripts/corpus_lib.sh"
+corpus_find "$root"
 DP="${DP:-$root/target/debug/dp}"
 OUT="${OUT:-/tmp/dp-corpus}"
 PRESEED="${PRESEED:-0}"
@@ -35,37 +30,14 @@ case "$DP" in /*) ;; *) DP="$root/$DP" ;; esac
 projects=("$@")
 [ ${#projects[@]} -eq 0 ] && projects=(dbt_utils dbt_project_evaluator dbt_expectations dbt_audit_helper)
 
-# Packages each integration project needs: name=corpus path.
-packages_for() {
-  case "$1" in
-    dbt_utils) echo "dbt_utils=dbt_utils" ;;
-    dbt_project_evaluator) echo "dbt_project_evaluator=dbt_project_evaluator exclude_package=dbt_project_evaluator/integration_tests/exclude_package dbt_utils=dbt_utils" ;;
-    dbt_expectations) echo "dbt_expectations=dbt_expectations dbt_date=dbt_date" ;;
-    dbt_audit_helper) echo "audit_helper=dbt_audit_helper dbt_utils=dbt_utils" ;;
-    *) echo "unknown project $1" >&2; return 1 ;;
-  esac
-}
-
 [ -x "$DP" ] || { echo "dp binary not found at $DP (build it: cargo build)" >&2; exit 2; }
 mkdir -p "$OUT"
 
 printf '%-24s %6s %12s %12s\n' project nodes dbt-duckdb dp
 summary=""
 for p in "${projects[@]}"; do
-  src="$CORPUS/$p/integration_tests"
   dir="$OUT/$p"
-  rm -rf "$dir"
-  cp -a "$src" "$dir"
-  chmod -R u+w "$dir"
-  mkdir -p "$dir/dbt_packages"
-  for pair in $(packages_for "$p"); do
-    name="${pair%%=*}"
-    rm -rf "${dir:?}/dbt_packages/$name"
-    # A package is its folder without its own integration project (dbt deps
-    # copies it whole; dbt ignores folders outside the package's paths).
-    mkdir -p "$dir/dbt_packages/$name"
-    (cd "$CORPUS/${pair#*=}" && tar --exclude=./integration_tests -cf - .) | tar -xf - -C "$dir/dbt_packages/$name"
-  done
+  corpus_copy "$p" "$dir"
   if [ "$PRESEED" = 1 ]; then
     (cd "$dir" && timeout 1200 "$DP" seed --threads 2) >"$OUT/$p.seed.log" 2>&1
   fi

@@ -16,13 +16,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DBT_VENV="${DBT_VENV:-/work/venv-dbt}"
-if [ -z "${CORPUS:-}" ]; then
-  # ../shared/corpus from the main checkout, ../../shared/corpus from a worktree.
-  for c in "$REPO/../shared/corpus" "$REPO/../../shared/corpus"; do
-    [ -d "$c" ] && CORPUS="$(cd "$c" && pwd)" && break
-  done
-fi
-[ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
+. "$REPO/scripts/corpus_lib.sh"
+corpus_find "$REPO"
 OUT="${OUT:-/tmp/dp-corpus-goldens}"
 export DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false
 if [ ! -x "$DBT_VENV/bin/dbt" ] || ! "$DBT_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
@@ -33,28 +28,10 @@ fi
 projects=("$@")
 [ ${#projects[@]} -eq 0 ] && projects=(dbt_utils dbt_project_evaluator dbt_expectations dbt_audit_helper)
 
-packages_for() {
-  case "$1" in
-    dbt_utils) echo "dbt_utils=dbt_utils" ;;
-    dbt_project_evaluator) echo "dbt_project_evaluator=dbt_project_evaluator exclude_package=dbt_project_evaluator/integration_tests/exclude_package dbt_utils=dbt_utils" ;;
-    dbt_expectations) echo "dbt_expectations=dbt_expectations dbt_date=dbt_date" ;;
-    dbt_audit_helper) echo "audit_helper=dbt_audit_helper dbt_utils=dbt_utils" ;;
-  esac
-}
-
 for p in "${projects[@]}"; do
   for round in 1 2; do
     dir="$OUT/$p.$round"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    (cd "$CORPUS/$p/integration_tests" && tar -cf - .) | tar -xf - -C "$dir"
-    chmod -R u+w "$dir"
-    for pair in $(packages_for "$p"); do
-      name="${pair%%=*}"
-      rm -rf "${dir:?}/dbt_packages/$name"
-      mkdir -p "$dir/dbt_packages/$name"
-      (cd "$CORPUS/${pair#*=}" && tar --exclude=./integration_tests -cf - .) | tar -xf - -C "$dir/dbt_packages/$name"
-    done
+    corpus_copy "$p" "$dir"
     cat >"$dir/profiles.yml" <<EOF
 integration_tests:
   target: duckdb

@@ -1,0 +1,45 @@
+# Shared by scripts/corpus.sh and scripts/make_corpus_goldens.sh (sourced):
+# where the dbt compatibility corpus is, which packages each integration
+# project needs, and how to lay out a fresh copy of one.
+
+# Sets CORPUS (unless set): ../shared/corpus from the main checkout,
+# ../../shared/corpus from a worktree; exits 2 when there is none.
+corpus_find() {
+  local root="$1" c
+  if [ -z "${CORPUS:-}" ]; then
+    for c in "$root/../shared/corpus" "$root/../../shared/corpus"; do
+      [ -d "$c" ] && CORPUS="$(cd "$c" && pwd)" && break
+    done
+  fi
+  [ -d "${CORPUS:-}" ] || { echo "corpus folder not found; set CORPUS" >&2; exit 2; }
+}
+
+# Packages each integration project needs: name=corpus path.
+packages_for() {
+  case "$1" in
+    dbt_utils) echo "dbt_utils=dbt_utils" ;;
+    dbt_project_evaluator) echo "dbt_project_evaluator=dbt_project_evaluator exclude_package=dbt_project_evaluator/integration_tests/exclude_package dbt_utils=dbt_utils" ;;
+    dbt_expectations) echo "dbt_expectations=dbt_expectations dbt_date=dbt_date" ;;
+    dbt_audit_helper) echo "audit_helper=dbt_audit_helper dbt_utils=dbt_utils" ;;
+    *) echo "unknown project $1" >&2; return 1 ;;
+  esac
+}
+
+# corpus_copy PROJECT DIR: a fresh, writable copy of PROJECT's integration
+# project in DIR, its packages laid under dbt_packages/ as `dbt deps` would.
+corpus_copy() {
+  local p="$1" dir="$2" pair name
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  (cd "$CORPUS/$p/integration_tests" && tar -cf - .) | tar -xf - -C "$dir"
+  chmod -R u+w "$dir"
+  mkdir -p "$dir/dbt_packages"
+  for pair in $(packages_for "$p"); do
+    name="${pair%%=*}"
+    rm -rf "${dir:?}/dbt_packages/$name"
+    # A package is its folder without its own integration project (dbt deps
+    # copies it whole; dbt ignores folders outside the package's paths).
+    mkdir -p "$dir/dbt_packages/$name"
+    (cd "$CORPUS/${pair#*=}" && tar --exclude=./integration_tests -cf - .) | tar -xf - -C "$dir/dbt_packages/$name"
+  done
+}
