@@ -22,6 +22,8 @@ impl EventSink for Reporter<'_> {
     fn on_event(&self, event: &Event<'_>) {
         match event {
             Event::RunStarted { total } => self.printer.progress(*total as u64, "running"),
+            // dbt prints no START line for what it does not run (exposures, saved queries)
+            Event::NodeStarted { node, .. } if matches!(node.resource_type, ResourceType::Exposure | ResourceType::SavedQuery) => {}
             Event::NodeStarted { index, total, node } => self.printer.info(format!("{index} of {total} START {}", describe(node))),
             Event::NodeFinished { index, total, node, result } => {
                 self.printer.tick();
@@ -43,6 +45,7 @@ fn describe(node: &Node) -> String {
         ResourceType::Snapshot => format!("snapshot {}", node.relation_name()),
         ResourceType::UnitTest => format!("unit_test {}", unit::display_name(node)),
         ResourceType::Exposure => format!("exposure {}", node.name),
+        ResourceType::SavedQuery => format!("saved query {}", node.name),
         _ if crate::runner::microbatch::applies(node) => format!("sql microbatch model {}", node.relation_name()),
         _ => format!("sql {} model {}", node.materialized(), node.relation_name()),
     }

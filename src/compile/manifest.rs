@@ -231,8 +231,11 @@ pub fn write_manifest<W: std::io::Write>(
     // and written in the project's order: the bytes are the same as one
     // sequential pass.
     use rayon::prelude::*;
-    let nodes: Vec<(&String, &Node)> =
-        project.nodes.iter().filter(|(_, n)| !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest)).collect();
+    let nodes: Vec<(&String, &Node)> = project
+        .nodes
+        .iter()
+        .filter(|(_, n)| !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery))
+        .collect();
     const BATCH: usize = 2048;
     for (b, batch) in nodes.chunks(BATCH).enumerate() {
         let parts: Vec<Vec<u8>> = batch
@@ -278,7 +281,7 @@ pub fn flat_graph(project: &Project) -> Value {
     let (sources, exposures, unit_tests) = resources(project);
     let mut nodes = Map::new();
     for (uid, n) in &project.nodes {
-        if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest) {
+        if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery) {
             nodes.insert(uid.clone(), node_json(project, n, None));
         }
     }

@@ -357,7 +357,7 @@ async fn run_node(
 ) -> anyhow::Result<Output> {
     let Step { engine, project, node, incremental, .. } = step;
     match node.resource_type {
-        ResourceType::Exposure => return Ok(Output::NoOp),
+        ResourceType::Exposure | ResourceType::SavedQuery => return Ok(Output::NoOp),
         ResourceType::UnitTest => {
             let (t, compiled) = unit::run_unit_test(engine, project, node).await?;
             return Ok(Output::Tested(t, Some(compiled)));

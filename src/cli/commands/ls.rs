@@ -60,6 +60,7 @@ pub fn selector(n: &Node) -> String {
             format!("source:{}.{}.{}", n.package_name, source_name, n.name)
         }
         ResourceType::Exposure => format!("exposure:{}.{}", n.package_name, n.name),
+        ResourceType::SavedQuery => format!("saved_query:{}.{}", n.package_name, n.name),
         ResourceType::UnitTest => format!("unit_test:{}.{}", n.package_name, n.name),
         _ => n.fqn.join("."),
     }

@@ -51,7 +51,15 @@ impl Kind {
             Kind::Test => vec![ResourceType::Test, ResourceType::UnitTest],
             // dbt 1.11 lists exposures in a build, as NO-OP.
             Kind::Build => {
-                vec![ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Test, ResourceType::UnitTest, ResourceType::Exposure]
+                vec![
+                    ResourceType::Model,
+                    ResourceType::Seed,
+                    ResourceType::Snapshot,
+                    ResourceType::Test,
+                    ResourceType::UnitTest,
+                    ResourceType::Exposure,
+                    ResourceType::SavedQuery,
+                ]
             }
             Kind::Snapshot => vec![ResourceType::Snapshot],
         }

@@ -154,6 +154,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     generic::add(declared.tests, &settings, &packages, &jinja, &mut nodes)?;
     clock.lap("generic tests");
     unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
+    unit::add_saved_queries(declared.other.get("saved_queries"), &mut nodes)?;
     let disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
     clock.lap("unit tests, validation");

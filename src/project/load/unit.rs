@@ -53,6 +53,23 @@ pub fn add(root_pkg: &str, unit_tests: Vec<Entry>, exposures: Vec<Entry>, jinja:
         n.extra = e;
         nodes.insert(n.unique_id.clone(), n);
     }
+    Ok(())
+}
+
+/// Saved queries (MetricFlow), listed by `dp build` as NO-OP as dbt lists
+/// them. They stay in the manifest's `saved_queries` (from the property
+/// files); their metrics are not graph nodes, so they have no parents here.
+pub fn add_saved_queries(saved: Option<&IndexMap<String, Value>>, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+    for (uid, q) in saved.into_iter().flatten() {
+        let mut parts = uid.splitn(3, '.').skip(1);
+        let (Some(pkg), Some(name)) = (parts.next(), parts.next()) else { continue };
+        let file = q.get("original_file_path").and_then(Value::as_str).unwrap_or_default();
+        let mut n = Node::new(ResourceType::SavedQuery, pkg, name, file);
+        n.unique_id = uid.clone();
+        n.fqn = vec![pkg.to_string(), name.to_string()];
+        n.description = q.get("description").and_then(Value::as_str).unwrap_or("").into();
+        nodes.insert(uid.clone(), n);
+    }
 
     Ok(())
 }
