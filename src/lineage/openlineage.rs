@@ -250,25 +250,8 @@ impl Emitter {
     }
 
     fn event(&self, kind: &str, n: &Node, run_id: uuid::Uuid, run_facets: Map<String, Value>, outputs: Vec<Value>) -> Value {
-        let mut job_type = facet("https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet");
-        job_type.insert("processingType".into(), json!("BATCH"));
-        job_type.insert("integration".into(), json!("DP"));
-        job_type.insert("jobType".into(), json!(n.resource_type.as_str().to_uppercase()));
-        let mut run_facets = run_facets;
-        let mut parent = facet("https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet");
-        parent.insert("run".into(), json!({"runId": self.parent.0.to_string()}));
-        parent.insert("job".into(), json!({"namespace": self.namespace, "name": self.parent.1}));
-        run_facets.insert("parent".into(), Value::Object(parent));
-        json!({
-            "eventType": kind,
-            "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "producer": PRODUCER,
-            "schemaURL": SPEC,
-            "run": {"runId": run_id.to_string(), "facets": run_facets},
-            "job": {"namespace": self.namespace, "name": self.job_name(n), "facets": {"jobType": job_type}},
-            "inputs": self.input_nodes(n).into_iter().map(|p| self.dataset(p, true)).collect::<Vec<_>>(),
-            "outputs": outputs,
-        })
+        let inputs = self.input_nodes(n).into_iter().map(|p| self.dataset(p, true)).collect();
+        self.job_event(kind, &self.job_name(n), &n.resource_type.as_str().to_uppercase(), run_id, run_facets, inputs, outputs)
     }
 
     fn output(&self, n: &Node, rows: Option<u64>) -> Vec<Value> {
@@ -466,7 +449,8 @@ impl Emitter {
         json!({"namespace": namespace, "name": name, "facets": facets})
     }
 
-    /// An event of a job that is no node of the project (an ingestion).
+    /// An event of any job: a node's ([`Self::event`]) or one that is no node
+    /// of the project (an ingestion, a publish).
     #[allow(clippy::too_many_arguments)]
     fn job_event(
         &self,

@@ -6,21 +6,17 @@
 //! scripts/make_dbt_goldens.sh state).
 
 use crate::common::*;
+use std::path::Path;
 
 /// Splits a SELECTORS.txt line (plain words, no quoting needed there).
 fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
 
-#[test]
-fn state_modified_selects_what_dbt_selects() {
-    let dir = fixture("state");
-    let p = dir.path();
-    ok(&run(p, &["parse"]));
-    std::fs::create_dir_all(p.join("state")).unwrap();
-    std::fs::copy(p.join("target/manifest.json"), p.join("state/manifest.json")).unwrap();
-    copy_tree(&p.join("changes"), p);
-    let golden = repo().join("tests/fixtures/projects/state/golden/ls");
+/// `dp ls` of each line of `<golden>/SELECTORS.txt` lists the unique ids
+/// of `<golden>/NN.txt` (made by `dbt ls`).
+#[track_caller]
+fn ls_equals_goldens(p: &Path, golden: &Path) {
     let selectors = std::fs::read_to_string(golden.join("SELECTORS.txt")).unwrap();
     for (i, line) in selectors.lines().filter(|l| !l.trim().is_empty()).enumerate() {
         let mut args = vec!["ls", "--resource-type", "all", "--output", "json", "--output-keys", "unique_id"];
@@ -36,6 +32,17 @@ fn state_modified_selects_what_dbt_selects() {
         let want: Vec<String> = std::fs::read_to_string(golden.join(format!("{:02}.txt", i + 1))).unwrap().lines().map(String::from).collect();
         assert_eq!(got, want, "dp ls {line}");
     }
+}
+
+#[test]
+fn state_modified_selects_what_dbt_selects() {
+    let dir = fixture("state");
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    std::fs::create_dir_all(p.join("state")).unwrap();
+    std::fs::copy(p.join("target/manifest.json"), p.join("state/manifest.json")).unwrap();
+    copy_tree(&p.join("changes"), p);
+    ls_equals_goldens(p, &repo().join("tests/fixtures/projects/state/golden/ls"));
 }
 
 #[test]
@@ -95,23 +102,8 @@ fn state_modified_against_a_manifest_written_by_dbt() {
     let p = dir.path();
     let golden = repo().join("tests/fixtures/projects/dbt_state/golden");
     copy_tree(&golden.join("state"), &p.join("state"));
-    std::fs::copy(golden.join("state/manifest.json"), p.join("state/manifest.json")).unwrap();
     copy_tree(&p.join("changes"), p);
-    let selectors = std::fs::read_to_string(golden.join("ls/SELECTORS.txt")).unwrap();
-    for (i, line) in selectors.lines().filter(|l| !l.trim().is_empty()).enumerate() {
-        let mut args = vec!["ls", "--resource-type", "all", "--output", "json", "--output-keys", "unique_id"];
-        args.extend(words(line));
-        let o = run(p, &args);
-        ok(&o);
-        let mut got: Vec<String> = stdout(&o)
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["unique_id"].as_str().unwrap().to_string())
-            .collect();
-        got.sort();
-        let want: Vec<String> = std::fs::read_to_string(golden.join(format!("ls/{:02}.txt", i + 1))).unwrap().lines().map(String::from).collect();
-        assert_eq!(got, want, "dp ls {line}");
-    }
+    ls_equals_goldens(p, &golden.join("ls"));
     // dp's own manifest carries dbt's checksums and unrendered configs
     ok(&run(p, &["parse"]));
     let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
