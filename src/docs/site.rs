@@ -39,7 +39,8 @@ fn test_label(t: &Node) -> String {
     t.test_metadata.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| t.name.clone())
 }
 
-/// Writes the site into `dir` (replacing what was there).
+/// Writes the site into `dir` (replacing what was there: every file is
+/// rewritten and shards beyond the project's count are removed).
 pub fn write_site(
     dir: &Path,
     project: &Project,
@@ -49,9 +50,6 @@ pub fn write_site(
     generated_at: &str,
 ) -> std::io::Result<usize> {
     let data = dir.join("data");
-    if data.exists() {
-        std::fs::remove_dir_all(&data)?;
-    }
     std::fs::create_dir_all(&data)?;
     std::fs::write(dir.join("index.html"), INDEX_HTML)?;
     std::fs::write(dir.join("app.js"), APP_JS)?;
@@ -104,17 +102,32 @@ pub fn write_site(
     std::fs::write(data.join("index.js"), format!("window.DP_INDEX={index};\n"))?;
 
     let cat = |uid: &str| catalog["nodes"].get(uid).or_else(|| catalog["sources"].get(uid)).cloned();
-    let details = nodes
-        .iter()
-        .map(|n| detail(n, project, compiled, cat(&n.unique_id), lineage, tests.get(n.unique_id.as_str())))
-        .chain(external.iter().map(|(_, nl)| external_detail(nl, lineage)));
-    let total = nodes.len() + external.len();
-    let mut details = details.enumerate().peekable();
-    let mut k = 0;
-    while details.peek().is_some() {
-        let shard: serde_json::Map<String, Value> = details.by_ref().take(SHARD).map(|(i, d)| (i.to_string(), d)).collect();
-        std::fs::write(data.join(format!("d{k}.js")), format!("window.DP_SHARD({k},{});\n", Value::Object(shard)))?;
-        k += 1;
+    // Shards are built and written in parallel (one shard a task).
+    use rayon::prelude::*;
+    let items: Vec<Result<&Node, &NodeLineage>> = nodes.iter().map(|n| Ok(*n)).chain(external.iter().map(|(_, nl)| Err(*nl))).collect();
+    let total = items.len();
+    let shards = items.len().div_ceil(SHARD);
+    items.par_chunks(SHARD).enumerate().try_for_each(|(k, chunk)| -> std::io::Result<()> {
+        let shard: serde_json::Map<String, Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, item)| {
+                let d = match item {
+                    Ok(n) => detail(n, project, compiled, cat(&n.unique_id), lineage, tests.get(n.unique_id.as_str())),
+                    Err(nl) => external_detail(nl, lineage),
+                };
+                ((k * SHARD + j).to_string(), d)
+            })
+            .collect();
+        std::fs::write(data.join(format!("d{k}.js")), format!("window.DP_SHARD({k},{});\n", Value::Object(shard)))
+    })?;
+    // Shards of an earlier, bigger project go.
+    for e in std::fs::read_dir(&data)?.flatten() {
+        let name = e.file_name();
+        let stale = name.to_str().and_then(|n| n.strip_prefix('d')?.strip_suffix(".js")?.parse::<usize>().ok()).is_some_and(|k| k >= shards);
+        if stale {
+            std::fs::remove_file(e.path())?;
+        }
     }
     Ok(total)
 }

@@ -14,6 +14,7 @@ use datafusion::common::TableReference;
 use datafusion::datasource::empty::EmptyTable;
 use indexmap::{IndexMap, IndexSet};
 
+use super::cache::{self, Cache, Parent};
 use super::plan::{Resolve, Tracer};
 use super::{ColumnLineage, Input, Lineage, NodeLineage, Subtype};
 use crate::compile::Compiled;
@@ -112,8 +113,12 @@ fn base(project: &Project, n: &Node) -> NodeLineage {
 
 /// Column lineage of every model (and the columns of seeds and sources).
 /// `compiled` must hold the models' SQL compiled as for a full refresh.
-pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &Engine) -> Lineage {
+/// `cached`: reuse (and update) `target/lineage_cache.json` ([`super::cache`]).
+pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &Engine, cached: bool) -> Lineage {
     let started = std::time::Instant::now();
+    let target = project.settings.target_dir();
+    let mut cache = Cache::open(cached.then_some(target.as_path()));
+    let mut keys: HashMap<String, String> = HashMap::new();
     let resolver = resolver(project);
     let mut nodes: IndexMap<String, NodeLineage> = IndexMap::new();
     // Seeds and sources first: their schemas come from files.
@@ -183,7 +188,44 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut done: HashMap<String, NodeLineage> = HashMap::with_capacity(order.len());
     for uids in levels {
-        let jobs: Vec<(String, Option<String>)> = uids.iter().map(|u| (u.to_string(), compiled.sql.get(*u).cloned())).collect();
+        // Models whose key is in the cache are not planned again.
+        let mut jobs: Vec<(String, Option<String>)> = Vec::with_capacity(uids.len());
+        for uid in uids {
+            let n = &project.nodes[uid];
+            let Some(sql) = compiled.sql.get(uid) else {
+                jobs.push((uid.to_string(), None));
+                continue;
+            };
+            let ephemeral = n.materialized() == crate::project::nodes::Materialization::Ephemeral;
+            let parents = n.depends_on.iter().map(|d| {
+                let p = match (keys.get(d), done.get(d).or_else(|| nodes.get(d))) {
+                    (Some(k), _) => Parent::Key(k),
+                    (None, Some(nl)) => Parent::Lineage(nl),
+                    (None, None) => Parent::Missing,
+                };
+                (d.as_str(), p)
+            });
+            let key = cache::key(sql, &format!("{}.{}", n.schema, n.alias), ephemeral, parents);
+            let hit = cache.take(uid, &key).and_then(|e| {
+                let schema = if e.schema.is_empty() { None } else { Some(cache::arrow_schema(&e.schema)?) };
+                Some((e, schema))
+            });
+            match hit {
+                Some((e, schema)) => {
+                    let mut nl = base(project, n);
+                    nl.columns = e.columns;
+                    nl.dataset = e.dataset;
+                    nl.unavailable = e.unavailable;
+                    if let (Some(s), false) = (schema, ephemeral) {
+                        register(engine, &n.schema, &n.alias, Arc::new(s));
+                    }
+                    cache.put(uid.to_string(), key.clone(), e.schema, false);
+                    done.insert(uid.to_string(), nl);
+                }
+                None => jobs.push((uid.to_string(), Some(sql.clone()))),
+            }
+            keys.insert(uid.to_string(), key);
+        }
         let per_task = jobs.len().div_ceil(workers * 4).max(16);
         let mut tasks = vec![];
         let mut jobs = jobs.into_iter().peekable();
@@ -213,6 +255,7 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
             for (uid, planned) in planned {
                 let n = &project.nodes[&uid];
                 let mut nl = base(project, n);
+                let mut planned_schema = None;
                 match planned {
                     None => nl.unavailable = Some("column lineage unavailable: the model was not compiled".into()),
                     Some(Ok((traced, schema))) => {
@@ -223,9 +266,11 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
                             );
                         }
                         nl.dataset = inputs(&traced.dataset);
+                        let schema = Arc::new(schema);
                         if n.materialized() != crate::project::nodes::Materialization::Ephemeral {
-                            register(engine, &n.schema, &n.alias, Arc::new(schema));
+                            register(engine, &n.schema, &n.alias, schema.clone());
                         }
+                        planned_schema = Some(schema);
                     }
                     Some(Err(e)) => {
                         // Blame the first parent without column lineage, if any
@@ -239,6 +284,9 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
                         nl.columns = columns_of(&declared_schema(n));
                     }
                 }
+                if let Some(key) = keys.get(&uid) {
+                    cache.put(uid.clone(), key.clone(), planned_schema.as_deref().map(cache::schema_of).unwrap_or_default(), true);
+                }
                 done.insert(uid, nl);
             }
         }
@@ -249,7 +297,8 @@ pub async fn build(project: &Project, dag: &Dag, compiled: &Compiled, engine: &E
             nodes.insert(uid, nl);
         }
     }
-    tracing::debug!(nodes = nodes.len(), seconds = started.elapsed().as_secs_f64(), "column lineage planned and traced");
+    tracing::debug!(nodes = nodes.len(), planned = cache.planned(), seconds = started.elapsed().as_secs_f64(), "column lineage planned and traced");
+    cache.save(&nodes);
     Lineage { generated_at: crate::compile::manifest::now_stamp(), nodes }
 }
 

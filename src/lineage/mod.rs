@@ -7,6 +7,7 @@
 //! ([`systems`]).
 
 pub mod build;
+pub mod cache;
 pub mod openlineage;
 pub mod openmetadata;
 pub mod plan;

@@ -526,3 +526,52 @@ fn lineage_shows_postgres_publishing() {
     assert_eq!(l["nodes"]["model.p.totals"]["published"], "postgres:main_marts.totals");
     assert!(l["nodes"]["model.p.base"].get("published").is_none());
 }
+
+/// target/lineage_cache.json: a second build plans nothing; an edit replans
+/// the edited model and what is downstream of it, and the result is the
+/// lineage an uncached build gives.
+#[test]
+fn lineage_cache_replans_what_changed_and_never_serves_stale_columns() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n[models]\nmaterialized = \"table\"\n"),
+        ("models/a.sql", "select 1 as id, 'x' as name"),
+        ("models/b.sql", "select id, name from {{ ref('a') }}"),
+        ("models/c.sql", "select * from {{ ref('b') }} where id > 0"),
+        ("models/d.sql", "select 1 as k"),
+    ]);
+    let p = dir.path();
+    let lineage = |args: &[&str]| -> (Value, String) {
+        let o = dp().current_dir(p).args(args).arg("lineage").env("DP_LOG", "dp::lineage=debug").env("NO_COLOR", "1").output().unwrap();
+        ok(&o);
+        let planned = stderr(&o)
+            .lines()
+            .find(|l| l.contains("column lineage planned and traced"))
+            .and_then(|l| l.split("planned=").nth(1))
+            .map(|s| s.split_whitespace().next().unwrap().to_string());
+        (summary(p), planned.unwrap_or_else(|| panic!("no planned= in\n{}", stderr(&o))))
+    };
+    let (first, planned) = lineage(&[]);
+    assert_eq!(planned, "4");
+    assert!(p.join("target/lineage_cache.json").exists());
+    let (second, planned) = lineage(&[]);
+    assert_eq!(planned, "0");
+    assert_eq!(first, second);
+
+    // A type and a column change upstream: a, b and c are planned again, d is not.
+    std::fs::write(p.join("models/a.sql"), "select 1 as id, 2.5 as name, 'z' as extra").unwrap();
+    std::fs::write(p.join("models/b.sql"), "select id, name, extra from {{ ref('a') }}").unwrap();
+    let (edited, planned) = lineage(&[]);
+    assert_eq!(planned, "3");
+    let l = read_json(&p.join("target/lineage.json"));
+    assert_eq!(l["nodes"]["model.p.c"]["columns"]["name"]["type"], "Float64", "{:#}", l["nodes"]["model.p.c"]);
+    assert_eq!(edited["model.p.c"]["columns"]["extra"], json!(["main.b.extra IDENTITY"]), "{edited:#}");
+    let (uncached, planned) = lineage(&["--no-partial-parse"]);
+    assert_eq!(planned, "4");
+    assert_eq!(edited, uncached);
+
+    // Only the leaf changes: only it is planned.
+    std::fs::write(p.join("models/c.sql"), "select id from {{ ref('b') }}").unwrap();
+    let (leaf, planned) = lineage(&[]);
+    assert_eq!(planned, "1");
+    assert_eq!(leaf["model.p.c"]["columns"], json!({"id": ["main.b.id IDENTITY"]}), "{leaf:#}");
+}

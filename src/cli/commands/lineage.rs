@@ -31,7 +31,7 @@ pub fn compile_models(l: &Loaded) -> anyhow::Result<Compiled> {
 /// Builds lineage (the models', then across systems: ingestion, publishing,
 /// Superset) and writes target/lineage.json.
 pub async fn build_and_write(l: &Loaded, compiled: &Compiled, engine: &Engine, printer: &Printer) -> anyhow::Result<Lineage> {
-    let mut lineage = build::build(&l.project, &l.dag, compiled, engine).await;
+    let mut lineage = build::build(&l.project, &l.dag, compiled, engine, l.parse_cache != crate::project::cache::Outcome::Disabled).await;
     for w in crate::lineage::systems::extend(&mut lineage, &l.project, &l.fs, engine).await {
         printer.warn(w);
     }

@@ -302,7 +302,7 @@ async fn openlineage_lineage(l: &crate::cli::context::Loaded) -> Option<(Config,
     let compiled = super::lineage::compile_models(l).ok();
     let engine = Engine::new(&l.project, None).ok();
     let lineage = match (compiled, engine) {
-        (Some(c), Some(e)) => Some(crate::lineage::build::build(&l.project, &l.dag, &c, &e).await),
+        (Some(c), Some(e)) => Some(crate::lineage::build::build(&l.project, &l.dag, &c, &e, l.parse_cache != crate::project::cache::Outcome::Disabled).await),
         _ => None,
     };
     Some((config, lineage))
