@@ -15,6 +15,12 @@ use std::process::ExitCode;
 pub(crate) use args::Cli;
 pub(crate) use printer::Printer;
 
+/// Whether `word` names one of dp's subcommands (or an alias of one).
+pub fn is_command(word: &str) -> bool {
+    use clap::CommandFactory;
+    args::Cli::command().get_subcommands().any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
+}
+
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
