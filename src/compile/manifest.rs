@@ -281,10 +281,12 @@ pub fn write_manifest<W: std::io::Write>(
 /// unit tests as the manifest has them.
 pub fn flat_graph(project: &Project) -> Value {
     let (sources, exposures, unit_tests) = resources(project);
+    // dbt builds the graph before compiling: the parse-time macro lists
+    let deps = MacroDeps::new(project);
     let mut nodes = Map::new();
     for (uid, n) in &project.nodes {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery) {
-            nodes.insert(uid.clone(), node_json(project, n, None, None));
+            nodes.insert(uid.clone(), node_json(project, n, None, Some(&deps)));
         }
     }
     json!({
