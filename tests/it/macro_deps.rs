@@ -101,6 +101,11 @@ fn dispatch_hooks_and_execute_branches() {
     // arguments before the call; hooks after the code; `if execute` only once compiled
     let parsed = serde_json::json!(["macro.dbt.type_int", "macro.dbt.safe_cast", "macro.p.money", "macro.p.audit"]);
     assert_eq!(m["nodes"]["model.p.a"]["depends_on"]["macros"], parsed);
+    // `dp ls --output json` lists them as `dbt ls` does (parse time)
+    let o = run(p, &["ls", "--output", "json", "--output-keys", "depends_on", "-s", "a"]);
+    ok(&o);
+    let line: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(line["depends_on"]["macros"], parsed);
     ok(&run(p, &["compile"]));
     let m = read_json(&p.join("target/manifest.json"));
     let mut compiled = parsed.as_array().unwrap().clone();
