@@ -156,7 +156,7 @@ impl<'p> MacroDeps<'p> {
                     let mut calls = scan(code);
                     // a render records a call when it is made: after its arguments
                     calls.sort_by_key(|c| c.close);
-                    for c in calls {
+                    for c in calls.into_iter().filter(|c| !c.in_caller) {
                         let uid = self.resolve_in_node(&n.package_name, c.callee);
                         if !c.execute {
                             add(uid);
@@ -171,7 +171,7 @@ impl<'p> MacroDeps<'p> {
                 for code in hooks(n) {
                     let mut calls = scan(code);
                     calls.sort_by_key(|c| c.close);
-                    calls.into_iter().filter(|c| !c.execute).for_each(|c| add(self.resolve_in_node(&n.package_name, c.callee)));
+                    calls.into_iter().filter(|c| !c.execute && !c.in_caller).for_each(|c| add(self.resolve_in_node(&n.package_name, c.callee)));
                 }
             }
         }
@@ -330,6 +330,9 @@ struct Call<'a> {
     close: usize,
     /// Inside `{% if execute %}`: a parse render (execute false) skips it.
     execute: bool,
+    /// Inside a `{% call %}` block's body: a render runs it from within the
+    /// called macro (depth 1), where dbt records nothing for the node.
+    in_caller: bool,
 }
 
 fn string<'a>(t: &'a Token<'a>) -> Option<&'a str> {
@@ -353,9 +356,17 @@ fn scan(source: &str) -> Vec<Call<'_>> {
     let mut open: Vec<(usize, Option<usize>)> = vec![];
     // open `{% if %}` blocks: whether each is in an `if execute` branch
     let mut ifs: Vec<bool> = vec![];
+    // open `{% call %}` bodies, and whether a `{% call ... %}` tag is open
+    let (mut callers, mut call_tag) = (0usize, false);
     for (i, t) in tokens.iter().enumerate() {
         match t {
+            Token::BlockEnd if call_tag => {
+                call_tag = false;
+                callers += 1;
+            }
             Token::BlockStart => match ident(i + 1) {
+                Some("call") => call_tag = true,
+                Some("endcall") => callers = callers.saturating_sub(1),
                 Some("if") => ifs.push(ident(i + 2) == Some("execute") && matches!(tokens.get(i + 3), Some(Token::BlockEnd | Token::Ident("and")))),
                 Some("elif" | "else") => {
                     if let Some(top) = ifs.last_mut() {
@@ -371,7 +382,7 @@ fn scan(source: &str) -> Vec<Call<'_>> {
                 let callee = callee(&tokens, i, &ident);
                 let execute = ifs.contains(&true);
                 let slot = callee.map(|c| {
-                    calls.push(Call { callee: c, close: usize::MAX, execute });
+                    calls.push(Call { callee: c, close: usize::MAX, execute, in_caller: callers > 0 });
                     calls.len() - 1
                 });
                 open.push((i, slot));

@@ -75,6 +75,8 @@ fn parse_manifest_macro_deps_equal_dbt_parse() {
     assert_eq!(dp["nodes"]["model.dbt_state.stg_b"], serde_json::json!(["macro.dbt_state.double"]));
 }
 
+/// The lists asserted here are what dbt-core 1.11 + dbt-duckdb write for
+/// the same project (`dbt parse`, then `dbt compile`).
 #[test]
 fn dispatch_hooks_and_execute_branches() {
     let dir = project(&[
@@ -84,13 +86,16 @@ fn dispatch_hooks_and_execute_branches() {
             "{% macro money(c) %}{{ return(adapter.dispatch('money', 'p')(c)) }}{% endmacro %}\n\
              {% macro default__money(c) %}round({{ c }}, 2){% endmacro %}\n\
              {% macro audit() %}{{ log('x') }}{% do run_query('select 1') %}{% endmacro %}\n\
-             {% macro helper() %}{{ dbt.current_timestamp() }}{{ p.money('y') }}{% endmacro %}\n",
+             {% macro helper() %}{{ dbt.current_timestamp() }}{{ p.money('y') }}{% endmacro %}\n\
+             {% macro wrap() %}({{ caller() }}){% endmacro %}\n",
         ),
         (
             "models/a.sql",
             "{{ config(post_hook=\"{{ audit() }}\") }}\n{% if execute %}{{ helper() }}{% endif %}\n\
              select {{ money(dbt.safe_cast('1', type_int())) }} as x",
         ),
+        // a `{% call %}` body runs inside the macro: dbt records `wrap` alone
+        ("models/b.sql", "select * from {% call wrap() %}select {{ money('1') }} as x{% endcall %} as t"),
     ]);
     let p = dir.path();
     ok(&run(p, &["parse"]));
@@ -101,6 +106,8 @@ fn dispatch_hooks_and_execute_branches() {
     // arguments before the call; hooks after the code; `if execute` only once compiled
     let parsed = serde_json::json!(["macro.dbt.type_int", "macro.dbt.safe_cast", "macro.p.money", "macro.p.audit"]);
     assert_eq!(m["nodes"]["model.p.a"]["depends_on"]["macros"], parsed);
+    assert_eq!(m["nodes"]["model.p.b"]["depends_on"]["macros"], serde_json::json!(["macro.p.wrap"]));
+    assert_eq!(m["macros"]["macro.p.wrap"]["depends_on"]["macros"], serde_json::json!([]));
     // `dp ls --output json` lists them as `dbt ls` does (parse time)
     let o = run(p, &["ls", "--output", "json", "--output-keys", "depends_on", "-s", "a"]);
     ok(&o);
