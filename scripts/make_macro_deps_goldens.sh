@@ -8,6 +8,9 @@
 # {"nodes": {unique_id: [macro ids]}, "macros": {unique_id: [macro ids]}}.
 # The jaffle and advanced fixtures need none: their committed manifest.json
 # goldens (scripts/make_dbt_goldens.sh, `dbt compile`) already hold them.
+# It also writes src/compile/dbt_macros.txt, the names of dbt's own macros
+# (packages `dbt` and `dbt_duckdb`, "package name" per line), by which dp
+# resolves calls such as `is_incremental()` or `dbt.dateadd(...)`.
 #
 #   scripts/make_macro_deps_goldens.sh [project ...]   (default: all four)
 #
@@ -42,7 +45,7 @@ integration_tests:
       threads: 1
 PROFILE
     (cd "$dir" && "$DBT_VENV/bin/dbt" parse --no-partial-parse --profiles-dir . >"$OUT/$p.log" 2>&1)
-    "$DBT_VENV/bin/python" - "$dir/target/manifest.json" "$REPO/tests/fixtures/macro_deps/$p.json" <<'PY'
+    "$DBT_VENV/bin/python" - "$dir/target/manifest.json" "$REPO/tests/fixtures/macro_deps/$p.json" "$REPO/src/compile/dbt_macros.txt" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 internal = {"dbt", "dbt_duckdb"}
@@ -54,5 +57,8 @@ with open(sys.argv[2], "w") as f:
     json.dump(out, f, indent=1, sort_keys=False)
     f.write("\n")
 print(sys.argv[2], len(out["nodes"]), "nodes", len(out["macros"]), "macros")
+names = sorted((v["package_name"], v["name"]) for v in m["macros"].values() if v["package_name"] in internal)
+with open(sys.argv[3], "w") as f:
+    f.writelines(f"{p} {n}\n" for p, n in names)
 PY
 done
