@@ -120,6 +120,36 @@ fn dispatch_hooks_and_execute_branches() {
     assert_eq!(m["nodes"]["model.p.a"]["depends_on"]["macros"], Value::Array(compiled));
 }
 
+/// `state:modified.macros` follows the lists: a change to the macro that
+/// `adapter.dispatch` picks marks the models whose macros dispatch to it
+/// (the code never names it); a macro called only from a `{% call %}`
+/// body is not the node's (dbt 1.11 lists `a` alone here too).
+#[test]
+fn state_modified_macros_follows_dispatch() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nversion: '1.0'\nprofile: p\n"),
+        (
+            "macros/m.sql",
+            "{% macro money(c) %}{{ return(adapter.dispatch('money', 'p')(c)) }}{% endmacro %}\n\
+             {% macro default__money(c) %}round({{ c }}, 2){% endmacro %}\n\
+             {% macro wrap() %}({{ caller() }}){% endmacro %}\n",
+        ),
+        ("models/a.sql", "select {{ money('1') }} as x"),
+        ("models/b.sql", "select * from {% call wrap() %}select {{ money('1') }} as x{% endcall %} as t"),
+        ("models/c.sql", "select 1 as x"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["parse"]));
+    std::fs::rename(p.join("target"), p.join("state")).unwrap();
+    let m = std::fs::read_to_string(p.join("macros/m.sql")).unwrap();
+    std::fs::write(p.join("macros/m.sql"), m.replace("round({{ c }}, 2)", "round({{ c }}, 3)")).unwrap();
+    for selector in ["state:modified.macros", "state:modified"] {
+        let o = run(p, &["ls", "-s", selector, "--state", "state"]);
+        ok(&o);
+        assert_eq!(stdout(&o).trim(), "p.a", "{selector}");
+    }
+}
+
 fn corpus_report(project: &str, packages: &[(&str, &str)]) -> String {
     let c = crate::corpus::corpus();
     let dir = tempfile::tempdir().unwrap();
