@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Compiled;
+use super::macro_deps::MacroDeps;
 use crate::graph::Dag;
 use crate::project::load::Project;
 use crate::project::nodes::{Materialization, Node, ResourceType};
@@ -76,7 +77,7 @@ fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
         .unwrap_or(&n.original_file_path)
 }
 
-fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value {
+fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Option<&MacroDeps>) -> Value {
     let mut o = Map::new();
     o.insert("database".into(), json!(n.database));
     o.insert("schema".into(), json!(n.schema));
@@ -108,7 +109,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>) -> Value 
     // dbt reads a node's file stripped of surrounding whitespace
     let raw = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
     o.insert("raw_code".into(), json!(raw));
-    let macros: Vec<String> = vec![];
+    let macros: Vec<String> = deps.map(|d| d.of_node(n, compiled.is_some_and(|c| c.sql.contains_key(&n.unique_id)))).unwrap_or_default();
     if n.resource_type == ResourceType::Seed {
         o.insert("depends_on".into(), json!({"macros": macros}));
     } else {
@@ -222,7 +223,8 @@ pub fn write_manifest<W: std::io::Write>(
     invocation_id: &str,
     generated_at: &str,
 ) -> std::io::Result<()> {
-    let rest = manifest_without_nodes(project, dag, invocation_id, generated_at);
+    let deps = MacroDeps::new(project);
+    let rest = manifest_without_nodes(project, dag, invocation_id, generated_at, &deps);
     let Value::Object(rest) = rest else { unreachable!() };
     w.write_all(b"{\"metadata\":")?;
     serde_json::to_writer(&mut *w, &rest["metadata"])?;
@@ -248,7 +250,7 @@ pub fn write_manifest<W: std::io::Write>(
                     }
                     serde_json::to_writer(&mut buf, uid)?;
                     buf.push(b':');
-                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled))?;
+                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled, Some(&deps)))?;
                 }
                 Ok(buf)
             })
@@ -279,10 +281,12 @@ pub fn write_manifest<W: std::io::Write>(
 /// unit tests as the manifest has them.
 pub fn flat_graph(project: &Project) -> Value {
     let (sources, exposures, unit_tests) = resources(project);
+    // dbt builds the graph before compiling: the parse-time macro lists
+    let deps = MacroDeps::new(project);
     let mut nodes = Map::new();
     for (uid, n) in &project.nodes {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery) {
-            nodes.insert(uid.clone(), node_json(project, n, None));
+            nodes.insert(uid.clone(), node_json(project, n, None, Some(&deps)));
         }
     }
     json!({
@@ -370,7 +374,7 @@ pub fn now_stamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str) -> Value {
+fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str, deps: &MacroDeps) -> Value {
     let nodes = Map::new();
     let (sources, exposures, unit_tests) = resources(project);
     let mut macros = Map::new();
@@ -380,7 +384,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
             json!({
                 "name": m.name, "resource_type": "macro", "package_name": m.package_name, "path": m.path,
                 "original_file_path": m.original_file_path, "unique_id": uid, "macro_sql": m.macro_sql,
-                "depends_on": {"macros": []}, "description": m.description, "meta": {},
+                "depends_on": {"macros": deps.of_macro(m)}, "description": m.description, "meta": {},
                 "docs": {"show": true, "node_color": null}, "patch_path": null,
                 "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
                 "created_at": 0.0, "supported_languages": null,
@@ -397,7 +401,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     }
     let mut disabled = Map::new();
     for (uid, n) in &project.disabled {
-        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None) };
+        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None, Some(deps)) };
         disabled.insert(uid.clone(), json!([v]));
     }
     let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod ctes;
+pub mod macro_deps;
 pub mod manifest;
 pub mod microbatch;
 pub mod state;

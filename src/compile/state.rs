@@ -14,14 +14,14 @@
 //!   (`unrendered_config`; for sources the resolved ones and identifier);
 //! - `persisted_descriptions`: descriptions, when `persist_docs` persists them;
 //! - `contract`: column names and types of an enforced contract;
-//! - `macros`: the node calls (by name, in its code) a macro whose SQL
-//!   changed or that is new, directly or through other macros; macros of
+//! - `macros`: a macro in the node's `depends_on.macros` (current
+//!   manifest), or one those depend on, to any depth, is new, changed its
+//!   SQL, or is gone (dbt's `recursively_check_macros_modified`); macros of
 //!   packages the current project does not have (dbt's own `dbt`,
 //!   `dbt_duckdb`, ... in a dbt-written manifest) are left out.
 //!
 //! As dbt, a new node counts as modified in every part but `macros`.
 
-use regex::Regex;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -111,8 +111,7 @@ pub fn compare(old: &str, current: &str) -> Result<StateSets, String> {
             mark(&mut s.relation, relation_differs);
             mark(&mut s.persisted_descriptions, descriptions_changed(n, p));
             mark(&mut s.contract, contract_changed(n, p));
-            let code = n.get("raw_code").and_then(Value::as_str).unwrap_or("");
-            mark(&mut s.macros, !macros.is_empty() && calls_any(code, &macros));
+            mark(&mut s.macros, !macros.is_empty() && depends_on_any(n, &cur, &macros, &mut HashSet::new()));
         }
     }
     Ok(s)
@@ -166,39 +165,42 @@ fn contract_changed(n: &Value, p: &Value) -> bool {
     !enforced(p) || shape(n) != shape(p)
 }
 
-/// Names of macros whose SQL changed or that are new, and (to a fixed
-/// point) of the macros that call them.
+/// Unique ids of the macros whose SQL changed, that are new or that are
+/// gone (dbt's `_macros_modified`).
 fn changed_macros(old: &Value, cur: &Value) -> HashSet<String> {
     let empty = serde_json::Map::new();
     let before = old.get("macros").and_then(Value::as_object).unwrap_or(&empty);
     let now = cur.get("macros").and_then(Value::as_object).unwrap_or(&empty);
     let sql = |m: &Value| m.get("macro_sql").and_then(Value::as_str).unwrap_or("").to_string();
-    let name = |m: &Value| m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
     // a dbt-written manifest lists dbt's own macros (packages `dbt`,
     // `dbt_<adapter>`), which dp's never has: only packages on both sides count
     let package = |m: &Value| m.get("package_name").and_then(Value::as_str).unwrap_or("").to_string();
     let packages: HashSet<String> = now.values().map(package).chain(cur.pointer("/metadata/project_name").and_then(Value::as_str).map(String::from)).collect();
-    let before: serde_json::Map<String, Value> = before.iter().filter(|(_, m)| packages.contains(&package(m))).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let before = &before;
-    let mut changed: HashSet<String> = now.iter().filter(|(uid, m)| before.get(*uid).is_none_or(|p| sql(p) != sql(m))).map(|(_, m)| name(m)).collect();
-    // a macro whose old version is gone counts as changed for its callers
-    changed.extend(before.iter().filter(|(uid, _)| !now.contains_key(*uid)).map(|(_, m)| name(m)));
-    loop {
-        let more: Vec<String> = now.values().filter(|m| !changed.contains(&name(m)) && calls_any(&sql(m), &changed)).map(name).collect();
-        if more.is_empty() {
-            return changed;
-        }
-        changed.extend(more);
-    }
+    let mut changed: HashSet<String> = now.iter().filter(|(uid, m)| before.get(*uid).is_none_or(|p| sql(p) != sql(m))).map(|(uid, _)| uid.clone()).collect();
+    changed.extend(before.iter().filter(|(uid, m)| packages.contains(&package(m)) && !now.contains_key(*uid)).map(|(uid, _)| uid.clone()));
+    changed
 }
 
-/// Whether `code` calls one of `names` (`name(` or `pkg.name(`).
-fn calls_any(code: &str, names: &HashSet<String>) -> bool {
-    if names.is_empty() || !code.contains('(') {
+/// Whether `n` (a node or a macro of `cur`) depends on one of `changed`,
+/// directly or through the macros it depends on.
+fn depends_on_any(n: &Value, cur: &Value, changed: &HashSet<String>, seen: &mut HashSet<String>) -> bool {
+    let Some(deps) = n.pointer("/depends_on/macros").and_then(Value::as_array) else {
         return false;
+    };
+    for uid in deps.iter().filter_map(Value::as_str) {
+        if !seen.insert(uid.to_string()) {
+            continue;
+        }
+        if changed.contains(uid) {
+            return true;
+        }
+        if let Some(m) = cur.get("macros").and_then(|ms| ms.get(uid))
+            && depends_on_any(m, cur, changed, seen)
+        {
+            return true;
+        }
     }
-    static CALL: std::sync::LazyLock<Regex> = std::sync::LazyLock::new(|| Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(").unwrap());
-    CALL.captures_iter(code).any(|c| names.contains(&c[1]))
+    false
 }
 
 #[cfg(test)]
@@ -213,17 +215,21 @@ mod tests {
     #[test]
     fn tells_each_kind_of_change() {
         let node = |sum: &str, mat: &str, schema: &str, code: &str| json!({"checksum": {"name": "sha256", "checksum": sum}, "config": {"materialized": mat}, "unrendered_config": {"materialized": mat, "schema": schema}, "database": "", "schema": schema, "alias": "m", "raw_code": code});
+        let with_macros = |mut n: Value, m: &[&str]| {
+            n["depends_on"] = json!({"macros": m});
+            n
+        };
         let old = manifest(
             json!({"model.p.a": node("1", "view", "main", "select 1"), "model.p.b": node("2", "view", "main", "select 2"),
                    "model.p.c": node("3", "view", "main", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
                    "model.p.e": node("5", "view", "main", "select 5")}),
-            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}"}, "macro.p.m2": {"name": "m2", "macro_sql": "1"}}),
+            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}", "depends_on": {"macros": ["macro.p.m2"]}}, "macro.p.m2": {"name": "m2", "macro_sql": "1"}}),
         );
         let cur = manifest(
             json!({"model.p.a": node("1x", "view", "main", "select 11"), "model.p.b": node("2", "table", "main", "select 2"),
-                   "model.p.c": node("3", "view", "other", "select 3"), "model.p.d": node("4", "view", "main", "{{ m1() }}"),
+                   "model.p.c": node("3", "view", "other", "select 3"), "model.p.d": with_macros(node("4", "view", "main", "{{ m1() }}"), &["macro.p.m1"]),
                    "model.p.e": node("5", "view", "main", "select 5"), "model.p.f": node("6", "view", "main", "select 6")}),
-            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}"}, "macro.p.m2": {"name": "m2", "macro_sql": "2"}}),
+            json!({"macro.p.m1": {"name": "m1", "macro_sql": "{{ m2() }}", "depends_on": {"macros": ["macro.p.m2"]}}, "macro.p.m2": {"name": "m2", "macro_sql": "2"}}),
         );
         let s = compare(&old, &cur).unwrap();
         let ids = |set: &HashSet<String>| {

@@ -17,7 +17,7 @@
 use crate::common::*;
 use std::path::{Path, PathBuf};
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     // ../shared/corpus beside the main checkout, ../../shared/corpus from a worktree under it
     let c = ["../shared/corpus", "../../shared/corpus"].iter().map(|p| repo().join(p)).find(|c| c.is_dir());
     c.unwrap_or_else(|| {
@@ -26,7 +26,7 @@ fn corpus() -> PathBuf {
 }
 
 /// Copies `from` into `to`, leaving out the folder named `skip`.
-fn copy_without(from: &Path, to: &Path, skip: &str) {
+pub(crate) fn copy_without(from: &Path, to: &Path, skip: &str) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();

@@ -15,6 +15,7 @@ mod health;
 mod ingest;
 mod lineage;
 mod lineage_systems;
+mod macro_deps;
 mod manifest;
 mod materializations;
 mod memory;

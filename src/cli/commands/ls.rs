@@ -29,13 +29,15 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
     if ids.is_empty() {
         printer.warn("No nodes selected!");
     }
+    // dbt lists the parse-time macro dependencies
+    let deps = matches!(output, LsOutput::Json).then(|| crate::compile::macro_deps::MacroDeps::new(&l.project));
     for uid in &ids {
         let n = &l.project.nodes[uid];
         printer.data(match output {
             LsOutput::Name => search_name(n),
             LsOutput::Path => n.original_file_path.clone(),
             LsOutput::Selector => selector(n),
-            LsOutput::Json => json_line(n, keys),
+            LsOutput::Json => json_line(n, keys, deps.as_ref().map(|d| d.of_node(n, false)).unwrap_or_default()),
         });
     }
     Ok(ExitCode::SUCCESS)
@@ -66,7 +68,7 @@ pub fn selector(n: &Node) -> String {
     }
 }
 
-fn json_line(n: &Node, keys: &[String]) -> String {
+fn json_line(n: &Node, keys: &[String], macros: Vec<String>) -> String {
     let mut full = serde_json::json!({
         "name": n.name,
         "resource_type": n.resource_type.as_str(),
@@ -76,7 +78,7 @@ fn json_line(n: &Node, keys: &[String]) -> String {
         "alias": n.alias,
         "config": n.config,
         "tags": n.tags(),
-        "depends_on": {"macros": n.macro_deps, "nodes": n.depends_on},
+        "depends_on": {"macros": macros, "nodes": n.depends_on},
     });
     if let (Some(s), Some(o)) = (&n.source, full.as_object_mut()) {
         o.shift_remove("alias");
