@@ -181,7 +181,6 @@ pub struct Node {
     pub config: Map<String, Value>,
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
-    pub macro_deps: Vec<String>,
     /// Unique ids this node depends on (filled by the graph stage).
     pub depends_on: Vec<String>,
     pub database: String,
@@ -216,7 +215,6 @@ impl Node {
             config: Map::new(),
             refs: vec![],
             sources: vec![],
-            macro_deps: vec![],
             depends_on: vec![],
             database: String::new(),
             schema: String::new(),
