@@ -48,8 +48,8 @@ prepare() {
     rm -rf "$W" "$DP_DBT_WORKDIR/$name.duckdb" "$DP_DBT_WORKDIR/$name.duckdb.wal"
     mkdir -p "$W"
     (cd "$FIXTURES/$name" && tar --exclude=./golden -cf - .) | tar -xf - -C "$W"
-    find "$G" -mindepth 1 -maxdepth 1 ! -name ls -exec rm -rf {} +
-    find "$G/ls" -name '[0-9]*.txt' -delete 2>/dev/null || true
+    find "$G" -mindepth 1 -maxdepth 1 ! -name ls ! -name ls_json -exec rm -rf {} +
+    find "$G/ls" "$G/ls_json" -name '[0-9]*.txt' -delete 2>/dev/null || true
     mkdir -p "$G/ls"
 }
 
@@ -78,6 +78,20 @@ run_ls() {
     done < "$G/ls/SELECTORS.txt"
 }
 
+# golden/ls_json/NN.txt: the raw stdout of `dbt ls --output json <line>` for
+# each line of golden/ls_json/ARGS.txt (an input)
+run_ls_json() {
+    local n=0 line
+    while IFS= read -r line || [ -n "$line" ]; do
+        [ -z "$line" ] && continue
+        n=$((n + 1))
+        local out; out="$(printf '%s/ls_json/%02d.txt' "$G" "$n")"
+        eval "set -- $line"
+        dbt_ -q ls --output json "$@" > "$out"
+        echo "ls --output json [$line] -> $(basename "$out") ($(wc -l < "$out") lines)"
+    done < "$G/ls_json/ARGS.txt"
+}
+
 test_results() {
     dbt_ test "$@" || echo "NOTE: dbt test exited non-zero (failing tests are part of the golden)"
     "$PY" "$HELPER" test-results "$W/target/run_results.json" "$G/test_results.json"
@@ -91,6 +105,7 @@ do_jaffle() {
     cp "$W/target/manifest.json" "$G/manifest.json"
     "$PY" "$HELPER" validate "$SCHEMA" "$G/manifest.json"
     run_ls
+    run_ls_json
     dbt_ seed
     dbt_ run
     export_tables jaffle tables

@@ -165,8 +165,10 @@ pub enum Command {
         /// What to print per resource (as `dbt ls`).
         #[arg(long, short = 'o', value_enum, default_value_t = LsOutput::Selector)]
         output: LsOutput,
-        /// Keys of each node for `--output json`.
-        #[arg(long, value_delimiter = ',')]
+        /// Keys of each node for `--output json`, space-separated or repeated
+        /// (`--output-keys name config.materialized`; dotted keys reach into
+        /// nested values), as `dbt ls`.
+        #[arg(long, num_args = 1.., value_delimiter = ' ')]
         output_keys: Vec<String>,
         /// Only these resource types (model, seed, test, source, ...).
         #[arg(long, value_delimiter = ',')]

@@ -194,6 +194,17 @@ fn source_json(n: &Node) -> Value {
     })
 }
 
+/// One resource as the manifest holds it (dbt's `node.to_dict()`, parse-time
+/// macro lists), for `dp ls --output json`; `None` for exposures, unit tests
+/// and saved queries, which the manifest keeps elsewhere.
+pub fn resource_json(project: &Project, n: &Node, deps: &MacroDeps) -> Option<Value> {
+    match n.resource_type {
+        ResourceType::Source => Some(source_json(n)),
+        ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery => None,
+        _ => Some(node_json(project, n, None, Some(deps))),
+    }
+}
+
 /// `groups:` from YAML, in dbt's shape.
 fn groups(project: &Project) -> Value {
     let mut out = Map::new();

@@ -46,3 +46,62 @@ fn exposures_groups_and_semantic_layer_load_and_validate() {
     ok(&o);
     assert_eq!(stdout(&o).trim(), "exposure:p.weekly\np.orders");
 }
+
+/// A line of golden/ls_json/ARGS.txt as the shell splits it (double quotes only).
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted, mut any) = (vec![], String::new(), false, false);
+    for c in line.chars() {
+        match c {
+            '"' => (quoted, any) = (!quoted, true),
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            c => (cur, any) = (cur + &c.to_string(), true),
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
+/// `dp ls --output json` prints what `dbt ls` printed on the jaffle fixture
+/// (golden/ls_json/NN.txt for each line of ARGS.txt, by
+/// scripts/make_dbt_goldens.sh jaffle): `--output-keys` space-separated or
+/// repeated, dotted keys into nested values, missing keys left out, the same
+/// keys in the same order, written as Python's `json.dumps`. Without
+/// `--output-keys` the lines are compared without `config`: dbt fills in
+/// every config default, dp's manifest holds the configs that are set.
+#[test]
+fn ls_json_matches_dbt() {
+    let dir = fixture("jaffle");
+    let p = dir.path();
+    let golden = repo().join("tests/fixtures/projects/jaffle/golden/ls_json");
+    let args = std::fs::read_to_string(golden.join("ARGS.txt")).unwrap();
+    for (i, line) in args.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let words = shell_words(line);
+        let mut argv = vec!["ls", "--output", "json"];
+        argv.extend(words.iter().map(String::as_str));
+        let o = run(p, &argv);
+        ok(&o);
+        let want = std::fs::read_to_string(golden.join(format!("{:02}.txt", i + 1))).unwrap();
+        if line.contains("--output-keys") {
+            assert_eq!(stdout(&o), want, "dp ls --output json {line}");
+        } else {
+            let strip = |s: &str| -> Vec<String> {
+                s.lines()
+                    .map(|l| {
+                        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                        v.as_object_mut().unwrap().shift_remove("config");
+                        format!("{v}")
+                    })
+                    .collect()
+            };
+            assert_eq!(strip(&stdout(&o)), strip(&want), "dp ls --output json {line}");
+            assert!(stdout(&o).starts_with("{\"name\": \"customers\", \"resource_type\": \"model\", "), "{}", stdout(&o));
+        }
+    }
+}

@@ -31,13 +31,17 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
     }
     // dbt lists the parse-time macro dependencies
     let deps = matches!(output, LsOutput::Json).then(|| crate::compile::macro_deps::MacroDeps::new(&l.project));
+    let keys: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
     for uid in &ids {
         let n = &l.project.nodes[uid];
         printer.data(match output {
             LsOutput::Name => search_name(n),
             LsOutput::Path => n.original_file_path.clone(),
             LsOutput::Selector => selector(n),
-            LsOutput::Json => json_line(n, keys, deps.as_ref().map(|d| d.of_node(n, false)).unwrap_or_default()),
+            LsOutput::Json => {
+                let deps = deps.as_ref().expect("macro deps for --output json");
+                json_line(crate::compile::manifest::resource_json(&l.project, n, deps).unwrap_or_else(|| default_json(n)), &keys)
+            }
         });
     }
     Ok(ExitCode::SUCCESS)
@@ -68,31 +72,51 @@ pub fn selector(n: &Node) -> String {
     }
 }
 
-fn json_line(n: &Node, keys: &[String], macros: Vec<String>) -> String {
-    let mut full = serde_json::json!({
+/// The keys `dbt ls --output json` prints without `--output-keys`.
+const ALLOWED_KEYS: &[&str] =
+    &["alias", "name", "package_name", "depends_on", "tags", "config", "resource_type", "source_name", "original_file_path", "unique_id"];
+
+/// A resource the manifest keeps outside `nodes` (exposures, unit tests,
+/// saved queries): the keys `dbt ls` prints.
+fn default_json(n: &Node) -> serde_json::Value {
+    serde_json::json!({
         "name": n.name,
         "resource_type": n.resource_type.as_str(),
         "package_name": n.package_name,
         "original_file_path": n.original_file_path,
         "unique_id": n.unique_id,
-        "alias": n.alias,
         "config": n.config,
         "tags": n.tags(),
-        "depends_on": {"macros": macros, "nodes": n.depends_on},
-    });
-    if let (Some(s), Some(o)) = (&n.source, full.as_object_mut()) {
-        o.shift_remove("alias");
-        o.shift_remove("depends_on");
-        o.insert("source_name".into(), serde_json::json!(s.source_name));
-    }
-    if keys.is_empty() {
-        return full.to_string();
-    }
+        "depends_on": {"macros": [], "nodes": n.depends_on},
+    })
+}
+
+/// One line of `dbt ls --output json`: the resource's dict (as the manifest
+/// holds it) cut to `keys` (dotted keys reach into nested values and are
+/// left out when missing or null, plain keys when missing), else to
+/// [`ALLOWED_KEYS`]; written as Python's `json.dumps`.
+fn json_line(dict: serde_json::Value, keys: &[&String]) -> String {
+    let serde_json::Value::Object(full) = dict else { return crate::util::pyjson::dumps(&dict, false) };
     let mut o = serde_json::Map::new();
-    for k in keys {
-        if let Some(v) = full.get(k) {
-            o.insert(k.clone(), v.clone());
+    if keys.is_empty() {
+        for (k, v) in &full {
+            if ALLOWED_KEYS.contains(&k.as_str()) {
+                o.insert(k.clone(), v.clone());
+            }
         }
     }
-    serde_json::Value::Object(o).to_string()
+    for k in keys {
+        if k.contains('.') {
+            let mut at = full.get(k.split('.').next().unwrap_or(""));
+            for part in k.split('.').skip(1) {
+                at = at.and_then(|v| v.as_object()).and_then(|m| m.get(part));
+            }
+            if let Some(v) = at.filter(|v| !v.is_null()) {
+                o.insert(k.to_string(), v.clone());
+            }
+        } else if let Some(v) = full.get(k.as_str()) {
+            o.insert(k.to_string(), v.clone());
+        }
+    }
+    crate::util::pyjson::dumps(&serde_json::Value::Object(o), false)
 }

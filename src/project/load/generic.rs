@@ -240,7 +240,9 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     if src.is_empty() {
         return Ok(Some(n));
     }
-    let src = format!("{model_expr}{src}");
+    // dbt renders the arguments before the target: a relationships test
+    // refs its `to` model first (refs and depends_on.nodes in that order).
+    let src = format!("{src}{model_expr}");
     let rctx = Arc::new(RenderCtx::new(&n.unique_id, pkg, Phase::Parse));
     jinja.render_node(&t.file, &src, rctx.clone()).map_err(|e| LoadError::Located {
         file: t.file.clone(),
