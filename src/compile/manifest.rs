@@ -39,15 +39,109 @@ fn hooks(v: Option<&Value>) -> Value {
     )
 }
 
+/// dbt 1.11's config of a model (`ModelConfig`), every key in its order
+/// with its default; a seed's (`SeedConfig`) shares the keys up to
+/// `concurrent_batches`.
+const MODEL_CONFIG: &[(&str, &str)] = &[
+    ("enabled", "true"),
+    ("alias", "null"),
+    ("schema", "null"),
+    ("database", "null"),
+    ("tags", "[]"),
+    ("meta", "{}"),
+    ("group", "null"),
+    ("static_analysis", "null"),
+    ("materialized", "\"view\""),
+    ("incremental_strategy", "null"),
+    ("batch_size", "null"),
+    ("lookback", "1"),
+    ("begin", "null"),
+    ("persist_docs", "{}"),
+    ("post-hook", "[]"),
+    ("pre-hook", "[]"),
+    ("quoting", "{}"),
+    ("column_types", "{}"),
+    ("full_refresh", "null"),
+    ("unique_key", "null"),
+    ("on_schema_change", "\"ignore\""),
+    ("on_configuration_change", "\"apply\""),
+    ("grants", "{}"),
+    ("packages", "[]"),
+    ("docs", r#"{"show": true, "node_color": null}"#),
+    ("contract", r#"{"enforced": false, "alias_types": true}"#),
+    ("event_time", "null"),
+    ("concurrent_batches", "null"),
+    ("access", "\"protected\""),
+    ("freshness", "null"),
+];
+
+/// `SeedConfig`'s own keys, after the model's up to `concurrent_batches`.
+const SEED_CONFIG: &[(&str, &str)] = &[("delimiter", "\",\""), ("quote_columns", "null")];
+
+/// `TestConfig`.
+const TEST_CONFIG: &[(&str, &str)] = &[
+    ("enabled", "true"),
+    ("alias", "null"),
+    ("schema", "\"dbt_test__audit\""),
+    ("database", "null"),
+    ("tags", "[]"),
+    ("meta", "{}"),
+    ("group", "null"),
+    ("static_analysis", "null"),
+    ("materialized", "\"test\""),
+    ("severity", "\"ERROR\""),
+    ("store_failures", "null"),
+    ("store_failures_as", "null"),
+    ("where", "null"),
+    ("limit", "null"),
+    ("fail_calc", "\"count(*)\""),
+    ("warn_if", "\"!= 0\""),
+    ("error_if", "\"!= 0\""),
+];
+
+/// The defaults dbt writes for a node of this type (models, seeds, data
+/// tests); `None` where dp keeps the set configs only (snapshots, analyses).
+/// Built once per type.
+fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
+    use std::sync::LazyLock;
+    fn build(keys: Vec<&(&str, &str)>) -> Map<String, Value> {
+        keys.into_iter().map(|(k, v)| (k.to_string(), serde_json::from_str(v).expect("a config default is JSON"))).collect()
+    }
+    static MODEL: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().collect()));
+    static SEED: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").chain(SEED_CONFIG).collect()));
+    static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| build(TEST_CONFIG.iter().collect()));
+    match rt {
+        ResourceType::Model => Some(&MODEL),
+        ResourceType::Seed => Some(&SEED),
+        ResourceType::Test => Some(&TEST),
+        _ => None,
+    }
+}
+
+/// A node's config as dbt writes it: dbt's keys in dbt's order with their
+/// defaults, the node's values over them (`docs` and `contract` merged key
+/// by key), then the node's own keys dbt does not know, in their order.
 fn config(n: &Node) -> Value {
-    let mut c = n.config.clone();
+    let mut set = n.config.clone();
+    // dbt's TestConfig has no hooks
     for k in ["pre-hook", "post-hook"] {
-        if n.resource_type != ResourceType::Source {
-            c.insert(k.into(), hooks(n.config.get(k)));
+        if !matches!(n.resource_type, ResourceType::Source | ResourceType::Test) || n.config.contains_key(k) {
+            set.insert(k.into(), hooks(n.config.get(k)));
         }
     }
-    if let Some(Value::String(t)) = c.get("tags").cloned() {
-        c.insert("tags".into(), json!([t]));
+    if let Some(Value::String(t)) = set.get("tags").cloned() {
+        set.insert("tags".into(), json!([t]));
+    }
+    let Some(defaults) = config_defaults(n.resource_type) else { return Value::Object(set) };
+    let mut c = defaults.clone();
+    for (k, v) in set {
+        match (c.get_mut(&k), v) {
+            (Some(Value::Object(d)), Value::Object(o)) if k == "docs" || k == "contract" => d.extend(o),
+            (Some(slot), v) => *slot = v,
+            (None, v) => {
+                c.insert(k, v);
+            }
+        }
     }
     Value::Object(c)
 }
