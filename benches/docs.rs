@@ -83,7 +83,7 @@ fn main() {
         let mut runs = vec![];
         let _ = std::fs::remove_dir_all(dir.join("target"));
         for _ in 0..repeat.max(1) {
-            let m = measure(&dp, &["docs", "generate"], &dir, &[("DP_LOG", "dp::docs=debug")]);
+            let m = measure(&dp, &["docs", "generate"], &dir, &[("DP_LOG", "dp::docs=debug"), ("NO_COLOR", "1")]);
             m.expect_ok("dp docs generate");
             eprintln!("  N={n}: {:.2}s, {} MB", m.wall_s, fmt_mb(m.peak_mb));
             runs.push(m);
