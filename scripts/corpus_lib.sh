@@ -1,6 +1,19 @@
-# Shared by scripts/corpus.sh and scripts/make_corpus_goldens.sh (sourced):
-# where the dbt compatibility corpus is, which packages each integration
-# project needs, and how to lay out a fresh copy of one.
+# Shared by scripts/corpus.sh, scripts/make_corpus_goldens.sh and
+# scripts/make_macro_deps_goldens.sh (sourced): where the dbt compatibility
+# corpus is, which packages each integration project needs, how to lay out a
+# fresh copy of one, and the dbt oracle's venv.
+
+# The venv of the dbt oracle (DBT_VENV, default /work/venv-dbt): dbt-core and
+# dbt-duckdb 1.11 with duckdb, installed when missing; exports dbt's
+# no-tracking, no-colour settings.
+dbt_venv() {
+  DBT_VENV="${DBT_VENV:-/work/venv-dbt}"
+  export DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false
+  if [ ! -x "$DBT_VENV/bin/dbt" ] || ! "$DBT_VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+    python3 -m venv "$DBT_VENV"
+    "$DBT_VENV/bin/pip" install --quiet 'dbt-core~=1.11.0' 'dbt-duckdb~=1.11.0' duckdb jsonschema
+  fi
+}
 
 # Sets CORPUS (unless set): ../shared/corpus from the main checkout,
 # ../../shared/corpus from a worktree; exits 2 when there is none.

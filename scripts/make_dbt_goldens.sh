@@ -64,33 +64,36 @@ copy_compiled() {
 
 export_tables() { (cd "$W" && "$PY" "$HELPER" tables target/manifest.json "$DP_DBT_WORKDIR/$1.duckdb" "$G/$2"); }
 
-# one golden/ls/NN.txt per line of golden/ls/SELECTORS.txt (each line = argv tail of `dbt ls`)
-run_ls() {
-    local n=0 line
+# each_line FILE FN: FN NN LINE WORDS... for each non-empty line of FILE
+# (NN = 01, 02, ...; WORDS: the line split as the shell splits it)
+each_line() {
+    local file="$1" fn="$2" n=0 line
     while IFS= read -r line || [ -n "$line" ]; do
         [ -z "$line" ] && continue
         n=$((n + 1))
-        local out; out="$(printf '%s/ls/%02d.txt' "$G" "$n")"
         eval "set -- $line"
-        dbt_ -q ls --resource-type all --output json --output-keys unique_id "$@" > "$W/ls.raw" || true
-        "$PY" "$HELPER" ls "$W/ls.raw" "$out"
-        echo "ls [$line] -> $(basename "$out") ($(wc -l < "$out") ids)"
-    done < "$G/ls/SELECTORS.txt"
+        "$fn" "$(printf '%02d' "$n")" "$line" "$@"
+    done < "$file"
 }
 
-# golden/ls_json/NN.txt: the raw stdout of `dbt ls --output json <line>` for
-# each line of golden/ls_json/ARGS.txt (an input)
-run_ls_json() {
-    local n=0 line
-    while IFS= read -r line || [ -n "$line" ]; do
-        [ -z "$line" ] && continue
-        n=$((n + 1))
-        local out; out="$(printf '%s/ls_json/%02d.txt' "$G" "$n")"
-        eval "set -- $line"
-        dbt_ -q ls --output json "$@" > "$out"
-        echo "ls --output json [$line] -> $(basename "$out") ($(wc -l < "$out") lines)"
-    done < "$G/ls_json/ARGS.txt"
+# golden/ls/NN.txt: the unique ids `dbt ls <line>` selects
+ls_ids() {
+    local out="$G/ls/$1.txt" line="$2"; shift 2
+    dbt_ -q ls --resource-type all --output json --output-keys unique_id "$@" > "$W/ls.raw" || true
+    "$PY" "$HELPER" ls "$W/ls.raw" "$out"
+    echo "ls [$line] -> $(basename "$out") ($(wc -l < "$out") ids)"
 }
+
+# golden/ls_json/NN.txt: the raw stdout of `dbt ls --output json <line>`
+ls_json() {
+    local out="$G/ls_json/$1.txt" line="$2"; shift 2
+    dbt_ -q ls --output json "$@" > "$out"
+    echo "ls --output json [$line] -> $(basename "$out") ($(wc -l < "$out") lines)"
+}
+
+# per line of golden/ls/SELECTORS.txt and golden/ls_json/ARGS.txt (inputs)
+run_ls() { each_line "$G/ls/SELECTORS.txt" ls_ids; }
+run_ls_json() { each_line "$G/ls_json/ARGS.txt" ls_json; }
 
 test_results() {
     dbt_ test "$@" || echo "NOTE: dbt test exited non-zero (failing tests are part of the golden)"

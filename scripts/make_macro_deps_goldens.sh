@@ -19,15 +19,10 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DBT_VENV="${DBT_VENV:-/work/venv-dbt}"
 . "$REPO/scripts/corpus_lib.sh"
 corpus_find "$REPO"
 OUT="${OUT:-/tmp/dp-macro-deps-goldens}"
-export DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false DBT_USE_COLORS=false
-if [ ! -x "$DBT_VENV/bin/dbt" ]; then
-    python3 -m venv "$DBT_VENV"
-    "$DBT_VENV/bin/pip" install --quiet 'dbt-core~=1.11.0' 'dbt-duckdb~=1.11.0' duckdb jsonschema
-fi
+dbt_venv
 
 projects=("$@")
 [ ${#projects[@]} -eq 0 ] && projects=(dbt_utils dbt_project_evaluator dbt_expectations dbt_audit_helper)
