@@ -8,6 +8,7 @@ use super::macro_deps::MacroDeps;
 use crate::graph::Dag;
 use crate::project::load::Project;
 use crate::project::nodes::{Materialization, Node, ResourceType};
+use std::collections::{BTreeSet, HashMap};
 
 pub const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
@@ -152,7 +153,8 @@ fn columns(n: &Node) -> Value {
         m.insert(
             k.clone(),
             json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
-                   "constraints": c.constraints, "quote": c.quote, "tags": c.tags}),
+                   "constraints": c.constraints, "quote": c.quote, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
+                   "granularity": null, "doc_blocks": []}),
         );
     }
     Value::Object(m)
@@ -171,7 +173,144 @@ fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
         .unwrap_or(&n.original_file_path)
 }
 
-fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Option<&MacroDeps>) -> Value {
+/// What a node's manifest entry needs beyond the node: the parse-time
+/// macro lists and the models' inferred primary keys.
+pub struct Derived<'p> {
+    pub deps: MacroDeps<'p>,
+    primary_keys: HashMap<String, Vec<String>>,
+}
+
+impl<'p> Derived<'p> {
+    pub fn new(project: &'p Project) -> Derived<'p> {
+        Derived { deps: MacroDeps::new(project), primary_keys: primary_keys(project) }
+    }
+}
+
+/// dbt's `infer_primary_key` for every model, sorted: a column with a
+/// `primary_key` constraint, else the columns with both a `unique` (or
+/// `unique_combination_of_columns`) and a `not_null` test, else the
+/// columns with a unique test (enabled ones before disabled ones).
+fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
+    #[derive(Default)]
+    struct Tested {
+        unique: BTreeSet<String>,
+        disabled_unique: BTreeSet<String>,
+        not_null: BTreeSet<String>,
+    }
+    let mut tested: HashMap<&str, Tested> = HashMap::new();
+    let tests = project.nodes.values().map(|t| (t, true)).chain(project.disabled.values().map(|t| (t, false)));
+    for (t, enabled) in tests {
+        let (Some(tm), Some(model)) = (&t.test_metadata, &t.attached_node) else { continue };
+        let columns: Vec<String> = match (tm.kwargs.get("column_name"), tm.kwargs.get("combination_of_columns")) {
+            (Some(Value::String(c)), _) => vec![c.clone()],
+            (_, Some(Value::Array(cs))) => cs.iter().filter_map(|c| c.as_str().map(String::from)).collect(),
+            _ => continue,
+        };
+        let e = tested.entry(model.as_str()).or_default();
+        for c in columns {
+            match tm.name.as_str() {
+                "unique" | "unique_combination_of_columns" if enabled => e.unique.insert(c),
+                "unique" | "unique_combination_of_columns" => e.disabled_unique.insert(c),
+                "not_null" => e.not_null.insert(c),
+                _ => false,
+            };
+        }
+    }
+    let mut out = HashMap::new();
+    for (uid, n) in &project.nodes {
+        if n.resource_type != ResourceType::Model {
+            continue;
+        }
+        let constrained = n.columns.iter().find(|(_, c)| c.constraints.iter().any(|k| k.get("type").and_then(Value::as_str) == Some("primary_key")));
+        let pk: Vec<String> = match (constrained, tested.get(uid.as_str())) {
+            (Some((name, _)), _) => vec![name.clone()],
+            (None, Some(t)) => {
+                let both: Vec<String> = t.not_null.iter().filter(|c| t.unique.contains(*c) || t.disabled_unique.contains(*c)).cloned().collect();
+                if !both.is_empty() {
+                    both
+                } else if !t.unique.is_empty() {
+                    t.unique.iter().cloned().collect()
+                } else {
+                    t.disabled_unique.iter().cloned().collect()
+                }
+            }
+            (None, None) => vec![],
+        };
+        if !pk.is_empty() {
+            out.insert(uid.clone(), pk);
+        }
+    }
+    out
+}
+
+/// The order of a node's keys in dbt 1.11's manifest (models, seeds, tests,
+/// snapshots, analyses); keys dbt does not write come after.
+const NODE_KEYS: &[&str] = &[
+    "database",
+    "schema",
+    "name",
+    "resource_type",
+    "package_name",
+    "path",
+    "original_file_path",
+    "unique_id",
+    "fqn",
+    "alias",
+    "checksum",
+    "config",
+    "tags",
+    "description",
+    "columns",
+    "meta",
+    "group",
+    "docs",
+    "patch_path",
+    "build_path",
+    "unrendered_config",
+    "created_at",
+    "relation_name",
+    "raw_code",
+    "doc_blocks",
+    "root_path",
+    "language",
+    "refs",
+    "sources",
+    "metrics",
+    "functions",
+    "depends_on",
+    "compiled_path",
+    "compiled",
+    "compiled_code",
+    "extra_ctes_injected",
+    "extra_ctes",
+    "contract",
+    "access",
+    "constraints",
+    "version",
+    "latest_version",
+    "deprecation_date",
+    "primary_key",
+    "time_spine",
+    "column_name",
+    "file_key_name",
+    "attached_node",
+    "test_metadata",
+];
+
+/// `o`'s keys in `order`, then the rest in their order.
+fn ordered(mut o: Map<String, Value>, order: &[&str]) -> Value {
+    let mut out = Map::with_capacity(o.len());
+    for k in order {
+        if let Some(v) = o.shift_remove(*k) {
+            out.insert((*k).to_string(), v);
+        }
+    }
+    out.extend(o);
+    Value::Object(out)
+}
+
+fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: Option<&Derived>) -> Value {
+    let deps = derived.map(|d| &d.deps);
     let mut o = Map::new();
     o.insert("database".into(), json!(n.database));
     o.insert("schema".into(), json!(n.schema));
@@ -191,7 +330,10 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Opt
     o.insert("columns".into(), columns(n));
     o.insert("meta".into(), n.config.get("meta").cloned().unwrap_or(json!({})));
     o.insert("docs".into(), json!({"show": true, "node_color": null}));
-    o.insert("patch_path".into(), json!(n.patch_path.as_ref().map(|p| format!("{}://{}", n.package_name, p))));
+    // a generic test has no patch of its own in dbt
+    let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
+    o.insert("patch_path".into(), json!(patch.map(|p| format!("{}://{}", n.package_name, p))));
+    o.insert("build_path".into(), Value::Null);
     o.insert("unrendered_config".into(), n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({})));
     o.insert("created_at".into(), json!(0.0));
     let relation = match n.resource_type {
@@ -203,6 +345,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Opt
     // dbt reads a node's file stripped of surrounding whitespace
     let raw = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
     o.insert("raw_code".into(), json!(raw));
+    o.insert("doc_blocks".into(), json!([]));
     let macros: Vec<String> = deps.map(|d| d.of_node(n, compiled.is_some_and(|c| c.sql.contains_key(&n.unique_id)))).unwrap_or_default();
     if n.resource_type == ResourceType::Seed {
         o.insert("depends_on".into(), json!({"macros": macros}));
@@ -214,9 +357,10 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Opt
         o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
         o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
+        o.insert("functions".into(), json!([]));
         let contract = n.config.get("contract");
         let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
-        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true)}));
+        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
         o.insert("compiled".into(), json!(code.is_some()));
         if let Some(code) = code {
@@ -237,7 +381,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Opt
             o.insert("version".into(), json!(n.version));
             o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
             o.insert("deprecation_date".into(), n.extra.get("deprecation_date").cloned().unwrap_or(Value::Null));
-            o.insert("primary_key".into(), json!([]));
+            o.insert("primary_key".into(), json!(derived.and_then(|d| d.primary_keys.get(&n.unique_id)).cloned().unwrap_or_default()));
             o.insert("time_spine".into(), n.extra.get("time_spine").cloned().unwrap_or(Value::Null));
         }
         ResourceType::Test if n.test_metadata.is_some() => {
@@ -258,7 +402,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, deps: Opt
         }
         _ => {}
     }
-    Value::Object(o)
+    ordered(o, NODE_KEYS)
 }
 
 /// A source's freshness in dbt's shape: every key present, unset ones null.
@@ -278,24 +422,26 @@ fn source_json(n: &Node) -> Value {
         "package_name": n.package_name, "path": n.path, "original_file_path": n.original_file_path,
         "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
         "source_description": s.source_description, "loader": "", "identifier": s.identifier,
-        "loaded_at_field": s.loaded_at_field, "freshness": freshness,
+        "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
+        "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "freshness": freshness,
         "external": s.location.as_ref().map(|l| json!({"location": l, "file_format": s.format})),
         "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
         "tags": n.tags(),
         "config": {"enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "meta": s.meta, "tags": n.tags(), "static_analysis": null},
         "patch_path": null, "unrendered_config": {},
         "relation_name": n.relation_name(), "created_at": 0.0,
+        "unrendered_database": null, "unrendered_schema": null, "doc_blocks": [],
     })
 }
 
 /// One resource as the manifest holds it (dbt's `node.to_dict()`, parse-time
 /// macro lists), for `dp ls --output json`; `None` for exposures, unit tests
 /// and saved queries, which the manifest keeps elsewhere.
-pub fn resource_json(project: &Project, n: &Node, deps: &MacroDeps) -> Option<Value> {
+pub fn resource_json(project: &Project, n: &Node, derived: &Derived) -> Option<Value> {
     match n.resource_type {
         ResourceType::Source => Some(source_json(n)),
         ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery => None,
-        _ => Some(node_json(project, n, None, Some(deps))),
+        _ => Some(node_json(project, n, None, Some(derived))),
     }
 }
 
@@ -328,8 +474,8 @@ pub fn write_manifest<W: std::io::Write>(
     invocation_id: &str,
     generated_at: &str,
 ) -> std::io::Result<()> {
-    let deps = MacroDeps::new(project);
-    let rest = manifest_without_nodes(project, dag, invocation_id, generated_at, &deps);
+    let derived = Derived::new(project);
+    let rest = manifest_without_nodes(project, dag, invocation_id, generated_at, &derived);
     let Value::Object(rest) = rest else { unreachable!() };
     w.write_all(b"{\"metadata\":")?;
     serde_json::to_writer(&mut *w, &rest["metadata"])?;
@@ -355,7 +501,7 @@ pub fn write_manifest<W: std::io::Write>(
                     }
                     serde_json::to_writer(&mut buf, uid)?;
                     buf.push(b':');
-                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled, Some(&deps)))?;
+                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled, Some(&derived)))?;
                 }
                 Ok(buf)
             })
@@ -387,11 +533,11 @@ pub fn write_manifest<W: std::io::Write>(
 pub fn flat_graph(project: &Project) -> Value {
     let (sources, exposures, unit_tests) = resources(project);
     // dbt builds the graph before compiling: the parse-time macro lists
-    let deps = MacroDeps::new(project);
+    let derived = Derived::new(project);
     let mut nodes = Map::new();
     for (uid, n) in &project.nodes {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery) {
-            nodes.insert(uid.clone(), node_json(project, n, None, Some(&deps)));
+            nodes.insert(uid.clone(), node_json(project, n, None, Some(&derived)));
         }
     }
     json!({
@@ -479,7 +625,8 @@ pub fn now_stamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str, deps: &MacroDeps) -> Value {
+fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str, derived: &Derived) -> Value {
+    let deps = &derived.deps;
     let nodes = Map::new();
     let (sources, exposures, unit_tests) = resources(project);
     let mut macros = Map::new();
@@ -506,7 +653,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     }
     let mut disabled = Map::new();
     for (uid, n) in &project.disabled {
-        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None, Some(deps)) };
+        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None, Some(derived)) };
         disabled.insert(uid.clone(), json!([v]));
     }
     let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);

@@ -31,6 +31,9 @@ pub struct TestEntry {
     pub namespace: Option<String>,
     /// Arguments (without `model`/`column_name`), in YAML order.
     pub args: Map<String, Value>,
+    /// Which of `args` came under `arguments:` (dbt lists them after
+    /// `column_name` in `test_metadata.kwargs`, the others before).
+    pub under_arguments: Vec<String>,
     pub config: Map<String, Value>,
     /// A user-given name (`name:` in the entry).
     pub custom_name: Option<String>,
@@ -71,6 +74,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
     let mut config = Map::new();
     let mut custom_name = None;
     let mut description = None;
+    let mut under_arguments = vec![];
     for (k, v) in body {
         match k.as_str() {
             "config" => {
@@ -82,6 +86,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
             }
             "arguments" => {
                 if let Value::Object(a) = v {
+                    under_arguments.extend(a.keys().cloned());
                     args.extend(a);
                 } else {
                     return Err(format!("test '{full_name}': arguments must be a mapping"));
@@ -97,7 +102,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
             }
         }
     }
-    Ok(TestEntry { name, namespace, args, config, custom_name, description })
+    Ok(TestEntry { name, namespace, args, under_arguments, config, custom_name, description })
 }
 
 /// dbt's `synthesize_generic_test_names`: (short name for files, full name).

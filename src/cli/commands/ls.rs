@@ -30,7 +30,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
         printer.warn("No nodes selected!");
     }
     // dbt lists the parse-time macro dependencies
-    let deps = matches!(output, LsOutput::Json).then(|| crate::compile::macro_deps::MacroDeps::new(&l.project));
+    let deps = matches!(output, LsOutput::Json).then(|| crate::compile::manifest::Derived::new(&l.project));
     let keys: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
     for uid in &ids {
         let n = &l.project.nodes[uid];

@@ -167,10 +167,14 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
             None => format!("{{{{ get_where_subquery(ref('{}')) }}}}", t.model_name),
         },
     };
-    let mut kwargs = entry.args.clone();
+    // dbt's order: the arguments given beside the test's name, column_name,
+    // those under `arguments:`, the model
+    let mut kwargs: serde_json::Map<String, Value> =
+        entry.args.iter().filter(|(k, _)| !entry.under_arguments.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(c) = &t.column {
         kwargs.insert("column_name".into(), Value::String(c.clone()));
     }
+    kwargs.extend(entry.args.iter().filter(|(k, _)| entry.under_arguments.contains(k)).map(|(k, v)| (k.clone(), v.clone())));
     kwargs.insert("model".into(), Value::String(model_expr.clone()));
     let hash = test_hash(&name, &entry.name, &kwargs, entry.namespace.as_deref());
     let mut n = Node::new(ResourceType::Test, pkg, &name, &t.file);
