@@ -11,7 +11,7 @@ mod storage;
 mod tree;
 
 pub use storage::{S3Config, expand_env};
-pub use tree::{ConfigTree, merge_config};
+pub use tree::{ConfigTree, merge_config, update_config};
 
 use indexmap::IndexMap;
 use serde::Deserialize;

@@ -117,20 +117,39 @@ impl ConfigTree {
     /// the configs at the top of the tree (`seeds: {+schema: raw}` applies
     /// to every seed of every package, as in dbt), then each level down.
     pub fn resolve(&self, fqn: &[String]) -> Map<String, Value> {
+        self.resolve_with(fqn, merge_config)
+    }
+
+    /// The configs along `fqn` as dbt's `unrendered_config` collects them:
+    /// each level's keys replace the level above's (no merging of tags,
+    /// meta or hooks).
+    pub fn resolve_unrendered(&self, fqn: &[String]) -> Map<String, Value> {
+        self.resolve_with(fqn, update_config)
+    }
+
+    fn resolve_with(&self, fqn: &[String], apply: fn(&mut Map<String, Value>, &Map<String, Value>)) -> Map<String, Value> {
         let mut out = Map::new();
         let mut node = &self.root;
         if let Some(top) = node.as_object() {
-            merge_config(&mut out, &configs_of(top));
+            apply(&mut out, &configs_of(top));
         }
         for part in fqn {
             let Some(obj) = node.as_object() else { break };
             let Some(child) = obj.get(part) else { break };
             if let Some(c) = child.as_object() {
-                merge_config(&mut out, &configs_of(c));
+                apply(&mut out, &configs_of(c));
             }
             node = child;
         }
         out
+    }
+}
+
+/// `over`'s keys replace `base`'s (a key already there keeps its place):
+/// how dbt builds `unrendered_config`, a plain `dict.update`.
+pub fn update_config(base: &mut Map<String, Value>, over: &Map<String, Value>) {
+    for (k, v) in over {
+        base.insert(canonical_key(k), v.clone());
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::LoadError;
 use super::env::{model_value, this_value};
 use super::packages::PackageDir;
-use crate::config::{ConfigTree, Settings, merge_config};
+use crate::config::{ConfigTree, Settings, merge_config, update_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::nodes::{Node, ResourceType};
 
@@ -41,13 +41,13 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
             // A package's own dbt_project.yml, beneath the root project's.
             if let Some(p) = packages.iter().find(|p| p.name == node.package_name) {
                 let raw = p.tree(node.resource_type).resolve(&node.fqn);
-                merge_config(&mut unrendered, &raw);
+                update_config(&mut unrendered, &p.tree(node.resource_type).resolve_unrendered(&node.fqn));
                 let own = render_config_values(jinja, raw, &format!("{}/dbt_project.yml", p.root))?;
                 merge_config(&mut cfg, &own);
             }
             let raw = trees(node.resource_type).resolve(&node.fqn);
-            merge_config(&mut unrendered, &raw);
-            merge_config(&mut unrendered, &node.config);
+            update_config(&mut unrendered, &trees(node.resource_type).resolve_unrendered(&node.fqn));
+            update_config(&mut unrendered, &node.config);
             let tree_cfg = render_config_values(jinja, raw, &node.original_file_path)?;
             merge_config(&mut cfg, &tree_cfg);
             let yaml_cfg = render_config_values(jinja, node.config.clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;
@@ -64,7 +64,7 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
                 jinja.render_node(&node.original_file_path, &node.raw_code, rctx.clone())?;
                 captured = rctx.take_captured();
                 merge_config(&mut cfg, &captured.config);
-                merge_config(&mut unrendered, &captured.config);
+                update_config(&mut unrendered, &captured.config);
             }
             Ok((uid.clone(), cfg, captured, unrendered))
         })

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::LoadError;
 use super::configs::{default_config, render_config_values};
 use super::packages::PackageDir;
-use crate::config::{ConfigTree, Settings, merge_config};
+use crate::config::{ConfigTree, Settings, merge_config, update_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::generic_tests::{parse_entry, synthesize_names, test_hash};
 use crate::project::nodes::{Node, RefCall, ResourceType};
@@ -199,13 +199,13 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     let mut unrendered = serde_json::Map::new();
     if let Some(own) = own_tree {
         let raw = own.resolve(&n.fqn);
-        merge_config(&mut unrendered, &raw);
+        update_config(&mut unrendered, &own.resolve_unrendered(&n.fqn));
         let c = render_config_values(jinja, raw, &t.file)?;
         explicit.extend(c.keys().cloned());
         merge_config(&mut cfg, &c);
     }
     let raw = tests_tree.resolve(&n.fqn);
-    merge_config(&mut unrendered, &raw);
+    update_config(&mut unrendered, &tests_tree.resolve_unrendered(&n.fqn));
     let c = render_config_values(jinja, raw, &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
@@ -217,7 +217,7 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     }
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
-    merge_config(&mut unrendered, &c);
+    update_config(&mut unrendered, &c);
     n.extra.insert(EXPLICIT_CONFIG.into(), Value::from(explicit));
     n.extra.insert(super::UNRENDERED_CONFIG.into(), Value::Object(unrendered));
     // dbt's raw code: the macro call, then the test's own config as a config() call
