@@ -366,8 +366,9 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         if let Some(code) = code {
             o.insert("compiled_code".into(), json!(code));
             o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
-            let ctes: Vec<Value> =
-                compiled.and_then(|c| c.ephemerals.get(&n.unique_id)).map(|e| e.iter().map(|id| json!({"id": id, "sql": ""})).collect()).unwrap_or_default();
+            let ctes: Vec<Value> = compiled
+                .and_then(|c| c.ephemerals.get(&n.unique_id).map(|e| e.iter().map(|id| json!({"id": id, "sql": c.cte_sql.get(id)})).collect()))
+                .unwrap_or_default();
             o.insert("extra_ctes_injected".into(), json!(true));
             o.insert("extra_ctes".into(), Value::Array(ctes));
         }

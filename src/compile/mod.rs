@@ -31,6 +31,9 @@ pub struct Compiled {
     pub sql: IndexMap<String, String>,
     /// Ephemeral models each node inlines (in CTE order).
     pub ephemerals: IndexMap<String, Vec<String>>,
+    /// Each inlined ephemeral model's CTE as injected
+    /// (` __dbt__cte__x as (\n...\n)`): the manifest's `extra_ctes`.
+    pub cte_sql: HashMap<String, String>,
     /// Whether `is_incremental()` was true for the node.
     pub incremental: HashSet<String>,
     /// Nodes whose rendering asked the warehouse something (directly or
@@ -297,6 +300,9 @@ fn compile_with(
         let injected = ctes::inject_ctes(sql, &ctes.values().cloned().collect::<Vec<_>>());
         if ctes.keys().any(|e| out.queried.contains(e)) {
             out.queried.insert(uid.clone());
+        }
+        for (e, text) in &ctes {
+            out.cte_sql.entry(e.clone()).or_insert_with(|| text.clone());
         }
         out.ephemerals.insert(uid.clone(), ctes.keys().cloned().collect());
         out.sql.insert(uid.clone(), injected);

@@ -98,7 +98,8 @@ fn ls_json_matches_dbt() {
 /// differences, left out: `database` and `relation_name` and the compiled
 /// SQL (dbt-duckdb quotes `"db"."schema"."table"`, dp writes
 /// `schema.table` in its own warehouse), `created_at` and `root_path` (the
-/// run's), `extra_ctes` (dp leaves their SQL empty), and a source's
+/// run's), `extra_ctes` (their SQL quotes as the compiled SQL does: the ids
+/// are compared, and each CTE against the ephemeral's compiled SQL), and a source's
 /// `external` (dp's file location) and `unrendered_config` (dbt lists its
 /// defaults there).
 #[test]
@@ -119,6 +120,16 @@ fn manifest_nodes_equal_dbt() {
                 assert_eq!(keys(got), keys(want), "{project}: {uid}: keys");
                 for (k, v) in want {
                     // a source's unrendered_config: dbt lists its defaults too
+                    if k == "extra_ctes" {
+                        // the same ephemerals, each CTE with that model's compiled SQL
+                        let ids = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|c| c["id"].clone()).collect::<Vec<_>>();
+                        assert_eq!(ids(&got[k]), ids(v), "{project}: {uid}: extra_ctes");
+                        for c in got[k].as_array().unwrap() {
+                            let e = &dp["nodes"][c["id"].as_str().unwrap()];
+                            let want = format!(" __dbt__cte__{} as (\n{}\n)", e["alias"].as_str().unwrap(), e["compiled_code"].as_str().unwrap());
+                            assert_eq!(c["sql"].as_str(), Some(want.as_str()), "{project}: {uid}: extra_ctes");
+                        }
+                    }
                     let skipped = KNOWN.contains(&k.as_str()) || (section == "sources" && k == "unrendered_config");
                     if !skipped {
                         // compared as text: equal keys in the same order
