@@ -297,16 +297,14 @@ const NODE_KEYS: &[&str] = &[
     "test_metadata",
 ];
 
-/// `o`'s keys in `order`, then the rest in their order.
-fn ordered(mut o: Map<String, Value>, order: &[&str]) -> Value {
-    let mut out = Map::with_capacity(o.len());
-    for k in order {
-        if let Some(v) = o.shift_remove(*k) {
-            out.insert((*k).to_string(), v);
-        }
-    }
-    out.extend(o);
-    Value::Object(out)
+/// `o`'s keys in [`NODE_KEYS`]' order, then the rest in their order.
+fn ordered(o: Map<String, Value>) -> Value {
+    use std::sync::LazyLock;
+    static RANK: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| NODE_KEYS.iter().enumerate().map(|(i, k)| (*k, i)).collect());
+    let mut entries: Vec<(String, Value)> = o.into_iter().collect();
+    // stable: keys dbt does not write keep their order, after dbt's
+    entries.sort_by_key(|(k, _)| RANK.get(k.as_str()).copied().unwrap_or(usize::MAX));
+    Value::Object(entries.into_iter().collect())
 }
 
 fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: Option<&Derived>) -> Value {
@@ -403,7 +401,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         }
         _ => {}
     }
-    ordered(o, NODE_KEYS)
+    ordered(o)
 }
 
 /// A source's freshness in dbt's shape: every key present, unset ones null.
