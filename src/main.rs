@@ -12,22 +12,22 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Commands that load, render and write project metadata, phase after
 /// phase, and run no queries over data.
-const METADATA_COMMANDS: &[&str] = &["parse", "compile", "docs", "ls", "list", "lineage"];
+const METADATA_COMMANDS: &[&str] = &["parse", "compile", "docs", "ls", "lineage"];
 
 fn main() -> std::process::ExitCode {
-    // How long freed pages stay before mimalloc returns them to the OS
-    // (its default: a second). Metadata commands free one phase's data
-    // before the next: returned at once, `dp docs generate` at 10,000 models
-    // peaks at 490 MB instead of 550 (glibc: 680). Queries free and reuse
-    // large buffers all the time: at 100 ms the demo pipeline at scale 10
-    // runs as fast as with glibc at 670 MB instead of 730-920 MB peak, where
-    // returning them at once costs a quarter of its time.
-    // MIMALLOC_PURGE_DELAY overrides.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        let command = std::env::args().skip(1).find(|a| dp::cli::is_command(a));
-        let metadata = command.is_some_and(|c| METADATA_COMMANDS.contains(&c.as_str()));
-        // SAFETY: sets a process-wide option; mimalloc reads it on each purge.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, if metadata { 0 } else { 100 }) };
-    }
-    dp::cli::main()
+    dp::cli::main(|command| {
+        // How long freed pages stay before mimalloc returns them to the OS
+        // (its default: a second). Metadata commands free one phase's data
+        // before the next: returned at once, `dp docs generate` at 10,000
+        // models peaks at 490 MB instead of 550 (glibc: 680). Queries free
+        // and reuse large buffers all the time: at 100 ms the demo pipeline
+        // at scale 10 runs as fast as with glibc at 670 MB instead of
+        // 730-920 MB peak, where returning them at once costs a quarter of
+        // its time. MIMALLOC_PURGE_DELAY overrides.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            let delay = if METADATA_COMMANDS.contains(&command) { 0 } else { 100 };
+            // SAFETY: sets a process-wide option; mimalloc reads it on each purge.
+            unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
+        }
+    })
 }

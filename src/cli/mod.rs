@@ -9,21 +9,20 @@ pub(crate) mod defer;
 pub(crate) mod printer;
 pub(crate) mod reporter;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 pub(crate) use args::Cli;
 pub(crate) use printer::Printer;
 
-/// Whether `word` names one of dp's subcommands (or an alias of one).
-pub fn is_command(word: &str) -> bool {
-    use clap::CommandFactory;
-    args::Cli::command().get_subcommands().any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
-}
-
-/// Entry point used by `main`.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Entry point used by `main`: `on_command` gets the subcommand's name
+/// (aliases resolved) once the arguments parse, before it runs.
+pub fn main(on_command: impl FnOnce(&str)) -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut matches = Cli::command().get_matches();
+    if let Some(name) = matches.subcommand_name() {
+        on_command(name);
+    }
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
     init_tracing(&cli.global);
     let printer = Printer::new(cli.global.quiet, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -243,70 +243,8 @@ fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
     out
 }
 
-/// The order of a node's keys in dbt 1.11's manifest (models, seeds, tests,
-/// snapshots, analyses); keys dbt does not write come after.
-const NODE_KEYS: &[&str] = &[
-    "database",
-    "schema",
-    "name",
-    "resource_type",
-    "package_name",
-    "path",
-    "original_file_path",
-    "unique_id",
-    "fqn",
-    "alias",
-    "checksum",
-    "config",
-    "tags",
-    "description",
-    "columns",
-    "meta",
-    "group",
-    "docs",
-    "patch_path",
-    "build_path",
-    "unrendered_config",
-    "created_at",
-    "relation_name",
-    "raw_code",
-    "doc_blocks",
-    "root_path",
-    "language",
-    "refs",
-    "sources",
-    "metrics",
-    "functions",
-    "depends_on",
-    "compiled_path",
-    "compiled",
-    "compiled_code",
-    "extra_ctes_injected",
-    "extra_ctes",
-    "contract",
-    "access",
-    "constraints",
-    "version",
-    "latest_version",
-    "deprecation_date",
-    "primary_key",
-    "time_spine",
-    "column_name",
-    "file_key_name",
-    "attached_node",
-    "test_metadata",
-];
-
-/// `o`'s keys in [`NODE_KEYS`]' order, then the rest in their order.
-fn ordered(o: Map<String, Value>) -> Value {
-    use std::sync::LazyLock;
-    static RANK: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| NODE_KEYS.iter().enumerate().map(|(i, k)| (*k, i)).collect());
-    let mut entries: Vec<(String, Value)> = o.into_iter().collect();
-    // stable: keys dbt does not write keep their order, after dbt's
-    entries.sort_by_key(|(k, _)| RANK.get(k.as_str()).copied().unwrap_or(usize::MAX));
-    Value::Object(entries.into_iter().collect())
-}
-
+/// A node as dbt 1.11's manifest holds it, keys in dbt's order (models,
+/// seeds, tests, snapshots, analyses).
 fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: Option<&Derived>) -> Value {
     let deps = derived.map(|d| &d.deps);
     let mut o = Map::new();
@@ -322,11 +260,11 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("alias".into(), json!(n.alias));
     o.insert("checksum".into(), checksum(n));
     o.insert("config".into(), config(n));
-    o.insert("group".into(), n.config.get("group").cloned().unwrap_or(Value::Null));
     o.insert("tags".into(), json!(n.tags()));
     o.insert("description".into(), json!(n.description));
     o.insert("columns".into(), columns(n));
     o.insert("meta".into(), n.config.get("meta").cloned().unwrap_or(json!({})));
+    o.insert("group".into(), n.config.get("group").cloned().unwrap_or(Value::Null));
     o.insert("docs".into(), json!({"show": true, "node_color": null}));
     // a generic test has no patch of its own in dbt
     let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
@@ -346,32 +284,31 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("doc_blocks".into(), json!([]));
     let macros: Vec<String> = deps.map(|d| d.of_node(n, compiled.is_some_and(|c| c.sql.contains_key(&n.unique_id)))).unwrap_or_default();
     if n.resource_type == ResourceType::Seed {
+        o.insert("root_path".into(), json!(project.settings.root.display().to_string()));
         o.insert("depends_on".into(), json!({"macros": macros}));
     } else {
-        o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
-    }
-    if n.resource_type != ResourceType::Seed {
         o.insert("language".into(), json!("sql"));
         o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
         o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
         o.insert("functions".into(), json!([]));
-        let contract = n.config.get("contract");
-        let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
-        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}));
+        o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
+        if code.is_some() {
+            o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
+        }
         o.insert("compiled".into(), json!(code.is_some()));
         if let Some(code) = code {
             o.insert("compiled_code".into(), json!(code));
-            o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
             let ctes: Vec<Value> = compiled
                 .and_then(|c| c.ephemerals.get(&n.unique_id).map(|e| e.iter().map(|id| json!({"id": id, "sql": c.cte_sql.get(id)})).collect()))
                 .unwrap_or_default();
             o.insert("extra_ctes_injected".into(), json!(true));
             o.insert("extra_ctes".into(), Value::Array(ctes));
         }
-    } else {
-        o.insert("root_path".into(), json!(project.settings.root.display().to_string()));
+        let contract = n.config.get("contract");
+        let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
+        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}));
     }
     match n.resource_type {
         ResourceType::Model => {
@@ -401,7 +338,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         }
         _ => {}
     }
-    ordered(o)
+    Value::Object(o)
 }
 
 /// A source's freshness in dbt's shape: every key present, unset ones null.

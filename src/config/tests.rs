@@ -15,7 +15,7 @@ fn warehouse_toml_targets_and_env_overrides() {
     let s = load(&fs, &Overrides::default(), &[]).unwrap();
     assert_eq!((s.target.name.as_str(), s.target.schema.as_str(), s.target.threads), ("dev", "dev_s", 2));
     assert_eq!(s.warehouse_url(), "/p/warehouse");
-    let cfg = s.models.resolve(&["demo".into(), "staging".into(), "stg".into()]);
+    let cfg = s.models.resolve_both(&["demo".into(), "staging".into(), "stg".into()]).0;
     assert_eq!(cfg["materialized"], "table");
     assert_eq!(cfg["tags"], serde_json::json!(["a"]));
     let s = load(&fs, &Overrides { vars: Some("{x: 2, y: z}".into()), ..Default::default() }, &[("DP_TARGET", "prod"), ("DP_THREADS", "7")]).unwrap();
@@ -37,7 +37,7 @@ fn dbt_project_yml_is_read_with_plus_keys_and_merged_tags() {
     let s = load(&fs, &Overrides::default(), &[]).unwrap();
     assert_eq!(s.project_name, "jaffle");
     assert_eq!(s.paths.models, vec!["m"]);
-    let cfg = s.models.resolve(&["jaffle".into(), "staging".into(), "x".into()]);
+    let cfg = s.models.resolve_both(&["jaffle".into(), "staging".into(), "x".into()]).0;
     assert_eq!(cfg["tags"], serde_json::json!(["x", "y"]));
     assert_eq!(cfg["pre-hook"], serde_json::json!(["select 1"]));
 }
@@ -88,12 +88,12 @@ fn top_level_configs_apply_to_every_node_of_the_type() {
         "name: p\nseeds:\n  +schema: raw\n  quote_columns: false\n  p:\n    lookups:\n      +schema: lookups\nmodels:\n  +materialized: table\n  dbt_utils:\n    +materialized: view\n",
     );
     let s = load(&fs, &Overrides::default(), &[]).unwrap();
-    let seed = s.seeds.resolve(&["p".into(), "countries".into()]);
+    let seed = s.seeds.resolve_both(&["p".into(), "countries".into()]).0;
     assert_eq!((seed["schema"].as_str(), seed["quote_columns"].as_bool()), (Some("raw"), Some(false)));
-    assert_eq!(s.seeds.resolve(&["p".into(), "lookups".into(), "x".into()])["schema"], "lookups", "deeper levels win");
-    assert_eq!(s.seeds.resolve(&["other_pkg".into(), "y".into()])["schema"], "raw", "packages' seeds too");
-    assert_eq!(s.models.resolve(&["p".into(), "m".into()])["materialized"], "table");
-    assert_eq!(s.models.resolve(&["dbt_utils".into(), "m".into()])["materialized"], "view");
+    assert_eq!(s.seeds.resolve_both(&["p".into(), "lookups".into(), "x".into()]).0["schema"], "lookups", "deeper levels win");
+    assert_eq!(s.seeds.resolve_both(&["other_pkg".into(), "y".into()]).0["schema"], "raw", "packages' seeds too");
+    assert_eq!(s.models.resolve_both(&["p".into(), "m".into()]).0["materialized"], "table");
+    assert_eq!(s.models.resolve_both(&["dbt_utils".into(), "m".into()]).0["materialized"], "view");
 }
 
 #[test]

@@ -116,32 +116,30 @@ impl ConfigTree {
     /// The configs along `fqn` (package, folders..., name), merged: first
     /// the configs at the top of the tree (`seeds: {+schema: raw}` applies
     /// to every seed of every package, as in dbt), then each level down.
-    pub fn resolve(&self, fqn: &[String]) -> Map<String, Value> {
-        self.resolve_with(fqn, merge_config)
-    }
-
-    /// The configs along `fqn` as dbt's `unrendered_config` collects them:
-    /// each level's keys replace the level above's (no merging of tags,
-    /// meta or hooks).
-    pub fn resolve_unrendered(&self, fqn: &[String]) -> Map<String, Value> {
-        self.resolve_with(fqn, update_config)
-    }
-
-    fn resolve_with(&self, fqn: &[String], apply: fn(&mut Map<String, Value>, &Map<String, Value>)) -> Map<String, Value> {
-        let mut out = Map::new();
+    ///
+    /// Beside them, the same levels as dbt's `unrendered_config` collects
+    /// them: each level's keys replace the level above's (no merging of
+    /// tags, meta or hooks).
+    pub fn resolve_both(&self, fqn: &[String]) -> (Map<String, Value>, Map<String, Value>) {
+        let (mut merged, mut unrendered) = (Map::new(), Map::new());
+        let mut apply = |level: &Map<String, Value>| {
+            let c = configs_of(level);
+            merge_config(&mut merged, &c);
+            update_config(&mut unrendered, &c);
+        };
         let mut node = &self.root;
         if let Some(top) = node.as_object() {
-            apply(&mut out, &configs_of(top));
+            apply(top);
         }
         for part in fqn {
             let Some(obj) = node.as_object() else { break };
             let Some(child) = obj.get(part) else { break };
             if let Some(c) = child.as_object() {
-                apply(&mut out, &configs_of(c));
+                apply(c);
             }
             node = child;
         }
-        out
+        (merged, unrendered)
     }
 }
 

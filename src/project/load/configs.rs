@@ -40,13 +40,13 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
             let mut unrendered = Map::new();
             // A package's own dbt_project.yml, beneath the root project's.
             if let Some(p) = packages.iter().find(|p| p.name == node.package_name) {
-                let raw = p.tree(node.resource_type).resolve(&node.fqn);
-                update_config(&mut unrendered, &p.tree(node.resource_type).resolve_unrendered(&node.fqn));
+                let (raw, raw_unrendered) = p.tree(node.resource_type).resolve_both(&node.fqn);
+                update_config(&mut unrendered, &raw_unrendered);
                 let own = render_config_values(jinja, raw, &format!("{}/dbt_project.yml", p.root))?;
                 merge_config(&mut cfg, &own);
             }
-            let raw = trees(node.resource_type).resolve(&node.fqn);
-            update_config(&mut unrendered, &trees(node.resource_type).resolve_unrendered(&node.fqn));
+            let (raw, raw_unrendered) = trees(node.resource_type).resolve_both(&node.fqn);
+            update_config(&mut unrendered, &raw_unrendered);
             update_config(&mut unrendered, &node.config);
             let tree_cfg = render_config_values(jinja, raw, &node.original_file_path)?;
             merge_config(&mut cfg, &tree_cfg);

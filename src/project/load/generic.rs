@@ -198,14 +198,14 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     // dbt's unrendered_config (state:modified.configs compares it)
     let mut unrendered = serde_json::Map::new();
     if let Some(own) = own_tree {
-        let raw = own.resolve(&n.fqn);
-        update_config(&mut unrendered, &own.resolve_unrendered(&n.fqn));
+        let (raw, raw_unrendered) = own.resolve_both(&n.fqn);
+        update_config(&mut unrendered, &raw_unrendered);
         let c = render_config_values(jinja, raw, &t.file)?;
         explicit.extend(c.keys().cloned());
         merge_config(&mut cfg, &c);
     }
-    let raw = tests_tree.resolve(&n.fqn);
-    update_config(&mut unrendered, &tests_tree.resolve_unrendered(&n.fqn));
+    let (raw, raw_unrendered) = tests_tree.resolve_both(&n.fqn);
+    update_config(&mut unrendered, &raw_unrendered);
     let c = render_config_values(jinja, raw, &t.file)?;
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
