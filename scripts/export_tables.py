@@ -7,11 +7,15 @@ Subcommands:
       (header row, NULL -> empty field, rows sorted lexicographically by their
       rendered string fields) plus <out dir>/_types.json ({name: [[col, duckdb_type], ...]}).
       Run with cwd = the dbt project dir (views may read relative file paths).
-  corpus-tables <project dir, build 1> <project dir, build 2> <out dir>
+  corpus-dump <project dir> <out.json>
+      Every seed, snapshot and non-ephemeral model one build ran successfully,
+      as {unique_id: [columns, sorted rows]} (views are evaluated now: run it
+      under the build's clock).
+  corpus-tables <dump of build 1> <dump of build 2> <out dir>
       For two builds of one project (scripts/make_corpus_goldens.sh): every
-      seed, snapshot and non-ephemeral model both builds ran successfully is
-      exported to <out dir>/<unique_id>.csv (header, sorted rows) when both
-      builds hold the same rows, else its unique_id goes to _by_chance.txt.
+      table both dumps hold is written to <out dir>/<unique_id>.csv (header,
+      sorted rows) when both hold the same rows, else its unique_id goes to
+      _by_chance.txt.
   test-results <run_results.json> <out.json>
       [{unique_id, status, failures}] sorted by unique_id.
   batch-results <run_results.json> <out.json>
@@ -104,47 +108,50 @@ def _export(con, rel):
     return cols, rows
 
 
-def cmd_corpus_tables(dir1, dir2, out_dir):
+def cmd_corpus_dump(project_dir, out_path):
+    """Every seed, snapshot and non-ephemeral model the build ran successfully,
+    exported to {unique_id: [columns, sorted rows] or null (dropped since)}.
+    Views are evaluated now, so run it under the same clock as the build."""
     import duckdb
+
+    with open(os.path.join(project_dir, "target", "manifest.json")) as f:
+        manifest = json.load(f)
+    with open(os.path.join(project_dir, "target", "run_results.json")) as f:
+        ok = {r["unique_id"] for r in json.load(f)["results"] if r["status"] == "success"}
+    os.chdir(project_dir)
+    con = duckdb.connect(os.path.join(project_dir, "dp.duckdb"), read_only=True)
+    out = {}
+    for uid, n in sorted(manifest["nodes"].items()):
+        if n["resource_type"] not in ("model", "seed", "snapshot") or uid not in ok:
+            continue
+        if n["config"].get("materialized") == "ephemeral":
+            continue
+        try:
+            out[uid] = _export(con, n["relation_name"])
+        except duckdb.CatalogException:
+            # dropped by its own post-hook (dbt_utils' get_column_values test data)
+            out[uid] = None
+    with open(out_path, "w") as f:
+        json.dump(out, f)
+
+
+def cmd_corpus_tables(dump1, dump2, out_dir):
     import shutil
 
-    def built(d):
-        with open(os.path.join(d, "target", "manifest.json")) as f:
-            manifest = json.load(f)
-        with open(os.path.join(d, "target", "run_results.json")) as f:
-            ok = {r["unique_id"] for r in json.load(f)["results"] if r["status"] == "success"}
-        return {
-            uid: n
-            for uid, n in manifest["nodes"].items()
-            if n["resource_type"] in ("model", "seed", "snapshot")
-            and n["config"].get("materialized") != "ephemeral"
-            and uid in ok
-        }
-
-    n1, n2 = built(dir1), built(dir2)
+    with open(dump1) as f:
+        t1 = json.load(f)
+    with open(dump2) as f:
+        t2 = json.load(f)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.makedirs(out_dir)
     by_chance = []
-    cwd = os.getcwd()
-    for uid in sorted(set(n1) & set(n2)):
-        rel = n1[uid]["relation_name"]
-        tables = []
-        for d in (dir1, dir2):
-            os.chdir(d)
-            con = duckdb.connect(os.path.join(d, "dp.duckdb"), read_only=True)
-            try:
-                tables.append(_export(con, rel))
-            except duckdb.CatalogException:
-                # dropped by its own post-hook (dbt_utils' get_column_values test data)
-                tables.append(None)
-            con.close()
-            os.chdir(cwd)
-        if tables[0] is None:
+    for uid in sorted(set(t1) & set(t2)):
+        if t1[uid] is None:
             continue
-        if tables[0] != tables[1]:
+        if t1[uid] != t2[uid]:
             by_chance.append(uid)
             continue
-        cols, rows = tables[0]
+        cols, rows = t1[uid]
         with open(os.path.join(out_dir, uid + ".csv"), "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(cols)
@@ -245,6 +252,7 @@ def cmd_validate(schema_path, manifest_path):
 def main(argv):
     cmds = {
         "tables": cmd_tables,
+        "corpus-dump": cmd_corpus_dump,
         "corpus-tables": cmd_corpus_tables,
         "test-results": cmd_test_results,
         "batch-results": cmd_batch_results,

@@ -5,7 +5,10 @@
 # tests/fixtures/corpus_rows/<project>/<unique_id>.csv (header, then rows
 # sorted; values rendered as scripts/export_tables.py documents). Tables whose
 # rows differ between the two builds (rand(), the current time) are listed in
-# tests/fixtures/corpus_rows/<project>/_by_chance.txt instead. The DuckDB file
+# tests/fixtures/corpus_rows/<project>/_by_chance.txt instead. The second build
+# runs three days ahead under libfaketime (Debian's `faketime`), so a table
+# over current_date or now() differs between the builds and is never pinned
+# to the day the goldens were made. The DuckDB file
 # is named dp.duckdb so that relation names carry the database dp uses, "dp".
 #
 #   scripts/make_corpus_goldens.sh [project ...]    (default: all four)
@@ -19,6 +22,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 corpus_find "$REPO"
 OUT="${OUT:-/tmp/dp-corpus-goldens}"
 dbt_venv
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -f "$FAKETIME_LIB" ] || { echo "needs libfaketime: apt-get install faketime" >&2; exit 1; }
 
 projects=("$@")
 [ ${#projects[@]} -eq 0 ] && projects=(dbt_utils dbt_project_evaluator dbt_expectations dbt_audit_helper)
@@ -36,8 +41,12 @@ integration_tests:
       path: $dir/dp.duckdb
       threads: 2
 EOF
-    (cd "$dir" && "$DBT_VENV/bin/dbt" build --threads 2 --profiles-dir . >"$OUT/$p.$round.log" 2>&1) || true
+    clock=()
+    [ "$round" = 2 ] && clock=(env FAKETIME=+3d LD_PRELOAD="$FAKETIME_LIB")
+    (cd "$dir" && "${clock[@]}" "$DBT_VENV/bin/dbt" build --threads 2 --profiles-dir . >"$OUT/$p.$round.log" 2>&1) || true
+    # views are evaluated at export: under the same clock as their build
+    "${clock[@]}" "$DBT_VENV/bin/python" "$REPO/scripts/export_tables.py" corpus-dump "$dir" "$OUT/$p.$round.json"
   done
   "$DBT_VENV/bin/python" "$REPO/scripts/export_tables.py" corpus-tables \
-    "$OUT/$p.1" "$OUT/$p.2" "$REPO/tests/fixtures/corpus_rows/$p"
+    "$OUT/$p.1.json" "$OUT/$p.2.json" "$REPO/tests/fixtures/corpus_rows/$p"
 done
