@@ -10,6 +10,7 @@
 //! - [`docs`]: Data Docs, a static site under `target/data_docs/`;
 //! - [`gate`]: where checkpoints sit in `dp build`.
 
+mod buckets;
 pub mod docs;
 pub mod expectations;
 pub mod gate;

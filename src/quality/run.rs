@@ -12,8 +12,10 @@
 //!    fails, each expectation runs alone so the error names its own
 //!    expectation. The batch runs as one streaming pass of DataFusion's
 //!    accumulators over the relation, without the SQL planner (see
-//!    [`super::scan`]). `batch: false` runs one query per expectation (the
-//!    equivalence tests and benchmarks compare both).
+//!    [`super::scan`]). `batch: false` runs one query per expectation
+//!    through DataFusion's SQL planner instead, which evaluates every
+//!    condition on every row (the equivalence tests and benchmarks compare
+//!    both).
 //! 3. **Failing rows**: for each expectation with unexpected rows, the first
 //!    `failed_rows` rows (the relation's key columns and the expectation's
 //!    columns), which also give GX's `partial_unexpected_list`.
@@ -517,7 +519,7 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
             continue;
         };
         let t = Instant::now();
-        let r = batch.query(engine, rel).await;
+        let r = if cfg.batch { batch.query(engine, rel).await } else { batch.planned_query(engine, rel).await };
         queries.push(sql);
         rows.push(Some((r, t.elapsed())));
     }

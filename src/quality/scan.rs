@@ -31,6 +31,7 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::buckets::{Groups, Tally};
 use crate::engine::Engine;
 
 /// A value over aggregates: its SQL with `{0}`, `{1}` standing for the
@@ -192,6 +193,9 @@ enum Lowered {
     /// once per distinct value of the column, weighted by how often the
     /// value occurs (the column's histogram, built once in the scan).
     Hist(usize, Arc<dyn PhysicalExpr>),
+    /// A counted condition comparing one key with literals: judged once
+    /// per bucket of its group (`buckets.rs`).
+    Bucket(usize, Arc<dyn PhysicalExpr>),
     Udaf(Arc<AggregateFunctionExpr>),
 }
 
@@ -236,13 +240,20 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
     let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
     let physical_schema = plan.schema();
     let mut lowered: Vec<Lowered> = Vec::with_capacity(logical.len());
+    let mut groups = Groups::default();
     for (count, e) in logical {
         if count {
             let p = physical(state, &e, &input)?;
             anyhow::ensure!(p.data_type(&physical_schema)? == DataType::Boolean, "a counted condition is not a boolean");
             let refs: Vec<_> = e.column_refs().into_iter().collect();
             match refs.as_slice() {
-                [c] if !e.is_volatile() => lowered.push(Lowered::Hist(input.index_of_column(c)?, p)),
+                [c] if !e.is_volatile() => {
+                    let column = input.index_of_column(c)?;
+                    match groups.add(&p, column, &physical_schema) {
+                        Some(g) => lowered.push(Lowered::Bucket(g, p)),
+                        None => lowered.push(Lowered::Hist(column, p)),
+                    }
+                }
                 _ => lowered.push(Lowered::Count(p)),
             }
         } else {
@@ -252,18 +263,23 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
             lowered.push(Lowered::Udaf(agg));
         }
     }
+    groups.seal(&physical_schema)?;
+    tracing::debug!(relation, groups = ?groups.sizes(), "bucket groups");
     let lowered = Arc::new(lowered);
+    let groups = Arc::new(groups);
     tracing::debug!(relation, ?parsed, lowered = ?t.elapsed(), "aggregates lowered");
     let mut tasks = vec![];
     for p in 0..plan.output_partitioning().partition_count() {
         let stream = plan.execute(p, task.clone())?;
-        let lowered = lowered.clone();
-        tasks.push(tokio::spawn(async move { accumulate(stream, &lowered).await }));
+        let (lowered, groups) = (lowered.clone(), groups.clone());
+        tasks.push(tokio::spawn(async move { accumulate(stream, &lowered, &groups).await }));
     }
     let mut merged: Option<(u64, Vec<Acc>)> = None;
     let mut hists: Histograms = HashMap::new();
+    let mut tally = groups.tally();
     for t in tasks {
-        let (rows, mut accs, h) = t.await??;
+        let (rows, mut accs, h, partition_tally) = t.await??;
+        tally.merge(partition_tally);
         for (c, m) in h {
             let into = hists.entry(c).or_default();
             for (k, n) in m {
@@ -306,19 +322,22 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
             nullable.fields().iter().enumerate().map(|(j, f)| if j == c { values.clone() } else { new_null_array(f.data_type(), d) }).collect();
         distinct.insert(c, (RecordBatch::try_new_with_options(nullable.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(d)))?, counts));
     }
+    let bucketed = groups.finish(tally, &nullable)?;
     let mut out = Vec::with_capacity(merged.len());
     for (l, acc) in lowered.iter().zip(merged.iter_mut()) {
         match (l, acc) {
             (Lowered::Hist(c, p), Acc::Count(direct)) => {
                 let n = *direct
                     + match distinct.get(c) {
-                        Some((batch, counts)) => {
-                            let v = p.evaluate(batch)?.into_array(batch.num_rows())?;
-                            let v = v.as_boolean();
-                            counts.iter().enumerate().filter(|(i, _)| v.is_valid(*i) && v.value(*i)).map(|(_, n)| *n).sum()
-                        }
+                        Some((batch, counts)) => weighted_true(p, batch, counts)?,
                         None => 0,
                     };
+                let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
+                out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
+            }
+            (Lowered::Bucket(g, p), Acc::Count(_)) => {
+                let (batch, counts) = &bucketed[*g];
+                let n = weighted_true(p, batch, counts)?;
                 let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
                 out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
             }
@@ -340,12 +359,20 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
     Ok(out)
 }
 
+/// The rows where `p` holds, over a batch of distinct values (or bucket
+/// representatives) and how many rows each stands for.
+fn weighted_true(p: &Arc<dyn PhysicalExpr>, batch: &RecordBatch, counts: &[i64]) -> anyhow::Result<i64> {
+    let v = p.evaluate(batch)?.into_array(batch.num_rows())?;
+    let v = v.as_boolean();
+    Ok(counts.iter().enumerate().filter(|(i, _)| v.is_valid(*i) && v.value(*i)).map(|(_, n)| *n).sum())
+}
+
 fn accumulators(lowered: &[Lowered]) -> anyhow::Result<Vec<Acc>> {
     lowered
         .iter()
         .map(|l| {
             Ok(match l {
-                Lowered::Count(_) | Lowered::Hist(..) => Acc::Count(0),
+                Lowered::Count(_) | Lowered::Hist(..) | Lowered::Bucket(..) => Acc::Count(0),
                 Lowered::Udaf(a) => Acc::Udaf(a.create_accumulator()?),
             })
         })
@@ -354,13 +381,18 @@ fn accumulators(lowered: &[Lowered]) -> anyhow::Result<Vec<Acc>> {
 
 /// One partition's record batches through its own accumulators: its row
 /// count and their states.
-async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream, lowered: &[Lowered]) -> anyhow::Result<(u64, Vec<Acc>, Histograms)> {
+async fn accumulate(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    lowered: &[Lowered],
+    groups: &Groups,
+) -> anyhow::Result<(u64, Vec<Acc>, Histograms, Tally)> {
     let mut accs = accumulators(lowered)?;
+    let mut tally = groups.tally();
     let args: Vec<Vec<Arc<dyn PhysicalExpr>>> = lowered
         .iter()
         .map(|l| match l {
             Lowered::Count(p) => vec![p.clone()],
-            Lowered::Hist(..) => vec![],
+            Lowered::Hist(..) | Lowered::Bucket(..) => vec![],
             Lowered::Udaf(a) => a.expressions(),
         })
         .collect();
@@ -382,6 +414,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
             continue;
         }
         rows += n as u64;
+        groups.update(&mut tally, &batch)?;
         // a column with too many distinct values stops being histogrammed:
         // from the next batch on, its conditions are evaluated on the rows
         let direct = abandoned.clone();
@@ -426,7 +459,7 @@ async fn accumulate(mut stream: datafusion::execution::SendableRecordBatchStream
             }
         }
     }
-    Ok((rows, accs, hists))
+    Ok((rows, accs, hists, tally))
 }
 
 /// Distinct values a histogram may reach before its column's share of

@@ -18,7 +18,7 @@ use crate::quality::{Recorded, Resolved, Severity, gate, record, resolve, run as
 use crate::util::fmt_thousands;
 
 /// Whether checks share one query per relation (`DP_CHECK_BATCH=off` runs
-/// one query per expectation).
+/// one query per expectation, through DataFusion's SQL planner).
 fn batched() -> bool {
     std::env::var("DP_CHECK_BATCH").map(|v| !matches!(v.trim(), "off" | "0" | "false")).unwrap_or(true)
 }
