@@ -149,9 +149,9 @@ pub struct State {
 
 impl State {
     pub async fn load(wh: Warehouse) -> anyhow::Result<State> {
-        let log = read_rows(&wh, "ingestion_log").await?;
-        let schemas = read_rows(&wh, "schema_history").await?;
-        let wms: Vec<WatermarkRow> = read_rows(&wh, "watermarks").await?;
+        // three tables, three independent Delta log reads: at once
+        let (log, schemas, wms): (_, _, Vec<WatermarkRow>) =
+            tokio::try_join!(read_rows(&wh, "ingestion_log"), read_rows(&wh, "schema_history"), read_rows(&wh, "watermarks"))?;
         let watermarks = wms.into_iter().map(|w| (w.source_name.clone(), w)).collect();
         Ok(State { wh, inner: Mutex::new(Inner { log, schemas, watermarks }), commit: tokio::sync::Mutex::new(()) })
     }

@@ -228,22 +228,47 @@ pub async fn record(
     run: &mut run::CheckpointRun,
 ) -> Recorded {
     let mut out = Recorded::default();
-    let actions = &resolved.checkpoint.actions;
-    if actions.store_results {
-        if let Err(e) = results::store(engine, run).await {
-            out.warnings.push(format!("checkpoint {}: storing results in dp_meta failed: {e:#}", run.checkpoint));
-        }
-        match results::write_json(target_dir, run) {
-            Ok(p) => out.json = Some(p),
-            Err(e) => out.warnings.push(format!("checkpoint {}: writing the validation JSON failed: {e:#}", run.checkpoint)),
-        }
+    let actions = resolved.checkpoint.actions.clone();
+    let t = std::time::Instant::now();
+    if actions.store_results
+        && let Err(e) = results::store_failures(engine, run).await
+    {
+        out.warnings.push(format!("checkpoint {}: storing failing rows in dp_failures failed: {e:#}", run.checkpoint));
     }
-    if actions.update_data_docs {
-        match docs::add_run(&target_dir.join("data_docs"), resolved, run) {
-            Ok(p) => out.docs_page = Some(p),
-            Err(e) => out.warnings.push(format!("checkpoint {}: updating Data Docs failed: {e}", run.checkpoint)),
-        }
+    // the validation JSON and the Data Docs page are written on a blocking
+    // thread while the results are appended to dp_meta
+    let files = {
+        let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), run.clone());
+        let store_results = actions.store_results;
+        let update_docs = actions.update_data_docs;
+        tokio::task::spawn_blocking(move || {
+            let json = store_results.then(|| results::write_json(&dir, &run));
+            let docs = update_docs.then(|| docs::add_run(&dir.join("data_docs"), &resolved, &run));
+            (json, docs)
+        })
+    };
+    if actions.store_results
+        && let Err(e) = results::store(engine, run).await
+    {
+        out.warnings.push(format!("checkpoint {}: storing results in dp_meta failed: {e:#}", run.checkpoint));
     }
+    let stored = t.elapsed();
+    match files.await {
+        Ok((json, docs)) => {
+            match json {
+                Some(Ok(p)) => out.json = Some(p),
+                Some(Err(e)) => out.warnings.push(format!("checkpoint {}: writing the validation JSON failed: {e:#}", run.checkpoint)),
+                None => {}
+            }
+            match docs {
+                Some(Ok(p)) => out.docs_page = Some(p),
+                Some(Err(e)) => out.warnings.push(format!("checkpoint {}: updating Data Docs failed: {e}", run.checkpoint)),
+                None => {}
+            }
+        }
+        Err(e) => out.warnings.push(format!("checkpoint {}: writing the validation JSON and Data Docs failed: {e}", run.checkpoint)),
+    }
+    tracing::debug!(checkpoint = %run.checkpoint, ?stored, recorded = ?t.elapsed(), "results recorded");
     if let Some(on) = &actions.notify {
         let fire = on == "always" || (on == "failure") != run.success();
         if fire {

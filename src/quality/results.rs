@@ -66,9 +66,9 @@ fn utc() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// Appends the run to `dp_meta` and stores failing rows; sets each
+/// Stores each failing expectation's rows in `dp_failures` and sets the
 /// result's `failed_rows_table`.
-pub async fn store(engine: &Engine, run: &mut CheckpointRun) -> anyhow::Result<()> {
+pub async fn store_failures(engine: &Engine, run: &mut CheckpointRun) -> anyhow::Result<()> {
     for r in run.results.iter_mut() {
         if r.failed_rows.is_empty() || r.success {
             continue;
@@ -78,6 +78,12 @@ pub async fn store(engine: &Engine, run: &mut CheckpointRun) -> anyhow::Result<(
         write(engine, FAILURES_SCHEMA, &name, df.into_unoptimized_plan(), SaveMode::Overwrite).await?;
         r.failed_rows_table = Some(format!("{FAILURES_SCHEMA}.{name}"));
     }
+    Ok(())
+}
+
+/// Appends the run to `dp_meta.checkpoint_runs` and its results to
+/// `dp_meta.expectation_results`.
+pub async fn store(engine: &Engine, run: &CheckpointRun) -> anyhow::Result<()> {
     let started = ts(run.started_at);
     let runs = RecordBatch::try_new(
         Arc::new(Schema::new(vec![

@@ -78,6 +78,7 @@ pub async fn run(g: &GlobalArgs, a: &CheckArgs, printer: &Printer) -> anyhow::Re
         let schemas = qrun::check(&engine, &r).await?;
         prepared.push((r, schemas));
     }
+    tracing::debug!(elapsed = ?t.elapsed(), "checkpoints checked against their relations");
     printer.info("");
     let cfg = RunConfig { batch: batched(), concurrency: l.project.settings.target.threads.max(1), now: chrono::Utc::now() };
     let target = l.project.settings.target_dir();
