@@ -30,11 +30,10 @@ fn hooks(v: Option<&Value>) -> Value {
     Value::Array(
         items
             .into_iter()
-            .enumerate()
-            .map(|(i, h)| match h {
+            .map(|h| match h {
                 Value::Object(o) => Value::Object(o),
-                Value::String(s) => json!({"sql": s, "transaction": true, "index": i}),
-                other => json!({"sql": other.to_string(), "transaction": true, "index": i}),
+                Value::String(s) => json!({"sql": s, "transaction": true, "index": null}),
+                other => json!({"sql": other.to_string(), "transaction": true, "index": null}),
             })
             .collect(),
     )
@@ -294,11 +293,11 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         o.insert("functions".into(), json!([]));
         o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
-        if code.is_some() {
-            o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
-        }
-        o.insert("compiled".into(), json!(code.is_some()));
+        // an uncompiled node (`dbt parse`) has a null compiled_path and no `compiled`
+        let path = code.map(|_| format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n)));
+        o.insert("compiled_path".into(), json!(path));
         if let Some(code) = code {
+            o.insert("compiled".into(), json!(true));
             o.insert("compiled_code".into(), json!(code));
             let ctes: Vec<Value> = compiled
                 .and_then(|c| c.ephemerals.get(&n.unique_id).map(|e| e.iter().map(|id| json!({"id": id, "sql": c.cte_sql.get(id)})).collect()))
@@ -326,10 +325,11 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
             o.insert(
                 "file_key_name".into(),
                 json!(n.attached_node.as_ref().map(|a| {
-                    if a.starts_with("source.") {
-                        format!("sources.{}", a.split('.').nth(2).unwrap_or(""))
-                    } else {
-                        format!("models.{}", crate::graph::short_name(a))
+                    // the properties key the test was declared under
+                    match a.split('.').next() {
+                        Some("source") => format!("sources.{}", a.split('.').nth(2).unwrap_or("")),
+                        Some(kind @ ("seed" | "snapshot")) => format!("{kind}s.{}", crate::graph::short_name(a)),
+                        _ => format!("models.{}", crate::graph::short_name(a)),
                     }
                 })),
             );

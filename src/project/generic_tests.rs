@@ -71,7 +71,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
         None => (None, full_name.clone()),
     };
     let mut args = Map::new();
-    let mut config = Map::new();
+    let (mut config, mut legacy) = (Map::new(), Map::new());
     let mut custom_name = None;
     let mut description = None;
     let mut under_arguments = vec![];
@@ -95,13 +95,30 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
             "name" => custom_name = v.as_str().map(String::from),
             "description" => description = v.as_str().map(String::from),
             k if CONFIG_ARGS.contains(&k) => {
-                config.insert(k.to_string(), v);
+                legacy.insert(k.to_string(), v);
             }
             _ => {
                 args.insert(k, v);
             }
         }
     }
+    // dbt's order (TestBuilder): the config keys it knows in CONFIG_ARGS'
+    // order (a top-level one unless falsy, else the `config:` one), then
+    // the other `config:` keys in theirs
+    let truthy =
+        |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v != "" && v != 0 && v != &Value::Array(vec![]) && v != &Value::Object(Map::new());
+    let mut ordered = Map::new();
+    for k in CONFIG_ARGS {
+        let v = match legacy.remove(*k) {
+            Some(v) if truthy(&v) => Some(v),
+            top => config.remove(*k).or(top),
+        };
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            ordered.insert(k.to_string(), v);
+        }
+    }
+    ordered.extend(config);
+    let config = ordered;
     Ok(TestEntry { name, namespace, args, under_arguments, config, custom_name, description })
 }
 
