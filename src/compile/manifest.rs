@@ -121,8 +121,15 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
 /// A node's config as dbt writes it: dbt's keys in dbt's order with their
 /// defaults, the node's values over them (`docs` and `contract` merged key
 /// by key), then the node's own keys dbt does not know, in their order.
-fn config(n: &Node) -> Value {
+fn config(n: &Node, from_macro: Option<&Map<String, Value>>) -> Value {
     let mut set = n.config.clone();
+    // a test macro's config() under the project's and YAML's, as at run time
+    let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(Value::as_array);
+    for (k, v) in from_macro.into_iter().flatten() {
+        if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
+            set.insert(k.clone(), v.clone());
+        }
+    }
     // dbt's TestConfig has no hooks
     for k in ["pre-hook", "post-hook"] {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Test) || n.config.contains_key(k) {
@@ -177,12 +184,44 @@ fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
 pub struct Derived<'p> {
     pub deps: MacroDeps<'p>,
     primary_keys: HashMap<String, Vec<String>>,
+    /// What generic tests' macros set with `config()` at parse.
+    test_configs: HashMap<String, Map<String, Value>>,
 }
 
 impl<'p> Derived<'p> {
     pub fn new(project: &'p Project) -> Derived<'p> {
-        Derived { deps: MacroDeps::new(project), primary_keys: primary_keys(project) }
+        let deps = MacroDeps::new(project);
+        let test_configs = test_configs(project, &deps);
+        Derived { deps, primary_keys: primary_keys(project), test_configs }
     }
+}
+
+/// dbt renders every generic test but `not_null` and `unique` at parse,
+/// recording the `config()` calls its macro makes: the tests whose macro
+/// (or a macro it calls) calls `config(` are rendered so.
+fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<String, Value>> {
+    fn sets_config(project: &Project, deps: &MacroDeps, uid: &str, memo: &mut HashMap<String, bool>) -> bool {
+        if let Some(b) = memo.get(uid) {
+            return *b;
+        }
+        memo.insert(uid.to_string(), false);
+        let Some(m) = project.macros.get(uid) else { return false };
+        let b = m.macro_sql.contains("config(") || deps.of_macro(m).iter().any(|d| sets_config(project, deps, d, memo));
+        memo.insert(uid.to_string(), b);
+        b
+    }
+    let mut memo = HashMap::new();
+    let tests: Vec<&Node> = project
+        .nodes
+        .values()
+        .filter(|n| n.test_metadata.is_some())
+        .filter(|n| deps.test_macro(n).is_some_and(|m| sets_config(project, deps, &m, &mut memo)))
+        .collect();
+    use rayon::prelude::*;
+    tests
+        .par_iter()
+        .filter_map(|n| super::parse_test_config(project, n).filter(|c| !c.is_empty()).map(|c| (n.unique_id.clone(), c)))
+        .collect()
 }
 
 /// dbt's `infer_primary_key` for every model, sorted: a column with a
@@ -258,7 +297,8 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("fqn".into(), json!(n.fqn));
     o.insert("alias".into(), json!(n.alias));
     o.insert("checksum".into(), checksum(n));
-    o.insert("config".into(), config(n));
+    let from_macro = derived.and_then(|d| d.test_configs.get(&n.unique_id));
+    o.insert("config".into(), config(n, from_macro));
     o.insert("tags".into(), json!(n.tags()));
     o.insert("description".into(), json!(n.description));
     o.insert("columns".into(), columns(n));
@@ -269,7 +309,13 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
     o.insert("patch_path".into(), json!(patch.map(|p| format!("{}://{}", n.package_name, p))));
     o.insert("build_path".into(), Value::Null);
-    o.insert("unrendered_config".into(), n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({})));
+    let mut unrendered = n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({}));
+    if let (Some(from_macro), Value::Object(u)) = (from_macro, &mut unrendered) {
+        for (k, v) in from_macro {
+            u.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    o.insert("unrendered_config".into(), unrendered);
     o.insert("created_at".into(), json!(0.0));
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
