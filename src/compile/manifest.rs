@@ -100,7 +100,7 @@ const TEST_CONFIG: &[(&str, &str)] = &[
 ];
 
 /// The defaults dbt writes for a node of this type (models, seeds, data
-/// tests); `None` where dp keeps the set configs only (snapshots, analyses).
+/// tests, analyses); `None` where dp keeps the set configs only (snapshots).
 /// Built once per type.
 fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     use std::sync::LazyLock;
@@ -110,8 +110,11 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     static MODEL: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().collect()));
     static SEED: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").chain(SEED_CONFIG).collect()));
     static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| build(TEST_CONFIG.iter().collect()));
+    // an analysis' `NodeConfig`: the model's keys up to `concurrent_batches`
+    static ANALYSIS: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").collect()));
     match rt {
         ResourceType::Model => Some(&MODEL),
+        ResourceType::Analysis => Some(&ANALYSIS),
         ResourceType::Seed => Some(&SEED),
         ResourceType::Test => Some(&TEST),
         _ => None,
@@ -170,13 +173,20 @@ fn columns(n: &Node) -> Value {
 /// (`models/x.sql`, not `dbt_packages/pkg/models/x.sql`). dp keeps the path
 /// from the project root internally, for reading files and for errors.
 fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
+    relative_to_package(project, &n.original_file_path)
+}
+
+/// dbt's `patch_path`: `<package of the YAML file>://<path in that package>`.
+fn patch_path(project: &Project, path: &str) -> String {
     let install = project.settings.paths.packages.trim_end_matches('/');
-    n.original_file_path
-        .strip_prefix(install)
-        .and_then(|p| p.strip_prefix('/'))
-        .and_then(|p| p.split_once('/'))
-        .map(|(_, rest)| rest)
-        .unwrap_or(&n.original_file_path)
+    let package = path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(pkg, _)| pkg);
+    format!("{}://{}", package.unwrap_or(&project.settings.project_name), relative_to_package(project, path))
+}
+
+/// A path from the project root made relative to its package's root.
+fn relative_to_package<'a>(project: &Project, path: &'a str) -> &'a str {
+    let install = project.settings.paths.packages.trim_end_matches('/');
+    path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(_, rest)| rest).unwrap_or(path)
 }
 
 /// What a node's manifest entry needs beyond the node: the parse-time
@@ -218,10 +228,7 @@ fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<Stri
         .filter(|n| deps.test_macro(n).is_some_and(|m| sets_config(project, deps, &m, &mut memo)))
         .collect();
     use rayon::prelude::*;
-    tests
-        .par_iter()
-        .filter_map(|n| super::parse_test_config(project, n).filter(|c| !c.is_empty()).map(|c| (n.unique_id.clone(), c)))
-        .collect()
+    tests.par_iter().filter_map(|n| super::parse_test_config(project, n).filter(|c| !c.is_empty()).map(|c| (n.unique_id.clone(), c))).collect()
 }
 
 /// dbt's `infer_primary_key` for every model, sorted: a column with a
@@ -307,7 +314,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("docs".into(), json!({"show": true, "node_color": null}));
     // a generic test has no patch of its own in dbt
     let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
-    o.insert("patch_path".into(), json!(patch.map(|p| format!("{}://{}", n.package_name, p))));
+    o.insert("patch_path".into(), json!(patch.map(|p| patch_path(project, p))));
     o.insert("build_path".into(), Value::Null);
     let mut unrendered = n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({}));
     if let (Some(from_macro), Value::Object(u)) = (from_macro, &mut unrendered) {
@@ -334,7 +341,13 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     } else {
         o.insert("language".into(), json!("sql"));
         o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
-        o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
+        let mut sources: Vec<&(String, String)> = n.sources.iter().collect();
+        if n.resource_type == ResourceType::Model && statically_parsed(&n.raw_code) {
+            // dbt's static parser returns the sources as a set
+            let mut seen = BTreeSet::new();
+            sources.retain(|s| seen.insert(*s));
+        }
+        o.insert("sources".into(), Value::Array(sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
         o.insert("functions".into(), json!([]));
         o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
@@ -353,7 +366,9 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         }
         let contract = n.config.get("contract");
         let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
-        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}));
+        let enforced = flag("enforced", false);
+        let checksum = (enforced && n.resource_type == ResourceType::Model).then(|| contract_checksum(n));
+        o.insert("contract".into(), json!({"enforced": enforced, "alias_types": flag("alias_types", true), "checksum": checksum}));
     }
     match n.resource_type {
         ResourceType::Model => {
@@ -385,6 +400,104 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         _ => {}
     }
     Value::Object(o)
+}
+
+/// dbt's `build_contract_checksum` of a model whose contract is enforced:
+/// the sha256 of each column (by name) with its `data_type` and its
+/// constraints as Python prints them, then, for a table or incremental
+/// model, the materialization and the model's constraints (dp keeps none).
+fn contract_checksum(n: &Node) -> String {
+    use sha2::Digest;
+    let mut columns: Vec<_> = n.columns.values().collect();
+    columns.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut state = String::new();
+    for c in columns {
+        state.push('|');
+        state.push_str(&c.name);
+        state.push_str(c.data_type.as_deref().unwrap_or("None"));
+        state.push_str(&py_list(c.constraints.iter().map(py_constraint)));
+    }
+    let materialized = n.config.get("materialized").and_then(Value::as_str).unwrap_or("view");
+    if matches!(materialized, "table" | "incremental") {
+        state.push_str(materialized);
+        state.push_str("[]");
+    }
+    sha2::Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A column constraint as Python prints dbt's `ColumnLevelConstraint`.
+fn py_constraint(c: &Value) -> String {
+    let field = |k: &str| c.get(k).unwrap_or(&Value::Null);
+    let kind = field("type").as_str().unwrap_or_default();
+    let bool_or_true = |k: &str| py(field(k).as_bool().map(Value::Bool).as_ref().unwrap_or(&Value::Bool(true)));
+    let to_columns = match field("to_columns") {
+        Value::Null => "[]".to_string(),
+        v => py(v),
+    };
+    format!(
+        "ColumnLevelConstraint(type=<ConstraintType.{kind}: {}>, name={}, expression={}, warn_unenforced={}, warn_unsupported={}, to={}, to_columns={to_columns})",
+        py(&json!(kind)),
+        py(field("name")),
+        py(field("expression")),
+        bool_or_true("warn_unenforced"),
+        bool_or_true("warn_unsupported"),
+        py(field("to")),
+    )
+}
+
+fn py_list(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(", "))
+}
+
+/// A JSON value as Python's `repr` prints it.
+fn py(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+            let mut out = String::from(q);
+            for ch in s.chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == q => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+            out
+        }
+        Value::Array(a) => py_list(a.iter().map(py)),
+        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py(&json!(k)), py(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// Whether dbt's static parser (dbt-extractor) reads a model without
+/// rendering it: its only Jinja is `{{ ref(...) }}`, `{{ source(...) }}` and
+/// `{{ config(...) }}` calls with literal arguments, and comments.
+fn statically_parsed(raw: &str) -> bool {
+    if raw.contains("{%") {
+        return false;
+    }
+    let mut rest = raw;
+    while let Some(i) = rest.find("{{") {
+        let Some(j) = rest[i..].find("}}") else { return false };
+        let expr = rest[i + 2..i + j].trim_matches(|c: char| c.is_whitespace() || c == '-');
+        let call = ["ref(", "source(", "config("].iter().find_map(|f| expr.strip_prefix(f));
+        match call.and_then(|a| a.strip_suffix(')')) {
+            Some(args) if !args.contains('(') => {}
+            _ => return false,
+        }
+        rest = &rest[i + j + 2..];
+    }
+    true
 }
 
 /// A source's freshness in dbt's shape: every key present, unset ones null.
