@@ -374,11 +374,16 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         ResourceType::Model => {
             o.insert("access".into(), json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
             o.insert("constraints".into(), json!([]));
-            o.insert("version".into(), json!(n.version));
-            o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
-            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").cloned().unwrap_or(Value::Null));
+            o.insert("version".into(), n.version.as_deref().map(version_json).unwrap_or(Value::Null));
+            let latest = n.extra.get("latest_version").map(|v| v.as_str().map(version_json).unwrap_or_else(|| v.clone()));
+            o.insert("latest_version".into(), latest.unwrap_or(Value::Null));
+            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").map(deprecation_date).unwrap_or(Value::Null));
             o.insert("primary_key".into(), json!(derived.and_then(|d| d.primary_keys.get(&n.unique_id)).cloned().unwrap_or_default()));
-            o.insert("time_spine".into(), n.extra.get("time_spine").cloned().unwrap_or(Value::Null));
+            let mut time_spine = n.extra.get("time_spine").cloned().unwrap_or(Value::Null);
+            if let Value::Object(t) = &mut time_spine {
+                t.entry("custom_granularities").or_insert(json!([]));
+            }
+            o.insert("time_spine".into(), time_spine);
         }
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();
@@ -476,6 +481,27 @@ fn py(v: &Value) -> String {
         }
         Value::Array(a) => py_list(a.iter().map(py)),
         Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py(&json!(k)), py(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// A model version as dbt writes it: YAML's `v: 2` a number (dp keeps
+/// versions as text; a quoted `v: "2"` is written as a number too).
+fn version_json(v: &str) -> Value {
+    let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !v.starts_with('.') && !v.ends_with('.');
+    match (plain, v.parse::<i64>(), v.parse::<f64>()) {
+        (true, Ok(i), _) => json!(i),
+        (true, _, Ok(f)) => json!(f),
+        _ => json!(v),
+    }
+}
+
+/// A `deprecation_date` as dbt writes it: a datetime in ISO format, a
+/// date alone at midnight UTC.
+fn deprecation_date(v: &Value) -> Value {
+    match v.as_str() {
+        Some(d) if d.len() == 10 => json!(format!("{d}T00:00:00+00:00")),
+        Some(d) if d.len() == 19 => json!(format!("{}T{}+00:00", &d[..10], &d[11..])),
+        _ => v.clone(),
     }
 }
 
