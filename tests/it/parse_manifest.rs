@@ -1,0 +1,93 @@
+//! `dp parse`'s target/manifest.json against real dbt-core 1.11's
+//! `dbt parse` on the corpus's four integration projects, node by node:
+//! the same keys in dbt's order, each value equal (compared by a hash of
+//! its compact JSON: tests/fixtures/parse_manifest/<project>.json, from
+//! scripts/make_parse_manifest_goldens.sh). Left out: `database` and
+//! `relation_name` (dbt-duckdb's), `created_at` and `root_path` (the
+//! run's). The nodes equal to dbt's, and the keys that differ on the
+//! others, are pinned as a snapshot per project: a regression fails, an
+//! improvement shows as a snapshot change (`INSTA_UPDATE=always` to accept
+//! it). README's `dp parse` row says why the remaining nodes differ.
+
+use crate::common::*;
+use serde_json::Value;
+use sha2::Digest;
+
+/// The golden's hash of a value: sha256 of its compact JSON, 12 hex digits.
+fn digest(v: &Value) -> String {
+    let hash = sha2::Sha256::digest(serde_json::to_string(v).unwrap().as_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+fn report(project: &str, packages: &[(&str, &str)]) -> String {
+    let c = crate::corpus::corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(project);
+    crate::corpus::copy_without(&c.join(project).join("integration_tests"), &p, "");
+    for (name, from) in packages {
+        crate::corpus::copy_without(&c.join(from), &p.join("dbt_packages").join(name), "integration_tests");
+    }
+    ok(&run(&p, &["parse"]));
+    let read = |f: &std::path::Path| -> Value { serde_json::from_str(&std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()))).unwrap() };
+    let dp = read(&p.join("target/manifest.json"));
+    let golden = read(&repo().join(format!("tests/fixtures/parse_manifest/{project}.json")));
+    let golden = golden.as_object().unwrap();
+    let (mut equal, mut differ) = (vec![], vec![]);
+    for (uid, want) in golden {
+        let want = want.as_object().unwrap();
+        let Some(got) = dp["nodes"][uid].as_object() else {
+            differ.push(format!("{uid}: not in dp's manifest"));
+            continue;
+        };
+        let mut keys: Vec<String> = vec![];
+        if !got.keys().eq(want.keys()) {
+            keys.push("(keys)".into());
+        }
+        for (k, hash) in want {
+            if let Some(hash) = hash.as_str()
+                && got.get(k).is_none_or(|v| digest(v) != hash)
+            {
+                keys.push(k.clone());
+            }
+        }
+        if keys.is_empty() {
+            equal.push(uid.as_str());
+        } else {
+            differ.push(format!("{uid}: {}", keys.join(", ")));
+        }
+    }
+    let extra: Vec<&String> = dp["nodes"].as_object().unwrap().keys().filter(|u| !golden.contains_key(*u)).collect();
+    for u in extra {
+        differ.push(format!("{u}: not in dbt's manifest"));
+    }
+    format!("{project}: {} of {} nodes equal dbt's parse manifest\n{}\n\ndiffering:\n{}\n", equal.len(), golden.len(), equal.join("\n"), differ.join("\n"))
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_utils_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_utils", &[("dbt_utils", "dbt_utils")]));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_expectations_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_expectations", &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")]));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_project_evaluator_parse_manifest() {
+    let packages = [
+        ("dbt_project_evaluator", "dbt_project_evaluator"),
+        ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
+        ("dbt_utils", "dbt_utils"),
+    ];
+    insta::assert_snapshot!(report("dbt_project_evaluator", &packages));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_audit_helper_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_audit_helper", &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")]));
+}
