@@ -176,6 +176,22 @@ fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
     relative_to_package(project, &n.original_file_path)
 }
 
+/// A macro's `arguments`: those its properties file documents, else with
+/// the `validate_macro_args` flag its signature's (not for the generic
+/// tests of `<test-path>/generic/`, which dbt parses apart), else none.
+fn macro_arguments(project: &Project, m: &crate::project::nodes::Macro) -> Value {
+    let rel = relative_to_package(project, &m.path);
+    let generic =
+        project.settings.paths.tests.iter().map(String::as_str).chain(["tests"]).any(|t| rel.starts_with(&format!("{}/generic/", t.trim_end_matches('/'))));
+    match &m.patch {
+        Some((_, args)) if !args.is_empty() => json!(args),
+        _ if !generic && project.settings.flags.get("validate_macro_args").and_then(Value::as_bool) == Some(true) => {
+            Value::Array(m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect())
+        }
+        _ => json!([]),
+    }
+}
+
 /// dbt's `patch_path`: `<package of the YAML file>://<path in that package>`.
 fn patch_path(project: &Project, path: &str) -> String {
     let install = project.settings.paths.packages.trim_end_matches('/');
@@ -535,12 +551,22 @@ fn freshness_json(f: Option<&Value>) -> Value {
     json!({"warn_after": after("warn_after"), "error_after": after("error_after"), "filter": f.and_then(|f| f.get("filter")).cloned().unwrap_or(Value::Null)})
 }
 
-fn source_json(n: &Node) -> Value {
+fn source_json(project: &Project, n: &Node) -> Value {
     let s = n.source.as_ref().unwrap();
     let freshness = freshness_json(s.freshness.as_ref());
+    // dbt's unrendered config of a source table: its freshness when set, then the same keys always
+    let mut unrendered = Map::new();
+    if s.freshness.is_some() {
+        unrendered.insert("freshness".into(), freshness.clone());
+    }
+    unrendered.insert("loaded_at_field".into(), json!(s.loaded_at_field));
+    unrendered.insert("loaded_at_query".into(), Value::Null);
+    unrendered.insert("meta".into(), json!(s.meta));
+    unrendered.insert("tags".into(), json!(n.tags()));
+    let file = relative_to_package(project, &n.original_file_path);
     json!({
         "database": n.database, "schema": n.schema, "name": n.name, "resource_type": "source",
-        "package_name": n.package_name, "path": n.path, "original_file_path": n.original_file_path,
+        "package_name": n.package_name, "path": file, "original_file_path": file,
         "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
         "source_description": s.source_description, "loader": "", "identifier": s.identifier,
         "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
@@ -549,9 +575,9 @@ fn source_json(n: &Node) -> Value {
         "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
         "tags": n.tags(),
         "config": {"enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "meta": s.meta, "tags": n.tags(), "static_analysis": null},
-        "patch_path": null, "unrendered_config": {},
+        "patch_path": null, "unrendered_config": unrendered,
         "relation_name": n.relation_name(), "created_at": 0.0,
-        "unrendered_database": null, "unrendered_schema": null, "doc_blocks": [],
+        "unrendered_database": n.extra.get("unrendered_database"), "unrendered_schema": n.extra.get("unrendered_schema"), "doc_blocks": [],
     })
 }
 
@@ -560,7 +586,7 @@ fn source_json(n: &Node) -> Value {
 /// and saved queries, which the manifest keeps elsewhere.
 pub fn resource_json(project: &Project, n: &Node, derived: &Derived) -> Option<Value> {
     match n.resource_type {
-        ResourceType::Source => Some(source_json(n)),
+        ResourceType::Source => Some(source_json(project, n)),
         ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery => None,
         _ => Some(node_json(project, n, None, Some(derived))),
     }
@@ -675,7 +701,7 @@ fn resources(project: &Project) -> (Map<String, Value>, Map<String, Value>, Map<
     for (uid, n) in &project.nodes {
         match n.resource_type {
             ResourceType::Source => {
-                sources.insert(uid.clone(), source_json(n));
+                sources.insert(uid.clone(), source_json(project, n));
             }
             ResourceType::Exposure => {
                 let e = &n.extra;
@@ -755,11 +781,13 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         macros.insert(
             uid.clone(),
             json!({
-                "name": m.name, "resource_type": "macro", "package_name": m.package_name, "path": m.path,
-                "original_file_path": m.original_file_path, "unique_id": uid, "macro_sql": m.macro_sql,
+                "name": m.name, "resource_type": "macro", "package_name": m.package_name,
+                "path": relative_to_package(project, &m.path), "original_file_path": relative_to_package(project, &m.original_file_path),
+                "unique_id": uid, "macro_sql": m.macro_sql,
                 "depends_on": {"macros": deps.of_macro(m)}, "description": m.description, "meta": {},
-                "docs": {"show": true, "node_color": null}, "patch_path": null,
-                "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
+                "docs": {"show": true, "node_color": null}, "config": {"meta": {}, "docs": {"show": true, "node_color": null}},
+                "patch_path": m.patch.as_ref().map(|(file, _)| patch_path(project, file)),
+                "arguments": macro_arguments(project, m),
                 "created_at": 0.0, "supported_languages": null,
             }),
         );
@@ -774,7 +802,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     }
     let mut disabled = Map::new();
     for (uid, n) in &project.disabled {
-        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None, Some(derived)) };
+        let v = if n.resource_type == ResourceType::Source { source_json(project, n) } else { node_json(project, n, None, Some(derived)) };
         disabled.insert(uid.clone(), json!([v]));
     }
     let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);

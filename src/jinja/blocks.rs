@@ -14,6 +14,26 @@ pub struct Block {
     pub body: String,
     /// 1-based line of the opening tag.
     pub line: usize,
+    /// Byte offsets of `full` in the file.
+    pub span: (usize, usize),
+}
+
+impl Block {
+    /// Where dbt's block lexer cuts the block from the file (dbt's
+    /// `macro_sql`): with the whitespace before a `{%-` opening tag (from
+    /// `floor` on: the end of the previous block) and after a `-%}` closing
+    /// tag, within the file stripped of surrounding whitespace.
+    pub fn dbt_span(&self, file: &str, floor: usize) -> (usize, usize) {
+        let (first, last) = (file.len() - file.trim_start().len(), file.trim_end().len());
+        let (mut start, mut end) = self.span;
+        if file[start..].starts_with("{%-") {
+            start = first.max(floor).max(file[..start].trim_end().len()).min(start);
+        }
+        if file[..end].ends_with("-%}") {
+            end = last.min(file.len() - file[end..].trim_start().len()).max(end);
+        }
+        (start, end)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -78,6 +98,7 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
             full: text[start..end_after].to_string(),
             body: text[tag_end..end_start].to_string(),
             line: line_of(text, start),
+            span: (start, end_after),
         });
         pos = end_after;
     }

@@ -283,6 +283,10 @@ pub struct Macro {
     pub description: String,
     /// 1-based line of the `{% macro %}` tag in its file.
     pub line: usize,
+    /// The properties file that describes it, and the arguments it
+    /// documents (`{name, type, description}`), if any.
+    #[serde(default)]
+    pub patch: Option<(String, Vec<Value>)>,
 }
 
 /// A `{% docs name %}` block.

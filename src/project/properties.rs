@@ -186,4 +186,6 @@ pub struct MacroPatch {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
+    pub arguments: Vec<Value>,
 }

@@ -5,7 +5,7 @@
 //! stages.
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::files::NodeSet;
 use super::generic::{PendingTest, TestTarget, collect_tests};
@@ -189,6 +189,13 @@ pub fn apply(
     for (pkg, file, m) in macro_patches {
         if let Some(mac) = macros.get_mut(&format!("macro.{pkg}.{}", m.name)) {
             mac.description = m.description.unwrap_or_default();
+            // dbt's MacroArgument: name, type (null), description ("")
+            let args = m
+                .arguments
+                .iter()
+                .map(|a| json!({"name": a.get("name"), "type": a.get("type"), "description": a.get("description").cloned().unwrap_or(json!(""))}))
+                .collect();
+            mac.patch = Some((file.clone(), args));
         } else {
             warnings.push(format!("{file}: macro '{}' is described here but no such macro exists", m.name));
         }
@@ -288,6 +295,13 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     n.description = t.description.clone().unwrap_or_default();
     n.columns = columns(&t.columns);
     n.schema = src.schema.clone().unwrap_or_else(|| src.name.clone());
+    // the manifest's `unrendered_schema`/`unrendered_database`: as declared
+    // (dp renders the whole file first: Jinja in them is already rendered)
+    for (k, v) in [("unrendered_schema", &src.schema), ("unrendered_database", &src.database)] {
+        if let Some(v) = v {
+            n.extra.insert(k.into(), Value::String(v.clone()));
+        }
+    }
     // dbt: a source without `database` is in the target's database
     n.database = src.database.clone().unwrap_or_else(|| target_database.to_string());
     let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
