@@ -518,7 +518,7 @@ fn render_code(project: &Project, n: &Node, rctx: &Arc<RenderCtx>) -> Result<Str
                     // Jinja renders natively, in lists and dicts too; those
                     // may be mutated by the test macro (`pruned_cols.append(...)`).
                     other => {
-                        let v = render_nested(project, &n.original_file_path, other, &rctx)?;
+                        let v = render_nested(project, &n.original_file_path, other, rctx)?;
                         crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v)
                     }
                 };
