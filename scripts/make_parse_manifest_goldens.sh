@@ -3,11 +3,14 @@
 # the corpus's integration projects (../shared/corpus): each is copied with
 # its packages laid out (scripts/corpus_lib.sh), parsed by the REAL dbt
 # (dbt-core 1.11 + dbt-duckdb 1.11, `dbt parse --no-partial-parse`), and
-# every node is written to tests/fixtures/parse_manifest/<project>.json as
-# {unique_id: {key: sha256[:12] of the value as compact JSON}}, the keys in
-# dbt's order; the keys tests/it/parse_manifest.rs leaves out (`database`,
-# `relation_name`, `created_at`, `root_path`: dbt-duckdb's and the run's)
-# map to null. Hashes keep the goldens small; the full manifests stay in
+# every node, source and macro (but dbt's own, in packages `dbt` and
+# `dbt_duckdb`: dp's manifest does not list them) is written to
+# tests/fixtures/parse_manifest/<project>.json as
+# {"nodes"|"sources"|"macros": {unique_id: {key: sha256[:12] of the value
+# as compact JSON}}}, the keys in dbt's order; the keys
+# tests/it/parse_manifest.rs leaves out (`database`, `relation_name`,
+# `created_at`, `root_path`: dbt-duckdb's and the run's) map to null.
+# Hashes keep the goldens small; the full manifests stay in
 # $OUT/<project>/target/manifest.json for a look at what differs.
 #
 #   scripts/make_parse_manifest_goldens.sh [project ...]   (default: all four)
@@ -46,11 +49,18 @@ def digest(v):
     # the text serde_json writes: compact, non-ASCII as is
     text = json.dumps(v, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-out = {u: {k: None if k in SKIPPED else digest(v) for k, v in n.items()} for u, n in sorted(m["nodes"].items())}
+internal = {"dbt", "dbt_duckdb"}
+sections = {
+    s: {u: {k: None if k in SKIPPED else digest(v) for k, v in n.items()} for u, n in sorted(m[s].items()) if n["package_name"] not in internal}
+    for s in ("nodes", "sources", "macros")
+}
 with open(sys.argv[2], "w") as f:
-    f.write("{\n")
-    f.write(",\n".join(f"{json.dumps(u)}: {json.dumps(n, separators=(',', ':'))}" for u, n in out.items()))
+    f.write("{")
+    for i, (s, items) in enumerate(sections.items()):
+        f.write(f'{"," if i else ""}\n"{s}": {{\n')
+        f.write(",\n".join(f"{json.dumps(u)}: {json.dumps(n, separators=(',', ':'))}" for u, n in items.items()))
+        f.write("\n}")
     f.write("\n}\n")
-print(sys.argv[2], len(out), "nodes")
+print(sys.argv[2], *(f"{len(v)} {k}" for k, v in sections.items()))
 PY
 done

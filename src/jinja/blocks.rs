@@ -51,6 +51,16 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
     let mut pos = 0;
     while let Some(rel) = text[pos..].find("{%") {
         let start = pos + rel;
+        // a `{# comment #}` before the tag hides what it holds (dbt's lexer skips it)
+        if let Some(c) = text[pos..start].find("{#") {
+            match text[pos + c + 2..].find("#}") {
+                Some(end) => {
+                    pos = pos + c + 2 + end + 2;
+                    continue;
+                }
+                None => return Err(BlockError { line: line_of(text, pos + c), message: "unclosed '{#' comment".into() }),
+            }
+        }
         let Some(tag_end_rel) = text[start..].find("%}") else {
             return Err(BlockError { line: line_of(text, start), message: "unclosed '{%' tag".into() });
         };
