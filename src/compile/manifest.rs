@@ -232,7 +232,8 @@ fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<Stri
         }
         memo.insert(uid.to_string(), false);
         let Some(m) = project.macros.get(uid) else { return false };
-        let b = m.macro_sql.contains("config(") || deps.of_macro(m).iter().any(|d| sets_config(project, deps, d, memo));
+        let calls_config = m.macro_sql.match_indices("config").any(|(i, _)| m.macro_sql[i + 6..].trim_start().starts_with('('));
+        let b = calls_config || deps.of_macro(m).iter().any(|d| sets_config(project, deps, d, memo));
         memo.insert(uid.to_string(), b);
         b
     }
@@ -240,6 +241,7 @@ fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<Stri
     let tests: Vec<&Node> = project
         .nodes
         .values()
+        .chain(project.disabled.values())
         .filter(|n| n.test_metadata.is_some())
         .filter(|n| deps.test_macro(n).is_some_and(|m| sets_config(project, deps, &m, &mut memo)))
         .collect();

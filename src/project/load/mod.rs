@@ -155,10 +155,12 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     clock.lap("generic tests");
     unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
     unit::add_saved_queries(declared.other.get("saved_queries"), &mut nodes)?;
-    let disabled = finish::split_disabled(&mut nodes);
+    let mut disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
     clock.lap("unit tests, validation");
     finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut nodes)?;
+    // dbt names disabled nodes too (the manifest's `disabled` lists them so)
+    finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut disabled)?;
     clock.lap("relation names");
     Ok(Project { settings, nodes, disabled, macros: macros.macros, docs, other: declared.other, jinja, warnings })
 }
