@@ -163,7 +163,7 @@ fn columns(n: &Node) -> Value {
             k.clone(),
             json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
                    "constraints": c.constraints, "quote": c.quote, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
-                   "granularity": null, "doc_blocks": []}),
+                   "granularity": c.granularity, "doc_blocks": []}),
         );
     }
     Value::Object(m)
@@ -555,10 +555,12 @@ fn freshness_json(f: Option<&Value>) -> Value {
 
 fn source_json(project: &Project, n: &Node) -> Value {
     let s = n.source.as_ref().unwrap();
-    let freshness = freshness_json(s.freshness.as_ref());
+    // an explicit `freshness: null` is written null
+    let off = n.extra.get("freshness").is_some_and(Value::is_null);
+    let freshness = if off { Value::Null } else { freshness_json(s.freshness.as_ref()) };
     // dbt's unrendered config of a source table: its freshness when set, then the same keys always
     let mut unrendered = Map::new();
-    if s.freshness.is_some() {
+    if s.freshness.is_some() || off {
         unrendered.insert("freshness".into(), freshness.clone());
     }
     unrendered.insert("loaded_at_field".into(), json!(s.loaded_at_field));

@@ -131,6 +131,9 @@ pub struct Column {
     pub quote: Option<bool>,
     /// As dbt writes them: every field present (`name`, `expression`, ...).
     pub constraints: Vec<Value>,
+    /// A time spine column's granularity (`day`, ...).
+    #[serde(default)]
+    pub granularity: Option<String>,
 }
 
 /// What a generic test was generated from.

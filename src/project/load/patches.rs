@@ -279,6 +279,7 @@ pub(super) fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
                     tags: c.tags.clone(),
                     quote: c.quote,
                     constraints: c.constraints.iter().map(constraint).collect(),
+                    granularity: c.granularity.clone(),
                 },
             )
         })
@@ -320,6 +321,14 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
         cfg.insert("tags".into(), Value::Array(tags));
     }
     n.config = cfg;
+    // `freshness: null` (dbt writes it so in the manifest)
+    let off = match n.config.get("freshness") {
+        Some(f) => f.is_null(),
+        None => t.freshness.as_ref().or(src.freshness.as_ref()).is_some_and(Value::is_null),
+    };
+    if off {
+        n.extra.insert("freshness".into(), Value::Null);
+    }
     let mut meta = src.meta.clone();
     meta.extend(t.meta.clone());
     let ext = t.external.clone().unwrap_or_default();
@@ -346,7 +355,7 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
         freshness: match n.config.get("freshness") {
             Some(Value::Null) => None,
             Some(f) => Some(f.clone()),
-            None => t.freshness.clone().or(src.freshness.clone()),
+            None => t.freshness.clone().or(src.freshness.clone()).filter(|f| !f.is_null()),
         },
         meta,
         source_meta: src.meta.clone(),
