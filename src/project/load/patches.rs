@@ -123,7 +123,17 @@ pub fn apply(
                     continue;
                 }
                 let key_type = if rt == ResourceType::Analysis { ResourceType::Analysis } else { ResourceType::Model };
-                let uid = by_name.get(&(key_type, pkg.clone(), format!("{}:", patch.name))).cloned();
+                let mut uid = by_name.get(&(key_type, pkg.clone(), format!("{}:", patch.name))).cloned();
+                // dbt patches the package's node when it is enabled, else the
+                // root project's namesake (its ref lookup's fallback)
+                if let Some(u) = &uid
+                    && pkg != settings.project_name
+                    && disabled_by_project(settings, packages, &nodes[u])
+                    && let Some(root) =
+                        by_name.get(&(key_type, settings.project_name.clone(), format!("{}:", patch.name))).filter(|r| nodes[*r].resource_type == rt)
+                {
+                    uid = Some(root.clone());
+                }
                 let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
                     warnings.push(format!(
                         "{file}:{}: {} '{}' is described here but no such {} exists",
@@ -202,6 +212,20 @@ pub fn apply(
     }
 
     Ok(Declared { tests: yaml_tests, unit_tests, exposures, other })
+}
+
+/// Whether the project files disable `n` (`+enabled: false` in the root's
+/// `dbt_project.yml`, else in its package's), as dbt knows before it reads
+/// properties files.
+fn disabled_by_project(settings: &Settings, packages: &[PackageDir], n: &Node) -> bool {
+    let root = match n.resource_type {
+        ResourceType::Seed => &settings.seeds,
+        ResourceType::Snapshot => &settings.snapshots,
+        _ => &settings.models,
+    };
+    let enabled = |tree: &crate::config::ConfigTree| tree.resolve_both(&n.fqn).0.get("enabled").and_then(Value::as_bool);
+    let own = packages.iter().find(|p| p.name == n.package_name).and_then(|p| enabled(p.tree(n.resource_type)));
+    enabled(root).or(own) == Some(false)
 }
 
 /// A dbt 1.9+ snapshot defined in YAML (`relation: ref('m')` or
