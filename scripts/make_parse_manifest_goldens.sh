@@ -3,11 +3,12 @@
 # the corpus's integration projects (../shared/corpus): each is copied with
 # its packages laid out (scripts/corpus_lib.sh), parsed by the REAL dbt
 # (dbt-core 1.11 + dbt-duckdb 1.11, `dbt parse --no-partial-parse`), and
-# every node, source and macro (but dbt's own, in packages `dbt` and
-# `dbt_duckdb`: dp's manifest does not list them) is written to
-# tests/fixtures/parse_manifest/<project>.json as
+# every node, source, macro (but dbt's own, in packages `dbt` and
+# `dbt_duckdb`: dp's manifest does not list them) and disabled node is
+# written to tests/fixtures/parse_manifest/<project>.json as
 # {"nodes"|"sources"|"macros": {unique_id: {key: sha256[:12] of the value
-# as compact JSON}}}, the keys in dbt's order; the keys
+# as compact JSON}}, "disabled": {unique_id: [{key: hash}, ...]}}, the keys
+# in dbt's order; the keys
 # tests/it/parse_manifest.rs leaves out (`database`, `relation_name`,
 # `created_at`, `root_path`: dbt-duckdb's and the run's) map to null.
 # Hashes keep the goldens small; the full manifests stay in
@@ -50,10 +51,10 @@ def digest(v):
     text = json.dumps(v, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 internal = {"dbt", "dbt_duckdb"}
-sections = {
-    s: {u: {k: None if k in SKIPPED else digest(v) for k, v in n.items()} for u, n in sorted(m[s].items()) if n["package_name"] not in internal}
-    for s in ("nodes", "sources", "macros")
-}
+hashed = lambda n: {k: None if k in SKIPPED else digest(v) for k, v in n.items()}
+sections = {s: {u: hashed(n) for u, n in sorted(m[s].items()) if n["package_name"] not in internal} for s in ("nodes", "sources", "macros")}
+# disabled: {unique_id: [node, ...]}, one entry per disabled version of it
+sections["disabled"] = {u: [hashed(n) for n in ns] for u, ns in sorted(m["disabled"].items())}
 with open(sys.argv[2], "w") as f:
     f.write("{")
     for i, (s, items) in enumerate(sections.items()):

@@ -336,9 +336,12 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("build_path".into(), Value::Null);
     let mut unrendered = n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({}));
     if let (Some(from_macro), Value::Object(u)) = (from_macro, &mut unrendered) {
-        for (k, v) in from_macro {
-            u.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        // after the YAML entry's keys, before the project files'
+        let at = n.extra.get(crate::project::load::ENTRY_CONFIG_LEN).and_then(Value::as_u64).map_or(u.len(), |l| l as usize);
+        let mut ordered: Map<String, Value> = u.iter().take(at).map(|(k, v)| (k.clone(), v.clone())).collect();
+        ordered.extend(from_macro.iter().filter(|(k, _)| !u.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())));
+        ordered.extend(u.iter().skip(at).map(|(k, v)| (k.clone(), v.clone())));
+        *u = ordered;
     }
     o.insert("unrendered_config".into(), unrendered);
     o.insert("created_at".into(), json!(0.0));

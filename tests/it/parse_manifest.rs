@@ -1,6 +1,7 @@
 //! `dp parse`'s target/manifest.json against real dbt-core 1.11's
 //! `dbt parse` on the corpus's four integration projects, node by node
-//! (and source by source, macro by macro, dbt's own macros left out):
+//! (and source by source, macro by macro, dbt's own macros left out, and
+//! the disabled nodes):
 //! the same keys in dbt's order, each value equal (compared by a hash of
 //! its compact JSON: tests/fixtures/parse_manifest/<project>.json, from
 //! scripts/make_parse_manifest_goldens.sh). Left out: `database` and
@@ -33,27 +34,35 @@ fn report(project: &str, packages: &[(&str, &str)]) -> String {
     let dp = read(&p.join("target/manifest.json"));
     let golden = read(&repo().join(format!("tests/fixtures/parse_manifest/{project}.json")));
     let mut out = String::new();
-    for section in ["nodes", "sources", "macros"] {
+    // the keys of a resource that differ from the golden's hashes
+    let differing = |got: &serde_json::Map<String, Value>, want: &serde_json::Map<String, Value>| -> Vec<String> {
+        let mut keys: Vec<String> = vec![];
+        if !got.keys().eq(want.keys()) {
+            keys.push("(keys)".into());
+        }
+        for (k, hash) in want {
+            if let Some(hash) = hash.as_str()
+                && got.get(k).is_none_or(|v| digest(v) != hash)
+            {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    };
+    for section in ["nodes", "sources", "macros", "disabled"] {
         let want = golden[section].as_object().unwrap();
         let got = dp[section].as_object().unwrap();
         let (mut equal, mut differ) = (vec![], vec![]);
         for (uid, want) in want {
-            let want = want.as_object().unwrap();
-            let Some(got) = got.get(uid).and_then(Value::as_object) else {
-                differ.push(format!("{uid}: not in dp's manifest"));
-                continue;
-            };
-            let mut keys: Vec<String> = vec![];
-            if !got.keys().eq(want.keys()) {
-                keys.push("(keys)".into());
-            }
-            for (k, hash) in want {
-                if let Some(hash) = hash.as_str()
-                    && got.get(k).is_none_or(|v| digest(v) != hash)
-                {
-                    keys.push(k.clone());
+            let keys: Vec<String> = match (got.get(uid), want) {
+                (None, _) => vec!["not in dp's manifest".into()],
+                // disabled: one entry per disabled version of the node
+                (Some(Value::Array(g)), Value::Array(w)) if g.len() == w.len() => {
+                    g.iter().zip(w).flat_map(|(g, w)| differing(g.as_object().unwrap(), w.as_object().unwrap())).collect()
                 }
-            }
+                (Some(Value::Array(g)), Value::Array(w)) => vec![format!("{} entries, dbt {}", g.len(), w.len())],
+                (Some(g), w) => differing(g.as_object().unwrap(), w.as_object().unwrap()),
+            };
             if keys.is_empty() {
                 equal.push(uid.as_str());
             } else {

@@ -43,7 +43,7 @@ use crate::jinja::{JinjaEnv, RenderError};
 
 pub use configs::UNRENDERED_CONFIG;
 pub use env::model_value;
-pub use generic::EXPLICIT_CONFIG;
+pub use generic::{ENTRY_CONFIG_LEN, EXPLICIT_CONFIG};
 
 /// An error that stops loading; each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
