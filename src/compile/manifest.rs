@@ -839,3 +839,34 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "unit_tests": unit_tests,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_checksum_is_dbts() {
+        // dbt-core 1.11's checksum of dbt_project_evaluator's dim_model_7:
+        // a table with one `int` column `id` under a not_null constraint
+        let mut n = Node::new(ResourceType::Model, "p", "dim_model_7", "models/dim_model_7.sql");
+        n.config.insert("materialized".into(), json!("table"));
+        let not_null =
+            json!({"type": "not_null", "name": null, "expression": null, "warn_unenforced": true, "warn_unsupported": true, "to": null, "to_columns": []});
+        let column = crate::project::nodes::Column { name: "id".into(), data_type: Some("int".into()), constraints: vec![not_null], ..Default::default() };
+        n.columns.insert("id".into(), column);
+        assert_eq!(contract_checksum(&n), "3e1618b3bf71f9b2f1c1ce987203cbaaf4a9cd275f139b108bbe6745bc135b95");
+        assert_eq!(py(&json!("it's")), "\"it's\"");
+        assert_eq!(py(&json!(["a", null, true])), "['a', None, True]");
+    }
+
+    #[test]
+    fn static_parser_reads_only_literal_calls() {
+        assert!(statically_parsed("-- {{ source('a', 'b') }}\nselect * from {{ ref('x') }} {{ config(materialized='table') }}"));
+        assert!(!statically_parsed("select {{ dbt_utils.star(ref('x')) }}"));
+        assert!(!statically_parsed("{% if execute %}select 1{% endif %}"));
+        assert_eq!(version_json("2"), json!(2));
+        assert_eq!(version_json("1.5"), json!(1.5));
+        assert_eq!(version_json("v2"), json!("v2"));
+        assert_eq!(deprecation_date(&json!("2024-01-01")), json!("2024-01-01T00:00:00+00:00"));
+    }
+}

@@ -208,6 +208,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cuts_blocks_as_dbts_lexer_and_skips_comments() {
+        // dbt's extract_toplevel_blocks on a stripped file: a `{%-` takes the
+        // whitespace before it (not the previous block's), a `-%}` the whitespace after
+        let text = "\n\n{%- macro a() -%}\nx\n{%- endmacro -%}\n\n{%- macro b() %}y{% endmacro %}\n{# {% macro c() %}{% endmacro %} #}\n  {%- macro d() -%}z{%- endmacro -%}\n\n";
+        let blocks = find_blocks(text, &["macro"]).unwrap();
+        assert_eq!(blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["a", "b", "d"]);
+        let mut floor = 0;
+        let cut: Vec<&str> = blocks
+            .iter()
+            .map(|b| {
+                let (s, e) = b.dbt_span(text, floor);
+                floor = e;
+                &text[s..e]
+            })
+            .collect();
+        assert_eq!(cut, ["{%- macro a() -%}\nx\n{%- endmacro -%}\n\n", "{%- macro b() %}y{% endmacro %}", "\n  {%- macro d() -%}z{%- endmacro -%}"]);
+    }
+
+    #[test]
     fn finds_macros_with_args_and_lines() {
         let text = "-- x\n{% macro a(x, y=1, z='a,b') %}A{% endmacro %}\n\n{%- test t(model, column_name) -%}\nselect 1\n{%- endtest %}";
         let blocks = find_blocks(text, &["macro", "test"]).unwrap();

@@ -221,6 +221,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn config_keys_in_dbts_order() {
+        // CONFIG_ARGS' order first (top-level or under `config:`), then the rest
+        let e =
+            parse_entry(&json!({"unique": {"config": {"error_if": "=0", "meta": {"a": 1}, "warn_if": "<4", "where": "x > 1"}, "severity": "warn"}})).unwrap();
+        assert_eq!(e.config.keys().collect::<Vec<_>>(), ["severity", "where", "warn_if", "error_if", "meta"]);
+    }
+
+    #[test]
     fn names_and_hashes_match_dbt() {
         // From dbt-core 1.11's manifest for tests/fixtures/projects/jaffle.
         let mut args = Map::new();
