@@ -78,6 +78,17 @@ const MODEL_CONFIG: &[(&str, &str)] = &[
 /// `SeedConfig`'s own keys, after the model's up to `concurrent_batches`.
 const SEED_CONFIG: &[(&str, &str)] = &[("delimiter", "\",\""), ("quote_columns", "null")];
 
+/// `SnapshotConfig`'s own keys, after the model's up to `concurrent_batches`.
+const SNAPSHOT_CONFIG: &[(&str, &str)] = &[
+    ("strategy", "null"),
+    ("target_schema", "null"),
+    ("target_database", "null"),
+    ("updated_at", "null"),
+    ("check_cols", "null"),
+    ("snapshot_meta_column_names", r#"{"dbt_valid_to": null, "dbt_valid_from": null, "dbt_scd_id": null, "dbt_updated_at": null, "dbt_is_deleted": null}"#),
+    ("dbt_valid_to_current", "null"),
+];
+
 /// `TestConfig`.
 const TEST_CONFIG: &[(&str, &str)] = &[
     ("enabled", "true"),
@@ -100,7 +111,7 @@ const TEST_CONFIG: &[(&str, &str)] = &[
 ];
 
 /// The defaults dbt writes for a node of this type (models, seeds, data
-/// tests, analyses); `None` where dp keeps the set configs only (snapshots).
+/// tests, analyses, snapshots); `None` for the others.
 /// Built once per type.
 fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     use std::sync::LazyLock;
@@ -112,9 +123,15 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| build(TEST_CONFIG.iter().collect()));
     // an analysis' `NodeConfig`: the model's keys up to `concurrent_batches`
     static ANALYSIS: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").collect()));
+    static SNAPSHOT: LazyLock<Map<String, Value>> = LazyLock::new(|| {
+        let mut m = build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").chain(SNAPSHOT_CONFIG).collect());
+        m.insert("materialized".into(), json!("snapshot"));
+        m
+    });
     match rt {
         ResourceType::Model => Some(&MODEL),
         ResourceType::Analysis => Some(&ANALYSIS),
+        ResourceType::Snapshot => Some(&SNAPSHOT),
         ResourceType::Seed => Some(&SEED),
         ResourceType::Test => Some(&TEST),
         _ => None,
@@ -146,7 +163,7 @@ fn config(n: &Node, from_macro: Option<&Map<String, Value>>) -> Value {
     let mut c = defaults.clone();
     for (k, v) in set {
         match (c.get_mut(&k), v) {
-            (Some(Value::Object(d)), Value::Object(o)) if k == "docs" || k == "contract" => d.extend(o),
+            (Some(Value::Object(d)), Value::Object(o)) if matches!(k.as_str(), "docs" | "contract" | "snapshot_meta_column_names") => d.extend(o),
             (Some(slot), v) => *slot = v,
             (None, v) => {
                 c.insert(k, v);
@@ -857,6 +874,17 @@ mod tests {
         assert_eq!(contract_checksum(&n), "3e1618b3bf71f9b2f1c1ce987203cbaaf4a9cd275f139b108bbe6745bc135b95");
         assert_eq!(py(&json!("it's")), "\"it's\"");
         assert_eq!(py(&json!(["a", null, true])), "['a', None, True]");
+    }
+
+    #[test]
+    fn snapshot_config_has_dbts_defaults() {
+        // SnapshotConfig(strategy='timestamp', unique_key='id', updated_at='u').to_dict(omit_none=False), dbt-core 1.11
+        let want = r#"{"enabled":true,"alias":null,"schema":null,"database":null,"tags":[],"meta":{},"group":null,"static_analysis":null,"materialized":"snapshot","incremental_strategy":null,"batch_size":null,"lookback":1,"begin":null,"persist_docs":{},"post-hook":[],"pre-hook":[],"quoting":{},"column_types":{},"full_refresh":null,"unique_key":"id","on_schema_change":"ignore","on_configuration_change":"apply","grants":{},"packages":[],"docs":{"show":true,"node_color":null},"contract":{"enforced":false,"alias_types":true},"event_time":null,"concurrent_batches":null,"strategy":"timestamp","target_schema":null,"target_database":null,"updated_at":"u","check_cols":null,"snapshot_meta_column_names":{"dbt_valid_to":null,"dbt_valid_from":null,"dbt_scd_id":null,"dbt_updated_at":null,"dbt_is_deleted":null},"dbt_valid_to_current":null}"#;
+        let mut n = Node::new(ResourceType::Snapshot, "p", "s", "snapshots/s.sql");
+        for (k, v) in [("strategy", "timestamp"), ("unique_key", "id"), ("updated_at", "u")] {
+            n.config.insert(k.into(), json!(v));
+        }
+        assert_eq!(config(&n, None).to_string(), want);
     }
 
     #[test]
