@@ -178,6 +178,12 @@ impl<'p> MacroDeps<'p> {
         out
     }
 
+    /// The macro a generic test calls (`macro.dbt_utils.test_equality`).
+    pub fn test_macro(&self, n: &Node) -> Option<String> {
+        let t = n.test_metadata.as_ref()?;
+        self.get_macro(&n.package_name, &format!("test_{}", t.name))
+    }
+
     fn resolve_in_node(&self, package: &str, callee: Callee<'_>) -> Option<String> {
         match callee {
             Callee::Name(name) => self.node_name(package, name),

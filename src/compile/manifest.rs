@@ -30,11 +30,10 @@ fn hooks(v: Option<&Value>) -> Value {
     Value::Array(
         items
             .into_iter()
-            .enumerate()
-            .map(|(i, h)| match h {
+            .map(|h| match h {
                 Value::Object(o) => Value::Object(o),
-                Value::String(s) => json!({"sql": s, "transaction": true, "index": i}),
-                other => json!({"sql": other.to_string(), "transaction": true, "index": i}),
+                Value::String(s) => json!({"sql": s, "transaction": true, "index": null}),
+                other => json!({"sql": other.to_string(), "transaction": true, "index": null}),
             })
             .collect(),
     )
@@ -79,6 +78,17 @@ const MODEL_CONFIG: &[(&str, &str)] = &[
 /// `SeedConfig`'s own keys, after the model's up to `concurrent_batches`.
 const SEED_CONFIG: &[(&str, &str)] = &[("delimiter", "\",\""), ("quote_columns", "null")];
 
+/// `SnapshotConfig`'s own keys, after the model's up to `concurrent_batches`.
+const SNAPSHOT_CONFIG: &[(&str, &str)] = &[
+    ("strategy", "null"),
+    ("target_schema", "null"),
+    ("target_database", "null"),
+    ("updated_at", "null"),
+    ("check_cols", "null"),
+    ("snapshot_meta_column_names", r#"{"dbt_valid_to": null, "dbt_valid_from": null, "dbt_scd_id": null, "dbt_updated_at": null, "dbt_is_deleted": null}"#),
+    ("dbt_valid_to_current", "null"),
+];
+
 /// `TestConfig`.
 const TEST_CONFIG: &[(&str, &str)] = &[
     ("enabled", "true"),
@@ -101,7 +111,7 @@ const TEST_CONFIG: &[(&str, &str)] = &[
 ];
 
 /// The defaults dbt writes for a node of this type (models, seeds, data
-/// tests); `None` where dp keeps the set configs only (snapshots, analyses).
+/// tests, analyses, snapshots); `None` for the others.
 /// Built once per type.
 fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     use std::sync::LazyLock;
@@ -111,8 +121,17 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
     static MODEL: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().collect()));
     static SEED: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").chain(SEED_CONFIG).collect()));
     static TEST: LazyLock<Map<String, Value>> = LazyLock::new(|| build(TEST_CONFIG.iter().collect()));
+    // an analysis' `NodeConfig`: the model's keys up to `concurrent_batches`
+    static ANALYSIS: LazyLock<Map<String, Value>> = LazyLock::new(|| build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").collect()));
+    static SNAPSHOT: LazyLock<Map<String, Value>> = LazyLock::new(|| {
+        let mut m = build(MODEL_CONFIG.iter().take_while(|(k, _)| *k != "access").chain(SNAPSHOT_CONFIG).collect());
+        m.insert("materialized".into(), json!("snapshot"));
+        m
+    });
     match rt {
         ResourceType::Model => Some(&MODEL),
+        ResourceType::Analysis => Some(&ANALYSIS),
+        ResourceType::Snapshot => Some(&SNAPSHOT),
         ResourceType::Seed => Some(&SEED),
         ResourceType::Test => Some(&TEST),
         _ => None,
@@ -122,8 +141,15 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
 /// A node's config as dbt writes it: dbt's keys in dbt's order with their
 /// defaults, the node's values over them (`docs` and `contract` merged key
 /// by key), then the node's own keys dbt does not know, in their order.
-fn config(n: &Node) -> Value {
+fn config(n: &Node, from_macro: Option<&Map<String, Value>>) -> Value {
     let mut set = n.config.clone();
+    // a test macro's config() under the project's and YAML's, as at run time
+    let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(Value::as_array);
+    for (k, v) in from_macro.into_iter().flatten() {
+        if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
+            set.insert(k.clone(), v.clone());
+        }
+    }
     // dbt's TestConfig has no hooks
     for k in ["pre-hook", "post-hook"] {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Test) || n.config.contains_key(k) {
@@ -137,7 +163,7 @@ fn config(n: &Node) -> Value {
     let mut c = defaults.clone();
     for (k, v) in set {
         match (c.get_mut(&k), v) {
-            (Some(Value::Object(d)), Value::Object(o)) if k == "docs" || k == "contract" => d.extend(o),
+            (Some(Value::Object(d)), Value::Object(o)) if matches!(k.as_str(), "docs" | "contract" | "snapshot_meta_column_names") => d.extend(o),
             (Some(slot), v) => *slot = v,
             (None, v) => {
                 c.insert(k, v);
@@ -154,7 +180,7 @@ fn columns(n: &Node) -> Value {
             k.clone(),
             json!({"name": c.name, "description": c.description, "meta": c.meta, "data_type": c.data_type,
                    "constraints": c.constraints, "quote": c.quote, "config": {"meta": c.meta, "tags": c.tags}, "tags": c.tags,
-                   "granularity": null, "doc_blocks": []}),
+                   "granularity": c.granularity, "doc_blocks": []}),
         );
     }
     Value::Object(m)
@@ -164,13 +190,36 @@ fn columns(n: &Node) -> Value {
 /// (`models/x.sql`, not `dbt_packages/pkg/models/x.sql`). dp keeps the path
 /// from the project root internally, for reading files and for errors.
 fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
+    relative_to_package(project, &n.original_file_path)
+}
+
+/// A macro's `arguments`: those its properties file documents, else with
+/// the `validate_macro_args` flag its signature's (not for the generic
+/// tests of `<test-path>/generic/`, which dbt parses apart), else none.
+fn macro_arguments(project: &Project, m: &crate::project::nodes::Macro) -> Value {
+    let rel = relative_to_package(project, &m.path);
+    let generic =
+        project.settings.paths.tests.iter().map(String::as_str).chain(["tests"]).any(|t| rel.starts_with(&format!("{}/generic/", t.trim_end_matches('/'))));
+    match &m.patch {
+        Some((_, args)) if !args.is_empty() => json!(args),
+        _ if !generic && project.settings.flags.get("validate_macro_args").and_then(Value::as_bool) == Some(true) => {
+            Value::Array(m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect())
+        }
+        _ => json!([]),
+    }
+}
+
+/// dbt's `patch_path`: `<package of the YAML file>://<path in that package>`.
+fn patch_path(project: &Project, path: &str) -> String {
     let install = project.settings.paths.packages.trim_end_matches('/');
-    n.original_file_path
-        .strip_prefix(install)
-        .and_then(|p| p.strip_prefix('/'))
-        .and_then(|p| p.split_once('/'))
-        .map(|(_, rest)| rest)
-        .unwrap_or(&n.original_file_path)
+    let package = path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(pkg, _)| pkg);
+    format!("{}://{}", package.unwrap_or(&project.settings.project_name), relative_to_package(project, path))
+}
+
+/// A path from the project root made relative to its package's root.
+fn relative_to_package<'a>(project: &Project, path: &'a str) -> &'a str {
+    let install = project.settings.paths.packages.trim_end_matches('/');
+    path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(_, rest)| rest).unwrap_or(path)
 }
 
 /// What a node's manifest entry needs beyond the node: the parse-time
@@ -178,12 +227,43 @@ fn package_relative<'a>(project: &Project, n: &'a Node) -> &'a str {
 pub struct Derived<'p> {
     pub deps: MacroDeps<'p>,
     primary_keys: HashMap<String, Vec<String>>,
+    /// What generic tests' macros set with `config()` at parse.
+    test_configs: HashMap<String, Map<String, Value>>,
 }
 
 impl<'p> Derived<'p> {
     pub fn new(project: &'p Project) -> Derived<'p> {
-        Derived { deps: MacroDeps::new(project), primary_keys: primary_keys(project) }
+        let deps = MacroDeps::new(project);
+        let test_configs = test_configs(project, &deps);
+        Derived { deps, primary_keys: primary_keys(project), test_configs }
     }
+}
+
+/// dbt renders every generic test but `not_null` and `unique` at parse,
+/// recording the `config()` calls its macro makes: the tests whose macro
+/// (or a macro it calls) calls `config(` are rendered so.
+fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<String, Value>> {
+    fn sets_config(project: &Project, deps: &MacroDeps, uid: &str, memo: &mut HashMap<String, bool>) -> bool {
+        if let Some(b) = memo.get(uid) {
+            return *b;
+        }
+        memo.insert(uid.to_string(), false);
+        let Some(m) = project.macros.get(uid) else { return false };
+        let calls_config = m.macro_sql.match_indices("config").any(|(i, _)| m.macro_sql[i + 6..].trim_start().starts_with('('));
+        let b = calls_config || deps.of_macro(m).iter().any(|d| sets_config(project, deps, d, memo));
+        memo.insert(uid.to_string(), b);
+        b
+    }
+    let mut memo = HashMap::new();
+    let tests: Vec<&Node> = project
+        .nodes
+        .values()
+        .chain(project.disabled.values())
+        .filter(|n| n.test_metadata.is_some())
+        .filter(|n| deps.test_macro(n).is_some_and(|m| sets_config(project, deps, &m, &mut memo)))
+        .collect();
+    use rayon::prelude::*;
+    tests.par_iter().filter_map(|n| super::parse_test_config(project, n).filter(|c| !c.is_empty()).map(|c| (n.unique_id.clone(), c))).collect()
 }
 
 /// dbt's `infer_primary_key` for every model, sorted: a column with a
@@ -259,7 +339,8 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("fqn".into(), json!(n.fqn));
     o.insert("alias".into(), json!(n.alias));
     o.insert("checksum".into(), checksum(n));
-    o.insert("config".into(), config(n));
+    let from_macro = derived.and_then(|d| d.test_configs.get(&n.unique_id));
+    o.insert("config".into(), config(n, from_macro));
     o.insert("tags".into(), json!(n.tags()));
     o.insert("description".into(), json!(n.description));
     o.insert("columns".into(), columns(n));
@@ -268,9 +349,18 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     o.insert("docs".into(), json!({"show": true, "node_color": null}));
     // a generic test has no patch of its own in dbt
     let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
-    o.insert("patch_path".into(), json!(patch.map(|p| format!("{}://{}", n.package_name, p))));
+    o.insert("patch_path".into(), json!(patch.map(|p| patch_path(project, p))));
     o.insert("build_path".into(), Value::Null);
-    o.insert("unrendered_config".into(), n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({})));
+    let mut unrendered = n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({}));
+    if let (Some(from_macro), Value::Object(u)) = (from_macro, &mut unrendered) {
+        // after the YAML entry's keys, before the project files'
+        let at = n.extra.get(crate::project::load::ENTRY_CONFIG_LEN).and_then(Value::as_u64).map_or(u.len(), |l| l as usize);
+        let mut ordered: Map<String, Value> = u.iter().take(at).map(|(k, v)| (k.clone(), v.clone())).collect();
+        ordered.extend(from_macro.iter().filter(|(k, _)| !u.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())));
+        ordered.extend(u.iter().skip(at).map(|(k, v)| (k.clone(), v.clone())));
+        *u = ordered;
+    }
+    o.insert("unrendered_config".into(), unrendered);
     o.insert("created_at".into(), json!(0.0));
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
@@ -289,16 +379,22 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     } else {
         o.insert("language".into(), json!("sql"));
         o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
-        o.insert("sources".into(), Value::Array(n.sources.iter().map(|(s, t)| json!([s, t])).collect()));
+        let mut sources: Vec<&(String, String)> = n.sources.iter().collect();
+        if n.resource_type == ResourceType::Model && statically_parsed(&n.raw_code) {
+            // dbt's static parser returns the sources as a set
+            let mut seen = BTreeSet::new();
+            sources.retain(|s| seen.insert(*s));
+        }
+        o.insert("sources".into(), Value::Array(sources.iter().map(|(s, t)| json!([s, t])).collect()));
         o.insert("metrics".into(), json!([]));
         o.insert("functions".into(), json!([]));
         o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
-        if code.is_some() {
-            o.insert("compiled_path".into(), json!(format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n))));
-        }
-        o.insert("compiled".into(), json!(code.is_some()));
+        // an uncompiled node (`dbt parse`) has a null compiled_path and no `compiled`
+        let path = code.map(|_| format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n)));
+        o.insert("compiled_path".into(), json!(path));
         if let Some(code) = code {
+            o.insert("compiled".into(), json!(true));
             o.insert("compiled_code".into(), json!(code));
             let ctes: Vec<Value> = compiled
                 .and_then(|c| c.ephemerals.get(&n.unique_id).map(|e| e.iter().map(|id| json!({"id": id, "sql": c.cte_sql.get(id)})).collect()))
@@ -308,17 +404,24 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         }
         let contract = n.config.get("contract");
         let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
-        o.insert("contract".into(), json!({"enforced": flag("enforced", false), "alias_types": flag("alias_types", true), "checksum": null}));
+        let enforced = flag("enforced", false);
+        let checksum = (enforced && n.resource_type == ResourceType::Model).then(|| contract_checksum(n));
+        o.insert("contract".into(), json!({"enforced": enforced, "alias_types": flag("alias_types", true), "checksum": checksum}));
     }
     match n.resource_type {
         ResourceType::Model => {
             o.insert("access".into(), json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
             o.insert("constraints".into(), json!([]));
-            o.insert("version".into(), json!(n.version));
-            o.insert("latest_version".into(), n.extra.get("latest_version").cloned().unwrap_or(Value::Null));
-            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").cloned().unwrap_or(Value::Null));
+            o.insert("version".into(), n.version.as_deref().map(version_json).unwrap_or(Value::Null));
+            let latest = n.extra.get("latest_version").map(|v| v.as_str().map(version_json).unwrap_or_else(|| v.clone()));
+            o.insert("latest_version".into(), latest.unwrap_or(Value::Null));
+            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").map(deprecation_date).unwrap_or(Value::Null));
             o.insert("primary_key".into(), json!(derived.and_then(|d| d.primary_keys.get(&n.unique_id)).cloned().unwrap_or_default()));
-            o.insert("time_spine".into(), n.extra.get("time_spine").cloned().unwrap_or(Value::Null));
+            let mut time_spine = n.extra.get("time_spine").cloned().unwrap_or(Value::Null);
+            if let Value::Object(t) = &mut time_spine {
+                t.entry("custom_granularities").or_insert(json!([]));
+            }
+            o.insert("time_spine".into(), time_spine);
         }
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();
@@ -326,10 +429,11 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
             o.insert(
                 "file_key_name".into(),
                 json!(n.attached_node.as_ref().map(|a| {
-                    if a.starts_with("source.") {
-                        format!("sources.{}", a.split('.').nth(2).unwrap_or(""))
-                    } else {
-                        format!("models.{}", crate::graph::short_name(a))
+                    // the properties key the test was declared under
+                    match a.split('.').next() {
+                        Some("source") => format!("sources.{}", a.split('.').nth(2).unwrap_or("")),
+                        Some(kind @ ("seed" | "snapshot")) => format!("{kind}s.{}", crate::graph::short_name(a)),
+                        _ => format!("models.{}", crate::graph::short_name(a)),
                     }
                 })),
             );
@@ -341,6 +445,125 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     Value::Object(o)
 }
 
+/// dbt's `build_contract_checksum` of a model whose contract is enforced:
+/// the sha256 of each column (by name) with its `data_type` and its
+/// constraints as Python prints them, then, for a table or incremental
+/// model, the materialization and the model's constraints (dp keeps none).
+fn contract_checksum(n: &Node) -> String {
+    use sha2::Digest;
+    let mut columns: Vec<_> = n.columns.values().collect();
+    columns.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut state = String::new();
+    for c in columns {
+        state.push('|');
+        state.push_str(&c.name);
+        state.push_str(c.data_type.as_deref().unwrap_or("None"));
+        state.push_str(&py_list(c.constraints.iter().map(py_constraint)));
+    }
+    let materialized = n.config.get("materialized").and_then(Value::as_str).unwrap_or("view");
+    if matches!(materialized, "table" | "incremental") {
+        state.push_str(materialized);
+        state.push_str("[]");
+    }
+    sha2::Sha256::digest(state.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A column constraint as Python prints dbt's `ColumnLevelConstraint`.
+fn py_constraint(c: &Value) -> String {
+    let field = |k: &str| c.get(k).unwrap_or(&Value::Null);
+    let kind = field("type").as_str().unwrap_or_default();
+    let bool_or_true = |k: &str| py(field(k).as_bool().map(Value::Bool).as_ref().unwrap_or(&Value::Bool(true)));
+    let to_columns = match field("to_columns") {
+        Value::Null => "[]".to_string(),
+        v => py(v),
+    };
+    format!(
+        "ColumnLevelConstraint(type=<ConstraintType.{kind}: {}>, name={}, expression={}, warn_unenforced={}, warn_unsupported={}, to={}, to_columns={to_columns})",
+        py(&json!(kind)),
+        py(field("name")),
+        py(field("expression")),
+        bool_or_true("warn_unenforced"),
+        bool_or_true("warn_unsupported"),
+        py(field("to")),
+    )
+}
+
+fn py_list(items: impl Iterator<Item = String>) -> String {
+    format!("[{}]", items.collect::<Vec<_>>().join(", "))
+}
+
+/// A JSON value as Python's `repr` prints it.
+fn py(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+            let mut out = String::from(q);
+            for ch in s.chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == q => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+            out
+        }
+        Value::Array(a) => py_list(a.iter().map(py)),
+        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py(&json!(k)), py(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// A model version as dbt writes it: YAML's `v: 2` a number (dp keeps
+/// versions as text; a quoted `v: "2"` is written as a number too).
+fn version_json(v: &str) -> Value {
+    let plain = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') && !v.starts_with('.') && !v.ends_with('.');
+    match (plain, v.parse::<i64>(), v.parse::<f64>()) {
+        (true, Ok(i), _) => json!(i),
+        (true, _, Ok(f)) => json!(f),
+        _ => json!(v),
+    }
+}
+
+/// A `deprecation_date` as dbt writes it: a datetime in ISO format, a
+/// date alone at midnight UTC.
+fn deprecation_date(v: &Value) -> Value {
+    match v.as_str() {
+        Some(d) if d.len() == 10 => json!(format!("{d}T00:00:00+00:00")),
+        Some(d) if d.len() == 19 => json!(format!("{}T{}+00:00", &d[..10], &d[11..])),
+        _ => v.clone(),
+    }
+}
+
+/// Whether dbt's static parser (dbt-extractor) reads a model without
+/// rendering it: its only Jinja is `{{ ref(...) }}`, `{{ source(...) }}` and
+/// `{{ config(...) }}` calls with literal arguments, and comments.
+fn statically_parsed(raw: &str) -> bool {
+    if raw.contains("{%") {
+        return false;
+    }
+    let mut rest = raw;
+    while let Some(i) = rest.find("{{") {
+        let Some(j) = rest[i..].find("}}") else { return false };
+        let expr = rest[i + 2..i + j].trim_matches(|c: char| c.is_whitespace() || c == '-');
+        let call = ["ref(", "source(", "config("].iter().find_map(|f| expr.strip_prefix(f));
+        match call.and_then(|a| a.strip_suffix(')')) {
+            Some(args) if !args.contains('(') => {}
+            _ => return false,
+        }
+        rest = &rest[i + j + 2..];
+    }
+    true
+}
+
 /// A source's freshness in dbt's shape: every key present, unset ones null.
 fn freshness_json(f: Option<&Value>) -> Value {
     let after = |k: &str| {
@@ -350,12 +573,24 @@ fn freshness_json(f: Option<&Value>) -> Value {
     json!({"warn_after": after("warn_after"), "error_after": after("error_after"), "filter": f.and_then(|f| f.get("filter")).cloned().unwrap_or(Value::Null)})
 }
 
-fn source_json(n: &Node) -> Value {
+fn source_json(project: &Project, n: &Node) -> Value {
     let s = n.source.as_ref().unwrap();
-    let freshness = freshness_json(s.freshness.as_ref());
+    // an explicit `freshness: null` is written null
+    let off = n.extra.get("freshness").is_some_and(Value::is_null);
+    let freshness = if off { Value::Null } else { freshness_json(s.freshness.as_ref()) };
+    // dbt's unrendered config of a source table: its freshness when set, then the same keys always
+    let mut unrendered = Map::new();
+    if s.freshness.is_some() || off {
+        unrendered.insert("freshness".into(), freshness.clone());
+    }
+    unrendered.insert("loaded_at_field".into(), json!(s.loaded_at_field));
+    unrendered.insert("loaded_at_query".into(), Value::Null);
+    unrendered.insert("meta".into(), json!(s.meta));
+    unrendered.insert("tags".into(), json!(n.tags()));
+    let file = relative_to_package(project, &n.original_file_path);
     json!({
         "database": n.database, "schema": n.schema, "name": n.name, "resource_type": "source",
-        "package_name": n.package_name, "path": n.path, "original_file_path": n.original_file_path,
+        "package_name": n.package_name, "path": file, "original_file_path": file,
         "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
         "source_description": s.source_description, "loader": "", "identifier": s.identifier,
         "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
@@ -364,9 +599,9 @@ fn source_json(n: &Node) -> Value {
         "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
         "tags": n.tags(),
         "config": {"enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "meta": s.meta, "tags": n.tags(), "static_analysis": null},
-        "patch_path": null, "unrendered_config": {},
+        "patch_path": null, "unrendered_config": unrendered,
         "relation_name": n.relation_name(), "created_at": 0.0,
-        "unrendered_database": null, "unrendered_schema": null, "doc_blocks": [],
+        "unrendered_database": n.extra.get("unrendered_database"), "unrendered_schema": n.extra.get("unrendered_schema"), "doc_blocks": [],
     })
 }
 
@@ -375,7 +610,7 @@ fn source_json(n: &Node) -> Value {
 /// and saved queries, which the manifest keeps elsewhere.
 pub fn resource_json(project: &Project, n: &Node, derived: &Derived) -> Option<Value> {
     match n.resource_type {
-        ResourceType::Source => Some(source_json(n)),
+        ResourceType::Source => Some(source_json(project, n)),
         ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery => None,
         _ => Some(node_json(project, n, None, Some(derived))),
     }
@@ -490,7 +725,7 @@ fn resources(project: &Project) -> (Map<String, Value>, Map<String, Value>, Map<
     for (uid, n) in &project.nodes {
         match n.resource_type {
             ResourceType::Source => {
-                sources.insert(uid.clone(), source_json(n));
+                sources.insert(uid.clone(), source_json(project, n));
             }
             ResourceType::Exposure => {
                 let e = &n.extra;
@@ -570,11 +805,13 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         macros.insert(
             uid.clone(),
             json!({
-                "name": m.name, "resource_type": "macro", "package_name": m.package_name, "path": m.path,
-                "original_file_path": m.original_file_path, "unique_id": uid, "macro_sql": m.macro_sql,
+                "name": m.name, "resource_type": "macro", "package_name": m.package_name,
+                "path": relative_to_package(project, &m.path), "original_file_path": relative_to_package(project, &m.original_file_path),
+                "unique_id": uid, "macro_sql": m.macro_sql,
                 "depends_on": {"macros": deps.of_macro(m)}, "description": m.description, "meta": {},
-                "docs": {"show": true, "node_color": null}, "patch_path": null,
-                "arguments": m.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>(),
+                "docs": {"show": true, "node_color": null}, "config": {"meta": {}, "docs": {"show": true, "node_color": null}},
+                "patch_path": m.patch.as_ref().map(|(file, _)| patch_path(project, file)),
+                "arguments": macro_arguments(project, m),
                 "created_at": 0.0, "supported_languages": null,
             }),
         );
@@ -589,7 +826,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     }
     let mut disabled = Map::new();
     for (uid, n) in &project.disabled {
-        let v = if n.resource_type == ResourceType::Source { source_json(n) } else { node_json(project, n, None, Some(derived)) };
+        let v = if n.resource_type == ResourceType::Source { source_json(project, n) } else { node_json(project, n, None, Some(derived)) };
         disabled.insert(uid.clone(), json!([v]));
     }
     let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);
@@ -618,4 +855,46 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "semantic_models": {},
         "unit_tests": unit_tests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_checksum_is_dbts() {
+        // dbt-core 1.11's checksum of dbt_project_evaluator's dim_model_7:
+        // a table with one `int` column `id` under a not_null constraint
+        let mut n = Node::new(ResourceType::Model, "p", "dim_model_7", "models/dim_model_7.sql");
+        n.config.insert("materialized".into(), json!("table"));
+        let not_null =
+            json!({"type": "not_null", "name": null, "expression": null, "warn_unenforced": true, "warn_unsupported": true, "to": null, "to_columns": []});
+        let column = crate::project::nodes::Column { name: "id".into(), data_type: Some("int".into()), constraints: vec![not_null], ..Default::default() };
+        n.columns.insert("id".into(), column);
+        assert_eq!(contract_checksum(&n), "3e1618b3bf71f9b2f1c1ce987203cbaaf4a9cd275f139b108bbe6745bc135b95");
+        assert_eq!(py(&json!("it's")), "\"it's\"");
+        assert_eq!(py(&json!(["a", null, true])), "['a', None, True]");
+    }
+
+    #[test]
+    fn snapshot_config_has_dbts_defaults() {
+        // SnapshotConfig(strategy='timestamp', unique_key='id', updated_at='u').to_dict(omit_none=False), dbt-core 1.11
+        let want = r#"{"enabled":true,"alias":null,"schema":null,"database":null,"tags":[],"meta":{},"group":null,"static_analysis":null,"materialized":"snapshot","incremental_strategy":null,"batch_size":null,"lookback":1,"begin":null,"persist_docs":{},"post-hook":[],"pre-hook":[],"quoting":{},"column_types":{},"full_refresh":null,"unique_key":"id","on_schema_change":"ignore","on_configuration_change":"apply","grants":{},"packages":[],"docs":{"show":true,"node_color":null},"contract":{"enforced":false,"alias_types":true},"event_time":null,"concurrent_batches":null,"strategy":"timestamp","target_schema":null,"target_database":null,"updated_at":"u","check_cols":null,"snapshot_meta_column_names":{"dbt_valid_to":null,"dbt_valid_from":null,"dbt_scd_id":null,"dbt_updated_at":null,"dbt_is_deleted":null},"dbt_valid_to_current":null}"#;
+        let mut n = Node::new(ResourceType::Snapshot, "p", "s", "snapshots/s.sql");
+        for (k, v) in [("strategy", "timestamp"), ("unique_key", "id"), ("updated_at", "u")] {
+            n.config.insert(k.into(), json!(v));
+        }
+        assert_eq!(config(&n, None).to_string(), want);
+    }
+
+    #[test]
+    fn static_parser_reads_only_literal_calls() {
+        assert!(statically_parsed("-- {{ source('a', 'b') }}\nselect * from {{ ref('x') }} {{ config(materialized='table') }}"));
+        assert!(!statically_parsed("select {{ dbt_utils.star(ref('x')) }}"));
+        assert!(!statically_parsed("{% if execute %}select 1{% endif %}"));
+        assert_eq!(version_json("2"), json!(2));
+        assert_eq!(version_json("1.5"), json!(1.5));
+        assert_eq!(version_json("v2"), json!("v2"));
+        assert_eq!(deprecation_date(&json!("2024-01-01")), json!("2024-01-01T00:00:00+00:00"));
+    }
 }

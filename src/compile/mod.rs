@@ -458,7 +458,37 @@ fn render_one(
     batch: Option<&microbatch::BatchCtx>,
 ) -> Result<RenderedNode, CompileError> {
     let rctx = render_ctx(n, resolver.clone(), incremental, batch);
-    let sql = match &n.test_metadata {
+    let sql = render_code(project, n, &rctx)?;
+    let captured = rctx.take_captured();
+    let mut ephemerals = vec![];
+    for r in &captured.refs {
+        if let Some(uid) = resolver.pick(&n.unique_id, r)
+            && resolver.relations[uid].1
+            && !ephemerals.contains(uid)
+        {
+            ephemerals.push(uid.clone());
+        }
+    }
+    Ok((sql, ephemerals, captured.queried, captured.config))
+}
+
+/// What a generic test's macro sets with `config()` when dbt parses the
+/// test (`execute` false: `dbt_utils.equality`'s `fail_calc`), for the
+/// parse manifest; `None` when the render fails (dbt's parse would stop).
+pub fn parse_test_config(project: &Project, n: &Node) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let mut rctx = RenderCtx::new(&n.unique_id, &n.package_name, Phase::Parse);
+    rctx.config = n.config.clone();
+    rctx.this = minijinja::Value::from_object(Relation::new(&n.database, &n.schema, &n.alias));
+    rctx.model = model_value(n);
+    let rctx = Arc::new(rctx);
+    render_code(project, n, &rctx).ok()?;
+    Some(rctx.take_captured().config)
+}
+
+/// Renders a node's code in `rctx`: a generic test's macro called with its
+/// rendered kwargs, any other node's own Jinja.
+fn render_code(project: &Project, n: &Node, rctx: &Arc<RenderCtx>) -> Result<String, CompileError> {
+    Ok(match &n.test_metadata {
         Some(tm) => {
             // Generic test: call its macro with the rendered kwargs.
             let mut args: Vec<(String, minijinja::Value)> = vec![];
@@ -488,7 +518,7 @@ fn render_one(
                     // Jinja renders natively, in lists and dicts too; those
                     // may be mutated by the test macro (`pruned_cols.append(...)`).
                     other => {
-                        let v = render_nested(project, &n.original_file_path, other, &rctx)?;
+                        let v = render_nested(project, &n.original_file_path, other, rctx)?;
                         crate::jinja::objects::make_mutable(v.clone()).unwrap_or(v)
                     }
                 };
@@ -505,18 +535,7 @@ fn render_one(
             project.jinja.render_str(n.patch_path.as_deref().unwrap_or(&n.original_file_path), &src, Some(rctx.clone()), &extra_ref)?
         }
         None => project.jinja.render_node(&n.original_file_path, &n.raw_code, rctx.clone())?,
-    };
-    let captured = rctx.take_captured();
-    let mut ephemerals = vec![];
-    for r in &captured.refs {
-        if let Some(uid) = resolver.pick(&n.unique_id, r)
-            && resolver.relations[uid].1
-            && !ephemerals.contains(uid)
-        {
-            ephemerals.push(uid.clone());
-        }
-    }
-    Ok((sql, ephemerals, captured.queried, captured.config))
+    })
 }
 
 /// Compiles one ad-hoc node (e.g. `dp show --inline`), ephemerals inlined.

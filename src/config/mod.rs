@@ -145,6 +145,8 @@ pub struct Settings {
     pub dispatch: Vec<Dispatch>,
     /// `require-dbt-version` ranges of the project (checked when it loads).
     pub require_dbt_version: Vec<String>,
+    /// dbt_project.yml's `flags:` (behaviour flags such as `validate_macro_args`).
+    pub flags: IndexMap<String, JsonValue>,
 }
 
 /// Options that come from the command line.
@@ -282,6 +284,8 @@ struct DbtProjectYml {
     dispatch: Vec<Dispatch>,
     #[serde(rename = "require-dbt-version")]
     require_dbt_version: Option<StringOrList>,
+    #[serde(default)]
+    flags: IndexMap<String, JsonValue>,
 }
 
 /// An installed package's own `dbt_project.yml`: its name, where its files
@@ -550,6 +554,7 @@ impl Settings {
             on_run_end,
             dispatch: dbt.dispatch,
             require_dbt_version: dbt.require_dbt_version.map(StringOrList::into_vec).unwrap_or_default(),
+            flags: dbt.flags,
         })
     }
 

@@ -48,9 +48,6 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
     let mut updates: Vec<(String, Vec<String>)> = vec![];
     for (uid, n) in &project.nodes {
         let mut deps: Vec<String> = vec![];
-        for r in &n.refs {
-            deps.push(resolve_ref(n, r, &refable, &disabled_names)?);
-        }
         for (s, t) in &n.sources {
             match sources.get(&(s.clone(), t.clone())) {
                 Some(id) => deps.push(id.clone()),
@@ -63,6 +60,10 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
                     return Err(GraphError::Missing { file, line, what: "source", name: format!("{s}.{t}"), hint });
                 }
             }
+        }
+        // after the sources, as dbt's `process_sources` runs before `process_refs`
+        for r in &n.refs {
+            deps.push(resolve_ref(n, r, &refable, &disabled_names)?);
         }
         // Exposures and tests may name the same parent twice.
         let mut seen = IndexSet::new();

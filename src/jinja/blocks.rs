@@ -14,6 +14,26 @@ pub struct Block {
     pub body: String,
     /// 1-based line of the opening tag.
     pub line: usize,
+    /// Byte offsets of `full` in the file.
+    pub span: (usize, usize),
+}
+
+impl Block {
+    /// Where dbt's block lexer cuts the block from the file (dbt's
+    /// `macro_sql`): with the whitespace before a `{%-` opening tag (from
+    /// `floor` on: the end of the previous block) and after a `-%}` closing
+    /// tag, within the file stripped of surrounding whitespace.
+    pub fn dbt_span(&self, file: &str, floor: usize) -> (usize, usize) {
+        let (first, last) = (file.len() - file.trim_start().len(), file.trim_end().len());
+        let (mut start, mut end) = self.span;
+        if file[start..].starts_with("{%-") {
+            start = first.max(floor).max(file[..start].trim_end().len()).min(start);
+        }
+        if file[..end].ends_with("-%}") {
+            end = last.min(file.len() - file[end..].trim_start().len()).max(end);
+        }
+        (start, end)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -31,6 +51,16 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
     let mut pos = 0;
     while let Some(rel) = text[pos..].find("{%") {
         let start = pos + rel;
+        // a `{# comment #}` before the tag hides what it holds (dbt's lexer skips it)
+        if let Some(c) = text[pos..start].find("{#") {
+            match text[pos + c + 2..].find("#}") {
+                Some(end) => {
+                    pos = pos + c + 2 + end + 2;
+                    continue;
+                }
+                None => return Err(BlockError { line: line_of(text, pos + c), message: "unclosed '{#' comment".into() }),
+            }
+        }
         let Some(tag_end_rel) = text[start..].find("%}") else {
             return Err(BlockError { line: line_of(text, start), message: "unclosed '{%' tag".into() });
         };
@@ -78,6 +108,7 @@ pub fn find_blocks(text: &str, kinds: &[&str]) -> Result<Vec<Block>, BlockError>
             full: text[start..end_after].to_string(),
             body: text[tag_end..end_start].to_string(),
             line: line_of(text, start),
+            span: (start, end_after),
         });
         pos = end_after;
     }
@@ -175,6 +206,25 @@ pub fn line_of(text: &str, byte: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_blocks_as_dbts_lexer_and_skips_comments() {
+        // dbt's extract_toplevel_blocks on a stripped file: a `{%-` takes the
+        // whitespace before it (not the previous block's), a `-%}` the whitespace after
+        let text = "\n\n{%- macro a() -%}\nx\n{%- endmacro -%}\n\n{%- macro b() %}y{% endmacro %}\n{# {% macro c() %}{% endmacro %} #}\n  {%- macro d() -%}z{%- endmacro -%}\n\n";
+        let blocks = find_blocks(text, &["macro"]).unwrap();
+        assert_eq!(blocks.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["a", "b", "d"]);
+        let mut floor = 0;
+        let cut: Vec<&str> = blocks
+            .iter()
+            .map(|b| {
+                let (s, e) = b.dbt_span(text, floor);
+                floor = e;
+                &text[s..e]
+            })
+            .collect();
+        assert_eq!(cut, ["{%- macro a() -%}\nx\n{%- endmacro -%}\n\n", "{%- macro b() %}y{% endmacro %}", "\n  {%- macro d() -%}z{%- endmacro -%}"]);
+    }
 
     #[test]
     fn finds_macros_with_args_and_lines() {

@@ -390,10 +390,8 @@ fn ref_fn(state: &State, args: Rest<Value>) -> Result<Value, Error> {
             Ok(Value::from_object(rel))
         }
         _ => {
-            let mut cap = rctx.captured.lock().unwrap();
-            if !cap.refs.contains(&call) {
-                cap.refs.push(call.clone());
-            }
+            // dbt's parse records every call, repeats too (`refs` in the manifest)
+            rctx.captured.lock().unwrap().refs.push(call.clone());
             Ok(Value::from_object(Relation::new("", "", &call.name)))
         }
     }
@@ -409,11 +407,7 @@ fn source_fn(state: &State, source: String, table: String) -> Result<Value, Erro
             Ok(Value::from_object(rel))
         }
         _ => {
-            let mut cap = rctx.captured.lock().unwrap();
-            let pair = (source.clone(), table.clone());
-            if !cap.sources.contains(&pair) {
-                cap.sources.push(pair);
-            }
+            rctx.captured.lock().unwrap().sources.push((source.clone(), table.clone()));
             Ok(Value::from_object(Relation::new("", &source, &table)))
         }
     }

@@ -148,6 +148,9 @@ pub struct Captured {
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// The `config()` calls' values as given (a hook string stays a
+    /// string), the last call's winning: dbt's `unrendered_config`.
+    pub config_as_called: serde_json::Map<String, serde_json::Value>,
     /// Whether the render asked the warehouse anything (`run_query`,
     /// `statement`, `adapter.get_columns_in_relation`, ...): its SQL then
     /// depends on the warehouse's state and is compiled again just before
@@ -252,6 +255,7 @@ impl Object for ConfigObj {
             let json = serde_json::to_value(v).map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("config({k}=...): value cannot be stored: {e}")))?;
             let mut one = serde_json::Map::new();
             one.insert(k.to_string(), json);
+            crate::config::update_config(&mut cap.config_as_called, &one);
             crate::config::merge_config(&mut cap.config, &one);
             Ok(())
         };

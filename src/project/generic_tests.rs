@@ -71,7 +71,7 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
         None => (None, full_name.clone()),
     };
     let mut args = Map::new();
-    let mut config = Map::new();
+    let (mut config, mut legacy) = (Map::new(), Map::new());
     let mut custom_name = None;
     let mut description = None;
     let mut under_arguments = vec![];
@@ -95,13 +95,30 @@ pub fn parse_entry(v: &Value) -> Result<TestEntry, String> {
             "name" => custom_name = v.as_str().map(String::from),
             "description" => description = v.as_str().map(String::from),
             k if CONFIG_ARGS.contains(&k) => {
-                config.insert(k.to_string(), v);
+                legacy.insert(k.to_string(), v);
             }
             _ => {
                 args.insert(k, v);
             }
         }
     }
+    // dbt's order (TestBuilder): the config keys it knows in CONFIG_ARGS'
+    // order (a top-level one unless falsy, else the `config:` one), then
+    // the other `config:` keys in theirs
+    let truthy =
+        |v: &Value| !matches!(v, Value::Null | Value::Bool(false)) && v != "" && v != 0 && v != &Value::Array(vec![]) && v != &Value::Object(Map::new());
+    let mut ordered = Map::new();
+    for k in CONFIG_ARGS {
+        let v = match legacy.remove(*k) {
+            Some(v) if truthy(&v) => Some(v),
+            top => config.remove(*k).or(top),
+        };
+        if let Some(v) = v.filter(|v| !v.is_null()) {
+            ordered.insert(k.to_string(), v);
+        }
+    }
+    ordered.extend(config);
+    let config = ordered;
     Ok(TestEntry { name, namespace, args, under_arguments, config, custom_name, description })
 }
 
@@ -202,6 +219,14 @@ pub fn py_repr_str(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn config_keys_in_dbts_order() {
+        // CONFIG_ARGS' order first (top-level or under `config:`), then the rest
+        let e =
+            parse_entry(&json!({"unique": {"config": {"error_if": "=0", "meta": {"a": 1}, "warn_if": "<4", "where": "x > 1"}, "severity": "warn"}})).unwrap();
+        assert_eq!(e.config.keys().collect::<Vec<_>>(), ["severity", "where", "warn_if", "error_if", "meta"]);
+    }
 
     #[test]
     fn names_and_hashes_match_dbt() {

@@ -131,6 +131,9 @@ pub struct Column {
     pub quote: Option<bool>,
     /// As dbt writes them: every field present (`name`, `expression`, ...).
     pub constraints: Vec<Value>,
+    /// A time spine column's granularity (`day`, ...).
+    #[serde(default)]
+    pub granularity: Option<String>,
 }
 
 /// What a generic test was generated from.
@@ -283,6 +286,10 @@ pub struct Macro {
     pub description: String,
     /// 1-based line of the `{% macro %}` tag in its file.
     pub line: usize,
+    /// The properties file that describes it, and the arguments it
+    /// documents (`{name, type, description}`), if any.
+    #[serde(default)]
+    pub patch: Option<(String, Vec<Value>)>,
 }
 
 /// A `{% docs name %}` block.

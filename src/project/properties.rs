@@ -117,6 +117,9 @@ pub struct ColumnDef {
     /// Column constraints (`not_null`, `unique`, `check`, ...), for contracts.
     #[serde(default)]
     pub constraints: Vec<Map<String, Value>>,
+    /// A time spine column's granularity (`day`, ...).
+    #[serde(default)]
+    pub granularity: Option<String>,
 }
 
 impl ColumnDef {
@@ -142,7 +145,8 @@ pub struct SourceDef {
     pub database: Option<String>,
     #[serde(default)]
     pub loaded_at_field: Option<String>,
-    #[serde(default)]
+    /// `Some(Null)` for an explicit `freshness: null` (it turns freshness off).
+    #[serde(default, deserialize_with = "explicit_null")]
     pub freshness: Option<Value>,
     #[serde(default)]
     pub meta: Map<String, Value>,
@@ -154,6 +158,11 @@ pub struct SourceDef {
     pub tables: Vec<SourceTableDef>,
 }
 
+/// An optional value that keeps an explicit `null` (as `Some(Null)`).
+fn explicit_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    <Value as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize, Default, Clone)]
 pub struct SourceTableDef {
     pub name: String,
@@ -163,7 +172,8 @@ pub struct SourceTableDef {
     pub identifier: Option<String>,
     #[serde(default)]
     pub loaded_at_field: Option<String>,
-    #[serde(default)]
+    /// `Some(Null)` for an explicit `freshness: null` (it turns freshness off).
+    #[serde(default, deserialize_with = "explicit_null")]
     pub freshness: Option<Value>,
     #[serde(default)]
     pub meta: Map<String, Value>,
@@ -186,4 +196,6 @@ pub struct MacroPatch {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
+    pub arguments: Vec<Value>,
 }

@@ -23,6 +23,7 @@ mod microbatch;
 mod orchestrate;
 mod packages;
 mod parity_tables;
+mod parse_manifest;
 mod partial_parse;
 mod postgres;
 mod run_operation;

@@ -64,7 +64,7 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
                 jinja.render_node(&node.original_file_path, &node.raw_code, rctx.clone())?;
                 captured = rctx.take_captured();
                 merge_config(&mut cfg, &captured.config);
-                update_config(&mut unrendered, &captured.config);
+                update_config(&mut unrendered, &captured.config_as_called);
             }
             Ok((uid.clone(), cfg, captured, unrendered))
         })

@@ -130,7 +130,8 @@ fn load_unit(
                 continue;
             }
             let (rel, dirs, name) = split_path(base, &f);
-            if dirs.first().is_some_and(|d| d == "generic") {
+            // generic tests' macros and unit tests' fixtures, as dbt skips them
+            if dirs.first().is_some_and(|d| d == "generic" || d == "fixtures") {
                 continue;
             }
             let mut n = Node::new(ResourceType::Test, &pkg, &name, &f);

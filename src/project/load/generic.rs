@@ -19,6 +19,9 @@ use crate::util::yaml::NameIndex;
 /// The config keys a generic test's project file or YAML set (kept in
 /// `Node::extra`): the test macro's own `config()` does not override them.
 pub const EXPLICIT_CONFIG: &str = "__explicit_config";
+/// How many of a generic test's `unrendered_config` keys its YAML entry
+/// set (they come first).
+pub const ENTRY_CONFIG_LEN: &str = "__entry_config_len";
 
 /// Adds the tests collected from YAML.
 pub fn add(
@@ -217,9 +220,16 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
     }
     explicit.extend(c.keys().cloned());
     merge_config(&mut cfg, &c);
-    update_config(&mut unrendered, &c);
+    // dbt lists the entry's config first (its values win), then the
+    // project files' (the manifest puts the test macro's config() between)
+    let mut entry_first = serde_json::Map::new();
+    update_config(&mut entry_first, &c);
+    n.extra.insert(ENTRY_CONFIG_LEN.into(), Value::from(entry_first.len()));
+    for (k, v) in unrendered {
+        entry_first.entry(k).or_insert(v);
+    }
     n.extra.insert(EXPLICIT_CONFIG.into(), Value::from(explicit));
-    n.extra.insert(super::UNRENDERED_CONFIG.into(), Value::Object(unrendered));
+    n.extra.insert(super::UNRENDERED_CONFIG.into(), Value::Object(entry_first));
     // dbt's raw code: the macro call, then the test's own config as a config() call
     n.raw_code = format!("{{{{ {callee}(**_dbt_generic_test_kwargs) }}}}{}", config_call(&c));
     if let Some(Value::String(s)) = cfg.get("severity") {

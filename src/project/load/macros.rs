@@ -48,7 +48,10 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, packages: &[PackageDir], w
         }
         let blocks =
             find_blocks(&text, &["macro", "test", "materialization"]).map_err(|e| LoadError::Located { file: f.clone(), line: e.line, message: e.message })?;
+        let mut floor = 0;
         for b in blocks {
+            let (start, end) = b.dbt_span(&text, floor);
+            floor = end;
             if b.kind == "materialization" {
                 warnings.push(format!("{f}:{}: custom materialization '{}' is not supported by dp and was ignored", b.line, b.name));
                 continue;
@@ -75,10 +78,11 @@ pub fn load(settings: &Settings, fs: &dyn FileSystem, packages: &[PackageDir], w
                     package_name: pkg.clone(),
                     path: path.clone(),
                     original_file_path: path,
-                    macro_sql: b.full.clone(),
+                    macro_sql: text[start..end].to_string(),
                     arguments: crate::jinja::macro_arguments(b.args.as_deref()),
                     description: String::new(),
                     line: b.line,
+                    patch: None,
                 },
             );
             macro_sources.push(ms);

@@ -43,7 +43,7 @@ use crate::jinja::{JinjaEnv, RenderError};
 
 pub use configs::UNRENDERED_CONFIG;
 pub use env::model_value;
-pub use generic::EXPLICIT_CONFIG;
+pub use generic::{ENTRY_CONFIG_LEN, EXPLICIT_CONFIG};
 
 /// An error that stops loading; each names the file (and line) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -155,10 +155,12 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     clock.lap("generic tests");
     unit::add(&settings.project_name, declared.unit_tests, declared.exposures, &jinja, &mut nodes)?;
     unit::add_saved_queries(declared.other.get("saved_queries"), &mut nodes)?;
-    let disabled = finish::split_disabled(&mut nodes);
+    let mut disabled = finish::split_disabled(&mut nodes);
     validate::configs(&nodes, fs)?;
     clock.lap("unit tests, validation");
     finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut nodes)?;
+    // dbt names disabled nodes too (the manifest's `disabled` lists them so)
+    finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut disabled)?;
     clock.lap("relation names");
     Ok(Project { settings, nodes, disabled, macros: macros.macros, docs, other: declared.other, jinja, warnings })
 }

@@ -5,7 +5,7 @@
 //! stages.
 
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::files::NodeSet;
 use super::generic::{PendingTest, TestTarget, collect_tests};
@@ -123,7 +123,17 @@ pub fn apply(
                     continue;
                 }
                 let key_type = if rt == ResourceType::Analysis { ResourceType::Analysis } else { ResourceType::Model };
-                let uid = by_name.get(&(key_type, pkg.clone(), format!("{}:", patch.name))).cloned();
+                let mut uid = by_name.get(&(key_type, pkg.clone(), format!("{}:", patch.name))).cloned();
+                // dbt patches the package's node when it is enabled, else the
+                // root project's namesake (its ref lookup's fallback)
+                if let Some(u) = &uid
+                    && pkg != settings.project_name
+                    && disabled_by_project(settings, packages, &nodes[u])
+                    && let Some(root) =
+                        by_name.get(&(key_type, settings.project_name.clone(), format!("{}:", patch.name))).filter(|r| nodes[*r].resource_type == rt)
+                {
+                    uid = Some(root.clone());
+                }
                 let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
                     warnings.push(format!(
                         "{file}:{}: {} '{}' is described here but no such {} exists",
@@ -189,12 +199,33 @@ pub fn apply(
     for (pkg, file, m) in macro_patches {
         if let Some(mac) = macros.get_mut(&format!("macro.{pkg}.{}", m.name)) {
             mac.description = m.description.unwrap_or_default();
+            // dbt's MacroArgument: name, type (null), description ("")
+            let args = m
+                .arguments
+                .iter()
+                .map(|a| json!({"name": a.get("name"), "type": a.get("type"), "description": a.get("description").cloned().unwrap_or(json!(""))}))
+                .collect();
+            mac.patch = Some((file.clone(), args));
         } else {
             warnings.push(format!("{file}: macro '{}' is described here but no such macro exists", m.name));
         }
     }
 
     Ok(Declared { tests: yaml_tests, unit_tests, exposures, other })
+}
+
+/// Whether the project files disable `n` (`+enabled: false` in the root's
+/// `dbt_project.yml`, else in its package's), as dbt knows before it reads
+/// properties files.
+fn disabled_by_project(settings: &Settings, packages: &[PackageDir], n: &Node) -> bool {
+    let root = match n.resource_type {
+        ResourceType::Seed => &settings.seeds,
+        ResourceType::Snapshot => &settings.snapshots,
+        _ => &settings.models,
+    };
+    let enabled = |tree: &crate::config::ConfigTree| tree.resolve_both(&n.fqn).0.get("enabled").and_then(Value::as_bool);
+    let own = packages.iter().find(|p| p.name == n.package_name).and_then(|p| enabled(p.tree(n.resource_type)));
+    enabled(root).or(own) == Some(false)
 }
 
 /// A dbt 1.9+ snapshot defined in YAML (`relation: ref('m')` or
@@ -272,6 +303,7 @@ pub(super) fn columns(defs: &[ColumnDef]) -> IndexMap<String, Column> {
                     tags: c.tags.clone(),
                     quote: c.quote,
                     constraints: c.constraints.iter().map(constraint).collect(),
+                    granularity: c.granularity.clone(),
                 },
             )
         })
@@ -288,6 +320,13 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     n.description = t.description.clone().unwrap_or_default();
     n.columns = columns(&t.columns);
     n.schema = src.schema.clone().unwrap_or_else(|| src.name.clone());
+    // the manifest's `unrendered_schema`/`unrendered_database`: as declared
+    // (dp renders the whole file first: Jinja in them is already rendered)
+    for (k, v) in [("unrendered_schema", &src.schema), ("unrendered_database", &src.database)] {
+        if let Some(v) = v {
+            n.extra.insert(k.into(), Value::String(v.clone()));
+        }
+    }
     // dbt: a source without `database` is in the target's database
     n.database = src.database.clone().unwrap_or_else(|| target_database.to_string());
     let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
@@ -306,6 +345,14 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
         cfg.insert("tags".into(), Value::Array(tags));
     }
     n.config = cfg;
+    // `freshness: null` (dbt writes it so in the manifest)
+    let off = match n.config.get("freshness") {
+        Some(f) => f.is_null(),
+        None => t.freshness.as_ref().or(src.freshness.as_ref()).is_some_and(Value::is_null),
+    };
+    if off {
+        n.extra.insert("freshness".into(), Value::Null);
+    }
     let mut meta = src.meta.clone();
     meta.extend(t.meta.clone());
     let ext = t.external.clone().unwrap_or_default();
@@ -332,7 +379,7 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
         freshness: match n.config.get("freshness") {
             Some(Value::Null) => None,
             Some(f) => Some(f.clone()),
-            None => t.freshness.clone().or(src.freshness.clone()),
+            None => t.freshness.clone().or(src.freshness.clone()).filter(|f| !f.is_null()),
         },
         meta,
         source_meta: src.meta.clone(),

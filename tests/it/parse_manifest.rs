@@ -1,0 +1,110 @@
+//! `dp parse`'s target/manifest.json against real dbt-core 1.11's
+//! `dbt parse` on the corpus's four integration projects, node by node
+//! (and source by source, macro by macro, dbt's own macros left out, and
+//! the disabled nodes):
+//! the same keys in dbt's order, each value equal (compared by a hash of
+//! its compact JSON: tests/fixtures/parse_manifest/<project>.json, from
+//! scripts/make_parse_manifest_goldens.sh). Left out: `database` and
+//! `relation_name` (dbt-duckdb's), `created_at` and `root_path` (the
+//! run's). The nodes and sources equal to dbt's (the macros: how many), and
+//! the keys that differ on the others, are pinned as a snapshot per project: a regression fails, an
+//! improvement shows as a snapshot change (`INSTA_UPDATE=always` to accept
+//! it). README's `dp parse` row says why the remaining nodes differ.
+
+use crate::common::*;
+use serde_json::Value;
+use sha2::Digest;
+
+/// The golden's hash of a value: sha256 of its compact JSON, 12 hex digits.
+fn digest(v: &Value) -> String {
+    let hash = sha2::Sha256::digest(serde_json::to_string(v).unwrap().as_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+fn report(project: &str, packages: &[(&str, &str)]) -> String {
+    let c = crate::corpus::corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(project);
+    crate::corpus::copy_without(&c.join(project).join("integration_tests"), &p, "");
+    for (name, from) in packages {
+        crate::corpus::copy_without(&c.join(from), &p.join("dbt_packages").join(name), "integration_tests");
+    }
+    ok(&run(&p, &["parse"]));
+    let read = |f: &std::path::Path| -> Value { serde_json::from_str(&std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()))).unwrap() };
+    let dp = read(&p.join("target/manifest.json"));
+    let golden = read(&repo().join(format!("tests/fixtures/parse_manifest/{project}.json")));
+    let mut out = String::new();
+    // the keys of a resource that differ from the golden's hashes
+    let differing = |got: &serde_json::Map<String, Value>, want: &serde_json::Map<String, Value>| -> Vec<String> {
+        let mut keys: Vec<String> = vec![];
+        if !got.keys().eq(want.keys()) {
+            keys.push("(keys)".into());
+        }
+        for (k, hash) in want {
+            if let Some(hash) = hash.as_str()
+                && got.get(k).is_none_or(|v| digest(v) != hash)
+            {
+                keys.push(k.clone());
+            }
+        }
+        keys
+    };
+    for section in ["nodes", "sources", "macros", "disabled"] {
+        let want = golden[section].as_object().unwrap();
+        let got = dp[section].as_object().unwrap();
+        let (mut equal, mut differ) = (vec![], vec![]);
+        for (uid, want) in want {
+            let keys: Vec<String> = match (got.get(uid), want) {
+                (None, _) => vec!["not in dp's manifest".into()],
+                // disabled: one entry per disabled version of the node
+                (Some(Value::Array(g)), Value::Array(w)) if g.len() == w.len() => {
+                    g.iter().zip(w).flat_map(|(g, w)| differing(g.as_object().unwrap(), w.as_object().unwrap())).collect()
+                }
+                (Some(Value::Array(g)), Value::Array(w)) => vec![format!("{} entries, dbt {}", g.len(), w.len())],
+                (Some(g), w) => differing(g.as_object().unwrap(), w.as_object().unwrap()),
+            };
+            if keys.is_empty() {
+                equal.push(uid.as_str());
+            } else {
+                differ.push(format!("{uid}: {}", keys.join(", ")));
+            }
+        }
+        let internal = |v: &Value| matches!(v["package_name"].as_str(), Some("dbt" | "dbt_duckdb"));
+        for (uid, _) in got.iter().filter(|(u, v)| !want.contains_key(*u) && !internal(v)) {
+            differ.push(format!("{uid}: not in dbt's manifest"));
+        }
+        // the macros equal to dbt's are many: counted, not listed
+        let listed = if section == "macros" { String::new() } else { format!("{}\n", equal.join("\n")) };
+        out += &format!("{project} {section}: {} of {} equal dbt's parse manifest\n{listed}differing:\n{}\n\n", equal.len(), want.len(), differ.join("\n"));
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_utils_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_utils", &[("dbt_utils", "dbt_utils")]));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_expectations_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_expectations", &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")]));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_project_evaluator_parse_manifest() {
+    let packages = [
+        ("dbt_project_evaluator", "dbt_project_evaluator"),
+        ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
+        ("dbt_utils", "dbt_utils"),
+    ];
+    insta::assert_snapshot!(report("dbt_project_evaluator", &packages));
+}
+
+#[test]
+#[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
+fn corpus_dbt_audit_helper_parse_manifest() {
+    insta::assert_snapshot!(report("dbt_audit_helper", &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")]));
+}
