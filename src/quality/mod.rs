@@ -19,6 +19,8 @@ pub mod run;
 mod scan;
 pub mod spec;
 
+use std::sync::Arc;
+
 use crate::graph::Dag;
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
@@ -238,14 +240,13 @@ pub async fn record(
     // the validation JSON and the Data Docs page are written on a blocking
     // thread while the results are appended to dp_meta
     let files = {
-        let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), run.clone());
+        let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), Arc::new(run.clone()));
         let store_results = actions.store_results;
         let update_docs = actions.update_data_docs;
-        tokio::task::spawn_blocking(move || {
-            let json = store_results.then(|| results::write_json(&dir, &run));
-            let docs = update_docs.then(|| docs::add_run(&dir.join("data_docs"), &resolved, &run));
-            (json, docs)
-        })
+        let (jdir, jrun) = (dir.clone(), run.clone());
+        let json = tokio::task::spawn_blocking(move || store_results.then(|| results::write_json(&jdir, &jrun)));
+        let docs = tokio::task::spawn_blocking(move || update_docs.then(|| docs::add_run(&dir.join("data_docs"), &resolved, &run)));
+        async move { Ok::<_, tokio::task::JoinError>((json.await?, docs.await?)) }
     };
     if actions.store_results
         && let Err(e) = results::store(engine, run).await

@@ -113,9 +113,8 @@ pub async fn store(engine: &Engine, run: &CheckpointRun) -> anyhow::Result<()> {
             Arc::new(Float64Array::from(vec![run.duration.as_secs_f64()])),
         ],
     )?;
-    append(engine, "checkpoint_runs", runs).await?;
     if run.results.is_empty() {
-        return Ok(());
+        return append(engine, "checkpoint_runs", runs).await;
     }
     let rs = &run.results;
     let s = |f: &dyn Fn(&ExpectationResult) -> String| Arc::new(StringArray::from(rs.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
@@ -157,7 +156,9 @@ pub async fn store(engine: &Engine, run: &CheckpointRun) -> anyhow::Result<()> {
             so(&|r| r.exception.clone()),
         ],
     )?;
-    append(engine, "expectation_results", results).await
+    // two tables, two independent Delta commits: at once
+    tokio::try_join!(append(engine, "checkpoint_runs", runs), append(engine, "expectation_results", results))?;
+    Ok(())
 }
 
 /// One expectation's result in GX's shape.
