@@ -1,5 +1,6 @@
-# Shared by scripts/corpus.sh, scripts/make_corpus_goldens.sh and
-# scripts/make_macro_deps_goldens.sh (sourced): where the dbt compatibility
+# Shared by scripts/corpus.sh, scripts/make_corpus_goldens.sh,
+# scripts/make_macro_deps_goldens.sh and scripts/make_parse_manifest_goldens.sh
+# (sourced): where the dbt compatibility
 # corpus is, which packages each integration project needs, how to lay out a
 # fresh copy of one, and the dbt oracle's venv.
 
@@ -55,4 +56,23 @@ corpus_copy() {
     mkdir -p "$dir/dbt_packages/$name"
     (cd "$CORPUS/${pair#*=}" && tar --exclude=./integration_tests -cf - .) | tar -xf - -C "$dir/dbt_packages/$name"
   done
+}
+
+# corpus_dbt_parse PROJECT DIR LOG: a fresh copy of PROJECT in DIR (as
+# corpus_copy) parsed by the real dbt (`dbt parse --no-partial-parse` with a
+# DuckDB profile; call dbt_venv first) into DIR/target/manifest.json; dbt's
+# output goes to LOG.
+corpus_dbt_parse() {
+  local p="$1" dir="$2" log="$3"
+  corpus_copy "$p" "$dir"
+  cat >"$dir/profiles.yml" <<PROFILE
+integration_tests:
+  target: duckdb
+  outputs:
+    duckdb:
+      type: duckdb
+      path: $dir/dp.duckdb
+      threads: 1
+PROFILE
+  (cd "$dir" && "$DBT_VENV/bin/dbt" parse --no-partial-parse --profiles-dir . >"$log" 2>&1)
 }

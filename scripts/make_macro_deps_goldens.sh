@@ -29,17 +29,7 @@ projects=("$@")
 mkdir -p "$REPO/tests/fixtures/macro_deps"
 for p in "${projects[@]}"; do
     dir="$OUT/$p"
-    corpus_copy "$p" "$dir"
-    cat >"$dir/profiles.yml" <<PROFILE
-integration_tests:
-  target: duckdb
-  outputs:
-    duckdb:
-      type: duckdb
-      path: $dir/dp.duckdb
-      threads: 1
-PROFILE
-    (cd "$dir" && "$DBT_VENV/bin/dbt" parse --no-partial-parse --profiles-dir . >"$OUT/$p.log" 2>&1)
+    corpus_dbt_parse "$p" "$dir" "$OUT/$p.log"
     "$DBT_VENV/bin/python" - "$dir/target/manifest.json" "$REPO/tests/fixtures/macro_deps/$p.json" "$REPO/src/compile/dbt_macros.txt" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))

@@ -41,16 +41,42 @@ pub(crate) fn copy_without(from: &Path, to: &Path, skip: &str) {
     }
 }
 
-/// Builds one integration project; returns "passing under dp / under
-/// dbt-duckdb" and the sorted unique ids passing under both.
-fn build(project: &str, packages: &[(&str, &str)]) -> String {
+/// The packages an integration project needs: (name under
+/// `dbt_packages/`, folder in the corpus), as `scripts/corpus_lib.sh`'s
+/// `packages_for` lists them.
+fn packages(project: &str) -> &'static [(&'static str, &'static str)] {
+    match project {
+        "dbt_utils" => &[("dbt_utils", "dbt_utils")],
+        "dbt_expectations" => &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")],
+        "dbt_audit_helper" => &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")],
+        "dbt_project_evaluator" => &[
+            ("dbt_project_evaluator", "dbt_project_evaluator"),
+            ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
+            ("dbt_utils", "dbt_utils"),
+        ],
+        _ => panic!("{project} is not a corpus project"),
+    }
+}
+
+/// A scratch copy of one integration project (the returned folder, inside
+/// the returned temporary directory) with its packages laid out as `dbt
+/// deps` would.
+pub(crate) fn lay_out(project: &str) -> (tempfile::TempDir, PathBuf) {
     let c = corpus();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(project);
     copy_without(&c.join(project).join("integration_tests"), &p, "");
-    for (name, from) in packages {
+    for (name, from) in packages(project) {
         copy_without(&c.join(from), &p.join("dbt_packages").join(name), "integration_tests");
     }
+    (dir, p)
+}
+
+/// Builds one integration project; returns "passing under dp / under
+/// dbt-duckdb" and the sorted unique ids passing under both.
+fn build(project: &str) -> String {
+    let c = corpus();
+    let (_dir, p) = lay_out(project);
     let _ = run(&p, &["build", "--threads", "1"]);
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(c.join(format!("expected/{project}_expected_status.json"))).unwrap()).unwrap();
@@ -184,28 +210,23 @@ fn table_left_out(unique_id: &str) -> bool {
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn dbt_utils_integration_tests() {
-    insta::assert_snapshot!(build("dbt_utils", &[("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(build("dbt_utils"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn dbt_expectations_integration_tests() {
-    insta::assert_snapshot!(build("dbt_expectations", &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")]));
+    insta::assert_snapshot!(build("dbt_expectations"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn dbt_audit_helper_integration_tests() {
-    insta::assert_snapshot!(build("dbt_audit_helper", &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(build("dbt_audit_helper"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn dbt_project_evaluator_integration_tests() {
-    let packages = [
-        ("dbt_project_evaluator", "dbt_project_evaluator"),
-        ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
-        ("dbt_utils", "dbt_utils"),
-    ];
-    insta::assert_snapshot!(build("dbt_project_evaluator", &packages));
+    insta::assert_snapshot!(build("dbt_project_evaluator"));
 }

@@ -150,14 +150,8 @@ fn state_modified_macros_follows_dispatch() {
     }
 }
 
-fn corpus_report(project: &str, packages: &[(&str, &str)]) -> String {
-    let c = crate::corpus::corpus();
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join(project);
-    crate::corpus::copy_without(&c.join(project).join("integration_tests"), &p, "");
-    for (name, from) in packages {
-        crate::corpus::copy_without(&c.join(from), &p.join("dbt_packages").join(name), "integration_tests");
-    }
+fn corpus_report(project: &str) -> String {
+    let (_dir, p) = crate::corpus::lay_out(project);
     ok(&run(&p, &["parse"]));
     let dp = lists(&read_json(&p.join("target/manifest.json")));
     let dbt = read_json(&repo().join(format!("tests/fixtures/macro_deps/{project}.json")));
@@ -167,30 +161,23 @@ fn corpus_report(project: &str, packages: &[(&str, &str)]) -> String {
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_utils_macro_deps() {
-    insta::assert_snapshot!(corpus_report("dbt_utils", &[("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(corpus_report("dbt_utils"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_expectations_macro_deps() {
-    insta::assert_snapshot!(corpus_report("dbt_expectations", &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")]));
+    insta::assert_snapshot!(corpus_report("dbt_expectations"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_project_evaluator_macro_deps() {
-    insta::assert_snapshot!(corpus_report(
-        "dbt_project_evaluator",
-        &[
-            ("dbt_project_evaluator", "dbt_project_evaluator"),
-            ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
-            ("dbt_utils", "dbt_utils")
-        ]
-    ));
+    insta::assert_snapshot!(corpus_report("dbt_project_evaluator"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_audit_helper_macro_deps() {
-    insta::assert_snapshot!(corpus_report("dbt_audit_helper", &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(corpus_report("dbt_audit_helper"));
 }

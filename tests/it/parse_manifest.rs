@@ -21,14 +21,8 @@ fn digest(v: &Value) -> String {
     hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-fn report(project: &str, packages: &[(&str, &str)]) -> String {
-    let c = crate::corpus::corpus();
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join(project);
-    crate::corpus::copy_without(&c.join(project).join("integration_tests"), &p, "");
-    for (name, from) in packages {
-        crate::corpus::copy_without(&c.join(from), &p.join("dbt_packages").join(name), "integration_tests");
-    }
+fn report(project: &str) -> String {
+    let (_dir, p) = crate::corpus::lay_out(project);
     ok(&run(&p, &["parse"]));
     let read = |f: &std::path::Path| -> Value { serde_json::from_str(&std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()))).unwrap() };
     let dp = read(&p.join("target/manifest.json"));
@@ -83,28 +77,23 @@ fn report(project: &str, packages: &[(&str, &str)]) -> String {
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_utils_parse_manifest() {
-    insta::assert_snapshot!(report("dbt_utils", &[("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(report("dbt_utils"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_expectations_parse_manifest() {
-    insta::assert_snapshot!(report("dbt_expectations", &[("dbt_expectations", "dbt_expectations"), ("dbt_date", "dbt_date")]));
+    insta::assert_snapshot!(report("dbt_expectations"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_project_evaluator_parse_manifest() {
-    let packages = [
-        ("dbt_project_evaluator", "dbt_project_evaluator"),
-        ("exclude_package", "dbt_project_evaluator/integration_tests/exclude_package"),
-        ("dbt_utils", "dbt_utils"),
-    ];
-    insta::assert_snapshot!(report("dbt_project_evaluator", &packages));
+    insta::assert_snapshot!(report("dbt_project_evaluator"));
 }
 
 #[test]
 #[ignore = "needs ../shared/corpus: run by scripts/test.sh"]
 fn corpus_dbt_audit_helper_parse_manifest() {
-    insta::assert_snapshot!(report("dbt_audit_helper", &[("audit_helper", "dbt_audit_helper"), ("dbt_utils", "dbt_utils")]));
+    insta::assert_snapshot!(report("dbt_audit_helper"));
 }
