@@ -65,14 +65,20 @@ corpus_copy() {
 corpus_dbt_parse() {
   local p="$1" dir="$2" log="$3"
   corpus_copy "$p" "$dir"
-  cat >"$dir/profiles.yml" <<PROFILE
+  corpus_profile "$dir" 1
+  (cd "$dir" && "$DBT_VENV/bin/dbt" parse --no-partial-parse --profiles-dir . >"$log" 2>&1)
+}
+
+# corpus_profile DIR THREADS: DIR/profiles.yml for dbt-duckdb, its database
+# file DIR/dp.duckdb (so relation names carry the database dp uses, "dp").
+corpus_profile() {
+  cat >"$1/profiles.yml" <<PROFILE
 integration_tests:
   target: duckdb
   outputs:
     duckdb:
       type: duckdb
-      path: $dir/dp.duckdb
-      threads: 1
+      path: $1/dp.duckdb
+      threads: $2
 PROFILE
-  (cd "$dir" && "$DBT_VENV/bin/dbt" parse --no-partial-parse --profiles-dir . >"$log" 2>&1)
 }

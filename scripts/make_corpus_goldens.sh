@@ -32,15 +32,7 @@ for p in "${projects[@]}"; do
   for round in 1 2; do
     dir="$OUT/$p.$round"
     corpus_copy "$p" "$dir"
-    cat >"$dir/profiles.yml" <<EOF
-integration_tests:
-  target: duckdb
-  outputs:
-    duckdb:
-      type: duckdb
-      path: $dir/dp.duckdb
-      threads: 2
-EOF
+    corpus_profile "$dir" 2
     clock=()
     [ "$round" = 2 ] && clock=(env FAKETIME=+3d LD_PRELOAD="$FAKETIME_LIB")
     (cd "$dir" && "${clock[@]}" "$DBT_VENV/bin/dbt" build --threads 2 --profiles-dir . >"$OUT/$p.$round.log" 2>&1) || true
