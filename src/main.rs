@@ -10,9 +10,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `mi_option_purge_delay` (mimalloc.h; the crate has no constant for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Commands that load, render and write project metadata, phase after
-/// phase, and run no queries over data.
-const METADATA_COMMANDS: &[&str] = &["parse", "compile", "docs", "ls", "lineage"];
+/// Commands that hold a whole project's metadata and its lineage plans,
+/// phase after phase, and run no queries over data.
+const METADATA_COMMANDS: &[&str] = &["docs", "ls", "lineage"];
 
 fn main() -> std::process::ExitCode {
     dp::cli::main(|command| {
@@ -23,7 +23,12 @@ fn main() -> std::process::ExitCode {
         // and reuse large buffers all the time: at 100 ms the demo pipeline
         // at scale 10 runs as fast as with glibc at 670 MB instead of
         // 730-920 MB peak, where returning them at once costs a quarter of
-        // its time. MIMALLOC_PURGE_DELAY overrides.
+        // its time. `parse` and `compile` too: at 10,000 models, returning
+        // pages at once had the kernel zero them again on the next
+        // allocation (a quarter of the CPU in `clear_page`), 1.35-1.63 s
+        // for `dp parse` against 1.09-1.20 s at 100 ms, for 10 MB more at
+        // the peak (`dp ls`: no faster, 55 MB more). MIMALLOC_PURGE_DELAY
+        // overrides.
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             let delay = if METADATA_COMMANDS.contains(&command) { 0 } else { 100 };
             // SAFETY: sets a process-wide option; mimalloc reads it on each purge.

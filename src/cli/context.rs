@@ -27,6 +27,16 @@ pub struct Loaded {
     pub parse_key: u64,
 }
 
+impl Loaded {
+    /// Ends a one-shot metadata command without freeing the project: the
+    /// process exits right after, and freeing 40,000 nodes one allocation
+    /// at a time was a tenth of `dp ls` at 10,000 models. (Never for a
+    /// command that loads projects repeatedly in one process.)
+    pub fn leave_for_exit(self) {
+        std::mem::forget(self);
+    }
+}
+
 #[derive(Default)]
 pub struct LoadArgs<'a> {
     pub threads: Option<usize>,

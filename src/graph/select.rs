@@ -16,7 +16,8 @@
 //!   "indirect" (test) sets exactly as dbt does, and the resource-type filter
 //!   is applied last.
 
-use std::collections::{HashMap, HashSet};
+// hashbrown with foldhash (as DataFusion): SipHash was a tenth of selecting 40,000 nodes
+use datafusion::common::{HashMap, HashSet};
 
 use indexmap::IndexSet;
 use serde_json::{Map, Value};

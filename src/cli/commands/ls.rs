@@ -44,6 +44,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
             }
         });
     }
+    l.leave_for_exit();
     Ok(ExitCode::SUCCESS)
 }
 

@@ -41,5 +41,6 @@ pub fn run(g: &GlobalArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
         printer.info(format!("Found {} dashboards ({} charts)", dashboards.len(), dashboards.iter().map(|d| d.charts.len()).sum::<usize>()));
     }
     printer.info(format!("Wrote {}", path.strip_prefix(&l.project.settings.root).unwrap_or(&path).display()));
+    l.leave_for_exit();
     Ok(ExitCode::SUCCESS)
 }
