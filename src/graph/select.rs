@@ -976,6 +976,10 @@ fn node_tags(n: &Node) -> Vec<String> {
 /// `qualified_name` against an fqn: dbt's `is_selected_node`.
 fn is_selected_node(fqn: &[String], sel: &str, versioned: bool) -> bool {
     let Some(last) = fqn.last() else { return false };
+    // every default selection (`fqn:*`) of every node: no pattern to match
+    if sel == "*" {
+        return true;
+    }
     if versioned && fqn.len() >= 2 {
         if fqn[fqn.len() - 2] == sel {
             return true;
@@ -1147,6 +1151,9 @@ fn path_matches(n: &Node, pattern: &[String]) -> bool {
 
 /// Python's `fnmatch.fnmatchcase` (`*`, `?`, `[seq]`, `[!seq]`; `*` crosses `/`).
 pub fn fnmatch(name: &str, pattern: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
     let n: Vec<char> = name.chars().collect();
     let p = compile_pattern(pattern);
     match_tokens(&p, &n)
