@@ -73,21 +73,15 @@ def cmd_tables(manifest_path, db_path, out_dir):
             continue
         rel = node["relation_name"]
         try:
-            cur = con.execute(f"select * from {rel}")
+            cols, rows = _export(con, rel)
         except duckdb.CatalogException:
             # not built (yet): e.g. a model the snapshots project builds in its last step
             continue
-        cols = [d[0] for d in cur.description]
-        rows = [[render(v) for v in r] for r in cur.fetchall()]
-        rows.sort()
         types[node["name"]] = [
             [r[0], r[1]]
             for r in con.execute(f"describe select * from {rel}").fetchall()
         ]
-        with open(os.path.join(out_dir, node["name"] + ".csv"), "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(cols)
-            w.writerows(rows)
+        _write_csv(os.path.join(out_dir, node["name"] + ".csv"), cols, rows)
     # {relation name: [[column, duckdb type], ...]}, one column per line
     with open(os.path.join(out_dir, "_types.json"), "w") as f:
         f.write("{\n")
@@ -98,6 +92,13 @@ def cmd_tables(manifest_path, db_path, out_dir):
                 f.write(f"    {json.dumps(col)}{',' if j + 1 < len(cols) else ''}\n")
             f.write(f"  ]{',' if i + 1 < len(types) else ''}\n")
         f.write("}\n")
+
+
+def _write_csv(path, cols, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(cols)
+        w.writerows(rows)
 
 
 def _export(con, rel):
@@ -151,11 +152,7 @@ def cmd_corpus_tables(dump1, dump2, out_dir):
         if t1[uid] != t2[uid]:
             by_chance.append(uid)
             continue
-        cols, rows = t1[uid]
-        with open(os.path.join(out_dir, uid + ".csv"), "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(cols)
-            w.writerows(rows)
+        _write_csv(os.path.join(out_dir, uid + ".csv"), *t1[uid])
     with open(os.path.join(out_dir, "_by_chance.txt"), "w") as f:
         for uid in by_chance:
             f.write(uid + "\n")

@@ -184,16 +184,29 @@ impl Groups {
             let Some(conv) = &g.column_rows else {
                 return Err(datafusion::error::DataFusionError::Internal("bucket groups used before seal".into()));
             };
-            let parser = conv.parser();
             let (kept, weights): (Vec<Box<[u8]>>, Vec<i64>) = reps.into_iter().zip(counts).filter_map(|(r, n)| Some((r?, n)).filter(|(_, n)| *n > 0)).unzip();
-            let values = conv.convert_rows(kept.iter().map(|k| parser.parse(k)))?.remove(0);
-            let d = weights.len();
-            let columns: Vec<ArrayRef> =
-                nullable.fields().iter().enumerate().map(|(j, f)| if j == g.column { values.clone() } else { new_null_array(f.data_type(), d) }).collect();
-            out.push((RecordBatch::try_new_with_options(nullable.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(d)))?, weights));
+            out.push((column_batch(nullable, g.column, conv, kept.iter().map(|k| k.as_ref()))?, weights));
         }
         Ok(out)
     }
+}
+
+/// A batch over `nullable` whose `column` holds the given values (in
+/// `conv`'s row format) and whose other columns are null: what a condition
+/// on that one column is evaluated on, a row standing for many (a bucket's
+/// representative, a histogram's distinct value).
+pub(super) fn column_batch<'k>(
+    nullable: &SchemaRef,
+    column: usize,
+    conv: &RowConverter,
+    values: impl Iterator<Item = &'k [u8]>,
+) -> datafusion::error::Result<RecordBatch> {
+    let parser = conv.parser();
+    let values = conv.convert_rows(values.map(|k| parser.parse(k)))?.remove(0);
+    let d = values.len();
+    let columns: Vec<ArrayRef> =
+        nullable.fields().iter().enumerate().map(|(j, f)| if j == column { values.clone() } else { new_null_array(f.data_type(), d) }).collect();
+    Ok(RecordBatch::try_new_with_options(nullable.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(d)))?)
 }
 
 /// One partition's rows per bucket, and a representative row (of the
@@ -375,11 +388,7 @@ impl Native {
             })();
             found.then_some(out)
         }
-        let mut n = match (ordered(a), bytes(a)) {
-            (Some(k), _) => Native::Ordered(k),
-            (None, Some(b)) => Native::Bytes(b),
-            _ => return None,
-        };
+        let mut n = ordered(a).map(Native::Ordered).or_else(|| bytes(a).map(Native::Bytes))?;
         match &mut n {
             Native::Ordered(k) => {
                 k.sort_unstable();

@@ -230,7 +230,7 @@ pub async fn record(
     run: &mut run::CheckpointRun,
 ) -> Recorded {
     let mut out = Recorded::default();
-    let actions = resolved.checkpoint.actions.clone();
+    let actions = &resolved.checkpoint.actions;
     let t = std::time::Instant::now();
     if actions.store_results
         && let Err(e) = results::store_failures(engine, run).await

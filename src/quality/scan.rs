@@ -13,7 +13,7 @@
 //! checks over the values are evaluated on one-row batches that hold only
 //! the columns they name, so they too plan in linear time.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, new_null_array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::record_batch::RecordBatchOptions;
@@ -31,7 +31,7 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::buckets::{Groups, Tally};
+use super::buckets::{Groups, Tally, column_batch};
 use crate::engine::Engine;
 
 /// A value over aggregates: its SQL with `{0}`, `{1}` standing for the
@@ -314,15 +314,13 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
     let mut distinct: HashMap<usize, (RecordBatch, Vec<i64>)> = HashMap::new();
     for (c, m) in hists {
         let conv = RowConverter::new(vec![SortField::new(physical_schema.field(c).data_type().clone())])?;
-        let parser = conv.parser();
         let counts: Vec<i64> = m.values().copied().collect();
-        let values = conv.convert_rows(m.keys().map(|k| parser.parse(k)))?.remove(0);
-        let d = counts.len();
-        let columns: Vec<ArrayRef> =
-            nullable.fields().iter().enumerate().map(|(j, f)| if j == c { values.clone() } else { new_null_array(f.data_type(), d) }).collect();
-        distinct.insert(c, (RecordBatch::try_new_with_options(nullable.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(d)))?, counts));
+        distinct.insert(c, (column_batch(&nullable, c, &conv, m.keys().map(|k| k.as_ref()))?, counts));
     }
     let bucketed = groups.finish(tally, &nullable)?;
+    // a counted condition's value: NULL over no rows, as `sum`
+    let count =
+        |n: i64| -> (Arc<Field>, ArrayRef) { (Arc::new(Field::new("a", DataType::Int64, true)), Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]))) };
     let mut out = Vec::with_capacity(merged.len());
     for (l, acc) in lowered.iter().zip(merged.iter_mut()) {
         match (l, acc) {
@@ -332,19 +330,13 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
                         Some((batch, counts)) => weighted_true(p, batch, counts)?,
                         None => 0,
                     };
-                let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
-                out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
+                out.push(count(n));
             }
             (Lowered::Bucket(g, p), Acc::Count(_)) => {
                 let (batch, counts) = &bucketed[*g];
-                let n = weighted_true(p, batch, counts)?;
-                let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(n)]));
-                out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
+                out.push(count(weighted_true(p, batch, counts)?));
             }
-            (Lowered::Count(_), Acc::Count(n)) => {
-                let a: ArrayRef = Arc::new(Int64Array::from(vec![(rows > 0).then_some(*n)]));
-                out.push((Arc::new(Field::new("a", DataType::Int64, true)), a));
-            }
+            (Lowered::Count(_), Acc::Count(n)) => out.push(count(*n)),
             (Lowered::Udaf(agg), Acc::Udaf(acc)) => {
                 let field = agg.field();
                 let mut a = acc.evaluate()?.to_array()?;
