@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::Compiled;
 use super::macro_deps::MacroDeps;
 use crate::graph::Dag;
+use crate::project::generic_tests::py_repr;
 use crate::project::load::Project;
 use crate::project::nodes::{Materialization, Node, ResourceType};
 use std::collections::{BTreeSet, HashMap};
@@ -472,54 +473,24 @@ fn contract_checksum(n: &Node) -> String {
 fn py_constraint(c: &Value) -> String {
     let field = |k: &str| c.get(k).unwrap_or(&Value::Null);
     let kind = field("type").as_str().unwrap_or_default();
-    let bool_or_true = |k: &str| py(field(k).as_bool().map(Value::Bool).as_ref().unwrap_or(&Value::Bool(true)));
+    let bool_or_true = |k: &str| py_repr(field(k).as_bool().map(Value::Bool).as_ref().unwrap_or(&Value::Bool(true)));
     let to_columns = match field("to_columns") {
         Value::Null => "[]".to_string(),
-        v => py(v),
+        v => py_repr(v),
     };
     format!(
         "ColumnLevelConstraint(type=<ConstraintType.{kind}: {}>, name={}, expression={}, warn_unenforced={}, warn_unsupported={}, to={}, to_columns={to_columns})",
-        py(&json!(kind)),
-        py(field("name")),
-        py(field("expression")),
+        py_repr(&json!(kind)),
+        py_repr(field("name")),
+        py_repr(field("expression")),
         bool_or_true("warn_unenforced"),
         bool_or_true("warn_unsupported"),
-        py(field("to")),
+        py_repr(field("to")),
     )
 }
 
 fn py_list(items: impl Iterator<Item = String>) -> String {
     format!("[{}]", items.collect::<Vec<_>>().join(", "))
-}
-
-/// A JSON value as Python's `repr` prints it.
-fn py(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(b) => if *b { "True" } else { "False" }.into(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => {
-            let q = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-            let mut out = String::from(q);
-            for ch in s.chars() {
-                match ch {
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if c == q => {
-                        out.push('\\');
-                        out.push(c);
-                    }
-                    c => out.push(c),
-                }
-            }
-            out.push(q);
-            out
-        }
-        Value::Array(a) => py_list(a.iter().map(py)),
-        Value::Object(o) => format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", py(&json!(k)), py(v))).collect::<Vec<_>>().join(", ")),
-    }
 }
 
 /// A model version as dbt writes it: YAML's `v: 2` a number (dp keeps
@@ -872,8 +843,8 @@ mod tests {
         let column = crate::project::nodes::Column { name: "id".into(), data_type: Some("int".into()), constraints: vec![not_null], ..Default::default() };
         n.columns.insert("id".into(), column);
         assert_eq!(contract_checksum(&n), "3e1618b3bf71f9b2f1c1ce987203cbaaf4a9cd275f139b108bbe6745bc135b95");
-        assert_eq!(py(&json!("it's")), "\"it's\"");
-        assert_eq!(py(&json!(["a", null, true])), "['a', None, True]");
+        assert_eq!(py_repr(&json!("it's")), "\"it's\"");
+        assert_eq!(py_repr(&json!(["a", null, true])), "['a', None, True]");
     }
 
     #[test]
