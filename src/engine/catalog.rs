@@ -143,8 +143,7 @@ impl SchemaProvider for WarehouseSchema {
             if let Some(c) = &self.view_catalog {
                 state.config_mut().options_mut().catalog.default_catalog = c.clone();
             }
-            let plan = state
-                .create_logical_plan(&super::rewrite::rewrite(&sql))
+            let plan = super::idents::plan(&state, &sql)
                 .await
                 .and_then(super::rewrite::duckdb_division)
                 .map_err(|e| DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name)))?;

@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod catalog;
+pub mod idents;
 pub mod introspect;
 pub mod memory;
 pub mod rewrite;
@@ -105,8 +106,9 @@ impl Engine {
     /// (standard SQL, DuckDB's integer division). Models, views, tests and
     /// previews go through here.
     pub async fn sql(&self, sql: &str) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
-        let plan = self.ctx.state().create_logical_plan(&rewrite::rewrite(sql)).await?;
-        Ok(datafusion::dataframe::DataFrame::new(self.ctx.state(), rewrite::duckdb_division(plan)?))
+        let state = self.ctx.state();
+        let plan = idents::plan(&state, sql).await?;
+        Ok(datafusion::dataframe::DataFrame::new(state, rewrite::duckdb_division(plan)?))
     }
 
     /// The session over the project's warehouse and sources. `memory_limit`

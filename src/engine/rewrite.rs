@@ -165,7 +165,7 @@ fn set_expr(body: &mut SetExpr) -> bool {
 }
 
 /// The name a relation's columns are qualified with.
-fn qualifier(factor: &TableFactor) -> Option<Ident> {
+pub(super) fn qualifier(factor: &TableFactor) -> Option<Ident> {
     match factor {
         TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => Some(a.name.clone()),
         TableFactor::Table { name, alias: None, .. } => match name.0.last()? {

@@ -256,6 +256,9 @@ fn jinja2_round_and_dbt_set_and_zip() {
     let env = env_with(&[]);
     let src = "{{ (7 / 3) | round(0, 'ceil') | int }}|{{ 2.5 | round }}|{{ 2.567 | round(2, 'floor') }}|{{ set([1, 2, 1]) | list }}|{{ set(1) }}|{{ zip([1, 2], ['a', 'b']) | map('join', '-') | join(',') }}|{{ zip(1) }}";
     assert_eq!(render(&env, src, parse_ctx()), "3|3.0|2.56|[1, 2]|None|1-a,2-b|None");
+    // a set has no order: two built in different orders are equal (dbt_utils' `equality`)
+    let src = r#"{{ set(['b', 'a', 'b']) == set(['a', 'b']) }}|{{ set(['"id"', '"n"']) != set(['"n"', '"id"']) }}"#;
+    assert_eq!(render(&env, src, parse_ctx()), "True|False");
     let e = env.render_node("m.sql", "{{ set_strict(1) }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("not iterable"), "{}", e.message);
     let e = env.render_node("m.sql", "{{ 1.5 | round(0, 'up') }}", parse_ctx()).unwrap_err();

@@ -19,13 +19,15 @@ fn zip_of(seqs: &[Value]) -> Result<Value, Error> {
 }
 
 /// The distinct items of `seq`, in first-seen order (a Python set, shown as a list).
+/// Python's `set(seq)`: the distinct values, sorted. A Python set has no
+/// order of its own (string hashes change from run to run), so sorting
+/// loses nothing, and it makes two sets of the same values compare equal
+/// whatever order they were built in (dbt_utils' `equality` compares the
+/// column sets of two relations with `!=`).
 fn set_of(seq: &Value) -> Result<Value, Error> {
-    let mut out: Vec<Value> = vec![];
-    for v in seq.try_iter()? {
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
+    let mut out: Vec<Value> = seq.try_iter()?.collect();
+    out.sort();
+    out.dedup();
     Ok(Value::from(out))
 }
 

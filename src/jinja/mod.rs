@@ -111,6 +111,18 @@ pub struct MacroFn {
 }
 
 impl MacroFn {
+    /// A unit test's override of this macro: keyed by its bare name, or by
+    /// `package.name` (`audit_helper._get_comparison_bounds`), as dbt's
+    /// `overrides: macros:` accepts both.
+    fn overridden<'a>(&self, overrides: &'a IndexMap<String, Value>) -> Option<&'a Value> {
+        if overrides.is_empty() {
+            return None;
+        }
+        overrides
+            .get(&self.name)
+            .or_else(|| overrides.iter().find(|(k, _)| k.split_once('.').is_some_and(|(p, n)| p == self.package && n == self.name)).map(|(_, v)| v))
+    }
+
     fn new(m: &MacroSource, template: String) -> MacroFn {
         let block = crate::jinja::blocks::find_blocks(&m.text, &["macro"]).ok().and_then(|b| b.into_iter().next());
         let params = macro_arguments(block.as_ref().and_then(|b| b.args.as_deref()));
@@ -182,7 +194,7 @@ impl Object for MacroFn {
     fn call(self: &Arc<Self>, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let rctx = RenderCtx::from_state(state);
         if let Some(r) = &rctx {
-            if let Some(v) = r.overrides.get(&self.name) {
+            if let Some(v) = self.overridden(&r.overrides) {
                 return Ok(v.clone());
             }
             if self.name == "is_incremental" {

@@ -188,7 +188,7 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
     match node.materialized() {
         Materialization::View => {
             // Plan it now so a broken view fails its own node, not a later one.
-            engine.ctx.state().create_logical_plan(&crate::engine::rewrite::rewrite(sql)).await?;
+            crate::engine::idents::plan(&engine.ctx.state(), sql).await?;
             write_view(engine, &dir, sql).await
         }
         Materialization::Table => {

@@ -169,3 +169,20 @@ fn fixture_files_and_sql_expectations() {
     ok(&o);
     assert!(stderr(&o).contains("PASS b::from_file"), "{}", stderr(&o));
 }
+
+#[test]
+fn macro_overrides_take_bare_and_package_qualified_names() {
+    let dir = project(&[
+        ("warehouse.toml", "[project]\nname = \"p\"\n"),
+        ("macros/bounds.sql", "{% macro lo() %}1{% endmacro %}{% macro hi() %}2{% endmacro %}"),
+        ("models/src.sql", "select 1 as id"),
+        ("models/m.sql", "select id, {{ p.lo() }} as lo, {{ hi() }} as hi from {{ ref('src') }}"),
+        (
+            "models/unit.yml",
+            "unit_tests:\n  - name: both\n    model: m\n    overrides:\n      macros:\n        p.lo: 5\n        hi: 7\n    given:\n      - input: ref('src')\n        rows: [{id: 1}]\n    expect:\n      rows: [{id: 1, lo: 5, hi: 7}]\n",
+        ),
+    ]);
+    let o = run(dir.path(), &["test", "-s", "m"]);
+    ok(&o);
+    assert!(stderr(&o).contains("PASS m::both"), "{}", stderr(&o));
+}
