@@ -366,7 +366,7 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
         _ if n.materialized() == Materialization::Ephemeral => Value::Null,
-        _ => json!(n.relation_name()),
+        _ => json!(n.dbt_relation_name(&project.settings)),
     };
     o.insert("relation_name".into(), relation);
     // dbt reads a node's file stripped of surrounding whitespace
@@ -544,6 +544,14 @@ fn freshness_json(f: Option<&Value>) -> Value {
     json!({"warn_after": after("warn_after"), "error_after": after("error_after"), "filter": f.and_then(|f| f.get("filter")).cloned().unwrap_or(Value::Null)})
 }
 
+/// A source's `quoting:` as declared (the table's over the source's), each
+/// part `null` where neither sets it, as dbt's manifest holds it.
+fn source_quoting(n: &Node) -> Value {
+    let declared = n.extra.get("quoting");
+    let part = |k: &str| declared.and_then(|q| q.get(k)).cloned().unwrap_or(Value::Null);
+    json!({"database": part("database"), "schema": part("schema"), "identifier": part("identifier"), "column": part("column")})
+}
+
 fn source_json(project: &Project, n: &Node) -> Value {
     let s = n.source.as_ref().unwrap();
     // an explicit `freshness: null` is written null
@@ -564,14 +572,14 @@ fn source_json(project: &Project, n: &Node) -> Value {
         "package_name": n.package_name, "path": file, "original_file_path": file,
         "unique_id": n.unique_id, "fqn": n.fqn, "source_name": s.source_name,
         "source_description": s.source_description, "loader": "", "identifier": s.identifier,
-        "quoting": {"database": null, "schema": null, "identifier": null, "column": null},
+        "quoting": source_quoting(n),
         "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "freshness": freshness,
         "external": s.location.as_ref().map(|l| json!({"location": l, "file_format": s.format})),
         "description": n.description, "columns": columns(n), "meta": s.meta, "source_meta": s.source_meta,
         "tags": n.tags(),
         "config": {"enabled": true, "event_time": null, "freshness": freshness, "loaded_at_field": s.loaded_at_field, "loaded_at_query": null, "meta": s.meta, "tags": n.tags(), "static_analysis": null},
         "patch_path": null, "unrendered_config": unrendered,
-        "relation_name": n.relation_name(), "created_at": 0.0,
+        "relation_name": n.dbt_relation_name(&project.settings), "created_at": 0.0,
         "unrendered_database": n.extra.get("unrendered_database"), "unrendered_schema": n.extra.get("unrendered_schema"), "doc_blocks": [],
     })
 }

@@ -178,11 +178,11 @@ fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
         match n.resource_type {
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot => {
                 let eph = n.materialized() == Materialization::Ephemeral;
-                relations.insert(uid.clone(), (Relation::new(&n.database, &n.schema, &n.alias), eph));
+                relations.insert(uid.clone(), (n.jinja_relation(&project.settings), eph));
             }
             ResourceType::Source => {
                 let s = n.source.as_ref().unwrap();
-                sources.insert((s.source_name.clone(), n.name.clone()), Relation::new(&n.database, &n.schema, &s.identifier));
+                sources.insert((s.source_name.clone(), n.name.clone()), n.jinja_relation(&project.settings));
             }
             _ => {}
         }
@@ -376,12 +376,12 @@ fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>
     }
 }
 
-fn render_ctx(n: &Node, resolver: Arc<ProjectResolver>, incremental: bool, batch: Option<&microbatch::BatchCtx>) -> Arc<RenderCtx> {
+fn render_ctx(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, incremental: bool, batch: Option<&microbatch::BatchCtx>) -> Arc<RenderCtx> {
     let mut rctx = RenderCtx::new(&n.unique_id, &n.package_name, Phase::Compile);
     rctx.resolver = Some(resolver.clone());
     rctx.is_incremental = incremental;
     rctx.config = n.config.clone();
-    rctx.this = minijinja::Value::from_object(Relation::new(&n.database, &n.schema, &n.alias));
+    rctx.this = minijinja::Value::from_object(n.jinja_relation(&project.settings));
     rctx.model = model_value(n);
     if let Some(b) = batch {
         microbatch::scope(&mut rctx, resolver, n, b);
@@ -409,7 +409,7 @@ fn render_hooks(project: &Project, n: &Node, resolver: Arc<ProjectResolver>, whi
             _ => vec![],
         };
         for h in hooks {
-            let rctx = render_ctx(n, resolver.clone(), incremental, None);
+            let rctx = render_ctx(project, n, resolver.clone(), incremental, None);
             let sql = project.jinja.render_str(&format!("{} ({key})", n.original_file_path), &h, Some(rctx), &[])?;
             if !sql.trim().is_empty() {
                 dst.push(sql);
@@ -457,7 +457,7 @@ fn render_one(
     incremental: bool,
     batch: Option<&microbatch::BatchCtx>,
 ) -> Result<RenderedNode, CompileError> {
-    let rctx = render_ctx(n, resolver.clone(), incremental, batch);
+    let rctx = render_ctx(project, n, resolver.clone(), incremental, batch);
     let sql = render_code(project, n, &rctx)?;
     let captured = rctx.take_captured();
     let mut ephemerals = vec![];
@@ -478,7 +478,7 @@ fn render_one(
 pub fn parse_test_config(project: &Project, n: &Node) -> Option<serde_json::Map<String, serde_json::Value>> {
     let mut rctx = RenderCtx::new(&n.unique_id, &n.package_name, Phase::Parse);
     rctx.config = n.config.clone();
-    rctx.this = minijinja::Value::from_object(Relation::new(&n.database, &n.schema, &n.alias));
+    rctx.this = minijinja::Value::from_object(n.jinja_relation(&project.settings));
     rctx.model = model_value(n);
     let rctx = Arc::new(rctx);
     render_code(project, n, &rctx).ok()?;

@@ -79,7 +79,7 @@ pub fn render_model(project: &Project, test: &str, model: &Node, inputs: UnitInp
     let mut rctx = RenderCtx::new(&model.unique_id, &model.package_name, Phase::Compile);
     rctx.this = match &inputs.this {
         Some(cte) => minijinja::Value::from_object(Relation::cte(cte)),
-        None => minijinja::Value::from_object(Relation::new(&model.database, &model.schema, &model.alias)),
+        None => minijinja::Value::from_object(model.jinja_relation(&project.settings)),
     };
     rctx.resolver = Some(Arc::new(UnitResolver { test: test.to_string(), model: model.name.clone(), inputs }));
     rctx.is_incremental = overrides.macros.get("is_incremental").is_some_and(truthy);

@@ -147,6 +147,9 @@ pub struct Settings {
     pub require_dbt_version: Vec<String>,
     /// dbt_project.yml's `flags:` (behaviour flags such as `validate_macro_args`).
     pub flags: IndexMap<String, JsonValue>,
+    /// dbt_project.yml's `quoting:`: how relations' names are quoted in SQL
+    /// (dbt-duckdb's default quotes database, schema and identifier).
+    pub quoting: crate::util::ident::Quoting,
 }
 
 /// Options that come from the command line.
@@ -286,6 +289,7 @@ struct DbtProjectYml {
     require_dbt_version: Option<StringOrList>,
     #[serde(default)]
     flags: IndexMap<String, JsonValue>,
+    quoting: Option<JsonValue>,
 }
 
 /// An installed package's own `dbt_project.yml`: its name, where its files
@@ -555,6 +559,7 @@ impl Settings {
             dispatch: dbt.dispatch,
             require_dbt_version: dbt.require_dbt_version.map(StringOrList::into_vec).unwrap_or_default(),
             flags: dbt.flags,
+            quoting: crate::util::ident::Quoting::default().merged(dbt.quoting.as_ref()),
         })
     }
 

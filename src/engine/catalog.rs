@@ -5,10 +5,11 @@
 //! tables.
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProviderList, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -139,9 +140,10 @@ impl SchemaProvider for WarehouseSchema {
                 .map_err(|e| DataFusionError::Plan(format!("table {}.{name}: could not open its Delta log at {loc}: {e}", self.name)))?
         } else if kind == Some(RelKind::View) {
             let sql = self.warehouse.read_view(&self.name, name).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let mut state = self.ctx()?.state();
+            let ctx = self.ctx()?;
+            let mut state = ctx.state();
             if let Some(c) = &self.view_catalog {
-                state.config_mut().options_mut().catalog.default_catalog = c.clone();
+                state = attached_view_state(&ctx, state, c);
             }
             let plan = super::idents::plan(&state, &sql)
                 .await
@@ -176,4 +178,19 @@ impl SchemaProvider for WarehouseSchema {
         }
         self.sources.lock().unwrap().contains_key(name) || self.warehouse.kind_blocking(&self.name, name).is_some()
     }
+}
+
+/// The session a view of the warehouse attached as `catalog` is planned in:
+/// its unqualified names resolve in that catalog, and so do the names the
+/// view qualifies with the target's database (`"dp"."main"."orders"`, as dbt
+/// renders relations), which in this session mean the attached warehouse.
+fn attached_view_state(ctx: &SessionContext, mut state: SessionState, catalog: &str) -> SessionState {
+    state.config_mut().options_mut().catalog.default_catalog = catalog.to_string();
+    let (Some(target), Some(attached)) = (ctx.catalog(super::CATALOG), ctx.catalog(catalog)) else { return state };
+    let list = MemoryCatalogProviderList::new();
+    for name in ctx.catalog_names() {
+        let Some(c) = ctx.catalog(&name) else { continue };
+        list.register_catalog(name, if Arc::ptr_eq(&c, &target) { attached.clone() } else { c });
+    }
+    SessionStateBuilder::new_from_existing(state).with_catalog_list(Arc::new(list)).build()
 }

@@ -146,6 +146,12 @@ impl Engine {
         let cell = Arc::new(OnceLock::new());
         let catalog = Arc::new(WarehouseCatalog::new(warehouse.clone(), cell.clone()));
         ctx.register_catalog(CATALOG, catalog.clone());
+        // Jinja renders relations with the target's database, as dbt does
+        // (`"dp"."main"."orders"`): the warehouse answers to that name too.
+        let database = &project.settings.target.database;
+        if !database.is_empty() && database != CATALOG && ctx.catalog(database).is_none() {
+            ctx.register_catalog(database, catalog.clone());
+        }
         let _ = cell.set(ctx.clone());
         for n in project.nodes.values() {
             let Some(s) = &n.source else { continue };

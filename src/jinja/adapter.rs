@@ -32,6 +32,11 @@ impl std::fmt::Debug for Adapter {
 
 /// `schema` and `identifier` of a relation argument (a Relation, or
 /// anything with those attributes).
+/// `target.database`: the database of every relation in dp's warehouse.
+fn target_database(state: &State) -> String {
+    state.lookup("target").and_then(|t| t.get_attr("database").ok()).and_then(|d| d.as_str().map(String::from)).unwrap_or_default()
+}
+
 fn parts(v: &Value) -> (String, String) {
     let get = |k: &str| v.get_attr(k).ok().filter(|x| !x.is_undefined() && !x.is_none()).map(|x| x.to_string()).unwrap_or_default();
     (get("schema"), get("identifier"))
@@ -47,7 +52,7 @@ impl Adapter {
         let rels = dbx.relations(schema).map_err(err)?;
         Ok(match rels.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(identifier)) {
             Some((name, kind)) => {
-                let mut r = Relation::new("", schema, &name);
+                let mut r = Relation::new(&target_database(state), schema, &name);
                 r.kind = Some(kind);
                 Value::from_object(r)
             }
@@ -143,10 +148,11 @@ impl Object for Adapter {
                 }
                 let dbx = db::need_db(&self.db, state, "adapter.list_relations_without_caching")?;
                 let rels = dbx.relations(&schema).map_err(err)?;
+                let database = target_database(state);
                 Ok(Value::from(
                     rels.into_iter()
                         .map(|(n, k)| {
-                            let mut r = Relation::new("", &schema, &n);
+                            let mut r = Relation::new(&database, &schema, &n);
                             r.kind = Some(k);
                             Value::from_object(r)
                         })

@@ -84,7 +84,7 @@ fn statement_and_load_result_query_the_warehouse() {
     ctx.this = Value::from_object(Relation::new("dp", "main", "orders"));
     let out = render(&env, "{{ values_of() | join(',') }}|{{ load_result('nope') is none }}", Arc::new(ctx));
     assert_eq!(out, "placed,shipped|True");
-    assert_eq!(db.queries.lock().unwrap().as_slice(), ["select status from main.orders"]);
+    assert_eq!(db.queries.lock().unwrap().as_slice(), [r#"select status from "dp"."main"."orders""#]);
     // While parsing (`execute` false), nothing runs and results are empty.
     let out = render(&env, "{{ values_of() | length }}", parse_ctx());
     assert_eq!(out, "0");
@@ -227,7 +227,7 @@ fn misc_context_functions() {
                {{ builtins.ref('orders') }}|{{ exceptions.warn('careful') }}|{{ invocation_id }}|{{ flags is mapping }}|{{ {'b': 1, 'a': '<x>'} | tojson }}";
     assert_eq!(
         render(&env, src, parse_ctx()),
-        "{\"b\": 1, \"a\": [1, 2]}|1|x|1a,2b|2|95687afb5d9a2a9fa39038f991640b0c|orders||inv|True|{\"a\": \"\\u003cx\\u003e\", \"b\": 1}"
+        "{\"b\": 1, \"a\": [1, 2]}|1|x|1a,2b|2|95687afb5d9a2a9fa39038f991640b0c|\"orders\"||inv|True|{\"a\": \"\\u003cx\\u003e\", \"b\": 1}"
     );
     let e = env.render_node("m.sql", "{{ exceptions.raise_compiler_error('bad input') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("Compilation Error: bad input"), "{}", e.message);

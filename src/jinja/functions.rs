@@ -288,10 +288,14 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             let schema: Option<String> = kwargs.get("schema")?;
             let identifier: Option<String> = kwargs.get("identifier")?;
             let kind: Option<String> = kwargs.get("type")?;
-            let _ = kwargs.get::<Option<Value>>("quote_policy")?;
-            let _ = kwargs.get::<Option<Value>>("include_policy")?;
+            let policy = |k: &str| -> Result<Option<serde_json::Value>, Error> {
+                Ok(kwargs.get::<Option<Value>>(k)?.map(|v| serde_json::to_value(&v).unwrap_or_default()))
+            };
+            let (quote, include) = (policy("quote_policy")?, policy("include_policy")?);
             let mut r = Relation::new(&database.unwrap_or_default(), &schema.unwrap_or_default(), &identifier.unwrap_or_default());
             r.kind = kind;
+            r.quoting = r.quoting.merged(quote.as_ref());
+            r.include = r.include.merged(include.as_ref());
             Ok(Value::from_object(r))
         }),
     );

@@ -9,9 +9,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::refs::RefCall;
-use crate::util::ident::relation_name;
+use crate::util::ident::{Quoting, dbt_relation_name};
 
-/// A relation (`schema.identifier`), as `this`, `ref()` and `source()` return.
+/// A relation, as `this`, `ref()`, `source()` and `api.Relation.create()`
+/// return. It renders as dbt renders it: `"dp"."main"."orders"`, each part
+/// quoted as the quote policy says (dbt-duckdb's default quotes all three;
+/// `quoting:` in dbt_project.yml or on a source changes it), the parts
+/// `include()` keeps, and the database only where dp can resolve it (see
+/// [`Relation::for_node`]).
 #[derive(Debug, Clone)]
 pub struct Relation {
     pub database: String,
@@ -21,20 +26,51 @@ pub struct Relation {
     pub rendered: Option<String>,
     /// `table`, `view`, `cte`, or unknown.
     pub kind: Option<String>,
+    /// Which parts are quoted.
+    pub quoting: Quoting,
+    /// Which parts are rendered (`include(database=false)` drops one).
+    pub include: Quoting,
 }
 
 impl Relation {
     pub fn new(database: &str, schema: &str, identifier: &str) -> Relation {
-        Relation { database: database.into(), schema: schema.into(), identifier: identifier.into(), rendered: None, kind: None }
-    }
-    pub fn cte(name: &str) -> Relation {
-        Relation { database: String::new(), schema: String::new(), identifier: name.into(), rendered: Some(name.into()), kind: Some("cte".into()) }
-    }
-    pub fn render_name(&self) -> String {
-        if self.identifier.is_empty() && self.rendered.is_none() {
-            return crate::util::ident::quote_ident(&self.schema);
+        Relation {
+            database: database.into(),
+            schema: schema.into(),
+            identifier: identifier.into(),
+            rendered: None,
+            kind: None,
+            quoting: Quoting::default(),
+            include: Quoting::default(),
         }
-        self.rendered.clone().unwrap_or_else(|| relation_name(&self.schema, &self.identifier))
+    }
+
+    /// A project node's relation. Its database is rendered when it is the
+    /// target's (dp's warehouse catalog, which DataFusion resolves under that
+    /// name); a source declared in another database is read through the
+    /// warehouse too, so its database is left out of the SQL, as before.
+    pub fn for_node(database: &str, schema: &str, identifier: &str, target_database: &str, quoting: Quoting) -> Relation {
+        let mut r = Relation::new(database, schema, identifier);
+        r.quoting = quoting;
+        r.include.database = database == target_database;
+        r
+    }
+
+    pub fn cte(name: &str) -> Relation {
+        Relation { rendered: Some(name.into()), kind: Some("cte".into()), ..Relation::new("", "", name) }
+    }
+
+    pub fn render_name(&self) -> String {
+        if let Some(r) = &self.rendered {
+            return r.clone();
+        }
+        let part = |on: bool, p: &str| if on { p.to_string() } else { String::new() };
+        dbt_relation_name(
+            &part(self.include.database, &self.database),
+            &part(self.include.schema, &self.schema),
+            &part(self.include.identifier, &self.identifier),
+            self.quoting,
+        )
     }
 }
 
@@ -74,18 +110,14 @@ impl Object for Relation {
             "include" | "quote" | "incorporate" | "replace_path" => {
                 let (_, kwargs): (&[Value], Kwargs) = from_args(args)?;
                 let mut r = (**self).clone();
-                if method == "include" {
-                    // include(database=False, schema=False, identifier=False) drops parts.
-                    if let Some(false) = kwargs.get::<Option<bool>>("schema")? {
-                        r.schema.clear();
-                    }
-                    if let Some(false) = kwargs.get::<Option<bool>>("identifier")? {
-                        r.identifier.clear();
-                    }
-                    let _ = kwargs.get::<Option<bool>>("database")?;
-                } else if method == "quote" {
-                    for k in ["database", "schema", "identifier"] {
-                        let _ = kwargs.get::<Option<bool>>(k)?;
+                if method == "include" || method == "quote" {
+                    // include(database=False, ...) leaves a part out of the
+                    // rendered name; quote(identifier=False, ...) unquotes it
+                    let slots = if method == "include" { &mut r.include } else { &mut r.quoting };
+                    for (k, slot) in [("database", &mut slots.database), ("schema", &mut slots.schema), ("identifier", &mut slots.identifier)] {
+                        if let Some(b) = kwargs.get::<Option<bool>>(k)? {
+                            *slot = b;
+                        }
                     }
                 } else {
                     let path = if method == "incorporate" { kwargs.get::<Option<Value>>("path")? } else { None };

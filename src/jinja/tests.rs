@@ -92,7 +92,15 @@ fn relations_render_through_return() {
     let env = env_with(&[]);
     let out =
         render(&env, "{{ api.Relation.create(schema='main', identifier='t') }}|{{ get_where_subquery(api.Relation.create(schema='main', identifier='t')) }}");
-    assert_eq!(out, "main.t|main.t");
+    assert_eq!(out, r#""main"."t"|"main"."t""#);
+    // dbt's quote and include policies, as arguments and as methods
+    let out = render(
+        &env,
+        "{% set r = api.Relation.create(database='dp', schema='main', identifier='T', quote_policy={'identifier': false}) %}\
+         {{ r }}|{{ r.include(database=false) }}|{{ r.quote(identifier=true, schema=false) }}|{{ r.include(schema=false).schema }}|\
+         {{ api.Relation.create(database='dp', schema='s', identifier='t', include_policy={'database': false}) }}",
+    );
+    assert_eq!(out, r#""dp"."main".T|"main".T|"dp".main."T"|main|"s"."t""#);
 }
 
 struct FakeResolver;
@@ -111,7 +119,7 @@ fn compile_phase_ref_through_where_subquery() {
     let mut r = RenderCtx::new("test.proj.t", "proj", Phase::Compile);
     r.resolver = Some(Arc::new(FakeResolver));
     let out = env.render_str("t", "{{ get_where_subquery(ref('orders')) }}", Some(Arc::new(r)), &[]).unwrap();
-    assert_eq!(out, "main.orders");
+    assert_eq!(out, r#""dp"."main"."orders""#);
 }
 
 #[test]
@@ -125,5 +133,5 @@ fn compile_phase_with_test_config() {
     r.this = Value::from_object(Relation::new("dp", "main_dbt_test__audit", "t"));
     r.model = Value::from_serialize(serde_json::json!({"name": "t", "config": {"x": 1}}));
     let out = env.render_str("models/schema.yml", "{{ get_where_subquery(ref('orders')) }}", Some(Arc::new(r)), &[]).unwrap();
-    assert_eq!(out, "main.orders");
+    assert_eq!(out, r#""dp"."main"."orders""#);
 }

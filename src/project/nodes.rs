@@ -266,9 +266,23 @@ impl Node {
         }
     }
 
-    /// `schema.alias`, quoted where needed: the name DataFusion resolves.
+    /// `schema.alias`, quoted where needed: the name DataFusion resolves
+    /// (and dbt prints in its log lines).
     pub fn relation_name(&self) -> String {
         crate::util::ident::relation_name(&self.schema, &self.alias)
+    }
+
+    /// The node's relation as Jinja sees it (`this`, `ref()`, `source()`):
+    /// quoted as the project's `quoting:` says, and a source's own
+    /// `quoting:` over it; the database rendered when it is the target's.
+    pub fn jinja_relation(&self, settings: &crate::config::Settings) -> crate::jinja::Relation {
+        let quoting = settings.quoting.merged(self.extra.get("quoting"));
+        crate::jinja::Relation::for_node(&self.database, &self.schema, &self.alias, &settings.target.database, quoting)
+    }
+
+    /// The manifest's `relation_name`, as dbt renders it (`"dp"."main"."orders"`).
+    pub fn dbt_relation_name(&self, settings: &crate::config::Settings) -> String {
+        self.jinja_relation(settings).render_name()
     }
 }
 

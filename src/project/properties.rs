@@ -154,6 +154,9 @@ pub struct SourceDef {
     pub config: Map<String, Value>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// `quoting:` of the source's relations (`identifier: false`, ...).
+    #[serde(default)]
+    pub quoting: Option<Value>,
     #[serde(default)]
     pub tables: Vec<SourceTableDef>,
 }
@@ -183,6 +186,9 @@ pub struct SourceTableDef {
     pub external: Option<Map<String, Value>>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// `quoting:` of this table, over its source's.
+    #[serde(default)]
+    pub quoting: Option<Value>,
     #[serde(default)]
     pub columns: Vec<ColumnDef>,
     #[serde(default)]

@@ -34,7 +34,6 @@ use crate::compile::Compiled;
 use crate::engine::Engine;
 use crate::project::load::Project;
 use crate::project::nodes::{Materialization, Node, ResourceType};
-use crate::util::ident::relation_name;
 
 /// What one member test counts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -243,8 +242,11 @@ fn batchable(project: &Project, node: &Node, compiled: &Compiled, flags: TestFla
     };
     let target = project.nodes.get(node.attached_node.as_ref()?)?;
     let relation = match target.resource_type {
-        ResourceType::Source => relation_name(&target.schema, &target.source.as_ref()?.identifier),
-        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot if target.materialized() != Materialization::Ephemeral => target.relation_name(),
+        // as the test's compiled SQL names it (dbt's rendering, `"dp"."main"."orders"`)
+        ResourceType::Source => target.dbt_relation_name(&project.settings),
+        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot if target.materialized() != Materialization::Ephemeral => {
+            target.dbt_relation_name(&project.settings)
+        }
         _ => return None,
     };
     let from = match node.config.get("where") {
@@ -276,7 +278,7 @@ fn parent_relation(project: &Project, node: &Node, to: &str) -> Option<String> {
         if found.next().is_some() || n.materialized() == Materialization::Ephemeral {
             return None;
         }
-        return Some(n.relation_name());
+        return Some(n.dbt_relation_name(&project.settings));
     }
     let c = SOURCE.captures(to)?;
     let mut found = deps.filter(|n| n.resource_type == ResourceType::Source && n.name == c[2] && n.source.as_ref().is_some_and(|s| s.source_name == c[1]));
@@ -284,7 +286,7 @@ fn parent_relation(project: &Project, node: &Node, to: &str) -> Option<String> {
     if found.next().is_some() {
         return None;
     }
-    Some(relation_name(&n.schema, &n.source.as_ref()?.identifier))
+    Some(n.dbt_relation_name(&project.settings))
 }
 
 /// Whether the project or a package defines the test or its implementation.

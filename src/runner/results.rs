@@ -122,7 +122,7 @@ pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invo
                 "unique_id": r.unique_id,
                 "compiled": r.compiled_code.is_some(),
                 "compiled_code": r.compiled_code,
-                "relation_name": if matches!(n.resource_type, crate::project::nodes::ResourceType::Test | crate::project::nodes::ResourceType::UnitTest) { Value::Null } else { json!(n.relation_name()) },
+                "relation_name": if matches!(n.resource_type, crate::project::nodes::ResourceType::Test | crate::project::nodes::ResourceType::UnitTest) { Value::Null } else { json!(n.dbt_relation_name(&project.settings)) },
                 "batch_results": r.batches.as_ref().map(|b| b.results.to_json()),
             })
         })

@@ -94,7 +94,7 @@ fn defer_prefers_the_targets_relation_unless_favor_state() {
     assert_eq!(stdout(&o), "n\n2\n");
     // without --defer nothing changes
     let o = dp_in(p, "dev_wh", &["compile", "-s", "other", "--state", "prod_state"]);
-    assert!(stdout(&o).contains("from main.stg_people"), "{}", stdout(&o));
+    assert!(stdout(&o).contains(r#"from "dp"."main"."stg_people""#), "{}", stdout(&o));
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn defer_in_the_same_warehouse_reads_the_states_schema() {
         .unwrap();
     ok(&o);
     let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/other.sql")).unwrap();
-    assert!(compiled.contains("from main.stg_people"), "{compiled}");
+    assert!(compiled.contains(r#"from "dp"."main"."stg_people""#), "{compiled}");
     assert_eq!(sql(p, "wh", "select n from dev.other"), "n\n3\n");
 }
 

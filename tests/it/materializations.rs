@@ -199,5 +199,5 @@ fn introspecting_nodes_and_hooks_compile_when_they_run() {
     assert_eq!(csv(p, "select * from main.narrow"), "id,colour\n1,a");
     assert_eq!(csv(p, "select * from main.logged order by id"), "id,colour\n1,a\n2,b");
     let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/narrow.sql")).unwrap();
-    assert_eq!(compiled.trim(), "select id, colour from main.wide");
+    assert_eq!(compiled.trim(), r#"select id, colour from "dp"."main"."wide""#);
 }

@@ -109,7 +109,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("partial parse: cache hit"), "{log}");
     assert!(log.contains("render cache: 4 nodes reused"), "{log}");
-    assert_eq!(sql[totals], "select id, amount * 2 as total from main.orders");
+    assert_eq!(sql[totals], r#"select id, amount * 2 as total from "dp"."main"."orders""#);
 
     // A model edited.
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
@@ -124,7 +124,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     write(p, "models/totals.sql", "select o.id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }} o join {{ ref('other') }} x on o.id = x.id");
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("re-parsed models/totals.sql"), "{log}");
-    assert!(sql[totals].contains("join main.other x"), "{}", sql[totals]);
+    assert!(sql[totals].contains(r#"join "dp"."main"."other" x"#), "{}", sql[totals]);
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["parent_map"]["model.p.totals"], serde_json::json!(["model.p.orders", "model.p.other"]));
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");

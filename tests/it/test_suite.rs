@@ -95,7 +95,7 @@ fn batched_column_tests_equal_one_by_one() {
     let err = stderr(&o);
     assert!(err.contains("column tests batched by relation tests=28"), "{err}");
     // the group on order_totals holds a missing column: its tests run alone
-    assert!(err.contains("batched tests failed; running them one by one from=main.order_totals"), "{err}");
+    assert!(err.contains(r#"batched tests failed; running them one by one from="dp"."main"."order_totals""#), "{err}");
     // and no other group (those with relationships joins included) fell back
     assert_eq!(err.matches("batched tests failed").count(), 1, "{err}");
     let batched = outcomes_with_messages(p);

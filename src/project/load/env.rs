@@ -49,8 +49,11 @@ pub fn build(settings: &Settings, packages: &[PackageDir], macro_sources: Vec<Ma
 
 /// `this` for a node before its final schema is known (parse pass).
 pub(super) fn this_value(node: &Node, settings: &Settings) -> minijinja::Value {
-    let schema = if node.schema.is_empty() { settings.target.schema.clone() } else { node.schema.clone() };
-    minijinja::Value::from_object(crate::jinja::Relation::new(&node.database, &schema, &node.alias))
+    let mut rel = node.jinja_relation(settings);
+    if rel.schema.is_empty() {
+        rel.schema = settings.target.schema.clone();
+    }
+    minijinja::Value::from_object(rel)
 }
 
 /// The `model`/`node` object macros see.

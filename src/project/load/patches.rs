@@ -329,6 +329,13 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     }
     // dbt: a source without `database` is in the target's database
     n.database = src.database.clone().unwrap_or_else(|| target_database.to_string());
+    // `quoting:` as declared, the table's keys over the source's (the
+    // project's `quoting:` applies beneath it when the relation renders)
+    let mut quoting = src.quoting.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+    quoting.extend(t.quoting.as_ref().and_then(Value::as_object).cloned().unwrap_or_default());
+    if !quoting.is_empty() {
+        n.extra.insert("quoting".into(), Value::Object(quoting));
+    }
     let identifier = t.identifier.clone().unwrap_or_else(|| t.name.clone());
     n.alias = identifier.clone();
     n.line = idx.first(&t.name);
