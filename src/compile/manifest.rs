@@ -683,7 +683,7 @@ pub fn flat_graph(project: &Project) -> Value {
         }
     }
     json!({
-        "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": {}, "groups": groups(project),
+        "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": super::metrics::metrics(project), "groups": groups(project),
         "semantic_models": {}, "saved_queries": {}, "unit_tests": unit_tests,
     })
 }
@@ -815,7 +815,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "macros": macros,
         "docs": docs,
         "exposures": exposures,
-        "metrics": {},
+        "metrics": super::metrics::metrics(project),
         "groups": groups(project),
         "selectors": {},
         "disabled": disabled,
