@@ -1,0 +1,129 @@
+//! What packages that read dbt's own description of a project see: the
+//! adapter's name (`target.type`, `adapter.type()`), the metrics of
+//! `graph.metrics`, and DuckDB's naming of repeated select columns
+//! (dbt_project_evaluator leans on all three; see tests/it/corpus.rs).
+
+use crate::common::*;
+
+fn csv(dir: &std::path::Path, q: &str) -> String {
+    let o = run(dir, &["sql", "--format", "csv", "-e", q]);
+    ok(&o);
+    stdout(&o)
+}
+
+/// dp presents itself to Jinja as dbt-duckdb does, so configs branching on
+/// the adapter take DuckDB's branch.
+#[test]
+fn target_type_and_adapter_type_are_duckdb() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\nmodels:\n  p:\n    +materialized: \"{{ 'table' if target.type in ['duckdb'] else 'view' }}\"\n"),
+        ("models/m.sql", "select '{{ target.type }}' as target_type, '{{ adapter.type() }}' as adapter_type"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["build"]));
+    assert_eq!(csv(p, "select * from main.m"), "target_type,adapter_type\nduckdb,duckdb\n");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["nodes"]["model.p.m"]["config"]["materialized"], "table");
+}
+
+const METRICS_YML: &str = "version: 2
+semantic_models:
+  - name: orders_sm
+    model: ref('orders')
+    defaults: {agg_time_dimension: order_day}
+    entities: [{name: order, type: primary, expr: id}]
+    dimensions: [{name: order_day, type: time, type_params: {time_granularity: day}}]
+    measures:
+      - {name: order_total, agg: sum, expr: amount}
+      - {name: order_count, agg: count, expr: 1}
+metrics:
+  - name: revenue
+    label: Revenue
+    type: simple
+    type_params: {measure: order_total}
+    filter: |
+      {{ Dimension('order__order_day') }} > '2024-01-01'
+  - name: orders
+    label: Orders
+    description: How many
+    type: cumulative
+    type_params:
+      measure: {name: order_count, join_to_timespine: true}
+      cumulative_type_params: {window: 7 days}
+  - name: revenue_per_order
+    label: Revenue per order
+    type: ratio
+    type_params: {numerator: revenue, denominator: orders}
+  - name: retired
+    label: Retired
+    type: simple
+    type_params: {measure: order_total}
+    config: {enabled: false}
+";
+
+/// `graph.metrics` holds the project's metrics as dbt's manifest does:
+/// each linked to the semantic model defining its measures (a ratio metric
+/// to its input metrics), filters and windows parsed, disabled ones left out.
+#[test]
+fn metrics_are_in_the_graph_as_dbt_describes_them() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/orders.sql", "select 1 as id, 10.0 as amount, date '2024-01-02' as order_day"),
+        ("models/metrics.yml", METRICS_YML),
+        (
+            "models/metric_facts.sql",
+            "{{ config(materialized='table') }}
+{% set rows = [] %}
+{% if execute %}{% for m in graph.metrics.values() | sort(attribute='unique_id') %}
+{% do rows.append(\"select '\" ~ m.unique_id ~ \"' as uid, '\" ~ m.type ~ \"' as kind, '\" ~ m.depends_on.nodes | join(' ') ~ \"' as parents, '\"
+   ~ m.type_params.input_measures | map(attribute='name') | join(' ') ~ \"' as measures, '\" ~ m.fqn | join('.') ~ \"' as fqn, '\"
+   ~ (m.type_params.cumulative_type_params.window | tojson if m.type_params.cumulative_type_params else '') ~ \"' as win, '\"
+   ~ (tojson(m.filter) | replace(\"'\", \"''\") if m.filter else '') ~ \"' as filter\") %}
+{% endfor %}{% endif %}
+{{ rows | join(' union all ') if rows else \"select '' as uid\" }}",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["build"]));
+    assert_eq!(
+        csv(p, "select * from main.metric_facts order by uid"),
+        "uid,kind,parents,measures,fqn,win,filter\n\
+         metric.p.orders,cumulative,semantic_model.p.orders_sm,order_count,p.orders,\"{\"\"count\"\": 7, \"\"granularity\"\": \"\"day\"\"}\",\n\
+         metric.p.revenue,simple,semantic_model.p.orders_sm,order_total,p.revenue,,\"{\"\"where_filters\"\": [{\"\"where_sql_template\"\": \"\"{{ Dimension('order__order_day') }} > '2024-01-01'\\n\"\"}]}\"\n\
+         metric.p.revenue_per_order,ratio,metric.p.revenue metric.p.orders,order_total order_count,p.revenue_per_order,,\n"
+    );
+    // the manifest's metrics are the graph's, in dbt's shape
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
+    let orders = &m["metrics"]["metric.p.orders"];
+    assert_eq!(
+        orders["type_params"]["measure"],
+        serde_json::json!({"name": "order_count", "filter": null, "alias": null, "join_to_timespine": true, "fill_nulls_with": null})
+    );
+    assert_eq!(
+        orders["type_params"]["cumulative_type_params"],
+        serde_json::json!({"window": {"count": 7, "granularity": "day"}, "grain_to_date": null, "period_agg": "first", "metric": null})
+    );
+    assert_eq!(
+        (orders["path"].as_str(), orders["original_file_path"].as_str(), orders["description"].as_str()),
+        (Some("metrics.yml"), Some("models/metrics.yml"), Some("How many"))
+    );
+    assert!(m["metrics"].get("metric.p.retired").is_none());
+    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&m).take(5).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// DuckDB renames a repeated output name `a_1` (then `a_2`, the first free
+/// name) where DataFusion refused the select: dbt_utils' `equality` writes
+/// such selects when `compare_columns` repeats a column.
+#[test]
+fn a_repeated_select_column_is_renamed_as_duckdb_renames_it() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/m.sql", "{{ config(materialized='table') }}\nwith t as (select 1 as a, 2 as b)\nselect a, a, b, t.a from t"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["build"]));
+    assert_eq!(csv(p, "select * from main.m"), "a,a_1,b,a_2\n1,1,2,1\n");
+}
