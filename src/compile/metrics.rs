@@ -114,7 +114,8 @@ fn parse(project: &Project, uid: &str, m: &Value) -> Value {
         "unique_id": uid,
         "fqn": fqn,
         "description": m.get("description").cloned().unwrap_or(json!("")),
-        "label": m.get("label").cloned().unwrap_or(Value::Null),
+        // dbt requires a label; dp, which does not validate the semantic layer, uses the name
+        "label": m.get("label").cloned().unwrap_or_else(|| json!(name)),
         "type": kind,
         "type_params": type_params,
         "filter": where_filter(m.get("filter")),
