@@ -127,3 +127,45 @@ fn a_repeated_select_column_is_renamed_as_duckdb_renames_it() {
     ok(&run(p, &["build"]));
     assert_eq!(csv(p, "select * from main.m"), "a,a_1,b,a_2\n1,1,2,1\n");
 }
+
+/// `graph.nodes` describes files as dbt does where dbt_project_evaluator
+/// reads them: `raw_code` stripped (its `number_lines` is
+/// `raw_code.count("\n") + 1`), a version's `deprecation_date` as dbt's
+/// datetime, and a root seed its package's namesake (disabled) describes
+/// takes that description. The expected rows are dbt-duckdb 1.11's on the
+/// same project.
+#[test]
+fn graph_nodes_read_as_dbt_writes_them() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\nseeds:\n  pkg:\n    ex:\n      +enabled: false\n"),
+        ("seeds/ex.csv", "a,b\n1,x\n"),
+        ("dbt_packages/pkg/dbt_project.yml", "name: pkg\nversion: '1.0'\nconfig-version: 2\n"),
+        ("dbt_packages/pkg/seeds/ex.csv", "a,b\n1,x\n"),
+        (
+            "dbt_packages/pkg/seeds/seeds.yml",
+            "version: 2\nseeds:\n  - name: ex\n    description: from the package\n    config:\n      column_types: {b: varchar}\n    columns:\n      - name: a\n        description: the a\n",
+        ),
+        ("models/m.sql", "select 1 as id\n\n"),
+        ("models/vm_v1.sql", "select 1 as id"),
+        ("models/v.yml", "version: 2\nmodels:\n  - name: vm\n    latest_version: 1\n    versions:\n      - v: 1\n        deprecation_date: 2024-01-01\n"),
+        (
+            "models/facts.sql",
+            "{{ config(materialized='table') }}
+{% set rows = [] %}
+{% if execute %}{% for n in graph.nodes.values() | sort(attribute='unique_id') if n.resource_type in ['model', 'seed'] and n.name != 'facts' %}
+{% do rows.append(\"select '\" ~ n.unique_id ~ \"' as uid, \" ~ (n.raw_code.count(\"\\n\") + 1) ~ \" as number_lines, '\" ~ n.deprecation_date ~ \"' as deprecation_date, '\"
+   ~ n.description ~ \"' as description, '\" ~ n.columns.keys() | join(' ') ~ \"' as columns, '\" ~ n.config.column_types | tojson ~ \"' as column_types\") %}
+{% endfor %}{% endif %}
+{{ rows | join(' union all ') if rows else \"select '' as uid\" }}",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["build"]));
+    assert_eq!(
+        csv(p, "select * from main.facts order by uid"),
+        "uid,number_lines,deprecation_date,description,columns,column_types\n\
+         model.p.m,1,None,,,{}\n\
+         model.p.vm.v1,1,2024-01-01T00:00:00+00:00,,,{}\n\
+         seed.p.ex,1,,from the package,a,\"{\"\"b\"\": \"\"varchar\"\"}\"\n"
+    );
+}
