@@ -684,7 +684,7 @@ pub fn flat_graph(project: &Project) -> Value {
     }
     json!({
         "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": super::metrics::metrics(project), "groups": groups(project),
-        "semantic_models": {}, "saved_queries": {}, "unit_tests": unit_tests,
+        "semantic_models": super::metrics::semantic_models(project), "saved_queries": {}, "unit_tests": unit_tests,
     })
 }
 
@@ -823,7 +823,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "child_map": dag.children,
         "group_map": {},
         "saved_queries": {},
-        "semantic_models": {},
+        "semantic_models": super::metrics::semantic_models(project),
         "unit_tests": unit_tests,
     })
 }

@@ -14,7 +14,14 @@
 //! string (or list) becomes `{"where_filters": [{"where_sql_template": ..}]}`;
 //! a window `30 days` becomes `{"count": 30, "granularity": "day"}`. Disabled
 //! metrics (`config: {enabled: false}`) are left out, as dbt leaves them out
-//! of `metrics`.
+//! of `metrics`. A measure with `create_metric: true` makes a simple metric
+//! of its name, as dbt's `SemanticModelParser._create_metric`.
+//!
+//! Semantic models are described as dbt's `SemanticModelParser` writes them
+//! (entities, measures and dimensions with dbt's defaults, the semantic
+//! model's `meta` under each element's), their `model: ref('x')` resolved
+//! to `depends_on` and `node_relation` as `ref()` resolves in the model's
+//! package.
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
@@ -23,14 +30,167 @@ use crate::project::load::Project;
 
 /// The metrics of the project and its packages: unique id -> dbt's Metric.
 pub fn metrics(project: &Project) -> Map<String, Value> {
-    let Some(raw) = project.other.get("metrics") else { return Map::new() };
     let semantic = project.other.get("semantic_models");
+    let mut raw: IndexMap<String, Value> = project.other.get("metrics").cloned().unwrap_or_default();
+    raw.extend(created_metrics(semantic));
     let mut parsed: IndexMap<String, Value> = raw.iter().filter(|(_, m)| enabled(m)).map(|(uid, m)| (uid.clone(), parse(project, uid, m))).collect();
     let uids: Vec<String> = parsed.keys().cloned().collect();
     for uid in &uids {
         link(&mut parsed, uid, semantic, &project.settings.project_name, &mut vec![]);
     }
     parsed.into_iter().collect()
+}
+
+/// The metrics measures with `create_metric: true` make, as properties
+/// files would write them.
+fn created_metrics(semantic: Option<&IndexMap<String, Value>>) -> Vec<(String, Value)> {
+    let mut out = vec![];
+    for (uid, sm) in semantic.into_iter().flatten() {
+        let package = uid.split('.').nth(1).unwrap_or_default();
+        for m in sm.get("measures").and_then(Value::as_array).into_iter().flatten() {
+            if m.get("create_metric").and_then(Value::as_bool) != Some(true) {
+                continue;
+            }
+            let Some(name) = m.get("name").and_then(Value::as_str) else { continue };
+            // dbt passes the semantic model's meta, not the measure's
+            let config = json!({"enabled": enabled(sm), "meta": sm.pointer("/config/meta").cloned().unwrap_or(json!({}))});
+            let expr = m.get("expr").filter(|e| !e.is_null()).cloned().unwrap_or(json!(name));
+            out.push((
+                format!("metric.{package}.{name}"),
+                json!({
+                    "name": name,
+                    "label": m.get("label").filter(|l| !l.is_null()).cloned().unwrap_or(json!(name)),
+                    "type": "simple",
+                    "type_params": {"measure": name, "expr": expr},
+                    "description": m.get("description").filter(|d| !d.is_null()).cloned().unwrap_or(json!(format!("Metric created from measure {name}"))),
+                    "config": config,
+                    "original_file_path": sm.get("original_file_path").cloned().unwrap_or(Value::Null),
+                }),
+            ));
+        }
+    }
+    out
+}
+
+/// The semantic models of the project and its packages: unique id ->
+/// dbt's SemanticModel.
+pub fn semantic_models(project: &Project) -> Map<String, Value> {
+    let Some(raw) = project.other.get("semantic_models") else { return Map::new() };
+    let refs = crate::project::refs::RefIndex::new(&project.settings.project_name, project.nodes.values());
+    let mut out = Map::new();
+    for (uid, sm) in raw.iter().filter(|(_, sm)| enabled(sm)) {
+        let package = uid.split('.').nth(1).unwrap_or_default();
+        let name = sm.get("name").and_then(Value::as_str).unwrap_or_default();
+        let file = sm.get("original_file_path").and_then(Value::as_str).unwrap_or_default();
+        let original = relative_to_package(project, file);
+        let path = resource_relative(project, package, original);
+        let yaml_config = sm.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut config = json!({"enabled": true, "group": null, "meta": {}});
+        for (k, v) in &yaml_config {
+            config[k] = v.clone();
+        }
+        let model_meta = config["meta"].as_object().cloned().unwrap_or_default();
+        // an element's config: the semantic model's meta under its own
+        let element_config = |e: &Value| {
+            let mut meta = model_meta.clone();
+            if let Some(own) = e.pointer("/config/meta").and_then(Value::as_object) {
+                meta.extend(own.clone());
+            }
+            json!({"meta": meta})
+        };
+        let field = |e: &Value, k: &str| e.get(k).cloned().unwrap_or(Value::Null);
+        let lower = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map_or(Value::Null, |s| json!(s.to_lowercase()));
+        let list = |k: &str| sm.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        let entities: Vec<Value> = list("entities")
+            .iter()
+            .map(|e| {
+                json!({"name": field(e, "name"), "type": lower(e, "type"), "description": field(e, "description"), "label": field(e, "label"),
+                       "role": field(e, "role"), "expr": field(e, "expr"), "config": element_config(e)})
+            })
+            .collect();
+        let measures: Vec<Value> = list("measures")
+            .iter()
+            .map(|m| {
+                let non_additive = m.get("non_additive_dimension").filter(|d| d.is_object()).map(|d| {
+                    json!({"name": field(d, "name"), "window_choice": lower(d, "window_choice"),
+                           "window_groupings": d.get("window_groupings").cloned().unwrap_or(json!([]))})
+                });
+                json!({"name": field(m, "name"), "agg": lower(m, "agg"), "description": field(m, "description"), "label": field(m, "label"),
+                       // dbt 1.11 leaves its parsed measure's create_metric at the default
+                       "create_metric": false, "expr": python_str(m.get("expr")),
+                       "agg_params": field(m, "agg_params"), "non_additive_dimension": non_additive,
+                       "agg_time_dimension": field(m, "agg_time_dimension"), "config": element_config(m)})
+            })
+            .collect();
+        let dimensions: Vec<Value> = list("dimensions")
+            .iter()
+            .map(|d| {
+                let type_params = d
+                    .get("type_params")
+                    .filter(|t| t.is_object())
+                    .map(|t| json!({"time_granularity": lower(t, "time_granularity"), "validity_params": field(t, "validity_params")}));
+                json!({"name": field(d, "name"), "type": lower(d, "type"), "description": field(d, "description"), "label": field(d, "label"),
+                       "is_partition": d.get("is_partition").cloned().unwrap_or(json!(false)), "type_params": type_params,
+                       "expr": field(d, "expr"), "metadata": null, "config": element_config(d)})
+            })
+            .collect();
+        let model = sm.get("model").and_then(Value::as_str).unwrap_or_default();
+        let call = ref_call(model);
+        let target = call.as_ref().and_then(|c| refs.resolve(package, c).ok()).and_then(|t| project.nodes.get(&t.uid));
+        let node_relation = target.map(|n| json!({"alias": n.alias, "schema_name": n.schema, "database": n.database, "relation_name": n.relation_name()}));
+        let fqn: Vec<&str> = std::iter::once(package).chain(path.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev()).chain([name]).collect();
+        out.insert(
+            uid.clone(),
+            json!({
+                "name": name, "resource_type": "semantic_model", "package_name": package, "path": path,
+                "original_file_path": original, "unique_id": uid, "fqn": fqn, "model": model,
+                "node_relation": node_relation, "description": field(sm, "description"), "label": field(sm, "label"),
+                "defaults": field(sm, "defaults"), "entities": entities, "measures": measures, "dimensions": dimensions,
+                "metadata": null,
+                "depends_on": {"macros": [], "nodes": target.map(|n| vec![n.unique_id.clone()]).unwrap_or_default()},
+                "refs": call.iter().map(|c| json!({"name": c.name, "package": c.package, "version": c.version.as_deref().map(version_value)})).collect::<Vec<_>>(),
+                "created_at": 0.0, "config": config.clone(), "unrendered_config": yaml_config,
+                "primary_entity": field(sm, "primary_entity"), "group": config["group"],
+            }),
+        );
+    }
+    out
+}
+
+/// Python's `str()` of a YAML scalar (`1` -> "1", `true` -> "True"); null stays null.
+fn python_str(v: Option<&Value>) -> Value {
+    match v {
+        None | Some(Value::Null) => Value::Null,
+        Some(Value::String(s)) => json!(s),
+        Some(Value::Bool(b)) => json!(if *b { "True" } else { "False" }),
+        Some(other) => json!(other.to_string()),
+    }
+}
+
+/// A version as dbt writes it in `refs`: a number when it is one.
+fn version_value(v: &str) -> Value {
+    v.parse::<i64>().map(Value::from).or_else(|_| v.parse::<f64>().map(Value::from)).unwrap_or_else(|_| json!(v))
+}
+
+/// The `ref()` a semantic model's `model:` names: `ref('m')`,
+/// `ref('pkg', 'm')`, `ref('m', v=2)` (`version=` too).
+fn ref_call(model: &str) -> Option<crate::project::nodes::RefCall> {
+    let inner = model.trim().strip_prefix("ref(")?.strip_suffix(')')?;
+    let (mut names, mut version) = (vec![], None);
+    for arg in inner.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let unquote = |s: &str| s.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
+        match arg.split_once('=') {
+            Some((k, v)) if matches!(k.trim(), "v" | "version") => version = Some(unquote(v)),
+            Some(_) => return None,
+            None => names.push(unquote(arg)),
+        }
+    }
+    let (package, name) = match names.as_slice() {
+        [n] => (None, n.clone()),
+        [p, n] => (Some(p.clone()), n.clone()),
+        _ => return None,
+    };
+    Some(crate::project::nodes::RefCall { name, package, version })
 }
 
 fn enabled(m: &Value) -> bool {
@@ -292,6 +452,13 @@ mod tests {
         assert_eq!(time_window(Some("2 Months")), json!({"count": 2, "granularity": "month"}));
         assert_eq!(time_window(Some("1 fiscal_years")), json!({"count": 1, "granularity": "fiscal_years"}));
         assert_eq!(time_window(None), Value::Null);
+        let r = ref_call("ref('dim_model_7')").unwrap();
+        assert_eq!((r.name.as_str(), r.package, r.version), ("dim_model_7", None, None));
+        let r = ref_call(r#"ref("pkg", "m", v=2)"#).unwrap();
+        assert_eq!((r.name.as_str(), r.package.as_deref(), r.version.as_deref()), ("m", Some("pkg"), Some("2")));
+        assert!(ref_call("source('a', 'b')").is_none());
+        assert_eq!(python_str(Some(&json!(1))), json!("1"));
+        assert_eq!(python_str(Some(&json!(true))), json!("True"));
         assert_eq!(
             where_filter(Some(&json!("{{ Dimension('d__id') }} > 0"))),
             json!({"where_filters": [{"where_sql_template": "{{ Dimension('d__id') }} > 0"}]})

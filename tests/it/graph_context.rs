@@ -36,6 +36,7 @@ semantic_models:
     measures:
       - {name: order_total, agg: sum, expr: amount}
       - {name: order_count, agg: count, expr: 1}
+      - {name: max_amount, agg: max, expr: amount, create_metric: true}
 metrics:
   - name: revenue
     label: Revenue
@@ -88,6 +89,7 @@ fn metrics_are_in_the_graph_as_dbt_describes_them() {
     assert_eq!(
         csv(p, "select * from main.metric_facts order by uid"),
         "uid,kind,parents,measures,fqn,win,filter\n\
+         metric.p.max_amount,simple,semantic_model.p.orders_sm,max_amount,p.max_amount,,\n\
          metric.p.orders,cumulative,semantic_model.p.orders_sm,order_count,p.orders,\"{\"\"count\"\": 7, \"\"granularity\"\": \"\"day\"\"}\",\n\
          metric.p.revenue,simple,semantic_model.p.orders_sm,order_total,p.revenue,,\"{\"\"where_filters\"\": [{\"\"where_sql_template\"\": \"\"{{ Dimension('order__order_day') }} > '2024-01-01'\\n\"\"}]}\"\n\
          metric.p.revenue_per_order,ratio,metric.p.revenue metric.p.orders,order_total order_count,p.revenue_per_order,,\n"
@@ -108,6 +110,15 @@ fn metrics_are_in_the_graph_as_dbt_describes_them() {
         (Some("metrics.yml"), Some("models/metrics.yml"), Some("How many"))
     );
     assert!(m["metrics"].get("metric.p.retired").is_none());
+    assert_eq!(m["metrics"]["metric.p.max_amount"]["description"], "Metric created from measure max_amount");
+    let sm = &m["semantic_models"]["semantic_model.p.orders_sm"];
+    assert_eq!(sm["depends_on"]["nodes"], serde_json::json!(["model.p.orders"]));
+    assert_eq!((sm["node_relation"]["alias"].as_str(), sm["node_relation"]["schema_name"].as_str()), (Some("orders"), Some("main")));
+    assert_eq!(
+        sm["measures"][1],
+        serde_json::json!({"name": "order_count", "agg": "count", "description": null, "label": null, "create_metric": false, "expr": "1",
+                           "agg_params": null, "non_additive_dimension": null, "agg_time_dimension": null, "config": {"meta": {}}})
+    );
     let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("tests/fixtures/schemas/manifest.v12.json")).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&m).take(5).map(|e| e.to_string()).collect();
