@@ -41,6 +41,32 @@ pub fn metrics(project: &Project) -> Map<String, Value> {
     parsed.into_iter().collect()
 }
 
+/// The manifest's `parent_map` and `child_map`: the DAG's, with the edges
+/// of metrics and semantic models (`depends_on.nodes` of each), each list
+/// sorted as dbt's `build_parent_and_child_maps` sorts it.
+pub fn parent_child_maps(
+    parents: &IndexMap<String, Vec<String>>,
+    children: &IndexMap<String, Vec<String>>,
+    semantic: &[&Map<String, Value>],
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut p: IndexMap<String, Vec<String>> = parents.clone();
+    let mut c: IndexMap<String, Vec<String>> = children.clone();
+    for (uid, r) in semantic.iter().flat_map(|m| m.iter()) {
+        let deps: Vec<String> = r["depends_on"]["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
+        c.entry(uid.clone()).or_default();
+        for d in &deps {
+            c.entry(d.clone()).or_default().push(uid.clone());
+        }
+        p.insert(uid.clone(), deps);
+    }
+    for v in c.values_mut().chain(p.values_mut()) {
+        v.sort();
+        v.dedup();
+    }
+    let to_map = |m: IndexMap<String, Vec<String>>| m.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>();
+    (to_map(p), to_map(c))
+}
+
 /// The metrics measures with `create_metric: true` make, as properties
 /// files would write them.
 fn created_metrics(semantic: Option<&IndexMap<String, Value>>) -> Vec<(String, Value)> {

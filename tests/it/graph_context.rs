@@ -113,6 +113,12 @@ fn metrics_are_in_the_graph_as_dbt_describes_them() {
     assert_eq!(m["metrics"]["metric.p.max_amount"]["description"], "Metric created from measure max_amount");
     let sm = &m["semantic_models"]["semantic_model.p.orders_sm"];
     assert_eq!(sm["depends_on"]["nodes"], serde_json::json!(["model.p.orders"]));
+    // their edges are in parent_map and child_map, as dbt writes them (lists sorted)
+    assert_eq!(m["parent_map"]["metric.p.revenue_per_order"], serde_json::json!(["metric.p.orders", "metric.p.revenue"]));
+    assert_eq!(m["parent_map"]["semantic_model.p.orders_sm"], serde_json::json!(["model.p.orders"]));
+    assert_eq!(m["child_map"]["model.p.orders"], serde_json::json!(["semantic_model.p.orders_sm"]));
+    assert_eq!(m["child_map"]["semantic_model.p.orders_sm"], serde_json::json!(["metric.p.max_amount", "metric.p.orders", "metric.p.revenue"]));
+    assert_eq!(m["child_map"]["metric.p.revenue_per_order"], serde_json::json!([]));
     assert_eq!((sm["node_relation"]["alias"].as_str(), sm["node_relation"]["schema_name"].as_str()), (Some("orders"), Some("main")));
     assert_eq!(
         sm["measures"][1],
