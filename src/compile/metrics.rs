@@ -273,11 +273,7 @@ fn parse(project: &Project, uid: &str, m: &Value) -> Value {
         })
     });
     let optional = |v: Option<&Value>, f: fn(Option<&Value>) -> Value| if v.is_none_or(Value::is_null) { Value::Null } else { f(v) };
-    let expr = match tp.get("expr") {
-        None | Some(Value::Null) => Value::Null,
-        Some(Value::String(s)) => json!(s),
-        Some(other) => json!(other.to_string()),
-    };
+    let expr = python_str(tp.get("expr"));
     let type_params = json!({
         "measure": optional(tp.get("measure"), input_measure),
         "input_measures": [],
