@@ -16,7 +16,10 @@
 //!   calls, in the order they return (`a(b())` records `b`, then `a`), each
 //!   resolved as the node's Jinja namespace does (its package, the root
 //!   project, dbt's own; `pkg.x` in package `pkg`). A scan sees every
-//!   branch, where dbt records the branches its renders take.
+//!   branch, where dbt records the branches its renders take; but a branch
+//!   on the adapter's name alone (`{% if target.type == 'fabric' %}`,
+//!   `x if target.type in ['duckdb'] else y()`) is decided as a render
+//!   decides it, `target.type` being always `duckdb`.
 //! - **generic tests**: the test's macro (`test_<name>`), then
 //!   `get_where_subquery`, which dbt records at parse for every test but
 //!   `not_null` and `unique` (rendered statically) and at compile for all.
@@ -156,7 +159,7 @@ impl<'p> MacroDeps<'p> {
                     let mut calls = scan(code);
                     // a render records a call when it is made: after its arguments
                     calls.sort_by_key(|c| c.close);
-                    for c in calls.into_iter().filter(|c| !c.in_caller) {
+                    for c in calls.into_iter().filter(|c| !c.in_caller && !c.dead) {
                         let uid = self.resolve_in_node(&n.package_name, c.callee);
                         if !c.execute {
                             add(uid);
@@ -171,7 +174,7 @@ impl<'p> MacroDeps<'p> {
                 for code in hooks(n) {
                     let mut calls = scan(code);
                     calls.sort_by_key(|c| c.close);
-                    calls.into_iter().filter(|c| !c.execute && !c.in_caller).for_each(|c| add(self.resolve_in_node(&n.package_name, c.callee)));
+                    calls.into_iter().filter(|c| !c.execute && !c.in_caller && !c.dead).for_each(|c| add(self.resolve_in_node(&n.package_name, c.callee)));
                 }
             }
         }
@@ -339,6 +342,99 @@ struct Call<'a> {
     /// Inside a `{% call %}` block's body: a render runs it from within the
     /// called macro (depth 1), where dbt records nothing for the node.
     in_caller: bool,
+    /// In a branch a render never takes: its condition is on the adapter's
+    /// name alone (`{% if target.type == 'fabric' %}`, `x if target.type in
+    /// ['duckdb'] else y()`), which is always `duckdb`.
+    dead: bool,
+}
+
+/// An open `{% if %}` block of [`scan`].
+struct IfBlock {
+    /// In its `if execute` branch.
+    execute: bool,
+    /// In a branch a render never takes.
+    dead: bool,
+    /// Whether an earlier branch is taken: yes, no, or not known statically.
+    taken: Option<bool>,
+}
+
+/// The value of a condition on the adapter's name alone (`target.type ==
+/// 'x'`, `!=`, `in [...]`, `not in [...]`): what every render finds, since
+/// `target.type` is always [`crate::jinja::TARGET_TYPE`]. `None` for any
+/// other condition.
+fn adapter_condition(tokens: &[Token<'_>]) -> Option<bool> {
+    let [Token::Ident("target"), Token::Dot, Token::Ident("type"), rest @ ..] = tokens else { return None };
+    let is = |v: &Token<'_>| string(v).map(|v| v == crate::jinja::TARGET_TYPE);
+    let in_list = |list: &[Token<'_>]| -> Option<bool> {
+        let (Some(Token::BracketOpen | Token::ParenOpen), Some(Token::BracketClose | Token::ParenClose)) = (list.first(), list.last()) else { return None };
+        let mut found = false;
+        for (k, t) in list[1..list.len() - 1].iter().enumerate() {
+            match (k % 2, t) {
+                (0, v) => found |= is(v)?,
+                (_, Token::Comma) => {}
+                _ => return None,
+            }
+        }
+        Some(found)
+    };
+    match rest {
+        [Token::Eq, v] => is(v),
+        [Token::Ne, v] => is(v).map(|b| !b),
+        [Token::Ident("in"), list @ ..] => in_list(list),
+        [Token::Ident("not"), Token::Ident("in"), list @ ..] => in_list(list).map(|b| !b),
+        _ => None,
+    }
+}
+
+/// The token ranges of inline `a if cond else b` branches a render never
+/// takes, `cond` being on the adapter's name alone: `b` when it holds, `a`
+/// when it does not.
+fn dead_inline_branches(tokens: &[Token<'_>]) -> Vec<(usize, usize)> {
+    let opening = |t: &Token<'_>| matches!(t, Token::ParenOpen | Token::BracketOpen | Token::BraceOpen);
+    let closing = |t: &Token<'_>| matches!(t, Token::ParenClose | Token::BracketClose | Token::BraceClose);
+    let stop = |t: &Token<'_>| matches!(t, Token::Comma | Token::VariableEnd | Token::BlockEnd | Token::VariableStart | Token::BlockStart | Token::Assign);
+    let mut out = vec![];
+    for (j, t) in tokens.iter().enumerate() {
+        if !matches!(t, Token::Ident("if")) || j == 0 || matches!(tokens[j - 1], Token::BlockStart) {
+            continue;
+        }
+        // the condition runs to `else` or to the end of the expression
+        let (mut depth, mut end, mut els) = (0usize, tokens.len(), None);
+        for (k, t) in tokens.iter().enumerate().skip(j + 1) {
+            if opening(t) {
+                depth += 1;
+            } else if closing(t) && depth > 0 {
+                depth -= 1;
+            } else if depth == 0 && (closing(t) || stop(t)) {
+                end = k;
+                break;
+            } else if depth == 0 && matches!(t, Token::Ident("else")) && els.is_none() {
+                els = Some(k);
+            }
+        }
+        let Some(cond) = adapter_condition(&tokens[j + 1..els.unwrap_or(end)]) else { continue };
+        if cond {
+            if let Some(e) = els {
+                out.push((e, end));
+            }
+        } else {
+            let mut depth = 0usize;
+            let mut start = 0;
+            for k in (0..j).rev() {
+                let t = &tokens[k];
+                if closing(t) {
+                    depth += 1;
+                } else if opening(t) && depth > 0 {
+                    depth -= 1;
+                } else if depth == 0 && (opening(t) || stop(t)) {
+                    start = k + 1;
+                    break;
+                }
+            }
+            out.push((start, j));
+        }
+    }
+    out
 }
 
 fn string<'a>(t: &'a Token<'a>) -> Option<&'a str> {
@@ -360,8 +456,14 @@ fn scan(source: &str) -> Vec<Call<'_>> {
     let mut calls: Vec<Call<'_>> = vec![];
     // open parentheses: the index in `calls` of the call each one opens
     let mut open: Vec<(usize, Option<usize>)> = vec![];
-    // open `{% if %}` blocks: whether each is in an `if execute` branch
-    let mut ifs: Vec<bool> = vec![];
+    // open `{% if %}` blocks
+    let mut ifs: Vec<IfBlock> = vec![];
+    let dead_inline = dead_inline_branches(&tokens);
+    // the condition of the block tag opened at token `i` (`{% if c %}`, `{% elif c %}`)
+    let condition = |i: usize| {
+        let end = tokens[i..].iter().position(|t| matches!(t, Token::BlockEnd)).map_or(tokens.len(), |e| i + e);
+        adapter_condition(&tokens[(i + 2).min(end)..end])
+    };
     // open `{% call %}` bodies, and whether a `{% call ... %}` tag is open
     let (mut callers, mut call_tag) = (0usize, false);
     for (i, t) in tokens.iter().enumerate() {
@@ -373,10 +475,23 @@ fn scan(source: &str) -> Vec<Call<'_>> {
             Token::BlockStart => match ident(i + 1) {
                 Some("call") => call_tag = true,
                 Some("endcall") => callers = callers.saturating_sub(1),
-                Some("if") => ifs.push(ident(i + 2) == Some("execute") && matches!(tokens.get(i + 3), Some(Token::BlockEnd | Token::Ident("and")))),
-                Some("elif" | "else") => {
+                Some("if") => {
+                    let cond = condition(i);
+                    ifs.push(IfBlock {
+                        execute: ident(i + 2) == Some("execute") && matches!(tokens.get(i + 3), Some(Token::BlockEnd | Token::Ident("and"))),
+                        dead: cond == Some(false),
+                        taken: cond,
+                    });
+                }
+                Some(tag @ ("elif" | "else")) => {
+                    let cond = if tag == "elif" { condition(i) } else { Some(true) };
                     if let Some(top) = ifs.last_mut() {
-                        *top = false;
+                        top.execute = false;
+                        (top.dead, top.taken) = match top.taken {
+                            Some(true) => (true, Some(true)),
+                            Some(false) => (cond == Some(false), cond),
+                            None => (false, None),
+                        };
                     }
                 }
                 Some("endif") => {
@@ -386,9 +501,10 @@ fn scan(source: &str) -> Vec<Call<'_>> {
             },
             Token::ParenOpen => {
                 let callee = callee(&tokens, i, &ident);
-                let execute = ifs.contains(&true);
+                let execute = ifs.iter().any(|b| b.execute);
+                let dead = ifs.iter().any(|b| b.dead) || dead_inline.iter().any(|(a, b)| (*a..*b).contains(&i));
                 let slot = callee.map(|c| {
-                    calls.push(Call { callee: c, close: usize::MAX, execute, in_caller: callers > 0 });
+                    calls.push(Call { callee: c, close: usize::MAX, execute, in_caller: callers > 0, dead });
                     calls.len() - 1
                 });
                 open.push((i, slot));
@@ -510,5 +626,34 @@ mod tests {
         );
         assert_eq!(names("{{ adapter.dispatch(macro_name='m', macro_namespace='p')() }}"), ["dispatch(Some(\"m\"),Some(\"p\"))"]);
         assert_eq!(names("select 'x(' {# y() #} from t"), Vec::<String>::new());
+    }
+
+    fn live(src: &str) -> Vec<String> {
+        let calls = scan(src);
+        calls
+            .into_iter()
+            .filter(|c| !c.dead)
+            .map(|c| match c.callee {
+                Callee::Name(n) => n.to_string(),
+                Callee::Attr(p, n) => format!("{p}.{n}"),
+                Callee::Dispatch(d) => format!("dispatch({:?},{:?})", d.name, d.namespace),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn branches_on_the_adapter_name_are_decided_as_a_render_decides_them() {
+        // dbt_project_evaluator's all_days and int_all_graph_resources
+        assert_eq!(live("{% set d = \"current_date()\" if target.type in [\"duckdb\"] else dbt.current_timestamp() %}{{ dbt.dateadd(d) }}"), ["dbt.dateadd"]);
+        assert_eq!(live("{% set d = a() ~ b() if target.type != 'duckdb' else c(x(), 1) %}"), ["c", "x"]);
+        assert_eq!(live("{{ f(a() if target.type == 'postgres', b()) }}"), ["f", "b"]);
+        assert_eq!(live("{% if target.type == 'fabric' %}{{ m() }}{% elif target.type in ['duckdb', 'x'] %}{{ n() }}{% else %}{{ o() }}{% endif %}"), ["n"]);
+        assert_eq!(live("{% if target.type not in ['fabric'] %}{{ m() }}{% else %}{{ n() }}{% endif %}{{ p() }}"), ["m", "p"]);
+        // a condition on anything else is not decided: both branches count
+        assert_eq!(live("{% if target.name == 'x' %}{{ m() }}{% else %}{{ n() }}{% endif %}{{ q() if var('v') else r() }}"), ["m", "n", "q", "var", "r"]);
+        assert_eq!(
+            live("{% if flag %}{% if target.type == 'fabric' %}{{ m() }}{% endif %}{% elif target.type == 'duckdb' %}{{ n() }}{% else %}{{ o() }}{% endif %}"),
+            ["n", "o"]
+        );
     }
 }

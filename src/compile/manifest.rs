@@ -691,8 +691,8 @@ pub fn flat_graph(project: &Project) -> Value {
         }
     }
     json!({
-        "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": {}, "groups": groups(project),
-        "semantic_models": {}, "saved_queries": {}, "unit_tests": unit_tests,
+        "nodes": nodes, "sources": sources, "exposures": exposures, "metrics": super::metrics::metrics(project), "groups": groups(project),
+        "semantic_models": super::metrics::semantic_models(project), "saved_queries": {}, "unit_tests": unit_tests,
     })
 }
 
@@ -816,6 +816,8 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
     metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
     // where this run's relations live, for a later `--defer --state` (graph::defer)
     metadata.insert("env".into(), json!({ crate::graph::defer::WAREHOUSE_ENV_KEY: project.settings.warehouse_url() }));
+    let (metrics, semantic_models) = (super::metrics::metrics(project), super::metrics::semantic_models(project));
+    let (parent_map, child_map) = super::metrics::parent_child_maps(&dag.parents, &dag.children, &[&metrics, &semantic_models]);
     json!({
         "metadata": metadata,
         "nodes": nodes,
@@ -823,15 +825,15 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         "macros": macros,
         "docs": docs,
         "exposures": exposures,
-        "metrics": {},
+        "metrics": metrics,
         "groups": groups(project),
         "selectors": {},
         "disabled": disabled,
-        "parent_map": dag.parents,
-        "child_map": dag.children,
+        "parent_map": parent_map,
+        "child_map": child_map,
         "group_map": {},
         "saved_queries": {},
-        "semantic_models": {},
+        "semantic_models": semantic_models,
         "unit_tests": unit_tests,
     })
 }

@@ -19,6 +19,13 @@
 //!   dbt-duckdb, whose goldens dp matches): `7 / 2` is 3.5, not 3.
 //!   jaffle-shop's `cents_to_dollars` (`(cents / 100)::numeric(16, 2)`)
 //!   relies on it. `//` or `div(a, b)` divide integers.
+//! - **Duplicate output names.** DuckDB takes `select a, a, b` and names
+//!   the second `a` `a_1` (then `a_2`, ...: the first free name) in a
+//!   subquery, a CTE, a table or a view; DataFusion refused the select
+//!   ("Projections require unique expression names"). dbt_utils' `equality`
+//!   writes such selects when `compare_columns` repeats a column
+//!   (dbt_project_evaluator's `equality_fct_test_coverage`). A select list
+//!   with `*` is left alone (its names are not known before planning).
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -41,7 +48,8 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
     let lower = sql.to_ascii_lowercase();
     let full_using = lower.contains("full") && lower.contains("using");
     let zones = lower.contains("time zone") || lower.contains("timestamp");
-    if !full_using && !zones {
+    let dups = maybe_duplicate_names(&lower);
+    if !full_using && !zones && !dups {
         return Cow::Borrowed(sql);
     }
     let Ok(mut statements) = Parser::parse_sql(&GenericDialect {}, sql) else { return Cow::Borrowed(sql) };
@@ -53,7 +61,11 @@ pub fn rewrite(sql: &str) -> Cow<'_, str> {
     if zones {
         let _ = statements.visit(&mut z);
     }
-    if !v.changed && !z.changed {
+    let mut d = DuplicateNames { changed: false };
+    if dups {
+        let _ = statements.visit(&mut d);
+    }
+    if !v.changed && !z.changed && !d.changed {
         return Cow::Borrowed(sql);
     }
     Cow::Owned(statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(";\n"))
@@ -92,6 +104,77 @@ pub fn duckdb_division(plan: LogicalPlan) -> datafusion::error::Result<LogicalPl
 
 struct FullUsing {
     changed: bool,
+}
+
+/// Whether some name starts a select item twice (the word after `select`,
+/// a comma or `as`): a cheap test that leaves most statements unparsed;
+/// [`DuplicateNames`] decides.
+fn maybe_duplicate_names(lower: &str) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let starts = lower.split(',').skip(1).chain(lower.split("select").skip(1)).chain(lower.split(" as ").skip(1));
+    starts
+        .filter_map(|part| {
+            let word = part.trim_start().split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '"')).next()?;
+            let word = word.rsplit('.').next().unwrap_or(word).trim_matches('"');
+            (!word.is_empty()).then_some(word)
+        })
+        .any(|w| !seen.insert(w))
+}
+
+/// Names repeated in a select list, renamed as DuckDB names them (see the
+/// module docs).
+struct DuplicateNames {
+    changed: bool,
+}
+
+impl VisitorMut for DuplicateNames {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.changed |= dedupe_set_expr(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn dedupe_set_expr(body: &mut SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => dedupe_select(select),
+        SetExpr::SetOperation { left, right, .. } => dedupe_set_expr(left) | dedupe_set_expr(right),
+        _ => false,
+    }
+}
+
+/// The output name of a select item, as DuckDB compares names (case
+/// insensitive), when it is a column or an alias.
+fn item_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::UnnamedExpr(Expr::Identifier(id)) | SelectItem::ExprWithAlias { alias: id, .. } => Some(id.value.to_lowercase()),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => parts.last().map(|id| id.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+fn dedupe_select(select: &mut Select) -> bool {
+    if select.projection.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
+        return false;
+    }
+    let mut used = std::collections::HashSet::new();
+    let mut changed = false;
+    for item in &mut select.projection {
+        let Some(name) = item_name(item) else { continue };
+        if used.insert(name.clone()) {
+            continue;
+        }
+        let fresh = (1..).map(|k| format!("{name}_{k}")).find(|n| !used.contains(n)).expect("some suffix is free");
+        used.insert(fresh.clone());
+        let alias = Ident::with_quote('"', fresh);
+        *item = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()))) {
+            SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => SelectItem::ExprWithAlias { expr, alias },
+            other => other,
+        };
+        changed = true;
+    }
+    changed
 }
 
 /// `AT TIME ZONE` and timestamp literals with an offset (see the module docs).
@@ -302,6 +385,28 @@ mod tests {
         let batches = ctx.sql(&rewrite(sql)).await.unwrap().collect().await.unwrap();
         let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
         assert!(text.contains("| 2021-06-07T07:35:20 | 2021-06-07T21:35:20Z |"), "{text}");
+    }
+
+    #[test]
+    fn duplicate_output_names_are_renamed_as_duckdb_names_them() {
+        // DuckDB 1.x: `with x as (select a, a, A, b, a_1 from t) select * from x` has columns a, a_1, a_2, b, a_1_1
+        assert_eq!(
+            rewrite("with x as (select a, t.a, A, b, a_1 from t) select * from x"),
+            r#"WITH x AS (SELECT a, t.a AS "a_1", A AS "a_2", b, a_1 AS "a_1_1" FROM t) SELECT * FROM x"#
+        );
+        assert_eq!(rewrite("select x, y as x from a except select x, x from b"), r#"SELECT x, y AS "x_1" FROM a EXCEPT SELECT x, x AS "x_1" FROM b"#);
+        for sql in ["select *, a, a from t", "select a, b from t", "select f(a, b), f(a, c) from t", "select 1, 1"] {
+            assert_eq!(rewrite(sql), sql);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_select_repeating_a_column_plans() {
+        let ctx = datafusion::prelude::SessionContext::new();
+        let sql = "with t as (select 1 as a, 2 as b), d as (select a, a, b from t except select a, a, b from t) select 'x' as w, d.* from d";
+        let df = ctx.sql(&rewrite(sql)).await.unwrap();
+        let names: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["w", "a", "a_1", "b"]);
     }
 
     #[test]

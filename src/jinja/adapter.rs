@@ -86,7 +86,7 @@ impl Object for Adapter {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
-            "type" => Some(Value::from(super::ADAPTER_TYPE)),
+            "type" => Some(Value::from(super::TARGET_TYPE)),
             "Relation" => None,
             _ => None,
         }
@@ -109,7 +109,7 @@ impl Object for Adapter {
                 let (s, q): (String, Option<Value>) = from_args(args)?;
                 Ok(Value::from(if method == "quote_seed_column" && q.is_some_and(|q| q.is_true()) { quote(&s) } else { s }))
             }
-            "type" => Ok(Value::from(super::ADAPTER_TYPE)),
+            "type" => Ok(Value::from(super::TARGET_TYPE)),
             "get_relation" => {
                 let (pos, kwargs): (&[Value], Kwargs) = from_args(args)?;
                 let arg = |i: usize, k: &str| -> Result<String, Error> {

@@ -327,7 +327,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
     // Names of dbt's context that dp does not provide: fail by name.
     for name in UNSUPPORTED {
         env.add_function(*name, move |_args: Rest<Value>| -> Result<Value, Error> {
-            Err(err(format!("'{name}' is part of dbt's Jinja context but is not supported by dp\n  hint: remove the call or guard it with `{{% if target.type != 'datafusion' %}}`")))
+            Err(err(format!("'{name}' is part of dbt's Jinja context but is not supported by dp\n  hint: dp has no equivalent; remove the call")))
         });
     }
 }

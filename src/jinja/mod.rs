@@ -38,6 +38,12 @@ use crate::jinja::blocks::{find_blocks, parse_args};
 pub const BUILTIN_MACROS: &str = include_str!("builtins.sql");
 pub const BUILTIN_PACKAGE: &str = "dbt";
 pub const ADAPTER_TYPE: &str = "datafusion";
+/// What `target.type` and `adapter.type()` say: dbt-duckdb's `duckdb`, as
+/// dp runs DuckDB's SQL dialect. Packages branch on it to pick their SQL
+/// and configs (dbt_project_evaluator's `materialized`, `column_types` and
+/// ordered `listagg`); dispatch still finds `datafusion__` macros first
+/// ([`ADAPTER_CHAIN`]).
+pub const TARGET_TYPE: &str = "duckdb";
 /// The dispatch prefixes, most specific first (see `MacroTable::dispatch`).
 pub const ADAPTER_CHAIN: [&str; 3] = [ADAPTER_TYPE, "duckdb", "default"];
 

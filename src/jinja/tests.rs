@@ -13,7 +13,7 @@ pub(crate) fn env_with(macros: &[(&str, &str)]) -> JinjaEnv {
         root_package: "proj".into(),
         packages: vec![],
         macros: ms,
-        target: serde_json::json!({"name": "dev", "schema": "main", "type": "datafusion", "threads": 1, "database": "dp"}),
+        target: serde_json::json!({"name": "dev", "schema": "main", "type": crate::jinja::TARGET_TYPE, "threads": 1, "database": "dp"}),
         vars: [("x".to_string(), serde_json::json!(5))].into_iter().collect(),
         package_vars: Default::default(),
         env: Arc::new(|k| if k == "DP_SET" { Some("yes".into()) } else { None }),

@@ -179,32 +179,20 @@ fn compare_rows(project: &str, dir: &Path, status: &std::collections::HashMap<&s
 }
 
 /// Nodes that pass or fail by chance, left out of the pinned sets:
-/// - dbt_expectations' tests over `timeseries_data.row_value`, which is
-///   `100 * abs(rand())` (under dbt-duckdb too);
-/// - dbt_project_evaluator's equality tests on facts built with `listagg`
-///   without `order by` (it orders only on snowflake, redshift, duckdb,
-///   trino and fabric targets): the order of the joined names is undefined;
-///   DuckDB happens to keep its input's order, DataFusion's parallel
-///   aggregation does not.
-const UNORDERED_LISTAGG: [&str; 5] =
-    ["fct_multiple_sources_joined", "fct_model_fanout", "fct_source_fanout", "fct_duplicate_sources", "fct_model_naming_conventions"];
-
+/// dbt_expectations' tests over `timeseries_data.row_value`, which is
+/// `100 * abs(rand())` (under dbt-duckdb too). (dbt_project_evaluator's
+/// facts joined with `listagg` order the joined names on a `duckdb` target,
+/// as dp's `target.type` is: they are pinned.)
 fn by_chance(unique_id: &str) -> bool {
-    (unique_id.starts_with("test.dbt_expectations_integration_tests.") && unique_id.contains("row_value"))
-        || (unique_id.starts_with("test.dbt_project_evaluator_integration_tests.equality_")
-            && UNORDERED_LISTAGG.iter().any(|m| unique_id.contains(&format!("equality_{m}."))))
+    unique_id.starts_with("test.dbt_expectations_integration_tests.") && unique_id.contains("row_value")
 }
 
-/// Tables left out of the row comparison:
-/// - dbt_project_evaluator's facts joined with an unordered `listagg` (above);
-/// - `data_nullcheck_table`, whose CSV cells are `''`: dbt-duckdb loads seeds
-///   with DuckDB's `COPY`, whose sniffer takes `'` for the quote character
-///   and reads them as empty strings; dbt's other adapters (agate) and dp keep
-///   the two characters.
+/// Tables left out of the row comparison: `data_nullcheck_table`, whose CSV
+/// cells are `''`: dbt-duckdb loads seeds with DuckDB's `COPY`, whose
+/// sniffer takes `'` for the quote character and reads them as empty
+/// strings; dbt's other adapters (agate) and dp keep the two characters.
 fn table_left_out(unique_id: &str) -> bool {
-    UNORDERED_LISTAGG.iter().any(|m| unique_id == format!("model.dbt_project_evaluator.{m}"))
-        || unique_id.ends_with("_integration_tests.data_nullcheck_table")
-        || unique_id.ends_with("_integration_tests.test_nullcheck_table")
+    unique_id.ends_with("_integration_tests.data_nullcheck_table") || unique_id.ends_with("_integration_tests.test_nullcheck_table")
 }
 
 #[test]

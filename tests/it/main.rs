@@ -11,6 +11,7 @@ mod defer;
 mod demo;
 mod docs;
 mod errors;
+mod graph_context;
 mod health;
 mod ingest;
 mod lineage;

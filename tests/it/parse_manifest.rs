@@ -1,12 +1,13 @@
 //! `dp parse`'s target/manifest.json against real dbt-core 1.11's
 //! `dbt parse` on the corpus's four integration projects, node by node
-//! (and source by source, macro by macro, dbt's own macros left out, and
-//! the disabled nodes):
+//! (and source by source, macro by macro, dbt's own macros left out,
+//! metric by metric, semantic model by semantic model, and the disabled
+//! nodes):
 //! the same keys in dbt's order, each value equal (compared by a hash of
 //! its compact JSON: tests/fixtures/parse_manifest/<project>.json, from
 //! scripts/make_parse_manifest_goldens.sh). Left out: `database` and
-//! `relation_name` (dbt-duckdb's), `created_at` and `root_path` (the
-//! run's). The nodes and sources equal to dbt's (the macros: how many), and
+//! `relation_name` (dbt-duckdb's; a semantic model's `node_relation`,
+//! which holds them), `created_at` and `root_path` (the run's). The nodes and sources equal to dbt's (the macros: how many), and
 //! the keys that differ on the others, are pinned as a snapshot per project: a regression fails, an
 //! improvement shows as a snapshot change (`INSTA_UPDATE=always` to accept
 //! it). README's `dp parse` row says why the remaining nodes differ.
@@ -43,7 +44,7 @@ fn report(project: &str) -> String {
         }
         keys
     };
-    for section in ["nodes", "sources", "macros", "disabled"] {
+    for section in ["nodes", "sources", "macros", "metrics", "semantic_models", "disabled"] {
         let want = golden[section].as_object().unwrap();
         let got = dp[section].as_object().unwrap();
         let (mut equal, mut differ) = (vec![], vec![]);

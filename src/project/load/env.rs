@@ -23,7 +23,7 @@ pub fn build(settings: &Settings, packages: &[PackageDir], macro_sources: Vec<Ma
         "name": settings.target.name,
         "schema": settings.target.schema,
         "database": settings.target.database,
-        "type": crate::jinja::ADAPTER_TYPE,
+        "type": crate::jinja::TARGET_TYPE,
         "threads": settings.target.threads,
         "profile_name": root_pkg,
         "target_name": settings.target.name,
