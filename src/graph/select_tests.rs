@@ -159,6 +159,7 @@ fn load_from_manifest(name: &str) -> (Project, Dag) {
         invocation_id: "test".into(),
         run_started_at: chrono::Utc::now(),
         flags: serde_json::json!({}),
+        quoting: Default::default(),
     })
     .expect("jinja");
     let project = Project {

@@ -184,6 +184,7 @@ fn vars_are_scoped_by_package() {
         invocation_id: "inv".into(),
         run_started_at: chrono::Utc::now(),
         flags: serde_json::json!({}),
+        quoting: Default::default(),
     })
     .unwrap();
     let pkg_node = Arc::new(RenderCtx::new("model.pkg.m", "pkg", Phase::Parse));

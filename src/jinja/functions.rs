@@ -281,9 +281,11 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
         });
     }
     let mut rel_api: IndexMap<&str, Value> = IndexMap::new();
+    // dbt's `api.Relation` quotes as the project's `quoting:` says
+    let quoting = inputs.quoting;
     rel_api.insert(
         "create",
-        Value::from_function(|kwargs: Kwargs| -> Result<Value, Error> {
+        Value::from_function(move |kwargs: Kwargs| -> Result<Value, Error> {
             let database: Option<String> = kwargs.get("database")?;
             let schema: Option<String> = kwargs.get("schema")?;
             let identifier: Option<String> = kwargs.get("identifier")?;
@@ -294,7 +296,7 @@ pub(super) fn register(env: &mut Environment<'static>, inputs: &EnvInputs, table
             let (quote, include) = (policy("quote_policy")?, policy("include_policy")?);
             let mut r = Relation::new(&database.unwrap_or_default(), &schema.unwrap_or_default(), &identifier.unwrap_or_default());
             r.kind = kind;
-            r.quoting = r.quoting.merged(quote.as_ref());
+            r.quoting = quoting.merged(quote.as_ref());
             r.include = r.include.merged(include.as_ref());
             Ok(Value::from_object(r))
         }),

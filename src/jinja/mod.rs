@@ -77,6 +77,8 @@ pub struct EnvInputs {
     pub invocation_id: String,
     pub run_started_at: chrono::DateTime<chrono::Utc>,
     pub flags: serde_json::Value,
+    /// The project's `quoting:` (`api.Relation.create` quotes with it).
+    pub quoting: crate::util::ident::Quoting,
 }
 
 /// An error while rendering, located in a file.

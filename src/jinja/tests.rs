@@ -21,6 +21,7 @@ pub(crate) fn env_with(macros: &[(&str, &str)]) -> JinjaEnv {
         invocation_id: "inv".into(),
         run_started_at: chrono::Utc::now(),
         flags: serde_json::json!({}),
+        quoting: Default::default(),
     })
     .unwrap()
 }

@@ -273,10 +273,15 @@ impl Node {
     }
 
     /// The node's relation as Jinja sees it (`this`, `ref()`, `source()`):
-    /// quoted as the project's `quoting:` says, and a source's own
-    /// `quoting:` over it; the database rendered when it is the target's.
+    /// a source quoted as its own `quoting:` says (over dbt-duckdb's
+    /// default, not the project's, as in dbt 1.11), any other node as the
+    /// project's `quoting:` says; the database rendered when it is the
+    /// target's.
     pub fn jinja_relation(&self, settings: &crate::config::Settings) -> crate::jinja::Relation {
-        let quoting = settings.quoting.merged(self.extra.get("quoting"));
+        let quoting = match self.resource_type {
+            ResourceType::Source => crate::util::ident::Quoting::default().merged(self.extra.get("quoting")),
+            _ => settings.quoting,
+        };
         crate::jinja::Relation::for_node(&self.database, &self.schema, &self.alias, &settings.target.database, quoting)
     }
 

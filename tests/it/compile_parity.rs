@@ -67,3 +67,32 @@ fn advanced_compiles_like_dbt() {
 fn advanced_incremental_compiles_like_dbt() {
     check("advanced", "compiled_incremental", Some("{cutoff: 2024-01-31}"), true);
 }
+
+/// dbt's quote policy: the project's `quoting:` for refs, `this` and
+/// `api.Relation.create`; a source's own `quoting:` over dbt-duckdb's
+/// default, not the project's. The expected text is what dbt-core 1.11 +
+/// dbt-duckdb 1.11 compile from the same files (database `dp`).
+#[test]
+fn relations_are_quoted_as_dbt_quotes_them() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: q\nversion: '1.0'\nprofile: q\nquoting:\n  identifier: false\n"),
+        ("seeds/s.csv", "id,Name\n1,a\n"),
+        (
+            "models/m.sql",
+            "select * from {{ ref('s') }} -- {{ this }} | {{ this.include(database=false) }} | {{ adapter.quote('X') }} | {{ api.Relation.create(schema='a', identifier='B') }} | {{ source('raw','t') }}\n",
+        ),
+        ("models/m2.sql", "{{ config(quoting={'identifier': false}) }}\nselect 1 as x -- {{ this }} {{ source('qq','T2') }}\n"),
+        (
+            "models/src.yml",
+            "sources:\n  - name: raw\n    schema: main\n    tables: [{name: t}]\n  - name: qq\n    quoting: {identifier: false}\n    tables: [{name: T2}]\n",
+        ),
+    ]);
+    ok(&run(dir.path(), &["compile"]));
+    let compiled = |m: &str| std::fs::read_to_string(dir.path().join(format!("target/compiled/q/models/{m}.sql"))).unwrap();
+    assert_eq!(compiled("m"), r#"select * from "dp"."main".s -- "dp"."main".m | "main".m | "X" | "a".B | "dp"."main"."t""#);
+    assert_eq!(compiled("m2"), "\nselect 1 as x -- \"dp\".\"main\".m2 \"dp\".\"qq\".T2");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("target/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["nodes"]["seed.q.s"]["relation_name"], r#""dp"."main".s"#);
+    assert_eq!(m["sources"]["source.q.qq.T2"]["relation_name"], r#""dp"."qq".T2"#);
+    assert_eq!(m["sources"]["source.q.qq.T2"]["quoting"], serde_json::json!({"database": null, "schema": null, "identifier": false, "column": null}));
+}

@@ -44,6 +44,7 @@ pub fn build(settings: &Settings, packages: &[PackageDir], macro_sources: Vec<Ma
             "STORE_FAILURES": opts.store_failures,
             "WHICH": opts.which,
         }),
+        quoting: settings.quoting,
     })?))
 }
 
