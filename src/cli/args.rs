@@ -170,8 +170,9 @@ pub enum Command {
         /// nested values), as `dbt ls`.
         #[arg(long, num_args = 1.., value_delimiter = ' ')]
         output_keys: Vec<String>,
-        /// Only these resource types (model, seed, test, source, ...).
-        #[arg(long, value_delimiter = ',')]
+        /// Only these resource types (model, seed, test, source, metric, ...),
+        /// space-separated or repeated as `dbt ls` takes them (commas too).
+        #[arg(long, alias = "resource-types", num_args = 1.., value_delimiter = ',')]
         resource_type: Vec<String>,
     },
     /// Show resolved settings (secrets masked) and check the warehouse.

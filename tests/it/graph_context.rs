@@ -186,3 +186,35 @@ fn graph_nodes_read_as_dbt_writes_them() {
          seed.p.ex,1,,from the package,a,\"{\"\"b\"\": \"\"varchar\"\"}\"\n"
     );
 }
+
+/// `dp ls` lists metrics and semantic models as `dbt ls` does (checked
+/// line for line against dbt 1.11 on dbt_project_evaluator's project:
+/// `metric:<package>.<name>`, in unique-id order with every other resource),
+/// and `--resource-type` takes several types, space-separated.
+#[test]
+fn ls_lists_metrics_and_semantic_models() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        ("models/orders.sql", "select 1 as id, 10.0 as amount, date '2024-01-02' as order_day"),
+        ("models/metrics.yml", METRICS_YML),
+    ]);
+    let p = dir.path();
+    let o = run(p, &["ls", "-q"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "metric:p.max_amount\nmetric:p.orders\nmetric:p.revenue\nmetric:p.revenue_per_order\np.orders\nsemantic_model:p.orders_sm\n");
+    let o = run(p, &["ls", "-q", "--resource-type", "metric", "semantic_model", "--output", "json", "--output-keys", "name", "depends_on.nodes"]);
+    ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "{\"name\": \"max_amount\", \"depends_on.nodes\": [\"semantic_model.p.orders_sm\"]}\n\
+         {\"name\": \"orders\", \"depends_on.nodes\": [\"semantic_model.p.orders_sm\"]}\n\
+         {\"name\": \"revenue\", \"depends_on.nodes\": [\"semantic_model.p.orders_sm\"]}\n\
+         {\"name\": \"revenue_per_order\", \"depends_on.nodes\": [\"metric.p.revenue\", \"metric.p.orders\"]}\n\
+         {\"name\": \"orders_sm\", \"depends_on.nodes\": [\"model.p.orders\"]}\n"
+    );
+    let o = run(p, &["ls", "-q", "--resource-type", "semantic_model", "--output", "name"]);
+    assert_eq!(stdout(&o), "orders_sm\n");
+    // a selection does not reach them yet: only the selected nodes
+    let o = run(p, &["ls", "-q", "-s", "orders"]);
+    assert_eq!(stdout(&o), "p.orders\n");
+}

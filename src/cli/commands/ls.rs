@@ -16,15 +16,18 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
             continue;
         }
         rts.push(ResourceType::parse(t).ok_or_else(|| {
-            anyhow::anyhow!("unknown resource type '{t}'\n  hint: use one of model, seed, snapshot, source, test, unit_test, analysis, exposure")
+            anyhow::anyhow!("unknown resource type '{t}'\n  hint: use one of model, seed, snapshot, source, test, unit_test, analysis, exposure, metric, semantic_model, saved_query")
         })?);
     }
     // `all` with other types is still every type (dbt's union)
     if types.iter().any(|t| t == "all") {
         rts.clear();
     }
+    let wants = |rt: ResourceType| rts.is_empty() || rts.contains(&rt);
+    let semantic = semantic_resources(&l.project, s, (wants(ResourceType::Metric), wants(ResourceType::SemanticModel)));
     let mut ids: Vec<String> = select(&l, s, rts, printer)?.into_iter().collect();
     // dbt prints in unique id order.
+    ids.extend(semantic.keys().cloned());
     ids.sort();
     if ids.is_empty() {
         printer.warn("No nodes selected!");
@@ -33,6 +36,16 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
     let deps = matches!(output, LsOutput::Json).then(|| crate::compile::manifest::Derived::new(&l.project));
     let keys: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
     for uid in &ids {
+        if let Some(v) = semantic.get(uid) {
+            let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            printer.data(match output {
+                LsOutput::Name => text("name"),
+                LsOutput::Path => text("original_file_path"),
+                LsOutput::Selector => format!("{}:{}.{}", text("resource_type"), text("package_name"), text("name")),
+                LsOutput::Json => json_line(v.clone(), &keys),
+            });
+            continue;
+        }
         let n = &l.project.nodes[uid];
         printer.data(match output {
             LsOutput::Name => search_name(n),
@@ -46,6 +59,29 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, output: LsOutput, keys: &[String], ty
     }
     l.leave_for_exit();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Metrics and semantic models (`metrics` / `semantic_models` wanted), as
+/// the manifest describes them, by unique id: listed with every other
+/// resource when nothing narrows the selection but `--resource-type`. They
+/// are not nodes of dp's graph, so `-s`, `--exclude` and `--selector` do
+/// not reach them yet.
+fn semantic_resources(
+    project: &crate::project::load::Project,
+    s: &SelectArgs,
+    (metrics, semantic): (bool, bool),
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    if !s.select.is_empty() || !s.exclude.is_empty() || s.selector.is_some() {
+        return out;
+    }
+    if metrics {
+        out.extend(crate::compile::metrics::metrics(project));
+    }
+    if semantic {
+        out.extend(crate::compile::metrics::semantic_models(project));
+    }
+    out
 }
 
 /// dbt's `search_name`: `source.table` for sources, `name.v<N>` for a
