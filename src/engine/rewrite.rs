@@ -112,9 +112,9 @@ pub fn duckdb_plan(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> 
 /// them).
 pub fn duckdb_integer_literals(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
     use datafusion::common::ScalarValue;
+    use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::logical_expr::Union;
     use datafusion::optimizer::analyzer::type_coercion::{TypeCoercionRewriter, coerce_union_schema};
-    use datafusion::common::tree_node::TreeNodeRecursion;
     let narrow = |node: LogicalPlan| -> datafusion::error::Result<Transformed<LogicalPlan>> {
         match node {
             LogicalPlan::RecursiveQuery(_) => Ok(Transformed::new(node, false, TreeNodeRecursion::Jump)),

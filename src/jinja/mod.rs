@@ -499,9 +499,8 @@ pub fn rewrite_param_defaults(text: &str) -> std::borrow::Cow<'_, str> {
     let Some(block) = find_blocks(text, &["macro"]).ok().and_then(|b| b.into_iter().next()) else { return Cow::Borrowed(text) };
     let Some(args) = block.args.as_deref() else { return Cow::Borrowed(text) };
     let params = parse_args(args);
-    let moved: Vec<usize> = (0..params.len())
-        .filter(|&i| params[i].1.as_deref().is_some_and(|d| expr_names(d).iter().any(|n| params[..i].iter().any(|(p, _)| p == n))))
-        .collect();
+    let moved: Vec<usize> =
+        (0..params.len()).filter(|&i| params[i].1.as_deref().is_some_and(|d| expr_names(d).iter().any(|n| params[..i].iter().any(|(p, _)| p == n)))).collect();
     if moved.is_empty() {
         return Cow::Borrowed(text);
     }
