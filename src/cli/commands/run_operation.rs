@@ -41,7 +41,8 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
     };
     let engine = Arc::new(Engine::new(&l.project, None)?);
     engine.preflight().await?;
-    if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
+    // its `create table ... as` and `drop table` land in the warehouse, as dbt-duckdb's in the database file
+    if let Some(db) = crate::materialize::statements::WarehouseDb::new(engine.clone(), &l.project) {
         l.project.jinja.set_database(Arc::new(db));
     }
     // `{{ macro(k=fromjson('...'), ...) }}`: each argument keeps its type
