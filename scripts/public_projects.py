@@ -9,7 +9,8 @@ project below first. Nothing is committed from them: several have no licence.
 
 For each project: a fresh copy built with dbt-core 1.11 + dbt-duckdb 1.11
 (the venv of scripts/make_dbt_goldens.sh, DBT_VENV), then with dp
-(DP, default target/debug/dp), the same commands in the same order. It
+(DP, default target/debug/dp), the same commands in the same order (a
+node's status is the last one a command gave it). It
 prints, per project, the nodes passing under dbt and how many of them pass
 under dp, and the tables (seeds, models, snapshots) whose rows are equal,
 compared as tests/it/corpus.rs compares them; then every difference.
@@ -42,7 +43,13 @@ PROJECTS = {
         [["seed", "--full-refresh", "--vars", '{"load_source_data": true}'], ["build"]],
     ),
     "dbt-date": ("godatadriven+dbt-date", "integration_tests", {"dbt_date": ("godatadriven+dbt-date", "")}, [["build"]]),
-    "dbt-codegen": ("dbt-labs+dbt-codegen", "integration_tests", {"codegen": ("dbt-labs+dbt-codegen", ""), "dbt_utils": ("corpus", "dbt_utils")}, [["build"]]),
+    # as its run_test.sh: the source tables first, then seed, run and test
+    "dbt-codegen": (
+        "dbt-labs+dbt-codegen",
+        "integration_tests",
+        {"codegen": ("dbt-labs+dbt-codegen", ""), "dbt_utils": ("corpus", "dbt_utils")},
+        [["run-operation", "create_source_table"], ["seed", "--full-refresh"], ["run"], ["test"]],
+    ),
     "dbt-profiler": ("data-mie+dbt-profiler", "integration_tests", {"dbt_profiler": ("data-mie+dbt-profiler", ""), "dbt_utils": ("corpus", "dbt_utils"), "dbt_expectations": ("corpus", "dbt_expectations"), "dbt_date": ("corpus", "dbt_date")}, [["build"]]),
 }
 
@@ -141,11 +148,18 @@ def main(argv):
                 os.remove(f)
         prepare(mirror_dir, name, ref)
         prepare(mirror_dir, name, mine)
+        # a node's status is its last one over the commands (seed, then run, then test)
+        s_ref, s_dp = {}, {}
         for cmd in PROJECTS[name][3]:
+            for d in (ref, mine):
+                if os.path.exists(os.path.join(d, "target", "run_results.json")):
+                    os.remove(os.path.join(d, "target", "run_results.json"))
             with open(ref + ".log", "a") as log:
                 subprocess.run([os.path.join(DBT_VENV, "bin", "dbt"), *cmd, "--profiles-dir", "."], cwd=ref, env=env, stdout=log, stderr=log)
             with open(mine + ".log", "a") as log:
                 subprocess.run([DP, *cmd], cwd=mine, env=env, stdout=log, stderr=log)
+            s_ref.update(statuses(ref))
+            s_dp.update(statuses(mine))
         try:
             with open(os.path.join(ref, "target", "manifest.json")) as f:
                 manifest = json.load(f)
@@ -153,7 +167,6 @@ def main(argv):
             report.append((name, 0, 0, 0, 0, 0, [f"dbt itself failed: see {ref}.log"]))
             continue
         ok = ("success", "pass", "no-op")
-        s_ref, s_dp = statuses(ref), statuses(mine)
         passing = [u for u, s in s_ref.items() if s in ok]
         both = [u for u in passing if s_dp.get(u) in ok]
         differ = [f"status {u}: dbt {s_ref[u]}, dp {s_dp.get(u, 'missing')}" for u in sorted(passing) if u not in both]

@@ -147,7 +147,7 @@ impl SchemaProvider for WarehouseSchema {
             }
             let plan = super::idents::plan(&state, &sql)
                 .await
-                .and_then(super::rewrite::duckdb_division)
+                .and_then(super::rewrite::duckdb_plan)
                 .map_err(|e| DataFusionError::Plan(format!("view {}.{name} ({loc}/{VIEW_FILE}): {e}", self.name)))?;
             Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql)))
         } else {

@@ -26,7 +26,7 @@ impl EngineDb {
 
     /// Runs `f` to completion from Jinja (synchronous code), on a runtime
     /// worker (blocking in place) or on a plain thread such as rayon's.
-    fn block<F: std::future::Future + Send>(&self, f: F) -> F::Output
+    pub fn block<F: std::future::Future + Send>(&self, f: F) -> F::Output
     where
         F::Output: Send,
     {

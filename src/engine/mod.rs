@@ -103,12 +103,12 @@ pub struct Engine {
 
 impl Engine {
     /// Plans `sql` as DataFusion does, with the rewrites of [`rewrite`]
-    /// (standard SQL, DuckDB's integer division). Models, views, tests and
+    /// (standard SQL, DuckDB's integer division and literal types). Models, views, tests and
     /// previews go through here.
     pub async fn sql(&self, sql: &str) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
         let state = self.ctx.state();
         let plan = idents::plan(&state, sql).await?;
-        Ok(datafusion::dataframe::DataFrame::new(state, rewrite::duckdb_division(plan)?))
+        Ok(datafusion::dataframe::DataFrame::new(state, rewrite::duckdb_plan(plan)?))
     }
 
     /// The session over the project's warehouse and sources. `memory_limit`

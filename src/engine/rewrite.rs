@@ -26,9 +26,13 @@
 //!   writes such selects when `compare_columns` repeats a column
 //!   (dbt_project_evaluator's `equality_fct_test_coverage`). A select list
 //!   with `*` is left alone (its names are not known before planning).
+//! - **Integer literals** ([`duckdb_integer_literals`], on the logical
+//!   plan): `select 1 as n` gives an INTEGER column, as in DuckDB, not a
+//!   BIGINT.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -98,6 +102,71 @@ pub fn duckdb_division(plan: LogicalPlan) -> datafusion::error::Result<LogicalPl
         changed |= node.transformed;
         // an input's column types may have changed: every node from the first change up is re-typed
         if changed { Ok(Transformed::yes(node.data.recompute_schema()?)) } else { Ok(node) }
+    })?;
+    Ok(t.data)
+}
+
+/// The plan typed as DuckDB types it: [`duckdb_division`], then
+/// [`duckdb_integer_literals`]. Models, views, tests and the shell plan
+/// through here.
+pub fn duckdb_plan(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    duckdb_integer_literals(duckdb_division(plan)?)
+}
+
+/// A select-list item that is a bare integer literal is an INTEGER when it
+/// fits 32 bits, as in DuckDB (`select 1 as n` gives an INTEGER column,
+/// which `adapter.get_columns_in_relation` reports and codegen's YAML
+/// prints), where DataFusion types every integer literal BIGINT. Literals
+/// inside expressions keep DataFusion's typing. A set operation's output
+/// type is then derived again from its branches (an INTEGER branch with a
+/// BIGINT one gives BIGINT, as in DuckDB); the non-recursive term of a
+/// recursive CTE keeps its types (its recursive term is planned against
+/// them).
+pub fn duckdb_integer_literals(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::common::ScalarValue;
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::Union;
+    use datafusion::optimizer::analyzer::type_coercion::{TypeCoercionRewriter, coerce_union_schema};
+    let narrow = |node: LogicalPlan| -> datafusion::error::Result<Transformed<LogicalPlan>> {
+        match node {
+            LogicalPlan::RecursiveQuery(_) => Ok(Transformed::new(node, false, TreeNodeRecursion::Jump)),
+            LogicalPlan::Projection(_) => {
+                let names = NamePreserver::new(&node);
+                node.map_expressions(|e| {
+                    let inner = match &e {
+                        DfExpr::Alias(a) => a.expr.as_ref(),
+                        e => e,
+                    };
+                    let DfExpr::Literal(ScalarValue::Int64(Some(v)), meta) = inner else { return Ok(Transformed::no(e)) };
+                    let Ok(v) = i32::try_from(*v) else { return Ok(Transformed::no(e)) };
+                    let saved = names.save(&e);
+                    let lit = DfExpr::Literal(ScalarValue::Int32(Some(v)), meta.clone());
+                    Ok(Transformed::yes(saved.restore(match e {
+                        DfExpr::Alias(a) => lit.alias_qualified(a.relation, a.name),
+                        _ => lit,
+                    })))
+                })
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    };
+    let t = plan.transform_down_with_subqueries(narrow)?;
+    if !t.transformed {
+        return Ok(t.data);
+    }
+    // every node above a change is re-typed; a union takes its branches' types again
+    let t = t.data.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::Union(Union { inputs, schema })
+            if inputs.iter().any(|i| i.schema().fields().iter().zip(schema.fields()).any(|(a, b)| a.data_type() != b.data_type())) =>
+        {
+            // the common types of the branches as they are now (coerce_union alone would keep the old ones)
+            let fresh = Arc::new(coerce_union_schema(&inputs)?);
+            let names_kept = fresh.fields().iter().zip(schema.fields()).all(|(a, b)| a.name() == b.name());
+            let schema = if names_kept { fresh } else { schema };
+            Ok(Transformed::yes(TypeCoercionRewriter::coerce_union(Union { inputs, schema })?))
+        }
+        LogicalPlan::RecursiveQuery(_) => Ok(Transformed::no(node)),
+        other => Ok(Transformed::yes(other.recompute_schema()?)),
     })?;
     Ok(t.data)
 }
@@ -362,6 +431,28 @@ mod tests {
             text,
             "+---------------------+-----+-----+---+\n| Int64(7) / Int64(2) | b   | c   | m |\n+---------------------+-----+-----+---+\n| 3.5                 | 3.5 | 3.5 | 1 |\n+---------------------+-----+-----+---+"
         );
+    }
+
+    #[tokio::test]
+    async fn a_bare_integer_literal_is_an_integer_as_in_duckdb() {
+        // DuckDB 1.4's `describe`: a INTEGER, b INTEGER (DataFusion: BIGINT), c BIGINT, d INTEGER, u INTEGER, w BIGINT, r INTEGER
+        let ctx = datafusion::prelude::SessionContext::new();
+        let sql = "with t as (select 1 as a, -2 as n), \
+                   u as (select 1 as u union all select 2), w as (select 1 as w union all select 3000000000), \
+                   r as (select 1 as r union all select cast(2 as int)) \
+                   select a, a + 1 as b, 3000000000 as c, 4, u, w, r from t, u, w, r order by u, w limit 1";
+        let plan = super::duckdb_plan(ctx.sql(sql).await.unwrap().into_unoptimized_plan()).unwrap();
+        let df = datafusion::dataframe::DataFrame::new(ctx.state(), plan);
+        let types: Vec<String> = df.schema().fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
+        assert_eq!(types, ["a Int32", "b Int64", "c Int64", "Int64(4) Int32", "u Int32", "w Int64", "r Int32"]);
+        let batches = df.collect().await.unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        assert!(text.contains("| 1 | 2 | 3000000000 | 4        | 1 | 1 | 1 |"), "{text}");
+        // a recursive CTE's first term keeps DataFusion's types: its recursive term adds BIGINT literals
+        let sql = "with recursive r as (select 0 as d union all select d + 1 from r where d < 2) select d from r";
+        let plan = super::duckdb_plan(ctx.sql(sql).await.unwrap().into_unoptimized_plan()).unwrap();
+        let n = datafusion::dataframe::DataFrame::new(ctx.state(), plan).count().await.unwrap();
+        assert_eq!(n, 3);
     }
 
     #[test]

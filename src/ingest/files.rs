@@ -189,7 +189,7 @@ pub(super) fn csv(spec: &FilesSpec, name: &str, bytes: &[u8]) -> Result<Parsed, 
             bad_lines = lines;
         }
     }
-    let opts = crate::seed::infer::SeedOptions { delimiter: spec.delimiter, column_types: spec.column_types.clone() };
+    let opts = crate::seed::infer::SeedOptions { delimiter: spec.delimiter, column_types: spec.column_types.clone(), int32_when_fits: false };
     let data = crate::seed::infer::read_seed(name, &text, &opts).map_err(|e| e.to_string().replace(" — ", "\n  hint: "))?;
     if data.rows == 0 && skipped == 0 {
         return Err(format!(

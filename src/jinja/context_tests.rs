@@ -331,3 +331,29 @@ fn datetime_arithmetic_in_a_lone_expression() {
     let v = env.eval_expr("t.yml", "modules.datetime.date(2024, 1, 3) - modules.datetime.timedelta(2)", Some(parse_ctx())).unwrap();
     assert_eq!(v.to_string(), "2024-01-01");
 }
+
+#[test]
+fn python_re_sub_replacement_templates() {
+    // `\g<n>`, `\g<name>`, `\n` group references (an unmatched group gives
+    // ''), C escapes, and `$` as plain text, as Python's re.sub reads them
+    // (a Jinja string literal unescapes `\\3` to `\3`, as Jinja2's lexer
+    // does). Expected output checked with Jinja2 3.1 and Python's re.
+    let env = env_with(&[]);
+    let src = r#"{{ modules.re.sub('(from|join)\s+(?P<t>\w+)(x)?', '\g<1> \g<t>_\g<2>[\\3]$1', 'select * from a join b') }}|{{ modules.re.sub('(b)', '\\\\\\1\\t', 'abc') }}|{{ modules.re.sub('(-- .*\n)?(x)', '\g<1>y', '-- c\nx') }}"#;
+    assert_eq!(render(&env, src, parse_ctx()), "select * from a_a[]$1 join b_b[]$1|a\\b\tc|-- c\ny");
+    let e = env.render_node("m.sql", r#"{{ modules.re.sub('(a)', '\g<2>', 'a') }}"#, parse_ctx()).unwrap_err();
+    assert!(e.message.contains("invalid group reference 2"), "{}", e.message);
+}
+
+#[test]
+fn a_macro_default_reads_an_earlier_parameter() {
+    // Jinja2 evaluates `name=schema_name` when called, with schema_name bound
+    // (codegen's generate_source); passing `name` still wins, and the
+    // opening tag's whitespace control is kept.
+    let env = env_with(&[(
+        "macros/m.sql",
+        "{% macro src(schema_name, n=2, name=schema_name | upper, label='schema_name') -%}\n  {{ name }}:{{ n }}:{{ label }}{% endmacro %}",
+    )]);
+    let src = "{{ src('raw') }}|{{ src('raw', name='x') }}|{{ src(schema_name='s', n=3) }}";
+    assert_eq!(render(&env, src, parse_ctx()), "RAW:2:schema_name|x:2:schema_name|S:3:schema_name");
+}

@@ -454,6 +454,87 @@ pub fn rewrite_mutables(source: &str) -> std::borrow::Cow<'_, str> {
     out
 }
 
+/// Names a Jinja expression reads: identifiers outside string literals,
+/// not after a `.` (attributes).
+fn expr_names(expr: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\'' || c == b'"' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            if expr[..start].trim_end().ends_with('.') {
+                continue;
+            }
+            out.push(&expr[start..i]);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A parameter not passed (the value of [`MISSING_ARG`]).
+#[derive(Debug)]
+struct MissingArg;
+
+impl Object for MissingArg {}
+
+/// The global whose value marks a parameter not passed (see
+/// [`rewrite_param_defaults`]).
+const MISSING_ARG: &str = "__dp_missing_arg";
+
+/// A macro parameter whose default reads an earlier parameter
+/// (codegen's `generate_source(schema_name, ..., name=schema_name)`):
+/// Jinja2 evaluates defaults at call time with the earlier parameters
+/// bound, minijinja before binding them (the name would read a global).
+/// Such a default moves into the body: in the signature a marker replaces
+/// it, and `{% if p is sameas <marker> %}{% set p = default %}{% endif %}`
+/// follows the opening tag (on its line, with its whitespace control, so
+/// neither the output nor line numbers change).
+pub fn rewrite_param_defaults(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some(block) = find_blocks(text, &["macro"]).ok().and_then(|b| b.into_iter().next()) else { return Cow::Borrowed(text) };
+    let Some(args) = block.args.as_deref() else { return Cow::Borrowed(text) };
+    let params = parse_args(args);
+    let moved: Vec<usize> =
+        (0..params.len()).filter(|&i| params[i].1.as_deref().is_some_and(|d| expr_names(d).iter().any(|n| params[..i].iter().any(|(p, _)| p == n)))).collect();
+    if moved.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let (start, _) = block.span;
+    let Some(tag_len) = text[start..].find("%}") else { return Cow::Borrowed(text) };
+    let tag_end = start + tag_len + 2;
+    let tag = &text[start..tag_end];
+    let (Some(open), Some(close)) = (tag.find('('), tag.rfind(')')) else { return Cow::Borrowed(text) };
+    let signature: Vec<String> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (p, d))| match d {
+            Some(d) if !moved.contains(&i) => format!("{p}={d}"),
+            Some(_) => format!("{p}={MISSING_ARG}"),
+            None => p.clone(),
+        })
+        .collect();
+    let strip = if tag.ends_with("-%}") { "-" } else { "" };
+    let mut prologue = String::new();
+    for &i in &moved {
+        let (p, d) = (&params[i].0, params[i].1.as_deref().unwrap_or("none"));
+        prologue.push_str(&format!("{{% if {p} is sameas {MISSING_ARG} %}}{{% set {p} = {d} %}}{{% endif {strip}%}}"));
+    }
+    Cow::Owned(format!("{}{}{}{}{}", &text[..start + open + 1], signature.join(", "), &text[start + close..tag_end], prologue, &text[tag_end..]))
+}
+
 /// Python methods on plain values: `list.index(x)` here, the rest (str,
 /// dict, `list.count`) from minijinja-contrib's pycompat.
 fn unknown_method(state: &minijinja::State, value: &Value, method: &str, args: &[Value]) -> Result<Value, minijinja::Error> {
@@ -493,7 +574,8 @@ impl JinjaEnv {
         all.extend(inputs.macros.iter().cloned());
         for m in &all {
             let template = format!("{}::{}.{}", m.file, m.package, m.name);
-            let padded = format!("{}{}", "\n".repeat(m.line.saturating_sub(1)), rewrite_mutables(&m.text));
+            let text = rewrite_param_defaults(&m.text);
+            let padded = format!("{}{}", "\n".repeat(m.line.saturating_sub(1)), rewrite_mutables(&text));
             env.add_template_owned(template.clone(), padded).map_err(|e| to_render_error(&e, &m.file, &m.text, m.line))?;
             table.by_package.entry(m.package.clone()).or_default().insert(m.name.clone(), Arc::new(MacroFn::new(m, template)));
         }
@@ -521,6 +603,7 @@ impl JinjaEnv {
         let slots = Slots::default();
         slots.graph.set(empty_graph());
         slots.selected.set(Value::from(Vec::<Value>::new()));
+        env.add_global(MISSING_ARG, Value::from_object(MissingArg));
         functions::register(&mut env, &inputs, table.clone(), &slots);
         Ok(JinjaEnv { env, macros: table, slots })
     }

@@ -738,6 +738,81 @@ fn re_call(op: &str, args: &[Value]) -> Result<Value, Error> {
     Arc::new(PyRegex(re)).apply(op, rest)
 }
 
+/// One part of a Python `re.sub` replacement template.
+#[derive(Debug, PartialEq)]
+enum ReplPiece {
+    Text(String),
+    Group(usize),
+    Named(String),
+}
+
+/// Parses a Python replacement template as `re.sub` reads it: `\\1`..`\\99`
+/// and `\\g<1>` / `\\g<name>` insert a group (empty when it did not take
+/// part in the match), `\\n`, `\\t`, `\\\\` and the other C escapes give
+/// their character, a backslash before anything else stays; `$` is plain text.
+fn repl_template(repl: &str, re: &fancy_regex::Regex) -> Result<Vec<ReplPiece>, Error> {
+    let bad = |what: String| Error::new(ErrorKind::InvalidOperation, format!("re.sub: {what} in replacement '{repl}'"));
+    let group = |i: usize| if i < re.captures_len() { Ok(ReplPiece::Group(i)) } else { Err(bad(format!("invalid group reference {i}"))) };
+    let mut out = vec![];
+    let mut text = String::new();
+    let mut chars = repl.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        let Some(n) = chars.next() else { return Err(bad("bad escape (end of pattern)".into())) };
+        let piece = match n {
+            'g' => {
+                if chars.next() != Some('<') {
+                    return Err(bad("missing < after \\g".into()));
+                }
+                let name: String = chars.by_ref().take_while(|c| *c != '>').collect();
+                match name.parse::<usize>() {
+                    Ok(i) => group(i)?,
+                    Err(_) if re.capture_names().any(|n| n == Some(name.as_str())) => ReplPiece::Named(name),
+                    Err(_) => return Err(bad(format!("unknown group name '{name}'"))),
+                }
+            }
+            '1'..='9' => {
+                let mut i = n.to_digit(10).unwrap() as usize;
+                if let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                    chars.next();
+                    i = i * 10 + d as usize;
+                }
+                group(i)?
+            }
+            _ => {
+                match n {
+                    'n' => text.push('\n'),
+                    't' => text.push('\t'),
+                    'r' => text.push('\r'),
+                    'f' => text.push('\x0c'),
+                    'v' => text.push('\x0b'),
+                    'a' => text.push('\x07'),
+                    'b' => text.push('\x08'),
+                    '\\' => text.push('\\'),
+                    '0' => text.push('\0'),
+                    c if c.is_ascii_alphabetic() => return Err(bad(format!("bad escape \\{c}"))),
+                    c => {
+                        text.push('\\');
+                        text.push(c);
+                    }
+                }
+                continue;
+            }
+        };
+        if !text.is_empty() {
+            out.push(ReplPiece::Text(std::mem::take(&mut text)));
+        }
+        out.push(piece);
+    }
+    if !text.is_empty() {
+        out.push(ReplPiece::Text(text));
+    }
+    Ok(out)
+}
+
 #[derive(Debug)]
 pub struct PyRegex(fancy_regex::Regex);
 
@@ -780,9 +855,19 @@ impl PyRegex {
             }
             "sub" => {
                 let (repl, s, count): (String, String, Option<usize>) = from_args(args)?;
-                // Python's \1 becomes ${1}.
-                let repl = regex::Regex::new(r"\\(\d+)").unwrap().replace_all(&repl, "$${$1}").into_owned();
-                Ok(Value::from(re.replacen(&s, count.unwrap_or(0), repl.as_str()).into_owned()))
+                let pieces = repl_template(&repl, re)?;
+                let expand = |c: &fancy_regex::Captures<'_>| -> String {
+                    let mut out = String::new();
+                    for p in &pieces {
+                        match p {
+                            ReplPiece::Text(t) => out.push_str(t),
+                            ReplPiece::Group(i) => out.push_str(c.get(*i).map(|m| m.as_str()).unwrap_or("")),
+                            ReplPiece::Named(n) => out.push_str(c.name(n).map(|m| m.as_str()).unwrap_or("")),
+                        }
+                    }
+                    out
+                };
+                Ok(Value::from(re.replacen(&s, count.unwrap_or(0), expand).into_owned()))
             }
             "split" => {
                 let (s, max): (String, Option<usize>) = from_args(args)?;

@@ -6,5 +6,6 @@ pub mod clone;
 pub mod delta;
 pub mod microbatch;
 pub mod snapshot;
+pub mod statements;
 
 pub use delta::{Materialized, materialize, partition_by, unique_key};

@@ -26,8 +26,9 @@
 //! `COPY` casts them.
 //!
 //! Deliberate differences from dbt-duckdb (which fails on these inputs):
-//! * inferred integer columns are `Int64` (DuckDB gets `INTEGER`, and fails on values
-//!   beyond 32 bits); a value beyond 64 bits is a precise error;
+//! * inferred integer columns are `Int32` (DuckDB's `INTEGER`) when every value fits
+//!   32 bits, else `Int64` (where DuckDB fails); a value beyond 64 bits is a precise
+//!   error;
 //! * `null`/whitespace-only values in non-text inferred columns are NULL (agate's
 //!   reading; DuckDB's COPY would reject them), and agate's number decorations
 //!   (`1,000`, `$5`, `50%`) parse to their numeric values (DuckDB's COPY rejects them);
@@ -61,11 +62,15 @@ pub struct SeedOptions {
     /// Column name -> SQL type name (dbt's `column_types` seed config). Overrides
     /// inference; names are matched exactly, as dbt's `column_override.get(col_name)`.
     pub column_types: IndexMap<String, String>,
+    /// An inferred integer column is `Int32` when every value fits 32 bits
+    /// (dbt-duckdb's INTEGER; the default), else `Int64`. `dp ingest` keeps
+    /// `Int64`, so a later file's larger values fit the same column type.
+    pub int32_when_fits: bool,
 }
 
 impl Default for SeedOptions {
     fn default() -> Self {
-        SeedOptions { delimiter: b',', column_types: IndexMap::new() }
+        SeedOptions { delimiter: b',', column_types: IndexMap::new(), int32_when_fits: true }
     }
 }
 
@@ -1115,8 +1120,42 @@ pub fn read_seed(file: &str, bytes: &[u8], opts: &SeedOptions) -> Result<SeedDat
     if in_batch > 0 {
         flush(&mut bufs, &mut batches)?;
     }
+    let (schema, batches) = if opts.int32_when_fits { narrow_integers(schema, batches, &kinds).map_err(arrow_err)? } else { (schema, batches) };
 
     Ok(SeedData { schema, batches, rows })
+}
+
+/// dbt-duckdb declares an inferred integer column INTEGER: it is `Int32`
+/// when every value fits 32 bits, and stays `Int64` beyond (where
+/// dbt-duckdb fails to load it).
+fn narrow_integers(
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    kinds: &[Kind],
+) -> Result<(SchemaRef, Vec<RecordBatch>), datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let fits = |i: usize| batches.iter().all(|b| b.column(i).as_primitive::<Int64Type>().iter().flatten().all(|v| i32::try_from(v).is_ok()));
+    let narrow: Vec<bool> = kinds.iter().enumerate().map(|(i, k)| *k == Kind::Integer && fits(i)).collect();
+    if !narrow.contains(&true) {
+        return Ok((schema, batches));
+    }
+    let fields: Vec<Field> =
+        schema.fields().iter().zip(&narrow).map(|(f, n)| if *n { f.as_ref().clone().with_data_type(DataType::Int32) } else { f.as_ref().clone() }).collect();
+    let narrowed: SchemaRef = Arc::new(Schema::new(fields));
+    let batches = batches
+        .into_iter()
+        .map(|b| {
+            let columns = b
+                .columns()
+                .iter()
+                .zip(&narrow)
+                .map(|(c, n)| if *n { datafusion::arrow::compute::cast(c, &DataType::Int32) } else { Ok(c.clone()) })
+                .collect::<Result<Vec<_>, _>>()?;
+            RecordBatch::try_new(narrowed.clone(), columns)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((narrowed, batches))
 }
 
 fn inferred_type_name(kind: &Kind) -> &'static str {
@@ -1144,7 +1183,7 @@ mod tests {
     }
 
     fn read_with(csv: &str, types: &[(&str, &str)]) -> Result<SeedData, SeedError> {
-        let opts = SeedOptions { delimiter: b',', column_types: types.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let opts = SeedOptions { column_types: types.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..Default::default() };
         read_seed("seeds/t.csv", csv.as_bytes(), &opts)
     }
 
@@ -1164,7 +1203,8 @@ mod tests {
     }
 
     fn ints(d: &SeedData, i: usize) -> Vec<Option<i64>> {
-        col(d, i).as_primitive::<Int64Type>().iter().collect()
+        let c = datafusion::arrow::compute::cast(&col(d, i), &DataType::Int64).unwrap();
+        c.as_primitive::<Int64Type>().iter().collect()
     }
 
     fn floats(d: &SeedData, i: usize) -> Vec<Option<f64>> {
@@ -1187,7 +1227,7 @@ mod tests {
 
     #[test]
     fn infers_basic_types_and_values() {
-        // agate Number with MaxPrecision 0 -> dbt "integer" (Int64 here); with decimals
+        // agate Number with MaxPrecision 0 -> dbt "integer" (Int32 here: the values fit); with decimals
         // -> "float8"/DOUBLE; Boolean -> boolean; Date -> date; DateTime -> timestamp.
         let d = read(
             "id,amount,flag,day,at,name\n\
@@ -1195,7 +1235,7 @@ mod tests {
              -3,2,False,2024-12-31,2024-12-31 23:59:59,bob\n",
         );
         let types: Vec<DataType> = d.schema.fields().iter().map(|f| f.data_type().clone()).collect();
-        assert_eq!(types, vec![DataType::Int64, DataType::Float64, DataType::Boolean, DataType::Date32, TS, DataType::Utf8]);
+        assert_eq!(types, vec![DataType::Int32, DataType::Float64, DataType::Boolean, DataType::Date32, TS, DataType::Utf8]);
         assert!(d.schema.fields().iter().all(|f| f.is_nullable()));
         assert_eq!(d.rows, 2);
         assert_eq!(ints(&d, 0), vec![Some(1), Some(-3)]);
@@ -1214,7 +1254,7 @@ mod tests {
         assert_eq!(ints(&d, 0), vec![Some(7), Some(10)]);
         // observed: 1.0,2.00 -> INTEGER [1, 2] (MaxPrecision normalizes trailing zeros)
         let d = read("c\n1.0\n2.00\n");
-        assert_eq!(d.schema.field(0).data_type(), &DataType::Int64);
+        assert_eq!(d.schema.field(0).data_type(), &DataType::Int32);
         assert_eq!(ints(&d, 0), vec![Some(1), Some(2)]);
         // observed: 1e3,2E5 -> INTEGER [1000, 200000]; 1e-3 -> DOUBLE 0.001
         assert_eq!(ints(&read("c\n1e3\n2E5\n"), 0), vec![Some(1000), Some(200000)]);
@@ -1222,8 +1262,8 @@ mod tests {
         // observed: +5 -> 5, " 5 " -> 5, 1_000 -> 1000 (Python Decimal drops underscores)
         assert_eq!(ints(&read("c\n+5\n 5 \n1_000\n"), 0), vec![Some(5), Some(5), Some(1000)]);
         // observed: 1,0 -> INTEGER; 20240105 -> INTEGER (not a date)
-        assert_eq!(ty(&["1", "0"]), DataType::Int64);
-        assert_eq!(ty(&["20240105"]), DataType::Int64);
+        assert_eq!(ty(&["1", "0"]), DataType::Int32);
+        assert_eq!(ty(&["20240105"]), DataType::Int32);
         // observed: 30-digit integer -> DOUBLE (agate max_precision clamps to 28 digits)
         assert_eq!(ty(&["123456789012345678901234567890"]), DataType::Float64);
         // observed: Infinity,1.5 -> DOUBLE [inf, 1.5]
@@ -1250,8 +1290,12 @@ mod tests {
 
     #[test]
     fn integers_are_64_bit() {
-        // dbt-duckdb declares INTEGER and fails on 3000000000; we use Int64.
+        // dbt-duckdb declares INTEGER and fails on 3000000000; we use Int64 (Int32 when every value fits).
         assert_eq!(ints(&read("c\n3000000000\n-9223372036854775808\n"), 0), vec![Some(3_000_000_000), Some(i64::MIN)]);
+        assert_eq!(ty(&["3000000000", "1"]), DataType::Int64);
+        assert_eq!(ty(&["2147483647", "-2147483648"]), DataType::Int32);
+        let opts = SeedOptions { int32_when_fits: false, ..Default::default() };
+        assert_eq!(read_seed("s.csv", b"c\n1\n", &opts).unwrap().schema.field(0).data_type(), &DataType::Int64);
         assert_eq!(
             err(b"id\n1\n99999999999999999999\n"),
             "seeds/x.csv:3: column \"id\": cannot read \"99999999999999999999\" as bigint: out of range for a 64-bit integer — declare the column in column_types (e.g. id: varchar or decimal(38,0))"
@@ -1263,8 +1307,8 @@ mod tests {
         // agate null_values are ("null", "") after strip, any case. observed: an all-empty
         // column and a column of null/NULL both get INTEGER (agate Number).
         let d = read("a,b\n,null\n,NULL\n");
-        assert_eq!(d.schema.field(0).data_type(), &DataType::Int64);
-        assert_eq!(d.schema.field(1).data_type(), &DataType::Int64);
+        assert_eq!(d.schema.field(0).data_type(), &DataType::Int32);
+        assert_eq!(d.schema.field(1).data_type(), &DataType::Int32);
         assert_eq!(ints(&d, 0), vec![None, None]);
         assert_eq!(ints(&d, 1), vec![None, None]);
         // Nulls do not affect inference: ints with null/blank stay integer; dates too.
@@ -1289,7 +1333,7 @@ mod tests {
         assert_eq!(ty(&["true", "False", "TRUE"]), DataType::Boolean); // observed BOOLEAN
         assert_eq!(ty(&["t", "f"]), DataType::Utf8); // observed VARCHAR
         assert_eq!(ty(&["yes", "no"]), DataType::Utf8); // observed VARCHAR
-        assert_eq!(ty(&["1", "0"]), DataType::Int64); // observed INTEGER (Number first)
+        assert_eq!(ty(&["1", "0"]), DataType::Int32); // observed INTEGER (Number first)
         // agate.Boolean removes commas first: "tr,ue" is true and "," is NULL (a
         // column of only "," is Boolean for agate; DuckDB's COPY rejects both).
         let d = read("c\n\"tr,ue\"\n\",\"\n");
@@ -1380,7 +1424,7 @@ mod tests {
         let d = read("a,b\n");
         assert_eq!(d.rows, 0);
         assert!(d.batches.is_empty());
-        assert_eq!(d.schema.field(1).data_type(), &DataType::Int64);
+        assert_eq!(d.schema.field(1).data_type(), &DataType::Int32);
         // Delimiter option (dbt's `delimiter` config).
         let opts = SeedOptions { delimiter: b';', ..Default::default() };
         let d = read_seed("s.csv", b"a;b\n1,5;x\n", &opts).unwrap();
@@ -1398,7 +1442,7 @@ mod tests {
         assert_eq!(d.rows, 20_000);
         let sizes: Vec<usize> = d.batches.iter().map(|b| b.num_rows()).collect();
         assert_eq!(sizes, vec![8192, 8192, 3616]);
-        let last = d.batches[2].column(0).as_primitive::<Int64Type>();
+        let last = d.batches[2].column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>();
         assert_eq!(last.value(3615), 19_999);
     }
 
@@ -1425,7 +1469,7 @@ mod tests {
         assert_eq!(col(&d, 1).as_boolean().iter().collect::<Vec<_>>(), vec![Some(true), Some(false)]);
         // An override name must match the header exactly; others are inferred.
         let d = read_with("A\n1\n", &[("a", "varchar")]).unwrap();
-        assert_eq!(d.schema.field(0).data_type(), &DataType::Int64);
+        assert_eq!(d.schema.field(0).data_type(), &DataType::Int32);
     }
 
     #[test]
@@ -1537,7 +1581,8 @@ mod tests {
                 })
                 .collect();
             let _ = read_seed("fuzz.csv", &bytes, &SeedOptions::default());
-            let opts = SeedOptions { delimiter: b';', column_types: [("0".to_string(), "decimal(5,2)".to_string())].into_iter().collect() };
+            let opts =
+                SeedOptions { delimiter: b';', column_types: [("0".to_string(), "decimal(5,2)".to_string())].into_iter().collect(), ..Default::default() };
             let _ = read_seed("fuzz.csv", &bytes, &opts);
         }
     }

@@ -279,7 +279,7 @@ impl Shell {
         let dropped = dropped_views(&stmt);
         let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
         let state = self.engine.ctx.state();
-        let plan = match state.statement_to_plan(stmt).await.and_then(crate::engine::rewrite::duckdb_division) {
+        let plan = match state.statement_to_plan(stmt).await.and_then(crate::engine::rewrite::duckdb_plan) {
             Ok(p) => p,
             Err(e) => {
                 let span = e.diagnostic().and_then(|d| d.span).filter(|s| s.start.line > 0);

@@ -56,3 +56,46 @@ fn run_operation_exit_codes_and_errors() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o), "error: --args must be a mapping of argument names to values, not [1,2]\n  hint: --args '{name: Ann, times: 2}'\n");
 }
+
+#[test]
+fn run_operation_ddl_lands_in_the_warehouse() {
+    // dbt-codegen's create_source_table: `run_query('create table ... as')`
+    // and `drop table` change the warehouse, as dbt-duckdb's change the
+    // database file, so later commands read the tables; the operation's
+    // result is in run_results.json.
+    let ops = r#"{% macro make(schema) %}
+  {% set rel = api.Relation.create(database=target.database, schema=target.schema ~ schema) %}
+  {% do adapter.create_schema(rel) %}
+  {% do run_query("drop table if exists " ~ rel ~ ".t") %}
+  {% do run_query("create table " ~ rel ~ ".t as (select 1 as a, true as b)") %}
+  {% do run_query("create or replace table " ~ target.schema ~ schema ~ ".u as select a + 1 as a from " ~ rel ~ ".t") %}
+  {% do run_query("drop table if exists " ~ target.schema ~ schema ~ ".gone") %}
+{% endmacro %}
+{% macro again(schema) %}{% do run_query("create table " ~ target.schema ~ schema ~ ".t as select 2 as a") %}{% endmacro %}
+"#;
+    let dir = project(&[("dbt_project.yml", "name: p\nprofile: p\n"), ("macros/ops.sql", ops), ("models/m.sql", "select * from main__raw.u")]);
+    let p = dir.path();
+    for _ in 0..2 {
+        ok(&run(p, &["run-operation", "make", "--args", "{schema: __raw}"]));
+    }
+    ok(&run(p, &["run"]));
+    let o = run(p, &["sql", "--format", "csv", "-e", "select t.a, t.b, m.a as m from main__raw.t as t, m"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "a,b,m\n1,true,2\n");
+    // run_results.json holds the operation, as dbt writes it
+    let results = |p: &std::path::Path| -> Vec<(String, String)> {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/run_results.json")).unwrap()).unwrap();
+        assert_eq!(v["args"]["which"], "run-operation");
+        v["results"].as_array().unwrap().iter().map(|r| (r["unique_id"].as_str().unwrap().to_string(), r["status"].as_str().unwrap().to_string())).collect()
+    };
+    ok(&run(p, &["run-operation", "make", "--args", "{schema: __raw}"]));
+    assert_eq!(results(p), [("macro.p.make".to_string(), "success".to_string())]);
+    let o = run(p, &["run-operation", "again", "--args", "{schema: __raw}"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(results(p), [("macro.p.again".to_string(), "error".to_string())]);
+    assert!(
+        stderr(&o).contains("CREATE TABLE main__raw.t: a relation of that name already exists\n  hint: CREATE OR REPLACE TABLE replaces it"),
+        "{}",
+        stderr(&o)
+    );
+}

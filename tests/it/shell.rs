@@ -189,7 +189,7 @@ fn backslash_commands() {
          +--------+----------+----------+\n\
          | id     | Int64    | NO       |\n\
          | v      | Utf8View | NO       |\n\
-         | n      | Int64    | NO       |\n\
+         | n      | Int32    | NO       |\n\
          +--------+----------+----------+\n"
     );
     let o = sql(p, &["--format", "csv", "-e", "\\dt\n\\dt main_marts.*\n\\dn"]);

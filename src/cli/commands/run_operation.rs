@@ -41,7 +41,8 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
     };
     let engine = Arc::new(Engine::new(&l.project, None)?);
     engine.preflight().await?;
-    if let Some(db) = crate::engine::introspect::EngineDb::new(engine.clone()) {
+    // its `create table ... as` and `drop table` land in the warehouse, as dbt-duckdb's in the database file
+    if let Some(db) = crate::materialize::statements::WarehouseDb::new(engine.clone(), &l.project) {
         l.project.jinja.set_database(Arc::new(db));
     }
     // `{{ macro(k=fromjson('...'), ...) }}`: each argument keeps its type
@@ -53,6 +54,7 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
         let _ = tx.send(m.to_string());
     })));
     let project = &l.project;
+    let started = chrono::Utc::now();
     let result = tokio::task::block_in_place(|| {
         std::thread::scope(|s| {
             let call = s.spawn(|| crate::engine::compile_inline(project, &source));
@@ -68,6 +70,11 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
     for m in rx.try_iter() {
         printer.info(m);
     }
+    let uid = format!("macro.{}.{name}", package.map(str::to_string).unwrap_or_else(|| owner(table, name)));
+    let v = run_results(&uid, result.is_ok(), started, &l.invocation_id, macro_name);
+    if let Err(e) = crate::runner::results::write(&l.project.settings.target_dir(), &v) {
+        printer.warn(format!("could not write run_results.json: {e:#}"));
+    }
     match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {
@@ -75,6 +82,48 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// The package an unqualified macro name resolves to: the root project,
+/// then dbt's, then the other packages.
+fn owner(table: &crate::jinja::MacroTable, name: &str) -> String {
+    let mut order = vec![table.root.clone(), crate::jinja::BUILTIN_PACKAGE.to_string()];
+    order.extend(table.packages.iter().cloned());
+    order.into_iter().find(|p| table.get(p, name).is_some()).unwrap_or_else(|| table.root.clone())
+}
+
+/// dbt's run_results.json of an operation: one result, the macro's.
+fn run_results(uid: &str, ok: bool, started: chrono::DateTime<chrono::Utc>, invocation_id: &str, macro_name: &str) -> serde_json::Value {
+    let done = chrono::Utc::now();
+    let ts = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let elapsed = (done - started).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let metadata = crate::compile::manifest::artifact_metadata(
+        "https://schemas.getdbt.com/dbt/run-results/v6.json",
+        invocation_id,
+        &crate::compile::manifest::now_stamp(),
+    );
+    serde_json::json!({
+        "metadata": metadata,
+        "results": [{
+            "status": if ok { "success" } else { "error" },
+            "timing": [
+                {"name": "compile", "started_at": ts(started), "completed_at": ts(started)},
+                {"name": "execute", "started_at": ts(started), "completed_at": ts(done)},
+            ],
+            "thread_id": "MainThread",
+            "execution_time": elapsed,
+            "adapter_response": {},
+            "message": null,
+            "failures": if ok { 0 } else { 1 },
+            "unique_id": uid,
+            "compiled": false,
+            "compiled_code": null,
+            "relation_name": null,
+            "batch_results": null,
+        }],
+        "elapsed_time": elapsed,
+        "args": {"which": "run-operation", "macro": macro_name},
+    })
 }
 
 /// `--args`: a YAML mapping of argument names to values.
