@@ -602,15 +602,21 @@ fn dispatch_args(tokens: &[Token<'_>]) -> DispatchArgs {
 mod tests {
     use super::*;
 
-    fn names(src: &str) -> Vec<String> {
+    /// The calls found in `src` (with `live`: only those outside dead branches), as text.
+    fn calls(src: &str, live: bool) -> Vec<String> {
         scan(src)
             .into_iter()
+            .filter(|c| !(live && c.dead))
             .map(|c| match c.callee {
                 Callee::Name(n) => n.to_string(),
                 Callee::Attr(p, n) => format!("{p}.{n}"),
                 Callee::Dispatch(d) => format!("dispatch({:?},{:?})", d.name, d.namespace),
             })
             .collect()
+    }
+
+    fn names(src: &str) -> Vec<String> {
+        calls(src, false)
     }
 
     #[test]
@@ -629,16 +635,7 @@ mod tests {
     }
 
     fn live(src: &str) -> Vec<String> {
-        let calls = scan(src);
-        calls
-            .into_iter()
-            .filter(|c| !c.dead)
-            .map(|c| match c.callee {
-                Callee::Name(n) => n.to_string(),
-                Callee::Attr(p, n) => format!("{p}.{n}"),
-                Callee::Dispatch(d) => format!("dispatch({:?},{:?})", d.name, d.namespace),
-            })
-            .collect()
+        calls(src, true)
     }
 
     #[test]
