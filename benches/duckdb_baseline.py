@@ -92,6 +92,11 @@ def main():
     run_results = json.load(open(os.path.join(project, "target", "run_results.json")))
 
     con = duckdb.connect(":memory:")
+    # dp's compiled SQL names relations as dbt does, "<database>"."schema"."table"
+    # (the target's database, `dp` by default): an in-memory database of that name
+    database = next((n["database"] for n in manifest["nodes"].values() if n.get("database")), "dp")
+    con.execute(f"ATTACH ':memory:' AS {q(database)}")
+    con.execute(f"USE {q(database)}")
     if a.threads:
         con.execute(f"SET threads = {a.threads}")
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
