@@ -266,6 +266,8 @@ async fn append<T: Serialize>(wh: &Warehouse, table: &str, schema: SchemaRef, ro
     wh.prepare_table(&loc).await?;
     let batch = to_batch(schema, rows)?;
     let t = DeltaTable::try_from_url(loc.url.clone()).await.map_err(|e| anyhow::anyhow!("opening {SCHEMA}.{table} ({loc}): {e}"))?;
-    t.write(vec![batch]).with_save_mode(mode).with_table_name(table).await.map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    let t = t.write(vec![batch]).with_save_mode(mode).with_table_name(table).await.map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    // every file landed is a commit: without checkpoints each open replays them all
+    crate::materialize::delta::checkpoint_if_due(&t).await;
     Ok(())
 }

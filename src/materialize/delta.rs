@@ -68,6 +68,9 @@ const CHECKPOINT_EVERY: u64 = 10;
 
 /// Writes a checkpoint when the table's version is a multiple of
 /// [`CHECKPOINT_EVERY`]. A failure only costs speed, so it is logged.
+/// Every writer calls it after its commit: models, seeds, snapshots, and
+/// the `dp_meta` tables appended to on every run (the ingestion log gets a
+/// commit per landed file, checkpoint results one per run).
 pub async fn checkpoint_if_due(table: &DeltaTable) {
     let Some(v) = table.version() else { return };
     if v > 0

@@ -242,7 +242,8 @@ impl Alerter {
         let loc = self.warehouse.table(ALERT_HISTORY.0, ALERT_HISTORY.1);
         self.warehouse.prepare_table(&loc).await.map_err(|e| e.to_string())?;
         let t = DeltaTable::try_from_url(loc.url.clone()).await.map_err(|e| e.to_string())?;
-        t.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| e.to_string())?;
+        let t = t.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| e.to_string())?;
+        crate::materialize::delta::checkpoint_if_due(&t).await;
         Ok(())
     }
 }

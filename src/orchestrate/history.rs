@@ -88,7 +88,8 @@ impl History {
         let loc = self.warehouse.table(schema, table);
         self.warehouse.prepare_table(&loc).await.map_err(|e| OrchestrateError::history(&name, e))?;
         let t = DeltaTable::try_from_url(loc.url.clone()).await.map_err(|e| OrchestrateError::history(&name, e))?;
-        t.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| OrchestrateError::history(&name, e))?;
+        let t = t.write(vec![batch]).with_save_mode(SaveMode::Append).await.map_err(|e| OrchestrateError::history(&name, e))?;
+        crate::materialize::delta::checkpoint_if_due(&t).await;
         Ok(())
     }
 

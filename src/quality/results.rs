@@ -48,7 +48,8 @@ async fn write(engine: &Engine, schema: &str, table: &str, plan: datafusion::log
     if mode == SaveMode::Overwrite {
         b = b.with_schema_mode(deltalake::operations::write::SchemaMode::Overwrite);
     }
-    b.await.map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    let t = b.await.map_err(|e| crate::materialize::delta::write_error(&loc, e))?;
+    crate::materialize::delta::checkpoint_if_due(&t).await;
     engine.catalog.invalidate(schema, table);
     Ok(())
 }

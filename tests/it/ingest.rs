@@ -991,3 +991,29 @@ fn fmt(n: u64) -> String {
     }
     out
 }
+
+/// `dp_meta` tables get a commit per landed file: every tenth version is
+/// checkpointed, so opening them does not replay an ever longer log, and
+/// they read the same after it.
+#[test]
+fn dp_meta_tables_are_checkpointed() {
+    let dir = files_project("");
+    let p = dir.path();
+    for i in 0..12 {
+        land(p, &format!("day{i:02}.csv"), format!("id,amount\n{i},1.5\n").as_bytes());
+    }
+    ok(&run(p, &["ingest"]));
+    let log = p.join("warehouse/dp_meta/ingestion_log/_delta_log");
+    let checkpoints: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".checkpoint.parquet"))
+        .collect();
+    assert_eq!(checkpoints, ["00000000000000000010.checkpoint.parquet"], "{log:?}");
+    assert_eq!(sql(p, "select count(*), count(distinct source_file) from dp_meta.ingestion_log where status = 'success'"), ["12,12"]);
+    // a second run opens the table from its checkpoint and finds every file landed
+    let o = run(p, &["ingest"]);
+    ok(&o);
+    assert!(stderr(&o).contains("(0 new files; 12 already landed)"), "{}", stderr(&o));
+}
