@@ -40,8 +40,7 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{BinaryExpr, Expr as DfExpr, ExprSchemable, LogicalPlan, Operator, cast};
 use datafusion::sql::sqlparser::ast::{
-    Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query, Select, SelectItem, SetExpr, TableFactor, VisitMut, VisitorMut,
-    visit_expressions_mut,
+    Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Select, SelectItem, TableFactor, VisitMut, VisitorMut, visit_expressions_mut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -199,17 +198,9 @@ struct DuplicateNames {
 impl VisitorMut for DuplicateNames {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        self.changed |= dedupe_set_expr(&mut query.body);
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        self.changed |= dedupe_select(select);
         ControlFlow::Continue(())
-    }
-}
-
-fn dedupe_set_expr(body: &mut SetExpr) -> bool {
-    match body {
-        SetExpr::Select(select) => dedupe_select(select),
-        SetExpr::SetOperation { left, right, .. } => dedupe_set_expr(left) | dedupe_set_expr(right),
-        _ => false,
     }
 }
 
@@ -302,17 +293,9 @@ fn without_offset(s: &str) -> Option<String> {
 impl VisitorMut for FullUsing {
     type Break = ();
 
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        self.changed |= set_expr(&mut query.body);
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        self.changed |= select_full_using(select);
         ControlFlow::Continue(())
-    }
-}
-
-fn set_expr(body: &mut SetExpr) -> bool {
-    match body {
-        SetExpr::Select(select) => select_full_using(select),
-        SetExpr::SetOperation { left, right, .. } => set_expr(left) | set_expr(right),
-        _ => false,
     }
 }
 
