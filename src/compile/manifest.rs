@@ -218,7 +218,7 @@ fn patch_path(project: &Project, path: &str) -> String {
 }
 
 /// A path from the project root made relative to its package's root.
-fn relative_to_package<'a>(project: &Project, path: &'a str) -> &'a str {
+pub(super) fn relative_to_package<'a>(project: &Project, path: &'a str) -> &'a str {
     let install = project.settings.paths.packages.trim_end_matches('/');
     path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(_, rest)| rest).unwrap_or(path)
 }

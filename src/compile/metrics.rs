@@ -26,6 +26,7 @@
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
+use super::manifest::relative_to_package;
 use crate::project::load::Project;
 
 /// The metrics of the project and its packages: unique id -> dbt's Metric.
@@ -110,11 +111,7 @@ pub fn semantic_models(project: &Project) -> Map<String, Value> {
         let file = sm.get("original_file_path").and_then(Value::as_str).unwrap_or_default();
         let original = relative_to_package(project, file);
         let path = resource_relative(project, package, original);
-        let yaml_config = sm.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
-        let mut config = json!({"enabled": true, "group": null, "meta": {}});
-        for (k, v) in &yaml_config {
-            config[k] = v.clone();
-        }
+        let (config, yaml_config) = configs(sm);
         let model_meta = config["meta"].as_object().cloned().unwrap_or_default();
         // an element's config: the semantic model's meta under its own
         let element_config = |e: &Value| {
@@ -164,7 +161,7 @@ pub fn semantic_models(project: &Project) -> Map<String, Value> {
         let call = ref_call(model);
         let target = call.as_ref().and_then(|c| refs.resolve(package, c).ok()).and_then(|t| project.nodes.get(&t.uid));
         let node_relation = target.map(|n| json!({"alias": n.alias, "schema_name": n.schema, "database": n.database, "relation_name": n.relation_name()}));
-        let fqn: Vec<&str> = std::iter::once(package).chain(path.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev()).chain([name]).collect();
+        let fqn = fqn(package, path, name);
         out.insert(
             uid.clone(),
             json!({
@@ -219,6 +216,24 @@ fn ref_call(model: &str) -> Option<crate::project::nodes::RefCall> {
     Some(crate::project::nodes::RefCall { name, package, version })
 }
 
+/// A metric's or semantic model's `config` (dbt's defaults under what its
+/// YAML sets) and the YAML's own, dbt's `unrendered_config`.
+fn configs(m: &Value) -> (Value, Map<String, Value>) {
+    let yaml_config = m.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut config = json!({"enabled": true, "group": null, "meta": {}});
+    for (k, v) in &yaml_config {
+        config[k] = v.clone();
+    }
+    (config, yaml_config)
+}
+
+/// The fqn dbt gives a YAML-defined resource: its package, the folders of
+/// its resource-relative path, its name.
+fn fqn<'a>(package: &'a str, path: &'a str, name: &'a str) -> Vec<&'a str> {
+    let dirs = path.rsplit_once('/').map_or("", |(d, _)| d);
+    std::iter::once(package).chain(dirs.split('/').filter(|d| !d.is_empty())).chain([name]).collect()
+}
+
 fn enabled(m: &Value) -> bool {
     m.pointer("/config/enabled").and_then(Value::as_bool) != Some(false)
 }
@@ -231,15 +246,8 @@ fn parse(project: &Project, uid: &str, m: &Value) -> Value {
     let file = m.get("original_file_path").and_then(Value::as_str).unwrap_or_default();
     let original = relative_to_package(project, file);
     let path = resource_relative(project, package, original);
-    let mut fqn: Vec<Value> = vec![json!(package)];
-    let dirs: Vec<&str> = path.split('/').collect();
-    fqn.extend(dirs[..dirs.len() - 1].iter().map(|d| json!(d)));
-    fqn.push(json!(name));
-    let yaml_config = m.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
-    let mut config = json!({"enabled": true, "group": null, "meta": {}});
-    for (k, v) in &yaml_config {
-        config[k] = v.clone();
-    }
+    let fqn = fqn(package, path, name);
+    let (config, yaml_config) = configs(m);
     let mut meta = m.get("meta").cloned().unwrap_or(json!({}));
     if config["meta"].as_object().is_some_and(|c| !c.is_empty()) {
         meta = config["meta"].clone();
@@ -442,12 +450,6 @@ fn time_window(w: Option<&str>) -> Value {
     let Ok(count) = count.parse::<u64>() else { return Value::Null };
     let grain = grain.strip_suffix('s').filter(|g| GRAINS.contains(g)).unwrap_or(grain);
     json!({"count": count, "granularity": grain})
-}
-
-/// A path from the project root made relative to its package's root.
-fn relative_to_package<'a>(project: &Project, path: &'a str) -> &'a str {
-    let install = project.settings.paths.packages.trim_end_matches('/');
-    path.strip_prefix(install).and_then(|p| p.strip_prefix('/')).and_then(|p| p.split_once('/')).map(|(_, rest)| rest).unwrap_or(path)
 }
 
 /// A package-relative path made relative to the resource folder it was
