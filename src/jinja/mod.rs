@@ -326,6 +326,14 @@ impl MacroTable {
         self.by_package.get(package).and_then(|m| m.get(name))
     }
 
+    /// The packages an unqualified macro name is looked up in, in order:
+    /// the root project, dbt's built-ins, then the other packages.
+    pub fn unqualified_order(&self) -> Vec<String> {
+        let mut order = vec![self.root.clone(), BUILTIN_PACKAGE.to_string()];
+        order.extend(self.packages.iter().filter(|p| **p != self.root).cloned());
+        order
+    }
+
     /// dbt's `adapter.dispatch` search: for each package in the search
     /// order, `datafusion__<name>`, `duckdb__<name>`, then `default__<name>`.
     /// dp's SQL is DuckDB's dialect where DataFusion allows (and its UDFs
@@ -340,11 +348,7 @@ impl MacroTable {
                 None if ns == self.root => vec![ns.to_string()],
                 None => vec![self.root.clone(), ns.to_string()],
             },
-            None => {
-                let mut o = vec![self.root.clone(), BUILTIN_PACKAGE.to_string()];
-                o.extend(self.packages.iter().cloned());
-                o
-            }
+            None => self.unqualified_order(),
         };
         let mut searched = vec![];
         for pkg in &order {
@@ -581,10 +585,8 @@ impl JinjaEnv {
         }
 
         // Unqualified names: root project, then dbt, then other packages.
-        let mut order = vec![inputs.root_package.clone(), BUILTIN_PACKAGE.to_string()];
-        order.extend(inputs.packages.iter().filter(|p| **p != inputs.root_package).cloned());
         let mut seen = std::collections::HashSet::new();
-        for pkg in &order {
+        for pkg in &table.unqualified_order() {
             if let Some(ms) = table.by_package.get(pkg) {
                 for (name, m) in ms {
                     if seen.insert(name.clone()) {

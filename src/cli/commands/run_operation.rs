@@ -84,12 +84,9 @@ pub async fn run(g: &GlobalArgs, macro_name: &str, args: Option<&str>, printer: 
     }
 }
 
-/// The package an unqualified macro name resolves to: the root project,
-/// then dbt's, then the other packages.
+/// The package an unqualified macro name resolves to (as Jinja resolves it).
 fn owner(table: &crate::jinja::MacroTable, name: &str) -> String {
-    let mut order = vec![table.root.clone(), crate::jinja::BUILTIN_PACKAGE.to_string()];
-    order.extend(table.packages.iter().cloned());
-    order.into_iter().find(|p| table.get(p, name).is_some()).unwrap_or_else(|| table.root.clone())
+    table.unqualified_order().into_iter().find(|p| table.get(p, name).is_some()).unwrap_or_else(|| table.root.clone())
 }
 
 /// dbt's run_results.json of an operation: one result, the macro's.
