@@ -15,6 +15,20 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 const METADATA_COMMANDS: &[&str] = &["docs", "ls", "lineage"];
 
 fn main() -> std::process::ExitCode {
+    // No transparent huge pages. mimalloc asks for them on its arenas
+    // (`madvise`), and on a machine whose kernel defragments for such
+    // requests, a first touch of each 2 MB stalls on compaction and zeroes
+    // all of it: `dp check` of 10,000 expectations spent a third of its
+    // CPU in the kernel's `clear_page` (0.04-0.76 s of system time from
+    // run to run) and peaked at 360-420 MB; without them, 0.11-0.14 s and
+    // 290-320 MB, and the demo pipeline at scale 10 as fast at 535-557 MB
+    // instead of 585-680. The flag is this process's only (children
+    // inherit it); MIMALLOC_ALLOW_THP=1 keeps them.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE sets one flag of this process; no memory is touched.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
     dp::cli::main(|command| {
         // How long freed pages stay before mimalloc returns them to the OS
         // (its default: a second). Metadata commands free one phase's data

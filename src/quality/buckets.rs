@@ -14,7 +14,9 @@
 //! batch, finds each row's bucket by binary search among the literals (in
 //! Arrow's row format, whose byte order is the order the comparison kernels
 //! use: total order for floats, bytes for strings), and counts rows per
-//! bucket, keeping the first row of each bucket as its representative. At
+//! bucket, keeping the first row of each bucket as its representative
+//! (strings the partition has already met are looked up in a bounded map
+//! instead of searched again: see `BytesCache`). At
 //! the end each condition is evaluated once per non-empty bucket, on its
 //! representative, and the bucket counts where it holds are summed: the
 //! same count as evaluating it on every row, at `O(rows · log literals)`
@@ -125,53 +127,58 @@ impl Groups {
 
     /// An empty tally for one partition of the scan.
     pub fn tally(&self) -> Tally {
-        Tally { counts: self.groups.iter().map(|g| vec![0; g.buckets()]).collect(), reps: self.groups.iter().map(|g| vec![None; g.buckets()]).collect() }
+        Tally {
+            counts: self.groups.iter().map(|g| vec![0; g.buckets()]).collect(),
+            reps: self.groups.iter().map(|g| vec![None; g.buckets()]).collect(),
+            caches: self.groups.iter().map(|_| BytesCache::default()).collect(),
+            scratch: vec![],
+            lanes: vec![],
+        }
     }
 
-    /// One batch of the scan into a partition's tally.
+    /// One batch of the scan into a partition's tally: each row's bucket
+    /// first (one tight loop per group), then the counts, then, only when
+    /// a bucket got its first row, the representatives.
     pub fn update(&self, tally: &mut Tally, batch: &RecordBatch) -> datafusion::error::Result<()> {
         let n = batch.num_rows();
+        let mut out = std::mem::take(&mut tally.scratch);
         for (gi, g) in self.groups.iter().enumerate() {
             let (Some(key_rows), Some(column_rows)) = (&g.key_rows, &g.column_rows) else {
                 return Err(datafusion::error::DataFusionError::Internal("bucket groups used before seal".into()));
             };
             let key = g.key.evaluate(batch)?.into_array(n)?;
             let column = batch.column(g.column);
-            let (counts, reps) = (&mut tally.counts[gi], &mut tally.reps[gi]);
-            let (null_column, null_key) = (g.buckets() - 2, g.buckets() - 1);
-            let (column_nulls, key_nulls) = (column.logical_nulls(), key.logical_nulls());
-            let bucket_of_null = |i: usize| {
-                if column_nulls.as_ref().is_some_and(|b| b.is_null(i)) {
-                    Some(null_column)
-                } else if key_nulls.as_ref().is_some_and(|b| b.is_null(i)) {
-                    Some(null_key)
-                } else {
-                    None
-                }
-            };
-            let mut failed = None;
-            let mut tally_row = |i: usize, b: usize| {
-                let b = bucket_of_null(i).unwrap_or(b);
-                counts[b] += 1;
-                if reps[b].is_none() {
-                    match column_rows.convert_columns(&[column.slice(i, 1)]) {
-                        Ok(r) => reps[b] = Some(r.row(0).as_ref().into()),
-                        Err(e) => failed = Some(e),
-                    }
-                }
-            };
-            let native = g.native.as_ref().is_some_and(|t| t.for_each_bucket(key.as_ref(), &mut tally_row));
+            out.clear();
+            let native = g.native.as_ref().is_some_and(|t| t.buckets_into(key.as_ref(), &mut out, &mut tally.caches[gi]));
             if !native {
+                out.clear();
                 let rows = key_rows.convert_columns(std::slice::from_ref(&key))?;
                 let t: Vec<&[u8]> = g.thresholds.iter().map(|x| x.as_ref()).collect();
-                for i in 0..n {
-                    tally_row(i, bucket(&t, &rows.row(i).as_ref()));
+                out.extend((0..n).map(|i| bucket(&t, &rows.row(i).as_ref()) as u32));
+            }
+            // a null column outranks a null key
+            let (null_column, null_key) = ((g.buckets() - 2) as u32, (g.buckets() - 1) as u32);
+            for (nulls, b) in [(key.logical_nulls(), null_key), (column.logical_nulls(), null_column)] {
+                if let Some(nulls) = nulls.filter(|x| x.null_count() > 0) {
+                    for (slot, valid) in out.iter_mut().zip(nulls.iter()) {
+                        if !valid {
+                            *slot = b;
+                        }
+                    }
                 }
             }
-            if let Some(e) = failed {
-                return Err(e.into());
+            let first = count_into(&mut tally.counts[gi], &out, &mut tally.lanes);
+            if first {
+                let reps = &mut tally.reps[gi];
+                for (i, &b) in out.iter().enumerate() {
+                    if reps[b as usize].is_none() {
+                        let r = column_rows.convert_columns(&[column.slice(i, 1)])?;
+                        reps[b as usize] = Some(r.row(0).as_ref().into());
+                    }
+                }
             }
         }
+        tally.scratch = out;
         Ok(())
     }
 
@@ -214,6 +221,49 @@ pub(super) fn column_batch<'k>(
 pub(super) struct Tally {
     counts: Vec<Vec<i64>>,
     reps: Vec<Vec<Option<Box<[u8]>>>>,
+    /// Per group, the buckets of string values seen (see [`BytesCache`]).
+    caches: Vec<BytesCache>,
+    /// The bucket of each row of the batch being tallied.
+    scratch: Vec<u32>,
+    /// [`count_into`]'s per-lane counters.
+    lanes: Vec<u32>,
+}
+
+/// The buckets of the string (or binary) values a partition has met, so
+/// that a column with few distinct values costs one hash lookup per row
+/// instead of a binary search of byte comparisons. It holds at most
+/// [`BytesCache::CAPACITY`] values; once full, it is consulted only while
+/// it answers at least half of the lookups (a column of mostly distinct
+/// values, such as e-mail addresses, goes back to the search alone).
+#[derive(Default)]
+struct BytesCache {
+    map: datafusion::common::HashMap<Box<[u8]>, u32>,
+    hits: u64,
+    misses: u64,
+    off: bool,
+}
+
+impl BytesCache {
+    const CAPACITY: usize = 4096;
+
+    fn bucket(&mut self, t: &[&[u8]], v: &[u8]) -> u32 {
+        if self.off {
+            return bucket(t, &v) as u32;
+        }
+        if let Some(&b) = self.map.get(v) {
+            self.hits += 1;
+            return b;
+        }
+        self.misses += 1;
+        let b = bucket(t, &v) as u32;
+        if self.map.len() < Self::CAPACITY {
+            self.map.insert(v.into(), b);
+        } else if self.misses > self.hits && self.misses + self.hits > 4 * Self::CAPACITY as u64 {
+            self.off = true;
+            self.map = Default::default();
+        }
+        b
+    }
 }
 
 impl Tally {
@@ -231,6 +281,35 @@ impl Tally {
             }
         }
     }
+}
+
+/// Adds each row's bucket to `counts`; `true` if a bucket got its first
+/// row. Four lanes of counters take turns, so that a run of rows in one
+/// bucket does not wait on its own previous increment.
+fn count_into(counts: &mut [i64], buckets: &[u32], lanes: &mut Vec<u32>) -> bool {
+    let n = counts.len();
+    lanes.clear();
+    lanes.resize(4 * n, 0);
+    let (l0, rest) = lanes.split_at_mut(n);
+    let (l1, rest) = rest.split_at_mut(n);
+    let (l2, l3) = rest.split_at_mut(n);
+    let mut quads = buckets.chunks_exact(4);
+    for q in &mut quads {
+        l0[q[0] as usize] += 1;
+        l1[q[1] as usize] += 1;
+        l2[q[2] as usize] += 1;
+        l3[q[3] as usize] += 1;
+    }
+    for &b in quads.remainder() {
+        l0[b as usize] += 1;
+    }
+    let mut first = false;
+    for (k, c) in counts.iter_mut().enumerate() {
+        let v = i64::from(l0[k]) + i64::from(l1[k]) + i64::from(l2[k]) + i64::from(l3[k]);
+        first |= v > 0 && *c == 0;
+        *c += v;
+    }
+    first
 }
 
 /// The bucket of a non-null key among sorted distinct thresholds: `2p`
@@ -402,19 +481,19 @@ impl Native {
         Some(n)
     }
 
-    /// Calls `f(row, bucket)` for every slot of `key` (null slots too:
-    /// the caller sorts them out); `false` if `key` is not of the
+    /// Pushes the bucket of every slot of `key` onto `out` (null slots
+    /// too: the caller sorts them out); `false` if `key` is not of the
     /// thresholds' kind.
-    fn for_each_bucket(&self, key: &dyn Array, f: &mut impl FnMut(usize, usize)) -> bool {
+    fn buckets_into(&self, key: &dyn Array, out: &mut Vec<u32>, cache: &mut BytesCache) -> bool {
         match self {
             Native::Ordered(t) => {
-                let mut visit = |i: usize, k: i128| f(i, bucket(t, &k));
+                let mut visit = |_: usize, k: i128| out.push(bucket(t, &k) as u32);
                 each_ordered!(key, visit);
                 false
             }
             Native::Bytes(t) => {
                 let t: Vec<&[u8]> = t.iter().map(Vec::as_slice).collect();
-                let mut visit = |i: usize, b: &[u8]| f(i, bucket(&t, &b));
+                let mut visit = |_: usize, b: &[u8]| out.push(cache.bucket(&t, b));
                 each_bytes!(key, visit);
                 false
             }
@@ -510,4 +589,48 @@ fn constant_per_bucket(e: &Arc<dyn PhysicalExpr>, key: &str, key_type: &DataType
         return false;
     }
     e.children().iter().all(|c| constant_per_bucket(c, key, key_type, column, literals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_count_as_one_counter_does() {
+        // runs of one bucket, alternations and a tail that is not a multiple of four
+        let rows: Vec<u32> = (0..1003u32).map(|i| if i % 7 < 3 { 4 } else { (i * 31) % 9 }).collect();
+        let mut counts = vec![0i64; 9];
+        counts[2] = 5; // an earlier batch's
+        let mut lanes = vec![];
+        assert!(count_into(&mut counts, &rows, &mut lanes));
+        let mut expected = vec![0i64; 9];
+        expected[2] = 5;
+        for &b in &rows {
+            expected[b as usize] += 1;
+        }
+        assert_eq!(counts, expected);
+        // every bucket already holds rows: no first row
+        assert!(!count_into(&mut counts, &rows, &mut lanes));
+        assert!(!count_into(&mut [0; 9], &[], &mut lanes));
+    }
+
+    #[test]
+    fn the_bytes_cache_answers_as_the_search_and_gives_up_on_distinct_values() {
+        let thresholds: Vec<Vec<u8>> = ["b", "d", "f"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        let t: Vec<&[u8]> = thresholds.iter().map(Vec::as_slice).collect();
+        let mut cache = BytesCache::default();
+        // few distinct values: answered from the map
+        for v in ["a", "b", "c", "d", "e", "f", "g"].iter().cycle().take(700) {
+            assert_eq!(cache.bucket(&t, v.as_bytes()), bucket(&t, &v.as_bytes()) as u32);
+        }
+        assert_eq!(cache.map.len(), 7);
+        assert!(cache.hits > 600 && !cache.off);
+        // then only distinct values: the cache fills, then turns itself off
+        for i in 0..(6 * BytesCache::CAPACITY) {
+            let v = format!("c{i:08}");
+            assert_eq!(cache.bucket(&t, v.as_bytes()), bucket(&t, &v.as_bytes()) as u32, "{v}");
+        }
+        assert!(cache.off && cache.map.is_empty());
+        assert_eq!(cache.bucket(&t, b"d"), 3);
+    }
 }

@@ -29,17 +29,33 @@ const TREND_LABELS: usize = 500;
 
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
+    esc_to(&mut o, s);
     o
+}
+
+/// `s`, escaped for HTML text and attributes, appended to `o`.
+fn esc_to(o: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(p) = rest.find(['&', '<', '>', '"', '\'']) {
+        o.push_str(&rest[..p]);
+        o.push_str(match rest.as_bytes()[p] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        rest = &rest[p + 1..];
+    }
+    o.push_str(rest);
+}
+
+/// A JSON value's text, escaped for HTML, appended to `o`.
+fn esc_json_to(o: &mut String, v: &impl serde::Serialize, scratch: &mut Vec<u8>) {
+    scratch.clear();
+    if serde_json::to_writer(&mut *scratch, v).is_ok() {
+        esc_to(o, std::str::from_utf8(scratch).unwrap_or_default());
+    }
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}\
@@ -109,24 +125,35 @@ fn run_page(run: &CheckpointRun) -> String {
         fw = run.failed(super::Severity::Warn),
     );
     b.push_str("<table><tr><th>status</th><th>relation</th><th>expectation</th><th>arguments</th><th>observed</th><th>unexpected</th><th>severity</th></tr>\n");
+    let mut scratch = vec![];
     for (i, r) in run.results.iter().enumerate() {
+        use std::fmt::Write as _;
         let (cls, tag) = status(r);
-        let unexpected = match (r.unexpected_count, r.element_count) {
-            (Some(u), Some(n)) => format!("{u} of {n} ({:.2}%)", r.unexpected_percent.unwrap_or(0.0)),
-            (Some(u), None) => u.to_string(),
-            _ => String::new(),
-        };
-        let observed = if r.observed_value.is_null() { String::new() } else { r.observed_value.to_string() };
-        let anchor = if r.success { String::new() } else { format!(" <a href=\"#e{i}\">rows</a>") };
-        b.push_str(&format!(
-            "<tr id=\"r{i}\"><td class=\"{cls}\">{tag}</td><td>{}</td><td><code>{}</code>{anchor}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-            esc(&r.relation),
-            esc(&r.expectation),
-            esc(&Value::Object(r.kwargs.clone()).to_string()),
-            esc(&observed),
-            esc(&unexpected),
-            r.severity.as_str(),
-        ));
+        let _ = write!(b, "<tr id=\"r{i}\"><td class=\"{cls}\">{tag}</td><td>");
+        esc_to(&mut b, &r.relation);
+        b.push_str("</td><td><code>");
+        esc_to(&mut b, &r.expectation);
+        b.push_str("</code>");
+        if !r.success {
+            let _ = write!(b, " <a href=\"#e{i}\">rows</a>");
+        }
+        b.push_str("</td><td><code>");
+        esc_json_to(&mut b, &r.kwargs, &mut scratch);
+        b.push_str("</code></td><td><code>");
+        if !r.observed_value.is_null() {
+            esc_json_to(&mut b, &r.observed_value, &mut scratch);
+        }
+        b.push_str("</code></td><td>");
+        match (r.unexpected_count, r.element_count) {
+            (Some(u), Some(n)) => {
+                let _ = write!(b, "{u} of {n} ({:.2}%)", r.unexpected_percent.unwrap_or(0.0));
+            }
+            (Some(u), None) => {
+                let _ = write!(b, "{u}");
+            }
+            _ => {}
+        }
+        let _ = writeln!(b, "</td><td>{}</td></tr>", r.severity.as_str());
     }
     b.push_str("</table>\n");
     for (i, r) in run.results.iter().enumerate().filter(|(_, r)| !r.success) {
@@ -161,14 +188,14 @@ fn suite_page(r: &Resolved) -> String {
             esc(&bound.relation.label),
             esc(&bound.relation.sql)
         ));
+        let mut scratch = vec![];
         for e in &bound.expectations {
-            b.push_str(&format!(
-                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-                esc(e.name()),
-                esc(&Value::Object(e.gx_kwargs()).to_string()),
-                e.severity.as_str(),
-                e.line
-            ));
+            use std::fmt::Write as _;
+            b.push_str("<tr><td><code>");
+            esc_to(&mut b, e.name());
+            b.push_str("</code></td><td><code>");
+            esc_json_to(&mut b, &e.gx_kwargs(), &mut scratch);
+            let _ = writeln!(b, "</code></td><td>{}</td><td>{}</td></tr>", e.severity.as_str(), e.line);
         }
         b.push_str("</table>\n");
     }

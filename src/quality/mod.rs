@@ -237,6 +237,7 @@ pub async fn record(
     {
         out.warnings.push(format!("checkpoint {}: storing failing rows in dp_failures failed: {e:#}", run.checkpoint));
     }
+    let failures = t.elapsed();
     // the validation JSON and the Data Docs page are written on a blocking
     // thread while the results are appended to dp_meta
     let files = {
@@ -244,8 +245,18 @@ pub async fn record(
         let store_results = actions.store_results;
         let update_docs = actions.update_data_docs;
         let (jdir, jrun) = (dir.clone(), run.clone());
-        let json = tokio::task::spawn_blocking(move || store_results.then(|| results::write_json(&jdir, &jrun)));
-        let docs = tokio::task::spawn_blocking(move || update_docs.then(|| docs::add_run(&dir.join("data_docs"), &resolved, &run)));
+        let json = tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            let out = store_results.then(|| results::write_json(&jdir, &jrun));
+            tracing::debug!(elapsed = ?t.elapsed(), "validation JSON written");
+            out
+        });
+        let docs = tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            let out = update_docs.then(|| docs::add_run(&dir.join("data_docs"), &resolved, &run));
+            tracing::debug!(elapsed = ?t.elapsed(), "Data Docs updated");
+            out
+        });
         async move { Ok::<_, tokio::task::JoinError>((json.await?, docs.await?)) }
     };
     if actions.store_results
@@ -269,7 +280,7 @@ pub async fn record(
         }
         Err(e) => out.warnings.push(format!("checkpoint {}: writing the validation JSON and Data Docs failed: {e}", run.checkpoint)),
     }
-    tracing::debug!(checkpoint = %run.checkpoint, ?stored, recorded = ?t.elapsed(), "results recorded");
+    tracing::debug!(checkpoint = %run.checkpoint, ?failures, ?stored, recorded = ?t.elapsed(), "results recorded");
     if let Some(on) = &actions.notify {
         let fire = on == "always" || (on == "failure") != run.success();
         if fire {

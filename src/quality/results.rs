@@ -68,19 +68,30 @@ fn utc() -> DataType {
 }
 
 /// Stores each failing expectation's rows in `dp_failures` and sets the
-/// result's `failed_rows_table`.
+/// result's `failed_rows_table`. The tables are written concurrently
+/// (each its own Delta table and commit); the first error is returned,
+/// after every write has finished, and only the tables written are named.
 pub async fn store_failures(engine: &Engine, run: &mut CheckpointRun) -> anyhow::Result<()> {
-    for r in run.results.iter_mut() {
-        if r.failed_rows.is_empty() || r.success {
-            continue;
-        }
-        let name = failures_table(&run.checkpoint, r);
-        let df = engine.ctx.read_batches(r.failed_rows.clone())?.with_column("dp_run_id", lit(run.run_id.clone()))?;
-        write(engine, FAILURES_SCHEMA, &name, df.into_unoptimized_plan(), SaveMode::Overwrite).await?;
-        r.failed_rows_table = Some(format!("{FAILURES_SCHEMA}.{name}"));
+    use futures::StreamExt;
+    let checkpoint = run.checkpoint.clone();
+    let run_id = run.run_id.clone();
+    let mut writes: Vec<futures::future::BoxFuture<'_, anyhow::Result<()>>> = vec![];
+    for r in run.results.iter_mut().filter(|r| !r.failed_rows.is_empty() && !r.success) {
+        let name = failures_table(&checkpoint, r);
+        let run_id = run_id.clone();
+        writes.push(Box::pin(async move {
+            let df = engine.ctx.read_batches(r.failed_rows.clone())?.with_column("dp_run_id", lit(run_id))?;
+            write(engine, FAILURES_SCHEMA, &name, df.into_unoptimized_plan(), SaveMode::Overwrite).await?;
+            r.failed_rows_table = Some(format!("{FAILURES_SCHEMA}.{name}"));
+            anyhow::Ok(())
+        }));
     }
-    Ok(())
+    let done: Vec<anyhow::Result<()>> = futures::stream::iter(writes).buffer_unordered(FAILURE_WRITES).collect().await;
+    done.into_iter().collect()
 }
+
+/// How many `dp_failures` tables are written at once.
+const FAILURE_WRITES: usize = 8;
 
 /// Appends the run to `dp_meta.checkpoint_runs` and its results to
 /// `dp_meta.expectation_results`.
@@ -203,30 +214,52 @@ pub fn gx_result(r: &ExpectationResult) -> Value {
     })
 }
 
-/// The run as a GX validation result.
-pub fn validation_json(run: &CheckpointRun) -> Value {
-    let n = run.results.len();
-    let ok = run.passed();
-    json!({
-        "success": run.success(),
-        "statistics": {
-            "evaluated_expectations": n,
-            "successful_expectations": ok,
-            "unsuccessful_expectations": n - ok,
-            "success_percent": if n > 0 { Some(ok as f64 * 100.0 / n as f64) } else { None },
-        },
-        "results": run.results.iter().map(gx_result).collect::<Vec<_>>(),
-        "suite_name": run.checkpoint,
-        "meta": {
-            "checkpoint_name": run.checkpoint,
-            "checkpoint_file": run.file,
-            "run_id": {"run_name": run.run_id, "run_time": run.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
-            "validation_time": run.started_at.format("%Y%m%dT%H%M%S%.6fZ").to_string(),
-            "duration": run.duration.as_secs_f64(),
-            "trigger": run.trigger,
-            "great_expectations_version": "1.x (dp)",
-        },
-    })
+/// The GX-shaped validation result of a run (`success`, `statistics`,
+/// `results`, `suite_name`, `meta`), serialized one result at a time (a run
+/// of 10,000 expectations never holds the whole document as a value).
+struct Validation<'a>(&'a CheckpointRun);
+
+impl serde::Serialize for Validation<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let run = self.0;
+        let n = run.results.len();
+        let ok = run.passed();
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("success", &run.success())?;
+        m.serialize_entry(
+            "statistics",
+            &json!({
+                "evaluated_expectations": n,
+                "successful_expectations": ok,
+                "unsuccessful_expectations": n - ok,
+                "success_percent": if n > 0 { Some(ok as f64 * 100.0 / n as f64) } else { None },
+            }),
+        )?;
+        m.serialize_entry("results", &Results(&run.results))?;
+        m.serialize_entry("suite_name", &run.checkpoint)?;
+        m.serialize_entry(
+            "meta",
+            &json!({
+                "checkpoint_name": run.checkpoint,
+                "checkpoint_file": run.file,
+                "run_id": {"run_name": run.run_id, "run_time": run.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)},
+                "validation_time": run.started_at.format("%Y%m%dT%H%M%S%.6fZ").to_string(),
+                "duration": run.duration.as_secs_f64(),
+                "trigger": run.trigger,
+                "great_expectations_version": "1.x (dp)",
+            }),
+        )?;
+        m.end()
+    }
+}
+
+struct Results<'a>(&'a [ExpectationResult]);
+
+impl serde::Serialize for Results<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(gx_result))
+    }
 }
 
 /// Writes the validation JSON under `target/validations/<checkpoint>/`.
@@ -235,7 +268,10 @@ pub fn write_json(target_dir: &Path, run: &CheckpointRun) -> anyhow::Result<Path
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{}_{}.json", run.started_at.format("%Y%m%dT%H%M%S"), run.run_id));
     let tmp = dir.join(format!(".{}.tmp", run.run_id));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&validation_json(run))?)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+    serde_json::to_writer_pretty(&mut w, &Validation(run))?;
+    std::io::Write::flush(&mut w)?;
+    drop(w);
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }

@@ -14,7 +14,7 @@
 //! the columns they name, so they too plan in linear time.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::record_batch::RecordBatchOptions;
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -210,60 +210,25 @@ enum Acc {
 async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggregates: &[String]) -> anyhow::Result<Vec<(Arc<Field>, ArrayRef)>> {
     let t = std::time::Instant::now();
     let df = engine.ctx.table(relation).await?;
-    let full = df.schema().clone();
-    let mut logical: Vec<(bool, Expr)> = Vec::with_capacity(aggregates.len());
-    let mut used: Vec<String> = vec![];
-    for sql in aggregates {
-        let (count, text) = match counted_predicate(sql) {
-            Some(p) => (true, p),
-            None => (false, sql.as_str()),
-        };
-        let e = prepare(state, state.create_logical_expr(text, &full)?, &full)?;
-        for c in e.column_refs() {
-            if !used.contains(&c.name) {
-                used.push(c.name.clone());
-            }
-        }
-        logical.push((count, e));
-    }
-    // read only the columns the aggregates name (at least one, for the row count)
-    if used.is_empty()
-        && let Some(f) = full.fields().first()
-    {
-        used.push(f.name().clone());
-    }
+    let full = Arc::new(df.schema().clone());
+    // Parsing and lowering hundreds of aggregates is CPU work: it runs on
+    // a blocking thread, so that the relations of a checkpoint are planned
+    // in parallel (and beside the scans already running).
+    let (logical, used) = {
+        let (state, full, aggregates) = (state.clone(), full.clone(), aggregates.to_vec());
+        tokio::task::spawn_blocking(move || parse(&state, &full, &aggregates)).await??
+    };
     let names: Vec<&str> = used.iter().map(String::as_str).collect();
     let df = df.select_columns(&names)?;
-    let input = df.schema().clone();
+    let input = Arc::new(df.schema().clone());
     let task = Arc::new(df.task_ctx());
     let parsed = t.elapsed();
     let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await?;
     let physical_schema = plan.schema();
-    let mut lowered: Vec<Lowered> = Vec::with_capacity(logical.len());
-    let mut groups = Groups::default();
-    for (count, e) in logical {
-        if count {
-            let p = physical(state, &e, &input)?;
-            anyhow::ensure!(p.data_type(&physical_schema)? == DataType::Boolean, "a counted condition is not a boolean");
-            let refs: Vec<_> = e.column_refs().into_iter().collect();
-            match refs.as_slice() {
-                [c] if !e.is_volatile() => {
-                    let column = input.index_of_column(c)?;
-                    match groups.add(&p, column, &physical_schema) {
-                        Some(g) => lowered.push(Lowered::Bucket(g, p)),
-                        None => lowered.push(Lowered::Hist(column, p)),
-                    }
-                }
-                _ => lowered.push(Lowered::Count(p)),
-            }
-        } else {
-            #[allow(deprecated)] // its replacement is not public API yet
-            let (agg, filter, _) = datafusion::physical_planner::create_aggregate_expr_and_maybe_filter(&e, &input, &physical_schema, state.execution_props())?;
-            anyhow::ensure!(filter.is_none(), "aggregate filters are not supported in batched checks");
-            lowered.push(Lowered::Udaf(agg));
-        }
-    }
-    groups.seal(&physical_schema)?;
+    let (lowered, groups) = {
+        let (state, input, physical_schema) = (state.clone(), input.clone(), physical_schema.clone());
+        tokio::task::spawn_blocking(move || lower(&state, logical, &input, &physical_schema)).await??
+    };
     tracing::debug!(relation, groups = ?groups.sizes(), "bucket groups");
     let lowered = Arc::new(lowered);
     let groups = Arc::new(groups);
@@ -349,6 +314,67 @@ async fn aggregate(engine: &Engine, state: &SessionState, relation: &str, aggreg
         }
     }
     Ok(out)
+}
+
+/// [`parse`]'s aggregates and the columns they read.
+type Parsed = (Vec<(bool, Expr)>, Vec<String>);
+
+/// Each aggregate as a prepared logical expression (whether it is a
+/// counted condition, and the expression), and the columns they read (at
+/// least one, for the row count).
+fn parse(state: &SessionState, full: &DFSchema, aggregates: &[String]) -> anyhow::Result<Parsed> {
+    let mut logical: Vec<(bool, Expr)> = Vec::with_capacity(aggregates.len());
+    let mut used: Vec<String> = vec![];
+    for sql in aggregates {
+        let (count, text) = match counted_predicate(sql) {
+            Some(p) => (true, p),
+            None => (false, sql.as_str()),
+        };
+        let e = prepare(state, state.create_logical_expr(text, full)?, full)?;
+        for c in e.column_refs() {
+            if !used.contains(&c.name) {
+                used.push(c.name.clone());
+            }
+        }
+        logical.push((count, e));
+    }
+    if used.is_empty()
+        && let Some(f) = full.fields().first()
+    {
+        used.push(f.name().clone());
+    }
+    Ok((logical, used))
+}
+
+/// The aggregates lowered against the scan's physical schema, and the
+/// bucket groups of its counted conditions (sealed).
+fn lower(state: &SessionState, logical: Vec<(bool, Expr)>, input: &DFSchema, physical_schema: &SchemaRef) -> anyhow::Result<(Vec<Lowered>, Groups)> {
+    let mut lowered: Vec<Lowered> = Vec::with_capacity(logical.len());
+    let mut groups = Groups::default();
+    for (count, e) in logical {
+        if count {
+            let p = physical(state, &e, input)?;
+            anyhow::ensure!(p.data_type(physical_schema)? == DataType::Boolean, "a counted condition is not a boolean");
+            let refs: Vec<_> = e.column_refs().into_iter().collect();
+            match refs.as_slice() {
+                [c] if !e.is_volatile() => {
+                    let column = input.index_of_column(c)?;
+                    match groups.add(&p, column, physical_schema) {
+                        Some(g) => lowered.push(Lowered::Bucket(g, p)),
+                        None => lowered.push(Lowered::Hist(column, p)),
+                    }
+                }
+                _ => lowered.push(Lowered::Count(p)),
+            }
+        } else {
+            #[allow(deprecated)] // its replacement is not public API yet
+            let (agg, filter, _) = datafusion::physical_planner::create_aggregate_expr_and_maybe_filter(&e, input, physical_schema, state.execution_props())?;
+            anyhow::ensure!(filter.is_none(), "aggregate filters are not supported in batched checks");
+            lowered.push(Lowered::Udaf(agg));
+        }
+    }
+    groups.seal(physical_schema)?;
+    Ok((lowered, groups))
 }
 
 /// The rows where `p` holds, over a batch of distinct values (or bucket
