@@ -582,23 +582,39 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
             res.exception = Some(err.to_string());
             res.success = false;
         }
-        if res.exception.is_none() && res.unexpected_count.unwrap_or(0) > 0 && (limit > 0 || !res.success) {
-            match failing_rows(engine, b, e, other.as_ref(), limit.max(PARTIAL_UNEXPECTED)).await {
-                Ok((sql, batches)) => {
-                    queries.push(sql);
-                    res.partial_unexpected_list = partial_list(e, &batches);
-                    if !res.success && limit > 0 {
-                        res.failed_rows = cap(batches, limit);
-                    }
-                }
-                Err(err) => tracing::debug!(expectation = %res.label, error = %err, "failing rows could not be read"),
-            }
-        }
         if alone.is_none() && !matches!(slot, Slot::Schema) {
             t = t.checked_sub(shared).unwrap_or(t);
         }
         res.duration = t.elapsed();
         out.push(res);
+    }
+    // The failing rows of the expectations that found some: their queries
+    // run concurrently, each result in its expectation's place.
+    let wanted: Vec<usize> =
+        (0..out.len()).filter(|&k| out[k].exception.is_none() && out[k].unexpected_count.unwrap_or(0) > 0 && (limit > 0 || !out[k].success)).collect();
+    type Read = (usize, anyhow::Result<(String, Vec<RecordBatch>)>, Duration);
+    let mut reads: Vec<futures::future::BoxFuture<'_, Read>> = vec![];
+    for k in wanted {
+        reads.push(Box::pin(async move {
+            let t = Instant::now();
+            (k, failing_rows(engine, b, &b.expectations[k], b.others[k].as_ref(), limit.max(PARTIAL_UNEXPECTED)).await, t.elapsed())
+        }));
+    }
+    let mut read: Vec<Read> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(futures::stream::iter(reads), cfg.concurrency.max(1))).await;
+    read.sort_by_key(|(k, _, _)| *k);
+    for (k, rows, took) in read {
+        let res = &mut out[k];
+        res.duration += took;
+        match rows {
+            Ok((sql, batches)) => {
+                queries.push(sql);
+                res.partial_unexpected_list = partial_list(&b.expectations[k], &batches);
+                if !res.success && limit > 0 {
+                    res.failed_rows = cap(batches, limit);
+                }
+            }
+            Err(err) => tracing::debug!(expectation = %res.label, error = %err, "failing rows could not be read"),
+        }
     }
     (out, queries)
 }
