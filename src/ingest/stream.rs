@@ -47,18 +47,63 @@ pub struct LocalCopy {
     pub tee: Option<Arc<std::sync::Mutex<TeeState>>>,
 }
 
-/// What a [`Tee`] saw.
+/// What a [`Tee`] saw. The bytes are hashed and checked on a thread of
+/// their own (started on the first read), beside the parser that reads
+/// them: SHA-256 was a tenth of the CSV parsing thread's time.
 #[derive(Default)]
 pub struct TeeState {
     hasher: sha2::Sha256,
     utf8: Utf8Check,
+    /// The hashing thread's inbox and handle, while it runs.
+    worker: Option<(std::sync::mpsc::SyncSender<Vec<u8>>, std::thread::JoinHandle<Hashed>)>,
 }
+
+/// What the hashing thread hands back.
+type Hashed = (sha2::Sha256, Utf8Check);
 
 impl TeeState {
     /// The sha256 (hex) and UTF-8 validity of everything read.
     pub fn finish(&mut self) -> (String, bool) {
         use sha2::Digest;
+        self.settle();
         (hex::encode(std::mem::take(&mut self.hasher).finalize()), self.utf8.ok())
+    }
+
+    /// Hands `bytes` to the hashing thread (started on the first call).
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.worker.is_none() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+            let (mut hasher, mut utf8) = (std::mem::take(&mut self.hasher), std::mem::take(&mut self.utf8));
+            let handle = std::thread::spawn(move || {
+                use sha2::Digest;
+                for chunk in rx {
+                    hasher.update(&chunk);
+                    utf8.feed(&chunk);
+                }
+                (hasher, utf8)
+            });
+            self.worker = Some((tx, handle));
+        }
+        if let Some((tx, _)) = &self.worker
+            && tx.send(bytes.to_vec()).is_err()
+        {
+            // the thread is gone (it panicked): settle() reports it
+            self.utf8.bad = true;
+        }
+    }
+
+    /// Waits for the hashing thread to have seen every byte read so far.
+    fn settle(&mut self) {
+        if let Some((tx, handle)) = self.worker.take() {
+            drop(tx);
+            match handle.join() {
+                Ok((hasher, utf8)) => {
+                    self.hasher = hasher;
+                    self.utf8 = utf8;
+                }
+                Err(_) => self.utf8.bad = true,
+            }
+        }
     }
 }
 
@@ -71,11 +116,10 @@ struct Tee<R> {
 
 impl<R: std::io::Read> std::io::Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use sha2::Digest;
         let n = self.inner.read(buf)?;
-        let mut s = self.state.lock().expect("tee state");
-        s.hasher.update(&buf[..n]);
-        s.utf8.feed(&buf[..n]);
+        if n > 0 {
+            self.state.lock().expect("tee state").feed(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -103,7 +147,12 @@ impl LocalCopy {
 
     /// Whether the stream found bytes that are not UTF-8 in a file guessed to be.
     pub fn utf8_broken(&self) -> bool {
-        self.utf8 && self.tee.as_ref().is_some_and(|t| t.lock().expect("tee state").utf8.bad)
+        self.utf8
+            && self.tee.as_ref().is_some_and(|t| {
+                let mut t = t.lock().expect("tee state");
+                t.settle();
+                t.utf8.bad
+            })
     }
 }
 
