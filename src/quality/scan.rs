@@ -161,17 +161,35 @@ fn replace_ident(sql: &str, name: &str, with: &str) -> String {
 /// coercion, function rewrites and simplification (which also lowers
 /// `coalesce`, `nvl`, ... to `case`).
 fn prepare(state: &SessionState, e: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
-    let ctx = SimplifyContext::builder()
-        .with_schema(Arc::new(schema.clone()))
-        .with_config_options(state.config_options().clone())
-        .with_query_execution_start_time(state.execution_props().query_execution_start_time)
-        .build();
-    let simplifier = ExprSimplifier::new(ctx);
-    let mut e = simplifier.coerce(e, schema)?;
-    for rewrite in state.analyzer().function_rewrites() {
-        e = e.transform_up(|x| rewrite.rewrite(x, schema, state.config_options()))?.data;
+    Preparer::new(state, schema).prepare(e)
+}
+
+/// [`prepare`] for many expressions over one schema: the simplifier (with
+/// its copy of the schema and of the session's options) is built once.
+struct Preparer<'a> {
+    state: &'a SessionState,
+    schema: &'a DFSchema,
+    simplifier: ExprSimplifier,
+}
+
+impl<'a> Preparer<'a> {
+    fn new(state: &'a SessionState, schema: &'a DFSchema) -> Self {
+        let ctx = SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(state.config_options().clone())
+            .with_query_execution_start_time(state.execution_props().query_execution_start_time)
+            .build();
+        Preparer { state, schema, simplifier: ExprSimplifier::new(ctx) }
     }
-    simplifier.simplify(e)
+
+    fn prepare(&self, e: Expr) -> datafusion::error::Result<Expr> {
+        let (state, schema) = (self.state, self.schema);
+        let mut e = self.simplifier.coerce(e, schema)?;
+        for rewrite in state.analyzer().function_rewrites() {
+            e = e.transform_up(|x| rewrite.rewrite(x, schema, state.config_options()))?.data;
+        }
+        self.simplifier.simplify(e)
+    }
 }
 
 fn physical(state: &SessionState, e: &Expr, schema: &DFSchema) -> datafusion::error::Result<Arc<dyn PhysicalExpr>> {
@@ -325,12 +343,13 @@ type Parsed = (Vec<(bool, Expr)>, Vec<String>);
 fn parse(state: &SessionState, full: &DFSchema, aggregates: &[String]) -> anyhow::Result<Parsed> {
     let mut logical: Vec<(bool, Expr)> = Vec::with_capacity(aggregates.len());
     let mut used: Vec<String> = vec![];
+    let preparer = Preparer::new(state, full);
     for sql in aggregates {
         let (count, text) = match counted_predicate(sql) {
             Some(p) => (true, p),
             None => (false, sql.as_str()),
         };
-        let e = prepare(state, state.create_logical_expr(text, full)?, full)?;
+        let e = preparer.prepare(state.create_logical_expr(text, full)?)?;
         for c in e.column_refs() {
             if !used.contains(&c.name) {
                 used.push(c.name.clone());
