@@ -8,6 +8,7 @@ pub mod cache;
 pub mod ctes;
 pub mod macro_deps;
 pub mod manifest;
+pub mod manifest_reuse;
 pub mod metrics;
 pub mod microbatch;
 pub mod state;

@@ -172,6 +172,49 @@ pub fn parse_key(settings: &Settings, opts: &LoadOptions) -> u64 {
     hash_str(&format!("{}\n{settings:?}\n{}\n{}", build_id(), opts.full_refresh, opts.store_failures))
 }
 
+/// Which parse of the project a load holds: a random id, and the earlier
+/// parses it differs from by re-parsed models alone (their id, those
+/// nodes), newest first. `id` 0: not cached (`--no-partial-parse`).
+/// The manifest writer (`crate::compile::manifest_reuse`) copies the
+/// entries of nodes unchanged since the parse its last manifest came from.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub id: u64,
+    pub since: Vec<(u64, Vec<String>)>,
+}
+
+/// How many earlier parses a [`Generation`] remembers.
+const GENERATIONS: usize = 4;
+
+impl Generation {
+    fn new() -> Generation {
+        Generation { id: uuid::Uuid::new_v4().as_u64_pair().0 | 1, since: vec![] }
+    }
+
+    /// The nodes that may differ between parse `id` and this one; `None`
+    /// when unknown (then any may).
+    pub fn changed_since(&self, id: u64) -> Option<Vec<&str>> {
+        if self.id == 0 || id == 0 {
+            return None;
+        }
+        if id == self.id {
+            return Some(vec![]);
+        }
+        self.since.iter().find(|(g, _)| *g == id).map(|(_, nodes)| nodes.iter().map(String::as_str).collect())
+    }
+
+    /// This parse with `nodes` re-parsed.
+    fn after(&self, nodes: &[String]) -> Generation {
+        let mut since = vec![(self.id, nodes.to_vec())];
+        for (g, old) in self.since.iter().take(GENERATIONS - 1) {
+            let mut all = old.clone();
+            all.extend(nodes.iter().filter(|n| !old.contains(n)).cloned());
+            since.push((*g, all));
+        }
+        Generation { since, ..Generation::new() }
+    }
+}
+
 /// The cache file: this head, then the `(unique id, node)` pairs
 /// ([`write_lines`]).
 #[derive(Serialize, Deserialize)]
@@ -179,6 +222,8 @@ struct Stored {
     key: u64,
     which: String,
     inputs: Inputs,
+    #[serde(default)]
+    generation: Generation,
     #[serde(skip)]
     nodes: Vec<(String, Node)>,
     disabled: Vec<(String, Node)>,
@@ -205,6 +250,7 @@ pub struct Loaded {
     pub project: Project,
     pub outcome: Outcome,
     pub recorder: Arc<Recorder>,
+    pub generation: Generation,
 }
 
 fn cache_path(settings: &Settings) -> std::path::PathBuf {
@@ -295,13 +341,15 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                         let mut project = restore(settings.clone(), fs, &ropts, parts)?;
                         if d.files.is_empty() {
                             tracing::debug!("partial parse: cache hit ({})", path.display());
-                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation: s.generation });
                         }
                         match reparse_models(&mut project, fs, &d.files, &recorder) {
-                            Ok(()) => {
+                            Ok((nodes, same_deps)) => {
                                 tracing::debug!("partial parse: cache hit, re-parsed {}", d.files.join(", "));
-                                save(&path, key, opts, &recorder, &project);
-                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                                // new refs or sources change the DAG: not just these nodes
+                                let generation = if same_deps { s.generation.after(&nodes) } else { Generation::new() };
+                                save(&path, key, opts, &recorder, &project, &generation);
+                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation });
                             }
                             Err(why) => {
                                 *recorder.0.lock().unwrap() = Inputs::default();
@@ -318,18 +366,21 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     }
     let rfs = RecordingFs { inner: fs, rec: recorder.clone() };
     let project = load_project(settings, &rfs, &ropts)?;
+    let mut generation = Generation::default();
     if use_cache {
-        save(&path, key, opts, &recorder, &project);
+        generation = Generation::new();
+        save(&path, key, opts, &recorder, &project, &generation);
     }
-    Ok(Loaded { project, outcome, recorder })
+    Ok(Loaded { project, outcome, recorder, generation })
 }
 
 /// Writes the cache of `project` (a failure only costs the next load its speed).
-fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project) {
+fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project, generation: &Generation) {
     let stored = Stored {
         key,
         which: opts.which.clone(),
         inputs: recorder.inputs(),
+        generation: generation.clone(),
         nodes: vec![],
         disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
         macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
@@ -350,8 +401,11 @@ const SELF_READING: [&str; 5] = ["config.get", "config.require", "model.", "mode
 /// Re-parses edited model files alone, in place: allowed when every
 /// changed file is one enabled model of the root project whose `config()`
 /// calls are unchanged (then only its code, refs and sources change).
-/// `Err(why)` when the project must be parsed in full.
-fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(), String> {
+/// Returns the re-parsed nodes and whether their refs and sources are the
+/// same; `Err(why)` when the project must be parsed in full.
+fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(Vec<String>, bool), String> {
+    let mut reparsed = vec![];
+    let mut same_deps = true;
     for f in files {
         let full = || format!("{f} changed");
         let mut owners = project.nodes.iter().filter(|(_, n)| n.original_file_path == *f);
@@ -374,12 +428,14 @@ fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], 
         }
         let uid = uid.clone();
         let n = project.nodes.get_mut(&uid).unwrap();
+        same_deps &= n.refs == new.refs && n.sources == new.sources;
         n.raw_code = text.clone();
         n.refs = new.refs;
         n.sources = new.sources;
         recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
+        reparsed.push(uid);
     }
-    Ok(())
+    Ok((reparsed, same_deps))
 }
 
 #[cfg(test)]
