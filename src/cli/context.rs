@@ -148,7 +148,7 @@ pub fn render_cache(l: &Loaded, g: &GlobalArgs) -> Option<Arc<crate::compile::ca
         return None;
     }
     let env = |k: &str| std::env::var(k).ok();
-    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &env, &l.recorder.inputs().env)))
+    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &l.generation, &env, &l.recorder.inputs().env)))
 }
 
 /// Saves the render cache after a compile (a failure only costs speed).

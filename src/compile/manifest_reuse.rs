@@ -210,8 +210,17 @@ pub fn write(
             return Err(io::Error::other("no partial parse"));
         }
         let m = std::fs::metadata(&path)?;
-        let head =
-            Head { version: VERSION, build, generation: generation.id, size: m.len(), mtime_ns: mtime_ns(&m), hash, uids, metadata: layout.metadata, count: nodes.len() };
+        let head = Head {
+            version: VERSION,
+            build,
+            generation: generation.id,
+            size: m.len(),
+            mtime_ns: mtime_ns(&m),
+            hash,
+            uids,
+            metadata: layout.metadata,
+            count: nodes.len(),
+        };
         let records: Vec<Record> = layout.nodes.iter().zip(&hashes).map(|((s, e), c)| Record { start: *s, end: *e, compiled: *c }).collect();
         write_layout(&layout_path, &head, &records)
     })();

@@ -244,9 +244,12 @@ fn compile_with(
             };
             // the render cache holds whole-model compiles: not a microbatch batch, not under --defer
             let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty());
+            if let Some(e) = cache.and_then(|c| c.reuse(uid, incremental)) {
+                return Ok(((*uid).clone(), e.sql, vec![], incremental, false, e.config));
+            }
             let key = cache.and_then(|c| c.key(n, &cache_deps(project, n)?, incremental));
             if let (Some(c), Some(k)) = (cache, key)
-                && let Some(e) = c.get(uid, k)
+                && let Some(e) = c.get(uid, k, incremental)
             {
                 return Ok(((*uid).clone(), e.sql, vec![], incremental, false, e.config));
             }
@@ -256,7 +259,7 @@ fn compile_with(
                         && ephemerals.is_empty()
                         && !queried
                     {
-                        c.put(uid, cache::Entry { key: k, sql: sql.clone(), config: cfg.clone() });
+                        c.put(uid, cache::Entry { key: k, sql: sql.clone(), config: cfg.clone(), generation: 0, global: 0, incremental }, incremental);
                     }
                     Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg))
                 }

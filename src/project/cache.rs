@@ -203,6 +203,11 @@ impl Generation {
         self.since.iter().find(|(g, _)| *g == id).map(|(_, nodes)| nodes.iter().map(String::as_str).collect())
     }
 
+    /// Whether node `uid` is the same in parse `id` and this one.
+    pub fn unchanged_since(&self, id: u64, uid: &str) -> bool {
+        self.id != 0 && id != 0 && (id == self.id || self.since.iter().any(|(g, nodes)| *g == id && !nodes.iter().any(|n| n == uid)))
+    }
+
     /// This parse with `nodes` re-parsed.
     fn after(&self, nodes: &[String]) -> Generation {
         let mut since = vec![(self.id, nodes.to_vec())];

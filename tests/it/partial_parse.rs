@@ -52,7 +52,10 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 fn compile(dir: &Path, extra: &[&str], env: Option<&str>) -> String {
     let mut c = dp();
-    c.current_dir(dir).env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug,dp::compile::manifest_reuse=debug").args(["compile"]).args(extra);
+    c.current_dir(dir)
+        .env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug,dp::compile::manifest_reuse=debug,dp::compile::cache=debug")
+        .args(["compile"])
+        .args(extra);
     match env {
         Some(v) => c.env(ENV, v),
         None => c.env_remove(ENV),
@@ -107,6 +110,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("partial parse: cache hit"), "{log}");
     assert!(log.contains("render cache: 4 nodes reused"), "{log}");
+    assert!(log.contains("render cache: 4 reused without their key"), "{log}");
     assert!(log.contains("manifest: Reused { serialized: 0 }"), "{log}");
     assert_eq!(sql[totals], r#"select id, amount * 2 as total from "dp"."main"."orders""#);
 
@@ -114,7 +118,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("partial parse: cache hit, re-parsed models/totals.sql"), "{log}");
-    assert!(log.contains("render cache: 3 nodes reused"), "{log}");
+    assert!(log.contains("render cache: 3 nodes reused") && log.contains("render cache: 3 reused without their key"), "{log}");
     assert!(log.contains("manifest: Reused { serialized: 1 }"), "{log}");
     assert!(sql[totals].contains("amount * 2 + 1"), "{}", sql[totals]);
 
@@ -219,6 +223,13 @@ fn the_warm_manifest_equals_a_full_write_and_never_trusts_an_edited_one() {
     assert!(log.contains("re-parsed models/eph.sql") && log.contains("manifest: Reused { serialized: 2 }"), "{log}");
     assert!(sql["p/models/uses_eph.sql"].contains("select 2 as k"), "{}", sql["p/models/uses_eph.sql"]);
 
+    // A node compiled while left out of a selection that came after an edit of it.
+    write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 7 as total from {{ ref('orders') }}");
+    let (log, _) = warm_equals_cold(p, &["-s", "orders"], None);
+    assert!(log.contains("re-parsed models/totals.sql"), "{log}");
+    let (_, sql) = warm_equals_cold(p, &[], None);
+    assert!(sql["p/models/totals.sql"].contains("+ 7 as total"), "{}", sql["p/models/totals.sql"]);
+
     // A selection compiles fewer nodes: the others lose their compiled code.
     let (log, _) = warm_equals_cold(p, &["-s", "totals"], None);
     assert!(log.contains("manifest: Reused"), "{log}");
@@ -249,4 +260,14 @@ fn the_warm_manifest_equals_a_full_write_and_never_trusts_an_edited_one() {
     let log = compile(p, &["--no-partial-parse"], None);
     assert!(log.contains("manifest: Full"), "{log}");
     assert!(!p.join("target/manifest_layout.bin").exists());
+
+    // An incremental model once its table exists: is_incremental() changes its SQL
+    // (last: a copy of the project does not carry the warehouse along).
+    write(p, "models/inc.sql", "{{ config(materialized='incremental') }}\nselect 1 as k{% if is_incremental() %} where k > 0{% endif %}");
+    let (_, sql) = warm_equals_cold(p, &[], None);
+    assert!(!sql["p/models/inc.sql"].contains("where"), "{}", sql["p/models/inc.sql"]);
+    ok(&dp().current_dir(p).args(["run", "-s", "inc"]).output().unwrap());
+    let log = compile(p, &[], None);
+    let inc = std::fs::read_to_string(p.join("target/compiled/p/models/inc.sql")).unwrap();
+    assert!(inc.contains("where k > 0"), "{inc}\n{log}");
 }
