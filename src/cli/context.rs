@@ -180,7 +180,7 @@ pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow
     compiled.sql.par_iter().try_for_each(|(uid, sql)| -> anyhow::Result<()> {
         let Some(n) = l.project.nodes.get(uid) else { return Ok(()) };
         let path = base.join(crate::compile::compiled_path(n));
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == sql.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == sql.as_bytes()) {
+        if crate::compile::manifest_reuse::holds(&path, sql.as_bytes()) {
             return Ok(());
         }
         if let Some(parent) = path.parent() {

@@ -63,10 +63,15 @@ struct Stored {
     env_keys: Vec<String>,
     #[serde(skip)]
     entries: HashMap<String, Entry>,
+    /// Entries in the file, counting those a later line replaces.
+    #[serde(skip)]
+    lines: usize,
 }
 
 fn read(path: &Path) -> Option<Stored> {
     let (mut head, entries): (Stored, Vec<(String, Entry)>) = read_lines(path)?;
+    head.lines = entries.len();
+    // later lines (appended by `save`) replace earlier ones
     head.entries = entries.into_iter().collect();
     Some(head)
 }
@@ -193,10 +198,26 @@ impl RenderCache {
         if new.is_empty() && env_keys == self.old.env_keys {
             return Ok(());
         }
-        let mut entries = self.old.entries.clone();
-        entries.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let pairs: Vec<(&String, &Entry)> = entries.iter().collect();
-        write_lines(&self.path, &Stored { env_keys, entries: HashMap::new() }, &pairs)
+        let mut pairs: Vec<(&String, &Entry)> = new.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        // A few renderings: appended to the file (a later line replaces an
+        // earlier one), while the file holds less than half replaced lines.
+        if env_keys == self.old.env_keys && self.old.lines > 0 && (self.old.lines + pairs.len()) * 2 < self.old.entries.len() * 3 {
+            let append = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+                let mut buf = vec![];
+                for chunk in pairs.chunks(512) {
+                    buf.push(b'\n');
+                    serde_json::to_writer(&mut buf, chunk).map_err(std::io::Error::other)?;
+                }
+                std::io::Write::write_all(&mut f, &buf)
+            };
+            if append().is_ok() {
+                return Ok(());
+            }
+        }
+        pairs.extend(self.old.entries.iter().filter(|(k, _)| !new.contains_key(*k)));
+        write_lines(&self.path, &Stored { env_keys, ..Stored::default() }, &pairs)
     }
 
     pub fn path(&self) -> &Path {

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::Path;
@@ -222,7 +222,7 @@ impl Generation {
 
 /// The cache file: this head, then the `(unique id, node)` pairs
 /// ([`write_lines`]).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     key: u64,
     which: String,
@@ -231,6 +231,9 @@ struct Stored {
     generation: Generation,
     #[serde(skip)]
     nodes: Vec<(String, Node)>,
+    /// Nodes read from the patch ([`Patch`]).
+    #[serde(skip)]
+    patched: Vec<String>,
     disabled: Vec<(String, Node)>,
     macros: Vec<(String, Macro)>,
     docs: Vec<(String, DocBlock)>,
@@ -265,7 +268,45 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
 fn read_stored(path: &Path) -> Option<Stored> {
     let (mut head, nodes): (Stored, Vec<(String, Node)>) = read_lines(path)?;
     head.nodes = nodes;
+    if let Some(patch) = read_patch(path) {
+        let at: HashMap<&str, usize> = head.nodes.iter().enumerate().map(|(i, (u, _))| (u.as_str(), i)).collect();
+        let places: Option<Vec<usize>> = patch.nodes.iter().map(|(u, _)| at.get(u.as_str()).copied()).collect();
+        let mut nodes = std::mem::take(&mut head.nodes);
+        for (i, (uid, n)) in places?.into_iter().zip(patch.nodes) {
+            head.patched.push(uid);
+            nodes[i].1 = n;
+        }
+        head = Stored { nodes, patched: head.patched, ..patch.head };
+    }
     Some(head)
+}
+
+/// Models re-parsed since the cache file was written, saved beside it
+/// (`partial_parse.json.patch`) instead of rewriting 50 MB for a one-model
+/// edit: the head as it is now, and those nodes. Used only while the cache
+/// file is the one it was written against (size and mtime).
+#[derive(Serialize, Deserialize)]
+struct Patch {
+    base: (u64, u128),
+    head: Stored,
+    nodes: Vec<(String, Node)>,
+}
+
+/// A patch holds at most this many nodes; then the cache is written in full.
+const PATCH_NODES: usize = 1000;
+
+fn patch_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("json.patch")
+}
+
+fn identity(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
+}
+
+fn read_patch(path: &Path) -> Option<Patch> {
+    let patch: Patch = serde_json::from_slice(&std::fs::read(patch_path(path)).ok()?).ok()?;
+    (Some(patch.base) == identity(path)).then_some(patch)
 }
 
 /// Reads a file of [`write_lines`]: the head, then the items.
@@ -353,7 +394,9 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                                 tracing::debug!("partial parse: cache hit, re-parsed {}", d.files.join(", "));
                                 // new refs or sources change the DAG: not just these nodes
                                 let generation = if same_deps { s.generation.after(&nodes) } else { Generation::new() };
-                                save(&path, key, opts, &recorder, &project, &generation);
+                                let mut patched = s.patched;
+                                patched.extend(nodes.iter().filter(|n| !patched.contains(n)).cloned().collect::<Vec<_>>());
+                                save(&path, key, opts, &recorder, &project, &generation, Some(&patched));
                                 return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation });
                             }
                             Err(why) => {
@@ -374,26 +417,42 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     let mut generation = Generation::default();
     if use_cache {
         generation = Generation::new();
-        save(&path, key, opts, &recorder, &project, &generation);
+        save(&path, key, opts, &recorder, &project, &generation, None);
     }
     Ok(Loaded { project, outcome, recorder, generation })
 }
 
-/// Writes the cache of `project` (a failure only costs the next load its speed).
-fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project, generation: &Generation) {
+/// Writes the cache of `project` (a failure only costs the next load its
+/// speed): when `patched` (the models re-parsed since the cache file was
+/// written), a [`Patch`] beside it, else the whole file.
+fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project, generation: &Generation, patched: Option<&[String]>) {
     let stored = Stored {
         key,
         which: opts.which.clone(),
         inputs: recorder.inputs(),
         generation: generation.clone(),
         nodes: vec![],
+        patched: vec![],
         disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
         macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
         docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
         other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
         warnings: project.warnings.clone(),
     };
+    let patch = || -> io::Result<()> {
+        let patched = patched.filter(|p| p.len() <= PATCH_NODES).ok_or_else(|| io::Error::other("no patch"))?;
+        let base = identity(path).ok_or_else(|| io::Error::other("no cache file"))?;
+        let nodes: Vec<(String, Node)> = patched.iter().filter_map(|u| Some((u.clone(), project.nodes.get(u)?.clone()))).collect();
+        let p = patch_path(path);
+        let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&Patch { base, head: stored.clone(), nodes }).map_err(io::Error::other)?)?;
+        std::fs::rename(&tmp, &p)
+    };
+    if patch().is_ok() {
+        return;
+    }
     let nodes: Vec<(&String, &Node)> = project.nodes.iter().collect();
+    let _ = std::fs::remove_file(patch_path(path));
     if let Err(e) = write_lines(path, &stored, &nodes) {
         tracing::debug!("partial parse: could not write {}: {e}", path.display());
     }
