@@ -120,6 +120,8 @@ fn partial_parse_cache_never_serves_stale_sql() {
     assert!(log.contains("partial parse: cache hit, re-parsed models/totals.sql"), "{log}");
     assert!(log.contains("render cache: 3 nodes reused") && log.contains("render cache: 3 reused without their key"), "{log}");
     assert!(log.contains("manifest: Reused { serialized: 1 }"), "{log}");
+    // the re-parsed model went to the patch beside the cache file
+    assert!(p.join("target/partial_parse.json.patch").is_file());
     assert!(sql[totals].contains("amount * 2 + 1"), "{}", sql[totals]);
 
     // A model's refs edited (re-parsed alone: the manifest's parents follow).
@@ -138,6 +140,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     write(p, "models/other.sql", "{{ config(materialized='table') }}\nselect 2 as id");
     let (log, _) = warm_equals_cold(p, &[], None);
     assert!(log.contains("full parse (models/other.sql changed)"), "{log}");
+    assert!(!p.join("target/partial_parse.json.patch").exists());
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["nodes"]["model.p.other"]["config"]["materialized"], "table");
     std::fs::remove_file(p.join("models/other.sql")).unwrap();
