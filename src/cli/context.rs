@@ -25,6 +25,8 @@ pub struct Loaded {
     pub parse_cache: crate::project::cache::Outcome,
     pub recorder: Arc<crate::project::cache::Recorder>,
     pub parse_key: u64,
+    /// Which parse the project is (the manifest writer reuses what did not change).
+    pub generation: crate::project::cache::Generation,
 }
 
 impl Loaded {
@@ -73,7 +75,7 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     let mut clock = crate::project::load::Phases::start();
     let parse_key = crate::project::cache::parse_key(&settings, &opts);
     let cached = crate::project::cache::load(settings, &fs, &opts, !g.no_partial_parse)?;
-    let (mut project, parse_cache, recorder) = (cached.project, cached.outcome, cached.recorder);
+    let (mut project, parse_cache, recorder, generation) = (cached.project, cached.outcome, cached.recorder, cached.generation);
     clock.lap("load_project");
     // `ingest:` blocks of sources are checked on every load (file:line errors).
     crate::ingest::spec::validate_project(&project, &fs)?;
@@ -85,7 +87,7 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     clock.lap("resolve dependencies");
     let dag = Dag::build(&project)?;
     clock.lap("dag");
-    Ok(Loaded { project, dag, fs, invocation_id, started, parse_cache, recorder, parse_key })
+    Ok(Loaded { project, dag, fs, invocation_id, started, parse_cache, recorder, parse_key, generation })
 }
 
 pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
@@ -146,7 +148,7 @@ pub fn render_cache(l: &Loaded, g: &GlobalArgs) -> Option<Arc<crate::compile::ca
         return None;
     }
     let env = |k: &str| std::env::var(k).ok();
-    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &env, &l.recorder.inputs().env)))
+    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &l.generation, &env, &l.recorder.inputs().env)))
 }
 
 /// Saves the render cache after a compile (a failure only costs speed).
@@ -159,28 +161,13 @@ pub fn save_render_cache(l: &Loaded, cache: Option<&Arc<crate::compile::cache::R
     }
 }
 
-/// Writes target/manifest.json (and returns its path).
+/// Writes target/manifest.json (and returns its path); the entries of
+/// nodes unchanged since the previous one are copied from it
+/// (`crate::compile::manifest_reuse`).
 pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -> anyhow::Result<PathBuf> {
-    let dir = l.project.settings.target_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("manifest.json");
-    // Per-process temporary name: concurrent runs in one project must not
-    // rename each other's file away.
-    let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
-    let file = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    crate::compile::manifest::write_manifest(
-        &mut w,
-        &l.project,
-        &l.dag,
-        compiled,
-        &l.invocation_id,
-        &l.started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    )
-    .with_context(|| format!("writing {}", tmp.display()))?;
-    std::io::Write::flush(&mut w)?;
-    drop(w);
-    std::fs::rename(&tmp, &path)?;
+    let generated_at = l.started.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (path, _) = crate::compile::manifest_reuse::write(&l.project, &l.dag, compiled, &l.generation, &l.invocation_id, &generated_at)
+        .with_context(|| format!("writing {}", l.project.settings.target_dir().join("manifest.json").display()))?;
     Ok(path)
 }
 
@@ -193,7 +180,7 @@ pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow
     compiled.sql.par_iter().try_for_each(|(uid, sql)| -> anyhow::Result<()> {
         let Some(n) = l.project.nodes.get(uid) else { return Ok(()) };
         let path = base.join(crate::compile::compiled_path(n));
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == sql.len() as u64) && std::fs::read(&path).is_ok_and(|b| b == sql.as_bytes()) {
+        if crate::compile::manifest_reuse::holds(&path, sql.as_bytes()) {
             return Ok(());
         }
         if let Some(parent) = path.parent() {

@@ -13,13 +13,20 @@
 //! `selected_resources`, `graph`, `flags`, `modules`, `log`, `print`,
 //! `run_query`, `statement`, `load_result`, `doc`), and every node when a macro of the project
 //! or its packages mentions one of those or some macro reads `graph`.
+//!
+//! Computing the keys of 40,000 nodes costs a fifth of a second, so an
+//! entry also records the parse it was last checked against
+//! ([`Generation`]), the global key and whether the node ran
+//! incrementally: when all three say nothing it reads can have changed
+//! (the parses differ only by re-parsed models, this node not among them,
+//! whose refs and configs did not change), the entry is reused without its key.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::project::cache::{hash_str, read_lines, write_lines};
+use crate::project::cache::{Generation, hash_str, read_lines, write_lines};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 
@@ -38,6 +45,14 @@ pub struct Entry {
     pub sql: String,
     /// What a generic test's macro set with `config()`.
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// The parse, global key and `is_incremental()` the key was last
+    /// checked under (set by [`RenderCache::put`]).
+    #[serde(default)]
+    pub generation: u64,
+    #[serde(default)]
+    pub global: u64,
+    #[serde(default)]
+    pub incremental: bool,
 }
 
 /// The file: this head, then the `(unique id, entry)` pairs
@@ -48,10 +63,15 @@ struct Stored {
     env_keys: Vec<String>,
     #[serde(skip)]
     entries: HashMap<String, Entry>,
+    /// Entries in the file, counting those a later line replaces.
+    #[serde(skip)]
+    lines: usize,
 }
 
 fn read(path: &Path) -> Option<Stored> {
     let (mut head, entries): (Stored, Vec<(String, Entry)>) = read_lines(path)?;
+    head.lines = entries.len();
+    // later lines (appended by `save`) replace earlier ones
     head.entries = entries.into_iter().collect();
     Some(head)
 }
@@ -63,8 +83,11 @@ pub struct RenderCache {
     /// False when some macro makes every rendering volatile.
     enabled: bool,
     old: Stored,
+    generation: Generation,
     new: Mutex<HashMap<String, Entry>>,
     hits: std::sync::atomic::AtomicUsize,
+    /// Hits whose key was not computed ([`RenderCache::reuse`]).
+    reused: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for RenderCache {
@@ -81,7 +104,14 @@ impl RenderCache {
     /// Opens the cache of `project` in its target folder. `parse_key` is
     /// the partial-parse key; `env` gives the current value of an env var
     /// and `env_read` lists those the load read.
-    pub fn open(project: &Project, parse_key: u64, env: &dyn Fn(&str) -> Option<String>, env_read: &BTreeMap<String, Option<u64>>) -> RenderCache {
+    /// `generation` is the parse the project came from.
+    pub fn open(
+        project: &Project,
+        parse_key: u64,
+        generation: &Generation,
+        env: &dyn Fn(&str) -> Option<String>,
+        env_read: &BTreeMap<String, Option<u64>>,
+    ) -> RenderCache {
         let path = project.settings.target_dir().join(FILE);
         let old = read(&path).unwrap_or_default();
         let mut g = format!("{parse_key}\n");
@@ -96,7 +126,16 @@ impl RenderCache {
             g.push_str(&format!("\n{k}={:?}", env(k).as_deref().map(hash_str)));
         }
         let enabled = !project.jinja.has_graph() && !project.macros.values().any(|m| volatile(&m.macro_sql));
-        RenderCache { path, global: hash_str(&g), enabled, old, new: Mutex::new(HashMap::new()), hits: Default::default() }
+        RenderCache {
+            path,
+            global: hash_str(&g),
+            enabled,
+            old,
+            generation: generation.clone(),
+            new: Mutex::new(HashMap::new()),
+            hits: Default::default(),
+            reused: Default::default(),
+        }
     }
 
     /// The key of `n`'s rendering, `None` when it is not cacheable;
@@ -109,15 +148,36 @@ impl RenderCache {
         Some(hash_str(&format!("{}\n{node}\n{}\n{incremental}", self.global, deps.join("\n"))))
     }
 
-    /// The cached rendering of `uid` under `key`.
-    pub fn get(&self, uid: &str, key: u64) -> Option<Entry> {
+    /// The cached rendering of `uid` without its key: its entry was
+    /// checked under this global key and `incremental`, against a parse
+    /// this one differs from only by re-parsed nodes `uid` is not among.
+    pub fn reuse(&self, uid: &str, incremental: bool) -> Option<Entry> {
+        if !self.enabled {
+            return None;
+        }
+        let e = self.old.entries.get(uid)?;
+        if e.global != self.global || e.incremental != incremental || !self.generation.unchanged_since(e.generation, uid) {
+            return None;
+        }
+        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(e.clone())
+    }
+
+    /// The cached rendering of `uid` under `key` (then it is recorded as
+    /// checked under this parse).
+    pub fn get(&self, uid: &str, key: u64, incremental: bool) -> Option<Entry> {
         let e = self.old.entries.get(uid).filter(|e| e.key == key)?;
         self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if e.generation != self.generation.id || e.global != self.global || e.incremental != incremental {
+            self.put(uid, e.clone(), incremental);
+        }
         Some(e.clone())
     }
 
     /// Keeps a rendering for the next compile.
-    pub fn put(&self, uid: &str, entry: Entry) {
+    pub fn put(&self, uid: &str, entry: Entry, incremental: bool) {
+        let entry = Entry { generation: self.generation.id, global: self.global, incremental, ..entry };
         self.new.lock().unwrap().insert(uid.to_string(), entry);
     }
 
@@ -130,6 +190,7 @@ impl RenderCache {
     /// ones (nodes not compiled now keep theirs, still under their key);
     /// `env_read` are the env vars read by now, loading and rendering.
     pub fn save(&self, env_read: &BTreeMap<String, Option<u64>>) -> std::io::Result<()> {
+        tracing::debug!("render cache: {} reused without their key", self.reused.load(std::sync::atomic::Ordering::Relaxed));
         let new = self.new.lock().unwrap();
         let mut env_keys: Vec<String> = self.old.env_keys.iter().cloned().chain(env_read.keys().cloned()).collect();
         env_keys.sort();
@@ -137,10 +198,26 @@ impl RenderCache {
         if new.is_empty() && env_keys == self.old.env_keys {
             return Ok(());
         }
-        let mut entries = self.old.entries.clone();
-        entries.extend(new.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let pairs: Vec<(&String, &Entry)> = entries.iter().collect();
-        write_lines(&self.path, &Stored { env_keys, entries: HashMap::new() }, &pairs)
+        let mut pairs: Vec<(&String, &Entry)> = new.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        // A few renderings: appended to the file (a later line replaces an
+        // earlier one), while the file holds less than half replaced lines.
+        if env_keys == self.old.env_keys && self.old.lines > 0 && (self.old.lines + pairs.len()) * 2 < self.old.entries.len() * 3 {
+            let append = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+                let mut buf = vec![];
+                for chunk in pairs.chunks(512) {
+                    buf.push(b'\n');
+                    serde_json::to_writer(&mut buf, chunk).map_err(std::io::Error::other)?;
+                }
+                std::io::Write::write_all(&mut f, &buf)
+            };
+            if append().is_ok() {
+                return Ok(());
+            }
+        }
+        pairs.extend(self.old.entries.iter().filter(|(k, _)| !new.contains_key(*k)));
+        write_lines(&self.path, &Stored { env_keys, ..Stored::default() }, &pairs)
     }
 
     pub fn path(&self) -> &Path {

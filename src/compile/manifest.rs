@@ -624,57 +624,109 @@ pub fn write_manifest<W: std::io::Write>(
     invocation_id: &str,
     generated_at: &str,
 ) -> std::io::Result<()> {
+    write_manifest_laid_out(w, project, dag, compiled, invocation_id, generated_at).map(|_| ())
+}
+
+/// Where the parts of a written manifest lie (byte offsets): the
+/// `metadata` value and each node's `"uid":{...}` entry, in order
+/// (`super::manifest_reuse` copies unchanged entries from it).
+#[derive(Debug, Default, Clone)]
+pub struct Layout {
+    pub metadata: (u64, u64),
+    pub nodes: Vec<(u64, u64)>,
+}
+
+/// The nodes of the manifest's `nodes` section, in its order.
+pub fn manifest_nodes(project: &Project) -> Vec<(&String, &Node)> {
+    project
+        .nodes
+        .iter()
+        .filter(|(_, n)| !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery))
+        .collect()
+}
+
+/// One node's entry of the `nodes` section: `"uid":{...}`.
+pub fn node_entry(buf: &mut Vec<u8>, project: &Project, uid: &str, n: &Node, compiled: Option<&Compiled>, derived: &Derived) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *buf, uid)?;
+    buf.push(b':');
+    serde_json::to_writer(&mut *buf, &node_json(project, n, compiled, Some(derived)))?;
+    Ok(())
+}
+
+/// The manifest's `metadata` value.
+pub fn metadata_json(project: &Project, invocation_id: &str, generated_at: &str) -> Vec<u8> {
+    serde_json::to_vec(&Value::Object(metadata(project, invocation_id, generated_at))).unwrap_or_default()
+}
+
+/// [`write_manifest`], returning where its parts lie.
+pub fn write_manifest_laid_out<W: std::io::Write>(
+    w: &mut W,
+    project: &Project,
+    dag: &Dag,
+    compiled: Option<&Compiled>,
+    invocation_id: &str,
+    generated_at: &str,
+) -> std::io::Result<Layout> {
     let derived = Derived::new(project);
     let rest = manifest_without_nodes(project, dag, invocation_id, generated_at, &derived);
     let Value::Object(rest) = rest else { unreachable!() };
-    w.write_all(b"{\"metadata\":")?;
-    serde_json::to_writer(&mut *w, &rest["metadata"])?;
-    w.write_all(b",\"nodes\":{")?;
+    let mut layout = Layout::default();
+    let mut at: u64 = 0;
+    let put = |w: &mut W, at: &mut u64, b: &[u8]| -> std::io::Result<u64> {
+        w.write_all(b)?;
+        *at += b.len() as u64;
+        Ok(*at)
+    };
+    let start = put(w, &mut at, b"{\"metadata\":")?;
+    let end = put(w, &mut at, &serde_json::to_vec(&rest["metadata"])?)?;
+    layout.metadata = (start, end);
+    put(w, &mut at, b",\"nodes\":{")?;
     // Nodes are serialized in parallel, a batch at a time (bounded memory),
     // and written in the project's order: the bytes are the same as one
     // sequential pass.
     use rayon::prelude::*;
-    let nodes: Vec<(&String, &Node)> = project
-        .nodes
-        .iter()
-        .filter(|(_, n)| !matches!(n.resource_type, ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest | ResourceType::SavedQuery))
-        .collect();
+    let nodes = manifest_nodes(project);
     const BATCH: usize = 2048;
+    // a chunk's bytes and its entries' ranges in them
+    type Part = (Vec<u8>, Vec<(usize, usize)>);
     for (b, batch) in nodes.chunks(BATCH).enumerate() {
-        let parts: Vec<Vec<u8>> = batch
+        let parts: Vec<Part> = batch
             .par_chunks(64)
-            .map(|chunk| -> std::io::Result<Vec<u8>> {
+            .map(|chunk| -> std::io::Result<Part> {
                 let mut buf = Vec::with_capacity(chunk.len() * 8192);
+                let mut ranges = Vec::with_capacity(chunk.len());
                 for (i, (uid, n)) in chunk.iter().enumerate() {
                     if i > 0 {
                         buf.push(b',');
                     }
-                    serde_json::to_writer(&mut buf, uid)?;
-                    buf.push(b':');
-                    serde_json::to_writer(&mut buf, &node_json(project, n, compiled, Some(&derived)))?;
+                    let s = buf.len();
+                    node_entry(&mut buf, project, uid, n, compiled, &derived)?;
+                    ranges.push((s, buf.len()));
                 }
-                Ok(buf)
+                Ok((buf, ranges))
             })
             .collect::<std::io::Result<_>>()?;
-        for (i, part) in parts.iter().enumerate() {
+        for (i, (part, ranges)) in parts.iter().enumerate() {
             if b > 0 || i > 0 {
-                w.write_all(b",")?;
+                put(w, &mut at, b",")?;
             }
-            w.write_all(part)?;
+            let base = at;
+            put(w, &mut at, part)?;
+            layout.nodes.extend(ranges.iter().map(|(s, e)| (base + *s as u64, base + *e as u64)));
         }
     }
-    w.write_all(b"}")?;
+    put(w, &mut at, b"}")?;
     for (k, v) in &rest {
         if k == "metadata" || k == "nodes" {
             continue;
         }
-        w.write_all(b",")?;
-        serde_json::to_writer(&mut *w, k)?;
-        w.write_all(b":")?;
-        serde_json::to_writer(&mut *w, v)?;
+        put(w, &mut at, b",")?;
+        put(w, &mut at, &serde_json::to_vec(k)?)?;
+        put(w, &mut at, b":")?;
+        put(w, &mut at, &serde_json::to_vec(v)?)?;
     }
-    w.write_all(b"}")?;
-    Ok(())
+    put(w, &mut at, b"}")?;
+    Ok(layout)
 }
 
 /// dbt's `graph` context variable (the manifest's flat graph): nodes,
@@ -775,6 +827,18 @@ pub fn now_stamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+fn metadata(project: &Project, invocation_id: &str, generated_at: &str) -> Map<String, Value> {
+    let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);
+    metadata.insert("project_name".into(), json!(project.settings.project_name));
+    metadata.insert("project_id".into(), json!(format!("{:x}", md5::compute(project.settings.project_name.as_bytes()))));
+    metadata.insert("user_id".into(), Value::Null);
+    metadata.insert("send_anonymous_usage_stats".into(), json!(false));
+    metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
+    // where this run's relations live, for a later `--defer --state` (graph::defer)
+    metadata.insert("env".into(), json!({ crate::graph::defer::WAREHOUSE_ENV_KEY: project.settings.warehouse_url() }));
+    metadata
+}
+
 fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, generated_at: &str, derived: &Derived) -> Value {
     let deps = &derived.deps;
     let nodes = Map::new();
@@ -808,14 +872,7 @@ fn manifest_without_nodes(project: &Project, dag: &Dag, invocation_id: &str, gen
         let v = if n.resource_type == ResourceType::Source { source_json(project, n) } else { node_json(project, n, None, Some(derived)) };
         disabled.insert(uid.clone(), json!([v]));
     }
-    let mut metadata = artifact_metadata(SCHEMA_URL, invocation_id, generated_at);
-    metadata.insert("project_name".into(), json!(project.settings.project_name));
-    metadata.insert("project_id".into(), json!(format!("{:x}", md5::compute(project.settings.project_name.as_bytes()))));
-    metadata.insert("user_id".into(), Value::Null);
-    metadata.insert("send_anonymous_usage_stats".into(), json!(false));
-    metadata.insert("adapter_type".into(), json!(crate::jinja::ADAPTER_TYPE));
-    // where this run's relations live, for a later `--defer --state` (graph::defer)
-    metadata.insert("env".into(), json!({ crate::graph::defer::WAREHOUSE_ENV_KEY: project.settings.warehouse_url() }));
+    let metadata = metadata(project, invocation_id, generated_at);
     let (metrics, semantic_models) = (super::metrics::metrics(project), super::metrics::semantic_models(project));
     let (parent_map, child_map) = super::metrics::parent_child_maps(&dag.parents, &dag.children, &[&metrics, &semantic_models]);
     json!({

@@ -172,15 +172,68 @@ pub fn parse_key(settings: &Settings, opts: &LoadOptions) -> u64 {
     hash_str(&format!("{}\n{settings:?}\n{}\n{}", build_id(), opts.full_refresh, opts.store_failures))
 }
 
+/// Which parse of the project a load holds: a random id, and the earlier
+/// parses it differs from by re-parsed models alone (their id, those
+/// nodes), newest first. `id` 0: not cached (`--no-partial-parse`).
+/// The manifest writer (`crate::compile::manifest_reuse`) copies the
+/// entries of nodes unchanged since the parse its last manifest came from.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub id: u64,
+    pub since: Vec<(u64, Vec<String>)>,
+}
+
+/// How many earlier parses a [`Generation`] remembers.
+const GENERATIONS: usize = 4;
+
+impl Generation {
+    fn new() -> Generation {
+        Generation { id: uuid::Uuid::new_v4().as_u64_pair().0 | 1, since: vec![] }
+    }
+
+    /// The nodes that may differ between parse `id` and this one; `None`
+    /// when unknown (then any may).
+    pub fn changed_since(&self, id: u64) -> Option<Vec<&str>> {
+        if self.id == 0 || id == 0 {
+            return None;
+        }
+        if id == self.id {
+            return Some(vec![]);
+        }
+        self.since.iter().find(|(g, _)| *g == id).map(|(_, nodes)| nodes.iter().map(String::as_str).collect())
+    }
+
+    /// Whether node `uid` is the same in parse `id` and this one.
+    pub fn unchanged_since(&self, id: u64, uid: &str) -> bool {
+        self.id != 0 && id != 0 && (id == self.id || self.since.iter().any(|(g, nodes)| *g == id && !nodes.iter().any(|n| n == uid)))
+    }
+
+    /// This parse with `nodes` re-parsed.
+    fn after(&self, nodes: &[String]) -> Generation {
+        let mut since = vec![(self.id, nodes.to_vec())];
+        for (g, old) in self.since.iter().take(GENERATIONS - 1) {
+            let mut all = old.clone();
+            all.extend(nodes.iter().filter(|n| !old.contains(n)).cloned());
+            since.push((*g, all));
+        }
+        Generation { since, ..Generation::new() }
+    }
+}
+
 /// The cache file: this head, then the `(unique id, node)` pairs
 /// ([`write_lines`]).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     key: u64,
     which: String,
     inputs: Inputs,
+    #[serde(default)]
+    generation: Generation,
     #[serde(skip)]
-    nodes: Vec<(String, Node)>,
+    nodes: IndexMap<String, Node>,
+    /// Nodes read from the patch ([`Patch`]).
+    #[serde(skip)]
+    patched: Vec<String>,
     disabled: Vec<(String, Node)>,
     macros: Vec<(String, Macro)>,
     docs: Vec<(String, DocBlock)>,
@@ -205,6 +258,7 @@ pub struct Loaded {
     pub project: Project,
     pub outcome: Outcome,
     pub recorder: Arc<Recorder>,
+    pub generation: Generation,
 }
 
 fn cache_path(settings: &Settings) -> std::path::PathBuf {
@@ -212,19 +266,96 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
 }
 
 fn read_stored(path: &Path) -> Option<Stored> {
-    let (mut head, nodes): (Stored, Vec<(String, Node)>) = read_lines(path)?;
+    let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = read_chunks(path)?;
+    let mut nodes = IndexMap::with_capacity(chunks.iter().map(Vec::len).sum());
+    for c in chunks {
+        nodes.extend(c);
+    }
+    if let Some(patch) = read_patch(path) {
+        for (uid, n) in patch.nodes {
+            *nodes.get_mut(&uid)? = n;
+            head.patched.push(uid);
+        }
+        head = Stored { patched: head.patched, ..patch.head };
+    }
     head.nodes = nodes;
     Some(head)
 }
 
+/// Models re-parsed since the cache file was written, saved beside it
+/// (`partial_parse.json.patch`) instead of rewriting 50 MB for a one-model
+/// edit: the head as it is now, and those nodes. Used only while the cache
+/// file is the one it was written against (size and mtime).
+#[derive(Serialize, Deserialize)]
+struct Patch {
+    base: (u64, u128),
+    head: Stored,
+    nodes: Vec<(String, Node)>,
+}
+
+/// A patch holds at most this many nodes; then the cache is written in full.
+const PATCH_NODES: usize = 1000;
+
+fn patch_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("json.patch")
+}
+
+fn identity(path: &Path) -> Option<(u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
+}
+
+fn read_patch(path: &Path) -> Option<Patch> {
+    let patch: Patch = serde_json::from_slice(&std::fs::read(patch_path(path)).ok()?).ok()?;
+    (Some(patch.base) == identity(path)).then_some(patch)
+}
+
 /// Reads a file of [`write_lines`]: the head, then the items.
 pub fn read_lines<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<T>)> {
+    let (head, chunks) = read_chunks(path)?;
+    let mut items = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
+    for c in chunks {
+        items.extend(c);
+    }
+    Some((head, items))
+}
+
+/// [`read_lines`], the items in their lines' chunks. Each chunk and the
+/// result are allocated once at their size: growing vectors of 40,000
+/// nodes had the kernel zero fresh pages for a third of a warm compile.
+pub fn read_chunks<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<Vec<T>>)> {
     let bytes = std::fs::read(path).ok()?;
     let mut lines = bytes.split(|b| *b == b'\n');
     let head: H = serde_json::from_slice(lines.next()?).ok()?;
     let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
-    let items: Vec<Vec<T>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
-    Some((head, items.into_iter().flatten().collect()))
+    let items: Vec<Chunk<T>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
+    Some((head, items.into_iter().map(|c| c.0).collect()))
+}
+
+/// Items written together on one line: up to [`CHUNK`] of them.
+struct Chunk<T>(Vec<T>);
+
+/// Items per line of [`write_lines`].
+const CHUNK: usize = 512;
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Chunk<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Chunk<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk<T>, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(CHUNK).min(CHUNK));
+                while let Some(x) = seq.next_element()? {
+                    v.push(x);
+                }
+                Ok(Chunk(v))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 /// Writes `head` as JSON on the first line, then `items` as JSON arrays of
@@ -238,8 +369,8 @@ pub fn write_lines<H: Serialize, T: Serialize + Sync>(path: &Path, head: &H, ite
     let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
     serde_json::to_writer(&mut w, head).map_err(io::Error::other)?;
     // 16 chunks at a time: both cores busy, memory bounded.
-    for batch in items.chunks(512 * 16) {
-        let chunks: Vec<Vec<u8>> = batch.par_chunks(512).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
+    for batch in items.chunks(CHUNK * 16) {
+        let chunks: Vec<Vec<u8>> = batch.par_chunks(CHUNK).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
         for c in chunks {
             io::Write::write_all(&mut w, b"\n")?;
             io::Write::write_all(&mut w, &c)?;
@@ -285,7 +416,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                         *recorder.0.lock().unwrap() = s.inputs.clone();
                         let other = s.other.into_iter().filter_map(|(k, v)| Some((static_kind(&k)?, v.into_iter().collect::<IndexMap<_, _>>()))).collect();
                         let parts = Restored {
-                            nodes: s.nodes.into_iter().collect(),
+                            nodes: s.nodes,
                             disabled: s.disabled.into_iter().collect(),
                             macros: s.macros.into_iter().collect(),
                             docs: s.docs.into_iter().collect(),
@@ -295,13 +426,17 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                         let mut project = restore(settings.clone(), fs, &ropts, parts)?;
                         if d.files.is_empty() {
                             tracing::debug!("partial parse: cache hit ({})", path.display());
-                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                            return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation: s.generation });
                         }
                         match reparse_models(&mut project, fs, &d.files, &recorder) {
-                            Ok(()) => {
+                            Ok((nodes, same_deps)) => {
                                 tracing::debug!("partial parse: cache hit, re-parsed {}", d.files.join(", "));
-                                save(&path, key, opts, &recorder, &project);
-                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder });
+                                // new refs or sources change the DAG: not just these nodes
+                                let generation = if same_deps { s.generation.after(&nodes) } else { Generation::new() };
+                                let mut patched = s.patched;
+                                patched.extend(nodes.iter().filter(|n| !patched.contains(n)).cloned().collect::<Vec<_>>());
+                                save(&path, key, opts, &recorder, &project, &generation, Some(&patched));
+                                return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation });
                             }
                             Err(why) => {
                                 *recorder.0.lock().unwrap() = Inputs::default();
@@ -318,26 +453,45 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     }
     let rfs = RecordingFs { inner: fs, rec: recorder.clone() };
     let project = load_project(settings, &rfs, &ropts)?;
+    let mut generation = Generation::default();
     if use_cache {
-        save(&path, key, opts, &recorder, &project);
+        generation = Generation::new();
+        save(&path, key, opts, &recorder, &project, &generation, None);
     }
-    Ok(Loaded { project, outcome, recorder })
+    Ok(Loaded { project, outcome, recorder, generation })
 }
 
-/// Writes the cache of `project` (a failure only costs the next load its speed).
-fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project) {
+/// Writes the cache of `project` (a failure only costs the next load its
+/// speed): when `patched` (the models re-parsed since the cache file was
+/// written), a [`Patch`] beside it, else the whole file.
+fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project: &Project, generation: &Generation, patched: Option<&[String]>) {
     let stored = Stored {
         key,
         which: opts.which.clone(),
         inputs: recorder.inputs(),
-        nodes: vec![],
+        generation: generation.clone(),
+        nodes: IndexMap::new(),
+        patched: vec![],
         disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
         macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),
         docs: project.docs.iter().map(|(k, d)| (k.clone(), d.clone())).collect(),
         other: project.other.iter().map(|(k, v)| (k.to_string(), v.iter().map(|(a, b)| (a.clone(), b.clone())).collect())).collect(),
         warnings: project.warnings.clone(),
     };
+    let patch = || -> io::Result<()> {
+        let patched = patched.filter(|p| p.len() <= PATCH_NODES).ok_or_else(|| io::Error::other("no patch"))?;
+        let base = identity(path).ok_or_else(|| io::Error::other("no cache file"))?;
+        let nodes: Vec<(String, Node)> = patched.iter().filter_map(|u| Some((u.clone(), project.nodes.get(u)?.clone()))).collect();
+        let p = patch_path(path);
+        let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&Patch { base, head: stored.clone(), nodes }).map_err(io::Error::other)?)?;
+        std::fs::rename(&tmp, &p)
+    };
+    if patch().is_ok() {
+        return;
+    }
     let nodes: Vec<(&String, &Node)> = project.nodes.iter().collect();
+    let _ = std::fs::remove_file(patch_path(path));
     if let Err(e) = write_lines(path, &stored, &nodes) {
         tracing::debug!("partial parse: could not write {}: {e}", path.display());
     }
@@ -350,8 +504,11 @@ const SELF_READING: [&str; 5] = ["config.get", "config.require", "model.", "mode
 /// Re-parses edited model files alone, in place: allowed when every
 /// changed file is one enabled model of the root project whose `config()`
 /// calls are unchanged (then only its code, refs and sources change).
-/// `Err(why)` when the project must be parsed in full.
-fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(), String> {
+/// Returns the re-parsed nodes and whether their refs and sources are the
+/// same; `Err(why)` when the project must be parsed in full.
+fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], recorder: &Recorder) -> Result<(Vec<String>, bool), String> {
+    let mut reparsed = vec![];
+    let mut same_deps = true;
     for f in files {
         let full = || format!("{f} changed");
         let mut owners = project.nodes.iter().filter(|(_, n)| n.original_file_path == *f);
@@ -374,12 +531,14 @@ fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], 
         }
         let uid = uid.clone();
         let n = project.nodes.get_mut(&uid).unwrap();
+        same_deps &= n.refs == new.refs && n.sources == new.sources;
         n.raw_code = text.clone();
         n.refs = new.refs;
         n.sources = new.sources;
         recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
+        reparsed.push(uid);
     }
-    Ok(())
+    Ok((reparsed, same_deps))
 }
 
 #[cfg(test)]
@@ -400,6 +559,26 @@ mod tests {
         let opts = LoadOptions { env: rec.env(env), ..LoadOptions::default() };
         load_project(settings, &RecordingFs { inner: fs, rec: rec.clone() }, &opts).unwrap();
         rec.inputs()
+    }
+
+    #[test]
+    fn a_generation_knows_which_nodes_changed_since_an_earlier_parse() {
+        let g0 = Generation::new();
+        let g1 = g0.after(&["a".into()]);
+        let g2 = g1.after(&["b".into()]);
+        assert_eq!(g2.changed_since(g2.id), Some(vec![]));
+        assert_eq!(g2.changed_since(g1.id), Some(vec!["b"]));
+        assert_eq!(g2.changed_since(g0.id), Some(vec!["a", "b"]));
+        assert!(g2.unchanged_since(g0.id, "c") && !g2.unchanged_since(g0.id, "a") && g2.unchanged_since(g1.id, "a"));
+        // unknown parses, and no parse (0), say nothing
+        assert_eq!(g2.changed_since(12345), None);
+        assert!(!g2.unchanged_since(0, "c") && !Generation::default().unchanged_since(0, "c"));
+        // only the last few are remembered
+        let mut g = g2.clone();
+        for _ in 0..GENERATIONS {
+            g = g.after(&[]);
+        }
+        assert_eq!(g.changed_since(g0.id), None);
     }
 
     #[test]

@@ -22,18 +22,23 @@ fn files() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// Every compiled file (path → SQL) and the manifest's nodes, sources and
-/// macros (with per-invocation fields removed).
-fn outputs(dir: &Path) -> (BTreeMap<String, String>, serde_json::Value) {
+/// Every compiled file (path → SQL) and the manifest's text, its
+/// per-invocation fields and the project's folder replaced.
+fn outputs(dir: &Path) -> (BTreeMap<String, String>, String) {
     let mut sql = BTreeMap::new();
     let base = dir.join("target/compiled");
     for e in walk(&base) {
         sql.insert(e.strip_prefix(&base).unwrap().display().to_string(), std::fs::read_to_string(&e).unwrap());
     }
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("target/manifest.json")).unwrap()).unwrap();
-    let mut keep = serde_json::json!({"nodes": m["nodes"], "sources": m["sources"], "macros": m["macros"], "parent_map": m["parent_map"]});
-    strip(&mut keep);
-    (sql, keep)
+    (sql, manifest_text(dir))
+}
+
+/// target/manifest.json with `generated_at`, `invocation_id` and the
+/// project's folder replaced (the rest must be byte for byte a full write's).
+fn manifest_text(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("target/manifest.json")).unwrap();
+    let re = regex::Regex::new(r#""(generated_at|invocation_id)":"[^"]*""#).unwrap();
+    re.replace_all(&text, r#""$1":"-""#).replace(&dir.display().to_string(), "<DIR>")
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -45,20 +50,12 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn strip(v: &mut serde_json::Value) {
-    match v {
-        serde_json::Value::Object(m) => {
-            m.remove("created_at");
-            m.values_mut().for_each(strip);
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
-        _ => {}
-    }
-}
-
 fn compile(dir: &Path, extra: &[&str], env: Option<&str>) -> String {
     let mut c = dp();
-    c.current_dir(dir).env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug").args(["compile"]).args(extra);
+    c.current_dir(dir)
+        .env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug,dp::compile::manifest_reuse=debug,dp::compile::cache=debug")
+        .args(["compile"])
+        .args(extra);
     match env {
         Some(v) => c.env(ENV, v),
         None => c.env_remove(ENV),
@@ -85,7 +82,11 @@ fn warm_equals_cold(dir: &Path, extra: &[&str], env: Option<&str>) -> (String, B
     // Files of nodes that no longer exist stay in target/compiled/ (as with dbt).
     let warm_sql: BTreeMap<String, String> = warm.0.iter().filter(|(k, _)| cold.0.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(warm_sql, cold.0, "warm compile's SQL differs from a cold compile's\nlog:\n{log}");
-    assert_eq!(warm.1, cold.1, "warm compile's manifest differs from a cold compile's");
+    if warm.1 != cold.1 {
+        let at = warm.1.bytes().zip(cold.1.bytes()).position(|(a, b)| a != b).unwrap_or(warm.1.len().min(cold.1.len()));
+        let around = |t: &str| t.get(at.saturating_sub(200)..(at + 200).min(t.len())).unwrap_or("").to_string();
+        panic!("warm compile's manifest differs from a cold compile's at byte {at}:\nwarm: {}\ncold: {}\nlog:\n{log}", around(&warm.1), around(&cold.1));
+    }
     (log, warm_sql)
 }
 
@@ -109,13 +110,18 @@ fn partial_parse_cache_never_serves_stale_sql() {
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("partial parse: cache hit"), "{log}");
     assert!(log.contains("render cache: 4 nodes reused"), "{log}");
+    assert!(log.contains("render cache: 4 reused without their key"), "{log}");
+    assert!(log.contains("manifest: Reused { serialized: 0 }"), "{log}");
     assert_eq!(sql[totals], r#"select id, amount * 2 as total from "dp"."main"."orders""#);
 
     // A model edited.
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
     let (log, sql) = warm_equals_cold(p, &[], None);
     assert!(log.contains("partial parse: cache hit, re-parsed models/totals.sql"), "{log}");
-    assert!(log.contains("render cache: 3 nodes reused"), "{log}");
+    assert!(log.contains("render cache: 3 nodes reused") && log.contains("render cache: 3 reused without their key"), "{log}");
+    assert!(log.contains("manifest: Reused { serialized: 1 }"), "{log}");
+    // the re-parsed model went to the patch beside the cache file
+    assert!(p.join("target/partial_parse.json.patch").is_file());
     assert!(sql[totals].contains("amount * 2 + 1"), "{}", sql[totals]);
 
     // A model's refs edited (re-parsed alone: the manifest's parents follow).
@@ -134,6 +140,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     write(p, "models/other.sql", "{{ config(materialized='table') }}\nselect 2 as id");
     let (log, _) = warm_equals_cold(p, &[], None);
     assert!(log.contains("full parse (models/other.sql changed)"), "{log}");
+    assert!(!p.join("target/partial_parse.json.patch").exists());
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["nodes"]["model.p.other"]["config"]["materialized"], "table");
     std::fs::remove_file(p.join("models/other.sql")).unwrap();
@@ -198,4 +205,72 @@ fn a_project_reading_run_started_at_is_never_served_from_the_cache() {
     assert!(log.contains("the project reads invocation_id or run_started_at"), "{log}");
     let second = std::fs::read_to_string(p.join("target/compiled/p/models/stamp.sql")).unwrap();
     assert_ne!(first, second, "the compiled SQL kept the first run's invocation id");
+}
+
+/// The warm manifest copies unchanged entries from the previous one
+/// (src/compile/manifest_reuse.rs): after an edit, a selection, an
+/// ephemeral model's edit, it is byte for byte a full write's; a manifest
+/// edited since (even at the same size and mtime) is written in full.
+#[test]
+fn the_warm_manifest_equals_a_full_write_and_never_trusts_an_edited_one() {
+    let mut f = files();
+    f.push(("models/eph.sql", "{{ config(materialized='ephemeral') }}\nselect 1 as k"));
+    f.push(("models/uses_eph.sql", "select k from {{ ref('eph') }}"));
+    let d = project(&f);
+    let p = d.path();
+    compile(p, &[], None);
+
+    // An ephemeral model edited: what inlines it is serialized again too.
+    write(p, "models/eph.sql", "{{ config(materialized='ephemeral') }}\nselect 2 as k");
+    let (log, sql) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("re-parsed models/eph.sql") && log.contains("manifest: Reused { serialized: 2 }"), "{log}");
+    assert!(sql["p/models/uses_eph.sql"].contains("select 2 as k"), "{}", sql["p/models/uses_eph.sql"]);
+
+    // A node compiled while left out of a selection that came after an edit of it.
+    write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 7 as total from {{ ref('orders') }}");
+    let (log, _) = warm_equals_cold(p, &["-s", "orders"], None);
+    assert!(log.contains("re-parsed models/totals.sql"), "{log}");
+    let (_, sql) = warm_equals_cold(p, &[], None);
+    assert!(sql["p/models/totals.sql"].contains("+ 7 as total"), "{}", sql["p/models/totals.sql"]);
+
+    // A selection compiles fewer nodes: the others lose their compiled code.
+    let (log, _) = warm_equals_cold(p, &["-s", "totals"], None);
+    assert!(log.contains("manifest: Reused"), "{log}");
+    let (log, _) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("manifest: Reused"), "{log}");
+
+    // A model edited twice, with a command in between that parses but does not write the manifest.
+    write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} - 1 as total from {{ ref('orders') }}");
+    ok(&dp().current_dir(p).args(["ls"]).output().unwrap());
+    write(p, "models/orders.sql", "select 1 as id, {{ cents('200') }} as amount, 'x' as region");
+    let (log, sql) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("manifest: Reused"), "{log}");
+    assert!(sql["p/models/totals.sql"].contains("- 1 as total"), "{}", sql["p/models/totals.sql"]);
+
+    // The manifest edited by hand, same size and mtime: never trusted.
+    let path = p.join("target/manifest.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, text.replacen("Orders.", "Odrers.", 1)).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    let (log, _) = warm_equals_cold(p, &[], None);
+    assert!(log.contains(r#"manifest: Full("the manifest changed since it was written")"#), "{log}");
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("Odrers."));
+    let (log, _) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("manifest: Reused { serialized: 0 }"), "{log}");
+
+    // Without the partial-parse cache: written in full, and its layout dropped.
+    let log = compile(p, &["--no-partial-parse"], None);
+    assert!(log.contains("manifest: Full"), "{log}");
+    assert!(!p.join("target/manifest_layout.bin").exists());
+
+    // An incremental model once its table exists: is_incremental() changes its SQL
+    // (last: a copy of the project does not carry the warehouse along).
+    write(p, "models/inc.sql", "{{ config(materialized='incremental') }}\nselect 1 as k{% if is_incremental() %} where k > 0{% endif %}");
+    let (_, sql) = warm_equals_cold(p, &[], None);
+    assert!(!sql["p/models/inc.sql"].contains("where"), "{}", sql["p/models/inc.sql"]);
+    ok(&dp().current_dir(p).args(["run", "-s", "inc"]).output().unwrap());
+    let log = compile(p, &[], None);
+    let inc = std::fs::read_to_string(p.join("target/compiled/p/models/inc.sql")).unwrap();
+    assert!(inc.contains("where k > 0"), "{inc}\n{log}");
 }

@@ -1,0 +1,378 @@
+//! Writing `target/manifest.json` from the previous one: a warm compile
+//! copies the entries of the nodes that did not change and serializes only
+//! the others (and the `metadata` block), instead of rebuilding 100 MB of
+//! JSON for a one-model edit.
+//!
+//! Beside the manifest, `target/manifest_layout.bin` records where its
+//! parts lie: the `metadata` value and each node's `"uid":{...}` entry
+//! (byte offsets), with a hash of what each entry's compiled part came
+//! from (its SQL, the CTEs it inlines). It also records the manifest's
+//! size, mtime and xxHash64 (a manifest edited by hand or written by
+//! another tool is never trusted: it is written in full) and the partial
+//! parse the manifest came from ([`Generation`]). A node's entry is copied
+//! when the parse it came from and this one are the same but for re-parsed
+//! models (the cache knows which), the node is not one of them, and its
+//! compiled part's hash is unchanged. Everything outside `nodes` but
+//! `metadata` depends only on the parse, so it is copied too. The result
+//! is byte for byte what a full write gives (`write_manifest`); with no
+//! layout, or any doubt, the manifest is written in full.
+
+use std::collections::HashSet;
+use std::hash::Hasher;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use twox_hash::XxHash64;
+
+use super::Compiled;
+use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest_laid_out};
+use crate::graph::Dag;
+use crate::project::cache::Generation;
+use crate::project::load::Project;
+use crate::project::nodes::Node;
+
+/// The layout file, under the target folder.
+pub const FILE: &str = "manifest_layout.bin";
+const VERSION: u32 = 1;
+
+/// The layout file's first line (JSON); then `count` records of three
+/// little-endian u64: entry start, entry end, compiled-part hash.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Head {
+    version: u32,
+    /// The dp build (a different build may write different JSON).
+    build: String,
+    generation: u64,
+    size: u64,
+    mtime_ns: u128,
+    hash: u64,
+    /// Hash of the nodes' unique ids in the manifest's order.
+    uids: u64,
+    metadata: (u64, u64),
+    count: usize,
+}
+
+struct Record {
+    start: u64,
+    end: u64,
+    compiled: u64,
+}
+
+/// How a manifest was written (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// Serialized in full; why the previous one could not be reused.
+    Full(String),
+    /// Copied from the previous manifest but for these many nodes.
+    Reused { serialized: usize },
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: XxHash64,
+    len: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.write(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hashing<W: Write>(inner: W) -> Hashing<W> {
+    Hashing { inner, hash: XxHash64::with_seed(0), len: 0 }
+}
+
+fn uids_hash(nodes: &[(&String, &crate::project::nodes::Node)]) -> u64 {
+    let mut h = XxHash64::with_seed(0);
+    for (uid, _) in nodes {
+        h.write(uid.as_bytes());
+        h.write(b"\n");
+    }
+    h.finish()
+}
+
+/// What a node's entry takes from the compile: its SQL and the CTEs it
+/// inlines (none: not compiled).
+fn compiled_hash(uid: &str, compiled: Option<&Compiled>) -> u64 {
+    let mut h = XxHash64::with_seed(0);
+    match compiled.and_then(|c| c.sql.get(uid).map(|sql| (c, sql))) {
+        None => h.write(b"-"),
+        Some((c, sql)) => {
+            h.write(b"+");
+            h.write(sql.as_bytes());
+            for e in c.ephemerals.get(uid).into_iter().flatten() {
+                h.write(b"\0");
+                h.write(e.as_bytes());
+                h.write(b"\0");
+                h.write(c.cte_sql.get(e).map(String::as_bytes).unwrap_or(b"\x01"));
+            }
+        }
+    }
+    h.finish()
+}
+
+fn mtime_ns(m: &std::fs::Metadata) -> u128 {
+    m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+fn read_layout(path: &Path) -> Option<(Head, Vec<Record>)> {
+    let bytes = std::fs::read(path).ok()?;
+    let nl = bytes.iter().position(|b| *b == b'\n')?;
+    let head: Head = serde_json::from_slice(&bytes[..nl]).ok()?;
+    let body = &bytes[nl + 1..];
+    if body.len() != head.count * 24 {
+        return None;
+    }
+    let u = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap());
+    let records = body.chunks_exact(24).map(|c| Record { start: u(&c[..8]), end: u(&c[8..16]), compiled: u(&c[16..]) }).collect();
+    Some((head, records))
+}
+
+fn write_layout(path: &Path, head: &Head, records: &[Record]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+    serde_json::to_writer(&mut w, head)?;
+    w.write_all(b"\n")?;
+    for r in records {
+        for v in [r.start, r.end, r.compiled] {
+            w.write_all(&v.to_le_bytes())?;
+        }
+    }
+    w.flush()?;
+    drop(w);
+    std::fs::rename(&tmp, path)
+}
+
+/// Writes `target/manifest.json` (returns its path and how it was
+/// written), reusing the previous one's unchanged entries when it can.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    project: &Project,
+    dag: &Dag,
+    compiled: Option<&Compiled>,
+    generation: &Generation,
+    invocation_id: &str,
+    generated_at: &str,
+) -> io::Result<(PathBuf, Written)> {
+    let dir = project.settings.target_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("manifest.json");
+    let layout_path = dir.join(FILE);
+    // Per-process temporary name: concurrent runs in one project must not
+    // rename each other's file away.
+    let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
+    let nodes = manifest_nodes(project);
+    let hashes: Vec<u64> = nodes.par_iter().map(|(uid, _)| compiled_hash(uid, compiled)).collect();
+    let uids = uids_hash(&nodes);
+    let meta = metadata_json(project, invocation_id, generated_at);
+    let build = crate::project::cache::build_id();
+
+    let reused = match reusable(&path, &layout_path, generation, &build, &nodes, uids, &hashes) {
+        Err(why) => Err(why),
+        Ok((head, records, dirty)) => {
+            let dirty: Vec<usize> = dirty.into_iter().collect();
+            match splice(&path, &tmp, project, compiled, &nodes, &head, &records, &dirty, &meta) {
+                Ok(Some(layout)) => Ok((layout, dirty.len())),
+                Ok(None) => Err("the manifest changed since it was written".to_string()),
+                Err(e) => Err(format!("reading the previous manifest: {e}")),
+            }
+        }
+    };
+    let (layout, hash, how) = match reused {
+        Ok(((layout, hash), serialized)) => (layout, hash, Written::Reused { serialized }),
+        Err(why) => {
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = hashing(BufWriter::with_capacity(1 << 20, file));
+            let layout = write_manifest_laid_out(&mut w, project, dag, compiled, invocation_id, generated_at)?;
+            w.flush()?;
+            let hash = w.hash.finish();
+            drop(w);
+            (layout, hash, Written::Full(why))
+        }
+    };
+    std::fs::rename(&tmp, &path)?;
+    tracing::debug!("manifest: {how:?}");
+    // The layout of the manifest just written (a failure costs the next
+    // write its speed only; a stale layout is never trusted).
+    let saved = (|| -> io::Result<()> {
+        if generation.id == 0 || layout.nodes.len() != nodes.len() {
+            return Err(io::Error::other("no partial parse"));
+        }
+        let m = std::fs::metadata(&path)?;
+        let head = Head {
+            version: VERSION,
+            build,
+            generation: generation.id,
+            size: m.len(),
+            mtime_ns: mtime_ns(&m),
+            hash,
+            uids,
+            metadata: layout.metadata,
+            count: nodes.len(),
+        };
+        let records: Vec<Record> = layout.nodes.iter().zip(&hashes).map(|((s, e), c)| Record { start: *s, end: *e, compiled: *c }).collect();
+        write_layout(&layout_path, &head, &records)
+    })();
+    if let Err(e) = saved {
+        tracing::debug!("manifest layout not kept: {e}");
+        let _ = std::fs::remove_file(&layout_path);
+    }
+    Ok((path, how))
+}
+
+/// The previous manifest's layout when it can be reused, with the
+/// positions of the nodes to serialize again; `Err(why)` otherwise.
+fn reusable(
+    path: &Path,
+    layout_path: &Path,
+    generation: &Generation,
+    build: &str,
+    nodes: &[(&String, &Node)],
+    uids: u64,
+    hashes: &[u64],
+) -> Result<(Head, Vec<Record>, Vec<usize>), String> {
+    let (head, records) = read_layout(layout_path).ok_or("no manifest layout")?;
+    if head.version != VERSION || head.build != build {
+        return Err("another dp build wrote the manifest".into());
+    }
+    let changed = generation.changed_since(head.generation).ok_or("the project was parsed again in full")?;
+    let m = std::fs::metadata(path).map_err(|_| "no manifest")?;
+    if m.len() != head.size || mtime_ns(&m) != head.mtime_ns {
+        return Err("the manifest changed since it was written".into());
+    }
+    if head.uids != uids || records.len() != hashes.len() || records.len() != nodes.len() {
+        return Err("the nodes changed".into());
+    }
+    let changed: HashSet<&str> = changed.into_iter().collect();
+    let dirty = (0..nodes.len()).filter(|i| records[*i].compiled != hashes[*i] || changed.contains(nodes[*i].0.as_str())).collect();
+    Ok((head, records, dirty))
+}
+
+/// A piece of the new manifest: bytes of the old one, or new bytes.
+enum Piece {
+    Old(u64, u64),
+    New(Vec<u8>),
+}
+
+/// Writes `tmp` from the previous manifest at `path`, serializing the
+/// `dirty` nodes (positions in `nodes`) and the metadata again. Returns the
+/// new layout and hash; `None` when the previous manifest's hash is not
+/// the recorded one (`tmp` is then left to be overwritten).
+#[allow(clippy::too_many_arguments)]
+fn splice(
+    path: &Path,
+    tmp: &Path,
+    project: &Project,
+    compiled: Option<&Compiled>,
+    nodes: &[(&String, &Node)],
+    head: &Head,
+    records: &[Record],
+    dirty: &[usize],
+    meta: &[u8],
+) -> io::Result<Option<(Layout, u64)>> {
+    let derived = (!dirty.is_empty()).then(|| Derived::new(project));
+    let fresh: Vec<Vec<u8>> = dirty
+        .par_iter()
+        .map(|i| {
+            let (uid, n) = nodes[*i];
+            let mut buf = Vec::with_capacity(8192);
+            node_entry(&mut buf, project, uid, n, compiled, derived.as_ref().unwrap())?;
+            Ok(buf)
+        })
+        .collect::<io::Result<_>>()?;
+    // The pieces, in order (consecutive old ranges merged), and where
+    // each part lands in the new file.
+    let mut pieces: Vec<Piece> = vec![];
+    let mut layout = Layout { metadata: (0, 0), nodes: Vec::with_capacity(records.len()) };
+    let mut out_at: u64 = 0;
+    let old = |pieces: &mut Vec<Piece>, out_at: &mut u64, s: u64, e: u64| {
+        *out_at += e - s;
+        match pieces.last_mut() {
+            Some(Piece::Old(_, end)) if *end == s => *end = e,
+            _ => pieces.push(Piece::Old(s, e)),
+        }
+    };
+    old(&mut pieces, &mut out_at, 0, head.metadata.0);
+    layout.metadata = (out_at, out_at + meta.len() as u64);
+    out_at += meta.len() as u64;
+    pieces.push(Piece::New(meta.to_vec()));
+    let mut fresh = dirty.iter().copied().zip(fresh).peekable();
+    let mut at = head.metadata.1;
+    for (i, r) in records.iter().enumerate() {
+        if r.start < at || r.end < r.start || r.end > head.size {
+            return Ok(None);
+        }
+        old(&mut pieces, &mut out_at, at, r.start);
+        let start = out_at;
+        match fresh.next_if(|(d, _)| *d == i) {
+            Some((_, bytes)) => {
+                out_at += bytes.len() as u64;
+                pieces.push(Piece::New(bytes));
+            }
+            None => old(&mut pieces, &mut out_at, r.start, r.end),
+        }
+        layout.nodes.push((start, out_at));
+        at = r.end;
+    }
+    old(&mut pieces, &mut out_at, at, head.size);
+
+    // Stream the old file once: hash all of it, copy the old pieces.
+    let mut src = std::fs::File::open(path)?;
+    let mut out = hashing(BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?));
+    let mut old_hash = XxHash64::with_seed(0);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: u64 = 0;
+    // Reads the old file up to `to`, hashing it, writing it to `out` if any.
+    let mut read_to = |src: &mut std::fs::File, to: u64, mut out: Option<&mut Hashing<BufWriter<std::fs::File>>>, pos: &mut u64| -> io::Result<bool> {
+        while *pos < to {
+            let want = (to - *pos).min(buf.len() as u64) as usize;
+            let n = src.read(&mut buf[..want])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            old_hash.write(&buf[..n]);
+            if let Some(o) = out.as_deref_mut() {
+                o.write_all(&buf[..n])?;
+            }
+            *pos += n as u64;
+        }
+        Ok(true)
+    };
+    for p in &pieces {
+        match p {
+            Piece::Old(s, e) => {
+                if !read_to(&mut src, *s, None, &mut pos)? || !read_to(&mut src, *e, Some(&mut out), &mut pos)? {
+                    return Ok(None);
+                }
+            }
+            Piece::New(bytes) => out.write_all(bytes)?,
+        }
+    }
+    read_to(&mut src, u64::MAX, None, &mut pos)?;
+    out.flush()?;
+    let hash = out.hash.finish();
+    drop(out);
+    if old_hash.finish() != head.hash || pos != head.size {
+        return Ok(None);
+    }
+    Ok(Some((layout, hash)))
+}
+
+/// Whether the file at `path` holds exactly `bytes` (one open, one read:
+/// a warm compile checks its 40,000 compiled files so).
+pub fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let mut buf = Vec::with_capacity(bytes.len() + 1);
+    f.take(bytes.len() as u64 + 1).read_to_end(&mut buf).is_ok() && buf == bytes
+}
