@@ -614,19 +614,6 @@ fn groups(project: &Project) -> Value {
     Value::Object(out)
 }
 
-/// Writes the manifest, streaming the nodes (the bulk of a large project)
-/// one at a time instead of building them all in memory.
-pub fn write_manifest<W: std::io::Write>(
-    w: &mut W,
-    project: &Project,
-    dag: &Dag,
-    compiled: Option<&Compiled>,
-    invocation_id: &str,
-    generated_at: &str,
-) -> std::io::Result<()> {
-    write_manifest_laid_out(w, project, dag, compiled, invocation_id, generated_at).map(|_| ())
-}
-
 /// Where the parts of a written manifest lie (byte offsets): the
 /// `metadata` value and each node's `"uid":{...}` entry, in order
 /// (`super::manifest_reuse` copies unchanged entries from it).
@@ -658,8 +645,10 @@ pub fn metadata_json(project: &Project, invocation_id: &str, generated_at: &str)
     serde_json::to_vec(&Value::Object(metadata(project, invocation_id, generated_at))).unwrap_or_default()
 }
 
-/// [`write_manifest`], returning where its parts lie.
-pub fn write_manifest_laid_out<W: std::io::Write>(
+/// Writes the manifest, streaming the nodes (the bulk of a large project)
+/// one at a time instead of building them all in memory; returns where its
+/// parts lie.
+pub fn write_manifest<W: std::io::Write>(
     w: &mut W,
     project: &Project,
     dag: &Dag,

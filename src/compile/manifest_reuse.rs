@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use twox_hash::XxHash64;
 
 use super::Compiled;
-use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest_laid_out};
+use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest};
 use crate::graph::Dag;
 use crate::project::cache::Generation;
 use crate::project::load::Project;
@@ -194,7 +194,7 @@ pub fn write(
         Err(why) => {
             let file = std::fs::File::create(&tmp)?;
             let mut w = hashing(BufWriter::with_capacity(1 << 20, file));
-            let layout = write_manifest_laid_out(&mut w, project, dag, compiled, invocation_id, generated_at)?;
+            let layout = write_manifest(&mut w, project, dag, compiled, invocation_id, generated_at)?;
             w.flush()?;
             let hash = w.hash.finish();
             drop(w);
