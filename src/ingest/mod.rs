@@ -649,18 +649,7 @@ fn conform(prev: Option<SchemaRow>, schema: SchemaRef, batches: Vec<RecordBatch>
         return Ok((schema, batches));
     }
     let target = Arc::new(Schema::new(fields));
-    let out = batches
-        .into_iter()
-        .map(|b| {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(target.fields())
-                .map(|(a, f)| if a.data_type() == f.data_type() { Ok(a.clone()) } else { datafusion::arrow::compute::cast(a, f.data_type()) })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(RecordBatch::try_new(target.clone(), cols)?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let out = batches.iter().map(|b| crate::util::cast_batch(b, &target)).collect::<Result<Vec<_>, _>>()?;
     Ok((target, out))
 }
 

@@ -737,14 +737,7 @@ pub fn stream_parquet(name: &str, copy: &LocalCopy, schema: SchemaRef, tx: tokio
     for b in reader {
         let mut b = b.map_err(|e| format!("{name}: {e}"))?;
         if b.schema().fields() != schema.fields() {
-            let cols = b
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(a, f)| datafusion::arrow::compute::cast(a, f.data_type()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{name}: {e}"))?;
-            b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| format!("{name}: {e}"))?;
+            b = crate::util::cast_batch(&b, &schema).map_err(|e| format!("{name}: {e}"))?;
         }
         tx.blocking_send(b).map_err(|_| format!("{name}: the Parquet writer stopped"))?;
     }

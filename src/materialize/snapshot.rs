@@ -352,19 +352,7 @@ async fn merge(engine: &Engine, node: &Node, plan: &Plan<'_>, loc: &crate::stora
         }
         // the plan's schema for every batch (the nullability the table
         // was written with: a MERGE that widens it loses values)
-        let batches = batches
-            .into_iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| {
-                let cols = b
-                    .columns()
-                    .iter()
-                    .zip(schema.fields())
-                    .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, f.data_type()) })
-                    .collect::<Result<Vec<_>, _>>()?;
-                datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), cols)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let batches = batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| crate::util::cast_batch(&b, &schema)).collect::<Result<Vec<_>, _>>()?;
         let df = engine.ctx.read_table(Arc::new(datafusion::datasource::MemTable::try_new(schema, vec![batches])?))?;
         let t1 = std::time::Instant::now();
         let predicate = format!("target.{} = source.__dp_match and {}", quote_ident(&c.scd_id), plan.current("target."));

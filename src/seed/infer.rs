@@ -1143,18 +1143,7 @@ fn narrow_integers(
     let fields: Vec<Field> =
         schema.fields().iter().zip(&narrow).map(|(f, n)| if *n { f.as_ref().clone().with_data_type(DataType::Int32) } else { f.as_ref().clone() }).collect();
     let narrowed: SchemaRef = Arc::new(Schema::new(fields));
-    let batches = batches
-        .into_iter()
-        .map(|b| {
-            let columns = b
-                .columns()
-                .iter()
-                .zip(&narrow)
-                .map(|(c, n)| if *n { datafusion::arrow::compute::cast(c, &DataType::Int32) } else { Ok(c.clone()) })
-                .collect::<Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(narrowed.clone(), columns)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let batches = batches.iter().map(|b| crate::util::cast_batch(b, &narrowed)).collect::<Result<Vec<_>, _>>()?;
     Ok((narrowed, batches))
 }
 

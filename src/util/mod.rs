@@ -1,6 +1,7 @@
 //! Leaf helpers shared by every layer: "did you mean" suggestions, YAML
 //! with line numbers, SQL identifier quoting and relation names, number
-//! formatting. Uses nothing else in the crate.
+//! formatting, casting a record batch to a schema. Uses nothing else in the
+//! crate.
 
 pub mod checksum;
 pub mod dbt_version;
@@ -18,6 +19,21 @@ pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
         }
     }
     best.map(|(_, c)| c.to_string())
+}
+
+/// `batch` under `schema` (same columns, in order): each column cast to
+/// its field's type where the two differ.
+pub fn cast_batch(
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<datafusion::arrow::record_batch::RecordBatch, datafusion::arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { datafusion::arrow::compute::cast(c, f.data_type()) })
+        .collect::<Result<Vec<_>, _>>()?;
+    datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// `1234567` → `1,234,567`.
