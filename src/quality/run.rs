@@ -600,8 +600,7 @@ async fn run_bound(engine: &Engine, b: &Bound, schema: &SchemaRef, cfg: &RunConf
             (k, failing_rows(engine, b, &b.expectations[k], b.others[k].as_ref(), limit.max(PARTIAL_UNEXPECTED)).await, t.elapsed())
         }));
     }
-    let mut read: Vec<Read> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(futures::stream::iter(reads), cfg.concurrency.max(1))).await;
-    read.sort_by_key(|(k, _, _)| *k);
+    let read: Vec<Read> = futures::StreamExt::collect(futures::StreamExt::buffered(futures::stream::iter(reads), cfg.concurrency.max(1))).await;
     for (k, rows, took) in read {
         let res = &mut out[k];
         res.duration += took;
