@@ -29,7 +29,7 @@ use twox_hash::XxHash64;
 use super::Compiled;
 use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest};
 use crate::graph::Dag;
-use crate::project::cache::Generation;
+use crate::project::cache::{Generation, identity};
 use crate::project::load::Project;
 use crate::project::nodes::Node;
 
@@ -122,10 +122,6 @@ fn compiled_hash(uid: &str, compiled: Option<&Compiled>) -> u64 {
     h.finish()
 }
 
-fn mtime_ns(m: &std::fs::Metadata) -> u128 {
-    m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0)
-}
-
 fn read_layout(path: &Path) -> Option<(Head, Vec<Record>)> {
     let bytes = std::fs::read(path).ok()?;
     let nl = bytes.iter().position(|b| *b == b'\n')?;
@@ -209,18 +205,8 @@ pub fn write(
         if generation.id == 0 || layout.nodes.len() != nodes.len() {
             return Err(io::Error::other("no partial parse"));
         }
-        let m = std::fs::metadata(&path)?;
-        let head = Head {
-            version: VERSION,
-            build,
-            generation: generation.id,
-            size: m.len(),
-            mtime_ns: mtime_ns(&m),
-            hash,
-            uids,
-            metadata: layout.metadata,
-            count: nodes.len(),
-        };
+        let (size, mtime_ns) = identity(&path).ok_or_else(|| io::Error::other("the manifest has no size and mtime"))?;
+        let head = Head { version: VERSION, build, generation: generation.id, size, mtime_ns, hash, uids, metadata: layout.metadata, count: nodes.len() };
         let records: Vec<Record> = layout.nodes.iter().zip(&hashes).map(|((s, e), c)| Record { start: *s, end: *e, compiled: *c }).collect();
         write_layout(&layout_path, &head, &records)
     })();
@@ -247,8 +233,7 @@ fn reusable(
         return Err("another dp build wrote the manifest".into());
     }
     let changed = generation.changed_since(head.generation).ok_or("the project was parsed again in full")?;
-    let m = std::fs::metadata(path).map_err(|_| "no manifest")?;
-    if m.len() != head.size || mtime_ns(&m) != head.mtime_ns {
+    if identity(path).ok_or("no manifest")? != (head.size, head.mtime_ns) {
         return Err("the manifest changed since it was written".into());
     }
     if head.uids != uids || records.len() != hashes.len() || records.len() != nodes.len() {

@@ -300,7 +300,9 @@ fn patch_path(path: &Path) -> std::path::PathBuf {
     path.with_extension("json.patch")
 }
 
-fn identity(path: &Path) -> Option<(u64, u128)> {
+/// A file's size and modification time (nanoseconds since the epoch): what
+/// caches record to recognise a file they wrote, unchanged since.
+pub fn identity(path: &Path) -> Option<(u64, u128)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
 }
