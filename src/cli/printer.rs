@@ -21,6 +21,20 @@ pub struct Printer {
     json: bool,
     color: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// Lines kept while a [`Held`] guard lives, written at once when it drops.
+    held: Mutex<Option<Vec<u8>>>,
+}
+
+/// While it lives, the printer's lines go to a buffer, written to stderr in
+/// one call when it drops (see [`Printer::hold`]).
+pub struct Held<'a>(&'a Printer);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(buf) = self.0.held.lock().unwrap().take() {
+            let _ = std::io::stderr().lock().write_all(&buf);
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,7 +47,7 @@ pub enum Tone {
 impl Printer {
     pub fn new(quiet: bool, format: LogFormat) -> Printer {
         let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal() && format == LogFormat::Text;
-        Printer { quiet, json: format == LogFormat::Json, color, bar: Mutex::new(None) }
+        Printer { quiet, json: format == LogFormat::Json, color, bar: Mutex::new(None), held: Mutex::new(None) }
     }
 
     fn paint(&self, text: &str, tone: Tone) -> String {
@@ -74,10 +88,34 @@ impl Printer {
         match bar.as_ref() {
             Some(b) if !b.is_hidden() => b.println(line),
             _ => {
-                let mut err = std::io::stderr().lock();
-                let _ = writeln!(err, "{line}");
+                let mut line = line;
+                line.push('\n');
+                match self.held.lock().unwrap().as_mut() {
+                    Some(buf) => buf.extend_from_slice(line.as_bytes()),
+                    None => {
+                        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                    }
+                }
             }
         }
+    }
+
+    /// Whether lines are JSON objects (`--log-format json`): callers build
+    /// a line's structured fields only then.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Keeps the lines printed until the guard drops, then writes them in
+    /// one call: thousands of node lines (a checkpoint's expectations)
+    /// cost one write instead of one each. A visible progress bar still
+    /// prints its lines as they come.
+    pub fn hold(&self) -> Held<'_> {
+        let mut held = self.held.lock().unwrap();
+        if held.is_none() {
+            *held = Some(Vec::with_capacity(1 << 16));
+        }
+        Held(self)
     }
 
     pub fn info(&self, text: impl AsRef<str>) {

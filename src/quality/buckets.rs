@@ -130,7 +130,7 @@ impl Groups {
         Tally {
             counts: self.groups.iter().map(|g| vec![0; g.buckets()]).collect(),
             reps: self.groups.iter().map(|g| vec![None; g.buckets()]).collect(),
-            caches: self.groups.iter().map(|_| BytesCache::default()).collect(),
+            caches: self.groups.iter().map(|_| KeyCache::default()).collect(),
             scratch: vec![],
             lanes: vec![],
         }
@@ -221,8 +221,9 @@ pub(super) fn column_batch<'k>(
 pub(super) struct Tally {
     counts: Vec<Vec<i64>>,
     reps: Vec<Vec<Option<Box<[u8]>>>>,
-    /// Per group, the buckets of string values seen (see [`BytesCache`]).
-    caches: Vec<BytesCache>,
+    /// Per group, the buckets of string values seen (see [`BytesCache`]
+    /// and [`ViewCache`]), and the batch's keys as native values.
+    caches: Vec<KeyCache>,
     /// The bucket of each row of the batch being tallied.
     scratch: Vec<u32>,
     /// [`count_into`]'s per-lane counters.
@@ -321,12 +322,100 @@ fn bucket<T: Ord>(t: &[T], v: &T) -> usize {
 
 /// A group's thresholds as native values, for the key types the pass reads
 /// without the row format: integers, temporal types and decimals as
-/// `i128`, floats as integers in IEEE 754 total order (the order of
-/// `f64::total_cmp`, which Arrow's comparison kernels use), strings and
-/// binaries as their bytes.
+/// integers (`i64` where every value fits, else `i128`), floats as integers
+/// in IEEE 754 total order (the order of `f64::total_cmp`, which Arrow's
+/// comparison kernels use), strings and binaries as their bytes.
 enum Native {
-    Ordered(Vec<i128>),
+    /// Integers of at most 64 bits but `u64`, temporal types, durations and floats.
+    Narrow(Vec<i64>),
+    /// `u64` and `decimal(p, s)`.
+    Wide(Vec<i128>),
     Bytes(Vec<Vec<u8>>),
+}
+
+/// Per group and partition: the caches of string buckets, and the batch's
+/// keys as native values (reused from batch to batch).
+#[derive(Default)]
+struct KeyCache {
+    bytes: BytesCache,
+    views: ViewCache,
+    narrow: Vec<i64>,
+    wide: Vec<i128>,
+}
+
+/// The buckets of many keys among sorted distinct thresholds (see
+/// [`bucket`]), eight keys at a time: the eight searches take the same
+/// steps (the thresholds' count fixes them) and select without branching,
+/// so the processor runs them side by side instead of waiting on each
+/// comparison's load in turn.
+fn buckets_of<T: Copy + Ord>(t: &[T], keys: &[T], out: &mut Vec<u32>) {
+    use core::hint::select_unpredictable as pick;
+    if t.is_empty() {
+        out.resize(out.len() + keys.len(), 0);
+        return;
+    }
+    // the largest index whose threshold is <= the key (0 when none is),
+    // then below (0), at (2p + 1) or above (2p + 2) it
+    let last = |base: usize, v: T| -> u32 {
+        let x = t[base];
+        (2 * (base + usize::from(x < v)) + usize::from(x == v)) as u32
+    };
+    let mut quads = keys.chunks_exact(8);
+    for k in &mut quads {
+        let mut base = [0usize; 8];
+        let mut size = t.len();
+        while size > 1 {
+            let half = size / 2;
+            for j in 0..8 {
+                let mid = base[j] + half;
+                base[j] = pick(t[mid] <= k[j], mid, base[j]);
+            }
+            size -= half;
+        }
+        for j in 0..8 {
+            out.push(last(base[j], k[j]));
+        }
+    }
+    for &v in quads.remainder() {
+        let mut base = 0usize;
+        let mut size = t.len();
+        while size > 1 {
+            let half = size / 2;
+            let mid = base + half;
+            base = pick(t[mid] <= v, mid, base);
+            size -= half;
+        }
+        out.push(last(base, v));
+    }
+}
+
+/// The buckets of short strings, by their 16-byte view (length and bytes
+/// inline when at most 12 bytes long, as Arrow's view arrays hold them): a
+/// direct-mapped table of [`ViewCache::SLOTS`] entries, so a string the
+/// partition has met costs a multiply and one comparison.
+#[derive(Default)]
+struct ViewCache {
+    /// The view, and its bucket + 1 (0: an empty slot).
+    slots: Vec<(u128, u32)>,
+}
+
+impl ViewCache {
+    const SLOTS: usize = 4096;
+
+    /// `view`'s bucket, from the table or else from `search` (then kept).
+    fn bucket(&mut self, view: u128, search: impl FnOnce() -> u32) -> u32 {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0); Self::SLOTS];
+        }
+        let h = ((view as u64) ^ ((view >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::SLOTS.trailing_zeros());
+        let slot = &mut self.slots[h as usize];
+        if slot.1 != 0 && slot.0 == view {
+            return slot.1 - 1;
+        }
+        let b = search();
+        *slot = (view, b + 1);
+        b
+    }
 }
 
 fn f64_key(v: f64) -> i128 {
@@ -467,9 +556,18 @@ impl Native {
             })();
             found.then_some(out)
         }
-        let mut n = ordered(a).map(Native::Ordered).or_else(|| bytes(a).map(Native::Bytes))?;
+        let wide = matches!(a.data_type(), DataType::UInt64 | DataType::Decimal128(..));
+        let mut n = match ordered(a) {
+            Some(k) if wide => Native::Wide(k),
+            Some(k) => Native::Narrow(k.into_iter().map(|k| k as i64).collect()),
+            None => Native::Bytes(bytes(a)?),
+        };
         match &mut n {
-            Native::Ordered(k) => {
+            Native::Narrow(k) => {
+                k.sort_unstable();
+                k.dedup();
+            }
+            Native::Wide(k) => {
                 k.sort_unstable();
                 k.dedup();
             }
@@ -484,16 +582,55 @@ impl Native {
     /// Pushes the bucket of every slot of `key` onto `out` (null slots
     /// too: the caller sorts them out); `false` if `key` is not of the
     /// thresholds' kind.
-    fn buckets_into(&self, key: &dyn Array, out: &mut Vec<u32>, cache: &mut BytesCache) -> bool {
+    fn buckets_into(&self, key: &dyn Array, out: &mut Vec<u32>, cache: &mut KeyCache) -> bool {
         match self {
-            Native::Ordered(t) => {
-                let mut visit = |_: usize, k: i128| out.push(bucket(t, &k) as u32);
-                each_ordered!(key, visit);
-                false
+            Native::Narrow(t) => {
+                if matches!(key.data_type(), DataType::UInt64 | DataType::Decimal128(..)) {
+                    return false;
+                }
+                let mut keys = std::mem::take(&mut cache.narrow);
+                keys.clear();
+                let found = (|| -> bool {
+                    let mut push = |_: usize, k: i128| keys.push(k as i64);
+                    each_ordered!(key, push);
+                    false
+                })();
+                if found {
+                    buckets_of(t, &keys, out);
+                }
+                cache.narrow = keys;
+                found
+            }
+            Native::Wide(t) => {
+                let mut keys = std::mem::take(&mut cache.wide);
+                keys.clear();
+                let found = (|| -> bool {
+                    let mut push = |_: usize, k: i128| keys.push(k);
+                    each_ordered!(key, push);
+                    false
+                })();
+                if found {
+                    buckets_of(t, &keys, out);
+                }
+                cache.wide = keys;
+                found
             }
             Native::Bytes(t) => {
                 let t: Vec<&[u8]> = t.iter().map(Vec::as_slice).collect();
-                let mut visit = |_: usize, b: &[u8]| out.push(cache.bucket(&t, b));
+                if let Some(s) = key.as_any().downcast_ref::<datafusion::arrow::array::StringViewArray>() {
+                    // short strings by their view, longer ones by their bytes
+                    let KeyCache { bytes, views, .. } = cache;
+                    for (i, &view) in s.views().iter().enumerate() {
+                        let b = if (view as u32) <= 12 {
+                            views.bucket(view, || bucket(&t, &s.value(i).as_bytes()) as u32)
+                        } else {
+                            bytes.bucket(&t, s.value(i).as_bytes())
+                        };
+                        out.push(b);
+                    }
+                    return true;
+                }
+                let mut visit = |_: usize, b: &[u8]| out.push(cache.bytes.bucket(&t, b));
                 each_bytes!(key, visit);
                 false
             }
@@ -612,6 +749,50 @@ mod tests {
         // every bucket already holds rows: no first row
         assert!(!count_into(&mut counts, &rows, &mut lanes));
         assert!(!count_into(&mut [0; 9], &[], &mut lanes));
+    }
+
+    #[test]
+    fn eight_searches_at_a_time_find_what_one_search_finds() {
+        // thresholds of every small size and a larger one; keys below, at,
+        // between and above them, in a count that is not a multiple of eight
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as i64 % 400 - 200
+        };
+        for n in [0usize, 1, 2, 3, 4, 5, 7, 8, 9, 16, 93, 100, 257] {
+            let mut t: Vec<i64> = (0..n).map(|_| next()).collect();
+            t.sort_unstable();
+            t.dedup();
+            let keys: Vec<i64> = (0..1003).map(|_| next()).chain(t.iter().copied()).chain([i64::MIN, i64::MAX]).collect();
+            let mut out = vec![];
+            buckets_of(&t, &keys, &mut out);
+            let expected: Vec<u32> = keys.iter().map(|k| bucket(&t, k) as u32).collect();
+            assert_eq!(out, expected, "{} thresholds", t.len());
+            let wide: Vec<i128> = t.iter().map(|&x| i128::from(x) << 64).collect();
+            let wkeys: Vec<i128> = keys.iter().map(|&x| i128::from(x) << 64).collect();
+            out.clear();
+            buckets_of(&wide, &wkeys, &mut out);
+            assert_eq!(out, expected, "{} wide thresholds", t.len());
+        }
+    }
+
+    #[test]
+    fn short_strings_are_bucketed_by_their_view() {
+        use datafusion::arrow::array::StringViewArray;
+        let values: Vec<Option<&str>> =
+            ["PAID", "", "cancelled", "a string longer than twelve", "zz", "PAID", "b"].iter().cycle().take(5000).map(|s| Some(*s)).chain([None]).collect();
+        let key = StringViewArray::from(values.clone());
+        let thresholds: Vec<Vec<u8>> = ["", "PAID", "b", "cancelled", "m"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        let native = Native::Bytes(thresholds.clone());
+        let mut cache = KeyCache::default();
+        let mut out = vec![];
+        assert!(native.buckets_into(&key, &mut out, &mut cache));
+        let t: Vec<&[u8]> = thresholds.iter().map(Vec::as_slice).collect();
+        for (i, v) in values.iter().enumerate().take(5000) {
+            assert_eq!(out[i], bucket(&t, &v.unwrap_or_default().as_bytes()) as u32, "{v:?}");
+        }
+        assert_eq!(out.len(), 5001);
     }
 
     #[test]

@@ -202,6 +202,21 @@ fn suite_page(r: &Resolved) -> String {
     page(&format!("Suite {}", cp.name), "../", &b)
 }
 
+/// What a suite page shows, hashed: the checkpoint file's text, the
+/// relations its validations resolved to, and dp's version (the page's layout).
+fn suite_digest(r: &Resolved) -> u64 {
+    let mut h = twox_hash::XxHash64::with_seed(r.checkpoint.digest);
+    std::hash::Hasher::write(&mut h, env!("CARGO_PKG_VERSION").as_bytes());
+    for b in &r.bound {
+        for part in [&b.relation.label, &b.relation.sql] {
+            std::hash::Hasher::write(&mut h, part.as_bytes());
+            std::hash::Hasher::write_u8(&mut h, 0);
+        }
+        std::hash::Hasher::write_usize(&mut h, b.expectations.len());
+    }
+    std::hash::Hasher::finish(&h)
+}
+
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, text)?;
@@ -214,7 +229,18 @@ pub fn add_run(site: &Path, resolved: &Resolved, run: &CheckpointRun) -> std::io
     std::fs::create_dir_all(site.join("suites"))?;
     let page_path = site.join("runs").join(format!("{}.html", run.run_id));
     write_atomic(&page_path, &run_page(run))?;
-    write_atomic(&site.join("suites").join(format!("{}.html", run.checkpoint)), &suite_page(resolved))?;
+    // the suite page changes with the checkpoint file and the relations it
+    // resolved to; a run rewrites it only then (it lists every expectation)
+    let suite = site.join("suites").join(format!("{}.html", run.checkpoint));
+    let mark = format!("<!-- dp suite {:016x} -->\n", suite_digest(resolved));
+    let current = std::fs::File::open(&suite).ok().and_then(|f| {
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first).ok()?;
+        Some(first)
+    });
+    if current.as_deref() != Some(mark.as_str()) {
+        write_atomic(&suite, &(mark + &suite_page(resolved)))?;
+    }
     let failed_keys: Vec<String> = run.results.iter().filter(|r| !r.success).take(TREND_LABELS).map(|r| format!("{} {}", r.relation, r.label)).collect();
     let line = json!({
         "run_id": run.run_id,

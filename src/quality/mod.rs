@@ -17,6 +17,7 @@ pub mod gate;
 pub mod results;
 pub mod run;
 mod scan;
+mod shapes;
 pub mod spec;
 
 use std::sync::Arc;
@@ -226,7 +227,7 @@ pub async fn record(
     engine: &crate::engine::Engine,
     target_dir: &std::path::Path,
     package: &str,
-    resolved: &Resolved,
+    resolved: &Arc<Resolved>,
     run: &mut run::CheckpointRun,
 ) -> Recorded {
     let mut out = Recorded::default();
@@ -238,10 +239,12 @@ pub async fn record(
         out.warnings.push(format!("checkpoint {}: storing failing rows in dp_failures failed: {e:#}", run.checkpoint));
     }
     let failures = t.elapsed();
-    // the validation JSON and the Data Docs page are written on a blocking
-    // thread while the results are appended to dp_meta
+    // the validation JSON and the Data Docs page are written on blocking
+    // threads while the results are appended to dp_meta; the three share
+    // the run's results (moved out of `run` meanwhile, not copied)
+    let shared = Arc::new(run::CheckpointRun { results: std::mem::take(&mut run.results), queries: vec![], ..run.clone() });
     let files = {
-        let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), Arc::new(run.clone()));
+        let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), shared.clone());
         let store_results = actions.store_results;
         let update_docs = actions.update_data_docs;
         let (jdir, jrun) = (dir.clone(), run.clone());
@@ -260,12 +263,17 @@ pub async fn record(
         async move { Ok::<_, tokio::task::JoinError>((json.await?, docs.await?)) }
     };
     if actions.store_results
-        && let Err(e) = results::store(engine, run).await
+        && let Err(e) = results::store(engine, &shared).await
     {
         out.warnings.push(format!("checkpoint {}: storing results in dp_meta failed: {e:#}", run.checkpoint));
     }
     let stored = t.elapsed();
-    match files.await {
+    let files = files.await;
+    run.results = match Arc::try_unwrap(shared) {
+        Ok(r) => r.results,
+        Err(shared) => shared.results.clone(),
+    };
+    match files {
         Ok((json, docs)) => {
             match json {
                 Some(Ok(p)) => out.json = Some(p),

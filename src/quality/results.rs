@@ -155,7 +155,7 @@ pub async fn store(engine: &Engine, run: &CheckpointRun) -> anyhow::Result<()> {
             s(&|_| run.checkpoint.clone()),
             s(&|r| r.relation.clone()),
             s(&|r| r.expectation.clone()),
-            s(&|r| Value::Object(r.kwargs.clone()).to_string()),
+            s(&|r| serde_json::to_string(&r.kwargs).unwrap_or_default()),
             Arc::new(BooleanArray::from(rs.iter().map(|r| r.success).collect::<Vec<_>>())),
             i(&|r| r.element_count),
             i(&|r| r.unexpected_count),
@@ -173,45 +173,103 @@ pub async fn store(engine: &Engine, run: &CheckpointRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One expectation's result in GX's shape.
-pub fn gx_result(r: &ExpectationResult) -> Value {
-    let mut result = serde_json::Map::new();
-    if let Some(n) = r.element_count {
-        result.insert("element_count".into(), json!(n));
-    }
-    if let Some(u) = r.unexpected_count {
-        let missing = r.missing_count.unwrap_or(0);
-        if r.missing_count.is_some() {
-            result.insert("missing_count".into(), json!(missing));
-            result.insert("missing_percent".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| missing as f64 * 100.0 / n as f64)));
+/// One expectation's result in GX's shape, serialized from the result's
+/// own fields (no intermediate values: a run writes 10,000 of them).
+struct GxResult<'a>(&'a ExpectationResult);
+
+/// A map's entries, with `extra`'s keys set (in place when the map has
+/// them, else appended in order): what inserting them into a copy gives.
+struct Extended<'a> {
+    base: &'a serde_json::Map<String, Value>,
+    extra: &'a [(&'a str, Value)],
+}
+
+impl serde::Serialize for Extended<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.base {
+            match self.extra.iter().find(|(x, _)| x == k) {
+                Some((_, e)) => m.serialize_entry(k, e)?,
+                None => m.serialize_entry(k, v)?,
+            }
         }
-        result.insert("unexpected_count".into(), json!(u));
-        result.insert("unexpected_percent".into(), json!(r.unexpected_percent));
-        result.insert("unexpected_percent_total".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| u as f64 * 100.0 / n as f64)));
-        result.insert("unexpected_percent_nonmissing".into(), json!(r.unexpected_percent));
-        result.insert("partial_unexpected_list".into(), json!(r.partial_unexpected_list));
+        for (k, v) in self.extra {
+            if !self.base.contains_key(*k) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
     }
-    if !r.observed_value.is_null() || r.unexpected_count.is_none() {
-        result.insert("observed_value".into(), r.observed_value.clone());
+}
+
+struct GxStats<'a>(&'a ExpectationResult);
+
+impl serde::Serialize for GxStats<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(n) = r.element_count {
+            m.serialize_entry("element_count", &n)?;
+        }
+        if let Some(u) = r.unexpected_count {
+            if let Some(missing) = r.missing_count {
+                m.serialize_entry("missing_count", &missing)?;
+                m.serialize_entry("missing_percent", &r.element_count.filter(|n| *n > 0).map(|n| missing as f64 * 100.0 / n as f64))?;
+            }
+            m.serialize_entry("unexpected_count", &u)?;
+            m.serialize_entry("unexpected_percent", &r.unexpected_percent)?;
+            m.serialize_entry("unexpected_percent_total", &r.element_count.filter(|n| *n > 0).map(|n| u as f64 * 100.0 / n as f64))?;
+            m.serialize_entry("unexpected_percent_nonmissing", &r.unexpected_percent)?;
+            m.serialize_entry("partial_unexpected_list", &r.partial_unexpected_list)?;
+        }
+        if !r.observed_value.is_null() || r.unexpected_count.is_none() {
+            m.serialize_entry("observed_value", &r.observed_value)?;
+        }
+        m.end()
     }
-    let mut kwargs = r.kwargs.clone();
-    kwargs.insert("batch_id".into(), json!(r.relation));
-    let mut meta = r.meta.clone();
-    meta.insert("severity".into(), json!(r.severity.as_str()));
-    meta.insert("source".into(), json!(format!("{}:{}", r.file, r.line)));
-    if let Some(t) = &r.failed_rows_table {
-        meta.insert("failed_rows_table".into(), json!(t));
+}
+
+impl serde::Serialize for GxResult<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let kwargs_extra = [("batch_id", json!(r.relation))];
+        let mut meta_extra = vec![("severity", json!(r.severity.as_str())), ("source", json!(format!("{}:{}", r.file, r.line)))];
+        if let Some(t) = &r.failed_rows_table {
+            meta_extra.push(("failed_rows_table", json!(t)));
+        }
+        struct Config<'a>(&'a str, Extended<'a>, Extended<'a>);
+        impl serde::Serialize for Config<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("type", self.0)?;
+                m.serialize_entry("kwargs", &self.1)?;
+                m.serialize_entry("meta", &self.2)?;
+                m.end()
+            }
+        }
+        struct Exception<'a>(&'a Option<String>);
+        impl serde::Serialize for Exception<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(3))?;
+                m.serialize_entry("raised_exception", &self.0.is_some())?;
+                m.serialize_entry("exception_message", self.0)?;
+                m.serialize_entry("exception_traceback", &())?;
+                m.end()
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("success", &r.success)?;
+        m.serialize_entry(
+            "expectation_config",
+            &Config(&r.expectation, Extended { base: &r.kwargs, extra: &kwargs_extra }, Extended { base: &r.meta, extra: &meta_extra }),
+        )?;
+        m.serialize_entry("result", &GxStats(r))?;
+        m.serialize_entry("exception_info", &Exception(&r.exception))?;
+        m.end()
     }
-    json!({
-        "success": r.success,
-        "expectation_config": {"type": r.expectation, "kwargs": kwargs, "meta": meta},
-        "result": result,
-        "exception_info": {
-            "raised_exception": r.exception.is_some(),
-            "exception_message": r.exception,
-            "exception_traceback": null,
-        },
-    })
 }
 
 /// The GX-shaped validation result of a run (`success`, `statistics`,
@@ -258,7 +316,7 @@ struct Results<'a>(&'a [ExpectationResult]);
 
 impl serde::Serialize for Results<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(gx_result))
+        s.collect_seq(self.0.iter().map(GxResult))
     }
 }
 
@@ -274,4 +332,89 @@ pub fn write_json(target_dir: &Path, run: &CheckpointRun) -> anyhow::Result<Path
     drop(w);
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document as values: what `GxResult` must write, key for key and in order.
+    fn as_values(r: &ExpectationResult) -> Value {
+        let mut result = serde_json::Map::new();
+        if let Some(n) = r.element_count {
+            result.insert("element_count".into(), json!(n));
+        }
+        if let Some(u) = r.unexpected_count {
+            let missing = r.missing_count.unwrap_or(0);
+            if r.missing_count.is_some() {
+                result.insert("missing_count".into(), json!(missing));
+                result.insert("missing_percent".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| missing as f64 * 100.0 / n as f64)));
+            }
+            result.insert("unexpected_count".into(), json!(u));
+            result.insert("unexpected_percent".into(), json!(r.unexpected_percent));
+            result.insert("unexpected_percent_total".into(), json!(r.element_count.filter(|n| *n > 0).map(|n| u as f64 * 100.0 / n as f64)));
+            result.insert("unexpected_percent_nonmissing".into(), json!(r.unexpected_percent));
+            result.insert("partial_unexpected_list".into(), json!(r.partial_unexpected_list));
+        }
+        if !r.observed_value.is_null() || r.unexpected_count.is_none() {
+            result.insert("observed_value".into(), r.observed_value.clone());
+        }
+        let mut kwargs = r.kwargs.clone();
+        kwargs.insert("batch_id".into(), json!(r.relation));
+        let mut meta = r.meta.clone();
+        meta.insert("severity".into(), json!(r.severity.as_str()));
+        meta.insert("source".into(), json!(format!("{}:{}", r.file, r.line)));
+        if let Some(t) = &r.failed_rows_table {
+            meta.insert("failed_rows_table".into(), json!(t));
+        }
+        json!({
+            "success": r.success,
+            "expectation_config": {"type": r.expectation, "kwargs": kwargs, "meta": meta},
+            "result": result,
+            "exception_info": {"raised_exception": r.exception.is_some(), "exception_message": r.exception, "exception_traceback": null},
+        })
+    }
+
+    #[test]
+    fn results_stream_as_the_documents_they_stand_for() {
+        let base = ExpectationResult {
+            relation: "raw.orders".into(),
+            relation_id: "source.p.raw.orders".into(),
+            expectation: "expect_column_values_to_be_between".into(),
+            label: "expect_column_values_to_be_between(total)".into(),
+            kwargs: Default::default(),
+            meta: Default::default(),
+            severity: crate::quality::Severity::Error,
+            success: false,
+            element_count: None,
+            missing_count: None,
+            unexpected_count: None,
+            unexpected_percent: None,
+            observed_value: Value::Null,
+            partial_unexpected_list: vec![],
+            exception: None,
+            file: "checkpoints/c.yml".into(),
+            line: 12,
+            duration: std::time::Duration::ZERO,
+            failed_rows_table: None,
+            failed_rows: vec![],
+        };
+        let mut failing = base.clone();
+        failing.kwargs = serde_json::from_str(r#"{"column": "total", "batch_id": "kept in place", "min_value": 0}"#).unwrap();
+        failing.meta = serde_json::from_str(r#"{"notes": "n", "severity": "old"}"#).unwrap();
+        failing.element_count = Some(10);
+        failing.unexpected_count = Some(3);
+        failing.missing_count = Some(1);
+        failing.unexpected_percent = Some(33.3);
+        failing.partial_unexpected_list = vec![json!(-1), json!("x")];
+        failing.failed_rows_table = Some("dp_failures.t".into());
+        let mut observed = base.clone();
+        observed.success = true;
+        observed.observed_value = json!(4.5);
+        let mut raised = base.clone();
+        raised.exception = Some("boom".into());
+        for r in [&base, &failing, &observed, &raised] {
+            assert_eq!(serde_json::to_string_pretty(&GxResult(r)).unwrap(), serde_json::to_string_pretty(&as_values(r)).unwrap());
+        }
+    }
 }

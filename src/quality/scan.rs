@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::buckets::{Groups, Tally, column_batch};
+use super::shapes::Shapes;
 use crate::engine::Engine;
 
 /// A value over aggregates: its SQL with `{0}`, `{1}` standing for the
@@ -96,14 +97,16 @@ fn fast_value(template: &str, inputs: &[(String, Arc<Field>, ArrayRef)]) -> Opti
 }
 
 /// Physical expressions over one-row inputs, cached by their SQL and input
-/// types (checks of one shape on values of one type plan once).
+/// types (checks of one shape on values of one type plan once); checks
+/// that differ only in their literals share their preparation (`shapes.rs`).
 #[derive(Default)]
-struct Planned {
+struct Planned<'a> {
     cache: HashMap<(String, Vec<DataType>), Arc<dyn PhysicalExpr>>,
+    shapes: HashMap<Vec<DataType>, (Preparer<'a>, Shapes)>,
 }
 
-impl Planned {
-    fn eval(&mut self, state: &SessionState, sql: &str, inputs: &[(String, Arc<Field>, ArrayRef)]) -> anyhow::Result<ArrayRef> {
+impl<'a> Planned<'a> {
+    fn eval(&mut self, state: &'a SessionState, sql: &str, inputs: &[(String, Arc<Field>, ArrayRef)]) -> anyhow::Result<ArrayRef> {
         // name the inputs by position so expressions of one shape share a plan
         let mut generic = sql.to_string();
         let mut fields = vec![];
@@ -113,14 +116,20 @@ impl Planned {
             fields.push(Field::new(format!("dp_in{i}"), f.data_type().clone(), true));
             columns.push(a.clone());
         }
-        let key = (generic.clone(), fields.iter().map(|f| f.data_type().clone()).collect::<Vec<_>>());
+        let types: Vec<DataType> = fields.iter().map(|f| f.data_type().clone()).collect();
         let schema = Arc::new(Schema::new(fields));
+        let key = (generic, types);
         let expr = match self.cache.get(&key) {
             Some(e) => e.clone(),
             None => {
-                let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-                let logical = prepare(state, state.create_logical_expr(&generic, &df_schema)?, &df_schema)?;
-                let e = physical(state, &logical, &df_schema)?;
+                let (preparer, shapes) = match self.shapes.entry(key.1.clone()) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert((Preparer::new(state, &DFSchema::try_from(schema.as_ref().clone())?), Shapes::default()))
+                    }
+                };
+                let logical = shapes.prepare(state, &preparer.schema, preparer, &key.0)?;
+                let e = physical(state, &logical, &preparer.schema)?;
                 self.cache.insert(key, e.clone());
                 e
             }
@@ -157,37 +166,41 @@ fn replace_ident(sql: &str, name: &str, with: &str) -> String {
     out
 }
 
-/// What the optimizer does to an expression before it is planned: type
-/// coercion, function rewrites and simplification (which also lowers
-/// `coalesce`, `nvl`, ... to `case`).
-fn prepare(state: &SessionState, e: Expr, schema: &DFSchema) -> datafusion::error::Result<Expr> {
-    Preparer::new(state, schema).prepare(e)
-}
-
-/// [`prepare`] for many expressions over one schema: the simplifier (with
-/// its copy of the schema and of the session's options) is built once.
-struct Preparer<'a> {
+/// What the optimizer does to an expression before it is planned (type
+/// coercion, function rewrites and simplification, which also lowers
+/// `coalesce`, `nvl`, ... to `case`), for many expressions over one
+/// schema: the simplifier (with its copy of the schema and of the
+/// session's options) is built once.
+pub(super) struct Preparer<'a> {
     state: &'a SessionState,
-    schema: &'a DFSchema,
+    schema: Arc<DFSchema>,
     simplifier: ExprSimplifier,
 }
 
 impl<'a> Preparer<'a> {
-    fn new(state: &'a SessionState, schema: &'a DFSchema) -> Self {
+    pub(super) fn new(state: &'a SessionState, schema: &DFSchema) -> Self {
+        let schema = Arc::new(schema.clone());
         let ctx = SimplifyContext::builder()
-            .with_schema(Arc::new(schema.clone()))
+            .with_schema(schema.clone())
             .with_config_options(state.config_options().clone())
             .with_query_execution_start_time(state.execution_props().query_execution_start_time)
             .build();
         Preparer { state, schema, simplifier: ExprSimplifier::new(ctx) }
     }
 
-    fn prepare(&self, e: Expr) -> datafusion::error::Result<Expr> {
-        let (state, schema) = (self.state, self.schema);
+    pub(super) fn prepare(&self, e: Expr) -> datafusion::error::Result<Expr> {
+        let (state, schema) = (self.state, self.schema.as_ref());
         let mut e = self.simplifier.coerce(e, schema)?;
         for rewrite in state.analyzer().function_rewrites() {
             e = e.transform_up(|x| rewrite.rewrite(x, schema, state.config_options()))?.data;
         }
+        self.simplifier.simplify(e)
+    }
+
+    /// One pass of the simplifier over an expression already prepared but
+    /// for its literals (see `shapes.rs`): unwraps the casts of columns that
+    /// the new literals make unnecessary, as preparing it in full would.
+    pub(super) fn resimplify(&self, e: Expr) -> datafusion::error::Result<Expr> {
         self.simplifier.simplify(e)
     }
 }
@@ -344,12 +357,13 @@ fn parse(state: &SessionState, full: &DFSchema, aggregates: &[String]) -> anyhow
     let mut logical: Vec<(bool, Expr)> = Vec::with_capacity(aggregates.len());
     let mut used: Vec<String> = vec![];
     let preparer = Preparer::new(state, full);
+    let mut shapes = Shapes::default();
     for sql in aggregates {
         let (count, text) = match counted_predicate(sql) {
             Some(p) => (true, p),
             None => (false, sql.as_str()),
         };
-        let e = preparer.prepare(state.create_logical_expr(text, full)?)?;
+        let e = shapes.prepare(state, full, &preparer, text)?;
         for c in e.column_refs() {
             if !used.contains(&c.name) {
                 used.push(c.name.clone());

@@ -26,7 +26,9 @@ fn batched() -> bool {
 pub async fn run(g: &GlobalArgs, a: &CheckArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     let l = load(g, LoadArgs { threads: a.threads, which: "check", ..Default::default() }, printer)?;
+    tracing::debug!(elapsed = ?t.elapsed(), "project loaded");
     let all = spec::load(&l.fs, &l.project.settings.paths.checkpoints)?;
+    tracing::debug!(elapsed = ?t.elapsed(), "checkpoint files parsed");
     if all.is_empty() {
         printer.warn(format!(
             "no checkpoints found in {}\n  hint: add a checkpoints/<name>.yml (see README.md, \"Quality checkpoints\")",
@@ -70,13 +72,15 @@ pub async fn run(g: &GlobalArgs, a: &CheckArgs, printer: &Printer) -> anyhow::Re
         printer.warn("nothing to check: the selection matched no validated relation");
         return Ok(ExitCode::SUCCESS);
     }
+    tracing::debug!(elapsed = ?t.elapsed(), "checkpoints resolved");
     let engine = Engine::new(&l.project, None)?;
     engine.preflight().await?;
+    tracing::debug!(elapsed = ?t.elapsed(), "engine ready");
     // Every schema, column, condition and other relation is checked before any query runs.
     let mut prepared = vec![];
     for r in resolved {
         let schemas = qrun::check(&engine, &r).await?;
-        prepared.push((r, schemas));
+        prepared.push((Arc::new(r), schemas));
     }
     tracing::debug!(elapsed = ?t.elapsed(), "checkpoints checked against their relations");
     printer.info("");
@@ -87,11 +91,13 @@ pub async fn run(g: &GlobalArgs, a: &CheckArgs, printer: &Printer) -> anyhow::Re
     for (r, schemas) in &prepared {
         let mut run = qrun::run(&engine, r, schemas, &cfg, "check").await;
         let rec = record(&engine, &target, &l.project.settings.project_name, r, &mut run).await;
+        let held = printer.hold();
         for res in &run.results {
             index += 1;
             print_result(printer, index, total, res);
         }
         report_recorded(printer, &run, &rec);
+        drop(held);
         runs.push(run);
     }
     Ok(if summarize(printer, &runs, t.elapsed()) { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -106,7 +112,11 @@ fn print_result(printer: &Printer, i: usize, total: usize, r: &ExpectationResult
         (false, Severity::Warn, _) => (format!("WARN {n}"), Tone::Warn),
         (false, Severity::Error, _) => (format!("FAIL {n}"), Tone::Bad),
     };
-    let fields = serde_json::json!({"relation": r.relation, "expectation": r.expectation, "success": r.success, "unexpected_count": r.unexpected_count, "observed_value": r.observed_value});
+    let fields = if printer.is_json() {
+        serde_json::json!({"relation": r.relation, "expectation": r.expectation, "success": r.success, "unexpected_count": r.unexpected_count, "observed_value": r.observed_value})
+    } else {
+        serde_json::Value::Null
+    };
     printer.node_line(i, total, &verb, &what, &verb, tone, Some(r.duration), fields);
 }
 
