@@ -19,7 +19,9 @@
 //!
 //! Cold: `target/`, the warehouse (dp) or the DuckDB file (dbt) moved aside before each run.
 //! Both tools' `target/run_results.json` are read back and their outcome counts (seeds,
-//! models, tests by PASS / WARN / ERROR / SKIP) compared. Target (issue 18): dp build of 2000
+//! models, tests by PASS / WARN / ERROR / SKIP) compared. Besides wall time and peak RSS,
+//! each run's CPU time (user + system of the process tree, from `getrusage(RUSAGE_CHILDREN)`)
+//! is printed: on a shared machine it moves much less than the wall time. Target (issue 18): dp build of 2000
 //! models under 10 s, printed PASS/MISS. No timing assertion.
 
 mod common;
@@ -103,6 +105,24 @@ fn clean(dir: &Path, paths: &[&str]) {
 
 static TRASH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// User and system CPU seconds of this process's waited-for descendants so far.
+fn children_cpu() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (s(u.ru_utime), s(u.ru_stime))
+}
+
+/// A measured run with the CPU its process tree used (user, system seconds): unlike the
+/// wall time, independent of what else runs on the machine.
+fn measure_cpu(program: &Path, args: &[&str], cwd: &Path, envs: &[(&str, &str)]) -> (Measured, (f64, f64)) {
+    let (u0, s0) = children_cpu();
+    let m = measure(program, args, cwd, envs);
+    let (u1, s1) = children_cpu();
+    (m, (u1 - u0, s1 - s0))
+}
+
 /// Outcome counts from `target/run_results.json`: (resource type, PASS|WARN|ERROR|SKIP) → n.
 type Outcomes = BTreeMap<(String, &'static str), usize>;
 
@@ -127,12 +147,12 @@ fn fmt_outcomes(o: &Outcomes) -> String {
     o.iter().map(|((k, s), n)| format!("{k} {s}={n}")).collect::<Vec<_>>().join(", ")
 }
 
-fn dp_build(dp: &Path, dir: &Path) -> (Measured, Outcomes) {
+fn dp_build(dp: &Path, dir: &Path) -> (Measured, (f64, f64), Outcomes) {
     clean(dir, &["target", "warehouse", "logs"]);
-    let m = measure(dp, &["--project-dir", dir.to_str().unwrap(), "build"], dir, &[("NO_COLOR", "1")]);
+    let (m, cpu) = measure_cpu(dp, &["--project-dir", dir.to_str().unwrap(), "build"], dir, &[("NO_COLOR", "1")]);
     m.expect_ok("dp build");
     let o = outcomes(dir);
-    (m, o)
+    (m, cpu, o)
 }
 
 fn dbt_bin() -> Option<PathBuf> {
@@ -140,10 +160,10 @@ fn dbt_bin() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-fn dbt_build(dbt: &Path, dir: &Path) -> (Measured, Outcomes) {
+fn dbt_build(dbt: &Path, dir: &Path) -> (Measured, (f64, f64), Outcomes) {
     clean(dir, &["target", "logs", "bench.duckdb", "bench.duckdb.wal"]);
     let d = dir.to_str().unwrap();
-    let m = measure(
+    let (m, cpu) = measure_cpu(
         dbt,
         &["build", "--project-dir", d, "--profiles-dir", d, "--no-partial-parse", "--no-send-anonymous-usage-stats", "--quiet"],
         dir,
@@ -151,7 +171,7 @@ fn dbt_build(dbt: &Path, dir: &Path) -> (Measured, Outcomes) {
     );
     m.expect_ok("dbt build");
     let o = outcomes(dir);
-    (m, o)
+    (m, cpu, o)
 }
 
 fn dbt_version(dbt: &Path) -> String {
@@ -185,10 +205,12 @@ fn main() {
     println!();
 
     let mut runs = vec![];
+    let mut cpus_of = vec![];
     let mut dp_out: Option<Outcomes> = None;
     for i in 0..o.repeat {
-        let (m, out) = dp_build(&dp, &dir);
-        eprintln!("  dp build #{}: {:.2} s, {} MB ({})", i + 1, m.wall_s, fmt_mb(m.peak_mb), fmt_outcomes(&out));
+        let (m, cpu, out) = dp_build(&dp, &dir);
+        eprintln!("  dp build #{}: {:.2} s, {} MB, CPU {:.1} s ({})", i + 1, m.wall_s, fmt_mb(m.peak_mb), cpu.0 + cpu.1, fmt_outcomes(&out));
+        cpus_of.push((m.wall_s, cpu));
         if let Some(prev) = &dp_out
             && prev != &out
         {
@@ -198,8 +220,17 @@ fn main() {
         runs.push(m);
     }
     let dp_m = median(runs);
+    let dp_cpu = cpus_of.iter().find(|(w, _)| *w == dp_m.wall_s).map(|(_, c)| *c).unwrap_or_default();
     let dp_out = dp_out.unwrap();
-    println!("dp build  : {:.2} s wall, peak {} MB (median of {})", dp_m.wall_s, fmt_mb(dp_m.peak_mb), o.repeat);
+    println!(
+        "dp build  : {:.2} s wall, peak {} MB, CPU {:.1} s (user {:.1} s, system {:.1} s) (median of {})",
+        dp_m.wall_s,
+        fmt_mb(dp_m.peak_mb),
+        dp_cpu.0 + dp_cpu.1,
+        dp_cpu.0,
+        dp_cpu.1,
+        o.repeat
+    );
     println!("  outcomes: {}", fmt_outcomes(&dp_out));
 
     let dbt = if o.dbt { dbt_bin() } else { None };
@@ -208,26 +239,39 @@ fn main() {
         (None, true) => println!("dbt build : skipped (no dbt at /work/venv-dbt/bin/dbt; set DBT_BIN)"),
         (Some(dbt), true) => {
             let mut runs = vec![];
+            let mut cpus_of = vec![];
             let mut dbt_out = None;
             for i in 0..o.dbt_repeat {
                 eprintln!("  running dbt build #{} (minutes)...", i + 1);
-                let (m, out) = dbt_build(dbt, &dir);
-                eprintln!("  dbt build #{}: {:.1} s, {} MB ({})", i + 1, m.wall_s, fmt_mb(m.peak_mb), fmt_outcomes(&out));
+                let (m, cpu, out) = dbt_build(dbt, &dir);
+                eprintln!("  dbt build #{}: {:.1} s, {} MB, CPU {:.1} s ({})", i + 1, m.wall_s, fmt_mb(m.peak_mb), cpu.0 + cpu.1, fmt_outcomes(&out));
+                cpus_of.push((m.wall_s, cpu));
                 dbt_out.get_or_insert(out);
                 runs.push(m);
             }
             let m = median(runs);
+            let cpu = cpus_of.iter().find(|(w, _)| *w == m.wall_s).map(|(_, c)| *c).unwrap_or_default();
             let dbt_out = dbt_out.unwrap();
-            println!("dbt build : {:.2} s wall, peak {} MB ({}; median of {})", m.wall_s, fmt_mb(m.peak_mb), dbt_version(dbt), o.dbt_repeat);
+            println!(
+                "dbt build : {:.2} s wall, peak {} MB, CPU {:.1} s (user {:.1} s, system {:.1} s) ({}; median of {})",
+                m.wall_s,
+                fmt_mb(m.peak_mb),
+                cpu.0 + cpu.1,
+                cpu.0,
+                cpu.1,
+                dbt_version(dbt),
+                o.dbt_repeat
+            );
             println!("  outcomes: {}", fmt_outcomes(&dbt_out));
             println!(
                 "Outcomes agree (seeds, models, tests by PASS/WARN/ERROR/SKIP): {}",
                 if dbt_out == dp_out { "yes".to_string() } else { format!("NO (dp: {}; dbt: {})", fmt_outcomes(&dp_out), fmt_outcomes(&dbt_out)) }
             );
             println!(
-                "Ratio: dp/dbt wall = {:.3} ({:.1}x faster), peak RSS dp/dbt = {}",
+                "Ratio: dp/dbt wall = {:.3} ({:.1}x faster), CPU = {:.3}, peak RSS dp/dbt = {}",
                 dp_m.wall_s / m.wall_s,
                 m.wall_s / dp_m.wall_s,
+                (dp_cpu.0 + dp_cpu.1) / (cpu.0 + cpu.1).max(1e-9),
                 match (dp_m.peak_mb, m.peak_mb) {
                     (Some(a), Some(b)) => format!("{:.2}", a / b),
                     _ => "?".into(),
@@ -238,9 +282,11 @@ fn main() {
     println!("load average at end: {}", loadavg());
     if o.n == TARGET_N {
         println!(
-            "Target: dp build of {TARGET_N} models under {TARGET_S:.0} s: {} (wall {:.2} s)",
+            "Target: dp build of {TARGET_N} models under {TARGET_S:.0} s: {} (wall {:.2} s; CPU {:.1} s on {} CPUs)",
             if dp_m.wall_s < TARGET_S { "PASS" } else { "MISS" },
-            dp_m.wall_s
+            dp_m.wall_s,
+            dp_cpu.0 + dp_cpu.1,
+            cpus()
         );
     } else {
         println!("Target (dp build of {TARGET_N} models under {TARGET_S:.0} s): not evaluated at N = {}", o.n);
