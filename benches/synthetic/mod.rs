@@ -1,6 +1,8 @@
 //! The synthetic dbt project of N models that `benches/compile.rs` measures
 //! (also used by the docs-site test in tests/it/docs.rs, through `#[path]`).
-//! See compile.rs for its shape.
+//! See compile.rs for its shape. `generate_with` and [`Extras`] add what the `build` bench
+//! needs on top (seeds referenced by models, fewer tests per model); `generate` writes exactly
+//! the compile bench's project.
 
 #![allow(dead_code)]
 
@@ -37,8 +39,40 @@ fn folder(layer: &str, i: usize) -> String {
     format!("models/{layer}/g{:03}", i / MODELS_PER_FOLDER)
 }
 
+/// Additions to the compile bench's project, for `dp build` (benches/build.rs). The default
+/// adds nothing: `generate_with(dir, n, Extras::default())` is `generate(dir, n)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// Seeds `seeds/seed_000.csv`...: `code` (0..rows, unique-tested), `label`, `weight`, 20 to
+    /// 200 rows each; every 4th intermediate model left-joins one of them on `id % rows`.
+    pub seeds: usize,
+    /// `accepted_values` on every 8th model only (`unique` and `not_null` on all): about
+    /// 2.2 tests per model instead of 3 (2,000 models: ~4,500 tests with 200 seeds).
+    pub lean_tests: bool,
+}
+
+/// The rows of seed `k` (20 to 200).
+pub fn seed_rows(k: usize) -> usize {
+    20 + (k * 37) % 181
+}
+
+/// What `generate_with` wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Generated {
+    pub models: usize,
+    /// Data tests on sources, models and seeds.
+    pub tests: usize,
+    pub seeds: usize,
+}
+
 /// Writes the project for `n` models into `dir`; returns (models, data tests) counts.
 pub fn generate(dir: &Path, n: usize) -> (usize, usize) {
+    let g = generate_with(dir, n, Extras::default());
+    (g.models, g.tests)
+}
+
+/// `generate` plus `extras`.
+pub fn generate_with(dir: &Path, n: usize, extras: Extras) -> Generated {
     let l = layers(n);
     let statuses = STATUSES.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
 
@@ -162,8 +196,22 @@ models:
 
     let mut tests = SOURCES * 2;
     let mut yml: std::collections::BTreeMap<String, String> = Default::default();
+    let mut models_seen = 0usize;
     let mut entry = |folder: String, name: &str, desc: &str, status_col: &str| {
         let y = yml.entry(folder).or_insert_with(|| "version: 2\n\nmodels:\n".into());
+        let accepted = !extras.lean_tests || models_seen.is_multiple_of(8);
+        models_seen += 1;
+        let status_tests = if accepted {
+            format!(
+                r#"
+        data_tests:
+          - accepted_values:
+              arguments:
+                values: [{statuses}]"#
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             y,
             r#"  - name: {name}
@@ -175,16 +223,12 @@ models:
           - unique
           - not_null
       - name: {status_col}
-        description: Order status.
-        data_tests:
-          - accepted_values:
-              arguments:
-                values: [{statuses}]
+        description: Order status.{status_tests}
       - name: updated_at
         description: Last change.
 "#
         );
-        3
+        2 + usize::from(accepted)
     };
 
     for i in 0..l.stg {
@@ -229,6 +273,14 @@ select * from renamed
         let name = format!("int_{j:05}");
         let a = j % l.stg;
         let b = (j * 7 + 3) % l.stg;
+        let (seed_col, seed_join) = match extras.seeds {
+            0 => (String::new(), String::new()),
+            seeds if j.is_multiple_of(4) => {
+                let k = (j / 4) % seeds;
+                ("\n    s.label as seed_label,".to_string(), format!("\nleft join {{{{ ref('seed_{k:03}') }}}} as s on s.code = a.id % {}", seed_rows(k)))
+            }
+            _ => (String::new(), String::new()),
+        };
         let sql = format!(
             r#"-- intermediate model {j}
 with a as (
@@ -249,10 +301,10 @@ select
     {{{{ status_rank('a.status') }}}} as status_rank,
     a.amount + coalesce(b.amount, 0) as total_amount,
     {{{{ safe_divide('a.amount', 'b.amount') }}}} as amount_ratio,
-    '{{{{ var("currency") }}}}' as currency,
+    '{{{{ var("currency") }}}}' as currency,{seed_col}
     a.updated_at
 from a
-left join b on a.id = b.id
+left join b on a.id = b.id{seed_join}
 {{% if var('amount_multiplier') > 1 %}}
 where a.amount * {{{{ var('amount_multiplier') }}}} >= 0
 {{% endif %}}
@@ -296,5 +348,27 @@ group by x.id
         let base = folder.rsplit('/').next().unwrap().to_string();
         write(&dir.join(&folder).join(format!("_{base}__models.yml")), &y);
     }
-    (l.stg + l.int + l.mart, tests)
+
+    if extras.seeds > 0 {
+        let mut y = String::from("version: 2\n\nseeds:\n");
+        for k in 0..extras.seeds {
+            let mut csv = String::from("code,label,weight\n");
+            for i in 0..seed_rows(k) {
+                let _ = writeln!(csv, "{i},label_{k}_{i},{}", (i * 7 + k) % 100);
+            }
+            write(&dir.join(format!("seeds/seed_{k:03}.csv")), &csv);
+            let _ = write!(
+                y,
+                r#"  - name: seed_{k:03}
+    description: Lookup {k}.
+    columns:
+      - name: code
+        data_tests: [unique]
+"#
+            );
+            tests += 1;
+        }
+        write(&dir.join("seeds/_seeds.yml"), &y);
+    }
+    Generated { models: l.stg + l.int + l.mart, tests, seeds: extras.seeds }
 }
