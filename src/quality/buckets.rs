@@ -343,11 +343,6 @@ struct KeyCache {
     wide: Vec<i128>,
 }
 
-/// The buckets of many keys among sorted distinct thresholds (see
-/// [`bucket`]), eight keys at a time: the eight searches take the same
-/// steps (the thresholds' count fixes them) and select without branching,
-/// so the processor runs them side by side instead of waiting on each
-/// comparison's load in turn.
 fn buckets_of<T: Copy + Ord>(t: &[T], keys: &[T], out: &mut Vec<u32>) {
     use core::hint::select_unpredictable as pick;
     if t.is_empty() {
@@ -588,33 +583,9 @@ impl Native {
                 if matches!(key.data_type(), DataType::UInt64 | DataType::Decimal128(..)) {
                     return false;
                 }
-                let mut keys = std::mem::take(&mut cache.narrow);
-                keys.clear();
-                let found = (|| -> bool {
-                    let mut push = |_: usize, k: i128| keys.push(k as i64);
-                    each_ordered!(key, push);
-                    false
-                })();
-                if found {
-                    buckets_of(t, &keys, out);
-                }
-                cache.narrow = keys;
-                found
+                native_buckets(t, key, &mut cache.narrow, out, |k| k as i64)
             }
-            Native::Wide(t) => {
-                let mut keys = std::mem::take(&mut cache.wide);
-                keys.clear();
-                let found = (|| -> bool {
-                    let mut push = |_: usize, k: i128| keys.push(k);
-                    each_ordered!(key, push);
-                    false
-                })();
-                if found {
-                    buckets_of(t, &keys, out);
-                }
-                cache.wide = keys;
-                found
-            }
+            Native::Wide(t) => native_buckets(t, key, &mut cache.wide, out, |k| k),
             Native::Bytes(t) => {
                 let t: Vec<&[u8]> = t.iter().map(Vec::as_slice).collect();
                 if let Some(s) = key.as_any().downcast_ref::<datafusion::arrow::array::StringViewArray>() {
@@ -728,6 +699,26 @@ fn constant_per_bucket(e: &Arc<dyn PhysicalExpr>, key: &str, key_type: &DataType
     e.children().iter().all(|c| constant_per_bucket(c, key, key_type, column, literals))
 }
 
+/// The buckets of an integer-like key column, its values converted into the
+/// reused `keys` buffer first; false when the column is not integer-like.
+fn native_buckets<T: Copy + Ord>(t: &[T], key: &dyn Array, keys: &mut Vec<T>, out: &mut Vec<u32>, conv: impl Fn(i128) -> T) -> bool {
+    keys.clear();
+    let found = (|| -> bool {
+        let mut push = |_: usize, k: i128| keys.push(conv(k));
+        each_ordered!(key, push);
+        false
+    })();
+    if found {
+        buckets_of(t, keys, out);
+    }
+    found
+}
+
+/// The buckets of many keys among sorted distinct thresholds (see
+/// [`bucket`]), eight keys at a time: the eight searches take the same
+/// steps (the thresholds' count fixes them) and select without branching,
+/// so the processor runs them side by side instead of waiting on each
+/// comparison's load in turn.
 #[cfg(test)]
 mod tests {
     use super::*;

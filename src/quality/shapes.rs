@@ -152,23 +152,7 @@ fn unary(before: &str) -> bool {
 
 /// The placeholders of a parsed template typed as their literals.
 fn typed(e: Expr, literals: &[ScalarValue]) -> Option<Expr> {
-    let mut ok = true;
-    let e = e
-        .transform(|x| match x {
-            Expr::Placeholder(p) => match index(&p.id, literals) {
-                Some(k) => {
-                    Ok(Transformed::yes(Expr::Placeholder(Placeholder { id: p.id, field: Some(Arc::new(Field::new("", literals[k].data_type(), true))) })))
-                }
-                None => {
-                    ok = false;
-                    Ok(Transformed::no(Expr::Placeholder(p)))
-                }
-            },
-            x => Ok(Transformed::no(x)),
-        })
-        .ok()?
-        .data;
-    ok.then_some(e)
+    replace_placeholders(e, literals, |p, v| Expr::Placeholder(Placeholder { id: p.id, field: Some(Arc::new(Field::new("", v.data_type(), true))) }))
 }
 
 fn index(id: &str, literals: &[ScalarValue]) -> Option<usize> {
@@ -178,11 +162,17 @@ fn index(id: &str, literals: &[ScalarValue]) -> Option<usize> {
 
 /// The placeholders replaced by their literals.
 fn substitute(e: Expr, literals: &[ScalarValue]) -> Option<Expr> {
+    replace_placeholders(e, literals, |_, v| Expr::Literal(v.clone(), None))
+}
+
+/// Every placeholder `$k` replaced by `with(placeholder, literals[k - 1])`;
+/// `None` if one has no literal.
+fn replace_placeholders(e: Expr, literals: &[ScalarValue], with: impl Fn(Placeholder, &ScalarValue) -> Expr) -> Option<Expr> {
     let mut ok = true;
     let e = e
         .transform(|x| match x {
             Expr::Placeholder(p) => match index(&p.id, literals) {
-                Some(k) => Ok(Transformed::yes(Expr::Literal(literals[k].clone(), None))),
+                Some(k) => Ok(Transformed::yes(with(p, &literals[k]))),
                 None => {
                     ok = false;
                     Ok(Transformed::no(Expr::Placeholder(p)))
