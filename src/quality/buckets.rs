@@ -333,6 +333,11 @@ enum Native {
     Bytes(Vec<Vec<u8>>),
 }
 
+/// Whether keys of type `t` need `i128` ([`Native::Wide`]): values past `i64`.
+fn wide(t: &DataType) -> bool {
+    matches!(t, DataType::UInt64 | DataType::Decimal128(..))
+}
+
 /// Per group and partition: the caches of string buckets, and the batch's
 /// keys as native values (reused from batch to batch).
 #[derive(Default)]
@@ -343,6 +348,11 @@ struct KeyCache {
     wide: Vec<i128>,
 }
 
+/// The buckets of many keys among sorted distinct thresholds (see
+/// [`bucket`]), eight keys at a time: the eight searches take the same
+/// steps (the thresholds' count fixes them) and select without branching,
+/// so the processor runs them side by side instead of waiting on each
+/// comparison's load in turn.
 fn buckets_of<T: Copy + Ord>(t: &[T], keys: &[T], out: &mut Vec<u32>) {
     use core::hint::select_unpredictable as pick;
     if t.is_empty() {
@@ -551,9 +561,8 @@ impl Native {
             })();
             found.then_some(out)
         }
-        let wide = matches!(a.data_type(), DataType::UInt64 | DataType::Decimal128(..));
         let mut n = match ordered(a) {
-            Some(k) if wide => Native::Wide(k),
+            Some(k) if wide(a.data_type()) => Native::Wide(k),
             Some(k) => Native::Narrow(k.into_iter().map(|k| k as i64).collect()),
             None => Native::Bytes(bytes(a)?),
         };
@@ -580,7 +589,7 @@ impl Native {
     fn buckets_into(&self, key: &dyn Array, out: &mut Vec<u32>, cache: &mut KeyCache) -> bool {
         match self {
             Native::Narrow(t) => {
-                if matches!(key.data_type(), DataType::UInt64 | DataType::Decimal128(..)) {
+                if wide(key.data_type()) {
                     return false;
                 }
                 native_buckets(t, key, &mut cache.narrow, out, |k| k as i64)
@@ -714,11 +723,6 @@ fn native_buckets<T: Copy + Ord>(t: &[T], key: &dyn Array, keys: &mut Vec<T>, ou
     found
 }
 
-/// The buckets of many keys among sorted distinct thresholds (see
-/// [`bucket`]), eight keys at a time: the eight searches take the same
-/// steps (the thresholds' count fixes them) and select without branching,
-/// so the processor runs them side by side instead of waiting on each
-/// comparison's load in turn.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,7 +242,7 @@ pub async fn record(
     // the validation JSON and the Data Docs page are written on blocking
     // threads while the results are appended to dp_meta; the three share
     // the run's results (moved out of `run` meanwhile, not copied)
-    let shared = Arc::new(run::CheckpointRun { results: std::mem::take(&mut run.results), queries: vec![], ..run.clone() });
+    let shared = Arc::new(run.take_results());
     let files = {
         let (dir, resolved, run) = (target_dir.to_path_buf(), resolved.clone(), shared.clone());
         let store_results = actions.store_results;

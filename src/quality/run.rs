@@ -98,6 +98,21 @@ pub struct CheckpointRun {
 }
 
 impl CheckpointRun {
+    /// The run with its results moved out of `self` and without its
+    /// queries: what the result writers share while `self` keeps the rest.
+    pub fn take_results(&mut self) -> CheckpointRun {
+        CheckpointRun {
+            run_id: self.run_id.clone(),
+            checkpoint: self.checkpoint.clone(),
+            file: self.file.clone(),
+            trigger: self.trigger.clone(),
+            started_at: self.started_at,
+            duration: self.duration,
+            results: std::mem::take(&mut self.results),
+            queries: vec![],
+        }
+    }
+
     /// No error-severity expectation failed.
     pub fn success(&self) -> bool {
         !self.results.iter().any(|r| !r.success && r.severity == Severity::Error)
