@@ -223,7 +223,9 @@ fn main() {
                      (select count(*) from (select * from {rel} except select * from {old})) as only_full_refresh;\n"
                 ));
             }
-            None => checks.push_str(&format!("select '{rel}' as model, -1 as incremental_rows, -1 as full_refresh_rows, -1 as only_incremental, -1 as only_full_refresh;\n")),
+            None => checks.push_str(&format!(
+                "select '{rel}' as model, -1 as incremental_rows, -1 as full_refresh_rows, -1 as only_incremental, -1 as only_full_refresh;\n"
+            )),
         }
     }
     let check = dp_run(&["sql", "--format", "ndjson", "-e", &checks]);
@@ -247,11 +249,7 @@ fn main() {
         println!("{rel:<36} {what:>34} {secs:>8.3} | {fwhat:>30} {fsecs:>8.3}");
     }
     println!("{}", "-".repeat(124));
-    println!(
-        "full build of the older data: dp run {:.3}s / {} MB (ingest and seed not counted)",
-        first.wall_s,
-        fmt_mb(first.peak_mb)
-    );
+    println!("full build of the older data: dp run {:.3}s / {} MB (ingest and seed not counted)", first.wall_s, fmt_mb(first.peak_mb));
     println!("incremental: dp ingest {:.3}s / {} MB, dp run {:.3}s / {} MB", ingest.wall_s, fmt_mb(ingest.peak_mb), inc.wall_s, fmt_mb(inc.peak_mb));
     println!("full refresh of the same data: dp run --full-refresh {:.3}s / {} MB", full.wall_s, fmt_mb(full.peak_mb));
     let ratio = (ingest.wall_s + inc.wall_s) / full.wall_s;

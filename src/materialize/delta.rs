@@ -1,5 +1,6 @@
 //! Delta Lake materializations: `table` (one overwrite commit streamed from
-//! the query plan), `view` (SQL stored beside the tables), `incremental`
+//! the query plan; replacing an existing table encodes its Parquet on every
+//! core, see [`super::parallel`]), `view` (SQL stored beside the tables), `incremental`
 //! (`append`, `merge` via Delta MERGE, `delete+insert`) with
 //! `on_schema_change`, and seeds.
 
@@ -97,9 +98,20 @@ pub(crate) async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
 pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node: &Node) -> anyhow::Result<Materialized> {
     engine.warehouse.prepare_table(loc).await?;
     let plan = delta_compatible(engine, plan)?;
-    let table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
+    let mut table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
     let existed = table.version().is_some();
     let parts = partition_by(node);
+    if existed
+        && let Some(rows) = super::parallel::overwrite(engine, &mut table, &plan, &parts, &writer_properties(node)?).await.map_err(|e| {
+            match e.downcast::<deltalake::DeltaTableError>() {
+                Ok(e) => write_error(loc, e),
+                Err(e) => anyhow::anyhow!("writing {loc}: {e}"),
+            }
+        })?
+    {
+        checkpoint_if_due(&table).await;
+        return Ok(Materialized { rows: Some(rows), message: "REPLACE TABLE".into(), version: table.version().map(|v| v as i64) });
+    }
     let mut b = table
         .write(vec![])
         .with_input_plan(plan)

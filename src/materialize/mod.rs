@@ -5,6 +5,7 @@
 pub mod clone;
 pub mod delta;
 pub mod microbatch;
+mod parallel;
 pub mod snapshot;
 pub mod statements;
 

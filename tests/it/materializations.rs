@@ -201,3 +201,63 @@ fn introspecting_nodes_and_hooks_compile_when_they_run() {
     let compiled = std::fs::read_to_string(p.join("target/compiled/p/models/narrow.sql")).unwrap();
     assert_eq!(compiled.trim(), r#"select id, colour from "dp"."main"."wide""#);
 }
+
+/// The adds and removes of a table's newest commit.
+fn last_commit(table: &Path) -> (Vec<serde_json::Value>, usize) {
+    let log = table.join("_delta_log");
+    let newest =
+        std::fs::read_dir(&log).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".json")).max().unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(log.join(newest)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let adds = lines.iter().filter_map(|a| a.get("add").cloned()).collect();
+    (adds, lines.iter().filter(|a| a.get("remove").is_some()).count())
+}
+
+fn records(add: &serde_json::Value) -> u64 {
+    let stats: serde_json::Value = serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+    stats["numRecords"].as_u64().unwrap()
+}
+
+/// Replacing a table whose plan has two big partitions writes a file per
+/// partition in one commit (with Delta statistics), reads back exactly as
+/// deltalake's single writer leaves it (`DP_PARALLEL_WRITE=off`), keeps the
+/// previous version readable, and leaves a small table as one file.
+#[test]
+fn a_replaced_table_is_written_by_one_writer_per_partition_in_one_commit() {
+    let model = "select value as id, 'a' as src from range(0, {{ var('n', 1000) }}) \
+                 union all select value + {{ var('n', 1000) }} as id, 'b' as src from range(0, {{ var('n', 1000) }})";
+    let dir = project(&[("warehouse.toml", TOML), ("models/big.sql", model)]);
+    let p = dir.path();
+    let table = p.join("warehouse/main/big");
+    let summary = "select count(*) as n, sum(id) as s, count(distinct id) as d, min(src) as lo, max(src) as hi from main.big";
+    ok(&run(p, &["run", "--vars", "{n: 1000}"]));
+    assert_eq!(csv(p, summary), "n,s,d,lo,hi\n2000,1999000,2000,a,b");
+
+    // 200,000 rows per partition: each partition gets its own writer.
+    let o = run(p, &["run", "--vars", "{n: 200000}"]);
+    ok(&o);
+    assert!(stderr(&o).contains("[REPLACE 400,000 rows"), "{}", stderr(&o));
+    let (adds, removes) = last_commit(&table);
+    assert_eq!(adds.len(), 2, "one file per partition: {adds:?}");
+    assert_eq!(removes, 1, "the previous version's one file is removed");
+    assert_eq!(adds.iter().map(records).collect::<Vec<_>>(), [200_000, 200_000]);
+    let parallel = csv(p, summary);
+    assert_eq!(parallel, "n,s,d,lo,hi\n400000,79999800000,400000,a,b");
+    // The version before stays readable (Delta time travel in the shell).
+    let o = run(p, &["sql", "--format", "csv", "-e", "select count(*) as n from delta_version('main.big', 0)"]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "n\n2000");
+
+    // deltalake's own writer gives the same rows, in one file.
+    let o = dp().current_dir(p).env("DP_PARALLEL_WRITE", "off").args(["run", "--vars", "{n: 200000}"]).output().unwrap();
+    ok(&o);
+    let (adds, removes) = last_commit(&table);
+    assert_eq!((adds.len(), removes), (1, 2));
+    assert_eq!(csv(p, summary), parallel);
+
+    // Small partitions share one file.
+    ok(&run(p, &["run", "--vars", "{n: 1000}"]));
+    let (adds, removes) = last_commit(&table);
+    assert_eq!((adds.len(), removes), (1, 1));
+    assert_eq!(records(&adds[0]), 2000);
+    assert_eq!(csv(p, summary), "n,s,d,lo,hi\n2000,1999000,2000,a,b");
+}

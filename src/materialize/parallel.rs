@@ -1,0 +1,190 @@
+//! Replacing a table with its Parquet encoded on every core.
+//!
+//! deltalake's write operation feeds all partitions of the plan into one
+//! Parquet writer, so for an unpartitioned table one thread encodes and
+//! compresses every row. At 3M rows that thread is the bottleneck of the
+//! model, and the other core is mostly idle. [`overwrite`] instead gives each
+//! output partition of the physical plan its own writer (a
+//! [`RecordBatchWriter`], which encodes as batches arrive and computes the
+//! files' Delta statistics). Each writer writes its own files. One commit
+//! then removes every current file and adds the new ones, so the table moves
+//! to its new version atomically, as it does through deltalake's own write.
+//!
+//! Small outputs stay one file: a partition is given its own writer only
+//! once it has produced [`OWN_FILE_ROWS`] rows; the rows of smaller
+//! partitions are written together, in partition order, into one file after
+//! the others. A plan with one partition, such as a model ending in
+//! `order by`, thus keeps its row order.
+//!
+//! It applies only where that commit is exactly what deltalake's overwrite
+//! would write: the table exists, it is unpartitioned (and the model asks
+//! for no partitions), it has no table properties (constraints, change data
+//! feed, append-only and the like are properties), its protocol is legacy
+//! reader 1 / writer ≤ 2 or has no table feature but `timestampNtz`, no
+//! column carries Delta metadata (invariants, generated or identity
+//! columns, column mapping), and the plan's schema as Delta sees it is the
+//! table's (a changed schema needs a metadata action). Everything else
+//! returns `None` before anything is planned and goes through deltalake's
+//! write.
+//!
+//! `DP_PARALLEL_WRITE=off` sends every write through deltalake's writer
+//! (benchmarks compare the two; an escape hatch).
+//!
+//! If a writer fails, the others are aborted and nothing is committed. Files
+//! already written stay in the table's folder, unreferenced by the log, as
+//! after a killed deltalake write: readers never see them, and `VACUUM`
+//! removes them.
+
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::execute_stream_partitioned;
+use datafusion::prelude::DataFrame;
+use deltalake::DeltaTable;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::{StreamExt, TryStreamExt};
+use tokio::task::JoinSet;
+
+use crate::engine::Engine;
+
+/// Rows a partition of the plan must reach to be written to files of its own
+/// (by its own writer, in parallel with the others). Smaller partitions are
+/// written together into one file after the others, so a small table stays
+/// one file, as deltalake's writer would leave it.
+const OWN_FILE_ROWS: u64 = 131_072;
+
+/// Whether `table` can be replaced by [`overwrite`]'s commit (see the module
+/// docs); `None` says why not, for the debug log.
+fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static str> {
+    if std::env::var("DP_PARALLEL_WRITE").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false")) {
+        return Err("DP_PARALLEL_WRITE=off");
+    }
+    let Ok(state) = table.snapshot() else { return Err("table not loaded") };
+    if !partition_by.is_empty() || !state.metadata().partition_columns().is_empty() {
+        return Err("partitioned");
+    }
+    if !state.metadata().configuration().is_empty() {
+        return Err("table properties");
+    }
+    // Legacy reader 1 / writer ≤ 2, or table features limited to timestampNtz
+    // (dp's tables with timestamps without a time zone): nothing else that a
+    // writer must honour.
+    let p = serde_json::to_value(state.protocol()).unwrap_or_default();
+    let version = |k: &str| p.get(k).and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
+    let only_ntz = |k: &str| p.get(k).and_then(|v| v.as_array()).is_none_or(|fs| fs.iter().all(|f| f.as_str() == Some("timestampNtz")));
+    let legacy = version("minReaderVersion") <= 1 && version("minWriterVersion") <= 2;
+    let features = version("minReaderVersion") == 3 && version("minWriterVersion") == 7 && only_ntz("readerFeatures") && only_ntz("writerFeatures");
+    if !(legacy || features) {
+        return Err("protocol");
+    }
+    // Column metadata of Delta's own (invariants, generated or identity
+    // columns, column mapping) has rules a writer must apply.
+    if serde_json::to_string(&*state.schema()).map_or(true, |s| s.contains("\"delta.")) {
+        return Err("column metadata");
+    }
+    Ok(())
+}
+
+/// Replaces the table's rows with `plan`'s in one commit, one Parquet writer
+/// per output partition. `Ok(None)`: not applicable, nothing was written.
+/// `Ok(Some(rows))`: committed, and `table` holds the new version.
+pub async fn overwrite(
+    engine: &Engine,
+    table: &mut DeltaTable,
+    plan: &LogicalPlan,
+    partition_by: &[String],
+    props: &WriterProperties,
+) -> anyhow::Result<Option<u64>> {
+    if let Err(why) = eligible(table, partition_by) {
+        tracing::debug!(why, "overwrite through deltalake's writer");
+        return Ok(None);
+    }
+    let state = table.snapshot()?;
+    // deltalake's overwrite writes a metadata action when the plan's schema,
+    // as Delta sees it, is not the table's; this commit has none.
+    let plan_schema: StructType = plan.schema().as_arrow().try_into_kernel()?;
+    if &plan_schema != state.schema().as_ref() {
+        tracing::debug!("overwrite through deltalake's writer: the schema changes");
+        return Ok(None);
+    }
+
+    let started = std::time::Instant::now();
+    let physical = DataFrame::new(engine.ctx.state(), plan.clone()).create_physical_plan().await?;
+    let streams = execute_stream_partitioned(physical, engine.ctx.task_ctx())?;
+    let new_writer = || anyhow::Ok(RecordBatchWriter::for_table(&*table)?.with_writer_properties(props.clone()));
+    let mut writers = JoinSet::new();
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let mut writer = Some(new_writer()?);
+        writers.spawn(async move {
+            // Held back until the partition proves big enough for a file of its own.
+            let (mut held, mut rows, mut own) = (vec![], 0u64, None::<RecordBatchWriter>);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                rows += batch.num_rows() as u64;
+                match own.as_mut() {
+                    Some(w) => w.write(batch).await?,
+                    None => {
+                        held.push(batch);
+                        if rows >= OWN_FILE_ROWS {
+                            let w = own.insert(writer.take().expect("one writer per partition"));
+                            for b in held.drain(..) {
+                                w.write(b).await?;
+                            }
+                        }
+                    }
+                }
+            }
+            let adds = match own.as_mut() {
+                Some(w) => w.flush().await?,
+                None => vec![],
+            };
+            anyhow::Ok((adds, (i, held), rows))
+        });
+    }
+    let (mut adds, mut rows, mut small) = (vec![], 0u64, vec![]);
+    while let Some(done) = writers.join_next().await {
+        match done.map_err(|e| anyhow::anyhow!("a Parquet writer task failed: {e}")).and_then(|r| r) {
+            Ok((a, held, r)) => {
+                adds.extend(a.into_iter().map(Action::Add));
+                small.push(held);
+                rows += r;
+            }
+            Err(e) => {
+                writers.abort_all();
+                return Err(e);
+            }
+        }
+    }
+
+    // The partitions too small for a file of their own share one, in
+    // partition order (so a single sorted partition keeps its order).
+    small.sort_by_key(|(i, _)| *i);
+    if small.iter().any(|(_, h)| !h.is_empty()) {
+        let mut w = new_writer()?;
+        for b in small.into_iter().flat_map(|(_, h)| h) {
+            w.write(b).await?;
+        }
+        adds.extend(w.flush().await?.into_iter().map(Action::Add));
+    }
+
+    let removes: Vec<Action> =
+        state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
+    let metrics = serde_json::json!({
+        "num_added_files": adds.len(),
+        "num_removed_files": removes.len(),
+        "num_partitions": 0,
+        "num_added_rows": rows,
+        "execution_time_ms": started.elapsed().as_millis() as u64,
+    });
+    let mut actions = removes;
+    actions.append(&mut adds);
+    let commit = CommitBuilder::from(CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]))
+        .with_actions(actions)
+        .build(Some(state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
+        .await?;
+    table.state = Some(commit.snapshot);
+    Ok(Some(rows))
+}
