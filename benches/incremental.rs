@@ -36,21 +36,12 @@ struct Opts {
 
 fn parse_opts() -> Opts {
     let mut o = Opts { scale: 10.0, threads: None, keep: false };
-    let args = bench_args();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) => (k, Some(v.to_string())),
-            None => (a.as_str(), None),
-        };
-        let mut val = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_else(|| panic!("{k} needs a value"));
-        match k {
-            "--scale" => o.scale = val().parse().expect("--scale S"),
-            "--threads" => o.threads = Some(val().parse().expect("--threads N")),
-            "--keep" => o.keep = true,
-            s => eprintln!("incremental bench: ignoring unknown argument {s}"),
-        }
-    }
+    each_option(|k, val| match k {
+        "--scale" => o.scale = val().parse().expect("--scale S"),
+        "--threads" => o.threads = Some(val().parse().expect("--threads N")),
+        "--keep" => o.keep = true,
+        s => eprintln!("incremental bench: ignoring unknown argument {s}"),
+    });
     o
 }
 

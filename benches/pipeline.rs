@@ -34,23 +34,14 @@ struct Opts {
 
 fn parse_opts() -> Opts {
     let mut o = Opts { scale: 1.0, threads: None, duckdb_threads: None, duckdb: true, keep: false };
-    let args = bench_args();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (k, inline) = match a.split_once('=') {
-            Some((k, v)) => (k, Some(v.to_string())),
-            None => (a.as_str(), None),
-        };
-        let mut val = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_else(|| panic!("{k} needs a value"));
-        match k {
-            "--scale" => o.scale = val().parse().expect("--scale S"),
-            "--threads" => o.threads = Some(val().parse().expect("--threads N")),
-            "--duckdb-threads" => o.duckdb_threads = Some(val().parse().expect("--duckdb-threads N")),
-            "--no-duckdb" => o.duckdb = false,
-            "--keep" => o.keep = true,
-            s => eprintln!("pipeline bench: ignoring unknown argument {s}"),
-        }
-    }
+    each_option(|k, val| match k {
+        "--scale" => o.scale = val().parse().expect("--scale S"),
+        "--threads" => o.threads = Some(val().parse().expect("--threads N")),
+        "--duckdb-threads" => o.duckdb_threads = Some(val().parse().expect("--duckdb-threads N")),
+        "--no-duckdb" => o.duckdb = false,
+        "--keep" => o.keep = true,
+        s => eprintln!("pipeline bench: ignoring unknown argument {s}"),
+    });
     o
 }
 

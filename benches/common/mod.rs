@@ -201,6 +201,22 @@ pub fn bench_args() -> Vec<String> {
     std::env::args().skip(1).filter(|a| a != "--bench").collect()
 }
 
+/// Walks the bench's `--key value` / `--key=value` arguments, calling `f`
+/// with each key and a function that takes its value (the text after `=`,
+/// else the next argument; panics naming the key when there is none).
+pub fn each_option(mut f: impl FnMut(&str, &mut dyn FnMut() -> String)) {
+    let args = bench_args();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (k, inline) = match a.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (a.as_str(), None),
+        };
+        let mut val = || inline.clone().or_else(|| it.next().cloned()).unwrap_or_else(|| panic!("{k} needs a value"));
+        f(k, &mut val);
+    }
+}
+
 /// The 1/5/15-minute load averages, to show whether other work shared the machine.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
