@@ -1,6 +1,6 @@
 //! Delta Lake materializations: `table` (one overwrite commit streamed from
-//! the query plan; replacing an existing table encodes its Parquet on every
-//! core, see [`super::parallel`]), `view` (SQL stored beside the tables), `incremental`
+//! the query plan; creating or replacing a table encodes its Parquet on
+//! every core, see [`super::parallel`]), `view` (SQL stored beside the tables), `incremental`
 //! (`append`, `merge` via Delta MERGE, `delete+insert`) with
 //! `on_schema_change`, and seeds.
 
@@ -101,16 +101,20 @@ pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node:
     let mut table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
     let existed = table.version().is_some();
     let parts = partition_by(node);
-    if existed
-        && let Some(rows) = super::parallel::overwrite(engine, &mut table, &plan, &parts, &writer_properties(node)?).await.map_err(|e| {
-            match e.downcast::<deltalake::DeltaTableError>() {
-                Ok(e) => write_error(loc, e),
-                Err(e) => anyhow::anyhow!("writing {loc}: {e}"),
-            }
-        })?
-    {
+    let props = writer_properties(node)?;
+    let parallel = if existed {
+        super::parallel::overwrite(engine, &mut table, &plan, &parts, &props).await
+    } else {
+        super::parallel::create(engine, &mut table, &plan, &parts, &props, &node.alias).await
+    };
+    let parallel = parallel.map_err(|e| match e.downcast::<deltalake::DeltaTableError>() {
+        Ok(e) => write_error(loc, e),
+        Err(e) => anyhow::anyhow!("writing {loc}: {e}"),
+    })?;
+    if let Some(rows) = parallel {
         checkpoint_if_due(&table).await;
-        return Ok(Materialized { rows: Some(rows), message: "REPLACE TABLE".into(), version: table.version().map(|v| v as i64) });
+        let message = if existed { "REPLACE TABLE" } else { "CREATE TABLE" };
+        return Ok(Materialized { rows: Some(rows), message: message.into(), version: table.version().map(|v| v as i64) });
     }
     let mut b = table
         .write(vec![])

@@ -1,4 +1,4 @@
-//! Replacing a table with its Parquet encoded on every core.
+//! Creating and replacing a table with its Parquet encoded on every core.
 //!
 //! deltalake's write operation feeds all partitions of the plan into one
 //! Parquet writer, so for an unpartitioned table one thread encodes and
@@ -10,14 +10,20 @@
 //! then removes every current file and adds the new ones, so the table moves
 //! to its new version atomically, as it does through deltalake's own write.
 //!
+//! Creating a table (its first build) works the same way: the files are
+//! written first, then one commit (version 0) holds the protocol and
+//! metadata actions deltalake's create builds for the plan's schema, with
+//! the files added ([`create`]), for an unpartitioned table whose schema
+//! needs no cast to be stored and carries no Delta column metadata.
+//!
 //! Small outputs stay one file: a partition is given its own writer only
 //! once it has produced [`OWN_FILE_ROWS`] rows; the rows of smaller
 //! partitions are written together, in partition order, into one file after
 //! the others. A plan with one partition, such as a model ending in
 //! `order by`, thus keeps its row order.
 //!
-//! It applies only where that commit is exactly what deltalake's overwrite
-//! would write: the table exists, it is unpartitioned (and the model asks
+//! A replacement applies only where that commit is exactly what deltalake's
+//! overwrite would write: the table exists, it is unpartitioned (and the model asks
 //! for no partitions), it has no table properties (constraints, change data
 //! feed, append-only and the like are properties), its protocol is legacy
 //! reader 1 / writer ≤ 2 or has no table feature but `timestampNtz`, no
@@ -41,8 +47,10 @@ use datafusion::physical_plan::execute_stream_partitioned;
 use datafusion::prelude::DataFrame;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::schema::cast::normalize_for_delta;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, StructType};
+use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
@@ -59,7 +67,7 @@ const OWN_FILE_ROWS: u64 = 131_072;
 /// Whether `table` can be replaced by [`overwrite`]'s commit (see the module
 /// docs); `None` says why not, for the debug log.
 fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static str> {
-    if std::env::var("DP_PARALLEL_WRITE").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false")) {
+    if turned_off() {
         return Err("DP_PARALLEL_WRITE=off");
     }
     let Ok(state) = table.snapshot() else { return Err("table not loaded") };
@@ -112,9 +120,75 @@ pub async fn overwrite(
     }
 
     let started = std::time::Instant::now();
+    let (mut adds, rows) = write_partitions(engine, plan, || anyhow::Ok(RecordBatchWriter::for_table(&*table)?.with_writer_properties(props.clone()))).await?;
+    let removes: Vec<Action> =
+        state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
+    let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
+    let mut actions = removes;
+    actions.append(&mut adds);
+    let commit = CommitBuilder::from(CommitProperties::default().with_metadata([metrics]))
+        .with_actions(actions)
+        .build(Some(state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
+        .await?;
+    table.state = Some(commit.snapshot);
+    Ok(Some(rows))
+}
+
+/// Creates the table at `loc` with `plan`'s rows, one Parquet writer per
+/// output partition, in one commit: the protocol and metadata actions
+/// deltalake's create writes, with the new files added. `Ok(None)`: not
+/// applicable (partitions asked for, or a schema Delta stores differently
+/// or with column metadata of its own), nothing was written.
+pub async fn create(
+    engine: &Engine,
+    table: &mut DeltaTable,
+    plan: &LogicalPlan,
+    partition_by: &[String],
+    props: &WriterProperties,
+    name: &str,
+) -> anyhow::Result<Option<u64>> {
+    if turned_off() || !partition_by.is_empty() {
+        return Ok(None);
+    }
+    // As deltalake's write: the plan's schema normalized for Delta. Only a
+    // plan that needs no cast for it is written here.
+    let arrow = plan.schema().inner().clone();
+    if !std::sync::Arc::ptr_eq(&normalize_for_delta(&arrow), &arrow) {
+        tracing::debug!("create through deltalake's writer: types to cast");
+        return Ok(None);
+    }
+    let schema: StructType = arrow.as_ref().try_into_kernel()?;
+    if serde_json::to_string(&schema).map_or(true, |s| s.contains("\"delta.")) {
+        return Ok(None);
+    }
+    let url = table.table_url().to_string();
+    let started = std::time::Instant::now();
+    let (adds, rows) =
+        write_partitions(engine, plan, || anyhow::Ok(RecordBatchWriter::try_new(&url, arrow.clone(), None, None)?.with_writer_properties(props.clone())))
+            .await?;
+    let metrics = commit_metrics(adds.len(), 0, rows, started);
+    let created = CreateBuilder::new()
+        .with_log_store(table.log_store())
+        .with_columns(schema.fields().cloned())
+        .with_table_name(name)
+        .with_actions(adds)
+        .with_commit_properties(CommitProperties::default().with_metadata([metrics]))
+        .await?;
+    *table = created;
+    Ok(Some(rows))
+}
+
+/// Runs `plan`, each output partition into its own writer once it reaches
+/// [`OWN_FILE_ROWS`]; the smaller partitions are written together, in
+/// partition order, by one more writer. Returns the files' add actions and
+/// the rows written.
+async fn write_partitions(
+    engine: &Engine,
+    plan: &LogicalPlan,
+    new_writer: impl Fn() -> anyhow::Result<RecordBatchWriter>,
+) -> anyhow::Result<(Vec<Action>, u64)> {
     let physical = DataFrame::new(engine.ctx.state(), plan.clone()).create_physical_plan().await?;
     let streams = execute_stream_partitioned(physical, engine.ctx.task_ctx())?;
-    let new_writer = || anyhow::Ok(RecordBatchWriter::for_table(&*table)?.with_writer_properties(props.clone()));
     let mut writers = JoinSet::new();
     for (i, mut stream) in streams.into_iter().enumerate() {
         let mut writer = Some(new_writer()?);
@@ -158,9 +232,6 @@ pub async fn overwrite(
             }
         }
     }
-
-    // The partitions too small for a file of their own share one, in
-    // partition order (so a single sorted partition keeps its order).
     small.sort_by_key(|(i, _)| *i);
     if small.iter().any(|(_, h)| !h.is_empty()) {
         let mut w = new_writer()?;
@@ -169,22 +240,22 @@ pub async fn overwrite(
         }
         adds.extend(w.flush().await?.into_iter().map(Action::Add));
     }
+    Ok((adds, rows))
+}
 
-    let removes: Vec<Action> =
-        state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
+/// The commit's `operationMetrics`, named as deltalake's write names them
+/// (`rows_of_last_commit` and `\history` read `num_added_rows`).
+fn commit_metrics(added: usize, removed: usize, rows: u64, started: std::time::Instant) -> (String, serde_json::Value) {
     let metrics = serde_json::json!({
-        "num_added_files": adds.len(),
-        "num_removed_files": removes.len(),
+        "num_added_files": added,
+        "num_removed_files": removed,
         "num_partitions": 0,
         "num_added_rows": rows,
         "execution_time_ms": started.elapsed().as_millis() as u64,
     });
-    let mut actions = removes;
-    actions.append(&mut adds);
-    let commit = CommitBuilder::from(CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]))
-        .with_actions(actions)
-        .build(Some(state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
-        .await?;
-    table.state = Some(commit.snapshot);
-    Ok(Some(rows))
+    ("operationMetrics".to_string(), metrics)
+}
+
+fn turned_off() -> bool {
+    std::env::var("DP_PARALLEL_WRITE").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false"))
 }

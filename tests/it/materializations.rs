@@ -261,3 +261,41 @@ fn a_replaced_table_is_written_by_one_writer_per_partition_in_one_commit() {
     assert_eq!(records(&adds[0]), 2000);
     assert_eq!(csv(p, summary), "n,s,d,lo,hi\n2000,1999000,2000,a,b");
 }
+
+/// Creating a table from a plan with two big partitions writes a file per
+/// partition, and version 0 holds them with the protocol and metadata that
+/// deltalake's own create writes (`DP_PARALLEL_WRITE=off`): one commit,
+/// the same schema, the same rows.
+#[test]
+fn a_created_table_is_written_by_one_writer_per_partition_in_one_commit() {
+    let model = "select value as id, 'a' as src, current_date as d from range(0, {{ var('n', 1000) }}) \
+                 union all select value + {{ var('n', 1000) }} as id, 'b' as src, current_date as d from range(0, {{ var('n', 1000) }})";
+    let summary = "select count(*) as n, sum(id) as s, count(distinct id) as c, min(src) as lo, max(src) as hi from main.big";
+    let version0 = |p: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p.join("warehouse/main/big/_delta_log/00000000000000000000.json"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mut logs = vec![];
+    for parallel in ["on", "off"] {
+        let dir = project(&[("warehouse.toml", TOML), ("models/big.sql", model)]);
+        let p = dir.path();
+        let o = dp().current_dir(p).env("DP_PARALLEL_WRITE", parallel).args(["run", "--vars", "{n: 200000}"]).output().unwrap();
+        ok(&o);
+        assert!(stderr(&o).contains("[CREATE 400,000 rows"), "{}", stderr(&o));
+        assert_eq!(csv(p, summary), "n,s,c,lo,hi\n400000,79999800000,400000,a,b");
+        let log = version0(p);
+        let adds: Vec<&serde_json::Value> = log.iter().filter_map(|a| a.get("add")).collect();
+        assert_eq!(adds.iter().map(|a| records(a)).sum::<u64>(), 400_000);
+        assert_eq!(adds.len(), if parallel == "on" { 2 } else { 1 }, "{log:?}");
+        let protocol = log.iter().find_map(|a| a.get("protocol")).cloned().expect("a protocol action");
+        let mut metadata = log.iter().find_map(|a| a.get("metaData")).cloned().expect("a metaData action");
+        for volatile in ["id", "createdTime"] {
+            metadata.as_object_mut().unwrap().remove(volatile);
+        }
+        logs.push((protocol, metadata));
+    }
+    assert_eq!(logs[0], logs[1], "the parallel create's protocol and metadata differ from deltalake's");
+}
