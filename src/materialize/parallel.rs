@@ -48,7 +48,7 @@ use datafusion::prelude::DataFrame;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::schema::cast::normalize_for_delta;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, StructType};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -173,7 +173,16 @@ pub async fn create(
         .with_table_name(name)
         .with_actions(adds)
         .with_commit_properties(CommitProperties::default().with_metadata([metrics]))
-        .await?;
+        .await;
+    let created = match created {
+        Ok(t) => t,
+        // Another writer created the table since this one found none: a lost
+        // commit race, reported as deltalake's write reports one.
+        Err(_) if table.log_store().is_delta_table_location().await.unwrap_or(false) => {
+            return Err(deltalake::DeltaTableError::Transaction { source: TransactionError::VersionAlreadyExists(0) }.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     *table = created;
     Ok(Some(rows))
 }
