@@ -1,8 +1,8 @@
 //! Delta Lake materializations: `table` (one overwrite commit streamed from
 //! the query plan; creating or replacing a table encodes its Parquet on
-//! every core, see [`super::parallel`]), `view` (SQL stored beside the tables), `incremental`
-//! (`append`, `merge` via Delta MERGE, `delete+insert`) with
-//! `on_schema_change`, and seeds.
+//! every core, see [`super::parallel`]), `view` (SQL stored beside the
+//! tables), `incremental` (`append`, `merge` via Delta MERGE,
+//! `delete+insert`) with `on_schema_change`, and seeds.
 
 use anyhow::{Context as _, bail};
 use datafusion::arrow::datatypes::SchemaRef;

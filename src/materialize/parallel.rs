@@ -65,7 +65,7 @@ use crate::engine::Engine;
 const OWN_FILE_ROWS: u64 = 131_072;
 
 /// Whether `table` can be replaced by [`overwrite`]'s commit (see the module
-/// docs); `None` says why not, for the debug log.
+/// docs); `Err` says why not, for the debug log.
 fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static str> {
     if turned_off() {
         return Err("DP_PARALLEL_WRITE=off");
@@ -88,9 +88,7 @@ fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static 
     if !(legacy || features) {
         return Err("protocol");
     }
-    // Column metadata of Delta's own (invariants, generated or identity
-    // columns, column mapping) has rules a writer must apply.
-    if serde_json::to_string(&*state.schema()).map_or(true, |s| s.contains("\"delta.")) {
+    if delta_column_metadata(&state.schema()) {
         return Err("column metadata");
     }
     Ok(())
@@ -158,7 +156,7 @@ pub async fn create(
         return Ok(None);
     }
     let schema: StructType = arrow.as_ref().try_into_kernel()?;
-    if serde_json::to_string(&schema).map_or(true, |s| s.contains("\"delta.")) {
+    if delta_column_metadata(&schema) {
         return Ok(None);
     }
     let url = table.table_url().to_string();
@@ -266,5 +264,11 @@ fn commit_metrics(added: usize, removed: usize, rows: u64, started: std::time::I
 }
 
 fn turned_off() -> bool {
-    std::env::var("DP_PARALLEL_WRITE").is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false"))
+    crate::util::switched_off("DP_PARALLEL_WRITE")
+}
+
+/// Whether a column carries Delta metadata of its own (invariants, generated
+/// or identity columns, column mapping), which has rules a writer must apply.
+fn delta_column_metadata(schema: &StructType) -> bool {
+    serde_json::to_string(schema).map_or(true, |s| s.contains("\"delta."))
 }

@@ -91,7 +91,7 @@ pub struct Batches {
 
 /// Whether batching is on (`DP_TEST_BATCH=off` or `0` turns it off).
 pub fn enabled() -> bool {
-    std::env::var("DP_TEST_BATCH").map(|v| !matches!(v.trim(), "off" | "0" | "false")).unwrap_or(true)
+    !crate::util::switched_off("DP_TEST_BATCH")
 }
 
 impl Batches {

@@ -36,6 +36,12 @@ pub fn cast_batch(
     datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// Whether the environment variable `var` turns a switch off (`off`, `0` or
+/// `false`); unset or anything else leaves it on.
+pub fn switched_off(var: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| matches!(v.trim(), "off" | "0" | "false"))
+}
+
 /// `1234567` → `1,234,567`.
 pub fn fmt_thousands(n: u64) -> String {
     let s = n.to_string();

@@ -20,7 +20,7 @@ use crate::util::fmt_thousands;
 /// Whether checks share one query per relation (`DP_CHECK_BATCH=off` runs
 /// one query per expectation, through DataFusion's SQL planner).
 fn batched() -> bool {
-    std::env::var("DP_CHECK_BATCH").map(|v| !matches!(v.trim(), "off" | "0" | "false")).unwrap_or(true)
+    !crate::util::switched_off("DP_CHECK_BATCH")
 }
 
 pub async fn run(g: &GlobalArgs, a: &CheckArgs, printer: &Printer) -> anyhow::Result<ExitCode> {
