@@ -171,22 +171,12 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
     Ok(path)
 }
 
-/// Writes each compiled node to target/compiled/<pkg>/<path>.
-/// A file that already holds the same SQL is left alone (a warm compile
-/// rewrites only what changed).
+/// Writes each compiled node to target/compiled/<pkg>/<path>; a file that
+/// already holds the same SQL is left alone, unopened when its record says
+/// so (`crate::compile::files`).
 pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
-    use rayon::prelude::*;
-    let base = l.project.settings.target_dir().join("compiled");
-    compiled.sql.par_iter().try_for_each(|(uid, sql)| -> anyhow::Result<()> {
-        let Some(n) = l.project.nodes.get(uid) else { return Ok(()) };
-        let path = base.join(crate::compile::compiled_path(n));
-        if crate::compile::manifest_reuse::holds(&path, sql.as_bytes()) {
-            return Ok(());
-        }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, sql).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
-    })
+    let files: Vec<(String, &str)> =
+        compiled.sql.iter().filter_map(|(uid, sql)| Some((crate::compile::compiled_path(l.project.nodes.get(uid)?), sql.as_str()))).collect();
+    crate::compile::files::write(&l.project.settings.target_dir(), &files).map_err(|(path, e)| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    Ok(())
 }

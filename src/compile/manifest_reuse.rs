@@ -7,9 +7,12 @@
 //! parts lie: the `metadata` value and each node's `"uid":{...}` entry
 //! (byte offsets), with a hash of what each entry's compiled part came
 //! from (its SQL, the CTEs it inlines). It also records the manifest's
-//! size, mtime and xxHash64 (a manifest edited by hand or written by
-//! another tool is never trusted: it is written in full) and the partial
-//! parse the manifest came from ([`Generation`]). A node's entry is copied
+//! [`Stamp`] (size, inode, modification and change times, taken from the
+//! file dp wrote: a manifest edited by hand, touched, or written by another
+//! tool or another dp process since is never trusted: it is written in
+//! full) and the partial parse the manifest came from ([`Generation`]).
+//! The unchanged parts are copied file to file by the kernel
+//! (`copy_file_range`), never read into dp. A node's entry is copied
 //! when the parse it came from and this one are the same but for re-parsed
 //! models (the cache knows which), the node is not one of them, and its
 //! compiled part's hash is unchanged. Everything outside `nodes` but
@@ -19,7 +22,7 @@
 
 use std::collections::HashSet;
 use std::hash::Hasher;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -29,13 +32,13 @@ use twox_hash::XxHash64;
 use super::Compiled;
 use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest};
 use crate::graph::Dag;
-use crate::project::cache::{Generation, identity};
+use crate::project::cache::{Generation, Stamp};
 use crate::project::load::Project;
 use crate::project::nodes::Node;
 
 /// The layout file, under the target folder.
 pub const FILE: &str = "manifest_layout.bin";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The layout file's first line (JSON); then `count` records of three
 /// little-endian u64: entry start, entry end, compiled-part hash.
@@ -45,9 +48,8 @@ struct Head {
     /// The dp build (a different build may write different JSON).
     build: String,
     generation: u64,
-    size: u64,
-    mtime_ns: u128,
-    hash: u64,
+    /// The manifest as written.
+    stamp: Stamp,
     /// Hash of the nodes' unique ids in the manifest's order.
     uids: u64,
     metadata: (u64, u64),
@@ -67,30 +69,6 @@ pub enum Written {
     Full(String),
     /// Copied from the previous manifest but for these many nodes.
     Reused { serialized: usize },
-}
-
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: XxHash64,
-    len: u64,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.write(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn hashing<W: Write>(inner: W) -> Hashing<W> {
-    Hashing { inner, hash: XxHash64::with_seed(0), len: 0 }
 }
 
 fn uids_hash(nodes: &[(&String, &crate::project::nodes::Node)]) -> u64 {
@@ -168,48 +146,55 @@ pub fn write(
     // Per-process temporary name: concurrent runs in one project must not
     // rename each other's file away.
     let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
+    let mut clock = crate::project::load::Phases::start();
     let nodes = manifest_nodes(project);
+    clock.lap("manifest: nodes");
     let hashes: Vec<u64> = nodes.par_iter().map(|(uid, _)| compiled_hash(uid, compiled)).collect();
     let uids = uids_hash(&nodes);
     let meta = metadata_json(project, invocation_id, generated_at);
     let build = crate::project::cache::build_id();
+    clock.lap("manifest: hashes, metadata");
 
     let reused = match reusable(&path, &layout_path, generation, &build, &nodes, uids, &hashes) {
         Err(why) => Err(why),
         Ok((head, records, dirty)) => {
             let dirty: Vec<usize> = dirty.into_iter().collect();
             match splice(&path, &tmp, project, compiled, &nodes, &head, &records, &dirty, &meta) {
-                Ok(Some(layout)) => Ok((layout, dirty.len())),
+                Ok(Some(done)) => Ok((done, dirty.len())),
                 Ok(None) => Err("the manifest changed since it was written".to_string()),
                 Err(e) => Err(format!("reading the previous manifest: {e}")),
             }
         }
     };
-    let (layout, hash, how) = match reused {
-        Ok(((layout, hash), serialized)) => (layout, hash, Written::Reused { serialized }),
+    let ((layout, file), how) = match reused {
+        Ok((done, serialized)) => (done, Written::Reused { serialized }),
         Err(why) => {
-            let file = std::fs::File::create(&tmp)?;
-            let mut w = hashing(BufWriter::with_capacity(1 << 20, file));
+            let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
             let layout = write_manifest(&mut w, project, dag, compiled, invocation_id, generated_at)?;
-            w.flush()?;
-            let hash = w.hash.finish();
-            drop(w);
-            (layout, hash, Written::Full(why))
+            ((layout, w.into_inner().map_err(|e| e.into_error())?), Written::Full(why))
         }
     };
+    clock.lap("manifest: written");
     std::fs::rename(&tmp, &path)?;
     tracing::debug!("manifest: {how:?}");
     // The layout of the manifest just written (a failure costs the next
-    // write its speed only; a stale layout is never trusted).
+    // write its speed only; a stale layout is never trusted). The stamp is
+    // of the file this process wrote, after its rename: if another process
+    // has renamed its own manifest over it meanwhile, the inodes differ and
+    // no layout is kept.
     let saved = (|| -> io::Result<()> {
         if generation.id == 0 || layout.nodes.len() != nodes.len() {
             return Err(io::Error::other("no partial parse"));
         }
-        let (size, mtime_ns) = identity(&path).ok_or_else(|| io::Error::other("the manifest has no size and mtime"))?;
-        let head = Head { version: VERSION, build, generation: generation.id, size, mtime_ns, hash, uids, metadata: layout.metadata, count: nodes.len() };
+        let stamp = Stamp::of(&file.metadata()?);
+        if Stamp::read(&path).map(|s| s.ino) != Some(stamp.ino) {
+            return Err(io::Error::other("another process replaced the manifest"));
+        }
+        let head = Head { version: VERSION, build, generation: generation.id, stamp, uids, metadata: layout.metadata, count: nodes.len() };
         let records: Vec<Record> = layout.nodes.iter().zip(&hashes).map(|((s, e), c)| Record { start: *s, end: *e, compiled: *c }).collect();
         write_layout(&layout_path, &head, &records)
     })();
+    clock.lap("manifest: layout");
     if let Err(e) = saved {
         tracing::debug!("manifest layout not kept: {e}");
         let _ = std::fs::remove_file(&layout_path);
@@ -233,7 +218,7 @@ fn reusable(
         return Err("another dp build wrote the manifest".into());
     }
     let changed = generation.changed_since(head.generation).ok_or("the project was parsed again in full")?;
-    if identity(path).ok_or("no manifest")? != (head.size, head.mtime_ns) {
+    if Stamp::read(path).ok_or("no manifest")? != head.stamp {
         return Err("the manifest changed since it was written".into());
     }
     if head.uids != uids || records.len() != hashes.len() || records.len() != nodes.len() {
@@ -244,6 +229,9 @@ fn reusable(
     Ok((head, records, dirty))
 }
 
+/// Old pieces at least this long are copied file to file by the kernel.
+const KERNEL_COPY: u64 = 256 << 10;
+
 /// A piece of the new manifest: bytes of the old one, or new bytes.
 enum Piece {
     Old(u64, u64),
@@ -252,8 +240,8 @@ enum Piece {
 
 /// Writes `tmp` from the previous manifest at `path`, serializing the
 /// `dirty` nodes (positions in `nodes`) and the metadata again. Returns the
-/// new layout and hash; `None` when the previous manifest's hash is not
-/// the recorded one (`tmp` is then left to be overwritten).
+/// new layout and the file written; `None` when the previous manifest is
+/// not the one recorded (`tmp` is then left to be overwritten).
 #[allow(clippy::too_many_arguments)]
 fn splice(
     path: &Path,
@@ -265,7 +253,7 @@ fn splice(
     records: &[Record],
     dirty: &[usize],
     meta: &[u8],
-) -> io::Result<Option<(Layout, u64)>> {
+) -> io::Result<Option<(Layout, std::fs::File)>> {
     let derived = (!dirty.is_empty()).then(|| Derived::new(project));
     let fresh: Vec<Vec<u8>> = dirty
         .par_iter()
@@ -295,7 +283,7 @@ fn splice(
     let mut fresh = dirty.iter().copied().zip(fresh).peekable();
     let mut at = head.metadata.1;
     for (i, r) in records.iter().enumerate() {
-        if r.start < at || r.end < r.start || r.end > head.size {
+        if r.start < at || r.end < r.start || r.end > head.stamp.size {
             return Ok(None);
         }
         old(&mut pieces, &mut out_at, at, r.start);
@@ -310,54 +298,34 @@ fn splice(
         layout.nodes.push((start, out_at));
         at = r.end;
     }
-    old(&mut pieces, &mut out_at, at, head.size);
+    old(&mut pieces, &mut out_at, at, head.stamp.size);
 
-    // Stream the old file once: hash all of it, copy the old pieces.
+    // Large old pieces are copied by the kernel (`copy_file_range`); small
+    // ones (the commas between entries serialized again, a syscall each
+    // otherwise) and the new pieces go through one buffer.
+    use std::os::unix::fs::FileExt;
     let mut src = std::fs::File::open(path)?;
-    let mut out = hashing(BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?));
-    let mut old_hash = XxHash64::with_seed(0);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos: u64 = 0;
-    // Reads the old file up to `to`, hashing it, writing it to `out` if any.
-    let mut read_to = |src: &mut std::fs::File, to: u64, mut out: Option<&mut Hashing<BufWriter<std::fs::File>>>, pos: &mut u64| -> io::Result<bool> {
-        while *pos < to {
-            let want = (to - *pos).min(buf.len() as u64) as usize;
-            let n = src.read(&mut buf[..want])?;
-            if n == 0 {
-                return Ok(false);
-            }
-            old_hash.write(&buf[..n]);
-            if let Some(o) = out.as_deref_mut() {
-                o.write_all(&buf[..n])?;
-            }
-            *pos += n as u64;
-        }
-        Ok(true)
-    };
+    if Stamp::of(&src.metadata()?) != head.stamp {
+        return Ok(None);
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+    let mut small = vec![];
     for p in &pieces {
         match p {
-            Piece::Old(s, e) => {
-                if !read_to(&mut src, *s, None, &mut pos)? || !read_to(&mut src, *e, Some(&mut out), &mut pos)? {
+            Piece::Old(s, e) if e - s >= KERNEL_COPY => {
+                out.flush()?;
+                src.seek(io::SeekFrom::Start(*s))?;
+                if io::copy(&mut io::Read::take(&mut src, e - s), out.get_mut())? != e - s {
                     return Ok(None);
                 }
+            }
+            Piece::Old(s, e) => {
+                small.resize((e - s) as usize, 0);
+                src.read_exact_at(&mut small, *s)?;
+                out.write_all(&small)?;
             }
             Piece::New(bytes) => out.write_all(bytes)?,
         }
     }
-    read_to(&mut src, u64::MAX, None, &mut pos)?;
-    out.flush()?;
-    let hash = out.hash.finish();
-    drop(out);
-    if old_hash.finish() != head.hash || pos != head.size {
-        return Ok(None);
-    }
-    Ok(Some((layout, hash)))
-}
-
-/// Whether the file at `path` holds exactly `bytes` (one open, one read:
-/// a warm compile checks its 40,000 compiled files so).
-pub fn holds(path: &Path, bytes: &[u8]) -> bool {
-    let Ok(f) = std::fs::File::open(path) else { return false };
-    let mut buf = Vec::with_capacity(bytes.len() + 1);
-    f.take(bytes.len() as u64 + 1).read_to_end(&mut buf).is_ok() && buf == bytes
+    Ok(Some((layout, out.into_inner().map_err(|e| e.into_error())?)))
 }

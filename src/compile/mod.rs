@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod ctes;
+pub mod files;
 pub mod macro_deps;
 pub mod manifest;
 pub mod manifest_reuse;

@@ -45,33 +45,41 @@ pub fn resolve_dependencies(project: &mut Project) -> Result<(), GraphError> {
         project.nodes.iter().filter_map(|(uid, n)| n.source.as_ref().map(|s| ((s.source_name.clone(), n.name.clone()), uid.clone()))).collect();
     let disabled_names: IndexSet<String> = project.disabled.values().map(|n| n.name.clone()).collect();
 
-    let mut updates: Vec<(String, Vec<String>)> = vec![];
-    for (uid, n) in &project.nodes {
-        let mut deps: Vec<String> = vec![];
-        for (s, t) in &n.sources {
-            match sources.get(&(s.clone(), t.clone())) {
-                Some(id) => deps.push(id.clone()),
-                None => {
-                    let names: Vec<String> = sources.keys().map(|(a, b)| format!("{a}.{b}")).collect();
-                    let hint = crate::util::suggest(&format!("{s}.{t}"), names.iter().map(String::as_str))
-                        .map(|x| format!("\n  hint: did you mean source('{}', '{}')?", x.split_once('.').unwrap().0, x.split_once('.').unwrap().1))
-                        .unwrap_or_else(|| "\n  hint: declare it under `sources:` in a YAML file of models/".into());
-                    let (file, line) = locate(n, &format!("'{t}'"));
-                    return Err(GraphError::Missing { file, line, what: "source", name: format!("{s}.{t}"), hint });
+    // Each node's parents, in parallel; the first error in the project's order.
+    use rayon::prelude::*;
+    let resolved: Vec<Result<Vec<String>, GraphError>> = project
+        .nodes
+        .par_values()
+        .map(|n| {
+            let mut deps: Vec<String> = Vec::with_capacity(n.sources.len() + n.refs.len());
+            for (s, t) in &n.sources {
+                match sources.get(&(s.clone(), t.clone())) {
+                    Some(id) if deps.contains(id) => {}
+                    Some(id) => deps.push(id.clone()),
+                    None => {
+                        let names: Vec<String> = sources.keys().map(|(a, b)| format!("{a}.{b}")).collect();
+                        let hint = crate::util::suggest(&format!("{s}.{t}"), names.iter().map(String::as_str))
+                            .map(|x| format!("\n  hint: did you mean source('{}', '{}')?", x.split_once('.').unwrap().0, x.split_once('.').unwrap().1))
+                            .unwrap_or_else(|| "\n  hint: declare it under `sources:` in a YAML file of models/".into());
+                        let (file, line) = locate(n, &format!("'{t}'"));
+                        return Err(GraphError::Missing { file, line, what: "source", name: format!("{s}.{t}"), hint });
+                    }
                 }
             }
-        }
-        // after the sources, as dbt's `process_sources` runs before `process_refs`
-        for r in &n.refs {
-            deps.push(resolve_ref(n, r, &refable, &disabled_names)?);
-        }
-        // Exposures and tests may name the same parent twice.
-        let mut seen = IndexSet::new();
-        deps.retain(|d| seen.insert(d.clone()));
-        updates.push((uid.clone(), deps));
-    }
-    for (uid, deps) in updates {
-        project.nodes.get_mut(&uid).unwrap().depends_on = deps;
+            // after the sources, as dbt's `process_sources` runs before
+            // `process_refs`; a parent named twice is kept once
+            for r in &n.refs {
+                let d = resolve_ref(n, r, &refable, &disabled_names)?;
+                if !deps.contains(&d) {
+                    deps.push(d);
+                }
+            }
+            Ok(deps)
+        })
+        .collect();
+    let resolved: Vec<Vec<String>> = resolved.into_iter().collect::<Result<_, _>>()?;
+    for (n, deps) in project.nodes.values_mut().zip(resolved) {
+        n.depends_on = deps;
     }
     Ok(())
 }
@@ -114,13 +122,13 @@ impl Dag {
             index.insert(uid.clone(), graph.add_node(uid.clone()));
         }
         let mut children: IndexMap<String, Vec<String>> = project.nodes.keys().map(|k| (k.clone(), vec![])).collect();
-        let mut parents: IndexMap<String, Vec<String>> = IndexMap::new();
-        for (uid, n) in &project.nodes {
-            parents.insert(uid.clone(), n.depends_on.clone());
+        let parents: IndexMap<String, Vec<String>> = project.nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
+        // A node's index in the graph is its position among the nodes (and in `children`).
+        for (b, (uid, n)) in project.nodes.iter().enumerate() {
             for d in &n.depends_on {
-                if let (Some(a), Some(b)) = (index.get(d), index.get(uid)) {
-                    graph.add_edge(*a, *b, ());
-                    children.get_mut(d).unwrap().push(uid.clone());
+                if let Some(a) = index.get(d) {
+                    graph.add_edge(*a, NodeIndex::new(b), ());
+                    children[a.index()].push(uid.clone());
                 }
             }
         }

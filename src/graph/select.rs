@@ -625,7 +625,9 @@ fn parse_from_definition(def: &Value, root: bool, known: &[SelectorDef], indirec
 
 // ------------------------------------------------------------------ evaluation
 
-type Set<'a> = HashSet<&'a str>;
+/// Sets of unique ids: hashed with foldhash (a default selection builds
+/// and merges several sets of every node; SipHash was most of its time).
+type Set<'a> = HashSet<&'a str, foldhash::fast::RandomState>;
 
 struct Selector<'a> {
     project: &'a Project,
@@ -666,11 +668,11 @@ impl<'a> Selector<'a> {
 
     /// `Graph.select_parents` / `select_children`: layered BFS up to `depth`.
     fn walk(&self, selected: &Set<'a>, depth: Option<usize>, up: bool) -> Set<'a> {
-        let mut found: Set<'a> = HashSet::new();
+        let mut found: Set<'a> = Set::default();
         let mut layer: Set<'a> = selected.clone();
         let mut i = 0;
         while !layer.is_empty() && depth.is_none_or(|d| i < d) {
-            let mut next: Set<'a> = HashSet::new();
+            let mut next: Set<'a> = Set::default();
             for n in &layer {
                 for m in self.adjacent(n, up) {
                     if !found.contains(m) {
@@ -725,6 +727,9 @@ impl<'a> Selector<'a> {
 
     fn nodes_from_criteria(&self, c: &Criteria) -> Result<(Set<'a>, Set<'a>), SelectError> {
         let collected = self.search(c)?;
+        if !(c.childrens_parents || c.parents || c.children) {
+            return Ok(if c.indirect == IndirectSelection::Empty { (collected, Set::default()) } else { self.expand_selection(collected, c.indirect) });
+        }
         let mut selected = collected.clone();
         if c.childrens_parents {
             selected.extend(self.select_childrens_parents(&collected));
@@ -736,7 +741,7 @@ impl<'a> Selector<'a> {
             selected.extend(self.select_children(&collected, c.children_depth));
         }
         if c.indirect == IndirectSelection::Empty {
-            return Ok((selected, HashSet::new()));
+            return Ok((selected, Set::default()));
         }
         Ok(self.expand_selection(selected, c.indirect))
     }
@@ -744,8 +749,8 @@ impl<'a> Selector<'a> {
     /// Adds the tests (and unit tests) attached to `selected`.
     fn expand_selection(&self, selected: Set<'a>, mode: IndirectSelection) -> (Set<'a>, Set<'a>) {
         let mut direct = selected.clone();
-        let mut indirect: Set<'a> = HashSet::new();
-        let mut selected_and_parents: Set<'a> = HashSet::new();
+        let mut indirect: Set<'a> = Set::default();
+        let mut selected_and_parents: Set<'a> = Set::default();
         if mode == IndirectSelection::Buildable {
             selected_and_parents = selected.clone();
             selected_and_parents.extend(self.select_parents(&selected, None));
@@ -760,9 +765,9 @@ impl<'a> Selector<'a> {
             if !matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest) {
                 continue;
             }
-            let all_selected = self.depends_on(uid).all(|d| selected.contains(d));
-            let buildable = mode == IndirectSelection::Buildable && self.depends_on(uid).all(|d| selected_and_parents.contains(d));
-            if mode == IndirectSelection::Eager || all_selected || buildable {
+            let all_selected = || self.depends_on(uid).all(|d| selected.contains(d));
+            let buildable = || mode == IndirectSelection::Buildable && self.depends_on(uid).all(|d| selected_and_parents.contains(d));
+            if mode == IndirectSelection::Eager || all_selected() || buildable() {
                 direct.insert(uid);
             } else if mode != IndirectSelection::Empty {
                 indirect.insert(uid);
@@ -943,7 +948,7 @@ impl<'a> Selector<'a> {
 
 fn combine<'a>(op: Op, mut sets: Vec<Set<'a>>) -> Set<'a> {
     if sets.is_empty() {
-        return HashSet::new();
+        return Set::default();
     }
     let first = sets.remove(0);
     match op {

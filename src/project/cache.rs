@@ -307,6 +307,32 @@ pub fn identity(path: &Path) -> Option<(u64, u128)> {
     Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
 }
 
+/// What a cache records of a file it wrote, to recognise it unchanged
+/// since without reading it: size, inode, and modification and change
+/// times (nanoseconds). Any write, `touch` or replacement moves the change
+/// time, which no program can set, so a file edited back to its old size
+/// and modification time is still told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Stamp { size: m.len(), ino: m.ino(), mtime_ns: ns(m.mtime(), m.mtime_nsec()), ctime_ns: ns(m.ctime(), m.ctime_nsec()) }
+    }
+
+    /// The stamp of the file at `path` (`None`: it does not exist).
+    pub fn read(path: &Path) -> Option<Stamp> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
+    }
+}
+
 fn read_patch(path: &Path) -> Option<Patch> {
     let patch: Patch = serde_json::from_slice(&std::fs::read(patch_path(path)).ok()?).ok()?;
     (Some(patch.base) == identity(path)).then_some(patch)
@@ -401,16 +427,21 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     };
     let path = cache_path(&settings);
     let key = parse_key(&settings, opts);
+    // Phase timings: `DP_LOG=dp::project=debug`.
+    let mut clock = super::load::Phases::start();
     let outcome = if !use_cache {
         Outcome::Disabled
     } else {
-        match read_stored(&path) {
+        let stored = read_stored(&path);
+        clock.lap("read partial parse cache");
+        match stored {
             None => Outcome::Miss("no cache".into()),
             Some(s) if s.key != key => Outcome::Miss("dp, settings, target or vars changed".into()),
             Some(s) if s.inputs.volatile => Outcome::Miss("the project reads invocation_id or run_started_at".into()),
             Some(s) if s.inputs.reads_which && s.which != opts.which => Outcome::Miss("the project reads flags.WHICH".into()),
             Some(s) => {
                 let d = diff(&s.inputs, fs, &opts.env);
+                clock.lap("compare inputs");
                 match d.other {
                     Some(what) => Outcome::Miss(what),
                     None => {
@@ -426,6 +457,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                             warnings: s.warnings,
                         };
                         let mut project = restore(settings.clone(), fs, &ropts, parts)?;
+                        clock.lap("restore");
                         if d.files.is_empty() {
                             tracing::debug!("partial parse: cache hit ({})", path.display());
                             return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation: s.generation });

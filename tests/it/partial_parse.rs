@@ -53,7 +53,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn compile(dir: &Path, extra: &[&str], env: Option<&str>) -> String {
     let mut c = dp();
     c.current_dir(dir)
-        .env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug,dp::compile::manifest_reuse=debug,dp::compile::cache=debug")
+        .env("DP_LOG", "dp::project::cache=debug,dp::cli::context=debug,dp::compile::manifest_reuse=debug,dp::compile::cache=debug,dp::compile::files=debug")
         .args(["compile"])
         .args(extra);
     match env {
@@ -112,7 +112,15 @@ fn partial_parse_cache_never_serves_stale_sql() {
     assert!(log.contains("render cache: 4 nodes reused"), "{log}");
     assert!(log.contains("render cache: 4 reused without their key"), "{log}");
     assert!(log.contains("manifest: Reused { serialized: 0 }"), "{log}");
+    assert!(log.contains("compiled files: Written { trusted: 4, checked: 0, written: 0 }"), "{log}");
     assert_eq!(sql[totals], r#"select id, amount * 2 as total from "dp"."main"."orders""#);
+
+    // A compiled file edited by hand, to the same size: written again.
+    let file = p.join("target/compiled").join(totals);
+    std::fs::write(&file, sql[totals].replace("amount", "amounx")).unwrap();
+    let log = compile(p, &[], None);
+    assert!(log.contains("compiled files: Written { trusted: 3, checked: 0, written: 1 }"), "{log}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), sql[totals]);
 
     // A model edited.
     write(p, "models/totals.sql", "select id, amount * {{ var('rate') }} + 1 as total from {{ ref('orders') }}");
