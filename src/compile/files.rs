@@ -17,9 +17,9 @@
 
 use rayon::prelude::*;
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::io;
 use std::path::Path;
+use twox_hash::XxHash64;
 
 use crate::project::cache::Stamp;
 
@@ -33,12 +33,6 @@ const RECORD: usize = 8 * 4 + 16 * 2;
 struct Record {
     sql: u64,
     stamp: Stamp,
-}
-
-fn xxh(bytes: &[u8]) -> u64 {
-    let mut h = twox_hash::XxHash64::with_seed(0);
-    h.write(bytes);
-    h.finish()
 }
 
 fn read(path: &Path) -> HashMap<u64, Record> {
@@ -80,6 +74,15 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
     f.take(bytes.len() as u64 + 1).read_to_end(&mut buf).is_ok() && buf == bytes
 }
 
+/// What became of one file.
+enum Outcome {
+    /// Left alone by its record.
+    Trusted,
+    /// Read and found holding its SQL.
+    Checked,
+    Written,
+}
+
 /// How a write went (for logs and tests): files left alone by their
 /// record, files read and found holding their SQL, files written.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -96,27 +99,27 @@ pub fn write(target_dir: &Path, files: &[(String, &str)]) -> Result<Written, (st
     let base = target_dir.join("compiled");
     let record_path = target_dir.join(FILE);
     let old = read(&record_path);
-    let outcomes: Vec<(u64, Option<Record>, u8)> = files
+    let outcomes: Vec<(u64, Option<Record>, Outcome)> = files
         .par_iter()
         .map(|(rel, sql)| {
-            let key = xxh(rel.as_bytes());
-            let hash = xxh(sql.as_bytes());
+            let key = XxHash64::oneshot(0, rel.as_bytes());
+            let hash = XxHash64::oneshot(0, sql.as_bytes());
             let path = base.join(rel);
             let now = Stamp::read(&path);
             if let (Some(r), Some(s)) = (old.get(&key), now)
                 && r.sql == hash
                 && r.stamp == s
             {
-                return Ok((key, None, 0));
+                return Ok((key, None, Outcome::Trusted));
             }
             let how = if now.is_some() && holds(&path, sql.as_bytes()) {
-                1
+                Outcome::Checked
             } else {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| (path.clone(), e))?;
                 }
                 std::fs::write(&path, sql).map_err(|e| (path.clone(), e))?;
-                2
+                Outcome::Written
             };
             Ok((key, Stamp::read(&path).map(|stamp| Record { sql: hash, stamp }), how))
         })
@@ -126,9 +129,9 @@ pub fn write(target_dir: &Path, files: &[(String, &str)]) -> Result<Written, (st
     let mut changed = false;
     for (key, rec, how) in outcomes {
         match how {
-            0 => counts.trusted += 1,
-            1 => counts.checked += 1,
-            _ => counts.written += 1,
+            Outcome::Trusted => counts.trusted += 1,
+            Outcome::Checked => counts.checked += 1,
+            Outcome::Written => counts.written += 1,
         }
         if let Some(r) = rec {
             changed |= records.insert(key, r) != Some(r);

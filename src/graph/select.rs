@@ -726,19 +726,19 @@ impl<'a> Selector<'a> {
     }
 
     fn nodes_from_criteria(&self, c: &Criteria) -> Result<(Set<'a>, Set<'a>), SelectError> {
-        let collected = self.search(c)?;
-        if !(c.childrens_parents || c.parents || c.children) {
-            return Ok(if c.indirect == IndirectSelection::Empty { (collected, Set::default()) } else { self.expand_selection(collected, c.indirect) });
-        }
-        let mut selected = collected.clone();
-        if c.childrens_parents {
-            selected.extend(self.select_childrens_parents(&collected));
-        }
-        if c.parents {
-            selected.extend(self.select_parents(&collected, c.parents_depth));
-        }
-        if c.children {
-            selected.extend(self.select_children(&collected, c.children_depth));
+        let mut selected = self.search(c)?;
+        // graph operators walk from what the criterion matched (copied only then)
+        if c.childrens_parents || c.parents || c.children {
+            let collected = selected.clone();
+            if c.childrens_parents {
+                selected.extend(self.select_childrens_parents(&collected));
+            }
+            if c.parents {
+                selected.extend(self.select_parents(&collected, c.parents_depth));
+            }
+            if c.children {
+                selected.extend(self.select_children(&collected, c.children_depth));
+            }
         }
         if c.indirect == IndirectSelection::Empty {
             return Ok((selected, Set::default()));

@@ -288,7 +288,7 @@ fn read_stored(path: &Path) -> Option<Stored> {
 /// file is the one it was written against (size and mtime).
 #[derive(Serialize, Deserialize)]
 struct Patch {
-    base: (u64, u128),
+    base: Stamp,
     head: Stored,
     nodes: Vec<(String, Node)>,
 }
@@ -298,13 +298,6 @@ const PATCH_NODES: usize = 1000;
 
 fn patch_path(path: &Path) -> std::path::PathBuf {
     path.with_extension("json.patch")
-}
-
-/// A file's size and modification time (nanoseconds since the epoch): what
-/// caches record to recognise a file they wrote, unchanged since.
-pub fn identity(path: &Path) -> Option<(u64, u128)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.len(), m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()))
 }
 
 /// What a cache records of a file it wrote, to recognise it unchanged
@@ -335,7 +328,7 @@ impl Stamp {
 
 fn read_patch(path: &Path) -> Option<Patch> {
     let patch: Patch = serde_json::from_slice(&std::fs::read(patch_path(path)).ok()?).ok()?;
-    (Some(patch.base) == identity(path)).then_some(patch)
+    (Some(patch.base) == Stamp::read(path)).then_some(patch)
 }
 
 /// Reads a file of [`write_lines`]: the head, then the items.
@@ -514,7 +507,7 @@ fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project:
     };
     let patch = || -> io::Result<()> {
         let patched = patched.filter(|p| p.len() <= PATCH_NODES).ok_or_else(|| io::Error::other("no patch"))?;
-        let base = identity(path).ok_or_else(|| io::Error::other("no cache file"))?;
+        let base = Stamp::read(path).ok_or_else(|| io::Error::other("no cache file"))?;
         let nodes: Vec<(String, Node)> = patched.iter().filter_map(|u| Some((u.clone(), project.nodes.get(u)?.clone()))).collect();
         let p = patch_path(path);
         let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
