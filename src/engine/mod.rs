@@ -9,6 +9,7 @@ pub mod introspect;
 pub mod memory;
 pub mod rewrite;
 pub mod sources;
+pub mod subquery;
 pub mod timezone;
 pub mod udfs;
 

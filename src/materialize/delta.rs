@@ -17,6 +17,7 @@ use futures::StreamExt;
 use std::sync::Arc;
 
 use crate::engine::Engine;
+use crate::engine::subquery::inline_scalar_subqueries;
 use crate::project::nodes::{Materialization, Node};
 use crate::storage::TableLoc;
 use crate::util::ident::quote_ident;
@@ -211,7 +212,7 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
             write_view(engine, &dir, sql).await
         }
         Materialization::Table => {
-            let df = engine.sql(sql).await?;
+            let df = inline_scalar_subqueries(engine, engine.sql(sql).await?).await?;
             overwrite(engine, &dir, df.into_unoptimized_plan(), node).await
         }
         Materialization::Incremental => {
@@ -219,6 +220,8 @@ pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: b
             if !incremental {
                 return overwrite(engine, &dir, df.into_unoptimized_plan(), node).await;
             }
+            // `where ts > (select max(ts) from {{ this }})` reaches the scans as a literal.
+            let df = inline_scalar_subqueries(engine, df).await?;
             incremental_update(engine, &dir, df, node).await
         }
         Materialization::Ephemeral => Ok(Materialized { rows: None, message: "EPHEMERAL".into(), version: None }),

@@ -299,3 +299,50 @@ fn a_created_table_is_written_by_one_writer_per_partition_in_one_commit() {
     }
     assert_eq!(logs[0], logs[1], "the parallel create's protocol and metadata differ from deltalake's");
 }
+
+/// dbt's incremental idiom, `where ts > (select max(ts) from {{ this }})`,
+/// reaches the upstream scan as a literal: the upstream Delta table's files
+/// that hold no newer row are skipped by their log statistics, not read.
+/// The proof: the upstream's first file (all older than the newest row
+/// already built) is deleted before the incremental run, which then still
+/// succeeds, with exactly the new rows appended. The file holding that
+/// newest row is still read: Delta truncates timestamp statistics to the
+/// millisecond, so a file whose maximum equals the value may hold a newer
+/// row. (A correlated subquery is left as written, with the same rows.)
+#[test]
+fn an_incremental_filter_on_max_of_this_skips_the_files_it_excludes() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        (
+            "models/events.sql",
+            "{{ config(materialized='incremental', incremental_strategy='append') }}\n\
+             select {{ var('day', 0) }} as day, cast('{{ var('ts', '2000-01-01') }}' as timestamp) as ts",
+        ),
+        (
+            "models/latest.sql",
+            "{{ config(materialized='incremental', incremental_strategy='append') }}\n\
+             select day, ts from {{ ref('events') }} as e\n\
+             {% if is_incremental() %}\n\
+             where ts > (select max(ts) from {{ this }})\n\
+               and exists (select 1 from {{ this }} as l where l.day = e.day - 1)\n\
+             {% endif %}",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run", "--vars", "{day: 1, ts: '2024-01-01 10:00:00'}"]));
+    ok(&run(p, &["run", "--vars", "{day: 2, ts: '2024-01-02 10:00:00'}"]));
+    ok(&run(p, &["run", "-s", "events", "--vars", "{day: 3, ts: '2024-01-03 10:00:00'}"]));
+    let events = p.join("warehouse/main/events");
+    let first: serde_json::Value = std::fs::read_to_string(events.join("_delta_log/00000000000000000000.json"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a.get("add").is_some())
+        .unwrap();
+    std::fs::remove_file(events.join(first["add"]["path"].as_str().unwrap())).unwrap();
+    let o = dp().current_dir(p).env("DP_LOG", "dp::engine::subquery=debug").args(["run", "-s", "latest"]).output().unwrap();
+    ok(&o);
+    assert!(stderr(&o).contains("scalar subquery evaluated before planning"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("value=1704189600000000"), "{}", stderr(&o));
+    assert_eq!(csv(p, "select day, ts from main.latest order by day"), "day,ts\n1,2024-01-01 10:00:00\n2,2024-01-02 10:00:00\n3,2024-01-03 10:00:00");
+}

@@ -1,0 +1,135 @@
+//! Uncorrelated scalar subqueries in a model's `WHERE`, evaluated before the
+//! model is planned, so that their value reaches the scans as a literal.
+//!
+//! dbt's incremental idiom filters new rows against the table being built:
+//!
+//! ```sql
+//! select * from {{ ref('events') }}
+//! {% if is_incremental() %}
+//! where event_ts > (select max(event_ts) from {{ this }})
+//! {% endif %}
+//! ```
+//!
+//! DataFusion 55 evaluates the subquery when the query runs
+//! (`ScalarSubqueryExec`) and prunes Parquet row groups with its value, but
+//! the scan chose its files while it was planned: every file of `events` is
+//! opened and its footer read (a request or two per file on S3). With the
+//! subquery's value substituted first, the predicate is
+//! `event_ts > TIMESTAMP '...'` at planning: a Delta table picks only the
+//! files whose log statistics may hold a newer row (an incremental upstream
+//! writes a file per run) and never opens the others.
+//!
+//! The substitution is exact. A subquery qualifies when it sits in a filter
+//! of the model's query (its `WHERE` or `HAVING`, in any CTE or derived
+//! table), refers to nothing of the outer query (at any depth), and returns
+//! one column. It then has one value for the whole statement, computed once
+//! either way; the snapshot it reads is the one the statement would read
+//! (the table is written only after the query). No row gives SQL's NULL, of
+//! the column's type. Anything else is left to DataFusion as written: more
+//! than one row (its own error then), or a subquery that fails to run
+//! (the statement reports it).
+//!
+//! Models materialized as tables, and incremental models in an incremental
+//! run, go through here; views (stored as SQL), tests and the shell do not.
+
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
+use datafusion::prelude::DataFrame;
+use datafusion::scalar::ScalarValue;
+
+use super::Engine;
+
+/// `df` with each qualifying scalar subquery of its filters replaced by its
+/// value (see the module docs); `df` itself when none qualifies.
+pub async fn inline_scalar_subqueries(engine: &Engine, df: DataFrame) -> Result<DataFrame> {
+    let plan = df.into_unoptimized_plan();
+    let found = uncorrelated_in_filters(&plan)?;
+    if found.is_empty() {
+        return Ok(DataFrame::new(engine.ctx.state(), plan));
+    }
+    let mut values: Vec<(Subquery, ScalarValue)> = Vec::with_capacity(found.len());
+    for sq in found {
+        if let Some(v) = evaluate(engine, &sq).await {
+            tracing::debug!(target: "dp::engine::subquery", value = %v, "scalar subquery evaluated before planning");
+            values.push((sq, v));
+        }
+    }
+    if values.is_empty() {
+        return Ok(DataFrame::new(engine.ctx.state(), plan));
+    }
+    let plan = plan
+        .transform_up(|node| match node {
+            LogicalPlan::Filter(_) => node.map_expressions(|e| {
+                e.transform_up(|e| match &e {
+                    Expr::ScalarSubquery(sq) => match values.iter().find(|(s, _)| s == sq) {
+                        Some((_, v)) => Ok(Transformed::yes(Expr::Literal(v.clone(), None))),
+                        None => Ok(Transformed::no(e)),
+                    },
+                    _ => Ok(Transformed::no(e)),
+                })
+            }),
+            _ => Ok(Transformed::no(node)),
+        })?
+        .data;
+    Ok(DataFrame::new(engine.ctx.state(), plan))
+}
+
+/// The distinct scalar subqueries of `plan`'s filters that refer to no
+/// outer column, in the order met.
+fn uncorrelated_in_filters(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
+    let mut found: Vec<Subquery> = vec![];
+    plan.apply(|node| {
+        if let LogicalPlan::Filter(f) = node {
+            f.predicate.apply(|e| {
+                if let Expr::ScalarSubquery(sq) = e {
+                    if !found.contains(sq) && is_uncorrelated(sq) && sq.subquery.schema().fields().len() == 1 {
+                        found.push(sq.clone());
+                    }
+                    return Ok(TreeNodeRecursion::Jump);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found)
+}
+
+/// No outer reference in the subquery, its nodes or the subqueries nested
+/// in them.
+fn is_uncorrelated(sq: &Subquery) -> bool {
+    if !sq.outer_ref_columns.is_empty() {
+        return false;
+    }
+    let mut correlated = false;
+    let _ = sq.subquery.apply_with_subqueries(|node| {
+        let nested = node.expressions().iter().any(|e| {
+            e.exists(|x| {
+                Ok(match x {
+                    Expr::ScalarSubquery(s) | Expr::Exists(datafusion::logical_expr::expr::Exists { subquery: s, .. }) => !s.outer_ref_columns.is_empty(),
+                    Expr::InSubquery(i) => !i.subquery.outer_ref_columns.is_empty(),
+                    _ => false,
+                })
+            })
+            .unwrap_or(true)
+        });
+        correlated = nested || node.contains_outer_reference();
+        Ok(if correlated { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+    });
+    !correlated
+}
+
+/// The subquery's one value, or `None` to leave it to DataFusion (it
+/// failed, or returned more than one row).
+async fn evaluate(engine: &Engine, sq: &Subquery) -> Option<ScalarValue> {
+    let batches = DataFrame::new(engine.ctx.state(), sq.subquery.as_ref().clone()).collect().await.ok()?;
+    let mut rows = batches.iter().filter(|b| b.num_rows() > 0);
+    let Some(batch) = rows.next() else {
+        return ScalarValue::try_from(sq.subquery.schema().field(0).data_type()).ok();
+    };
+    if batch.num_rows() > 1 || rows.next().is_some() {
+        return None;
+    }
+    ScalarValue::try_from_array(batch.column(0), 0).ok()
+}
