@@ -21,8 +21,9 @@
 //!
 //! The substitution is exact. A subquery qualifies when it sits in a filter
 //! of the model's query (its `WHERE` or `HAVING`, in any CTE or derived
-//! table), refers to nothing of the outer query (at any depth), and returns
-//! one column. It then has one value for the whole statement, computed once
+//! table), refers to nothing of the outer query (at any depth), calls no
+//! function whose value changes between calls (`now()`, `random()`), and
+//! returns one column. It then has one value for the whole statement, computed once
 //! either way; the snapshot it reads is the one the statement would read
 //! (the table is written only after the query). No row gives SQL's NULL, of
 //! the column's type. Anything else is left to DataFusion as written: more
@@ -34,7 +35,7 @@
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
+use datafusion::logical_expr::{Expr, LogicalPlan, Subquery, Volatility};
 use datafusion::prelude::DataFrame;
 use datafusion::scalar::ScalarValue;
 
@@ -97,7 +98,9 @@ fn uncorrelated_in_filters(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
 }
 
 /// No outer reference in the subquery, its nodes or the subqueries nested
-/// in them.
+/// in them, and no function whose value may change between calls
+/// (`now()`, `random()`: evaluated apart from the statement, `now()` would
+/// differ from the statement's own).
 fn is_uncorrelated(sq: &Subquery) -> bool {
     if !sq.outer_ref_columns.is_empty() {
         return false;
@@ -109,6 +112,7 @@ fn is_uncorrelated(sq: &Subquery) -> bool {
                 Ok(match x {
                     Expr::ScalarSubquery(s) | Expr::Exists(datafusion::logical_expr::expr::Exists { subquery: s, .. }) => !s.outer_ref_columns.is_empty(),
                     Expr::InSubquery(i) => !i.subquery.outer_ref_columns.is_empty(),
+                    Expr::ScalarFunction(f) => f.func.signature().volatility != Volatility::Immutable,
                     _ => false,
                 })
             })
@@ -132,4 +136,31 @@ async fn evaluate(engine: &Engine, sq: &Subquery) -> Option<ScalarValue> {
         return None;
     }
     ScalarValue::try_from_array(batch.column(0), 0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn found(sql: &str) -> usize {
+        let ctx = SessionContext::new();
+        ctx.sql("create view t as select * from (values (1, 10), (2, 20)) as v(id, n)").await.unwrap();
+        let plan = ctx.sql(sql).await.unwrap().into_unoptimized_plan();
+        uncorrelated_in_filters(&plan).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn only_uncorrelated_deterministic_one_column_subqueries_in_filters_qualify() {
+        // WHERE, in a CTE, HAVING; the same subquery twice counts once.
+        assert_eq!(found("select * from t where n > (select max(n) from t) or n < (select max(n) from t)").await, 1);
+        assert_eq!(found("with c as (select * from t where n > (select min(n) from t)) select * from c").await, 1);
+        assert_eq!(found("select id from t group by id having sum(n) > (select avg(n) from t)").await, 1);
+        // Correlated, directly or through a nested subquery; time and randomness; a select list.
+        assert_eq!(found("select * from t as a where n > (select max(n) from t as b where b.id < a.id)").await, 0);
+        assert_eq!(found("select * from t as a where n > (select max(n) from t as b where exists (select 1 from t as c where c.id = a.id))").await, 0);
+        assert_eq!(found("select * from t where n > (select max(n) * random() from t)").await, 0);
+        assert_eq!(found("select * from t where id > (select extract(day from now()))").await, 0);
+        assert_eq!(found("select id, (select max(n) from t) as m from t").await, 0);
+    }
 }
