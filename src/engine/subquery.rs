@@ -45,22 +45,17 @@ use super::Engine;
 /// value (see the module docs); `df` itself when none qualifies.
 pub async fn inline_scalar_subqueries(engine: &Engine, df: DataFrame) -> Result<DataFrame> {
     let plan = df.into_unoptimized_plan();
-    let found = uncorrelated_in_filters(&plan)?;
-    if found.is_empty() {
-        return Ok(DataFrame::new(engine.ctx.state(), plan));
-    }
-    let mut values: Vec<(Subquery, ScalarValue)> = Vec::with_capacity(found.len());
-    for sq in found {
+    let mut values: Vec<(Subquery, ScalarValue)> = vec![];
+    for sq in constant_in_filters(&plan)? {
         if let Some(v) = evaluate(engine, &sq).await {
             tracing::debug!(target: "dp::engine::subquery", value = %v, "scalar subquery evaluated before planning");
             values.push((sq, v));
         }
     }
-    if values.is_empty() {
-        return Ok(DataFrame::new(engine.ctx.state(), plan));
-    }
-    let plan = plan
-        .transform_up(|node| match node {
+    let plan = if values.is_empty() {
+        plan
+    } else {
+        plan.transform_up(|node| match node {
             LogicalPlan::Filter(_) => node.map_expressions(|e| {
                 e.transform_up(|e| match &e {
                     Expr::ScalarSubquery(sq) => match values.iter().find(|(s, _)| s == sq) {
@@ -72,19 +67,21 @@ pub async fn inline_scalar_subqueries(engine: &Engine, df: DataFrame) -> Result<
             }),
             _ => Ok(Transformed::no(node)),
         })?
-        .data;
+        .data
+    };
     Ok(DataFrame::new(engine.ctx.state(), plan))
 }
 
-/// The distinct scalar subqueries of `plan`'s filters that refer to no
-/// outer column, in the order met.
-fn uncorrelated_in_filters(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
+/// The distinct scalar subqueries of `plan`'s filters that have one value
+/// for the whole statement ([`is_constant`]) and one column, in the order
+/// met.
+fn constant_in_filters(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
     let mut found: Vec<Subquery> = vec![];
     plan.apply(|node| {
         if let LogicalPlan::Filter(f) = node {
             f.predicate.apply(|e| {
                 if let Expr::ScalarSubquery(sq) = e {
-                    if !found.contains(sq) && is_uncorrelated(sq) && sq.subquery.schema().fields().len() == 1 {
+                    if !found.contains(sq) && is_constant(sq) && sq.subquery.schema().fields().len() == 1 {
                         found.push(sq.clone());
                     }
                     return Ok(TreeNodeRecursion::Jump);
@@ -97,31 +94,25 @@ fn uncorrelated_in_filters(plan: &LogicalPlan) -> Result<Vec<Subquery>> {
     Ok(found)
 }
 
-/// No outer reference in the subquery, its nodes or the subqueries nested
-/// in them, and no function whose value may change between calls
-/// (`now()`, `random()`: evaluated apart from the statement, `now()` would
-/// differ from the statement's own).
-fn is_uncorrelated(sq: &Subquery) -> bool {
+/// No outer reference in the subquery's nodes or in those of the
+/// subqueries nested in them (`apply_with_subqueries` walks both), and no
+/// function whose value may change between calls (`now()`, `random()`:
+/// evaluated apart from the statement, `now()` would differ from the
+/// statement's own).
+fn is_constant(sq: &Subquery) -> bool {
     if !sq.outer_ref_columns.is_empty() {
         return false;
     }
-    let mut correlated = false;
+    let mut constant = true;
     let _ = sq.subquery.apply_with_subqueries(|node| {
-        let nested = node.expressions().iter().any(|e| {
-            e.exists(|x| {
-                Ok(match x {
-                    Expr::ScalarSubquery(s) | Expr::Exists(datafusion::logical_expr::expr::Exists { subquery: s, .. }) => !s.outer_ref_columns.is_empty(),
-                    Expr::InSubquery(i) => !i.subquery.outer_ref_columns.is_empty(),
-                    Expr::ScalarFunction(f) => f.func.signature().volatility != Volatility::Immutable,
-                    _ => false,
-                })
-            })
-            .unwrap_or(true)
-        });
-        correlated = nested || node.contains_outer_reference();
-        Ok(if correlated { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        let volatile = node
+            .expressions()
+            .iter()
+            .any(|e| e.exists(|x| Ok(matches!(x, Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable))).unwrap_or(true));
+        constant = !volatile && !node.contains_outer_reference();
+        Ok(if constant { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
     });
-    !correlated
+    constant
 }
 
 /// The subquery's one value, or `None` to leave it to DataFusion (it
@@ -147,7 +138,7 @@ mod tests {
         let ctx = SessionContext::new();
         ctx.sql("create view t as select * from (values (1, 10), (2, 20)) as v(id, n)").await.unwrap();
         let plan = ctx.sql(sql).await.unwrap().into_unoptimized_plan();
-        uncorrelated_in_filters(&plan).unwrap().len()
+        constant_in_filters(&plan).unwrap().len()
     }
 
     #[tokio::test]

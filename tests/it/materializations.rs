@@ -202,12 +202,21 @@ fn introspecting_nodes_and_hooks_compile_when_they_run() {
     assert_eq!(compiled.trim(), r#"select id, colour from "dp"."main"."wide""#);
 }
 
+/// The actions of one commit file of a table's log.
+fn commit_actions(table: &Path, file: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(table.join("_delta_log").join(file)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// The adds and removes of a table's newest commit.
 fn last_commit(table: &Path) -> (Vec<serde_json::Value>, usize) {
-    let log = table.join("_delta_log");
-    let newest =
-        std::fs::read_dir(&log).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".json")).max().unwrap();
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(log.join(newest)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let newest = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .max()
+        .unwrap();
+    let lines = commit_actions(table, &newest);
     let adds = lines.iter().filter_map(|a| a.get("add").cloned()).collect();
     (adds, lines.iter().filter(|a| a.get("remove").is_some()).count())
 }
@@ -333,13 +342,8 @@ fn an_incremental_filter_on_max_of_this_skips_the_files_it_excludes() {
     ok(&run(p, &["run", "--vars", "{day: 2, ts: '2024-01-02 10:00:00'}"]));
     ok(&run(p, &["run", "-s", "events", "--vars", "{day: 3, ts: '2024-01-03 10:00:00'}"]));
     let events = p.join("warehouse/main/events");
-    let first: serde_json::Value = std::fs::read_to_string(events.join("_delta_log/00000000000000000000.json"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|a| a.get("add").is_some())
-        .unwrap();
-    std::fs::remove_file(events.join(first["add"]["path"].as_str().unwrap())).unwrap();
+    let first = commit_actions(&events, "00000000000000000000.json").into_iter().find_map(|a| a.get("add").cloned()).unwrap();
+    std::fs::remove_file(events.join(first["path"].as_str().unwrap())).unwrap();
     let o = dp().current_dir(p).env("DP_LOG", "dp::engine::subquery=debug").args(["run", "-s", "latest"]).output().unwrap();
     ok(&o);
     assert!(stderr(&o).contains("scalar subquery evaluated before planning"), "{}", stderr(&o));
