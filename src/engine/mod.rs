@@ -11,6 +11,7 @@ pub mod rewrite;
 pub mod sources;
 pub mod subquery;
 pub mod timezone;
+pub mod top_one;
 pub mod udfs;
 
 use anyhow::Context as _;
@@ -141,6 +142,7 @@ impl Engine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+            .with_physical_optimizer_rules(top_one::TopOnePerKey::new(memory.limit.is_some()).with_default_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         udfs::register(&ctx);

@@ -1,0 +1,117 @@
+//! Every query runs twice, with the rule and with DataFusion's plan, and
+//! must return the same rows; the plan must show `TopOneExec` exactly
+//! where the rule applies.
+
+use super::TopOnePerKey;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+/// 60,000 rows, a thousand batches over four partitions: keys with NULLs,
+/// orderings with NULLs, and `id` to break every tie.
+const DATA: &str = "create table t as select
+    case when value % 97 = 0 then null else value % 5000 end as k,
+    value % 3 as k2,
+    case when value % 11 = 0 then null else (value * 7919) % 10007 end as o,
+    'v' || cast((value * 31) % 13 as varchar) as s,
+    value as id
+from range(0, 60000)";
+
+async fn session(rule: bool) -> SessionContext {
+    let config = SessionConfig::new().with_target_partitions(4).with_batch_size(64);
+    let mut builder = SessionStateBuilder::new().with_default_features().with_config(config);
+    if rule {
+        builder = builder.with_physical_optimizer_rules(TopOnePerKey { enabled: true }.with_default_rules());
+    }
+    let ctx = SessionContext::new_with_state(builder.build());
+    ctx.sql(DATA).await.unwrap().collect().await.unwrap();
+    // Few keys, many rows each: the kept batches get compacted. Keys 0-3
+    // find a new first row in nearly every batch (so batches are kept), keys
+    // 4-6 keep their first: their rows must survive each compaction.
+    ctx.sql("create table few as select value % 7 as k, case when value % 7 < 4 then value else -value end as o, value as id from range(0, 600000)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    ctx
+}
+
+/// The rows of `sql`, formatted and sorted.
+async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = vec![];
+    for b in &batches {
+        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn plan(ctx: &SessionContext, sql: &str) -> String {
+    rows(ctx, &format!("explain {sql}")).await.join("\n")
+}
+
+#[tokio::test]
+async fn row_number_one_keeps_what_the_window_keeps() {
+    let (with, without) = (session(true).await, session(false).await);
+    let rewritten = [
+        "select * from (select *, row_number() over (partition by k order by o desc, id) as rn from t) where rn = 1",
+        "select * from (select *, row_number() over (partition by k order by o asc nulls first, id desc) as rn from t) where rn <= 1",
+        "select * from (select *, row_number() over (partition by k order by o asc nulls last, id) as rn from t) where rn < 2",
+        "select k, k2, s, id from (select *, row_number() over (partition by k, k2 order by s desc, o, id) as rn from t) where 1 = rn",
+        "select * from (select *, row_number() over (partition by k2, s order by id desc) as rn from t) where rn = 1 and o > 5000",
+        "select id, rn from (select id, cast(row_number() over (partition by k order by o, id) as int) as rn from t) where rn = 1",
+        "select k, count(*) from (select k, row_number() over (partition by k order by id) as rn from t) where rn = 1 group by k",
+        "select * from (select *, row_number() over (partition by k order by o desc, id) as rn from few) where rn = 1",
+        "select a.id, b.s from (select *, row_number() over (partition by k order by id desc) as rn from t) a join t b on a.id = b.id where a.rn = 1",
+    ];
+    for sql in rewritten {
+        let expected = rows(&without, sql).await;
+        assert!(!expected.is_empty(), "{sql}");
+        assert_eq!(rows(&with, sql).await, expected, "{sql}");
+        assert!(plan(&with, sql).await.contains("TopOneExec"), "not rewritten: {sql}");
+        assert!(!plan(&without, sql).await.contains("TopOneExec"));
+    }
+    // Without an order, any row of the key may come first: the keys and
+    // their number agree.
+    let sql = "select k, rn from (select k, row_number() over (partition by k) as rn from t) where rn = 1";
+    assert_eq!(rows(&with, sql).await, rows(&without, sql).await);
+    assert!(plan(&with, sql).await.contains("TopOneExec"));
+    // An order above the rewritten operator still holds.
+    let sql = "select id from (select *, row_number() over (partition by k order by o desc, id) as rn from t) where rn = 1 order by id limit 5";
+    let got = with.sql(sql).await.unwrap().collect().await.unwrap();
+    let want = without.sql(sql).await.unwrap().collect().await.unwrap();
+    assert_eq!(format!("{got:?}"), format!("{want:?}"));
+}
+
+#[tokio::test]
+async fn other_filters_and_windows_are_left_to_the_window_operator() {
+    let (with, without) = (session(true).await, session(false).await);
+    let kept = [
+        "select * from (select *, row_number() over (partition by k order by o, id) as rn from t) where rn = 2",
+        "select * from (select *, row_number() over (partition by k order by o, id) as rn from t) where rn <= 2",
+        "select * from (select *, row_number() over (partition by k order by o, id) as rn from t) where rn = 1 or id = 7",
+        "select * from (select *, row_number() over (order by o, id) as rn from t) where rn = 1",
+        "select * from (select *, rank() over (partition by k order by o) as rn from t) where rn = 1",
+        "select * from (select *, row_number() over (partition by k order by o, id) as rn, count(*) over (partition by k) as c from t) where rn = 1",
+        "select * from (select *, row_number() over (partition by k order by o, id) as rn from t) where id = 1",
+    ];
+    for sql in kept {
+        assert!(!plan(&with, sql).await.contains("TopOneExec"), "rewritten: {sql}");
+        assert_eq!(rows(&with, sql).await, rows(&without, sql).await, "{sql}");
+    }
+}
+
+#[test]
+fn a_memory_limit_or_dp_top_one_off_turns_the_rule_off() {
+    assert!(!TopOnePerKey::new(true).enabled);
+    let rules = TopOnePerKey::new(false).with_default_rules();
+    let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+    let at = names.iter().position(|n| *n == "TopOnePerKey").unwrap();
+    assert_eq!(names[at + 1], "EnsureRequirements");
+}
