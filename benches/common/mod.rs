@@ -21,13 +21,16 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The `dp` binary to benchmark, in order of preference:
-/// 1. `$DP_BIN`;
+/// 1. `$DP_BIN` (relative to the current directory);
 /// 2. the binary cargo built for this bench (`CARGO_BIN_EXE_dp`, set for bench targets; under
 ///    `cargo bench` that is the release-profile `target/release/dp`);
 /// 3. `<target>/release/dp` found from this executable's path (`target/release/deps/<bench>`).
 pub fn dp_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("DP_BIN") {
-        return PathBuf::from(p);
+        // Benches run dp from temporary projects: a relative path is the
+        // caller's, so it is made absolute here.
+        let p = PathBuf::from(p);
+        return std::path::absolute(&p).unwrap_or(p);
     }
     if let Some(p) = option_env!("CARGO_BIN_EXE_dp") {
         let p = PathBuf::from(p);
