@@ -279,33 +279,33 @@ impl State {
         Ok(())
     }
 
-    /// The winners' rows in the order they were read, and for each slot
-    /// its place in that list.
-    fn taken(&self) -> (Vec<(usize, usize)>, Vec<u32>) {
+    /// The winners' slots in the order their rows were read.
+    fn slots_in_reading_order(&self) -> Vec<u32> {
         let mut slots: Vec<u32> = (0..self.winners.len() as u32).collect();
         slots.sort_unstable_by_key(|&s| self.winners.at[s as usize]);
-        let taken = slots
+        slots
+    }
+
+    /// Where the rows of `slots` are, as `interleave_record_batch` takes them.
+    fn places_of(&self, slots: &[u32]) -> Vec<(usize, usize)> {
+        slots
             .iter()
             .map(|&s| {
                 let (b, r) = self.winners.at[s as usize];
                 (b as usize, r as usize)
             })
-            .collect();
-        let mut place = vec![0u32; slots.len()];
-        for (i, s) in slots.into_iter().enumerate() {
-            place[s as usize] = i as u32;
-        }
-        (taken, place)
+            .collect()
     }
 
     /// Replaces the kept batches by the winners' rows alone.
     fn compact(&mut self) -> Result<()> {
-        let (taken, place) = self.taken();
+        let slots = self.slots_in_reading_order();
+        let taken = self.places_of(&slots);
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();
         let batches = taken.chunks(self.batch_size).map(|chunk| interleave_record_batch(&refs, chunk)).collect::<Result<Vec<_>, _>>()?;
         let size = self.batch_size as u32;
-        for (slot, p) in place.into_iter().enumerate() {
-            self.winners.at[slot] = (p / size, p % size);
+        for (p, slot) in slots.into_iter().enumerate() {
+            self.winners.at[slot as usize] = (p as u32 / size, p as u32 % size);
         }
         self.kept_rows = taken.len();
         self.kept_bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
@@ -317,7 +317,7 @@ impl State {
     /// Winners are emitted in the order they were read, so each batch kept
     /// is dropped once the last of its winners has been emitted.
     fn finish(self) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send> {
-        let (taken, _) = self.taken();
+        let taken = self.places_of(&self.slots_in_reading_order());
         let one = ScalarValue::new_one(self.schema.field(self.schema.fields().len() - 1).data_type())?;
         let State { batches, schema, batch_size, reservation, mut kept_bytes, .. } = self;
         let mut batches: Vec<Option<RecordBatch>> = batches.into_iter().map(Some).collect();

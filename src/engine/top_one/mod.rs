@@ -110,14 +110,12 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     let below = filter.input();
     // The columns the filter's conjuncts compare to one, as indices into the
     // window operator's output (through a projection that passes them on).
-    let (projection, window) = match below.downcast_ref::<ProjectionExec>() {
-        Some(p) => (Some(below), p.input()),
-        None => (None, below),
-    };
+    let projection = below.downcast_ref::<ProjectionExec>();
+    let window = projection.map_or(below, ProjectionExec::input);
     let Some((exprs, input)) = window_parts(window) else { return Ok(None) };
     let [expr] = exprs else { return Ok(None) };
     let rn = input.schema().fields().len();
-    let to_window = |i: usize| match projection.and_then(|p| p.downcast_ref::<ProjectionExec>()) {
+    let to_window = |i: usize| match projection {
         Some(p) => p.expr().get(i).and_then(|e| e.expr.downcast_ref::<Column>()).map(Column::index),
         None => Some(i),
     };
@@ -127,8 +125,8 @@ fn rewrite(node: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan
     }
     let top = Arc::new(TopOneExec::try_new(input.clone(), expr.partition_by().to_vec(), expr.order_by().to_vec(), window.schema())?);
     let mut new: Arc<dyn ExecutionPlan> = top;
-    if let Some(p) = projection {
-        new = replace_children_if_necessary(p.clone(), vec![new])?;
+    if projection.is_some() {
+        new = replace_children_if_necessary(below.clone(), vec![new])?;
     }
     Ok(Some(replace_children_if_necessary(node.clone(), vec![new])?))
 }

@@ -3,7 +3,7 @@
 //! where the rule applies.
 
 use super::TopOnePerKey;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use crate::runner::unit::diff::rows_of;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -40,14 +40,7 @@ async fn session(rule: bool) -> SessionContext {
 /// The rows of `sql`, formatted and sorted.
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
     let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let opts = FormatOptions::default().with_null("NULL");
-    let mut out = vec![];
-    for b in &batches {
-        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
-        for r in 0..b.num_rows() {
-            out.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
-        }
-    }
+    let mut out: Vec<String> = rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect();
     out.sort();
     out
 }
