@@ -8,6 +8,7 @@ pub mod idents;
 pub mod introspect;
 pub mod memory;
 pub mod rewrite;
+pub mod sorted_window;
 pub mod sources;
 pub mod subquery;
 pub mod timezone;
@@ -142,7 +143,7 @@ impl Engine {
             .with_config(config)
             .with_runtime_env(runtime)
             .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-            .with_physical_optimizer_rules(top_one::TopOnePerKey::new(memory.limit.is_some()).with_default_rules())
+            .with_physical_optimizer_rules(physical_rules(memory.limit.is_some()))
             .build();
         let ctx = SessionContext::new_with_state(state);
         udfs::register(&ctx);
@@ -185,6 +186,14 @@ impl Engine {
 
 /// Parses sizes like `2GB`, `512MB`, `1.5G`, `64KiB`, `1073741824` (binary
 /// units: 1 KB = 1024 bytes).
+/// DataFusion's physical optimizer rules with dp's: [`top_one::TopOnePerKey`]
+/// (off under a memory limit) and [`sorted_window::SortedWindow`].
+fn physical_rules(memory_limited: bool) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = top_one::TopOnePerKey::new(memory_limited).with_default_rules();
+    sorted_window::SortedWindow::new().add_to(&mut rules);
+    rules
+}
+
 pub fn parse_size(s: &str) -> anyhow::Result<usize> {
     let t = s.trim().to_ascii_uppercase();
     let t = t.strip_suffix("IB").map(|n| format!("{n}B")).unwrap_or(t);
