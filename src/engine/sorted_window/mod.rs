@@ -33,9 +33,10 @@
 //! The rule runs last, before DataFusion's `SanityCheckPlan`, once the sort
 //! and the repartition the window required are in place; the new operator
 //! requires what the window required and keeps its output properties, so
-//! nothing above it changes. Any other function, a window reversed by the
-//! optimizer, or an input order mode other than `Sorted`, leaves the window
-//! operator alone. `DP_SORTED_WINDOW=off` turns the rule off (to measure
+//! nothing above it changes. Any other function, a window the optimizer
+//! reversed (to reuse a sort made in the other direction, DataFusion then
+//! evaluates it over the reversed order with flipped offsets), or an input
+//! order mode other than `Sorted`, leaves the window operator alone. `DP_SORTED_WINDOW=off` turns the rule off (to measure
 //! against DataFusion's operator).
 
 mod exec;
@@ -135,11 +136,12 @@ fn function_of(expr: &Arc<dyn WindowExpr>, output: &DataType) -> Option<Function
     let udf = standard.get_standard_func_expr().as_any().downcast_ref::<WindowUDFExpr>()?;
     let fun = udf.fun().name();
     // A window the optimizer reversed (to reuse a sort in the other
-    // direction) keeps its name but swaps lag and lead and flips their
-    // offset's sign; `IGNORE NULLS` shows in the name only. Both are left
-    // to DataFusion.
-    let name = expr.name();
-    if !name.starts_with(&format!("{fun}(")) || name.contains("IGNORE NULLS") {
+    // direction) is evaluated over the reversed order with its shift's sign
+    // flipped, and `IGNORE NULLS` skips rows; both are left to DataFusion.
+    // `WindowUDFExpr` has no getter for either flag, only its `Debug` output
+    // (a DataFusion that prints them otherwise just turns the rule off).
+    let flags = format!("{udf:?}");
+    if !flags.contains("is_reversed: false") || !flags.contains("ignore_nulls: false") {
         return None;
     }
     let counter = matches!(fun, "row_number" | "rank" | "dense_rank");

@@ -63,6 +63,8 @@ async fn ranks_and_shifts_match_the_window_operator() {
          lead(id, 1, 0) over (partition by k order by id) as q, rank() over (partition by k order by id) as r from t",
         "select id, row_number() over (order by id), lag(s) over (order by id), lead(x, 5) over (order by id) from t",
         "select id, lag(o, 1, 0) over (partition by k order by o, id) from t where id % 5 = 0",
+        "select id, lag(x, 2) over (partition by k order by id) as a, lag(x, 2) over (partition by k order by id desc) as b, \
+         lead(s) over (partition by k order by id desc) as c, row_number() over (partition by k order by id desc) as d from t",
         "select k, max(n) from (select k, row_number() over (partition by k order by id) as n from t) group by k",
     ];
     for sql in rewritten {
