@@ -8,6 +8,8 @@ pub mod idents;
 pub mod introspect;
 pub mod memory;
 pub mod rewrite;
+#[cfg(test)]
+mod rule_tests;
 pub mod sorted_window;
 pub mod sources;
 pub mod subquery;

@@ -3,9 +3,9 @@
 //! where the rule applies.
 
 use super::SortedWindow;
+use crate::engine::rule_tests::{self, plan, rows};
 use crate::runner::unit::diff::rows_of;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 /// 20,000 rows in batches of 64 over four partitions: keys with NULLs and
 /// a few hundred rows each (partitions span batches) or one to three rows
@@ -22,28 +22,12 @@ const DATA: &str = "create table t as select
 from range(0, 20000)";
 
 async fn session(rule: bool) -> SessionContext {
-    let config = SessionConfig::new().with_target_partitions(4).with_batch_size(64);
-    let mut builder = SessionStateBuilder::new().with_default_features().with_config(config);
-    if rule {
+    let rules = rule.then(|| {
         let mut rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
         SortedWindow { enabled: true }.add_to(&mut rules);
-        builder = builder.with_physical_optimizer_rules(rules);
-    }
-    let ctx = SessionContext::new_with_state(builder.build());
-    ctx.sql(DATA).await.unwrap().collect().await.unwrap();
-    ctx
-}
-
-/// The rows of `sql`, formatted and sorted.
-async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out: Vec<String> = rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect();
-    out.sort();
-    out
-}
-
-async fn plan(ctx: &SessionContext, sql: &str) -> String {
-    rows(ctx, &format!("explain {sql}")).await.join("\n")
+        rules
+    });
+    rule_tests::session(rules, &[DATA]).await
 }
 
 #[tokio::test]

@@ -3,9 +3,8 @@
 //! where the rule applies.
 
 use super::TopOnePerKey;
-use crate::runner::unit::diff::rows_of;
-use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use crate::engine::rule_tests::{self, plan, rows};
+use datafusion::prelude::SessionContext;
 
 /// 60,000 rows, a thousand batches over four partitions: keys with NULLs,
 /// orderings with NULLs, and `id` to break every tie.
@@ -17,36 +16,13 @@ const DATA: &str = "create table t as select
     value as id
 from range(0, 60000)";
 
+/// Few keys, many rows each: the kept batches get compacted. Keys 0-3 find
+/// a new first row in nearly every batch (so batches are kept), keys 4-6
+/// keep their first: their rows must survive each compaction.
+const FEW: &str = "create table few as select value % 7 as k, case when value % 7 < 4 then value else -value end as o, value as id from range(0, 600000)";
+
 async fn session(rule: bool) -> SessionContext {
-    let config = SessionConfig::new().with_target_partitions(4).with_batch_size(64);
-    let mut builder = SessionStateBuilder::new().with_default_features().with_config(config);
-    if rule {
-        builder = builder.with_physical_optimizer_rules(TopOnePerKey { enabled: true }.with_default_rules());
-    }
-    let ctx = SessionContext::new_with_state(builder.build());
-    ctx.sql(DATA).await.unwrap().collect().await.unwrap();
-    // Few keys, many rows each: the kept batches get compacted. Keys 0-3
-    // find a new first row in nearly every batch (so batches are kept), keys
-    // 4-6 keep their first: their rows must survive each compaction.
-    ctx.sql("create table few as select value % 7 as k, case when value % 7 < 4 then value else -value end as o, value as id from range(0, 600000)")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    ctx
-}
-
-/// The rows of `sql`, formatted and sorted.
-async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out: Vec<String> = rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect();
-    out.sort();
-    out
-}
-
-async fn plan(ctx: &SessionContext, sql: &str) -> String {
-    rows(ctx, &format!("explain {sql}")).await.join("\n")
+    rule_tests::session(rule.then(|| TopOnePerKey { enabled: true }.with_default_rules()), &[DATA, FEW]).await
 }
 
 #[tokio::test]
