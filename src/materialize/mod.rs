@@ -4,6 +4,7 @@
 
 pub mod clone;
 pub mod delta;
+mod dictionary;
 pub mod microbatch;
 mod parallel;
 pub mod snapshot;

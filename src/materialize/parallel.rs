@@ -16,6 +16,9 @@
 //! the files added ([`create`]), for an unpartitioned table whose schema
 //! needs no cast to be stored and carries no Delta column metadata.
 //!
+//! Each writer dictionary-encodes only the columns its first rows show not
+//! to be mostly distinct ([`super::dictionary`]).
+//!
 //! Small outputs stay one file: a partition is given its own writer only
 //! once it has produced [`OWN_FILE_ROWS`] rows; the rows of smaller
 //! partitions are written together, in partition order, into one file after
@@ -41,6 +44,7 @@
 //! after a killed deltalake write: readers never see them, and `VACUUM`
 //! removes them.
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::execute_stream_partitioned;
@@ -118,7 +122,7 @@ pub async fn overwrite(
     }
 
     let started = std::time::Instant::now();
-    let (mut adds, rows) = write_partitions(engine, plan, || anyhow::Ok(RecordBatchWriter::for_table(&*table)?.with_writer_properties(props.clone()))).await?;
+    let (mut adds, rows) = write_partitions(engine, plan, props, || anyhow::Ok(RecordBatchWriter::for_table(&*table)?)).await?;
     let removes: Vec<Action> =
         state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
     let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
@@ -161,9 +165,7 @@ pub async fn create(
     }
     let url = table.table_url().to_string();
     let started = std::time::Instant::now();
-    let (adds, rows) =
-        write_partitions(engine, plan, || anyhow::Ok(RecordBatchWriter::try_new(&url, arrow.clone(), None, None)?.with_writer_properties(props.clone())))
-            .await?;
+    let (adds, rows) = write_partitions(engine, plan, props, || anyhow::Ok(RecordBatchWriter::try_new(&url, arrow.clone(), None, None)?)).await?;
     let metrics = commit_metrics(adds.len(), 0, rows, started);
     let created = CreateBuilder::new()
         .with_log_store(table.log_store())
@@ -187,11 +189,14 @@ pub async fn create(
 
 /// Runs `plan`, each output partition into its own writer once it reaches
 /// [`OWN_FILE_ROWS`]; the smaller partitions are written together, in
-/// partition order, by one more writer. Returns the files' add actions and
+/// partition order, by one more writer. Each writer gets `props` with the
+/// dictionary off for the columns its first rows show to be mostly
+/// distinct (see [`super::dictionary`]). Returns the files' add actions and
 /// the rows written.
 async fn write_partitions(
     engine: &Engine,
     plan: &LogicalPlan,
+    props: &WriterProperties,
     new_writer: impl Fn() -> anyhow::Result<RecordBatchWriter>,
 ) -> anyhow::Result<(Vec<Action>, u64)> {
     let physical = DataFrame::new(engine.ctx.state(), plan.clone()).create_physical_plan().await?;
@@ -199,6 +204,7 @@ async fn write_partitions(
     let mut writers = JoinSet::new();
     for (i, mut stream) in streams.into_iter().enumerate() {
         let mut writer = Some(new_writer()?);
+        let props = props.clone();
         writers.spawn(async move {
             // Held back until the partition proves big enough for a file of its own.
             let (mut held, mut rows, mut own) = (vec![], 0u64, None::<RecordBatchWriter>);
@@ -210,7 +216,8 @@ async fn write_partitions(
                     None => {
                         held.push(batch);
                         if rows >= OWN_FILE_ROWS {
-                            let w = own.insert(writer.take().expect("one writer per partition"));
+                            let props = sampled(&props, &held);
+                            let w = own.insert(writer.take().expect("one writer per partition").with_writer_properties(props));
                             for b in held.drain(..) {
                                 w.write(b).await?;
                             }
@@ -240,14 +247,23 @@ async fn write_partitions(
         }
     }
     small.sort_by_key(|(i, _)| *i);
-    if small.iter().any(|(_, h)| !h.is_empty()) {
-        let mut w = new_writer()?;
-        for b in small.into_iter().flat_map(|(_, h)| h) {
+    let small: Vec<RecordBatch> = small.into_iter().flat_map(|(_, h)| h).collect();
+    if !small.is_empty() {
+        let mut w = new_writer()?.with_writer_properties(sampled(props, &small));
+        for b in small {
             w.write(b).await?;
         }
         adds.extend(w.flush().await?.into_iter().map(Action::Add));
     }
     Ok((adds, rows))
+}
+
+/// `props` as [`super::dictionary`] adapts them to the largest of `batches`.
+fn sampled(props: &WriterProperties, batches: &[RecordBatch]) -> WriterProperties {
+    match batches.iter().max_by_key(|b| b.num_rows()) {
+        Some(b) => super::dictionary::for_sample(props, b),
+        None => props.clone(),
+    }
 }
 
 /// The commit's `operationMetrics`, named as deltalake's write names them
