@@ -186,8 +186,6 @@ impl Engine {
     }
 }
 
-/// Parses sizes like `2GB`, `512MB`, `1.5G`, `64KiB`, `1073741824` (binary
-/// units: 1 KB = 1024 bytes).
 /// DataFusion's physical optimizer rules with dp's: [`top_one::TopOnePerKey`]
 /// (off under a memory limit) and [`sorted_window::SortedWindow`].
 fn physical_rules(memory_limited: bool) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
@@ -196,6 +194,8 @@ fn physical_rules(memory_limited: bool) -> Vec<Arc<dyn datafusion::physical_opti
     rules
 }
 
+/// Parses sizes like `2GB`, `512MB`, `1.5G`, `64KiB`, `1073741824` (binary
+/// units: 1 KB = 1024 bytes).
 pub fn parse_size(s: &str) -> anyhow::Result<usize> {
     let t = s.trim().to_ascii_uppercase();
     let t = t.strip_suffix("IB").map(|n| format!("{n}B")).unwrap_or(t);

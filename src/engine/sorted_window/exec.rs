@@ -182,7 +182,8 @@ struct Pending {
 struct State {
     schema: SchemaRef,
     partition_by: Vec<Arc<dyn PhysicalExpr>>,
-    order_by: Vec<PhysicalSortExpr>,
+    /// The `ORDER BY` expressions, when ranks need peer groups.
+    order_by: Vec<Arc<dyn PhysicalExpr>>,
     functions: Vec<Function>,
     keys: Option<RowConverter>,
     peers: Option<RowConverter>,
@@ -216,8 +217,9 @@ impl State {
             let fields = exprs.iter().map(|e| Ok(SortField::new(e.data_type(&schema)?))).collect::<Result<Vec<_>>>()?;
             Ok(Some(RowConverter::new(fields)?))
         };
+        let order_by: Vec<Arc<dyn PhysicalExpr>> = if exec.needs_peers() { exec.order_by.iter().map(|o| o.expr.clone()).collect() } else { vec![] };
         let keys = converter(exec.partition_by.iter().collect())?;
-        let peers = if exec.needs_peers() { converter(exec.order_by.iter().map(|o| &o.expr).collect())? } else { None };
+        let peers = converter(order_by.iter().collect())?;
         let offsets = exec.functions.iter().filter_map(|f| match f {
             Function::Shift { offset, .. } => Some(*offset),
             _ => None,
@@ -233,7 +235,7 @@ impl State {
         Ok(State {
             schema: exec.window.schema(),
             partition_by: exec.partition_by.clone(),
-            order_by: exec.order_by.clone(),
+            order_by,
             functions: exec.functions.clone(),
             keys,
             peers,
@@ -263,10 +265,7 @@ impl State {
             None => None,
         };
         let peers = match &self.peers {
-            Some(c) => {
-                let exprs: Vec<Arc<dyn PhysicalExpr>> = self.order_by.iter().map(|o| o.expr.clone()).collect();
-                Some(c.convert_columns(&evaluate(&exprs, &batch)?)?)
-            }
+            Some(c) => Some(c.convert_columns(&evaluate(&self.order_by, &batch)?)?),
             None => None,
         };
         let changed = |rows: &Option<Rows>, last: &Option<OwnedRow>, i: usize| match rows {
@@ -274,7 +273,8 @@ impl State {
             Some(r) if i == 0 => last.as_ref().is_none_or(|l| l.row() != r.row(0)),
             Some(r) => r.row(i) != r.row(i - 1),
         };
-        let first_ever = self.last_key.is_none() && self.row_number == 0;
+        // Row numbers are never 0 once a row has been seen.
+        let first_ever = self.row_number == 0;
         let (mut partitions, mut row_numbers, mut ranks, mut dense_ranks) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
         for i in 0..n {

@@ -100,7 +100,13 @@ impl PhysicalOptimizerRule for SortedWindow {
             let functions: Option<Vec<Function>> =
                 window.window_expr().iter().enumerate().map(|(i, e)| function_of(e, schema.field(first_out + i).data_type())).collect();
             let Some(functions) = functions else { return Ok(Transformed::no(node)) };
-            Ok(Transformed::yes(Arc::new(SortedWindowExec::try_new(node.clone(), functions)?) as Arc<dyn ExecutionPlan>))
+            // Keys without a row format, or expressions over different
+            // partitions or orders, stay with DataFusion's operator: declining
+            // is always correct, failing the query never is.
+            Ok(match SortedWindowExec::try_new(node.clone(), functions) {
+                Ok(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                Err(_) => Transformed::no(node),
+            })
         })
         .data()
     }

@@ -46,6 +46,7 @@ async fn ranks_and_shifts_match_the_window_operator() {
         "select id, row_number() over (partition by k order by id) as n, lag(id) over (partition by k order by id) as p, \
          lead(id, 1, 0) over (partition by k order by id) as q, rank() over (partition by k order by id) as r from t",
         "select id, row_number() over (order by id), lag(s) over (order by id), lead(x, 5) over (order by id) from t",
+        "select id, rank() over (order by o), dense_rank() over (order by o nulls first), rank() over () from t",
         "select id, lag(o, 1, 0) over (partition by k order by o, id) from t where id % 5 = 0",
         "select id, lag(x, 2) over (partition by k order by id) as a, lag(x, 2) over (partition by k order by id desc) as b, \
          lead(s) over (partition by k order by id desc) as c, row_number() over (partition by k order by id desc) as d from t",
@@ -58,6 +59,10 @@ async fn ranks_and_shifts_match_the_window_operator() {
         assert!(plan(&with, sql).await.contains("SortedWindowExec"), "not rewritten: {sql}");
         assert!(!plan(&without, sql).await.contains("SortedWindowExec"));
     }
+    // Two partitionings served by one sort (`k, o`): each window gets its
+    // own operator, and the rows agree.
+    let sql = "select id, row_number() over (partition by k order by o, id), dense_rank() over (partition by k, o) from t";
+    assert_eq!(rows(&with, sql).await, rows(&without, sql).await, "{sql}");
     // The output order of the window holds for operators above it.
     let sql = "select id, lag(id) over (partition by k order by id) as p from t order by k, id limit 300";
     let got = with.sql(sql).await.unwrap().collect().await.unwrap();
