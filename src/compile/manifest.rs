@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Compiled;
+use super::fields::Fields;
 use super::macro_deps::MacroDeps;
 use crate::graph::Dag;
 use crate::project::generic_tests::py_repr;
@@ -327,31 +328,38 @@ fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
 /// A node as dbt 1.11's manifest holds it, keys in dbt's order (models,
 /// seeds, tests, snapshots, analyses).
 fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: Option<&Derived>) -> Value {
-    let deps = derived.map(|d| &d.deps);
     let mut o = Map::new();
-    o.insert("database".into(), json!(n.database));
-    o.insert("schema".into(), json!(n.schema));
-    o.insert("name".into(), json!(n.name));
-    o.insert("resource_type".into(), json!(n.resource_type.as_str()));
-    o.insert("package_name".into(), json!(n.package_name));
-    o.insert("path".into(), json!(n.path));
-    o.insert("original_file_path".into(), json!(package_relative(project, n)));
-    o.insert("unique_id".into(), json!(n.unique_id));
-    o.insert("fqn".into(), json!(n.fqn));
-    o.insert("alias".into(), json!(n.alias));
-    o.insert("checksum".into(), checksum(n));
+    node_fields(&mut o, project, n, compiled, derived);
+    Value::Object(o)
+}
+
+/// A node's manifest entry, field by field, in dbt's order, into a JSON map
+/// or straight into the manifest's bytes ([`Fields`]).
+fn node_fields(o: &mut impl Fields, project: &Project, n: &Node, compiled: Option<&Compiled>, derived: Option<&Derived>) {
+    let deps = derived.map(|d| &d.deps);
+    o.put("database", &n.database);
+    o.put("schema", &n.schema);
+    o.put("name", &n.name);
+    o.put("resource_type", &n.resource_type.as_str());
+    o.put("package_name", &n.package_name);
+    o.put("path", &n.path);
+    o.put("original_file_path", &package_relative(project, n));
+    o.put("unique_id", &n.unique_id);
+    o.put("fqn", &n.fqn);
+    o.put("alias", &n.alias);
+    o.put_value("checksum", checksum(n));
     let from_macro = derived.and_then(|d| d.test_configs.get(&n.unique_id));
-    o.insert("config".into(), config(n, from_macro));
-    o.insert("tags".into(), json!(n.tags()));
-    o.insert("description".into(), json!(n.description));
-    o.insert("columns".into(), columns(n));
-    o.insert("meta".into(), n.config.get("meta").cloned().unwrap_or(json!({})));
-    o.insert("group".into(), n.config.get("group").cloned().unwrap_or(Value::Null));
-    o.insert("docs".into(), json!({"show": true, "node_color": null}));
+    o.put_value("config", config(n, from_macro));
+    o.put("tags", &n.tags());
+    o.put("description", &n.description);
+    o.put_value("columns", columns(n));
+    o.put_value("meta", n.config.get("meta").cloned().unwrap_or(json!({})));
+    o.put_value("group", n.config.get("group").cloned().unwrap_or(Value::Null));
+    o.put_value("docs", json!({"show": true, "node_color": null}));
     // a generic test has no patch of its own in dbt
     let patch = n.patch_path.as_ref().filter(|_| n.test_metadata.is_none());
-    o.insert("patch_path".into(), json!(patch.map(|p| patch_path(project, p))));
-    o.insert("build_path".into(), Value::Null);
+    o.put("patch_path", &patch.map(|p| patch_path(project, p)));
+    o.put_value("build_path", Value::Null);
     let mut unrendered = n.extra.get(crate::project::load::UNRENDERED_CONFIG).cloned().unwrap_or(json!({}));
     if let (Some(from_macro), Value::Object(u)) = (from_macro, &mut unrendered) {
         // after the YAML entry's keys, before the project files'
@@ -361,75 +369,75 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
         ordered.extend(u.iter().skip(at).map(|(k, v)| (k.clone(), v.clone())));
         *u = ordered;
     }
-    o.insert("unrendered_config".into(), unrendered);
-    o.insert("created_at".into(), json!(0.0));
+    o.put_value("unrendered_config", unrendered);
+    o.put("created_at", &0.0);
     let relation = match n.resource_type {
         ResourceType::Test | ResourceType::Analysis => Value::Null,
         _ if n.materialized() == Materialization::Ephemeral => Value::Null,
         _ => json!(n.dbt_relation_name(&project.settings)),
     };
-    o.insert("relation_name".into(), relation);
+    o.put_value("relation_name", relation);
     // dbt reads a node's file stripped of surrounding whitespace
     let raw = if n.resource_type == ResourceType::Snapshot { n.raw_code.as_str() } else { n.raw_code.trim() };
-    o.insert("raw_code".into(), json!(raw));
-    o.insert("doc_blocks".into(), json!([]));
+    o.put("raw_code", &raw);
+    o.put_value("doc_blocks", json!([]));
     let macros: Vec<String> = deps.map(|d| d.of_node(n, compiled.is_some_and(|c| c.sql.contains_key(&n.unique_id)))).unwrap_or_default();
     if n.resource_type == ResourceType::Seed {
-        o.insert("root_path".into(), json!(project.settings.root.display().to_string()));
-        o.insert("depends_on".into(), json!({"macros": macros}));
+        o.put("root_path", &project.settings.root.display().to_string());
+        o.put_value("depends_on", json!({"macros": macros}));
     } else {
-        o.insert("language".into(), json!("sql"));
-        o.insert("refs".into(), Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
+        o.put("language", &"sql");
+        o.put_value("refs", Value::Array(n.refs.iter().map(|r| json!({"name": r.name, "package": r.package, "version": r.version})).collect()));
         let mut sources: Vec<&(String, String)> = n.sources.iter().collect();
         if n.resource_type == ResourceType::Model && statically_parsed(&n.raw_code) {
             // dbt's static parser returns the sources as a set
             let mut seen = BTreeSet::new();
             sources.retain(|s| seen.insert(*s));
         }
-        o.insert("sources".into(), Value::Array(sources.iter().map(|(s, t)| json!([s, t])).collect()));
-        o.insert("metrics".into(), json!([]));
-        o.insert("functions".into(), json!([]));
-        o.insert("depends_on".into(), json!({"macros": macros, "nodes": n.depends_on}));
+        o.put_value("sources", Value::Array(sources.iter().map(|(s, t)| json!([s, t])).collect()));
+        o.put_value("metrics", json!([]));
+        o.put_value("functions", json!([]));
+        o.put_value("depends_on", json!({"macros": macros, "nodes": n.depends_on}));
         let code = compiled.and_then(|c| c.sql.get(&n.unique_id));
         // an uncompiled node (`dbt parse`) has a null compiled_path and no `compiled`
         let path = code.map(|_| format!("{}/compiled/{}", project.settings.paths.target, super::compiled_path(n)));
-        o.insert("compiled_path".into(), json!(path));
+        o.put("compiled_path", &path);
         if let Some(code) = code {
-            o.insert("compiled".into(), json!(true));
-            o.insert("compiled_code".into(), json!(code));
+            o.put("compiled", &true);
+            o.put("compiled_code", &code);
             let ctes: Vec<Value> = compiled
                 .and_then(|c| c.ephemerals.get(&n.unique_id).map(|e| e.iter().map(|id| json!({"id": id, "sql": c.cte_sql.get(id)})).collect()))
                 .unwrap_or_default();
-            o.insert("extra_ctes_injected".into(), json!(true));
-            o.insert("extra_ctes".into(), Value::Array(ctes));
+            o.put("extra_ctes_injected", &true);
+            o.put_value("extra_ctes", Value::Array(ctes));
         }
         let contract = n.config.get("contract");
         let flag = |k: &str, d: bool| contract.and_then(|c| c.get(k)).and_then(Value::as_bool).unwrap_or(d);
         let enforced = flag("enforced", false);
         let checksum = (enforced && n.resource_type == ResourceType::Model).then(|| contract_checksum(n));
-        o.insert("contract".into(), json!({"enforced": enforced, "alias_types": flag("alias_types", true), "checksum": checksum}));
+        o.put_value("contract", json!({"enforced": enforced, "alias_types": flag("alias_types", true), "checksum": checksum}));
     }
     match n.resource_type {
         ResourceType::Model => {
-            o.insert("access".into(), json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
-            o.insert("constraints".into(), json!([]));
-            o.insert("version".into(), n.version.as_deref().map(version_json).unwrap_or(Value::Null));
+            o.put_value("access", json!(n.config.get("access").cloned().unwrap_or(json!("protected"))));
+            o.put_value("constraints", json!([]));
+            o.put_value("version", n.version.as_deref().map(version_json).unwrap_or(Value::Null));
             let latest = n.extra.get("latest_version").map(|v| v.as_str().map(version_json).unwrap_or_else(|| v.clone()));
-            o.insert("latest_version".into(), latest.unwrap_or(Value::Null));
-            o.insert("deprecation_date".into(), n.extra.get("deprecation_date").map(deprecation_date).unwrap_or(Value::Null));
-            o.insert("primary_key".into(), json!(derived.and_then(|d| d.primary_keys.get(&n.unique_id)).cloned().unwrap_or_default()));
+            o.put_value("latest_version", latest.unwrap_or(Value::Null));
+            o.put_value("deprecation_date", n.extra.get("deprecation_date").map(deprecation_date).unwrap_or(Value::Null));
+            o.put_value("primary_key", json!(derived.and_then(|d| d.primary_keys.get(&n.unique_id)).cloned().unwrap_or_default()));
             let mut time_spine = n.extra.get("time_spine").cloned().unwrap_or(Value::Null);
             if let Value::Object(t) = &mut time_spine {
                 t.entry("custom_granularities").or_insert(json!([]));
             }
-            o.insert("time_spine".into(), time_spine);
+            o.put_value("time_spine", time_spine);
         }
         ResourceType::Test if n.test_metadata.is_some() => {
             let tm = n.test_metadata.as_ref().unwrap();
-            o.insert("column_name".into(), json!(n.column_name));
-            o.insert(
-                "file_key_name".into(),
-                json!(n.attached_node.as_ref().map(|a| {
+            o.put("column_name", &n.column_name);
+            o.put(
+                "file_key_name",
+                &(n.attached_node.as_ref().map(|a| {
                     // the properties key the test was declared under
                     match a.split('.').next() {
                         Some("source") => format!("sources.{}", a.split('.').nth(2).unwrap_or("")),
@@ -438,12 +446,11 @@ fn node_json(project: &Project, n: &Node, compiled: Option<&Compiled>, derived: 
                     }
                 })),
             );
-            o.insert("attached_node".into(), json!(n.attached_node.clone().filter(|a| !a.starts_with("source."))));
-            o.insert("test_metadata".into(), json!({"name": tm.name, "kwargs": tm.kwargs, "namespace": tm.namespace}));
+            o.put("attached_node", &n.attached_node.clone().filter(|a| !a.starts_with("source.")));
+            o.put_value("test_metadata", json!({"name": tm.name, "kwargs": tm.kwargs, "namespace": tm.namespace}));
         }
         _ => {}
     }
-    Value::Object(o)
 }
 
 /// dbt's `build_contract_checksum` of a model whose contract is enforced:
@@ -636,8 +643,9 @@ pub fn manifest_nodes(project: &Project) -> Vec<(&String, &Node)> {
 pub fn node_entry(buf: &mut Vec<u8>, project: &Project, uid: &str, n: &Node, compiled: Option<&Compiled>, derived: &Derived) -> std::io::Result<()> {
     serde_json::to_writer(&mut *buf, uid)?;
     buf.push(b':');
-    serde_json::to_writer(&mut *buf, &node_json(project, n, compiled, Some(derived)))?;
-    Ok(())
+    let mut o = super::fields::JsonObject::new(buf);
+    node_fields(&mut o, project, n, compiled, Some(derived));
+    Ok(o.finish()?)
 }
 
 /// The manifest's `metadata` value.

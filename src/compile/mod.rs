@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod ctes;
+mod fields;
 pub mod files;
 pub mod macro_deps;
 pub mod manifest;

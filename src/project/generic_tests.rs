@@ -149,12 +149,20 @@ pub fn synthesize_names(test_type: &str, target_name: &str, args: &Map<String, V
 
 /// dbt's unique_id hash: md5(name + repr(hashable(test_metadata)))[-10:].
 pub fn test_hash(name: &str, metadata_name: &str, kwargs: &Map<String, Value>, namespace: Option<&str>) -> String {
-    let mut md = Map::new();
-    md.insert("kwargs".into(), Value::Object(kwargs.clone()));
-    md.insert("name".into(), Value::String(metadata_name.into()));
-    md.insert("namespace".into(), namespace.map(|n| Value::String(n.into())).unwrap_or(Value::Null));
-    let repr = py_repr_hashable(&Value::Object(md));
-    let digest = format!("{:x}", md5::compute(format!("{name}{repr}").as_bytes()));
+    // repr({"kwargs": ..., "name": ..., "namespace": ...}) with its keys
+    // sorted, written without building that dict
+    let mut repr = String::with_capacity(256);
+    repr.push_str("{'kwargs': ");
+    write_map_hashable(kwargs, &mut repr);
+    repr.push_str(", 'name': ");
+    write_repr_str(metadata_name, &mut repr);
+    repr.push_str(", 'namespace': ");
+    write_repr_str(namespace.unwrap_or("None"), &mut repr);
+    repr.push('}');
+    let mut md5 = md5::Context::new();
+    md5.consume(name.as_bytes());
+    md5.consume(repr.as_bytes());
+    let digest = format!("{:x}", md5.finalize());
     digest[digest.len() - 10..].to_string()
 }
 
@@ -180,22 +188,48 @@ pub fn py_repr(v: &Value) -> String {
 }
 
 /// repr() of dbt's `get_hashable_md(x)`: dict keys sorted, leaves str()'d.
-fn py_repr_hashable(v: &Value) -> String {
+fn write_repr_hashable(v: &Value, out: &mut String) {
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            format!("{{{}}}", keys.iter().map(|k| format!("{}: {}", py_repr_str(k), py_repr_hashable(&m[*k]))).collect::<Vec<_>>().join(", "))
+        Value::Object(m) => write_map_hashable(m, out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_repr_hashable(x, out);
+            }
+            out.push(']');
         }
-        Value::Array(a) => format!("[{}]", a.iter().map(py_repr_hashable).collect::<Vec<_>>().join(", ")),
-        other => py_repr_str(&py_str(other)),
+        Value::String(s) => write_repr_str(s, out),
+        other => write_repr_str(&py_str(other), out),
     }
+}
+
+fn write_map_hashable(m: &Map<String, Value>, out: &mut String) {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    out.push('{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_repr_str(k, out);
+        out.push_str(": ");
+        write_repr_hashable(&m[k], out);
+    }
+    out.push('}');
 }
 
 /// Python's repr of a str.
 pub fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
+    write_repr_str(s, &mut out);
+    out
+}
+
+fn write_repr_str(s: &str, out: &mut String) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -212,7 +246,6 @@ pub fn py_repr_str(s: &str) -> String {
         }
     }
     out.push(quote);
-    out
 }
 
 #[cfg(test)]

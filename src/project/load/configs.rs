@@ -89,8 +89,21 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
     Ok(())
 }
 
-/// Config every node of a kind starts with (as dbt's defaults).
+/// Config every node of a kind starts with (as dbt's defaults). Built once
+/// per kind and cloned (a clone copies the map's table; building it hashes
+/// every key again, for each of a large project's tens of thousands of tests).
 pub(super) fn default_config(rt: ResourceType) -> Map<String, Value> {
+    use std::sync::OnceLock;
+    static MODEL: OnceLock<Map<String, Value>> = OnceLock::new();
+    static TEST: OnceLock<Map<String, Value>> = OnceLock::new();
+    match rt {
+        ResourceType::Model => MODEL.get_or_init(|| build_default_config(rt)).clone(),
+        ResourceType::Test => TEST.get_or_init(|| build_default_config(rt)).clone(),
+        _ => build_default_config(rt),
+    }
+}
+
+fn build_default_config(rt: ResourceType) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("enabled".into(), Value::Bool(true));
     m.insert("tags".into(), Value::Array(vec![]));

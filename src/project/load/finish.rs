@@ -47,6 +47,11 @@ pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispat
     let default_schema = default_of("generate_schema_name", "custom_schema_name")?;
     let default_db = default_of("generate_database_name", "custom_database_name")?;
     let alias_default = default_of("generate_alias_name", "custom_alias_name")?.is_some();
+    let names =
+        |k: &'static str| nodes.values().filter(|n| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis).map(move |n| n.config.get(k));
+    let memo_schema = once_per_value(jinja, macros, "generate_schema_name", "custom_schema_name", default_schema.is_none(), names("schema"))?;
+    let memo_alias = once_per_value(jinja, macros, "generate_alias_name", "custom_alias_name", !alias_default, names("alias"))?;
+    let memo_db = once_per_value(jinja, macros, "generate_database_name", "custom_database_name", default_db.is_none(), names("database"))?;
     let named: Vec<Result<(String, String, String, String), LoadError>> = nodes
         .par_iter()
         .filter(|(_, n)| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis)
@@ -67,6 +72,12 @@ pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispat
                 (Some(_), Some(serde_json::Value::String(c))) if c.trim() == c && !c.is_empty() => Some(c.clone()),
                 _ => None,
             };
+            if let (Some(schema), Some(alias), Some(db)) = (&schema, &alias, &db) {
+                return Ok((uid.clone(), db.clone(), schema.clone(), alias.clone()));
+            }
+            let memo = |m: &Option<Memo>, k: &str| m.as_ref().and_then(|m| m.get(&memo_key(n.config.get(k))).cloned());
+            let (schema, alias, db) =
+                (schema.or_else(|| memo(&memo_schema, "schema")), alias.or_else(|| memo(&memo_alias, "alias")), db.or_else(|| memo(&memo_db, "database")));
             if let (Some(schema), Some(alias), Some(db)) = (&schema, &alias, &db) {
                 return Ok((uid.clone(), db.clone(), schema.clone(), alias.clone()));
             }
@@ -104,4 +115,49 @@ pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispat
     }
 
     Ok(())
+}
+
+/// A naming macro's result per distinct custom value (its JSON text).
+type Memo = std::collections::HashMap<String, String>;
+
+fn memo_key(v: Option<&serde_json::Value>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "null".into())
+}
+
+/// When the project overrides naming macro `name` (`overridden`) and no
+/// definition of it or of a dispatch candidate (`*__name`) reads its `node`
+/// argument, its result depends on the custom value alone: it is computed
+/// once per distinct value (in node order, so the first error is the one a
+/// call per node would raise) instead of once per node.
+fn once_per_value<'a>(
+    jinja: &JinjaEnv,
+    macros: &IndexMap<String, Macro>,
+    name: &str,
+    custom: &str,
+    overridden: bool,
+    values: impl Iterator<Item = Option<&'a serde_json::Value>>,
+) -> Result<Option<Memo>, LoadError> {
+    let suffix = format!("__{name}");
+    let defs = || macros.values().filter(|m| m.name == name || m.name.ends_with(&suffix));
+    if !overridden || defs().next().is_none() || defs().any(|m| reads_node(&m.macro_sql)) {
+        return Ok(None);
+    }
+    let mut memo = Memo::new();
+    for v in values {
+        let key = memo_key(v);
+        if memo.contains_key(&key) {
+            continue;
+        }
+        let value = v.map(minijinja::Value::from_serialize).unwrap_or(minijinja::Value::from(()));
+        let out = jinja.call_macro_str(name, &[(custom, value), ("node", minijinja::Value::from(()))], None)?;
+        memo.insert(key, out);
+    }
+    Ok(Some(memo))
+}
+
+/// Whether a macro's body (after its `{% macro ... %}` tag) names `node`
+/// anywhere, even inside a string: a conservative test.
+pub(super) fn reads_node(macro_sql: &str) -> bool {
+    let body = macro_sql.split_once("%}").map(|(_, b)| b).unwrap_or(macro_sql);
+    body.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == "node")
 }

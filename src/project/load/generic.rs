@@ -3,6 +3,7 @@
 //! dbt names them; the test macro must exist.
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -31,14 +32,31 @@ pub fn add(
     jinja: &JinjaEnv,
     nodes: &mut IndexMap<String, Node>,
 ) -> Result<(), LoadError> {
-    for t in tests {
-        let own = packages.iter().find(|p| p.name == t.package).map(|p| &p.project.tests);
-        let node = build_generic_test(&t, jinja, own, &settings.tests)?;
-        let Some(node) = node else { continue };
-        if nodes.contains_key(&node.unique_id) {
-            continue;
+    // Each test is built on its own (naming, hashing, config rendering);
+    // they are built in parallel, a chunk at a time (a bounded buffer), and
+    // inserted in declaration order, so the first error and the first of two
+    // same-named tests are the sequential pass's.
+    nodes.reserve(tests.len());
+    let mut tests = tests.into_iter();
+    loop {
+        let chunk: Vec<PendingTest> = tests.by_ref().take(2048).collect();
+        if chunk.is_empty() {
+            break;
         }
-        nodes.insert(node.unique_id.clone(), node);
+        let built: Vec<Result<Option<Node>, LoadError>> = chunk
+            .into_par_iter()
+            .map(|t| {
+                let own = packages.iter().find(|p| p.name == t.package).map(|p| &p.project.tests);
+                build_generic_test(&t, jinja, own, &settings.tests)
+            })
+            .collect();
+        for node in built {
+            let Some(node) = node? else { continue };
+            if nodes.contains_key(&node.unique_id) {
+                continue;
+            }
+            nodes.insert(node.unique_id.clone(), node);
+        }
     }
 
     Ok(())

@@ -5,6 +5,7 @@
 //! stages.
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::files::NodeSet;
@@ -50,6 +51,9 @@ fn render_strings(jinja: &JinjaEnv, file: &str, v: &mut Value) -> Result<(), Loa
     Ok(())
 }
 
+/// A property file read and parsed: (package, base folder, file, text, properties).
+type PropsFile = (String, String, String, String, PropertiesFile);
+
 /// A YAML entry kept for a later stage: (file, file text, the entry).
 pub type Entry = (String, String, Map<String, Value>);
 
@@ -72,31 +76,40 @@ pub fn apply(
     macros: &mut IndexMap<String, Macro>,
     warnings: &mut Vec<String>,
 ) -> Result<Declared, LoadError> {
-    let mut props: Vec<(String, String, String, PropertiesFile)> = vec![];
+    // (package, base folder, file) of every property file, in dbt's order
+    let mut found: Vec<(String, String, String)> = vec![];
     let mut seen_yaml = std::collections::HashSet::new();
     for unit in units(settings, packages) {
         let p = unit.paths;
         for base in [&p.models, &p.seeds, &p.snapshots, &p.analyses, &p.macros, &p.tests].into_iter().flatten() {
             for f in list(fs, base, &[".yml", ".yaml"])? {
-                if !seen_yaml.insert(f.clone()) {
-                    continue;
+                if seen_yaml.insert(f.clone()) {
+                    found.push((unit.package.to_string(), base.clone(), f));
                 }
-                let text = read(fs, &f)?;
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
-                if text.contains("{{") || text.contains("{%") {
-                    pf = render_properties(jinja, &f, &text)?;
-                }
-                props.push((unit.package.to_string(), base.clone(), f, pf));
             }
         }
     }
+    // Files are read, parsed and rendered in parallel; the first error in
+    // file order is reported, as a sequential pass would.
+    let parsed: Vec<Result<Option<PropsFile>, LoadError>> = found
+        .into_par_iter()
+        .map(|(pkg, base, f)| {
+            let text = read(fs, &f)?;
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            let mut pf: PropertiesFile = crate::util::yaml::from_str(&text).map_err(|message| LoadError::Yaml { file: f.clone(), message })?;
+            if text.contains("{{") || text.contains("{%") {
+                pf = render_properties(jinja, &f, &text)?;
+            }
+            Ok(Some((pkg, base, f, text, pf)))
+        })
+        .collect();
+    let props: Vec<PropsFile> = parsed.into_iter().filter_map(Result::transpose).collect::<Result<_, _>>()?;
 
-    for (pkg, base, file, pf) in &props {
+    for (pkg, base, file, text, pf) in &props {
         for patch in pf.snapshots.iter().filter(|p| p.relation.is_some()) {
-            add_yaml_snapshot(set, pkg, patch, base, file, &read(fs, file)?)?;
+            add_yaml_snapshot(set, pkg, patch, base, file, text)?;
         }
     }
     let NodeSet { nodes, by_name } = set;
@@ -105,8 +118,7 @@ pub fn apply(
     let mut unit_tests: Vec<(String, String, Map<String, Value>)> = vec![];
     let mut exposures: Vec<(String, String, Map<String, Value>)> = vec![];
     let mut macro_patches: Vec<(String, String, crate::project::properties::MacroPatch)> = vec![];
-    for (pkg, base, file, pf) in props {
-        let text = read(fs, &file)?;
+    for (pkg, base, file, text, pf) in props {
         let idx = NameIndex::new(&text);
         let (_, dirs, _) = split_path(&base, &file);
         let groups = [

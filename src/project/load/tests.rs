@@ -205,6 +205,38 @@ fn relations_are_named_by_the_naming_macros() {
 }
 
 #[test]
+fn overridden_naming_macros_name_each_relation_whether_or_not_they_read_the_node() {
+    // ignores `node`: computed once per custom value, each model still gets its own
+    let ignores = "{% macro generate_schema_name(custom_schema_name, node) -%}\
+        {%- if custom_schema_name is none -%}{{ target.schema }}_x{%- else -%}s_{{ custom_schema_name | trim }}{%- endif -%}\
+        {%- endmacro %}";
+    // reads `node`: one call per model
+    let reads = "{% macro generate_alias_name(custom_alias_name, node) -%}\
+        {{ node.name ~ '_' ~ (custom_alias_name or 'none') }}{%- endmacro %}";
+    let fs = project(&[
+        ("macros/naming.sql", &format!("{ignores}\n{reads}")),
+        ("models/a.sql", "{{ config(schema='one') }}select 1"),
+        ("models/b.sql", "{{ config(schema='two', alias='bee') }}select 1"),
+        ("models/c.sql", "{{ config(schema=' one ') }}select 1"),
+        ("models/d.sql", "select 1"),
+        ("models/e.sql", "{{ config(schema='two') }}select 1"),
+    ]);
+    let p = load(&fs).unwrap();
+    let names: Vec<(&str, &str)> =
+        ["a", "b", "c", "d", "e"].iter().map(|m| &p.nodes[&format!("model.p.{m}")]).map(|n| (n.schema.as_str(), n.alias.as_str())).collect();
+    assert_eq!(names, [("s_one", "a_none"), ("s_two", "b_bee"), ("s_one", "c_none"), ("main_x", "d_none"), ("s_two", "e_none")]);
+}
+
+#[test]
+fn reading_the_node_is_found_in_the_macro_body_only() {
+    use super::finish::reads_node;
+    assert!(!reads_node("{% macro generate_schema_name(custom_schema_name, node) -%}{{ custom_schema_name }}{% endmacro %}"));
+    assert!(reads_node("{% macro generate_schema_name(custom_schema_name, node) -%}{{ node.fqn[1] }}{% endmacro %}"));
+    assert!(reads_node("{% macro generate_schema_name(c, node) %}{{ adapter.dispatch('x')(c, node) }}{% endmacro %}"));
+    assert!(!reads_node("{% macro generate_schema_name(c, node) %}{{ nodes_count }}{% endmacro %}"));
+}
+
+#[test]
 fn jinja_in_source_properties_is_rendered() {
     let fs = project(&[
         ("models/a.sql", "select * from {{ source('raw', 't') }}"),
