@@ -205,6 +205,26 @@ fn relations_are_named_by_the_naming_macros() {
 }
 
 #[test]
+fn of_several_bad_property_files_and_tests_the_first_in_file_order_is_reported() {
+    // files and tests are built in parallel; the error is the sequential pass's
+    let mut files: Vec<(String, String)> = (0..40).map(|i| (format!("models/m{i:02}.sql"), "select 1".to_string())).collect();
+    files.extend(
+        (0..40)
+            .map(|i| (format!("models/m{i:02}.yml"), format!("models:\n  - name: m{i:02}\n    columns:\n      - name: id\n        data_tests: [not_null]\n"))),
+    );
+    files[40 + 7].1 = "models:\n  - name: m07\n    columns: [\n".into();
+    files[40 + 30].1 = "models:\n  - name: m30\n    columns: [\n".into();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    let e = load(&project(&refs)).err().unwrap().to_string();
+    assert!(e.starts_with("models/m07.yml"), "{e}");
+    files[40 + 7].1 = "models:\n  - name: m07\n    data_tests: [nott_null]\n".into();
+    files[40 + 30].1 = "models:\n  - name: m30\n    data_tests: [uniqe]\n".into();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+    let e = load(&project(&refs)).err().unwrap().to_string();
+    assert!(e.starts_with("models/m07.yml:2: unknown generic test 'nott_null' on 'm07'"), "{e}");
+}
+
+#[test]
 fn overridden_naming_macros_name_each_relation_whether_or_not_they_read_the_node() {
     // ignores `node`: computed once per custom value, each model still gets its own
     let ignores = "{% macro generate_schema_name(custom_schema_name, node) -%}\
