@@ -3,6 +3,7 @@
 //! kind (models, seeds and snapshots share one namespace, as `ref` does).
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use std::collections::HashSet;
 
 use super::packages::{PackageDir, Unit, units};
@@ -70,12 +71,16 @@ fn load_unit(
     let fqn = |dirs: Vec<String>, name: String| -> Vec<String> { std::iter::once(pkg.clone()).chain(dirs).chain([name]).collect() };
     // Models.
     for base in &paths.models {
-        for f in list(fs, base, &[".sql"])? {
-            let (rel, dirs, name) = split_path(base, &f);
-            let mut n = Node::new(ResourceType::Model, &pkg, &name, &f);
+        // read in parallel (tens of thousands of small files in a large
+        // project), added in file order: the first error is the same
+        let files = list(fs, base, &[".sql"])?;
+        let texts: Vec<Result<String, LoadError>> = files.par_iter().map(|f| read(fs, f)).collect();
+        for (f, text) in files.iter().zip(texts) {
+            let (rel, dirs, name) = split_path(base, f);
+            let mut n = Node::new(ResourceType::Model, &pkg, &name, f);
             n.path = rel;
             n.fqn = fqn(dirs, name);
-            n.raw_code = read(fs, &f)?;
+            n.raw_code = text?;
             set.add(n)?;
         }
         for f in list(fs, base, &[".py"])? {
