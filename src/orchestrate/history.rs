@@ -69,6 +69,13 @@ fn ts(v: Vec<Option<DateTime<Utc>>>) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from(v.into_iter().map(|t| t.map(|t| t.timestamp_micros())).collect::<Vec<_>>()).with_timezone("UTC"))
 }
 
+/// Milliseconds between two instants as they are stored (microseconds):
+/// the same figure anything reading the stored `started_at` / `ended_at`
+/// computes (`pipeline health`), not one a microsecond's rounding apart.
+fn duration_ms(started: DateTime<Utc>, ended: Option<DateTime<Utc>>) -> Option<i64> {
+    ended.map(|e| (e.timestamp_micros() - started.timestamp_micros()).div_euclid(1000))
+}
+
 fn strs(v: Vec<Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(v))
 }
@@ -115,7 +122,7 @@ impl History {
             strs(vec![Some(r.state.clone())]),
             ts(vec![Some(r.started_at)]),
             ts(vec![r.ended_at]),
-            Arc::new(Int64Array::from(vec![r.ended_at.map(|e| (e - r.started_at).num_milliseconds())])),
+            Arc::new(Int64Array::from(vec![duration_ms(r.started_at, r.ended_at)])),
             strs(vec![r.error.clone()]),
             Arc::new(Int64Array::from(vec![r.pid])),
             ts(vec![Some(r.recorded_at)]),
@@ -150,7 +157,7 @@ impl History {
             strs(vec![Some(r.state.clone())]),
             ts(vec![Some(r.started_at)]),
             ts(vec![r.ended_at]),
-            Arc::new(Int64Array::from(vec![r.ended_at.map(|e| (e - r.started_at).num_milliseconds())])),
+            Arc::new(Int64Array::from(vec![duration_ms(r.started_at, r.ended_at)])),
             strs(vec![r.error.clone()]),
             Arc::new(BooleanArray::from(vec![r.transient])),
             Arc::new(Int64Array::from(vec![r.retry_delay_ms])),
@@ -345,5 +352,16 @@ mod tests {
         let long_ago = DateTime::from_timestamp(1_000_000_000, 0).unwrap();
         assert!(!alive(me, long_ago), "a row from 2001 was written by an earlier process with this id");
         assert!(!alive(-1, Utc::now()) && !alive(0, Utc::now()));
+    }
+
+    #[test]
+    fn a_duration_is_that_of_the_stored_microsecond_timestamps() {
+        // 807.9999 ms apart in nanoseconds, 808 ms apart once each is stored
+        // in microseconds: `pipeline health` reads the stored ones and must agree
+        let started = DateTime::from_timestamp(1_700_000_000, 123_456_700).unwrap();
+        let ended = DateTime::from_timestamp(1_700_000_000, 931_456_600).unwrap();
+        assert_eq!((ended - started).num_milliseconds(), 807);
+        assert_eq!(duration_ms(started, Some(ended)), Some(808));
+        assert_eq!(duration_ms(started, None), None);
     }
 }
