@@ -2,8 +2,8 @@
 //! for the `graph` context variable and the docs) or straight into the
 //! manifest's bytes ([`JsonObject`]). Both see the same calls in the same
 //! order, so the bytes are those of serializing the map; writing them
-//! directly skips building and dropping a map per node (half the cost of a
-//! 10,000-model project's manifest).
+//! directly skips building a hashed map per node (inserting its keys was a
+//! quarter of a 10,000-model project's manifest CPU).
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -191,16 +191,7 @@ pub fn py_repr(v: &Value) -> String {
 fn write_repr_hashable(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => write_map_hashable(m, out),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_repr_hashable(x, out);
-            }
-            out.push(']');
-        }
+        Value::Array(a) => write_joined(out, '[', a, ']', write_repr_hashable),
         Value::String(s) => write_repr_str(s, out),
         other => write_repr_str(&py_str(other), out),
     }
@@ -209,16 +200,23 @@ fn write_repr_hashable(v: &Value, out: &mut String) {
 fn write_map_hashable(m: &Map<String, Value>, out: &mut String) {
     let mut keys: Vec<&String> = m.keys().collect();
     keys.sort();
-    out.push('{');
-    for (i, k) in keys.into_iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
+    write_joined(out, '{', keys, '}', |k, out| {
         write_repr_str(k, out);
         out.push_str(": ");
         write_repr_hashable(&m[k], out);
+    });
+}
+
+/// `open`, the items written by `each` and separated by ", ", `close`.
+fn write_joined<T>(out: &mut String, open: char, items: impl IntoIterator<Item = T>, close: char, mut each: impl FnMut(T, &mut String)) {
+    out.push(open);
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        each(x, out);
     }
-    out.push('}');
+    out.push(close);
 }
 
 /// Python's repr of a str.

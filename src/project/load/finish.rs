@@ -37,7 +37,7 @@ pub fn split_disabled(nodes: &mut IndexMap<String, Node>) -> IndexMap<String, No
 /// one Jinja call per node and name is most of a large project's parse.
 pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispatch: bool, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
     let default_of = |name: &str, custom: &str| -> Result<Option<String>, LoadError> {
-        let overridden = dispatch || macros.values().any(|m| m.name == name || m.name.ends_with(&format!("__{name}")));
+        let overridden = dispatch || definitions(macros, name).next().is_some();
         if overridden {
             return Ok(None);
         }
@@ -47,37 +47,36 @@ pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispat
     let default_schema = default_of("generate_schema_name", "custom_schema_name")?;
     let default_db = default_of("generate_database_name", "custom_database_name")?;
     let alias_default = default_of("generate_alias_name", "custom_alias_name")?.is_some();
-    let names =
-        |k: &'static str| nodes.values().filter(|n| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis).map(move |n| n.config.get(k));
+    let named_kind = |n: &Node| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis;
+    let names = |k: &'static str| nodes.values().filter(|n| named_kind(n)).map(move |n| n.config.get(k));
     let memo_schema = once_per_value(jinja, macros, "generate_schema_name", "custom_schema_name", default_schema.is_none(), names("schema"))?;
     let memo_alias = once_per_value(jinja, macros, "generate_alias_name", "custom_alias_name", !alias_default, names("alias"))?;
     let memo_db = once_per_value(jinja, macros, "generate_database_name", "custom_database_name", default_db.is_none(), names("database"))?;
     let named: Vec<Result<(String, String, String, String), LoadError>> = nodes
         .par_iter()
-        .filter(|(_, n)| n.resource_type.is_executable() || n.resource_type == ResourceType::Analysis)
+        .filter(|(_, n)| named_kind(n))
         .map(|(uid, n)| {
             let custom = |k: &str| n.config.get(k).filter(|v| !v.is_null());
+            // an overridden macro's result, when it was computed once per value
+            let memo = |m: &Option<Memo>, k: &str| m.as_ref().and_then(|m| m.get(&memo_key(n.config.get(k))).cloned());
             let schema = match (&default_schema, custom("schema")) {
                 (Some(d), None) => Some(d.clone()),
                 (Some(d), Some(serde_json::Value::String(c))) => Some(format!("{d}_{}", c.trim())),
                 _ => None,
-            };
+            }
+            .or_else(|| memo(&memo_schema, "schema"));
             let alias = match (alias_default, custom("alias"), &n.version) {
                 (true, None, None) => Some(n.name.clone()),
                 (true, Some(serde_json::Value::String(c)), _) if !c.is_empty() => Some(c.trim().to_string()),
                 _ => None,
-            };
+            }
+            .or_else(|| memo(&memo_alias, "alias"));
             let db = match (&default_db, custom("database")) {
                 (Some(d), None) => Some(d.clone()),
                 (Some(_), Some(serde_json::Value::String(c))) if c.trim() == c && !c.is_empty() => Some(c.clone()),
                 _ => None,
-            };
-            if let (Some(schema), Some(alias), Some(db)) = (&schema, &alias, &db) {
-                return Ok((uid.clone(), db.clone(), schema.clone(), alias.clone()));
             }
-            let memo = |m: &Option<Memo>, k: &str| m.as_ref().and_then(|m| m.get(&memo_key(n.config.get(k))).cloned());
-            let (schema, alias, db) =
-                (schema.or_else(|| memo(&memo_schema, "schema")), alias.or_else(|| memo(&memo_alias, "alias")), db.or_else(|| memo(&memo_db, "database")));
+            .or_else(|| memo(&memo_db, "database"));
             if let (Some(schema), Some(alias), Some(db)) = (&schema, &alias, &db) {
                 return Ok((uid.clone(), db.clone(), schema.clone(), alias.clone()));
             }
@@ -137,9 +136,7 @@ fn once_per_value<'a>(
     overridden: bool,
     values: impl Iterator<Item = Option<&'a serde_json::Value>>,
 ) -> Result<Option<Memo>, LoadError> {
-    let suffix = format!("__{name}");
-    let defs = || macros.values().filter(|m| m.name == name || m.name.ends_with(&suffix));
-    if !overridden || defs().next().is_none() || defs().any(|m| reads_node(&m.macro_sql)) {
+    if !overridden || definitions(macros, name).next().is_none() || definitions(macros, name).any(|m| reads_node(&m.macro_sql)) {
         return Ok(None);
     }
     let mut memo = Memo::new();
@@ -153,6 +150,12 @@ fn once_per_value<'a>(
         memo.insert(key, out);
     }
     Ok(Some(memo))
+}
+
+/// The project's and packages' definitions of naming macro `name`: the
+/// macro itself and its dispatch candidates (`*__name`).
+fn definitions<'a>(macros: &'a IndexMap<String, Macro>, name: &'a str) -> impl Iterator<Item = &'a Macro> {
+    macros.values().filter(move |m| m.name == name || m.name.strip_suffix(name).is_some_and(|p| p.ends_with("__")))
 }
 
 /// Whether a macro's body (after its `{% macro ... %}` tag) names `node`
