@@ -102,3 +102,27 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The session reads `DATAFUSION_*` environment variables as datafusion-cli
+/// does; dp's own default for partial aggregation applies unless one sets
+/// it; a value DataFusion rejects stops the command with the cause.
+#[test]
+fn datafusion_environment_variables_configure_the_session() {
+    let dir = project(&[("warehouse.toml", "[project]\nname = \"p\"\n")]);
+    let setting = |name: &str, env: &[(&str, &str)]| {
+        let q = format!("select value from information_schema.df_settings where name = 'datafusion.{name}'");
+        let o = dp().current_dir(dir.path()).envs(env.iter().copied()).args(["sql", "--format", "csv", "-e", &q]).output().unwrap();
+        ok(&o);
+        stdout(&o)
+    };
+    let ratio = "execution.skip_partial_aggregation_probe_ratio_threshold";
+    assert_eq!(setting(ratio, &[]), "value\n0.25\n");
+    assert_eq!(setting(ratio, &[("DATAFUSION_EXECUTION_SKIP_PARTIAL_AGGREGATION_PROBE_RATIO_THRESHOLD", "0.8")]), "value\n0.8\n");
+    assert_eq!(setting("execution.batch_size", &[("DATAFUSION_EXECUTION_BATCH_SIZE", "4096")]), "value\n4096\n");
+
+    let o = dp().current_dir(dir.path()).env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots").args(["sql", "-e", "select 1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("a DATAFUSION_* environment variable has a value DataFusion does not accept"), "{err}");
+    assert!(err.contains("hint: fix or unset it"), "{err}");
+}
