@@ -3,8 +3,8 @@
 
 Replays the SQL that a `dp run` compiled (target/compiled/<project>/models/**.sql) on DuckDB,
 over the same bronze files and seed CSVs, in the same DAG order, writing each model's result
-to Parquet (ZSTD) the way dp writes each model to a Delta table. Everything it needs comes
-from the dp run's own artifacts:
+to Parquet (the model's codec and level: dp's zstd level 1 by default) the way dp writes each
+model to a Delta table. Everything it needs comes from the dp run's own artifacts:
 
 * target/manifest.json  - sources (relation_name + meta.external_location / meta.format),
                           seeds (relation_name, path, config.column_types), models
@@ -39,6 +39,22 @@ CREATE OR REPLACE MACRO initcap(s) AS (
     END
 )
 """
+
+
+def parquet_codec(node):
+    """The model's `compression` and `compression_level` as DuckDB COPY options, with dp's
+    defaults (zstd at level 1: src/materialize/delta.rs) when the model sets none, so both
+    engines write the same codec."""
+    config = node.get("config") or {}
+    codec = str(config.get("compression") or "zstd").lower()
+    codec = {"lz4": "lz4_raw", "none": "uncompressed"}.get(codec, codec)
+    level = config.get("compression_level")
+    if codec == "zstd" and level is None:
+        level = 1
+    opts = f"COMPRESSION {codec}"
+    if level is not None and codec == "zstd":  # DuckDB has levels for zstd only
+        opts += f", COMPRESSION_LEVEL {int(level)}"
+    return opts
 
 
 def q(ident):
@@ -173,7 +189,7 @@ def main():
                 os.makedirs(target_dir, exist_ok=True)
                 target = os.path.join(target_dir, table + ".parquet")
                 r = con.execute(
-                    f"COPY (\n{sql}\n) TO {sql_str(target)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3)"
+                    f"COPY (\n{sql}\n) TO {sql_str(target)} (FORMAT parquet, {parquet_codec(node)})"
                 ).fetchone()
                 rows = r[0] if r else None
                 # Downstream models read the written file, as dp's read the Delta table.

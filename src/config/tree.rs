@@ -51,6 +51,7 @@ const KNOWN: &[&str] = &[
     "publish",
     "indexes",
     "compression",
+    "compression_level",
     "group",
     "access",
     "sql_header",

@@ -102,6 +102,51 @@ fn partition_by_writes_partition_folders_and_hooks_run() {
     assert!(stderr(&o).contains("pre-hook of hooked: Error during planning: table 'dp.main.no_such_table' not found"), "{}", stderr(&o));
 }
 
+/// The codec of the first column of `table`'s only Parquet file (a file
+/// records its codec, not the level it was written at).
+fn codec(dir: &Path, table: &str) -> String {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let folder = dir.join("warehouse/main").join(table);
+    let files: Vec<_> = std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "parquet")).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let reader = SerializedFileReader::new(std::fs::File::open(&files[0]).unwrap()).unwrap();
+    let codec = format!("{:?}", reader.metadata().row_group(0).column(0).compression());
+    codec.split('(').next().unwrap().to_string()
+}
+
+#[test]
+fn compression_and_its_level_reach_the_parquet_files() {
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/plain.sql", "select 1 as id"),
+        ("models/small.sql", "{{ config(compression='zstd', compression_level=19) }}\nselect 1 as id"),
+        ("models/gz.sql", "{{ config(compression='gzip', compression_level=9) }}\nselect 1 as id"),
+        ("models/fast.sql", "{{ config(compression='lz4') }}\nselect 1 as id"),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run"]));
+    assert_eq!(codec(p, "plain"), "ZSTD", "zstd when nothing is named");
+    assert_eq!(codec(p, "small"), "ZSTD");
+    assert_eq!(codec(p, "gz"), "GZIP");
+    assert_eq!(codec(p, "fast"), "LZ4_RAW");
+
+    // A level the codec does not have stops the project before anything runs.
+    std::fs::write(p.join("models/small.sql"), "{{ config(compression='zstd', compression_level=30) }}\nselect 1 as id").unwrap();
+    let o = run(p, &["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: models/small.sql:1: model 'small': compression_level 30 is not a level of zstd\n  hint: use a whole number from 1 to 22"
+    );
+    std::fs::write(p.join("models/small.sql"), "{{ config(compression='snappy', compression_level=3) }}\nselect 1 as id").unwrap();
+    let o = run(p, &["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: models/small.sql:1: model 'small': compression_level 3 is set but compression 'snappy' has no levels\n  hint: set compression to zstd (levels 1-22) or gzip (0-9), or remove compression_level"
+    );
+}
+
 #[test]
 fn views_resolve_in_later_commands() {
     let dir = project(&[

@@ -1,6 +1,6 @@
 //! Configs are checked when the project loads, before anything runs: an
 //! unknown `materialized`, `incremental_strategy`, `on_schema_change` or
-//! `compression`, or a malformed `indexes` or `grants` entry, is reported
+//! `compression` (or a `compression_level` its codec does not have), or a malformed `indexes` or `grants` entry, is reported
 //! with the file and line where the value is written (the model's file, its
 //! YAML, or the project file) and the values dp accepts.
 
@@ -72,6 +72,12 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
         if let Some(v) = s("compression") {
             one_of("compression", &v, COMPRESSIONS, &mut out);
         }
+        if let Some(v) = n.config.get("compression_level").filter(|v| !v.is_null()) {
+            let codec = s("compression").unwrap_or_else(|| crate::materialize::delta::DEFAULT_COMPRESSION.to_string()).to_ascii_lowercase();
+            if let Some(p) = compression_level_problem(&codec, v) {
+                out.push(("compression_level", p));
+            }
+        }
         if let Some(v) = n.config.get("indexes").filter(|v| !v.is_null())
             && let Err(e) = check_indexes(v)
         {
@@ -84,6 +90,25 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
         }
     }
     out
+}
+
+/// What is wrong with `compression_level = v` beside `compression = codec`:
+/// zstd takes 1–22, gzip 0–9, and the other codecs have no level.
+fn compression_level_problem(codec: &str, v: &Value) -> Option<String> {
+    let range = match codec {
+        "zstd" => 1..=22,
+        "gzip" => 0..=9,
+        "snappy" | "lz4" | "none" | "uncompressed" => {
+            return Some(format!(
+                "compression_level {v} is set but compression '{codec}' has no levels\n  hint: set compression to zstd (levels 1-22) or gzip (0-9), or remove compression_level"
+            ));
+        }
+        _ => return None, // the unknown codec is reported on its own
+    };
+    match v.as_i64() {
+        Some(l) if range.contains(&l) => None,
+        _ => Some(format!("compression_level {v} is not a level of {codec}\n  hint: use a whole number from {} to {}", range.start(), range.end())),
+    }
 }
 
 /// dbt-postgres's `indexes`: `[{columns: [a, b], unique: true, type: btree}]`.
