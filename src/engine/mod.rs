@@ -4,6 +4,7 @@
 
 pub mod attach;
 pub mod catalog;
+pub mod count_distinct;
 pub mod idents;
 pub mod introspect;
 pub mod memory;

@@ -84,7 +84,8 @@ fn udf(name: &'static str, aliases: &[&str], arity: Vec<usize>, ret: Ret, body: 
     ScalarUDF::new_from_impl(Udf { name, aliases: aliases.iter().map(|s| s.to_string()).collect(), signature, ret, body })
 }
 
-/// Registers every function of this module on `ctx`.
+/// Registers every function of this module on `ctx`, and `count` with
+/// dp's distinct count of integers ([`super::count_distinct`]).
 pub fn register(ctx: &SessionContext) {
     for f in all() {
         ctx.register_udf(f);
@@ -92,6 +93,7 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(Coalesce(datafusion::functions::core::coalesce())));
     ctx.register_udf(ScalarUDF::new_from_impl(DatePart(datafusion::functions::datetime::date_part())));
     ctx.register_udf(ScalarUDF::new_from_impl(super::timezone::AtTimeZone::default()));
+    ctx.register_udaf(datafusion::logical_expr::AggregateUDF::new_from_impl(super::count_distinct::Count::default()));
 }
 
 /// DuckDB's names of date parts that DataFusion's `date_part` spells
