@@ -35,12 +35,11 @@ pub struct Materialized {
 pub const DEFAULT_COMPRESSION: &str = "zstd";
 
 /// zstd's level when a model names none: 1, not the zstd library's 3. On
-/// the demo at scale 10 (`dp run --full-refresh`, alternated) level 3 spent
-/// 8.7–10.2 s of CPU and 4.7–5.7 s of wall time, with zstd's compressor a
-/// fifth of all samples; level 1 8.0–8.9 s and 4.5–4.9 s, for files 6 %
-/// larger (137 MB against 129 MB). Snappy was no faster (8.0–8.5 s of CPU)
-/// and its files 57 % larger. `compression_level` takes the time back for
-/// space.
+/// the demo at scale 10 (`dp run --full-refresh`, copies of the project
+/// run in turn) level 3 made zstd's compressor a fifth of the CPU: 9.1 s
+/// of CPU (median) against 8.1 s at level 1, for files 6 % larger (137 MB
+/// against 129 MB). Snappy saved little more (7.8 s) for files 57 %
+/// larger. `compression_level` takes the time back for space.
 const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// The Parquet writer properties of a model's, seed's or snapshot's files:
