@@ -1,5 +1,5 @@
 //! Materializations and run options: incremental strategies and
-//! on_schema_change, partition_by, hooks, views, --fail-fast.
+//! on_schema_change, partition_by, compression, hooks, views, --fail-fast.
 
 use crate::common::*;
 use std::path::Path;
@@ -115,7 +115,7 @@ fn codec(dir: &Path, table: &str) -> String {
 }
 
 #[test]
-fn compression_and_its_level_reach_the_parquet_files() {
+fn compression_reaches_the_parquet_files_and_a_bad_level_stops_the_load() {
     let dir = project(&[
         ("warehouse.toml", TOML),
         ("models/plain.sql", "select 1 as id"),

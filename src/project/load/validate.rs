@@ -1,8 +1,9 @@
 //! Configs are checked when the project loads, before anything runs: an
 //! unknown `materialized`, `incremental_strategy`, `on_schema_change` or
-//! `compression` (or a `compression_level` its codec does not have), or a malformed `indexes` or `grants` entry, is reported
-//! with the file and line where the value is written (the model's file, its
-//! YAML, or the project file) and the values dp accepts.
+//! `compression`, a `compression_level` its codec does not have, or a
+//! malformed `indexes` or `grants` entry, is reported with the file and line
+//! where the value is written (the model's file, its YAML, or the project
+//! file) and the values dp accepts.
 
 use indexmap::IndexMap;
 use serde_json::Value;
