@@ -175,8 +175,7 @@ where
             }
         } else {
             for (i, (&g, &v)) in group_indices.iter().zip(data.iter()).enumerate() {
-                let counted = array.is_valid(i) && opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-                if counted {
+                if counted(array, opt_filter, i) {
                     self.bytes += self.groups[g].push(v);
                 }
             }
@@ -217,15 +216,20 @@ where
 
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let array = values[0].as_primitive::<T>();
-        let counted = |i: usize| array.is_valid(i) && opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        let offsets = OffsetBuffer::<i32>::from_lengths((0..array.len()).map(|i| usize::from(counted(i))));
-        let kept: Vec<T::Native> = (0..array.len()).filter(|&i| counted(i)).map(|i| array.value(i)).collect();
+        let offsets = OffsetBuffer::<i32>::from_lengths((0..array.len()).map(|i| usize::from(counted(array, opt_filter, i))));
+        let kept: Vec<T::Native> = (0..array.len()).filter(|&i| counted(array, opt_filter, i)).map(|i| array.value(i)).collect();
         Ok(vec![list::<T>(offsets, kept)])
     }
 
     fn size(&self) -> usize {
         size_of::<Self>() + self.groups.capacity() * size_of::<Group<T::Native>>() + self.bytes
     }
+}
+
+/// Whether row `i` is counted: not null, and kept by the aggregate's
+/// `FILTER` (a null filter value excludes the row, as in SQL).
+fn counted<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>, filter: Option<&BooleanArray>, i: usize) -> bool {
+    array.is_valid(i) && filter.is_none_or(|f| f.is_valid(i) && f.value(i))
 }
 
 /// The state column: one list of values per group, as DataFusion's `count`
