@@ -92,6 +92,11 @@ fn ensure_duckdb_python() -> Result<PathBuf, String> {
     Ok(py)
 }
 
+/// User + system seconds summed over processes, or "-" when GNU time was not there to count them.
+fn cpu(parts: &[Option<f64>]) -> String {
+    parts.iter().copied().sum::<Option<f64>>().map(|s| format!("{s:.2}s")).unwrap_or("-".into())
+}
+
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -254,11 +259,11 @@ fn main() {
         dp_models.len()
     );
     let dp_total = seed.wall_s + run.wall_s;
-    println!("dp   : total (seed + run) {dp_total:.3}s");
+    println!("dp   : total (seed + run) {dp_total:.3}s, CPU {}", cpu(&[seed.cpu_s, run.cpu_s]));
     if let Some((m, v)) = &duck {
         println!(
             "duck : DuckDB {} ({} threads): sources {:.3}s, seeds {:.3}s, models {:.3}s, in-process total {:.3}s; \
-             python process {:.3}s / {} MB peak",
+             python process {:.3}s / {} MB peak, CPU {}",
             v.get("duckdb_version").and_then(Value::as_str).unwrap_or("?"),
             v.get("threads").map(|t| t.to_string().trim_matches('"').to_string()).unwrap_or("?".into()),
             dget("setup_s").unwrap_or(0.0),
@@ -267,6 +272,7 @@ fn main() {
             dget("total_s").unwrap_or(0.0),
             m.wall_s,
             fmt_mb(m.peak_mb),
+            cpu(&[m.cpu_s]),
         );
         let duck_total = m.wall_s;
         println!();
@@ -275,6 +281,12 @@ fn main() {
         if let (Some(setup), Some(models)) = (dget("setup_s"), dget("models_s")) {
             let dm = setup + models;
             println!("  run only (dp run process vs DuckDB sources + model loop)   : {:.3}s / {dm:.3}s = {:.2}", run.wall_s, run.wall_s / dm);
+        }
+        if let (Some(a), Some(b)) = (seed.cpu_s.zip(run.cpu_s).map(|(x, y)| x + y), m.cpu_s) {
+            println!("  CPU, user + system (dp seed+run vs DuckDB process)         : {a:.2}s / {b:.2}s = {:.2}", a / b);
+        }
+        if let (Some(a), Some(b)) = (seed.sys_s.zip(run.sys_s).map(|(x, y)| x + y), m.sys_s) {
+            println!("  of which system (kernel: page faults, writes, madvise)     : {a:.2}s / {b:.2}s = {:.2}", a / b);
         }
         if let (Some(a), Some(b)) = (run.peak_mb, m.peak_mb) {
             println!("  peak RSS (dp run vs DuckDB process)                        : {a:.0} MB / {b:.0} MB = {:.2}", a / b);

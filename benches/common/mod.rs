@@ -62,6 +62,10 @@ pub struct Measured {
     pub wall_s: f64,
     /// Peak resident set size in MiB (None if it could not be measured).
     pub peak_mb: Option<f64>,
+    /// User + system CPU seconds of the child and its waited-for children (GNU time only).
+    pub cpu_s: Option<f64>,
+    /// The system (kernel) part of `cpu_s`: page faults, file writes, returning memory.
+    pub sys_s: Option<f64>,
     pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
@@ -117,7 +121,7 @@ pub fn measure(program: &Path, args: &[&str], cwd: &Path, envs: &[(&str, &str)])
     let mut cmd = match &time {
         Some(t) => {
             let mut c = Command::new(t);
-            c.arg("-f").arg("%M").arg("-o").arg(&time_p).arg(program);
+            c.arg("-f").arg("%M %U %S").arg("-o").arg(&time_p).arg(program);
             c
         }
         None => Command::new(program),
@@ -144,16 +148,22 @@ pub fn measure(program: &Path, args: &[&str], cwd: &Path, envs: &[(&str, &str)])
     let wall_s = start.elapsed().as_secs_f64();
     let stdout = std::fs::read_to_string(&out_p).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_p).unwrap_or_default();
-    let (peak_mb, rss_method) = match &time {
+    let (peak_mb, cpu_s, sys_s, rss_method) = match &time {
         Some(_) => {
             let txt = std::fs::read_to_string(&time_p).unwrap_or_default();
             // GNU time writes "Command exited with non-zero status N" before the format line.
-            let kb = txt.lines().rev().find_map(|l| l.trim().parse::<u64>().ok());
-            (kb.map(|k| k as f64 / 1024.0), "time")
+            let fields = txt.lines().rev().find_map(|l| {
+                let f: Vec<f64> = l.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+                (f.len() == 3).then_some(f)
+            });
+            match fields {
+                Some(f) => (Some(f[0] / 1024.0), Some(f[1] + f[2]), Some(f[2]), "time"),
+                None => (None, None, None, "time"),
+            }
         }
-        None => ((hwm_kb > 0).then(|| hwm_kb as f64 / 1024.0), "proc"),
+        None => ((hwm_kb > 0).then(|| hwm_kb as f64 / 1024.0), None, None, "proc"),
     };
-    Measured { wall_s, peak_mb, status, stdout, stderr, rss_method }
+    Measured { wall_s, peak_mb, cpu_s, sys_s, status, stdout, stderr, rss_method }
 }
 
 fn vm_hwm_kb(pid: u32) -> Option<u64> {

@@ -1,19 +1,20 @@
 //! [`TopOneExec`]: per key, the first row in an order, in one pass.
 //!
 //! Each partition of the input (hash-partitioned on the keys, so a key
-//! lives in one partition) is read to its end. Keys and orderings are
-//! encoded in Arrow's row format, whose bytes compare as the sort
-//! expressions order their values; a hash map from key bytes to the best
-//! ordering bytes seen and where that row is decides each row in a hash
-//! lookup and, when it wins, a byte comparison. Input batches are kept
-//! until the end, since their rows may be chosen; when they hold many more
-//! rows than there are keys they are compacted to the current winners, so
-//! memory follows the number of keys, not the input. The output is the
-//! winners in the order they were read, with the window's row-number
-//! column set to one.
+//! lives in one partition) is read to its end. An [`Index`] decides each
+//! row in a hash lookup: one integer-like key with at most one
+//! integer-like ordering (the usual `partition by id order by updated_at`)
+//! goes as 64-bit words (`words.rs`), anything else in Arrow's row format
+//! (`rows.rs`). Input batches are kept until the end, since their rows may
+//! be chosen; when they hold many more rows than there are keys they are
+//! compacted to the current winners, so memory follows the number of keys,
+//! not the input. The output is the winners in the order they were read,
+//! with the window's row-number column set to one.
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::compute::interleave_record_batch;
+use super::rows::Winners;
+use super::words::{self, WordWinners};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::{SortOptions, interleave_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -27,9 +28,7 @@ use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSe
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
-use hashbrown::HashTable;
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Keeps, per value of `keys`, the first row in `order`; its schema is the
@@ -130,84 +129,88 @@ impl ExecutionPlan for TopOneExec {
     }
 }
 
-/// The winning row of every key seen: keys and orderings in byte arenas,
-/// found through a table of slot numbers (no allocation per key).
-#[derive(Default)]
-struct Winners {
-    table: HashTable<u32>,
-    hasher: foldhash::fast::RandomState,
-    hashes: Vec<u64>,
-    keys: Arena,
-    orders: Arena,
-    /// Where each slot's row is: (kept batch, row).
-    at: Vec<(u32, u32)>,
+/// How a partition's pass finds each key's winner.
+enum Index {
+    /// Any keys and orders, compared in Arrow's row format.
+    Rows { keys: RowConverter, orders: Option<RowConverter>, winners: Winners },
+    /// One integer-like key and at most one integer-like order, as words.
+    Words { order: Option<SortOptions>, winners: WordWinners },
 }
 
-impl Winners {
-    fn len(&self) -> usize {
-        self.at.len()
+impl Index {
+    fn new(exec: &TopOneExec) -> Result<Index> {
+        let input = exec.input.schema();
+        let key_types = exec.keys.iter().map(|k| k.data_type(&input)).collect::<Result<Vec<_>>>()?;
+        let order_types = exec.order.iter().map(|o| o.expr.data_type(&input)).collect::<Result<Vec<_>>>()?;
+        if key_types.len() == 1 && key_types.iter().chain(&order_types).all(words::is_word) && order_types.len() <= 1 {
+            return Ok(Index::Words { order: exec.order.first().map(|o| o.options), winners: WordWinners::default() });
+        }
+        let key_fields = key_types.into_iter().map(SortField::new).collect();
+        let order_fields: Vec<SortField> = order_types.into_iter().zip(&exec.order).map(|(t, o)| SortField::new_with_options(t, o.options)).collect();
+        let orders = if order_fields.is_empty() { None } else { Some(RowConverter::new(order_fields)?) };
+        Ok(Index::Rows { keys: RowConverter::new(key_fields)?, orders, winners: Winners::default() })
     }
 
-    fn memory(&self) -> usize {
-        self.table.capacity() * (size_of::<u32>() + 1) + self.hashes.capacity() * 8 + self.keys.memory() + self.orders.memory() + self.at.capacity() * 8
-    }
-
-    /// Offers row `at` with `key` and `order`; true when it becomes its
-    /// key's winner.
-    fn offer(&mut self, key: &[u8], order: &[u8], at: (u32, u32)) -> Result<bool> {
-        let hash = self.hasher.hash_one(key);
-        let keys = &self.keys;
-        if let Some(&slot) = self.table.find(hash, |&s| keys.get(s) == key) {
-            if order < self.orders.get(slot) {
-                self.orders.set(slot, order);
-                self.at[slot as usize] = at;
-                return Ok(true);
+    /// Offers every row of a batch (its evaluated keys and orders); true
+    /// when some row became its key's winner.
+    fn offer(&mut self, keys: &[ArrayRef], orders: &[ArrayRef], index: u32) -> Result<bool> {
+        let n = keys[0].len();
+        let mut chosen = false;
+        match self {
+            Index::Rows { keys: key_rows, orders: order_rows, winners } => {
+                let keys = key_rows.convert_columns(keys)?;
+                let orders = match order_rows {
+                    Some(c) => Some(c.convert_columns(orders)?),
+                    None => None,
+                };
+                for row in 0..n {
+                    let order: &[u8] = orders.as_ref().map_or(&[], |o| o.row(row).data());
+                    chosen |= winners.offer(keys.row(row).data(), order, (index, row as u32))?;
+                }
             }
-            return Ok(false);
+            Index::Words { order, winners } => {
+                let key = &keys[0];
+                let key_words = words::words(key)?;
+                let ranks = match order {
+                    Some(options) => words::ranks(&orders[0], *options)?,
+                    None => vec![(0, 0); n],
+                };
+                for (row, (word, rank)) in key_words.into_iter().zip(ranks).enumerate() {
+                    let word = (!key.is_null(row)).then_some(word);
+                    chosen |= winners.offer(word, rank, (index, row as u32))?;
+                }
+            }
         }
-        let slot = u32::try_from(self.at.len()).map_err(|_| DataFusionError::Execution("TopOneExec: more than 4 billion keys in one partition".into()))?;
-        let hashes = &self.hashes;
-        self.table.insert_unique(hash, slot, |&s| hashes[s as usize]);
-        self.hashes.push(hash);
-        self.keys.push(key);
-        self.orders.push(order);
-        self.at.push(at);
-        Ok(true)
-    }
-}
-
-/// Byte strings, one per slot, in one buffer. A longer replacement is
-/// appended (its old bytes left unused).
-#[derive(Default)]
-struct Arena {
-    bytes: Vec<u8>,
-    spans: Vec<(usize, usize)>,
-}
-
-impl Arena {
-    fn get(&self, slot: u32) -> &[u8] {
-        let (start, len) = self.spans[slot as usize];
-        &self.bytes[start..start + len]
+        Ok(chosen)
     }
 
-    fn push(&mut self, b: &[u8]) {
-        self.spans.push((self.bytes.len(), b.len()));
-        self.bytes.extend_from_slice(b);
-    }
-
-    fn set(&mut self, slot: u32, b: &[u8]) {
-        let span = &mut self.spans[slot as usize];
-        if b.len() <= span.1 {
-            self.bytes[span.0..span.0 + b.len()].copy_from_slice(b);
-            span.1 = b.len();
-        } else {
-            *span = (self.bytes.len(), b.len());
-            self.bytes.extend_from_slice(b);
+    fn len(&self) -> usize {
+        match self {
+            Index::Rows { winners, .. } => winners.len(),
+            Index::Words { winners, .. } => winners.len(),
         }
     }
 
     fn memory(&self) -> usize {
-        self.bytes.capacity() + self.spans.capacity() * 16
+        match self {
+            Index::Rows { winners, .. } => winners.memory(),
+            Index::Words { winners, .. } => winners.memory(),
+        }
+    }
+
+    /// Where each slot's row is: (kept batch, row).
+    fn at(&self) -> &[(u32, u32)] {
+        match self {
+            Index::Rows { winners, .. } => &winners.at,
+            Index::Words { winners, .. } => &winners.at,
+        }
+    }
+
+    fn at_mut(&mut self) -> &mut [(u32, u32)] {
+        match self {
+            Index::Rows { winners, .. } => &mut winners.at,
+            Index::Words { winners, .. } => &mut winners.at,
+        }
     }
 }
 
@@ -215,9 +218,7 @@ impl Arena {
 struct State {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     order: Vec<Arc<dyn PhysicalExpr>>,
-    key_rows: RowConverter,
-    order_rows: Option<RowConverter>,
-    winners: Winners,
+    index: Index,
     batches: Vec<RecordBatch>,
     kept_rows: usize,
     kept_bytes: usize,
@@ -232,16 +233,10 @@ const COMPACT_SLACK: usize = 1 << 16;
 
 impl State {
     fn try_new(exec: &TopOneExec, batch_size: usize, reservation: MemoryReservation) -> Result<State> {
-        let input = exec.input.schema();
-        let key_fields = exec.keys.iter().map(|k| Ok(SortField::new(k.data_type(&input)?))).collect::<Result<Vec<_>>>()?;
-        let order_fields = exec.order.iter().map(|o| Ok(SortField::new_with_options(o.expr.data_type(&input)?, o.options))).collect::<Result<Vec<_>>>()?;
-        let order_rows = if order_fields.is_empty() { None } else { Some(RowConverter::new(order_fields)?) };
         Ok(State {
             keys: exec.keys.clone(),
             order: exec.order.iter().map(|o| o.expr.clone()).collect(),
-            key_rows: RowConverter::new(key_fields)?,
-            order_rows,
-            winners: Winners::default(),
+            index: Index::new(exec)?,
             batches: vec![],
             kept_rows: 0,
             kept_bytes: 0,
@@ -256,24 +251,15 @@ impl State {
         if n == 0 {
             return Ok(());
         }
-        let keys = self.key_rows.convert_columns(&evaluate(&self.keys, &batch)?)?;
-        let orders = match &self.order_rows {
-            Some(c) => Some(c.convert_columns(&evaluate(&self.order, &batch)?)?),
-            None => None,
-        };
         let index = u32::try_from(self.batches.len()).map_err(|_| DataFusionError::Execution("TopOneExec: too many input batches".into()))?;
-        let mut chosen = false;
-        for row in 0..n {
-            let order: &[u8] = orders.as_ref().map_or(&[], |o| o.row(row).data());
-            chosen |= self.winners.offer(keys.row(row).data(), order, (index, row as u32))?;
-        }
+        let chosen = self.index.offer(&evaluate(&self.keys, &batch)?, &evaluate(&self.order, &batch)?, index)?;
         if chosen {
             self.kept_bytes += batch.get_array_memory_size();
             self.kept_rows += n;
             self.batches.push(batch);
         }
-        self.reservation.try_resize(self.kept_bytes + self.winners.memory())?;
-        if self.kept_rows > 2 * self.winners.len() + COMPACT_SLACK {
+        self.reservation.try_resize(self.kept_bytes + self.index.memory())?;
+        if self.kept_rows > 2 * self.index.len() + COMPACT_SLACK {
             self.compact()?;
         }
         Ok(())
@@ -281,8 +267,9 @@ impl State {
 
     /// The winners' slots in the order their rows were read.
     fn slots_in_reading_order(&self) -> Vec<u32> {
-        let mut slots: Vec<u32> = (0..self.winners.len() as u32).collect();
-        slots.sort_unstable_by_key(|&s| self.winners.at[s as usize]);
+        let at = self.index.at();
+        let mut slots: Vec<u32> = (0..at.len() as u32).collect();
+        slots.sort_unstable_by_key(|&s| at[s as usize]);
         slots
     }
 
@@ -291,7 +278,7 @@ impl State {
         slots
             .iter()
             .map(|&s| {
-                let (b, r) = self.winners.at[s as usize];
+                let (b, r) = self.index.at()[s as usize];
                 (b as usize, r as usize)
             })
             .collect()
@@ -304,13 +291,14 @@ impl State {
         let refs: Vec<&RecordBatch> = self.batches.iter().collect();
         let batches = taken.chunks(self.batch_size).map(|chunk| interleave_record_batch(&refs, chunk)).collect::<Result<Vec<_>, _>>()?;
         let size = self.batch_size as u32;
+        let at = self.index.at_mut();
         for (p, slot) in slots.into_iter().enumerate() {
-            self.winners.at[slot as usize] = (p as u32 / size, p as u32 % size);
+            at[slot as usize] = (p as u32 / size, p as u32 % size);
         }
         self.kept_rows = taken.len();
         self.kept_bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         self.batches = batches;
-        self.reservation.try_resize(self.kept_bytes + self.winners.memory())
+        self.reservation.try_resize(self.kept_bytes + self.index.memory())
     }
 
     /// The winners, `batch_size` rows a batch, with the row number column.

@@ -20,9 +20,10 @@
 //! where `row_number()` is the window operator's only expression and has
 //! a `PARTITION BY`, and replaces the window operator with a
 //! [`TopOneExec`] over the window's input: one pass that keeps, per key,
-//! the first row in `o`'s order (keys and orderings compared in Arrow's
-//! row format, so `DESC`, `NULLS FIRST/LAST` and NULL keys mean what they
-//! mean to the window), and then emits those rows with an `rn` column of
+//! the first row in `o`'s order (one integer-like key and ordering compared
+//! as 64-bit words, anything else in Arrow's row format; either way `DESC`,
+//! `NULLS FIRST/LAST` and NULL keys mean what they mean to the window),
+//! and then emits those rows with an `rn` column of
 //! ones. The filter stays above it, so every other conjunct still applies
 //! and the output schema is the window's. Among rows that tie on `o`,
 //! `row_number()` numbers them in an unspecified order; `TopOneExec` keeps
@@ -38,6 +39,8 @@
 //! `DP_TOP_ONE=off` turns it off too (to measure against the window plan).
 
 mod exec;
+mod rows;
+mod words;
 
 pub use exec::TopOneExec;
 

@@ -58,6 +58,36 @@ async fn row_number_one_keeps_what_the_window_keeps() {
     assert_eq!(format!("{got:?}"), format!("{want:?}"));
 }
 
+/// One integer-like key and at most one integer-like order take the word
+/// path (`words.rs`): every direction and NULL placement, NULL keys, and
+/// narrower, unsigned, date and timestamp types. `o` ties, so only the key
+/// and the winning order value are compared.
+#[tokio::test]
+async fn one_integer_key_and_order_keep_what_the_window_keeps() {
+    let (with, without) = (session(true).await, session(false).await);
+    let typed = "(select cast(k as int) as k32, cast(k as int unsigned) as ku, cast(k as smallint) as k16,
+        cast(o as int) as o32, to_timestamp_seconds(o) as ts, cast(to_timestamp_seconds(o * 86400) as date) as d,
+        cast(o as bigint unsigned) as ou, k, o from t)";
+    let mut queries = vec![];
+    for order in ["o", "o desc", "o asc nulls first", "o desc nulls last", "o desc nulls first"] {
+        queries.push(format!("select k, o from (select k, o, row_number() over (partition by k order by {order}) as rn from t) where rn = 1"));
+    }
+    for (key, order, direction) in
+        [("k32", "o32", "desc"), ("ku", "ts", ""), ("k16", "d", "desc nulls last"), ("ts", "ou", ""), ("d", "k", "desc"), ("ku", "ou", "desc")]
+    {
+        queries.push(format!(
+            "select {key}, {order} from (select *, row_number() over (partition by {key} order by {order} {direction}) as rn from {typed}) where rn = 1"
+        ));
+    }
+    queries.push("select k, o from (select k, o, row_number() over (partition by k order by o desc) as rn from few) where rn = 1".into());
+    for sql in &queries {
+        let expected = rows(&without, sql).await;
+        assert!(expected.len() > 3, "{sql}");
+        assert_eq!(rows(&with, sql).await, expected, "{sql}");
+        assert!(plan(&with, sql).await.contains("TopOneExec"), "not rewritten: {sql}");
+    }
+}
+
 #[tokio::test]
 async fn other_filters_and_windows_are_left_to_the_window_operator() {
     let (with, without) = (session(true).await, session(false).await);
