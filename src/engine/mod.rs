@@ -17,6 +17,8 @@ pub mod subquery;
 pub mod timezone;
 pub mod top_one;
 pub mod udfs;
+pub mod word_sort;
+pub mod words;
 
 use anyhow::Context as _;
 use datafusion::datasource::TableProvider;
@@ -212,10 +214,12 @@ impl Engine {
 }
 
 /// DataFusion's physical optimizer rules with dp's: [`top_one::TopOnePerKey`]
-/// (off under a memory limit) and [`sorted_window::SortedWindow`].
+/// and [`word_sort::WordSort`] (both off under a memory limit) and
+/// [`sorted_window::SortedWindow`].
 fn physical_rules(memory_limited: bool) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = top_one::TopOnePerKey::new(memory_limited).with_default_rules();
     sorted_window::SortedWindow::new().add_to(&mut rules);
+    word_sort::WordSort::new(memory_limited).add_to(&mut rules);
     rules
 }
 

@@ -4,7 +4,7 @@
 //! lives in one partition) is read to its end. An [`Index`] decides each
 //! row in a hash lookup: one integer-like key with at most one
 //! integer-like ordering (the usual `partition by id order by updated_at`)
-//! goes as 64-bit words (`words.rs`), anything else in Arrow's row format
+//! goes as 64-bit words (`word_winners.rs`), anything else in Arrow's row format
 //! (`rows.rs`). Input batches are kept until the end, since their rows may
 //! be chosen; when they hold many more rows than there are keys they are
 //! compacted to the current winners, so memory follows the number of keys,
@@ -12,7 +12,8 @@
 //! with the window's row-number column set to one.
 
 use super::rows::Winners;
-use super::words::{self, WordWinners};
+use super::word_winners::WordWinners;
+use crate::engine::words;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::{SortOptions, interleave_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;

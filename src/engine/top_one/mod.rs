@@ -40,7 +40,7 @@
 
 mod exec;
 mod rows;
-mod words;
+mod word_winners;
 
 pub use exec::TopOneExec;
 

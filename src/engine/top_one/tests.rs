@@ -59,7 +59,7 @@ async fn row_number_one_keeps_what_the_window_keeps() {
 }
 
 /// One integer-like key and at most one integer-like order take the word
-/// path (`words.rs`): every direction and NULL placement, NULL keys, and
+/// path (`word_winners.rs`): every direction and NULL placement, NULL keys, and
 /// narrower, unsigned, date and timestamp types. `o` ties, so only the key
 /// and the winning order value are compared.
 #[tokio::test]
