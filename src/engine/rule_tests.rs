@@ -28,10 +28,15 @@ pub async fn session(rules: Option<Rules>, setup: &[&str]) -> SessionContext {
 
 /// The rows of `sql`, formatted and sorted.
 pub async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut out: Vec<String> = rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect();
+    let mut out = rows_in_order(ctx, sql).await;
     out.sort();
     out
+}
+
+/// The rows of `sql`, formatted, in the order they come.
+pub async fn rows_in_order(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let batches = ctx.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect()
 }
 
 /// `sql`'s plan, as `EXPLAIN` prints it.

@@ -3,9 +3,8 @@
 //! the plan must show `WordSortExec` exactly where the rule applies.
 
 use super::WordSort;
-use crate::engine::rule_tests::{self, Rules, plan, rows};
+use crate::engine::rule_tests::{self, Rules, plan, rows, rows_in_order as ordered};
 use crate::engine::sorted_window::SortedWindow;
-use crate::runner::unit::diff::rows_of;
 use datafusion::prelude::SessionContext;
 
 /// 60,000 rows over four partitions: keys with NULLs, one holding the
@@ -28,12 +27,6 @@ async fn session(rule: bool) -> SessionContext {
         WordSort { enabled: true }.add_to(&mut rules);
     }
     rule_tests::session(Some(rules), &[DATA]).await
-}
-
-/// `sql`'s rows in the order they come.
-async fn ordered(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    rows_of(&batches).unwrap().into_iter().map(|r| r.join("|")).collect()
 }
 
 #[tokio::test]
