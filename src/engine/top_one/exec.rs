@@ -2,9 +2,9 @@
 //!
 //! Each partition of the input (hash-partitioned on the keys, so a key
 //! lives in one partition) is read to its end. An [`Index`] decides each
-//! row in a hash lookup: one integer-like key with at most one
-//! integer-like ordering (the usual `partition by id order by updated_at`)
-//! goes as 64-bit words (`word_winners.rs`), anything else in Arrow's row format
+//! row in a hash lookup: one integer-like key with integer-like orderings
+//! (the usual `partition by id order by updated_at desc`) goes as 64-bit
+//! words (`word_winners.rs`), anything else in Arrow's row format
 //! (`rows.rs`). Input batches are kept until the end, since their rows may
 //! be chosen; when they hold many more rows than there are keys they are
 //! compacted to the current winners, so memory follows the number of keys,
@@ -130,12 +130,15 @@ impl ExecutionPlan for TopOneExec {
     }
 }
 
+/// Orderings the word path takes (`ORDER BY a, b, ...`); more go as rows.
+const MAX_WORD_ORDERS: usize = 8;
+
 /// How a partition's pass finds each key's winner.
 enum Index {
     /// Any keys and orders, compared in Arrow's row format.
     Rows { keys: RowConverter, orders: Option<RowConverter>, winners: Winners },
-    /// One integer-like key and at most one integer-like order, as words.
-    Words { order: Option<SortOptions>, winners: WordWinners },
+    /// One integer-like key and integer-like orders, as words.
+    Words { order: Vec<SortOptions>, winners: WordWinners },
 }
 
 impl Index {
@@ -143,8 +146,9 @@ impl Index {
         let input = exec.input.schema();
         let key_types = exec.keys.iter().map(|k| k.data_type(&input)).collect::<Result<Vec<_>>>()?;
         let order_types = exec.order.iter().map(|o| o.expr.data_type(&input)).collect::<Result<Vec<_>>>()?;
-        if key_types.len() == 1 && key_types.iter().chain(&order_types).all(words::is_word) && order_types.len() <= 1 {
-            return Ok(Index::Words { order: exec.order.first().map(|o| o.options), winners: WordWinners::default() });
+        if key_types.len() == 1 && key_types.iter().chain(&order_types).all(words::is_word) && order_types.len() <= MAX_WORD_ORDERS {
+            let order: Vec<SortOptions> = exec.order.iter().map(|o| o.options).collect();
+            return Ok(Index::Words { winners: WordWinners::new(order.len()), order });
         }
         let key_fields = key_types.into_iter().map(SortField::new).collect();
         let order_fields: Vec<SortField> = order_types.into_iter().zip(&exec.order).map(|(t, o)| SortField::new_with_options(t, o.options)).collect();
@@ -172,13 +176,16 @@ impl Index {
             Index::Words { order, winners } => {
                 let key = &keys[0];
                 let key_words = words::words(key)?;
-                let ranks = match order {
-                    Some(options) => words::ranks(&orders[0], *options)?,
-                    None => vec![(0, 0); n],
-                };
-                for (row, (word, rank)) in key_words.into_iter().zip(ranks).enumerate() {
+                let ranks = orders.iter().zip(order.iter()).map(|(o, options)| words::ranks(o, *options)).collect::<Result<Vec<_>>>()?;
+                let mut rest = [(0, 0); MAX_WORD_ORDERS];
+                let rest = &mut rest[..ranks.len().saturating_sub(1)];
+                for (row, word) in key_words.into_iter().enumerate() {
                     let word = (!key.is_null(row)).then_some(word);
-                    chosen |= winners.offer(word, rank, (index, row as u32))?;
+                    let first = ranks.first().map_or((0, 0), |r| r[row]);
+                    for (r, column) in rest.iter_mut().zip(ranks.iter().skip(1)) {
+                        *r = column[row];
+                    }
+                    chosen |= winners.offer(word, first, rest, (index, row as u32))?;
                 }
             }
         }

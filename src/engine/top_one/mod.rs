@@ -20,8 +20,8 @@
 //! where `row_number()` is the window operator's only expression and has
 //! a `PARTITION BY`, and replaces the window operator with a
 //! [`TopOneExec`] over the window's input: one pass that keeps, per key,
-//! the first row in `o`'s order (one integer-like key and ordering compared
-//! as 64-bit words, anything else in Arrow's row format; either way `DESC`,
+//! the first row in `o`'s order (one integer-like key and integer-like
+//! orderings compared as 64-bit words, anything else in Arrow's row format; either way `DESC`,
 //! `NULLS FIRST/LAST` and NULL keys mean what they mean to the window),
 //! and then emits those rows with an `rn` column of
 //! ones. The filter stays above it, so every other conjunct still applies

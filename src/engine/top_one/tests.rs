@@ -37,6 +37,11 @@ async fn row_number_one_keeps_what_the_window_keeps() {
         "select id, rn from (select id, cast(row_number() over (partition by k order by o, id) as int) as rn from t) where rn = 1",
         "select k, count(*) from (select k, row_number() over (partition by k order by id) as rn from t) where rn = 1 group by k",
         "select * from (select *, row_number() over (partition by k order by o desc, id) as rn from few) where rn = 1",
+        // Integer orderings after the first go as words too; the first ties
+        // often here (k2 has three values), so the later ones decide.
+        "select * from (select *, row_number() over (partition by k order by k2, o desc nulls first, id) as rn from t) where rn = 1",
+        "select * from (select *, row_number() over (partition by k order by k2 desc, o nulls last, id desc) as rn from t) where rn = 1",
+        "select * from (select *, row_number() over (partition by k2 order by o desc nulls last, k nulls first, id) as rn from t) where rn = 1",
         "select a.id, b.s from (select *, row_number() over (partition by k order by id desc) as rn from t) a join t b on a.id = b.id where a.rn = 1",
     ];
     for sql in rewritten {
@@ -58,10 +63,11 @@ async fn row_number_one_keeps_what_the_window_keeps() {
     assert_eq!(format!("{got:?}"), format!("{want:?}"));
 }
 
-/// One integer-like key and at most one integer-like order take the word
-/// path (`word_winners.rs`): every direction and NULL placement, NULL keys, and
-/// narrower, unsigned, date and timestamp types. `o` ties, so only the key
-/// and the winning order value are compared.
+/// One integer-like key and one integer-like order take the word path
+/// (`word_winners.rs`; several orders are in the test above): every
+/// direction and NULL placement, NULL keys, and narrower, unsigned, date and
+/// timestamp types. `o` ties, so only the key and the winning order value
+/// are compared.
 #[tokio::test]
 async fn one_integer_key_and_order_keep_what_the_window_keeps() {
     let (with, without) = (session(true).await, session(false).await);
