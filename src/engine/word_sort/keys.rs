@@ -3,12 +3,6 @@
 //! row`, sorted once. The place breaks ties, so equal keys keep the order
 //! the rows were read in.
 //!
-//! A string's word is its first eight bytes, big-endian, zero-padded:
-//! words that differ order two strings as their bytes do, and equal words
-//! send the comparison to the whole strings (read from the batches through
-//! the rows' places), so a string key costs a full comparison only where
-//! the first eight bytes tie.
-//!
 //! A column's NULLs become the lowest word (`NULLS FIRST`) or the highest
 //! (`NULLS LAST`); only when the column also holds a value whose word is
 //! that one does it get a rank word before its value word (0 before 1), so
@@ -16,133 +10,10 @@
 //! fixed-size arrays sorted in place; wider ones sort an index.
 
 use crate::engine::words;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, GenericStringArray, StringViewArray};
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::SortOptions;
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
-use std::cmp::Ordering;
-
-/// Whether [`sorted_places`] sorts on columns of type `t`.
-pub fn is_key(t: &DataType) -> bool {
-    words::is_word(t) || is_string(t)
-}
-
-fn is_string(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
-/// A column's words in `options`' direction (NULL slots unspecified).
-fn column_words(a: &ArrayRef, options: SortOptions) -> Result<Vec<u64>> {
-    if !is_string(a.data_type()) {
-        return words::sort_words(a, options);
-    }
-    let prefix = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        let n = b.len().min(8);
-        w[..n].copy_from_slice(&b[..n]);
-        let v = u64::from_be_bytes(w);
-        if options.descending { !v } else { v }
-    };
-    Ok(match Strings::of(a) {
-        Some(s) => (0..a.len()).map(|i| prefix(s.bytes(i))).collect(),
-        None => return Err(DataFusionError::Internal(format!("WordSortExec: {} is not a string type", a.data_type()))),
-    })
-}
-
-/// A string column of one batch, read by row.
-enum Strings<'a> {
-    Utf8(&'a GenericStringArray<i32>),
-    Large(&'a GenericStringArray<i64>),
-    View(&'a StringViewArray),
-}
-
-impl<'a> Strings<'a> {
-    fn of(a: &'a ArrayRef) -> Option<Strings<'a>> {
-        Some(match a.data_type() {
-            DataType::Utf8 => Strings::Utf8(a.as_string::<i32>()),
-            DataType::LargeUtf8 => Strings::Large(a.as_string::<i64>()),
-            DataType::Utf8View => Strings::View(a.as_string_view()),
-            _ => return None,
-        })
-    }
-
-    /// Row `i`'s bytes (whatever a NULL slot holds, for a NULL).
-    fn bytes(&self, i: usize) -> &'a [u8] {
-        match self {
-            Strings::Utf8(a) => a.value(i).as_bytes(),
-            Strings::Large(a) => a.value(i).as_bytes(),
-            Strings::View(a) => a.value(i).as_bytes(),
-        }
-    }
-
-    fn is_null(&self, i: usize) -> bool {
-        match self {
-            Strings::Utf8(a) => a.is_null(i),
-            Strings::Large(a) => a.is_null(i),
-            Strings::View(a) => a.is_null(i),
-        }
-    }
-}
-
-/// The string columns of a sort, for comparing two rows whose words tie.
-struct Ties<'a> {
-    /// Per key word: the string column whose value word it is, if any.
-    of_word: Vec<Option<usize>>,
-    /// Per string column: descending, and its arrays by batch.
-    columns: Vec<(bool, Vec<Strings<'a>>)>,
-}
-
-impl<'a> Ties<'a> {
-    fn new(batches: &'a [Vec<ArrayRef>], layout: &[Layout]) -> Ties<'a> {
-        let mut ties = Ties { of_word: vec![], columns: vec![] };
-        for (c, l) in layout.iter().enumerate() {
-            if l.ranked {
-                ties.of_word.push(None);
-            }
-            let strings: Vec<Strings<'a>> = batches.iter().filter_map(|arrays| Strings::of(&arrays[c])).collect();
-            if strings.len() == batches.len() && !strings.is_empty() {
-                ties.of_word.push(Some(ties.columns.len()));
-                ties.columns.push((l.options.descending, strings));
-            } else {
-                ties.of_word.push(None);
-            }
-        }
-        ties
-    }
-
-    /// Compares two keys: words first, a tied string word by the whole
-    /// strings, then the places.
-    fn compare(&self, a: &[u64], pa: u64, b: &[u64], pb: u64) -> Ordering {
-        for (j, (x, y)) in a.iter().zip(b).enumerate() {
-            match x.cmp(y) {
-                Ordering::Equal => {
-                    if let Some(c) = self.of_word[j] {
-                        let o = self.strings(c, pa, pb);
-                        if o != Ordering::Equal {
-                            return o;
-                        }
-                    }
-                }
-                o => return o,
-            }
-        }
-        pa.cmp(&pb)
-    }
-
-    /// Two rows' strings of column `c` in its direction (two NULLs, the only
-    /// NULLs whose words tie, are equal).
-    fn strings(&self, c: usize, pa: u64, pb: u64) -> Ordering {
-        let (descending, arrays) = &self.columns[c];
-        let (sa, ra) = (&arrays[(pa >> 32) as usize], (pa & u32::MAX as u64) as usize);
-        let (sb, rb) = (&arrays[(pb >> 32) as usize], (pb & u32::MAX as u64) as usize);
-        if sa.is_null(ra) || sb.is_null(rb) {
-            return Ordering::Equal;
-        }
-        let o = sa.bytes(ra).cmp(sb.bytes(rb));
-        if *descending { o.reverse() } else { o }
-    }
-}
 
 /// How one sort column becomes words.
 #[derive(Clone, Copy)]
@@ -160,8 +31,8 @@ impl Layout {
 }
 
 /// The places of all rows, in sort order. `batches`: per input batch, its
-/// evaluated sort columns (all of types [`is_key`] accepts), in the order
-/// of `options`.
+/// evaluated sort columns (all of types `words::is_word` accepts), in the
+/// order of `options`.
 pub fn sorted_places(batches: &[Vec<ArrayRef>], options: &[SortOptions]) -> Result<Vec<u64>> {
     let mut layout: Vec<Layout> = options.iter().map(|&options| Layout { options, ranked: false }).collect();
     let mut rows = 0usize;
@@ -170,7 +41,7 @@ pub fn sorted_places(batches: &[Vec<ArrayRef>], options: &[SortOptions]) -> Resu
         for (a, l) in arrays.iter().zip(layout.iter_mut()) {
             if a.null_count() > 0 && !l.ranked {
                 let null_word = l.null_word();
-                let w = column_words(a, l.options)?;
+                let w = words::sort_words(a, l.options)?;
                 l.ranked = (0..a.len()).any(|i| w[i] == null_word && a.is_valid(i));
             }
         }
@@ -192,7 +63,7 @@ pub fn sorted_places(batches: &[Vec<ArrayRef>], options: &[SortOptions]) -> Resu
 fn batch_words(arrays: &[ArrayRef], layout: &[Layout]) -> Result<Vec<Vec<u64>>> {
     let mut out = Vec::with_capacity(layout.len() * 2);
     for (a, l) in arrays.iter().zip(layout) {
-        let mut w = column_words(a, l.options)?;
+        let mut w = words::sort_words(a, l.options)?;
         if l.ranked {
             let (null_rank, value_rank) = if l.options.nulls_first { (0, 1) } else { (1, 0) };
             out.push((0..a.len()).map(|i| if a.is_null(i) { null_rank } else { value_rank }).collect());
@@ -226,12 +97,7 @@ fn fixed<const W: usize>(batches: &[Vec<ArrayRef>], layout: &[Layout], rows: usi
         let words = batch_words(arrays, layout)?;
         keys.extend((0..arrays[0].len()).map(|r| Key { words: std::array::from_fn(|j| words[j][r]), place: place(b, r) }));
     }
-    let ties = Ties::new(batches, layout);
-    if ties.columns.is_empty() {
-        keys.sort_unstable();
-    } else {
-        keys.sort_unstable_by(|a, b| ties.compare(&a.words, a.place, &b.words, b.place));
-    }
+    keys.sort_unstable();
     // A new vector, not one collected in place: that would keep the keys'
     // allocation, four times the places', while the rows are emitted.
     let places = keys.iter().map(|k| k.place).collect();
@@ -249,9 +115,8 @@ fn wide(batches: &[Vec<ArrayRef>], layout: &[Layout], width: usize, rows: usize)
             places.push(place(b, r));
         }
     }
-    let ties = Ties::new(batches, layout);
     let mut order: Vec<usize> = (0..places.len()).collect();
-    order.sort_unstable_by(|&a, &b| ties.compare(&flat[a * width..(a + 1) * width], places[a], &flat[b * width..(b + 1) * width], places[b]));
+    order.sort_unstable_by(|&a, &b| flat[a * width..(a + 1) * width].cmp(&flat[b * width..(b + 1) * width]).then(a.cmp(&b)));
     Ok(order.into_iter().map(|i| places[i]).collect())
 }
 

@@ -11,15 +11,14 @@
 //! [`WordSort`] is a physical optimizer rule that replaces a `SortExec`
 //! without a `fetch` (a `LIMIT` keeps DataFusion's top-k), whose input is
 //! not already in its order and whose every sort expression is an integer,
-//! date, timestamp or string, with a [`WordSortExec`]: it reads its whole
-//! input partition, turns each row's sort values into a key of 64-bit
-//! words (`crate::engine::words`; a string's first eight bytes, the whole
-//! strings compared only where those tie; a descending column inverted,
-//! NULLs given the lowest or highest word as `NULLS FIRST/LAST` says, or a
-//! rank word of their own when a value already holds that word) with the
-//! row's place, sorts the keys once, and emits the rows in that order, a
-//! batch at a time (`keys.rs`). Rows with equal keys come out in the order
-//! they were read, so the result is the same from run to run.
+//! date or timestamp, with a [`WordSortExec`]: it reads its whole input
+//! partition, turns each row's sort values into a key of 64-bit words
+//! (`crate::engine::words`; a descending column inverted, NULLs given the
+//! lowest or highest word as `NULLS FIRST/LAST` says, or a rank word of
+//! their own when a value already holds that word) with the row's place,
+//! sorts the keys once, and emits the rows in that order, a batch at a
+//! time. Rows with equal keys come out in the order they were read, so the
+//! result is the same from run to run.
 //!
 //! The new operator keeps the replaced sort's requirements and output
 //! properties, so nothing above it changes. It holds its input in memory
@@ -32,6 +31,7 @@ mod keys;
 
 pub use exec::WordSortExec;
 
+use crate::engine::words;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
@@ -68,7 +68,7 @@ impl PhysicalOptimizerRule for WordSort {
             let Some(sort) = node.downcast_ref::<SortExec>() else { return Ok(Transformed::no(node)) };
             let input = sort.input();
             let schema = input.schema();
-            let all_words = sort.expr().iter().map(|e| e.expr.data_type(&schema)).collect::<Result<Vec<_>>>()?.iter().all(keys::is_key);
+            let all_words = sort.expr().iter().map(|e| e.expr.data_type(&schema)).collect::<Result<Vec<_>>>()?.iter().all(words::is_word);
             if sort.fetch().is_some() || !all_words || input.equivalence_properties().ordering_satisfy(sort.expr().clone())? {
                 return Ok(Transformed::no(node));
             }
