@@ -223,6 +223,17 @@ fn physical_rules(memory_limited: bool) -> Vec<Arc<dyn datafusion::physical_opti
     rules
 }
 
+/// Inserts `rule` into `rules` before DataFusion's `SanityCheckPlan` (last
+/// otherwise): where dp's rules that replace an operator in a finished
+/// plan run.
+pub fn add_before_sanity_check(
+    rules: &mut Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>>,
+    rule: Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>,
+) {
+    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, rule);
+}
+
 /// Parses sizes like `2GB`, `512MB`, `1.5G`, `64KiB`, `1073741824` (binary
 /// units: 1 KB = 1024 bytes).
 pub fn parse_size(s: &str) -> anyhow::Result<usize> {

@@ -61,6 +61,12 @@ pub fn sort_words(a: &ArrayRef, options: SortOptions) -> Result<Vec<u64>> {
     Ok(w)
 }
 
+/// The ranks of a NULL and of a value under `options`: NULLs first rank
+/// before values, NULLs last after them.
+pub fn null_and_value_rank(options: SortOptions) -> (u8, u8) {
+    if options.nulls_first { (0, 1) } else { (1, 0) }
+}
+
 /// A row's place in its key's order: (rank, word), smaller first.
 pub type Rank = (u8, u64);
 
@@ -68,8 +74,8 @@ pub type Rank = (u8, u64);
 /// [`is_word`] accepts).
 pub fn ranks(order: &ArrayRef, options: SortOptions) -> Result<Vec<Rank>> {
     let w = sort_words(order, options)?;
-    let (null_rank, value_rank) = if options.nulls_first { ((0, 0), 1) } else { ((1, 0), 0) };
-    Ok(w.into_iter().enumerate().map(|(i, v)| if order.is_null(i) { null_rank } else { (value_rank, v) }).collect())
+    let (null_rank, value_rank) = null_and_value_rank(options);
+    Ok(w.into_iter().enumerate().map(|(i, v)| if order.is_null(i) { (null_rank, 0) } else { (value_rank, v) }).collect())
 }
 
 #[cfg(test)]

@@ -74,8 +74,7 @@ impl SortedWindow {
 
     /// Adds the rule to `rules`, before `SanityCheckPlan` (last otherwise).
     pub fn add_to(self, rules: &mut Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>) {
-        let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
-        rules.insert(at, Arc::new(self));
+        crate::engine::add_before_sanity_check(rules, Arc::new(self));
     }
 }
 

@@ -192,13 +192,6 @@ impl Index {
         Ok(chosen)
     }
 
-    fn len(&self) -> usize {
-        match self {
-            Index::Rows { winners, .. } => winners.len(),
-            Index::Words { winners, .. } => winners.len(),
-        }
-    }
-
     fn memory(&self) -> usize {
         match self {
             Index::Rows { winners, .. } => winners.memory(),
@@ -267,7 +260,7 @@ impl State {
             self.batches.push(batch);
         }
         self.reservation.try_resize(self.kept_bytes + self.index.memory())?;
-        if self.kept_rows > 2 * self.index.len() + COMPACT_SLACK {
+        if self.kept_rows > 2 * self.index.at().len() + COMPACT_SLACK {
             self.compact()?;
         }
         Ok(())
@@ -283,10 +276,11 @@ impl State {
 
     /// Where the rows of `slots` are, as `interleave_record_batch` takes them.
     fn places_of(&self, slots: &[u32]) -> Vec<(usize, usize)> {
+        let at = self.index.at();
         slots
             .iter()
             .map(|&s| {
-                let (b, r) = self.index.at()[s as usize];
+                let (b, r) = at[s as usize];
                 (b as usize, r as usize)
             })
             .collect()

@@ -24,10 +24,6 @@ pub struct Winners {
 }
 
 impl Winners {
-    pub fn len(&self) -> usize {
-        self.at.len()
-    }
-
     pub fn memory(&self) -> usize {
         self.table.capacity() * (size_of::<u32>() + 1) + self.hashes.capacity() * 8 + self.keys.memory() + self.orders.memory() + self.at.capacity() * 8
     }

@@ -42,18 +42,8 @@ impl WordWinners {
         WordWinners { rest: orderings.saturating_sub(1), ..WordWinners::default() }
     }
 
-    pub fn len(&self) -> usize {
-        self.at.len()
-    }
-
     pub fn memory(&self) -> usize {
         self.table.capacity() * (size_of::<Entry>() + 1) + self.at.capacity() * 8 + self.rests.capacity() * size_of::<Rank>()
-    }
-
-    /// Whether a row ranked `first`, `rest` beats the winner of `slot`,
-    /// ranked `best` first; on a tie the winner stays.
-    fn beats(&self, first: Rank, rest: &[Rank], best: Rank, slot: u32) -> bool {
-        beats(&self.rests, first, rest, best, slot)
     }
 
     fn win(&mut self, slot: u32, rest: &[Rank], at: (u32, u32)) {
@@ -76,7 +66,7 @@ impl WordWinners {
         let Some(key) = key else {
             return Ok(match self.null_key {
                 Some((best, slot)) => {
-                    let won = self.beats(first, rest, best, slot);
+                    let won = beats(&self.rests, first, rest, best, slot);
                     if won {
                         self.null_key = Some((first, slot));
                         self.win(slot, rest, at);
@@ -140,7 +130,7 @@ mod tests {
         assert!(w.offer(None, (1, 0), &[], (2, 0)).unwrap());
         assert!(w.offer(None, (0, 9), &[], (2, 1)).unwrap());
         assert!(w.offer(Some(8), (0, 0), &[], (2, 2)).unwrap());
-        assert_eq!(w.len(), 3);
+        assert_eq!(w.at.len(), 3);
         assert_eq!(w.at, vec![(1, 5), (2, 1), (2, 2)]);
     }
 

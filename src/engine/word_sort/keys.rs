@@ -65,8 +65,8 @@ fn batch_words(arrays: &[ArrayRef], layout: &[Layout]) -> Result<Vec<Vec<u64>>> 
     for (a, l) in arrays.iter().zip(layout) {
         let mut w = words::sort_words(a, l.options)?;
         if l.ranked {
-            let (null_rank, value_rank) = if l.options.nulls_first { (0, 1) } else { (1, 0) };
-            out.push((0..a.len()).map(|i| if a.is_null(i) { null_rank } else { value_rank }).collect());
+            let (null_rank, value_rank) = words::null_and_value_rank(l.options);
+            out.push((0..a.len()).map(|i| u64::from(if a.is_null(i) { null_rank } else { value_rank })).collect());
         }
         if a.null_count() > 0 {
             let null_word = if l.ranked { 0 } else { l.null_word() };
