@@ -5,7 +5,11 @@
 //!
 //! Options (after `--`): `--scale S` (default 1; 1 ≈ 100k orders / 300k order lines);
 //! `--threads N` (dp run's `--threads`, default the target's); `--duckdb-threads N` (default
-//! DuckDB's: all cores); `--no-duckdb`; `--keep` (keep the temp project and print where).
+//! DuckDB's: all cores); `--no-duckdb`; `--keep` (keep the temp project and print where);
+//! `--rounds R` (default 1: after the first round, R − 1 more, each dp's `seed` + `run` into
+//! an emptied warehouse and then DuckDB into an emptied output folder, so each side runs
+//! right after the other; prints every round's ratios and their medians, and the target
+//! is judged on the median).
 //! `DP_BIN` overrides the dp binary; `DP_BENCH_VENV` the Python venv (default /work/venv-bench,
 //! created with `pip install duckdb` when missing).
 //!
@@ -30,16 +34,18 @@ struct Opts {
     duckdb_threads: Option<usize>,
     duckdb: bool,
     keep: bool,
+    rounds: usize,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { scale: 1.0, threads: None, duckdb_threads: None, duckdb: true, keep: false };
+    let mut o = Opts { scale: 1.0, threads: None, duckdb_threads: None, duckdb: true, keep: false, rounds: 1 };
     each_option(|k, val| match k {
         "--scale" => o.scale = val().parse().expect("--scale S"),
         "--threads" => o.threads = Some(val().parse().expect("--threads N")),
         "--duckdb-threads" => o.duckdb_threads = Some(val().parse().expect("--duckdb-threads N")),
         "--no-duckdb" => o.duckdb = false,
         "--keep" => o.keep = true,
+        "--rounds" => o.rounds = val().parse::<usize>().expect("--rounds R").max(1),
         s => eprintln!("pipeline bench: ignoring unknown argument {s}"),
     });
     o
@@ -155,6 +161,8 @@ fn main() {
     // DuckDB on the same compiled SQL.
     let mut duck: Option<(Measured, Value)> = None;
     let mut duck_skip = String::new();
+    // How to run DuckDB again (python, arguments, output folder), for --rounds.
+    let mut duck_cmd: Option<(PathBuf, Vec<String>, PathBuf)> = None;
     if o.duckdb {
         match ensure_duckdb_python() {
             Ok(py) => {
@@ -174,6 +182,7 @@ fn main() {
                     args.extend(["--threads".into(), t.to_string()]);
                 }
                 let m = measure(&py, &refs(&args), &proj, &[]);
+                duck_cmd = Some((py.clone(), args.clone(), out.clone()));
                 let v: Option<Value> = std::fs::read_to_string(&json).ok().and_then(|s| serde_json::from_str(&s).ok());
                 match v {
                     Some(v) => {
@@ -317,6 +326,41 @@ fn main() {
         println!();
         println!("DuckDB baseline skipped: {duck_skip}");
     }
+    if o.rounds > 1
+        && let (Some((m, _)), Some((py, args, out))) = (&duck, &duck_cmd)
+    {
+        let first = Round {
+            dp_s: dp_total,
+            dp_cpu: seed.cpu_s.zip(run.cpu_s).map(|(a, b)| a + b),
+            dp_mb: run.peak_mb,
+            duck_s: m.wall_s,
+            duck_cpu: m.cpu_s,
+            duck_mb: m.peak_mb,
+        };
+        let mut rounds = vec![first];
+        for r in 2..=o.rounds {
+            let _ = std::fs::remove_dir_all(proj.join("warehouse"));
+            let seed = measure(&dp, &refs(&seed_args), &proj, &[]);
+            seed.expect_ok("dp seed");
+            let run = measure(&dp, &refs(&run_args), &proj, &[]);
+            run.expect_ok("dp run");
+            let _ = std::fs::remove_dir_all(out);
+            let m = measure(py, &refs(args), &proj, &[]);
+            if !m.ok() {
+                eprintln!("{}", tail(&m.stderr, 4000));
+                panic!("duckdb_baseline.py failed in round {r}");
+            }
+            rounds.push(Round {
+                dp_s: seed.wall_s + run.wall_s,
+                dp_cpu: seed.cpu_s.zip(run.cpu_s).map(|(a, b)| a + b),
+                dp_mb: run.peak_mb,
+                duck_s: m.wall_s,
+                duck_cpu: m.cpu_s,
+                duck_mb: m.peak_mb,
+            });
+        }
+        print_rounds(&rounds);
+    }
     if run.rss_method == "proc" {
         println!("(peak RSS from /proc VmHWM polling: /usr/bin/time not found)");
     }
@@ -325,4 +369,64 @@ fn main() {
         let p = tmp.keep();
         println!("project kept in {}", p.display());
     }
+}
+
+/// One round's end-to-end figures for each side.
+struct Round {
+    dp_s: f64,
+    dp_cpu: Option<f64>,
+    dp_mb: Option<f64>,
+    duck_s: f64,
+    duck_cpu: Option<f64>,
+    duck_mb: Option<f64>,
+}
+
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// Every round's ratios, their medians and the target judged on the median time ratio.
+fn print_rounds(rounds: &[Round]) {
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    let show = |r: Option<f64>| r.map(|r| format!("{r:.2}")).unwrap_or("-".into());
+    println!();
+    println!("Rounds (dp seed + run into an emptied warehouse, then DuckDB into an emptied folder):");
+    println!(
+        "{:>5} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}",
+        "round", "dp s", "duck s", "time", "dp CPU", "duck CPU", "CPU", "dp MB", "duck MB", "memory"
+    );
+    for (i, r) in rounds.iter().enumerate() {
+        let f = |x: Option<f64>, d: usize| x.map(|x| format!("{x:.d$}")).unwrap_or("-".into());
+        println!(
+            "{:>5} | {:>8.3} {:>8.3} {:>6.2} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6}",
+            i + 1,
+            r.dp_s,
+            r.duck_s,
+            r.dp_s / r.duck_s,
+            f(r.dp_cpu, 2),
+            f(r.duck_cpu, 2),
+            show(ratio(r.dp_cpu, r.duck_cpu)),
+            f(r.dp_mb, 0),
+            f(r.duck_mb, 0),
+            show(ratio(r.dp_mb, r.duck_mb)),
+        );
+    }
+    let time = median_of(rounds.iter().map(|r| r.dp_s / r.duck_s).collect()).unwrap_or(f64::NAN);
+    let cpu = median_of(rounds.iter().filter_map(|r| ratio(r.dp_cpu, r.duck_cpu)).collect());
+    let mem = median_of(rounds.iter().filter_map(|r| ratio(r.dp_mb, r.duck_mb)).collect());
+    println!("median ratios over {} rounds: time {time:.2}, CPU {}, peak memory {}", rounds.len(), show(cpu), show(mem));
+    println!(
+        "Target (median of rounds): dp total <= DuckDB's: {} ({time:.2}); peak memory <= DuckDB's: {}",
+        if time <= 1.0 { "PASS" } else { "MISS" },
+        match mem {
+            Some(m) if m <= 1.0 => format!("PASS ({m:.2})"),
+            Some(m) => format!("MISS ({m:.2})"),
+            None => "not measured".into(),
+        }
+    );
 }
