@@ -329,15 +329,7 @@ fn main() {
     if o.rounds > 1
         && let (Some((m, _)), Some((py, args, out))) = (&duck, &duck_cmd)
     {
-        let first = Round {
-            dp_s: dp_total,
-            dp_cpu: seed.cpu_s.zip(run.cpu_s).map(|(a, b)| a + b),
-            dp_mb: run.peak_mb,
-            duck_s: m.wall_s,
-            duck_cpu: m.cpu_s,
-            duck_mb: m.peak_mb,
-        };
-        let mut rounds = vec![first];
+        let mut rounds = vec![Round::of(&seed, &run, m)];
         for r in 2..=o.rounds {
             let _ = std::fs::remove_dir_all(proj.join("warehouse"));
             let seed = measure(&dp, &refs(&seed_args), &proj, &[]);
@@ -350,14 +342,7 @@ fn main() {
                 eprintln!("{}", tail(&m.stderr, 4000));
                 panic!("duckdb_baseline.py failed in round {r}");
             }
-            rounds.push(Round {
-                dp_s: seed.wall_s + run.wall_s,
-                dp_cpu: seed.cpu_s.zip(run.cpu_s).map(|(a, b)| a + b),
-                dp_mb: run.peak_mb,
-                duck_s: m.wall_s,
-                duck_cpu: m.cpu_s,
-                duck_mb: m.peak_mb,
-            });
+            rounds.push(Round::of(&seed, &run, &m));
         }
         print_rounds(&rounds);
     }
@@ -379,6 +364,20 @@ struct Round {
     duck_s: f64,
     duck_cpu: Option<f64>,
     duck_mb: Option<f64>,
+}
+
+impl Round {
+    /// dp's `seed` + `run` processes against DuckDB's one.
+    fn of(seed: &Measured, run: &Measured, duck: &Measured) -> Round {
+        Round {
+            dp_s: seed.wall_s + run.wall_s,
+            dp_cpu: seed.cpu_s.zip(run.cpu_s).map(|(a, b)| a + b),
+            dp_mb: run.peak_mb,
+            duck_s: duck.wall_s,
+            duck_cpu: duck.cpu_s,
+            duck_mb: duck.peak_mb,
+        }
+    }
 }
 
 fn median_of(mut v: Vec<f64>) -> Option<f64> {

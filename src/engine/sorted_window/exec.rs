@@ -24,7 +24,7 @@ use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::InputDistributionRequirements;
-use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::execution_plan::{apply_expression_roots, replace_children_if_necessary};
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::BoundedWindowAggExec;
@@ -105,12 +105,7 @@ impl ExecutionPlan for SortedWindowExec {
             Function::Shift { value, .. } => Some(value),
             _ => None,
         });
-        for e in self.partition_by.iter().chain(self.order_by.iter().map(|o| &o.expr)).chain(shifted) {
-            if f(e)? == TreeNodeRecursion::Stop {
-                return Ok(TreeNodeRecursion::Stop);
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
+        apply_expression_roots(self.partition_by.iter().chain(self.order_by.iter().map(|o| &o.expr)).chain(shifted), f)
     }
 
     fn input_distribution_requirements(&self) -> InputDistributionRequirements {
