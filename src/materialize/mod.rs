@@ -5,6 +5,8 @@
 pub mod clone;
 pub mod delta;
 mod dictionary;
+mod file_stats;
+mod local_file;
 pub mod microbatch;
 mod parallel;
 pub mod snapshot;

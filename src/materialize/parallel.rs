@@ -16,6 +16,10 @@
 //! the files added ([`create`]), for an unpartitioned table whose schema
 //! needs no cast to be stored and carries no Delta column metadata.
 //!
+//! For a table on local disk whose columns are all flat, a writer is a
+//! [`LocalFile`] (parquet's writer on the file itself, statistics computed
+//! from its footer) rather than deltalake's; see [`super::local_file`].
+//!
 //! Each writer dictionary-encodes only the columns its first rows show not
 //! to be mostly distinct ([`super::dictionary`]).
 //!
@@ -45,12 +49,14 @@
 //! removes them.
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema as ArrowSchema;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::execute_stream_partitioned;
 use datafusion::prelude::DataFrame;
 use deltalake::DeltaTable;
-use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::Add;
+use deltalake::kernel::engine::arrow_conversion::{TryIntoArrow as _, TryIntoKernel as _};
 use deltalake::kernel::schema::cast::normalize_for_delta;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, StructType};
@@ -60,7 +66,9 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinSet;
 
+use super::local_file::LocalFile;
 use crate::engine::Engine;
+use std::sync::Arc;
 
 /// Rows a partition of the plan must reach to be written to files of its own
 /// (by its own writer, in parallel with the others). Smaller partitions are
@@ -122,7 +130,10 @@ pub async fn overwrite(
     }
 
     let started = std::time::Instant::now();
-    let (mut adds, rows) = write_partitions(engine, plan, props, || anyhow::Ok(RecordBatchWriter::for_table(&*table)?)).await?;
+    // The file schema deltalake's writer would use: the table's, as Arrow.
+    let arrow: Arc<ArrowSchema> = Arc::new(state.schema().as_ref().try_into_arrow()?);
+    let url = table.table_url().clone();
+    let (mut adds, rows) = write_partitions(engine, plan, props, || PartWriter::new(&url, &arrow, || RecordBatchWriter::for_table(&*table))).await?;
     let removes: Vec<Action> =
         state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
     let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
@@ -163,9 +174,10 @@ pub async fn create(
     if delta_column_metadata(&schema) {
         return Ok(None);
     }
-    let url = table.table_url().to_string();
+    let url = table.table_url().clone();
     let started = std::time::Instant::now();
-    let (adds, rows) = write_partitions(engine, plan, props, || anyhow::Ok(RecordBatchWriter::try_new(&url, arrow.clone(), None, None)?)).await?;
+    let (adds, rows) =
+        write_partitions(engine, plan, props, || PartWriter::new(&url, &arrow, || RecordBatchWriter::try_new(url.as_str(), arrow.clone(), None, None))).await?;
     let metrics = commit_metrics(adds.len(), 0, rows, started);
     let created = CreateBuilder::new()
         .with_log_store(table.log_store())
@@ -197,7 +209,7 @@ async fn write_partitions(
     engine: &Engine,
     plan: &LogicalPlan,
     props: &WriterProperties,
-    new_writer: impl Fn() -> anyhow::Result<RecordBatchWriter>,
+    new_writer: impl Fn() -> anyhow::Result<PartWriter>,
 ) -> anyhow::Result<(Vec<Action>, u64)> {
     let physical = DataFrame::new(engine.ctx.state(), plan.clone()).create_physical_plan().await?;
     let streams = execute_stream_partitioned(physical, engine.ctx.task_ctx())?;
@@ -207,7 +219,7 @@ async fn write_partitions(
         let props = props.clone();
         writers.spawn(async move {
             // Held back until the partition proves big enough for a file of its own.
-            let (mut held, mut rows, mut own) = (vec![], 0u64, None::<RecordBatchWriter>);
+            let (mut held, mut rows, mut own) = (vec![], 0u64, None::<PartWriter>);
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows() as u64;
@@ -256,6 +268,45 @@ async fn write_partitions(
         adds.extend(w.flush().await?.into_iter().map(Action::Add));
     }
     Ok((adds, rows))
+}
+
+/// The writer of one file: dp's own ([`LocalFile`]) for a table on local
+/// disk, deltalake's elsewhere.
+#[allow(clippy::large_enum_variant)] // one per partition of a plan: a handful, moved rarely
+enum PartWriter {
+    Local(LocalFile),
+    Delta(RecordBatchWriter),
+}
+
+impl PartWriter {
+    /// A [`LocalFile`] where it applies, else `delta()`'s writer.
+    fn new(url: &url::Url, schema: &Arc<ArrowSchema>, delta: impl FnOnce() -> deltalake::DeltaResult<RecordBatchWriter>) -> anyhow::Result<PartWriter> {
+        Ok(match LocalFile::new(url, schema.clone()) {
+            Some(local) => PartWriter::Local(local),
+            None => PartWriter::Delta(delta()?),
+        })
+    }
+
+    fn with_writer_properties(self, props: WriterProperties) -> PartWriter {
+        match self {
+            PartWriter::Local(w) => PartWriter::Local(w.with_writer_properties(props)),
+            PartWriter::Delta(w) => PartWriter::Delta(w.with_writer_properties(props)),
+        }
+    }
+
+    async fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+        match self {
+            PartWriter::Local(w) => w.write(batch),
+            PartWriter::Delta(w) => Ok(w.write(batch).await?),
+        }
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<Vec<Add>> {
+        match self {
+            PartWriter::Local(w) => w.flush(),
+            PartWriter::Delta(w) => Ok(w.flush().await?),
+        }
+    }
 }
 
 /// `props` as [`super::dictionary`] adapts them to the largest of `batches`.
