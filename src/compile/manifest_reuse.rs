@@ -35,6 +35,7 @@ use crate::graph::Dag;
 use crate::project::cache::{Generation, Stamp};
 use crate::project::load::Project;
 use crate::project::nodes::Node;
+use crate::util::replace::Replacement;
 
 /// The layout file, under the target folder.
 pub const FILE: &str = "manifest_layout.bin";
@@ -143,9 +144,9 @@ pub fn write(
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("manifest.json");
     let layout_path = dir.join(FILE);
-    // Per-process temporary name: concurrent runs in one project must not
-    // rename each other's file away.
-    let tmp = dir.join(format!("manifest.json.{}.tmp", std::process::id()));
+    // The previous manifest's spare, or a per-process temporary file
+    // (`crate::util::replace`).
+    let (replacement, mut file) = Replacement::open(&path)?;
     let mut clock = crate::project::load::Phases::start();
     let nodes = manifest_nodes(project);
     clock.lap("manifest: nodes");
@@ -159,23 +160,25 @@ pub fn write(
         Err(why) => Err(why),
         Ok((head, records, dirty)) => {
             let dirty: Vec<usize> = dirty.into_iter().collect();
-            match splice(&path, &tmp, project, compiled, &nodes, &head, &records, &dirty, &meta) {
+            match splice(&path, &mut file, project, compiled, &nodes, &head, &records, &dirty, &meta) {
                 Ok(Some(done)) => Ok((done, dirty.len())),
                 Ok(None) => Err("the manifest changed since it was written".to_string()),
                 Err(e) => Err(format!("reading the previous manifest: {e}")),
             }
         }
     };
-    let ((layout, file), how) = match reused {
+    let (layout, how) = match reused {
         Ok((done, serialized)) => (done, Written::Reused { serialized }),
         Err(why) => {
-            let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+            file.rewind()?;
+            let mut w = BufWriter::with_capacity(1 << 20, &mut file);
             let layout = write_manifest(&mut w, project, dag, compiled, invocation_id, generated_at)?;
-            ((layout, w.into_inner().map_err(|e| e.into_error())?), Written::Full(why))
+            w.flush()?;
+            (layout, Written::Full(why))
         }
     };
     clock.lap("manifest: written");
-    std::fs::rename(&tmp, &path)?;
+    replacement.commit(&mut file)?;
     tracing::debug!("manifest: {how:?}");
     // The layout of the manifest just written (a failure costs the next
     // write its speed only; a stale layout is never trusted). The stamp is
@@ -238,14 +241,15 @@ enum Piece {
     New(Vec<u8>),
 }
 
-/// Writes `tmp` from the previous manifest at `path`, serializing the
-/// `dirty` nodes (positions in `nodes`) and the metadata again. Returns the
-/// new layout and the file written; `None` when the previous manifest is
-/// not the one recorded (`tmp` is then left to be overwritten).
+/// Writes `out` (from its start) from the previous manifest at `path`,
+/// serializing the `dirty` nodes (positions in `nodes`) and the metadata
+/// again. Returns the new layout; `None` when the previous manifest is not
+/// the one recorded or another process is replacing it (`out` is then
+/// rewound and written in full).
 #[allow(clippy::too_many_arguments)]
 fn splice(
     path: &Path,
-    tmp: &Path,
+    out: &mut std::fs::File,
     project: &Project,
     compiled: Option<&Compiled>,
     nodes: &[(&String, &Node)],
@@ -253,7 +257,7 @@ fn splice(
     records: &[Record],
     dirty: &[usize],
     meta: &[u8],
-) -> io::Result<Option<(Layout, std::fs::File)>> {
+) -> io::Result<Option<Layout>> {
     let derived = (!dirty.is_empty()).then(|| Derived::new(project));
     let fresh: Vec<Vec<u8>> = dirty
         .par_iter()
@@ -305,10 +309,12 @@ fn splice(
     // otherwise) and the new pieces go through one buffer.
     use std::os::unix::fs::FileExt;
     let mut src = std::fs::File::open(path)?;
-    if Stamp::of(&src.metadata()?) != head.stamp {
+    // Held while reading, so no other process overwrites this file as its
+    // spare meanwhile (`crate::util::replace`); checked after locking.
+    if src.try_lock_shared().is_err() || Stamp::of(&src.metadata()?) != head.stamp {
         return Ok(None);
     }
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+    let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut small = vec![];
     for p in &pieces {
         match p {
@@ -327,5 +333,6 @@ fn splice(
             Piece::New(bytes) => out.write_all(bytes)?,
         }
     }
-    Ok(Some((layout, out.into_inner().map_err(|e| e.into_error())?)))
+    out.flush()?;
+    Ok(Some(layout))
 }

@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod dbt_version;
 pub mod ident;
 pub mod pyjson;
+pub mod replace;
 pub mod yaml;
 
 /// The closest name to `name` among `candidates` (for "did you mean").
