@@ -71,6 +71,7 @@ impl Replacement {
 }
 
 /// Swaps the names of `a` and `b` atomically (Linux's `renameat2`).
+#[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
@@ -78,6 +79,12 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     // SAFETY: both paths are NUL-terminated C strings that outlive the call.
     let rc = unsafe { libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Elsewhere the replacement renames, as it does where exchanging fails.
+#[cfg(not(target_os = "linux"))]
+fn exchange(_: &Path, _: &Path) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 #[cfg(test)]
