@@ -92,7 +92,7 @@ fn main() {
         let m = median(runs);
         println!("N = {n}: dp docs generate {:.2} s wall, peak {} MB (median of {repeat})", m.wall_s, fmt_mb(m.peak_mb));
         println!(
-            "  first run (no target/: cold parse, every model planned): {:.2} s wall, peak {} MB; later runs reuse target/partial_parse.json and target/lineage_cache.json",
+            "  first run (no target/: cold parse, every model planned): {:.2} s wall, peak {} MB; later runs reuse target/partial_parse.bin and target/lineage_cache.json",
             first.wall_s,
             fmt_mb(first.peak_mb)
         );

@@ -3,8 +3,9 @@
 //! disk in the CLI ([`OsFs`]). Paths are relative to the project root and use
 //! `/` separators.
 
+use serde::{Deserialize, Serialize};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub trait FileSystem: Send + Sync {
     /// Reads a whole file as UTF-8.
@@ -13,6 +14,52 @@ pub trait FileSystem: Send + Sync {
     /// sorted, as paths relative to the project root.
     fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>>;
     fn exists(&self, path: &str) -> bool;
+    /// The file's [`Stamp`], where the file system has one (`None`: it
+    /// does not, or there is no such file).
+    fn stamp(&self, _path: &str) -> Option<Stamp> {
+        None
+    }
+}
+
+/// What a cache records of a file, to recognise it unchanged since without
+/// reading it: size, inode, and modification and change times
+/// (nanoseconds). Any write, `touch` or replacement moves the change time,
+/// which no program can set, so a file edited back to its old size and
+/// modification time is still told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub size: u64,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        Stamp { size: m.len(), ino: m.ino(), mtime_ns: ns(m.mtime(), m.mtime_nsec()), ctime_ns: ns(m.ctime(), m.ctime_nsec()) }
+    }
+
+    /// The stamp of the file at `path` (`None`: it does not exist).
+    pub fn read(path: &Path) -> Option<Stamp> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
+    }
+
+    /// Whether the file was last changed (`mtime` and `ctime`) at least
+    /// `secs` seconds before `now_ns`: a stamp taken then, before reading
+    /// the file, tells its text apart from any later one. (A write within
+    /// the same clock tick as the stamp's could leave it equal; one that
+    /// long after cannot.)
+    pub fn settled(&self, now_ns: i128, secs: i128) -> bool {
+        let limit = now_ns - secs * 1_000_000_000;
+        self.mtime_ns < limit && self.ctime_ns < limit
+    }
+}
+
+/// Now, in nanoseconds since the epoch (as [`Stamp`]'s times).
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// The real disk, rooted at the project directory.
@@ -57,6 +104,10 @@ impl FileSystem for OsFs {
 
     fn exists(&self, path: &str) -> bool {
         self.root.join(path).exists()
+    }
+
+    fn stamp(&self, path: &str) -> Option<Stamp> {
+        Stamp::read(&self.root.join(path))
     }
 }
 

@@ -1,4 +1,4 @@
-//! The render cache, `target/render_cache.json`: the SQL each node rendered
+//! The render cache, `target/render_cache.bin` (`crate::util::frames`): the SQL each node rendered
 //! to, under a key of everything its rendering reads, so a compile after an
 //! edit renders only the nodes whose key changed.
 //!
@@ -26,12 +26,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::project::cache::{Generation, hash_str, read_lines, write_lines};
+use crate::project::cache::{Generation, hash_str};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
+use crate::util::frames;
 
 /// The cache file, under the target folder.
-pub const FILE: &str = "render_cache.json";
+pub const FILE: &str = "render_cache.bin";
 
 /// What makes a rendering depend on more than its inputs.
 /// (`log`/`print` too: their output is the point.)
@@ -44,6 +45,7 @@ pub struct Entry {
     pub key: u64,
     pub sql: String,
     /// What a generic test's macro set with `config()`.
+    #[serde(with = "crate::util::binval::map")]
     pub config: serde_json::Map<String, serde_json::Value>,
     /// The parse, global key and `is_incremental()` the key was last
     /// checked under (set by [`RenderCache::put`]).
@@ -56,22 +58,22 @@ pub struct Entry {
 }
 
 /// The file: this head, then the `(unique id, entry)` pairs
-/// (`crate::project::cache::write_lines`).
+/// (`crate::util::frames::write`).
 #[derive(Default, Serialize, Deserialize)]
 struct Stored {
     /// Env vars read while rendering (their values are part of the global key).
     env_keys: Vec<String>,
     #[serde(skip)]
     entries: HashMap<String, Entry>,
-    /// Entries in the file, counting those a later line replaces.
+    /// Entries in the file, counting those a later one replaces.
     #[serde(skip)]
     lines: usize,
 }
 
 fn read(path: &Path) -> Option<Stored> {
-    let (mut head, entries): (Stored, Vec<(String, Entry)>) = read_lines(path)?;
+    let (mut head, entries): (Stored, Vec<(String, Entry)>) = frames::read(path)?;
     head.lines = entries.len();
-    // later lines (appended by `save`) replace earlier ones
+    // later entries (appended by `save`) replace earlier ones
     head.entries = entries.into_iter().collect();
     Some(head)
 }
@@ -200,24 +202,17 @@ impl RenderCache {
         }
         let mut pairs: Vec<(&String, &Entry)> = new.iter().collect();
         pairs.sort_by(|a, b| a.0.cmp(b.0));
-        // A few renderings: appended to the file (a later line replaces an
-        // earlier one), while the file holds less than half replaced lines.
+        // A few renderings: appended to the file (a later entry replaces an
+        // earlier one), while the file holds less than half replaced entries.
         if env_keys == self.old.env_keys && self.old.lines > 0 && (self.old.lines + pairs.len()) * 2 < self.old.entries.len() * 3 {
-            let append = || -> std::io::Result<()> {
-                let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
-                let mut buf = vec![];
-                for chunk in pairs.chunks(512) {
-                    buf.push(b'\n');
-                    serde_json::to_writer(&mut buf, chunk).map_err(std::io::Error::other)?;
-                }
-                std::io::Write::write_all(&mut f, &buf)
-            };
-            if append().is_ok() {
+            if frames::append(&self.path, &pairs).is_ok() {
                 return Ok(());
             }
         }
         pairs.extend(self.old.entries.iter().filter(|(k, _)| !new.contains_key(*k)));
-        write_lines(&self.path, &Stored { env_keys, ..Stored::default() }, &pairs)
+        // the JSON file of dp before 2026-12-04
+        let _ = std::fs::remove_file(self.path.with_file_name("render_cache.json"));
+        frames::write(&self.path, &Stored { env_keys, ..Stored::default() }, &pairs)
     }
 
     pub fn path(&self) -> &Path {

@@ -21,7 +21,7 @@ use std::io;
 use std::path::Path;
 use twox_hash::XxHash64;
 
-use crate::project::cache::Stamp;
+use crate::fs::Stamp;
 
 /// The record file, under the target folder.
 pub const FILE: &str = "compiled_files.bin";

@@ -31,8 +31,9 @@ use twox_hash::XxHash64;
 
 use super::Compiled;
 use super::manifest::{Derived, Layout, manifest_nodes, metadata_json, node_entry, write_manifest};
+use crate::fs::Stamp;
 use crate::graph::Dag;
-use crate::project::cache::{Generation, Stamp};
+use crate::project::cache::Generation;
 use crate::project::load::Project;
 use crate::project::nodes::Node;
 use crate::util::replace::Replacement;

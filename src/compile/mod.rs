@@ -137,7 +137,7 @@ pub struct CompileOptions {
     /// `--defer`: the relations these unique ids' `ref()`s resolve to
     /// instead of their own ([`crate::graph::defer`]).
     pub deferred: HashMap<String, Relation>,
-    /// Renderings of an earlier compile (`target/render_cache.json`).
+    /// Renderings of an earlier compile (`target/render_cache.bin`).
     pub cache: Option<Arc<cache::RenderCache>>,
 }
 

@@ -1,4 +1,4 @@
-//! The partial-parse cache, `target/partial_parse.json`: a second load of an
+//! The partial-parse cache, `target/partial_parse.bin` (`crate::util::frames`): a second load of an
 //! unchanged project takes its nodes back from the cache instead of parsing
 //! every file, rendering every config and naming every relation again.
 //!
@@ -6,6 +6,10 @@
 //! `env_var()` lookup, so the cache knows every input of the parse: each file
 //! read (a hash of its text), each folder listing (a hash of the names), each
 //! `exists` probe and each environment variable read (a hash of its value).
+//! A file that had not changed for [`SETTLED`] seconds when it was read also
+//! has its [`Stamp`] recorded (taken before the read); while the stamp is
+//! the same the file is not read again to be compared, as git trusts its
+//! index. Files changed more recently are compared by their text.
 //! It is used only when all of them are unchanged and so is its key: the dp
 //! version and binary, the resolved settings (target, profile, `vars:` and
 //! `--vars`) and the `--full-refresh` / `--store-failures` flags. A project
@@ -18,7 +22,6 @@
 
 use indexmap::IndexMap;
 use rayon::prelude::*;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -30,10 +33,15 @@ use std::sync::{Arc, Mutex};
 use super::load::{EnvLookup, LoadError, LoadOptions, Project, Restored, load_project, restore};
 use super::nodes::{DocBlock, Macro, Node};
 use crate::config::Settings;
-use crate::fs::FileSystem;
+use crate::fs::{FileSystem, Stamp, now_ns};
+use crate::util::frames;
 
 /// The cache file, under the target folder.
-pub const FILE: &str = "partial_parse.json";
+pub const FILE: &str = "partial_parse.bin";
+
+/// A file changed less than this many seconds before it was read is
+/// compared by its text on the next load, not by its [`Stamp`].
+pub const SETTLED: i128 = 2;
 
 /// Tokens that make a parse depend on the invocation itself.
 const VOLATILE: [&str; 2] = ["invocation_id", "run_started_at"];
@@ -51,6 +59,11 @@ pub fn hash_str(s: &str) -> u64 {
 pub struct Inputs {
     /// File → hash of its text (`None`: it could not be read).
     pub files: BTreeMap<String, Option<u64>>,
+    /// File → its [`Stamp`], taken before it was read, for the files that
+    /// had not changed for [`SETTLED`] seconds then: a file whose stamp is
+    /// still that is not read again to be compared.
+    #[serde(default)]
+    pub stamps: BTreeMap<String, Stamp>,
     /// `dir|ext,ext` → hash of the listing (`None`: an error).
     pub lists: BTreeMap<String, Option<u64>>,
     pub exists: BTreeMap<String, bool>,
@@ -65,8 +78,19 @@ pub struct Inputs {
 /// Records the inputs of a load (files through [`RecordingFs`], env vars
 /// through [`Recorder::env`]); shared with the Jinja environment, so the
 /// env vars read while compiling are recorded too.
-#[derive(Debug, Default)]
-pub struct Recorder(Mutex<Inputs>);
+#[derive(Debug)]
+pub struct Recorder {
+    inputs: Mutex<Inputs>,
+    /// Files changed less than this many seconds before they are read get
+    /// no stamp ([`SETTLED`]; tests lower it).
+    settle_secs: i128,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder { inputs: Mutex::default(), settle_secs: SETTLED }
+    }
+}
 
 impl Recorder {
     /// `inner`, recording each variable read and its value's hash.
@@ -74,13 +98,13 @@ impl Recorder {
         let rec = self.clone();
         Arc::new(move |k: &str| {
             let v = inner(k);
-            rec.0.lock().unwrap().env.insert(k.to_string(), v.as_deref().map(hash_str));
+            rec.inputs.lock().unwrap().env.insert(k.to_string(), v.as_deref().map(hash_str));
             v
         })
     }
 
     pub fn inputs(&self) -> Inputs {
-        self.0.lock().unwrap().clone()
+        self.inputs.lock().unwrap().clone()
     }
 }
 
@@ -100,11 +124,16 @@ fn list_hash(r: &io::Result<Vec<String>>) -> Option<u64> {
 
 impl FileSystem for RecordingFs<'_> {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
+        let stamp = self.inner.stamp(path).filter(|s| s.settled(now_ns(), self.rec.settle_secs));
         let r = self.inner.read_to_string(path);
         let h = r.as_ref().ok().map(|t| hash_str(t));
         let (volatile, which) = r.as_ref().map(|t| (VOLATILE.iter().any(|v| t.contains(v)), t.contains("WHICH"))).unwrap_or_default();
-        let mut i = self.rec.0.lock().unwrap();
+        let mut i = self.rec.inputs.lock().unwrap();
         i.files.insert(path.to_string(), h);
+        match stamp.filter(|_| h.is_some()) {
+            Some(s) => i.stamps.insert(path.to_string(), s),
+            None => i.stamps.remove(path),
+        };
         i.volatile |= volatile;
         i.reads_which |= which;
         r
@@ -112,13 +141,13 @@ impl FileSystem for RecordingFs<'_> {
 
     fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
         let r = self.inner.list_files(dir, exts);
-        self.rec.0.lock().unwrap().lists.insert(list_key(dir, exts), list_hash(&r));
+        self.rec.inputs.lock().unwrap().lists.insert(list_key(dir, exts), list_hash(&r));
         r
     }
 
     fn exists(&self, path: &str) -> bool {
         let e = self.inner.exists(path);
-        self.rec.0.lock().unwrap().exists.insert(path.to_string(), e);
+        self.rec.inputs.lock().unwrap().exists.insert(path.to_string(), e);
         e
     }
 }
@@ -136,7 +165,11 @@ pub fn diff(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Diff {
         return Diff { other: Some(other), files: vec![] };
     }
     let files: Vec<_> = inputs.files.iter().collect();
-    let files = files.par_iter().filter(|(p, h)| fs.read_to_string(p).ok().map(|t| hash_str(&t)) != **h).map(|(p, _)| p.to_string()).collect();
+    let changed = |p: &str, h: &Option<u64>| {
+        let same_stamp = inputs.stamps.get(p).is_some_and(|s| fs.stamp(p).as_ref() == Some(s));
+        !same_stamp && fs.read_to_string(p).ok().map(|t| hash_str(&t)) != *h
+    };
+    let files = files.par_iter().filter(|(p, h)| changed(p, h)).map(|(p, _)| p.to_string()).collect();
     Diff { other: None, files }
 }
 
@@ -221,7 +254,7 @@ impl Generation {
 }
 
 /// The cache file: this head, then the `(unique id, node)` pairs
-/// ([`write_lines`]).
+/// ([`frames::write`]).
 #[derive(Clone, Serialize, Deserialize)]
 struct Stored {
     key: u64,
@@ -237,6 +270,7 @@ struct Stored {
     disabled: Vec<(String, Node)>,
     macros: Vec<(String, Macro)>,
     docs: Vec<(String, DocBlock)>,
+    #[serde(with = "crate::util::binval")]
     other: Vec<(String, Vec<(String, Value)>)>,
     warnings: Vec<String>,
 }
@@ -266,7 +300,7 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
 }
 
 fn read_stored(path: &Path) -> Option<Stored> {
-    let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = read_chunks(path)?;
+    let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = frames::read_chunks(path)?;
     let mut nodes = IndexMap::with_capacity(chunks.iter().map(Vec::len).sum());
     for c in chunks {
         nodes.extend(c);
@@ -283,7 +317,7 @@ fn read_stored(path: &Path) -> Option<Stored> {
 }
 
 /// Models re-parsed since the cache file was written, saved beside it
-/// (`partial_parse.json.patch`) instead of rewriting 50 MB for a one-model
+/// (`partial_parse.bin.patch`) instead of rewriting 50 MB for a one-model
 /// edit: the head as it is now, and those nodes. Used only while the cache
 /// file is the one it was written against (size and mtime).
 #[derive(Serialize, Deserialize)]
@@ -297,109 +331,12 @@ struct Patch {
 const PATCH_NODES: usize = 1000;
 
 fn patch_path(path: &Path) -> std::path::PathBuf {
-    path.with_extension("json.patch")
-}
-
-/// What a cache records of a file it wrote, to recognise it unchanged
-/// since without reading it: size, inode, and modification and change
-/// times (nanoseconds). Any write, `touch` or replacement moves the change
-/// time, which no program can set, so a file edited back to its old size
-/// and modification time is still told apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    pub size: u64,
-    pub ino: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-}
-
-impl Stamp {
-    pub fn of(m: &std::fs::Metadata) -> Stamp {
-        use std::os::unix::fs::MetadataExt;
-        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
-        Stamp { size: m.len(), ino: m.ino(), mtime_ns: ns(m.mtime(), m.mtime_nsec()), ctime_ns: ns(m.ctime(), m.ctime_nsec()) }
-    }
-
-    /// The stamp of the file at `path` (`None`: it does not exist).
-    pub fn read(path: &Path) -> Option<Stamp> {
-        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
-    }
+    path.with_extension("bin.patch")
 }
 
 fn read_patch(path: &Path) -> Option<Patch> {
-    let patch: Patch = serde_json::from_slice(&std::fs::read(patch_path(path)).ok()?).ok()?;
+    let patch: Patch = frames::decode(&std::fs::read(patch_path(path)).ok()?)?;
     (Some(patch.base) == Stamp::read(path)).then_some(patch)
-}
-
-/// Reads a file of [`write_lines`]: the head, then the items.
-pub fn read_lines<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<T>)> {
-    let (head, chunks) = read_chunks(path)?;
-    let mut items = Vec::with_capacity(chunks.iter().map(Vec::len).sum());
-    for c in chunks {
-        items.extend(c);
-    }
-    Some((head, items))
-}
-
-/// [`read_lines`], the items in their lines' chunks. Each chunk and the
-/// result are allocated once at their size: growing vectors of 40,000
-/// nodes had the kernel zero fresh pages for a third of a warm compile.
-pub fn read_chunks<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path) -> Option<(H, Vec<Vec<T>>)> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut lines = bytes.split(|b| *b == b'\n');
-    let head: H = serde_json::from_slice(lines.next()?).ok()?;
-    let chunks: Vec<&[u8]> = lines.filter(|l| !l.is_empty()).collect();
-    let items: Vec<Chunk<T>> = chunks.par_iter().map(|c| serde_json::from_slice(c).ok()).collect::<Option<_>>()?;
-    Some((head, items.into_iter().map(|c| c.0).collect()))
-}
-
-/// Items written together on one line: up to [`CHUNK`] of them.
-struct Chunk<T>(Vec<T>);
-
-/// Items per line of [`write_lines`].
-const CHUNK: usize = 512;
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Chunk<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
-            type Value = Chunk<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Chunk<T>, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(CHUNK).min(CHUNK));
-                while let Some(x) = seq.next_element()? {
-                    v.push(x);
-                }
-                Ok(Chunk(v))
-            }
-        }
-        d.deserialize_seq(V(std::marker::PhantomData))
-    }
-}
-
-/// Writes `head` as JSON on the first line, then `items` as JSON arrays of
-/// up to 512, one per line (compact JSON has no raw newline), serialized
-/// in parallel, through a temporary file.
-pub fn write_lines<H: Serialize, T: Serialize + Sync>(path: &Path, head: &H, items: &[T]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let mut w = io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-    serde_json::to_writer(&mut w, head).map_err(io::Error::other)?;
-    // 16 chunks at a time: both cores busy, memory bounded.
-    for batch in items.chunks(CHUNK * 16) {
-        let chunks: Vec<Vec<u8>> = batch.par_chunks(CHUNK).map(serde_json::to_vec).collect::<Result<_, _>>().map_err(io::Error::other)?;
-        for c in chunks {
-            io::Write::write_all(&mut w, b"\n")?;
-            io::Write::write_all(&mut w, &c)?;
-        }
-    }
-    io::Write::flush(&mut w)?;
-    drop(w);
-    std::fs::rename(&tmp, path)
 }
 
 fn static_kind(k: &str) -> Option<&'static str> {
@@ -439,7 +376,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                     Some(what) => Outcome::Miss(what),
                     None => {
                         // The recorder starts from the cached inputs: they are this load's too.
-                        *recorder.0.lock().unwrap() = s.inputs.clone();
+                        *recorder.inputs.lock().unwrap() = s.inputs.clone();
                         let other = s.other.into_iter().filter_map(|(k, v)| Some((static_kind(&k)?, v.into_iter().collect::<IndexMap<_, _>>()))).collect();
                         let parts = Restored {
                             nodes: s.nodes,
@@ -466,7 +403,7 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
                                 return Ok(Loaded { project, outcome: Outcome::Hit, recorder, generation });
                             }
                             Err(why) => {
-                                *recorder.0.lock().unwrap() = Inputs::default();
+                                *recorder.inputs.lock().unwrap() = Inputs::default();
                                 Outcome::Miss(why)
                             }
                         }
@@ -511,7 +448,7 @@ fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project:
         let nodes: Vec<(String, Node)> = patched.iter().filter_map(|u| Some((u.clone(), project.nodes.get(u)?.clone()))).collect();
         let p = patch_path(path);
         let tmp = p.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(&Patch { base, head: stored.clone(), nodes }).map_err(io::Error::other)?)?;
+        std::fs::write(&tmp, frames::encode(&Patch { base, head: stored.clone(), nodes })?)?;
         std::fs::rename(&tmp, &p)
     };
     if patch().is_ok() {
@@ -519,7 +456,11 @@ fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project:
     }
     let nodes: Vec<(&String, &Node)> = project.nodes.iter().collect();
     let _ = std::fs::remove_file(patch_path(path));
-    if let Err(e) = write_lines(path, &stored, &nodes) {
+    // the JSON files of dp before 2026-12-04
+    for old in ["partial_parse.json", "partial_parse.json.patch"] {
+        let _ = std::fs::remove_file(path.with_file_name(old));
+    }
+    if let Err(e) = frames::write(path, &stored, &nodes) {
         tracing::debug!("partial parse: could not write {}: {e}", path.display());
     }
 }
@@ -562,7 +503,9 @@ fn reparse_models(project: &mut Project, fs: &dyn FileSystem, files: &[String], 
         n.raw_code = text.clone();
         n.refs = new.refs;
         n.sources = new.sources;
-        recorder.0.lock().unwrap().files.insert(f.clone(), Some(hash_str(&text)));
+        let mut inputs = recorder.inputs.lock().unwrap();
+        inputs.files.insert(f.clone(), Some(hash_str(&text)));
+        inputs.stamps.remove(f);
         reparsed.push(uid);
     }
     Ok((reparsed, same_deps))
@@ -630,5 +573,60 @@ mod tests {
 
         let stamped = record(&fs("select '{{ run_started_at }}' as at"), region);
         assert!(stamped.volatile);
+    }
+
+    /// A file read after it had settled is compared by its stamp, without
+    /// reading it; any write moves the stamp, even one that restores the
+    /// size and modification time, and the file is read and compared again.
+    #[test]
+    fn a_settled_file_is_trusted_by_its_stamp_until_it_is_written() {
+        struct Counting<'a>(&'a crate::fs::OsFs, std::sync::atomic::AtomicUsize);
+        impl FileSystem for Counting<'_> {
+            fn read_to_string(&self, path: &str) -> io::Result<String> {
+                self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.0.read_to_string(path)
+            }
+            fn list_files(&self, dir: &str, exts: &[&str]) -> io::Result<Vec<String>> {
+                self.0.list_files(dir, exts)
+            }
+            fn exists(&self, path: &str) -> bool {
+                self.0.exists(path)
+            }
+            fn stamp(&self, path: &str) -> Option<Stamp> {
+                self.0.stamp(path)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dbt_project.yml"), PROJECT).unwrap();
+        std::fs::create_dir(dir.path().join("models")).unwrap();
+        let a = dir.path().join("models/a.sql");
+        std::fs::write(&a, "select 1 as x").unwrap();
+        let os = crate::fs::OsFs::new(dir.path());
+        let settings = Settings::load(dir.path(), &os, &Overrides::default(), &|_| None).unwrap();
+        let no_env: EnvLookup = Arc::new(|_| None);
+        // settled at once (0 s), then a clock tick apart from any later write
+        let rec = Arc::new(Recorder { settle_secs: 0, ..Recorder::default() });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        load_project(settings, &RecordingFs { inner: &os, rec: rec.clone() }, &LoadOptions::default()).unwrap();
+        let inputs = rec.inputs();
+        assert!(inputs.stamps.contains_key("models/a.sql"));
+        // the default: a file written just now is compared by its text
+        let fresh = Arc::new(Recorder::default());
+        RecordingFs { inner: &os, rec: fresh.clone() }.read_to_string("models/a.sql").unwrap();
+        assert!(fresh.inputs().stamps.is_empty() && fresh.inputs().files.contains_key("models/a.sql"));
+
+        let counting = Counting(&os, Default::default());
+        let same = diff(&inputs, &counting, &no_env);
+        assert!(same.other.is_none() && same.files.is_empty());
+        assert_eq!(counting.1.load(std::sync::atomic::Ordering::Relaxed), 0, "a settled file was read");
+
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let before = std::fs::metadata(&a).unwrap();
+        std::fs::write(&a, "select 2 as x").unwrap();
+        std::fs::File::options().write(true).open(&a).unwrap().set_modified(before.modified().unwrap()).unwrap();
+        assert_eq!((std::fs::metadata(&a).unwrap().len(), std::fs::metadata(&a).unwrap().modified().unwrap()), (before.len(), before.modified().unwrap()));
+        let edited = diff(&inputs, &counting, &no_env);
+        assert_eq!((edited.other, edited.files), (None, vec!["models/a.sql".to_string()]));
+        assert_eq!(counting.1.load(std::sync::atomic::Ordering::Relaxed), 1, "only the written file is read");
     }
 }

@@ -126,10 +126,12 @@ pub struct Column {
     pub name: String,
     pub description: String,
     pub data_type: Option<String>,
+    #[serde(with = "crate::util::binval::map")]
     pub meta: Map<String, Value>,
     pub tags: Vec<String>,
     pub quote: Option<bool>,
     /// As dbt writes them: every field present (`name`, `expression`, ...).
+    #[serde(with = "crate::util::binval")]
     pub constraints: Vec<Value>,
     /// A time spine column's granularity (`day`, ...).
     #[serde(default)]
@@ -140,6 +142,7 @@ pub struct Column {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TestMetadata {
     pub name: String,
+    #[serde(with = "crate::util::binval::map")]
     pub kwargs: Map<String, Value>,
     pub namespace: Option<String>,
 }
@@ -151,14 +154,18 @@ pub struct SourceInfo {
     pub source_description: String,
     pub identifier: String,
     pub loaded_at_field: Option<String>,
+    #[serde(with = "crate::util::binval")]
     pub freshness: Option<Value>,
+    #[serde(with = "crate::util::binval::map")]
     pub meta: Map<String, Value>,
+    #[serde(with = "crate::util::binval::map")]
     pub source_meta: Map<String, Value>,
     /// Where the source's files are (project-relative path, glob or URL).
     pub location: Option<String>,
     /// `parquet`, `csv` or `json` (inferred from the location when absent).
     pub format: Option<String>,
     /// Extra reader options (`delimiter`, `has_header`, ...).
+    #[serde(with = "crate::util::binval::map")]
     pub options: Map<String, Value>,
 }
 
@@ -181,6 +188,7 @@ pub struct Node {
     pub description: String,
     pub columns: IndexMap<String, Column>,
     /// Resolved config (tree < YAML < in-file `config()`).
+    #[serde(with = "crate::util::binval::map")]
     pub config: Map<String, Value>,
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
@@ -196,6 +204,7 @@ pub struct Node {
     pub attached_node: Option<String>,
     pub source: Option<SourceInfo>,
     /// Anything else kept verbatim for the manifest (exposures, unit tests...).
+    #[serde(with = "crate::util::binval::map")]
     pub extra: Map<String, Value>,
     /// 1-based line in `patch_path` (or the file) where the node is defined.
     pub line: Option<usize>,
@@ -307,7 +316,7 @@ pub struct Macro {
     pub line: usize,
     /// The properties file that describes it, and the arguments it
     /// documents (`{name, type, description}`), if any.
-    #[serde(default)]
+    #[serde(default, with = "crate::util::binval")]
     pub patch: Option<(String, Vec<Value>)>,
 }
 

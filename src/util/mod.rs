@@ -3,8 +3,10 @@
 //! formatting, casting a record batch to a schema. Uses nothing else in the
 //! crate.
 
+pub mod binval;
 pub mod checksum;
 pub mod dbt_version;
+pub mod frames;
 pub mod ident;
 pub mod pyjson;
 pub mod replace;

@@ -77,7 +77,7 @@ fn warm_equals_cold(dir: &Path, extra: &[&str], env: Option<&str>) -> (String, B
     let mut args = vec!["--no-partial-parse"];
     args.extend(extra);
     compile(cold_dir.path(), &args, env);
-    assert!(!cold_dir.path().join("target/partial_parse.json").exists(), "--no-partial-parse wrote a cache");
+    assert!(!cold_dir.path().join("target/partial_parse.bin").exists(), "--no-partial-parse wrote a cache");
     let cold = outputs(cold_dir.path());
     // Files of nodes that no longer exist stay in target/compiled/ (as with dbt).
     let warm_sql: BTreeMap<String, String> = warm.0.iter().filter(|(k, _)| cold.0.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -104,7 +104,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
 
     let log = compile(p, &[], None);
     assert!(log.contains("partial parse: full parse (no cache)"), "{log}");
-    assert!(p.join("target/partial_parse.json").is_file() && p.join("target/render_cache.json").is_file());
+    assert!(p.join("target/partial_parse.bin").is_file() && p.join("target/render_cache.bin").is_file());
 
     // Nothing changed: both caches are used.
     let (log, sql) = warm_equals_cold(p, &[], None);
@@ -129,7 +129,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     assert!(log.contains("render cache: 3 nodes reused") && log.contains("render cache: 3 reused without their key"), "{log}");
     assert!(log.contains("manifest: Reused { serialized: 1 }"), "{log}");
     // the re-parsed model went to the patch beside the cache file
-    assert!(p.join("target/partial_parse.json.patch").is_file());
+    assert!(p.join("target/partial_parse.bin.patch").is_file());
     assert!(sql[totals].contains("amount * 2 + 1"), "{}", sql[totals]);
 
     // A model's refs edited (re-parsed alone: the manifest's parents follow).
@@ -148,7 +148,7 @@ fn partial_parse_cache_never_serves_stale_sql() {
     write(p, "models/other.sql", "{{ config(materialized='table') }}\nselect 2 as id");
     let (log, _) = warm_equals_cold(p, &[], None);
     assert!(log.contains("full parse (models/other.sql changed)"), "{log}");
-    assert!(!p.join("target/partial_parse.json.patch").exists());
+    assert!(!p.join("target/partial_parse.bin.patch").exists());
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(p.join("target/manifest.json")).unwrap()).unwrap();
     assert_eq!(m["nodes"]["model.p.other"]["config"]["materialized"], "table");
     std::fs::remove_file(p.join("models/other.sql")).unwrap();
