@@ -204,10 +204,9 @@ impl RenderCache {
         pairs.sort_by(|a, b| a.0.cmp(b.0));
         // A few renderings: appended to the file (a later entry replaces an
         // earlier one), while the file holds less than half replaced entries.
-        if env_keys == self.old.env_keys && self.old.lines > 0 && (self.old.lines + pairs.len()) * 2 < self.old.entries.len() * 3 {
-            if frames::append(&self.path, &pairs).is_ok() {
-                return Ok(());
-            }
+        let few = env_keys == self.old.env_keys && self.old.lines > 0 && (self.old.lines + pairs.len()) * 2 < self.old.entries.len() * 3;
+        if few && frames::append(&self.path, &pairs).is_ok() {
+            return Ok(());
         }
         pairs.extend(self.old.entries.iter().filter(|(k, _)| !new.contains_key(*k)));
         // the JSON file of dp before 2026-12-04
