@@ -12,6 +12,21 @@ pub mod pyjson;
 pub mod replace;
 pub mod yaml;
 
+/// Drops `v` on a thread of its own. Freeing a loaded project of 40,000
+/// nodes one allocation at a time takes a fifth of a second, which a
+/// command about to exit need not wait for: the process ends without
+/// waiting for the thread, and a long-lived one (`dp pipeline`) frees it
+/// all there. The thread enters the caller's tokio runtime, if any, for
+/// values whose drop needs one. (If no thread can be started, `v` is
+/// dropped here.)
+pub fn drop_in_background<T: Send + 'static>(v: T) {
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    let _ = std::thread::Builder::new().name("dp-drop".into()).spawn(move || {
+        let _entered = runtime.as_ref().map(|r| r.enter());
+        drop(v)
+    });
+}
+
 /// The closest name to `name` among `candidates` (for "did you mean").
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
@@ -66,6 +81,26 @@ mod tests {
         assert_eq!(super::fmt_thousands(999), "999");
         assert_eq!(super::fmt_thousands(1000), "1,000");
         assert_eq!(super::fmt_thousands(1234567), "1,234,567");
+    }
+
+    /// The value is dropped, on another thread, inside the caller's runtime
+    /// (a drop that spawns a task works).
+    #[test]
+    fn drops_in_the_background_within_the_runtime() {
+        struct Spawns(std::sync::mpsc::Sender<(String, bool)>);
+        impl Drop for Spawns {
+            fn drop(&mut self) {
+                let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+                let name = std::thread::current().name().unwrap_or_default().to_string();
+                self.0.send((name, in_runtime)).unwrap();
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async { super::drop_in_background(Spawns(tx.clone())) });
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), ("dp-drop".to_string(), true));
+        super::drop_in_background(Spawns(tx));
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), ("dp-drop".to_string(), false));
     }
 
     #[test]

@@ -291,6 +291,7 @@ async fn execute_kind(
     if a.show_failures {
         show_failures(printer, &res, &project)?;
     }
+    crate::util::drop_in_background((project, l.dag, compiled, engine, res, opts));
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
