@@ -174,8 +174,9 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
 /// already holds the same SQL is left alone, unopened when its record says
 /// so (`crate::compile::files`).
 pub fn write_compiled(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
+    use rayon::prelude::*;
     let files: Vec<(String, &str)> =
-        compiled.sql.iter().filter_map(|(uid, sql)| Some((crate::compile::compiled_path(l.project.nodes.get(uid)?), sql.as_str()))).collect();
+        compiled.sql.par_iter().filter_map(|(uid, sql)| Some((crate::compile::compiled_path(l.project.nodes.get(uid)?), sql.as_str()))).collect();
     crate::compile::files::write(&l.project.settings.target_dir(), &files).map_err(|(path, e)| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     Ok(())
 }

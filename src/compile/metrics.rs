@@ -46,12 +46,12 @@ pub fn metrics(project: &Project) -> Map<String, Value> {
 /// of metrics and semantic models (`depends_on.nodes` of each), each list
 /// sorted as dbt's `build_parent_and_child_maps` sorts it.
 pub fn parent_child_maps(
-    parents: &IndexMap<String, Vec<String>>,
-    children: &IndexMap<String, Vec<String>>,
+    parents: &crate::util::FastIndexMap<String, Vec<String>>,
+    children: &crate::util::FastIndexMap<String, Vec<String>>,
     semantic: &[&Map<String, Value>],
 ) -> (Map<String, Value>, Map<String, Value>) {
-    let mut p: IndexMap<String, Vec<String>> = parents.clone();
-    let mut c: IndexMap<String, Vec<String>> = children.clone();
+    let mut p = parents.clone();
+    let mut c = children.clone();
     for (uid, r) in semantic.iter().flat_map(|m| m.iter()) {
         let deps: Vec<String> = r["depends_on"]["nodes"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
         c.entry(uid.clone()).or_default();
@@ -64,7 +64,7 @@ pub fn parent_child_maps(
         v.sort();
         v.dedup();
     }
-    let to_map = |m: IndexMap<String, Vec<String>>| m.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>();
+    let to_map = |m: crate::util::FastIndexMap<String, Vec<String>>| m.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>();
     (to_map(p), to_map(c))
 }
 

@@ -80,9 +80,9 @@ impl BatchResolver {
 }
 
 impl Resolver for BatchResolver {
-    fn resolve_ref(&self, from: &str, call: &RefCall) -> Result<Relation, String> {
-        let rel = self.inner.resolve_ref(from, call)?;
-        let et = self.inner.pick(from, call).and_then(|uid| self.inner.event_times.get(uid));
+    fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String> {
+        let rel = self.inner.resolve_ref(package, call)?;
+        let et = self.inner.pick(package, call).and_then(|uid| self.inner.event_times.get(uid));
         Ok(self.filtered(rel, et))
     }
 

@@ -21,6 +21,8 @@ use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::util::{FastIndexMap, FastIndexSet, FastMap, FastSet};
+
 use crate::jinja::{Phase, Relation, RenderCtx, RenderError, Resolver};
 use crate::project::load::{Project, model_value};
 use crate::project::nodes::{Materialization, Node, RefCall, ResourceType};
@@ -32,17 +34,17 @@ use crate::project::refs::RefIndex;
 /// its model just built.
 #[derive(Default, Clone)]
 pub struct Compiled {
-    pub sql: IndexMap<String, String>,
+    pub sql: FastIndexMap<String, String>,
     /// Ephemeral models each node inlines (in CTE order).
-    pub ephemerals: IndexMap<String, Vec<String>>,
+    pub ephemerals: FastIndexMap<String, Vec<String>>,
     /// Each inlined ephemeral model's CTE as injected
     /// (` __dbt__cte__x as (\n...\n)`): the manifest's `extra_ctes`.
-    pub cte_sql: HashMap<String, String>,
+    pub cte_sql: FastMap<String, String>,
     /// Whether `is_incremental()` was true for the node.
-    pub incremental: HashSet<String>,
+    pub incremental: FastSet<String>,
     /// Nodes whose rendering asked the warehouse something (directly or
     /// through an inlined ephemeral): compiled again just before they run.
-    pub queried: HashSet<String>,
+    pub queried: FastSet<String>,
     /// What generic tests' macros set with `config()` (`fail_calc`, ...).
     pub test_configs: IndexMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Nodes that failed to compile, with the error (as dbt, a compile
@@ -143,9 +145,7 @@ pub struct CompileOptions {
 
 struct ProjectResolver {
     refable: RefIndex,
-    /// unique id → package (the caller's package decides between namesakes).
-    package_of: HashMap<String, String>,
-    relations: HashMap<String, (Relation, bool)>,
+    relations: FastMap<String, (Relation, bool)>,
     sources: HashMap<(String, String), Relation>,
     /// `event_time` configs of inputs (microbatch filters), by unique id
     /// and by (source, table).
@@ -154,8 +154,8 @@ struct ProjectResolver {
 }
 
 impl Resolver for ProjectResolver {
-    fn resolve_ref(&self, from: &str, call: &RefCall) -> Result<Relation, String> {
-        let uid = self.pick(from, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+    fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String> {
+        let uid = self.pick(package, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
         let (rel, ephemeral) = &self.relations[uid];
         if *ephemeral { Ok(Relation::cte(&format!("__dbt__cte__{}", rel.identifier))) } else { Ok(rel.clone()) }
     }
@@ -166,17 +166,15 @@ impl Resolver for ProjectResolver {
 }
 
 impl ProjectResolver {
-    /// The unique id `call` names when made from node `from`.
-    fn pick(&self, from: &str, call: &RefCall) -> Option<&String> {
-        let pkg = self.package_of.get(from).map(String::as_str).unwrap_or("");
-        self.refable.resolve(pkg, call).ok().map(|t| &t.uid)
+    /// The unique id `call` names when made from a node of `package`.
+    fn pick(&self, package: &str, call: &RefCall) -> Option<&String> {
+        self.refable.resolve(package, call).ok().map(|t| &t.uid)
     }
 }
 
 fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
     let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
-    let package_of = project.nodes.iter().map(|(u, n)| (u.clone(), n.package_name.clone())).collect();
-    let mut relations = HashMap::new();
+    let mut relations = FastMap::default();
     let mut sources = HashMap::new();
     for (uid, n) in &project.nodes {
         match n.resource_type {
@@ -195,7 +193,7 @@ fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
         relations.insert(uid.clone(), (rel.clone(), false));
     }
     let (event_times, source_event_times) = microbatch::event_times(project);
-    Arc::new(ProjectResolver { refable, package_of, relations, sources, event_times, source_event_times })
+    Arc::new(ProjectResolver { refable, relations, sources, event_times, source_event_times })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
@@ -213,47 +211,44 @@ fn compile_with(
     resolver: Arc<ProjectResolver>,
     batch: Option<&microbatch::BatchCtx>,
 ) -> Compiled {
-    // Ephemeral models are needed by whoever inlines them.
-    let mut todo: IndexSet<String> = ids.clone();
-    let mut stack: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // Ephemeral models are needed by whoever inlines them (looked for
+    // only in a project that has some: 40,000 nodes' parents otherwise).
+    let mut todo: FastIndexSet<String> = ids.iter().cloned().collect();
+    let ephemeral: FastSet<&str> = project.nodes.iter().filter(|(_, n)| n.materialized() == Materialization::Ephemeral).map(|(u, _)| u.as_str()).collect();
+    let mut stack: Vec<&str> = if ephemeral.is_empty() { vec![] } else { ids.iter().map(String::as_str).collect() };
     while let Some(u) = stack.pop() {
         if let Some(n) = project.nodes.get(u) {
             for d in &n.depends_on {
-                if project.nodes.get(d).is_some_and(|p| p.materialized() == Materialization::Ephemeral) && todo.insert(d.clone()) {
+                if ephemeral.contains(d.as_str()) && todo.insert(d.clone()) {
                     stack.push(d.as_str());
                 }
             }
         }
     }
-    let renderable: Vec<&String> = todo
+    let renderable: Vec<(&String, &Node)> = todo
         .iter()
-        .filter(|u| {
-            project
-                .nodes
-                .get(*u)
-                .is_some_and(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
-        })
+        .filter_map(|u| project.nodes.get(u).map(|n| (u, n)))
+        .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         .collect();
     type Rendered = (String, String, Vec<String>, bool, bool, serde_json::Map<String, serde_json::Value>);
     let results: Vec<Result<Rendered, (String, CompileError)>> = renderable
         .par_iter()
-        .map(|uid| {
-            let n = &project.nodes[*uid];
-            let batch = batch.filter(|b| b.uid == **uid);
+        .map(|&(uid, n)| {
+            let batch = batch.filter(|b| b.uid == *uid);
             let incremental = match batch {
                 Some(b) => b.incremental,
-                None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(*uid),
+                None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(uid),
             };
             // the render cache holds whole-model compiles: not a microbatch batch, not under --defer
             let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty());
             if let Some(e) = cache.and_then(|c| c.reuse(uid, incremental)) {
-                return Ok(((*uid).clone(), e.sql, vec![], incremental, false, e.config));
+                return Ok((uid.clone(), e.sql, vec![], incremental, false, e.config));
             }
             let key = cache.and_then(|c| c.key(n, &cache_deps(project, n)?, incremental));
             if let (Some(c), Some(k)) = (cache, key)
                 && let Some(e) = c.get(uid, k, incremental)
             {
-                return Ok(((*uid).clone(), e.sql, vec![], incremental, false, e.config));
+                return Ok((uid.clone(), e.sql, vec![], incremental, false, e.config));
             }
             match render_one(project, n, resolver.clone(), incremental, batch) {
                 Ok((sql, ephemerals, queried, cfg)) => {
@@ -263,18 +258,18 @@ fn compile_with(
                     {
                         c.put(uid, cache::Entry { key: k, sql: sql.clone(), config: cfg.clone(), generation: 0, global: 0, incremental }, incremental);
                     }
-                    Ok(((*uid).clone(), sql, ephemerals, incremental, queried, cfg))
+                    Ok((uid.clone(), sql, ephemerals, incremental, queried, cfg))
                 }
-                Err(e) => Err(((*uid).clone(), e)),
+                Err(e) => Err((uid.clone(), e)),
             }
         })
         .collect();
-    let mut pre: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
+    let mut pre: FastIndexMap<String, (String, Vec<String>)> = FastIndexMap::default();
     let mut out = Compiled { opts: opts.clone(), resolver: Some(resolver), ..Compiled::default() };
-    for r in results {
+    for (r, (_, n)) in results.into_iter().zip(&renderable) {
         match r {
             Ok((uid, sql, eph, inc, queried, cfg)) => {
-                if !cfg.is_empty() && project.nodes.get(&uid).is_some_and(|n| n.test_metadata.is_some()) {
+                if !cfg.is_empty() && n.test_metadata.is_some() {
                     out.test_configs.insert(uid.clone(), cfg);
                 }
                 if queried {
@@ -291,16 +286,18 @@ fn compile_with(
         }
     }
     // A node inlining an ephemeral model that failed fails too.
-    for uid in pre.keys() {
+    for (uid, _) in pre.iter().filter(|(_, (_, ephs))| !ephs.is_empty()) {
         if let Some(bad) = failed_ephemeral(&pre, &out.errors, uid, &mut HashSet::new()) {
             let n = &project.nodes[&bad];
             let message = format!("ephemeral model {} ({}) failed to compile: {}", n.name, n.original_file_path, out.errors[&bad]);
             out.errors.insert(uid.clone(), message);
         }
     }
-    pre.retain(|uid, _| !out.errors.contains_key(uid));
+    if !out.errors.is_empty() {
+        pre.retain(|uid, _| !out.errors.contains_key(uid));
+    }
     // Inject ephemeral CTEs (recursively, as dbt's _recursively_prepend_ctes).
-    let mut injected: HashMap<String, (String, Vec<String>)> = HashMap::new();
+    let mut injected: FastMap<String, (String, Vec<String>)> = FastMap::default();
     for (uid, (sql, ephs)) in &pre {
         if ephs.is_empty() {
             continue;
@@ -316,14 +313,14 @@ fn compile_with(
         }
         injected.insert(uid.clone(), (text, ctes.keys().cloned().collect()));
     }
-    // In the caller's order (the SQL of 40,000 nodes moved, not copied).
+    // In the caller's order, which `pre` is in (the SQL of 40,000 nodes
+    // moved, not copied).
     out.sql.reserve(pre.len());
     out.ephemerals.reserve(pre.len());
-    for u in todo.iter() {
-        let Some((sql, _)) = pre.swap_remove(u) else { continue };
-        let (sql, ephs) = injected.remove(u).unwrap_or((sql, vec![]));
+    for (u, (sql, _)) in pre {
+        let (sql, ephs) = if injected.is_empty() { (sql, vec![]) } else { injected.remove(&u).unwrap_or((sql, vec![])) };
         out.ephemerals.insert(u.clone(), ephs);
-        out.sql.insert(u.clone(), sql);
+        out.sql.insert(u, sql);
     }
     out
 }
@@ -347,7 +344,12 @@ fn cache_deps(project: &Project, n: &Node) -> Option<Vec<String>> {
 }
 
 /// The first ephemeral model `uid` inlines (directly or not) that failed.
-fn failed_ephemeral(pre: &IndexMap<String, (String, Vec<String>)>, errors: &IndexMap<String, String>, uid: &str, seen: &mut HashSet<String>) -> Option<String> {
+fn failed_ephemeral(
+    pre: &FastIndexMap<String, (String, Vec<String>)>,
+    errors: &IndexMap<String, String>,
+    uid: &str,
+    seen: &mut HashSet<String>,
+) -> Option<String> {
     let (_, ephs) = pre.get(uid)?;
     for e in ephs {
         if errors.contains_key(e) {
@@ -373,7 +375,7 @@ pub fn set_graph(project: &Project) {
     }
 }
 
-fn collect_ctes(project: &Project, pre: &IndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {
+fn collect_ctes(project: &Project, pre: &FastIndexMap<String, (String, Vec<String>)>, uid: &str, out: &mut IndexMap<String, String>) {
     let Some((_, ephs)) = pre.get(uid) else { return };
     for e in ephs {
         if out.contains_key(e) {
@@ -472,7 +474,7 @@ fn render_one(
     let captured = rctx.take_captured();
     let mut ephemerals = vec![];
     for r in &captured.refs {
-        if let Some(uid) = resolver.pick(&n.unique_id, r)
+        if let Some(uid) = resolver.pick(&n.package_name, r)
             && resolver.relations[uid].1
             && !ephemerals.contains(uid)
         {

@@ -6,7 +6,7 @@ pub mod defer;
 pub mod select;
 pub mod state;
 
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
@@ -27,11 +27,11 @@ pub enum GraphError {
 /// The dependency graph of a project's enabled nodes.
 pub struct Dag {
     pub graph: DiGraph<String, ()>,
-    pub index: HashMap<String, NodeIndex>,
+    pub index: crate::util::FastMap<String, NodeIndex>,
     /// parent → children, by unique id (the manifest's child_map).
-    pub children: IndexMap<String, Vec<String>>,
+    pub children: crate::util::FastIndexMap<String, Vec<String>>,
     /// child → parents (the manifest's parent_map).
-    pub parents: IndexMap<String, Vec<String>>,
+    pub parents: crate::util::FastIndexMap<String, Vec<String>>,
 }
 
 fn line_of_call(raw: &str, needle: &str) -> usize {
@@ -117,12 +117,12 @@ impl Dag {
     /// Builds the DAG from resolved `depends_on`; errors on cycles.
     pub fn build(project: &Project) -> Result<Dag, GraphError> {
         let mut graph = DiGraph::new();
-        let mut index = HashMap::new();
+        let mut index = crate::util::FastMap::with_capacity_and_hasher(project.nodes.len(), Default::default());
         for uid in project.nodes.keys() {
             index.insert(uid.clone(), graph.add_node(uid.clone()));
         }
-        let mut children: IndexMap<String, Vec<String>> = project.nodes.keys().map(|k| (k.clone(), vec![])).collect();
-        let parents: IndexMap<String, Vec<String>> = project.nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
+        let mut children: crate::util::FastIndexMap<String, Vec<String>> = project.nodes.keys().map(|k| (k.clone(), vec![])).collect();
+        let parents: crate::util::FastIndexMap<String, Vec<String>> = project.nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
         // A node's index in the graph is its position among the nodes (and in `children`).
         for (b, (uid, n)) in project.nodes.iter().enumerate() {
             for d in &n.depends_on {

@@ -117,7 +117,7 @@ fn load_from_manifest(name: &str) -> (Project, Dag) {
     let settings = crate::config::Settings::load(&root, &fs, &Default::default(), &|_| None).expect("settings");
     let text = std::fs::read_to_string(root.join("golden/manifest.json")).unwrap();
     let m: Value = serde_json::from_str(&text).unwrap();
-    let mut nodes = indexmap::IndexMap::new();
+    let mut nodes = crate::project::nodes::NodeMap::default();
     for section in ["nodes", "sources", "exposures", "unit_tests"] {
         for (uid, j) in m[section].as_object().unwrap() {
             let s = |k: &str| j.get(k).and_then(Value::as_str).unwrap_or("").to_string();

@@ -390,7 +390,7 @@ fn ref_fn(state: &State, args: Rest<Value>) -> Result<Value, Error> {
     };
     match (rctx.phase, &rctx.resolver) {
         (Phase::Compile, Some(resolver)) => {
-            let rel = resolver.resolve_ref(&rctx.node_id, &call).map_err(err)?;
+            let rel = resolver.resolve_ref(&rctx.package, &call).map_err(err)?;
             let mut cap = rctx.captured.lock().unwrap();
             if !cap.refs.contains(&call) {
                 cap.refs.push(call);

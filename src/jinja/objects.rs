@@ -170,7 +170,9 @@ pub enum Phase {
 
 /// Answers `ref()` / `source()` during compilation.
 pub trait Resolver: Send + Sync {
-    fn resolve_ref(&self, from: &str, call: &RefCall) -> Result<Relation, String>;
+    /// The relation `call` names, made from a node of `package` (which
+    /// decides between namesakes in several packages).
+    fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String>;
     fn resolve_source(&self, from: &str, source: &str, table: &str) -> Result<Relation, String>;
 }
 

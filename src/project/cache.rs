@@ -263,7 +263,7 @@ struct Stored {
     #[serde(default)]
     generation: Generation,
     #[serde(skip)]
-    nodes: IndexMap<String, Node>,
+    nodes: crate::project::nodes::NodeMap,
     /// Nodes read from the patch ([`Patch`]).
     #[serde(skip)]
     patched: Vec<String>,
@@ -301,7 +301,7 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
 
 fn read_stored(path: &Path) -> Option<Stored> {
     let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = frames::read_chunks(path)?;
-    let mut nodes = IndexMap::with_capacity(chunks.iter().map(Vec::len).sum());
+    let mut nodes = crate::project::nodes::NodeMap::with_capacity_and_hasher(chunks.iter().map(Vec::len).sum(), Default::default());
     for c in chunks {
         nodes.extend(c);
     }
@@ -434,7 +434,7 @@ fn save(path: &Path, key: u64, opts: &LoadOptions, recorder: &Recorder, project:
         which: opts.which.clone(),
         inputs: recorder.inputs(),
         generation: generation.clone(),
-        nodes: IndexMap::new(),
+        nodes: Default::default(),
         patched: vec![],
         disabled: project.disabled.iter().map(|(k, n)| (k.clone(), n.clone())).collect(),
         macros: project.macros.iter().map(|(k, m)| (k.clone(), m.clone())).collect(),

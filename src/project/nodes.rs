@@ -169,6 +169,9 @@ pub struct SourceInfo {
     pub options: Map<String, Value>,
 }
 
+/// The project's nodes by unique id, in project order.
+pub type NodeMap = crate::util::FastIndexMap<String, Node>;
+
 /// A node of the project: model, seed, source, snapshot, test, unit test,
 /// analysis, exposure, ... (one shape, optional parts by kind).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,7 +3,6 @@
 //! `config()`, which the parse-pass render also uses to discover `ref`s
 //! and `source`s. Rendered in parallel; every node's error is reported.
 
-use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -13,12 +12,12 @@ use super::env::{model_value, this_value};
 use super::packages::PackageDir;
 use crate::config::{ConfigTree, Settings, merge_config, update_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
-use crate::project::nodes::{Node, ResourceType};
+use crate::project::nodes::ResourceType;
 
 /// The key of `Node::extra` holding dbt's `unrendered_config`.
 pub const UNRENDERED_CONFIG: &str = "unrendered_config";
 
-pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut IndexMap<String, Node>) -> Result<(), LoadError> {
+pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut crate::project::nodes::NodeMap) -> Result<(), LoadError> {
     let trees = |rt: ResourceType| -> &ConfigTree {
         match rt {
             ResourceType::Seed => &settings.seeds,

@@ -16,7 +16,7 @@ use crate::project::nodes::{DocBlock, Node, ResourceType};
 /// The project's nodes, with the name index that finds duplicates.
 #[derive(Default)]
 pub struct NodeSet {
-    pub nodes: IndexMap<String, Node>,
+    pub nodes: crate::project::nodes::NodeMap,
     /// (kind, package, `name:version`) → unique id; models, seeds and
     /// snapshots share the `Model` kind.
     pub by_name: IndexMap<(ResourceType, String, String), String>,

@@ -2,7 +2,6 @@
 //! on models, sources and columns) become test nodes, named and hashed as
 //! dbt names them; the test macro must exist.
 
-use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde_json::Value;
 use std::sync::Arc;
@@ -30,7 +29,7 @@ pub fn add(
     settings: &Settings,
     packages: &[PackageDir],
     jinja: &JinjaEnv,
-    nodes: &mut IndexMap<String, Node>,
+    nodes: &mut crate::project::nodes::NodeMap,
 ) -> Result<(), LoadError> {
     // Each test is built on its own (naming, hashing, config rendering);
     // they are built in parallel, a chunk at a time (a bounded buffer), and

@@ -5,7 +5,6 @@
 //! where the value is written (the model's file, its YAML, or the project
 //! file) and the values dp accepts.
 
-use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::LoadError;
@@ -19,7 +18,7 @@ pub const COMPRESSIONS: &[&str] = &["zstd", "snappy", "gzip", "lz4", "none", "un
 pub const PRIVILEGES: &[&str] = &["select", "insert", "update", "delete", "truncate", "references", "trigger", "all"];
 
 /// Checks every enabled node's config; all problems are reported at once.
-pub fn configs(nodes: &IndexMap<String, Node>, fs: &dyn FileSystem) -> Result<(), LoadError> {
+pub fn configs(nodes: &crate::project::nodes::NodeMap, fs: &dyn FileSystem) -> Result<(), LoadError> {
     let mut errors = vec![];
     for n in nodes.values().filter(|n| n.enabled()) {
         for (key, problem) in problems(n) {
