@@ -170,6 +170,19 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
     Ok(path)
 }
 
+/// [`write_compiled`] and [`write_manifest`] at once, on two threads (the
+/// one mostly system calls, the other mostly copying); the files' error
+/// first.
+pub fn write_compiled_and_manifest(l: &Loaded, compiled: &crate::compile::Compiled) -> anyhow::Result<()> {
+    let (files, manifest) = std::thread::scope(|s| {
+        let files = s.spawn(|| write_compiled(l, compiled));
+        let manifest = write_manifest(l, Some(compiled));
+        (files.join(), manifest)
+    });
+    files.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    manifest.map(drop)
+}
+
 /// Writes each compiled node to target/compiled/<pkg>/<path>; a file that
 /// already holds the same SQL is left alone, unopened when its record says
 /// so (`crate::compile::files`).

@@ -116,25 +116,36 @@ fn resolve_ref(from: &Node, r: &RefCall, refable: &RefIndex, disabled: &IndexSet
 impl Dag {
     /// Builds the DAG from resolved `depends_on`; errors on cycles.
     pub fn build(project: &Project) -> Result<Dag, GraphError> {
-        let mut graph = DiGraph::new();
-        let mut index = crate::util::FastMap::with_capacity_and_hasher(project.nodes.len(), Default::default());
-        for uid in project.nodes.keys() {
-            index.insert(uid.clone(), graph.add_node(uid.clone()));
-        }
-        let mut children: crate::util::FastIndexMap<String, Vec<String>> = project.nodes.keys().map(|k| (k.clone(), vec![])).collect();
-        let parents: crate::util::FastIndexMap<String, Vec<String>> = project.nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
-        // A node's index in the graph is its position among the nodes (and in `children`).
-        for (b, (uid, n)) in project.nodes.iter().enumerate() {
-            for d in &n.depends_on {
-                if let Some(a) = index.get(d) {
-                    graph.add_edge(*a, NodeIndex::new(b), ());
-                    children[a.index()].push(uid.clone());
+        let nodes = &project.nodes;
+        // A node's index in the graph is its position among the nodes (and
+        // in `children`, `parents`). The graph with its children, and the
+        // index with the parents, are built at once.
+        let ((graph, children), (index, parents)) = rayon::join(
+            || {
+                let mut graph = DiGraph::with_capacity(nodes.len(), nodes.len());
+                for uid in nodes.keys() {
+                    graph.add_node(uid.clone());
                 }
-            }
-        }
-        for v in children.values_mut() {
-            v.sort();
-        }
+                let mut children: crate::util::FastIndexMap<String, Vec<String>> = nodes.keys().map(|k| (k.clone(), vec![])).collect();
+                for (b, (uid, n)) in nodes.iter().enumerate() {
+                    for d in &n.depends_on {
+                        if let Some(a) = nodes.get_index_of(d.as_str()) {
+                            graph.add_edge(NodeIndex::new(a), NodeIndex::new(b), ());
+                            children[a].push(uid.clone());
+                        }
+                    }
+                }
+                for v in children.values_mut() {
+                    v.sort();
+                }
+                (graph, children)
+            },
+            || {
+                let index: crate::util::FastMap<String, NodeIndex> = nodes.keys().enumerate().map(|(i, k)| (k.clone(), NodeIndex::new(i))).collect();
+                let parents: crate::util::FastIndexMap<String, Vec<String>> = nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
+                (index, parents)
+            },
+        );
         let dag = Dag { graph, index, children, parents };
         if let Some(cycle) = dag.find_cycle() {
             return Err(GraphError::Cycle(cycle));

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SelectArgs};
-use crate::cli::context::{LoadArgs, load, render_cache, save_render_cache, select, write_compiled, write_manifest};
+use crate::cli::context::{LoadArgs, load, render_cache, save_render_cache, select, write_compiled_and_manifest};
 use crate::compile::{CompileOptions, compile};
 use crate::project::nodes::ResourceType;
 
@@ -57,10 +57,8 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     let compiled = compile(&l.project, &ids, &opts)?;
     clock.lap("render");
     save_render_cache(&l, opts.cache.as_ref());
-    write_compiled(&l, &compiled)?;
-    clock.lap("write compiled");
-    write_manifest(&l, Some(&compiled))?;
-    clock.lap("write manifest");
+    write_compiled_and_manifest(&l, &compiled)?;
+    clock.lap("write compiled files and manifest");
     if let Some(report) = compiled.error_report() {
         anyhow::bail!("{report}");
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, RunArgs};
-use crate::cli::context::{LoadArgs, load, select, write_compiled, write_manifest};
+use crate::cli::context::{LoadArgs, load, select, write_compiled_and_manifest};
 use crate::cli::reporter::{Reporter, show_failures, summarize};
 use crate::compile::{CompileOptions, compile};
 use crate::engine::{Engine, existing_relations, parse_size};
@@ -184,8 +184,7 @@ async fn execute_kind(
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
     let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
     crate::cli::context::save_render_cache(&l, opts.cache.as_ref());
-    write_compiled(&l, &compiled)?;
-    write_manifest(&l, Some(&compiled))?;
+    write_compiled_and_manifest(&l, &compiled)?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
     let units = count(ResourceType::UnitTest);
     let snapshots = count(ResourceType::Snapshot);
