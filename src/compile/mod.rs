@@ -146,6 +146,9 @@ pub struct CompileOptions {
 struct ProjectResolver {
     refable: RefIndex,
     relations: FastMap<String, (Relation, bool)>,
+    /// Nodes materialized as ephemeral (of any kind): those rendered with
+    /// whoever inlines them. Found once here, not on each (re)compile.
+    ephemeral: FastSet<String>,
     sources: HashMap<(String, String), Relation>,
     /// `event_time` configs of inputs (microbatch filters), by unique id
     /// and by (source, table).
@@ -175,11 +178,15 @@ impl ProjectResolver {
 fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
     let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
     let mut relations = FastMap::default();
+    let mut ephemeral = FastSet::default();
     let mut sources = HashMap::new();
     for (uid, n) in &project.nodes {
+        let eph = n.materialized() == Materialization::Ephemeral;
+        if eph {
+            ephemeral.insert(uid.clone());
+        }
         match n.resource_type {
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot => {
-                let eph = n.materialized() == Materialization::Ephemeral;
                 relations.insert(uid.clone(), (n.jinja_relation(&project.settings), eph));
             }
             ResourceType::Source => {
@@ -193,7 +200,7 @@ fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
         relations.insert(uid.clone(), (rel.clone(), false));
     }
     let (event_times, source_event_times) = microbatch::event_times(project);
-    Arc::new(ProjectResolver { refable, relations, sources, event_times, source_event_times })
+    Arc::new(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
@@ -214,12 +221,12 @@ fn compile_with(
     // Ephemeral models are needed by whoever inlines them (looked for
     // only in a project that has some: 40,000 nodes' parents otherwise).
     let mut todo: FastIndexSet<String> = ids.iter().cloned().collect();
-    let ephemeral: FastSet<&str> = project.nodes.iter().filter(|(_, n)| n.materialized() == Materialization::Ephemeral).map(|(u, _)| u.as_str()).collect();
+    let ephemeral = &resolver.ephemeral;
     let mut stack: Vec<&str> = if ephemeral.is_empty() { vec![] } else { ids.iter().map(String::as_str).collect() };
     while let Some(u) = stack.pop() {
         if let Some(n) = project.nodes.get(u) {
             for d in &n.depends_on {
-                if ephemeral.contains(d.as_str()) && todo.insert(d.clone()) {
+                if ephemeral.contains(d) && todo.insert(d.clone()) {
                     stack.push(d.as_str());
                 }
             }
