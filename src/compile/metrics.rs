@@ -28,6 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::manifest::relative_to_package;
 use crate::project::load::Project;
+use crate::util::FastIndexMap;
 
 /// The metrics of the project and its packages: unique id -> dbt's Metric.
 pub fn metrics(project: &Project) -> Map<String, Value> {
@@ -46,8 +47,8 @@ pub fn metrics(project: &Project) -> Map<String, Value> {
 /// of metrics and semantic models (`depends_on.nodes` of each), each list
 /// sorted as dbt's `build_parent_and_child_maps` sorts it.
 pub fn parent_child_maps(
-    parents: &crate::util::FastIndexMap<String, Vec<String>>,
-    children: &crate::util::FastIndexMap<String, Vec<String>>,
+    parents: &FastIndexMap<String, Vec<String>>,
+    children: &FastIndexMap<String, Vec<String>>,
     semantic: &[&Map<String, Value>],
 ) -> (Map<String, Value>, Map<String, Value>) {
     let mut p = parents.clone();
@@ -64,7 +65,7 @@ pub fn parent_child_maps(
         v.sort();
         v.dedup();
     }
-    let to_map = |m: crate::util::FastIndexMap<String, Vec<String>>| m.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>();
+    let to_map = |m: FastIndexMap<String, Vec<String>>| m.into_iter().map(|(k, v)| (k, json!(v))).collect::<Map<String, Value>>();
     (to_map(p), to_map(c))
 }
 

@@ -8,6 +8,8 @@ pub mod state;
 
 use indexmap::IndexSet;
 use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::util::{FastIndexMap, FastMap};
 use std::collections::HashMap;
 
 use crate::project::load::Project;
@@ -27,11 +29,11 @@ pub enum GraphError {
 /// The dependency graph of a project's enabled nodes.
 pub struct Dag {
     pub graph: DiGraph<String, ()>,
-    pub index: crate::util::FastMap<String, NodeIndex>,
+    pub index: FastMap<String, NodeIndex>,
     /// parent → children, by unique id (the manifest's child_map).
-    pub children: crate::util::FastIndexMap<String, Vec<String>>,
+    pub children: FastIndexMap<String, Vec<String>>,
     /// child → parents (the manifest's parent_map).
-    pub parents: crate::util::FastIndexMap<String, Vec<String>>,
+    pub parents: FastIndexMap<String, Vec<String>>,
 }
 
 fn line_of_call(raw: &str, needle: &str) -> usize {
@@ -126,7 +128,7 @@ impl Dag {
                 for uid in nodes.keys() {
                     graph.add_node(uid.clone());
                 }
-                let mut children: crate::util::FastIndexMap<String, Vec<String>> = nodes.keys().map(|k| (k.clone(), vec![])).collect();
+                let mut children: FastIndexMap<String, Vec<String>> = nodes.keys().map(|k| (k.clone(), vec![])).collect();
                 for (b, (uid, n)) in nodes.iter().enumerate() {
                     for d in &n.depends_on {
                         if let Some(a) = nodes.get_index_of(d.as_str()) {
@@ -141,8 +143,8 @@ impl Dag {
                 (graph, children)
             },
             || {
-                let index: crate::util::FastMap<String, NodeIndex> = nodes.keys().enumerate().map(|(i, k)| (k.clone(), NodeIndex::new(i))).collect();
-                let parents: crate::util::FastIndexMap<String, Vec<String>> = nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
+                let index: FastMap<String, NodeIndex> = nodes.keys().enumerate().map(|(i, k)| (k.clone(), NodeIndex::new(i))).collect();
+                let parents: FastIndexMap<String, Vec<String>> = nodes.iter().map(|(k, n)| (k.clone(), n.depends_on.clone())).collect();
                 (index, parents)
             },
         );

@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::load::{EnvLookup, LoadError, LoadOptions, Project, Restored, load_project, restore};
-use super::nodes::{DocBlock, Macro, Node};
+use super::nodes::{DocBlock, Macro, Node, NodeMap};
 use crate::config::Settings;
 use crate::fs::{FileSystem, Stamp, now_ns};
 use crate::util::frames;
@@ -263,7 +263,7 @@ struct Stored {
     #[serde(default)]
     generation: Generation,
     #[serde(skip)]
-    nodes: crate::project::nodes::NodeMap,
+    nodes: NodeMap,
     /// Nodes read from the patch ([`Patch`]).
     #[serde(skip)]
     patched: Vec<String>,
@@ -301,7 +301,7 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
 
 fn read_stored(path: &Path) -> Option<Stored> {
     let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = frames::read_chunks(path)?;
-    let mut nodes = crate::project::nodes::NodeMap::with_capacity_and_hasher(chunks.iter().map(Vec::len).sum(), Default::default());
+    let mut nodes = NodeMap::with_capacity_and_hasher(chunks.iter().map(Vec::len).sum(), Default::default());
     for c in chunks {
         nodes.extend(c);
     }

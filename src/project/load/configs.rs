@@ -12,12 +12,12 @@ use super::env::{model_value, this_value};
 use super::packages::PackageDir;
 use crate::config::{ConfigTree, Settings, merge_config, update_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
-use crate::project::nodes::ResourceType;
+use crate::project::nodes::{NodeMap, ResourceType};
 
 /// The key of `Node::extra` holding dbt's `unrendered_config`.
 pub const UNRENDERED_CONFIG: &str = "unrendered_config";
 
-pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut crate::project::nodes::NodeMap) -> Result<(), LoadError> {
+pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut NodeMap) -> Result<(), LoadError> {
     let trees = |rt: ResourceType| -> &ConfigTree {
         match rt {
             ResourceType::Seed => &settings.seeds,

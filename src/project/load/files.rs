@@ -11,12 +11,12 @@ use super::{LoadError, list, read, split_path};
 use crate::config::{Paths, Settings};
 use crate::fs::FileSystem;
 use crate::jinja::blocks::find_blocks;
-use crate::project::nodes::{DocBlock, Node, ResourceType};
+use crate::project::nodes::{DocBlock, Node, NodeMap, ResourceType};
 
 /// The project's nodes, with the name index that finds duplicates.
 #[derive(Default)]
 pub struct NodeSet {
-    pub nodes: crate::project::nodes::NodeMap,
+    pub nodes: NodeMap,
     /// (kind, package, `name:version`) → unique id; models, seeds and
     /// snapshots share the `Model` kind.
     pub by_name: IndexMap<(ResourceType, String, String), String>,

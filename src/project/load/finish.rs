@@ -9,11 +9,11 @@ use rayon::prelude::*;
 use super::LoadError;
 use super::env::model_value;
 use crate::jinja::JinjaEnv;
-use crate::project::nodes::{Macro, Node, ResourceType};
+use crate::project::nodes::{Macro, Node, NodeMap, ResourceType};
 
 /// Moves disabled nodes (and tests attached to them) out of `nodes`.
-pub fn split_disabled(nodes: &mut crate::project::nodes::NodeMap) -> crate::project::nodes::NodeMap {
-    let mut disabled = crate::project::nodes::NodeMap::default();
+pub fn split_disabled(nodes: &mut NodeMap) -> NodeMap {
+    let mut disabled = NodeMap::default();
     let off: Vec<String> = nodes.iter().filter(|(_, n)| !n.enabled()).map(|(k, _)| k.clone()).collect();
     for k in off {
         if let Some(n) = nodes.shift_remove(&k) {
@@ -35,7 +35,7 @@ pub fn split_disabled(nodes: &mut crate::project::nodes::NodeMap) -> crate::proj
 /// macro is dp's own default (not overridden by the project or a package,
 /// no `dispatch:` config) the name is computed here, as that macro would:
 /// one Jinja call per node and name is most of a large project's parse.
-pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispatch: bool, nodes: &mut crate::project::nodes::NodeMap) -> Result<(), LoadError> {
+pub fn name_relations(jinja: &JinjaEnv, macros: &IndexMap<String, Macro>, dispatch: bool, nodes: &mut NodeMap) -> Result<(), LoadError> {
     let default_of = |name: &str, custom: &str| -> Result<Option<String>, LoadError> {
         let overridden = dispatch || definitions(macros, name).next().is_some();
         if overridden {

@@ -12,7 +12,7 @@ use super::packages::PackageDir;
 use crate::config::{ConfigTree, Settings, merge_config, update_config};
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
 use crate::project::generic_tests::{parse_entry, synthesize_names, test_hash};
-use crate::project::nodes::{Node, RefCall, ResourceType};
+use crate::project::nodes::{Node, NodeMap, RefCall, ResourceType};
 use crate::project::properties::ColumnDef;
 use crate::util::yaml::NameIndex;
 
@@ -24,13 +24,7 @@ pub const EXPLICIT_CONFIG: &str = "__explicit_config";
 pub const ENTRY_CONFIG_LEN: &str = "__entry_config_len";
 
 /// Adds the tests collected from YAML.
-pub fn add(
-    tests: Vec<PendingTest>,
-    settings: &Settings,
-    packages: &[PackageDir],
-    jinja: &JinjaEnv,
-    nodes: &mut crate::project::nodes::NodeMap,
-) -> Result<(), LoadError> {
+pub fn add(tests: Vec<PendingTest>, settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, nodes: &mut NodeMap) -> Result<(), LoadError> {
     // Each test is built on its own (naming, hashing, config rendering);
     // they are built in parallel, a chunk at a time (a bounded buffer), and
     // inserted in declaration order, so the first error and the first of two

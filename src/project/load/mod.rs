@@ -36,7 +36,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::nodes::{DocBlock, Macro, Node};
+use super::nodes::{DocBlock, Macro, Node, NodeMap};
 use crate::config::Settings;
 use crate::fs::FileSystem;
 use crate::jinja::{JinjaEnv, RenderError};
@@ -97,8 +97,8 @@ impl Default for LoadOptions {
 /// A loaded project.
 pub struct Project {
     pub settings: Settings,
-    pub nodes: crate::project::nodes::NodeMap,
-    pub disabled: crate::project::nodes::NodeMap,
+    pub nodes: NodeMap,
+    pub disabled: NodeMap,
     pub macros: IndexMap<String, Macro>,
     pub docs: IndexMap<String, DocBlock>,
     /// groups, metrics, semantic_models, saved_queries: kept for the manifest.
@@ -168,8 +168,8 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
 /// What [`restore`] takes back from the partial-parse cache
 /// (`crate::project::cache`): the loaded nodes, macros (patched) and docs.
 pub struct Restored {
-    pub nodes: crate::project::nodes::NodeMap,
-    pub disabled: crate::project::nodes::NodeMap,
+    pub nodes: NodeMap,
+    pub disabled: NodeMap,
     pub macros: IndexMap<String, Macro>,
     pub docs: IndexMap<String, DocBlock>,
     pub other: IndexMap<&'static str, IndexMap<String, Value>>,

@@ -8,16 +8,10 @@ use std::sync::Arc;
 use super::LoadError;
 use super::patches::Entry;
 use crate::jinja::{JinjaEnv, Phase, RenderCtx};
-use crate::project::nodes::{Node, RefCall, ResourceType};
+use crate::project::nodes::{Node, NodeMap, RefCall, ResourceType};
 use crate::util::yaml::find_name_line;
 
-pub fn add(
-    root_pkg: &str,
-    unit_tests: Vec<Entry>,
-    exposures: Vec<Entry>,
-    jinja: &JinjaEnv,
-    nodes: &mut crate::project::nodes::NodeMap,
-) -> Result<(), LoadError> {
+pub fn add(root_pkg: &str, unit_tests: Vec<Entry>, exposures: Vec<Entry>, jinja: &JinjaEnv, nodes: &mut NodeMap) -> Result<(), LoadError> {
     let root_pkg = root_pkg.to_string();
     for (file, text, u) in unit_tests {
         let name = u.get("name").and_then(Value::as_str).unwrap_or("").to_string();
@@ -65,7 +59,7 @@ pub fn add(
 /// Saved queries (MetricFlow), listed by `dp build` as NO-OP as dbt lists
 /// them. They stay in the manifest's `saved_queries` (from the property
 /// files); their metrics are not graph nodes, so they have no parents here.
-pub fn add_saved_queries(saved: Option<&IndexMap<String, Value>>, nodes: &mut crate::project::nodes::NodeMap) -> Result<(), LoadError> {
+pub fn add_saved_queries(saved: Option<&IndexMap<String, Value>>, nodes: &mut NodeMap) -> Result<(), LoadError> {
     for (uid, q) in saved.into_iter().flatten() {
         let mut parts = uid.splitn(3, '.').skip(1);
         let (Some(pkg), Some(name)) = (parts.next(), parts.next()) else { continue };

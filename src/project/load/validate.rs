@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::LoadError;
 use crate::fs::FileSystem;
-use crate::project::nodes::{Materialization, Node, ResourceType};
+use crate::project::nodes::{Materialization, Node, NodeMap, ResourceType};
 
 pub const INCREMENTAL_STRATEGIES: &[&str] = &["append", "merge", "delete+insert", "microbatch"];
 pub const ON_SCHEMA_CHANGE: &[&str] = &["ignore", "fail", "append_new_columns", "sync_all_columns"];
@@ -18,7 +18,7 @@ pub const COMPRESSIONS: &[&str] = &["zstd", "snappy", "gzip", "lz4", "none", "un
 pub const PRIVILEGES: &[&str] = &["select", "insert", "update", "delete", "truncate", "references", "trigger", "all"];
 
 /// Checks every enabled node's config; all problems are reported at once.
-pub fn configs(nodes: &crate::project::nodes::NodeMap, fs: &dyn FileSystem) -> Result<(), LoadError> {
+pub fn configs(nodes: &NodeMap, fs: &dyn FileSystem) -> Result<(), LoadError> {
     let mut errors = vec![];
     for n in nodes.values().filter(|n| n.enabled()) {
         for (key, problem) in problems(n) {

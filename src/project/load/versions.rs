@@ -11,13 +11,13 @@ use super::LoadError;
 use super::generic::{PendingTest, TestTarget, collect_tests};
 use super::patches::{apply_patch, columns};
 use crate::config::merge_config;
-use crate::project::nodes::{ResourceType, compare_versions};
+use crate::project::nodes::{NodeMap, ResourceType, compare_versions};
 use crate::project::properties::{ColumnDef, NodePatch};
 use crate::util::yaml::NameIndex;
 
 /// Where a versioned patch lands: the node set and the YAML file.
 pub struct Target<'a> {
-    pub nodes: &'a mut crate::project::nodes::NodeMap,
+    pub nodes: &'a mut NodeMap,
     pub by_name: &'a mut IndexMap<(ResourceType, String, String), String>,
     pub package: &'a str,
     pub file: &'a str,
