@@ -20,13 +20,20 @@
 //! incrementally: when all three say nothing it reads can have changed
 //! (the parses differ only by re-parsed models, this node not among them,
 //! whose refs and configs did not change), the entry is reused without its key.
+//! A parse remembers the last [`GENERATIONS`] parses, so when the cache is
+//! saved, an entry checked under a parse half that many edits old whose
+//! node was not re-parsed since is recorded under this parse instead,
+//! rendered now or not (`dp run -s one_model` renders one node): one full
+//! write of the file every few edits, instead of keying every node again
+//! once its parse is forgotten. Its global key and `incremental` stay as
+//! they were, and are still checked when it is reused.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::project::cache::{Generation, hash_str};
+use crate::project::cache::{GENERATIONS, Generation, hash_str};
 use crate::project::load::Project;
 use crate::project::nodes::{Node, ResourceType};
 use crate::util::frames;
@@ -86,6 +93,9 @@ pub struct RenderCache {
     enabled: bool,
     old: Stored,
     generation: Generation,
+    /// The earlier parses `generation` remembers: how many edits ago, and
+    /// the nodes re-parsed since.
+    since: crate::util::FastMap<u64, (usize, crate::util::FastSet<String>)>,
     new: Mutex<HashMap<String, Entry>>,
     hits: std::sync::atomic::AtomicUsize,
     /// Hits whose key was not computed ([`RenderCache::reuse`]).
@@ -134,6 +144,7 @@ impl RenderCache {
             enabled,
             old,
             generation: generation.clone(),
+            since: generation.since.iter().enumerate().map(|(age, (g, nodes))| (*g, (age + 1, nodes.iter().cloned().collect()))).collect(),
             new: Mutex::new(HashMap::new()),
             hits: Default::default(),
             reused: Default::default(),
@@ -158,7 +169,11 @@ impl RenderCache {
             return None;
         }
         let e = self.old.entries.get(uid)?;
-        if e.global != self.global || e.incremental != incremental || !self.generation.unchanged_since(e.generation, uid) {
+        if e.global != self.global || e.incremental != incremental || self.generation.id == 0 || e.generation == 0 {
+            return None;
+        }
+        let unchanged = e.generation == self.generation.id || self.since.get(&e.generation).is_some_and(|(_, changed)| !changed.contains(uid));
+        if !unchanged {
             return None;
         }
         self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -193,7 +208,17 @@ impl RenderCache {
     /// `env_read` are the env vars read by now, loading and rendering.
     pub fn save(&self, env_read: &BTreeMap<String, Option<u64>>) -> std::io::Result<()> {
         tracing::debug!("render cache: {} reused without their key", self.reused.load(std::sync::atomic::Ordering::Relaxed));
-        let new = self.new.lock().unwrap();
+        let mut new = self.new.lock().unwrap();
+        // Entries about to outlive the parse they were checked under.
+        for (uid, e) in &self.old.entries {
+            if !new.contains_key(uid)
+                && let Some((age, changed)) = self.since.get(&e.generation)
+                && *age >= GENERATIONS / 2
+                && !changed.contains(uid)
+            {
+                new.insert(uid.clone(), Entry { generation: self.generation.id, ..e.clone() });
+            }
+        }
         let mut env_keys: Vec<String> = self.old.env_keys.iter().cloned().chain(env_read.keys().cloned()).collect();
         env_keys.sort();
         env_keys.dedup();

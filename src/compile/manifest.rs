@@ -10,6 +10,7 @@ use crate::graph::Dag;
 use crate::project::generic_tests::py_repr;
 use crate::project::load::Project;
 use crate::project::nodes::{Materialization, Node, ResourceType};
+use crate::util::FastSet;
 use std::collections::{BTreeSet, HashMap};
 
 pub const SCHEMA_URL: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
@@ -235,16 +236,23 @@ pub struct Derived<'p> {
 
 impl<'p> Derived<'p> {
     pub fn new(project: &'p Project) -> Derived<'p> {
+        Self::of(project, None)
+    }
+
+    /// What the entries of the nodes `only` (unique ids) need, when a
+    /// manifest is written from the previous one (`super::manifest_reuse`):
+    /// the other nodes' test configs and primary keys are not computed.
+    pub fn of(project: &'p Project, only: Option<&FastSet<&str>>) -> Derived<'p> {
         let deps = MacroDeps::new(project);
-        let test_configs = test_configs(project, &deps);
-        Derived { deps, primary_keys: primary_keys(project), test_configs }
+        let test_configs = test_configs(project, &deps, only);
+        Derived { deps, primary_keys: primary_keys(project, only), test_configs }
     }
 }
 
 /// dbt renders every generic test but `not_null` and `unique` at parse,
 /// recording the `config()` calls its macro makes: the tests whose macro
 /// (or a macro it calls) calls `config(` are rendered so.
-fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<String, Value>> {
+fn test_configs(project: &Project, deps: &MacroDeps, only: Option<&FastSet<&str>>) -> HashMap<String, Map<String, Value>> {
     fn sets_config(project: &Project, deps: &MacroDeps, uid: &str, memo: &mut HashMap<String, bool>) -> bool {
         if let Some(b) = memo.get(uid) {
             return *b;
@@ -261,7 +269,7 @@ fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<Stri
         .nodes
         .values()
         .chain(project.disabled.values())
-        .filter(|n| n.test_metadata.is_some())
+        .filter(|n| n.test_metadata.is_some() && only.is_none_or(|o| o.contains(n.unique_id.as_str())))
         .filter(|n| deps.test_macro(n).is_some_and(|m| sets_config(project, deps, &m, &mut memo)))
         .collect();
     use rayon::prelude::*;
@@ -272,7 +280,7 @@ fn test_configs(project: &Project, deps: &MacroDeps) -> HashMap<String, Map<Stri
 /// `primary_key` constraint, else the columns with both a `unique` (or
 /// `unique_combination_of_columns`) and a `not_null` test, else the
 /// columns with a unique test (enabled ones before disabled ones).
-fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
+fn primary_keys(project: &Project, only: Option<&FastSet<&str>>) -> HashMap<String, Vec<String>> {
     #[derive(Default)]
     struct Tested {
         unique: BTreeSet<String>,
@@ -283,6 +291,9 @@ fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
     let tests = project.nodes.values().map(|t| (t, true)).chain(project.disabled.values().map(|t| (t, false)));
     for (t, enabled) in tests {
         let (Some(tm), Some(model)) = (&t.test_metadata, &t.attached_node) else { continue };
+        if only.is_some_and(|o| !o.contains(model.as_str())) {
+            continue;
+        }
         let columns: Vec<String> = match (tm.kwargs.get("column_name"), tm.kwargs.get("combination_of_columns")) {
             (Some(Value::String(c)), _) => vec![c.clone()],
             (_, Some(Value::Array(cs))) => cs.iter().filter_map(|c| c.as_str().map(String::from)).collect(),
@@ -300,7 +311,7 @@ fn primary_keys(project: &Project) -> HashMap<String, Vec<String>> {
     }
     let mut out = HashMap::new();
     for (uid, n) in &project.nodes {
-        if n.resource_type != ResourceType::Model {
+        if n.resource_type != ResourceType::Model || only.is_some_and(|o| !o.contains(uid.as_str())) {
             continue;
         }
         let constrained = n.columns.iter().find(|(_, c)| c.constraints.iter().any(|k| k.get("type").and_then(Value::as_str) == Some("primary_key")));

@@ -259,7 +259,8 @@ fn splice(
     dirty: &[usize],
     meta: &[u8],
 ) -> io::Result<Option<Layout>> {
-    let derived = (!dirty.is_empty()).then(|| Derived::new(project));
+    let only: crate::util::FastSet<&str> = dirty.iter().map(|i| nodes[*i].0.as_str()).collect();
+    let derived = (!dirty.is_empty()).then(|| Derived::of(project, Some(&only)));
     let fresh: Vec<Vec<u8>> = dirty
         .par_iter()
         .map(|i| {

@@ -181,7 +181,8 @@ fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
     let mut ephemeral = FastSet::default();
     let mut sources = HashMap::new();
     for (uid, n) in &project.nodes {
-        let eph = n.materialized() == Materialization::Ephemeral;
+        // (a data test is never inlined: no config lookup for 30,000 tests)
+        let eph = n.resource_type != ResourceType::Test && n.materialized() == Materialization::Ephemeral;
         if eph {
             ephemeral.insert(uid.clone());
         }

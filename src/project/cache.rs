@@ -216,8 +216,14 @@ pub struct Generation {
     pub since: Vec<(u64, Vec<String>)>,
 }
 
-/// How many earlier parses a [`Generation`] remembers.
-const GENERATIONS: usize = 4;
+/// How many earlier parses a [`Generation`] remembers. A render-cache
+/// entry checked under a parse that many edits ago is keyed again
+/// (`crate::compile::cache`), so entries are refreshed before they age out.
+pub const GENERATIONS: usize = 16;
+
+/// An earlier parse is forgotten once more nodes than this changed since:
+/// looking them up would cost more than keying those nodes again.
+const MAX_CHANGED: usize = 512;
 
 impl Generation {
     fn new() -> Generation {
@@ -236,8 +242,10 @@ impl Generation {
         self.since.iter().find(|(g, _)| *g == id).map(|(_, nodes)| nodes.iter().map(String::as_str).collect())
     }
 
-    /// Whether node `uid` is the same in parse `id` and this one.
-    pub fn unchanged_since(&self, id: u64, uid: &str) -> bool {
+    /// Whether node `uid` is the same in parse `id` and this one (the
+    /// render cache keeps the same test in a set per parse).
+    #[cfg(test)]
+    fn unchanged_since(&self, id: u64, uid: &str) -> bool {
         self.id != 0 && id != 0 && (id == self.id || self.since.iter().any(|(g, nodes)| *g == id && !nodes.iter().any(|n| n == uid)))
     }
 
@@ -249,6 +257,7 @@ impl Generation {
             all.extend(nodes.iter().filter(|n| !old.contains(n)).cloned());
             since.push((*g, all));
         }
+        since.truncate(since.iter().position(|(_, nodes)| nodes.len() > MAX_CHANGED).unwrap_or(since.len()));
         Generation { since, ..Generation::new() }
     }
 }
@@ -545,10 +554,19 @@ mod tests {
         assert!(!g2.unchanged_since(0, "c") && !Generation::default().unchanged_since(0, "c"));
         // only the last few are remembered
         let mut g = g2.clone();
-        for _ in 0..GENERATIONS {
+        for _ in 0..GENERATIONS - 2 {
             g = g.after(&[]);
         }
+        assert_eq!(g.changed_since(g0.id), Some(vec!["a", "b"]));
+        g = g.after(&[]);
         assert_eq!(g.changed_since(g0.id), None);
+        // and none from before more than MAX_CHANGED nodes changed
+        let many: Vec<String> = (0..=MAX_CHANGED).map(|i| i.to_string()).collect();
+        let g3 = g2.after(&many);
+        assert_eq!(g3.changed_since(g2.id).map(|c| c.len()), None);
+        assert!(g3.since.is_empty());
+        let g4 = g3.after(&["a".into()]);
+        assert_eq!(g4.changed_since(g3.id), Some(vec!["a"]));
     }
 
     #[test]

@@ -202,6 +202,37 @@ fn partial_parse_cache_never_serves_stale_sql() {
     assert!(log.contains("partial parse: cache hit"), "{log}");
 }
 
+/// An edit loop: every compile after an edit of one model reuses the other
+/// renderings without computing their keys, however many edits in a row,
+/// with `compile` or with `run -s` of that model alone (an entry is
+/// recorded again before the parse it was checked under is forgotten:
+/// src/compile/cache.rs), and the SQL is still a cold compile's.
+#[test]
+fn an_edit_loop_never_falls_back_to_keying_every_node() {
+    let d = project(&files());
+    let p = d.path();
+    compile(p, &[], None);
+    let edit = |i: usize| write(p, "models/totals.sql", &format!("select id, amount * {{{{ var('rate') }}}} + {i} as total from {{{{ ref('orders') }}}}"));
+    for i in 0..20 {
+        edit(i);
+        let log = compile(p, &[], None);
+        assert!(log.contains("re-parsed models/totals.sql"), "edit {i}: {log}");
+        assert!(log.contains("render cache: 3 nodes reused") && log.contains("render cache: 3 reused without their key"), "edit {i}: {log}");
+        assert!(log.contains("manifest: Reused { serialized: 1 }"), "edit {i}: {log}");
+    }
+    // `run -s totals` renders one node; the others' entries still age.
+    ok(&dp().current_dir(p).args(["run"]).output().unwrap());
+    for i in 20..40 {
+        edit(i);
+        let o = dp().current_dir(p).env("DP_LOG", "dp::project::cache=debug").args(["run", "-s", "totals"]).output().unwrap();
+        ok(&o);
+        assert!(stderr(&o).contains("re-parsed models/totals.sql"), "edit {i}: {}", stderr(&o));
+    }
+    let (log, sql) = warm_equals_cold(p, &[], None);
+    assert!(log.contains("render cache: 4 nodes reused") && log.contains("render cache: 4 reused without their key"), "{log}");
+    assert!(sql["p/models/totals.sql"].contains("amount * 2 + 39"), "{}", sql["p/models/totals.sql"]);
+}
+
 #[test]
 fn a_project_reading_run_started_at_is_never_served_from_the_cache() {
     let d =
