@@ -27,6 +27,8 @@ pub struct Loaded {
     pub parse_key: u64,
     /// Which parse the project is (the manifest writer reuses what did not change).
     pub generation: crate::project::cache::Generation,
+    /// The render cache, read while the project loaded (commands that render).
+    pub render_prefetch: std::sync::Mutex<Option<crate::compile::cache::Prefetch>>,
 }
 
 impl Loaded {
@@ -73,6 +75,9 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     let started = opts.run_started_at;
     let mut clock = crate::project::load::Phases::start();
     let parse_key = crate::project::cache::parse_key(&settings, &opts);
+    // Commands that render read the render cache meanwhile.
+    let renders = ["compile", "run", "build", "test", "seed", "snapshot"].contains(&a.which);
+    let render_prefetch = (renders && !g.no_partial_parse).then(|| crate::compile::cache::Prefetch::start(&settings.target_dir()));
     let cached = crate::project::cache::load(settings, &fs, &opts, !g.no_partial_parse)?;
     let (mut project, parse_cache, recorder, generation) = (cached.project, cached.outcome, cached.recorder, cached.generation);
     clock.lap("load_project");
@@ -86,7 +91,7 @@ pub fn load(g: &GlobalArgs, a: LoadArgs<'_>, printer: &super::Printer) -> anyhow
     clock.lap("resolve dependencies");
     let dag = Dag::build(&project)?;
     clock.lap("dag");
-    Ok(Loaded { project, dag, fs, invocation_id, started, parse_cache, recorder, parse_key, generation })
+    Ok(Loaded { project, dag, fs, invocation_id, started, parse_cache, recorder, parse_key, generation, render_prefetch: render_prefetch.into() })
 }
 
 pub fn spec(s: &SelectArgs, resource_types: Vec<ResourceType>) -> anyhow::Result<SelectionSpec> {
@@ -147,7 +152,8 @@ pub fn render_cache(l: &Loaded, g: &GlobalArgs) -> Option<Arc<crate::compile::ca
         return None;
     }
     let env = |k: &str| std::env::var(k).ok();
-    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &l.generation, &env, &l.recorder.inputs().env)))
+    let prefetch = l.render_prefetch.lock().ok().and_then(|mut p| p.take());
+    Some(Arc::new(crate::compile::cache::RenderCache::open(&l.project, l.parse_key, &l.generation, &env, &l.recorder.inputs().env, prefetch)))
 }
 
 /// Saves the render cache after a compile (a failure only costs speed).

@@ -112,8 +112,26 @@ fn volatile(text: &str) -> bool {
     VOLATILE.iter().any(|v| text.contains(v))
 }
 
+/// The cache file of a target folder, read on a thread of its own while
+/// the project loads: at 10,000 models the load's first 60 ms (reading
+/// the partial-parse cache) keep one core busy, and reading this file
+/// takes about as long on the other.
+pub struct Prefetch {
+    path: PathBuf,
+    read: std::thread::JoinHandle<Option<Stored>>,
+}
+
+impl Prefetch {
+    pub fn start(target_dir: &Path) -> Prefetch {
+        let path = target_dir.join(FILE);
+        let p = path.clone();
+        Prefetch { path, read: std::thread::spawn(move || read(&p)) }
+    }
+}
+
 impl RenderCache {
-    /// Opens the cache of `project` in its target folder. `parse_key` is
+    /// Opens the cache of `project` in its target folder (read already by
+    /// `prefetch` when it is of that folder). `parse_key` is
     /// the partial-parse key; `env` gives the current value of an env var
     /// and `env_read` lists those the load read.
     /// `generation` is the parse the project came from.
@@ -123,9 +141,14 @@ impl RenderCache {
         generation: &Generation,
         env: &dyn Fn(&str) -> Option<String>,
         env_read: &BTreeMap<String, Option<u64>>,
+        prefetch: Option<Prefetch>,
     ) -> RenderCache {
         let path = project.settings.target_dir().join(FILE);
-        let old = read(&path).unwrap_or_default();
+        let old = match prefetch {
+            Some(p) if p.path == path => p.read.join().ok().flatten(),
+            _ => read(&path),
+        }
+        .unwrap_or_default();
         let mut g = format!("{parse_key}\n");
         for m in project.macros.values() {
             g.push_str(&m.unique_id);

@@ -308,21 +308,37 @@ fn cache_path(settings: &Settings) -> std::path::PathBuf {
     settings.target_dir().join(FILE)
 }
 
-fn read_stored(path: &Path) -> Option<Stored> {
-    let (mut head, chunks): (Stored, Vec<Vec<(String, Node)>>) = frames::read_chunks(path)?;
-    let mut nodes = NodeMap::with_capacity_and_hasher(chunks.iter().map(Vec::len).sum(), Default::default());
-    for c in chunks {
-        nodes.extend(c);
-    }
-    if let Some(patch) = read_patch(path) {
-        for (uid, n) in patch.nodes {
-            *nodes.get_mut(&uid)? = n;
-            head.patched.push(uid);
-        }
+/// Reads the cache file and its patch, and runs `check` on the head as it
+/// stands after the patch (what [`diff`] needs) while the nodes are put in
+/// their map. The patch is read and decoded while the file is read; the
+/// two steps would otherwise each leave a core idle.
+fn read_stored<T: Send>(path: &Path, check: impl FnOnce(&Stored) -> T + Send) -> Option<(Stored, T)> {
+    let (patch, file) = rayon::join(|| read_patch(path), || frames::read_chunks::<Stored, (String, Node)>(path));
+    let (mut head, chunks) = file?;
+    let mut patch_nodes = vec![];
+    if let Some(patch) = patch {
+        patch_nodes = patch.nodes;
         head = Stored { patched: head.patched, ..patch.head };
     }
+    let (checked, nodes) = rayon::join(
+        || check(&head),
+        || {
+            let mut nodes = NodeMap::with_capacity_and_hasher(chunks.iter().map(Vec::len).sum(), Default::default());
+            for c in chunks {
+                nodes.extend(c);
+            }
+            let mut patched = vec![];
+            for (uid, n) in patch_nodes {
+                *nodes.get_mut(&uid)? = n;
+                patched.push(uid);
+            }
+            Some((nodes, patched))
+        },
+    );
+    let (nodes, patched) = nodes?;
+    head.patched.extend(patched);
     head.nodes = nodes;
-    Some(head)
+    Some((head, checked))
 }
 
 /// Models re-parsed since the cache file was written, saved beside it
@@ -371,16 +387,28 @@ pub fn load(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions, use_cac
     let outcome = if !use_cache {
         Outcome::Disabled
     } else {
-        let stored = read_stored(&path);
-        clock.lap("read partial parse cache");
+        // Why the cache cannot serve this load whatever the files say.
+        let unusable = |s: &Stored| -> Option<&'static str> {
+            if s.key != key {
+                Some("dp, settings, target or vars changed")
+            } else if s.inputs.volatile {
+                Some("the project reads invocation_id or run_started_at")
+            } else if s.inputs.reads_which && s.which != opts.which {
+                Some("the project reads flags.WHICH")
+            } else {
+                None
+            }
+        };
+        // The inputs are compared while the nodes are put in their map.
+        let stored = read_stored(&path, |s| match unusable(s) {
+            Some(why) => Err(why),
+            None => Ok(diff(&s.inputs, fs, &opts.env)),
+        });
+        clock.lap("read partial parse cache, compare inputs");
         match stored {
             None => Outcome::Miss("no cache".into()),
-            Some(s) if s.key != key => Outcome::Miss("dp, settings, target or vars changed".into()),
-            Some(s) if s.inputs.volatile => Outcome::Miss("the project reads invocation_id or run_started_at".into()),
-            Some(s) if s.inputs.reads_which && s.which != opts.which => Outcome::Miss("the project reads flags.WHICH".into()),
-            Some(s) => {
-                let d = diff(&s.inputs, fs, &opts.env);
-                clock.lap("compare inputs");
+            Some((_, Err(why))) => Outcome::Miss(why.into()),
+            Some((s, Ok(d))) => {
                 match d.other {
                     Some(what) => Outcome::Miss(what),
                     None => {
