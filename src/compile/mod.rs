@@ -176,6 +176,25 @@ impl ProjectResolver {
 }
 
 fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
+    prepare(project).with_deferred(opts)
+}
+
+/// What `ref()` and `source()` resolve to, before `--defer` (which needs
+/// the selection): built beside the selection ([`compile_prepared`]).
+pub struct Prepared(ProjectResolver);
+
+impl Prepared {
+    fn with_deferred(self, opts: &CompileOptions) -> Arc<ProjectResolver> {
+        let mut r = self.0;
+        for (uid, rel) in &opts.deferred {
+            r.relations.insert(uid.clone(), (rel.clone(), false));
+        }
+        Arc::new(r)
+    }
+}
+
+/// [`Prepared`] for `project`.
+pub fn prepare(project: &Project) -> Prepared {
     let refable = RefIndex::new(&project.settings.project_name, project.nodes.values());
     let mut relations = FastMap::default();
     let mut ephemeral = FastSet::default();
@@ -197,17 +216,19 @@ fn resolver(project: &Project, opts: &CompileOptions) -> Arc<ProjectResolver> {
             _ => {}
         }
     }
-    for (uid, rel) in &opts.deferred {
-        relations.insert(uid.clone(), (rel.clone(), false));
-    }
     let (event_times, source_event_times) = microbatch::event_times(project);
-    Arc::new(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times })
+    Prepared(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
 pub fn compile(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions) -> Result<Compiled, CompileError> {
+    compile_prepared(project, ids, opts, prepare(project))
+}
+
+/// [`compile`] with the resolver [`prepare`]d already.
+pub fn compile_prepared(project: &Project, ids: &IndexSet<String>, opts: &CompileOptions, prepared: Prepared) -> Result<Compiled, CompileError> {
     set_graph(project);
-    Ok(compile_with(project, ids, opts, resolver(project, opts), None))
+    Ok(compile_with(project, ids, opts, prepared.with_deferred(opts), None))
 }
 
 /// Compiles `ids` with `resolver`; `batch` is the batch a microbatch model

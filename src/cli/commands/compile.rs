@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SelectArgs};
-use crate::cli::context::{LoadArgs, load, render_cache, save_render_cache, select, write_compiled_and_manifest};
-use crate::compile::{CompileOptions, compile};
+use crate::cli::context::{LoadArgs, load, render_cache, select, write_compiled_and_manifest};
+use crate::compile::{CompileOptions, compile_prepared};
 use crate::project::nodes::ResourceType;
 
 pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
@@ -28,7 +28,13 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         printer.data(out);
         return Ok(ExitCode::SUCCESS);
     }
-    let ids: IndexSet<String> = select(&l, s, vec![], printer)?
+    // What refs resolve to is found while the selection is computed.
+    let (selected, prepared) = std::thread::scope(|sc| {
+        let prepared = sc.spawn(|| crate::compile::prepare(&l.project));
+        let selected = select(&l, s, vec![], printer);
+        (selected, prepared.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let ids: IndexSet<String> = selected?
         .into_iter()
         .filter(|u| {
             l.project
@@ -38,7 +44,8 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         })
         .collect();
     clock.lap("select");
-    let deferral = crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())?;
+    // (the selection is copied into a set only under --defer)
+    let deferral = if s.defer { crate::cli::defer::plan(&l, s, &ids.iter().cloned().collect(), &Default::default())? } else { None };
     // Jinja may query the warehouse while compiling, as dbt compile does
     // (with --defer, the state's warehouse too).
     if let Ok(engine) = crate::engine::Engine::new(&l.project, None) {
@@ -54,10 +61,9 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         opts.deferred = d.relations;
     }
     clock.lap("warehouse");
-    let compiled = compile(&l.project, &ids, &opts)?;
+    let compiled = compile_prepared(&l.project, &ids, &opts, prepared)?;
     clock.lap("render");
-    save_render_cache(&l, opts.cache.as_ref());
-    write_compiled_and_manifest(&l, &compiled)?;
+    write_compiled_and_manifest(&l, &compiled, opts.cache.as_ref())?;
     clock.lap("write compiled files and manifest");
     if let Some(report) = compiled.error_report() {
         anyhow::bail!("{report}");

@@ -183,8 +183,7 @@ async fn execute_kind(
     l.project.jinja.set_selected(order.clone());
     let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
     let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
-    crate::cli::context::save_render_cache(&l, opts.cache.as_ref());
-    write_compiled_and_manifest(&l, &compiled)?;
+    write_compiled_and_manifest(&l, &compiled, opts.cache.as_ref())?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
     let units = count(ResourceType::UnitTest);
     let snapshots = count(ResourceType::Snapshot);
