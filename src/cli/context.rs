@@ -176,18 +176,18 @@ pub fn write_manifest(l: &Loaded, compiled: Option<&crate::compile::Compiled>) -
     Ok(path)
 }
 
-/// [`write_compiled`], [`write_manifest`] and [`save_render_cache`] at
-/// once, on three threads (the first mostly system calls, the second
-/// mostly copying, the third only busy every few edits); the files' error
-/// first.
+/// [`save_render_cache`], then [`write_compiled`] and [`write_manifest`]
+/// at once, on two threads (the one mostly system calls, the other mostly
+/// copying); the files' error first. The render cache is saved first, so
+/// that its full write (every few edits, or after a full parse) never adds
+/// its buffers to the manifest's at the peak.
 pub fn write_compiled_and_manifest(
     l: &Loaded,
     compiled: &crate::compile::Compiled,
     cache: Option<&Arc<crate::compile::cache::RenderCache>>,
 ) -> anyhow::Result<()> {
+    save_render_cache(l, cache);
     let (files, manifest) = std::thread::scope(|s| {
-        // the render cache too (written in full every few edits: 0.1 s at 10,000 models)
-        s.spawn(|| save_render_cache(l, cache));
         let files = s.spawn(|| write_compiled(l, compiled));
         let manifest = write_manifest(l, Some(compiled));
         (files.join(), manifest)
