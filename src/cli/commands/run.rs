@@ -11,7 +11,7 @@ use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled_and_manifest};
 use crate::cli::reporter::{Reporter, show_failures, summarize};
-use crate::compile::{CompileOptions, compile};
+use crate::compile::{CompileOptions, compile_prepared};
 use crate::engine::{Engine, existing_relations, parse_size};
 use crate::graph::select::is_empty_node;
 use crate::lineage::openlineage::{Config, Emitter, Outcome};
@@ -138,11 +138,17 @@ async fn execute_kind(
     let which = kind.which();
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
     let types = kind.types();
-    let selected = match only {
-        // Nodes of the last run that no longer exist are left out.
-        Some(ids) => ids.into_iter().filter(|u| l.project.nodes.contains_key(u)).collect(),
-        None => select(&l, &a.select, types.clone(), printer)?,
-    };
+    // What refs resolve to is found while the selection is computed.
+    let (selected, prepared) = std::thread::scope(|sc| {
+        let prepared = sc.spawn(|| crate::compile::prepare(&l.project));
+        let selected: anyhow::Result<IndexSet<String>> = match only {
+            // Nodes of the last run that no longer exist are left out.
+            Some(ids) => Ok(ids.into_iter().filter(|u| l.project.nodes.contains_key(u)).collect()),
+            None => select(&l, &a.select, types.clone(), printer),
+        };
+        (selected, prepared.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let selected = selected?;
     let chosen: IndexSet<String> = selected
         .into_iter()
         // dbt drops blank models and tests from what it runs.
@@ -181,7 +187,7 @@ async fn execute_kind(
         l.project.jinja.set_database(Arc::new(db));
     }
     l.project.jinja.set_selected(order.clone());
-    let compiled = tokio::task::block_in_place(|| compile(&l.project, &order.iter().cloned().collect(), &opts))?;
+    let compiled = tokio::task::block_in_place(|| compile_prepared(&l.project, &order.iter().cloned().collect(), &opts, prepared))?;
     let deferred: Vec<String> = opts.deferred.keys().cloned().collect();
     write_compiled_and_manifest(&l, &compiled, opts.cache.as_ref())?;
     let count = |r: ResourceType| l.project.nodes.values().filter(|n| n.resource_type == r).count();
