@@ -19,6 +19,10 @@ pub trait FileSystem: Send + Sync {
     fn stamp(&self, _path: &str) -> Option<Stamp> {
         None
     }
+    /// [`FileSystem::stamp`] of each of `paths`, in their order.
+    fn stamps(&self, paths: &[&str]) -> Vec<Option<Stamp>> {
+        paths.iter().map(|p| self.stamp(p)).collect()
+    }
 }
 
 /// What a cache records of a file, to recognise it unchanged since without
@@ -55,6 +59,67 @@ impl Stamp {
         let limit = now_ns - secs * 1_000_000_000;
         self.mtime_ns < limit && self.ctime_ns < limit
     }
+}
+
+/// The [`Stamp`]s of many files under `base` (relative `/`-separated
+/// paths; `None` where a file does not exist), in the order of `paths`
+/// ([`map_stamps`]).
+pub fn stamps_under(base: &Path, paths: &[&str]) -> Vec<Option<Stamp>> {
+    let mut out = vec![None; paths.len()];
+    for (i, s) in map_stamps(base, paths, |i, s| (i, s)) {
+        out[i] = s;
+    }
+    out
+}
+
+/// `f` of each of `paths` (its position) and its [`Stamp`] under `base`
+/// (`None`: no such file), folder by folder and in parallel: what `f`
+/// returned, in no set order. Each folder is opened once and its files
+/// are looked up by name in it (`fstatat`): a warm compile stamps 40,000
+/// compiled files and 10,000 inputs, and walking each path from the root
+/// was a third of the cost of those calls. The stamps are those
+/// [`Stamp::read`] gives for the same file (symbolic links followed).
+pub fn map_stamps<T: Send>(base: &Path, paths: &[&str], f: impl Fn(usize, Option<Stamp>) -> T + Sync) -> std::iter::Flatten<std::vec::IntoIter<Vec<T>>> {
+    use rayon::prelude::*;
+    let mut folders: indexmap::IndexMap<&str, Vec<usize>, crate::util::FastHash> = Default::default();
+    for (i, p) in paths.iter().enumerate() {
+        folders.entry(p.rsplit_once('/').map_or("", |(dir, _)| dir)).or_default().push(i);
+    }
+    let done: Vec<Vec<T>> = folders
+        .par_iter()
+        .map(|(dir, at)| {
+            let folder = std::fs::File::open(base.join(dir)).ok();
+            at.iter()
+                .map(|&i| {
+                    let name = paths[i].rsplit_once('/').map_or(paths[i], |(_, name)| name);
+                    f(i, folder.as_ref().and_then(|d| stamp_at(d, name)))
+                })
+                .collect()
+        })
+        .collect();
+    done.into_iter().flatten()
+}
+
+/// The stamp of the file `name` in the open `folder` (`None`: no such file).
+fn stamp_at(folder: &std::fs::File, name: &str) -> Option<Stamp> {
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `st` is plain data the call fills; the descriptor is open
+    // for the call's duration and `name` is a NUL-terminated C string.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatat(folder.as_raw_fd(), name.as_ptr(), &mut st, 0) };
+    if rc != 0 {
+        return None;
+    }
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    let stamp = Stamp {
+        size: st.st_size as u64,
+        ino: st.st_ino as u64,
+        mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+        ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+    };
+    Some(stamp)
 }
 
 /// Now, in nanoseconds since the epoch (as [`Stamp`]'s times).
@@ -109,6 +174,10 @@ impl FileSystem for OsFs {
     fn stamp(&self, path: &str) -> Option<Stamp> {
         Stamp::read(&self.root.join(path))
     }
+
+    fn stamps(&self, paths: &[&str]) -> Vec<Option<Stamp>> {
+        stamps_under(&self.root, paths)
+    }
 }
 
 /// An in-memory project for tests.
@@ -153,5 +222,39 @@ impl FileSystem for MemFs {
     fn exists(&self, path: &str) -> bool {
         let prefix = format!("{}/", path.trim_end_matches('/'));
         self.files.contains_key(path) || self.files.keys().any(|p| p.starts_with(&prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stamps taken folder by folder are those of `Stamp::read`, in the
+    /// order asked, through symbolic links, and `None` for a missing file
+    /// or folder; a rewrite moves the stamp.
+    #[test]
+    fn stamps_under_a_root_are_those_read_path_by_path() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for p in ["top.sql", "a/one.sql", "a/b/two.sql", "a/b/three.sql", "c/four.sql"] {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, p).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("c/four.sql"), root.join("a/link.sql")).unwrap();
+        let paths = ["a/b/two.sql", "top.sql", "a/missing.sql", "c/four.sql", "nowhere/x.sql", "a/one.sql", "a/link.sql", "a/b/three.sql"];
+        let got = stamps_under(root, &paths);
+        let want: Vec<Option<Stamp>> = paths.iter().map(|p| Stamp::read(&root.join(p))).collect();
+        assert_eq!(got, want);
+        assert_eq!(got.iter().filter(|s| s.is_none()).count(), 2, "{got:?}");
+        assert_eq!(got[6], got[3], "a link has its target's stamp");
+        assert_eq!(OsFs::new(root).stamps(&paths), want);
+
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::fs::write(root.join("a/b/two.sql"), "a/b/two.sqX").unwrap();
+        let again = stamps_under(root, &paths);
+        assert_ne!(again[0], got[0]);
+        assert_eq!(again[0], Stamp::read(&root.join("a/b/two.sql")));
+        assert_eq!(again[1..], got[1..]);
     }
 }

@@ -6,7 +6,9 @@
 //! [`Stamp`] (size, inode, modification and change times). A file whose
 //! path, SQL and stamp are all as recorded is left alone without being
 //! opened: a warm compile of 40,000 nodes used to read every file back,
-//! a fifth of its CPU. Any other file is read and compared, written when
+//! a fifth of its CPU. The stamps are taken folder by folder, each file
+//! looked up by name in its open folder ([`crate::fs::map_stamps`]).
+//! Any other file is read and compared, written when
 //! it differs, and recorded anew. A file edited, replaced or touched since
 //! has a new change time, which no program can set back, so it is read
 //! again (on kernels whose file times are per clock tick rather than
@@ -15,7 +17,6 @@
 //! are kept. The record file is a cache: unreadable or from another
 //! layout, every file is checked by reading it, as before it existed.
 
-use rayon::prelude::*;
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -99,35 +100,35 @@ pub fn write(target_dir: &Path, files: &[(String, &str)]) -> Result<Written, (st
     let base = target_dir.join("compiled");
     let record_path = target_dir.join(FILE);
     let old = read(&record_path);
-    let outcomes: Vec<(u64, Option<Record>, Outcome)> = files
-        .par_iter()
-        .map(|(rel, sql)| {
-            let key = XxHash64::oneshot(0, rel.as_bytes());
-            let hash = XxHash64::oneshot(0, sql.as_bytes());
-            let path = base.join(rel);
-            let now = Stamp::read(&path);
-            if let (Some(r), Some(s)) = (old.get(&key), now)
-                && r.sql == hash
-                && r.stamp == s
-            {
-                return Ok((key, None, Outcome::Trusted));
+    let rels: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
+    // each file's outcome, found folder by folder
+    let outcomes = crate::fs::map_stamps(&base, &rels, |i, now| -> Result<(u64, Option<Record>, Outcome), (std::path::PathBuf, io::Error)> {
+        let (rel, sql) = &files[i];
+        let key = XxHash64::oneshot(0, rel.as_bytes());
+        let hash = XxHash64::oneshot(0, sql.as_bytes());
+        if let (Some(r), Some(s)) = (old.get(&key), now)
+            && r.sql == hash
+            && r.stamp == s
+        {
+            return Ok((key, None, Outcome::Trusted));
+        }
+        let path = base.join(rel);
+        let how = if now.is_some() && holds(&path, sql.as_bytes()) {
+            Outcome::Checked
+        } else {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| (path.clone(), e))?;
             }
-            let how = if now.is_some() && holds(&path, sql.as_bytes()) {
-                Outcome::Checked
-            } else {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| (path.clone(), e))?;
-                }
-                std::fs::write(&path, sql).map_err(|e| (path.clone(), e))?;
-                Outcome::Written
-            };
-            Ok((key, Stamp::read(&path).map(|stamp| Record { sql: hash, stamp }), how))
-        })
-        .collect::<Result<_, _>>()?;
+            std::fs::write(&path, sql).map_err(|e| (path.clone(), e))?;
+            Outcome::Written
+        };
+        Ok((key, Stamp::read(&path).map(|stamp| Record { sql: hash, stamp }), how))
+    });
     let mut counts = Written::default();
     let mut records = old;
     let mut changed = false;
-    for (key, rec, how) in outcomes {
+    for outcome in outcomes {
+        let (key, rec, how) = outcome?;
         match how {
             Outcome::Trusted => counts.trusted += 1,
             Outcome::Checked => counts.checked += 1,

@@ -165,8 +165,11 @@ pub fn diff(inputs: &Inputs, fs: &dyn FileSystem, env: &EnvLookup) -> Diff {
         return Diff { other: Some(other), files: vec![] };
     }
     let files: Vec<_> = inputs.files.iter().collect();
+    // the stamps of the files that have one recorded, taken at once
+    let stamped: Vec<&str> = files.iter().filter(|(p, _)| inputs.stamps.contains_key(*p)).map(|(p, _)| p.as_str()).collect();
+    let now: crate::util::FastMap<&str, Stamp> = stamped.iter().zip(fs.stamps(&stamped)).filter_map(|(p, s)| Some((*p, s?))).collect();
     let changed = |p: &str, h: &Option<u64>| {
-        let same_stamp = inputs.stamps.get(p).is_some_and(|s| fs.stamp(p).as_ref() == Some(s));
+        let same_stamp = inputs.stamps.get(p).is_some_and(|s| now.get(p) == Some(s));
         !same_stamp && fs.read_to_string(p).ok().map(|t| hash_str(&t)) != *h
     };
     let files = files.par_iter().filter(|(p, h)| changed(p, h)).map(|(p, _)| p.to_string()).collect();
