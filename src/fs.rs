@@ -77,7 +77,7 @@ pub fn stamps_under(base: &Path, paths: &[&str]) -> Vec<Option<Stamp>> {
 /// returned, in no set order. Each folder is opened once and its files
 /// are looked up by name in it (`fstatat`): a warm compile stamps 40,000
 /// compiled files and 10,000 inputs, and walking each path from the root
-/// was a third of the cost of those calls. The stamps are those
+/// was most of the cost of those calls. The stamps are those
 /// [`Stamp::read`] gives for the same file (symbolic links followed).
 pub fn map_stamps<T: Send>(base: &Path, paths: &[&str], f: impl Fn(usize, Option<Stamp>) -> T + Sync) -> std::iter::Flatten<std::vec::IntoIter<Vec<T>>> {
     use rayon::prelude::*;
