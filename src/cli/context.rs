@@ -187,12 +187,8 @@ pub fn write_compiled_and_manifest(
     cache: Option<&Arc<crate::compile::cache::RenderCache>>,
 ) -> anyhow::Result<()> {
     save_render_cache(l, cache);
-    let (files, manifest) = std::thread::scope(|s| {
-        let files = s.spawn(|| write_compiled(l, compiled));
-        let manifest = write_manifest(l, Some(compiled));
-        (files.join(), manifest)
-    });
-    files.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    let (files, manifest) = crate::util::beside(|| write_compiled(l, compiled), || write_manifest(l, Some(compiled)));
+    files?;
     manifest.map(drop)
 }
 

@@ -37,6 +37,17 @@ pub fn drop_in_background<T: Send + 'static>(v: T) {
     });
 }
 
+/// Runs `other` on a thread of its own while `here` runs on this one, and
+/// returns both results (`other`'s first); a panic on either side goes on
+/// here, once both have ended.
+pub fn beside<A: Send, B>(other: impl FnOnce() -> A + Send, here: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let other = s.spawn(other);
+        let here = here();
+        (other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), here)
+    })
+}
+
 /// The closest name to `name` among `candidates` (for "did you mean").
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<String> {
     let mut best: Option<(f64, &str)> = None;
@@ -91,6 +102,19 @@ mod tests {
         assert_eq!(super::fmt_thousands(999), "999");
         assert_eq!(super::fmt_thousands(1000), "1,000");
         assert_eq!(super::fmt_thousands(1234567), "1,234,567");
+    }
+
+    /// Both sides run, the other one on another thread, and its panic
+    /// reaches the caller.
+    #[test]
+    fn beside_runs_both_and_passes_a_panic_on() {
+        let here = std::thread::current().id();
+        let (a, b) = super::beside(|| std::thread::current().id(), || std::thread::current().id());
+        assert_ne!(a, here);
+        assert_eq!(b, here);
+        let panicked = std::panic::catch_unwind(|| super::beside(|| panic!("on the other side"), || 1));
+        let message = panicked.unwrap_err();
+        assert_eq!(message.downcast_ref::<&str>(), Some(&"on the other side"));
     }
 
     /// The value is dropped, on another thread, inside the caller's runtime

@@ -29,11 +29,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
         return Ok(ExitCode::SUCCESS);
     }
     // What refs resolve to is found while the selection is computed.
-    let (selected, prepared) = std::thread::scope(|sc| {
-        let prepared = sc.spawn(|| crate::compile::prepare(&l.project));
-        let selected = select(&l, s, vec![], printer);
-        (selected, prepared.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
+    let (prepared, selected) = crate::util::beside(|| crate::compile::prepare(&l.project), || select(&l, s, vec![], printer));
     let ids: IndexSet<String> = selected?
         .into_iter()
         .filter(|u| {

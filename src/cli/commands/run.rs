@@ -139,15 +139,16 @@ async fn execute_kind(
     let l = load(g, LoadArgs { threads: a.threads, full_refresh: a.full_refresh, which, store_failures: a.store_failures }, printer)?;
     let types = kind.types();
     // What refs resolve to is found while the selection is computed.
-    let (selected, prepared) = std::thread::scope(|sc| {
-        let prepared = sc.spawn(|| crate::compile::prepare(&l.project));
-        let selected: anyhow::Result<IndexSet<String>> = match only {
-            // Nodes of the last run that no longer exist are left out.
-            Some(ids) => Ok(ids.into_iter().filter(|u| l.project.nodes.contains_key(u)).collect()),
-            None => select(&l, &a.select, types.clone(), printer),
-        };
-        (selected, prepared.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
+    let (prepared, selected) = crate::util::beside(
+        || crate::compile::prepare(&l.project),
+        || -> anyhow::Result<IndexSet<String>> {
+            match only {
+                // Nodes of the last run that no longer exist are left out.
+                Some(ids) => Ok(ids.into_iter().filter(|u| l.project.nodes.contains_key(u)).collect()),
+                None => select(&l, &a.select, types.clone(), printer),
+            }
+        },
+    );
     let selected = selected?;
     let chosen: IndexSet<String> = selected
         .into_iter()
