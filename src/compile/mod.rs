@@ -99,7 +99,7 @@ impl Compiled {
     /// A node's config with what its generic test macro set by `config()`
     /// (`dbt_utils.equal_rowcount`'s `fail_calc`), beneath the keys its
     /// project file or YAML set.
-    pub fn config_of(&self, n: &Node) -> serde_json::Map<String, serde_json::Value> {
+    pub fn config_of(&self, n: &Node) -> crate::project::nodes::SharedMap {
         let mut cfg = n.config.clone();
         if let Some(from_macro) = self.test_configs.get(&n.unique_id) {
             let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(|v| v.as_array());

@@ -127,7 +127,7 @@ fn load_from_manifest(name: &str) -> (Project, Dag) {
             n.path = s("path");
             n.patch_path = j.get("patch_path").and_then(Value::as_str).map(String::from);
             n.fqn = j["fqn"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
-            n.config = j.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
+            n.config = j.get("config").and_then(Value::as_object).cloned().unwrap_or_default().into();
             if let Some(tags) = j.get("tags") {
                 n.config.insert("tags".into(), tags.clone());
             }

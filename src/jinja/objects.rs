@@ -201,7 +201,7 @@ pub struct RenderCtx {
     pub resolver: Option<Arc<dyn Resolver>>,
     pub is_incremental: bool,
     /// The node's resolved config (compile pass) for `config.get`.
-    pub config: serde_json::Map<String, serde_json::Value>,
+    pub config: crate::project::nodes::SharedMap,
     pub captured: Mutex<Captured>,
     pub this: Value,
     pub model: Value,

@@ -479,7 +479,7 @@ mod tests {
 
     fn compression(config: serde_json::Value) -> Compression {
         let mut node = Node::new(ResourceType::Model, "p", "m", "models/m.sql");
-        node.config = config.as_object().unwrap().clone();
+        node.config = config.as_object().unwrap().clone().into();
         writer_properties(&node).unwrap().compression(&ColumnPath::from("id"))
     }
 

@@ -11,4 +11,5 @@ pub mod microbatch;
 pub mod nodes;
 pub mod properties;
 pub mod refs;
+pub mod shared_map;
 pub mod snapshot;

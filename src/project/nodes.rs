@@ -67,6 +67,7 @@ impl std::fmt::Display for ResourceType {
     }
 }
 
+pub use super::shared_map::SharedMap;
 pub use crate::jinja::refs::RefCall;
 
 /// How a node is built (its `materialized` config).
@@ -190,9 +191,9 @@ pub struct Node {
     pub raw_code: String,
     pub description: String,
     pub columns: IndexMap<String, Column>,
-    /// Resolved config (tree < YAML < in-file `config()`).
-    #[serde(with = "crate::util::binval::map")]
-    pub config: Map<String, Value>,
+    /// Resolved config (tree < YAML < in-file `config()`), shared between
+    /// nodes that hold the same one.
+    pub config: SharedMap,
     pub refs: Vec<RefCall>,
     pub sources: Vec<(String, String)>,
     /// Unique ids this node depends on (filled by the graph stage).
@@ -206,9 +207,9 @@ pub struct Node {
     /// The node a generic test is attached to.
     pub attached_node: Option<String>,
     pub source: Option<SourceInfo>,
-    /// Anything else kept verbatim for the manifest (exposures, unit tests...).
-    #[serde(with = "crate::util::binval::map")]
-    pub extra: Map<String, Value>,
+    /// Anything else kept verbatim for the manifest (exposures, unit
+    /// tests...), shared like `config`.
+    pub extra: SharedMap,
     /// 1-based line in `patch_path` (or the file) where the node is defined.
     pub line: Option<usize>,
 }
@@ -227,7 +228,7 @@ impl Node {
             raw_code: String::new(),
             description: String::new(),
             columns: IndexMap::new(),
-            config: Map::new(),
+            config: SharedMap::new(),
             refs: vec![],
             sources: vec![],
             depends_on: vec![],
@@ -239,7 +240,7 @@ impl Node {
             column_name: None,
             attached_node: None,
             source: None,
-            extra: Map::new(),
+            extra: SharedMap::new(),
             line: None,
         }
     }

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// The first bytes of a cache file (the last one is the layout's version).
-pub const MAGIC: &[u8; 8] = b"dpcache\x01";
+pub const MAGIC: &[u8; 8] = b"dpcache\x02";
 
 /// Items per frame.
 pub const CHUNK: usize = 512;
@@ -38,7 +38,7 @@ pub fn read_chunks<H: DeserializeOwned, T: DeserializeOwned + Send>(path: &Path)
     let mut frames = split(bytes.strip_prefix(MAGIC)?)?.into_iter();
     let head: H = postcard::from_bytes(frames.next()?).ok()?;
     let frames: Vec<&[u8]> = frames.collect();
-    let chunks = frames.par_iter().map(|f| postcard::from_bytes(f).ok()).collect::<Option<_>>()?;
+    let chunks = frames.par_iter().map(|f| crate::project::shared_map::interning(|| postcard::from_bytes(f).ok())).collect::<Option<_>>()?;
     Some((head, chunks))
 }
 

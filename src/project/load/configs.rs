@@ -49,14 +49,14 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
             update_config(&mut unrendered, &node.config);
             let tree_cfg = render_config_values(jinja, raw, &node.original_file_path)?;
             merge_config(&mut cfg, &tree_cfg);
-            let yaml_cfg = render_config_values(jinja, node.config.clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;
+            let yaml_cfg = render_config_values(jinja, (*node.config).clone(), node.patch_path.as_deref().unwrap_or(&node.original_file_path))?;
             merge_config(&mut cfg, &yaml_cfg);
             let mut captured = crate::jinja::Captured::default();
             if matches!(node.resource_type, ResourceType::Model | ResourceType::Snapshot | ResourceType::Analysis | ResourceType::Test)
                 && node.raw_code.contains("{")
             {
                 let mut rctx = RenderCtx::new(uid, &node.package_name, Phase::Parse);
-                rctx.config = cfg.clone();
+                rctx.config = cfg.clone().into();
                 rctx.this = this_value(node, settings);
                 rctx.model = model_value(node);
                 let rctx = Arc::new(rctx);
@@ -73,7 +73,7 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
         match r {
             Ok((uid, cfg, cap, unrendered)) => {
                 let n = nodes.get_mut(&uid).unwrap();
-                n.config = cfg;
+                n.config = cfg.into();
                 n.extra.insert(UNRENDERED_CONFIG.into(), Value::Object(unrendered));
                 n.refs = cap.refs;
                 n.sources = cap.sources;

@@ -30,6 +30,8 @@ pub fn add(tests: Vec<PendingTest>, settings: &Settings, packages: &[PackageDir]
     // inserted in declaration order, so the first error and the first of two
     // same-named tests are the sequential pass's.
     nodes.reserve(tests.len());
+    // most tests of a project share one of a few configs and `extra` maps: held once each
+    let mut shared = crate::project::shared_map::Interner::default();
     let mut tests = tests.into_iter();
     loop {
         let chunk: Vec<PendingTest> = tests.by_ref().take(2048).collect();
@@ -44,10 +46,12 @@ pub fn add(tests: Vec<PendingTest>, settings: &Settings, packages: &[PackageDir]
             })
             .collect();
         for node in built {
-            let Some(node) = node? else { continue };
+            let Some(mut node) = node? else { continue };
             if nodes.contains_key(&node.unique_id) {
                 continue;
             }
+            node.config = shared.share(std::mem::take(&mut node.config).into_map());
+            node.extra = shared.share(std::mem::take(&mut node.extra).into_map());
             nodes.insert(node.unique_id.clone(), node);
         }
     }
@@ -253,7 +257,7 @@ fn build_generic_test(t: &PendingTest, jinja: &JinjaEnv, own_tree: Option<&Confi
             });
         }
     }
-    n.config = cfg;
+    n.config = cfg.into();
     // Dependencies: the target plus refs/sources inside the arguments. The
     // target needs no rendering; arguments that call ref()/source() do.
     match &t.source {

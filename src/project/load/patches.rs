@@ -282,7 +282,7 @@ pub(super) fn apply_patch(node: &mut Node, patch: &NodePatch, file: &str, idx: &
     if !patch.meta.is_empty() {
         cfg.insert("meta".into(), Value::Object(patch.meta.clone()));
     }
-    node.config = cfg;
+    node.config = cfg.into();
 }
 
 /// A constraint with dbt's defaults filled in.
@@ -363,7 +363,7 @@ fn source_node(pkg: &str, src: &SourceDef, t: &SourceTableDef, file: &str, idx: 
     if !tags.is_empty() {
         cfg.insert("tags".into(), Value::Array(tags));
     }
-    n.config = cfg;
+    n.config = cfg.into();
     // `freshness: null` (dbt writes it so in the manifest)
     let off = match n.config.get("freshness") {
         Some(f) => f.is_null(),

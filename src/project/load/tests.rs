@@ -334,3 +334,26 @@ fn require_dbt_version_is_checked_for_the_project_and_packages() {
     let fs = MemFs::new().with("dbt_project.yml", "name: p\nrequire-dbt-version: \">=1.8.0\"\n");
     assert!(load(&fs).is_ok());
 }
+
+#[test]
+fn generic_tests_with_the_same_config_share_one_map_until_one_changes() {
+    let fs = project(&[
+        ("models/a.sql", "select 1 as id, 'x' as name"),
+        (
+            "models/a.yml",
+            "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [unique, not_null]\n      - name: name\n        data_tests:\n          - not_null:\n              config: {severity: warn}\n",
+        ),
+    ]);
+    let mut p = load(&fs).unwrap();
+    let tests: Vec<&str> = p.nodes.values().filter(|n| n.resource_type == ResourceType::Test).map(|n| n.unique_id.as_str()).collect();
+    assert_eq!(tests.len(), 3, "{tests:?}");
+    let (unique, not_null, warn) = (tests[0].to_string(), tests[1].to_string(), tests[2].to_string());
+    assert!(p.nodes[&unique].config.shares(&p.nodes[&not_null].config));
+    assert!(p.nodes[&unique].extra.shares(&p.nodes[&not_null].extra));
+    assert!(!p.nodes[&unique].config.shares(&p.nodes[&warn].config));
+    assert_eq!(p.nodes[&warn].config["severity"], "warn");
+    // changing one node's config leaves the other's as it was
+    p.nodes.get_mut(&unique).unwrap().config.insert("severity".into(), "warn".into());
+    assert_eq!(p.nodes[&not_null].config["severity"], "ERROR");
+    assert_eq!(p.nodes[&unique].config["severity"], "warn");
+}

@@ -30,8 +30,8 @@ pub fn add(root_pkg: &str, unit_tests: Vec<Entry>, exposures: Vec<Entry>, jinja:
         n.path = model_node.path.clone();
         n.refs = vec![RefCall { name: model.clone(), package: None, version: None }];
         n.description = u.get("description").and_then(Value::as_str).unwrap_or("").into();
-        n.config = u.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
-        n.extra = u.clone();
+        n.config = u.get("config").and_then(Value::as_object).cloned().unwrap_or_default().into();
+        n.extra = u.clone().into();
         n.line = Some(line);
         n.patch_path = Some(file);
         nodes.insert(n.unique_id.clone(), n);
@@ -50,7 +50,7 @@ pub fn add(root_pkg: &str, unit_tests: Vec<Entry>, exposures: Vec<Entry>, jinja:
             n.refs = cap.refs;
             n.sources = cap.sources;
         }
-        n.extra = e;
+        n.extra = e.into();
         nodes.insert(n.unique_id.clone(), n);
     }
     Ok(())
