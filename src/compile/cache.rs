@@ -29,7 +29,7 @@
 //! they were, and are still checked when it is reused.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -71,7 +71,7 @@ struct Stored {
     /// Env vars read while rendering (their values are part of the global key).
     env_keys: Vec<String>,
     #[serde(skip)]
-    entries: HashMap<String, Entry>,
+    entries: crate::util::FastMap<String, Entry>,
     /// Entries in the file, counting those a later one replaces.
     #[serde(skip)]
     lines: usize,
@@ -96,7 +96,7 @@ pub struct RenderCache {
     /// The earlier parses `generation` remembers: how many edits ago, and
     /// the nodes re-parsed since.
     since: crate::util::FastMap<u64, (usize, crate::util::FastSet<String>)>,
-    new: Mutex<HashMap<String, Entry>>,
+    new: Mutex<crate::util::FastMap<String, Entry>>,
     hits: std::sync::atomic::AtomicUsize,
     /// Hits whose key was not computed ([`RenderCache::reuse`]).
     reused: std::sync::atomic::AtomicUsize,
@@ -168,7 +168,7 @@ impl RenderCache {
             old,
             generation: generation.clone(),
             since: generation.since.iter().enumerate().map(|(age, (g, nodes))| (*g, (age + 1, nodes.iter().cloned().collect()))).collect(),
-            new: Mutex::new(HashMap::new()),
+            new: Mutex::new(Default::default()),
             hits: Default::default(),
             reused: Default::default(),
         }

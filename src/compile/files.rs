@@ -17,7 +17,7 @@
 //! are kept. The record file is a cache: unreadable or from another
 //! layout, every file is checked by reading it, as before it existed.
 
-use std::collections::HashMap;
+use crate::util::FastMap;
 use std::io;
 use std::path::Path;
 use twox_hash::XxHash64;
@@ -36,9 +36,9 @@ struct Record {
     stamp: Stamp,
 }
 
-fn read(path: &Path) -> HashMap<u64, Record> {
-    let Ok(bytes) = std::fs::read(path) else { return HashMap::new() };
-    let Some(body) = bytes.strip_prefix(MAGIC.as_slice()).filter(|b| b.len() % RECORD == 0) else { return HashMap::new() };
+fn read(path: &Path) -> FastMap<u64, Record> {
+    let Ok(bytes) = std::fs::read(path) else { return FastMap::default() };
+    let Some(body) = bytes.strip_prefix(MAGIC.as_slice()).filter(|b| b.len() % RECORD == 0) else { return FastMap::default() };
     let u = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap());
     let i = |c: &[u8]| i128::from_le_bytes(c.try_into().unwrap());
     body.chunks_exact(RECORD)
@@ -51,7 +51,7 @@ fn read(path: &Path) -> HashMap<u64, Record> {
         .collect()
 }
 
-fn save(path: &Path, records: &HashMap<u64, Record>) -> io::Result<()> {
+fn save(path: &Path, records: &FastMap<u64, Record>) -> io::Result<()> {
     let mut buf = Vec::with_capacity(MAGIC.len() + records.len() * RECORD);
     buf.extend_from_slice(MAGIC);
     for (k, r) in records {
