@@ -15,8 +15,10 @@
 //!   encoding as one byte string, and inside [`interning`] a byte string
 //!   already decoded gives back the same shared map without decoding it
 //!   again;
-//! - [`Interner`] shares the maps of nodes a load builds in bulk (generic
-//!   tests).
+//! - [`Interner`] shares the maps of nodes a load builds in bulk: the
+//!   configs of the project's nodes once rendered (a folder's models
+//!   usually end with the same one), and the configs and `extra` maps of
+//!   generic tests.
 
 use serde::de::{Error as _, Visitor};
 use serde::ser::Error as _;

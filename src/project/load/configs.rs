@@ -69,11 +69,13 @@ pub fn render(settings: &Settings, packages: &[PackageDir], jinja: &JinjaEnv, no
         })
         .collect();
     let mut errors = vec![];
+    // nodes of a folder usually end with the same config: held once
+    let mut shared = crate::project::shared_map::Interner::default();
     for r in rendered {
         match r {
             Ok((uid, cfg, cap, unrendered)) => {
                 let n = nodes.get_mut(&uid).unwrap();
-                n.config = cfg.into();
+                n.config = shared.share(cfg);
                 n.extra.insert(UNRENDERED_CONFIG.into(), Value::Object(unrendered));
                 n.refs = cap.refs;
                 n.sources = cap.sources;

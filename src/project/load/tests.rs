@@ -336,9 +336,11 @@ fn require_dbt_version_is_checked_for_the_project_and_packages() {
 }
 
 #[test]
-fn generic_tests_with_the_same_config_share_one_map_until_one_changes() {
+fn nodes_with_the_same_config_share_one_map_until_one_changes() {
     let fs = project(&[
         ("models/a.sql", "select 1 as id, 'x' as name"),
+        ("models/b.sql", "select 1 as id"),
+        ("models/c.sql", "{{ config(materialized='table') }} select 1 as id"),
         (
             "models/a.yml",
             "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [unique, not_null]\n      - name: name\n        data_tests:\n          - not_null:\n              config: {severity: warn}\n",
@@ -352,6 +354,10 @@ fn generic_tests_with_the_same_config_share_one_map_until_one_changes() {
     assert!(p.nodes[&unique].extra.shares(&p.nodes[&not_null].extra));
     assert!(!p.nodes[&unique].config.shares(&p.nodes[&warn].config));
     assert_eq!(p.nodes[&warn].config["severity"], "warn");
+    // models with the same config share it too; one whose config() differs does not
+    assert!(p.nodes["model.p.a"].config.shares(&p.nodes["model.p.b"].config));
+    assert!(!p.nodes["model.p.a"].config.shares(&p.nodes["model.p.c"].config));
+    assert_eq!(p.nodes["model.p.c"].config["materialized"], "table");
     // changing one node's config leaves the other's as it was
     p.nodes.get_mut(&unique).unwrap().config.insert("severity".into(), "warn".into());
     assert_eq!(p.nodes[&not_null].config["severity"], "ERROR");
