@@ -152,6 +152,9 @@ impl<'de> Deserialize<'de> for SharedMap {
 /// per node.
 #[derive(Default)]
 pub struct Interner {
+    /// The last few maps handed out, most recent first: nodes built in
+    /// order mostly repeat one of them, found without hashing.
+    recent: Vec<SharedMap>,
     seen: FastMap<u64, Vec<SharedMap>>,
     /// One seed for all of this interner's hashes.
     state: crate::util::FastHash,
@@ -160,14 +163,23 @@ pub struct Interner {
 impl Interner {
     pub fn share(&mut self, m: Map<String, Value>) -> SharedMap {
         use std::hash::{BuildHasher, Hasher};
+        if let Some(i) = self.recent.iter().position(|c| same_map(c, &m)) {
+            self.recent[..=i].rotate_right(1);
+            return self.recent[0].clone();
+        }
         let mut h = self.state.build_hasher();
         hash_map(&m, &mut h);
         let same = self.seen.entry(h.finish()).or_default();
-        if let Some(c) = same.iter().find(|c| same_map(c, &m)) {
-            return c.clone();
-        }
-        let c = SharedMap::from(m);
-        same.push(c.clone());
+        let c = match same.iter().find(|c| same_map(c, &m)) {
+            Some(c) => c.clone(),
+            None => {
+                let c = SharedMap::from(m);
+                same.push(c.clone());
+                c
+            }
+        };
+        self.recent.insert(0, c.clone());
+        self.recent.truncate(4);
         c
     }
 }
