@@ -6,130 +6,54 @@
 //! (`#[serde(with = "crate::util::binval")]`, or `binval::map` for a
 //! `Map`): in a human-readable format (JSON: the manifest, the Jinja
 //! context) they are written exactly as before; in a binary one each value
-//! is written as a tagged enum ([`VARIANTS`]) and read back by [`ValueSeed`].
+//! is written as a tagged enum ([`Bin`]) and read back through it.
 
-use serde::de::{DeserializeOwned, DeserializeSeed, EnumAccess, Error as _, SeqAccess, Unexpected, VariantAccess, Visitor};
+use serde::de::{DeserializeOwned, Error as _};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Number, Value};
-use std::fmt;
 
-/// The variants of a JSON value as the binary form stores it, in the
-/// order that is the format: [`Tagged`] writes these indices and
-/// [`ValueSeed`] reads them.
-const VARIANTS: [&str; 8] = ["Null", "Bool", "U", "I", "F", "S", "A", "O"];
-
-/// Reads a value written by [`Tagged`] straight into a `Value`: arrays and
-/// objects are built as their elements arrive, with no copy of the tree in
-/// between (decoding the caches' 40,000 nodes is mostly their config maps).
-#[derive(Clone, Copy)]
-struct ValueSeed;
-
-impl<'de> DeserializeSeed<'de> for ValueSeed {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_enum("Bin", &VARIANTS, self)
-    }
+/// A JSON value as the binary form stores it. The variants' order is the
+/// format: [`Tagged`] writes the same indices.
+#[derive(Deserialize)]
+enum Bin {
+    Null,
+    Bool(bool),
+    U(u64),
+    I(i64),
+    F(f64),
+    S(String),
+    A(Vec<Bin>),
+    O(Vec<(String, Bin)>),
 }
 
-impl<'de> Visitor<'de> for ValueSeed {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a tagged JSON value")
-    }
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Value, A::Error> {
-        let (index, v): (u32, _) = data.variant()?;
-        Ok(match index {
-            0 => {
-                v.unit_variant()?;
-                Value::Null
-            }
-            1 => Value::Bool(v.newtype_variant()?),
-            2 => Value::Number(v.newtype_variant::<u64>()?.into()),
-            3 => Value::Number(v.newtype_variant::<i64>()?.into()),
-            4 => Number::from_f64(v.newtype_variant()?).map_or(Value::Null, Value::Number),
-            5 => Value::String(v.newtype_variant()?),
-            6 => Value::Array(v.newtype_variant_seed(Elements)?),
-            7 => Value::Object(v.newtype_variant_seed(PairsSeed)?),
-            i => return Err(A::Error::invalid_value(Unexpected::Unsigned(i.into()), &"a variant index below 8")),
-        })
-    }
-}
-
-/// An array's elements.
-struct Elements;
-
-impl<'de> DeserializeSeed<'de> for Elements {
-    type Value = Vec<Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Value>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Elements {
-    type Value = Vec<Value>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of tagged JSON values")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(v) = seq.next_element_seed(ValueSeed)? {
-            out.push(v);
+impl From<Bin> for Value {
+    fn from(b: Bin) -> Value {
+        match b {
+            Bin::Null => Value::Null,
+            Bin::Bool(b) => Value::Bool(b),
+            Bin::U(u) => Value::Number(u.into()),
+            Bin::I(i) => Value::Number(i.into()),
+            Bin::F(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            Bin::S(s) => Value::String(s),
+            Bin::A(a) => Value::Array(a.into_iter().map(Value::from).collect()),
+            Bin::O(o) => Value::Object(to_map(o)),
         }
-        Ok(out)
     }
 }
 
-/// An object's `(key, value)` pairs, inserted into the map as they are read.
-struct PairsSeed;
-
-impl<'de> DeserializeSeed<'de> for PairsSeed {
-    type Value = Map<String, Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Map<String, Value>, D::Error> {
-        d.deserialize_seq(self)
+fn to_map(o: Vec<(String, Bin)>) -> Map<String, Value> {
+    let mut m = Map::with_capacity(o.len());
+    for (k, v) in o {
+        m.insert(k, v.into());
     }
+    m
 }
 
-impl<'de> Visitor<'de> for PairsSeed {
-    type Value = Map<String, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of (key, tagged JSON value) pairs")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Map<String, Value>, A::Error> {
-        let mut m = Map::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some((k, v)) = seq.next_element_seed(Pair)? {
-            m.insert(k, v);
-        }
-        Ok(m)
-    }
-}
-
-/// One `(key, value)` pair (a 2-tuple).
-struct Pair;
-
-impl<'de> DeserializeSeed<'de> for Pair {
-    type Value = (String, Value);
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(String, Value), D::Error> {
-        d.deserialize_tuple(2, self)
-    }
-}
-
-impl<'de> Visitor<'de> for Pair {
-    type Value = (String, Value);
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a (key, tagged JSON value) pair")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(String, Value), A::Error> {
-        let k: String = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(0, &self))?;
-        let v = seq.next_element_seed(ValueSeed)?.ok_or_else(|| A::Error::invalid_length(1, &self))?;
-        Ok((k, v))
-    }
-}
-
-/// A borrowed value written as its variant of [`VARIANTS`].
+/// A borrowed value written as [`Bin`].
 struct Tagged<'a>(&'a Value);
 
-/// A borrowed map written as variant `O`'s list of pairs.
+/// A borrowed map written as [`Bin::O`]'s list of pairs.
 struct Pairs<'a>(&'a Map<String, Value>);
 
 impl Serialize for Tagged<'_> {
@@ -171,7 +95,7 @@ pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(d: D) -> Resu
     if d.is_human_readable() {
         return T::deserialize(d);
     }
-    serde_json::from_value(ValueSeed.deserialize(d)?).map_err(D::Error::custom)
+    serde_json::from_value(Bin::deserialize(d)?.into()).map_err(D::Error::custom)
 }
 
 /// A map's binary form on its own (postcard of its pairs).
@@ -182,11 +106,11 @@ pub fn encode_map(m: &Map<String, Value>) -> Result<Vec<u8>, postcard::Error> {
 /// Reads [`encode_map`]'s bytes back; every byte must be used.
 pub fn decode_map(bytes: &[u8]) -> Result<Map<String, Value>, postcard::Error> {
     let mut de = postcard::Deserializer::from_bytes(bytes);
-    let m = PairsSeed.deserialize(&mut de)?;
+    let pairs = Vec::<(String, Bin)>::deserialize(&mut de)?;
     if !de.finalize()?.is_empty() {
         return Err(postcard::Error::DeserializeBadEncoding);
     }
-    Ok(m)
+    Ok(to_map(pairs))
 }
 
 /// A `Map<String, Value>` field, written in binary as its pairs (no copy
@@ -199,7 +123,7 @@ pub mod map {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
-        if d.is_human_readable() { Map::deserialize(d) } else { PairsSeed.deserialize(d) }
+        if d.is_human_readable() { Map::deserialize(d) } else { Ok(to_map(Vec::deserialize(d)?)) }
     }
 }
 
