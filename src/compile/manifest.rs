@@ -145,14 +145,8 @@ fn config_defaults(rt: ResourceType) -> Option<&'static Map<String, Value>> {
 /// defaults, the node's values over them (`docs` and `contract` merged key
 /// by key), then the node's own keys dbt does not know, in their order.
 fn config(n: &Node, from_macro: Option<&Map<String, Value>>) -> Value {
-    let mut set = (*n.config).clone();
     // a test macro's config() under the project's and YAML's, as at run time
-    let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(Value::as_array);
-    for (k, v) in from_macro.into_iter().flatten() {
-        if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
-            set.insert(k.clone(), v.clone());
-        }
-    }
+    let mut set = super::with_macro_config(n, from_macro).into_map();
     // dbt's TestConfig has no hooks
     for k in ["pre-hook", "post-hook"] {
         if !matches!(n.resource_type, ResourceType::Source | ResourceType::Test) || n.config.contains_key(k) {

@@ -100,16 +100,7 @@ impl Compiled {
     /// (`dbt_utils.equal_rowcount`'s `fail_calc`), beneath the keys its
     /// project file or YAML set.
     pub fn config_of(&self, n: &Node) -> crate::project::nodes::SharedMap {
-        let mut cfg = n.config.clone();
-        if let Some(from_macro) = self.test_configs.get(&n.unique_id) {
-            let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(|v| v.as_array());
-            for (k, v) in from_macro {
-                if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
-                    cfg.insert(k.clone(), v.clone());
-                }
-            }
-        }
-        cfg
+        with_macro_config(n, self.test_configs.get(&n.unique_id))
     }
 
     /// Renders a node's pre- or post-hooks now, just before they run.
@@ -352,6 +343,22 @@ fn compile_with(
         out.sql.insert(u, sql);
     }
     out
+}
+
+/// `n`'s config with `from_macro` (what its generic test macro set by
+/// `config()`) beneath the keys its project file or YAML set
+/// (`EXPLICIT_CONFIG`): the config a test runs with, and the manifest's.
+pub(crate) fn with_macro_config(n: &Node, from_macro: Option<&serde_json::Map<String, serde_json::Value>>) -> crate::project::nodes::SharedMap {
+    let mut cfg = n.config.clone();
+    if let Some(from_macro) = from_macro {
+        let explicit = n.extra.get(crate::project::load::EXPLICIT_CONFIG).and_then(|v| v.as_array());
+        for (k, v) in from_macro {
+            if !explicit.is_some_and(|e| e.iter().any(|x| x.as_str() == Some(k))) {
+                cfg.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    cfg
 }
 
 /// The relations `n`'s dependencies resolve to, for its render-cache key;

@@ -90,8 +90,8 @@ thread_local! {
     static DECODED: RefCell<Option<FastMap<Box<[u8]>, SharedMap>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (a decode) with the configs it decodes on this thread shared
-/// by their encoding; the shared set is dropped when `f` returns.
+/// Runs `f` (a decode) with the maps it decodes on this thread shared by
+/// their encoding; the shared set is dropped when `f` returns.
 pub fn interning<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
@@ -129,7 +129,7 @@ struct Encoded;
 impl Visitor<'_> for Encoded {
     type Value = SharedMap;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an encoded config map")
+        f.write_str("an encoded JSON map")
     }
     fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SharedMap, E> {
         from_encoding(v).map_err(E::custom)
@@ -141,15 +141,14 @@ impl<'de> Deserialize<'de> for SharedMap {
         if d.is_human_readable() {
             return Map::deserialize(d).map(SharedMap::from);
         }
-        d.deserialize_bytes(Encoded).map_err(|e: D::Error| D::Error::custom(format!("config map: {e}")))
+        d.deserialize_bytes(Encoded).map_err(|e: D::Error| D::Error::custom(format!("shared map: {e}")))
     }
 }
 
-/// Shares configs among the nodes one task builds: the first node with a
-/// config keeps it, later ones with the same config (the same keys in the
-/// same order, the same values) get the same map. Configs are found by a
-/// hash of their contents, so a project of distinct configs costs one hash
-/// per node.
+/// Shares maps among the nodes one task builds: the first node with a map
+/// keeps it, later ones with the same map (the same keys in the same
+/// order, the same values) get the same one. Maps are found by a hash of
+/// their contents, so a project of distinct maps costs one hash per node.
 #[derive(Default)]
 pub struct Interner {
     /// The last few maps handed out, most recent first: nodes built in
