@@ -1,8 +1,15 @@
+{{ config(materialized='incremental', unique_key='order_id') }}
+
 -- Orders: the latest version of each order across all extraction folders, with a normalised
--- status and a customer that exists in stg_customers.
+-- status and a customer that exists in stg_customers. Incremental: a run merges the versions
+-- newer than the newest one already in the table (its extraction folders only: the scan skips
+-- the others by their Parquet statistics).
 with source as (
 
     select * from {{ source('raw', 'orders') }}
+    {% if is_incremental() %}
+    where updated_at > (select max(updated_at) from {{ this }})
+    {% endif %}
 
 ),
 

@@ -1,8 +1,14 @@
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 -- Order lines with typed columns and computed amounts; lines with a non-positive quantity are
--- data-entry errors and are dropped.
+-- data-entry errors and are dropped. Incremental: a run appends the lines newer than the newest
+-- one already in the table; the scan skips the older drops by their Parquet statistics.
 with source as (
 
     select * from {{ source('raw', 'transactions') }}
+    {% if is_incremental() %}
+    where transaction_ts > (select max(transaction_ts) from {{ this }})
+    {% endif %}
 
 ),
 

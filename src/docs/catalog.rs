@@ -100,8 +100,10 @@ async fn relation(engine: &Engine, n: &Node) -> Result<Option<Value>, String> {
             for f in snapshot.log_data().iter() {
                 files += 1;
                 bytes += f.size().max(0) as u64;
+                // Rows a merge marked deleted are in the file, not in the table.
+                let deleted = f.deletion_vector_descriptor().map_or(0, |dv| dv.cardinality.max(0) as u64);
                 match f.num_records() {
-                    Some(r) => rows += r as u64,
+                    Some(r) => rows += (r as u64).saturating_sub(deleted),
                     None => counted = false,
                 }
             }

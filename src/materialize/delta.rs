@@ -339,6 +339,19 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             if keys.is_empty() {
                 bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
             }
+            let mut table = table;
+            if schema_mode.is_none() && super::dv_merge::wanted(node) {
+                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?).await.map_err(|e| {
+                    match e.downcast::<deltalake::DeltaTableError>() {
+                        Ok(e) => write_error(dir, e),
+                        Err(e) => anyhow::anyhow!("merging into {dir}: {e:#}"),
+                    }
+                })?;
+                if let Some(m) = merged {
+                    checkpoint_if_due(&table).await;
+                    return Ok(Materialized { rows: Some(m.inserted + m.updated), message: "MERGE".into(), version: m.version });
+                }
+            }
             let cols: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
             let predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
             let update_cols: Vec<String> = match node.config.get("merge_update_columns") {

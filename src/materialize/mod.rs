@@ -5,6 +5,7 @@
 pub mod clone;
 pub mod delta;
 mod dictionary;
+pub mod dv_merge;
 mod file_stats;
 mod local_file;
 pub mod microbatch;

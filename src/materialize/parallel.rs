@@ -31,9 +31,10 @@
 //!
 //! A replacement applies only where that commit is exactly what deltalake's
 //! overwrite would write: the table exists, it is unpartitioned (and the model asks
-//! for no partitions), it has no table properties (constraints, change data
-//! feed, append-only and the like are properties), its protocol is legacy
-//! reader 1 / writer ≤ 2 or has no table feature but `timestampNtz`, no
+//! for no partitions), it has no table properties but deletion vectors
+//! (constraints, change data feed, append-only and the like are
+//! properties), its protocol is legacy reader 1 / writer ≤ 2 or has no
+//! table feature but `timestampNtz` and `deletionVectors`, no
 //! column carries Delta metadata (invariants, generated or identity
 //! columns, column mapping), and the plan's schema as Delta sees it is the
 //! table's (a changed schema needs a metadata action). Everything else
@@ -86,18 +87,14 @@ fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static 
     if !partition_by.is_empty() || !state.metadata().partition_columns().is_empty() {
         return Err("partitioned");
     }
-    if !state.metadata().configuration().is_empty() {
+    if state.metadata().configuration().iter().any(|(k, v)| k != super::dv_merge::ENABLE_PROPERTY || v != "true") {
         return Err("table properties");
     }
     // Legacy reader 1 / writer ≤ 2, or table features limited to timestampNtz
-    // (dp's tables with timestamps without a time zone): nothing else that a
-    // writer must honour.
-    let p = serde_json::to_value(state.protocol()).unwrap_or_default();
-    let version = |k: &str| p.get(k).and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
-    let only_ntz = |k: &str| p.get(k).and_then(|v| v.as_array()).is_none_or(|fs| fs.iter().all(|f| f.as_str() == Some("timestampNtz")));
-    let legacy = version("minReaderVersion") <= 1 && version("minWriterVersion") <= 2;
-    let features = version("minReaderVersion") == 3 && version("minWriterVersion") == 7 && only_ntz("readerFeatures") && only_ntz("writerFeatures");
-    if !(legacy || features) {
+    // (dp's tables with timestamps without a time zone) and deletion vectors
+    // (incremental tables merged by [`super::dv_merge`]; the commit removes
+    // each file with its vector): nothing else that a writer must honour.
+    if !super::dv_merge::plain_protocol(state.protocol()) {
         return Err("protocol");
     }
     if delta_column_metadata(&state.schema()) {
@@ -205,7 +202,7 @@ pub async fn create(
 /// dictionary off for the columns its first rows show to be mostly
 /// distinct (see [`super::dictionary`]). Returns the files' add actions and
 /// the rows written.
-async fn write_partitions(
+pub(super) async fn write_partitions(
     engine: &Engine,
     plan: &LogicalPlan,
     props: &WriterProperties,
@@ -273,14 +270,18 @@ async fn write_partitions(
 /// The writer of one file: dp's own ([`LocalFile`]) for a table on local
 /// disk, deltalake's elsewhere.
 #[allow(clippy::large_enum_variant)] // one per partition of a plan: a handful, moved rarely
-enum PartWriter {
+pub(super) enum PartWriter {
     Local(LocalFile),
     Delta(RecordBatchWriter),
 }
 
 impl PartWriter {
     /// A [`LocalFile`] where it applies, else `delta()`'s writer.
-    fn new(url: &url::Url, schema: &Arc<ArrowSchema>, delta: impl FnOnce() -> deltalake::DeltaResult<RecordBatchWriter>) -> anyhow::Result<PartWriter> {
+    pub(super) fn new(
+        url: &url::Url,
+        schema: &Arc<ArrowSchema>,
+        delta: impl FnOnce() -> deltalake::DeltaResult<RecordBatchWriter>,
+    ) -> anyhow::Result<PartWriter> {
         Ok(match LocalFile::new(url, schema.clone()) {
             Some(local) => PartWriter::Local(local),
             None => PartWriter::Delta(delta()?),

@@ -1,10 +1,13 @@
 //! Table maintenance (`dp maintain`, and the `maintain` task): compaction of
-//! small files (incremental and append tables), vacuum of files no longer
+//! small files (incremental and append tables), vacuum of files (and
+//! deletion vector files, see `materialize::dv_merge`) no longer
 //! referenced and older than the retention (time travel keeps working
 //! inside it), and a Delta checkpoint. deltalake's own operations do the
 //! work; this module picks the tables and measures what was reclaimed.
 
 use std::time::Duration;
+
+use object_store::ObjectStoreExt as _;
 
 use crate::storage::Warehouse;
 
@@ -88,8 +91,16 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     });
     report.files_vacuumed = sizes.as_ref().map_or(dry.files_deleted.len(), Vec::len);
     report.bytes_reclaimed = sizes.map(|s| s.iter().sum());
+    // Deletion vector files no version within the retention reads.
+    let vectors = crate::materialize::dv_merge::stale_vectors(&t, plan.retention).await.map_err(|e| format!("vacuuming {name}'s deletion vectors: {e:#}"))?;
+    report.files_vacuumed += vectors.len();
+    report.bytes_reclaimed = report.bytes_reclaimed.map(|b| b + vectors.iter().map(|(_, s)| s).sum::<u64>());
     if plan.dry_run {
         return Ok(Some(report));
+    }
+    let store = t.log_store().object_store(None);
+    for (path, _) in &vectors {
+        store.delete(path).await.map_err(|e| format!("vacuuming {name}: deleting {path}: {e}"))?;
     }
     let t = if report.files_vacuumed == 0 {
         t

@@ -270,7 +270,7 @@ fn demo_checkpoints_gate_the_build_and_bad_bronze_skips_staging() {
     let o = run(p, &["build", "-s", "stg_transactions"]);
     let err = stderr(&o);
     assert!(!err.contains("raw_data_checkpoint"), "{err}");
-    assert!(err.contains("OK created sql table model staging.stg_transactions"), "{err}");
+    assert!(err.contains("OK created sql incremental model staging.stg_transactions"), "{err}");
 }
 
 /// Chromium for the Data Docs test (Debian's `chromium`, installed by

@@ -171,6 +171,33 @@ sources:
     assert!(ls("source_status:stale").is_empty());
 }
 
+/// A clone of a table whose merges left deletion vectors names each vector
+/// by its absolute URL and has the feature: it reads the rows production
+/// reads, not the rows the vectors delete.
+#[test]
+fn a_clone_reads_the_rows_production_reads_after_its_merges() {
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nprofile: p\n"),
+        (
+            "models/inc.sql",
+            "{{ config(materialized='incremental', unique_key='id') }}\n\
+             select value as id, {{ var('v', 0) }} as v from range({{ var('from', 0) }}, 1000)",
+        ),
+    ]);
+    let p = dir.path();
+    ok(&dp_in(p, "prod_wh", &["run"]));
+    ok(&dp_in(p, "prod_wh", &["run", "--vars", "{from: 990, v: 1}"]));
+    let prod = sql(p, "prod_wh", "select count(*) as n, sum(v) as changed, count(distinct id) as d from main.inc");
+    assert_eq!(prod, "n,changed,d\n1000,10,1000\n");
+    copy_tree(&p.join("target"), &p.join("prod_state"));
+    ok(&dp_in(p, "dev_wh", &["clone", "-s", "inc", "--state", "prod_state"]));
+    let log = std::fs::read_to_string(p.join("dev_wh/main/inc/_delta_log/00000000000000000000.json")).unwrap();
+    let url = format!("file://{}/prod_wh/main/inc/deletion_vector_", p.display());
+    assert!(log.contains(r#""storageType":"p""#) && log.contains(&url), "{log}");
+    assert!(log.contains(r#""readerFeatures":["deletionVectors"]"#), "{log}");
+    assert_eq!(sql(p, "dev_wh", "select count(*) as n, sum(v) as changed, count(distinct id) as d from main.inc"), prod);
+}
+
 #[test]
 fn clone_makes_shallow_delta_clones_of_the_states_tables() {
     let dir = slim_project();

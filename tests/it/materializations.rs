@@ -395,3 +395,117 @@ fn an_incremental_filter_on_max_of_this_skips_the_files_it_excludes() {
     assert!(stderr(&o).contains("value=1704189600000000"), "{}", stderr(&o));
     assert_eq!(csv(p, "select day, ts from main.latest order by day"), "day,ts\n1,2024-01-01 10:00:00\n2,2024-01-02 10:00:00\n3,2024-01-03 10:00:00");
 }
+
+/// The data files' paths of a table's newest commit: re-added ones (with
+/// their deletion vector) and new ones.
+fn vectors_of(adds: &[serde_json::Value]) -> Vec<(String, Option<i64>)> {
+    let mut v: Vec<(String, Option<i64>)> =
+        adds.iter().map(|a| (a["path"].as_str().unwrap().to_string(), a.get("deletionVector").and_then(|d| d["cardinality"].as_i64()))).collect();
+    v.sort();
+    v
+}
+
+/// A merge marks the table's old versions of the new rows deleted where
+/// they lie (a deletion vector per touched file) and adds the new rows in a
+/// file of their own: no existing data file is rewritten. A later merge
+/// adds to a file's vector; time travel, deltalake's own MERGE (a model
+/// with `merge_update_columns`), a full refresh, `dp clone` and the docs
+/// catalog's row count all see the rows the vectors leave; and
+/// `deletion_vectors=false` keeps a table on the legacy protocol.
+#[test]
+fn a_merge_marks_replaced_rows_in_deletion_vectors_and_rewrites_no_file() {
+    // First build: 400,000 rows in two files (one per partition of the plan).
+    // Later runs send the rows of `ids` with `v` = the run's letter.
+    let model = |extra: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', unique_key='id'{extra}) }}}}\n\
+             {{% if is_incremental() %}}\n\
+             select id, '{{{{ var('v') }}}}' as v from unnest(make_array({{{{ var('ids') }}}})) as t(id)\n\
+             {{% else %}}\n\
+             select value as id, 'a' as v from range(0, 200000) union all select value + 200000 as id, 'a' as v from range(0, 200000)\n\
+             {{% endif %}}"
+        )
+    };
+    let dir = project(&[
+        ("warehouse.toml", TOML),
+        ("models/inc.sql", &model("")),
+        ("models/plain.sql", &model(", deletion_vectors=false")),
+        ("models/partial.sql", &model(", merge_update_columns=['v']")),
+    ]);
+    let p = dir.path();
+    let table = p.join("warehouse/main/inc");
+    let summary = |t: &str| {
+        csv(
+            p,
+            &format!(
+                "select count(*) as n, count(distinct id) as d, sum(id) as s, string_agg(v, '' order by id) filter (where v <> 'a') as changed from main.{t}"
+            ),
+        )
+    };
+    ok(&run(p, &["run"]));
+    let (created, _) = last_commit(&table);
+    assert_eq!(created.len(), 2, "{created:?}");
+    let originals: Vec<String> = vectors_of(&created).into_iter().map(|(p, _)| p).collect();
+
+    // One id in each file and one new id.
+    let o = run(p, &["run", "--vars", "{ids: '5, 399999, 400000', v: b}"]);
+    ok(&o);
+    assert!(stderr(&o).contains("inc ") && stderr(&o).matches("[MERGE 3 rows").count() == 3, "{}", stderr(&o));
+    let (adds, removes) = last_commit(&table);
+    let got = vectors_of(&adds);
+    assert_eq!(removes, 2);
+    assert_eq!(got.iter().filter(|(path, _)| originals.contains(path)).map(|(_, c)| *c).collect::<Vec<_>>(), [Some(1), Some(1)], "{got:?}");
+    assert_eq!(got.iter().filter(|(path, _)| !originals.contains(path)).map(|(_, c)| *c).collect::<Vec<_>>(), [None], "one new file: {got:?}");
+    let after_b = "n,d,s,changed\n400001,400001,80000200000,bbb";
+    assert_eq!(summary("inc"), after_b);
+    assert_eq!(summary("plain"), after_b);
+    assert_eq!(summary("partial"), after_b);
+    let protocol = |t: &str| -> serde_json::Value {
+        let dir = p.join("warehouse/main").join(t);
+        let mut files: Vec<_> =
+            std::fs::read_dir(dir.join("_delta_log")).unwrap().flatten().map(|e| e.path()).filter(|f| f.extension().is_some_and(|e| e == "json")).collect();
+        files.sort();
+        files.iter().rev().flat_map(|f| commit_actions(&dir, f.file_name().unwrap().to_str().unwrap())).find_map(|a| a.get("protocol").cloned()).unwrap()
+    };
+    assert_eq!((protocol("inc")["minReaderVersion"].as_i64(), protocol("inc")["readerFeatures"].clone()), (Some(3), serde_json::json!(["deletionVectors"])));
+    assert_eq!(protocol("plain")["minReaderVersion"], 1, "deletion_vectors=false keeps the legacy protocol: {}", protocol("plain"));
+
+    // Id 5 again (now in the second run's file) and id 7 (first file, which
+    // already deletes id 5's old row): that file's vector holds both.
+    ok(&run(p, &["run", "-s", "inc", "--vars", "{ids: '5, 7', v: c}"]));
+    let (adds, removes) = last_commit(&table);
+    let got = vectors_of(&adds);
+    assert_eq!(removes, 2, "{got:?}");
+    let first = got.iter().find(|(path, c)| originals.contains(path) && *c == Some(2));
+    assert!(first.is_some(), "the first file's vector holds ids 5 and 7: {got:?}");
+    assert_eq!(got.iter().filter(|(path, _)| !originals.contains(path)).count(), 2, "the second run's file (vector of 1) and this run's: {got:?}");
+    assert_eq!(summary("inc"), "n,d,s,changed\n400001,400001,80000200000,ccbb");
+    // Time travel reads each version with its vectors.
+    let o = run(p, &["sql", "--format", "csv", "-e", "select count(*) as n, count(distinct id) as d from delta_version('main.inc', 2)"]);
+    ok(&o);
+    assert_eq!(stdout(&o).trim(), "n,d\n400001,400001");
+
+    // deltalake's MERGE (the escape hatch) on a table with vectors.
+    let o = dp().current_dir(p).env("DP_DELETION_VECTORS", "off").args(["run", "-s", "inc", "--vars", "{ids: '7, 400001', v: d}"]).output().unwrap();
+    ok(&o);
+    assert_eq!(summary("inc"), "n,d,s,changed\n400002,400002,80000600001,cdbbd");
+
+    // The docs catalog counts the rows the vectors leave.
+    ok(&run(p, &["docs", "generate"]));
+    let catalog: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("target/catalog.json")).unwrap()).unwrap();
+    assert_eq!(catalog["nodes"]["model.p.inc"]["stats"]["row_count"]["value"], 400002, "{}", catalog["nodes"]["model.p.inc"]["stats"]);
+
+    // A full refresh replaces files and vectors in one commit.
+    ok(&run(p, &["run", "-s", "inc", "--full-refresh"]));
+    let (adds, removes) = last_commit(&table);
+    assert!(removes >= 3 && adds.iter().all(|a| a.get("deletionVector").is_none_or(|d| d.is_null())), "{adds:?}");
+    assert_eq!(summary("inc"), "n,d,s,changed\n400000,400000,79999800000,");
+
+    // Maintenance: compaction rewrites the files without their deleted rows,
+    // vacuum then drops the old files and vectors, a checkpoint is written.
+    ok(&run(p, &["run", "-s", "inc", "--vars", "{ids: '5, 7', v: e}"]));
+    ok(&run(p, &["maintain", "-s", "inc", "--retention", "0s"]));
+    let left: Vec<String> = std::fs::read_dir(&table).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|f| !f.starts_with("deletion_vector_")), "{left:?}");
+    assert_eq!(summary("inc"), "n,d,s,changed\n400000,400000,79999800000,ee");
+}

@@ -332,7 +332,7 @@ fn incremental_models_apply_only_new_rows() {
     let pg = pg();
     // (strategy, unique_key, what the 2nd and 3rd publishes do, final rows)
     let cases = [
-        ("merge", "id", ["merged 50 rows", "merged 60 rows"], "160"),
+        ("merge", "id", ["merged 50 rows", "merged 20 rows"], "160"),
         ("append", "", ["appended 50 rows", "appended 20 rows"], "170"),
         // dp's delete+insert rewrites the table in one commit, so PostgreSQL gets a swap.
         ("delete+insert", "id", ["replaced 150 rows", "replaced 160 rows"], "160"),
@@ -355,7 +355,8 @@ fn incremental_models_apply_only_new_rows() {
         ok(&o);
         assert!(stderr(&o).contains("; postgres replaced 100 rows"), "{strategy}: {}", stderr(&o));
         // New rows only, in a new file; then new rows plus updates of the
-        // last 10 (whose file the merge rewrites, while the first stays).
+        // last 10: the merge marks their old rows deleted (a deletion
+        // vector) and adds the 20 rows in a new file, all PostgreSQL gets.
         for (vars, verb) in ["{n: 150}", "{n: 160, lookback: 10, mult: 2}"].iter().zip(verbs) {
             let o = pg.dp(p, &["run", "--vars", vars]);
             ok(&o);

@@ -434,7 +434,7 @@ fn incremental_merge_updates_and_inserts_on_s3() {
         ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"m\"\n{S3_TARGET}")),
         (
             "models/m.sql",
-            "{{ config(materialized='incremental', unique_key='id') }}\nselect value as id, {{ var('v', 1) }} as v from generate_series(1, {{ var('n', 3) }})",
+            "{{ config(materialized='incremental', unique_key='id') }}\nselect value as id, {{ var('v', 1) }} as v from generate_series(1, {{ var('n', 10) }})",
         ),
     ]);
     let p = dir.path();
@@ -443,12 +443,28 @@ fn incremental_merge_updates_and_inserts_on_s3() {
     ok(&o);
     assert!(stderr(&o).contains("OK created sql incremental model main.m"), "{}", stderr(&o));
     assert!(stderr(&o).contains("[MERGE 5 rows"), "{}", stderr(&o));
-    let out = show(run_s3(p, &ep, &bucket, &["show", "--inline", "select v, count(*) as n from main.m group by v", "--format", "csv"]));
-    assert_eq!(out, "v,n\n2,5\n");
+    let by_v = "select v, count(*) as n, sum(id) as s from main.m group by v order by v";
+    let out = show(run_s3(p, &ep, &bucket, &["show", "--inline", by_v, "--format", "csv"]));
+    assert_eq!(out, "v,n,s\n1,5,40\n2,5,15\n");
     let out = show(run_s3(p, &ep, &bucket, &["sql", "-e", "\\history main.m", "--format", "csv"]));
     // Version 0 is the table's creation (its files written in parallel, then
-    // created with them in one commit), version 1 the merge.
-    assert!(out.contains("\n1,") && out.contains(",MERGE,") && out.contains("\n0,") && out.contains(",CREATE TABLE,"), "{out}");
+    // created with them in one commit), version 1 turns deletion vectors on,
+    // version 2 the merge: five old rows are marked deleted in a vector file
+    // beside the data, and the five new ones added in a file of their own.
+    for (v, op) in [(0, "CREATE TABLE"), (1, "SET TBLPROPERTIES"), (2, "MERGE")] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{v},")) && l.contains(&format!(",{op},"))), "version {v} is not {op}: {out}");
+    }
+    let store = client(&ep, &bucket);
+    let vectors = || list(&store, "").into_iter().filter(|k| k.contains("/deletion_vector_") && k.ends_with(".bin")).count();
+    assert_eq!(vectors(), 1, "{:?}", list(&store, ""));
+    // The next merge reads that vector from the bucket and adds id 6 to it;
+    // the second file, all of whose rows it replaces, leaves the table.
+    let o = run_s3(p, &ep, &bucket, &["run", "--vars", "{n: 6, v: 3}"]);
+    ok(&o);
+    assert!(stderr(&o).contains("[MERGE 6 rows"), "{}", stderr(&o));
+    let out = show(run_s3(p, &ep, &bucket, &["show", "--inline", by_v, "--format", "csv"]));
+    assert_eq!(out, "v,n,s\n1,4,34\n3,6,21\n");
+    assert_eq!(vectors(), 2);
 }
 
 #[test]

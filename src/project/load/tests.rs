@@ -153,12 +153,12 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
         ("models/b.sql", "select 1"),
         (
             "models/b.yml",
-            "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n",
+            "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n      deletion_vectors: 'no'\n",
         ),
         ("models/c.sql", "{{ config(materialized='table', indexes=[{'cols': ['id']}], grants={'read': ['x']}) }}select 1 as id"),
     ]);
     let e = load(&fs).err().unwrap().to_string();
-    insta::assert_snapshot!(e, @r"
+    insta::assert_snapshot!(e, @r#"
     models/a.sql:2: model 'a': materialized 'tabel' is not supported
       hint: did you mean 'table'? use table, view, incremental, ephemeral
 
@@ -168,12 +168,15 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
     models/b.yml:6: model 'b': on_schema_change 'explode' is not supported
       hint: use ignore, fail, append_new_columns, sync_all_columns
 
+    models/b.yml:7: model 'b': deletion_vectors "no" is not a boolean
+      hint: write deletion_vectors=false to merge by rewriting files (true is the default)
+
     models/c.sql:1: model 'c': indexes[0] needs `columns`, a list of column names
       hint: write indexes=[{'columns': ['id'], 'unique': true, 'type': 'btree'}]
 
     models/c.sql:1: model 'c': grants key 'read' is not a table privilege
       hint: use one of select, insert, update, delete, truncate, references, trigger, all
-    ");
+    "#);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Configs are checked when the project loads, before anything runs: an
 //! unknown `materialized`, `incremental_strategy`, `on_schema_change` or
-//! `compression`, a `compression_level` its codec does not have, or a
+//! `compression`, a `compression_level` its codec does not have, a
+//! `deletion_vectors` that is not a boolean, or a
 //! malformed `indexes` or `grants` entry, is reported with the file and line
 //! where the value is written (the model's file, its YAML, or the project
 //! file) and the values dp accepts.
@@ -55,6 +56,12 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
             }
             if let Some(v) = s("on_schema_change") {
                 one_of("on_schema_change", &v, ON_SCHEMA_CHANGE, &mut out);
+            }
+            if let Some(v) = n.config.get("deletion_vectors").filter(|v| !v.is_null() && !v.is_boolean()) {
+                out.push((
+                    "deletion_vectors",
+                    format!("deletion_vectors {v} is not a boolean\n  hint: write deletion_vectors=false to merge by rewriting files (true is the default)"),
+                ));
             }
             if crate::project::microbatch::is_microbatch(&n.config)
                 && let Err(p) = crate::project::microbatch::MicrobatchConfig::from_config(&n.config)
