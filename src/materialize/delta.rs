@@ -340,8 +340,9 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
             }
             let mut table = table;
-            if schema_mode.is_none() && super::dv_merge::wanted(node) {
-                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?).await.map_err(|e| {
+            if schema_mode.is_none() && super::dv_merge::wanted(node, super::dv_merge::Strategy::Merge) {
+                let strategy = super::dv_merge::Strategy::Merge;
+                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?, strategy).await.map_err(|e| {
                     match e.downcast::<deltalake::DeltaTableError>() {
                         Ok(e) => write_error(dir, e),
                         Err(e) => anyhow::anyhow!("merging into {dir}: {e:#}"),
@@ -396,6 +397,20 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
         "delete+insert" => {
             if keys.is_empty() {
                 bail!("model {}: incremental_strategy 'delete+insert' needs a unique_key", node.name);
+            }
+            if schema_mode.is_none() && super::dv_merge::wanted(node, super::dv_merge::Strategy::DeleteInsert) {
+                let mut table = table;
+                let strategy = super::dv_merge::Strategy::DeleteInsert;
+                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?, strategy).await.map_err(|e| {
+                    match e.downcast::<deltalake::DeltaTableError>() {
+                        Ok(e) => write_error(dir, e),
+                        Err(e) => anyhow::anyhow!("deleting and inserting into {dir}: {e:#}"),
+                    }
+                })?;
+                if let Some(m) = merged {
+                    checkpoint_if_due(&table).await;
+                    return Ok(Materialized { rows: Some(m.inserted), message: "DELETE+INSERT".into(), version: m.version });
+                }
             }
             // One overwrite commit: old rows whose key is not in the new
             // batch, plus every new row.

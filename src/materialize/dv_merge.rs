@@ -28,7 +28,11 @@
 //! inserted: a target row whose key matches is replaced by the source row,
 //! the other source rows are inserted, and NULL keys match nothing. It is
 //! used only where that is exactly what deltalake's MERGE would do, and
-//! otherwise returns `None` for deltalake's MERGE to run:
+//! otherwise returns `None` for deltalake's MERGE to run. `delete+insert`
+//! goes the same way ([`Strategy::DeleteInsert`]: every matching row is
+//! deleted, every new row inserted, repeated keys allowed on both sides)
+//! instead of rewriting the table; the table conditions below apply to it
+//! too, and its fallback is that rewrite.
 //!
 //! - the model updates every column (no `merge_update_columns` or
 //!   `merge_exclude_columns`) and keeps its columns;
@@ -88,17 +92,37 @@ pub struct Merged {
     pub version: Option<i64>,
 }
 
+/// What happens to the table's rows whose key is among the new rows'.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Strategy {
+    /// `merge`: each is replaced by the one new row with its key. A key
+    /// repeated among the new rows, or matching two of the table's rows,
+    /// sends the merge to deltalake's MERGE (see the module docs).
+    Merge,
+    /// `delete+insert`: all are deleted and every new row is inserted, as
+    /// dbt's `delete ... where key in (new keys); insert ...`. Repeats are
+    /// kept on both sides.
+    DeleteInsert,
+}
+
 /// Whether deletion vectors may be used for `node`'s table at all.
-pub fn wanted(node: &Node) -> bool {
+pub fn wanted(node: &Node, strategy: Strategy) -> bool {
     !crate::util::switched_off("DP_DELETION_VECTORS")
         && node.config.get("deletion_vectors").and_then(serde_json::Value::as_bool) != Some(false)
-        && !node.config.contains_key("merge_update_columns")
-        && !node.config.contains_key("merge_exclude_columns")
+        && (strategy == Strategy::DeleteInsert || !(node.config.contains_key("merge_update_columns") || node.config.contains_key("merge_exclude_columns")))
 }
 
 /// Merges `plan`'s rows into `table` on `keys` (see the module docs).
-/// `Ok(None)`: not applicable, nothing was committed; MERGE must run.
-pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, keys: &[String], props: &WriterProperties) -> anyhow::Result<Option<Merged>> {
+/// `Ok(None)`: not applicable, nothing was committed; deltalake's MERGE
+/// (or, for `delete+insert`, a rewrite of the table) must run.
+pub async fn merge(
+    engine: &Engine,
+    table: &mut DeltaTable,
+    plan: &LogicalPlan,
+    keys: &[String],
+    props: &WriterProperties,
+    strategy: Strategy,
+) -> anyhow::Result<Option<Merged>> {
     if let Err(why) = shape(table, plan, keys) {
         tracing::debug!(why, "merge through deltalake's MERGE");
         return Ok(None);
@@ -108,6 +132,7 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
     let arrow: Arc<ArrowSchema> = Arc::new(table.snapshot()?.schema().as_ref().try_into_arrow()?);
 
     // 1. The new rows, in files not yet in the log. None: no commit at all.
+    let started = std::time::Instant::now();
     let (new_files, rows) = super::parallel::write_partitions(engine, plan, props, || {
         super::parallel::PartWriter::new(&url, &arrow, || deltalake::writer::RecordBatchWriter::for_table(&*table))
     })
@@ -128,6 +153,7 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
         }
     };
 
+    let written = started.elapsed();
     // 2. Their keys.
     let mut source = KeySet::new(&arrow, keys)?;
     for a in &new_adds {
@@ -138,7 +164,7 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
             Ok(())
         })
         .await?;
-        if duplicate {
+        if duplicate && strategy == Strategy::Merge {
             return discard("a key appears twice among the new rows").await;
         }
     }
@@ -152,6 +178,7 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
     }
     let state = table.snapshot()?.clone();
 
+    let keyed = started.elapsed();
     // 3. The rows they replace.
     let range = source.int_range();
     let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
@@ -180,10 +207,11 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
     found.sort_by_key(|(i, ..)| *i);
     let positions = found.iter().map(|(_, _, m)| m.len()).sum::<usize>();
     let distinct: FastSet<&[u8]> = found.iter().flat_map(|(_, _, m)| m.iter().map(Vec::as_slice)).collect();
-    if positions != distinct.len() {
+    if positions != distinct.len() && strategy == Strategy::Merge {
         return discard("a key of the new rows matches more than one row of the table").await;
     }
 
+    let matched = started.elapsed();
     // 4. One vector file and one commit. A file left without rows is only removed.
     let mut actions = vec![];
     let uuid = uuid::Uuid::new_v4();
@@ -211,8 +239,9 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
     if with_vector > 0 {
         store.put(&Path::from(format!("deletion_vector_{uuid}.bin")), vectors.into()).await?;
     }
+    // For delete+insert, "updated" is the rows deleted and every new row is inserted.
     let updated = positions as u64;
-    let inserted = rows - updated;
+    let inserted = if strategy == Strategy::Merge { rows - updated } else { rows };
     let files_added = new_adds.len();
     actions.extend(new_adds.into_iter().map(Action::Add));
     let metrics = serde_json::json!({
@@ -229,7 +258,7 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
     let operation = DeltaOperation::Merge {
         predicate: None,
         merge_predicate: Some(predicate),
-        matched_predicates: all("update"),
+        matched_predicates: all(if strategy == Strategy::Merge { "update" } else { "delete" }),
         not_matched_predicates: all("insert"),
         not_matched_by_source_predicates: vec![],
     };
@@ -238,6 +267,17 @@ pub async fn merge(engine: &Engine, table: &mut DeltaTable, plan: &LogicalPlan, 
         .build(Some(&state), table.log_store(), operation)
         .await?;
     table.state = Some(commit.snapshot);
+    tracing::debug!(
+        rows,
+        updated,
+        files = files.len(),
+        vectors = with_vector,
+        write_ms = written.as_millis() as u64,
+        keys_ms = (keyed - written).as_millis() as u64,
+        match_ms = (matched - keyed).as_millis() as u64,
+        commit_ms = (started.elapsed() - matched).as_millis() as u64,
+        "merged by deletion vectors"
+    );
     Ok(Some(Merged { inserted, updated, version: table.version().map(|v| v as i64) }))
 }
 

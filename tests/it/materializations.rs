@@ -57,7 +57,14 @@ fn delete_insert_replaces_matching_keys() {
     ok(&run(p, &["run", "--vars", "{upto: 3, from: 0}"]));
     let o = run(p, &["run", "--vars", "{upto: 4, from: 3}"]);
     ok(&o);
+    assert!(stderr(&o).contains("[DELETE+INSERT 2 rows"), "{}", stderr(&o));
     assert_eq!(csv(p, "select id, v from main.inc order by id"), "id,v\n1,a\n2,b\n3,c\n4,d");
+    // Id 3's old row is marked deleted in the first file, which stays; the
+    // two new rows are a file of their own.
+    let (adds, removes) = last_commit(&p.join("warehouse/main/inc"));
+    assert_eq!(removes, 1);
+    assert_eq!(vectors_of(&adds).iter().map(|(_, c)| *c).collect::<Vec<_>>().len(), 2);
+    assert_eq!(adds.iter().filter_map(|a| a.get("deletionVector").and_then(|d| d["cardinality"].as_i64())).collect::<Vec<_>>(), [1]);
 }
 
 #[test]
