@@ -355,7 +355,8 @@ fn has_deletion_vectors(table: &DeltaTable) -> bool {
 /// arrow's row format.
 enum KeySet {
     Int(FastSet<i64>),
-    Rows(RowConverter, FastSet<Box<[u8]>>),
+    /// The converter, the key columns' types (a file's columns are cast to them), the keys.
+    Rows(RowConverter, Vec<DataType>, FastSet<Box<[u8]>>),
 }
 
 impl KeySet {
@@ -363,7 +364,7 @@ impl KeySet {
         let types: Vec<DataType> = keys.iter().map(|k| Ok(schema.field_with_name(k)?.data_type().clone())).collect::<anyhow::Result<_>>()?;
         Ok(match types.as_slice() {
             [t] if t.is_integer() && !matches!(t, DataType::UInt64) => KeySet::Int(FastSet::default()),
-            _ => KeySet::Rows(RowConverter::new(types.into_iter().map(SortField::new).collect())?, FastSet::default()),
+            _ => KeySet::Rows(RowConverter::new(types.iter().cloned().map(SortField::new).collect())?, types, FastSet::default()),
         })
     }
 
@@ -377,8 +378,8 @@ impl KeySet {
                     dup |= !set.insert(v);
                 }
             }
-            KeySet::Rows(conv, set) => {
-                let rows = conv.convert_columns(cols)?;
+            KeySet::Rows(conv, types, set) => {
+                let rows = conv.convert_columns(&conform(cols, types)?)?;
                 for (i, r) in rows.iter().enumerate() {
                     if cols.iter().all(|c| c.is_valid(i)) {
                         dup |= !set.insert(r.as_ref().into());
@@ -403,8 +404,8 @@ impl KeySet {
                     }
                 }
             }
-            KeySet::Rows(conv, set) => {
-                let rows = conv.convert_columns(cols)?;
+            KeySet::Rows(conv, types, set) => {
+                let rows = conv.convert_columns(&conform(cols, types)?)?;
                 for (i, r) in rows.iter().enumerate() {
                     if set.contains(r.as_ref()) && cols.iter().all(|c| c.is_valid(i)) && !deleted.contains(start + i as u64) {
                         hits.insert(start + i as u64);
@@ -423,6 +424,12 @@ impl KeySet {
             KeySet::Rows(..) => None,
         }
     }
+}
+
+/// `cols` cast to `types`: a file's strings may read as `Utf8View` or
+/// `LargeUtf8`, depending on the writer that wrote it.
+fn conform(cols: &[ArrayRef], types: &[DataType]) -> anyhow::Result<Vec<ArrayRef>> {
+    cols.iter().zip(types).map(|(c, t)| Ok(if c.data_type() == t { c.clone() } else { cast(c, t)? })).collect()
 }
 
 /// Reads the `keys` columns of the Parquet file at `path`, calling `f` with
@@ -676,5 +683,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [0], "(NULL, 'x') matches nothing");
+        // A file whose strings read as views matches the same keys.
+        let viewed: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![Some(1)])), Arc::new(datafusion::arrow::array::StringViewArray::from(vec![Some("x")]))];
+        let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
+        set.matches(&viewed, 7, &RoaringTreemap::new(), &mut hits, &mut matched).unwrap();
+        assert_eq!(hits.iter().collect::<Vec<_>>(), [7]);
     }
 }
