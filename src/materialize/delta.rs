@@ -16,6 +16,7 @@ use deltalake::protocol::SaveMode;
 use futures::StreamExt;
 use std::sync::Arc;
 
+use super::dv_merge::Strategy;
 use crate::engine::Engine;
 use crate::engine::subquery::inline_scalar_subqueries;
 use crate::project::nodes::{Materialization, Node};
@@ -340,18 +341,10 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
             }
             let mut table = table;
-            if schema_mode.is_none() && super::dv_merge::wanted(node, super::dv_merge::Strategy::Merge) {
-                let strategy = super::dv_merge::Strategy::Merge;
-                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?, strategy).await.map_err(|e| {
-                    match e.downcast::<deltalake::DeltaTableError>() {
-                        Ok(e) => write_error(dir, e),
-                        Err(e) => anyhow::anyhow!("merging into {dir}: {e:#}"),
-                    }
-                })?;
-                if let Some(m) = merged {
-                    checkpoint_if_due(&table).await;
-                    return Ok(Materialized { rows: Some(m.inserted + m.updated), message: "MERGE".into(), version: m.version });
-                }
+            if schema_mode.is_none()
+                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::Merge).await?
+            {
+                return Ok(m);
             }
             let cols: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
             let predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
@@ -398,19 +391,11 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             if keys.is_empty() {
                 bail!("model {}: incremental_strategy 'delete+insert' needs a unique_key", node.name);
             }
-            if schema_mode.is_none() && super::dv_merge::wanted(node, super::dv_merge::Strategy::DeleteInsert) {
-                let mut table = table;
-                let strategy = super::dv_merge::Strategy::DeleteInsert;
-                let merged = super::dv_merge::merge(engine, &mut table, df.logical_plan(), &keys, &writer_properties(node)?, strategy).await.map_err(|e| {
-                    match e.downcast::<deltalake::DeltaTableError>() {
-                        Ok(e) => write_error(dir, e),
-                        Err(e) => anyhow::anyhow!("deleting and inserting into {dir}: {e:#}"),
-                    }
-                })?;
-                if let Some(m) = merged {
-                    checkpoint_if_due(&table).await;
-                    return Ok(Materialized { rows: Some(m.inserted), message: "DELETE+INSERT".into(), version: m.version });
-                }
+            let mut table = table;
+            if schema_mode.is_none()
+                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::DeleteInsert).await?
+            {
+                return Ok(m);
             }
             // One overwrite commit: old rows whose key is not in the new
             // batch, plus every new row.
@@ -421,6 +406,35 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
         }
         other => bail!("model {}: incremental_strategy '{other}' is not supported\n  hint: use append, merge or delete+insert", node.name),
     }
+}
+
+/// `merge` or `delete+insert` by deletion vectors ([`super::dv_merge`]),
+/// where the model allows it; `None` when the strategy's own way must run.
+async fn by_deletion_vectors(
+    engine: &Engine,
+    dir: &TableLoc,
+    table: &mut DeltaTable,
+    df: &DataFrame,
+    keys: &[String],
+    node: &Node,
+    strategy: Strategy,
+) -> anyhow::Result<Option<Materialized>> {
+    if !super::dv_merge::wanted(node, strategy) {
+        return Ok(None);
+    }
+    let merged =
+        super::dv_merge::merge(engine, table, df.logical_plan(), keys, &writer_properties(node)?, strategy).await.map_err(|e| match e
+            .downcast::<deltalake::DeltaTableError>()
+        {
+            Ok(e) => write_error(dir, e),
+            Err(e) => anyhow::anyhow!("writing {dir}: {e:#}"),
+        })?;
+    let Some(m) = merged else { return Ok(None) };
+    checkpoint_if_due(table).await;
+    Ok(Some(match strategy {
+        Strategy::Merge => Materialized { rows: Some(m.inserted + m.updated), message: "MERGE".into(), version: m.version },
+        Strategy::DeleteInsert => Materialized { rows: Some(m.inserted), message: "DELETE+INSERT".into(), version: m.version },
+    }))
 }
 
 async fn sync_all_columns(engine: &Engine, dir: &TableLoc, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
