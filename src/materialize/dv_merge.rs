@@ -14,10 +14,10 @@
 //! 1. The new rows are written to new data files of the table, by the
 //!    writers of [`super::parallel`], not yet committed.
 //! 2. Their keys are read back into a set.
-//! 3. Each current file whose key range (row group statistics, for an
-//!    integer key) may hold one of them has its key columns read; the
-//!    positions of matching rows make its new deletion vector, with the
-//!    rows its current one already deletes.
+//! 3. Each current file whose key range (for an integer key: the log's
+//!    statistics, then each row group's) may hold one of them has its key
+//!    columns read; the positions of matching rows make its new deletion
+//!    vector, with the rows its current one already deletes.
 //! 4. One commit removes each touched file and adds it back with its new
 //!    deletion vector (all of them in one `deletion_vector_<uuid>.bin`
 //!    beside the data; a file left without rows is only removed), and adds
@@ -185,6 +185,11 @@ pub async fn merge(
     let source = Arc::new(source);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, f) in files.iter().enumerate() {
+        if let (Some((lo, hi)), [key]) = (range, keys)
+            && !log_range_overlaps(f.stats().as_deref(), key, lo, hi)
+        {
+            continue; // the log's statistics hold no key of the new rows: the file is not opened
+        }
         let (store, source, keys) = (store.clone(), source.clone(), keys.to_vec());
         let (path, size, old, url) = (f.object_store_path(), f.size() as u64, f.deletion_vector_descriptor(), url.clone());
         tasks.spawn(async move {
@@ -488,6 +493,17 @@ async fn read_keys(
     Ok(())
 }
 
+/// Whether a file whose `add` statistics are `stats` may hold an integer
+/// `key` within `lo..=hi`; `true` when the statistics do not say.
+fn log_range_overlaps(stats: Option<&str>, key: &str, lo: i64, hi: i64) -> bool {
+    let Some(v) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) else { return true };
+    let bound = |side: &str| v.get(side).and_then(|m| m.get(key)).and_then(serde_json::Value::as_i64);
+    match (bound("minValues"), bound("maxValues")) {
+        (Some(min), Some(max)) => max >= lo && min <= hi,
+        _ => true,
+    }
+}
+
 /// An integer column chunk's bounds, from its statistics.
 fn int_bounds(stats: &Statistics) -> Option<(i64, i64)> {
     match stats {
@@ -649,6 +665,19 @@ mod tests {
         assert_eq!(read_vector(&store, &table(), &abs).await.unwrap(), b);
         // A size that runs past the file is an error, not a panic.
         assert!(read_vector(&store, &table(), &dv(ob, sb + 100, 10)).await.is_err());
+    }
+
+    #[test]
+    fn a_file_is_skipped_only_when_its_log_statistics_miss_the_keys() {
+        let stats = r#"{"numRecords":3,"minValues":{"id":10,"v":"a"},"maxValues":{"id":20,"v":"c"}}"#;
+        assert!(log_range_overlaps(Some(stats), "id", 15, 30));
+        assert!(log_range_overlaps(Some(stats), "id", 0, 10));
+        assert!(!log_range_overlaps(Some(stats), "id", 21, 30));
+        assert!(!log_range_overlaps(Some(stats), "id", 0, 9));
+        // No bound for the column (or no statistics at all): the file is read.
+        assert!(log_range_overlaps(Some(stats), "other", 21, 30));
+        assert!(log_range_overlaps(None, "id", 21, 30));
+        assert!(log_range_overlaps(Some("not json"), "id", 21, 30));
     }
 
     /// Keys: NULLs never enter the set nor match; a repeated key is
