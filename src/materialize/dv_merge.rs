@@ -49,7 +49,9 @@
 //! false)` on the model (or `DP_DELETION_VECTORS=off`) keeps a table
 //! readable by Delta readers older than protocol 3 and merges it through
 //! deltalake. A full refresh replaces the files and their vectors.
-//! `dp maintain`'s compaction rewrites files without their deleted rows.
+//! `dp maintain`'s compaction rewrites files without their deleted rows,
+//! and its vacuum deletes the vector files no version within the retention
+//! reads ([`stale_vectors`]; deltalake's vacuum deletes only data files).
 //!
 //! A killed merge leaves the table at its previous version: the new files
 //! and the vector file are not in the log until the one commit.
