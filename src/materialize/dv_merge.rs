@@ -291,18 +291,7 @@ pub async fn merge(
 /// Why the table or the plan rules a merge by deletion vectors out.
 fn shape(table: &DeltaTable, plan: &LogicalPlan, keys: &[String]) -> Result<(), &'static str> {
     let Ok(state) = table.snapshot() else { return Err("table not loaded") };
-    if !state.metadata().partition_columns().is_empty() {
-        return Err("partitioned");
-    }
-    if state.metadata().configuration().iter().any(|(k, v)| k != ENABLE_PROPERTY || v != "true") {
-        return Err("table properties");
-    }
-    if !plain_protocol(state.protocol()) {
-        return Err("protocol");
-    }
-    if serde_json::to_string(state.schema().as_ref()).map_or(true, |s| s.contains("\"delta.")) {
-        return Err("column metadata");
-    }
+    super::parallel::plain_table(state)?;
     // The same columns and types; a NULL in a column the table declares NOT
     // NULL is refused by the writer, as by deltalake's.
     let plan_schema: Result<StructType, _> = plan.schema().as_arrow().try_into_kernel();
@@ -325,29 +314,6 @@ fn shape(table: &DeltaTable, plan: &LogicalPlan, keys: &[String]) -> Result<(), 
         return Err("files of another table (a shallow clone)");
     }
     Ok(())
-}
-
-/// Whether a writer that honours no table feature but `timestampNtz` and
-/// `deletionVectors` may write a table with protocol `p`: legacy reader 1 /
-/// writer ≤ 2, or reader 3 / writer 7 with those features. `appendOnly` and
-/// `invariants` may be listed too (deltalake lists them when it upgrades a
-/// legacy protocol): the callers refuse tables with properties (so
-/// `delta.appendOnly` is off) or with Delta column metadata (so no column
-/// has an invariant).
-pub(super) fn plain_protocol(p: &deltalake::kernel::Protocol) -> bool {
-    let p = serde_json::to_value(p).unwrap_or_default();
-    let version = |k: &str| p.get(k).and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
-    let known = |k: &str, extra: &[&str]| {
-        p.get(k)
-            .and_then(|v| v.as_array())
-            .is_none_or(|fs| fs.iter().filter_map(|f| f.as_str()).all(|f| matches!(f, "timestampNtz" | "deletionVectors") || extra.contains(&f)))
-    };
-    let legacy = version("minReaderVersion") <= 1 && version("minWriterVersion") <= 2;
-    legacy
-        || (version("minReaderVersion") == 3
-            && version("minWriterVersion") == 7
-            && known("readerFeatures", &[])
-            && known("writerFeatures", &["appendOnly", "invariants"]))
 }
 
 /// Whether the table's protocol and properties have deletion vectors on.
@@ -589,8 +555,11 @@ async fn read_vector(store: &Arc<dyn ObjectStore>, table: &url::Url, dv: &Deleti
 /// version that was current at the cutoff (versions after it name only
 /// vectors written after it), and written before the cutoff. deltalake's
 /// vacuum (lite) deletes only data files. Each comes with its size.
-pub async fn stale_vectors(table: &DeltaTable, retention: std::time::Duration) -> anyhow::Result<Vec<(Path, u64)>> {
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
+pub async fn stale_vectors(table: &DeltaTable, retention: chrono::Duration) -> anyhow::Result<Vec<(Path, u64)>> {
+    if !has_deletion_vectors(table) {
+        return Ok(vec![]); // vectors are written only once the feature is on: no listing
+    }
+    let cutoff = chrono::Utc::now() - retention;
     let store = table.log_store().object_store(None);
     let listed = store.list_with_delimiter(None).await?;
     let candidates: Vec<_> = listed

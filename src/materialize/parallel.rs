@@ -84,7 +84,19 @@ fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static 
         return Err("DP_PARALLEL_WRITE=off");
     }
     let Ok(state) = table.snapshot() else { return Err("table not loaded") };
-    if !partition_by.is_empty() || !state.metadata().partition_columns().is_empty() {
+    if !partition_by.is_empty() {
+        return Err("partitioned");
+    }
+    plain_table(state)
+}
+
+/// Why a writer that honours no Delta feature but `timestampNtz` and
+/// deletion vectors may not write this table itself (this module and
+/// [`super::dv_merge`]): partitions, table properties other than
+/// `delta.enableDeletionVectors`, another protocol ([`plain_protocol`]), or
+/// Delta column metadata.
+pub(super) fn plain_table(state: &deltalake::table::state::DeltaTableState) -> Result<(), &'static str> {
+    if !state.metadata().partition_columns().is_empty() {
         return Err("partitioned");
     }
     if state.metadata().configuration().iter().any(|(k, v)| k != super::dv_merge::ENABLE_PROPERTY || v != "true") {
@@ -92,9 +104,9 @@ fn eligible(table: &DeltaTable, partition_by: &[String]) -> Result<(), &'static 
     }
     // Legacy reader 1 / writer ≤ 2, or table features limited to timestampNtz
     // (dp's tables with timestamps without a time zone) and deletion vectors
-    // (incremental tables merged by [`super::dv_merge`]; the commit removes
+    // (incremental tables merged by [`super::dv_merge`]; a commit removes
     // each file with its vector): nothing else that a writer must honour.
-    if !super::dv_merge::plain_protocol(state.protocol()) {
+    if !plain_protocol(state.protocol()) {
         return Err("protocol");
     }
     if delta_column_metadata(&state.schema()) {
@@ -333,6 +345,29 @@ fn commit_metrics(added: usize, removed: usize, rows: u64, started: std::time::I
 
 fn turned_off() -> bool {
     crate::util::switched_off("DP_PARALLEL_WRITE")
+}
+
+/// Whether a writer that honours no table feature but `timestampNtz` and
+/// `deletionVectors` may write a table with protocol `p`: legacy reader 1 /
+/// writer ≤ 2, or reader 3 / writer 7 with those features. `appendOnly` and
+/// `invariants` may be listed too (deltalake lists them when it upgrades a
+/// legacy protocol): the callers refuse tables with properties (so
+/// `delta.appendOnly` is off) or with Delta column metadata (so no column
+/// has an invariant).
+fn plain_protocol(p: &deltalake::kernel::Protocol) -> bool {
+    let p = serde_json::to_value(p).unwrap_or_default();
+    let version = |k: &str| p.get(k).and_then(|v| v.as_i64()).unwrap_or(i64::MAX);
+    let known = |k: &str, extra: &[&str]| {
+        p.get(k)
+            .and_then(|v| v.as_array())
+            .is_none_or(|fs| fs.iter().filter_map(|f| f.as_str()).all(|f| matches!(f, "timestampNtz" | "deletionVectors") || extra.contains(&f)))
+    };
+    let legacy = version("minReaderVersion") <= 1 && version("minWriterVersion") <= 2;
+    legacy
+        || (version("minReaderVersion") == 3
+            && version("minWriterVersion") == 7
+            && known("readerFeatures", &[])
+            && known("writerFeatures", &["appendOnly", "invariants"]))
 }
 
 /// Whether a column carries Delta metadata of its own (invariants, generated

@@ -89,11 +89,11 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
         let base = d.join(&plan.schema).join(&plan.table);
         dry.files_deleted.iter().filter_map(|f| std::fs::metadata(base.join(strip_url(f, &loc.url))).ok()).map(|m| m.len()).collect()
     });
-    report.files_vacuumed = sizes.as_ref().map_or(dry.files_deleted.len(), Vec::len);
+    let data_files = sizes.as_ref().map_or(dry.files_deleted.len(), Vec::len);
     report.bytes_reclaimed = sizes.map(|s| s.iter().sum());
     // Deletion vector files no version within the retention reads.
-    let vectors = crate::materialize::dv_merge::stale_vectors(&t, plan.retention).await.map_err(|e| format!("vacuuming {name}'s deletion vectors: {e:#}"))?;
-    report.files_vacuumed += vectors.len();
+    let vectors = crate::materialize::dv_merge::stale_vectors(&t, retention).await.map_err(|e| format!("vacuuming {name}'s deletion vectors: {e:#}"))?;
+    report.files_vacuumed = data_files + vectors.len();
     report.bytes_reclaimed = report.bytes_reclaimed.map(|b| b + vectors.iter().map(|(_, s)| s).sum::<u64>());
     if plan.dry_run {
         return Ok(Some(report));
@@ -102,7 +102,7 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     for (path, _) in &vectors {
         store.delete(path).await.map_err(|e| format!("vacuuming {name}: deleting {path}: {e}"))?;
     }
-    let t = if report.files_vacuumed == 0 {
+    let t = if data_files == 0 {
         t
     } else {
         t.vacuum().with_retention_period(retention).with_enforce_retention_duration(false).await.map_err(|e| format!("vacuuming {name}: {e}"))?.0
