@@ -7,7 +7,10 @@
 //!
 //! Options (after `--`): `--rows N` (the table, default 9,500,000: `fct_orders` at scale 100);
 //! `--every K` (every K-th id is updated, default 50: 2 %); `--new M` (new ids, default 1 % of
-//! N); `--repeat R` (default 3); `--keep`. `DP_BIN` overrides the dp binary.
+//! N); `--repeat R` (default 3); `--recent P` (the model gets `incremental_predicates` that
+//! let only the newest P % of the table's ids match, as a predicate on a recent date does: both
+//! merges then skip the older files by their statistics, and the older updates are inserted
+//! beside their rows); `--keep`. `DP_BIN` overrides the dp binary.
 //!
 //! Each repeat rebuilds both tables (`--full-refresh`, not timed), then times one incremental
 //! `dp run` of each, alternating which goes first. The merge's source is computed from
@@ -25,16 +28,18 @@ struct Opts {
     every: u64,
     new: Option<u64>,
     repeat: usize,
+    recent: Option<u64>,
     keep: bool,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { rows: 9_500_000, every: 50, new: None, repeat: 3, keep: false };
+    let mut o = Opts { rows: 9_500_000, every: 50, new: None, repeat: 3, recent: None, keep: false };
     each_option(|k, val| match k {
         "--rows" => o.rows = val().parse().expect("--rows N"),
         "--every" => o.every = val().parse().expect("--every K"),
         "--new" => o.new = Some(val().parse().expect("--new M")),
         "--repeat" => o.repeat = val().parse().expect("--repeat R"),
+        "--recent" => o.recent = Some(val().parse().expect("--recent P")),
         "--keep" => o.keep = true,
         s => eprintln!("merge bench: ignoring unknown argument {s}"),
     });
@@ -43,8 +48,12 @@ fn parse_opts() -> Opts {
 
 fn write_project(dir: &Path, o: &Opts) {
     let new = o.new.unwrap_or(o.rows / 100);
+    let predicates = match o.recent {
+        Some(p) => format!(", incremental_predicates=['DBT_INTERNAL_DEST.id >= {}']", o.rows - o.rows * p / 100),
+        None => String::new(),
+    };
     let model = format!(
-        "{{{{ config(materialized='incremental', unique_key='id') }}}}\n\
+        "{{{{ config(materialized='incremental', unique_key='id'{predicates}) }}}}\n\
          {{% if is_incremental() %}}\n\
          select id, 'b' as v, id * 3 as amount from (select value * {every} as id from range(0, {updated})) as t\n\
          union all\n\
@@ -78,6 +87,9 @@ fn main() {
     let off = [("DP_DELETION_VECTORS", "off")];
     let envs = |d: &Path| -> &[(&str, &str)] { if d == merge_dir { &off } else { &[] } };
     println!("dp merge benchmark: {} rows, every {}th updated, {} new", o.rows, o.every, o.new.unwrap_or(o.rows / 100));
+    if let Some(p) = o.recent {
+        println!("  incremental_predicates: only the newest {p} % of the table's ids match");
+    }
     println!("  dp binary : {}", dp.display());
     println!("  machine   : {} CPUs, load average {} at start", cpus(), loadavg());
     let (mut dv, mut merge) = (vec![], vec![]);

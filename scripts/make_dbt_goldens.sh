@@ -3,7 +3,7 @@
 # and the manifest v12 JSON schema at tests/fixtures/schemas/manifest.v12.json,
 # using the REAL dbt (dbt-core 1.11 + dbt-duckdb 1.11).
 #
-# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state|microbatch|dbt_state ...]
+# Usage:  scripts/make_dbt_goldens.sh [jaffle|advanced|test_suite|snapshots|state|microbatch|predicates|dbt_state ...]
 # Env:    DBT_VENV        venv holding dbt (created if missing)   default /work/venv-dbt
 #         DP_DBT_WORKDIR  scratch dir (project copies + duckdb)   default /tmp/dp-dbt-goldens
 #
@@ -225,6 +225,23 @@ do_microbatch() {
     done
 }
 
+# ---------------------------------------------------------------- predicates
+# Incremental models with incremental_predicates (merge, with a predicate on
+# the table and one over both sides; delete+insert on one key and on two),
+# run three times over a growing data/events.csv (steps/<n>/): each run
+# loads the versions past the table's newest. golden/step<n>/ holds every
+# table after step n.
+do_predicates() {
+    prepare predicates
+    mkdir -p "$W/data"
+    local step
+    for step in 1 2 3; do
+        cp "$FIXTURES/predicates/steps/$step/events.csv" "$W/data/events.csv"
+        dbt_ run
+        export_tables predicates "step$step"
+    done
+}
+
 # ---------------------------------------------------------------- dbt_state
 # `state:` selection against a manifest written by dbt itself: dbt parse's
 # manifest.json is committed as golden/state/manifest.json (dp's --state),
@@ -242,7 +259,7 @@ do_dbt_state() {
 }
 
 projects=("$@")
-[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state microbatch dbt_state)
+[ ${#projects[@]} -eq 0 ] && projects=(jaffle advanced test_suite snapshots state microbatch predicates dbt_state)
 for p in "${projects[@]}"; do
     "do_$p"
 done

@@ -145,7 +145,9 @@ pub fn summarize(printer: &Printer, results: &[NodeResult], elapsed: Duration, p
             } else if let Some(o) = r.batches.as_ref().filter(|_| r.status == Status::PartialSuccess) {
                 printer.error(format!("{} {}: {}\n{}\n  hint: `dp retry` runs the failed batches again", n.resource_type, n.name, r.message, o.errors()));
             } else {
-                printer.error(format!("{} {}: {}", n.resource_type, n.name, r.message));
+                // Errors raised while writing a model name it already.
+                let named = format!("{} {}: ", n.resource_type, n.name);
+                printer.error(if r.message.starts_with(&named) { r.message.clone() } else { format!("{named}{}", r.message) });
             }
         }
     } else {

@@ -300,7 +300,8 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             "sync_all_columns" => {
                 // Rewrite the table with the new shape: existing rows keep
                 // shared columns, new columns are NULL, removed ones go.
-                return sync_all_columns(engine, dir, df, node, &existing).await;
+                let kept = requalified(node, Some("c"), None)?;
+                return sync_all_columns(engine, dir, df, node, &existing, kept.as_deref()).await;
             }
             _ => {
                 // ignore: keep the table's columns; drop new ones, NULL for missing.
@@ -341,13 +342,19 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
             }
             let mut table = table;
+            // Predicates that name the new rows are a join condition only deltalake's MERGE can take.
+            let predicates = super::predicates::of(node);
             if schema_mode.is_none()
+                && !super::predicates::names_source(&predicates)
                 && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::Merge).await?
             {
                 return Ok(m);
             }
             let cols: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
-            let predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+            let mut predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+            if let Some(p) = requalified(node, Some("target"), Some("source"))? {
+                predicate = format!("{predicate} AND {p}");
+            }
             let update_cols: Vec<String> = match node.config.get("merge_update_columns") {
                 Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
                 _ => {
@@ -398,9 +405,10 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 return Ok(m);
             }
             // One overwrite commit: old rows whose key is not in the new
-            // batch, plus every new row.
+            // batch (or that fail the predicates), plus every new row.
             let cols: Vec<String> = existing.fields().iter().map(|f| quote_ident(f.name())).collect();
-            let mut m = rewrite_keeping(engine, dir, node, df, &cols, &cols, &keys).await?;
+            let kept = requalified(node, Some("c"), None)?;
+            let mut m = rewrite_keeping(engine, dir, node, df, &cols, &cols, &keys, kept.as_deref()).await?;
             m.message = "DELETE+INSERT".into();
             Ok(m)
         }
@@ -422,13 +430,22 @@ async fn by_deletion_vectors(
     if !super::dv_merge::wanted(node, strategy) {
         return Ok(None);
     }
-    let merged =
-        super::dv_merge::merge(engine, table, df.logical_plan(), keys, &writer_properties(node)?, strategy).await.map_err(|e| match e
-            .downcast::<deltalake::DeltaTableError>()
-        {
+    let filter = match requalified(node, None, None)? {
+        Some(sql) => {
+            let arrow = table.snapshot()?.snapshot().arrow_schema();
+            let f = super::predicates::RowFilter::new(&engine.ctx.state(), &arrow, &sql).map_err(|e| {
+                anyhow::anyhow!("model {}: incremental_predicates {sql}: {e}\n  hint: name the table's columns, as DBT_INTERNAL_DEST.col or col", node.name)
+            })?;
+            Some(Arc::new(f))
+        }
+        None => None,
+    };
+    let merged = super::dv_merge::merge(engine, table, df.logical_plan(), keys, filter, &writer_properties(node)?, strategy).await.map_err(|e| {
+        match e.downcast::<deltalake::DeltaTableError>() {
             Ok(e) => write_error(dir, e),
             Err(e) => anyhow::anyhow!("writing {dir}: {e:#}"),
-        })?;
+        }
+    })?;
     let Some(m) = merged else { return Ok(None) };
     checkpoint_if_due(table).await;
     Ok(Some(match strategy {
@@ -437,7 +454,20 @@ async fn by_deletion_vectors(
     }))
 }
 
-async fn sync_all_columns(engine: &Engine, dir: &TableLoc, df: DataFrame, node: &Node, existing: &SchemaRef) -> anyhow::Result<Materialized> {
+/// The model's incremental predicates ([`super::predicates`]) joined, the
+/// table named `dest` and the new rows `source` (`None`: unqualified).
+fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>) -> anyhow::Result<Option<String>> {
+    super::predicates::requalify(&super::predicates::of(node), &node.alias, dest, source).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))
+}
+
+async fn sync_all_columns(
+    engine: &Engine,
+    dir: &TableLoc,
+    df: DataFrame,
+    node: &Node,
+    existing: &SchemaRef,
+    kept: Option<&str>,
+) -> anyhow::Result<Materialized> {
     let new_schema = df.schema().as_arrow().clone();
     let old_cols: Vec<String> = new_schema
         .fields()
@@ -451,14 +481,16 @@ async fn sync_all_columns(engine: &Engine, dir: &TableLoc, df: DataFrame, node: 
         })
         .collect();
     let new_cols: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
-    let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, &unique_key(node)).await?;
+    let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, &unique_key(node), kept).await?;
     m.message = "SYNC COLUMNS".into();
     Ok(m)
 }
 
 /// Rewrites the table in one overwrite commit as its current rows whose
-/// key is not among the new rows (all of them when there is no key),
-/// projected with `current_cols`, followed by the new rows (`new_cols`).
+/// key is not among the new rows (all of them when there is no key), or
+/// that fail `predicates` (over the current rows, as `c`), projected with
+/// `current_cols`, followed by the new rows (`new_cols`).
+#[allow(clippy::too_many_arguments)]
 async fn rewrite_keeping(
     engine: &Engine,
     dir: &TableLoc,
@@ -467,25 +499,29 @@ async fn rewrite_keeping(
     current_cols: &[String],
     new_cols: &[String],
     keys: &[String],
+    predicates: Option<&str>,
 ) -> anyhow::Result<Materialized> {
     let new_tbl = format!("__dp_new_{}", node.alias);
     let cur_tbl = format!("__dp_cur_{}", node.alias);
     let current = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?.table_provider().await?;
     engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
     engine.ctx.register_table(&cur_tbl, current)?;
-    let filter = if keys.is_empty() {
-        String::new()
+    let (current, cur) = (current_cols.join(", "), quote_ident(&cur_tbl));
+    let kept = if keys.is_empty() {
+        format!("SELECT {current} FROM {cur} c")
     } else {
         let on = keys.iter().map(|k| format!("n.{q} = c.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
-        format!(" WHERE NOT EXISTS (SELECT 1 FROM {} n WHERE {on})", quote_ident(&new_tbl))
+        let unmatched = format!("NOT EXISTS (SELECT 1 FROM {} n WHERE {on})", quote_ident(&new_tbl));
+        match predicates {
+            None => format!("SELECT {current} FROM {cur} c WHERE {unmatched}"),
+            // Rows that fail the predicates are kept whatever their key.
+            // (DataFusion plans NOT EXISTS only as a conjunct, hence two selects.)
+            Some(p) => format!(
+                "SELECT {current} FROM {cur} c WHERE NOT COALESCE({p}, FALSE) UNION ALL SELECT {current} FROM {cur} c WHERE COALESCE({p}, FALSE) AND {unmatched}"
+            ),
+        }
     };
-    let sql = format!(
-        "SELECT {} FROM {} c{filter} UNION ALL SELECT {} FROM {}",
-        current_cols.join(", "),
-        quote_ident(&cur_tbl),
-        new_cols.join(", "),
-        quote_ident(&new_tbl)
-    );
+    let sql = format!("{kept} UNION ALL SELECT {} FROM {}", new_cols.join(", "), quote_ident(&new_tbl));
     let result = async {
         let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
         overwrite(engine, dir, plan, node).await

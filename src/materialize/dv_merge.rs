@@ -43,6 +43,11 @@
 //!   that match (MERGE updates each of those; here they would become one).
 //!   The files written for the new rows are then deleted before MERGE runs.
 //!
+//! With the model's `incremental_predicates` ([`super::predicates`]) only
+//! the table's rows that satisfy them match: the predicates' columns are
+//! read beside the keys, and files whose Delta statistics rule them out are
+//! not opened. Predicates that name the new rows go to deltalake's MERGE.
+//!
 //! The table gets the `deletionVectors` feature (reader 3 / writer 7) on
 //! its first such merge, by a commit of its own that changes only the
 //! protocol and `delta.enableDeletionVectors`. `config(deletion_vectors=
@@ -57,7 +62,7 @@
 //! and the vector file are not in the log until the one commit.
 
 use anyhow::Context as _;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, Schema as ArrowSchema};
 use datafusion::arrow::row::{RowConverter, SortField};
@@ -78,6 +83,7 @@ use object_store::{ObjectStore, ObjectStoreExt as _};
 use roaring::RoaringTreemap;
 use std::sync::Arc;
 
+use super::predicates::{RowFilter, RowGroups};
 use crate::engine::Engine;
 use crate::project::nodes::Node;
 use crate::util::FastSet;
@@ -114,14 +120,17 @@ pub fn wanted(node: &Node, strategy: Strategy) -> bool {
         && (strategy == Strategy::DeleteInsert || !(node.config.contains_key("merge_update_columns") || node.config.contains_key("merge_exclude_columns")))
 }
 
-/// Merges `plan`'s rows into `table` on `keys` (see the module docs).
-/// `Ok(None)`: not applicable, nothing was committed; deltalake's MERGE
-/// (or, for `delete+insert`, a rewrite of the table) must run.
+/// Merges `plan`'s rows into `table` on `keys` (see the module docs); with
+/// `filter` (the model's incremental predicates), only the table's rows
+/// that satisfy it match, and files whose statistics rule it out are not
+/// read. `Ok(None)`: not applicable, nothing was committed; deltalake's
+/// MERGE (or, for `delete+insert`, a rewrite of the table) must run.
 pub async fn merge(
     engine: &Engine,
     table: &mut DeltaTable,
     plan: &LogicalPlan,
     keys: &[String],
+    filter: Option<Arc<RowFilter>>,
     props: &WriterProperties,
     strategy: Strategy,
 ) -> anyhow::Result<Option<Merged>> {
@@ -161,7 +170,7 @@ pub async fn merge(
     for a in &new_adds {
         let path = Path::parse(&a.path)?;
         let mut duplicate = false;
-        read_keys(&store, &path, a.size as u64, keys, None, |_, cols| {
+        read_keys(&store, &path, a.size as u64, keys, None, None, |_, cols| {
             duplicate |= source.insert_all(cols)?;
             Ok(())
         })
@@ -184,6 +193,15 @@ pub async fn merge(
     // 3. The rows they replace.
     let range = source.int_range();
     let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
+    // Files whose statistics show no row satisfies the predicates.
+    let ruled_out: FastSet<String> = match &filter {
+        Some(f) => state.snapshot().log_data().iter().zip(f.files(state.snapshot())).filter(|(_, keep)| !keep).map(|(v, _)| v.path().into_owned()).collect(),
+        None => FastSet::default(),
+    };
+    // The key columns, then the other columns the predicates read.
+    let mut columns = keys.to_vec();
+    columns.extend(filter.iter().flat_map(|f| f.columns()).filter(|c| !keys.contains(c)).cloned());
+    let picked: Arc<Vec<usize>> = Arc::new(filter.iter().flat_map(|f| f.columns()).map(|c| columns.iter().position(|k| k == c).unwrap_or_default()).collect());
     let source = Arc::new(source);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, f) in files.iter().enumerate() {
@@ -192,7 +210,10 @@ pub async fn merge(
         {
             continue; // the log's statistics hold no key of the new rows: the file is not opened
         }
-        let (store, source, keys) = (store.clone(), source.clone(), keys.to_vec());
+        if ruled_out.contains(f.path().as_ref()) {
+            continue;
+        }
+        let (store, source, columns, picked, filter, n) = (store.clone(), source.clone(), columns.clone(), picked.clone(), filter.clone(), keys.len());
         let (path, size, old, url) = (f.object_store_path(), f.size() as u64, f.deletion_vector_descriptor(), url.clone());
         tasks.spawn(async move {
             // Rows the file's vector already deletes are not the table's: they match nothing.
@@ -202,7 +223,14 @@ pub async fn merge(
             };
             let mut hits = RoaringTreemap::new();
             let mut matched = vec![];
-            read_keys(&store, &path, size, &keys, range, |start, cols| source.matches(cols, start, &deleted, &mut hits, &mut matched)).await?;
+            read_keys(&store, &path, size, &columns, range, filter.as_deref(), |start, cols| {
+                let satisfied = match &filter {
+                    Some(f) => Some(f.rows(&picked.iter().map(|i| cols[*i].clone()).collect::<Vec<_>>())?),
+                    None => None,
+                };
+                source.matches(&cols[..n], start, &deleted, satisfied.as_ref(), &mut hits, &mut matched)
+            })
+            .await?;
             anyhow::Ok((!hits.is_empty()).then_some((i, hits | deleted, matched)))
         });
     }
@@ -260,7 +288,10 @@ pub async fn merge(
         "num_target_files_removed": found.len() - with_vector,
         "num_deletion_vectors_added": with_vector,
     });
-    let predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    let mut predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+    if let Some(f) = &filter {
+        predicate = format!("{predicate} AND {}", f.sql);
+    }
     let all = |action: &str| vec![MergePredicate { action_type: action.into(), predicate: None }];
     let operation = DeltaOperation::Merge {
         predicate: None,
@@ -364,14 +395,23 @@ impl KeySet {
     }
 
     /// Marks in `hits` the positions (from `start`) of the rows of `cols`
-    /// whose key is in the set, but those in `deleted`, and pushes each
-    /// match's key (encoded) to `matched`.
-    fn matches(&self, cols: &[ArrayRef], start: u64, deleted: &RoaringTreemap, hits: &mut RoaringTreemap, matched: &mut Vec<Vec<u8>>) -> anyhow::Result<()> {
+    /// whose key is in the set, but those in `deleted` and those `satisfied`
+    /// leaves out, and pushes each match's key (encoded) to `matched`.
+    fn matches(
+        &self,
+        cols: &[ArrayRef],
+        start: u64,
+        deleted: &RoaringTreemap,
+        satisfied: Option<&BooleanArray>,
+        hits: &mut RoaringTreemap,
+        matched: &mut Vec<Vec<u8>>,
+    ) -> anyhow::Result<()> {
+        let kept = |i: usize| !deleted.contains(start + i as u64) && satisfied.is_none_or(|s| s.value(i));
         match self {
             KeySet::Int(set) => {
                 let a = cast(&cols[0], &DataType::Int64)?;
                 for (i, v) in a.as_primitive::<Int64Type>().iter().enumerate() {
-                    if let Some(v) = v.filter(|v| set.contains(v) && !deleted.contains(start + i as u64)) {
+                    if let Some(v) = v.filter(|v| set.contains(v) && kept(i)) {
                         hits.insert(start + i as u64);
                         matched.push(v.to_le_bytes().to_vec());
                     }
@@ -380,7 +420,7 @@ impl KeySet {
             KeySet::Rows(conv, types, set) => {
                 let rows = conv.convert_columns(&conform(cols, types)?)?;
                 for (i, r) in rows.iter().enumerate() {
-                    if set.contains(r.as_ref()) && cols.iter().all(|c| c.is_valid(i)) && !deleted.contains(start + i as u64) {
+                    if set.contains(r.as_ref()) && cols.iter().all(|c| c.is_valid(i)) && kept(i) {
                         hits.insert(start + i as u64);
                         matched.push(r.as_ref().to_vec());
                     }
@@ -405,15 +445,18 @@ fn conform(cols: &[ArrayRef], types: &[DataType]) -> anyhow::Result<Vec<ArrayRef
     cols.iter().zip(types).map(|(c, t)| Ok(if c.data_type() == t { c.clone() } else { cast(c, t)? })).collect()
 }
 
-/// Reads the `keys` columns of the Parquet file at `path`, calling `f` with
-/// each batch's first row position in the file. With `range`, row groups
-/// whose statistics show no integer key within it are skipped.
+/// Reads the `keys` columns of the Parquet file at `path` (the key columns,
+/// then any the predicates read), calling `f` with each batch's first row
+/// position in the file. Row groups are skipped whose statistics show no
+/// integer key (the first column) within `range`, or no row that can
+/// satisfy `filter`.
 async fn read_keys(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     size: u64,
     keys: &[String],
     range: Option<(i64, i64)>,
+    filter: Option<&RowFilter>,
     mut f: impl FnMut(u64, &[ArrayRef]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     #[allow(deprecated)]
@@ -423,18 +466,26 @@ async fn read_keys(
         keys.iter().map(|k| builder.schema().index_of(k).with_context(|| format!("{path} has no column {k}"))).collect::<anyhow::Result<_>>()?;
     let meta = builder.metadata().clone();
     let leaf = |name: &str| meta.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == name);
-    let key_leaf = if keys.len() == 1 { leaf(&keys[0]) } else { None };
+    let key_leaf = if range.is_some() { leaf(&keys[0]) } else { None };
+    let satisfiable = match filter.and_then(|f| Some((f, f.table_schema()?))) {
+        Some((f, table)) => {
+            let (file, parquet) = (builder.schema().clone(), builder.parquet_schema().clone());
+            f.files(&RowGroups { table, file: &file, parquet: &parquet, groups: meta.row_groups() })
+        }
+        None => vec![true; meta.num_row_groups()],
+    };
     let mut starts = vec![];
     let mut selected = vec![];
     let mut at = 0u64;
     for (i, rg) in meta.row_groups().iter().enumerate() {
-        let keep = match (range, key_leaf.map(|c| rg.column(c).statistics())) {
-            (Some((lo, hi)), Some(Some(stats))) => match int_bounds(stats) {
-                Some((min, max)) => max >= lo && min <= hi,
-                None => true,
-            },
-            _ => true,
-        };
+        let keep = satisfiable[i]
+            && match (range, key_leaf.map(|c| rg.column(c).statistics())) {
+                (Some((lo, hi)), Some(Some(stats))) => match int_bounds(stats) {
+                    Some((min, max)) => max >= lo && min <= hi,
+                    None => true,
+                },
+                _ => true,
+            };
         if keep {
             selected.push(i);
             starts.push(at);
@@ -664,9 +715,14 @@ mod tests {
         assert_eq!(set.int_range(), Some((1, 3)));
         let deleted: RoaringTreemap = [101u64].into_iter().collect();
         let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
-        set.matches(&col(vec![Some(3), Some(1), None, Some(2)]), 100, &deleted, &mut hits, &mut matched).unwrap();
+        set.matches(&col(vec![Some(3), Some(1), None, Some(2)]), 100, &deleted, None, &mut hits, &mut matched).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [100]);
         assert_eq!(matched, [3i64.to_le_bytes().to_vec()]);
+        // Rows the incremental predicates leave out do not match.
+        let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
+        let satisfied = BooleanArray::from(vec![false, true, true]);
+        set.matches(&col(vec![Some(3), Some(1), Some(1)]), 0, &deleted, Some(&satisfied), &mut hits, &mut matched).unwrap();
+        assert_eq!(hits.iter().collect::<Vec<_>>(), [1, 2]);
 
         let two = ArrowSchema::new(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)]);
         let mut set = KeySet::new(&two, &["a".into(), "b".into()]).unwrap();
@@ -678,6 +734,7 @@ mod tests {
             &cols(vec![Some(1), Some(1), None, Some(2)], vec![Some("y"), Some("z"), Some("x"), Some("x")]),
             0,
             &RoaringTreemap::new(),
+            None,
             &mut hits,
             &mut matched,
         )
@@ -686,7 +743,7 @@ mod tests {
         // A file whose strings read as views matches the same keys.
         let viewed: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![Some(1)])), Arc::new(datafusion::arrow::array::StringViewArray::from(vec![Some("x")]))];
         let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
-        set.matches(&viewed, 7, &RoaringTreemap::new(), &mut hits, &mut matched).unwrap();
+        set.matches(&viewed, 7, &RoaringTreemap::new(), None, &mut hits, &mut matched).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [7]);
     }
 }

@@ -10,6 +10,7 @@ mod file_stats;
 mod local_file;
 pub mod microbatch;
 mod parallel;
+pub mod predicates;
 pub mod snapshot;
 pub mod statements;
 

@@ -10,8 +10,9 @@
 //!   added since the published version go through COPY into a temporary
 //!   table and are applied with `INSERT` or `MERGE` on the unique key, in
 //!   one transaction. (Files rewritten by a merge carry unchanged rows too;
-//!   merging them again changes nothing.) dp's `delete+insert` rewrites the
-//!   Delta table in one commit, so it is published by a swap.
+//!   merging them again changes nothing.) `delete+insert`, and a merge with
+//!   `incremental_predicates` (which may leave two rows with one key), are
+//!   published by a swap.
 //! - **swap** (everything else, including `table` models, seeds and views,
 //!   which are published as tables): the whole table is copied into a new
 //!   table, indexes are built on it, and inside the same transaction the old
@@ -378,6 +379,11 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
     let keys = crate::materialize::unique_key(node);
     let strategy = node.config_str("incremental_strategy").unwrap_or(if keys.is_empty() { "append" } else { "merge" }).to_string();
     if !(strategy == "append" || (strategy == "merge" && !keys.is_empty())) {
+        return Ok(None);
+    }
+    // With incremental predicates a key may hold two rows (the one they
+    // left unmatched and the new one): a MERGE on the key cannot mirror that.
+    if strategy == "merge" && !crate::materialize::predicates::of(node).is_empty() {
         return Ok(None);
     }
     let url = engine.warehouse.table(&node.schema, &node.alias).url;

@@ -27,6 +27,7 @@ mod parity_tables;
 mod parse_manifest;
 mod partial_parse;
 mod postgres;
+mod predicates;
 mod run_operation;
 mod s3;
 mod scd_snapshots;

@@ -153,7 +153,7 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
         ("models/b.sql", "select 1"),
         (
             "models/b.yml",
-            "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n      deletion_vectors: 'no'\n",
+            "models:\n  - name: b\n    config:\n      materialized: incremental\n      incremental_strategy: upsert\n      on_schema_change: explode\n      deletion_vectors: 'no'\n      incremental_predicates: [\"day >= '2024-01-01'\", \"day >\"]\n",
         ),
         ("models/c.sql", "{{ config(materialized='table', indexes=[{'cols': ['id']}], grants={'read': ['x']}) }}select 1 as id"),
     ]);
@@ -170,6 +170,9 @@ fn bad_configs_are_reported_with_file_and_line_before_anything_runs() {
 
     models/b.yml:7: model 'b': deletion_vectors "no" is not a boolean
       hint: write deletion_vectors=false to merge by rewriting files (true is the default)
+
+    models/b.yml:8: model 'b': incremental_predicates[1] "day >" does not parse as a SQL condition: sql parser error: Expected: an expression, found: EOF
+      hint: write a boolean expression over the table's columns, e.g. DBT_INTERNAL_DEST.day >= '2024-01-01'
 
     models/c.sql:1: model 'c': indexes[0] needs `columns`, a list of column names
       hint: write indexes=[{'columns': ['id'], 'unique': true, 'type': 'btree'}]

@@ -1,7 +1,8 @@
 //! Configs are checked when the project loads, before anything runs: an
 //! unknown `materialized`, `incremental_strategy`, `on_schema_change` or
 //! `compression`, a `compression_level` its codec does not have, a
-//! `deletion_vectors` that is not a boolean, or a
+//! `deletion_vectors` that is not a boolean, an `incremental_predicates`
+//! entry that is not a SQL condition, or a
 //! malformed `indexes` or `grants` entry, is reported with the file and line
 //! where the value is written (the model's file, its YAML, or the project
 //! file) and the values dp accepts.
@@ -62,6 +63,13 @@ fn problems(n: &Node) -> Vec<(&'static str, String)> {
                     "deletion_vectors",
                     format!("deletion_vectors {v} is not a boolean\n  hint: write deletion_vectors=false to merge by rewriting files (true is the default)"),
                 ));
+            }
+            for key in ["incremental_predicates", "predicates"] {
+                if let Some(v) = n.config.get(key)
+                    && let Err(p) = crate::materialize::predicates::check(key, v)
+                {
+                    out.push((key, p));
+                }
             }
             if crate::project::microbatch::is_microbatch(&n.config)
                 && let Err(p) = crate::project::microbatch::MicrobatchConfig::from_config(&n.config)
