@@ -53,7 +53,7 @@ fn write_project(dir: &Path, o: &Opts) {
         None => String::new(),
     };
     let model = format!(
-        "{{{{ config(materialized='incremental', unique_key='id'{predicates}) }}}}\n\
+        "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge'{predicates}) }}}}\n\
          {{% if is_incremental() %}}\n\
          select id, 'b' as v, id * 3 as amount from (select value * {every} as id from range(0, {updated})) as t\n\
          union all\n\

@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='order_id') }}
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='merge') }}
 
 -- Customer order history: one row per order, enriched with its line totals and its position
 -- in the customer's sequence of orders.

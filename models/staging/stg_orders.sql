@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='order_id') }}
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='merge') }}
 
 -- Orders: the latest version of each order across all extraction folders, with a normalised
 -- status and a customer that exists in stg_customers. Incremental: a run merges the versions

@@ -72,6 +72,13 @@ pub fn partition_by(node: &Node) -> Vec<String> {
     }
 }
 
+/// The model's `incremental_strategy`; unset, `delete+insert` with a
+/// `unique_key` and `append` without, as dbt-duckdb and dbt-postgres
+/// default.
+pub fn default_strategy(node: &Node) -> &str {
+    node.config_str("incremental_strategy").unwrap_or(if unique_key(node).is_empty() { "append" } else { "delete+insert" })
+}
+
 pub fn unique_key(node: &Node) -> Vec<String> {
     match node.config.get("unique_key") {
         Some(serde_json::Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
@@ -206,6 +213,8 @@ pub fn write_error(loc: &TableLoc, e: deltalake::DeltaTableError) -> anyhow::Err
     let text = crate::storage::s3::summarize(&full);
     let hint = if matches!(e, deltalake::DeltaTableError::Transaction { .. }) || text.contains("concurrent") || text.contains("Concurrent") {
         Some("another writer committed to this table at the same time; nothing of this write was committed: run it again")
+    } else if text.contains("matched a target row with multiple source rows") {
+        Some("two of the model's new rows share a unique_key value: deduplicate them, or use incremental_strategy='delete+insert', which inserts both")
     } else {
         crate::storage::s3::hint(&full)
     };
@@ -320,7 +329,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             }
         }
     }
-    let strategy = node.config_str("incremental_strategy").unwrap_or(if unique_key(node).is_empty() { "append" } else { "merge" });
+    let strategy = default_strategy(node);
     let keys = unique_key(node);
     match strategy {
         "append" => {

@@ -14,4 +14,4 @@ pub mod predicates;
 pub mod snapshot;
 pub mod statements;
 
-pub use delta::{Materialized, materialize, partition_by, unique_key};
+pub use delta::{Materialized, default_strategy, materialize, partition_by, unique_key};

@@ -3,16 +3,17 @@
 //! Which path a publish takes:
 //! - **up to date**: `dp_meta.published` already records this Delta version
 //!   for the table, and the table exists: nothing to do.
-//! - **incremental**: the model is `incremental` (append, or merge with a
-//!   unique key), the run was incremental, the table is not partitioned,
+//! - **incremental**: the model is `incremental` (append, or merge or
+//!   delete+insert with a unique key, without incremental predicates), the
+//!   run was incremental, the table is not partitioned,
 //!   PostgreSQL holds an earlier version of it with the same columns, and the
 //!   new version kept some of that version's files. The rows of the files
 //!   added since the published version go through COPY into a temporary
-//!   table and are applied with `INSERT` or `MERGE` on the unique key, in
-//!   one transaction. (Files rewritten by a merge carry unchanged rows too;
-//!   merging them again changes nothing.) `delete+insert`, and a merge with
-//!   `incremental_predicates` (which may leave two rows with one key), are
-//!   published by a swap.
+//!   table and are applied with `INSERT`, `MERGE` on the unique key, or
+//!   `DELETE` of the new rows' keys and `INSERT`, in one transaction.
+//!   (Files rewritten by deltalake's MERGE carry unchanged rows too;
+//!   merging them again changes nothing. A rewrite of every file is
+//!   published by a swap.)
 //! - **swap** (everything else, including `table` models, seeds and views,
 //!   which are published as tables): the whole table is copied into a new
 //!   table, indexes are built on it, and inside the same transaction the old
@@ -43,7 +44,7 @@ use crate::project::nodes::{Materialization, Node};
 pub enum Published {
     /// PostgreSQL already held this Delta version.
     UpToDate,
-    /// Rows copied: `verb` is replaced, appended or merged.
+    /// Rows copied: `verb` is replaced, appended, merged or upserted (delete+insert).
     Copied { verb: &'static str, rows: u64 },
 }
 
@@ -377,13 +378,13 @@ async fn incremental_plan(engine: &Engine, node: &Node, version: Option<i64>, st
         return Ok(None);
     }
     let keys = crate::materialize::unique_key(node);
-    let strategy = node.config_str("incremental_strategy").unwrap_or(if keys.is_empty() { "append" } else { "merge" }).to_string();
-    if !(strategy == "append" || (strategy == "merge" && !keys.is_empty())) {
+    let strategy = crate::materialize::default_strategy(node).to_string();
+    if !(strategy == "append" || (matches!(strategy.as_str(), "merge" | "delete+insert") && !keys.is_empty())) {
         return Ok(None);
     }
-    // With incremental predicates a key may hold two rows (the one they
-    // left unmatched and the new one): a MERGE on the key cannot mirror that.
-    if strategy == "merge" && !crate::materialize::predicates::of(node).is_empty() {
+    // Incremental predicates keep some of a key's rows (a merge's may leave
+    // two rows with one key): statements on the key cannot mirror that.
+    if strategy != "append" && !crate::materialize::predicates::of(node).is_empty() {
         return Ok(None);
     }
     let url = engine.warehouse.table(&node.schema, &node.alias).url;
@@ -445,6 +446,15 @@ async fn apply_incremental(c: &mut PgClient, node: &Node, version: Option<i64>, 
                 vals.join(", ")
             )]
         }
+        // Every row with a new row's key goes, then every new row comes
+        // (repeated keys included), as the Delta commit did.
+        "delete+insert" => {
+            let keys: Vec<String> = p.keys.iter().map(|k| ident(k)).collect();
+            vec![
+                format!("DELETE FROM {target} t USING (SELECT DISTINCT {} FROM {tmp}) s WHERE {}", keys.join(", "), on.join(" AND ")),
+                format!("INSERT INTO {target} ({list}) SELECT {list} FROM {tmp}"),
+            ]
+        }
         other => bail!("incremental publishing does not handle strategy '{other}'"),
     };
     let mut affected = vec![];
@@ -455,9 +465,15 @@ async fn apply_incremental(c: &mut PgClient, node: &Node, version: Option<i64>, 
     // say how many of its rows were inserts).
     let total = match p.strategy.as_str() {
         "append" => p.before.map(|b| b + affected[0]),
+        "delete+insert" => p.before.map(|b| b - affected[0] + affected[1]),
         _ => None,
     };
     record(c, node, version, total).await?;
     c.batch_execute("COMMIT").await.map_err(pg_err("COMMIT"))?;
-    Ok(Published::Copied { verb: if p.strategy == "append" { "appended" } else { "merged" }, rows })
+    let verb = match p.strategy.as_str() {
+        "append" => "appended",
+        "delete+insert" => "upserted",
+        _ => "merged",
+    };
+    Ok(Published::Copied { verb, rows })
 }

@@ -425,7 +425,7 @@ fn a_merge_marks_replaced_rows_in_deletion_vectors_and_rewrites_no_file() {
     // Later runs send the rows of `ids` with `v` = the run's letter.
     let model = |extra: &str| {
         format!(
-            "{{{{ config(materialized='incremental', unique_key='id'{extra}) }}}}\n\
+            "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge'{extra}) }}}}\n\
              {{% if is_incremental() %}}\n\
              select id, '{{{{ var('v') }}}}' as v from unnest(make_array({{{{ var('ids') }}}})) as t(id)\n\
              {{% else %}}\n\

@@ -1,7 +1,9 @@
 //! `incremental_predicates` restrict which of the table's rows a `merge` or
 //! `delete+insert` can match, as in dbt: the `predicates` fixture (merge
 //! with a predicate on the table and one over both sides, delete+insert on
-//! one key and on two) run three times over growing data equals the tables
+//! one key and on two, and a model with no strategy, which is delete+insert
+//! as in dbt-duckdb; a key repeated within one load) run three times over
+//! growing data equals the tables
 //! dbt-duckdb 1.11 built (scripts/make_dbt_goldens.sh predicates), both by
 //! deletion vectors and by deltalake's MERGE and the rewrite
 //! (`DP_DELETION_VECTORS=off`); files whose statistics rule the predicates
@@ -11,7 +13,7 @@
 use crate::common::*;
 use std::path::Path;
 
-const MODELS: [&str; 4] = ["merged", "merged_newer", "deleted_inserted", "deleted_inserted_pair"];
+const MODELS: [&str; 5] = ["merged", "merged_newer", "deleted_inserted", "deleted_inserted_pair", "defaulted"];
 
 fn sorted_rows(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -52,7 +54,11 @@ fn incremental_predicates_match_dbt_duckdb_by_deletion_vectors_and_by_rewrite() 
                 // By vectors, a merge whose predicates name only the table
                 // marks rows; one that names the new rows goes to deltalake's MERGE.
                 let marked = |m: &str| last_commit(&p.join("warehouse/main").join(m)).iter().any(|a| a["add"]["deletionVector"].is_object());
-                assert_eq!(MODELS.map(marked), if vectors == "on" { [true, false, true, true] } else { [false; 4] }, "deletion vectors {vectors}, step {step}");
+                assert_eq!(
+                    MODELS.map(marked),
+                    if vectors == "on" { [true, false, true, true, true] } else { [false; 5] },
+                    "deletion vectors {vectors}, step {step}"
+                );
             }
         }
         // The commit records the predicates the match took.

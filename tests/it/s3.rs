@@ -434,7 +434,7 @@ fn incremental_merge_updates_and_inserts_on_s3() {
         ("warehouse.toml", &format!("default_target = \"s3\"\n[project]\nname = \"m\"\n{S3_TARGET}")),
         (
             "models/m.sql",
-            "{{ config(materialized='incremental', unique_key='id') }}\nselect value as id, {{ var('v', 1) }} as v from generate_series(1, {{ var('n', 10) }})",
+            "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge') }}\nselect value as id, {{ var('v', 1) }} as v from generate_series(1, {{ var('n', 10) }})",
         ),
     ]);
     let p = dir.path();
