@@ -355,7 +355,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             let predicates = super::predicates::of(node);
             if schema_mode.is_none()
                 && !super::predicates::names_source(&predicates)
-                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::Merge).await?
+                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::Merge, requalified(node, None, None)?).await?
             {
                 return Ok(m);
             }
@@ -409,7 +409,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             }
             let mut table = table;
             if schema_mode.is_none()
-                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::DeleteInsert).await?
+                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::DeleteInsert, requalified(node, None, None)?).await?
             {
                 return Ok(m);
             }
@@ -425,8 +425,11 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
     }
 }
 
-/// `merge` or `delete+insert` by deletion vectors ([`super::dv_merge`]),
-/// where the model allows it; `None` when the strategy's own way must run.
+/// `merge`, `delete+insert` or a replace-where by deletion vectors
+/// ([`super::dv_merge`]), with `filter` (unqualified SQL over the table:
+/// the incremental predicates), where the model allows it; `None` when the
+/// strategy's own way must run.
+#[allow(clippy::too_many_arguments)]
 async fn by_deletion_vectors(
     engine: &Engine,
     dir: &TableLoc,
@@ -435,11 +438,12 @@ async fn by_deletion_vectors(
     keys: &[String],
     node: &Node,
     strategy: Strategy,
+    filter: Option<String>,
 ) -> anyhow::Result<Option<Materialized>> {
     if !super::dv_merge::wanted(node, strategy) {
         return Ok(None);
     }
-    let filter = match requalified(node, None, None)? {
+    let filter = match filter {
         Some(sql) => {
             let arrow = table.snapshot()?.snapshot().arrow_schema();
             let f = super::predicates::RowFilter::new(&engine.ctx.state(), &arrow, &sql).map_err(|e| {
@@ -460,7 +464,28 @@ async fn by_deletion_vectors(
     Ok(Some(match strategy {
         Strategy::Merge => Materialized { rows: Some(m.inserted + m.updated), message: "MERGE".into(), version: m.version },
         Strategy::DeleteInsert => Materialized { rows: Some(m.inserted), message: "DELETE+INSERT".into(), version: m.version },
+        Strategy::ReplaceWhere => Materialized { rows: Some(m.inserted), message: "INSERT".into(), version: m.version },
     }))
+}
+
+/// Replaces the table's rows that satisfy `filter` (unqualified SQL over
+/// the table) with `df`'s rows, in one commit: by deletion vectors where
+/// the table allows it, else by rewriting the table without those rows.
+pub(super) async fn replace_where(
+    engine: &Engine,
+    dir: &TableLoc,
+    mut table: DeltaTable,
+    df: DataFrame,
+    node: &Node,
+    filter: String,
+) -> anyhow::Result<Materialized> {
+    if let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &[], node, Strategy::ReplaceWhere, Some(filter.clone())).await? {
+        return Ok(m);
+    }
+    let cols: Vec<String> = table.snapshot()?.snapshot().arrow_schema().fields().iter().map(|f| quote_ident(f.name())).collect();
+    let mut m = rewrite_keeping(engine, dir, node, df, &cols, &cols, &[], Some(&filter)).await?;
+    m.message = "INSERT".into();
+    Ok(m)
 }
 
 /// The model's incremental predicates ([`super::predicates`]) joined, the
@@ -496,9 +521,10 @@ async fn sync_all_columns(
 }
 
 /// Rewrites the table in one overwrite commit as its current rows whose
-/// key is not among the new rows (all of them when there is no key), or
-/// that fail `predicates` (over the current rows, as `c`), projected with
-/// `current_cols`, followed by the new rows (`new_cols`).
+/// key is not among the new rows, or that fail `predicates` (over the
+/// current rows, as `c`; with no key, the rows that fail them; with
+/// neither, all of them), projected with `current_cols`, followed by the
+/// new rows (`new_cols`).
 #[allow(clippy::too_many_arguments)]
 async fn rewrite_keeping(
     engine: &Engine,
@@ -517,7 +543,10 @@ async fn rewrite_keeping(
     engine.ctx.register_table(&cur_tbl, current)?;
     let (current, cur) = (current_cols.join(", "), quote_ident(&cur_tbl));
     let kept = if keys.is_empty() {
-        format!("SELECT {current} FROM {cur} c")
+        match predicates {
+            None => format!("SELECT {current} FROM {cur} c"),
+            Some(p) => format!("SELECT {current} FROM {cur} c WHERE NOT COALESCE({p}, FALSE)"),
+        }
     } else {
         let on = keys.iter().map(|k| format!("n.{q} = c.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
         let unmatched = format!("NOT EXISTS (SELECT 1 FROM {} n WHERE {on})", quote_ident(&new_tbl));

@@ -47,6 +47,9 @@
 //! the table's rows that satisfy them match: the predicates' columns are
 //! read beside the keys, and files whose Delta statistics rule them out are
 //! not opened. Predicates that name the new rows go to deltalake's MERGE.
+//! With no keys ([`Strategy::ReplaceWhere`]) the filter alone decides: a
+//! microbatch window with incremental predicates, committed as a write
+//! with that predicate, as Delta's replaceWhere is.
 //!
 //! The table gets the `deletionVectors` feature (reader 3 / writer 7) on
 //! its first such merge, by a commit of its own that changes only the
@@ -111,13 +114,17 @@ pub enum Strategy {
     /// dbt's `delete ... where key in (new keys); insert ...`. Repeats are
     /// kept on both sides.
     DeleteInsert,
+    /// No keys: every row of the table that satisfies the filter is deleted
+    /// and every new row inserted (a microbatch window with incremental
+    /// predicates, as dbt-duckdb's `delete ... where window and (p); insert`).
+    ReplaceWhere,
 }
 
 /// Whether deletion vectors may be used for `node`'s table at all.
 pub fn wanted(node: &Node, strategy: Strategy) -> bool {
     !crate::util::switched_off("DP_DELETION_VECTORS")
         && node.config.get("deletion_vectors").and_then(serde_json::Value::as_bool) != Some(false)
-        && (strategy == Strategy::DeleteInsert || !(node.config.contains_key("merge_update_columns") || node.config.contains_key("merge_exclude_columns")))
+        && (strategy != Strategy::Merge || !(node.config.contains_key("merge_update_columns") || node.config.contains_key("merge_exclude_columns")))
 }
 
 /// Merges `plan`'s rows into `table` on `keys` (see the module docs); with
@@ -138,6 +145,7 @@ pub async fn merge(
         tracing::debug!(why, "merge through deltalake's MERGE");
         return Ok(None);
     }
+    anyhow::ensure!(strategy != Strategy::ReplaceWhere || (keys.is_empty() && filter.is_some()), "a replace-where merge takes a filter and no keys");
     let store = table.log_store().object_store(None);
     let url = table.table_url().clone();
     let arrow: Arc<ArrowSchema> = Arc::new(table.snapshot()?.schema().as_ref().try_into_arrow()?);
@@ -149,7 +157,8 @@ pub async fn merge(
     })
     .await?;
     let new_adds: Vec<Add> = new_files.into_iter().filter_map(|a| if let Action::Add(a) = a { Some(a) } else { None }).collect();
-    if rows == 0 {
+    // (A replace-where with no new rows still deletes.)
+    if rows == 0 && strategy != Strategy::ReplaceWhere {
         return Ok(Some(Merged { inserted: 0, updated: 0, version: table.version().map(|v| v as i64) }));
     }
     let discard = |why: &'static str| {
@@ -166,8 +175,8 @@ pub async fn merge(
 
     let written = started.elapsed();
     // 2. Their keys.
-    let mut source = KeySet::new(&arrow, keys)?;
-    for a in &new_adds {
+    let mut source = if strategy == Strategy::ReplaceWhere { KeySet::All } else { KeySet::new(&arrow, keys)? };
+    for a in new_adds.iter().filter(|_| strategy != Strategy::ReplaceWhere) {
         let path = Path::parse(&a.path)?;
         let mut duplicate = false;
         read_keys(&store, &path, a.size as u64, keys, None, None, |_, cols| {
@@ -222,27 +231,30 @@ pub async fn merge(
                 None => RoaringTreemap::new(),
             };
             let mut hits = RoaringTreemap::new();
-            let mut matched = vec![];
+            // Only a merge checks that no key matches twice.
+            let mut matched = (strategy == Strategy::Merge).then(Vec::new);
             read_keys(&store, &path, size, &columns, range, filter.as_deref(), |start, cols| {
                 let satisfied = match &filter {
                     Some(f) => Some(f.rows(&picked.iter().map(|i| cols[*i].clone()).collect::<Vec<_>>())?),
                     None => None,
                 };
-                source.matches(&cols[..n], start, &deleted, satisfied.as_ref(), &mut hits, &mut matched)
+                source.matches(&cols[..n], start, &deleted, satisfied.as_ref(), &mut hits, matched.as_mut())
             })
             .await?;
-            anyhow::Ok((!hits.is_empty()).then_some((i, hits | deleted, matched)))
+            let replaced = hits.len();
+            anyhow::Ok((!hits.is_empty()).then_some((i, hits | deleted, matched.unwrap_or_default(), replaced)))
         });
     }
-    // Per touched file: its position, its new vector (old and new deletions), the keys matched.
-    let mut found: Vec<(usize, RoaringTreemap, Vec<Vec<u8>>)> = vec![];
+    // Per touched file: its position, its new vector (old and new deletions),
+    // the keys matched (merge only), the rows it newly deletes.
+    let mut found: Vec<(usize, RoaringTreemap, Vec<Vec<u8>>, u64)> = vec![];
     while let Some(done) = tasks.join_next().await {
         found.extend(done.map_err(|e| anyhow::anyhow!("reading a data file's keys: {e}"))??);
     }
     found.sort_by_key(|(i, ..)| *i);
-    let positions = found.iter().map(|(_, _, m)| m.len()).sum::<usize>();
-    let distinct: FastSet<&[u8]> = found.iter().flat_map(|(_, _, m)| m.iter().map(Vec::as_slice)).collect();
-    if positions != distinct.len() && strategy == Strategy::Merge {
+    let positions = found.iter().map(|(.., replaced)| *replaced).sum::<u64>();
+    let distinct: FastSet<&[u8]> = found.iter().flat_map(|(_, _, m, _)| m.iter().map(Vec::as_slice)).collect();
+    if positions != distinct.len() as u64 && strategy == Strategy::Merge {
         return discard("a key of the new rows matches more than one row of the table").await;
     }
 
@@ -251,7 +263,7 @@ pub async fn merge(
     let mut actions = vec![];
     let uuid = uuid::Uuid::new_v4();
     let (mut vectors, mut at, mut with_vector) = (vec![1u8], 1usize, 0usize); // the file's format version
-    for (i, deleted, _) in &found {
+    for (i, deleted, ..) in &found {
         let f = &files[*i];
         actions.push(Action::Remove(f.remove_action(true)));
         if f.num_records().is_some_and(|n| deleted.len() >= n as u64) {
@@ -275,7 +287,7 @@ pub async fn merge(
         store.put(&Path::from(format!("deletion_vector_{uuid}.bin")), vectors.into()).await?;
     }
     // For delete+insert, "updated" is the rows deleted and every new row is inserted.
-    let updated = positions as u64;
+    let updated = positions;
     let inserted = if strategy == Strategy::Merge { rows - updated } else { rows };
     let files_added = new_adds.len();
     actions.extend(new_adds.into_iter().map(Action::Add));
@@ -288,17 +300,20 @@ pub async fn merge(
         "num_target_files_removed": found.len() - with_vector,
         "num_deletion_vectors_added": with_vector,
     });
-    let mut predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>().join(" AND ");
-    if let Some(f) = &filter {
-        predicate = format!("{predicate} AND {}", f.sql);
-    }
+    let mut predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>();
+    predicate.extend(filter.iter().map(|f| f.sql.clone()));
+    let predicate = predicate.join(" AND ");
     let all = |action: &str| vec![MergePredicate { action_type: action.into(), predicate: None }];
-    let operation = DeltaOperation::Merge {
-        predicate: None,
-        merge_predicate: Some(predicate),
-        matched_predicates: all(if strategy == Strategy::Merge { "update" } else { "delete" }),
-        not_matched_predicates: all("insert"),
-        not_matched_by_source_predicates: vec![],
+    let operation = match strategy {
+        // Delta's replaceWhere is recorded as a write with its predicate.
+        Strategy::ReplaceWhere => DeltaOperation::Write { mode: deltalake::protocol::SaveMode::Overwrite, partition_by: None, predicate: Some(predicate) },
+        _ => DeltaOperation::Merge {
+            predicate: None,
+            merge_predicate: Some(predicate),
+            matched_predicates: all(if strategy == Strategy::Merge { "update" } else { "delete" }),
+            not_matched_predicates: all("insert"),
+            not_matched_by_source_predicates: vec![],
+        },
     };
     let commit = CommitBuilder::from(CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]))
         .with_actions(actions)
@@ -358,6 +373,8 @@ fn has_deletion_vectors(table: &DeltaTable) -> bool {
 /// The key values of a set of rows: `i64` for one integer column, else
 /// arrow's row format.
 enum KeySet {
+    /// No keys: every row matches (as the filter allows).
+    All,
     Int(FastSet<i64>),
     /// The converter, the key columns' types (a file's columns are cast to them), the keys.
     Rows(RowConverter, Vec<DataType>, FastSet<Box<[u8]>>),
@@ -376,6 +393,7 @@ impl KeySet {
     fn insert_all(&mut self, cols: &[ArrayRef]) -> anyhow::Result<bool> {
         let mut dup = false;
         match self {
+            KeySet::All => {}
             KeySet::Int(set) => {
                 let a = cast(&cols[0], &DataType::Int64)?;
                 for v in a.as_primitive::<Int64Type>().iter().flatten() {
@@ -404,16 +422,25 @@ impl KeySet {
         deleted: &RoaringTreemap,
         satisfied: Option<&BooleanArray>,
         hits: &mut RoaringTreemap,
-        matched: &mut Vec<Vec<u8>>,
+        mut matched: Option<&mut Vec<Vec<u8>>>,
     ) -> anyhow::Result<()> {
         let kept = |i: usize| !deleted.contains(start + i as u64) && satisfied.is_none_or(|s| s.value(i));
+        let mut hit = |i: usize, key: &[u8]| {
+            hits.insert(start + i as u64);
+            if let Some(m) = matched.as_mut() {
+                m.push(key.to_vec());
+            }
+        };
         match self {
+            KeySet::All => {
+                let n = satisfied.context("matching every row needs a filter")?.len();
+                (0..n).filter(|i| kept(*i)).for_each(|i| hit(i, &[]));
+            }
             KeySet::Int(set) => {
                 let a = cast(&cols[0], &DataType::Int64)?;
                 for (i, v) in a.as_primitive::<Int64Type>().iter().enumerate() {
                     if let Some(v) = v.filter(|v| set.contains(v) && kept(i)) {
-                        hits.insert(start + i as u64);
-                        matched.push(v.to_le_bytes().to_vec());
+                        hit(i, &v.to_le_bytes());
                     }
                 }
             }
@@ -421,8 +448,7 @@ impl KeySet {
                 let rows = conv.convert_columns(&conform(cols, types)?)?;
                 for (i, r) in rows.iter().enumerate() {
                     if set.contains(r.as_ref()) && cols.iter().all(|c| c.is_valid(i)) && kept(i) {
-                        hits.insert(start + i as u64);
-                        matched.push(r.as_ref().to_vec());
+                        hit(i, r.as_ref());
                     }
                 }
             }
@@ -434,7 +460,7 @@ impl KeySet {
     fn int_range(&self) -> Option<(i64, i64)> {
         match self {
             KeySet::Int(set) => Some((*set.iter().min()?, *set.iter().max()?)),
-            KeySet::Rows(..) => None,
+            KeySet::All | KeySet::Rows(..) => None,
         }
     }
 }
@@ -715,14 +741,19 @@ mod tests {
         assert_eq!(set.int_range(), Some((1, 3)));
         let deleted: RoaringTreemap = [101u64].into_iter().collect();
         let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
-        set.matches(&col(vec![Some(3), Some(1), None, Some(2)]), 100, &deleted, None, &mut hits, &mut matched).unwrap();
+        set.matches(&col(vec![Some(3), Some(1), None, Some(2)]), 100, &deleted, None, &mut hits, Some(&mut matched)).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [100]);
         assert_eq!(matched, [3i64.to_le_bytes().to_vec()]);
         // Rows the incremental predicates leave out do not match.
         let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
         let satisfied = BooleanArray::from(vec![false, true, true]);
-        set.matches(&col(vec![Some(3), Some(1), Some(1)]), 0, &deleted, Some(&satisfied), &mut hits, &mut matched).unwrap();
+        set.matches(&col(vec![Some(3), Some(1), Some(1)]), 0, &deleted, Some(&satisfied), &mut hits, Some(&mut matched)).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [1, 2]);
+        // With no keys, every row the filter keeps matches (but deleted ones).
+        let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
+        KeySet::All.matches(&[], 100, &deleted, Some(&satisfied), &mut hits, Some(&mut matched)).unwrap();
+        assert_eq!(hits.iter().collect::<Vec<_>>(), [102]);
+        assert!(KeySet::All.matches(&[], 0, &deleted, None, &mut hits, None).is_err(), "no keys and no filter");
 
         let two = ArrowSchema::new(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)]);
         let mut set = KeySet::new(&two, &["a".into(), "b".into()]).unwrap();
@@ -736,14 +767,14 @@ mod tests {
             &RoaringTreemap::new(),
             None,
             &mut hits,
-            &mut matched,
+            Some(&mut matched),
         )
         .unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [0], "(NULL, 'x') matches nothing");
         // A file whose strings read as views matches the same keys.
         let viewed: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(vec![Some(1)])), Arc::new(datafusion::arrow::array::StringViewArray::from(vec![Some("x")]))];
         let (mut hits, mut matched) = (RoaringTreemap::new(), vec![]);
-        set.matches(&viewed, 7, &RoaringTreemap::new(), None, &mut hits, &mut matched).unwrap();
+        set.matches(&viewed, 7, &RoaringTreemap::new(), None, &mut hits, Some(&mut matched)).unwrap();
         assert_eq!(hits.iter().collect::<Vec<_>>(), [7]);
     }
 }

@@ -8,8 +8,9 @@
 //! A failed batch commits nothing, so the table stays at the version the
 //! previous batch left. The table keeps its columns (`on_schema_change:
 //! ignore`): new query columns are dropped, missing ones are NULL.
-//! `incremental_predicates` (which dbt-duckdb adds to the delete) are
-//! refused with an error rather than ignored.
+//! With `incremental_predicates` only the window's rows that satisfy them
+//! are replaced, as dbt-duckdb's `delete ... where window and (p)` does:
+//! by deletion vectors, or a rewrite of the table where those are off.
 
 use anyhow::Context as _;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -29,14 +30,6 @@ use crate::util::ident::quote_ident;
 /// is the batch's `is_incremental()`: false only for the first batch of a
 /// first run or a full refresh, which (re)creates the table.
 pub async fn write_batch(engine: &Engine, node: &Node, sql: &str, event_time: &str, batch: &Batch, incremental: bool) -> anyhow::Result<Materialized> {
-    if !super::predicates::of(node).is_empty() {
-        // dbt-duckdb keeps the window's rows that fail them; Delta's
-        // replaceWhere replaces the whole window, so dp would delete them.
-        anyhow::bail!(
-            "model {}: incremental_predicates are not applied to microbatch models by dp: a batch replaces every row of its window\n  hint: remove incremental_predicates, or use incremental_strategy='delete+insert' with a unique_key",
-            node.name
-        );
-    }
     let dir = engine.warehouse.table(&node.schema, &node.alias);
     if !incremental {
         let df = engine.ctx.sql(sql).await?;
@@ -63,6 +56,11 @@ pub async fn write_batch(engine: &Engine, node: &Node, sql: &str, event_time: &s
         })
         .collect();
     let df = df.select(exprs)?;
+    if let Some(p) =
+        super::predicates::requalify(&super::predicates::of(node), &node.alias, None, None).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))?
+    {
+        return super::delta::replace_where(engine, &dir, table, df, node, format!("({predicate}) AND {p}")).await;
+    }
     let t = table
         .write(vec![])
         .with_input_plan(df.into_unoptimized_plan())

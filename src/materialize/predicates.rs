@@ -13,7 +13,8 @@
 //! delete), `<model name>.col`, or `col`; a merge's may name the new rows
 //! as `DBT_INTERNAL_SOURCE.col`. The value is one string or a list of them,
 //! as dbt-duckdb takes it. `append` has no match and ignores them, as in
-//! dbt; microbatch models refuse them ([`super::microbatch`]).
+//! dbt; a microbatch batch replaces only its window's rows that satisfy
+//! them ([`super::microbatch`]).
 //!
 //! [`requalify`] rewrites those names for the writer at hand: a merge by
 //! deletion vectors evaluates them on the table's rows it reads and skips

@@ -1,9 +1,9 @@
 //! `incremental_predicates` restrict which of the table's rows a `merge` or
 //! `delete+insert` can match, as in dbt: the `predicates` fixture (merge
 //! with a predicate on the table and one over both sides, delete+insert on
-//! one key and on two, and a model with no strategy, which is delete+insert
-//! as in dbt-duckdb; a key repeated within one load) run three times over
-//! growing data equals the tables
+//! one key and on two, a model with no strategy, which is delete+insert as
+//! in dbt-duckdb, and a microbatch model; a key repeated within one load)
+//! run three times over growing data equals the tables
 //! dbt-duckdb 1.11 built (scripts/make_dbt_goldens.sh predicates), both by
 //! deletion vectors and by deltalake's MERGE and the rewrite
 //! (`DP_DELETION_VECTORS=off`); files whose statistics rule the predicates
@@ -14,6 +14,8 @@ use crate::common::*;
 use std::path::Path;
 
 const MODELS: [&str; 5] = ["merged", "merged_newer", "deleted_inserted", "deleted_inserted_pair", "defaulted"];
+/// "Now" for the microbatch model, as the goldens pin it.
+const NOW: &str = "2024-01-09T12:00:00";
 
 fn sorted_rows(text: &str) -> Vec<String> {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -44,9 +46,9 @@ fn incremental_predicates_match_dbt_duckdb_by_deletion_vectors_and_by_rewrite() 
         std::fs::create_dir_all(p.join("data")).unwrap();
         for step in 1..=3 {
             std::fs::copy(p.join(format!("steps/{step}/events.csv")), p.join("data/events.csv")).unwrap();
-            ok(&dp().current_dir(p).env("DP_DELETION_VECTORS", vectors).args(["run"]).output().unwrap());
+            ok(&dp().current_dir(p).env("DP_DELETION_VECTORS", vectors).env("DP_MICROBATCH_NOW", NOW).args(["run"]).output().unwrap());
             let golden = repo().join(format!("tests/fixtures/projects/predicates/golden/step{step}"));
-            for m in MODELS {
+            for m in MODELS.iter().chain(&["batched"]) {
                 let want = sorted_rows(&std::fs::read_to_string(golden.join(format!("{m}.csv"))).unwrap());
                 assert_eq!(table(p, m), want, "deletion vectors {vectors}, step {step}: main.{m} differs from dbt-duckdb's (golden/step{step}/{m}.csv)");
             }
@@ -133,19 +135,30 @@ fn predicates_the_writer_cannot_take_fail_naming_the_model_and_keep_the_table() 
     }
 }
 
-/// dbt-duckdb adds the predicates to a microbatch model's delete; a batch
-/// here replaces its whole window, so the model fails rather than delete
-/// rows dbt would keep.
+/// A microbatch batch whose query returns no rows still deletes the rows
+/// of its window that satisfy the predicates (dbt-duckdb's `delete ...
+/// where window and (p)` runs whatever the insert holds); the others stay.
 #[test]
-fn a_microbatch_model_refuses_incremental_predicates() {
-    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', incremental_predicates=['DBT_INTERNAL_DEST.id > 1']) }}\nselect 1 as id, cast('2024-01-01 10:00:00' as timestamp) as ts\n";
-    let dir = project(&[("dbt_project.yml", "name: p\nversion: '1'\nprofile: p\n"), ("models/m.sql", model)]);
-    let o = dp().current_dir(dir.path()).env("DP_MICROBATCH_NOW", "2024-01-02T12:00:00").args(["run"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("model m: incremental_predicates are not applied to microbatch models by dp: a batch replaces every row of its window\n  hint: remove incremental_predicates, or use incremental_strategy='delete+insert' with a unique_key"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!dir.path().join("warehouse/main/m/_delta_log").exists(), "a batch was written");
+fn an_empty_batch_deletes_only_the_rows_its_predicates_match() {
+    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', incremental_predicates=['id > 1']) }}
+select * from (select 1 as id, cast('2024-01-01 10:00:00' as timestamp) as ts union all select 2 as id, cast('2024-01-01 11:00:00' as timestamp) as ts) as t
+where {{ var('keep', 'true') }}
+";
+    for vectors in ["on", "off"] {
+        let dir = project(&[("dbt_project.yml", "name: p\nversion: '1'\nprofile: p\n"), ("models/m.sql", model)]);
+        let p = dir.path();
+        let dp_run = |args: &[&str]| {
+            dp().current_dir(p).env("DP_DELETION_VECTORS", vectors).env("DP_MICROBATCH_NOW", "2024-01-02T12:00:00").args(args).output().unwrap()
+        };
+        ok(&dp_run(&["run"]));
+        assert_eq!(table(p, "m"), ["id,ts", "1,2024-01-01 10:00:00", "2,2024-01-01 11:00:00"]);
+        let o = dp_run(&["run", "--vars", "{keep: 'false'}", "--event-time-start", "2024-01-01", "--event-time-end", "2024-01-02"]);
+        ok(&o);
+        assert_eq!(table(p, "m"), ["id,ts", "1,2024-01-01 10:00:00"], "deletion vectors {vectors}");
+        let info = last_commit(&p.join("warehouse/main/m")).into_iter().find_map(|a| a.get("commitInfo").cloned()).unwrap();
+        if vectors == "on" {
+            assert_eq!(info["operation"], "WRITE", "{info}");
+            assert!(info["operationParameters"]["predicate"].as_str().unwrap().ends_with("AND (id > 1)"), "{info}");
+        }
+    }
 }
