@@ -308,9 +308,13 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             }
             "sync_all_columns" => {
                 // Rewrite the table with the new shape: existing rows keep
-                // shared columns, new columns are NULL, removed ones go.
-                let kept = requalified(node, Some("c"), None)?;
-                return sync_all_columns(engine, dir, df, node, &existing, kept.as_deref()).await;
+                // shared columns, new columns are NULL, removed ones go
+                // (those the new rows replace, but for `append`).
+                let (keys, kept) = match default_strategy(node) {
+                    "append" => (vec![], None),
+                    _ => (unique_key(node), requalified(node, Some("c"), None)?),
+                };
+                return sync_all_columns(engine, dir, df, node, &existing, &keys, kept.as_deref()).await;
             }
             _ => {
                 // ignore: keep the table's columns; drop new ones, NULL for missing.
@@ -494,12 +498,14 @@ fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>) -> anyhow:
     super::predicates::requalify(&super::predicates::of(node), &node.alias, dest, source).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn sync_all_columns(
     engine: &Engine,
     dir: &TableLoc,
     df: DataFrame,
     node: &Node,
     existing: &SchemaRef,
+    keys: &[String],
     kept: Option<&str>,
 ) -> anyhow::Result<Materialized> {
     let new_schema = df.schema().as_arrow().clone();
@@ -515,7 +521,7 @@ async fn sync_all_columns(
         })
         .collect();
     let new_cols: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
-    let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, &unique_key(node), kept).await?;
+    let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, keys, kept).await?;
     m.message = "SYNC COLUMNS".into();
     Ok(m)
 }

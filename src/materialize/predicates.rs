@@ -105,7 +105,7 @@ pub fn requalify(predicates: &[String], model: &str, dest: Option<&str>, source:
         let (e, names_source) = rename(sql, model, dest, source)?;
         if names_source && source.is_none() {
             return Err(format!(
-                "incremental predicate {sql:?} names the new rows (DBT_INTERNAL_SOURCE), which this strategy cannot match on\n  hint: name only the table's columns (DBT_INTERNAL_DEST.col), or use incremental_strategy='merge'"
+                "incremental predicate {sql:?} names the new rows (DBT_INTERNAL_SOURCE), which this write cannot match on\n  hint: name only the table's columns (DBT_INTERNAL_DEST.col); only a merge (without on_schema_change='sync_all_columns') compares the new rows with the table's"
             ));
         }
         out.push(format!("({e})"));

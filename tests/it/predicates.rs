@@ -126,7 +126,7 @@ fn predicates_the_writer_cannot_take_fail_naming_the_model_and_keep_the_table() 
         "{err}"
     );
     assert!(
-        err.contains("error: model sourced: incremental predicate \"DBT_INTERNAL_SOURCE.day > 1\" names the new rows (DBT_INTERNAL_SOURCE), which this strategy cannot match on\n  hint: name only the table's columns (DBT_INTERNAL_DEST.col), or use incremental_strategy='merge'"),
+        err.contains("error: model sourced: incremental predicate \"DBT_INTERNAL_SOURCE.day > 1\" names the new rows (DBT_INTERNAL_SOURCE), which this write cannot match on\n  hint: name only the table's columns (DBT_INTERNAL_DEST.col); only a merge (without on_schema_change='sync_all_columns') compares the new rows with the table's"),
         "{err}"
     );
     for m in ["unknown", "sourced"] {
@@ -161,4 +161,30 @@ where {{ var('keep', 'true') }}
             assert!(info["operationParameters"]["predicate"].as_str().unwrap().ends_with("AND (id > 1)"), "{info}");
         }
     }
+}
+
+/// `on_schema_change='sync_all_columns'` reshapes the table, then applies
+/// the strategy as dbt does: `append` keeps every row (its unique_key and
+/// predicates play no part), `delete+insert` replaces only the matching
+/// rows its predicates allow. The rows are those dbt-duckdb 1.11 leaves
+/// for the same two models (run by hand: this case has no fixture).
+#[test]
+fn sync_all_columns_keeps_what_the_strategy_keeps() {
+    let model = |strategy: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', incremental_strategy='{strategy}', unique_key='id', on_schema_change='sync_all_columns', incremental_predicates=['day >= 2']) }}}}\n\
+             {{% if var('step') == 1 %}}select 1 as id, 1 as day, 'x' as old_col union all select 2 as id, 2 as day, 'x' as old_col\n\
+             {{% else %}}select 1 as id, 1 as day, 'y' as new_col union all select 2 as id, 2 as day, 'y' as new_col{{% endif %}}\n"
+        )
+    };
+    let dir = project(&[
+        ("dbt_project.yml", "name: p\nversion: '1'\nprofile: p\n"),
+        ("models/appended.sql", &model("append")),
+        ("models/replaced.sql", &model("delete+insert")),
+    ]);
+    let p = dir.path();
+    ok(&run(p, &["run", "--vars", "{step: 1}"]));
+    ok(&run(p, &["run", "--vars", "{step: 2}"]));
+    assert_eq!(table(p, "appended"), ["id,day,new_col", "1,1,", "1,1,y", "2,2,", "2,2,y"]);
+    assert_eq!(table(p, "replaced"), ["id,day,new_col", "1,1,", "1,1,y", "2,2,y"]);
 }
