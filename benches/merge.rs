@@ -10,7 +10,9 @@
 //! N); `--repeat R` (default 3); `--recent P` (the model gets `incremental_predicates` that
 //! let only the newest P % of the table's ids match, as a predicate on a recent date does: both
 //! merges then skip the older files by their statistics, and the older updates are inserted
-//! beside their rows); `--keep`. `DP_BIN` overrides the dp binary.
+//! beside their rows); `--exclude-amount` (`merge_exclude_columns=['amount']`: a matched row keeps
+//! its amount, which the merge by vectors takes from the table's row); `--keep`. `DP_BIN` overrides
+//! the dp binary.
 //!
 //! Each repeat rebuilds both tables (`--full-refresh`, not timed), then times one incremental
 //! `dp run` of each, alternating which goes first. The merge's source is computed from
@@ -29,17 +31,19 @@ struct Opts {
     new: Option<u64>,
     repeat: usize,
     recent: Option<u64>,
+    exclude_amount: bool,
     keep: bool,
 }
 
 fn parse_opts() -> Opts {
-    let mut o = Opts { rows: 9_500_000, every: 50, new: None, repeat: 3, recent: None, keep: false };
+    let mut o = Opts { rows: 9_500_000, every: 50, new: None, repeat: 3, recent: None, exclude_amount: false, keep: false };
     each_option(|k, val| match k {
         "--rows" => o.rows = val().parse().expect("--rows N"),
         "--every" => o.every = val().parse().expect("--every K"),
         "--new" => o.new = Some(val().parse().expect("--new M")),
         "--repeat" => o.repeat = val().parse().expect("--repeat R"),
         "--recent" => o.recent = Some(val().parse().expect("--recent P")),
+        "--exclude-amount" => o.exclude_amount = true,
         "--keep" => o.keep = true,
         s => eprintln!("merge bench: ignoring unknown argument {s}"),
     });
@@ -48,12 +52,15 @@ fn parse_opts() -> Opts {
 
 fn write_project(dir: &Path, o: &Opts) {
     let new = o.new.unwrap_or(o.rows / 100);
-    let predicates = match o.recent {
+    let mut extra = match o.recent {
         Some(p) => format!(", incremental_predicates=['DBT_INTERNAL_DEST.id >= {}']", o.rows - o.rows * p / 100),
         None => String::new(),
     };
+    if o.exclude_amount {
+        extra.push_str(", merge_exclude_columns=['amount']");
+    }
     let model = format!(
-        "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge'{predicates}) }}}}\n\
+        "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge'{extra}) }}}}\n\
          {{% if is_incremental() %}}\n\
          select id, 'b' as v, id * 3 as amount from (select value * {every} as id from range(0, {updated})) as t\n\
          union all\n\
@@ -89,6 +96,9 @@ fn main() {
     println!("dp merge benchmark: {} rows, every {}th updated, {} new", o.rows, o.every, o.new.unwrap_or(o.rows / 100));
     if let Some(p) = o.recent {
         println!("  incremental_predicates: only the newest {p} % of the table's ids match");
+    }
+    if o.exclude_amount {
+        println!("  merge_exclude_columns: amount (a matched row keeps it)");
     }
     println!("  dp binary : {}", dp.display());
     println!("  machine   : {} CPUs, load average {} at start", cpus(), loadavg());

@@ -355,19 +355,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 bail!("model {}: incremental_strategy 'merge' needs a unique_key\n  hint: add unique_key='id' (or a list) to the model's config", node.name);
             }
             let mut table = table;
-            // Predicates that name the new rows are a join condition only deltalake's MERGE can take.
-            let predicates = super::predicates::of(node);
-            if schema_mode.is_none()
-                && !super::predicates::names_source(&predicates)
-                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::Merge, requalified(node, None, None)?).await?
-            {
-                return Ok(m);
-            }
             let cols: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
-            let mut predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
-            if let Some(p) = requalified(node, Some("target"), Some("source"))? {
-                predicate = format!("{predicate} AND {p}");
-            }
             let update_cols: Vec<String> = match node.config.get("merge_update_columns") {
                 Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
                 _ => {
@@ -378,6 +366,24 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                     cols.iter().filter(|c| !excl.contains(c)).cloned().collect()
                 }
             };
+            // Predicates that name the new rows are a join condition only deltalake's MERGE can take.
+            let predicates = super::predicates::of(node);
+            if schema_mode.is_none() && !super::predicates::names_source(&predicates) {
+                // Columns a match keeps come from the table's row (see `kept_columns`).
+                let rows = match cols.iter().all(|c| update_cols.contains(c) || keys.contains(c)) {
+                    true => Some(df.clone()),
+                    false => kept_columns(engine, &table, &df, node, &keys, &update_cols).await?,
+                };
+                if let Some(rows) = rows
+                    && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &rows, &keys, node, Strategy::Merge, requalified(node, None, None)?).await?
+                {
+                    return Ok(m);
+                }
+            }
+            let mut predicate = keys.iter().map(|k| format!("target.{q} = source.{q}", q = quote_ident(k))).collect::<Vec<_>>().join(" AND ");
+            if let Some(p) = requalified(node, Some("target"), Some("source"))? {
+                predicate = format!("{predicate} AND {p}");
+            }
             let mut mb = table
                 .merge(df, predicate)
                 .with_source_alias("source")
@@ -444,7 +450,7 @@ async fn by_deletion_vectors(
     strategy: Strategy,
     filter: Option<String>,
 ) -> anyhow::Result<Option<Materialized>> {
-    if !super::dv_merge::wanted(node, strategy) {
+    if !super::dv_merge::wanted(node) {
         return Ok(None);
     }
     let filter = match filter {
@@ -470,6 +476,53 @@ async fn by_deletion_vectors(
         Strategy::DeleteInsert => Materialized { rows: Some(m.inserted), message: "DELETE+INSERT".into(), version: m.version },
         Strategy::ReplaceWhere => Materialized { rows: Some(m.inserted), message: "INSERT".into(), version: m.version },
     }))
+}
+
+/// A merge that updates only `update_cols` as rows a merge by deletion
+/// vectors can take: each new row whose key matches a row of the table
+/// (that satisfies the incremental predicates) takes that row's values of
+/// the other columns, the others stay as they are. Replacing the matched
+/// rows by these is then MERGE's update. `None` when an update column is
+/// not the table's (deltalake's MERGE reports it).
+async fn kept_columns(
+    engine: &Engine,
+    table: &DeltaTable,
+    new_rows: &DataFrame,
+    node: &Node,
+    keys: &[String],
+    update_cols: &[String],
+) -> anyhow::Result<Option<DataFrame>> {
+    let schema = table.snapshot()?.snapshot().arrow_schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    if update_cols.iter().any(|c| !names.contains(c)) || keys.iter().any(|k| !names.contains(k)) {
+        return Ok(None);
+    }
+    let kept: Vec<&String> = names.iter().filter(|c| !update_cols.contains(c) && !keys.contains(c)).collect();
+    let (new_tbl, cur_tbl) = (format!("__dp_new_{}", node.alias), format!("__dp_cur_{}", node.alias));
+    engine.ctx.register_table(&new_tbl, new_rows.clone().into_view())?;
+    engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
+    let select: Vec<String> = names
+        .iter()
+        .map(|c| match kept.contains(&c) {
+            true => format!("CASE WHEN t.\"__dp_matched\" THEN t.{q} ELSE s.{q} END AS {q}", q = quote_ident(c)),
+            false => format!("s.{q} AS {q}", q = quote_ident(c)),
+        })
+        .collect();
+    let inner: Vec<String> = keys.iter().chain(kept.iter().copied()).map(|c| quote_ident(c)).collect();
+    let on: Vec<String> = keys.iter().map(|k| format!("s.{q} = t.{q}", q = quote_ident(k))).collect();
+    let filter = requalified(node, None, None)?.map(|p| format!(" WHERE {p}")).unwrap_or_default();
+    let sql = format!(
+        "SELECT {} FROM {} s LEFT JOIN (SELECT {}, TRUE AS \"__dp_matched\" FROM {}{filter}) t ON {}",
+        select.join(", "),
+        quote_ident(&new_tbl),
+        inner.join(", "),
+        quote_ident(&cur_tbl),
+        on.join(" AND ")
+    );
+    let plan = engine.ctx.sql(&sql).await.map(|df| df.into_unoptimized_plan());
+    let _ = engine.ctx.deregister_table(&new_tbl);
+    let _ = engine.ctx.deregister_table(&cur_tbl);
+    Ok(Some(DataFrame::new(engine.ctx.state(), plan?)))
 }
 
 /// Replaces the table's rows that satisfy `filter` (unqualified SQL over

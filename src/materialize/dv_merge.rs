@@ -34,8 +34,11 @@
 //! instead of rewriting the table; the table conditions below apply to it
 //! too, and its fallback is that rewrite.
 //!
-//! - the model updates every column (no `merge_update_columns` or
-//!   `merge_exclude_columns`) and keeps its columns;
+//! - the new rows have the table's columns (no `on_schema_change` column
+//!   change). A merge with `merge_update_columns` or
+//!   `merge_exclude_columns` comes here with the other columns already
+//!   taken from the matching rows of the table
+//!   (`super::delta::kept_columns`), so replacing the rows is its update;
 //! - the table is unpartitioned, its files are its own (not a shallow
 //!   clone's), no column carries Delta metadata, and it has no table
 //!   features or properties but `timestampNtz` and deletion vectors;
@@ -121,10 +124,8 @@ pub enum Strategy {
 }
 
 /// Whether deletion vectors may be used for `node`'s table at all.
-pub fn wanted(node: &Node, strategy: Strategy) -> bool {
-    !crate::util::switched_off("DP_DELETION_VECTORS")
-        && node.config.get("deletion_vectors").and_then(serde_json::Value::as_bool) != Some(false)
-        && (strategy != Strategy::Merge || !(node.config.contains_key("merge_update_columns") || node.config.contains_key("merge_exclude_columns")))
+pub fn wanted(node: &Node) -> bool {
+    !crate::util::switched_off("DP_DELETION_VECTORS") && node.config.get("deletion_vectors").and_then(serde_json::Value::as_bool) != Some(false)
 }
 
 /// Merges `plan`'s rows into `table` on `keys` (see the module docs); with
