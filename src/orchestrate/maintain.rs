@@ -2,11 +2,13 @@
 //! small files (incremental and append tables), vacuum of files (and
 //! deletion vector files, see `materialize::dv_merge`) no longer
 //! referenced and older than the retention (time travel keeps working
-//! inside it), and a Delta checkpoint. deltalake's own operations do the
+//! inside it), including files no version ever named (a killed write's),
+//! and a Delta checkpoint. deltalake's own operations do the
 //! work; this module picks the tables and measures what was reclaimed.
 
 use std::time::Duration;
 
+use deltalake::operations::vacuum::VacuumMode;
 use object_store::ObjectStoreExt as _;
 
 use crate::storage::Warehouse;
@@ -76,8 +78,12 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
         table = t;
     }
     let retention = chrono::Duration::from_std(plan.retention).unwrap_or(chrono::Duration::days(7));
+    // Full mode: also the files no version names (a killed write's, which
+    // never reached the log), once older than the retention, so a write
+    // still in flight keeps its files.
     let (t, dry) = table
         .vacuum()
+        .with_mode(VacuumMode::Full)
         .with_retention_period(retention)
         .with_enforce_retention_duration(false)
         .with_dry_run(true)
@@ -105,7 +111,13 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     let t = if data_files == 0 {
         t
     } else {
-        t.vacuum().with_retention_period(retention).with_enforce_retention_duration(false).await.map_err(|e| format!("vacuuming {name}: {e}"))?.0
+        t.vacuum()
+            .with_mode(VacuumMode::Full)
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|e| format!("vacuuming {name}: {e}"))?
+            .0
     };
     deltalake::checkpoints::create_checkpoint(&t, None).await.map_err(|e| format!("checkpointing {name}: {e}"))?;
     report.checkpoint_version = t.version().map(|v| v as i64);

@@ -353,6 +353,31 @@ fn maintain_keeps_storage_bounded_and_time_travel_inside_retention() {
     );
 }
 
+/// A write killed before its commit leaves data files no version names:
+/// `dp maintain` deletes them once older than the retention (a write still
+/// in flight is younger), and the table's rows stay.
+#[test]
+fn maintain_deletes_the_files_of_a_write_that_never_committed() {
+    let d = project(&[("warehouse.toml", WH), ("models/t.sql", "{{ config(materialized='table') }}\nselect 1 as id union all select 2")]);
+    ok(&run(d.path(), &["run"]));
+    let t = d.path().join("warehouse/main/t");
+    let data = std::fs::read_dir(&t).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    // What a killed merge leaves: a data file and a vector file beside the table's.
+    std::fs::copy(&data, t.join("part-00000-0b5e3c2e-killed-c000.zstd.parquet")).unwrap();
+    std::fs::write(t.join("deletion_vector_0b5e3c2e-0000-0000-0000-000000000000.bin"), b"\x01").unwrap();
+    let o = run(d.path(), &["maintain", "-s", "t", "--retention", "1h"]);
+    ok(&o);
+    assert_eq!(parquet_files(&t), 2, "a file younger than the retention stays: {}", stderr(&o));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let o = run(d.path(), &["maintain", "-s", "t", "--retention", "0s", "--dry-run"]);
+    ok(&o);
+    assert!(stderr(&o).contains("vacuumed 2 files"), "{}", stderr(&o));
+    ok(&run(d.path(), &["maintain", "-s", "t", "--retention", "0s"]));
+    assert_eq!(parquet_files(&t), 1, "the orphan is gone");
+    assert!(!t.join("deletion_vector_0b5e3c2e-0000-0000-0000-000000000000.bin").exists());
+    assert_eq!(rows(d.path(), "select count(*) from main.t"), vec!["2"]);
+}
+
 /// On a target with [postgres], alert_history is also a PostgreSQL table.
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]
