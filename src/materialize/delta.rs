@@ -46,6 +46,11 @@ const DEFAULT_ZSTD_LEVEL: i32 = 1;
 /// The Parquet writer properties of a model's, seed's or snapshot's files:
 /// its `compression` (a codec) and `compression_level` (zstd 1–22, gzip
 /// 0–9). The loader has already rejected values outside those.
+/// The writer properties of a model with no compression config.
+pub(crate) fn default_writer_properties() -> WriterProperties {
+    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(DEFAULT_ZSTD_LEVEL).expect("a valid zstd level"))).build()
+}
+
 pub(crate) fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
     let comp = node.config_str("compression").unwrap_or(DEFAULT_COMPRESSION).to_ascii_lowercase();
     let level = node.config.get("compression_level").and_then(serde_json::Value::as_i64);
@@ -498,7 +503,7 @@ async fn kept_columns(
         return Ok(None);
     }
     let kept: Vec<&String> = names.iter().filter(|c| !update_cols.contains(c) && !keys.contains(c)).collect();
-    let (new_tbl, cur_tbl) = (format!("__dp_new_{}", node.alias), format!("__dp_cur_{}", node.alias));
+    let (new_tbl, cur_tbl) = (scratch_table(node, "new"), scratch_table(node, "cur"));
     engine.ctx.register_table(&new_tbl, new_rows.clone().into_view())?;
     engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
     let select: Vec<String> = names
@@ -523,6 +528,13 @@ async fn kept_columns(
     let _ = engine.ctx.deregister_table(&new_tbl);
     let _ = engine.ctx.deregister_table(&cur_tbl);
     Ok(Some(DataFrame::new(engine.ctx.state(), plan?)))
+}
+
+/// The name under which a write registers one of its inputs in the shared
+/// session while it plans: per relation (schema and alias), since models
+/// of the same name in two schemas may be written at the same time.
+fn scratch_table(node: &Node, role: &str) -> String {
+    format!("__dp_{role}_{}_{}", node.schema, node.alias)
 }
 
 /// Replaces the table's rows that satisfy `filter` (unqualified SQL over
@@ -595,8 +607,7 @@ async fn rewrite_keeping(
     keys: &[String],
     predicates: Option<&str>,
 ) -> anyhow::Result<Materialized> {
-    let new_tbl = format!("__dp_new_{}", node.alias);
-    let cur_tbl = format!("__dp_cur_{}", node.alias);
+    let (new_tbl, cur_tbl) = (scratch_table(node, "new"), scratch_table(node, "cur"));
     let current = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?.table_provider().await?;
     engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
     engine.ctx.register_table(&cur_tbl, current)?;

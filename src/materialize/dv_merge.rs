@@ -60,9 +60,10 @@
 //! false)` on the model (or `DP_DELETION_VECTORS=off`) keeps a table
 //! readable by Delta readers older than protocol 3 and merges it through
 //! deltalake. A full refresh replaces the files and their vectors.
-//! `dp maintain`'s compaction rewrites files without their deleted rows,
+//! `dp maintain` rewrites files without their deleted rows
+//! ([`super::purge`], and its compaction for small files),
 //! and its vacuum deletes the vector files no version within the retention
-//! reads ([`stale_vectors`]; deltalake's vacuum deletes only data files).
+//! reads ([`stale_vectors`]; deltalake's lite vacuum deletes only data files).
 //!
 //! A killed merge leaves the table at its previous version: the new files
 //! and the vector file are not in the log until the one commit.
@@ -259,6 +260,9 @@ pub async fn merge(
         return discard("a key of the new rows matches more than one row of the table").await;
     }
 
+    if found.is_empty() && new_adds.is_empty() {
+        return Ok(Some(Merged { inserted: 0, updated: 0, version: table.version().map(|v| v as i64) })); // nothing to commit
+    }
     let matched = started.elapsed();
     // 4. One vector file and one commit. A file left without rows is only removed.
     let mut actions = vec![];
@@ -605,7 +609,7 @@ pub fn absolute(dv: DeletionVectorDescriptor, table: &url::Url) -> anyhow::Resul
 }
 
 /// The rows a file's current deletion vector deletes.
-async fn read_vector(store: &Arc<dyn ObjectStore>, table: &url::Url, dv: &DeletionVectorDescriptor) -> anyhow::Result<RoaringTreemap> {
+pub(super) async fn read_vector(store: &Arc<dyn ObjectStore>, table: &url::Url, dv: &DeletionVectorDescriptor) -> anyhow::Result<RoaringTreemap> {
     let bitmap_of = |body: &[u8]| -> anyhow::Result<RoaringTreemap> {
         anyhow::ensure!(body.len() >= 4 && u32::from_le_bytes(body[..4].try_into()?) == PORTABLE_MAGIC, "not a RoaringBitmapArray");
         Ok(RoaringTreemap::deserialize_from(&body[4..])?)

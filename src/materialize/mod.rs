@@ -11,6 +11,7 @@ mod local_file;
 pub mod microbatch;
 mod parallel;
 pub mod predicates;
+pub mod purge;
 pub mod snapshot;
 pub mod statements;
 

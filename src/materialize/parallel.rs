@@ -300,21 +300,21 @@ impl PartWriter {
         })
     }
 
-    fn with_writer_properties(self, props: WriterProperties) -> PartWriter {
+    pub(super) fn with_writer_properties(self, props: WriterProperties) -> PartWriter {
         match self {
             PartWriter::Local(w) => PartWriter::Local(w.with_writer_properties(props)),
             PartWriter::Delta(w) => PartWriter::Delta(w.with_writer_properties(props)),
         }
     }
 
-    async fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+    pub(super) async fn write(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
         match self {
             PartWriter::Local(w) => w.write(batch),
             PartWriter::Delta(w) => Ok(w.write(batch).await?),
         }
     }
 
-    async fn flush(&mut self) -> anyhow::Result<Vec<Add>> {
+    pub(super) async fn flush(&mut self) -> anyhow::Result<Vec<Add>> {
         match self {
             PartWriter::Local(w) => w.flush(),
             PartWriter::Delta(w) => Ok(w.flush().await?),

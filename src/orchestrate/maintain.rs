@@ -3,7 +3,9 @@
 //! deletion vector files, see `materialize::dv_merge`) no longer
 //! referenced and older than the retention (time travel keeps working
 //! inside it), including files no version ever named (a killed write's),
-//! and a Delta checkpoint. deltalake's own operations do the
+//! and a Delta checkpoint. Before compacting, files whose deletion vectors
+//! delete a twentieth of their rows or more are rewritten without them
+//! (`materialize::purge`). deltalake's own operations do the
 //! work; this module picks the tables and measures what was reclaimed.
 
 use std::time::Duration;
@@ -27,6 +29,9 @@ pub struct MaintainPlan {
 /// What maintenance did to one table.
 #[derive(Debug, Clone, Default)]
 pub struct MaintainReport {
+    /// Files rewritten without the rows their deletion vectors delete, and those rows.
+    pub files_purged: usize,
+    pub rows_purged: u64,
     pub files_compacted: u64,
     pub files_written: u64,
     pub files_vacuumed: usize,
@@ -38,6 +43,9 @@ pub struct MaintainReport {
 impl std::fmt::Display for MaintainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![];
+        if self.files_purged > 0 {
+            parts.push(format!("purged {} deleted rows from {} files", self.rows_purged, self.files_purged));
+        }
         if self.files_compacted > 0 {
             parts.push(format!("compacted {} files into {}", self.files_compacted, self.files_written));
         }
@@ -71,6 +79,12 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     let open = || async { deltalake::open_table(loc.url.clone()).await.map_err(|e| format!("opening {name}: {e}")) };
     let mut report = MaintainReport::default();
     let mut table = open().await?;
+    if plan.compact {
+        // Deleted rows first: the files they leave may be small enough to compact.
+        let props = crate::materialize::delta::default_writer_properties();
+        let p = crate::materialize::purge::purge(&mut table, &props, plan.dry_run).await.map_err(|e| format!("purging {name}'s deleted rows: {e:#}"))?;
+        (report.files_purged, report.rows_purged) = (p.files, p.rows_dropped);
+    }
     if plan.compact && !plan.dry_run {
         let (t, m) = table.optimize().await.map_err(|e| format!("compacting {name}: {e}"))?;
         report.files_compacted = m.num_files_removed;

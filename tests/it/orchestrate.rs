@@ -378,6 +378,49 @@ fn maintain_deletes_the_files_of_a_write_that_never_committed() {
     assert_eq!(rows(d.path(), "select count(*) from main.t"), vec!["2"]);
 }
 
+/// A file whose deletion vector deletes a twentieth of its rows or more is
+/// rewritten without them, even a table's only file, which deltalake's
+/// compaction never rewrites; a file with fewer deleted rows keeps its vector.
+#[test]
+fn maintain_purges_the_rows_deletion_vectors_delete() {
+    // Every row on one day; a later run of that day with no rows deletes
+    // those its predicate matches (ids past `cut`), by a deletion vector.
+    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01', incremental_predicates=['id > ' ~ var('cut', 100)]) }}
+select value as id, cast('2024-01-01 10:00:00' as timestamp) as ts from range(1, 101) where {{ var('keep', 'true') }}
+";
+    let d = project(&[("warehouse.toml", WH), ("models/m.sql", model)]);
+    let p = d.path();
+    let dp_run = |vars: &str| {
+        let o = dp()
+            .current_dir(p)
+            .env("DP_MICROBATCH_NOW", "2024-01-02T12:00:00")
+            .args(["run", "--vars", vars, "--event-time-start", "2024-01-01", "--event-time-end", "2024-01-02"])
+            .output()
+            .unwrap();
+        ok(&o);
+    };
+    let t = p.join("warehouse/main/m");
+    let vectors = || std::fs::read_dir(&t).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("deletion_vector_")).count();
+    dp_run("{}");
+    dp_run("{keep: 'false', cut: 90}");
+    assert_eq!((parquet_files(&t), vectors()), (1, 1));
+    let o = run(p, &["maintain", "-s", "m", "--dry-run"]);
+    ok(&o);
+    assert!(stderr(&o).contains("purged 10 deleted rows from 1 files"), "{}", stderr(&o));
+    let o = run(p, &["maintain", "-s", "m", "--retention", "0s"]);
+    ok(&o);
+    assert!(stderr(&o).contains("purged 10 deleted rows from 1 files"), "{}", stderr(&o));
+    assert_eq!((parquet_files(&t), vectors()), (1, 0), "one file without the deleted rows, no vector");
+    assert_eq!(rows(p, "select count(*), max(id) from main.m"), vec!["90,90"]);
+    // 2 of 90 rows: under a twentieth, the vector stays.
+    dp_run("{keep: 'false', cut: 88}");
+    let o = run(p, &["maintain", "-s", "m", "--retention", "0s"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("purged"), "{}", stderr(&o));
+    assert_eq!(vectors(), 1);
+    assert_eq!(rows(p, "select count(*), max(id) from main.m"), vec!["88,88"]);
+}
+
 /// On a target with [postgres], alert_history is also a PostgreSQL table.
 #[test]
 #[ignore = "needs PostgreSQL: run by scripts/test.sh"]

@@ -1,0 +1,111 @@
+//! Purging deleted rows (`dp maintain`): each data file whose deletion
+//! vector deletes at least [`PURGE_SHARE`] of its rows is rewritten
+//! without them, as Delta's `REORG TABLE ... APPLY (PURGE)` does, and one
+//! commit (an OPTIMIZE, which changes no data) swaps the files.
+//!
+//! Merges by deletion vectors ([`super::dv_merge`]) leave the replaced rows
+//! in their files. deltalake's compaction rewrites only files smaller than
+//! its target size, and only in bins of two or more, so a large file (or a
+//! table's only file) would keep its deleted rows: readers would go on
+//! reading them, without Parquet predicate pushdown, which deltalake turns
+//! off for files with vectors.
+//!
+//! A file is read in row groups, its deleted positions filtered out, and
+//! the rest written by the writers of [`super::parallel`] (dp's local
+//! writer on local disk), with the table's schema. A merge committed in
+//! the meantime conflicts with the commit (both remove the same file), so
+//! no deletion is lost: the purge fails and the next one retries.
+
+use anyhow::Context as _;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::Schema as ArrowSchema;
+#[allow(deprecated)] // parquet 59's object_store reader: still the one that takes a store and a path
+use datafusion::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::file::properties::WriterProperties;
+use deltalake::DeltaTable;
+use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add};
+use deltalake::protocol::DeltaOperation;
+use futures::TryStreamExt as _;
+use std::sync::Arc;
+
+use super::parallel::PartWriter;
+
+/// The share of a file's rows its vector must delete for the file to be
+/// rewritten: a table merged into every day is not rewritten every day.
+pub const PURGE_SHARE: f64 = 0.05;
+
+/// What a purge did (or, in a dry run, would do).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub files: usize,
+    pub rows_dropped: u64,
+}
+
+/// Rewrites the files of `table` whose vectors delete at least
+/// [`PURGE_SHARE`] of their rows (see the module docs); with `dry_run`,
+/// only counts them. A table the parallel writers cannot write
+/// (partitions, properties, other features) is left alone.
+pub async fn purge(table: &mut DeltaTable, props: &WriterProperties, dry_run: bool) -> anyhow::Result<Purged> {
+    let state = table.snapshot()?.clone();
+    if super::parallel::plain_table(&state).is_err() {
+        return Ok(Purged::default());
+    }
+    let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
+    let due: Vec<_> = files
+        .iter()
+        .filter(|f| match (f.deletion_vector_descriptor(), f.num_records()) {
+            (Some(dv), Some(n)) if n > 0 => dv.cardinality as f64 >= PURGE_SHARE * n as f64,
+            _ => false,
+        })
+        .collect();
+    let purged = Purged { files: due.len(), rows_dropped: due.iter().filter_map(|f| f.deletion_vector_descriptor()).map(|dv| dv.cardinality as u64).sum() };
+    if dry_run || due.is_empty() {
+        return Ok(purged);
+    }
+    let store = table.log_store().object_store(None);
+    let url = table.table_url().clone();
+    let arrow: Arc<ArrowSchema> = Arc::new(state.schema().as_ref().try_into_arrow()?);
+    let mut actions = vec![];
+    let mut writer = PartWriter::new(&url, &arrow, || deltalake::writer::RecordBatchWriter::for_table(&*table))?.with_writer_properties(props.clone());
+    for f in &due {
+        let dv = f.deletion_vector_descriptor().expect("due files have vectors");
+        let deleted = super::dv_merge::read_vector(&store, &url, &dv).await.with_context(|| format!("reading the deletion vector of {}", f.path()))?;
+        let path = f.object_store_path();
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(f.size() as u64);
+        let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await.with_context(|| format!("reading {path}"))?.with_batch_size(65_536).build()?;
+        let mut at = 0u64;
+        while let Some(batch) = stream.try_next().await? {
+            let keep = BooleanArray::from_iter((0..batch.num_rows() as u64).map(|i| Some(!deleted.contains(at + i))));
+            at += batch.num_rows() as u64;
+            let batch = filter_record_batch(&batch, &keep)?;
+            if batch.num_rows() > 0 {
+                writer.write(conform(&batch, &arrow).with_context(|| format!("reading {path}"))?).await?;
+            }
+        }
+        actions.push(Action::Remove(f.remove_action(false)));
+    }
+    let adds: Vec<Add> = writer.flush().await?.into_iter().map(|a| Add { data_change: false, ..a }).collect();
+    actions.extend(adds.into_iter().map(Action::Add));
+    let operation = DeltaOperation::Optimize { predicate: Some("deletion vectors purged".into()), target_size: 0 };
+    let commit = CommitBuilder::from(CommitProperties::default()).with_actions(actions).build(Some(&state), table.log_store(), operation).await?;
+    table.state = Some(commit.snapshot);
+    Ok(purged)
+}
+
+/// `batch` with the table's column types (a file may hold strings as views,
+/// or timestamps with another zone annotation).
+fn conform(batch: &RecordBatch, schema: &Arc<ArrowSchema>) -> anyhow::Result<RecordBatch> {
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch.column_by_name(f.name()).with_context(|| format!("no column {}", f.name()))?;
+            Ok(if c.data_type() == f.data_type() { c.clone() } else { cast(c, f.data_type())? })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
