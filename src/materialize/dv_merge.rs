@@ -67,6 +67,13 @@
 //!
 //! A killed merge leaves the table at its previous version: the new files
 //! and the vector file are not in the log until the one commit.
+//!
+//! When another writer commits between the matching and the commit, the
+//! matching runs again on the newest version (the new rows' files stay),
+//! a few times: deltalake would rebase the commit, and over a compaction
+//! (whose removes carry no data change, which its conflict checker
+//! ignores) that would re-add files whose rows the compaction already
+//! copied ([`super::parallel::NO_REBASE`]).
 
 use anyhow::Context as _;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, BooleanArray, RecordBatch};
@@ -198,145 +205,170 @@ pub async fn merge(
             return discard("the table did not take the deletionVectors feature").await;
         }
     }
-    let state = table.snapshot()?.clone();
-
     let keyed = started.elapsed();
-    // 3. The rows they replace.
     let range = source.int_range();
-    let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
-    // Files whose statistics show no row satisfies the predicates.
-    let ruled_out: FastSet<String> = match &filter {
-        Some(f) => state.snapshot().log_data().iter().zip(f.files(state.snapshot())).filter(|(_, keep)| !keep).map(|(v, _)| v.path().into_owned()).collect(),
-        None => FastSet::default(),
-    };
     // The key columns, then the other columns the predicates read.
     let mut columns = keys.to_vec();
     columns.extend(filter.iter().flat_map(|f| f.columns()).filter(|c| !keys.contains(c)).cloned());
     let picked: Arc<Vec<usize>> = Arc::new(filter.iter().flat_map(|f| f.columns()).map(|c| columns.iter().position(|k| k == c).unwrap_or_default()).collect());
     let source = Arc::new(source);
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, f) in files.iter().enumerate() {
-        if let (Some((lo, hi)), [key]) = (range, keys)
-            && !log_range_overlaps(f.stats().as_deref(), key, lo, hi)
-        {
-            continue; // the log's statistics hold no key of the new rows: the file is not opened
-        }
-        if ruled_out.contains(f.path().as_ref()) {
-            continue;
-        }
-        let (store, source, columns, picked, filter, n) = (store.clone(), source.clone(), columns.clone(), picked.clone(), filter.clone(), keys.len());
-        let (path, size, old, url) = (f.object_store_path(), f.size() as u64, f.deletion_vector_descriptor(), url.clone());
-        tasks.spawn(async move {
-            // Rows the file's vector already deletes are not the table's: they match nothing.
-            let deleted = match old {
-                Some(dv) => read_vector(&store, &url, &dv).await.with_context(|| format!("reading the deletion vector of {path}"))?,
-                None => RoaringTreemap::new(),
-            };
-            let mut hits = RoaringTreemap::new();
-            // Only a merge checks that no key matches twice.
-            let mut matched = (strategy == Strategy::Merge).then(Vec::new);
-            read_keys(&store, &path, size, &columns, range, filter.as_deref(), |start, cols| {
-                let satisfied = match &filter {
-                    Some(f) => Some(f.rows(&picked.iter().map(|i| cols[*i].clone()).collect::<Vec<_>>())?),
-                    None => None,
+    // Steps 3 and 4 run again on the newest version when another writer
+    // commits in the meantime (see the commit below).
+    let mut attempt = 0;
+    loop {
+        let state = table.snapshot()?.clone();
+        // 3. The rows they replace.
+        let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
+        // Files whose statistics show no row satisfies the predicates.
+        let ruled_out: FastSet<String> = match &filter {
+            Some(f) => {
+                state.snapshot().log_data().iter().zip(f.files(state.snapshot())).filter(|(_, keep)| !keep).map(|(v, _)| v.path().into_owned()).collect()
+            }
+            None => FastSet::default(),
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, f) in files.iter().enumerate() {
+            if let (Some((lo, hi)), [key]) = (range, keys)
+                && !log_range_overlaps(f.stats().as_deref(), key, lo, hi)
+            {
+                continue; // the log's statistics hold no key of the new rows: the file is not opened
+            }
+            if ruled_out.contains(f.path().as_ref()) {
+                continue;
+            }
+            let (store, source, columns, picked, filter, n) = (store.clone(), source.clone(), columns.clone(), picked.clone(), filter.clone(), keys.len());
+            let (path, size, old, url) = (f.object_store_path(), f.size() as u64, f.deletion_vector_descriptor(), url.clone());
+            tasks.spawn(async move {
+                // Rows the file's vector already deletes are not the table's: they match nothing.
+                let deleted = match old {
+                    Some(dv) => read_vector(&store, &url, &dv).await.with_context(|| format!("reading the deletion vector of {path}"))?,
+                    None => RoaringTreemap::new(),
                 };
-                source.matches(&cols[..n], start, &deleted, satisfied.as_ref(), &mut hits, matched.as_mut())
-            })
-            .await?;
-            let replaced = hits.len();
-            anyhow::Ok((!hits.is_empty()).then_some((i, hits | deleted, matched.unwrap_or_default(), replaced)))
-        });
-    }
-    // Per touched file: its position, its new vector (old and new deletions),
-    // the keys matched (merge only), the rows it newly deletes.
-    let mut found: Vec<(usize, RoaringTreemap, Vec<Vec<u8>>, u64)> = vec![];
-    while let Some(done) = tasks.join_next().await {
-        found.extend(done.map_err(|e| anyhow::anyhow!("reading a data file's keys: {e}"))??);
-    }
-    found.sort_by_key(|(i, ..)| *i);
-    let positions = found.iter().map(|(.., replaced)| *replaced).sum::<u64>();
-    let distinct: FastSet<&[u8]> = found.iter().flat_map(|(_, _, m, _)| m.iter().map(Vec::as_slice)).collect();
-    if positions != distinct.len() as u64 && strategy == Strategy::Merge {
-        return discard("a key of the new rows matches more than one row of the table").await;
-    }
-
-    if found.is_empty() && new_adds.is_empty() {
-        return Ok(Some(Merged { inserted: 0, updated: 0, version: table.version().map(|v| v as i64) })); // nothing to commit
-    }
-    let matched = started.elapsed();
-    // 4. One vector file and one commit. A file left without rows is only removed.
-    let mut actions = vec![];
-    let uuid = uuid::Uuid::new_v4();
-    let (mut vectors, mut at, mut with_vector) = (vec![1u8], 1usize, 0usize); // the file's format version
-    for (i, deleted, ..) in &found {
-        let f = &files[*i];
-        actions.push(Action::Remove(f.remove_action(true)));
-        if f.num_records().is_some_and(|n| deleted.len() >= n as u64) {
-            continue;
+                let mut hits = RoaringTreemap::new();
+                // Only a merge checks that no key matches twice.
+                let mut matched = (strategy == Strategy::Merge).then(Vec::new);
+                read_keys(&store, &path, size, &columns, range, filter.as_deref(), |start, cols| {
+                    let satisfied = match &filter {
+                        Some(f) => Some(f.rows(&picked.iter().map(|i| cols[*i].clone()).collect::<Vec<_>>())?),
+                        None => None,
+                    };
+                    source.matches(&cols[..n], start, &deleted, satisfied.as_ref(), &mut hits, matched.as_mut())
+                })
+                .await?;
+                let replaced = hits.len();
+                anyhow::Ok((!hits.is_empty()).then_some((i, hits | deleted, matched.unwrap_or_default(), replaced)))
+            });
         }
-        let (offset, size) = append_vector(&mut vectors, &mut at, deleted)?;
-        #[allow(deprecated)] // the file's add action, with its new vector
-        let mut add = f.add_action();
-        add.data_change = true;
-        add.deletion_vector = Some(DeletionVectorDescriptor {
-            storage_type: StorageType::UuidRelativePath,
-            path_or_inline_dv: z85::encode(uuid.as_bytes()),
-            offset: Some(offset),
-            size_in_bytes: size,
-            cardinality: deleted.len() as i64,
+        // Per touched file: its position, its new vector (old and new deletions),
+        // the keys matched (merge only), the rows it newly deletes.
+        let mut found: Vec<(usize, RoaringTreemap, Vec<Vec<u8>>, u64)> = vec![];
+        while let Some(done) = tasks.join_next().await {
+            found.extend(done.map_err(|e| anyhow::anyhow!("reading a data file's keys: {e}"))??);
+        }
+        found.sort_by_key(|(i, ..)| *i);
+        let positions = found.iter().map(|(.., replaced)| *replaced).sum::<u64>();
+        let distinct: FastSet<&[u8]> = found.iter().flat_map(|(_, _, m, _)| m.iter().map(Vec::as_slice)).collect();
+        if positions != distinct.len() as u64 && strategy == Strategy::Merge {
+            return discard("a key of the new rows matches more than one row of the table").await;
+        }
+
+        if found.is_empty() && new_adds.is_empty() {
+            return Ok(Some(Merged { inserted: 0, updated: 0, version: table.version().map(|v| v as i64) })); // nothing to commit
+        }
+        let matched = started.elapsed();
+        // 4. One vector file and one commit. A file left without rows is only removed.
+        let mut actions = vec![];
+        let uuid = uuid::Uuid::new_v4();
+        let (mut vectors, mut at, mut with_vector) = (vec![1u8], 1usize, 0usize); // the file's format version
+        for (i, deleted, ..) in &found {
+            let f = &files[*i];
+            actions.push(Action::Remove(f.remove_action(true)));
+            if f.num_records().is_some_and(|n| deleted.len() >= n as u64) {
+                continue;
+            }
+            let (offset, size) = append_vector(&mut vectors, &mut at, deleted)?;
+            #[allow(deprecated)] // the file's add action, with its new vector
+            let mut add = f.add_action();
+            add.data_change = true;
+            add.deletion_vector = Some(DeletionVectorDescriptor {
+                storage_type: StorageType::UuidRelativePath,
+                path_or_inline_dv: z85::encode(uuid.as_bytes()),
+                offset: Some(offset),
+                size_in_bytes: size,
+                cardinality: deleted.len() as i64,
+            });
+            actions.push(Action::Add(add));
+            with_vector += 1;
+        }
+        let vector_file = Path::from(format!("deletion_vector_{uuid}.bin"));
+        if with_vector > 0 {
+            store.put(&vector_file, vectors.into()).await?;
+        }
+        // For delete+insert, "updated" is the rows deleted and every new row is inserted.
+        let updated = positions;
+        let inserted = if strategy == Strategy::Merge { rows - updated } else { rows };
+        let files_added = new_adds.len();
+        actions.extend(new_adds.iter().cloned().map(Action::Add));
+        let metrics = serde_json::json!({
+            "num_source_rows": rows,
+            "num_target_rows_inserted": inserted,
+            "num_target_rows_updated": updated,
+            "num_target_rows_deleted": 0,
+            "num_target_files_added": files_added,
+            "num_target_files_removed": found.len() - with_vector,
+            "num_deletion_vectors_added": with_vector,
         });
-        actions.push(Action::Add(add));
-        with_vector += 1;
-    }
-    if with_vector > 0 {
-        store.put(&Path::from(format!("deletion_vector_{uuid}.bin")), vectors.into()).await?;
-    }
-    // For delete+insert, "updated" is the rows deleted and every new row is inserted.
-    let updated = positions;
-    let inserted = if strategy == Strategy::Merge { rows - updated } else { rows };
-    let files_added = new_adds.len();
-    actions.extend(new_adds.into_iter().map(Action::Add));
-    let metrics = serde_json::json!({
-        "num_source_rows": rows,
-        "num_target_rows_inserted": inserted,
-        "num_target_rows_updated": updated,
-        "num_target_rows_deleted": 0,
-        "num_target_files_added": files_added,
-        "num_target_files_removed": found.len() - with_vector,
-        "num_deletion_vectors_added": with_vector,
-    });
-    let mut predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>();
-    predicate.extend(filter.iter().map(|f| f.sql.clone()));
-    let predicate = predicate.join(" AND ");
-    let all = |action: &str| vec![MergePredicate { action_type: action.into(), predicate: None }];
-    let operation = match strategy {
-        // Delta's replaceWhere is recorded as a write with its predicate.
-        Strategy::ReplaceWhere => DeltaOperation::Write { mode: deltalake::protocol::SaveMode::Overwrite, partition_by: None, predicate: Some(predicate) },
-        _ => DeltaOperation::Merge {
-            predicate: None,
-            merge_predicate: Some(predicate),
-            matched_predicates: all(if strategy == Strategy::Merge { "update" } else { "delete" }),
-            not_matched_predicates: all("insert"),
-            not_matched_by_source_predicates: vec![],
-        },
-    };
-    let commit = CommitBuilder::from(CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]))
+        let mut predicate = keys.iter().map(|k| format!("target.{k} = source.{k}", k = crate::util::ident::quote_ident(k))).collect::<Vec<_>>();
+        predicate.extend(filter.iter().map(|f| f.sql.clone()));
+        let predicate = predicate.join(" AND ");
+        let all = |action: &str| vec![MergePredicate { action_type: action.into(), predicate: None }];
+        let operation = match strategy {
+            // Delta's replaceWhere is recorded as a write with its predicate.
+            Strategy::ReplaceWhere => DeltaOperation::Write { mode: deltalake::protocol::SaveMode::Overwrite, partition_by: None, predicate: Some(predicate) },
+            _ => DeltaOperation::Merge {
+                predicate: None,
+                merge_predicate: Some(predicate),
+                matched_predicates: all(if strategy == Strategy::Merge { "update" } else { "delete" }),
+                not_matched_predicates: all("insert"),
+                not_matched_by_source_predicates: vec![],
+            },
+        };
+        // Not rebased by deltalake over a commit made since `state`
+        // (`parallel::NO_REBASE`): the rows are matched again on the newest
+        // version instead, a few times.
+        let committed = CommitBuilder::from(
+            CommitProperties::default().with_metadata([("operationMetrics".to_string(), metrics)]).with_max_retries(super::parallel::NO_REBASE),
+        )
         .with_actions(actions)
         .build(Some(&state), table.log_store(), operation)
-        .await?;
-    table.state = Some(commit.snapshot);
-    tracing::debug!(
-        rows,
-        updated,
-        files = files.len(),
-        vectors = with_vector,
-        write_ms = written.as_millis() as u64,
-        keys_ms = (keyed - written).as_millis() as u64,
-        match_ms = (matched - keyed).as_millis() as u64,
-        commit_ms = (started.elapsed() - matched).as_millis() as u64,
-        "merged by deletion vectors"
-    );
-    Ok(Some(Merged { inserted, updated, version: table.version().map(|v| v as i64) }))
+        .await;
+        let commit = match committed {
+            Ok(c) => c,
+            Err(e) if attempt < super::parallel::CONFLICT_ATTEMPTS && super::parallel::lost_race(&e) => {
+                attempt += 1;
+                tracing::debug!(attempt, "another writer committed meanwhile: matching again on the newest version");
+                if with_vector > 0 {
+                    let _ = store.delete(&vector_file).await;
+                }
+                table.update_state().await?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        table.state = Some(commit.snapshot);
+        tracing::debug!(
+            rows,
+            updated,
+            files = files.len(),
+            vectors = with_vector,
+            write_ms = written.as_millis() as u64,
+            keys_ms = (keyed - written).as_millis() as u64,
+            match_ms = (matched - keyed).as_millis() as u64,
+            commit_ms = (started.elapsed() - matched).as_millis() as u64,
+            "merged by deletion vectors"
+        );
+        return Ok(Some(Merged { inserted, updated, version: table.version().map(|v| v as i64) }));
+    }
 }
 
 /// Why the table or the plan rules a merge by deletion vectors out.

@@ -142,18 +142,51 @@ pub async fn overwrite(
     // The file schema deltalake's writer would use: the table's, as Arrow.
     let arrow: Arc<ArrowSchema> = Arc::new(state.schema().as_ref().try_into_arrow()?);
     let url = table.table_url().clone();
-    let (mut adds, rows) = write_partitions(engine, plan, props, || PartWriter::new(&url, &arrow, || RecordBatchWriter::for_table(&*table))).await?;
-    let removes: Vec<Action> =
-        state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
-    let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
-    let mut actions = removes;
-    actions.append(&mut adds);
-    let commit = CommitBuilder::from(CommitProperties::default().with_metadata([metrics]))
-        .with_actions(actions)
-        .build(Some(state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
-        .await?;
-    table.state = Some(commit.snapshot);
-    Ok(Some(rows))
+    let (adds, rows) = write_partitions(engine, plan, props, || PartWriter::new(&url, &arrow, || RecordBatchWriter::for_table(&*table))).await?;
+    // Not rebased by deltalake (see `NO_REBASE`): after another writer's
+    // commit, this one removes the newest version's files instead.
+    let mut attempt = 0;
+    loop {
+        let state = table.snapshot()?.clone();
+        if eligible(table, partition_by).is_err() || &plan_schema != state.schema().as_ref() {
+            // Another writer changed the table's shape meanwhile.
+            return Err(deltalake::DeltaTableError::Transaction { source: TransactionError::VersionAlreadyExists(state.version()) }.into());
+        }
+        let removes: Vec<Action> =
+            state.snapshot().file_views(table.log_store().as_ref(), None).map_ok(|f| Action::Remove(f.remove_action(true))).try_collect().await?;
+        let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
+        let mut actions = removes;
+        actions.extend(adds.iter().cloned());
+        let committed = CommitBuilder::from(CommitProperties::default().with_metadata([metrics]).with_max_retries(NO_REBASE))
+            .with_actions(actions)
+            .build(Some(&state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
+            .await;
+        match committed {
+            Ok(commit) => {
+                table.state = Some(commit.snapshot);
+                return Ok(Some(rows));
+            }
+            Err(e) if attempt < CONFLICT_ATTEMPTS && lost_race(&e) => {
+                attempt += 1;
+                table.update_state().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How many times a write that lost a commit race is made again on the
+/// newest version (see [`NO_REBASE`]).
+pub(super) const CONFLICT_ATTEMPTS: usize = 5;
+
+/// Whether a commit failed because another writer committed first.
+pub(super) fn lost_race(e: &deltalake::DeltaTableError) -> bool {
+    matches!(
+        e,
+        deltalake::DeltaTableError::Transaction {
+            source: TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)
+        }
+    )
 }
 
 /// Creates the table at `loc` with `plan`'s rows, one Parquet writer per
@@ -278,6 +311,16 @@ pub(super) async fn write_partitions(
     }
     Ok((adds, rows))
 }
+
+/// deltalake's retries for a commit that removes the files it read: none.
+/// deltalake rebases a commit over a concurrent one its conflict checker
+/// lets pass, and the checker ignores removes without data change: a
+/// compaction (`dp maintain`) committed meanwhile would replace files this
+/// commit removes by new ones it does not, and their rows would come back
+/// beside the new ones (an overwrite's, or a merge's re-added files). So
+/// such a commit is made again by dp on the newest version, its removes
+/// (and a merge's matching) computed anew, [`CONFLICT_ATTEMPTS`] times.
+pub(super) const NO_REBASE: usize = 0;
 
 /// The writer of one file: dp's own ([`LocalFile`]) for a table on local
 /// disk, deltalake's elsewhere.
