@@ -11,10 +11,11 @@
 //! off for files with vectors.
 //!
 //! A file is read in row groups, its deleted positions filtered out, and
-//! the rest written by the writers of [`super::parallel`] (dp's local
-//! writer on local disk), with the table's schema. A merge committed in
-//! the meantime conflicts with the commit (both remove the same file), so
-//! no deletion is lost: the purge fails and the next one retries.
+//! the rest written by a writer of [`super::parallel`] (dp's local writer
+//! on local disk) with the table's schema; as many files at a time as
+//! there are cores. A merge committed in the meantime conflicts with the
+//! commit (both remove the same file), so no deletion is lost: the purge
+//! fails and the next one retries.
 
 use anyhow::Context as _;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
@@ -68,32 +69,55 @@ pub async fn purge(table: &mut DeltaTable, props: &WriterProperties, dry_run: bo
     let store = table.log_store().object_store(None);
     let url = table.table_url().clone();
     let arrow: Arc<ArrowSchema> = Arc::new(state.schema().as_ref().try_into_arrow()?);
-    let mut actions = vec![];
-    let mut writer = PartWriter::new(&url, &arrow, || deltalake::writer::RecordBatchWriter::for_table(&*table))?.with_writer_properties(props.clone());
+    // One writer per file, as many files at a time as there are cores.
+    let permits = Arc::new(tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    let mut tasks = tokio::task::JoinSet::new();
     for f in &due {
+        let writer = PartWriter::new(&url, &arrow, || deltalake::writer::RecordBatchWriter::for_table(&*table))?.with_writer_properties(props.clone());
         let dv = f.deletion_vector_descriptor().expect("due files have vectors");
-        let deleted = super::dv_merge::read_vector(&store, &url, &dv).await.with_context(|| format!("reading the deletion vector of {}", f.path()))?;
-        let path = f.object_store_path();
-        #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(f.size() as u64);
-        let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await.with_context(|| format!("reading {path}"))?.with_batch_size(65_536).build()?;
-        let mut at = 0u64;
-        while let Some(batch) = stream.try_next().await? {
-            let keep = BooleanArray::from_iter((0..batch.num_rows() as u64).map(|i| Some(!deleted.contains(at + i))));
-            at += batch.num_rows() as u64;
-            let batch = filter_record_batch(&batch, &keep)?;
-            if batch.num_rows() > 0 {
-                writer.write(conform(&batch, &arrow).with_context(|| format!("reading {path}"))?).await?;
-            }
-        }
-        actions.push(Action::Remove(f.remove_action(false)));
+        let (store, url, arrow, permits) = (store.clone(), url.clone(), arrow.clone(), permits.clone());
+        let (path, size) = (f.object_store_path(), f.size() as u64);
+        tasks.spawn(async move {
+            let _permit = permits.acquire().await?;
+            rewrite(writer, &store, &url, &dv, &path, size, &arrow).await.with_context(|| format!("rewriting {path}"))
+        });
     }
-    let adds: Vec<Add> = writer.flush().await?.into_iter().map(|a| Add { data_change: false, ..a }).collect();
-    actions.extend(adds.into_iter().map(Action::Add));
+    let mut actions: Vec<Action> = due.iter().map(|f| Action::Remove(f.remove_action(false))).collect();
+    while let Some(done) = tasks.join_next().await {
+        let adds = done.map_err(|e| anyhow::anyhow!("a purge task failed: {e}"))??;
+        actions.extend(adds.into_iter().map(|a| Action::Add(Add { data_change: false, ..a })));
+    }
     let operation = DeltaOperation::Optimize { predicate: Some("deletion vectors purged".into()), target_size: 0 };
     let commit = CommitBuilder::from(CommitProperties::default()).with_actions(actions).build(Some(&state), table.log_store(), operation).await?;
     table.state = Some(commit.snapshot);
     Ok(purged)
+}
+
+/// The rows of the file at `path` that its vector `dv` does not delete,
+/// written by `writer`; the files it wrote.
+async fn rewrite(
+    mut writer: PartWriter,
+    store: &Arc<dyn object_store::ObjectStore>,
+    url: &url::Url,
+    dv: &deltalake::kernel::DeletionVectorDescriptor,
+    path: &object_store::path::Path,
+    size: u64,
+    arrow: &Arc<ArrowSchema>,
+) -> anyhow::Result<Vec<Add>> {
+    let deleted = super::dv_merge::read_vector(store, url, dv).await.context("reading its deletion vector")?;
+    #[allow(deprecated)]
+    let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size);
+    let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(65_536).build()?;
+    let mut at = 0u64;
+    while let Some(batch) = stream.try_next().await? {
+        let keep = BooleanArray::from_iter((0..batch.num_rows() as u64).map(|i| Some(!deleted.contains(at + i))));
+        at += batch.num_rows() as u64;
+        let batch = filter_record_batch(&batch, &keep)?;
+        if batch.num_rows() > 0 {
+            writer.write(conform(&batch, arrow)?).await?;
+        }
+    }
+    writer.flush().await
 }
 
 /// `batch` with the table's column types (a file may hold strings as views,
