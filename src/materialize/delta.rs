@@ -46,6 +46,14 @@ const DEFAULT_ZSTD_LEVEL: i32 = 1;
 /// The Parquet writer properties of a model's, seed's or snapshot's files:
 /// its `compression` (a codec) and `compression_level` (zstd 1–22, gzip
 /// 0–9). The loader has already rejected values outside those.
+/// Commit properties for deltalake's operations that remove the files they
+/// read (its overwrite and MERGE): a lost commit race fails the write
+/// rather than being rebased over a concurrent compaction, which would
+/// keep rows twice ([`super::parallel::NO_REBASE`]).
+pub(super) fn no_rebase() -> deltalake::kernel::transaction::CommitProperties {
+    deltalake::kernel::transaction::CommitProperties::default().with_max_retries(super::parallel::NO_REBASE)
+}
+
 /// The writer properties of a model with no compression config.
 pub(crate) fn default_writer_properties() -> WriterProperties {
     WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(DEFAULT_ZSTD_LEVEL).expect("a valid zstd level"))).build()
@@ -154,6 +162,7 @@ pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node:
         .with_session_state(Arc::new(engine.ctx.state()))
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(SchemaMode::Overwrite)
+        .with_commit_properties(no_rebase())
         .with_writer_properties(writer_properties(node)?)
         .with_table_name(node.alias.clone());
     if !parts.is_empty() {
@@ -395,6 +404,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 .with_target_alias("target")
                 .with_session_state(Arc::new(engine.ctx.state()))
                 .with_writer_properties(writer_properties(node)?)
+                .with_commit_properties(no_rebase())
                 .with_merge_schema(schema_mode.is_some());
             let uc = update_cols.clone();
             mb = mb.when_matched_update(move |mut u| {

@@ -363,6 +363,7 @@ async fn merge(engine: &Engine, node: &Node, plan: &Plan<'_>, loc: &crate::stora
             .with_source_alias("source")
             .with_target_alias("target")
             .with_session_state(Arc::new(engine.ctx.state()))
+            .with_commit_properties(super::delta::no_rebase())
             .with_merge_schema(plan.source_cols.iter().any(|col| !target_cols.contains(col)))
             .when_matched_update(|u| u.update(to, "source.__dp_valid_to"))?
             .when_not_matched_insert(|mut i| {
