@@ -333,6 +333,7 @@ pub async fn merge(
                 not_matched_by_source_predicates: vec![],
             },
         };
+        super::parallel::pause_before_commit().await;
         // Not rebased by deltalake over a commit made since `state`
         // (`parallel::NO_REBASE`): the rows are matched again on the newest
         // version instead, a few times.
@@ -346,7 +347,7 @@ pub async fn merge(
             Ok(c) => c,
             Err(e) if attempt < super::parallel::CONFLICT_ATTEMPTS && super::parallel::lost_race(&e) => {
                 attempt += 1;
-                tracing::debug!(attempt, "another writer committed meanwhile: matching again on the newest version");
+                tracing::debug!(attempt, error = %e, "another writer committed meanwhile: matching again on the newest version");
                 if with_vector > 0 {
                     let _ = store.delete(&vector_file).await;
                 }

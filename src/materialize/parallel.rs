@@ -157,6 +157,7 @@ pub async fn overwrite(
         let metrics = commit_metrics(adds.len(), removes.len(), rows, started);
         let mut actions = removes;
         actions.extend(adds.iter().cloned());
+        pause_before_commit().await;
         let committed = CommitBuilder::from(CommitProperties::default().with_metadata([metrics]).with_max_retries(NO_REBASE))
             .with_actions(actions)
             .build(Some(&state), table.log_store(), DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None })
@@ -168,10 +169,28 @@ pub async fn overwrite(
             }
             Err(e) if attempt < CONFLICT_ATTEMPTS && lost_race(&e) => {
                 attempt += 1;
+                tracing::debug!(attempt, error = %e, "another writer committed meanwhile: replacing the newest version's files");
                 table.update_state().await?;
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// In debug builds, with `DP_TEST_PAUSE_COMMIT=<dir>`: writes `<dir>/paused`
+/// and waits (up to 30 s) for `<dir>/go` before committing, so a test can
+/// commit to the table in between (`tests/it/orchestrate.rs`).
+pub(super) async fn pause_before_commit() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(dir) = std::env::var_os("DP_TEST_PAUSE_COMMIT").map(std::path::PathBuf::from) else { return };
+    let _ = std::fs::write(dir.join("paused"), b"");
+    for _ in 0..3000 {
+        if dir.join("go").exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 
