@@ -421,80 +421,66 @@ select value as id, cast('2024-01-01 10:00:00' as timestamp) as ts from range(1,
     assert_eq!(rows(p, "select count(*), max(id) from main.m"), vec!["88,88"]);
 }
 
-/// A compaction committed while a merge by deletion vectors matches its
-/// rows: the merge's commit is not rebased over it (that would re-add the
-/// compacted file beside its copy, rows twice) but matched again on the
-/// newest version. The merge pauses before its commit (a debug-build hook).
-#[test]
-fn a_merge_that_loses_a_race_to_a_compaction_matches_again() {
+/// Runs `dp <args>` in `p` paused before its commit (a debug-build hook),
+/// meanwhile compacts model `m`'s two files into one with `dp maintain`,
+/// then lets the write commit; its output (with materialize's debug log).
+fn race_with_a_compaction(p: &Path, args: &[&str]) -> std::process::Output {
+    let hold = tempfile::tempdir().unwrap();
+    let write = dp()
+        .current_dir(p)
+        .env("DP_TEST_PAUSE_COMMIT", hold.path())
+        .env("DP_LOG", "dp::materialize=debug")
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !hold.path().join("paused").exists() {
+        assert!(waited.elapsed().as_secs() < 60, "the write never reached its commit");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = run(p, &["maintain", "-s", "m"]);
+    ok(&o);
+    assert!(stderr(&o).contains("compacted 2 files into 1"), "{}", stderr(&o));
+    std::fs::write(hold.path().join("go"), b"").unwrap();
+    let o = write.wait_with_output().unwrap();
+    ok(&o);
+    o
+}
+
+/// An incremental model `m` (ids `from`..`to`, with `v`) built in two runs: two files.
+fn two_files() -> tempfile::TempDir {
     let model = "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge') }}
 select value as id, '{{ var('v', 'a') }}' as v from range({{ var('from', 1) }}, {{ var('to', 101) }})
 ";
     let d = project(&[("warehouse.toml", WH), ("models/m.sql", model)]);
-    let p = d.path();
-    ok(&run(p, &["run"]));
-    ok(&run(p, &["run", "--vars", "{from: 101, to: 111}"]));
-    assert_eq!(parquet_files(&p.join("warehouse/main/m")), 2);
-    let hold = tempfile::tempdir().unwrap();
-    let merge = dp()
-        .current_dir(p)
-        .env("DP_TEST_PAUSE_COMMIT", hold.path())
-        .env("DP_LOG", "dp::materialize=debug")
-        .args(["run", "--vars", "{from: 5, to: 6, v: b}"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waited = std::time::Instant::now();
-    while !hold.path().join("paused").exists() {
-        assert!(waited.elapsed().as_secs() < 60, "the merge never reached its commit");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // The two files become one while the merge waits.
-    let o = run(p, &["maintain", "-s", "m"]);
-    ok(&o);
-    assert!(stderr(&o).contains("compacted 2 files into 1"), "{}", stderr(&o));
-    std::fs::write(hold.path().join("go"), b"").unwrap();
-    let o = merge.wait_with_output().unwrap();
-    ok(&o);
+    ok(&run(d.path(), &["run"]));
+    ok(&run(d.path(), &["run", "--vars", "{from: 101, to: 111}"]));
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/m")), 2);
+    d
+}
+
+/// A compaction committed while a merge by deletion vectors matches its
+/// rows: deltalake refuses the merge's commit, and the merge matches its
+/// rows again on the newest version (before, the run failed).
+#[test]
+fn a_merge_that_loses_a_race_to_a_compaction_matches_again() {
+    let d = two_files();
+    let o = race_with_a_compaction(d.path(), &["run", "--vars", "{from: 5, to: 6, v: b}"]);
     assert!(stderr(&o).contains("another writer committed meanwhile: matching again on the newest version"), "{}", stderr(&o));
-    assert_eq!(rows(p, "select count(*), count(distinct id), sum(case when v = 'b' then 1 else 0 end) from main.m"), vec!["110,110,1"]);
+    assert_eq!(rows(d.path(), "select count(*), count(distinct id), sum(case when v = 'b' then 1 else 0 end) from main.m"), vec!["110,110,1"]);
 }
 
 /// The same race for a rebuild (`--full-refresh`, the parallel overwrite):
-/// rebased, its commit would remove the two files it read and leave the
-/// compacted copy of their rows beside its own; it removes the newest
-/// version's files instead.
+/// rebased by deltalake, its commit removed the two files it read and left
+/// the compacted copy of their rows beside its own (220 rows); it removes
+/// the newest version's files instead.
 #[test]
 fn a_rebuild_that_loses_a_race_to_a_compaction_replaces_the_newest_files() {
-    let model = "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge') }}
-select value as id from range({{ var('from', 1) }}, {{ var('to', 101) }})
-";
-    let d = project(&[("warehouse.toml", WH), ("models/m.sql", model)]);
-    let p = d.path();
-    ok(&run(p, &["run"]));
-    ok(&run(p, &["run", "--vars", "{from: 101, to: 111}"]));
-    let hold = tempfile::tempdir().unwrap();
-    let rebuild = dp()
-        .current_dir(p)
-        .env("DP_TEST_PAUSE_COMMIT", hold.path())
-        .env("DP_LOG", "dp::materialize=debug")
-        .args(["run", "--full-refresh", "--vars", "{from: 1, to: 111}"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let waited = std::time::Instant::now();
-    while !hold.path().join("paused").exists() {
-        assert!(waited.elapsed().as_secs() < 60, "the rebuild never reached its commit");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let o = run(p, &["maintain", "-s", "m"]);
-    ok(&o);
-    assert!(stderr(&o).contains("compacted 2 files into 1"), "{}", stderr(&o));
-    std::fs::write(hold.path().join("go"), b"").unwrap();
-    let o = rebuild.wait_with_output().unwrap();
-    ok(&o);
+    let d = two_files();
+    let o = race_with_a_compaction(d.path(), &["run", "--full-refresh", "--vars", "{from: 1, to: 111}"]);
     assert!(stderr(&o).contains("another writer committed meanwhile: replacing the newest version's files"), "{}", stderr(&o));
-    assert_eq!(rows(p, "select count(*), count(distinct id) from main.m"), vec!["110,110"]);
+    assert_eq!(rows(d.path(), "select count(*), count(distinct id) from main.m"), vec!["110,110"]);
 }
 
 /// On a target with [postgres], alert_history is also a PostgreSQL table.
