@@ -79,6 +79,7 @@ use anyhow::Context as _;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray as _, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, Schema as ArrowSchema};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::arrow::ProjectionMask;
@@ -439,7 +440,7 @@ impl KeySet {
                 }
             }
             KeySet::Rows(conv, types, set) => {
-                let rows = conv.convert_columns(&conform(cols, types)?)?;
+                let rows = conv.convert_columns(&conform(cols, types.iter())?)?;
                 for (i, r) in rows.iter().enumerate() {
                     if cols.iter().all(|c| c.is_valid(i)) {
                         dup |= !set.insert(r.as_ref().into());
@@ -483,7 +484,7 @@ impl KeySet {
                 }
             }
             KeySet::Rows(conv, types, set) => {
-                let rows = conv.convert_columns(&conform(cols, types)?)?;
+                let rows = conv.convert_columns(&conform(cols, types.iter())?)?;
                 for (i, r) in rows.iter().enumerate() {
                     if set.contains(r.as_ref()) && cols.iter().all(|c| c.is_valid(i)) && kept(i) {
                         hit(i, r.as_ref());
@@ -503,10 +504,19 @@ impl KeySet {
     }
 }
 
-/// `cols` cast to `types`: a file's strings may read as `Utf8View` or
-/// `LargeUtf8`, depending on the writer that wrote it.
-fn conform(cols: &[ArrayRef], types: &[DataType]) -> anyhow::Result<Vec<ArrayRef>> {
-    cols.iter().zip(types).map(|(c, t)| Ok(if c.data_type() == t { c.clone() } else { cast(c, t)? })).collect()
+/// `cols` cast to `types` (the table's): a file's strings may read as
+/// `Utf8View` or `LargeUtf8`, its timestamps with another zone annotation,
+/// depending on the writer that wrote it.
+pub(super) fn conform<'a>(cols: &[ArrayRef], types: impl IntoIterator<Item = &'a DataType>) -> Result<Vec<ArrayRef>, ArrowError> {
+    cols.iter().zip(types).map(|(c, t)| if c.data_type() == t { Ok(c.clone()) } else { cast(c, t) }).collect()
+}
+
+/// A reader of the Parquet file at `path` of `store` (`size` bytes), in
+/// batches of 65,536 rows.
+#[allow(deprecated)] // parquet 59's object_store reader: still the one that takes a store and a path
+pub(super) async fn parquet_file(store: &Arc<dyn ObjectStore>, path: &Path, size: u64) -> anyhow::Result<ParquetRecordBatchStreamBuilder<ParquetObjectReader>> {
+    let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size);
+    Ok(ParquetRecordBatchStreamBuilder::new(reader).await.with_context(|| format!("reading {path}"))?.with_batch_size(65_536))
 }
 
 /// Reads the `keys` columns of the Parquet file at `path` (the key columns,
@@ -523,9 +533,7 @@ async fn read_keys(
     filter: Option<&RowFilter>,
     mut f: impl FnMut(u64, &[ArrayRef]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size);
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await.with_context(|| format!("reading {path}"))?;
+    let builder = parquet_file(store, path, size).await?;
     let indices: Vec<usize> =
         keys.iter().map(|k| builder.schema().index_of(k).with_context(|| format!("{path} has no column {k}"))).collect::<anyhow::Result<_>>()?;
     let meta = builder.metadata().clone();
@@ -562,7 +570,7 @@ async fn read_keys(
     // Flat schemas: an Arrow field's index is its Parquet root column's.
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
     let order: Vec<String> = keys.to_vec();
-    let mut stream = builder.with_projection(mask).with_row_groups(selected).with_batch_size(65_536).build()?;
+    let mut stream = builder.with_projection(mask).with_row_groups(selected).build()?;
     let mut groups = starts.into_iter();
     while let Some(group) = stream.next_row_group().await? {
         let mut pos = groups.next().context("more row groups than selected")?;

@@ -181,11 +181,7 @@ impl RowFilter {
     /// [`RowFilter::columns`] of a batch of the table (cast to the table's
     /// types where a file's differ).
     pub fn rows(&self, cols: &[ArrayRef]) -> datafusion::error::Result<BooleanArray> {
-        let cols: Vec<ArrayRef> = cols
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
-            .collect::<Result<_, _>>()?;
+        let cols = super::dv_merge::conform(cols, self.schema.fields().iter().map(|f| f.data_type()))?;
         let n = cols.first().map_or(0, |c| c.len());
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), cols, &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n)))?;
         let out = self.rows.evaluate(&batch)?.into_array(n)?;

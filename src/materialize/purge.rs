@@ -19,10 +19,8 @@
 
 use anyhow::Context as _;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Schema as ArrowSchema;
-#[allow(deprecated)] // parquet 59's object_store reader: still the one that takes a store and a path
-use datafusion::parquet::arrow::async_reader::{ParquetObjectReader, ParquetRecordBatchStreamBuilder};
 use datafusion::parquet::file::properties::WriterProperties;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
@@ -105,9 +103,7 @@ async fn rewrite(
     arrow: &Arc<ArrowSchema>,
 ) -> anyhow::Result<Vec<Add>> {
     let deleted = super::dv_merge::read_vector(store, url, dv).await.context("reading its deletion vector")?;
-    #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store.clone(), path.clone()).with_file_size(size);
-    let mut stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(65_536).build()?;
+    let mut stream = super::dv_merge::parquet_file(store, path, size).await?.build()?;
     let mut at = 0u64;
     while let Some(batch) = stream.try_next().await? {
         let keep = BooleanArray::from_iter((0..batch.num_rows() as u64).map(|i| Some(!deleted.contains(at + i))));
@@ -120,16 +116,14 @@ async fn rewrite(
     writer.flush().await
 }
 
-/// `batch` with the table's column types (a file may hold strings as views,
-/// or timestamps with another zone annotation).
+/// `batch` with the table's columns, in its order and of its types
+/// ([`super::dv_merge::conform`]).
 fn conform(batch: &RecordBatch, schema: &Arc<ArrowSchema>) -> anyhow::Result<RecordBatch> {
     let cols: Vec<ArrayRef> = schema
         .fields()
         .iter()
-        .map(|f| {
-            let c = batch.column_by_name(f.name()).with_context(|| format!("no column {}", f.name()))?;
-            Ok(if c.data_type() == f.data_type() { c.clone() } else { cast(c, f.data_type())? })
-        })
+        .map(|f| batch.column_by_name(f.name()).cloned().with_context(|| format!("no column {}", f.name())))
         .collect::<anyhow::Result<_>>()?;
+    let cols = super::dv_merge::conform(&cols, schema.fields().iter().map(|f| f.data_type()))?;
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
