@@ -569,7 +569,7 @@ pub(super) async fn replace_where(
 
 /// The model's incremental predicates ([`super::predicates`]) joined, the
 /// table named `dest` and the new rows `source` (`None`: unqualified).
-fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>) -> anyhow::Result<Option<String>> {
+pub(super) fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>) -> anyhow::Result<Option<String>> {
     super::predicates::requalify(&super::predicates::of(node), &node.alias, dest, source).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))
 }
 

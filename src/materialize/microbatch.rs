@@ -56,9 +56,7 @@ pub async fn write_batch(engine: &Engine, node: &Node, sql: &str, event_time: &s
         })
         .collect();
     let df = df.select(exprs)?;
-    if let Some(p) =
-        super::predicates::requalify(&super::predicates::of(node), &node.alias, None, None).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))?
-    {
+    if let Some(p) = super::delta::requalified(node, None, None)? {
         return super::delta::replace_where(engine, &dir, table, df, node, format!("({predicate}) AND {p}")).await;
     }
     let t = table

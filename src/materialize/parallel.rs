@@ -148,7 +148,7 @@ pub async fn overwrite(
     let mut attempt = 0;
     loop {
         let state = table.snapshot()?.clone();
-        if eligible(table, partition_by).is_err() || &plan_schema != state.schema().as_ref() {
+        if attempt > 0 && (eligible(table, partition_by).is_err() || &plan_schema != state.schema().as_ref()) {
             // Another writer changed the table's shape meanwhile.
             return Err(deltalake::DeltaTableError::Transaction { source: TransactionError::VersionAlreadyExists(state.version()) }.into());
         }

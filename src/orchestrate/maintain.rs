@@ -95,14 +95,8 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     // Full mode: also the files no version names (a killed write's, which
     // never reached the log), once older than the retention, so a write
     // still in flight keeps its files.
-    let (t, dry) = table
-        .vacuum()
-        .with_mode(VacuumMode::Full)
-        .with_retention_period(retention)
-        .with_enforce_retention_duration(false)
-        .with_dry_run(true)
-        .await
-        .map_err(|e| format!("vacuuming {name}: {e}"))?;
+    let vacuum = |t: deltalake::DeltaTable| t.vacuum().with_mode(VacuumMode::Full).with_retention_period(retention).with_enforce_retention_duration(false);
+    let (t, dry) = vacuum(table).with_dry_run(true).await.map_err(|e| format!("vacuuming {name}: {e}"))?;
     // The log keeps tombstones of files a past vacuum already deleted: on
     // a local warehouse only files still on disk count.
     let sizes: Option<Vec<u64>> = warehouse.local_dir().map(|d| {
@@ -122,17 +116,7 @@ pub async fn maintain_table(warehouse: &Warehouse, plan: &MaintainPlan) -> Resul
     for (path, _) in &vectors {
         store.delete(path).await.map_err(|e| format!("vacuuming {name}: deleting {path}: {e}"))?;
     }
-    let t = if data_files == 0 {
-        t
-    } else {
-        t.vacuum()
-            .with_mode(VacuumMode::Full)
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .await
-            .map_err(|e| format!("vacuuming {name}: {e}"))?
-            .0
-    };
+    let t = if data_files == 0 { t } else { vacuum(t).await.map_err(|e| format!("vacuuming {name}: {e}"))?.0 };
     deltalake::checkpoints::create_checkpoint(&t, None).await.map_err(|e| format!("checkpointing {name}: {e}"))?;
     report.checkpoint_version = t.version().map(|v| v as i64);
     Ok(Some(report))
