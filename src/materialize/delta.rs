@@ -17,6 +17,7 @@ use futures::StreamExt;
 use std::sync::Arc;
 
 use super::dv_merge::Strategy;
+use super::parallel::Rows;
 use crate::engine::Engine;
 use crate::engine::subquery::inline_scalar_subqueries;
 use crate::project::nodes::{Materialization, Node};
@@ -43,9 +44,6 @@ pub const DEFAULT_COMPRESSION: &str = "zstd";
 /// larger. `compression_level` takes the time back for space.
 const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
-/// The Parquet writer properties of a model's, seed's or snapshot's files:
-/// its `compression` (a codec) and `compression_level` (zstd 1–22, gzip
-/// 0–9). The loader has already rejected values outside those.
 /// Commit properties for deltalake's operations that remove the files they
 /// read (its overwrite and MERGE): a lost commit race fails the write
 /// rather than being rebased over a concurrent compaction, which would
@@ -59,6 +57,9 @@ pub(crate) fn default_writer_properties() -> WriterProperties {
     WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(DEFAULT_ZSTD_LEVEL).expect("a valid zstd level"))).build()
 }
 
+/// The Parquet writer properties of a model's, seed's or snapshot's files:
+/// its `compression` (a codec) and `compression_level` (zstd 1–22, gzip
+/// 0–9). The loader has already rejected values outside those.
 pub(crate) fn writer_properties(node: &Node) -> anyhow::Result<WriterProperties> {
     let comp = node.config_str("compression").unwrap_or(DEFAULT_COMPRESSION).to_ascii_lowercase();
     let level = node.config.get("compression_level").and_then(serde_json::Value::as_i64);
@@ -137,24 +138,46 @@ pub(crate) async fn rows_of_last_commit(table: &DeltaTable) -> Option<u64> {
 /// Writes a plan as the table's new version (one overwrite commit).
 pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node: &Node) -> anyhow::Result<Materialized> {
     engine.warehouse.prepare_table(loc).await?;
+    let table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
+    let committed = replace(engine, loc, table, plan, node, Rows::Rebuilt).await?;
+    committed.with_context(|| format!("writing {loc}: another writer committed meanwhile"))
+}
+
+/// [`overwrite`] for a plan whose rows were read from `table` (opened at
+/// the version the plan reads): committed only over that version.
+/// `Ok(None)`: another writer committed since, and nothing was committed;
+/// the caller reads the table again.
+async fn overwrite_read(engine: &Engine, loc: &TableLoc, table: DeltaTable, plan: LogicalPlan, node: &Node) -> anyhow::Result<Option<Materialized>> {
+    replace(engine, loc, table, plan, node, Rows::ReadFromTable).await
+}
+
+async fn replace(
+    engine: &Engine,
+    loc: &TableLoc,
+    mut table: DeltaTable,
+    plan: LogicalPlan,
+    node: &Node,
+    depends: Rows,
+) -> anyhow::Result<Option<Materialized>> {
     let plan = delta_compatible(engine, plan)?;
-    let mut table = DeltaTable::try_from_url(loc.url.clone()).await.with_context(|| format!("opening Delta table {loc}"))?;
     let existed = table.version().is_some();
     let parts = partition_by(node);
     let props = writer_properties(node)?;
     let parallel = if existed {
-        super::parallel::overwrite(engine, &mut table, &plan, &parts, &props).await
+        super::parallel::overwrite(engine, &mut table, &plan, &parts, &props, depends).await
     } else {
         super::parallel::create(engine, &mut table, &plan, &parts, &props, &node.alias).await
     };
-    let parallel = parallel.map_err(|e| match e.downcast::<deltalake::DeltaTableError>() {
-        Ok(e) => write_error(loc, e),
-        Err(e) => anyhow::anyhow!("writing {loc}: {e}"),
-    })?;
+    let parallel = match parallel.map_err(|e| e.downcast::<deltalake::DeltaTableError>()) {
+        Ok(p) => p,
+        Err(Ok(e)) if depends == Rows::ReadFromTable && super::parallel::lost_race(&e) => return Ok(None),
+        Err(Ok(e)) => return Err(write_error(loc, e)),
+        Err(Err(e)) => bail!("writing {loc}: {e}"),
+    };
     if let Some(rows) = parallel {
         checkpoint_if_due(&table).await;
         let message = if existed { "REPLACE TABLE" } else { "CREATE TABLE" };
-        return Ok(Materialized { rows: Some(rows), message: message.into(), version: table.version().map(|v| v as i64) });
+        return Ok(Some(Materialized { rows: Some(rows), message: message.into(), version: table.version().map(|v| v as i64) }));
     }
     let mut b = table
         .write(vec![])
@@ -163,22 +186,26 @@ pub async fn overwrite(engine: &Engine, loc: &TableLoc, plan: LogicalPlan, node:
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(SchemaMode::Overwrite)
         .with_commit_properties(no_rebase())
-        .with_writer_properties(writer_properties(node)?)
+        .with_writer_properties(props)
         .with_table_name(node.alias.clone());
     if !parts.is_empty() {
         b = b.with_partition_columns(parts);
     }
-    let mut table = b.await.map_err(|e| write_error(loc, e))?;
+    let mut table = match b.await {
+        Ok(t) => t,
+        Err(e) if depends == Rows::ReadFromTable && super::parallel::lost_race(&e) => return Ok(None),
+        Err(e) => return Err(write_error(loc, e)),
+    };
     if table.version().is_none() {
         // A table created by this write comes back without its state.
         table.load().await?;
     }
     checkpoint_if_due(&table).await;
-    Ok(Materialized {
+    Ok(Some(Materialized {
         rows: rows_of_last_commit(&table).await,
         message: if existed { "REPLACE TABLE".into() } else { "CREATE TABLE".into() },
         version: table.version().map(|v| v as i64),
-    })
+    }))
 }
 
 /// Delta has no unsigned, nanosecond or view types: cast them to the
@@ -220,13 +247,16 @@ pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<Lo
     Ok(df.select(exprs)?.into_unoptimized_plan())
 }
 
+/// What to do after losing commit races to another writer.
+pub(super) const RACE_HINT: &str = "another writer committed to this table at the same time; nothing of this write was committed: run it again";
+
 /// A failed Delta write, naming the table and, for storage failures and
 /// lost commit races, what to do next.
 pub fn write_error(loc: &TableLoc, e: deltalake::DeltaTableError) -> anyhow::Error {
     let full = e.to_string();
     let text = crate::storage::s3::summarize(&full);
     let hint = if matches!(e, deltalake::DeltaTableError::Transaction { .. }) || text.contains("concurrent") || text.contains("Concurrent") {
-        Some("another writer committed to this table at the same time; nothing of this write was committed: run it again")
+        Some(RACE_HINT)
     } else if text.contains("matched a target row with multiple source rows") {
         Some("two of the model's new rows share a unique_key value: deduplicate them, or use incremental_strategy='delete+insert', which inserts both")
     } else {
@@ -605,7 +635,10 @@ async fn sync_all_columns(
 /// key is not among the new rows, or that fail `predicates` (over the
 /// current rows, as `c`; with no key, the rows that fail them; with
 /// neither, all of them), projected with `current_cols`, followed by the
-/// new rows (`new_cols`).
+/// new rows (`new_cols`). The commit goes over the version read: when
+/// another writer committed meanwhile, the table is read again, up to
+/// [`CONFLICT_ATTEMPTS`](super::parallel::CONFLICT_ATTEMPTS) times, so its
+/// rows are kept too.
 #[allow(clippy::too_many_arguments)]
 async fn rewrite_keeping(
     engine: &Engine,
@@ -618,9 +651,6 @@ async fn rewrite_keeping(
     predicates: Option<&str>,
 ) -> anyhow::Result<Materialized> {
     let (new_tbl, cur_tbl) = (scratch_table(node, "new"), scratch_table(node, "cur"));
-    let current = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?.table_provider().await?;
-    engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
-    engine.ctx.register_table(&cur_tbl, current)?;
     let (current, cur) = (current_cols.join(", "), quote_ident(&cur_tbl));
     let kept = if keys.is_empty() {
         match predicates {
@@ -640,9 +670,22 @@ async fn rewrite_keeping(
         }
     };
     let sql = format!("{kept} UNION ALL SELECT {} FROM {}", new_cols.join(", "), quote_ident(&new_tbl));
+    engine.ctx.register_table(&new_tbl, new_rows.into_view())?;
     let result = async {
-        let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
-        overwrite(engine, dir, plan, node).await
+        engine.warehouse.prepare_table(dir).await?;
+        for attempt in 0.. {
+            let table = deltalake::open_table(dir.url.clone()).await.with_context(|| format!("opening Delta table {dir}"))?;
+            engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
+            let plan = engine.ctx.sql(&sql).await?.into_unoptimized_plan();
+            match overwrite_read(engine, dir, table, plan, node).await? {
+                Some(m) => return Ok(m),
+                None if attempt < super::parallel::CONFLICT_ATTEMPTS => {
+                    tracing::debug!(attempt = attempt + 1, "another writer committed meanwhile: reading the table again");
+                }
+                None => break,
+            }
+        }
+        bail!("writing {dir}: other writers kept committing to this table\n  hint: {}", RACE_HINT)
     }
     .await;
     let _ = engine.ctx.deregister_table(&new_tbl);

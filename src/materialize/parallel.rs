@@ -115,6 +115,19 @@ pub(super) fn plain_table(state: &deltalake::table::state::DeltaTableState) -> R
     Ok(())
 }
 
+/// What a replacement's rows depend on, which decides what it does after
+/// losing its commit race to another writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Not on the table (a rebuild): the newest version's files are
+    /// replaced instead, whatever the other writer committed.
+    Rebuilt,
+    /// On the table at `table`'s version (the rows a `delete+insert` or a
+    /// schema sync keeps): replacing a newer version would lose the other
+    /// writer's rows, so the lost race is returned and nothing is committed.
+    ReadFromTable,
+}
+
 /// Replaces the table's rows with `plan`'s in one commit, one Parquet writer
 /// per output partition. `Ok(None)`: not applicable, nothing was written.
 /// `Ok(Some(rows))`: committed, and `table` holds the new version.
@@ -124,6 +137,7 @@ pub async fn overwrite(
     plan: &LogicalPlan,
     partition_by: &[String],
     props: &WriterProperties,
+    depends: Rows,
 ) -> anyhow::Result<Option<u64>> {
     if let Err(why) = eligible(table, partition_by) {
         tracing::debug!(why, "overwrite through deltalake's writer");
@@ -167,7 +181,7 @@ pub async fn overwrite(
                 table.state = Some(commit.snapshot);
                 return Ok(Some(rows));
             }
-            Err(e) if attempt < CONFLICT_ATTEMPTS && lost_race(&e) => {
+            Err(e) if depends == Rows::Rebuilt && attempt < CONFLICT_ATTEMPTS && lost_race(&e) => {
                 attempt += 1;
                 tracing::debug!(attempt, error = %e, "another writer committed meanwhile: replacing the newest version's files");
                 table.update_state().await?;
@@ -338,7 +352,9 @@ pub(super) async fn write_partitions(
 /// commit removes by new ones it does not, and their rows would come back
 /// beside the new ones (an overwrite's, or a merge's re-added files). So
 /// such a commit is made again by dp on the newest version, its removes
-/// (and a merge's matching) computed anew, [`CONFLICT_ATTEMPTS`] times.
+/// (and a merge's matching) computed anew, [`CONFLICT_ATTEMPTS`] times; a
+/// replacement whose rows were read from the table ([`Rows::ReadFromTable`])
+/// and a microbatch batch are computed anew from the newest version.
 pub(super) const NO_REBASE: usize = 0;
 
 /// The writer of one file: dp's own ([`LocalFile`]) for a table on local

@@ -216,11 +216,12 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
         let _ = ctx.notes.send(n);
     };
     let (note, cfg_ref) = (&note, &cfg);
+    let parallel = if cfg.concurrent_batches == Some(true) { opts.threads.max(1) } else { 1 };
     let one = |i: usize, batch: Batch| {
         let cfg = cfg_ref;
         async move {
             note(Note::Started { uid: node.unique_id.clone(), index: i + 1, total, label: batch.label(cfg.batch_size) });
-            let (r, v) = run_one(engine, project, compiled, node, cfg, batch, i > 0 || incremental).await;
+            let (r, v) = run_one(engine, project, compiled, node, cfg, batch, i > 0 || incremental, parallel).await;
             note(Note::Finished { uid: node.unique_id.clone(), index: i + 1, total, run: r.clone() });
             (r, v)
         }
@@ -248,7 +249,6 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
             }
         } else if batches.len() > 1 {
             let middle = &batches[1..batches.len() - 1];
-            let parallel = if cfg.concurrent_batches == Some(true) { opts.threads.max(1) } else { 1 };
             let futs: Vec<_> = middle.iter().enumerate().map(|(i, b)| one(i + 1, *b)).collect();
             let done: Vec<(BatchRun, Option<i64>)> = futures::stream::iter(futs).buffered(parallel).collect().await;
             for (r, v) in done {
@@ -272,7 +272,9 @@ pub async fn run(engine: &Engine, project: &Project, compiled: &Compiled, node: 
     Ok(Outcome { runs, results, version })
 }
 
-/// Runs one batch; its outcome and the table version it committed.
+/// Runs one batch (`at_once` of them running at the same time); its
+/// outcome and the table version it committed.
+#[allow(clippy::too_many_arguments)]
 async fn run_one(
     engine: &Engine,
     project: &Project,
@@ -281,13 +283,14 @@ async fn run_one(
     cfg: &MicrobatchConfig,
     batch: Batch,
     incremental: bool,
+    at_once: usize,
 ) -> (BatchRun, Option<i64>) {
     let t = Instant::now();
     let label = batch.label(cfg.batch_size);
     let ctx = BatchCtx { uid: node.unique_id.clone(), batch, id: batch.id(cfg.batch_size), incremental };
     let sql = tokio::task::block_in_place(|| compiled.compile_batch(project, ctx));
     let r = match &sql {
-        Ok(sql) => crate::materialize::microbatch::write_batch(engine, node, sql, &cfg.event_time, &batch, incremental).await,
+        Ok(sql) => crate::materialize::microbatch::write_batch(engine, node, sql, &cfg.event_time, &batch, incremental, at_once).await,
         Err(e) => Err(anyhow::anyhow!("{e}")),
     };
     engine.catalog.invalidate(&node.schema, &node.alias);

@@ -425,9 +425,21 @@ select value as id, cast('2024-01-01 10:00:00' as timestamp) as ts from range(1,
 /// meanwhile compacts model `m`'s two files into one with `dp maintain`,
 /// then lets the write commit; its output (with materialize's debug log).
 fn race_with_a_compaction(p: &Path, args: &[&str]) -> std::process::Output {
+    race(p, args, &[], || {
+        let o = run(p, &["maintain", "-s", "m"]);
+        ok(&o);
+        assert!(stderr(&o).contains("compacted 2 files into 1"), "{}", stderr(&o));
+    })
+}
+
+/// Runs `dp <args>` in `p` (with `env`) paused before its commit, runs
+/// `meanwhile`, then lets the write commit; its output, which must be a
+/// success (with materialize's debug log).
+fn race(p: &Path, args: &[&str], env: &[(&str, &str)], meanwhile: impl FnOnce()) -> std::process::Output {
     let hold = tempfile::tempdir().unwrap();
     let write = dp()
         .current_dir(p)
+        .envs(env.iter().copied())
         .env("DP_TEST_PAUSE_COMMIT", hold.path())
         .env("DP_LOG", "dp::materialize=debug")
         .args(args)
@@ -439,9 +451,7 @@ fn race_with_a_compaction(p: &Path, args: &[&str]) -> std::process::Output {
         assert!(waited.elapsed().as_secs() < 60, "the write never reached its commit");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let o = run(p, &["maintain", "-s", "m"]);
-    ok(&o);
-    assert!(stderr(&o).contains("compacted 2 files into 1"), "{}", stderr(&o));
+    meanwhile();
     std::fs::write(hold.path().join("go"), b"").unwrap();
     let o = write.wait_with_output().unwrap();
     ok(&o);
@@ -481,6 +491,58 @@ fn a_rebuild_that_loses_a_race_to_a_compaction_replaces_the_newest_files() {
     let o = race_with_a_compaction(d.path(), &["run", "--full-refresh", "--vars", "{from: 1, to: 111}"]);
     assert!(stderr(&o).contains("another writer committed meanwhile: replacing the newest version's files"), "{}", stderr(&o));
     assert_eq!(rows(d.path(), "select count(*), count(distinct id) from main.m"), vec!["110,110"]);
+}
+
+/// The same race for a microbatch batch (deltalake's replaceWhere write):
+/// deltalake refused its commit (the compacted file holds rows of the
+/// window it replaces), so the batch failed; it is written again on the
+/// newest version.
+#[test]
+fn a_batch_that_loses_a_race_to_a_compaction_is_written_again() {
+    let csv: String = std::iter::once("id,ts\n".to_string()).chain((1..=100).map(|i| format!("{i},2024-01-0{} 10:00:00\n", 1 + i % 2))).collect();
+    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='ts', batch_size='day', begin='2024-01-01') }}
+select id, ts, '{{ var('v', 'a') }}' as v from {{ ref('events') }}
+";
+    let d = project(&[
+        ("warehouse.toml", WH),
+        ("dbt_project.yml", "name: p\nprofile: p\nseeds:\n  p:\n    events:\n      +event_time: ts\n"),
+        ("seeds/events.csv", &csv),
+        ("models/m.sql", model),
+    ]);
+    // two batches, two files: 2024-01-01's rows, then 2024-01-02's
+    let o = dp().current_dir(d.path()).env("DP_MICROBATCH_NOW", "2024-01-02T12:00:00").args(["build"]).output().unwrap();
+    ok(&o);
+    assert_eq!(parquet_files(&d.path().join("warehouse/main/m")), 2);
+    let o = race_with_a_compaction(d.path(), &["run", "--vars", "{v: b}", "--event-time-start", "2024-01-02", "--event-time-end", "2024-01-03"]);
+    assert!(stderr(&o).contains("another writer committed meanwhile: writing the batch again on the newest version"), "{}", stderr(&o));
+    assert_eq!(
+        rows(d.path(), "select count(*), count(distinct id), sum(case when v = 'b' then 1 else 0 end), min(case when v = 'b' then ts end) from main.m"),
+        vec!["100,100,50,2024-01-02 10:00:00"]
+    );
+}
+
+/// A rewrite that keeps the table's other rows (`delete+insert` without
+/// deletion vectors) while another run adds rows: the rewrite used to
+/// replace the newest version with the rows it had read before, and the
+/// other run's rows were lost; it reads the table again and keeps them.
+#[test]
+fn a_rewrite_that_loses_a_race_keeps_the_other_writers_rows() {
+    let model = "{{ config(materialized='incremental', unique_key='id', incremental_strategy='delete+insert') }}
+select value as id, '{{ var('v', 'a') }}' as v from range({{ var('from', 1) }}, {{ var('to', 101) }})
+";
+    let d = project(&[("warehouse.toml", WH), ("models/m.sql", model)]);
+    let p = d.path();
+    let off = [("DP_DELETION_VECTORS", "off")];
+    ok(&run(p, &["run"]));
+    let o = race(p, &["run", "--vars", "{from: 5, to: 7, v: b}"], &off, || {
+        let o = dp().current_dir(p).envs(off).args(["run", "--vars", "{from: 200, to: 210, v: c}"]).output().unwrap();
+        ok(&o);
+    });
+    assert_eq!(
+        rows(p, "select v, count(*), count(distinct id), min(id), max(id) from main.m group by v order by v"),
+        vec!["a,98,98,1,100", "b,2,2,5,6", "c,10,10,200,209"]
+    );
+    assert!(stderr(&o).contains("another writer committed meanwhile: reading the table again"), "{}", stderr(&o));
 }
 
 /// On a target with [postgres], alert_history is also a PostgreSQL table.
