@@ -230,21 +230,43 @@ pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<Lo
     }
     let df = DataFrame::new(engine.ctx.state(), plan);
     let fields = df.schema().fields().clone();
-    if !fields.iter().any(|f| target(f.data_type()).is_some()) {
-        return Ok(df.into_unoptimized_plan());
+    let plan = if !fields.iter().any(|f| target(f.data_type()).is_some()) {
+        df.into_unoptimized_plan()
+    } else {
+        let exprs: Vec<datafusion::prelude::Expr> = df
+            .schema()
+            .iter()
+            .map(|(q, f)| {
+                let col = datafusion::prelude::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+                match target(f.data_type()) {
+                    Some(t) => datafusion::prelude::cast(col, t).alias(f.name()),
+                    None => col,
+                }
+            })
+            .collect();
+        df.select(exprs)?.into_unoptimized_plan()
+    };
+    nullable(plan)
+}
+
+/// `plan` with every column nullable. A table's columns take their
+/// nullability from the plan that creates it, and a column DataFusion
+/// proves never NULL (a literal, `count(*)`, `coalesce(x, 0)`) would be
+/// NOT NULL in Delta: a later incremental run whose rows hold a NULL there
+/// would fail ("rows failed validation check"), where dbt's `create table
+/// as` leaves every column nullable. The projection names the input's
+/// columns with the schema relaxed; the rows are the input's.
+fn nullable(plan: LogicalPlan) -> anyhow::Result<LogicalPlan> {
+    use datafusion::common::DFSchema;
+    use datafusion::logical_expr::Projection;
+    if plan.schema().fields().iter().all(|f| f.is_nullable()) {
+        return Ok(plan);
     }
-    let exprs: Vec<datafusion::prelude::Expr> = df
-        .schema()
-        .iter()
-        .map(|(q, f)| {
-            let col = datafusion::prelude::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
-            match target(f.data_type()) {
-                Some(t) => datafusion::prelude::cast(col, t).alias(f.name()),
-                None => col,
-            }
-        })
-        .collect();
-    Ok(df.select(exprs)?.into_unoptimized_plan())
+    let schema = plan.schema();
+    let fields = schema.iter().map(|(q, f)| (q.cloned(), Arc::new(f.as_ref().clone().with_nullable(true)))).collect();
+    let relaxed = DFSchema::new_with_metadata(fields, schema.metadata().clone())?;
+    let exprs = schema.iter().map(|(q, f)| datafusion::prelude::Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()))).collect();
+    Ok(LogicalPlan::Projection(Projection::try_new_with_schema(exprs, Arc::new(plan), Arc::new(relaxed))?))
 }
 
 /// What to do after losing commit races to another writer.
@@ -349,6 +371,23 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                     );
                 }
                 schema_mode = Some(SchemaMode::Merge);
+                // The table's columns in its order, then the new rows' new
+                // ones, as dbt's `alter table add column` appends them. The
+                // table keeps the columns the new rows lack: NULL in new rows
+                // (so Delta's schema merge lets a NOT NULL column take it),
+                // left as they are by a merge's update, which sets the new
+                // rows' columns (dbt's `dest_columns`).
+                use datafusion::prelude::{cast, ident, lit};
+                let mut exprs: Vec<datafusion::prelude::Expr> = existing
+                    .fields()
+                    .iter()
+                    .map(|f| match new_schema.field_with_name(f.name()) {
+                        Ok(_) => ident(f.name()),
+                        Err(_) => cast(lit(datafusion::scalar::ScalarValue::Null), f.data_type().clone()).alias(f.name()),
+                    })
+                    .collect();
+                exprs.extend(added.iter().map(ident));
+                df = df.select(exprs)?;
             }
             "sync_all_columns" => {
                 // Rewrite the table with the new shape: existing rows keep
@@ -379,6 +418,16 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
     }
     let strategy = default_strategy(node);
     let keys = unique_key(node);
+    if strategy != "append"
+        && let Some(missing) = keys.iter().find(|k| df.schema().field_with_unqualified_name(k).is_err())
+    {
+        let columns: Vec<&str> = df.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        bail!(
+            "model {}: unique_key column '{missing}' is not one of the model's columns ({})\n  hint: name a column the model selects in its unique_key config",
+            node.name,
+            columns.join(", ")
+        );
+    }
     match strategy {
         "append" => {
             let mut b = table
@@ -407,12 +456,12 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                         Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
                         _ => vec![],
                     };
-                    cols.iter().filter(|c| !excl.contains(c)).cloned().collect()
+                    cols.iter().filter(|c| !(excl.contains(c) || schema_mode.is_some() && removed.contains(c))).cloned().collect()
                 }
             };
             // Predicates that name the new rows are a join condition only deltalake's MERGE can take.
             let predicates = super::predicates::of(node);
-            if schema_mode.is_none() && !super::predicates::names_source(&predicates) {
+            if !super::predicates::names_source(&predicates) {
                 // Columns a match keeps come from the table's row (see `kept_columns`).
                 let rows = match cols.iter().all(|c| update_cols.contains(c) || keys.contains(c)) {
                     true => Some(df.clone()),
@@ -463,16 +512,24 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 bail!("model {}: incremental_strategy 'delete+insert' needs a unique_key", node.name);
             }
             let mut table = table;
-            if schema_mode.is_none()
-                && let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::DeleteInsert, requalified(node, None, None)?).await?
-            {
+            if let Some(m) = by_deletion_vectors(engine, dir, &mut table, &df, &keys, node, Strategy::DeleteInsert, requalified(node, None, None)?).await? {
                 return Ok(m);
             }
             // One overwrite commit: old rows whose key is not in the new
             // batch (or that fail the predicates), plus every new row.
-            let cols: Vec<String> = existing.fields().iter().map(|f| quote_ident(f.name())).collect();
+            // With append_new_columns the table gains the new rows' new
+            // columns (NULL in its old rows), and keeps those the new rows
+            // lack (NULL in the new rows), as dbt's `alter table add column`
+            // and `insert into t (<the new rows' columns>)` leave it.
+            let columns = match schema_mode {
+                Some(_) => {
+                    existing.fields().iter().chain(new_schema.fields().iter().filter(|f| existing.field_with_name(f.name()).is_err())).cloned().collect()
+                }
+                None => existing.fields().to_vec(),
+            };
+            let (current, new) = (select_as(&columns, &existing), select_as(&columns, &new_schema));
             let kept = requalified(node, Some("c"), None)?;
-            let mut m = rewrite_keeping(engine, dir, node, df, &cols, &cols, &keys, kept.as_deref()).await?;
+            let mut m = rewrite_keeping(engine, dir, node, df, &current, &new, &keys, kept.as_deref()).await?;
             m.message = "DELETE+INSERT".into();
             Ok(m)
         }
@@ -539,14 +596,16 @@ async fn kept_columns(
 ) -> anyhow::Result<Option<DataFrame>> {
     let schema = table.snapshot()?.snapshot().arrow_schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    if update_cols.iter().any(|c| !names.contains(c)) || keys.iter().any(|k| !names.contains(k)) {
+    // The new rows' columns: the table's, maybe followed by new ones (append_new_columns).
+    let columns: Vec<String> = new_rows.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let kept: Vec<&String> = names.iter().filter(|c| !update_cols.contains(c) && !keys.contains(c)).collect();
+    if update_cols.iter().any(|c| !columns.contains(c)) || keys.iter().any(|k| !names.contains(k)) || kept.iter().any(|c| !columns.contains(c)) {
         return Ok(None);
     }
-    let kept: Vec<&String> = names.iter().filter(|c| !update_cols.contains(c) && !keys.contains(c)).collect();
     let (new_tbl, cur_tbl) = (scratch_table(node, "new"), scratch_table(node, "cur"));
     engine.ctx.register_table(&new_tbl, new_rows.clone().into_view())?;
     engine.ctx.register_table(&cur_tbl, table.table_provider().await?)?;
-    let select: Vec<String> = names
+    let select: Vec<String> = columns
         .iter()
         .map(|c| match kept.contains(&c) {
             true => format!("CASE WHEN t.\"__dp_matched\" THEN t.{q} ELSE s.{q} END AS {q}", q = quote_ident(c)),
@@ -567,7 +626,9 @@ async fn kept_columns(
     let plan = engine.ctx.sql(&sql).await.map(|df| df.into_unoptimized_plan());
     let _ = engine.ctx.deregister_table(&new_tbl);
     let _ = engine.ctx.deregister_table(&cur_tbl);
-    Ok(Some(DataFrame::new(engine.ctx.state(), plan?)))
+    // A kept column comes back in the type the table reads as (Utf8View
+    // for strings), which is not the type Delta stores.
+    Ok(Some(DataFrame::new(engine.ctx.state(), delta_compatible(engine, plan?)?)))
 }
 
 /// The name under which a write registers one of its inputs in the shared
@@ -603,6 +664,20 @@ pub(super) fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>)
     super::predicates::requalify(&super::predicates::of(node), &node.alias, dest, source).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))
 }
 
+/// A select list giving `columns` from rows of schema `have`: a column
+/// `have` lacks is NULL, one it has is cast to the column's type where
+/// the types differ.
+fn select_as(columns: &[datafusion::arrow::datatypes::FieldRef], have: &SchemaRef) -> Vec<String> {
+    columns
+        .iter()
+        .map(|f| match have.field_with_name(f.name()) {
+            Ok(h) if h.data_type() == f.data_type() => quote_ident(f.name()),
+            Ok(_) => format!("CAST({} AS {}) AS {}", quote_ident(f.name()), sql_type(f.data_type()), quote_ident(f.name())),
+            Err(_) => format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), quote_ident(f.name())),
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sync_all_columns(
     engine: &Engine,
@@ -613,19 +688,8 @@ async fn sync_all_columns(
     keys: &[String],
     kept: Option<&str>,
 ) -> anyhow::Result<Materialized> {
-    let new_schema = df.schema().as_arrow().clone();
-    let old_cols: Vec<String> = new_schema
-        .fields()
-        .iter()
-        .map(|f| {
-            if existing.field_with_name(f.name()).is_ok() {
-                format!("CAST({} AS {}) AS {}", quote_ident(f.name()), sql_type(f.data_type()), quote_ident(f.name()))
-            } else {
-                format!("CAST(NULL AS {}) AS {}", sql_type(f.data_type()), quote_ident(f.name()))
-            }
-        })
-        .collect();
-    let new_cols: Vec<String> = new_schema.fields().iter().map(|f| quote_ident(f.name())).collect();
+    let new_schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let (old_cols, new_cols) = (select_as(new_schema.fields(), existing), select_as(new_schema.fields(), &new_schema));
     let mut m = rewrite_keeping(engine, dir, node, df, &old_cols, &new_cols, keys, kept).await?;
     m.message = "SYNC COLUMNS".into();
     Ok(m)

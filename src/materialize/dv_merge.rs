@@ -34,8 +34,10 @@
 //! instead of rewriting the table; the table conditions below apply to it
 //! too, and its fallback is that rewrite.
 //!
-//! - the new rows have the table's columns (no `on_schema_change` column
-//!   change). A merge with `merge_update_columns` or
+//! - the new rows have the table's columns, in its order, or those followed
+//!   by new ones (`on_schema_change='append_new_columns'`: the commit also
+//!   holds the table's metadata with the new columns appended, nullable, so
+//!   the older files read NULL there). A merge with `merge_update_columns` or
 //!   `merge_exclude_columns` comes here with the other columns already
 //!   taken from the matching rows of the table
 //!   (`super::delta::kept_columns`), so replacing the rows is its update;
@@ -151,19 +153,27 @@ pub async fn merge(
     props: &WriterProperties,
     strategy: Strategy,
 ) -> anyhow::Result<Option<Merged>> {
-    if let Err(why) = shape(table, plan, keys) {
-        tracing::debug!(why, "merge through deltalake's MERGE");
-        return Ok(None);
-    }
+    let evolved = match shape(table, plan, keys) {
+        Ok(evolved) => evolved,
+        Err(why) => {
+            tracing::debug!(why, "merge through deltalake's MERGE");
+            return Ok(None);
+        }
+    };
     anyhow::ensure!(strategy != Strategy::ReplaceWhere || (keys.is_empty() && filter.is_some()), "a replace-where merge takes a filter and no keys");
     let store = table.log_store().object_store(None);
     let url = table.table_url().clone();
-    let arrow: Arc<ArrowSchema> = Arc::new(table.snapshot()?.schema().as_ref().try_into_arrow()?);
+    let read_schema = table.snapshot()?.schema();
+    // The files' schema: the table's, or the one the commit evolves it to.
+    let arrow: Arc<ArrowSchema> = Arc::new(evolved.as_ref().unwrap_or(read_schema.as_ref()).try_into_arrow()?);
 
     // 1. The new rows, in files not yet in the log. None: no commit at all.
     let started = std::time::Instant::now();
     let (new_files, rows) = super::parallel::write_partitions(engine, plan, props, || {
-        super::parallel::PartWriter::new(&url, &arrow, || deltalake::writer::RecordBatchWriter::for_table(&*table))
+        super::parallel::PartWriter::new(&url, &arrow, || match evolved {
+            None => deltalake::writer::RecordBatchWriter::for_table(&*table),
+            Some(_) => deltalake::writer::RecordBatchWriter::try_new(url.as_str(), arrow.clone(), None, None),
+        })
     })
     .await?;
     let new_adds: Vec<Add> = new_files.into_iter().filter_map(|a| if let Action::Add(a) = a { Some(a) } else { None }).collect();
@@ -218,6 +228,13 @@ pub async fn merge(
     let mut attempt = 0;
     loop {
         let state = table.snapshot()?.clone();
+        if state.schema() != read_schema {
+            // Another writer changed the columns since the rows were written.
+            let version = state.version();
+            return Err(
+                deltalake::DeltaTableError::Transaction { source: deltalake::kernel::transaction::TransactionError::VersionAlreadyExists(version) }.into()
+            );
+        }
         // 3. The rows they replace.
         let files: Vec<_> = state.snapshot().file_views(table.log_store().as_ref(), None).try_collect().await?;
         // Files whose statistics show no row satisfies the predicates.
@@ -279,6 +296,10 @@ pub async fn merge(
         let matched = started.elapsed();
         // 4. One vector file and one commit. A file left without rows is only removed.
         let mut actions = vec![];
+        if let Some(schema) = &evolved {
+            use deltalake::kernel::MetadataExt as _;
+            actions.push(Action::Metadata(state.metadata().clone().with_schema(schema)?));
+        }
         let uuid = uuid::Uuid::new_v4();
         let (mut vectors, mut at, mut with_vector) = (vec![1u8], 1usize, 0usize); // the file's format version
         for (i, deleted, ..) in &found {
@@ -373,19 +394,23 @@ pub async fn merge(
     }
 }
 
-/// Why the table or the plan rules a merge by deletion vectors out.
-fn shape(table: &DeltaTable, plan: &LogicalPlan, keys: &[String]) -> Result<(), &'static str> {
+/// Why the table or the plan rules a merge by deletion vectors out; else
+/// the schema the commit evolves the table to, if the plan's columns are
+/// the table's followed by new ones (nullable in the table: its older
+/// files hold none of them).
+fn shape(table: &DeltaTable, plan: &LogicalPlan, keys: &[String]) -> Result<Option<StructType>, &'static str> {
     let Ok(state) = table.snapshot() else { return Err("table not loaded") };
     super::parallel::plain_table(state)?;
-    // The same columns and types; a NULL in a column the table declares NOT
-    // NULL is refused by the writer, as by deltalake's.
-    let plan_schema: Result<StructType, _> = plan.schema().as_arrow().try_into_kernel();
+    // The same columns and types, in the same order, maybe with new ones
+    // after them; a NULL in a column the table declares NOT NULL is refused
+    // by the writer, as by deltalake's.
+    let Ok(plan_schema): Result<StructType, _> = plan.schema().as_arrow().try_into_kernel() else { return Err("the columns change") };
     let table_schema = state.schema();
-    let same = |s: StructType| {
-        s.fields().len() == table_schema.fields().len()
-            && s.fields().zip(table_schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
-    };
-    if !plan_schema.is_ok_and(same) {
+    let n = table_schema.fields().len();
+    let same = plan_schema.fields().len() >= n
+        && plan_schema.fields().zip(table_schema.fields()).all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
+        && plan_schema.fields().skip(n).all(|f| table_schema.field(f.name()).is_none());
+    if !same {
         return Err("the columns change");
     }
     let arrow = plan.schema().as_arrow();
@@ -398,7 +423,15 @@ fn shape(table: &DeltaTable, plan: &LogicalPlan, keys: &[String]) -> Result<(), 
     if state.log_data().iter().any(|f| url::Url::parse(&f.path()).is_ok()) {
         return Err("files of another table (a shallow clone)");
     }
-    Ok(())
+    if plan_schema.fields().len() == n {
+        return Ok(None);
+    }
+    let added = plan_schema.fields().skip(n).map(|f| {
+        let mut f = f.clone();
+        f.nullable = true;
+        f
+    });
+    StructType::try_new(table_schema.fields().cloned().chain(added)).map(Some).map_err(|_| "the columns change")
 }
 
 /// Whether the table's protocol and properties have deletion vectors on.

@@ -7,6 +7,7 @@ mod common;
 mod compile_parity;
 mod corpus;
 mod data_tests;
+mod dbt_adapter;
 mod defer;
 mod demo;
 mod docs;

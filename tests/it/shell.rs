@@ -187,9 +187,9 @@ fn backslash_commands() {
         "+--------+----------+----------+\n\
          | column | type     | nullable |\n\
          +--------+----------+----------+\n\
-         | id     | Int64    | NO       |\n\
-         | v      | Utf8View | NO       |\n\
-         | n      | Int32    | NO       |\n\
+         | id     | Int64    | YES      |\n\
+         | v      | Utf8View | YES      |\n\
+         | n      | Int32    | YES      |\n\
          +--------+----------+----------+\n"
     );
     let o = sql(p, &["--format", "csv", "-e", "\\dt\n\\dt main_marts.*\n\\dn"]);

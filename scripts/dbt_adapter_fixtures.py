@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Writes tests/fixtures/projects/dbt_adapter/: the incremental and the
+cross-database macro (`utils`) suites of dbt's own adapter test kit (PyPI
+`dbt-tests-adapter`, Apache-2.0), as plain dbt projects that
+tests/it/dbt_adapter.rs builds with dp.
+
+    scripts/dbt_adapter_fixtures.py [path/to/dbt_tests_adapter-1.20.0-py3-none-any.whl]
+
+The `utils` suites compose their fixtures in Python classes, so they are
+written only where `dbt.tests.adapter` imports (dbt-core, pytest and
+dbt-tests-adapter installed, e.g. `/work/venv-dbt/bin/python` after
+`pip install --no-deps dbt-tests-adapter==1.20.0 pytest`): every concrete
+`Test*` class built on `BaseUtils`, one project each under `utils/<name>/`,
+whose test is `dbt build` (seeds, the model, its `assert_equal` tests).
+
+Without a wheel it is downloaded with pip (the version below). The model,
+seed and SQL texts are copied verbatim from the test modules (read with
+`ast`, nothing is imported); only the project files the pytest fixtures
+would generate around them are written here: dbt_project.yml (with the
+suite's `project_config_update`), a DuckDB profile (so dbt-duckdb can build
+the same folder) and `updates/*.sql`, the seed updates the suites run
+through the adapter (`{schema}` becomes `main`).
+"""
+
+import ast
+import io
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+VERSION = "1.20.0"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests/fixtures/projects/dbt_adapter"
+PKG = "dbt/tests/adapter/incremental/"
+
+
+def strings(source: str) -> dict:
+    """The module-level string constants of a Python module."""
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = node.value.value
+    return out
+
+
+def project(name: str, models: dict, seeds: dict, updates: dict | None = None, config: str = "") -> None:
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    for rel, text in models.items():
+        (d / "models" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / "models" / rel).write_text(text)
+    for rel, text in seeds.items():
+        (d / "seeds").mkdir(parents=True, exist_ok=True)
+        (d / "seeds" / rel).write_text(text)
+    for rel, text in (updates or {}).items():
+        (d / "updates").mkdir(parents=True, exist_ok=True)
+        (d / "updates" / rel).write_text(text.replace("{schema}", "main"))
+    (d / "dbt_project.yml").write_text(f"name: 'test'\nversion: '1.0'\nconfig-version: 2\nprofile: 'test'\n{config}")
+    (d / "profiles.yml").write_text(
+        "test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/{name}.duckdb\"\n"
+        "      schema: main\n      threads: 1\n"
+    )
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        wheel = pathlib.Path(sys.argv[1])
+    else:
+        tmp = pathlib.Path(tempfile.mkdtemp())
+        subprocess.run([sys.executable, "-m", "pip", "download", f"dbt-tests-adapter=={VERSION}", "--no-deps", "-d", str(tmp)], check=True)
+        wheel = next(tmp.glob("*.whl"))
+    z = zipfile.ZipFile(io.BytesIO(wheel.read_bytes()))
+    mod = lambda m: strings(z.read(PKG + m + ".py").decode())  # noqa: E731
+
+    u = mod("test_incremental_unique_id")
+    project(
+        "unique_id",
+        models={
+            "trinary_unique_key_list.sql": u["models__trinary_unique_key_list_sql"],
+            "nontyped_trinary_unique_key_list.sql": u["models__nontyped_trinary_unique_key_list_sql"],
+            "unary_unique_key_list.sql": u["models__unary_unique_key_list_sql"],
+            "not_found_unique_key.sql": u["models__not_found_unique_key_sql"],
+            "empty_unique_key_list.sql": u["models__empty_unique_key_list_sql"],
+            "no_unique_key.sql": u["models__no_unique_key_sql"],
+            "empty_str_unique_key.sql": u["models__empty_str_unique_key_sql"],
+            "str_unique_key.sql": u["models__str_unique_key_sql"],
+            "duplicated_unary_unique_key_list.sql": u["models__duplicated_unary_unique_key_list_sql"],
+            "not_found_unique_key_list.sql": u["models__not_found_unique_key_list_sql"],
+            "expected/one_str__overwrite.sql": u["models__expected__one_str__overwrite_sql"],
+            "expected/unique_key_list__inplace_overwrite.sql": u["models__expected__unique_key_list__inplace_overwrite_sql"],
+        },
+        seeds={"seed.csv": u["seeds__seed_csv"]},
+        updates={"duplicate_insert.sql": u["seeds__duplicate_insert_sql"], "add_new_rows.sql": u["seeds__add_new_rows_sql"]},
+    )
+
+    p = mod("test_incremental_predicates")
+    for name, key in [("predicates", "+incremental_predicates"), ("predicates_legacy", "+predicates")]:
+        project(
+            name,
+            models={"delete_insert_incremental_predicates.sql": p["models__delete_insert_incremental_predicates_sql"]},
+            seeds={"expected_delete_insert_incremental_predicates.csv": p["seeds__expected_delete_insert_incremental_predicates_csv"]},
+            config=f"models:\n  {key}: ['id != 2']\n  +incremental_strategy: delete+insert\n",
+        )
+
+    m = mod("test_incremental_merge_exclude_columns")
+    project(
+        "merge_exclude_columns",
+        models={"merge_exclude_columns.sql": m["models__merge_exclude_columns_sql"]},
+        seeds={"expected_merge_exclude_columns.csv": m["seeds__expected_merge_exclude_columns_csv"]},
+    )
+
+    f = mod("fixtures")
+    names = [
+        "incremental_sync_remove_only",
+        "incremental_ignore",
+        "incremental_sync_remove_only_target",
+        "incremental_ignore_target",
+        "incremental_fail",
+        "incremental_sync_all_columns",
+        "incremental_append_new_columns_remove_one",
+        "incremental_append_new_columns_target",
+        "incremental_append_new_columns",
+        "incremental_sync_all_columns_target",
+        "incremental_append_new_columns_remove_one_target",
+    ]
+    models = {f"{n}.sql": f[f"_MODELS__{n.upper()}"] for n in names}
+    models["model_a.sql"] = f["_MODELS__A"]
+    project("on_schema_change", models=models, seeds={})
+    utils()
+    (OUT / "SOURCE").write_text(
+        f"dbt-tests-adapter {VERSION} (PyPI; dbt Labs, Apache-2.0), {PKG}: written by scripts/dbt_adapter_fixtures.py; do not edit.\n"
+    )
+    print(f"wrote {OUT}")
+
+
+def utils() -> None:
+    """The `utils` suites (see the module docs); skipped, with a note, where
+    dbt-tests-adapter does not import."""
+    try:
+        import importlib
+        import inspect
+        import pkgutil
+
+        import yaml
+        import dbt.tests.adapter.utils as suites
+        from dbt.tests.adapter.utils.base_utils import BaseUtils
+    except ImportError as e:
+        print(f"utils suites not written ({e}): run with a Python that has dbt-core, pytest and dbt-tests-adapter=={VERSION}")
+        return
+
+    def fixture(cls, name):
+        f = getattr(cls, name, None)
+        if f is None:
+            return {}
+        return (f._get_wrapped_function() if hasattr(f, "_get_wrapped_function") else f)(cls())
+
+    def tree(base, d):
+        for k, v in (d or {}).items():
+            if isinstance(v, dict):
+                tree(base / k, v)
+            else:
+                base.mkdir(parents=True, exist_ok=True)
+                (base / k).write_text(v)
+
+    def merge(a, b):
+        for k, v in b.items():
+            if isinstance(v, dict) and isinstance(a.get(k), dict):
+                merge(a[k], v)
+            else:
+                a[k] = v
+        return a
+
+    root = OUT / "utils"
+    if root.exists():
+        shutil.rmtree(root)
+    for m in pkgutil.iter_modules(suites.__path__):
+        if not m.name.startswith("test_"):
+            continue
+        mod = importlib.import_module(f"dbt.tests.adapter.utils.{m.name}")
+        for cname, cls in inspect.getmembers(mod, inspect.isclass):
+            if not cname.startswith("Test") or cls.__module__ != mod.__name__ or not issubclass(cls, BaseUtils):
+                continue
+            d = root / cname[4:]
+            cfg = merge({"name": "test", "version": "1.0", "config-version": 2, "profile": "test"}, fixture(cls, "project_config_update"))
+            cfg["name"] = "test"
+            tree(d / "seeds", fixture(cls, "seeds"))
+            tree(d / "models", fixture(cls, "models"))
+            tree(d / "macros", fixture(cls, "macros"))
+            (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            (d / "profiles.yml").write_text(
+                "test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/utils_{cname[4:]}.duckdb\"\n"
+                "      schema: main\n      threads: 1\n"
+            )
+
+
+if __name__ == "__main__":
+    main()
