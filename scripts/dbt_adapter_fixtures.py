@@ -6,12 +6,14 @@ tests/it/dbt_adapter.rs builds with dp.
 
     scripts/dbt_adapter_fixtures.py [path/to/dbt_tests_adapter-1.20.0-py3-none-any.whl]
 
-The `utils` suites compose their fixtures in Python classes, so they are
-written only where `dbt.tests.adapter` imports (dbt-core, pytest and
-dbt-tests-adapter installed, e.g. `/work/venv-dbt/bin/python` after
-`pip install --no-deps dbt-tests-adapter==1.20.0 pytest`): every concrete
-`Test*` class built on `BaseUtils`, one project each under `utils/<name>/`,
-whose test is `dbt build` (seeds, the model, its `assert_equal` tests).
+The `utils` and `basic` suites compose their fixtures in Python classes,
+so they are written only where `dbt.tests.adapter` imports (dbt-core,
+pytest and dbt-tests-adapter installed, e.g. `/work/venv-dbt/bin/python`
+after `pip install --no-deps dbt-tests-adapter==1.20.0 pytest`): every
+concrete `Test*` class built on `BaseUtils`, one project each under
+`utils/<name>/` (its test is `dbt build`: seeds, the model, its
+`assert_equal` tests), and every `Test*` class of the `basic` modules in
+`BASIC` under `basic/<name>/`.
 
 Without a wheel it is downloaded with pip (the version below). The model,
 seed and SQL texts are copied verbatim from the test modules (read with
@@ -133,15 +135,31 @@ def main() -> None:
     models = {f"{n}.sql": f[f"_MODELS__{n.upper()}"] for n in names}
     models["model_a.sql"] = f["_MODELS__A"]
     project("on_schema_change", models=models, seeds={})
-    utils()
+    imported()
     (OUT / "SOURCE").write_text(
         f"dbt-tests-adapter {VERSION} (PyPI; dbt Labs, Apache-2.0), {PKG}: written by scripts/dbt_adapter_fixtures.py; do not edit.\n"
     )
     print(f"wrote {OUT}")
 
 
-def utils() -> None:
-    """The `utils` suites (see the module docs); skipped, with a note, where
+# The `basic` modules ported by tests/it/dbt_adapter.rs (each `Test*` class, one project).
+BASIC = [
+    "test_base",
+    "test_incremental",
+    "test_ephemeral",
+    "test_empty",
+    "test_generic_tests",
+    "test_singular_tests",
+    "test_singular_tests_ephemeral",
+    "test_snapshot_check_cols",
+    "test_snapshot_timestamp",
+    "test_table_materialization",
+]
+
+
+def imported() -> None:
+    """The suites that compose their fixtures in Python classes (`utils`,
+    `basic`; see the module docs); skipped, with a note, where
     dbt-tests-adapter does not import."""
     try:
         import importlib
@@ -149,10 +167,10 @@ def utils() -> None:
         import pkgutil
 
         import yaml
-        import dbt.tests.adapter.utils as suites
+        import dbt.tests.adapter.utils as utils
         from dbt.tests.adapter.utils.base_utils import BaseUtils
     except ImportError as e:
-        print(f"utils suites not written ({e}): run with a Python that has dbt-core, pytest and dbt-tests-adapter=={VERSION}")
+        print(f"utils and basic suites not written ({e}): run with a Python that has dbt-core, pytest and dbt-tests-adapter=={VERSION}")
         return
 
     def fixture(cls, name):
@@ -177,28 +195,29 @@ def utils() -> None:
                 a[k] = v
         return a
 
-    root = OUT / "utils"
-    if root.exists():
-        shutil.rmtree(root)
-    for m in pkgutil.iter_modules(suites.__path__):
-        if not m.name.startswith("test_"):
-            continue
-        mod = importlib.import_module(f"dbt.tests.adapter.utils.{m.name}")
-        for cname, cls in inspect.getmembers(mod, inspect.isclass):
-            if not cname.startswith("Test") or cls.__module__ != mod.__name__ or not issubclass(cls, BaseUtils):
-                continue
-            d = root / cname[4:]
-            cfg = merge({"name": "test", "version": "1.0", "config-version": 2, "profile": "test"}, fixture(cls, "project_config_update"))
-            cfg["name"] = "test"
-            tree(d / "seeds", fixture(cls, "seeds"))
-            tree(d / "models", fixture(cls, "models"))
-            tree(d / "macros", fixture(cls, "macros"))
-            (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-            (d / "profiles.yml").write_text(
-                "test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
-                f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/utils_{cname[4:]}.duckdb\"\n"
-                "      schema: main\n      threads: 1\n"
-            )
+    def write(root, modules, wanted):
+        if root.exists():
+            shutil.rmtree(root)
+        for module in modules:
+            mod = importlib.import_module(module)
+            for cname, cls in inspect.getmembers(mod, inspect.isclass):
+                if not cname.startswith("Test") or cls.__module__ != mod.__name__ or not wanted(cls):
+                    continue
+                d = root / cname[4:]
+                d.mkdir(parents=True)
+                cfg = merge({"name": "test", "version": "1.0", "config-version": 2, "profile": "test"}, fixture(cls, "project_config_update"))
+                for kind in ["seeds", "models", "macros", "snapshots", "tests"]:
+                    tree(d / kind, fixture(cls, kind))
+                (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+                (d / "profiles.yml").write_text(
+                    "test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                    f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/{root.name}_{cname[4:]}.duckdb\"\n"
+                    "      schema: main\n      threads: 1\n"
+                )
+
+    names = [f"dbt.tests.adapter.utils.{m.name}" for m in pkgutil.iter_modules(utils.__path__) if m.name.startswith("test_")]
+    write(OUT / "utils", names, lambda cls: issubclass(cls, BaseUtils))
+    write(OUT / "basic", [f"dbt.tests.adapter.basic.{m}" for m in BASIC], lambda cls: True)
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ pub enum CompileError {
 /// What compilation needs from outside: existing relations and flags.
 #[derive(Debug, Default, Clone)]
 pub struct CompileOptions {
-    /// unique ids whose relation exists in the warehouse.
+    /// unique ids whose relation exists in the warehouse as a table
+    /// ([`crate::engine::existing_tables`]): `is_incremental()`.
     pub existing: HashSet<String>,
     pub full_refresh: bool,
     /// `--defer`: the relations these unique ids' `ref()`s resolve to

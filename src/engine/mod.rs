@@ -39,6 +39,17 @@ pub const CATALOG: &str = "dp";
 /// Unique ids of models/seeds/snapshots whose relation exists (a Delta
 /// table or a view), listing each schema of the warehouse once.
 pub fn existing_relations(project: &Project) -> HashSet<String> {
+    existing(project, |_| true)
+}
+
+/// Unique ids of models/seeds/snapshots whose relation exists as a Delta
+/// table: what `is_incremental()` asks (dbt's `relation.type == 'table'`;
+/// a model that was a view is built anew).
+pub fn existing_tables(project: &Project) -> HashSet<String> {
+    existing(project, |k| k == crate::storage::RelKind::Table)
+}
+
+fn existing(project: &Project, kind: impl Fn(crate::storage::RelKind) -> bool) -> HashSet<String> {
     let Ok(wh) = Warehouse::open(&project.settings) else { return HashSet::new() };
     let mut by_schema: std::collections::HashMap<&str, HashSet<String>> = Default::default();
     project
@@ -46,7 +57,9 @@ pub fn existing_relations(project: &Project) -> HashSet<String> {
         .iter()
         .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot))
         .filter(|(_, n)| {
-            let names = by_schema.entry(n.schema.as_str()).or_insert_with(|| wh.relations_blocking(&n.schema).into_iter().map(|(t, _)| t).collect());
+            let names = by_schema
+                .entry(n.schema.as_str())
+                .or_insert_with(|| wh.relations_blocking(&n.schema).into_iter().filter(|(_, k)| kind(*k)).map(|(t, _)| t).collect());
             names.contains(&n.alias)
         })
         .map(|(u, _)| u.clone())

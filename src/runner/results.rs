@@ -98,6 +98,12 @@ impl EventSink for RunResultsFile<'_> {
     }
 }
 
+/// `target/run_results.json` of a command that ran nothing (an empty
+/// selection), as dbt writes it: no results.
+pub fn write_empty(project: &Project, invocation_id: &str, args: &Args) -> anyhow::Result<()> {
+    write(&project.settings.target_dir(), &run_results(project, &[], 0.0, invocation_id, args))
+}
+
 pub fn run_results(project: &Project, results: &[NodeResult], elapsed: f64, invocation_id: &str, args: &Args) -> Value {
     let items: Vec<Value> = results
         .iter()

@@ -16,7 +16,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     let mut clock = crate::project::load::Phases::start();
     let l = load(g, LoadArgs { which: "compile", ..Default::default() }, printer)?;
     clock.lap("load");
-    let existing = crate::engine::existing_relations(&l.project);
+    let existing = crate::engine::existing_tables(&l.project);
     clock.lap("existing relations");
     let mut opts = CompileOptions { existing, full_refresh: false, cache: render_cache(&l, g), ..Default::default() };
     clock.lap("render cache");

@@ -12,7 +12,7 @@ use crate::cli::args::{GlobalArgs, RunArgs};
 use crate::cli::context::{LoadArgs, load, select, write_compiled_and_manifest};
 use crate::cli::reporter::{Reporter, show_failures, summarize};
 use crate::compile::{CompileOptions, compile_prepared};
-use crate::engine::{Engine, existing_relations, parse_size};
+use crate::engine::{Engine, existing_tables, parse_size};
 use crate::graph::select::is_empty_node;
 use crate::lineage::openlineage::{Config, Emitter, Outcome};
 use crate::project::nodes::{Materialization, ResourceType};
@@ -168,7 +168,7 @@ async fn execute_kind(
         vec![]
     };
     let mut opts = CompileOptions {
-        existing: existing_relations(&l.project),
+        existing: existing_tables(&l.project),
         full_refresh: a.full_refresh,
         cache: crate::cli::context::render_cache(&l, g),
         ..Default::default()
@@ -206,6 +206,9 @@ async fn execute_kind(
     ));
     if order.is_empty() {
         printer.warn("nothing to do: the selection matched no nodes");
+        // dbt still writes a run_results.json, with no results.
+        let args = Args { which: which.to_string(), full_refresh: a.full_refresh, ..crate::cli::defer::run_args(&a.select) };
+        crate::runner::results::write_empty(&l.project, &l.invocation_id, &args)?;
         return Ok(ExitCode::SUCCESS);
     }
     printer.info(format!("Concurrency: {} threads (target='{}')", l.project.settings.target.threads, l.project.settings.target.name));

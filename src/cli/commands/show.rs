@@ -7,13 +7,13 @@ use crate::cli::Printer;
 use crate::cli::args::{GlobalArgs, SelectArgs};
 use crate::cli::context::{LoadArgs, load, select};
 use crate::compile::{CompileOptions, compile};
-use crate::engine::{Engine, existing_relations};
+use crate::engine::{Engine, existing_tables};
 use crate::project::nodes::ResourceType;
 use crate::shell::format::{Format, Limits, ResultWriter};
 
 pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: Format, printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { which: "show", ..Default::default() }, printer)?;
-    let mut opts = CompileOptions { existing: existing_relations(&l.project), full_refresh: false, ..Default::default() };
+    let mut opts = CompileOptions { existing: existing_tables(&l.project), full_refresh: false, ..Default::default() };
     let mut deferral = None;
     let (label, sql) = match inline {
         Some(q) => {

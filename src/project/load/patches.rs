@@ -146,6 +146,20 @@ pub fn apply(
                 {
                     uid = Some(root.clone());
                 }
+                // Another kind of node by that name (a seed under `models:`):
+                // as dbt, a warning, no patch, but its tests are the node's.
+                if let Some(u) = uid.as_ref().filter(|u| nodes[*u].resource_type != rt && rt != ResourceType::Analysis) {
+                    let kind = nodes[u].resource_type;
+                    warnings.push(format!(
+                        "{file}:{}: '{}' is a {kind} node, but it is specified in the {rt}s section of {file}. To fix this error, place the `{}` specification under the {kind}s key instead.",
+                        idx.first(&patch.name).unwrap_or(1),
+                        patch.name,
+                        patch.name
+                    ));
+                    let target = TestTarget::Node { name: patch.name.clone(), uid: u.clone(), version: None };
+                    collect_tests(&mut yaml_tests, &pkg, &target, &file, &idx, &dirs, patch.all_tests(), &patch.columns)?;
+                    continue;
+                }
                 let Some(uid) = uid.filter(|u| nodes[u].resource_type == rt) else {
                     warnings.push(format!(
                         "{file}:{}: {} '{}' is described here but no such {} exists",
