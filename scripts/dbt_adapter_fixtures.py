@@ -201,9 +201,10 @@ def imported() -> None:
         for module in modules:
             mod = importlib.import_module(module)
             for cname, cls in inspect.getmembers(mod, inspect.isclass):
-                if not cname.startswith("Test") or cls.__module__ != mod.__name__ or not wanted(cls):
+                # a concrete `Test*` class, or a `Base*` one `wanted` names (no adapter-neutral subclass)
+                if cls.__module__ != mod.__name__ or not wanted(cls) or not (cname.startswith("Test") or cname.startswith("Base")):
                     continue
-                d = root / cname[4:]
+                d = root / cname.removeprefix("Test").removeprefix("Base")
                 d.mkdir(parents=True)
                 cfg = merge({"name": "test", "version": "1.0", "config-version": 2, "profile": "test"}, fixture(cls, "project_config_update"))
                 for kind in ["seeds", "models", "macros", "snapshots", "tests"]:
@@ -211,13 +212,15 @@ def imported() -> None:
                 (d / "dbt_project.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
                 (d / "profiles.yml").write_text(
                     "test:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
-                    f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/{root.name}_{cname[4:]}.duckdb\"\n"
+                    f"      path: \"{{{{ env_var('DP_DBT_WORKDIR', '/tmp/dp-dbt-adapter') }}}}/{root.name}_{d.name}.duckdb\"\n"
                     "      schema: main\n      threads: 1\n"
                 )
 
     names = [f"dbt.tests.adapter.utils.{m.name}" for m in pkgutil.iter_modules(utils.__path__) if m.name.startswith("test_")]
-    write(OUT / "utils", names, lambda cls: issubclass(cls, BaseUtils))
-    write(OUT / "basic", [f"dbt.tests.adapter.basic.{m}" for m in BASIC], lambda cls: True)
+    concrete = lambda cls: cls.__name__.startswith("Test")  # noqa: E731
+    write(OUT / "utils", names, lambda cls: concrete(cls) and issubclass(cls, BaseUtils))
+    write(OUT / "basic", [f"dbt.tests.adapter.basic.{m}" for m in BASIC], concrete)
+    write(OUT / "empty", ["dbt.tests.adapter.empty.test_empty"], lambda cls: concrete(cls) or cls.__name__ == "BaseTestEmptyInlineSourceRef")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,10 @@ pub struct RunArgs {
     /// After the summary, print the first failing rows of each warning or failing test (stdout).
     #[arg(long)]
     pub show_failures: bool,
+    /// Build with every ref() and source() reading no rows (dbt's --empty): checks the SQL plans and
+    /// creates the relations, empty, without reading the data (run, build, snapshot).
+    #[arg(long)]
+    pub empty: bool,
     /// Microbatch models build the batches from this date-time (inclusive, UTC); needs --event-time-end.
     #[arg(long)]
     pub event_time_start: Option<String>,
@@ -156,6 +160,9 @@ pub enum Command {
         /// Print the compiled SQL of `--inline` or a single selected node.
         #[arg(long)]
         inline: Option<String>,
+        /// Render every ref() and source() as reading no rows (dbt's --empty).
+        #[arg(long)]
+        empty: bool,
     },
     /// List project resources.
     #[command(alias = "list")]

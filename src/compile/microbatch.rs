@@ -71,8 +71,9 @@ impl BatchResolver {
     fn filtered(&self, rel: Relation, event_time: Option<&String>) -> Relation {
         match event_time {
             Some(field) => {
-                let rendered = format!("(select * from {} where {})", rel.render_name(), self.batch.filter(field));
-                Relation { rendered: Some(rendered), ..rel }
+                // dbt wraps a limited relation (`--empty`) in the filter
+                let rendered = format!("(select * from {} where {})", rel.limited(), self.batch.filter(field));
+                Relation { rendered: Some(rendered), limit: None, ..rel }
             }
             None => rel,
         }

@@ -133,6 +133,9 @@ pub struct CompileOptions {
     pub deferred: HashMap<String, Relation>,
     /// Renderings of an earlier compile (`target/render_cache.bin`).
     pub cache: Option<Arc<cache::RenderCache>>,
+    /// `--empty`: every `ref()` and `source()` reads no rows (dbt's
+    /// `(select * from x where false limit 0)`); the render cache is not used.
+    pub empty: bool,
 }
 
 struct ProjectResolver {
@@ -146,17 +149,21 @@ struct ProjectResolver {
     /// and by (source, table).
     event_times: HashMap<String, String>,
     source_event_times: HashMap<(String, String), String>,
+    /// `--empty`: the limit every resolved relation carries (`Some(0)`).
+    limit: Option<u64>,
 }
 
 impl Resolver for ProjectResolver {
     fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String> {
         let uid = self.pick(package, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
         let (rel, ephemeral) = &self.relations[uid];
-        if *ephemeral { Ok(Relation::cte(&format!("__dbt__cte__{}", rel.identifier))) } else { Ok(rel.clone()) }
+        let rel = if *ephemeral { Relation::cte(&format!("__dbt__cte__{}", rel.identifier)) } else { rel.clone() };
+        Ok(Relation { limit: self.limit, ..rel })
     }
 
     fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
-        self.sources.get(&(source.to_string(), table.to_string())).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))
+        let rel = self.sources.get(&(source.to_string(), table.to_string())).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
+        Ok(Relation { limit: self.limit, ..rel })
     }
 }
 
@@ -181,6 +188,7 @@ impl Prepared {
         for (uid, rel) in &opts.deferred {
             r.relations.insert(uid.clone(), (rel.clone(), false));
         }
+        r.limit = opts.empty.then_some(0);
         Arc::new(r)
     }
 }
@@ -209,7 +217,7 @@ pub fn prepare(project: &Project) -> Prepared {
         }
     }
     let (event_times, source_event_times) = microbatch::event_times(project);
-    Prepared(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times })
+    Prepared(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times, limit: None })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
@@ -261,7 +269,7 @@ fn compile_with(
                 None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(uid),
             };
             // the render cache holds whole-model compiles: not a microbatch batch, not under --defer
-            let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty());
+            let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty() && !opts.empty);
             if let Some(e) = cache.and_then(|c| c.reuse(uid, incremental)) {
                 return Ok((uid.clone(), e.sql, vec![], incremental, false, e.config));
             }

@@ -30,6 +30,10 @@ pub struct Relation {
     pub quoting: Quoting,
     /// Which parts are rendered (`include(database=false)` drops one).
     pub include: Quoting,
+    /// Rows a `ref()` or `source()` reads: `Some(0)` under `--empty`, as
+    /// dbt's `resolve_limit`. Shown where the relation is rendered into SQL
+    /// ([`Relation::limited`]), not by `.render()`.
+    pub limit: Option<u64>,
 }
 
 impl Relation {
@@ -42,6 +46,7 @@ impl Relation {
             kind: None,
             quoting: Quoting::default(),
             include: Quoting::default(),
+            limit: None,
         }
     }
 
@@ -58,6 +63,18 @@ impl Relation {
 
     pub fn cte(name: &str) -> Relation {
         Relation { rendered: Some(name.into()), kind: Some("cte".into()), ..Relation::new("", "", name) }
+    }
+
+    /// The relation as SQL reads it: its name, or with a limit, dbt's
+    /// `render_limited()` as dbt-duckdb renders it (no subquery alias, so a
+    /// model's own `as x` after it still parses): `(select * from <name>
+    /// where false limit 0)`.
+    pub fn limited(&self) -> String {
+        match self.limit {
+            None => self.render_name(),
+            Some(0) => format!("(select * from {} where false limit 0)", self.render_name()),
+            Some(n) => format!("(select * from {} limit {n})", self.render_name()),
+        }
     }
 
     pub fn render_name(&self) -> String {
@@ -155,7 +172,7 @@ impl Object for Relation {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render_name())
+        f.write_str(&self.limited())
     }
 }
 

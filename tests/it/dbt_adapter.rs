@@ -453,7 +453,7 @@ fn test_incremental() {
 /// column changes length succeeds.
 #[test]
 fn test_incremental_not_schema_change() {
-    let d = suite("basic/BaseIncrementalNotSchemaChange");
+    let d = suite("basic/IncrementalNotSchemaChange");
     let p = d.path();
     assert_eq!(ran(p, &[], &["run", "--select", "incremental_not_schema_change"]), 1);
     assert_eq!(ran(p, &[], &["run", "--select", "incremental_not_schema_change"]), 1);
@@ -581,4 +581,56 @@ fn test_table_materialization_sort_dist_no_op() {
     assert_eq!(ran(p, &[], &["seed"]), 1);
     assert_eq!(ran(p, &[], &["run"]), 1);
     relations_equal(p, "seed", "materialized");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `empty` suite: `--empty` (every ref() and source() reads no rows).
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseTestEmpty.test_run_with_empty`: a model over a model, an ephemeral
+/// model and a source has 3 rows, and none after `run --empty`; its SQL is
+/// dbt-duckdb 1.11's for the same project (checked by hand: the relations
+/// wrapped in `(select * from ... where false limit 0)`, no alias).
+#[test]
+fn test_run_with_empty() {
+    let d = suite("empty/Empty");
+    let p = d.path();
+    ran(p, &[], &["seed"]);
+    ran(p, &[], &["run"]);
+    assert_eq!(count(p, "model"), "3");
+    ran(p, &[], &["run", "--empty"]);
+    assert_eq!(count(p, "model"), "0");
+    let sql = std::fs::read_to_string(p.join("target/compiled/test/models/model.sql")).unwrap();
+    for part in [
+        "from (select * from \"dp\".\"main\".\"model_input\" where false limit 0)\nunion all",
+        "from (select * from __dbt__cte__ephemeral_model_input where false limit 0)\nunion all",
+        "from (select * from \"dp\".\"main\".\"raw_source\" where false limit 0)",
+    ] {
+        assert!(sql.contains(part), "{sql}");
+    }
+}
+
+/// `BaseTestEmptyInlineSourceRef`: a source followed by the model's own
+/// alias (`... as raw_source`) still parses under `--empty`.
+#[test]
+fn test_run_with_empty_inline_source_ref() {
+    let d = suite("empty/TestEmptyInlineSourceRef");
+    let p = d.path();
+    ran(p, &[], &["seed"]);
+    ran(p, &[], &["run", "--empty"]);
+    assert_eq!(count(p, "model"), "0");
+}
+
+/// `--empty` never reaches the render cache: a compile after an empty one
+/// renders the plain relations, and an empty one after a plain one the
+/// limited relations (the cache would have served the other's SQL).
+#[test]
+fn empty_renders_are_not_cached() {
+    let d = suite("empty/Empty");
+    let p = d.path();
+    let compiled = || std::fs::read_to_string(p.join("target/compiled/test/models/model.sql")).unwrap();
+    for (args, limited) in [(&["compile"][..], false), (&["compile", "--empty"][..], true), (&["compile"][..], false), (&["compile", "--empty"][..], true)] {
+        ok(&run(p, args));
+        assert_eq!(compiled().contains("where false limit 0"), limited, "{args:?}: {}", compiled());
+    }
 }

@@ -10,7 +10,7 @@ use crate::cli::context::{LoadArgs, load, render_cache, select, write_compiled_a
 use crate::compile::{CompileOptions, compile_prepared};
 use crate::project::nodes::ResourceType;
 
-pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {
+pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, empty: bool, printer: &Printer) -> anyhow::Result<ExitCode> {
     let t = std::time::Instant::now();
     // Phase timings: `DP_LOG=dp::cli::commands::compile=debug`.
     let mut clock = crate::project::load::Phases::start();
@@ -18,7 +18,7 @@ pub fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, printer: &Print
     clock.lap("load");
     let existing = crate::engine::existing_tables(&l.project);
     clock.lap("existing relations");
-    let mut opts = CompileOptions { existing, full_refresh: false, cache: render_cache(&l, g), ..Default::default() };
+    let mut opts = CompileOptions { existing, full_refresh: false, cache: render_cache(&l, g), empty, ..Default::default() };
     clock.lap("render cache");
     if let Some(sql) = inline {
         if let Some(d) = crate::cli::defer::plan(&l, s, &Default::default(), &Default::default())? {

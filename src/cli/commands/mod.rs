@@ -36,7 +36,7 @@ pub async fn dispatch(cli: Cli, printer: &Printer) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Parse => parse::run(g, printer),
-        Command::Compile { select, inline } => compile::run(g, &select, inline.as_deref(), printer),
+        Command::Compile { select, inline, empty } => compile::run(g, &select, inline.as_deref(), empty, printer),
         Command::Ls { select, output, output_keys, resource_type } => ls::run(g, &select, output, &output_keys, &resource_type, printer),
         Command::Debug => debug::run(g, printer).await,
         Command::Deps => deps::run(g, printer),

@@ -170,6 +170,7 @@ async fn execute_kind(
     let mut opts = CompileOptions {
         existing: existing_tables(&l.project),
         full_refresh: a.full_refresh,
+        empty: a.empty,
         cache: crate::cli::context::render_cache(&l, g),
         ..Default::default()
     };
