@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
-use minijinja::value::{DynObject, Kwargs, Object, Value, from_args};
+use minijinja::value::{DynObject, Kwargs, Object, ObjectRepr, Value, from_args};
 use minijinja::{Error, ErrorKind, State};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,6 +54,12 @@ impl PyDateTime {
 }
 
 impl Object for PyDateTime {
+    /// Plain: a datetime stored in a config (`begin=modules.datetime.datetime(2020, 1, 1)`)
+    /// serializes as its text, `2020-01-01 00:00:00`, not as an empty map.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
     fn is_true(self: &Arc<Self>) -> bool {
         true
     }
@@ -282,6 +288,11 @@ pub fn dt_op(a: Value, op: String, b: Value) -> Result<Value, Error> {
 pub struct PyDate(pub NaiveDate);
 
 impl Object for PyDate {
+    /// Plain, as [`PyDateTime`]: serialized as `2020-01-01`.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
     fn is_true(self: &Arc<Self>) -> bool {
         true
     }

@@ -164,3 +164,18 @@ pub(super) fn reads_node(macro_sql: &str) -> bool {
     let body = macro_sql.split_once("%}").map(|(_, b)| b).unwrap_or(macro_sql);
     body.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).any(|w| w == "node")
 }
+
+/// Two enabled models, seeds or snapshots that would be the same relation
+/// fail the load, as dbt's `_check_resource_uniqueness` fails its parse
+/// (the second one's build would replace the first one's table).
+pub fn unique_relations(settings: &crate::config::Settings, nodes: &NodeMap) -> Result<(), LoadError> {
+    let mut seen: crate::util::FastMap<String, &Node> = Default::default();
+    for n in nodes.values().filter(|n| matches!(n.resource_type, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)) {
+        let relation = n.dbt_relation_name(settings);
+        if let Some(first) = seen.insert(relation.clone(), n) {
+            let at = |n: &Node| format!("{} ({})", n.unique_id, n.original_file_path);
+            return Err(LoadError::SameRelation { relation, first: at(first), second: at(n) });
+        }
+    }
+    Ok(())
+}

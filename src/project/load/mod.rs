@@ -64,6 +64,10 @@ pub enum LoadError {
     Located { file: String, line: usize, message: String },
     #[error("dbt found two {kind}s with the name '{name}':\n  - {first}\n  - {second}\n  hint: rename one of them, or disable one with `enabled: false`")]
     Duplicate { kind: String, name: String, first: String, second: String },
+    #[error(
+        "dbt found two resources with the database representation {relation}.\ndbt cannot create two resources with identical database representations. To fix this,\nchange the configuration of one of these resources:\n- {first}\n- {second}\n  hint: give one of them another alias (config(alias='...')) or schema"
+    )]
+    SameRelation { relation: String, first: String, second: String },
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n\n"))]
     Many(Vec<LoadError>),
 }
@@ -159,6 +163,7 @@ pub fn load_project(settings: Settings, fs: &dyn FileSystem, opts: &LoadOptions)
     validate::configs(&nodes, fs)?;
     clock.lap("unit tests, validation");
     finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut nodes)?;
+    finish::unique_relations(&settings, &nodes)?;
     // dbt names disabled nodes too (the manifest's `disabled` lists them so)
     finish::name_relations(&jinja, &macros.macros, !settings.dispatch.is_empty(), &mut disabled)?;
     clock.lap("relation names");
