@@ -731,3 +731,44 @@ fn test_same_alias_succeeds_in_different_schemas() {
     assert_eq!(ran(p, &[], &["run"]), 3);
     assert!(ran(p, &[], &["test"]) > 0);
 }
+
+/// `BaseMicrobatch.test_run_with_event_time` (incremental suite) as
+/// dbt-duckdb runs it: its input model without the `-0` offset DuckDB
+/// refuses, and its microbatch model without `unique_key` (dbt-duckdb fails
+/// a microbatch model with one; dp refuses it at the load). `begin` is a
+/// `modules.datetime.datetime(...)` (dp read it as `{}` and refused it).
+#[test]
+fn test_run_with_event_time() {
+    let input = "{{ config(materialized='table', event_time='event_time') }}
+select 1 as id, TIMESTAMP '2020-01-01 00:00:00' as event_time
+union all
+select 2 as id, TIMESTAMP '2020-01-02 00:00:00' as event_time
+union all
+select 3 as id, TIMESTAMP '2020-01-03 00:00:00' as event_time
+";
+    let model = "{{ config(materialized='incremental', incremental_strategy='microbatch', event_time='event_time', batch_size='day', begin=modules.datetime.datetime(2020, 1, 1, 0, 0, 0)) }}
+select * from {{ ref('input_model') }}
+";
+    let d = project(&[
+        ("dbt_project.yml", "name: test\nprofile: test\nversion: '1.0'\nconfig-version: 2\n"),
+        ("models/input_model.sql", input),
+        ("models/microbatch_model.sql", model),
+    ]);
+    let p = d.path();
+    let at = |now: &str, args: &[&str]| {
+        let o = dp().current_dir(p).env("DP_MICROBATCH_NOW", now).args(args).output().unwrap();
+        ok(&o);
+    };
+    at("2020-01-03T13:57:00", &["run"]);
+    assert_eq!(count(p, "microbatch_model"), "3");
+    at("2020-01-03T14:57:00", &["run"]);
+    assert_eq!(count(p, "microbatch_model"), "3");
+    update(p, "insert into main.input_model (id, event_time) values (4, TIMESTAMP '2020-01-04 00:00:00'), (5, TIMESTAMP '2020-01-05 00:00:00')");
+    assert_eq!(count(p, "input_model"), "5");
+    at("2020-01-03T14:57:00", &["run", "--select", "microbatch_model"]);
+    assert_eq!(count(p, "microbatch_model"), "3");
+    at("2020-01-04T14:57:00", &["run", "--select", "microbatch_model"]);
+    assert_eq!(count(p, "microbatch_model"), "4");
+    at("2020-01-05T14:57:00", &["run", "--select", "microbatch_model"]);
+    assert_eq!(count(p, "microbatch_model"), "5");
+}
