@@ -201,8 +201,8 @@ def imported() -> None:
         for module in modules:
             mod = importlib.import_module(module)
             for cname, cls in inspect.getmembers(mod, inspect.isclass):
-                # a concrete `Test*` class, or a `Base*` one `wanted` names (no adapter-neutral subclass)
-                if cls.__module__ != mod.__name__ or not wanted(cls) or not (cname.startswith("Test") or cname.startswith("Base")):
+                # a concrete `Test*` class, or one `wanted` names (no adapter-neutral subclass)
+                if cls.__module__ != mod.__name__ or not wanted(cls):
                     continue
                 d = root / cname.removeprefix("Test").removeprefix("Base")
                 try:
@@ -228,6 +228,8 @@ def imported() -> None:
     write(OUT / "empty", ["dbt.tests.adapter.empty.test_empty"], lambda cls: concrete(cls) or cls.__name__ == "BaseTestEmptyInlineSourceRef")
     write(OUT / "ephemeral", ["dbt.tests.adapter.ephemeral.test_ephemeral"], concrete)
     write(OUT / "aliases", ["dbt.tests.adapter.aliases.test_aliases"], concrete)
+    stored = lambda cls: cls.__name__.startswith("StoreTestFailuresAs") and cls.__name__ != "StoreTestFailuresAsBase"  # noqa: E731
+    write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
 
-use super::test::{TestFlags, cfg, stores_failures};
+use super::test::{TestFlags, cfg, stored_as};
 use crate::compile::Compiled;
 use crate::engine::Engine;
 use crate::project::load::Project;
@@ -225,7 +225,10 @@ fn batchable(project: &Project, node: &Node, compiled: &Compiled, flags: TestFla
     if md.namespace.as_deref().is_some_and(|ns| ns != "dbt") || overridden(project, &md.name) {
         return None;
     }
-    if stores_failures(node, flags.store_failures) || node.config.contains_key("limit") || cfg(node, "fail_calc", "count(*)").trim() != "count(*)" {
+    if !matches!(stored_as(node, flags.store_failures), Ok(None))
+        || node.config.contains_key("limit")
+        || cfg(node, "fail_calc", "count(*)").trim() != "count(*)"
+    {
         return None;
     }
     let column = md.kwargs.get("column_name")?.as_str()?.to_string();

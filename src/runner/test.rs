@@ -3,7 +3,8 @@
 //! `error_if`, `limit`) and maps the counts to pass / warn / fail by
 //! `severity`, with dbt's failure count (0 on pass) and message ("Got 3
 //! results, configured to fail if >2"). With `store_failures`, the failing
-//! rows are kept as a Delta table `<schema>_dbt_test__audit.<test name>`;
+//! rows are kept as a Delta table `<schema>_dbt_test__audit.<test name>`
+//! (a view with `store_failures_as: view`, see [`stored_as`]);
 //! with `--show-failures`, the first rows of a warning or failing test are
 //! kept for printing after the summary.
 
@@ -51,10 +52,35 @@ pub(crate) fn cfg(node: &Node, key: &str, default: &str) -> String {
 }
 
 /// Whether the test keeps its failing rows (config, else `--store-failures`).
-pub fn stores_failures(node: &Node, flag: bool) -> bool {
+fn stores_failures(node: &Node, flag: bool) -> bool {
     match node.config.get("store_failures") {
         Some(serde_json::Value::Bool(b)) => *b,
         _ => flag,
+    }
+}
+
+/// The relation a test keeps its failing rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredAs {
+    Table,
+    View,
+}
+
+/// Where the test keeps its failing rows, as dbt decides: `store_failures_as`
+/// (`table`, `view`, or `ephemeral`: nowhere) wins over `store_failures` at
+/// any level; without it, `store_failures` (else `--store-failures`) stores
+/// a table. `Err`: a value dbt does not accept (the test errors, as in dbt's
+/// test materialization, and the rest of the run goes on).
+pub fn stored_as(node: &Node, flag: bool) -> Result<Option<StoredAs>, String> {
+    match node.config.get("store_failures_as") {
+        None | Some(serde_json::Value::Null) => Ok(stores_failures(node, flag).then_some(StoredAs::Table)),
+        Some(serde_json::Value::String(s)) if s == "ephemeral" => Ok(None),
+        Some(serde_json::Value::String(s)) if s == "table" => Ok(Some(StoredAs::Table)),
+        Some(serde_json::Value::String(s)) if s == "view" => Ok(Some(StoredAs::View)),
+        Some(v) => {
+            let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+            Err(format!("'{v}' is not a valid value for `store_failures_as`. Accepted values are: ['ephemeral', 'table', 'view']"))
+        }
     }
 }
 
@@ -76,6 +102,7 @@ pub fn judge(node: &Node, failures: i64, should_warn: bool, should_error: bool) 
 /// Runs one test; `counted` carries its verdict inputs when a batched query
 /// (`batch.rs`) already computed them.
 pub async fn run_test(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, counted: Option<Counted>) -> anyhow::Result<TestOutcome> {
+    stored_as(node, flags.store_failures).map_err(|e| anyhow::anyhow!("{e}\n  hint: set store_failures_as to table, view or ephemeral"))?;
     let Counted { failures, should_warn: warn, should_error: error } = match counted {
         Some(c) => c,
         None => count_failures(engine, node, sql).await?,
@@ -136,10 +163,22 @@ async fn count_failures(engine: &Engine, node: &Node, sql: &str) -> anyhow::Resu
 
 /// What follows the verdict: storing failing rows and sampling them.
 pub async fn finish(engine: &Engine, node: &Node, sql: &str, flags: TestFlags, outcome: &mut TestOutcome) -> anyhow::Result<()> {
-    if stores_failures(node, flags.store_failures) {
+    if let Ok(Some(kind)) = stored_as(node, flags.store_failures) {
         let dir = engine.warehouse.table(&node.schema, &node.alias);
-        let plan = engine.sql(sql).await?.into_unoptimized_plan();
-        crate::materialize::delta::overwrite(engine, &dir, plan, node).await?;
+        // the other kind of relation by that name goes first, as dbt drops it
+        if engine.warehouse.kind(&node.schema, &node.alias).await?.is_some_and(|k| (k == crate::storage::RelKind::View) != (kind == StoredAs::View)) {
+            engine.warehouse.drop_relation(&dir).await?;
+        }
+        match kind {
+            StoredAs::Table => {
+                let plan = engine.sql(sql).await?.into_unoptimized_plan();
+                crate::materialize::delta::overwrite(engine, &dir, plan, node).await?;
+            }
+            StoredAs::View => {
+                crate::engine::idents::plan(&engine.ctx.state(), sql).await?;
+                crate::materialize::delta::write_view(engine, &dir, sql).await?;
+            }
+        }
         engine.catalog.invalidate(&node.schema, &node.alias);
         outcome.stored_in = Some(node.relation_name());
     }

@@ -772,3 +772,93 @@ select * from {{ ref('input_model') }}
     at("2020-01-05T14:57:00", &["run", "--select", "microbatch_model"]);
     assert_eq!(count(p, "microbatch_model"), "5");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `store_test_failures_tests` suite: `store_failures_as` (dp had only `store_failures`).
+// ---------------------------------------------------------------------------------------------
+
+/// `StoreTestFailuresAs*.run_and_assert`: after `seed` and `run`, `test`
+/// gives each test its status, and each test's relation in
+/// `main_dbt_test__audit` is of the expected kind (`None`: not stored).
+fn stored_failures(name: &str, expected: &[(&str, &str, Option<&str>)]) {
+    let d = suite(&format!("store_failures/{name}"));
+    let p = d.path();
+    ran(p, &[], &["seed"]);
+    ran(p, &[], &["run"]);
+    assert_eq!(run(p, &["test"]).status.code(), Some(1), "{name}");
+    assert_eq!(results(p), named(&expected.iter().map(|(n, s, _)| (*n, *s)).collect::<Vec<_>>()), "{name}");
+    let mut stored: Vec<String> = rows(p, "select table_name, lower(table_type) from information_schema.tables where table_schema = 'main_dbt_test__audit'");
+    stored.sort();
+    let mut want: Vec<String> = expected.iter().filter_map(|(n, _, k)| k.map(|k| format!("{n},{}", if k == "view" { "view" } else { "base table" }))).collect();
+    want.sort();
+    assert_eq!(stored, want, "{name}");
+}
+
+#[test]
+fn test_store_failures_as_interactions() {
+    stored_failures(
+        "StoreTestFailuresAsInteractions",
+        &[
+            ("view_unset_pass", "pass", Some("view")),
+            ("view_true", "fail", Some("view")),
+            ("view_false", "fail", Some("view")),
+            ("view_unset", "fail", Some("view")),
+            ("table_true", "fail", Some("table")),
+            ("table_false", "fail", Some("table")),
+            ("table_unset", "fail", Some("table")),
+            ("ephemeral_true", "fail", None),
+            ("ephemeral_false", "fail", None),
+            ("ephemeral_unset", "fail", None),
+            ("unset_true", "fail", Some("table")),
+            ("unset_false", "fail", None),
+            ("unset_unset", "fail", None),
+        ],
+    );
+}
+
+#[test]
+fn test_store_failures_as_project_level() {
+    stored_failures(
+        "StoreTestFailuresAsProjectLevelOff",
+        &[
+            ("results_view", "fail", Some("view")),
+            ("results_table", "fail", Some("table")),
+            ("results_ephemeral", "fail", None),
+            ("results_unset", "fail", None),
+        ],
+    );
+    stored_failures(
+        "StoreTestFailuresAsProjectLevelView",
+        &[("results_true", "fail", Some("view")), ("results_false", "fail", Some("view")), ("results_unset", "fail", Some("view"))],
+    );
+    stored_failures(
+        "StoreTestFailuresAsProjectLevelEphemeral",
+        &[("results_unset", "fail", None), ("results_true", "fail", None), ("results_view", "fail", Some("view"))],
+    );
+}
+
+#[test]
+fn test_store_failures_as_generic() {
+    stored_failures(
+        "StoreTestFailuresAsGeneric",
+        &[
+            ("not_null_chipmunks_name", "pass", Some("view")),
+            ("accepted_values_chipmunks_name__alvin__simon__theodore", "fail", Some("table")),
+            ("not_null_chipmunks_shirt", "fail", Some("view")),
+        ],
+    );
+}
+
+/// `StoreTestFailuresAsExceptions`: a value dbt does not accept errors the
+/// test, naming the accepted ones.
+#[test]
+fn test_store_failures_as_exceptions() {
+    let d = suite("store_failures/StoreTestFailuresAsExceptions");
+    let p = d.path();
+    ran(p, &[], &["seed"]);
+    ran(p, &[], &["run"]);
+    let o = run(p, &["test"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(results(p), named(&[("store_failures_as_error", "error")]));
+    assert!(stderr(&o).contains("'error' is not a valid value for `store_failures_as`. Accepted values are: ['ephemeral', 'table', 'view']"), "{}", stderr(&o));
+}
