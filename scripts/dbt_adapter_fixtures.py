@@ -230,6 +230,7 @@ def imported() -> None:
     write(OUT / "aliases", ["dbt.tests.adapter.aliases.test_aliases"], concrete)
     stored = lambda cls: cls.__name__.startswith("StoreTestFailuresAs") and cls.__name__ != "StoreTestFailuresAsBase"  # noqa: E731
     write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
+    write(OUT / "snapshot", ["dbt.tests.adapter.simple_snapshot.test_snapshot"], concrete)
 
 
 if __name__ == "__main__":

@@ -276,6 +276,16 @@ impl Shell {
             DFStatement::Statement(s) if self.options.allow_writes => write::row_change(s),
             _ => None,
         };
+        if self.options.allow_writes
+            && let DFStatement::Statement(s) = &stmt
+            && let Statement::AlterTable(alter) = s.as_ref()
+        {
+            let line = self.alter_table(alter).await?;
+            if !self.options.quiet {
+                eprintln!("{line}");
+            }
+            return Ok(());
+        }
         let dropped = dropped_views(&stmt);
         let written = if refused.is_some() { relations(&stmt) } else { Vec::new() };
         let state = self.engine.ctx.state();

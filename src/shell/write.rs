@@ -25,6 +25,10 @@
 //!   and update operations (the WHERE clause and expressions are parsed by
 //!   deltalake against the table's columns). `UPDATE ... FROM`, `DELETE
 //!   ... USING`, `ORDER BY`/`LIMIT` and `RETURNING` are refused.
+//! - `ALTER TABLE s.t ADD [COLUMN] [IF NOT EXISTS] c type [NULL | DEFAULT
+//!   NULL], ...` on a Delta table: one commit of its metadata (deltalake's
+//!   add-columns); the rows it has read NULL there. `NOT NULL`, another
+//!   default and other `ALTER TABLE` operations are refused with a hint.
 //! - `CREATE SCHEMA s` does nothing: a schema is the folder its first
 //!   relation creates.
 //!
@@ -34,7 +38,7 @@
 use datafusion::catalog::Session;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::{DdlStatement, DmlStatement, LogicalPlan, WriteOp};
-use datafusion::sql::sqlparser::ast::{CreateView, Ident, ObjectName, ObjectNamePart, Query, Statement, TableFactor, VisitMut, VisitorMut};
+use datafusion::sql::sqlparser::ast::{AlterTable, CreateView, Ident, ObjectName, ObjectNamePart, Query, Statement, TableFactor, VisitMut, VisitorMut};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -319,6 +323,76 @@ impl Shell {
         let rows = n.map(|n| format!("{n} row{}, ", if n == 1 { "" } else { "s" })).unwrap_or_default();
         let version = table.version().map(|v| format!("Delta version {v}")).unwrap_or_default();
         Ok(format!("{verb} {s}.{t} ({rows}{version})"))
+    }
+
+    /// `ALTER TABLE ... ADD COLUMN ...` (see the module docs).
+    pub(super) async fn alter_table(&mut self, alter: &AlterTable) -> Result<String, ShellError> {
+        use datafusion::sql::sqlparser::ast::{AlterTableOperation, ColumnOption, Expr, Value};
+        use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+        let name = TableReference::from(alter.name.to_string().as_str());
+        let (s, t) = self.target(&name)?;
+        let usage = |what: String| ShellError::Usage(format!("ALTER TABLE {s}.{t}: {what}"));
+        match self.kind_of(&s, &t).await? {
+            Some(RelKind::Table) => {}
+            Some(RelKind::View) => return Err(usage("is a view\n  hint: CREATE OR REPLACE VIEW with the new columns".into())),
+            None if alter.if_exists => return Ok(format!("ALTER TABLE {s}.{t}: no such table, nothing to do")),
+            None => return Err(usage("no such table in the warehouse".into())),
+        }
+        let loc = self.engine.warehouse.table(&s, &t);
+        let table = deltalake::open_table(loc.url.clone())
+            .await
+            .map_err(|e| ShellError::Other(format!("ALTER TABLE {s}.{t}: could not open its Delta log at {loc}: {e}")))?;
+        let existing = table.snapshot().map_err(|e| ShellError::Other(e.to_string()))?.snapshot().arrow_schema();
+        let mut fields = vec![];
+        let mut added = vec![];
+        for op in &alter.operations {
+            let AlterTableOperation::AddColumn { if_not_exists, column_def, column_position, .. } = op else {
+                return Err(usage(format!(
+                    "'{op}' is not supported\n  hint: only ADD COLUMN is; for other changes, CREATE OR REPLACE TABLE {s}.{t} AS SELECT ..."
+                )));
+            };
+            if column_position.is_some() {
+                return Err(usage("a column goes after the others (FIRST / AFTER are not supported)".into()));
+            }
+            let column = column_def.name.value.clone();
+            for o in &column_def.options {
+                match &o.option {
+                    ColumnOption::Null => {}
+                    ColumnOption::Default(Expr::Value(v)) if matches!(v.value, Value::Null) => {}
+                    other => {
+                        return Err(usage(format!(
+                            "column {column}: '{other}' is not supported\n  hint: a new column is NULL in the existing rows; fill it with UPDATE {s}.{t} SET {column} = ..."
+                        )));
+                    }
+                }
+            }
+            if existing.field_with_name(&column).is_ok() {
+                if *if_not_exists {
+                    continue;
+                }
+                return Err(usage(format!("column {column} already exists\n  hint: ADD COLUMN IF NOT EXISTS leaves it as it is")));
+            }
+            // The type as DataFusion reads it, stored as Delta stores it.
+            let sql = format!("SELECT CAST(NULL AS {}) AS {}", column_def.data_type, crate::util::ident::quote_ident(&column));
+            let plan =
+                self.engine.ctx.sql(&sql).await.map_err(|e| usage(format!("column {column}: type {}: {e}", column_def.data_type)))?.into_unoptimized_plan();
+            let plan = crate::materialize::delta::delta_compatible(&self.engine, plan).map_err(|e| ShellError::Other(e.to_string()))?;
+            let field = plan.schema().field(0).as_ref().clone().with_nullable(true);
+            let field: deltalake::kernel::StructField = (&field).try_into_kernel().map_err(|e| usage(format!("column {column}: {e}")))?;
+            fields.push(field);
+            added.push(column);
+        }
+        if fields.is_empty() {
+            return Ok(format!("ALTER TABLE {s}.{t}: nothing to do"));
+        }
+        let table = table
+            .add_columns()
+            .with_fields(fields)
+            .await
+            .map_err(|e| ShellError::Other(format!("ALTER TABLE {s}.{t}: {:#}", crate::materialize::delta::write_error(&loc, e))))?;
+        self.engine.catalog.invalidate(&s, &t);
+        let version = table.version().map(|v| format!(", Delta version {v}")).unwrap_or_default();
+        Ok(format!("ALTER TABLE {s}.{t} (added {}{version})", added.join(", ")))
     }
 
     async fn drop(&mut self, name: &TableReference, if_exists: bool, want: RelKind) -> Result<String, ShellError> {

@@ -862,3 +862,79 @@ fn test_store_failures_as_exceptions() {
     assert_eq!(results(p), named(&[("store_failures_as_error", "error")]));
     assert!(stderr(&o).contains("'error' is not a valid value for `store_failures_as`. Accepted values are: ['ephemeral', 'table', 'view']"), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `simple_snapshot` suite (`test_snapshot.py`).
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseSimpleSnapshotBase._setup_method`: the seed, `fact` as its first 20
+/// rows (made by SQL, as `common.clone_table`), and a first snapshot.
+fn snapshot_suite(name: &str) -> tempfile::TempDir {
+    let d = suite(&format!("snapshot/{name}"));
+    let p = d.path();
+    ran(p, &[], &["seed"]);
+    update(p, "drop table if exists main.fact; create table main.fact as select * from main.seed where id between 1 and 20");
+    ran(p, &[], &["snapshot"]);
+    d
+}
+
+/// `_assert_results`: the snapshot's (id, current) pairs.
+fn snapshot_rows(p: &Path, current: std::ops::RangeInclusive<u32>, closed: &[u32]) {
+    let mut want: Vec<String> = current.map(|i| format!("{i},true")).chain(closed.iter().map(|i| format!("{i},false"))).collect();
+    want.sort();
+    let mut got = rows(p, "select id, dbt_valid_to is null from main.snapshot");
+    got.sort();
+    assert_eq!(got, want);
+}
+
+/// `BaseSimpleSnapshot` (timestamp strategy, hard deletes invalidated):
+/// updates, inserts, deletes, revivals and a new column.
+#[test]
+fn test_simple_snapshot() {
+    let ids = |r: std::ops::RangeInclusive<u32>| r.collect::<Vec<u32>>();
+    // test_updates_are_captured_by_snapshot
+    let d = snapshot_suite("Snapshot");
+    let p = d.path();
+    update(p, "update main.fact set updated_at = updated_at + interval '1 day' where id between 16 and 20");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=20, &ids(16..=20));
+    // test_inserts_are_captured_by_snapshot
+    let d = snapshot_suite("Snapshot");
+    let p = d.path();
+    update(p, "insert into main.fact select * from main.seed where id between 21 and 30");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=30, &[]);
+    // test_deletes_are_captured_by_snapshot
+    let d = snapshot_suite("Snapshot");
+    let p = d.path();
+    update(p, "delete from main.fact where id between 16 and 20");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=15, &ids(16..=20));
+    // test_revives_are_captured_by_snapshot
+    let d = snapshot_suite("Snapshot");
+    let p = d.path();
+    update(p, "delete from main.fact where id between 16 and 20");
+    ran(p, &[], &["snapshot"]);
+    update(p, "insert into main.fact select * from main.seed where id between 16 and 18");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=18, &ids(16..=20));
+    // test_new_column_captured_by_snapshot (`common.add_column`: ALTER TABLE ... ADD COLUMN)
+    let d = snapshot_suite("Snapshot");
+    let p = d.path();
+    update(p, "alter table main.fact add column full_name varchar(200) default null");
+    update(p, "update main.fact set full_name = first_name || ' ' || last_name, updated_at = updated_at + interval '1 day' where id between 11 and 20");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=20, &ids(11..=20));
+}
+
+/// `BaseSnapshotCheck.test_column_selection_is_reflected_in_snapshot`: a
+/// `check` snapshot on `email` sees changes to it, not to `last_name`.
+#[test]
+fn test_column_selection_is_reflected_in_snapshot() {
+    let d = snapshot_suite("SnapshotCheck");
+    let p = d.path();
+    update(p, "update main.fact set last_name = left(last_name, 3) where id between 1 and 10");
+    update(p, "update main.fact set email = left(email, 3) where id between 6 and 15");
+    ran(p, &[], &["snapshot"]);
+    snapshot_rows(p, 1..=20, &(6..=15).collect::<Vec<u32>>());
+}

@@ -325,6 +325,26 @@ fn allow_writes_persist_tables_and_views() {
     ok(&o);
     assert_eq!(stderr(&o), "CREATE SCHEMA sandbox: nothing to do (a schema is the folder its first table or view creates)\n");
 
+    // ALTER TABLE ... ADD COLUMN: one metadata commit; older rows read NULL.
+    // (dbt-tests-adapter's snapshot suite adds a column to a table this way.)
+    let o = w("alter table base add column full_name varchar(200) default null, add column seen timestamp");
+    ok(&o);
+    assert_eq!(stderr(&o), "ALTER TABLE main.base (added full_name, seen, Delta version 3)\n");
+    ok(&w("update base set full_name = v || '?'"));
+    assert_eq!(read("select id, v, full_name, seen from base"), "id,v,full_name,seen\n2,B!,B!?,\n");
+    let o = w("alter table base add column if not exists full_name int");
+    ok(&o);
+    assert_eq!(stderr(&o), "ALTER TABLE main.base: nothing to do\n");
+    let o = w("alter table base add column n int not null");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: ALTER TABLE main.base: column n: 'NOT NULL' is not supported\n  hint: a new column is NULL in the existing rows; fill it with UPDATE main.base SET n = ...\n"
+    );
+    let o = w("alter table base drop column v");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("'DROP COLUMN v' is not supported\n  hint: only ADD COLUMN is"), "{}", stderr(&o));
+
     // Temporary tables stay in the session, without --allow-writes too.
     let o = sql(p, &["--format", "csv", "-e", "create temporary table tt as select 5 as x; select x from tt; drop table tt"]);
     ok(&o);
