@@ -938,3 +938,22 @@ fn test_column_selection_is_reflected_in_snapshot() {
     ran(p, &[], &["snapshot"]);
     snapshot_rows(p, 1..=20, &(6..=15).collect::<Vec<u32>>());
 }
+
+/// The duplicate-relation check of `test_alias_dupe_throws_exeption` also
+/// holds after an edit with a partial-parse cache in `target/` (an edited
+/// `config()` makes the load parse every file, which runs the check).
+#[test]
+fn an_edit_that_duplicates_an_alias_fails_a_partial_parse_too() {
+    let d = project(&[
+        ("dbt_project.yml", "name: test\nprofile: test\nversion: '1.0'\nconfig-version: 2\n"),
+        ("models/model_a.sql", "{{ config(alias='duped_alias') }}\nselect 1 as id\n"),
+        ("models/model_b.sql", "{{ config(alias='other') }}\nselect 1 as id\n"),
+    ]);
+    let p = d.path();
+    ok(&run(p, &["compile"]));
+    std::fs::write(p.join("models/model_b.sql"), "{{ config(alias='duped_alias') }}\nselect 2 as id\n").unwrap();
+    let o = run(p, &["compile"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error: dbt found two resources with the database representation \"dp\".\"main\".\"duped_alias\".\n"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("- model.test.model_a (models/model_a.sql)\n- model.test.model_b (models/model_b.sql)"), "{}", stderr(&o));
+}
