@@ -177,7 +177,14 @@ def imported() -> None:
         f = getattr(cls, name, None)
         if f is None:
             return {}
-        return (f._get_wrapped_function() if hasattr(f, "_get_wrapped_function") else f)(cls())
+        fn = f._get_wrapped_function() if hasattr(f, "_get_wrapped_function") else f
+        params = list(inspect.signature(fn).parameters)[1:]
+        if params == ["test_data_dir"]:
+            # a scratch folder for the files a fixture generates (a big seed)
+            out = fn(cls(), pathlib.Path(tempfile.mkdtemp()) / "data")
+        else:
+            out = fn(cls())
+        return next(out) if inspect.isgenerator(out) else out
 
     def tree(base, d):
         for k, v in (d or {}).items():
@@ -231,6 +238,19 @@ def imported() -> None:
     stored = lambda cls: cls.__name__.startswith("StoreTestFailuresAs") and cls.__name__ != "StoreTestFailuresAsBase"  # noqa: E731
     write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
     write(OUT / "snapshot", ["dbt.tests.adapter.simple_snapshot.test_snapshot"], concrete)
+    write(OUT / "unit_testing", [f"dbt.tests.adapter.unit_testing.{m}" for m in ["test_case_insensitivity", "test_invalid_input", "test_quoted_reserved_word_column_names"]], lambda cls: concrete(cls) or cls.__name__ == "BaseUnitTestQuotedReservedWordColumnNames")
+    seeds_root = OUT / "seed"
+    # not the full-refresh classes (they expect a seed's views to be dropped with it, by
+    # PostgreSQL's CASCADE) nor the wrong delimiter (PostgreSQL's syntax error)
+    adapter_specific = {"TestSeedConfigFullRefreshOn", "TestSeedConfigFullRefreshOff", "TestSeedWithWrongDelimiter"}
+    write(seeds_root, ["dbt.tests.adapter.simple_seed.test_seed"], lambda cls: concrete(cls) and cls.__name__ not in adapter_specific)
+    # what the suite's setUp fixtures run or copy: the expected table's SQL, the BOM seed file
+    import dbt.tests.adapter.simple_seed.seeds as seed_texts
+
+    (seeds_root / "expected.sql").write_text(seed_texts.seeds__expected_sql.replace("{schema}", "main"))
+    bom = pathlib.Path(seed_texts.__file__).with_name("seed_bom.csv")
+    (seeds_root / "SimpleSeedWithBOM" / "seeds").mkdir(exist_ok=True)
+    shutil.copy(bom, seeds_root / "SimpleSeedWithBOM" / "seeds" / "seed_bom.csv")
 
 
 if __name__ == "__main__":

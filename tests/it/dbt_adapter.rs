@@ -957,3 +957,124 @@ fn an_edit_that_duplicates_an_alias_fails_a_partial_parse_too() {
     assert!(stderr(&o).starts_with("error: dbt found two resources with the database representation \"dp\".\"main\".\"duped_alias\".\n"), "{}", stderr(&o));
     assert!(stderr(&o).contains("- model.test.model_a (models/model_a.sql)\n- model.test.model_b (models/model_b.sql)"), "{}", stderr(&o));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `simple_seed` suite (`test_seed.py`, but for the full-refresh classes, which expect
+// PostgreSQL's DROP ... CASCADE to take the seed's views with it, and the wrong-delimiter
+// one, which expects PostgreSQL's syntax error).
+// ---------------------------------------------------------------------------------------------
+
+/// A seed suite's project with `main.seed_expected` made by the suite's SQL
+/// (`seeds__expected_sql`, run by its `setUp`).
+fn seed_suite(name: &str) -> tempfile::TempDir {
+    let d = suite(&format!("seed/{name}"));
+    let sql = repo().join("tests/fixtures/projects/dbt_adapter/seed/expected.sql");
+    ok(&run(d.path(), &["sql", "-q", "--allow-writes", "-f", sql.to_str().unwrap()]));
+    d
+}
+
+/// `BaseBasicSeedTests.test_simple_seed`: a seed, a model over it, and a
+/// second seed that replaces its rows.
+#[test]
+fn test_simple_seed() {
+    let d = seed_suite("BasicSeedTests");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    relations_equal(p, "seed_expected", "seed_actual");
+    assert_eq!(ran(p, &[], &["run"]), 1);
+    relations_equal(p, "models__downstream_from_seed_actual", "seed_expected");
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    relations_equal(p, "seed_actual", "seed_expected");
+    assert_eq!(count(p, "models__downstream_from_seed_actual"), "500");
+}
+
+/// `BaseSeedCustomSchema.test_simple_seed_with_schema` and
+/// `..._with_drop_and_schema`: `+schema` puts the seed in `main_custom_schema`.
+#[test]
+fn test_simple_seed_with_schema() {
+    let d = seed_suite("SeedCustomSchema");
+    let p = d.path();
+    for args in [&["seed"][..], &["seed"], &["seed", "--full-refresh"]] {
+        assert_eq!(ran(p, &[], args), 1);
+        assert_eq!(rows(p, "select count(*) from (select * from main_custom_schema.seed_actual except select * from main.seed_expected)"), ["0"]);
+        assert_eq!(count(p, "seed_expected"), "500");
+        assert_eq!(rows(p, "select count(*) from main_custom_schema.seed_actual"), ["500"]);
+    }
+}
+
+/// `BaseSeedWithUniqueDelimiter` and `BaseSeedWithEmptyDelimiter`: a `|`
+/// delimiter reads the pipe-separated seed; an empty one fails the seed.
+#[test]
+fn test_seed_with_delimiters() {
+    let d = seed_suite("SeedWithUniqueDelimiter");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    relations_equal(p, "seed_expected", "seed_pipe_separated");
+    assert_eq!(ran(p, &[], &["run"]), 1);
+    relations_equal(p, "models__downstream_from_seed_pipe_separated", "seed_expected");
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    relations_equal(p, "seed_pipe_separated", "seed_expected");
+
+    let d = seed_suite("SeedWithEmptyDelimiter");
+    let p = d.path();
+    let o = run(p, &["seed"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("error: seed seed_pipe_separated: delimiter must be a single character, got ''"), "{}", stderr(&o));
+}
+
+/// `BaseSimpleSeedEnabledViaConfig`: a disabled seed is not loaded, and
+/// `--select` / `--exclude` pick among the others.
+#[test]
+fn test_simple_seed_enabled_via_config() {
+    let tables = |p: &Path| rows(p, "select table_name from information_schema.tables where table_schema = 'main' order by 1");
+    let d = suite("seed/SimpleSeedEnabledViaConfig");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 2);
+    assert_eq!(tables(p), ["seed_enabled", "seed_tricky"]);
+    let d = suite("seed/SimpleSeedEnabledViaConfig");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed", "--select", "seed_enabled"]), 1);
+    assert_eq!(tables(p), ["seed_enabled"]);
+    let d = suite("seed/SimpleSeedEnabledViaConfig");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed", "--exclude", "seed_enabled"]), 1);
+    assert_eq!(tables(p), ["seed_tricky"]);
+}
+
+/// `BaseSeedParsing.test_dbt_run_skips_seeds`: a seed that does not parse
+/// does not stop `run`; `seed` fails on it, naming the line.
+#[test]
+fn test_dbt_run_skips_seeds() {
+    let d = seed_suite("SeedParsing");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["run"]), 1);
+    let o = run(p, &["seed"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("error: seed seed: seeds/seed.csv:2: row has 5 fields, header has 3"), "{}", stderr(&o));
+}
+
+/// `BaseSimpleSeedWithBOM`: a UTF-8 byte order mark is not part of the
+/// first column's name.
+#[test]
+fn test_simple_seed_with_bom() {
+    let d = seed_suite("SimpleSeedWithBOM");
+    let p = d.path();
+    assert!(std::fs::read(p.join("seeds/seed_bom.csv")).unwrap().starts_with(b"\xef\xbb\xbf"));
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    relations_equal(p, "seed_expected", "seed_bom");
+}
+
+/// `BaseSeedSpecificFormats` (a 20,000-row seed, a name with dots, unicode)
+/// and `BaseTestEmptySeed` (a header and no rows).
+#[test]
+fn test_seed_specific_formats_and_empty_seeds() {
+    let d = suite("seed/SeedSpecificFormats");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 3);
+    assert_eq!(count(p, "big_seed"), "20000");
+    assert_eq!(rows(p, "select count(*) from main.\"seed.with.dots\""), ["1"]);
+    let d = suite("seed/EmptySeed");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    assert_eq!(count(p, "empty_with_header"), "0");
+}
