@@ -377,7 +377,9 @@ fn results(p: &Path) -> Vec<(String, String)> {
         .iter()
         .map(|r| {
             let uid = r["unique_id"].as_str().unwrap();
-            let name = uid.split('.').nth(2).unwrap().to_string();
+            // a unit test's id is unit_test.<package>.<model>.<name>
+            let name = if uid.starts_with("unit_test.") { uid.rsplit('.').next() } else { uid.split('.').nth(2) };
+            let name = name.unwrap().to_string();
             (name, r["status"].as_str().unwrap().to_string())
         })
         .collect();
@@ -1077,4 +1079,52 @@ fn test_seed_specific_formats_and_empty_seeds() {
     let p = d.path();
     assert_eq!(ran(p, &[], &["seed"]), 1);
     assert_eq!(count(p, "empty_with_header"), "0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `unit_testing` suite.
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseUnitTestCaseInsensivity` (fixture columns in any case) and
+/// `BaseUnitTestQuotedReservedWordColumnNames` (a column named `GROUP`,
+/// csv fixtures from `tests/fixtures/`): the unit test passes.
+#[test]
+fn test_unit_test_column_names() {
+    for name in ["PosgresUnitTestCaseInsensitivity", "UnitTestQuotedReservedWordColumnNames"] {
+        let d = suite(&format!("unit_testing/{name}"));
+        let p = d.path();
+        assert_eq!(ran(p, &[], &["run"]), 2);
+        assert_eq!(ran(p, &[], &["test"]), 1);
+        assert_eq!(results(p), named(&[("test_my_model", "pass")]), "{name}");
+    }
+}
+
+/// `BaseUnitTestInvalidInput`: a fixture column the input does not have,
+/// and an expected column the model does not have, each error the unit
+/// test, naming the column (dbt: "Invalid column name: 'invalid_column_name'
+/// in unit test fixture for 'my_upstream_model'."; dp also lists the
+/// accepted columns).
+#[test]
+fn test_invalid_input() {
+    let d = suite("unit_testing/PostgresUnitTestInvalidInput");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["run"]), 2);
+    let o = run(p, &["test", "--select", "test_name:test_invalid_input_column_name"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "unit test 'test_invalid_input_column_name', given ref('my_upstream_model'): invalid column name 'invalid_column_name'\n  accepted columns are: ['tested_column']"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(p, &["test", "--select", "test_name:test_invalid_expect_column_name"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(
+            "unit test 'test_invalid_expect_column_name': invalid column name 'invalid_column_name' in the expected rows\n  accepted columns for model 'my_model' are: ['tested_column']"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
