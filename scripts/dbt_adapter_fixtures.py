@@ -239,6 +239,11 @@ def imported() -> None:
     write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
     write(OUT / "snapshot", ["dbt.tests.adapter.simple_snapshot.test_snapshot"], concrete)
     write(OUT / "unit_testing", [f"dbt.tests.adapter.unit_testing.{m}" for m in ["test_case_insensitivity", "test_invalid_input", "test_quoted_reserved_word_column_names"]], lambda cls: concrete(cls) or cls.__name__ == "BaseUnitTestQuotedReservedWordColumnNames")
+    write(OUT / "show", ["dbt.tests.adapter.dbt_show.test_dbt_show"], lambda cls: concrete(cls) and cls.__name__ != "TestShowDoesNotHandleDoubleLimit")
+    import dbt.tests.adapter.dbt_show.fixtures as show_texts
+
+    # the query `test_limit` passes to `dbt show --inline`
+    (OUT / "show" / "PostgresShowLimit" / "inline.sql").write_text(show_texts.models__second_ephemeral_model)
     seeds_root = OUT / "seed"
     # not the full-refresh classes (they expect a seed's views to be dropped with it, by
     # PostgreSQL's CASCADE) nor the wrong delimiter (PostgreSQL's syntax error)

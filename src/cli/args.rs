@@ -238,8 +238,9 @@ pub enum Command {
         /// A SQL query (may use ref()/source()).
         #[arg(long)]
         inline: Option<String>,
-        #[arg(long, default_value_t = 5)]
-        limit: usize,
+        /// Rows to show; a negative number shows them all (as dbt's `--limit -1`).
+        #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+        limit: i64,
         /// table, csv, tsv, json (an array), ndjson (one object per line) or markdown.
         #[arg(long, default_value = "table", value_parser = result_format)]
         format: Format,

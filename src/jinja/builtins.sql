@@ -119,6 +119,11 @@
 {#- data types: the names `api.Column.translate_type` gives in dbt, and
     DataFusion's where they differ (`float` is 32-bit in DataFusion). -#}
 
+{#- `{% call set_sql_header(config) %}...{% endcall %}`: the model's `sql_header`. -#}
+{% macro set_sql_header(config) -%}
+    {{ config.set('sql_header', caller()) }}
+{%- endmacro %}
+
 {% macro type_string() -%}
     {{ return(adapter.dispatch('type_string', 'dbt')()) }}
 {%- endmacro %}

@@ -296,8 +296,19 @@ pub async fn write_view(engine: &Engine, loc: &TableLoc, sql: &str) -> anyhow::R
     Ok(Materialized { rows: None, message: "CREATE VIEW".into(), version: None })
 }
 
+/// A model's query with its `sql_header` config (`{% call set_sql_header(config) %}`)
+/// before it, as dbt sends both as one query (a CTE the query reads, in DataFusion;
+/// session statements of other warehouses do not parse here).
+pub fn with_sql_header(node: &Node, sql: &str) -> String {
+    match node.config_str("sql_header") {
+        Some(h) if !h.trim().is_empty() => format!("{h}\n{sql}"),
+        _ => sql.to_string(),
+    }
+}
+
 /// Builds one model according to its `materialized` config.
 pub async fn materialize(engine: &Engine, node: &Node, sql: &str, incremental: bool) -> anyhow::Result<Materialized> {
+    let sql = &with_sql_header(node, sql);
     let dir = engine.warehouse.table(&node.schema, &node.alias);
     match node.materialized() {
         Materialization::View => {

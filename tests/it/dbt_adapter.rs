@@ -1128,3 +1128,39 @@ fn test_invalid_input() {
         stderr(&o)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `dbt_show` suite.
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseShowLimit.test_limit`: an inline query over two ephemeral models
+/// shows 5 rows by default, `--limit 3` three, `--limit -1` all seven (dp
+/// refused a negative limit).
+#[test]
+fn test_show_limit() {
+    let d = suite("show/PostgresShowLimit");
+    let p = d.path();
+    ran(p, &[], &["build"]);
+    let inline = std::fs::read_to_string(p.join("inline.sql")).unwrap();
+    for (args, want) in [(&[][..], 5), (&["--limit", "3"][..], 3), (&["--limit", "-1"][..], 7)] {
+        let mut all = vec!["show", "--inline", inline.as_str(), "--format", "csv"];
+        all.extend(args);
+        let o = run(p, &all);
+        ok(&o);
+        assert_eq!(stdout(&o).lines().count() - 1, want, "{args:?}: {}", stdout(&o));
+    }
+}
+
+/// `BaseShowSqlHeader.test_sql_header`: `{% call set_sql_header(config) %}`
+/// (the load failed: "set_sql_header is unknown") puts a CTE before the
+/// model's query, in `show` and in `run`.
+#[test]
+fn test_sql_header() {
+    let d = suite("show/PostgresShowSqlHeader");
+    let p = d.path();
+    let o = run(p, &["show", "--select", "sql_header", "--vars", "timezone: Asia/Kolkata", "--format", "csv"]);
+    ok(&o);
+    assert_eq!(stdout(&o), "my_variable\n1\n");
+    ran(p, &[], &["run"]);
+    assert_eq!(rows(p, "select my_variable from main.sql_header"), ["1"]);
+}

@@ -11,7 +11,7 @@ use crate::engine::{Engine, existing_tables};
 use crate::project::nodes::ResourceType;
 use crate::shell::format::{Format, Limits, ResultWriter};
 
-pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: usize, format: Format, printer: &Printer) -> anyhow::Result<ExitCode> {
+pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: i64, format: Format, printer: &Printer) -> anyhow::Result<ExitCode> {
     let l = load(g, LoadArgs { which: "show", ..Default::default() }, printer)?;
     let mut opts = CompileOptions { existing: existing_tables(&l.project), full_refresh: false, ..Default::default() };
     let mut deferral = None;
@@ -41,7 +41,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
                 if let Some(report) = c.error_report() {
                     anyhow::bail!("{report}");
                 }
-                (format!("model {}", n.name), c.sql[&uid].clone())
+                (format!("model {}", n.name), crate::materialize::delta::with_sql_header(n, &c.sql[&uid]))
             }
         }
     };
@@ -51,7 +51,7 @@ pub async fn run(g: &GlobalArgs, s: &SelectArgs, inline: Option<&str>, limit: us
         d.attach(&engine, &l)?;
     }
     let df = engine.sql(&sql).await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    let df = df.limit(0, Some(limit))?;
+    let df = df.limit(0, usize::try_from(limit).ok())?;
     let df_schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     printer.info(format!("Previewing {label}:"));
