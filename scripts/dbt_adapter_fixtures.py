@@ -239,6 +239,12 @@ def imported() -> None:
     write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
     write(OUT / "snapshot", ["dbt.tests.adapter.simple_snapshot.test_snapshot"], concrete)
     write(OUT / "unit_testing", [f"dbt.tests.adapter.unit_testing.{m}" for m in ["test_case_insensitivity", "test_invalid_input", "test_quoted_reserved_word_column_names"]], lambda cls: concrete(cls) or cls.__name__ == "BaseUnitTestQuotedReservedWordColumnNames")
+    write(OUT / "concurrency", ["dbt.tests.adapter.concurrency.test_concurrency"], concrete)
+    write(OUT / "relations", ["dbt.tests.adapter.relations.test_changing_relation_type"], concrete)
+    import dbt.tests.adapter.concurrency.test_concurrency as concurrency
+
+    # the seed `test_concurrency` writes over the first one before its second run
+    (OUT / "concurrency" / "Concurenncy" / "seed_update.csv").write_text(concurrency.seeds__update_csv)
     write(OUT / "show", ["dbt.tests.adapter.dbt_show.test_dbt_show"], lambda cls: concrete(cls) and cls.__name__ != "TestShowDoesNotHandleDoubleLimit")
     import dbt.tests.adapter.dbt_show.fixtures as show_texts
 

@@ -1164,3 +1164,53 @@ fn test_sql_header() {
     ran(p, &[], &["run"]);
     assert_eq!(rows(p, "select my_variable from main.sql_header"), ["1"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `concurrency` and `relations` suites.
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseConcurrency.test_concurrency`: seven models built at once, one
+/// failing and one skipped for it; again after the seed file changes.
+#[test]
+fn test_concurrency() {
+    let d = suite("concurrency/Concurenncy");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed", "--select", "seed"]), 1);
+    let tables = |p: &Path| rows(p, "select table_name from information_schema.tables where table_schema = 'main' order by 1");
+    for round in 0..2 {
+        if round == 1 {
+            std::fs::copy(p.join("seed_update.csv"), p.join("seeds/seed.csv")).unwrap();
+        }
+        let o = run(p, &["run"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        for m in ["view_model", "dep", "table_a", "table_b"] {
+            relations_equal(p, "seed", m);
+        }
+        assert_eq!(tables(p), ["dep", "seed", "table_a", "table_b", "view_model", "view_with_conflicting_cascade"]);
+        let mut statuses: Vec<String> = results(p).into_iter().map(|(_, s)| s).collect();
+        statuses.sort();
+        assert_eq!(statuses, ["error", "skipped", "success", "success", "success", "success", "success"]);
+    }
+}
+
+/// `BaseChangeRelationTypeValidator`: one model as a view, a table, a view,
+/// an incremental model (built anew over the view) and a table again.
+#[test]
+fn test_changing_materialization_changes_relation_type() {
+    let d = suite("relations/ChangeRelationTypes");
+    let p = d.path();
+    for (m, extra, kind) in
+        [("view", None, "view"), ("table", None, "table"), ("view", None, "view"), ("incremental", None, "table"), ("table", Some("--full-refresh"), "table")]
+    {
+        let vars = format!("materialized: {m}");
+        let mut args = vec!["run", "--vars", vars.as_str()];
+        args.extend(extra);
+        assert_eq!(ran(p, &[], &args), 1, "{m}");
+        // `dp sql` loads the project, whose model needs the var (as `dbt show` would)
+        let q = "select lower(table_type), (select materialization from main.model_mc_modelface) from information_schema.tables where table_name = 'model_mc_modelface'";
+        let o = run(p, &["sql", "-q", "--format", "csv", "--vars", &vars, "-e", q]);
+        ok(&o);
+        let want = if kind == "view" { "view" } else { "base table" };
+        assert_eq!(stdout(&o).lines().nth(1), Some(format!("{want},{m}").as_str()), "{m}");
+    }
+}
