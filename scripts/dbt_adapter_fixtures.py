@@ -215,6 +215,8 @@ def imported() -> None:
                 try:
                     cfg = merge({"name": "test", "version": "1.0", "config-version": 2, "profile": "test"}, fixture(cls, "project_config_update"))
                     files = {kind: fixture(cls, kind) for kind in ["seeds", "models", "macros", "snapshots", "tests"]}
+                    # pytest's `properties` fixture writes its YAML beside the models
+                    files["models"] = {**files["models"], **fixture(cls, "properties")}
                 except TypeError:
                     print(f"skipped {cname}: its fixtures take pytest fixtures (a unique schema, a data dir)")
                     continue
@@ -239,6 +241,11 @@ def imported() -> None:
     write(OUT / "store_failures", ["dbt.tests.adapter.store_test_failures_tests.basic"], stored)
     write(OUT / "snapshot", ["dbt.tests.adapter.simple_snapshot.test_snapshot"], concrete)
     write(OUT / "unit_testing", [f"dbt.tests.adapter.unit_testing.{m}" for m in ["test_case_insensitivity", "test_invalid_input", "test_quoted_reserved_word_column_names"]], lambda cls: concrete(cls) or cls.__name__ == "BaseUnitTestQuotedReservedWordColumnNames")
+    write(OUT / "simple_copy", ["dbt.tests.adapter.simple_copy.test_simple_copy"], concrete)
+    import dbt.tests.adapter.simple_copy.fixtures as copy_texts
+
+    for d in (OUT / "simple_copy").iterdir():
+        (d / "seed_update.csv").write_text(copy_texts._SEEDS__SEED_UPDATE)
     write(OUT / "concurrency", ["dbt.tests.adapter.concurrency.test_concurrency"], concrete)
     write(OUT / "relations", ["dbt.tests.adapter.relations.test_changing_relation_type"], concrete)
     import dbt.tests.adapter.concurrency.test_concurrency as concurrency

@@ -1214,3 +1214,39 @@ fn test_changing_materialization_changes_relation_type() {
         assert_eq!(stdout(&o).lines().nth(1), Some(format!("{want},{m}").as_str()), "{m}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `simple_copy` suite.
+// ---------------------------------------------------------------------------------------------
+
+/// `SimpleCopyBase.test_simple_copy`: seven models (an empty file and a
+/// disabled model are not among them) copy the seed, then copy it again
+/// after the seed file grows (views, tables and incremental models alike;
+/// `adapter.get_relation` in one).
+#[test]
+fn test_simple_copy() {
+    let d = suite("simple_copy/SimpleCopyBase");
+    let p = d.path();
+    for (round, rows_now) in [(0, "100"), (1, "200")] {
+        if round == 1 {
+            std::fs::copy(p.join("seed_update.csv"), p.join("seeds/seed.csv")).unwrap();
+        }
+        assert_eq!(ran(p, &[], &["seed"]), 1);
+        assert_eq!(ran(p, &[], &["run"]), 7);
+        assert_eq!(count(p, "seed"), rows_now);
+        for m in ["view_model", "incremental", "materialized", "get_and_ref"] {
+            relations_equal(p, "seed", m);
+        }
+    }
+}
+
+/// `EmptyModelsArentRunBase.test_dbt_doesnt_run_empty_models`.
+#[test]
+fn test_dbt_doesnt_run_empty_models() {
+    let d = suite("simple_copy/EmptyModelsArentRun");
+    let p = d.path();
+    assert_eq!(ran(p, &[], &["seed"]), 1);
+    assert_eq!(ran(p, &[], &["run"]), 7);
+    let tables = rows(p, "select table_name from information_schema.tables where table_schema = 'main'");
+    assert!(!tables.iter().any(|t| t == "empty" || t == "disabled"), "{tables:?}");
+}
