@@ -252,6 +252,16 @@ def imported() -> None:
 
     # the seed `test_concurrency` writes over the first one before its second run
     (OUT / "concurrency" / "Concurenncy" / "seed_update.csv").write_text(concurrency.seeds__update_csv)
+    # `BaseSampleModeTest`: its fixtures take one another, so its two models are written here
+    import dbt.tests.adapter.sample_mode.fixtures as sample_texts
+
+    sample = OUT / "sample_mode" / "SampleMode"
+    if sample.parent.exists():
+        shutil.rmtree(sample.parent)
+    (sample / "models").mkdir(parents=True)
+    (sample / "models" / "input_model.sql").write_text(sample_texts.input_model_sql)
+    (sample / "models" / "model_that_samples_input_sql.sql").write_text(sample_texts.model_that_samples_input_sql)
+    (sample / "dbt_project.yml").write_text("name: test\nversion: '1.0'\nconfig-version: 2\nprofile: test\n")
     write(OUT / "show", ["dbt.tests.adapter.dbt_show.test_dbt_show"], lambda cls: concrete(cls) and cls.__name__ != "TestShowDoesNotHandleDoubleLimit")
     import dbt.tests.adapter.dbt_show.fixtures as show_texts
 

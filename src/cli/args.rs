@@ -141,6 +141,10 @@ pub struct RunArgs {
     /// creates the relations, empty, without reading the data (run, build, snapshot).
     #[arg(long)]
     pub empty: bool,
+    /// Sample mode (dbt's --sample): refs and sources with an event_time read only the rows of this
+    /// window, '3 days' (hours, days, months, years back from now) or '{start: 2025-01-01, end: 2025-01-02}'.
+    #[arg(long)]
+    pub sample: Option<String>,
     /// Microbatch models build the batches from this date-time (inclusive, UTC); needs --event-time-end.
     #[arg(long)]
     pub event_time_start: Option<String>,

@@ -71,8 +71,13 @@ impl BatchResolver {
     fn filtered(&self, rel: Relation, event_time: Option<&String>) -> Relation {
         match event_time {
             Some(field) => {
-                // dbt wraps a limited relation (`--empty`) in the filter
-                let rendered = format!("(select * from {} where {})", rel.limited(), self.batch.filter(field));
+                // dbt wraps a limited relation (`--empty`) in the filter, and
+                // under `--sample` filters to where the window and the batch meet
+                let window = match self.inner.sample {
+                    Some(s) => Batch { start: s.start.max(self.batch.start), end: s.end.min(self.batch.end) },
+                    None => self.batch,
+                };
+                let rendered = format!("(select * from {} where {})", rel.limited(), window.filter(field));
                 Relation { rendered: Some(rendered), limit: None, ..rel }
             }
             None => rel,

@@ -136,8 +136,13 @@ pub struct CompileOptions {
     /// `--empty`: every `ref()` and `source()` reads no rows (dbt's
     /// `(select * from x where false limit 0)`); the render cache is not used.
     pub empty: bool,
+    /// `--sample`: a model's or snapshot's `ref()`s and `source()`s of nodes
+    /// with an `event_time` read only the rows inside this window, as dbt's
+    /// sample mode (tests are not sampled); the render cache is not used.
+    pub sample: Option<crate::project::microbatch::Batch>,
 }
 
+#[derive(Clone)]
 struct ProjectResolver {
     refable: RefIndex,
     relations: FastMap<String, (Relation, bool)>,
@@ -151,6 +156,8 @@ struct ProjectResolver {
     source_event_times: HashMap<(String, String), String>,
     /// `--empty`: the limit every resolved relation carries (`Some(0)`).
     limit: Option<u64>,
+    /// `--sample`'s window (models and snapshots only: see [`compile_with`]).
+    sample: Option<crate::project::microbatch::Batch>,
 }
 
 impl Resolver for ProjectResolver {
@@ -158,12 +165,26 @@ impl Resolver for ProjectResolver {
         let uid = self.pick(package, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
         let (rel, ephemeral) = &self.relations[uid];
         let rel = if *ephemeral { Relation::cte(&format!("__dbt__cte__{}", rel.identifier)) } else { rel.clone() };
-        Ok(Relation { limit: self.limit, ..rel })
+        Ok(self.sampled(Relation { limit: self.limit, ..rel }, self.event_times.get(uid)))
     }
 
     fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
-        let rel = self.sources.get(&(source.to_string(), table.to_string())).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
-        Ok(Relation { limit: self.limit, ..rel })
+        let key = (source.to_string(), table.to_string());
+        let rel = self.sources.get(&key).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
+        Ok(self.sampled(Relation { limit: self.limit, ..rel }, self.source_event_times.get(&key)))
+    }
+}
+
+impl ProjectResolver {
+    /// `rel` filtered to the `--sample` window when it has an `event_time`.
+    fn sampled(&self, rel: Relation, event_time: Option<&String>) -> Relation {
+        match (&self.sample, event_time) {
+            (Some(w), Some(field)) => {
+                let rendered = format!("(select * from {} where {})", rel.limited(), w.filter(field));
+                Relation { rendered: Some(rendered), limit: None, ..rel }
+            }
+            _ => rel,
+        }
     }
 }
 
@@ -189,6 +210,7 @@ impl Prepared {
             r.relations.insert(uid.clone(), (rel.clone(), false));
         }
         r.limit = opts.empty.then_some(0);
+        r.sample = opts.sample;
         Arc::new(r)
     }
 }
@@ -217,7 +239,7 @@ pub fn prepare(project: &Project) -> Prepared {
         }
     }
     let (event_times, source_event_times) = microbatch::event_times(project);
-    Prepared(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times, limit: None })
+    Prepared(ProjectResolver { refable, relations, ephemeral, sources, event_times, source_event_times, limit: None, sample: None })
 }
 
 /// Compiles `ids` (and the ephemeral models they inline).
@@ -259,6 +281,7 @@ fn compile_with(
         .filter_map(|u| project.nodes.get(u).map(|n| (u, n)))
         .filter(|(_, n)| matches!(n.resource_type, ResourceType::Model | ResourceType::Test | ResourceType::Snapshot | ResourceType::Analysis))
         .collect();
+    let plain = resolver.sample.is_some().then(|| Arc::new(ProjectResolver { sample: None, ..(*resolver).clone() }));
     type Rendered = (String, String, Vec<String>, bool, bool, serde_json::Map<String, serde_json::Value>);
     let results: Vec<Result<Rendered, (String, CompileError)>> = renderable
         .par_iter()
@@ -269,7 +292,7 @@ fn compile_with(
                 None => n.materialized() == Materialization::Incremental && !opts.full_refresh && opts.existing.contains(uid),
             };
             // the render cache holds whole-model compiles: not a microbatch batch, not under --defer
-            let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty() && !opts.empty);
+            let cache = opts.cache.as_ref().filter(|_| batch.is_none() && opts.deferred.is_empty() && !opts.empty && opts.sample.is_none());
             if let Some(e) = cache.and_then(|c| c.reuse(uid, incremental)) {
                 return Ok((uid.clone(), e.sql, vec![], incremental, false, e.config));
             }
@@ -279,7 +302,12 @@ fn compile_with(
             {
                 return Ok((uid.clone(), e.sql, vec![], incremental, false, e.config));
             }
-            match render_one(project, n, resolver.clone(), incremental, batch) {
+            // dbt samples the inputs of models and snapshots, not of tests
+            let resolver = match &plain {
+                Some(p) if !matches!(n.resource_type, ResourceType::Model | ResourceType::Snapshot) => p.clone(),
+                _ => resolver.clone(),
+            };
+            match render_one(project, n, resolver, incremental, batch) {
                 Ok((sql, ephemerals, queried, cfg)) => {
                     if let (Some(c), Some(k)) = (cache, key)
                         && ephemerals.is_empty()

@@ -274,6 +274,40 @@ impl Batch {
     }
 }
 
+/// dbt's `--sample` window: `"N grain"` (hours, days, months or years back
+/// from `now`, not truncated) or `"{start: ..., end: ...}"`. Refs and sources
+/// with an `event_time` read only the rows inside it.
+pub fn sample_window(spec: &str, now: DateTime<Utc>) -> Result<Batch, String> {
+    let spec = spec.trim();
+    if spec.starts_with('{') {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(spec).map_err(|e| format!("Cannot load SAMPLE_WINDOW from '{spec}': {e}"))?;
+        let at = |k: &str| -> Result<DateTime<Utc>, String> {
+            let raw = match v.get(k) {
+                Some(serde_yaml_ng::Value::String(s)) => s.clone(),
+                Some(other) => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+                None => return Err(format!("Cannot load SAMPLE_WINDOW from '{spec}': it has no '{k}'")),
+            };
+            parse_datetime(&raw).ok_or_else(|| format!("Cannot load SAMPLE_WINDOW from '{spec}': '{raw}' is not a date or date-time"))
+        };
+        return Ok(Batch { start: at("start")?, end: at("end")? });
+    }
+    let parts: Vec<&str> = spec.split(' ').collect();
+    let [n, grain] = parts.as_slice() else {
+        return Err(format!("Cannot load SAMPLE_WINDOW from '{spec}'. Must be of form 'DAYS_INT GRAIN_SIZE'."));
+    };
+    let n: i64 = n.parse().map_err(|_| format!("Unable to convert '{n}' to an integer."))?;
+    let bad = || format!("Invalid grain size '{grain}'. Must be one of ['hour', 'day', 'month', 'year', 'hours', 'days', 'months', 'years'].");
+    let start = match grain.to_lowercase().trim_end_matches('s') {
+        "hour" => now.checked_sub_signed(chrono::Duration::hours(n)),
+        "day" => now.checked_sub_signed(chrono::Duration::days(n)),
+        "month" => u32::try_from(n).ok().and_then(|m| now.checked_sub_months(chrono::Months::new(m))),
+        "year" => u32::try_from(n).ok().and_then(|y| now.checked_sub_months(chrono::Months::new(y.saturating_mul(12)))),
+        _ => return Err(bad()),
+    };
+    let start = start.ok_or_else(|| format!("Cannot load SAMPLE_WINDOW from '{spec}': out of range"))?;
+    Ok(Batch { start, end: now })
+}
+
 /// Python's `str()` of a UTC datetime: `2024-01-04 00:00:00+00:00`.
 pub fn py_str(t: DateTime<Utc>) -> String {
     let frac = if t.nanosecond() == 0 { String::new() } else { format!(".{:06}", t.nanosecond() / 1000) };

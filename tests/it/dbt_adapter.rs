@@ -1250,3 +1250,39 @@ fn test_dbt_doesnt_run_empty_models() {
     let tables = rows(p, "select table_name from information_schema.tables where table_schema = 'main'");
     assert!(!tables.iter().any(|t| t == "empty" || t == "disabled"), "{tables:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The `sample_mode` suite: `--sample` (dp had no such flag).
+// ---------------------------------------------------------------------------------------------
+
+/// `BaseSampleModeTest.test_sample_mode` with "now" frozen at
+/// 2025-01-03T02:03Z: all three rows, then `--sample "1 day"` the two of
+/// the last 24 hours. The input model's `-0` offsets are dropped, as
+/// dbt-duckdb's own copy of this test does (DuckDB and DataFusion refuse
+/// them). With a window given as start and end, the compiled SQL is
+/// dbt-duckdb 1.11's for the same window (run by hand, same row).
+#[test]
+fn test_sample_mode() {
+    let d = suite("sample_mode/SampleMode");
+    let p = d.path();
+    let input = std::fs::read_to_string(p.join("models/input_model.sql")).unwrap();
+    std::fs::write(p.join("models/input_model.sql"), input.replace(":00-0'", ":00'")).unwrap();
+    let now = [("DP_MICROBATCH_NOW", "2025-01-03T02:03:00")];
+    let ids = || rows(p, "select id from main.model_that_samples_input_sql order by id");
+    ran(p, &now, &["run"]);
+    assert_eq!(ids(), ["1", "2", "3"]);
+    ran(p, &now, &["run", "--sample=1 day"]);
+    assert_eq!(ids(), ["2", "3"]);
+    ran(p, &now, &["run", "--sample", "{start: '2025-01-01 00:00:00', end: '2025-01-02 00:00:00'}"]);
+    assert_eq!(ids(), ["1"]);
+    assert_eq!(
+        std::fs::read_to_string(p.join("target/compiled/test/models/model_that_samples_input_sql.sql")).unwrap().trim(),
+        "SELECT * FROM (select * from \"dp\".\"main\".\"input_model\" where event_time >= '2025-01-01 00:00:00+00:00' and event_time < '2025-01-02 00:00:00+00:00')"
+    );
+    let o = run(p, &["run", "--sample", "2 weeks"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: --sample: Invalid grain size 'weeks'. Must be one of ['hour', 'day', 'month', 'year', 'hours', 'days', 'months', 'years'].\n"
+    );
+}

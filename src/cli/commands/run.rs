@@ -171,6 +171,12 @@ async fn execute_kind(
         existing: existing_tables(&l.project),
         full_refresh: a.full_refresh,
         empty: a.empty,
+        sample: a
+            .sample
+            .as_deref()
+            .map(|spec| crate::project::microbatch::sample_window(spec, crate::runner::microbatch::now()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--sample: {e}"))?,
         cache: crate::cli::context::render_cache(&l, g),
         ..Default::default()
     };
