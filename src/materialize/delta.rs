@@ -208,9 +208,10 @@ async fn replace(
     }))
 }
 
-/// Delta has no unsigned, nanosecond or view types: cast them to the
-/// nearest type it stores (UInt64 → BIGINT, timestamps → microseconds,
-/// Utf8View → Utf8).
+/// `plan` as a Delta table stores it. Delta has no unsigned, nanosecond or
+/// view types: they are cast to the nearest type it stores (UInt64 →
+/// BIGINT, timestamps → microseconds, Utf8View → Utf8). Every column is
+/// nullable ([`nullable`]).
 pub fn delta_compatible(engine: &Engine, plan: LogicalPlan) -> anyhow::Result<LogicalPlan> {
     use datafusion::arrow::datatypes::{DataType as D, TimeUnit};
     fn target(dt: &D) -> Option<D> {
