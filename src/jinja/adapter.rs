@@ -185,9 +185,13 @@ impl Object for Adapter {
                 let (schema, identifier): (String, String) = from_args(args)?;
                 Ok(Value::from(!self.relation(state, &schema, &identifier)?.is_none()))
             }
+            // While parsing, a method dp lacks answers none, as dbt's parse-time
+            // Jinja lets an unknown attribute be called: the node fails when it
+            // compiles, not the whole project when it loads.
+            _ if !db::executing(state) => Ok(Value::from(())),
             "get_incremental_strategy_macro" => Err(err("adapter.get_incremental_strategy_macro: dp runs incremental strategies natively, not as macros")),
             m if UNSUPPORTED.contains(&m) => Err(err(format!("adapter.{m} is part of dbt's adapter API but is not supported by dp"))),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method '{method}'"))),
+            _ => Err(Error::new(ErrorKind::InvalidOperation, format!("adapter has no method '{method}'"))),
         }
     }
 }

@@ -248,8 +248,13 @@ fn unsupported_names_fail_by_name() {
     let env = env_with(&[]);
     let e = env.render_node("m.sql", "{{ submit_python_job(model, 'x') }}", parse_ctx()).unwrap_err();
     assert!(e.message.contains("'submit_python_job' is part of dbt's Jinja context but is not supported by dp"), "{}", e.message);
-    let e = env.render_node("m.sql", "{{ adapter.get_csv_data('x') }}", parse_ctx()).unwrap_err();
+    // An adapter method fails when the node compiles; while parsing it is
+    // none, as dbt's parse lets an unknown attribute be called.
+    let e = env.render_node("m.sql", "{{ adapter.get_csv_data('x') }}", compile_ctx()).unwrap_err();
     assert!(e.message.contains("adapter.get_csv_data is part of dbt's adapter API but is not supported by dp"), "{}", e.message);
+    assert_eq!(render(&env, "{{ adapter.get_csv_data('x') }}{{ adapter.no_such() }}", parse_ctx()), "NoneNone");
+    let e = env.render_node("m.sql", "{{ adapter.no_such() }}", compile_ctx()).unwrap_err();
+    assert!(e.message.contains("adapter has no method 'no_such'"), "{}", e.message);
 }
 
 #[test]

@@ -680,17 +680,41 @@ fn test_ephemeral_nested() {
 }
 
 /// `BaseEphemeralErrorHandling`: an ephemeral model calling a method the
-/// adapter does not have. dbt parses it (its parse-time Jinja lets an
-/// unknown attribute be called) and skips the model that inlines it, with a
-/// compilation error; dp stops at the load, naming the file, line and
-/// method. A divergence kept on purpose: the error is the same, found earlier.
+/// adapter does not have. As in dbt, the project loads (a parse lets the
+/// unknown method be called; dp stopped the load on it) and the one model
+/// inlining it is the run's only result, failed with the compilation error
+/// (dbt reports it `skipped` with "Compilation Error"; dp `error`, naming
+/// the ephemeral model, its file and line, and the method).
 #[test]
 fn test_ephemeral_error_handling() {
     let d = suite("ephemeral/EphemeralErrorHandling");
     let p = d.path();
     let o = run(p, &["run"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("models/base/base_copy.sql:4: unknown method: map has no method named invalid_method"), "{}", stderr(&o));
+    assert_eq!(results(p), named(&[("dependent", "error")]));
+    assert!(
+        stderr(&o).contains(
+            "error: model dependent: ephemeral model base_copy (models/base/base_copy.sql) failed to compile: models/base/base_copy.sql:4: adapter has no method 'invalid_method'"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A model calling an adapter method dp lacks fails alone: the rest of
+/// the project loads and builds.
+#[test]
+fn an_unknown_adapter_method_fails_only_its_model() {
+    let d = project(&[
+        ("dbt_project.yml", "name: test\nprofile: test\nversion: '1.0'\nconfig-version: 2\n"),
+        ("models/a.sql", "select 1 as id\n"),
+        ("models/c.sql", "{{ adapter.no_such() }}\nselect 1 as id\n"),
+    ]);
+    let p = d.path();
+    let o = run(p, &["run"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(results(p), named(&[("a", "success"), ("c", "error")]));
+    assert!(stderr(&o).contains("error: model c: models/c.sql:1: adapter has no method 'no_such'"), "{}", stderr(&o));
 }
 
 /// `BaseAliases.test_alias_model_name`: aliases set in dbt_project.yml, in
