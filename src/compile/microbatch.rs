@@ -60,6 +60,14 @@ pub(super) fn model_with_batch(n: &Node, ctx: Option<&BatchCtx>) -> minijinja::V
     minijinja::Value::from_serialize(&model)
 }
 
+/// `rel` (as SQL reads it: limited under `--empty`) with only its rows whose
+/// `field` lies in `window`, as dbt renders an event-time filter (a
+/// microbatch batch's input, or `--sample`).
+pub(super) fn windowed(rel: Relation, window: &Batch, field: &str) -> Relation {
+    let rendered = format!("(select * from {} where {})", rel.limited(), window.filter(field));
+    Relation { rendered: Some(rendered), limit: None, ..rel }
+}
+
 /// Resolves as the project does, then filters inputs that have an
 /// `event_time` to the batch.
 struct BatchResolver {
@@ -77,8 +85,7 @@ impl BatchResolver {
                     Some(s) => Batch { start: s.start.max(self.batch.start), end: s.end.min(self.batch.end) },
                     None => self.batch,
                 };
-                let rendered = format!("(select * from {} where {})", rel.limited(), window.filter(field));
-                Relation { rendered: Some(rendered), limit: None, ..rel }
+                windowed(rel, &window, field)
             }
             None => rel,
         }
@@ -86,15 +93,14 @@ impl BatchResolver {
 }
 
 impl Resolver for BatchResolver {
+    // The inputs unsampled: `filtered` applies the sample with the batch.
     fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String> {
-        let rel = self.inner.resolve_ref(package, call)?;
-        let et = self.inner.pick(package, call).and_then(|uid| self.inner.event_times.get(uid));
+        let (rel, et) = self.inner.input_ref(package, call)?;
         Ok(self.filtered(rel, et))
     }
 
-    fn resolve_source(&self, from: &str, source: &str, table: &str) -> Result<Relation, String> {
-        let rel = self.inner.resolve_source(from, source, table)?;
-        let et = self.inner.source_event_times.get(&(source.to_string(), table.to_string()));
+    fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
+        let (rel, et) = self.inner.input_source(source, table)?;
         Ok(self.filtered(rel, et))
     }
 }

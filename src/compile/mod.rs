@@ -162,27 +162,37 @@ struct ProjectResolver {
 
 impl Resolver for ProjectResolver {
     fn resolve_ref(&self, package: &str, call: &RefCall) -> Result<Relation, String> {
-        let uid = self.pick(package, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
-        let (rel, ephemeral) = &self.relations[uid];
-        let rel = if *ephemeral { Relation::cte(&format!("__dbt__cte__{}", rel.identifier)) } else { rel.clone() };
-        Ok(self.sampled(Relation { limit: self.limit, ..rel }, self.event_times.get(uid)))
+        let (rel, event_time) = self.input_ref(package, call)?;
+        Ok(self.sampled(rel, event_time))
     }
 
     fn resolve_source(&self, _from: &str, source: &str, table: &str) -> Result<Relation, String> {
-        let key = (source.to_string(), table.to_string());
-        let rel = self.sources.get(&key).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
-        Ok(self.sampled(Relation { limit: self.limit, ..rel }, self.source_event_times.get(&key)))
+        let (rel, event_time) = self.input_source(source, table)?;
+        Ok(self.sampled(rel, event_time))
     }
 }
 
 impl ProjectResolver {
+    /// The relation `call` names (limited under `--empty`, not sampled) and
+    /// the `event_time` of its node.
+    fn input_ref(&self, package: &str, call: &RefCall) -> Result<(Relation, Option<&String>), String> {
+        let uid = self.pick(package, call).ok_or_else(|| format!("ref('{}') was not found", call.name))?;
+        let (rel, ephemeral) = &self.relations[uid];
+        let rel = if *ephemeral { Relation::cte(&format!("__dbt__cte__{}", rel.identifier)) } else { rel.clone() };
+        Ok((Relation { limit: self.limit, ..rel }, self.event_times.get(uid)))
+    }
+
+    /// [`Self::input_ref`] for a source table.
+    fn input_source(&self, source: &str, table: &str) -> Result<(Relation, Option<&String>), String> {
+        let key = (source.to_string(), table.to_string());
+        let rel = self.sources.get(&key).cloned().ok_or_else(|| format!("source('{source}', '{table}') was not found"))?;
+        Ok((Relation { limit: self.limit, ..rel }, self.source_event_times.get(&key)))
+    }
+
     /// `rel` filtered to the `--sample` window when it has an `event_time`.
     fn sampled(&self, rel: Relation, event_time: Option<&String>) -> Relation {
         match (&self.sample, event_time) {
-            (Some(w), Some(field)) => {
-                let rendered = format!("(select * from {} where {})", rel.limited(), w.filter(field));
-                Relation { rendered: Some(rendered), limit: None, ..rel }
-            }
+            (Some(w), Some(field)) => microbatch::windowed(rel, w, field),
             _ => rel,
         }
     }

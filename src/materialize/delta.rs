@@ -389,16 +389,8 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
                 // (so Delta's schema merge lets a NOT NULL column take it),
                 // left as they are by a merge's update, which sets the new
                 // rows' columns (dbt's `dest_columns`).
-                use datafusion::prelude::{cast, ident, lit};
-                let mut exprs: Vec<datafusion::prelude::Expr> = existing
-                    .fields()
-                    .iter()
-                    .map(|f| match new_schema.field_with_name(f.name()) {
-                        Ok(_) => ident(f.name()),
-                        Err(_) => cast(lit(datafusion::scalar::ScalarValue::Null), f.data_type().clone()).alias(f.name()),
-                    })
-                    .collect();
-                exprs.extend(added.iter().map(ident));
+                let mut exprs = table_columns(&existing, &new_schema);
+                exprs.extend(added.iter().map(datafusion::prelude::ident));
                 df = df.select(exprs)?;
             }
             "sync_all_columns" => {
@@ -413,18 +405,7 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             }
             _ => {
                 // ignore: keep the table's columns; drop new ones, NULL for missing.
-                let exprs: Vec<datafusion::prelude::Expr> = existing
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        if new_schema.field_with_name(f.name()).is_ok() {
-                            datafusion::prelude::cast(datafusion::prelude::ident(f.name()), f.data_type().clone()).alias(f.name())
-                        } else {
-                            datafusion::prelude::cast(datafusion::prelude::lit(datafusion::scalar::ScalarValue::Null), f.data_type().clone()).alias(f.name())
-                        }
-                    })
-                    .collect();
-                df = df.select(exprs)?;
+                df = df.select(table_columns(&existing, &new_schema))?;
             }
         }
     }
@@ -533,13 +514,10 @@ async fn incremental_update(engine: &Engine, dir: &TableLoc, df: DataFrame, node
             // columns (NULL in its old rows), and keeps those the new rows
             // lack (NULL in the new rows), as dbt's `alter table add column`
             // and `insert into t (<the new rows' columns>)` leave it.
-            let columns = match schema_mode {
-                Some(_) => {
-                    existing.fields().iter().chain(new_schema.fields().iter().filter(|f| existing.field_with_name(f.name()).is_err())).cloned().collect()
-                }
-                None => existing.fields().to_vec(),
-            };
-            let (current, new) = (select_as(&columns, &existing), select_as(&columns, &new_schema));
+            // (the append_new_columns arm above made the new rows those columns)
+            let rows: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let columns = if schema_mode.is_some() { rows.fields().to_vec() } else { existing.fields().to_vec() };
+            let (current, new) = (select_as(&columns, &existing), select_as(&columns, &rows));
             let kept = requalified(node, Some("c"), None)?;
             let mut m = rewrite_keeping(engine, dir, node, df, &current, &new, &keys, kept.as_deref()).await?;
             m.message = "DELETE+INSERT".into();
@@ -674,6 +652,20 @@ pub(super) async fn replace_where(
 /// table named `dest` and the new rows `source` (`None`: unqualified).
 pub(super) fn requalified(node: &Node, dest: Option<&str>, source: Option<&str>) -> anyhow::Result<Option<String>> {
     super::predicates::requalify(&super::predicates::of(node), &node.alias, dest, source).map_err(|e| anyhow::anyhow!("model {}: {e}", node.name))
+}
+
+/// The table's columns (`existing`, in its order and types) from rows of
+/// schema `have`: each cast to the table's type, NULL where `have` lacks it.
+pub(super) fn table_columns(existing: &datafusion::arrow::datatypes::Schema, have: &datafusion::arrow::datatypes::Schema) -> Vec<datafusion::prelude::Expr> {
+    use datafusion::prelude::{cast, ident, lit};
+    existing
+        .fields()
+        .iter()
+        .map(|f| {
+            let value = if have.field_with_name(f.name()).is_ok() { ident(f.name()) } else { lit(datafusion::scalar::ScalarValue::Null) };
+            cast(value, f.data_type().clone()).alias(f.name())
+        })
+        .collect()
 }
 
 /// A select list giving `columns` from rows of schema `have`: a column

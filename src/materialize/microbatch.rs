@@ -14,8 +14,7 @@
 
 use anyhow::Context as _;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::{DataFrame, Expr, cast, ident, lit};
-use datafusion::scalar::ScalarValue;
+use datafusion::prelude::DataFrame;
 use deltalake::protocol::SaveMode;
 use std::sync::Arc;
 
@@ -66,16 +65,7 @@ pub async fn write_batch(
                 "the table has no column '{event_time}', the model's event_time\n  hint: select the event_time column in the model, or run with --full-refresh after renaming it"
             );
         }
-        let new_schema = query.schema().as_arrow().clone();
-        let exprs: Vec<Expr> = existing
-            .fields()
-            .iter()
-            .map(|f| {
-                let value = if new_schema.field_with_name(f.name()).is_ok() { ident(f.name()) } else { lit(ScalarValue::Null) };
-                cast(value, f.data_type().clone()).alias(f.name())
-            })
-            .collect();
-        let df = query.clone().select(exprs)?;
+        let df = query.clone().select(super::delta::table_columns(&existing, query.schema().as_arrow()))?;
         if let Some(p) = super::delta::requalified(node, None, None)? {
             // by deletion vectors or a rewrite, both of which retry themselves
             return super::delta::replace_where(engine, &dir, table, df, node, format!("({predicate}) AND {p}")).await;
